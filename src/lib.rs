@@ -1,0 +1,44 @@
+#![no_std]
+#![doc = include_str!("guide.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+extern crate alloc;
+
+mod codec;
+mod error;
+mod keys;
+mod persist;
+mod prekeys;
+mod ratchet;
+mod session;
+mod wire;
+mod x3dh;
+
+pub use crate::error::Error;
+pub use crate::keys::{
+    IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH,
+};
+pub use crate::persist::{Storable, StorageKey, MAX_STORED_SIZE};
+pub use crate::prekeys::{PreKeyStore, MAX_ONE_TIME_PREKEYS, MAX_SIGNED_PREKEYS};
+pub use crate::ratchet::state::{
+    Limits, DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, MAX_SKIP_CAP, MAX_STORED_SKIPPED_CAP,
+};
+pub use crate::session::{Accepted, Role, Session};
+pub use crate::wire::{
+    InitialMessage, Message, NormalMessage, MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE, VERSION,
+};
+pub use crate::x3dh::{PreKeyBundle, SessionId, BUNDLE_LENGTH};
+
+/// The random number generator traits this crate's API takes (`rand_core` 0.10).
+pub use rand_core;
+
+/// The operating system's random number generator (`getrandom::SysRng`), a
+/// [`TryCryptoRng`](rand_core::TryCryptoRng) to pass wherever this crate asks for an RNG.
+/// Its failure surfaces as [`Error::RandomnessUnavailable`], never as a panic.
+#[cfg(feature = "std")]
+pub use getrandom::SysRng as OsRng;
+
+/// Compiles the README's examples as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

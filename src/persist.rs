@@ -1,0 +1,482 @@
+//! The storage format (SPEC.md §7): versioned binary encodings of sessions, identity key
+//! pairs and prekeys, and sealing of any of them under an application key.
+//!
+//! Every encoding starts with the version byte and an object type byte, so that one kind of
+//! object is never read as another. Loading is strict: truncated, extended, corrupted,
+//! wrong-type and future-version input is a typed [`Error`]; no length field is trusted
+//! before it has been checked against the bytes actually present.
+//!
+//! Encodings of secret material are returned in [`Zeroizing`] buffers, allocated once at
+//! their exact size so that no copy is left behind by a reallocation.
+
+use alloc::vec::Vec;
+
+use aes_gcm::aead::consts::U12;
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use rand_core::TryCryptoRng;
+use x25519_dalek::StaticSecret;
+use zeroize::Zeroizing;
+
+use crate::codec::{Reader, Writer};
+use crate::error::Error;
+use crate::keys::{
+    fill_random, x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey,
+    RatchetKeyPair, SignedPreKey,
+};
+use crate::ratchet::kdf::{ChainKey, MessageKey, RootKey, TAG_LENGTH};
+use crate::ratchet::skipped::SkippedKeys;
+use crate::ratchet::state::{Limits, MAX_STORED_SKIPPED_CAP};
+use crate::ratchet::RatchetState;
+use crate::session::{Role, Session};
+use crate::wire::{read_version_and_type, VERSION};
+
+/// Object type byte of a stored session.
+pub(crate) const TYPE_SESSION: u8 = 0x20;
+/// Object type byte of a stored identity key pair.
+pub(crate) const TYPE_IDENTITY: u8 = 0x21;
+/// Object type byte of a stored signed prekey.
+pub(crate) const TYPE_SIGNED_PREKEY: u8 = 0x22;
+/// Object type byte of a stored one-time prekey.
+pub(crate) const TYPE_ONE_TIME_PREKEY: u8 = 0x23;
+/// Object type byte of a prekey store.
+pub(crate) const TYPE_PREKEY_STORE: u8 = 0x24;
+/// Type byte of a sealed blob.
+pub(crate) const TYPE_SEALED: u8 = 0x30;
+
+/// Length of a stored session with no skipped keys.
+pub(crate) const SESSION_FIXED_LENGTH: usize =
+    2 + 1 + 32 * 3 + (1 + 4 + 1 + 4) + 8 + 32 + 32 + 3 * 33 + 12 + 4;
+/// Length of one stored skipped key: ratchet key, N, message key.
+pub(crate) const SKIPPED_ENTRY_LENGTH: usize = 32 + 4 + 32;
+/// The largest stored object: a session holding [`MAX_STORED_SKIPPED_CAP`] skipped keys.
+pub const MAX_STORED_SIZE: usize =
+    SESSION_FIXED_LENGTH + SKIPPED_ENTRY_LENGTH * MAX_STORED_SKIPPED_CAP as usize;
+/// Length of a sealed blob's framing: version, type, object type, nonce.
+const SEALED_HEADER_LENGTH: usize = 3 + 12;
+/// Domain label prefixed to a sealed blob's associated data (SPEC.md §7.6).
+const SEALED_AD_LABEL: &[u8] = b"doubleratchet v1 sealed";
+
+const ROLE_INITIATOR: u8 = 0x01;
+const ROLE_RESPONDER: u8 = 0x02;
+
+fn header(out: &mut Vec<u8>, object_type: u8) {
+    out.put_u8(VERSION);
+    out.put_u8(object_type);
+}
+
+fn read_x25519_secret(r: &mut Reader<'_>) -> Result<StaticSecret, Error> {
+    let bytes = Zeroizing::new(r.array::<32>()?);
+    Ok(StaticSecret::from(*bytes))
+}
+
+fn read_key32(r: &mut Reader<'_>) -> Result<Zeroizing<[u8; 32]>, Error> {
+    Ok(Zeroizing::new(r.array::<32>()?))
+}
+
+impl IdentityKeyPair {
+    /// The storage encoding (SPEC.md §7.2): version, type `0x21`, the 32-byte Ed25519 seed.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(34));
+        header(&mut out, TYPE_IDENTITY);
+        out.put(self.seed());
+        out
+    }
+
+    /// Loads a stored identity key pair.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`] or
+    /// [`Error::UnexpectedType`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        read_version_and_type(&mut r, TYPE_IDENTITY)?;
+        let seed = read_key32(&mut r)?;
+        r.finish()?;
+        Ok(IdentityKeyPair::from_seed(&seed))
+    }
+}
+
+impl SignedPreKey {
+    /// The storage encoding (SPEC.md §7.3): version, type `0x22`, id, secret, signature.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(2 + 4 + 32 + 64));
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        header(out, TYPE_SIGNED_PREKEY);
+        out.put_u32(self.id());
+        out.put(self.secret().as_bytes());
+        out.put(&self.signature());
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        read_version_and_type(r, TYPE_SIGNED_PREKEY)?;
+        let id = r.u32()?;
+        let secret = read_x25519_secret(r)?;
+        let signature = r.array()?;
+        Ok(SignedPreKey::from_parts(id, secret, signature))
+    }
+
+    /// Loads a stored signed prekey.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`] or
+    /// [`Error::UnexpectedType`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        let key = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(key)
+    }
+}
+
+impl OneTimePreKey {
+    /// The storage encoding (SPEC.md §7.4): version, type `0x23`, id, secret.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(2 + 4 + 32));
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        header(out, TYPE_ONE_TIME_PREKEY);
+        out.put_u32(self.id());
+        out.put(self.secret().as_bytes());
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        read_version_and_type(r, TYPE_ONE_TIME_PREKEY)?;
+        let id = r.u32()?;
+        Ok(OneTimePreKey::from_secret(id, read_x25519_secret(r)?))
+    }
+
+    /// Loads a stored one-time prekey.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`] or
+    /// [`Error::UnexpectedType`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        let key = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(key)
+    }
+}
+
+impl Session {
+    /// The storage encoding of the whole session (SPEC.md §7.1), including its skipped-key
+    /// store and limits. Store it after every successful `encrypt` or `decrypt`.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let st = &self.ratchet;
+        let len = SESSION_FIXED_LENGTH + SKIPPED_ENTRY_LENGTH * st.skipped.len();
+        let mut out = Zeroizing::new(Vec::with_capacity(len));
+        header(&mut out, TYPE_SESSION);
+        out.put_u8(match self.role {
+            Role::Initiator => ROLE_INITIATOR,
+            Role::Responder => ROLE_RESPONDER,
+        });
+        out.put(self.local_identity.as_bytes());
+        out.put(self.remote_identity.as_bytes());
+        out.put(&self.base_key);
+        match self.pending_initial {
+            Some((spk, opk)) => {
+                out.put_u8(1);
+                out.put_u32(spk);
+                out.put_optional(opk.map(u32::to_be_bytes).as_ref().map(|b| &b[..]), 4);
+            }
+            None => out.put_optional(None, 4 + 1 + 4),
+        }
+        out.put_u32(st.limits.max_skip);
+        out.put_u32(st.limits.max_stored_skipped);
+        out.put(&st.rk.0);
+        out.put(st.dhs.secret.as_bytes());
+        out.put_optional(st.dhr.as_ref().map(|k| &k.as_bytes()[..]), 32);
+        out.put_optional(st.cks.as_ref().map(|k| &k.0[..]), 32);
+        out.put_optional(st.ckr.as_ref().map(|k| &k.0[..]), 32);
+        out.put_u32(st.ns);
+        out.put_u32(st.nr);
+        out.put_u32(st.pn);
+        // Bounded by MAX_STORED_SKIPPED_CAP, far below u32::MAX.
+        out.put_u32(st.skipped.len() as u32);
+        for ((dh, n), key) in st.skipped.iter_oldest_first() {
+            out.put(dh);
+            out.put_u32(*n);
+            out.put(&key.0);
+        }
+        out
+    }
+
+    /// Loads a stored session, validating every field (SPEC.md §7.1).
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`], [`Error::Truncated`], [`Error::TrailingData`],
+    /// [`Error::UnsupportedVersion`], [`Error::UnexpectedType`], [`Error::InvalidEncoding`],
+    /// [`Error::InvalidPublicKey`] or [`Error::InvalidLimits`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_STORED_SIZE {
+            return Err(Error::TooLarge);
+        }
+        let mut r = Reader::new(bytes);
+        read_version_and_type(&mut r, TYPE_SESSION)?;
+        let role = match r.u8()? {
+            ROLE_INITIATOR => Role::Initiator,
+            ROLE_RESPONDER => Role::Responder,
+            _ => return Err(Error::InvalidEncoding),
+        };
+        let local_identity = IdentityKey::from_bytes(&r.array()?)?;
+        let remote_identity = IdentityKey::from_bytes(&r.array()?)?;
+        if local_identity == remote_identity {
+            return Err(Error::InvalidEncoding);
+        }
+        let base_key: [u8; 32] = r.array()?;
+        x25519_public_from_bytes(&base_key)?;
+        let pending = r.optional::<9>()?;
+        let pending_initial = match pending {
+            Some(p) => {
+                let mut pr = Reader::new(&p);
+                let spk = pr.u32()?;
+                let opk = pr.optional::<4>()?.map(u32::from_be_bytes);
+                Some((spk, opk))
+            }
+            None => None,
+        };
+        if pending_initial.is_some() && role != Role::Initiator {
+            return Err(Error::InvalidEncoding);
+        }
+        let limits = Limits {
+            max_skip: r.u32()?,
+            max_stored_skipped: r.u32()?,
+        }
+        .validate()?;
+        let rk = RootKey(*read_key32(&mut r)?);
+        let dhs = RatchetKeyPair::from_secret(read_x25519_secret(&mut r)?);
+        let dhr = match r.optional::<32>()? {
+            Some(k) => Some(x25519_public_from_bytes(&k)?),
+            None => None,
+        };
+        let cks = r.optional::<32>()?.map(ChainKey);
+        let ckr = r.optional::<32>()?.map(ChainKey);
+        let ns = r.u32()?;
+        let nr = r.u32()?;
+        let pn = r.u32()?;
+        // Every state the ratchet reaches: a chain counter is zero while its chain is
+        // absent, and a session the API hands out always knows the peer's ratchet key.
+        if dhr.is_none() || (cks.is_none() && ns != 0) || (ckr.is_none() && nr != 0) {
+            return Err(Error::InvalidEncoding);
+        }
+        let count = r.u32()?;
+        if count > limits.max_stored_skipped {
+            return Err(Error::InvalidEncoding);
+        }
+        if r.remaining() != count as usize * SKIPPED_ENTRY_LENGTH {
+            return Err(if r.remaining() < count as usize * SKIPPED_ENTRY_LENGTH {
+                Error::Truncated
+            } else {
+                Error::TrailingData
+            });
+        }
+        let mut skipped = SkippedKeys::default();
+        for _ in 0..count {
+            let dh: [u8; 32] = r.array()?;
+            x25519_public_from_bytes(&dh)?;
+            let n = r.u32()?;
+            if skipped.get(&dh, n).is_some() {
+                return Err(Error::InvalidEncoding);
+            }
+            let key = MessageKey(*read_key32(&mut r)?);
+            skipped.insert(dh, n, key, count as usize);
+        }
+        r.finish()?;
+        Ok(Session {
+            ratchet: RatchetState {
+                dhs,
+                dhr,
+                rk,
+                cks,
+                ckr,
+                ns,
+                nr,
+                pn,
+                skipped,
+                limits,
+            },
+            role,
+            local_identity,
+            remote_identity,
+            base_key,
+            pending_initial,
+        })
+    }
+}
+
+mod private {
+    /// Implemented by the types a [`StorageKey`](super::StorageKey) can seal. Not
+    /// implementable outside this crate.
+    #[allow(unreachable_pub)]
+    pub trait Sealed: Sized {
+        /// The object type byte.
+        const OBJECT_TYPE: u8;
+        /// The storage encoding.
+        fn encode(&self) -> zeroize::Zeroizing<alloc::vec::Vec<u8>>;
+        /// Strict decoding of the storage encoding.
+        fn decode(bytes: &[u8]) -> Result<Self, crate::Error>;
+    }
+}
+
+/// The objects [`StorageKey::seal`] and [`StorageKey::open`] accept: [`Session`],
+/// [`IdentityKeyPair`], [`SignedPreKey`], [`OneTimePreKey`] and
+/// [`PreKeyStore`](crate::PreKeyStore). Sealed: no other type can implement it.
+pub trait Storable: private::Sealed {}
+
+macro_rules! storable {
+    ($ty:ty, $tag:expr) => {
+        impl private::Sealed for $ty {
+            const OBJECT_TYPE: u8 = $tag;
+            fn encode(&self) -> Zeroizing<Vec<u8>> {
+                self.to_bytes()
+            }
+            fn decode(bytes: &[u8]) -> Result<Self, Error> {
+                <$ty>::from_bytes(bytes)
+            }
+        }
+        impl Storable for $ty {}
+    };
+}
+
+storable!(Session, TYPE_SESSION);
+storable!(IdentityKeyPair, TYPE_IDENTITY);
+storable!(SignedPreKey, TYPE_SIGNED_PREKEY);
+storable!(OneTimePreKey, TYPE_ONE_TIME_PREKEY);
+storable!(crate::prekeys::PreKeyStore, TYPE_PREKEY_STORE);
+
+/// A 32-byte application key that seals stored objects (SPEC.md §7.6), so that sessions
+/// and keys can be kept in a database the app does not fully trust.
+///
+/// Sealing is AES-256-GCM with a fresh random 96-bit nonce per blob; the associated data
+/// binds the format version and the object type, so a sealed identity can never be opened
+/// as a session. With random nonces, seal at most 2^32 blobs under one key.
+pub struct StorageKey(Zeroizing<[u8; 32]>);
+
+impl StorageKey {
+    /// Wraps 32 bytes of key material (for example from the platform keystore).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        StorageKey(Zeroizing::new(bytes))
+    }
+
+    /// Generates a new random key.
+    ///
+    /// # Errors
+    /// [`Error::RandomnessUnavailable`] if the RNG fails.
+    pub fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, Error> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        fill_random(rng, key.as_mut())?;
+        Ok(StorageKey(key))
+    }
+
+    fn cipher(&self) -> Result<Aes256Gcm, Error> {
+        Aes256Gcm::new_from_slice(self.0.as_ref()).map_err(|_| Error::DecryptionFailed)
+    }
+
+    fn associated_data(object_type: u8) -> [u8; SEALED_AD_LABEL.len() + 3] {
+        let mut ad = [0u8; SEALED_AD_LABEL.len() + 3];
+        ad[..SEALED_AD_LABEL.len()].copy_from_slice(SEALED_AD_LABEL);
+        ad[SEALED_AD_LABEL.len()..].copy_from_slice(&[VERSION, TYPE_SEALED, object_type]);
+        ad
+    }
+
+    /// Seals `object`: `version | 0x30 | object type | nonce(12) | ciphertext || tag(16)`.
+    ///
+    /// # Errors
+    /// [`Error::RandomnessUnavailable`] if the RNG fails.
+    pub fn seal<T: Storable, R: TryCryptoRng + ?Sized>(
+        &self,
+        object: &T,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, Error> {
+        let plaintext = object.encode();
+        let mut nonce = Nonce::<U12>::default();
+        fill_random(rng, &mut nonce)?;
+        let mut out = Vec::with_capacity(SEALED_HEADER_LENGTH + plaintext.len() + TAG_LENGTH);
+        out.put_u8(VERSION);
+        out.put_u8(TYPE_SEALED);
+        out.put_u8(T::OBJECT_TYPE);
+        out.put(&nonce);
+        out.put(&plaintext);
+        let tag = self
+            .cipher()?
+            .encrypt_inout_detached(
+                &nonce,
+                &Self::associated_data(T::OBJECT_TYPE),
+                (&mut out[SEALED_HEADER_LENGTH..]).into(),
+            )
+            .map_err(|_| Error::TooLarge)?;
+        out.put(&tag);
+        Ok(out)
+    }
+
+    /// Opens a blob made by [`StorageKey::seal`] for the same object type.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`], [`Error::Truncated`], [`Error::UnsupportedVersion`],
+    /// [`Error::UnexpectedType`] (not a sealed blob, or a different object type),
+    /// [`Error::DecryptionFailed`] (wrong key or any altered byte), or any error of the
+    /// object's own `from_bytes`.
+    pub fn open<T: Storable>(&self, sealed: &[u8]) -> Result<T, Error> {
+        if sealed.len() > SEALED_HEADER_LENGTH + MAX_STORED_SIZE + TAG_LENGTH {
+            return Err(Error::TooLarge);
+        }
+        let mut r = Reader::new(sealed);
+        read_version_and_type(&mut r, TYPE_SEALED)?;
+        let object_type = r.u8()?;
+        if object_type != T::OBJECT_TYPE {
+            return Err(Error::UnexpectedType(object_type));
+        }
+        let nonce = Nonce::<U12>::from(r.array::<12>()?);
+        if r.remaining() < TAG_LENGTH {
+            return Err(Error::Truncated);
+        }
+        let body = r.rest();
+        let (ciphertext, tag) = body.split_at(body.len() - TAG_LENGTH);
+        let mut tag_bytes = [0u8; TAG_LENGTH];
+        tag_bytes.copy_from_slice(tag);
+        let mut plaintext = Zeroizing::new(ciphertext.to_vec());
+        self.cipher()?
+            .decrypt_inout_detached(
+                &nonce,
+                &Self::associated_data(object_type),
+                plaintext.as_mut_slice().into(),
+                &Tag::from(tag_bytes),
+            )
+            .map_err(|_| Error::DecryptionFailed)?;
+        T::decode(&plaintext)
+    }
+}
+
+impl core::fmt::Debug for StorageKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StorageKey").finish_non_exhaustive()
+    }
+}
+
+/// Helpers the prekey store shares with the other stored types.
+pub(crate) fn write_signed_prekey(out: &mut Vec<u8>, key: &SignedPreKey) {
+    key.write(out);
+}
+
+pub(crate) fn read_signed_prekey(r: &mut Reader<'_>) -> Result<SignedPreKey, Error> {
+    SignedPreKey::read(r)
+}
+
+pub(crate) fn write_one_time_prekey(out: &mut Vec<u8>, key: &OneTimePreKey) {
+    key.write(out);
+}
+
+pub(crate) fn read_one_time_prekey(r: &mut Reader<'_>) -> Result<OneTimePreKey, Error> {
+    OneTimePreKey::read(r)
+}
+
+pub(crate) const SIGNED_PREKEY_LENGTH: usize = 2 + 4 + 32 + 64;
+pub(crate) const ONE_TIME_PREKEY_LENGTH: usize = 2 + 4 + 32;

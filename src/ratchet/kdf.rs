@@ -1,0 +1,183 @@
+//! Double Ratchet §5.2 (recommended cryptographic algorithms), as fixed by SPEC.md §4.1:
+//!
+//! * `KDF_RK(rk, dh_out)`: HKDF-SHA-256 with salt = `rk`, IKM = `dh_out`,
+//!   info = [`ROOT_INFO`], 64 bytes of output split into `(rk', ck)`.
+//! * `KDF_CK(ck)`: `mk = HMAC-SHA-256(ck, 0x01)`, `ck' = HMAC-SHA-256(ck, 0x02)`.
+//! * `ENCRYPT(mk, plaintext, AAD)`: HKDF-SHA-256 with salt = 32 zero bytes, IKM = `mk`,
+//!   info = [`MESSAGE_INFO`], 44 bytes of output split into a 32-byte AES-256 key and a
+//!   12-byte GCM nonce; AES-256-GCM with a 16-byte tag appended to the ciphertext.
+
+use aes_gcm::aead::consts::U12;
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::error::Error;
+
+/// HKDF info of `KDF_RK` (SPEC.md §4.1).
+pub(crate) const ROOT_INFO: &[u8] = b"doubleratchet v1 root";
+/// HKDF info of the message-key expansion in `ENCRYPT` (SPEC.md §4.1).
+pub(crate) const MESSAGE_INFO: &[u8] = b"doubleratchet v1 message keys";
+/// Length of the AES-GCM tag appended to every ciphertext.
+pub(crate) const TAG_LENGTH: usize = 16;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A 32-byte root key (`RK`).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct RootKey(pub(crate) [u8; 32]);
+
+/// A 32-byte chain key (`CKs` or `CKr`).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct ChainKey(pub(crate) [u8; 32]);
+
+/// A 32-byte message key (`mk`), used for exactly one message.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub(crate) struct MessageKey(pub(crate) [u8; 32]);
+
+impl RootKey {
+    /// `KDF_RK(rk, dh_out) -> (rk', ck)`.
+    pub(crate) fn ratchet(&self, dh_out: &[u8; 32]) -> (RootKey, ChainKey) {
+        let okm = hkdf_sha256::<64>(&self.0, dh_out, ROOT_INFO);
+        let mut rk = RootKey([0u8; 32]);
+        let mut ck = ChainKey([0u8; 32]);
+        rk.0.copy_from_slice(&okm[..32]);
+        ck.0.copy_from_slice(&okm[32..]);
+        (rk, ck)
+    }
+}
+
+impl ChainKey {
+    /// `KDF_CK(ck) -> (ck', mk)`. The HMAC key schedule is computed once and shared by the
+    /// two outputs.
+    pub(crate) fn step(&self) -> (ChainKey, MessageKey) {
+        let keyed = hmac_keyed(&self.0);
+        let mut for_message = keyed.clone();
+        for_message.update(&[0x01]);
+        let mut for_chain = keyed;
+        for_chain.update(&[0x02]);
+        let mut mk = MessageKey([0u8; 32]);
+        let mut ck = ChainKey([0u8; 32]);
+        mk.0.copy_from_slice(&for_message.finalize().into_bytes());
+        ck.0.copy_from_slice(&for_chain.finalize().into_bytes());
+        (ck, mk)
+    }
+}
+
+impl MessageKey {
+    /// The AES-256-GCM key and nonce derived from `mk` (SPEC.md §4.1).
+    /// The key is taken straight from the zeroizing HKDF output, so no copy of it is left.
+    fn cipher(&self) -> Result<(Aes256Gcm, Nonce<U12>), Error> {
+        let okm = hkdf_sha256::<44>(&[0u8; 32], &self.0, MESSAGE_INFO);
+        // A 32-byte slice is always a valid AES-256 key; the error arm is unreachable.
+        let cipher = Aes256Gcm::new_from_slice(&okm[..32]).map_err(|_| Error::DecryptionFailed)?;
+        let mut nonce = Nonce::<U12>::default();
+        nonce.copy_from_slice(&okm[32..]);
+        Ok((cipher, nonce))
+    }
+
+    /// Encrypts `buf` in place and returns the tag. `ENCRYPT(mk, plaintext, aad)`.
+    pub(crate) fn seal_in_place(
+        self,
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LENGTH], Error> {
+        let (cipher, nonce) = self.cipher()?;
+        let tag = cipher
+            .encrypt_inout_detached(&nonce, aad, buf.into())
+            .map_err(|_| Error::TooLarge)?;
+        Ok(tag.into())
+    }
+
+    /// Verifies `tag` and decrypts `buf` in place. `DECRYPT(mk, ciphertext, aad)`.
+    /// On failure `buf` is left as ciphertext (the tag is checked before decryption).
+    pub(crate) fn open_in_place(
+        &self,
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; TAG_LENGTH],
+    ) -> Result<(), Error> {
+        let (cipher, nonce) = self.cipher()?;
+        cipher
+            .decrypt_inout_detached(&nonce, aad, buf.into(), &Tag::from(*tag))
+            .map_err(|_| Error::DecryptionFailed)
+    }
+}
+
+/// HMAC-SHA-256 keyed with a 32-byte key. RFC 2104 pads a key shorter than the 64-byte
+/// block with zeros, so keying with the padded block is the same function and cannot fail.
+fn hmac_keyed(key: &[u8; 32]) -> HmacSha256 {
+    let mut block = Zeroizing::new([0u8; 64]);
+    block[..32].copy_from_slice(key);
+    <HmacSha256 as KeyInit>::new(&(*block).into())
+}
+
+/// HKDF-SHA-256 (RFC 5869) with the given salt, IKM and info, returning `N` bytes.
+pub(crate) fn hkdf_sha256<const N: usize>(
+    salt: &[u8],
+    ikm: &[u8],
+    info: &[u8],
+) -> Zeroizing<[u8; N]> {
+    const { assert!(N <= 255 * 32, "HKDF-SHA-256 output is at most 8160 bytes") };
+    let mut okm = Zeroizing::new([0u8; N]);
+    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
+    if hk.expand(info, okm.as_mut()).is_err() {
+        // Unreachable: the length is checked at compile time above.
+        okm.zeroize();
+    }
+    okm
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_step_matches_definition() {
+        let ck = ChainKey([7u8; 32]);
+        let (next, mk) = ck.step();
+        let mac = |data: u8| {
+            let mut m = <HmacSha256 as KeyInit>::new_from_slice(&[7u8; 32]).unwrap();
+            m.update(&[data]);
+            <[u8; 32]>::from(m.finalize().into_bytes())
+        };
+        assert_eq!(mk.0, mac(1));
+        assert_eq!(next.0, mac(2));
+    }
+
+    #[test]
+    fn root_step_matches_definition() {
+        let rk = RootKey([1u8; 32]);
+        let (rk2, ck) = rk.ratchet(&[2u8; 32]);
+        let okm = hkdf_sha256::<64>(&[1u8; 32], &[2u8; 32], ROOT_INFO);
+        assert_eq!(rk2.0, okm[..32]);
+        assert_eq!(ck.0, okm[32..]);
+    }
+
+    #[test]
+    fn seal_open_round_trip_and_tamper() {
+        let mut buf = *b"attack at dawn";
+        let tag = MessageKey([3u8; 32])
+            .seal_in_place(b"ad", &mut buf)
+            .unwrap();
+        assert_ne!(&buf, b"attack at dawn");
+        let mk = MessageKey([3u8; 32]);
+        let mut wrong_ad = buf;
+        assert_eq!(
+            mk.open_in_place(b"AD", &mut wrong_ad, &tag),
+            Err(Error::DecryptionFailed)
+        );
+        let mut bad_tag = tag;
+        bad_tag[0] ^= 1;
+        let mut copy = buf;
+        assert_eq!(
+            mk.open_in_place(b"ad", &mut copy, &bad_tag),
+            Err(Error::DecryptionFailed)
+        );
+        mk.open_in_place(b"ad", &mut buf, &tag).unwrap();
+        assert_eq!(&buf, b"attack at dawn");
+    }
+}

@@ -1,0 +1,360 @@
+//! X3DH §2 (keys, bundle) and §3 (the protocol): the prekey bundle with its signature, and
+//! the derivation of `SK` and `AD` by both parties (SPEC.md §3).
+//!
+//! ```text
+//! DH1 = DH(IK_A, SPK_B)   DH2 = DH(EK_A, IK_B)   DH3 = DH(EK_A, SPK_B)   DH4 = DH(EK_A, OPK_B)
+//! SK  = HKDF(salt = 0^32, IKM = 0xFF^32 || DH1 || DH2 || DH3 [|| DH4], info = X3DH_INFO, L = 32)
+//! AD  = Encode(IK_A) || Encode(IK_B)     (the two 32-byte Ed25519 public keys)
+//! ```
+//!
+//! The initiator verifies the bundle's signature (§3.2) before computing any DH.
+
+use ed25519_dalek::Signature;
+use rand_core::TryCryptoRng;
+use sha2::{Digest, Sha256};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+use crate::codec::{Reader, Writer};
+use crate::error::Error;
+use crate::keys::{
+    diffie_hellman, encode_x25519, random_x25519, x25519_public_from_bytes, IdentityKey,
+    IdentityKeyPair, OneTimePreKey, SignedPreKey,
+};
+use crate::ratchet::kdf::{hkdf_sha256, RootKey};
+use crate::wire::{TYPE_BUNDLE, VERSION};
+
+/// HKDF info of the X3DH key derivation (SPEC.md §3.3).
+pub(crate) const X3DH_INFO: &[u8] = b"doubleratchet v1 X3DH";
+/// Domain label of the session identifier hash (SPEC.md §3.5).
+pub(crate) const SESSION_ID_LABEL: &[u8] = b"doubleratchet v1 session id";
+/// Length of an encoded prekey bundle.
+pub const BUNDLE_LENGTH: usize = 2 + 32 + 4 + 32 + 64 + 1 + 4 + 32;
+
+/// The associated data `AD = IK_A || IK_B`.
+pub(crate) type AssociatedData = [u8; 64];
+
+/// A stable, public identifier of a session: `SHA-256(label || IK_A || IK_B || EK_A)`
+/// (SPEC.md §3.5). Both parties compute the same value, and the responder can compute it
+/// from any initial message, so an app can route initial messages to a session it
+/// already has.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId([u8; 32]);
+
+impl SessionId {
+    pub(crate) fn derive(
+        initiator: &IdentityKey,
+        responder: &IdentityKey,
+        base_key: &[u8; 32],
+    ) -> Self {
+        let mut h = Sha256::new();
+        h.update(SESSION_ID_LABEL);
+        h.update(initiator.as_bytes());
+        h.update(responder.as_bytes());
+        h.update(base_key);
+        SessionId(h.finalize().into())
+    }
+
+    /// The 32 bytes of the identifier.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl core::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SessionId(")?;
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// A responder's published prekey bundle (X3DH §3.1): identity key, signed prekey with its
+/// id and signature, and optionally one one-time prekey with its id. All public.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PreKeyBundle {
+    identity: IdentityKey,
+    signed_prekey_id: u32,
+    signed_prekey: [u8; 32],
+    signature: [u8; 64],
+    one_time_prekey: Option<(u32, [u8; 32])>,
+}
+
+impl PreKeyBundle {
+    /// Assembles the bundle a responder publishes. Pass `None` for a bundle without a
+    /// one-time prekey (X3DH allows it when the server has run out).
+    pub fn new(
+        identity: &IdentityKeyPair,
+        signed_prekey: &SignedPreKey,
+        one_time_prekey: Option<&OneTimePreKey>,
+    ) -> Self {
+        PreKeyBundle {
+            identity: *identity.public_key(),
+            signed_prekey_id: signed_prekey.id(),
+            signed_prekey: signed_prekey.public_key(),
+            signature: signed_prekey.signature(),
+            one_time_prekey: one_time_prekey.map(|k| (k.id(), k.public_key())),
+        }
+    }
+
+    /// The responder's identity key.
+    pub fn identity_key(&self) -> &IdentityKey {
+        &self.identity
+    }
+
+    /// The signed prekey's id.
+    pub fn signed_prekey_id(&self) -> u32 {
+        self.signed_prekey_id
+    }
+
+    /// The one-time prekey's id, if the bundle has one.
+    pub fn one_time_prekey_id(&self) -> Option<u32> {
+        self.one_time_prekey.map(|(id, _)| id)
+    }
+
+    /// The signed prekey's X25519 public key.
+    pub(crate) fn signed_prekey_bytes(&self) -> [u8; 32] {
+        self.signed_prekey
+    }
+
+    /// Verifies the signed prekey's signature under the identity key with strict Ed25519
+    /// verification (SPEC.md §3.2).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`] if it does not verify.
+    pub fn verify(&self) -> Result<(), Error> {
+        let signature = Signature::from_bytes(&self.signature);
+        let message = encode_x25519(&PublicKey::from(self.signed_prekey));
+        self.identity
+            .verifying_key()
+            .verify_strict(&message, &signature)
+            .map_err(|_| Error::InvalidSignature)
+    }
+
+    /// The bundle's encoding (SPEC.md §5.4), [`BUNDLE_LENGTH`] bytes.
+    pub fn to_bytes(&self) -> alloc::vec::Vec<u8> {
+        let mut out = alloc::vec::Vec::with_capacity(BUNDLE_LENGTH);
+        out.put_u8(VERSION);
+        out.put_u8(TYPE_BUNDLE);
+        out.put(self.identity.as_bytes());
+        out.put_u32(self.signed_prekey_id);
+        out.put(&self.signed_prekey);
+        out.put(&self.signature);
+        match &self.one_time_prekey {
+            Some((id, key)) => {
+                out.put_u8(1);
+                out.put_u32(*id);
+                out.put(key);
+            }
+            None => out.put_optional(None, 4 + 32),
+        }
+        out
+    }
+
+    /// Parses a bundle strictly and validates its keys. The signature is checked by
+    /// [`PreKeyBundle::verify`], which [`Session::initiate`](crate::Session::initiate) calls.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`],
+    /// [`Error::UnexpectedType`], [`Error::InvalidEncoding`] or [`Error::InvalidPublicKey`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        crate::wire::read_version_and_type(&mut r, TYPE_BUNDLE)?;
+        let identity = IdentityKey::from_bytes(&r.array()?)?;
+        let signed_prekey_id = r.u32()?;
+        let signed_prekey: [u8; 32] = r.array()?;
+        x25519_public_from_bytes(&signed_prekey)?;
+        let signature = r.array()?;
+        let one_time_prekey = match r.optional::<36>()? {
+            Some(field) => {
+                let mut id = [0u8; 4];
+                id.copy_from_slice(&field[..4]);
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&field[4..]);
+                x25519_public_from_bytes(&key)?;
+                Some((u32::from_be_bytes(id), key))
+            }
+            None => None,
+        };
+        r.finish()?;
+        Ok(PreKeyBundle {
+            identity,
+            signed_prekey_id,
+            signed_prekey,
+            signature,
+            one_time_prekey,
+        })
+    }
+}
+
+impl core::fmt::Debug for PreKeyBundle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PreKeyBundle")
+            .field("identity", &self.identity)
+            .field("signed_prekey_id", &self.signed_prekey_id)
+            .field("one_time_prekey_id", &self.one_time_prekey_id())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The output of X3DH: the shared secret `SK`.
+pub(crate) struct Agreement {
+    pub(crate) sk: RootKey,
+}
+
+/// `AD = Encode(IK_A) || Encode(IK_B)` (X3DH §3.3): the initiator's identity key first.
+pub(crate) fn associated_data(initiator: &IdentityKey, responder: &IdentityKey) -> AssociatedData {
+    let mut ad = [0u8; 64];
+    ad[..32].copy_from_slice(initiator.as_bytes());
+    ad[32..].copy_from_slice(responder.as_bytes());
+    ad
+}
+
+fn derive(dhs: &[&[u8; 32]]) -> Agreement {
+    // IKM = F || DH1 || DH2 || DH3 [|| DH4], F = 32 bytes of 0xFF (X3DH §2.2).
+    let mut ikm = Zeroizing::new([0u8; 32 * 5]);
+    ikm[..32].fill(0xFF);
+    for (i, dh) in dhs.iter().enumerate() {
+        ikm[32 * (i + 1)..32 * (i + 2)].copy_from_slice(*dh);
+    }
+    let len = 32 * (dhs.len() + 1);
+    let okm = hkdf_sha256::<32>(&[0u8; 32], &ikm[..len], X3DH_INFO);
+    Agreement { sk: RootKey(*okm) }
+}
+
+/// X3DH §3.3, initiator side: verifies the bundle, then generates `EK_A` and computes the
+/// DHs. Returns the agreement and `EK_A`'s public key; the ephemeral secret is erased.
+pub(crate) fn initiate<R: TryCryptoRng + ?Sized>(
+    identity: &IdentityKeyPair,
+    bundle: &PreKeyBundle,
+    rng: &mut R,
+) -> Result<(Agreement, PublicKey), Error> {
+    bundle.verify()?;
+    let ephemeral = random_x25519(rng)?;
+    let agreement = agree_initiator(identity, bundle, &ephemeral)?;
+    Ok((agreement, PublicKey::from(&ephemeral)))
+}
+
+/// The DHs and derivation of X3DH §3.3 for a given `EK_A` (the bundle is already verified).
+pub(crate) fn agree_initiator(
+    identity: &IdentityKeyPair,
+    bundle: &PreKeyBundle,
+    ephemeral: &StaticSecret,
+) -> Result<Agreement, Error> {
+    let spk = x25519_public_from_bytes(&bundle.signed_prekey)?;
+    let dh1 = diffie_hellman(identity.dh_secret(), &spk)?;
+    let dh2 = diffie_hellman(ephemeral, bundle.identity.x25519())?;
+    let dh3 = diffie_hellman(ephemeral, &spk)?;
+    match &bundle.one_time_prekey {
+        Some((_, opk)) => {
+            let opk = x25519_public_from_bytes(opk)?;
+            let dh4 = diffie_hellman(ephemeral, &opk)?;
+            Ok(derive(&[&dh1, &dh2, &dh3, &dh4]))
+        }
+        None => Ok(derive(&[&dh1, &dh2, &dh3])),
+    }
+}
+
+/// X3DH §3.4, responder side.
+pub(crate) fn respond(
+    identity: &IdentityKeyPair,
+    signed_prekey: &SignedPreKey,
+    one_time_prekey: Option<&OneTimePreKey>,
+    initiator: &IdentityKey,
+    base_key: &PublicKey,
+) -> Result<Agreement, Error> {
+    let dh1 = diffie_hellman(signed_prekey.secret(), initiator.x25519())?;
+    let dh2 = diffie_hellman(identity.dh_secret(), base_key)?;
+    let dh3 = diffie_hellman(signed_prekey.secret(), base_key)?;
+    match one_time_prekey {
+        Some(opk) => {
+            let dh4 = diffie_hellman(opk.secret(), base_key)?;
+            Ok(derive(&[&dh1, &dh2, &dh3, &dh4]))
+        }
+        None => Ok(derive(&[&dh1, &dh2, &dh3])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn setup(
+        with_opk: bool,
+    ) -> (
+        IdentityKeyPair,
+        IdentityKeyPair,
+        SignedPreKey,
+        OneTimePreKey,
+        PreKeyBundle,
+    ) {
+        let mut rng = ChaCha20Rng::seed_from_u64(10);
+        let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+        let bob = IdentityKeyPair::generate(&mut rng).unwrap();
+        let spk = SignedPreKey::generate(&bob, 1, &mut rng).unwrap();
+        let opk = OneTimePreKey::generate(9, &mut rng).unwrap();
+        let bundle = PreKeyBundle::new(&bob, &spk, with_opk.then_some(&opk));
+        (alice, bob, spk, opk, bundle)
+    }
+
+    #[test]
+    fn both_sides_agree_with_and_without_opk() {
+        for with_opk in [true, false] {
+            let (alice, bob, spk, opk, bundle) = setup(with_opk);
+            let mut rng = ChaCha20Rng::seed_from_u64(11);
+            let (a, ek) = initiate(&alice, &bundle, &mut rng).unwrap();
+            let b = respond(
+                &bob,
+                &spk,
+                with_opk.then_some(&opk),
+                alice.public_key(),
+                &ek,
+            )
+            .unwrap();
+            assert_eq!(a.sk.0, b.sk.0);
+            let ad = associated_data(alice.public_key(), bob.public_key());
+            assert_eq!(&ad[..32], alice.public_key().as_bytes());
+        }
+    }
+
+    #[test]
+    fn bundle_round_trip_and_strictness() {
+        let (_, _, _, _, bundle) = setup(true);
+        let bytes = bundle.to_bytes();
+        assert_eq!(bytes.len(), BUNDLE_LENGTH);
+        assert_eq!(PreKeyBundle::from_bytes(&bytes).unwrap(), bundle);
+        for len in 0..bytes.len() {
+            assert_eq!(
+                PreKeyBundle::from_bytes(&bytes[..len]),
+                Err(Error::Truncated)
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(PreKeyBundle::from_bytes(&longer), Err(Error::TrailingData));
+        let (_, _, _, _, no_opk) = setup(false);
+        let mut b = no_opk.to_bytes();
+        assert_eq!(PreKeyBundle::from_bytes(&b).unwrap(), no_opk);
+        // Absent OPK with a non-zero id is not a valid encoding.
+        b[BUNDLE_LENGTH - 33] = 1;
+        assert_eq!(PreKeyBundle::from_bytes(&b), Err(Error::InvalidEncoding));
+    }
+
+    #[test]
+    fn bad_signature_is_rejected_before_any_dh() {
+        let (alice, _, _, _, bundle) = setup(true);
+        let mut bytes = bundle.to_bytes();
+        bytes[2 + 32 + 4 + 32] ^= 1; // first signature byte
+        let forged = PreKeyBundle::from_bytes(&bytes).unwrap();
+        assert_eq!(forged.verify(), Err(Error::InvalidSignature));
+        let mut rng = ChaCha20Rng::seed_from_u64(12);
+        assert!(matches!(
+            initiate(&alice, &forged, &mut rng),
+            Err(Error::InvalidSignature)
+        ));
+    }
+}
