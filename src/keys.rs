@@ -1,6 +1,6 @@
-//! Typed keys: X3DH §2.1 (identity, signed prekey, one-time prekeys, ephemeral keys),
-//! §2.2 (Ed25519 identity keys used for X25519 via the birational map), and the Double
-//! Ratchet's ratchet key pairs (§3.2 `DHs`). SPEC.md §2.
+//! Typed keys: X3DH §2.4 (identity, signed prekey, one-time prekeys, ephemeral keys),
+//! §2.1-§2.2 (Ed25519 identity keys used for X25519 via the birational map, `Encode`,
+//! `DH`), and the Double Ratchet's ratchet key pairs (DR §3.2 `DHs`). SPEC.md §2.
 //!
 //! Every secret lives in a type that zeroizes itself on drop and has no `Debug` output
 //! that could print it. Public keys are validated when they are read:
@@ -27,7 +27,7 @@ use crate::error::Error;
 pub const PUBLIC_KEY_LENGTH: usize = 32;
 /// Length of an Ed25519 signature.
 pub const SIGNATURE_LENGTH: usize = 64;
-/// The prefix byte of `Encode(PK)` for an X25519 public key (X3DH §2.5), signed in a
+/// The prefix byte of `Encode(PK)` for an X25519 public key (X3DH §2.2), signed in a
 /// signed prekey's signature.
 pub(crate) const X25519_ENCODING_PREFIX: u8 = 0x05;
 
@@ -234,7 +234,7 @@ impl fmt::Debug for IdentityKeyPair {
     }
 }
 
-/// `Encode(PK)` of X3DH §2.5 for an X25519 key: `0x05 || u`.
+/// `Encode(PK)` of X3DH §2.2 for an X25519 key: `0x05 || u`.
 pub(crate) fn encode_x25519(public: &PublicKey) -> [u8; 33] {
     let mut out = [0u8; 33];
     out[0] = X25519_ENCODING_PREFIX;

@@ -1,4 +1,4 @@
-//! The responder's prekey lifecycle (X3DH §4.1-§4.2 and §4.5, SPEC.md §8): batches of
+//! The responder's prekey lifecycle (X3DH §3.2 and §4.2, SPEC.md §8): batches of
 //! one-time prekeys with unique ids, signed prekey rotation with the previous keys still
 //! accepted until retired, and acceptance of initial messages that deletes the one-time
 //! prekey it consumed, so a replayed initial message cannot create a second session.
