@@ -1,6 +1,7 @@
 //! Alice and Bob, end to end: Bob publishes a prekey bundle, Alice starts a session from
 //! it, and messages flow both ways, including lost and out-of-order ones. Bob stores his
-//! session sealed under an app key between messages, as a messaging app would.
+//! session sealed under an app key between messages, as a messaging app would. Finally
+//! they verify each other with safety numbers, and a substituted bundle is caught.
 //!
 //! Run with `cargo run --example alice_bob`. The program checks every step and exits with
 //! a non-zero status if anything goes wrong.
@@ -9,7 +10,8 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use doubleratchet::{
-    Error, IdentityKeyPair, Message, OsRng, PreKeyBundle, PreKeyStore, Session, StorageKey,
+    Error, IdentityKeyPair, Message, OsRng, PreKeyBundle, PreKeyStore, SafetyNumber, ScanResult,
+    Session, StorageKey,
 };
 
 /// A failed step of the demo.
@@ -192,6 +194,46 @@ fn run() -> Result<(), DemoError> {
             &step("decrypt", b.decrypt(&m))?,
             text.as_bytes(),
         )?;
+    }
+
+    println!("10. Alice and Bob compare safety numbers in person: they match.");
+    let on_alice = SafetyNumber::of_session(&a);
+    let on_bob = SafetyNumber::of_session(&b);
+    println!("        Alice's screen: {on_alice}");
+    println!("        Bob's screen:   {on_bob}");
+    if on_bob.compare_scanned(&on_alice.to_bytes()) != ScanResult::Match {
+        return Err(DemoError::Mismatch("safety numbers differ"));
+    }
+    let pinned_bob = *a.remote_identity();
+    println!("        Alice pins Bob's identity key.");
+
+    println!("11. Later, the server hands Alice a substituted bundle for \"Bob\" (Mallory's).");
+    let mallory = step("mallory identity", IdentityKeyPair::generate(&mut rng))?;
+    let mallory_store = step("mallory prekeys", PreKeyStore::new(&mallory, &mut rng))?;
+    let substituted = step("mallory bundle", mallory_store.bundle(&mallory, None))?;
+    match Session::initiate_pinned(&alice, &substituted, &pinned_bob, &mut rng) {
+        Err(Error::IdentityMismatch) => {
+            println!("        detected: the bundle's identity key is not the one pinned for Bob")
+        }
+        Err(e) => return Err(DemoError::Protocol("initiate_pinned", e)),
+        Ok(_) => return Err(DemoError::Mismatch("substituted bundle accepted")),
+    }
+    // Had Alice not pinned Bob's key, the safety numbers would expose the substitution.
+    let mitm = step(
+        "initiate",
+        Session::initiate(&alice, &substituted, &mut rng),
+    )?;
+    let alice_would_see = SafetyNumber::of_session(&mitm);
+    println!("        Alice's screen with the substituted key: {alice_would_see}");
+    match on_bob.compare_scanned(&alice_would_see.to_bytes()) {
+        ScanResult::Mismatch => {
+            println!("        Bob scans it: MISMATCH, do not trust this session")
+        }
+        _ => {
+            return Err(DemoError::Mismatch(
+                "substitution not visible in safety numbers",
+            ))
+        }
     }
 
     println!("All checks passed.");

@@ -6,6 +6,7 @@ extern crate alloc;
 
 mod codec;
 mod error;
+mod fingerprint;
 mod keys;
 mod persist;
 mod prekeys;
@@ -15,6 +16,9 @@ mod wire;
 mod x3dh;
 
 pub use crate::error::Error;
+pub use crate::fingerprint::{
+    SafetyNumber, ScanResult, SAFETY_NUMBER_ITERATIONS, SAFETY_NUMBER_LENGTH,
+};
 pub use crate::keys::{
     IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH,
 };

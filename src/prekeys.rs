@@ -11,14 +11,14 @@ use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
-use crate::keys::{IdentityKeyPair, OneTimePreKey, SignedPreKey};
+use crate::keys::{IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey};
 use crate::persist::{
     read_one_time_prekey, read_signed_prekey, write_one_time_prekey, write_signed_prekey,
     ONE_TIME_PREKEY_LENGTH, SIGNED_PREKEY_LENGTH, TYPE_PREKEY_STORE,
 };
 use crate::ratchet::state::Limits;
 use crate::session::{Accepted, Session};
-use crate::wire::{read_version_and_type, VERSION};
+use crate::wire::{read_version_and_type, Message, VERSION};
 use crate::x3dh::PreKeyBundle;
 
 /// The most signed prekeys a store keeps (the current one and those not yet retired).
@@ -177,6 +177,25 @@ impl PreKeyStore {
         message: &[u8],
     ) -> Result<Accepted, Error> {
         self.accept_with_limits(identity, message, Limits::default())
+    }
+
+    /// [`PreKeyStore::accept`] for a message that claims to come from a contact whose
+    /// identity key the app has pinned. An initial message carrying any other identity key
+    /// is [`Error::IdentityMismatch`], reported before any key is used or deleted.
+    ///
+    /// # Errors
+    /// Parse errors, [`Error::IdentityMismatch`], then as [`PreKeyStore::accept`]; on error
+    /// the store is unchanged.
+    pub fn accept_pinned(
+        &mut self,
+        identity: &IdentityKeyPair,
+        message: &[u8],
+        pinned: &IdentityKey,
+    ) -> Result<Accepted, Error> {
+        match Message::parse(message)? {
+            Message::Initial(m) if m.identity_key() != pinned => Err(Error::IdentityMismatch),
+            _ => self.accept(identity, message),
+        }
     }
 
     /// [`PreKeyStore::accept`] with explicit session [`Limits`].

@@ -103,6 +103,27 @@ impl Session {
         })
     }
 
+    /// [`Session::initiate`] for a contact whose identity key the app has pinned (first
+    /// seen, or verified with a [`SafetyNumber`](crate::SafetyNumber)).
+    ///
+    /// A bundle carrying any other identity key is [`Error::IdentityMismatch`], reported
+    /// before the bundle is otherwise used, so the app can warn the user that the contact's
+    /// key changed (or that someone, for example the server, substituted it).
+    ///
+    /// # Errors
+    /// [`Error::IdentityMismatch`], then as [`Session::initiate`].
+    pub fn initiate_pinned<R: TryCryptoRng + ?Sized>(
+        identity: &IdentityKeyPair,
+        bundle: &PreKeyBundle,
+        pinned: &IdentityKey,
+        rng: &mut R,
+    ) -> Result<Session, Error> {
+        if bundle.identity_key() != pinned {
+            return Err(Error::IdentityMismatch);
+        }
+        Self::initiate(identity, bundle, rng)
+    }
+
     /// Accepts a session from an initial message (X3DH §3.4), with the default [`Limits`].
     ///
     /// `signed_prekey` and `one_time_prekey` look up the responder's prekeys by the ids the
