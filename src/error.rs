@@ -41,6 +41,12 @@ pub enum Error {
     /// An initial message names a one-time prekey id the responder does not have (it may
     /// have been used already).
     UnknownOneTimePreKey(u32),
+    /// An initial message names a post-quantum prekey id the responder does not have (a
+    /// one-time one may have been used already), or needs one where none was offered.
+    UnknownPqPreKey(u32),
+    /// PQXDH is required by the [`SessionOptions`](crate::SessionOptions), but the bundle
+    /// or initial message is classical X3DH.
+    PostQuantumRequired,
     /// [`Session::respond`](crate::Session::respond) was given a message that is not an
     /// initial message.
     NotInitialMessage,
@@ -80,6 +86,8 @@ impl fmt::Display for Error {
             Error::InvalidSignature => f.write_str("invalid prekey signature"),
             Error::UnknownSignedPreKey(id) => write!(f, "unknown signed prekey {id}"),
             Error::UnknownOneTimePreKey(id) => write!(f, "unknown one-time prekey {id}"),
+            Error::UnknownPqPreKey(id) => write!(f, "unknown post-quantum prekey {id}"),
+            Error::PostQuantumRequired => f.write_str("post-quantum key agreement required"),
             Error::NotInitialMessage => f.write_str("not an initial message"),
             Error::WrongSession => f.write_str("message belongs to another session"),
             Error::IdentityMismatch => f.write_str("identity key differs from the pinned one"),

@@ -9,8 +9,12 @@ mod error;
 mod fingerprint;
 mod keys;
 mod persist;
+#[cfg(feature = "pqxdh")]
+mod pq;
 mod prekeys;
 mod ratchet;
+#[cfg(test)]
+mod rfc_vectors;
 mod session;
 mod wire;
 mod x3dh;
@@ -23,14 +27,21 @@ pub use crate::keys::{
     IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH,
 };
 pub use crate::persist::{Storable, StorageKey, MAX_STORED_SIZE};
-pub use crate::prekeys::{PreKeyStore, MAX_ONE_TIME_PREKEYS, MAX_SIGNED_PREKEYS};
+#[cfg(feature = "pqxdh")]
+pub use crate::pq::{PqPreKey, PqPreKeyKind, KEM_CIPHERTEXT_LENGTH, KEM_PUBLIC_KEY_LENGTH};
+pub use crate::prekeys::{
+    PreKeyStore, MAX_ONE_TIME_PREKEYS, MAX_PQ_LAST_RESORT_PREKEYS, MAX_PQ_ONE_TIME_PREKEYS,
+    MAX_REPLAY_RECORDS, MAX_SIGNED_PREKEYS,
+};
 pub use crate::ratchet::state::{
     Limits, DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, MAX_SKIP_CAP, MAX_STORED_SKIPPED_CAP,
 };
-pub use crate::session::{Accepted, Role, Session};
+pub use crate::session::{Accepted, Role, Session, SessionOptions};
 pub use crate::wire::{
     InitialMessage, Message, NormalMessage, MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE, VERSION,
 };
+#[cfg(feature = "pqxdh")]
+pub use crate::x3dh::PQ_BUNDLE_LENGTH;
 pub use crate::x3dh::{PreKeyBundle, SessionId, BUNDLE_LENGTH};
 
 /// The random number generator traits this crate's API takes (`rand_core` 0.10).

@@ -28,8 +28,16 @@ use crate::ratchet::kdf::{ChainKey, MessageKey, RootKey, TAG_LENGTH};
 use crate::ratchet::skipped::SkippedKeys;
 use crate::ratchet::state::{Limits, MAX_STORED_SKIPPED_CAP};
 use crate::ratchet::RatchetState;
-use crate::session::{Role, Session};
-use crate::wire::{read_version_and_type, VERSION};
+use crate::session::{PendingInitial, Role, Session};
+use crate::wire::{read_version_and_type, read_version_and_type_of, VERSION};
+#[cfg(feature = "pqxdh")]
+use alloc::boxed::Box;
+
+/// The session types this build reads.
+#[cfg(feature = "pqxdh")]
+const SESSION_TYPES: &[u8] = &[TYPE_SESSION, TYPE_SESSION_PQ];
+#[cfg(not(feature = "pqxdh"))]
+const SESSION_TYPES: &[u8] = &[TYPE_SESSION];
 
 /// Object type byte of a stored session.
 pub(crate) const TYPE_SESSION: u8 = 0x20;
@@ -41,6 +49,13 @@ pub(crate) const TYPE_SIGNED_PREKEY: u8 = 0x22;
 pub(crate) const TYPE_ONE_TIME_PREKEY: u8 = 0x23;
 /// Object type byte of a prekey store.
 pub(crate) const TYPE_PREKEY_STORE: u8 = 0x24;
+/// Object type byte of a stored session agreed with PQXDH.
+pub(crate) const TYPE_SESSION_PQ: u8 = 0x25;
+/// Object type byte of a stored post-quantum prekey.
+#[cfg(feature = "pqxdh")]
+pub(crate) const TYPE_PQ_PREKEY: u8 = 0x26;
+/// Object type byte of a prekey store with post-quantum prekeys or replay records.
+pub(crate) const TYPE_PREKEY_STORE_PQ: u8 = 0x27;
 /// Type byte of a sealed blob.
 pub(crate) const TYPE_SEALED: u8 = 0x30;
 
@@ -49,9 +64,13 @@ pub(crate) const SESSION_FIXED_LENGTH: usize =
     2 + 1 + 32 * 3 + (1 + 4 + 1 + 4) + 8 + 32 + 32 + 3 * 33 + 12 + 4;
 /// Length of one stored skipped key: ratchet key, N, message key.
 pub(crate) const SKIPPED_ENTRY_LENGTH: usize = 32 + 4 + 32;
-/// The largest stored object: a session holding [`MAX_STORED_SKIPPED_CAP`] skipped keys.
-pub const MAX_STORED_SIZE: usize =
-    SESSION_FIXED_LENGTH + SKIPPED_ENTRY_LENGTH * MAX_STORED_SKIPPED_CAP as usize;
+/// Extra length of a PQXDH session awaiting its first reply: `PQPK` id and KEM ciphertext.
+pub(crate) const PQ_PENDING_LENGTH: usize = 4 + 1088;
+/// The largest stored object: a PQXDH session awaiting its first reply and holding
+/// [`MAX_STORED_SKIPPED_CAP`] skipped keys.
+pub const MAX_STORED_SIZE: usize = SESSION_FIXED_LENGTH
+    + PQ_PENDING_LENGTH
+    + SKIPPED_ENTRY_LENGTH * MAX_STORED_SKIPPED_CAP as usize;
 /// Length of a sealed blob's framing: version, type, object type, nonce.
 const SEALED_HEADER_LENGTH: usize = 3 + 12;
 /// Domain label prefixed to a sealed blob's associated data (SPEC.md §7.6).
@@ -166,14 +185,68 @@ impl OneTimePreKey {
     }
 }
 
+#[cfg(feature = "pqxdh")]
+impl crate::pq::PqPreKey {
+    /// The storage encoding (SPEC.md §7.7): version, type `0x26`, id, kind, the 64-byte
+    /// ML-KEM seed, signature.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(PQ_PREKEY_LENGTH));
+        self.write(&mut out);
+        out
+    }
+
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        header(out, TYPE_PQ_PREKEY);
+        out.put_u32(self.id());
+        out.put_u8(self.kind().to_byte());
+        out.put(self.seed());
+        out.put(&self.signature());
+    }
+
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        read_version_and_type(r, TYPE_PQ_PREKEY)?;
+        let id = r.u32()?;
+        let kind = crate::pq::PqPreKeyKind::from_byte(r.u8()?)?;
+        let seed = Zeroizing::new(r.array::<64>()?);
+        let signature = r.array()?;
+        Ok(Self::from_parts(id, kind, &seed, signature))
+    }
+
+    /// Loads a stored post-quantum prekey.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`],
+    /// [`Error::UnexpectedType`] or [`Error::InvalidEncoding`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let mut r = Reader::new(bytes);
+        let key = Self::read(&mut r)?;
+        r.finish()?;
+        Ok(key)
+    }
+}
+
+/// Length of a stored post-quantum prekey.
+#[cfg(feature = "pqxdh")]
+pub(crate) const PQ_PREKEY_LENGTH: usize = 2 + 4 + 1 + 64 + 64;
+
 impl Session {
     /// The storage encoding of the whole session (SPEC.md §7.1), including its skipped-key
     /// store and limits. Store it after every successful `encrypt` or `decrypt`.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let st = &self.ratchet;
-        let len = SESSION_FIXED_LENGTH + SKIPPED_ENTRY_LENGTH * st.skipped.len();
+        let pq_pending = self.post_quantum && self.pending_initial.is_some();
+        let len = SESSION_FIXED_LENGTH
+            + SKIPPED_ENTRY_LENGTH * st.skipped.len()
+            + if pq_pending { PQ_PENDING_LENGTH } else { 0 };
         let mut out = Zeroizing::new(Vec::with_capacity(len));
-        header(&mut out, TYPE_SESSION);
+        header(
+            &mut out,
+            if self.post_quantum {
+                TYPE_SESSION_PQ
+            } else {
+                TYPE_SESSION
+            },
+        );
         out.put_u8(match self.role {
             Role::Initiator => ROLE_INITIATOR,
             Role::Responder => ROLE_RESPONDER,
@@ -181,11 +254,22 @@ impl Session {
         out.put(self.local_identity.as_bytes());
         out.put(self.remote_identity.as_bytes());
         out.put(&self.base_key);
-        match self.pending_initial {
-            Some((spk, opk)) => {
+        match &self.pending_initial {
+            Some(p) => {
                 out.put_u8(1);
-                out.put_u32(spk);
-                out.put_optional(opk.map(u32::to_be_bytes).as_ref().map(|b| &b[..]), 4);
+                out.put_u32(p.signed_prekey_id);
+                out.put_optional(
+                    p.one_time_prekey_id
+                        .map(u32::to_be_bytes)
+                        .as_ref()
+                        .map(|b| &b[..]),
+                    4,
+                );
+                #[cfg(feature = "pqxdh")]
+                if let Some((id, ciphertext)) = &p.post_quantum {
+                    out.put_u32(*id);
+                    out.put(&ciphertext[..]);
+                }
             }
             None => out.put_optional(None, 4 + 1 + 4),
         }
@@ -220,7 +304,7 @@ impl Session {
             return Err(Error::TooLarge);
         }
         let mut r = Reader::new(bytes);
-        read_version_and_type(&mut r, TYPE_SESSION)?;
+        let post_quantum = read_version_and_type_of(&mut r, SESSION_TYPES)? == TYPE_SESSION_PQ;
         let role = match r.u8()? {
             ROLE_INITIATOR => Role::Initiator,
             ROLE_RESPONDER => Role::Responder,
@@ -237,9 +321,23 @@ impl Session {
         let pending_initial = match pending {
             Some(p) => {
                 let mut pr = Reader::new(&p);
-                let spk = pr.u32()?;
-                let opk = pr.optional::<4>()?.map(u32::from_be_bytes);
-                Some((spk, opk))
+                let signed_prekey_id = pr.u32()?;
+                let one_time_prekey_id = pr.optional::<4>()?.map(u32::from_be_bytes);
+                // A PQXDH session awaiting its reply also repeats its KEM ciphertext.
+                #[cfg(feature = "pqxdh")]
+                let post_quantum = if post_quantum {
+                    let id = r.u32()?;
+                    let ciphertext = Box::new(r.array::<1088>()?);
+                    Some((id, ciphertext))
+                } else {
+                    None
+                };
+                Some(PendingInitial {
+                    signed_prekey_id,
+                    one_time_prekey_id,
+                    #[cfg(feature = "pqxdh")]
+                    post_quantum,
+                })
             }
             None => None,
         };
@@ -307,6 +405,7 @@ impl Session {
             local_identity,
             remote_identity,
             base_key,
+            post_quantum,
             pending_initial,
         })
     }
@@ -351,6 +450,8 @@ storable!(IdentityKeyPair, TYPE_IDENTITY);
 storable!(SignedPreKey, TYPE_SIGNED_PREKEY);
 storable!(OneTimePreKey, TYPE_ONE_TIME_PREKEY);
 storable!(crate::prekeys::PreKeyStore, TYPE_PREKEY_STORE);
+#[cfg(feature = "pqxdh")]
+storable!(crate::pq::PqPreKey, TYPE_PQ_PREKEY);
 
 /// A 32-byte application key that seals stored objects (SPEC.md §7.6), so that sessions
 /// and keys can be kept in a database the app does not fully trust.

@@ -16,13 +16,17 @@ use crate::keys::{
     x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey, RatchetKeyPair,
     SignedPreKey,
 };
+#[cfg(feature = "pqxdh")]
+use crate::pq::PqPreKey;
 use crate::ratchet::kdf::TAG_LENGTH;
 use crate::ratchet::state::Limits;
 use crate::ratchet::RatchetState;
 use crate::wire::{
-    write_prefix, InitialFields, Message, NormalMessage, INITIAL_PREFIX_LENGTH, MAX_PLAINTEXT_SIZE,
-    NORMAL_PREFIX_LENGTH,
+    prefix_length, write_prefix, InitialFields, InitialMessage, Message, NormalMessage,
+    MAX_PLAINTEXT_SIZE, MAX_PREFIX_LENGTH,
 };
+#[cfg(feature = "pqxdh")]
+use crate::x3dh::PqInitiation;
 use crate::x3dh::{self, PreKeyBundle, SessionId};
 
 /// Which side of the X3DH exchange created the session.
@@ -45,8 +49,78 @@ pub struct Session {
     pub(crate) remote_identity: IdentityKey,
     /// `EK_A`, the initiator's ephemeral public key.
     pub(crate) base_key: [u8; 32],
-    /// The initiator's signed/one-time prekey ids, kept while initial messages are sent.
-    pub(crate) pending_initial: Option<(u32, Option<u32>)>,
+    /// Whether the session was agreed with PQXDH.
+    pub(crate) post_quantum: bool,
+    /// The initiator's key-agreement fields, kept while initial messages are sent.
+    pub(crate) pending_initial: Option<PendingInitial>,
+}
+
+/// What the initiator repeats in every initial message until its first reply (SPEC.md §6.2).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct PendingInitial {
+    pub(crate) signed_prekey_id: u32,
+    pub(crate) one_time_prekey_id: Option<u32>,
+    /// PQXDH: the `PQPK` id and KEM ciphertext.
+    #[cfg(feature = "pqxdh")]
+    pub(crate) post_quantum: Option<PqInitiation>,
+}
+
+/// How a session is created: the identity key pinned for the contact, whether PQXDH is
+/// required, and the out-of-order [`Limits`]. The default pins nothing, accepts classical
+/// X3DH, and uses the default limits.
+///
+/// ```
+/// # use doubleratchet::{IdentityKeyPair, Limits, OsRng, SessionOptions};
+/// # let contact = IdentityKeyPair::generate(&mut OsRng).unwrap();
+/// let options = SessionOptions::new()
+///     .pin(contact.public_key())
+///     .require_post_quantum()
+///     .limits(Limits { max_skip: 100, max_stored_skipped: 500 });
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionOptions<'a> {
+    pinned: Option<&'a IdentityKey>,
+    require_post_quantum: bool,
+    limits: Limits,
+}
+
+impl<'a> SessionOptions<'a> {
+    /// The defaults: no pin, classical or post-quantum, default limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requires the peer's identity key to be `pinned` (SPEC.md §9.2); any other key is
+    /// [`Error::IdentityMismatch`] before any session exists.
+    pub fn pin(mut self, pinned: &'a IdentityKey) -> Self {
+        self.pinned = Some(pinned);
+        self
+    }
+
+    /// Requires PQXDH: a classical bundle or initial message is
+    /// [`Error::PostQuantumRequired`] (SPEC.md §3.6).
+    pub fn require_post_quantum(mut self) -> Self {
+        self.require_post_quantum = true;
+        self
+    }
+
+    /// The new session's out-of-order limits (validated when the session is created).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Checks the identity, PQ and limit policies against a peer's key-agreement input.
+    pub(crate) fn check(&self, peer: &IdentityKey, post_quantum: bool) -> Result<Limits, Error> {
+        if self.pinned.is_some_and(|pinned| pinned != peer) {
+            return Err(Error::IdentityMismatch);
+        }
+        if self.require_post_quantum && !post_quantum {
+            return Err(Error::PostQuantumRequired);
+        }
+        self.limits.validate()
+    }
 }
 
 /// What [`Session::respond`] returns: the new session, the first plaintext, and the
@@ -60,6 +134,10 @@ pub struct Accepted {
     /// The id of the one-time prekey consumed by this session, if any. Delete it from the
     /// prekey store (and the server) so it is never used again.
     pub used_one_time_prekey: Option<u32>,
+    /// The id of the post-quantum prekey the initiator used (PQXDH only). A one-time one
+    /// has been deleted by [`PreKeyStore::accept`](crate::PreKeyStore::accept); delete it
+    /// from the server too.
+    pub used_post_quantum_prekey: Option<u32>,
 }
 
 impl core::fmt::Debug for Accepted {
@@ -67,40 +145,37 @@ impl core::fmt::Debug for Accepted {
         f.debug_struct("Accepted")
             .field("session", &self.session)
             .field("used_one_time_prekey", &self.used_one_time_prekey)
+            .field("used_post_quantum_prekey", &self.used_post_quantum_prekey)
             .finish_non_exhaustive()
     }
 }
 
+/// The responder's private keys an initial message names, found by the caller.
+pub(crate) struct ResponderKeys<'k> {
+    pub(crate) signed_prekey: &'k SignedPreKey,
+    pub(crate) one_time_prekey: Option<&'k OneTimePreKey>,
+    #[cfg(feature = "pqxdh")]
+    pub(crate) post_quantum_prekey: Option<&'k PqPreKey>,
+}
+
 impl Session {
-    /// Starts a session with the owner of `bundle` (X3DH §3.3, Double Ratchet §3.3).
+    /// Starts a session with the owner of `bundle` (X3DH §3.3 or, for a bundle with a
+    /// post-quantum prekey, PQXDH §3.3; Double Ratchet §3.3), with default options.
     ///
-    /// The bundle's signature is verified before any other use of it. The returned session
-    /// sends initial messages until it decrypts the peer's first reply.
+    /// The bundle's signatures are verified before any other use of it. The returned
+    /// session sends initial messages until it decrypts the peer's first reply.
     ///
     /// # Errors
     /// [`Error::InvalidSignature`] for a bundle whose signature does not verify,
     /// [`Error::WrongSession`] for the local identity's own bundle,
-    /// [`Error::NonContributoryKey`] and [`Error::RandomnessUnavailable`].
+    /// [`Error::InvalidPublicKey`], [`Error::NonContributoryKey`] and
+    /// [`Error::RandomnessUnavailable`].
     pub fn initiate<R: TryCryptoRng + ?Sized>(
         identity: &IdentityKeyPair,
         bundle: &PreKeyBundle,
         rng: &mut R,
     ) -> Result<Session, Error> {
-        if bundle.identity_key() == identity.public_key() {
-            return Err(Error::WrongSession);
-        }
-        let (agreement, base_key) = x3dh::initiate(identity, bundle, rng)?;
-        let dhs = RatchetKeyPair::generate(rng)?;
-        let spk = x25519_public_from_bytes(&bundle.signed_prekey_bytes())?;
-        let ratchet = RatchetState::init_initiator(agreement.sk, dhs, spk)?;
-        Ok(Session {
-            ratchet,
-            role: Role::Initiator,
-            local_identity: *identity.public_key(),
-            remote_identity: *bundle.identity_key(),
-            base_key: base_key.to_bytes(),
-            pending_initial: Some((bundle.signed_prekey_id(), bundle.one_time_prekey_id())),
-        })
+        Self::initiate_with(identity, bundle, &SessionOptions::new(), rng)
     }
 
     /// [`Session::initiate`] for a contact whose identity key the app has pinned (first
@@ -118,13 +193,50 @@ impl Session {
         pinned: &IdentityKey,
         rng: &mut R,
     ) -> Result<Session, Error> {
-        if bundle.identity_key() != pinned {
-            return Err(Error::IdentityMismatch);
-        }
-        Self::initiate(identity, bundle, rng)
+        Self::initiate_with(identity, bundle, &SessionOptions::new().pin(pinned), rng)
     }
 
-    /// Accepts a session from an initial message (X3DH §3.4), with the default [`Limits`].
+    /// [`Session::initiate`] with explicit [`SessionOptions`]. The policies are checked, in
+    /// this order, before the bundle is otherwise used: the pinned identity
+    /// ([`Error::IdentityMismatch`]), PQXDH if required ([`Error::PostQuantumRequired`]),
+    /// the limits ([`Error::InvalidLimits`]).
+    ///
+    /// # Errors
+    /// As above, then as [`Session::initiate`].
+    pub fn initiate_with<R: TryCryptoRng + ?Sized>(
+        identity: &IdentityKeyPair,
+        bundle: &PreKeyBundle,
+        options: &SessionOptions<'_>,
+        rng: &mut R,
+    ) -> Result<Session, Error> {
+        let limits = options.check(bundle.identity_key(), bundle.is_post_quantum())?;
+        if bundle.identity_key() == identity.public_key() {
+            return Err(Error::WrongSession);
+        }
+        let initiation = x3dh::initiate(identity, bundle, rng)?;
+        let dhs = RatchetKeyPair::generate(rng)?;
+        let spk = x25519_public_from_bytes(&bundle.signed_prekey_bytes())?;
+        let mut ratchet = RatchetState::init_initiator(initiation.agreement.sk, dhs, spk)?;
+        ratchet.limits = limits;
+        Ok(Session {
+            ratchet,
+            role: Role::Initiator,
+            local_identity: *identity.public_key(),
+            remote_identity: *bundle.identity_key(),
+            base_key: initiation.base_key.to_bytes(),
+            post_quantum: bundle.is_post_quantum(),
+            pending_initial: Some(PendingInitial {
+                signed_prekey_id: bundle.signed_prekey_id(),
+                one_time_prekey_id: bundle.one_time_prekey_id(),
+                #[cfg(feature = "pqxdh")]
+                post_quantum: initiation.post_quantum,
+            }),
+        })
+    }
+
+    /// Accepts a session from a classical initial message (X3DH §3.4), with the default
+    /// [`Limits`]. For PQXDH initial messages, and to have one-time prekeys deleted for you,
+    /// use [`PreKeyStore::accept`](crate::PreKeyStore::accept).
     ///
     /// `signed_prekey` and `one_time_prekey` look up the responder's prekeys by the ids the
     /// message names; returning `None` rejects the message. On success the caller must
@@ -139,8 +251,9 @@ impl Session {
     ///
     /// # Errors
     /// Any parse error, [`Error::NotInitialMessage`], [`Error::UnknownSignedPreKey`],
-    /// [`Error::UnknownOneTimePreKey`], [`Error::WrongSession`] (a message from the local
-    /// identity), [`Error::NonContributoryKey`], or any error of [`Session::decrypt`].
+    /// [`Error::UnknownOneTimePreKey`], [`Error::UnknownPqPreKey`] (a PQXDH message),
+    /// [`Error::WrongSession`] (a message from the local identity),
+    /// [`Error::NonContributoryKey`], or any error of [`Session::decrypt`].
     pub fn respond<'k>(
         identity: &IdentityKeyPair,
         signed_prekey: impl FnOnce(u32) -> Option<&'k SignedPreKey>,
@@ -174,20 +287,55 @@ impl Session {
             Message::Normal(_) => return Err(Error::NotInitialMessage),
         };
         let fields = &initial.fields;
+        if let Some((id, _)) = fields.post_quantum {
+            return Err(Error::UnknownPqPreKey(id));
+        }
+        let keys = ResponderKeys {
+            signed_prekey: signed_prekey(fields.signed_prekey_id)
+                .ok_or(Error::UnknownSignedPreKey(fields.signed_prekey_id))?,
+            one_time_prekey: match fields.one_time_prekey_id {
+                Some(id) => Some(one_time_prekey(id).ok_or(Error::UnknownOneTimePreKey(id))?),
+                None => None,
+            },
+            #[cfg(feature = "pqxdh")]
+            post_quantum_prekey: None,
+        };
+        Self::accept_initial(identity, &keys, &initial, limits)
+    }
+
+    /// X3DH §3.4 / PQXDH §3.4 with the keys already looked up, then the first decryption.
+    /// Nothing outside the returned value is changed.
+    pub(crate) fn accept_initial(
+        identity: &IdentityKeyPair,
+        keys: &ResponderKeys<'_>,
+        initial: &InitialMessage<'_>,
+        limits: Limits,
+    ) -> Result<Accepted, Error> {
+        let fields = &initial.fields;
         if fields.identity == *identity.public_key() {
             return Err(Error::WrongSession);
         }
-        let spk = signed_prekey(fields.signed_prekey_id)
-            .ok_or(Error::UnknownSignedPreKey(fields.signed_prekey_id))?;
-        let opk = match fields.one_time_prekey_id {
-            Some(id) => Some(one_time_prekey(id).ok_or(Error::UnknownOneTimePreKey(id))?),
-            None => None,
-        };
         let base_key = x25519_public_from_bytes(&fields.base_key)?;
-        let agreement = x3dh::respond(identity, spk, opk, &fields.identity, &base_key)?;
+        #[cfg(feature = "pqxdh")]
+        let kem_secret = match (fields.post_quantum, keys.post_quantum_prekey) {
+            (Some((_, ciphertext)), Some(key)) => Some(key.decapsulate(ciphertext)),
+            (None, None) => None,
+            (Some((id, _)), None) => return Err(Error::UnknownPqPreKey(id)),
+            (None, Some(_)) => return Err(Error::NotInitialMessage),
+        };
+        #[cfg(not(feature = "pqxdh"))]
+        let kem_secret: Option<zeroize::Zeroizing<[u8; 32]>> = None;
+        let agreement = x3dh::respond(
+            identity,
+            keys.signed_prekey,
+            keys.one_time_prekey,
+            &fields.identity,
+            &base_key,
+            kem_secret.as_deref(),
+        )?;
         let mut ratchet = RatchetState::init_responder(
             agreement.sk,
-            RatchetKeyPair::from_secret(spk.secret().clone()),
+            RatchetKeyPair::from_secret(keys.signed_prekey.secret().clone()),
         );
         ratchet.limits = limits;
         let mut session = Session {
@@ -196,6 +344,7 @@ impl Session {
             local_identity: *identity.public_key(),
             remote_identity: fields.identity,
             base_key: fields.base_key,
+            post_quantum: fields.post_quantum.is_some(),
             pending_initial: None,
         };
         let plaintext = session.decrypt_ratchet(&initial.inner)?;
@@ -203,6 +352,7 @@ impl Session {
             session,
             plaintext,
             used_one_time_prekey: fields.one_time_prekey_id,
+            used_post_quantum_prekey: fields.post_quantum.map(|(id, _)| id),
         })
     }
 
@@ -221,19 +371,20 @@ impl Session {
             return Err(Error::TooLarge);
         }
         let (header, mk) = self.ratchet.next_sending_key(rng)?;
-        let fields = self.pending_initial.map(|(spk, opk)| InitialFields {
+        let fields = self.pending_initial.as_ref().map(|p| InitialFields {
             identity: self.local_identity,
             base_key: self.base_key,
-            signed_prekey_id: spk,
-            one_time_prekey_id: opk,
+            signed_prekey_id: p.signed_prekey_id,
+            one_time_prekey_id: p.one_time_prekey_id,
+            #[cfg(feature = "pqxdh")]
+            post_quantum: p.post_quantum.as_ref().map(|(id, ct)| (*id, &**ct)),
+            #[cfg(not(feature = "pqxdh"))]
+            post_quantum: None,
         });
-        let prefix_len = if fields.is_some() {
-            INITIAL_PREFIX_LENGTH
-        } else {
-            NORMAL_PREFIX_LENGTH
-        };
-        let mut out = Vec::with_capacity(prefix_len + plaintext.len() + TAG_LENGTH);
+        let capacity = prefix_length(fields.as_ref()) + plaintext.len() + TAG_LENGTH;
+        let mut out = Vec::with_capacity(capacity);
         write_prefix(&mut out, fields.as_ref(), &header);
+        let prefix_len = out.len();
         let (aad, aad_len) = self.aad(&out);
         out.extend_from_slice(plaintext);
         let tag = mk.seal_in_place(&aad[..aad_len], &mut out[prefix_len..])?;
@@ -251,10 +402,12 @@ impl Session {
         match Message::parse(message)? {
             Message::Normal(m) => self.decrypt_ratchet(&m),
             Message::Initial(m) => {
-                // Only the responder's session receives initial messages, and only its own.
+                // Only the responder's session receives initial messages, and only its own:
+                // same IK_A, same EK_A, same key agreement (X3DH or PQXDH).
                 if self.role != Role::Responder
                     || m.fields.identity != self.remote_identity
                     || m.fields.base_key != self.base_key
+                    || m.fields.post_quantum.is_some() != self.post_quantum
                 {
                     return Err(Error::WrongSession);
                 }
@@ -273,11 +426,11 @@ impl Session {
         Ok(plaintext)
     }
 
-    /// `AD || prefix` on the stack; `prefix` is at most an initial message's framing.
-    fn aad(&self, prefix: &[u8]) -> ([u8; 64 + INITIAL_PREFIX_LENGTH], usize) {
-        let mut aad = [0u8; 64 + INITIAL_PREFIX_LENGTH];
+    /// `AD || prefix` on the stack; `prefix` is at most the longest initial framing.
+    fn aad(&self, prefix: &[u8]) -> ([u8; 64 + MAX_PREFIX_LENGTH], usize) {
+        let mut aad = [0u8; 64 + MAX_PREFIX_LENGTH];
         aad[..64].copy_from_slice(&self.associated_data());
-        let len = 64 + prefix.len().min(INITIAL_PREFIX_LENGTH);
+        let len = 64 + prefix.len().min(MAX_PREFIX_LENGTH);
         aad[64..len].copy_from_slice(&prefix[..len - 64]);
         (aad, len)
     }
@@ -300,6 +453,11 @@ impl Session {
     pub fn id(&self) -> SessionId {
         let (a, b) = self.initiator_and_responder();
         SessionId::derive(a, b, &self.base_key)
+    }
+
+    /// Whether the session was agreed with PQXDH (SPEC.md §3.6).
+    pub fn is_post_quantum(&self) -> bool {
+        self.post_quantum
     }
 
     /// Which side created the session.
@@ -353,6 +511,7 @@ impl core::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("id", &self.id())
             .field("role", &self.role)
+            .field("post_quantum", &self.post_quantum)
             .field("remote_identity", &self.remote_identity)
             .finish_non_exhaustive()
     }

@@ -14,6 +14,9 @@
 //!            | DHs(32) | PN(4) | N(4) | ciphertext || tag(16)
 //! ```
 //!
+//! Post-quantum initial message (SPEC.md §5.3, type `0x03`): the initial message's X3DH
+//! fields followed by `PQPK id(4) | KEM ciphertext(1088)`, then the ratchet header.
+//!
 //! Every byte before the ciphertext is authenticated: the AEAD's associated data is
 //! `AD || prefix`, where prefix is everything from the version byte up to the ciphertext.
 //! Parsing borrows from the input and never allocates.
@@ -23,6 +26,8 @@ use alloc::vec::Vec;
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
 use crate::keys::{x25519_public_from_bytes, IdentityKey};
+#[cfg(feature = "pqxdh")]
+use crate::pq::KEM_CIPHERTEXT_LENGTH;
 use crate::ratchet::kdf::TAG_LENGTH;
 use crate::ratchet::Header;
 use crate::x3dh::SessionId;
@@ -33,8 +38,13 @@ pub const VERSION: u8 = 0x01;
 pub(crate) const TYPE_NORMAL: u8 = 0x01;
 /// Type byte of an initial (prekey) message.
 pub(crate) const TYPE_INITIAL: u8 = 0x02;
+/// Type byte of a post-quantum (PQXDH) initial message.
+pub(crate) const TYPE_INITIAL_PQ: u8 = 0x03;
 /// Type byte of a prekey bundle.
 pub(crate) const TYPE_BUNDLE: u8 = 0x10;
+/// Type byte of a post-quantum (PQXDH) prekey bundle.
+#[cfg(feature = "pqxdh")]
+pub(crate) const TYPE_BUNDLE_PQ: u8 = 0x11;
 
 /// The largest message this crate writes or parses, in bytes. Larger input is rejected
 /// with [`Error::TooLarge`] before anything else is read.
@@ -43,21 +53,36 @@ pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
 pub(crate) const NORMAL_PREFIX_LENGTH: usize = 2 + 32 + 4 + 4;
 /// Length of an initial message's framing before the ciphertext.
 pub(crate) const INITIAL_PREFIX_LENGTH: usize = 2 + 32 + 32 + 4 + 1 + 4 + 32 + 4 + 4;
+/// Length of a post-quantum initial message's framing before the ciphertext.
+#[cfg(feature = "pqxdh")]
+pub(crate) const INITIAL_PQ_PREFIX_LENGTH: usize =
+    INITIAL_PREFIX_LENGTH + 4 + KEM_CIPHERTEXT_LENGTH;
+/// The longest framing this build writes or reads.
+#[cfg(feature = "pqxdh")]
+pub(crate) const MAX_PREFIX_LENGTH: usize = INITIAL_PQ_PREFIX_LENGTH;
+#[cfg(not(feature = "pqxdh"))]
+pub(crate) const MAX_PREFIX_LENGTH: usize = INITIAL_PREFIX_LENGTH;
 /// The largest plaintext [`Session::encrypt`](crate::Session::encrypt) accepts: the largest
-/// that fits in a [`MAX_MESSAGE_SIZE`] initial message.
-pub const MAX_PLAINTEXT_SIZE: usize = MAX_MESSAGE_SIZE - INITIAL_PREFIX_LENGTH - TAG_LENGTH;
+/// that fits in a [`MAX_MESSAGE_SIZE`] post-quantum initial message (the longest framing).
+pub const MAX_PLAINTEXT_SIZE: usize =
+    MAX_MESSAGE_SIZE - INITIAL_PREFIX_LENGTH - 4 - 1088 - TAG_LENGTH;
 
 /// Reads and checks the version and type bytes of any encoded object.
 pub(crate) fn read_version_and_type(r: &mut Reader<'_>, expected: u8) -> Result<(), Error> {
+    read_version_and_type_of(r, &[expected]).map(|_| ())
+}
+
+/// Reads the version and type bytes, accepting any of `expected`; returns the type.
+pub(crate) fn read_version_and_type_of(r: &mut Reader<'_>, expected: &[u8]) -> Result<u8, Error> {
     let version = r.u8()?;
     if version != VERSION {
         return Err(Error::UnsupportedVersion(version));
     }
     let kind = r.u8()?;
-    if kind != expected {
+    if !expected.contains(&kind) {
         return Err(Error::UnexpectedType(kind));
     }
-    Ok(())
+    Ok(kind)
 }
 
 /// A parsed message of either type, borrowing from the input bytes.
@@ -68,17 +93,22 @@ pub(crate) fn read_version_and_type(r: &mut Reader<'_>, expected: u8) -> Result<
 pub enum Message<'a> {
     /// A normal Double Ratchet message.
     Normal(NormalMessage<'a>),
-    /// An initial message: X3DH fields followed by a Double Ratchet message.
+    /// An initial message: X3DH (or PQXDH) fields followed by a Double Ratchet message.
     Initial(InitialMessage<'a>),
 }
 
-/// The X3DH fields of an initial message (SPEC.md §5.3).
+/// The X3DH fields of an initial message (SPEC.md §5.3), and PQXDH's if present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct InitialFields {
+pub(crate) struct InitialFields<'a> {
     pub(crate) identity: IdentityKey,
     pub(crate) base_key: [u8; 32],
     pub(crate) signed_prekey_id: u32,
     pub(crate) one_time_prekey_id: Option<u32>,
+    /// PQXDH: the `PQPK` id and the KEM ciphertext.
+    #[cfg(feature = "pqxdh")]
+    pub(crate) post_quantum: Option<(u32, &'a [u8; KEM_CIPHERTEXT_LENGTH])>,
+    #[cfg(not(feature = "pqxdh"))]
+    pub(crate) post_quantum: Option<(u32, core::marker::PhantomData<&'a ()>)>,
 }
 
 /// A parsed normal message.
@@ -94,7 +124,7 @@ pub struct NormalMessage<'a> {
 /// A parsed initial message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InitialMessage<'a> {
-    pub(crate) fields: InitialFields,
+    pub(crate) fields: InitialFields<'a>,
     /// The Double Ratchet message inside; its `prefix` covers the whole framing,
     /// X3DH fields included.
     pub(crate) inner: NormalMessage<'a>,
@@ -118,17 +148,34 @@ impl<'a> Message<'a> {
         }
         match r.u8()? {
             TYPE_NORMAL => Ok(Message::Normal(read_normal(r, bytes)?)),
-            TYPE_INITIAL => {
+            kind @ (TYPE_INITIAL | TYPE_INITIAL_PQ) => {
+                if kind == TYPE_INITIAL_PQ && !cfg!(feature = "pqxdh") {
+                    return Err(Error::UnexpectedType(kind));
+                }
                 let identity = IdentityKey::from_bytes(&r.array()?)?;
                 let base_key = r.array()?;
                 x25519_public_from_bytes(&base_key)?;
                 let signed_prekey_id = r.u32()?;
                 let one_time_prekey_id = r.optional::<4>()?.map(u32::from_be_bytes);
+                #[cfg(feature = "pqxdh")]
+                let post_quantum = if kind == TYPE_INITIAL_PQ {
+                    let id = r.u32()?;
+                    let ciphertext = r
+                        .take(KEM_CIPHERTEXT_LENGTH)?
+                        .try_into()
+                        .map_err(|_| Error::Truncated)?;
+                    Some((id, ciphertext))
+                } else {
+                    None
+                };
+                #[cfg(not(feature = "pqxdh"))]
+                let post_quantum = None;
                 let fields = InitialFields {
                     identity,
                     base_key,
                     signed_prekey_id,
                     one_time_prekey_id,
+                    post_quantum,
                 };
                 Ok(Message::Initial(InitialMessage {
                     fields,
@@ -145,7 +192,7 @@ impl<'a> Message<'a> {
             Message::Normal(m) => (None, m),
             Message::Initial(m) => (Some(&m.fields), &m.inner),
         };
-        let mut out = Vec::with_capacity(INITIAL_PREFIX_LENGTH + inner.body.len());
+        let mut out = Vec::with_capacity(inner.prefix.len() + inner.body.len());
         write_prefix(&mut out, fields, &inner.header);
         out.put(inner.body);
         out
@@ -201,6 +248,16 @@ impl InitialMessage<'_> {
         self.fields.one_time_prekey_id
     }
 
+    /// Whether this is a PQXDH initial message (type `0x03`).
+    pub fn is_post_quantum(&self) -> bool {
+        self.fields.post_quantum.is_some()
+    }
+
+    /// The id of the responder's post-quantum prekey the initiator used (PQXDH only).
+    pub fn post_quantum_prekey_id(&self) -> Option<u32> {
+        self.fields.post_quantum.map(|(id, _)| id)
+    }
+
     /// The identifier of the session this message belongs to, given the responder's own
     /// identity key (SPEC.md §3.5).
     pub fn session_id(&self, responder: &IdentityKey) -> SessionId {
@@ -224,13 +281,26 @@ fn read_normal<'a>(mut r: Reader<'a>, whole: &'a [u8]) -> Result<NormalMessage<'
     })
 }
 
+/// The length of the framing [`write_prefix`] writes for these fields.
+pub(crate) fn prefix_length(fields: Option<&InitialFields<'_>>) -> usize {
+    match fields {
+        None => NORMAL_PREFIX_LENGTH,
+        Some(f) if f.post_quantum.is_some() => INITIAL_PREFIX_LENGTH + 4 + 1088,
+        Some(_) => INITIAL_PREFIX_LENGTH,
+    }
+}
+
 /// Writes the framing of a message up to the ciphertext.
-pub(crate) fn write_prefix(out: &mut Vec<u8>, fields: Option<&InitialFields>, header: &Header) {
+pub(crate) fn write_prefix(out: &mut Vec<u8>, fields: Option<&InitialFields<'_>>, header: &Header) {
     out.put_u8(VERSION);
     match fields {
         None => out.put_u8(TYPE_NORMAL),
         Some(f) => {
-            out.put_u8(TYPE_INITIAL);
+            out.put_u8(if f.post_quantum.is_some() {
+                TYPE_INITIAL_PQ
+            } else {
+                TYPE_INITIAL
+            });
             out.put(f.identity.as_bytes());
             out.put(&f.base_key);
             out.put_u32(f.signed_prekey_id);
@@ -241,6 +311,11 @@ pub(crate) fn write_prefix(out: &mut Vec<u8>, fields: Option<&InitialFields>, he
                     .map(|b| &b[..]),
                 4,
             );
+            #[cfg(feature = "pqxdh")]
+            if let Some((id, ciphertext)) = f.post_quantum {
+                out.put_u32(id);
+                out.put(ciphertext);
+            }
         }
     }
     out.put(&header.dh);

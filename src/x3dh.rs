@@ -21,15 +21,35 @@ use crate::keys::{
     diffie_hellman, encode_x25519, random_x25519, x25519_public_from_bytes, IdentityKey,
     IdentityKeyPair, OneTimePreKey, SignedPreKey,
 };
+#[cfg(feature = "pqxdh")]
+use crate::pq::{
+    encapsulate, encode_kem, kem_public_from_bytes, KemCiphertext, PqPreKey, KEM_PUBLIC_KEY_LENGTH,
+};
 use crate::ratchet::kdf::{hkdf_sha256, RootKey};
+#[cfg(feature = "pqxdh")]
+use crate::wire::TYPE_BUNDLE_PQ;
 use crate::wire::{TYPE_BUNDLE, VERSION};
+#[cfg(feature = "pqxdh")]
+use alloc::boxed::Box;
+
+/// The bundle types this build reads.
+#[cfg(feature = "pqxdh")]
+const BUNDLE_TYPES: &[u8] = &[TYPE_BUNDLE, TYPE_BUNDLE_PQ];
+#[cfg(not(feature = "pqxdh"))]
+const BUNDLE_TYPES: &[u8] = &[TYPE_BUNDLE];
 
 /// HKDF info of the X3DH key derivation (SPEC.md §3.3).
 pub(crate) const X3DH_INFO: &[u8] = b"doubleratchet v1 X3DH";
 /// Domain label of the session identifier hash (SPEC.md §3.5).
 pub(crate) const SESSION_ID_LABEL: &[u8] = b"doubleratchet v1 session id";
-/// Length of an encoded prekey bundle.
+/// HKDF info of the PQXDH key derivation (SPEC.md §3.6).
+#[cfg(feature = "pqxdh")]
+pub(crate) const PQXDH_INFO: &[u8] = b"doubleratchet v1 PQXDH";
+/// Length of an encoded classical prekey bundle (type `0x10`).
 pub const BUNDLE_LENGTH: usize = 2 + 32 + 4 + 32 + 64 + 1 + 4 + 32;
+/// Length of an encoded post-quantum prekey bundle (type `0x11`).
+#[cfg(feature = "pqxdh")]
+pub const PQ_BUNDLE_LENGTH: usize = BUNDLE_LENGTH + 4 + KEM_PUBLIC_KEY_LENGTH + 64;
 
 /// The associated data `AD = IK_A || IK_B`.
 pub(crate) type AssociatedData = [u8; 64];
@@ -71,8 +91,9 @@ impl core::fmt::Debug for SessionId {
     }
 }
 
-/// A responder's published prekey bundle (X3DH §3.1): identity key, signed prekey with its
-/// id and signature, and optionally one one-time prekey with its id. All public.
+/// A responder's published prekey bundle (X3DH §3.1, PQXDH §3.2): identity key, signed
+/// prekey with its id and signature, optionally one one-time prekey with its id, and (for
+/// PQXDH) a signed ML-KEM-768 prekey with its id. All public.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PreKeyBundle {
     identity: IdentityKey,
@@ -80,7 +101,22 @@ pub struct PreKeyBundle {
     signed_prekey: [u8; 32],
     signature: [u8; 64],
     one_time_prekey: Option<(u32, [u8; 32])>,
+    #[cfg(feature = "pqxdh")]
+    post_quantum: Option<PqBundleKey>,
 }
+
+/// The post-quantum part of a bundle: `PQPK` id, encapsulation key, signature.
+#[cfg(feature = "pqxdh")]
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct PqBundleKey {
+    pub(crate) id: u32,
+    pub(crate) public: Box<[u8; KEM_PUBLIC_KEY_LENGTH]>,
+    pub(crate) signature: [u8; 64],
+}
+
+/// The initiator's post-quantum output: the `PQPK` id used and the KEM ciphertext.
+#[cfg(feature = "pqxdh")]
+pub(crate) type PqInitiation = (u32, KemCiphertext);
 
 impl PreKeyBundle {
     /// Assembles the bundle a responder publishes. Pass `None` for a bundle without a
@@ -96,6 +132,37 @@ impl PreKeyBundle {
             signed_prekey: signed_prekey.public_key(),
             signature: signed_prekey.signature(),
             one_time_prekey: one_time_prekey.map(|k| (k.id(), k.public_key())),
+            #[cfg(feature = "pqxdh")]
+            post_quantum: None,
+        }
+    }
+
+    /// Adds a signed post-quantum prekey, making this a PQXDH bundle (SPEC.md §3.6).
+    #[cfg(feature = "pqxdh")]
+    pub fn with_post_quantum_prekey(mut self, prekey: &PqPreKey) -> Self {
+        self.post_quantum = Some(PqBundleKey {
+            id: prekey.id(),
+            public: Box::new(*prekey.public_key()),
+            signature: prekey.signature(),
+        });
+        self
+    }
+
+    /// The post-quantum prekey's id, if this is a PQXDH bundle.
+    #[cfg(feature = "pqxdh")]
+    pub fn post_quantum_prekey_id(&self) -> Option<u32> {
+        self.post_quantum.as_ref().map(|k| k.id)
+    }
+
+    /// Whether the bundle carries a post-quantum prekey (so sessions made from it use PQXDH).
+    pub fn is_post_quantum(&self) -> bool {
+        #[cfg(feature = "pqxdh")]
+        {
+            self.post_quantum.is_some()
+        }
+        #[cfg(not(feature = "pqxdh"))]
+        {
+            false
         }
     }
 
@@ -119,25 +186,41 @@ impl PreKeyBundle {
         self.signed_prekey
     }
 
-    /// Verifies the signed prekey's signature under the identity key with strict Ed25519
-    /// verification (SPEC.md §3.2).
+    /// Verifies the signed prekey's signature, and the post-quantum prekey's if present,
+    /// under the identity key with strict Ed25519 verification (SPEC.md §3.2, §3.6).
     ///
     /// # Errors
-    /// [`Error::InvalidSignature`] if it does not verify.
+    /// [`Error::InvalidSignature`] if either does not verify.
     pub fn verify(&self) -> Result<(), Error> {
+        let verifying = self.identity.verifying_key();
         let signature = Signature::from_bytes(&self.signature);
         let message = encode_x25519(&PublicKey::from(self.signed_prekey));
-        self.identity
-            .verifying_key()
+        verifying
             .verify_strict(&message, &signature)
-            .map_err(|_| Error::InvalidSignature)
+            .map_err(|_| Error::InvalidSignature)?;
+        #[cfg(feature = "pqxdh")]
+        if let Some(pq) = &self.post_quantum {
+            let signature = Signature::from_bytes(&pq.signature);
+            verifying
+                .verify_strict(&encode_kem(&pq.public), &signature)
+                .map_err(|_| Error::InvalidSignature)?;
+        }
+        Ok(())
     }
 
-    /// The bundle's encoding (SPEC.md §5.4), [`BUNDLE_LENGTH`] bytes.
+    /// The bundle's encoding (SPEC.md §5.4): [`BUNDLE_LENGTH`] bytes of type `0x10`, or
+    /// for a PQXDH bundle `PQ_BUNDLE_LENGTH` bytes of type `0x11`.
     pub fn to_bytes(&self) -> alloc::vec::Vec<u8> {
-        let mut out = alloc::vec::Vec::with_capacity(BUNDLE_LENGTH);
+        #[cfg(feature = "pqxdh")]
+        let (kind, len) = match self.post_quantum {
+            Some(_) => (TYPE_BUNDLE_PQ, PQ_BUNDLE_LENGTH),
+            None => (TYPE_BUNDLE, BUNDLE_LENGTH),
+        };
+        #[cfg(not(feature = "pqxdh"))]
+        let (kind, len) = (TYPE_BUNDLE, BUNDLE_LENGTH);
+        let mut out = alloc::vec::Vec::with_capacity(len);
         out.put_u8(VERSION);
-        out.put_u8(TYPE_BUNDLE);
+        out.put_u8(kind);
         out.put(self.identity.as_bytes());
         out.put_u32(self.signed_prekey_id);
         out.put(&self.signed_prekey);
@@ -150,6 +233,12 @@ impl PreKeyBundle {
             }
             None => out.put_optional(None, 4 + 32),
         }
+        #[cfg(feature = "pqxdh")]
+        if let Some(pq) = &self.post_quantum {
+            out.put_u32(pq.id);
+            out.put(&pq.public[..]);
+            out.put(&pq.signature);
+        }
         out
     }
 
@@ -161,7 +250,7 @@ impl PreKeyBundle {
     /// [`Error::UnexpectedType`], [`Error::InvalidEncoding`] or [`Error::InvalidPublicKey`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
-        crate::wire::read_version_and_type(&mut r, TYPE_BUNDLE)?;
+        let kind = crate::wire::read_version_and_type_of(&mut r, BUNDLE_TYPES)?;
         let identity = IdentityKey::from_bytes(&r.array()?)?;
         let signed_prekey_id = r.u32()?;
         let signed_prekey: [u8; 32] = r.array()?;
@@ -178,6 +267,22 @@ impl PreKeyBundle {
             }
             None => None,
         };
+        #[cfg(feature = "pqxdh")]
+        let post_quantum = if kind == TYPE_BUNDLE_PQ {
+            let id = r.u32()?;
+            let public = Box::new(r.array::<KEM_PUBLIC_KEY_LENGTH>()?);
+            kem_public_from_bytes(&public)?;
+            let signature = r.array()?;
+            Some(PqBundleKey {
+                id,
+                public,
+                signature,
+            })
+        } else {
+            None
+        };
+        #[cfg(not(feature = "pqxdh"))]
+        let _ = kind;
         r.finish()?;
         Ok(PreKeyBundle {
             identity,
@@ -185,6 +290,8 @@ impl PreKeyBundle {
             signed_prekey,
             signature,
             one_time_prekey,
+            #[cfg(feature = "pqxdh")]
+            post_quantum,
         })
     }
 }
@@ -195,6 +302,7 @@ impl core::fmt::Debug for PreKeyBundle {
             .field("identity", &self.identity)
             .field("signed_prekey_id", &self.signed_prekey_id)
             .field("one_time_prekey_id", &self.one_time_prekey_id())
+            .field("post_quantum", &self.is_post_quantum())
             .finish_non_exhaustive()
     }
 }
@@ -212,36 +320,70 @@ pub(crate) fn associated_data(initiator: &IdentityKey, responder: &IdentityKey) 
     ad
 }
 
-fn derive(dhs: &[&[u8; 32]]) -> Agreement {
-    // IKM = F || DH1 || DH2 || DH3 [|| DH4], F = 32 bytes of 0xFF (X3DH §2.2).
-    let mut ikm = Zeroizing::new([0u8; 32 * 5]);
+/// `SK = HKDF(0^32, F || DH1 || DH2 || DH3 [|| DH4] [|| SS], info, 32)` with `F = 0xFF^32`
+/// (X3DH §2.2, PQXDH §2.2): the X3DH info without a KEM secret, the PQXDH info with one.
+fn derive(dhs: &[&[u8; 32]], kem_secret: Option<&[u8; 32]>) -> Agreement {
+    let mut ikm = Zeroizing::new([0u8; 32 * 6]);
     ikm[..32].fill(0xFF);
-    for (i, dh) in dhs.iter().enumerate() {
-        ikm[32 * (i + 1)..32 * (i + 2)].copy_from_slice(*dh);
+    let mut len = 32;
+    for part in dhs.iter().copied().chain(kem_secret) {
+        ikm[len..len + 32].copy_from_slice(part);
+        len += 32;
     }
-    let len = 32 * (dhs.len() + 1);
-    let okm = hkdf_sha256::<32>(&[0u8; 32], &ikm[..len], X3DH_INFO);
+    let info = match kem_secret {
+        #[cfg(feature = "pqxdh")]
+        Some(_) => PQXDH_INFO,
+        _ => X3DH_INFO,
+    };
+    let okm = hkdf_sha256::<32>(&[0u8; 32], &ikm[..len], info);
     Agreement { sk: RootKey(*okm) }
 }
 
-/// X3DH §3.3, initiator side: verifies the bundle, then generates `EK_A` and computes the
-/// DHs. Returns the agreement and `EK_A`'s public key; the ephemeral secret is erased.
+/// What the initiator needs to build its initial messages.
+pub(crate) struct Initiation {
+    pub(crate) agreement: Agreement,
+    /// `EK_A`'s public key; the secret is erased.
+    pub(crate) base_key: PublicKey,
+    /// For PQXDH: the `PQPK` id and the KEM ciphertext.
+    #[cfg(feature = "pqxdh")]
+    pub(crate) post_quantum: Option<PqInitiation>,
+}
+
+/// X3DH §3.3 / PQXDH §3.3, initiator side: verifies the bundle (both signatures), then
+/// generates `EK_A`, computes the DHs, and for a PQXDH bundle encapsulates to `PQPK_B`.
 pub(crate) fn initiate<R: TryCryptoRng + ?Sized>(
     identity: &IdentityKeyPair,
     bundle: &PreKeyBundle,
     rng: &mut R,
-) -> Result<(Agreement, PublicKey), Error> {
+) -> Result<Initiation, Error> {
     bundle.verify()?;
     let ephemeral = random_x25519(rng)?;
-    let agreement = agree_initiator(identity, bundle, &ephemeral)?;
-    Ok((agreement, PublicKey::from(&ephemeral)))
+    #[cfg(feature = "pqxdh")]
+    if let Some(pq) = &bundle.post_quantum {
+        let (ciphertext, shared) = encapsulate(&pq.public, rng)?;
+        let agreement = agree_initiator(identity, bundle, &ephemeral, Some(&shared))?;
+        return Ok(Initiation {
+            agreement,
+            base_key: PublicKey::from(&ephemeral),
+            post_quantum: Some((pq.id, ciphertext)),
+        });
+    }
+    let agreement = agree_initiator(identity, bundle, &ephemeral, None)?;
+    Ok(Initiation {
+        agreement,
+        base_key: PublicKey::from(&ephemeral),
+        #[cfg(feature = "pqxdh")]
+        post_quantum: None,
+    })
 }
 
-/// The DHs and derivation of X3DH §3.3 for a given `EK_A` (the bundle is already verified).
+/// The DHs and derivation of X3DH §3.3 for a given `EK_A` and, for PQXDH, the KEM shared
+/// secret (the bundle is already verified).
 pub(crate) fn agree_initiator(
     identity: &IdentityKeyPair,
     bundle: &PreKeyBundle,
     ephemeral: &StaticSecret,
+    kem_secret: Option<&[u8; 32]>,
 ) -> Result<Agreement, Error> {
     let spk = x25519_public_from_bytes(&bundle.signed_prekey)?;
     let dh1 = diffie_hellman(identity.dh_secret(), &spk)?;
@@ -251,19 +393,20 @@ pub(crate) fn agree_initiator(
         Some((_, opk)) => {
             let opk = x25519_public_from_bytes(opk)?;
             let dh4 = diffie_hellman(ephemeral, &opk)?;
-            Ok(derive(&[&dh1, &dh2, &dh3, &dh4]))
+            Ok(derive(&[&dh1, &dh2, &dh3, &dh4], kem_secret))
         }
-        None => Ok(derive(&[&dh1, &dh2, &dh3])),
+        None => Ok(derive(&[&dh1, &dh2, &dh3], kem_secret)),
     }
 }
 
-/// X3DH §3.4, responder side.
+/// X3DH §3.4 / PQXDH §3.4, responder side. `kem_secret` is PQXDH's decapsulated `SS`.
 pub(crate) fn respond(
     identity: &IdentityKeyPair,
     signed_prekey: &SignedPreKey,
     one_time_prekey: Option<&OneTimePreKey>,
     initiator: &IdentityKey,
     base_key: &PublicKey,
+    kem_secret: Option<&[u8; 32]>,
 ) -> Result<Agreement, Error> {
     let dh1 = diffie_hellman(signed_prekey.secret(), initiator.x25519())?;
     let dh2 = diffie_hellman(identity.dh_secret(), base_key)?;
@@ -271,9 +414,9 @@ pub(crate) fn respond(
     match one_time_prekey {
         Some(opk) => {
             let dh4 = diffie_hellman(opk.secret(), base_key)?;
-            Ok(derive(&[&dh1, &dh2, &dh3, &dh4]))
+            Ok(derive(&[&dh1, &dh2, &dh3, &dh4], kem_secret))
         }
-        None => Ok(derive(&[&dh1, &dh2, &dh3])),
+        None => Ok(derive(&[&dh1, &dh2, &dh3], kem_secret)),
     }
 }
 
@@ -306,13 +449,15 @@ mod tests {
         for with_opk in [true, false] {
             let (alice, bob, spk, opk, bundle) = setup(with_opk);
             let mut rng = ChaCha20Rng::seed_from_u64(11);
-            let (a, ek) = initiate(&alice, &bundle, &mut rng).unwrap();
+            let init = initiate(&alice, &bundle, &mut rng).unwrap();
+            let (a, ek) = (init.agreement, init.base_key);
             let b = respond(
                 &bob,
                 &spk,
                 with_opk.then_some(&opk),
                 alice.public_key(),
                 &ek,
+                None,
             )
             .unwrap();
             assert_eq!(a.sk.0, b.sk.0);

@@ -1,0 +1,221 @@
+//! PQXDH's post-quantum prekeys (PQXDH §2.4, §3.2; SPEC.md §3.6): ML-KEM-768 (FIPS 203)
+//! key pairs with an id, signed by the identity key, one-time or last-resort.
+//!
+//! ```text
+//! EncodeKEM(PQPK) = 0x0A || ek              (1 + 1184 bytes)
+//! PQPK signature  = Ed25519-Sign(IK, EncodeKEM(PQPK))
+//! (CT, SS)        = ML-KEM-768.Encaps(ek)  (CT: 1088 bytes, SS: 32 bytes)
+//! ```
+//!
+//! A decapsulation key is stored as its 64-byte FIPS 203 seed `d || z`.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::fmt;
+
+use ml_kem::{Decapsulate, DecapsulationKey768, EncapsulationKey768, KeyExport, B32};
+use rand_core::TryCryptoRng;
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::keys::{fill_random, IdentityKeyPair, SIGNATURE_LENGTH};
+
+/// Length of an ML-KEM-768 encapsulation (public) key.
+pub const KEM_PUBLIC_KEY_LENGTH: usize = 1184;
+/// Length of an ML-KEM-768 ciphertext.
+pub const KEM_CIPHERTEXT_LENGTH: usize = 1088;
+/// Length of the stored ML-KEM-768 decapsulation key seed `d || z`.
+pub(crate) const KEM_SEED_LENGTH: usize = 64;
+/// The prefix byte of `EncodeKEM(PQPK)` for ML-KEM-768.
+pub(crate) const KEM_ENCODING_PREFIX: u8 = 0x0A;
+
+/// Whether a post-quantum prekey is used once or reused until rotated (PQXDH §2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PqPreKeyKind {
+    /// Used for at most one session, then deleted.
+    OneTime,
+    /// Published when no one-time post-quantum prekey is left; reused until the app
+    /// rotates and retires it. The prekey store records the initial messages it accepted
+    /// with it, so a replay cannot create a second session.
+    LastResort,
+}
+
+impl PqPreKeyKind {
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            PqPreKeyKind::OneTime => 0x01,
+            PqPreKeyKind::LastResort => 0x02,
+        }
+    }
+
+    pub(crate) fn from_byte(b: u8) -> Result<Self, Error> {
+        match b {
+            0x01 => Ok(PqPreKeyKind::OneTime),
+            0x02 => Ok(PqPreKeyKind::LastResort),
+            _ => Err(Error::InvalidEncoding),
+        }
+    }
+}
+
+/// `EncodeKEM(PQPK) = 0x0A || ek`, the message the identity key signs.
+pub(crate) fn encode_kem(public: &[u8; KEM_PUBLIC_KEY_LENGTH]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + KEM_PUBLIC_KEY_LENGTH);
+    out.push(KEM_ENCODING_PREFIX);
+    out.extend_from_slice(public);
+    out
+}
+
+/// Parses and validates an ML-KEM-768 encapsulation key (FIPS 203 §7.2 modulus check).
+pub(crate) fn kem_public_from_bytes(
+    bytes: &[u8; KEM_PUBLIC_KEY_LENGTH],
+) -> Result<EncapsulationKey768, Error> {
+    let key = ml_kem::Key::<EncapsulationKey768>::from(*bytes);
+    EncapsulationKey768::new(&key).map_err(|_| Error::InvalidPublicKey)
+}
+
+/// A KEM ciphertext, boxed: it is 1088 bytes.
+pub(crate) type KemCiphertext = Box<[u8; KEM_CIPHERTEXT_LENGTH]>;
+
+/// `(CT, SS) = Encaps(ek)` with 32 bytes of randomness from the caller's RNG.
+pub(crate) fn encapsulate<R: TryCryptoRng + ?Sized>(
+    public: &[u8; KEM_PUBLIC_KEY_LENGTH],
+    rng: &mut R,
+) -> Result<(KemCiphertext, Zeroizing<[u8; 32]>), Error> {
+    let ek = kem_public_from_bytes(public)?;
+    let mut m = Zeroizing::new([0u8; 32]);
+    fill_random(rng, m.as_mut())?;
+    let (ct, ss) = ek.encapsulate_deterministic(&B32::from(*m));
+    let mut ciphertext = Box::new([0u8; KEM_CIPHERTEXT_LENGTH]);
+    ciphertext.copy_from_slice(&ct);
+    let mut shared = Zeroizing::new([0u8; 32]);
+    shared.copy_from_slice(&ss);
+    Ok((ciphertext, shared))
+}
+
+/// A signed post-quantum prekey (PQXDH `PQSPK` / `PQOPK`): an ML-KEM-768 key pair with an
+/// id and a kind, signed by the identity key (SPEC.md §3.6).
+pub struct PqPreKey {
+    id: u32,
+    kind: PqPreKeyKind,
+    seed: Zeroizing<[u8; KEM_SEED_LENGTH]>,
+    decapsulation: DecapsulationKey768,
+    public: Box<[u8; KEM_PUBLIC_KEY_LENGTH]>,
+    signature: [u8; SIGNATURE_LENGTH],
+}
+
+impl PqPreKey {
+    /// Generates a post-quantum prekey with the given id and kind, signed by `identity`.
+    ///
+    /// # Errors
+    /// [`Error::RandomnessUnavailable`] if the RNG fails.
+    pub fn generate<R: TryCryptoRng + ?Sized>(
+        identity: &IdentityKeyPair,
+        id: u32,
+        kind: PqPreKeyKind,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
+        let mut seed = Zeroizing::new([0u8; KEM_SEED_LENGTH]);
+        fill_random(rng, seed.as_mut())?;
+        let mut key = Self::from_parts(id, kind, &seed, [0u8; SIGNATURE_LENGTH]);
+        key.signature = identity.sign(&encode_kem(&key.public));
+        Ok(key)
+    }
+
+    /// Rebuilds a stored key from its seed; the signature is kept as stored.
+    pub(crate) fn from_parts(
+        id: u32,
+        kind: PqPreKeyKind,
+        seed: &[u8; KEM_SEED_LENGTH],
+        signature: [u8; SIGNATURE_LENGTH],
+    ) -> Self {
+        let decapsulation = DecapsulationKey768::from_seed(ml_kem::Seed::from(*seed));
+        let mut public = Box::new([0u8; KEM_PUBLIC_KEY_LENGTH]);
+        public.copy_from_slice(&decapsulation.encapsulation_key().to_bytes());
+        PqPreKey {
+            id,
+            kind,
+            seed: Zeroizing::new(*seed),
+            decapsulation,
+            public,
+            signature,
+        }
+    }
+
+    /// The id an initiator names in its initial message.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// One-time or last-resort.
+    pub fn kind(&self) -> PqPreKeyKind {
+        self.kind
+    }
+
+    /// The ML-KEM-768 encapsulation key.
+    pub fn public_key(&self) -> &[u8; KEM_PUBLIC_KEY_LENGTH] {
+        &self.public
+    }
+
+    /// The Ed25519 signature over `0x0A || public_key`.
+    pub fn signature(&self) -> [u8; SIGNATURE_LENGTH] {
+        self.signature
+    }
+
+    pub(crate) fn seed(&self) -> &[u8; KEM_SEED_LENGTH] {
+        &self.seed
+    }
+
+    /// `SS = Decaps(dk, CT)`. ML-KEM's implicit rejection makes this infallible: a wrong
+    /// ciphertext yields an unrelated secret, and the first message then fails to decrypt.
+    pub(crate) fn decapsulate(
+        &self,
+        ciphertext: &[u8; KEM_CIPHERTEXT_LENGTH],
+    ) -> Zeroizing<[u8; 32]> {
+        let ct = ml_kem::ml_kem_768::Ciphertext::from(*ciphertext);
+        let ss = self.decapsulation.decapsulate(&ct);
+        let mut shared = Zeroizing::new([0u8; 32]);
+        shared.copy_from_slice(&ss);
+        shared
+    }
+}
+
+impl fmt::Debug for PqPreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PqPreKey")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    #[test]
+    fn encapsulation_round_trip_and_reload() {
+        let mut rng = ChaCha20Rng::seed_from_u64(70);
+        let id = IdentityKeyPair::generate(&mut rng).unwrap();
+        let key = PqPreKey::generate(&id, 5, PqPreKeyKind::OneTime, &mut rng).unwrap();
+        let (ct, ss) = encapsulate(key.public_key(), &mut rng).unwrap();
+        assert_eq!(*key.decapsulate(&ct), *ss);
+        let reloaded = PqPreKey::from_parts(5, PqPreKeyKind::OneTime, key.seed(), key.signature());
+        assert_eq!(reloaded.public_key(), key.public_key());
+        assert_eq!(*reloaded.decapsulate(&ct), *ss);
+        let mut bad = ct.clone();
+        bad[0] ^= 1;
+        assert_ne!(*key.decapsulate(&bad), *ss);
+    }
+
+    #[test]
+    fn invalid_encapsulation_key_rejected() {
+        // Coefficients must be below q = 3329: 0xFF..FF encodes 4095.
+        let bad = [0xFFu8; KEM_PUBLIC_KEY_LENGTH];
+        assert!(matches!(
+            kem_public_from_bytes(&bad),
+            Err(Error::InvalidPublicKey)
+        ));
+    }
+}

@@ -1,0 +1,417 @@
+//! PQXDH (SPEC.md §3.6, §5.3, §5.4, §7, §8): sessions over ML-KEM-768 prekeys, the
+//! require-post-quantum policy, signature and key checks, one-time and last-resort
+//! post-quantum prekeys with replay protection, persistence, and message sizes.
+#![cfg(feature = "pqxdh")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use doubleratchet::{
+    Error, IdentityKeyPair, Message, PqPreKey, PqPreKeyKind, PreKeyBundle, PreKeyStore, Session,
+    SessionOptions, StorageKey, BUNDLE_LENGTH, PQ_BUNDLE_LENGTH,
+};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+struct Bob {
+    identity: IdentityKeyPair,
+    store: PreKeyStore,
+}
+
+fn bob(rng: &mut ChaCha20Rng) -> Bob {
+    let identity = IdentityKeyPair::generate(rng).unwrap();
+    let mut store = PreKeyStore::new(&identity, rng).unwrap();
+    store.generate_one_time_prekeys(3, rng).unwrap();
+    store
+        .generate_pq_one_time_prekeys(&identity, 2, rng)
+        .unwrap();
+    store.rotate_pq_last_resort_prekey(&identity, rng).unwrap();
+    Bob { identity, store }
+}
+
+fn first_pq_one_time(b: &Bob) -> u32 {
+    b.store.pq_one_time_prekeys().next().unwrap().id()
+}
+
+fn round_trips(a: &mut Session, b: &mut Session, rng: &mut ChaCha20Rng, rounds: usize) {
+    for i in 0..rounds {
+        let m = b.encrypt(format!("b{i}").as_bytes(), rng).unwrap();
+        assert_eq!(a.decrypt(&m).unwrap(), format!("b{i}").as_bytes());
+        let m = a.encrypt(format!("a{i}").as_bytes(), rng).unwrap();
+        assert_eq!(b.decrypt(&m).unwrap(), format!("a{i}").as_bytes());
+    }
+}
+
+#[test]
+fn pqxdh_session_with_one_time_keys() {
+    let mut rng = ChaCha20Rng::seed_from_u64(700);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut b = bob(&mut rng);
+    let opk = b.store.one_time_prekeys().next().unwrap().id();
+    let pq = first_pq_one_time(&b);
+    let bundle = b.store.pq_bundle(&b.identity, Some(opk), Some(pq)).unwrap();
+    let encoded = bundle.to_bytes();
+    assert_eq!(encoded.len(), PQ_BUNDLE_LENGTH);
+    assert_eq!(encoded[1], 0x11);
+    let bundle = PreKeyBundle::from_bytes(&encoded).unwrap();
+    assert!(bundle.is_post_quantum());
+    assert_eq!(bundle.post_quantum_prekey_id(), Some(pq));
+
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    assert!(a.is_post_quantum());
+    let lost = a.encrypt(b"first (lost for a while)", &mut rng).unwrap();
+    let second = a.encrypt(b"second", &mut rng).unwrap();
+    assert_eq!(second[1], 0x03);
+    let Message::Initial(parsed) = Message::parse(&second).unwrap() else {
+        panic!("expected an initial message")
+    };
+    assert!(parsed.is_post_quantum());
+    assert_eq!(parsed.post_quantum_prekey_id(), Some(pq));
+    assert_eq!(
+        Message::parse(&second).unwrap().ciphertext_len(),
+        second.len() - 1207
+    );
+
+    let accepted = b.store.accept(&b.identity, &second).unwrap();
+    assert_eq!(accepted.plaintext, b"second");
+    assert_eq!(accepted.used_one_time_prekey, Some(opk));
+    assert_eq!(accepted.used_post_quantum_prekey, Some(pq));
+    assert!(
+        b.store.pq_prekey(pq).is_none(),
+        "one-time PQ prekey deleted"
+    );
+    assert_eq!(b.store.replay_records(), 0);
+    let mut s = accepted.session;
+    assert!(s.is_post_quantum());
+    assert_eq!(s.id(), a.id());
+    // The lost first message is routed to the existing session and decrypts there.
+    assert_eq!(s.decrypt(&lost).unwrap(), b"first (lost for a while)");
+    // A replay to the store fails: both one-time prekeys are gone.
+    assert_eq!(
+        b.store.accept(&b.identity, &second).unwrap_err(),
+        Error::UnknownOneTimePreKey(opk)
+    );
+    round_trips(&mut a, &mut s, &mut rng, 5);
+    assert!(!a.awaiting_reply());
+}
+
+#[test]
+fn last_resort_replay_is_refused_and_records_are_bounded_by_rotation() {
+    let mut rng = ChaCha20Rng::seed_from_u64(701);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut b = bob(&mut rng);
+    // No classical one-time prekey, and the last-resort PQ prekey.
+    let bundle = b.store.pq_bundle(&b.identity, None, None).unwrap();
+    let last_resort = bundle.post_quantum_prekey_id().unwrap();
+    assert_eq!(
+        b.store.pq_prekey(last_resort).unwrap().kind(),
+        PqPreKeyKind::LastResort
+    );
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let first = a.encrypt(b"hello", &mut rng).unwrap();
+    let accepted = b.store.accept(&b.identity, &first).unwrap();
+    assert_eq!(accepted.used_post_quantum_prekey, Some(last_resort));
+    assert!(
+        b.store.pq_prekey(last_resort).is_some(),
+        "last-resort key kept"
+    );
+    assert_eq!(b.store.replay_records(), 1);
+
+    // The same initial message again: refused, and the store is unchanged.
+    let before = b.store.to_bytes();
+    assert_eq!(
+        b.store.accept(&b.identity, &first).unwrap_err(),
+        Error::DuplicateOrExpired
+    );
+    assert_eq!(*b.store.to_bytes(), *before);
+    // A later initial message of the same session: also refused by the store (it belongs
+    // to the existing session, which decrypts it).
+    let again = a.encrypt(b"again", &mut rng).unwrap();
+    assert_eq!(
+        b.store.accept(&b.identity, &again).unwrap_err(),
+        Error::DuplicateOrExpired
+    );
+    let mut s = accepted.session;
+    assert_eq!(s.decrypt(&again).unwrap(), b"again");
+
+    // A second, independent session on the same last-resort key is fine.
+    let carol = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut c = Session::initiate(&carol, &bundle, &mut rng).unwrap();
+    let from_carol = c.encrypt(b"hi from carol", &mut rng).unwrap();
+    b.store.accept(&b.identity, &from_carol).unwrap();
+    assert_eq!(b.store.replay_records(), 2);
+
+    // Rotation and retirement drop the records made with the retired key; a replay of an
+    // old message then names a key that no longer exists.
+    let new_last_resort = b
+        .store
+        .rotate_pq_last_resort_prekey(&b.identity, &mut rng)
+        .unwrap();
+    assert_ne!(new_last_resort, last_resort);
+    assert!(b.store.retire_pq_last_resort_prekey(last_resort));
+    assert!(
+        !b.store.retire_pq_last_resort_prekey(new_last_resort),
+        "current one stays"
+    );
+    assert_eq!(b.store.replay_records(), 0);
+    assert_eq!(
+        b.store.accept(&b.identity, &first).unwrap_err(),
+        Error::UnknownPqPreKey(last_resort)
+    );
+}
+
+#[test]
+fn classical_bundle_without_one_time_prekey_is_replay_protected_too() {
+    let mut rng = ChaCha20Rng::seed_from_u64(702);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut b = bob(&mut rng);
+    let bundle = b.store.bundle(&b.identity, None).unwrap();
+    assert_eq!(bundle.to_bytes().len(), BUNDLE_LENGTH);
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    assert!(!a.is_post_quantum());
+    let first = a.encrypt(b"x", &mut rng).unwrap();
+    b.store.accept(&b.identity, &first).unwrap();
+    assert_eq!(
+        b.store.accept(&b.identity, &first).unwrap_err(),
+        Error::DuplicateOrExpired
+    );
+    // Retiring the signed prekey drops the record; the replay then names a retired key.
+    let old = bundle.signed_prekey_id();
+    b.store.rotate_signed_prekey(&b.identity, &mut rng).unwrap();
+    assert!(b.store.retire_signed_prekey(old));
+    assert_eq!(b.store.replay_records(), 0);
+    assert_eq!(
+        b.store.accept(&b.identity, &first).unwrap_err(),
+        Error::UnknownSignedPreKey(old)
+    );
+}
+
+#[test]
+fn require_post_quantum_policy() {
+    let mut rng = ChaCha20Rng::seed_from_u64(703);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut b = bob(&mut rng);
+    let strict = SessionOptions::new().require_post_quantum();
+    let classical = b.store.bundle(&b.identity, None).unwrap();
+    assert_eq!(
+        Session::initiate_with(&alice, &classical, &strict, &mut rng).unwrap_err(),
+        Error::PostQuantumRequired
+    );
+    let pq = b.store.pq_bundle(&b.identity, None, None).unwrap();
+    assert!(Session::initiate_with(&alice, &pq, &strict, &mut rng)
+        .unwrap()
+        .is_post_quantum());
+
+    // Responder side: a classical initial message is refused before any key is touched.
+    let mut a = Session::initiate(&alice, &classical, &mut rng).unwrap();
+    let m = a.encrypt(b"classical", &mut rng).unwrap();
+    let before = b.store.to_bytes();
+    assert_eq!(
+        b.store.accept_with(&b.identity, &m, &strict).unwrap_err(),
+        Error::PostQuantumRequired
+    );
+    assert_eq!(*b.store.to_bytes(), *before);
+    // Without the policy it is accepted.
+    assert!(!b
+        .store
+        .accept(&b.identity, &m)
+        .unwrap()
+        .session
+        .is_post_quantum());
+}
+
+#[test]
+fn pq_bundle_signature_and_key_checks() {
+    let mut rng = ChaCha20Rng::seed_from_u64(704);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let b = bob(&mut rng);
+    let bundle = b
+        .store
+        .pq_bundle(&b.identity, None, Some(first_pq_one_time(&b)))
+        .unwrap()
+        .to_bytes();
+    // A flipped bit in the PQ signature, and in the KEM key (signature no longer matches).
+    for offset in [1359, 1359 + 63, 175, 175 + 600] {
+        let mut forged = bundle.clone();
+        forged[offset] ^= 0x01;
+        match PreKeyBundle::from_bytes(&forged) {
+            Ok(parsed) => {
+                assert_eq!(
+                    parsed.verify(),
+                    Err(Error::InvalidSignature),
+                    "offset {offset}"
+                );
+                assert_eq!(
+                    Session::initiate(&alice, &parsed, &mut rng).unwrap_err(),
+                    Error::InvalidSignature
+                );
+            }
+            // A flip that breaks the FIPS 203 modulus check is caught when parsing.
+            Err(e) => assert_eq!(e, Error::InvalidPublicKey, "offset {offset}"),
+        }
+    }
+    // A KEM key with coefficients >= q is rejected when parsing.
+    let mut bad_key = bundle.clone();
+    bad_key[175..175 + 1152].fill(0xFF);
+    assert_eq!(
+        PreKeyBundle::from_bytes(&bad_key).unwrap_err(),
+        Error::InvalidPublicKey
+    );
+    // A validly signed PQ key, but signed by a different identity: the bundle's identity
+    // does not match the signer.
+    let mallory = IdentityKeyPair::generate(&mut rng).unwrap();
+    let foreign = PqPreKey::generate(&mallory, 99, PqPreKeyKind::OneTime, &mut rng).unwrap();
+    let spliced = b
+        .store
+        .bundle(&b.identity, None)
+        .unwrap()
+        .with_post_quantum_prekey(&foreign);
+    assert_eq!(spliced.verify(), Err(Error::InvalidSignature));
+    // Every truncation and an extension are rejected.
+    for len in 0..bundle.len() {
+        assert!(
+            PreKeyBundle::from_bytes(&bundle[..len]).is_err(),
+            "len {len}"
+        );
+    }
+    let mut longer = bundle.clone();
+    longer.push(0);
+    assert_eq!(
+        PreKeyBundle::from_bytes(&longer).unwrap_err(),
+        Error::TrailingData
+    );
+}
+
+#[test]
+fn tampered_kem_ciphertext_fails_without_creating_anything() {
+    let mut rng = ChaCha20Rng::seed_from_u64(705);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut b = bob(&mut rng);
+    let bundle = b
+        .store
+        .pq_bundle(&b.identity, None, Some(first_pq_one_time(&b)))
+        .unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let m = a.encrypt(b"pq", &mut rng).unwrap();
+    let before = b.store.to_bytes();
+    for offset in [79, 500, 1166] {
+        let mut tampered = m.clone();
+        tampered[offset] ^= 0x40;
+        assert_eq!(
+            b.store.accept(&b.identity, &tampered).unwrap_err(),
+            Error::DecryptionFailed
+        );
+        assert_eq!(*b.store.to_bytes(), *before);
+    }
+    // `Session::respond` has no post-quantum prekey lookup: it refuses PQXDH messages.
+    assert_eq!(
+        Session::respond(&b.identity, |_| None, |_| None, &m).unwrap_err(),
+        Error::UnknownPqPreKey(bundle.post_quantum_prekey_id().unwrap())
+    );
+    // A classical session never accepts a PQXDH initial message, and vice versa.
+    let classical = b.store.bundle(&b.identity, None).unwrap();
+    let mut c = Session::initiate(&alice, &classical, &mut rng).unwrap();
+    let cm = c.encrypt(b"c", &mut rng).unwrap();
+    let mut cs = b.store.accept(&b.identity, &cm).unwrap().session;
+    assert_eq!(cs.decrypt(&m).unwrap_err(), Error::WrongSession);
+}
+
+#[test]
+fn persistence_of_pq_state() {
+    let mut rng = ChaCha20Rng::seed_from_u64(706);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut b = bob(&mut rng);
+    let bundle = b
+        .store
+        .pq_bundle(&b.identity, None, Some(first_pq_one_time(&b)))
+        .unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let m1 = a.encrypt(b"one", &mut rng).unwrap();
+
+    // The initiator awaiting its reply: type 0x25, 1388 bytes, and it still sends the
+    // same KEM ciphertext after a reload.
+    let saved = a.to_bytes();
+    assert_eq!(saved[1], 0x25);
+    assert_eq!(saved.len(), 1388);
+    let mut reloaded = Session::from_bytes(&saved).unwrap();
+    assert_eq!(*reloaded.to_bytes(), *saved);
+    let m2 = reloaded.encrypt(b"two", &mut rng).unwrap();
+    assert_eq!(m1[..1167], m2[..1167]);
+    for len in 0..saved.len() {
+        assert!(Session::from_bytes(&saved[..len]).is_err(), "len {len}");
+    }
+
+    // The store with PQ keys and a replay record: type 0x27, round trip, every truncation.
+    let accepted = b.store.accept(&b.identity, &m2).unwrap();
+    let store_bytes = b.store.to_bytes();
+    assert_eq!(store_bytes[1], 0x27);
+    let store = PreKeyStore::from_bytes(&store_bytes).unwrap();
+    assert_eq!(*store.to_bytes(), *store_bytes);
+    for len in (0..store_bytes.len()).step_by(7) {
+        assert!(
+            PreKeyStore::from_bytes(&store_bytes[..len]).is_err(),
+            "len {len}"
+        );
+    }
+
+    // The responder's PQ session round trips too, and keeps working.
+    let mut s = accepted.session;
+    let saved_s = s.to_bytes();
+    assert_eq!(saved_s[1], 0x25);
+    s = Session::from_bytes(&saved_s).unwrap();
+    assert_eq!(s.decrypt(&m1).unwrap(), b"one");
+    round_trips(&mut reloaded, &mut s, &mut rng, 3);
+    assert_eq!(
+        reloaded.to_bytes().len(),
+        296,
+        "no KEM ciphertext once replied"
+    );
+
+    // A single PQ prekey, stored and sealed.
+    let key = PqPreKey::generate(&b.identity, 5, PqPreKeyKind::LastResort, &mut rng).unwrap();
+    let bytes = key.to_bytes();
+    assert_eq!(bytes.len(), 135);
+    let back = PqPreKey::from_bytes(&bytes).unwrap();
+    assert_eq!(back.public_key(), key.public_key());
+    assert_eq!(back.kind(), PqPreKeyKind::LastResort);
+    let mut bad_kind = bytes.to_vec();
+    bad_kind[6] = 3;
+    assert_eq!(
+        PqPreKey::from_bytes(&bad_kind).unwrap_err(),
+        Error::InvalidEncoding
+    );
+    let storage = StorageKey::generate(&mut rng).unwrap();
+    let sealed = storage.seal(&key, &mut rng).unwrap();
+    let opened: PqPreKey = storage.open(&sealed).unwrap();
+    assert_eq!(opened.public_key(), key.public_key());
+    assert_eq!(
+        storage.open::<Session>(&sealed).unwrap_err(),
+        Error::UnexpectedType(0x26)
+    );
+}
+
+/// Prints the sizes the closing note reports (run with `--nocapture`).
+#[test]
+fn message_sizes() {
+    let mut rng = ChaCha20Rng::seed_from_u64(707);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let b = bob(&mut rng);
+    let opk = b.store.one_time_prekeys().next().unwrap().id();
+    let classical = b.store.bundle(&b.identity, Some(opk)).unwrap();
+    let pq = b
+        .store
+        .pq_bundle(&b.identity, Some(opk), Some(first_pq_one_time(&b)))
+        .unwrap();
+    let mut x = Session::initiate(&alice, &classical, &mut rng).unwrap();
+    let mut p = Session::initiate(&alice, &pq, &mut rng).unwrap();
+    let xm = x.encrypt(&[0u8; 64], &mut rng).unwrap();
+    let pm = p.encrypt(&[0u8; 64], &mut rng).unwrap();
+    assert_eq!(xm.len(), 115 + 64 + 16);
+    assert_eq!(pm.len(), 1207 + 64 + 16);
+    println!(
+        "bundle: X3DH {} bytes, PQXDH {} bytes; initial message with 64-byte plaintext: X3DH {} bytes, PQXDH {} bytes; normal message: {} bytes",
+        classical.to_bytes().len(),
+        pq.to_bytes().len(),
+        xm.len(),
+        pm.len(),
+        42 + 64 + 16
+    );
+}

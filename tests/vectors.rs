@@ -1,0 +1,924 @@
+//! Known-answer vectors: checks every file in `tests/vectors/` (see its README.md).
+//!
+//! * conversation files (`"kind": "conversation"`): (a) the library, driven from the
+//!   recorded seeds through its public API, reproduces every message byte for byte and
+//!   decrypts every message; (b) every listed intermediate value (keys, DH outputs, `SK`,
+//!   `AD`, session id, root and chain keys, message keys, AES keys and nonces, framing,
+//!   ciphertexts) follows from the values it is derived from by the SPEC.md v1 formulas,
+//!   recomputed here with the primitive crates only, so the file can be trusted by an
+//!   independent implementation;
+//! * the reject file (`"kind": "reject"`): (c) every listed input is rejected by the library
+//!   with the listed error, and a failed decryption leaves the session usable.
+//!
+//! Regenerate the files with `cargo run --example generate_vectors`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use aes_gcm::aead::consts::U12;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use doubleratchet::{
+    Error, IdentityKeyPair, Message, OneTimePreKey, PreKeyBundle, Session, SignedPreKey,
+};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use rand_chacha::rand_core::{SeedableRng, TryRng};
+use rand_chacha::ChaCha20Rng;
+use serde_json::Value;
+use sha2::{Digest, Sha256, Sha512};
+
+const DATE: &str = "2026-11-28";
+const X3DH_INFO: &[u8] = b"doubleratchet v1 X3DH";
+const ROOT_INFO: &[u8] = b"doubleratchet v1 root";
+const MESSAGE_INFO: &[u8] = b"doubleratchet v1 message keys";
+const SESSION_ID_LABEL: &[u8] = b"doubleratchet v1 session id";
+
+/// JSON keys whose values are prose or names rather than hex.
+const TEXT_KEYS: &[&str] = &[
+    "_comment",
+    "kind",
+    "generator",
+    "command",
+    "date",
+    "spec",
+    "library",
+    "rng",
+    "method",
+    "x3dh_info",
+    "root_info",
+    "message_info",
+    "session_id_label",
+    "name",
+    "description",
+    "setup",
+    "op",
+    "party",
+    "purpose",
+    "sender",
+    "plaintext_utf8",
+    "base_vector",
+    "operation",
+    "expected_error",
+];
+
+// ---------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+/// Every `tests/vectors/*.json`, by file name.
+fn load_all() -> BTreeMap<String, Value> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(vectors_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let value: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: invalid JSON: {e}", path.display()));
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        files.insert(name, value);
+    }
+    assert!(!files.is_empty(), "no vector files found");
+    files
+}
+
+fn of_kind(kind: &str) -> Vec<(String, Value)> {
+    load_all()
+        .into_iter()
+        .filter(|(_, v)| v["kind"] == kind)
+        .collect()
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("missing text field {key}"))
+}
+
+fn num(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("missing number field {key}"))
+}
+
+fn decode_hex(s: &str) -> Vec<u8> {
+    assert!(
+        s.len().is_multiple_of(2)
+            && s.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
+        "not lowercase hex: {s:?}"
+    );
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+fn bytes(v: &Value, key: &str) -> Vec<u8> {
+    decode_hex(text(v, key))
+}
+
+fn b32(v: &Value, key: &str) -> [u8; 32] {
+    bytes(v, key)
+        .try_into()
+        .unwrap_or_else(|_| panic!("{key} is not 32 bytes"))
+}
+
+fn arr(v: &Value, key: &str) -> Vec<Value> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("missing array {key}"))
+        .clone()
+}
+
+// ---------------------------------------------------------------------------------------
+// Primitives (SPEC.md §1, §4.1)
+// ---------------------------------------------------------------------------------------
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+fn clamp(mut k: [u8; 32]) -> [u8; 32] {
+    k[0] &= 248;
+    k[31] &= 127;
+    k[31] |= 64;
+    k
+}
+
+fn dh(private: &[u8; 32], public: &[u8; 32]) -> [u8; 32] {
+    let out = x25519_dalek::x25519(*private, *public);
+    assert_ne!(out, [0u8; 32], "non-contributory DH");
+    out
+}
+
+fn x25519_public(private: &[u8; 32]) -> [u8; 32] {
+    x25519_dalek::x25519(*private, x25519_dalek::X25519_BASEPOINT_BYTES)
+}
+
+fn hkdf(salt: &[u8], ikm: &[u8], info: &[u8], len: usize) -> Vec<u8> {
+    let mut okm = vec![0u8; len];
+    Hkdf::<Sha256>::new(Some(salt), ikm)
+        .expand(info, &mut okm)
+        .unwrap();
+    okm
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn edwards_to_x25519(public: &[u8; 32]) -> [u8; 32] {
+    CompressedEdwardsY(*public)
+        .decompress()
+        .unwrap()
+        .to_montgomery()
+        .to_bytes()
+}
+
+fn gcm(key: &[u8]) -> Aes256Gcm {
+    Aes256Gcm::new_from_slice(key).unwrap()
+}
+
+fn nonce(bytes: &[u8]) -> Nonce<U12> {
+    Nonce::<U12>::from(<[u8; 12]>::try_from(bytes).unwrap())
+}
+
+// ---------------------------------------------------------------------------------------
+// The library, driven from a conversation file through the public API
+// ---------------------------------------------------------------------------------------
+
+struct Script {
+    alice_seed: u64,
+    bob_seed: u64,
+    signed_prekey_id: u32,
+    one_time_prekey_id: Option<u32>,
+    plaintexts: Vec<Vec<u8>>,
+    /// `(op, party, message)`.
+    events: Vec<(String, String, usize)>,
+}
+
+impl Script {
+    fn from(v: &Value) -> Self {
+        let s = &v["scenario"];
+        Script {
+            alice_seed: num(s, "alice_rng_seed"),
+            bob_seed: num(s, "bob_rng_seed"),
+            signed_prekey_id: u32::try_from(num(s, "signed_prekey_id")).unwrap(),
+            one_time_prekey_id: s["one_time_prekey_id"]
+                .as_u64()
+                .map(|id| u32::try_from(id).unwrap()),
+            plaintexts: arr(v, "messages")
+                .iter()
+                .map(|m| bytes(m, "plaintext"))
+                .collect(),
+            events: arr(s, "events")
+                .iter()
+                .map(|e| {
+                    (
+                        text(e, "op").to_owned(),
+                        text(e, "party").to_owned(),
+                        usize::try_from(num(e, "message")).unwrap(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+struct World {
+    bob_identity: IdentityKeyPair,
+    spk: SignedPreKey,
+    opk: Option<OneTimePreKey>,
+    bundle: Vec<u8>,
+    alice_rng: ChaCha20Rng,
+    bob_rng: ChaCha20Rng,
+    alice: Session,
+    bob: Option<Session>,
+    wire: Vec<Option<Vec<u8>>>,
+    used_one_time_prekey: Option<u32>,
+}
+
+impl World {
+    fn setup(s: &Script) -> Self {
+        let mut alice_rng = ChaCha20Rng::seed_from_u64(s.alice_seed);
+        let mut bob_rng = ChaCha20Rng::seed_from_u64(s.bob_seed);
+        let alice_identity = IdentityKeyPair::generate(&mut alice_rng).unwrap();
+        let bob_identity = IdentityKeyPair::generate(&mut bob_rng).unwrap();
+        let spk = SignedPreKey::generate(&bob_identity, s.signed_prekey_id, &mut bob_rng).unwrap();
+        let opk = s
+            .one_time_prekey_id
+            .map(|id| OneTimePreKey::generate(id, &mut bob_rng).unwrap());
+        let bundle = PreKeyBundle::new(&bob_identity, &spk, opk.as_ref()).to_bytes();
+        let received = PreKeyBundle::from_bytes(&bundle).unwrap();
+        let alice = Session::initiate(&alice_identity, &received, &mut alice_rng).unwrap();
+        World {
+            bob_identity,
+            spk,
+            opk,
+            bundle,
+            alice_rng,
+            bob_rng,
+            alice,
+            bob: None,
+            wire: vec![None; s.plaintexts.len()],
+            used_one_time_prekey: None,
+        }
+    }
+
+    /// Bob's `Session::respond` with the prekeys he still holds; the one-time prekey is
+    /// deleted once used.
+    fn respond(&mut self, message: &[u8]) -> Result<(Session, Vec<u8>), Error> {
+        let spk = &self.spk;
+        let opk = self.opk.as_ref();
+        let accepted = Session::respond(
+            &self.bob_identity,
+            |id| (id == spk.id()).then_some(spk),
+            |id| opk.filter(|k| k.id() == id),
+            message,
+        )?;
+        if let Some(id) = accepted.used_one_time_prekey {
+            assert_eq!(self.opk.as_ref().map(OneTimePreKey::id), Some(id));
+            self.opk = None;
+            self.used_one_time_prekey = Some(id);
+        }
+        Ok((accepted.session, accepted.plaintext))
+    }
+
+    fn session(&mut self, party: &str) -> &mut Session {
+        match party {
+            "alice" => &mut self.alice,
+            "bob" => self.bob.as_mut().unwrap(),
+            other => panic!("unknown party {other}"),
+        }
+    }
+
+    /// Applies one event; returns the plaintext of a `respond` or `decrypt`.
+    fn apply(&mut self, s: &Script, (op, party, i): &(String, String, usize)) -> Vec<u8> {
+        match op.as_str() {
+            "encrypt" => {
+                let pt = &s.plaintexts[*i];
+                let wire = match party.as_str() {
+                    "alice" => self.alice.encrypt(pt, &mut self.alice_rng).unwrap(),
+                    "bob" => self
+                        .bob
+                        .as_mut()
+                        .unwrap()
+                        .encrypt(pt, &mut self.bob_rng)
+                        .unwrap(),
+                    other => panic!("unknown party {other}"),
+                };
+                self.wire[*i] = Some(wire);
+                Vec::new()
+            }
+            "respond" => {
+                let wire = self.wire[*i].clone().unwrap();
+                let (session, pt) = self.respond(&wire).unwrap();
+                self.bob = Some(session);
+                pt
+            }
+            "decrypt" => {
+                let wire = self.wire[*i].clone().unwrap();
+                self.session(party).decrypt(&wire).unwrap()
+            }
+            other => panic!("unknown op {other}"),
+        }
+    }
+
+    fn replay(s: &Script, events: usize) -> Self {
+        let mut world = World::setup(s);
+        for e in &s.events[..events] {
+            world.apply(s, e);
+        }
+        world
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------
+
+fn check_hex_fields(file: &str, key: &str, v: &Value) {
+    match v {
+        Value::String(s) if !TEXT_KEYS.contains(&key) => {
+            let ok = s.len().is_multiple_of(2)
+                && s.bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+            assert!(ok, "{file}: field {key} is not lowercase hex: {s:?}");
+        }
+        Value::Array(items) => items.iter().for_each(|i| check_hex_fields(file, key, i)),
+        Value::Object(map) => map.iter().for_each(|(k, i)| check_hex_fields(file, k, i)),
+        _ => {}
+    }
+}
+
+#[test]
+fn files_are_well_formed() {
+    let files = load_all();
+    for (name, v) in &files {
+        let comment = arr(v, "_comment");
+        assert!(
+            !comment.is_empty()
+                && comment
+                    .iter()
+                    .all(|c| c.as_str().is_some_and(|s| !s.is_empty())),
+            "{name}: _comment"
+        );
+        assert!(
+            comment.iter().any(|c| c.as_str().unwrap().contains(DATE)),
+            "{name}: _comment names the date"
+        );
+        let p = &v["provenance"];
+        assert_eq!(text(p, "date"), DATE, "{name}");
+        assert_eq!(
+            text(p, "generator"),
+            "examples/generate_vectors.rs",
+            "{name}"
+        );
+        assert!(text(p, "spec").contains("SPEC.md"), "{name}");
+        assert!(
+            matches!(text(v, "kind"), "conversation" | "reject"),
+            "{name}: unknown kind"
+        );
+        check_hex_fields(name, "", v);
+    }
+    let conversations = of_kind("conversation");
+    assert!(conversations.len() >= 2);
+    assert!(conversations
+        .iter()
+        .any(|(_, v)| !v["bob"]["one_time_prekey"].is_null()));
+    assert!(conversations
+        .iter()
+        .any(|(_, v)| v["bob"]["one_time_prekey"].is_null()));
+    assert_eq!(of_kind("reject").len(), 1);
+    assert!(files.contains_key("x3dh_ratchet_v1.json"));
+    assert!(files.contains_key("reject_v1.json"));
+}
+
+/// (a) The library reproduces each conversation from its seeds.
+#[test]
+fn library_reproduces_conversations() {
+    for (name, v) in of_kind("conversation") {
+        let s = Script::from(&v);
+        let messages = arr(&v, "messages");
+        let mut world = World::setup(&s);
+        assert_eq!(world.bundle, bytes(&v, "bundle"), "{name}: bundle");
+        let mut encrypted = 0;
+        for (step, event) in s.events.iter().enumerate() {
+            let pt = world.apply(&s, event);
+            let (op, _, i) = event;
+            let m = &messages[*i];
+            match op.as_str() {
+                "encrypt" => {
+                    encrypted += 1;
+                    assert_eq!(
+                        world.wire[*i].as_deref().unwrap(),
+                        &bytes(m, "bytes")[..],
+                        "{name}: event {step}: message {i} bytes"
+                    );
+                }
+                _ => assert_eq!(pt, bytes(m, "plaintext"), "{name}: event {step}: plaintext"),
+            }
+        }
+        assert_eq!(encrypted, messages.len(), "{name}: every message is sent");
+        assert_eq!(world.used_one_time_prekey, s.one_time_prekey_id, "{name}");
+        let id = b32(&v["x3dh"], "session_id");
+        assert_eq!(world.alice.id().as_bytes(), &id, "{name}: session id");
+        assert_eq!(world.bob.as_ref().unwrap().id().as_bytes(), &id, "{name}");
+        // The RNG streams were consumed exactly as rng_draws lists.
+        let draws = &v["rng_draws"];
+        for (party, rng, seed) in [
+            ("alice", &mut world.alice_rng, s.alice_seed),
+            ("bob", &mut world.bob_rng, s.bob_seed),
+        ] {
+            let mut fresh = ChaCha20Rng::seed_from_u64(seed);
+            let mut buf = [0u8; 32];
+            for _ in 0..arr(draws, party).len() {
+                fresh.try_fill_bytes(&mut buf).unwrap();
+            }
+            let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+            fresh.try_fill_bytes(&mut a).unwrap();
+            rng.try_fill_bytes(&mut b).unwrap();
+            assert_eq!(a, b, "{name}: {party}'s RNG draws differ from rng_draws");
+        }
+        // Headers as the public parser sees them.
+        for m in &messages {
+            let wire = bytes(m, "bytes");
+            let parsed = Message::parse(&wire).unwrap();
+            assert_eq!(parsed.ratchet_key(), &b32(m, "ratchet_public"));
+            assert_eq!(u64::from(parsed.previous_chain_length()), num(m, "pn"));
+            assert_eq!(u64::from(parsed.message_number()), num(m, "n"));
+            assert_eq!(parsed.to_bytes(), wire);
+            match (parsed, m["initial_fields"].is_null()) {
+                (Message::Initial(init), false) => {
+                    let f = &m["initial_fields"];
+                    assert_eq!(init.identity_key().as_bytes(), &b32(f, "identity_key"));
+                    assert_eq!(init.base_key(), &b32(f, "base_key"));
+                    assert_eq!(
+                        u64::from(init.signed_prekey_id()),
+                        num(f, "signed_prekey_id")
+                    );
+                    assert_eq!(
+                        init.one_time_prekey_id().map(u64::from),
+                        (num(f, "one_time_prekey_flag") == 1).then(|| num(f, "one_time_prekey_id"))
+                    );
+                    let responder =
+                        IdentityKeyPair::generate(&mut ChaCha20Rng::seed_from_u64(s.bob_seed))
+                            .unwrap();
+                    assert_eq!(init.session_id(responder.public_key()).as_bytes(), &id);
+                }
+                (Message::Normal(_), true) => {}
+                _ => panic!("{name}: message kind"),
+            }
+        }
+    }
+}
+
+fn check_identity(name: &str, who: &str, id: &Value) {
+    let seed = b32(id, "seed");
+    let sha512: Vec<u8> = Sha512::digest(seed).to_vec();
+    assert_eq!(sha512, bytes(id, "sha512_of_seed"), "{name}: {who} SHA-512");
+    let ed = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    assert_eq!(
+        ed,
+        b32(id, "ed25519_public"),
+        "{name}: {who} Ed25519 public"
+    );
+    let x_private = clamp(sha512[..32].try_into().unwrap());
+    assert_eq!(
+        x_private,
+        b32(id, "x25519_private"),
+        "{name}: {who} X25519 private"
+    );
+    let x_public = b32(id, "x25519_public");
+    assert_eq!(
+        x25519_public(&x_private),
+        x_public,
+        "{name}: {who} X25519 public"
+    );
+    assert_eq!(
+        edwards_to_x25519(&ed),
+        x_public,
+        "{name}: {who} Montgomery form"
+    );
+}
+
+fn check_pair(name: &str, what: &str, k: &Value) -> ([u8; 32], [u8; 32]) {
+    let private = b32(k, "private");
+    let public = b32(k, "public");
+    assert_eq!(x25519_public(&private), public, "{name}: {what} public key");
+    (private, public)
+}
+
+/// (b) Every listed intermediate value follows from its inputs by the SPEC.md formulas.
+#[test]
+fn intermediate_values_match_primitives() {
+    for (name, v) in of_kind("conversation") {
+        let c = &v["constants"];
+        assert_eq!(text(c, "x3dh_info").as_bytes(), X3DH_INFO);
+        assert_eq!(text(c, "root_info").as_bytes(), ROOT_INFO);
+        assert_eq!(text(c, "message_info").as_bytes(), MESSAGE_INFO);
+        assert_eq!(text(c, "session_id_label").as_bytes(), SESSION_ID_LABEL);
+        assert_eq!(bytes(c, "x3dh_salt"), [0u8; 32]);
+        assert_eq!(bytes(c, "x3dh_ikm_prefix"), [0xFFu8; 32]);
+        assert_eq!(bytes(c, "message_keys_salt"), [0u8; 32]);
+        assert_eq!(bytes(c, "signature_prefix"), [0x05]);
+        assert_eq!(bytes(c, "chain_message_key_byte"), [0x01]);
+        assert_eq!(bytes(c, "chain_next_key_byte"), [0x02]);
+
+        let s = Script::from(&v);
+        let (alice, bob) = (&v["alice"], &v["bob"]);
+
+        // RNG draws, and which key each draw became (SPEC.md §2.5).
+        let mut expected_draws: BTreeMap<&str, Vec<[u8; 32]>> = BTreeMap::new();
+        expected_draws.insert(
+            "alice",
+            [
+                b32(&alice["identity"], "seed"),
+                b32(&alice["ephemeral"], "private"),
+            ]
+            .into_iter()
+            .chain(arr(alice, "ratchet_keys").iter().map(|k| b32(k, "private")))
+            .collect(),
+        );
+        let mut bob_draws = vec![
+            b32(&bob["identity"], "seed"),
+            b32(&bob["signed_prekey"], "private"),
+        ];
+        if !bob["one_time_prekey"].is_null() {
+            bob_draws.push(b32(&bob["one_time_prekey"], "private"));
+        }
+        bob_draws.extend(arr(bob, "ratchet_keys").iter().map(|k| b32(k, "private")));
+        expected_draws.insert("bob", bob_draws);
+        for (party, seed) in [("alice", s.alice_seed), ("bob", s.bob_seed)] {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let listed = arr(&v["rng_draws"], party);
+            assert_eq!(
+                listed.len(),
+                expected_draws[party].len(),
+                "{name}: {party} draws"
+            );
+            for (i, draw) in listed.iter().enumerate() {
+                let mut buf = [0u8; 32];
+                rng.try_fill_bytes(&mut buf).unwrap();
+                assert_eq!(num(draw, "index"), i as u64);
+                assert_eq!(buf, b32(draw, "bytes"), "{name}: {party} draw {i}");
+                assert_eq!(
+                    buf, expected_draws[party][i],
+                    "{name}: {party} draw {i} use"
+                );
+            }
+        }
+
+        // Keys (SPEC.md §2).
+        check_identity(&name, "alice", &alice["identity"]);
+        check_identity(&name, "bob", &bob["identity"]);
+        let ik_a = b32(&alice["identity"], "ed25519_public");
+        let ik_b = b32(&bob["identity"], "ed25519_public");
+        let ik_a_x = b32(&alice["identity"], "x25519_private");
+        let ik_b_x = b32(&bob["identity"], "x25519_private");
+        let spk_v = &bob["signed_prekey"];
+        let (spk, spk_pub) = check_pair(&name, "SPK", spk_v);
+        let signed = cat(&[&[0x05], &spk_pub]);
+        assert_eq!(bytes(spk_v, "signed_message"), signed);
+        let signature: [u8; 64] = bytes(spk_v, "signature").try_into().unwrap();
+        let bob_seed = b32(&bob["identity"], "seed");
+        assert_eq!(
+            SigningKey::from_bytes(&bob_seed).sign(&signed).to_bytes(),
+            signature
+        );
+        VerifyingKey::from_bytes(&ik_b)
+            .unwrap()
+            .verify_strict(&signed, &Signature::from_bytes(&signature))
+            .unwrap();
+        let opk = (!bob["one_time_prekey"].is_null())
+            .then(|| check_pair(&name, "OPK", &bob["one_time_prekey"]));
+        let (ek, ek_pub) = check_pair(&name, "EK_A", &alice["ephemeral"]);
+        for k in arr(alice, "ratchet_keys")
+            .iter()
+            .chain(&arr(bob, "ratchet_keys"))
+        {
+            check_pair(&name, "ratchet key", k);
+        }
+
+        // The bundle's layout (SPEC.md §5.4).
+        let (flag, opk_id, opk_pub) = match (&opk, s.one_time_prekey_id) {
+            (Some((_, public)), Some(id)) => (1u8, id, *public),
+            (None, None) => (0u8, 0, [0u8; 32]),
+            _ => panic!("{name}: one-time prekey id and key disagree"),
+        };
+        assert_eq!(num(spk_v, "id"), u64::from(s.signed_prekey_id));
+        let bundle = cat(&[
+            &[0x01, 0x10],
+            &ik_b,
+            &s.signed_prekey_id.to_be_bytes(),
+            &spk_pub,
+            &signature,
+            &[flag],
+            &opk_id.to_be_bytes(),
+            &opk_pub,
+        ]);
+        assert_eq!(bundle, bytes(&v, "bundle"), "{name}: bundle");
+
+        // X3DH (SPEC.md §3.3-§3.5), from both sides.
+        let x = &v["x3dh"];
+        let ik_a_pub = b32(&alice["identity"], "x25519_public");
+        let ik_b_pub = b32(&bob["identity"], "x25519_public");
+        let dh1 = dh(&ik_a_x, &spk_pub);
+        let dh2 = dh(&ek, &ik_b_pub);
+        let dh3 = dh(&ek, &spk_pub);
+        assert_eq!(dh1, dh(&spk, &ik_a_pub));
+        assert_eq!(dh2, dh(&ik_b_x, &ek_pub));
+        assert_eq!(dh3, dh(&spk, &ek_pub));
+        assert_eq!(dh1, b32(x, "dh1"), "{name}: DH1");
+        assert_eq!(dh2, b32(x, "dh2"), "{name}: DH2");
+        assert_eq!(dh3, b32(x, "dh3"), "{name}: DH3");
+        let mut ikm = cat(&[&[0xFF; 32], &dh1, &dh2, &dh3]);
+        match &opk {
+            Some((opk, opk_pub)) => {
+                let dh4 = dh(&ek, opk_pub);
+                assert_eq!(dh4, dh(opk, &ek_pub));
+                assert_eq!(dh4, b32(x, "dh4"), "{name}: DH4");
+                ikm.extend_from_slice(&dh4);
+            }
+            None => assert!(x["dh4"].is_null(), "{name}: DH4 without a one-time prekey"),
+        }
+        assert_eq!(ikm, bytes(x, "ikm"), "{name}: IKM");
+        let sk = hkdf(&[0u8; 32], &ikm, X3DH_INFO, 32);
+        assert_eq!(sk, bytes(x, "sk"), "{name}: SK");
+        let ad = cat(&[&ik_a, &ik_b]);
+        assert_eq!(ad, bytes(x, "ad"), "{name}: AD");
+        let session_id = Sha256::digest(cat(&[SESSION_ID_LABEL, &ik_a, &ik_b, &ek_pub])).to_vec();
+        assert_eq!(session_id, bytes(x, "session_id"), "{name}: session id");
+
+        // The root chain (SPEC.md §4.3, §4.5, §4.6).
+        let roots = arr(&v, "root_steps");
+        let mut rk = sk.clone();
+        let mut previous_sender_key = spk_pub;
+        let mut ratchet_keys: BTreeMap<&str, Vec<[u8; 32]>> = BTreeMap::new();
+        ratchet_keys.insert(
+            "alice",
+            arr(alice, "ratchet_keys")
+                .iter()
+                .map(|k| b32(k, "public"))
+                .collect(),
+        );
+        ratchet_keys.insert(
+            "bob",
+            arr(bob, "ratchet_keys")
+                .iter()
+                .map(|k| b32(k, "public"))
+                .collect(),
+        );
+        let mut used: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, r) in roots.iter().enumerate() {
+            assert_eq!(num(r, "index"), i as u64);
+            let sender = text(r, "sender");
+            assert_eq!(
+                sender,
+                if i % 2 == 0 { "alice" } else { "bob" },
+                "{name}: turns"
+            );
+            assert_eq!(bytes(r, "rk_in"), rk, "{name}: root step {i} rk_in");
+            let sender_private = b32(r, "sender_ratchet_private");
+            let sender_public = b32(r, "sender_ratchet_public");
+            let receiver_private = b32(r, "receiver_ratchet_private");
+            let receiver_public = b32(r, "receiver_ratchet_public");
+            assert_eq!(x25519_public(&sender_private), sender_public);
+            assert_eq!(x25519_public(&receiver_private), receiver_public);
+            // Each step's receiver key is the previous step's sender key (SPK_B first).
+            assert_eq!(receiver_public, previous_sender_key, "{name}: step {i} DHr");
+            // ... and each sender key is the sender's next generated ratchet key.
+            let k = used.entry(sender).or_insert(0);
+            assert_eq!(
+                ratchet_keys[sender][*k], sender_public,
+                "{name}: step {i} DHs"
+            );
+            *k += 1;
+            let dh_output = dh(&sender_private, &receiver_public);
+            assert_eq!(dh_output, dh(&receiver_private, &sender_public));
+            assert_eq!(dh_output, b32(r, "dh_output"), "{name}: step {i} DH");
+            let okm = hkdf(&rk, &dh_output, ROOT_INFO, 64);
+            assert_eq!(okm[..32], bytes(r, "rk_out")[..], "{name}: step {i} rk_out");
+            assert_eq!(
+                okm[32..],
+                bytes(r, "chain_key")[..],
+                "{name}: step {i} chain key"
+            );
+            rk = okm[..32].to_vec();
+            previous_sender_key = sender_public;
+        }
+        assert_eq!(used.values().sum::<usize>(), roots.len());
+
+        // Messages (SPEC.md §4.1, §4.5, §5.2, §5.3).
+        let messages = arr(&v, "messages");
+        let mut chain_lengths: BTreeMap<u64, u64> = BTreeMap::new();
+        for m in &messages {
+            *chain_lengths.entry(num(m, "root_step")).or_insert(0) += 1;
+        }
+        for (i, m) in messages.iter().enumerate() {
+            assert_eq!(num(m, "index"), i as u64);
+            let sender = text(m, "sender");
+            let step = num(m, "root_step");
+            let root = &roots[usize::try_from(step).unwrap()];
+            assert_eq!(text(root, "sender"), sender, "{name}: message {i} chain");
+            assert_eq!(
+                b32(m, "ratchet_public"),
+                b32(root, "sender_ratchet_public"),
+                "{name}: message {i} DHs"
+            );
+            let n = num(m, "n");
+            let chain_key = bytes(m, "chain_key");
+            if n == 0 {
+                assert_eq!(
+                    chain_key,
+                    bytes(root, "chain_key"),
+                    "{name}: message {i} CK"
+                );
+            } else {
+                let previous = messages
+                    .iter()
+                    .find(|p| num(p, "root_step") == step && num(p, "n") == n - 1)
+                    .unwrap();
+                assert_eq!(
+                    chain_key,
+                    bytes(previous, "next_chain_key"),
+                    "{name}: {i} CK"
+                );
+            }
+            // PN: the number of messages in the sender's previous sending chain.
+            let previous_own_step = (0..step)
+                .rev()
+                .find(|j| text(&roots[usize::try_from(*j).unwrap()], "sender") == sender);
+            let pn = previous_own_step.map_or(0, |j| chain_lengths.get(&j).copied().unwrap_or(0));
+            assert_eq!(num(m, "pn"), pn, "{name}: message {i} PN");
+
+            let mk = hmac(&chain_key, &[0x01]);
+            assert_eq!(mk, bytes(m, "message_key"), "{name}: message {i} mk");
+            assert_eq!(hmac(&chain_key, &[0x02]), bytes(m, "next_chain_key"));
+            let okm = hkdf(&[0u8; 32], &mk, MESSAGE_INFO, 44);
+            assert_eq!(
+                okm[..32],
+                bytes(m, "aes_key")[..],
+                "{name}: message {i} key"
+            );
+            assert_eq!(
+                okm[32..],
+                bytes(m, "aes_nonce")[..],
+                "{name}: message {i} nonce"
+            );
+
+            let mut prefix = vec![0x01];
+            let f = &m["initial_fields"];
+            if f.is_null() {
+                assert_eq!(text(m, "kind"), "normal");
+                prefix.push(0x01);
+            } else {
+                assert_eq!(text(m, "kind"), "initial");
+                assert_eq!(
+                    sender, "alice",
+                    "{name}: only the initiator sends initial messages"
+                );
+                assert_eq!(b32(f, "identity_key"), ik_a);
+                assert_eq!(b32(f, "base_key"), ek_pub);
+                assert_eq!(num(f, "signed_prekey_id"), u64::from(s.signed_prekey_id));
+                assert_eq!(num(f, "one_time_prekey_flag"), u64::from(flag));
+                assert_eq!(num(f, "one_time_prekey_id"), u64::from(opk_id));
+                prefix.push(0x02);
+                prefix.extend_from_slice(&ik_a);
+                prefix.extend_from_slice(&ek_pub);
+                prefix.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
+                prefix.push(flag);
+                prefix.extend_from_slice(&opk_id.to_be_bytes());
+            }
+            prefix.extend_from_slice(&b32(m, "ratchet_public"));
+            prefix.extend_from_slice(&u32::try_from(num(m, "pn")).unwrap().to_be_bytes());
+            prefix.extend_from_slice(&u32::try_from(n).unwrap().to_be_bytes());
+            assert_eq!(prefix, bytes(m, "prefix"), "{name}: message {i} prefix");
+            let aad = cat(&[&ad, &prefix]);
+            assert_eq!(aad, bytes(m, "aad"), "{name}: message {i} AAD");
+
+            let pt = bytes(m, "plaintext");
+            assert_eq!(pt, text(m, "plaintext_utf8").as_bytes());
+            let sealed = gcm(&okm[..32])
+                .encrypt(
+                    &nonce(&okm[32..]),
+                    Payload {
+                        msg: &pt,
+                        aad: &aad,
+                    },
+                )
+                .unwrap();
+            let (ct, tag) = sealed.split_at(pt.len());
+            assert_eq!(
+                ct,
+                &bytes(m, "ciphertext")[..],
+                "{name}: message {i} ciphertext"
+            );
+            assert_eq!(tag, &bytes(m, "tag")[..], "{name}: message {i} tag");
+            assert_eq!(
+                cat(&[&prefix, &sealed]),
+                bytes(m, "bytes"),
+                "{name}: message {i}"
+            );
+            let opened = gcm(&okm[..32])
+                .decrypt(
+                    &nonce(&okm[32..]),
+                    Payload {
+                        msg: &sealed,
+                        aad: &aad,
+                    },
+                )
+                .unwrap();
+            assert_eq!(opened, pt);
+        }
+        // Until Alice has decrypted a reply, her messages are initial (SPEC.md §6.2).
+        let mut alice_has_reply = false;
+        for (op, party, i) in &s.events {
+            let kind = text(&messages[*i], "kind");
+            match (op.as_str(), party.as_str()) {
+                ("encrypt", "alice") => assert_eq!(
+                    kind,
+                    if alice_has_reply { "normal" } else { "initial" },
+                    "{name}: message {i} kind"
+                ),
+                ("decrypt", "alice") => alice_has_reply = true,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// (c) Every rejection case fails with its expected error and changes nothing.
+#[test]
+fn reject_cases_fail_with_expected_error() {
+    let files = load_all();
+    let (_, reject) = of_kind("reject").into_iter().next().unwrap();
+    let cases = arr(&reject, "cases");
+    assert!(cases.len() >= 10);
+    for required in [
+        "tag_bit_flipped",
+        "wrong_ad",
+        "truncated",
+        "low_order_ratchet_key",
+        "bundle_signature",
+    ] {
+        assert!(
+            cases.iter().any(|c| text(c, "name").contains(required)),
+            "no {required} case"
+        );
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for case in &cases {
+        let name = text(case, "name");
+        assert!(names.insert(name.to_owned()), "duplicate case {name}");
+        let base = &files[text(case, "base_vector")];
+        let s = Script::from(base);
+        let after = usize::try_from(num(case, "after_events")).unwrap();
+        let input = bytes(case, "input");
+        let expected = text(case, "expected_error");
+        let mut world = World::replay(&s, after);
+        let result = match text(case, "operation") {
+            "initiate" => {
+                let mut rng = ChaCha20Rng::seed_from_u64(s.alice_seed);
+                let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+                PreKeyBundle::from_bytes(&input)
+                    .and_then(|b| Session::initiate(&alice, &b, &mut rng))
+                    .map(|_| ())
+            }
+            "respond" => world.respond(&input).map(|_| ()),
+            "decrypt" => world
+                .session(text(case, "party"))
+                .decrypt(&input)
+                .map(|_| ()),
+            other => panic!("{name}: unknown operation {other}"),
+        };
+        let got = match result {
+            Ok(()) => "accepted".to_owned(),
+            Err(e) => format!("{e:?}"),
+        };
+        assert_eq!(got, expected, "reject case {name}");
+        if let Some(i) = case["then_decrypts"].as_u64() {
+            let i = usize::try_from(i).unwrap();
+            let genuine = world.wire[i].clone().unwrap();
+            let pt = world
+                .session(text(case, "party"))
+                .decrypt(&genuine)
+                .unwrap();
+            assert_eq!(
+                pt, s.plaintexts[i],
+                "{name}: genuine message {i} after the failure"
+            );
+        }
+    }
+}
