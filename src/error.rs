@@ -58,7 +58,11 @@ pub enum Error {
     /// The message is further ahead in its chain (or names a longer previous chain) than
     /// the session's `max_skip` allows.
     TooFarAhead,
-    /// The message was already decrypted, or its key was evicted from the skipped-key store.
+    /// The message's number is below the next expected one in the current receiving chain
+    /// and its key is not stored: it was already decrypted, or its skipped key was evicted.
+    /// (A replayed message from an older chain is [`Error::DecryptionFailed`].) Also a
+    /// replayed initial message refused by a [`PreKeyStore`](crate::PreKeyStore)'s replay
+    /// records.
     DuplicateOrExpired,
     /// The message does not authenticate under the key the session derives for it.
     DecryptionFailed,

@@ -302,11 +302,14 @@ impl Pair {
 /// A party's sessions with one contact, managed as SPEC.md §6.3-§6.4 describe: initial
 /// messages are routed by session id (an unknown id creates a session through the prekey
 /// store), normal messages are tried on the sessions newest first, and messages are sent
-/// on the session that most recently decrypted one (the newest before any has).
+/// on the *sending session*: the first one, which a decryption on another session S
+/// replaces when S has the smaller session id or also decrypted the previous message.
 pub(crate) struct Peer {
     pub(crate) party: Party,
     /// Oldest first.
     pub(crate) sessions: Vec<Session>,
+    /// Index of the session messages are sent on.
+    pub(crate) sending: Option<usize>,
     /// Index of the session that most recently decrypted a message.
     pub(crate) last_received: Option<usize>,
 }
@@ -316,19 +319,38 @@ impl Peer {
         Peer {
             party: Party::new(rng),
             sessions: Vec::new(),
+            sending: None,
             last_received: None,
         }
+    }
+
+    /// SPEC.md §6.4: after session `i` decrypted a message, keep or switch the sending
+    /// session.
+    fn received_on(&mut self, i: usize) {
+        let switch = match self.sending {
+            None => true,
+            Some(current) => {
+                current != i
+                    && (self.sessions[i].id() < self.sessions[current].id()
+                        || self.last_received == Some(i))
+            }
+        };
+        if switch {
+            self.sending = Some(i);
+        }
+        self.last_received = Some(i);
     }
 
     /// Starts a session from the contact's bundle.
     pub(crate) fn initiate(&mut self, bundle: &PreKeyBundle, rng: &mut ChaCha20Rng) {
         let s = Session::initiate(&self.party.identity, bundle, rng).unwrap();
         self.sessions.push(s);
+        self.sending = Some(self.sessions.len() - 1);
     }
 
     /// The session messages are sent on.
     pub(crate) fn sending_index(&self) -> Option<usize> {
-        self.last_received.or(self.sessions.len().checked_sub(1))
+        self.sending
     }
 
     pub(crate) fn sending_session(&self) -> Option<&Session> {
@@ -353,14 +375,14 @@ impl Peer {
                 match self.sessions.iter().position(|s| s.id() == id) {
                     Some(i) => {
                         let pt = self.sessions[i].decrypt(message)?;
-                        self.last_received = Some(i);
+                        self.received_on(i);
                         Ok(pt)
                     }
                     None => {
                         let accepted = self.party.accept(message)?;
                         assert_eq!(accepted.session.id(), id);
                         self.sessions.push(accepted.session);
-                        self.last_received = Some(self.sessions.len() - 1);
+                        self.received_on(self.sessions.len() - 1);
                         Ok(accepted.plaintext)
                     }
                 }
@@ -371,7 +393,7 @@ impl Peer {
                     let before = state(&self.sessions[i]);
                     match self.sessions[i].decrypt(message) {
                         Ok(pt) => {
-                            self.last_received = Some(i);
+                            self.received_on(i);
                             return Ok(pt);
                         }
                         Err(e) => {
