@@ -42,7 +42,7 @@ fn show(from: &str, to: &str, wire: &[u8], note: &str) {
         Err(_) => "invalid",
     };
     let n = Message::parse(wire)
-        .map(|m| m.message_number())
+        .map(|m| m.message_number().unwrap_or(0))
         .unwrap_or(0);
     println!(
         "  {from:>5} -> {to:<5} [{kind} N={n:<2} {:>3} bytes] {note}",

@@ -47,6 +47,9 @@ pub enum Error {
     /// PQXDH is required by the [`SessionOptions`](crate::SessionOptions), but the bundle
     /// or initial message is classical X3DH.
     PostQuantumRequired,
+    /// Header encryption is required by the [`SessionOptions`](crate::SessionOptions), but
+    /// the initial message starts a session without it.
+    HeaderEncryptionRequired,
     /// [`Session::respond`](crate::Session::respond) was given a message that is not an
     /// initial message.
     NotInitialMessage,
@@ -92,6 +95,7 @@ impl fmt::Display for Error {
             Error::UnknownOneTimePreKey(id) => write!(f, "unknown one-time prekey {id}"),
             Error::UnknownPqPreKey(id) => write!(f, "unknown post-quantum prekey {id}"),
             Error::PostQuantumRequired => f.write_str("post-quantum key agreement required"),
+            Error::HeaderEncryptionRequired => f.write_str("header encryption required"),
             Error::NotInitialMessage => f.write_str("not an initial message"),
             Error::WrongSession => f.write_str("message belongs to another session"),
             Error::IdentityMismatch => f.write_str("identity key differs from the pinned one"),

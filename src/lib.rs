@@ -34,7 +34,8 @@ pub use crate::prekeys::{
     MAX_REPLAY_RECORDS, MAX_SIGNED_PREKEYS,
 };
 pub use crate::ratchet::state::{
-    Limits, DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, MAX_SKIP_CAP, MAX_STORED_SKIPPED_CAP,
+    Limits, DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, MAX_SKIPPED_HEADER_KEYS, MAX_SKIP_CAP,
+    MAX_STORED_SKIPPED_CAP,
 };
 pub use crate::session::{Accepted, Role, Session, SessionOptions};
 pub use crate::wire::{

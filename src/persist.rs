@@ -24,20 +24,22 @@ use crate::keys::{
     fill_random, x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey,
     RatchetKeyPair, SignedPreKey,
 };
+use crate::ratchet::header::HeaderKey;
 use crate::ratchet::kdf::{ChainKey, MessageKey, RootKey, TAG_LENGTH};
 use crate::ratchet::skipped::SkippedKeys;
-use crate::ratchet::state::{Limits, MAX_STORED_SKIPPED_CAP};
+use crate::ratchet::state::{HeaderKeys, Limits, MAX_SKIPPED_HEADER_KEYS, MAX_STORED_SKIPPED_CAP};
 use crate::ratchet::RatchetState;
 use crate::session::{PendingInitial, Role, Session};
 use crate::wire::{read_version_and_type, read_version_and_type_of, VERSION};
 #[cfg(feature = "pqxdh")]
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 
 /// The session types this build reads.
 #[cfg(feature = "pqxdh")]
-const SESSION_TYPES: &[u8] = &[TYPE_SESSION, TYPE_SESSION_PQ];
+const SESSION_TYPES: &[u8] = &[TYPE_SESSION, TYPE_SESSION_PQ, TYPE_SESSION_HE];
 #[cfg(not(feature = "pqxdh"))]
-const SESSION_TYPES: &[u8] = &[TYPE_SESSION];
+const SESSION_TYPES: &[u8] = &[TYPE_SESSION, TYPE_SESSION_HE];
 
 /// Object type byte of a stored session.
 pub(crate) const TYPE_SESSION: u8 = 0x20;
@@ -56,6 +58,17 @@ pub(crate) const TYPE_SESSION_PQ: u8 = 0x25;
 pub(crate) const TYPE_PQ_PREKEY: u8 = 0x26;
 /// Object type byte of a prekey store with post-quantum prekeys or replay records.
 pub(crate) const TYPE_PREKEY_STORE_PQ: u8 = 0x27;
+/// Object type byte of a stored header-encrypted session (classical or PQXDH).
+pub(crate) const TYPE_SESSION_HE: u8 = 0x28;
+/// Flags byte of a type `0x28` session: agreed with PQXDH.
+const FLAG_POST_QUANTUM: u8 = 0x01;
+/// Flags byte of a type `0x28` session: header-encrypted (always set).
+const FLAG_HEADER_ENCRYPTED: u8 = 0x02;
+/// Extra length of a header-encrypted session: the flags byte, `HKs` and `HKr` (optional),
+/// `NHKs`, `NHKr`, and the count of skipped-chain header keys.
+const HE_FIXED_LENGTH: usize = 1 + 33 + 33 + 32 + 32 + 4;
+/// Length of one stored skipped-chain header key: the header key and the ratchet key.
+const HE_ENTRY_LENGTH: usize = 32 + 32;
 /// Type byte of a sealed blob.
 pub(crate) const TYPE_SEALED: u8 = 0x30;
 
@@ -66,11 +79,13 @@ pub(crate) const SESSION_FIXED_LENGTH: usize =
 pub(crate) const SKIPPED_ENTRY_LENGTH: usize = 32 + 4 + 32;
 /// Extra length of a PQXDH session awaiting its first reply: `PQPK` id and KEM ciphertext.
 pub(crate) const PQ_PENDING_LENGTH: usize = 4 + 1088;
-/// The largest stored object: a PQXDH session awaiting its first reply and holding
-/// [`MAX_STORED_SKIPPED_CAP`] skipped keys.
+/// The largest stored object: a header-encrypted PQXDH session awaiting its first reply,
+/// holding [`MAX_STORED_SKIPPED_CAP`] skipped keys and the most skipped-chain header keys.
 pub const MAX_STORED_SIZE: usize = SESSION_FIXED_LENGTH
     + PQ_PENDING_LENGTH
-    + SKIPPED_ENTRY_LENGTH * MAX_STORED_SKIPPED_CAP as usize;
+    + SKIPPED_ENTRY_LENGTH * MAX_STORED_SKIPPED_CAP as usize
+    + HE_FIXED_LENGTH
+    + HE_ENTRY_LENGTH * MAX_SKIPPED_HEADER_KEYS;
 /// Length of a sealed blob's framing: version, type, object type, nonce.
 const SEALED_HEADER_LENGTH: usize = 3 + 12;
 /// Domain label prefixed to a sealed blob's associated data (SPEC.md §7.6).
@@ -237,20 +252,29 @@ impl Session {
         let pq_pending = self.post_quantum && self.pending_initial.is_some();
         let len = SESSION_FIXED_LENGTH
             + SKIPPED_ENTRY_LENGTH * st.skipped.len()
-            + if pq_pending { PQ_PENDING_LENGTH } else { 0 };
+            + if pq_pending { PQ_PENDING_LENGTH } else { 0 }
+            + st.he
+                .as_ref()
+                .map_or(0, |he| HE_FIXED_LENGTH + HE_ENTRY_LENGTH * he.skipped.len());
         let mut out = Zeroizing::new(Vec::with_capacity(len));
-        header(
-            &mut out,
-            if self.post_quantum {
-                TYPE_SESSION_PQ
-            } else {
-                TYPE_SESSION
-            },
-        );
+        let kind = match (&st.he, self.post_quantum) {
+            (Some(_), _) => TYPE_SESSION_HE,
+            (None, true) => TYPE_SESSION_PQ,
+            (None, false) => TYPE_SESSION,
+        };
+        header(&mut out, kind);
         out.put_u8(match self.role {
             Role::Initiator => ROLE_INITIATOR,
             Role::Responder => ROLE_RESPONDER,
         });
+        if kind == TYPE_SESSION_HE {
+            let pq = if self.post_quantum {
+                FLAG_POST_QUANTUM
+            } else {
+                0
+            };
+            out.put_u8(FLAG_HEADER_ENCRYPTED | pq);
+        }
         out.put(self.local_identity.as_bytes());
         out.put(self.remote_identity.as_bytes());
         out.put(&self.base_key);
@@ -290,6 +314,18 @@ impl Session {
             out.put_u32(*n);
             out.put(&key.0);
         }
+        if let Some(he) = &st.he {
+            out.put_optional(he.hks.as_ref().map(|k| &k.0[..]), 32);
+            out.put_optional(he.hkr.as_ref().map(|k| &k.0[..]), 32);
+            out.put(&he.nhks.0);
+            out.put(&he.nhkr.0);
+            // Bounded by MAX_SKIPPED_HEADER_KEYS.
+            out.put_u32(he.skipped.len() as u32);
+            for (hk, dh) in &he.skipped {
+                out.put(&hk.0);
+                out.put(dh);
+            }
+        }
         out
     }
 
@@ -304,11 +340,21 @@ impl Session {
             return Err(Error::TooLarge);
         }
         let mut r = Reader::new(bytes);
-        let post_quantum = read_version_and_type_of(&mut r, SESSION_TYPES)? == TYPE_SESSION_PQ;
+        let kind = read_version_and_type_of(&mut r, SESSION_TYPES)?;
         let role = match r.u8()? {
             ROLE_INITIATOR => Role::Initiator,
             ROLE_RESPONDER => Role::Responder,
             _ => return Err(Error::InvalidEncoding),
+        };
+        let (post_quantum, header_encrypted) = match kind {
+            TYPE_SESSION_HE => match r.u8()? {
+                FLAG_HEADER_ENCRYPTED => (false, true),
+                #[cfg(feature = "pqxdh")]
+                f if f == FLAG_HEADER_ENCRYPTED | FLAG_POST_QUANTUM => (true, true),
+                _ => return Err(Error::InvalidEncoding),
+            },
+            TYPE_SESSION_PQ => (true, false),
+            _ => (false, false),
         };
         let local_identity = IdentityKey::from_bytes(&r.array()?)?;
         let remote_identity = IdentityKey::from_bytes(&r.array()?)?;
@@ -369,12 +415,14 @@ impl Session {
         if count > limits.max_stored_skipped {
             return Err(Error::InvalidEncoding);
         }
-        if r.remaining() != count as usize * SKIPPED_ENTRY_LENGTH {
-            return Err(if r.remaining() < count as usize * SKIPPED_ENTRY_LENGTH {
-                Error::Truncated
-            } else {
-                Error::TrailingData
-            });
+        // The entries must be present before any is read; a session without header
+        // encryption ends with them.
+        let entries = count as usize * SKIPPED_ENTRY_LENGTH;
+        if r.remaining() < entries {
+            return Err(Error::Truncated);
+        }
+        if !header_encrypted && r.remaining() > entries {
+            return Err(Error::TrailingData);
         }
         let mut skipped = SkippedKeys::default();
         for _ in 0..count {
@@ -387,6 +435,11 @@ impl Session {
             let key = MessageKey(*read_key32(&mut r)?);
             skipped.insert(dh, n, key, count as usize);
         }
+        let he = if header_encrypted {
+            Some(read_header_keys(&mut r, &skipped)?)
+        } else {
+            None
+        };
         r.finish()?;
         Ok(Session {
             ratchet: RatchetState {
@@ -400,6 +453,7 @@ impl Session {
                 pn,
                 skipped,
                 limits,
+                he,
             },
             role,
             local_identity,
@@ -409,6 +463,35 @@ impl Session {
             pending_initial,
         })
     }
+}
+
+/// The header-encryption block of a type `0x28` session (SPEC.md §7.1).
+fn read_header_keys(r: &mut Reader<'_>, skipped: &SkippedKeys) -> Result<HeaderKeys, Error> {
+    let hks = r.optional::<32>()?.map(HeaderKey);
+    let hkr = r.optional::<32>()?.map(HeaderKey);
+    let nhks = HeaderKey(*read_key32(r)?);
+    let nhkr = HeaderKey(*read_key32(r)?);
+    let count = r.u32()? as usize;
+    if count > MAX_SKIPPED_HEADER_KEYS {
+        return Err(Error::InvalidEncoding);
+    }
+    let mut entries: VecDeque<(HeaderKey, [u8; 32])> = VecDeque::with_capacity(count);
+    for _ in 0..count {
+        let hk = HeaderKey(*read_key32(r)?);
+        let dh: [u8; 32] = r.array()?;
+        // Each names a distinct chain that still has stored skipped keys.
+        if !skipped.has_chain(&dh) || entries.iter().any(|(_, d)| *d == dh) {
+            return Err(Error::InvalidEncoding);
+        }
+        entries.push_back((hk, dh));
+    }
+    Ok(HeaderKeys {
+        hks,
+        hkr,
+        nhks,
+        nhkr,
+        skipped: entries,
+    })
 }
 
 mod private {

@@ -307,7 +307,11 @@ impl PreKeyStore {
             Message::Normal(_) => return Err(Error::NotInitialMessage),
         };
         let fields = &initial.fields;
-        let limits = options.check(&fields.identity, initial.is_post_quantum())?;
+        let limits = options.check(
+            &fields.identity,
+            initial.is_post_quantum(),
+            initial.is_header_encrypted(),
+        )?;
 
         let keys = ResponderKeys {
             signed_prekey: self

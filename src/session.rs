@@ -12,18 +12,20 @@ use alloc::vec::Vec;
 use rand_core::TryCryptoRng;
 
 use crate::error::Error;
+use crate::keys::fill_random;
 use crate::keys::{
     x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey, RatchetKeyPair,
     SignedPreKey,
 };
 #[cfg(feature = "pqxdh")]
 use crate::pq::PqPreKey;
+use crate::ratchet::header::HEADER_NONCE_LENGTH;
 use crate::ratchet::kdf::TAG_LENGTH;
 use crate::ratchet::state::Limits;
 use crate::ratchet::RatchetState;
 use crate::wire::{
-    prefix_length, write_prefix, InitialFields, InitialMessage, Message, NormalMessage,
-    MAX_PLAINTEXT_SIZE, MAX_PREFIX_LENGTH,
+    prefix_length, write_framing, write_header, InitialFields, InitialMessage, Message,
+    NormalMessage, WireHeader, MAX_PLAINTEXT_SIZE, MAX_PREFIX_LENGTH,
 };
 #[cfg(feature = "pqxdh")]
 use crate::x3dh::PqInitiation;
@@ -82,6 +84,8 @@ pub(crate) struct PendingInitial {
 pub struct SessionOptions<'a> {
     pinned: Option<&'a IdentityKey>,
     require_post_quantum: bool,
+    header_encryption: bool,
+    require_header_encryption: bool,
     limits: Limits,
 }
 
@@ -105,19 +109,46 @@ impl<'a> SessionOptions<'a> {
         self
     }
 
+    /// Initiator: create the session in header-encrypted mode (SPEC.md §4.8), so that its
+    /// messages' ratchet keys and counters are encrypted. The mode is fixed for the
+    /// session's life and visible in its message types. The responder follows the mode
+    /// of the initial message.
+    pub fn header_encryption(mut self) -> Self {
+        self.header_encryption = true;
+        self
+    }
+
+    /// Responder: refuse an initial message of a session without header encryption with
+    /// [`Error::HeaderEncryptionRequired`]. (An initiator asking for this gets header
+    /// encryption.)
+    pub fn require_header_encryption(mut self) -> Self {
+        self.header_encryption = true;
+        self.require_header_encryption = true;
+        self
+    }
+
     /// The new session's out-of-order limits (validated when the session is created).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
-    /// Checks the identity, PQ and limit policies against a peer's key-agreement input.
-    pub(crate) fn check(&self, peer: &IdentityKey, post_quantum: bool) -> Result<Limits, Error> {
+    /// Checks the identity, PQ, header-encryption and limit policies against a peer's
+    /// key-agreement input.
+    pub(crate) fn check(
+        &self,
+        peer: &IdentityKey,
+        post_quantum: bool,
+        header_encrypted: bool,
+    ) -> Result<Limits, Error> {
         if self.pinned.is_some_and(|pinned| pinned != peer) {
             return Err(Error::IdentityMismatch);
         }
         if self.require_post_quantum && !post_quantum {
             return Err(Error::PostQuantumRequired);
+        }
+        if self.require_header_encryption && !header_encrypted {
+            return Err(Error::HeaderEncryptionRequired);
         }
         self.limits.validate()
     }
@@ -209,14 +240,24 @@ impl Session {
         options: &SessionOptions<'_>,
         rng: &mut R,
     ) -> Result<Session, Error> {
-        let limits = options.check(bundle.identity_key(), bundle.is_post_quantum())?;
+        let header_encrypted = options.header_encryption;
+        let limits = options.check(
+            bundle.identity_key(),
+            bundle.is_post_quantum(),
+            header_encrypted,
+        )?;
         if bundle.identity_key() == identity.public_key() {
             return Err(Error::WrongSession);
         }
         let initiation = x3dh::initiate(identity, bundle, rng)?;
         let dhs = RatchetKeyPair::generate(rng)?;
         let spk = x25519_public_from_bytes(&bundle.signed_prekey_bytes())?;
-        let mut ratchet = RatchetState::init_initiator(initiation.agreement.sk, dhs, spk)?;
+        let sk = initiation.agreement.sk;
+        let mut ratchet = if header_encrypted {
+            RatchetState::init_initiator_he(sk, dhs, spk)?
+        } else {
+            RatchetState::init_initiator(sk, dhs, spk)?
+        };
         ratchet.limits = limits;
         Ok(Session {
             ratchet,
@@ -333,10 +374,12 @@ impl Session {
             &base_key,
             kem_secret.as_deref(),
         )?;
-        let mut ratchet = RatchetState::init_responder(
-            agreement.sk,
-            RatchetKeyPair::from_secret(keys.signed_prekey.secret().clone()),
-        );
+        let dhs = RatchetKeyPair::from_secret(keys.signed_prekey.secret().clone());
+        let mut ratchet = if initial.is_header_encrypted() {
+            RatchetState::init_responder_he(agreement.sk, dhs)
+        } else {
+            RatchetState::init_responder(agreement.sk, dhs)
+        };
         ratchet.limits = limits;
         let mut session = Session {
             ratchet,
@@ -370,7 +413,13 @@ impl Session {
         if plaintext.len() > MAX_PLAINTEXT_SIZE {
             return Err(Error::TooLarge);
         }
-        let (header, mk) = self.ratchet.next_sending_key(rng)?;
+        let keys = self.ratchet.next_sending_key(rng)?;
+        // Header-encrypted mode: the header nonce comes from the RNG before anything is
+        // written (SPEC.md §2.5 draw order).
+        let mut nonce = [0u8; HEADER_NONCE_LENGTH];
+        if keys.hks.is_some() {
+            fill_random(rng, &mut nonce)?;
+        }
         let fields = self.pending_initial.as_ref().map(|p| InitialFields {
             identity: self.local_identity,
             base_key: self.base_key,
@@ -381,10 +430,23 @@ impl Session {
             #[cfg(not(feature = "pqxdh"))]
             post_quantum: None,
         });
-        let capacity = prefix_length(fields.as_ref()) + plaintext.len() + TAG_LENGTH;
+        let encrypted = keys.hks.is_some();
+        let capacity = prefix_length(fields.as_ref(), encrypted) + plaintext.len() + TAG_LENGTH;
         let mut out = Vec::with_capacity(capacity);
-        write_prefix(&mut out, fields.as_ref(), &header);
+        write_framing(&mut out, fields.as_ref(), encrypted);
+        match &keys.hks {
+            Some(hks) => {
+                // HENCRYPT(HKs, header) with AD || framing as its associated data.
+                let (header_aad, header_aad_len) = self.aad(&out);
+                let sealed = hks
+                    .seal(&keys.header, &nonce, &header_aad[..header_aad_len])
+                    .ok_or(Error::TooLarge)?;
+                out.extend_from_slice(&sealed);
+            }
+            None => write_header(&mut out, &WireHeader::Plain(keys.header)),
+        }
         let prefix_len = out.len();
+        let mk = keys.mk;
         let (aad, aad_len) = self.aad(&out);
         out.extend_from_slice(plaintext);
         let tag = mk.seal_in_place(&aad[..aad_len], &mut out[prefix_len..])?;
@@ -408,6 +470,7 @@ impl Session {
                     || m.fields.identity != self.remote_identity
                     || m.fields.base_key != self.base_key
                     || m.fields.post_quantum.is_some() != self.post_quantum
+                    || m.is_header_encrypted() != self.is_header_encrypted()
                 {
                     return Err(Error::WrongSession);
                 }
@@ -418,9 +481,21 @@ impl Session {
 
     fn decrypt_ratchet(&mut self, message: &NormalMessage<'_>) -> Result<Vec<u8>, Error> {
         let (aad, aad_len) = self.aad(message.prefix);
-        let plaintext = self
-            .ratchet
-            .decrypt(&message.header, &aad[..aad_len], message.body)?;
+        let plaintext = match &message.header {
+            WireHeader::Plain(header) => {
+                self.ratchet
+                    .decrypt(header, &aad[..aad_len], message.body)?
+            }
+            WireHeader::Encrypted {
+                sealed,
+                aad_len: framing,
+            } => {
+                // The header's associated data: AD || the framing before the header.
+                let header_aad = &aad[..64 + framing];
+                self.ratchet
+                    .decrypt_he(sealed, header_aad, &aad[..aad_len], message.body)?
+            }
+        };
         // A reply proves the responder has the session: stop sending initial messages.
         self.pending_initial = None;
         Ok(plaintext)
@@ -453,6 +528,11 @@ impl Session {
     pub fn id(&self) -> SessionId {
         let (a, b) = self.initiator_and_responder();
         SessionId::derive(a, b, &self.base_key)
+    }
+
+    /// Whether the session encrypts its message headers (SPEC.md §4.8).
+    pub fn is_header_encrypted(&self) -> bool {
+        self.ratchet.he.is_some()
     }
 
     /// Whether the session was agreed with PQXDH (SPEC.md §3.6).
@@ -495,8 +575,7 @@ impl Session {
     pub fn set_limits(&mut self, limits: Limits) -> Result<(), Error> {
         self.ratchet.limits = limits.validate()?;
         self.ratchet
-            .skipped
-            .evict_to(limits.max_stored_skipped as usize);
+            .evict_skipped_to(limits.max_stored_skipped as usize);
         Ok(())
     }
 

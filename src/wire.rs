@@ -28,6 +28,7 @@ use crate::error::Error;
 use crate::keys::{x25519_public_from_bytes, IdentityKey};
 #[cfg(feature = "pqxdh")]
 use crate::pq::KEM_CIPHERTEXT_LENGTH;
+use crate::ratchet::header::ENCRYPTED_HEADER_LENGTH;
 use crate::ratchet::kdf::TAG_LENGTH;
 use crate::ratchet::Header;
 use crate::x3dh::SessionId;
@@ -40,6 +41,12 @@ pub(crate) const TYPE_NORMAL: u8 = 0x01;
 pub(crate) const TYPE_INITIAL: u8 = 0x02;
 /// Type byte of a post-quantum (PQXDH) initial message.
 pub(crate) const TYPE_INITIAL_PQ: u8 = 0x03;
+/// Type byte of a normal message with an encrypted header.
+pub(crate) const TYPE_NORMAL_HE: u8 = 0x04;
+/// Type byte of an initial message of a header-encrypted session.
+pub(crate) const TYPE_INITIAL_HE: u8 = 0x05;
+/// Type byte of a PQXDH initial message of a header-encrypted session.
+pub(crate) const TYPE_INITIAL_PQ_HE: u8 = 0x06;
 /// Type byte of a prekey bundle.
 pub(crate) const TYPE_BUNDLE: u8 = 0x10;
 /// Type byte of a post-quantum (PQXDH) prekey bundle.
@@ -49,23 +56,22 @@ pub(crate) const TYPE_BUNDLE_PQ: u8 = 0x11;
 /// The largest message this crate writes or parses, in bytes. Larger input is rejected
 /// with [`Error::TooLarge`] before anything else is read.
 pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
+/// Length of a cleartext ratchet header: `DHs || PN || N`.
+const PLAIN_HEADER_LENGTH: usize = 32 + 4 + 4;
+/// Length of an initial message's X3DH fields: `IK_A`, `EK_A`, SPK id, OPK flag and id.
+const X3DH_FIELDS_LENGTH: usize = 32 + 32 + 4 + 1 + 4;
+/// Length of PQXDH's additional fields: `PQPK` id and KEM ciphertext.
+const PQ_FIELDS_LENGTH: usize = 4 + 1088;
 /// Length of a normal message's framing before the ciphertext.
-pub(crate) const NORMAL_PREFIX_LENGTH: usize = 2 + 32 + 4 + 4;
-/// Length of an initial message's framing before the ciphertext.
-pub(crate) const INITIAL_PREFIX_LENGTH: usize = 2 + 32 + 32 + 4 + 1 + 4 + 32 + 4 + 4;
-/// Length of a post-quantum initial message's framing before the ciphertext.
-#[cfg(feature = "pqxdh")]
-pub(crate) const INITIAL_PQ_PREFIX_LENGTH: usize =
-    INITIAL_PREFIX_LENGTH + 4 + KEM_CIPHERTEXT_LENGTH;
-/// The longest framing this build writes or reads.
-#[cfg(feature = "pqxdh")]
-pub(crate) const MAX_PREFIX_LENGTH: usize = INITIAL_PQ_PREFIX_LENGTH;
-#[cfg(not(feature = "pqxdh"))]
-pub(crate) const MAX_PREFIX_LENGTH: usize = INITIAL_PREFIX_LENGTH;
+#[cfg(test)]
+pub(crate) const NORMAL_PREFIX_LENGTH: usize = 2 + PLAIN_HEADER_LENGTH;
+/// The longest framing any message has: a header-encrypted PQXDH initial message.
+pub(crate) const MAX_PREFIX_LENGTH: usize =
+    2 + X3DH_FIELDS_LENGTH + PQ_FIELDS_LENGTH + ENCRYPTED_HEADER_LENGTH;
 /// The largest plaintext [`Session::encrypt`](crate::Session::encrypt) accepts: the largest
-/// that fits in a [`MAX_MESSAGE_SIZE`] post-quantum initial message (the longest framing).
-pub const MAX_PLAINTEXT_SIZE: usize =
-    MAX_MESSAGE_SIZE - INITIAL_PREFIX_LENGTH - 4 - 1088 - TAG_LENGTH;
+/// that fits in a [`MAX_MESSAGE_SIZE`] message with the longest framing (a header-encrypted
+/// PQXDH initial message), so that every session can send it.
+pub const MAX_PLAINTEXT_SIZE: usize = MAX_MESSAGE_SIZE - MAX_PREFIX_LENGTH - TAG_LENGTH;
 
 /// Reads and checks the version and type bytes of any encoded object.
 pub(crate) fn read_version_and_type(r: &mut Reader<'_>, expected: u8) -> Result<(), Error> {
@@ -111,17 +117,29 @@ pub(crate) struct InitialFields<'a> {
     pub(crate) post_quantum: Option<(u32, core::marker::PhantomData<&'a ()>)>,
 }
 
-/// A parsed normal message.
+/// A message's ratchet header: in the clear, or encrypted (header-encrypted mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WireHeader<'a> {
+    /// `DHs || PN || N`.
+    Plain(Header),
+    /// `nonce || HENCRYPT(HKs, header)`; `aad_len` is the length of the framing before it.
+    Encrypted {
+        sealed: &'a [u8; ENCRYPTED_HEADER_LENGTH],
+        aad_len: usize,
+    },
+}
+
+/// A parsed normal message (type `0x01`, or `0x04` with an encrypted header).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NormalMessage<'a> {
-    pub(crate) header: Header,
+    pub(crate) header: WireHeader<'a>,
     /// Every byte of the message before the ciphertext (authenticated as AAD).
     pub(crate) prefix: &'a [u8],
     /// Ciphertext followed by the 16-byte tag.
     pub(crate) body: &'a [u8],
 }
 
-/// A parsed initial message.
+/// A parsed initial message (types `0x02`, `0x03`, `0x05`, `0x06`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InitialMessage<'a> {
     pub(crate) fields: InitialFields<'a>,
@@ -130,9 +148,21 @@ pub struct InitialMessage<'a> {
     pub(crate) inner: NormalMessage<'a>,
 }
 
+/// The type byte of a message (SPEC.md §5.5).
+pub(crate) fn message_type(initial: bool, post_quantum: bool, header_encrypted: bool) -> u8 {
+    match (initial, post_quantum, header_encrypted) {
+        (false, _, false) => TYPE_NORMAL,
+        (false, _, true) => TYPE_NORMAL_HE,
+        (true, false, false) => TYPE_INITIAL,
+        (true, true, false) => TYPE_INITIAL_PQ,
+        (true, false, true) => TYPE_INITIAL_HE,
+        (true, true, true) => TYPE_INITIAL_PQ_HE,
+    }
+}
+
 impl<'a> Message<'a> {
     /// Parses a message strictly (SPEC.md §5): size limit first, then version and type,
-    /// then the fixed-width fields; every public key is validated.
+    /// then the fixed-width fields; every public key in the clear is validated.
     ///
     /// # Errors
     /// [`Error::TooLarge`], [`Error::Truncated`], [`Error::UnsupportedVersion`],
@@ -146,44 +176,55 @@ impl<'a> Message<'a> {
         if version != VERSION {
             return Err(Error::UnsupportedVersion(version));
         }
-        match r.u8()? {
-            TYPE_NORMAL => Ok(Message::Normal(read_normal(r, bytes)?)),
-            kind @ (TYPE_INITIAL | TYPE_INITIAL_PQ) => {
-                if kind == TYPE_INITIAL_PQ && !cfg!(feature = "pqxdh") {
-                    return Err(Error::UnexpectedType(kind));
-                }
-                let identity = IdentityKey::from_bytes(&r.array()?)?;
-                let base_key = r.array()?;
-                x25519_public_from_bytes(&base_key)?;
-                let signed_prekey_id = r.u32()?;
-                let one_time_prekey_id = r.optional::<4>()?.map(u32::from_be_bytes);
-                #[cfg(feature = "pqxdh")]
-                let post_quantum = if kind == TYPE_INITIAL_PQ {
-                    let id = r.u32()?;
-                    let ciphertext = r
-                        .take(KEM_CIPHERTEXT_LENGTH)?
-                        .try_into()
-                        .map_err(|_| Error::Truncated)?;
-                    Some((id, ciphertext))
-                } else {
-                    None
-                };
-                #[cfg(not(feature = "pqxdh"))]
-                let post_quantum = None;
-                let fields = InitialFields {
-                    identity,
-                    base_key,
-                    signed_prekey_id,
-                    one_time_prekey_id,
-                    post_quantum,
-                };
-                Ok(Message::Initial(InitialMessage {
-                    fields,
-                    inner: read_normal(r, bytes)?,
-                }))
-            }
-            other => Err(Error::UnexpectedType(other)),
+        let kind = r.u8()?;
+        let (initial, post_quantum, header_encrypted) = match kind {
+            TYPE_NORMAL => (false, false, false),
+            TYPE_NORMAL_HE => (false, false, true),
+            TYPE_INITIAL => (true, false, false),
+            TYPE_INITIAL_HE => (true, false, true),
+            TYPE_INITIAL_PQ if cfg!(feature = "pqxdh") => (true, true, false),
+            TYPE_INITIAL_PQ_HE if cfg!(feature = "pqxdh") => (true, true, true),
+            other => return Err(Error::UnexpectedType(other)),
+        };
+        if !initial {
+            return Ok(Message::Normal(read_ratchet_part(
+                r,
+                bytes,
+                header_encrypted,
+            )?));
         }
+        let identity = IdentityKey::from_bytes(&r.array()?)?;
+        let base_key = r.array()?;
+        x25519_public_from_bytes(&base_key)?;
+        let signed_prekey_id = r.u32()?;
+        let one_time_prekey_id = r.optional::<4>()?.map(u32::from_be_bytes);
+        #[cfg(feature = "pqxdh")]
+        let post_quantum = if post_quantum {
+            let id = r.u32()?;
+            let ciphertext = r
+                .take(KEM_CIPHERTEXT_LENGTH)?
+                .try_into()
+                .map_err(|_| Error::Truncated)?;
+            Some((id, ciphertext))
+        } else {
+            None
+        };
+        #[cfg(not(feature = "pqxdh"))]
+        let post_quantum = {
+            let _ = post_quantum;
+            None
+        };
+        let fields = InitialFields {
+            identity,
+            base_key,
+            signed_prekey_id,
+            one_time_prekey_id,
+            post_quantum,
+        };
+        Ok(Message::Initial(InitialMessage {
+            fields,
+            inner: read_ratchet_part(r, bytes, header_encrypted)?,
+        }))
     }
 
     /// The message's encoding; for a parsed message, exactly the parsed bytes.
@@ -193,7 +234,9 @@ impl<'a> Message<'a> {
             Message::Initial(m) => (Some(&m.fields), &m.inner),
         };
         let mut out = Vec::with_capacity(inner.prefix.len() + inner.body.len());
-        write_prefix(&mut out, fields, &inner.header);
+        let encrypted = matches!(inner.header, WireHeader::Encrypted { .. });
+        write_framing(&mut out, fields, encrypted);
+        write_header(&mut out, &inner.header);
         out.put(inner.body);
         out
     }
@@ -206,19 +249,33 @@ impl<'a> Message<'a> {
         }
     }
 
-    /// The sender's ratchet public key (`DHs` of the header).
-    pub fn ratchet_key(&self) -> &[u8; 32] {
-        &self.ratchet_part().header.dh
+    fn plain_header(&self) -> Option<&Header> {
+        match &self.ratchet_part().header {
+            WireHeader::Plain(h) => Some(h),
+            WireHeader::Encrypted { .. } => None,
+        }
     }
 
-    /// The message number `N` in its sending chain.
-    pub fn message_number(&self) -> u32 {
-        self.ratchet_part().header.n
+    /// Whether the ratchet header is encrypted (types `0x04`, `0x05`, `0x06`; SPEC.md §4.8).
+    pub fn is_header_encrypted(&self) -> bool {
+        self.plain_header().is_none()
     }
 
-    /// The length `PN` of the sender's previous sending chain.
-    pub fn previous_chain_length(&self) -> u32 {
-        self.ratchet_part().header.pn
+    /// The sender's ratchet public key (`DHs` of the header); `None` when the header is
+    /// encrypted.
+    pub fn ratchet_key(&self) -> Option<&[u8; 32]> {
+        self.plain_header().map(|h| &h.dh)
+    }
+
+    /// The message number `N` in its sending chain; `None` when the header is encrypted.
+    pub fn message_number(&self) -> Option<u32> {
+        self.plain_header().map(|h| h.n)
+    }
+
+    /// The length `PN` of the sender's previous sending chain; `None` when the header is
+    /// encrypted.
+    pub fn previous_chain_length(&self) -> Option<u32> {
+        self.plain_header().map(|h| h.pn)
     }
 
     /// The length of the ciphertext, tag included.
@@ -248,9 +305,14 @@ impl InitialMessage<'_> {
         self.fields.one_time_prekey_id
     }
 
-    /// Whether this is a PQXDH initial message (type `0x03`).
+    /// Whether this is a PQXDH initial message (type `0x03` or `0x06`).
     pub fn is_post_quantum(&self) -> bool {
         self.fields.post_quantum.is_some()
+    }
+
+    /// Whether the session it starts is header-encrypted (type `0x05` or `0x06`).
+    pub fn is_header_encrypted(&self) -> bool {
+        matches!(self.inner.header, WireHeader::Encrypted { .. })
     }
 
     /// The id of the responder's post-quantum prekey the initiator used (PQXDH only).
@@ -265,62 +327,102 @@ impl InitialMessage<'_> {
     }
 }
 
-fn read_normal<'a>(mut r: Reader<'a>, whole: &'a [u8]) -> Result<NormalMessage<'a>, Error> {
-    let dh = r.array()?;
-    x25519_public_from_bytes(&dh)?;
-    let pn = r.u32()?;
-    let n = r.u32()?;
+/// Reads the ratchet part: the header (in the clear or encrypted), then the ciphertext.
+fn read_ratchet_part<'a>(
+    mut r: Reader<'a>,
+    whole: &'a [u8],
+    encrypted: bool,
+) -> Result<NormalMessage<'a>, Error> {
+    let header = if encrypted {
+        let aad_len = whole.len() - r.remaining();
+        let sealed = r
+            .take(ENCRYPTED_HEADER_LENGTH)?
+            .try_into()
+            .map_err(|_| Error::Truncated)?;
+        WireHeader::Encrypted { sealed, aad_len }
+    } else {
+        let dh = r.array()?;
+        x25519_public_from_bytes(&dh)?;
+        let pn = r.u32()?;
+        let n = r.u32()?;
+        WireHeader::Plain(Header { dh, pn, n })
+    };
     if r.remaining() < TAG_LENGTH {
         return Err(Error::Truncated);
     }
     let prefix_len = whole.len() - r.remaining();
     Ok(NormalMessage {
-        header: Header { dh, pn, n },
+        header,
         prefix: &whole[..prefix_len],
         body: r.rest(),
     })
 }
 
-/// The length of the framing [`write_prefix`] writes for these fields.
-pub(crate) fn prefix_length(fields: Option<&InitialFields<'_>>) -> usize {
-    match fields {
-        None => NORMAL_PREFIX_LENGTH,
-        Some(f) if f.post_quantum.is_some() => INITIAL_PREFIX_LENGTH + 4 + 1088,
-        Some(_) => INITIAL_PREFIX_LENGTH,
+/// The length of the framing (up to the ciphertext) for these fields and header kind.
+pub(crate) fn prefix_length(fields: Option<&InitialFields<'_>>, header_encrypted: bool) -> usize {
+    let framing = match fields {
+        None => 2,
+        Some(f) if f.post_quantum.is_some() => 2 + X3DH_FIELDS_LENGTH + PQ_FIELDS_LENGTH,
+        Some(_) => 2 + X3DH_FIELDS_LENGTH,
+    };
+    framing
+        + if header_encrypted {
+            ENCRYPTED_HEADER_LENGTH
+        } else {
+            PLAIN_HEADER_LENGTH
+        }
+}
+
+/// Writes the version, the type and, for an initial message, its key-agreement fields:
+/// everything before the ratchet header.
+pub(crate) fn write_framing(
+    out: &mut Vec<u8>,
+    fields: Option<&InitialFields<'_>>,
+    header_encrypted: bool,
+) {
+    out.put_u8(VERSION);
+    let post_quantum = fields.is_some_and(|f| f.post_quantum.is_some());
+    out.put_u8(message_type(
+        fields.is_some(),
+        post_quantum,
+        header_encrypted,
+    ));
+    if let Some(f) = fields {
+        out.put(f.identity.as_bytes());
+        out.put(&f.base_key);
+        out.put_u32(f.signed_prekey_id);
+        out.put_optional(
+            f.one_time_prekey_id
+                .map(u32::to_be_bytes)
+                .as_ref()
+                .map(|b| &b[..]),
+            4,
+        );
+        #[cfg(feature = "pqxdh")]
+        if let Some((id, ciphertext)) = f.post_quantum {
+            out.put_u32(id);
+            out.put(ciphertext);
+        }
     }
 }
 
-/// Writes the framing of a message up to the ciphertext.
-pub(crate) fn write_prefix(out: &mut Vec<u8>, fields: Option<&InitialFields<'_>>, header: &Header) {
-    out.put_u8(VERSION);
-    match fields {
-        None => out.put_u8(TYPE_NORMAL),
-        Some(f) => {
-            out.put_u8(if f.post_quantum.is_some() {
-                TYPE_INITIAL_PQ
-            } else {
-                TYPE_INITIAL
-            });
-            out.put(f.identity.as_bytes());
-            out.put(&f.base_key);
-            out.put_u32(f.signed_prekey_id);
-            out.put_optional(
-                f.one_time_prekey_id
-                    .map(u32::to_be_bytes)
-                    .as_ref()
-                    .map(|b| &b[..]),
-                4,
-            );
-            #[cfg(feature = "pqxdh")]
-            if let Some((id, ciphertext)) = f.post_quantum {
-                out.put_u32(id);
-                out.put(ciphertext);
-            }
+/// Writes the ratchet header, in the clear or sealed.
+pub(crate) fn write_header(out: &mut Vec<u8>, header: &WireHeader<'_>) {
+    match header {
+        WireHeader::Plain(h) => {
+            out.put(&h.dh);
+            out.put_u32(h.pn);
+            out.put_u32(h.n);
         }
+        WireHeader::Encrypted { sealed, .. } => out.put(&sealed[..]),
     }
-    out.put(&header.dh);
-    out.put_u32(header.pn);
-    out.put_u32(header.n);
+}
+
+/// Writes the framing of a message with a cleartext header, up to the ciphertext.
+#[cfg(test)]
+pub(crate) fn write_prefix(out: &mut Vec<u8>, fields: Option<&InitialFields<'_>>, header: &Header) {
+    write_framing(out, fields, false);
+    write_header(out, &WireHeader::Plain(*header));
 }
 
 #[cfg(test)]
@@ -344,9 +446,9 @@ mod tests {
         let bytes = sample_normal();
         let m = Message::parse(&bytes).unwrap();
         assert_eq!(m.to_bytes(), bytes);
-        assert_eq!(m.message_number(), 7);
-        assert_eq!(m.previous_chain_length(), 3);
-        assert_eq!(m.ratchet_key(), &[9u8; 32]);
+        assert_eq!(m.message_number(), Some(7));
+        assert_eq!(m.previous_chain_length(), Some(3));
+        assert_eq!(m.ratchet_key(), Some(&[9u8; 32]));
         let Message::Normal(n) = m else { panic!() };
         assert_eq!(n.prefix.len(), NORMAL_PREFIX_LENGTH);
         assert_eq!(n.body.len(), 20);

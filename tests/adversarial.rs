@@ -134,7 +134,9 @@ fn framing_error(m: &[u8]) -> Error {
         return Error::UnsupportedVersion(m[0]);
     }
     match m[1] {
-        0x01..=0x03 => Message::parse(m).expect_err("a corrupted message parsed"),
+        // Message types (SPEC.md §5.5). A flipped type byte that names the header-encrypted
+        // variant of a message may still parse; a session of the other mode then refuses it.
+        0x01..=0x06 => Message::parse(m).err().unwrap_or(Error::WrongSession),
         t => Error::UnexpectedType(t),
     }
 }
@@ -417,7 +419,7 @@ fn every_bit_flip_of_an_initial_message_is_rejected_by_the_prekey_store() {
     assert_reached(
         &seen,
         &[
-            Error::UnexpectedType(0x06),
+            Error::UnexpectedType(0x0a),
             Error::InvalidPublicKey,
             Error::UnknownSignedPreKey(1 ^ 0x8000_0000),
             Error::InvalidEncoding,
@@ -456,7 +458,7 @@ fn every_bit_flip_of_a_normal_message_is_rejected() {
         &seen,
         &[
             Error::UnsupportedVersion(0x00),
-            Error::UnexpectedType(0x05),
+            Error::UnexpectedType(0x09),
             Error::InvalidPublicKey,
             Error::DuplicateOrExpired,
             Error::TooFarAhead,
@@ -1045,8 +1047,8 @@ fn unknown_version_and_type_bytes_are_typed_errors() {
         );
     }
     // Unknown types, and the other object types of SPEC.md §5.5.
-    // (0x03 is the post-quantum initial message.)
-    for t in [0x00u8, 0x04, 0x10, 0x20, 0x24, 0x30, 0xff] {
+    // (0x03-0x06 are the post-quantum and header-encrypted messages.)
+    for t in [0x00u8, 0x07, 0x10, 0x20, 0x24, 0x30, 0xff] {
         for m in [&normal, &initial] {
             let mut x = m.clone();
             x[1] = t;

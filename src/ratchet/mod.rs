@@ -1,10 +1,12 @@
 //! Double Ratchet §3.4 (`RatchetEncrypt`) and §3.5 (`RatchetDecrypt`, `TrySkippedMessageKeys`,
-//! `SkipMessageKeys`, `DHRatchet`), SPEC.md §4.
+//! `SkipMessageKeys`, `DHRatchet`), and their header-encrypted forms of §4.5-§4.6;
+//! SPEC.md §4.
 //!
 //! Decryption is transactional: [`RatchetState::decrypt`] first plans every change (checks the
 //! bounds, derives keys into local values), then authenticates the message, and only then
 //! commits the plan. Any error leaves the state exactly as it was.
 
+pub(crate) mod header;
 pub(crate) mod kdf;
 pub(crate) mod skipped;
 pub(crate) mod state;
@@ -14,8 +16,10 @@ use alloc::vec::Vec;
 use rand_core::TryCryptoRng;
 use x25519_dalek::PublicKey;
 
+use self::header::{HeaderKey, ENCRYPTED_HEADER_LENGTH};
 use self::kdf::{ChainKey, MessageKey, RootKey, TAG_LENGTH};
 pub(crate) use self::state::RatchetState;
+use self::state::MAX_SKIPPED_HEADER_KEYS;
 use crate::error::Error;
 use crate::keys::{diffie_hellman, x25519_public_from_bytes, RatchetKeyPair};
 
@@ -36,16 +40,44 @@ struct ReceivePlan {
     mk: MessageKey,
     /// Keys skipped over, in chain order (old chain first): `(ratchet key, N, mk)`.
     skipped: Vec<([u8; 32], u32, MessageKey)>,
+    /// Header-encrypted mode: the header keys after a DH ratchet step.
+    he_step: Option<HeaderStep>,
+    /// Header-encrypted mode: `(HK, ratchet key)` of the chains that get skipped keys.
+    header_keys: Vec<(HeaderKey, [u8; 32])>,
+}
+
+/// `HKs = NHKs; HKr = NHKr; NHKr` from `KDF_RK_HE` (Double Ratchet §4.6 `DHRatchetHE`).
+struct HeaderStep {
+    hks: HeaderKey,
+    hkr: HeaderKey,
+    nhkr: HeaderKey,
+}
+
+/// The receiving chain a message belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Chain {
+    /// The current receiving chain (`DHr`, `HKr`).
+    Current,
+    /// The peer's next chain: a DH ratchet step (new ratchet key, `NHKr`).
+    Next,
+}
+
+/// What the caller needs to encrypt one message.
+pub(crate) struct SendingKeys {
+    pub(crate) header: Header,
+    pub(crate) mk: MessageKey,
+    /// Header-encrypted mode: `HKs`, to encrypt the header with.
+    pub(crate) hks: Option<HeaderKey>,
 }
 
 impl RatchetState {
-    /// §3.4 `RatchetEncrypt` up to the encryption itself: completes a deferred DH ratchet
-    /// step if one is pending (§6.5), then advances the sending chain.
-    /// Returns the header and the message key; the caller encrypts.
+    /// §3.4 `RatchetEncrypt` (§4.5 `RatchetEncryptHE`) up to the encryption itself:
+    /// completes a deferred DH ratchet step if one is pending (§6.5), then advances the
+    /// sending chain. The caller encrypts.
     pub(crate) fn next_sending_key<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
-    ) -> Result<(Header, MessageKey), Error> {
+    ) -> Result<SendingKeys, Error> {
         let chain = match &self.cks {
             Some(ck) => {
                 if self.ns == u32::MAX {
@@ -54,13 +86,28 @@ impl RatchetState {
                 ck.clone()
             }
             None => {
-                // Deferred half of DHRatchet: DHs = GENERATE_DH(); RK, CKs = KDF_RK(RK, DH(DHs, DHr)).
+                // Deferred half of DHRatchet: DHs = GENERATE_DH();
+                // RK, CKs (, NHKs) = KDF_RK(_HE)(RK, DH(DHs, DHr)).
                 let dhr = self.dhr.ok_or(Error::WrongSession)?;
+                if self.he.as_ref().is_some_and(|he| he.hks.is_none()) {
+                    return Err(Error::WrongSession);
+                }
                 let dhs = RatchetKeyPair::generate(rng)?;
                 let dh_out = diffie_hellman(&dhs.secret, &dhr)?;
-                let (rk, ck) = self.rk.ratchet(&dh_out);
+                let ck = match &mut self.he {
+                    Some(he) => {
+                        let (rk, ck, nhks) = self.rk.ratchet_he(&dh_out);
+                        he.nhks = nhks;
+                        self.rk = rk;
+                        ck
+                    }
+                    None => {
+                        let (rk, ck) = self.rk.ratchet(&dh_out);
+                        self.rk = rk;
+                        ck
+                    }
+                };
                 self.dhs = dhs;
-                self.rk = rk;
                 self.ns = 0;
                 ck
             }
@@ -73,42 +120,109 @@ impl RatchetState {
         };
         self.cks = Some(next);
         self.ns += 1;
-        Ok((header, mk))
+        let hks = self.he.as_ref().and_then(|he| he.hks.clone());
+        Ok(SendingKeys { header, mk, hks })
     }
 
-    /// §3.5 `RatchetDecrypt`, transactional. `body` is ciphertext followed by the 16-byte
-    /// tag; `aad` is the associated data the sender authenticated.
+    /// §3.5 `RatchetDecrypt` for a cleartext header, transactional. `body` is ciphertext
+    /// followed by the 16-byte tag; `aad` is the associated data the sender authenticated.
     pub(crate) fn decrypt(
         &mut self,
         header: &Header,
         aad: &[u8],
         body: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let ct_len = body.len().checked_sub(TAG_LENGTH).ok_or(Error::Truncated)?;
-        let (ciphertext, tag) = body.split_at(ct_len);
-        let mut tag_bytes = [0u8; TAG_LENGTH];
-        tag_bytes.copy_from_slice(tag);
+        if self.he.is_some() {
+            return Err(Error::WrongSession);
+        }
+        let (ciphertext, tag) = split_tag(body)?;
 
         // TrySkippedMessageKeys.
         if let Some(mk) = self.skipped.get(&header.dh, header.n) {
-            let plaintext = open(mk, aad, ciphertext, &tag_bytes)?;
+            let plaintext = open(mk, aad, ciphertext, &tag)?;
             self.skipped.remove(&header.dh, header.n);
             return Ok(plaintext);
         }
 
-        let plan = self.plan_receive(header)?;
-        let plaintext = open(&plan.mk, aad, ciphertext, &tag_bytes)?;
+        let chain = if self.dhr.as_ref().map(PublicKey::as_bytes) == Some(&header.dh) {
+            Chain::Current
+        } else {
+            Chain::Next
+        };
+        let plan = self.plan_receive(header, chain)?;
+        let plaintext = open(&plan.mk, aad, ciphertext, &tag)?;
         self.commit(plan);
         Ok(plaintext)
     }
 
-    /// The checks and derivations of §3.5, without changing `self`.
-    fn plan_receive(&self, header: &Header) -> Result<ReceivePlan, Error> {
-        let max_skip = self.limits.max_skip;
-        let mut skipped = Vec::new();
+    /// §4.6 `RatchetDecryptHE`, transactional: `sealed` is the encrypted header, which
+    /// authenticates `header_aad`; `aad` is the body's associated data. Tries the header
+    /// keys of stored skipped keys, then `HKr`, then `NHKr`: at most
+    /// `MAX_SKIPPED_HEADER_KEYS + 2` trial decryptions.
+    pub(crate) fn decrypt_he(
+        &mut self,
+        sealed: &[u8; ENCRYPTED_HEADER_LENGTH],
+        header_aad: &[u8],
+        aad: &[u8],
+        body: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let he = self.he.as_ref().ok_or(Error::WrongSession)?;
+        let (ciphertext, tag) = split_tag(body)?;
         let current = self.dhr.as_ref().map(PublicKey::as_bytes);
 
-        if current == Some(&header.dh) {
+        // TrySkippedMessageKeysHE.
+        let mut found = None;
+        for (hk, dh) in &he.skipped {
+            if let Some(header) = hk.open(sealed, header_aad) {
+                if header.dh != *dh {
+                    return Err(Error::DecryptionFailed);
+                }
+                found = Some(header);
+                break;
+            }
+        }
+        if let Some(header) = found {
+            if let Some(mk) = self.skipped.get(&header.dh, header.n) {
+                let plaintext = open(mk, aad, ciphertext, &tag)?;
+                self.skipped.remove(&header.dh, header.n);
+                self.forget_empty_header_keys();
+                return Ok(plaintext);
+            }
+            // Not stored: a later message of the current chain, or a duplicate.
+            if current != Some(&header.dh) {
+                return Err(Error::DuplicateOrExpired);
+            }
+        }
+
+        // DecryptHeader: HKr, then NHKr.
+        let (header, chain) = match found {
+            Some(header) => (header, Chain::Current),
+            None => match he.hkr.as_ref().and_then(|hk| hk.open(sealed, header_aad)) {
+                Some(header) => (header, Chain::Current),
+                None => match he.nhkr.open(sealed, header_aad) {
+                    Some(header) => (header, Chain::Next),
+                    None => return Err(Error::DecryptionFailed),
+                },
+            },
+        };
+        // The header key says which chain; the ratchet key must agree.
+        let is_current = current == Some(&header.dh);
+        if is_current != (chain == Chain::Current) {
+            return Err(Error::DecryptionFailed);
+        }
+        let plan = self.plan_receive(&header, chain)?;
+        let plaintext = open(&plan.mk, aad, ciphertext, &tag)?;
+        self.commit(plan);
+        Ok(plaintext)
+    }
+
+    /// The checks and derivations of §3.5 / §4.6, without changing `self`.
+    fn plan_receive(&self, header: &Header, chain: Chain) -> Result<ReceivePlan, Error> {
+        let max_skip = self.limits.max_skip;
+        let mut skipped = Vec::new();
+        let mut header_keys = Vec::new();
+
+        if chain == Chain::Current {
             // A message in the current receiving chain. The initiator's DHr starts as the
             // responder's signed prekey, which never sends: no chain, nothing to decrypt.
             let ckr = self.ckr.as_ref().ok_or(Error::DecryptionFailed)?;
@@ -120,12 +234,19 @@ impl RatchetState {
             }
             let nr = header.n.checked_add(1).ok_or(Error::TooFarAhead)?;
             let (ckr, mk) = skip_to(ckr.clone(), self.nr, header.n, &header.dh, &mut skipped);
+            if let Some(hkr) = self.he.as_ref().and_then(|he| he.hkr.as_ref()) {
+                if !skipped.is_empty() {
+                    header_keys.push((hkr.clone(), header.dh));
+                }
+            }
             return Ok(ReceivePlan {
                 step: None,
                 ckr,
                 nr,
                 mk,
                 skipped,
+                he_step: None,
+                header_keys,
             });
         }
 
@@ -156,9 +277,29 @@ impl RatchetState {
                     &mut skipped,
                 );
                 skipped.push((old.to_bytes(), header.pn - 1, last));
+                if let Some(hkr) = self.he.as_ref().and_then(|he| he.hkr.as_ref()) {
+                    header_keys.push((hkr.clone(), old.to_bytes()));
+                }
             }
         }
-        let (rk, ckr) = self.rk.ratchet(&dh_out);
+        let (rk, ckr, he_step) = match &self.he {
+            Some(he) => {
+                let (rk, ckr, nhkr) = self.rk.ratchet_he(&dh_out);
+                let step = HeaderStep {
+                    hks: he.nhks.clone(),
+                    hkr: he.nhkr.clone(),
+                    nhkr,
+                };
+                if header.n > 0 {
+                    header_keys.push((step.hkr.clone(), header.dh));
+                }
+                (rk, ckr, Some(step))
+            }
+            None => {
+                let (rk, ckr) = self.rk.ratchet(&dh_out);
+                (rk, ckr, None)
+            }
+        };
         let (ckr, mk) = skip_to(ckr, 0, header.n, &header.dh, &mut skipped);
         Ok(ReceivePlan {
             step: Some((rk, remote)),
@@ -166,6 +307,8 @@ impl RatchetState {
             nr,
             mk,
             skipped,
+            he_step,
+            header_keys,
         })
     }
 
@@ -176,6 +319,8 @@ impl RatchetState {
             nr,
             mk: _,
             skipped,
+            he_step,
+            header_keys,
         } = plan;
         if let Some((rk, remote)) = step {
             // The receiving half of DHRatchet; the sending half is deferred to the next send.
@@ -186,13 +331,55 @@ impl RatchetState {
             self.dhr = Some(remote);
             self.rk = rk;
         }
+        if let (Some(he), Some(hs)) = (&mut self.he, he_step) {
+            he.hks = Some(hs.hks);
+            he.hkr = Some(hs.hkr);
+            he.nhkr = hs.nhkr;
+        }
         self.ckr = Some(ckr);
         self.nr = nr;
         let cap = self.limits.max_stored_skipped as usize;
         for (dh, n, key) in skipped {
             self.skipped.insert(dh, n, key, cap);
         }
+        if let Some(he) = &mut self.he {
+            for (hk, dh) in header_keys {
+                if !he.skipped.iter().any(|(_, d)| *d == dh) {
+                    he.skipped.push_back((hk, dh));
+                }
+            }
+            // Bound the header keys kept: forget the oldest chain's keys entirely.
+            while he.skipped.len() > MAX_SKIPPED_HEADER_KEYS {
+                if let Some((_, dh)) = he.skipped.pop_front() {
+                    self.skipped.remove_chain(&dh);
+                }
+            }
+        }
+        self.forget_empty_header_keys();
     }
+
+    /// Evicts the oldest skipped keys beyond `cap` (and header keys left without any).
+    pub(crate) fn evict_skipped_to(&mut self, cap: usize) {
+        self.skipped.evict_to(cap);
+        self.forget_empty_header_keys();
+    }
+
+    /// Drops the header keys of chains with no stored skipped key left.
+    fn forget_empty_header_keys(&mut self) {
+        if let Some(he) = &mut self.he {
+            let skipped = &self.skipped;
+            he.skipped.retain(|(_, dh)| skipped.has_chain(dh));
+        }
+    }
+}
+
+/// Splits `ciphertext || tag`.
+fn split_tag(body: &[u8]) -> Result<(&[u8], [u8; TAG_LENGTH]), Error> {
+    let ct_len = body.len().checked_sub(TAG_LENGTH).ok_or(Error::Truncated)?;
+    let (ciphertext, tag) = body.split_at(ct_len);
+    let mut tag_bytes = [0u8; TAG_LENGTH];
+    tag_bytes.copy_from_slice(tag);
+    Ok((ciphertext, tag_bytes))
 }
 
 /// Advances `ck` (at index `from`) to index `to`, storing the keys of `from..to` in

@@ -39,6 +39,27 @@ impl SkippedKeys {
         }
     }
 
+    /// Whether any key of the chain with ratchet key `dh` is stored.
+    pub(crate) fn has_chain(&self, dh: &[u8; 32]) -> bool {
+        self.by_index
+            .range((*dh, 0)..=(*dh, u32::MAX))
+            .next()
+            .is_some()
+    }
+
+    /// Deletes every stored key of the chain with ratchet key `dh`.
+    pub(crate) fn remove_chain(&mut self, dh: &[u8; 32]) {
+        let doomed: alloc::vec::Vec<(u64, SkippedIndex)> = self
+            .by_index
+            .range((*dh, 0)..=(*dh, u32::MAX))
+            .map(|(index, (sequence, _))| (*sequence, *index))
+            .collect();
+        for (sequence, index) in doomed {
+            self.by_index.remove(&index);
+            self.by_age.remove(&sequence);
+        }
+    }
+
     /// Stores a key, then evicts the oldest keys until at most `cap` remain.
     pub(crate) fn insert(&mut self, dh: [u8; 32], n: u32, key: MessageKey, cap: usize) {
         let sequence = self.next_sequence;

@@ -7,6 +7,9 @@
 
 use x25519_dalek::PublicKey;
 
+use alloc::collections::VecDeque;
+
+use super::header::{initial_header_keys, HeaderKey};
 use super::kdf::{ChainKey, RootKey};
 use super::skipped::SkippedKeys;
 use crate::error::Error;
@@ -21,6 +24,10 @@ pub const DEFAULT_MAX_STORED_SKIPPED: u32 = 2000;
 pub const MAX_SKIP_CAP: u32 = 100_000;
 /// The largest `max_stored_skipped` a session accepts: it bounds a session's memory.
 pub const MAX_STORED_SKIPPED_CAP: u32 = 100_000;
+/// In header-encrypted mode, the most header keys of earlier receiving chains a session
+/// keeps for its stored skipped keys. It bounds the trial decryptions of one message at
+/// `MAX_SKIPPED_HEADER_KEYS + 2` (SPEC.md §4.8).
+pub const MAX_SKIPPED_HEADER_KEYS: usize = 32;
 
 /// The per-session bounds on out-of-order delivery (SPEC.md §4.4).
 ///
@@ -77,6 +84,24 @@ pub(crate) struct RatchetState {
     /// `MKSKIPPED`.
     pub(crate) skipped: SkippedKeys,
     pub(crate) limits: Limits,
+    /// The header keys, in header-encrypted mode (§4.3 of the Double Ratchet).
+    pub(crate) he: Option<HeaderKeys>,
+}
+
+/// The header-encryption state variables (Double Ratchet §4.3) and the header keys of the
+/// chains that still have stored skipped message keys.
+pub(crate) struct HeaderKeys {
+    /// `HKs`: encrypts our headers; absent only for a responder before its first send step.
+    pub(crate) hks: Option<HeaderKey>,
+    /// `HKr`: decrypts the peer's headers in the current receiving chain.
+    pub(crate) hkr: Option<HeaderKey>,
+    /// `NHKs`: becomes `HKs` at our next DH ratchet step.
+    pub(crate) nhks: HeaderKey,
+    /// `NHKr`: decrypts the first header of the peer's next chain.
+    pub(crate) nhkr: HeaderKey,
+    /// `(HK, ratchet key)` of earlier receiving chains with stored skipped keys, oldest
+    /// first, at most [`MAX_SKIPPED_HEADER_KEYS`].
+    pub(crate) skipped: VecDeque<(HeaderKey, [u8; 32])>,
 }
 
 impl RatchetState {
@@ -100,6 +125,38 @@ impl RatchetState {
             pn: 0,
             skipped: SkippedKeys::default(),
             limits: Limits::default(),
+            he: None,
+        })
+    }
+
+    /// §4.4 `RatchetInitAliceHE`: as [`RatchetState::init_initiator`] with
+    /// `RK, CKs, NHKs = KDF_RK_HE(SK, DH(DHs, DHr))`, `HKs = HKA`, `NHKr = NHKB`.
+    pub(crate) fn init_initiator_he(
+        sk: RootKey,
+        dhs: RatchetKeyPair,
+        remote: PublicKey,
+    ) -> Result<Self, Error> {
+        let (hka, nhkb) = initial_header_keys(&sk);
+        let dh_out = diffie_hellman(&dhs.secret, &remote)?;
+        let (rk, cks, nhks) = sk.ratchet_he(&dh_out);
+        Ok(RatchetState {
+            dhs,
+            dhr: Some(remote),
+            rk,
+            cks: Some(cks),
+            ckr: None,
+            ns: 0,
+            nr: 0,
+            pn: 0,
+            skipped: SkippedKeys::default(),
+            limits: Limits::default(),
+            he: Some(HeaderKeys {
+                hks: Some(hka),
+                hkr: None,
+                nhks,
+                nhkr: nhkb,
+                skipped: VecDeque::new(),
+            }),
         })
     }
 
@@ -116,6 +173,22 @@ impl RatchetState {
             pn: 0,
             skipped: SkippedKeys::default(),
             limits: Limits::default(),
+            he: None,
         }
+    }
+
+    /// §4.4 `RatchetInitBobHE`: as [`RatchetState::init_responder`] with `NHKs = NHKB`,
+    /// `NHKr = HKA`.
+    pub(crate) fn init_responder_he(sk: RootKey, dhs: RatchetKeyPair) -> Self {
+        let (hka, nhkb) = initial_header_keys(&sk);
+        let mut state = Self::init_responder(sk, dhs);
+        state.he = Some(HeaderKeys {
+            hks: None,
+            hkr: None,
+            nhks: nhkb,
+            nhkr: hka,
+            skipped: VecDeque::new(),
+        });
+        state
     }
 }
