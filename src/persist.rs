@@ -99,6 +99,15 @@ fn header(out: &mut Vec<u8>, object_type: u8) {
     out.put_u8(object_type);
 }
 
+/// SPEC.md §7: any stored input longer than [`MAX_STORED_SIZE`] is `TooLarge`, before
+/// anything else is read.
+pub(crate) fn stored_reader(bytes: &[u8]) -> Result<Reader<'_>, Error> {
+    if bytes.len() > MAX_STORED_SIZE {
+        return Err(Error::TooLarge);
+    }
+    Ok(Reader::new(bytes))
+}
+
 fn read_x25519_secret(r: &mut Reader<'_>) -> Result<StaticSecret, Error> {
     let bytes = Zeroizing::new(r.array::<32>()?);
     Ok(StaticSecret::from(*bytes))
@@ -123,7 +132,7 @@ impl IdentityKeyPair {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`] or
     /// [`Error::UnexpectedType`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
+        let mut r = stored_reader(bytes)?;
         read_version_and_type(&mut r, TYPE_IDENTITY)?;
         let seed = read_key32(&mut r)?;
         r.finish()?;
@@ -160,7 +169,7 @@ impl SignedPreKey {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`] or
     /// [`Error::UnexpectedType`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
+        let mut r = stored_reader(bytes)?;
         let key = Self::read(&mut r)?;
         r.finish()?;
         Ok(key)
@@ -193,7 +202,7 @@ impl OneTimePreKey {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`] or
     /// [`Error::UnexpectedType`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
+        let mut r = stored_reader(bytes)?;
         let key = Self::read(&mut r)?;
         r.finish()?;
         Ok(key)
@@ -233,7 +242,7 @@ impl crate::pq::PqPreKey {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`],
     /// [`Error::UnexpectedType`] or [`Error::InvalidEncoding`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
+        let mut r = stored_reader(bytes)?;
         let key = Self::read(&mut r)?;
         r.finish()?;
         Ok(key)
@@ -336,10 +345,7 @@ impl Session {
     /// [`Error::UnsupportedVersion`], [`Error::UnexpectedType`], [`Error::InvalidEncoding`],
     /// [`Error::InvalidPublicKey`] or [`Error::InvalidLimits`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        if bytes.len() > MAX_STORED_SIZE {
-            return Err(Error::TooLarge);
-        }
-        let mut r = Reader::new(bytes);
+        let mut r = stored_reader(bytes)?;
         let kind = read_version_and_type_of(&mut r, SESSION_TYPES)?;
         let role = match r.u8()? {
             ROLE_INITIATOR => Role::Initiator,

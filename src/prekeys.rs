@@ -471,7 +471,7 @@ impl PreKeyStore {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`],
     /// [`Error::UnexpectedType`] or [`Error::InvalidEncoding`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
+        let mut r = crate::persist::stored_reader(bytes)?;
         let kind = read_version_and_type_of(&mut r, &[TYPE_PREKEY_STORE, TYPE_PREKEY_STORE_PQ])?;
         let current_signed = r.u32()?;
         let next_signed_id = r.u32()?;
