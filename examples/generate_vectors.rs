@@ -6,17 +6,24 @@
 //!   delivery (an initial message overtaken by the next one, a message skipped within a
 //!   chain, and one left behind in a chain the receiver has already ratcheted away from).
 //! * `reject_v1.json`: inputs that must be rejected, with the expected error.
+//! * `pqxdh_ratchet_v1.json`: PQXDH (SPEC.md §3.6) with a one-time classical prekey and a
+//!   one-time ML-KEM-768 prekey, then a short in-order conversation.
+//! * `pqxdh_last_resort_v1.json`: PQXDH without a classical one-time prekey, with a
+//!   last-resort ML-KEM-768 prekey; Bob accepts the session from the second initial message.
+//! * `reject_pqxdh_v1.json`: PQXDH inputs that must be rejected, with the expected error.
 //!
 //! Run with `cargo run --example generate_vectors`; add `--check` to compare with the
-//! files on disk instead of writing them (exit status 1 on any difference).
+//! files on disk instead of writing them (exit status 1 on any difference). The PQXDH files
+//! need the `pqxdh` feature (on by default); without it they are neither written nor checked.
 //!
 //! Every secret comes from `ChaCha20Rng::seed_from_u64` (rand_chacha 0.10) with the seeds
 //! in [`SCENARIOS`]: one generator for Alice, one for Bob, each drawn from only by its owner.
 //! The program drives the library's **public** API to produce the messages, and
 //! independently recomputes every value from the SPEC.md v1 formulas with the primitive
-//! crates (x25519-dalek, curve25519-dalek, ed25519-dalek, sha2, hkdf, hmac, aes-gcm),
-//! including every message's bytes. It writes nothing unless the two agree byte for byte,
-//! and it checks each rejection case against the library before writing it.
+//! crates (x25519-dalek, curve25519-dalek, ed25519-dalek, sha2, hkdf, hmac, aes-gcm, and
+//! ml-kem for PQXDH's KEM), including every message's bytes. It writes nothing unless the
+//! two agree byte for byte, and it checks each rejection case against the library before
+//! writing it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -28,7 +35,9 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
-use doubleratchet::{Error, IdentityKeyPair, OneTimePreKey, PreKeyBundle, Session, SignedPreKey};
+use doubleratchet::{
+    Error, IdentityKeyPair, OneTimePreKey, PreKeyBundle, PreKeyStore, Session, SignedPreKey,
+};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -45,6 +54,15 @@ const X3DH_INFO: &[u8] = b"doubleratchet v1 X3DH";
 const ROOT_INFO: &[u8] = b"doubleratchet v1 root";
 const MESSAGE_INFO: &[u8] = b"doubleratchet v1 message keys";
 const SESSION_ID_LABEL: &[u8] = b"doubleratchet v1 session id";
+const PQXDH_INFO: &[u8] = b"doubleratchet v1 PQXDH";
+
+// SPEC.md §3.6, §5.3, §5.4: ML-KEM-768 sizes and `EncodeKEM`'s prefix byte.
+const KEM_PUBLIC_KEY_LENGTH: usize = 1184;
+const KEM_CIPHERTEXT_LENGTH: usize = 1088;
+const KEM_SEED_LENGTH: usize = 64;
+const KEM_ENCODING_PREFIX: u8 = 0x0A;
+/// FIPS 203: the ML-KEM modulus; every coefficient of an encapsulation key is below it.
+const KEM_Q: u16 = 3329;
 
 /// The five canonical small-order X25519 u-coordinates (SPEC.md §2.2).
 const SMALL_ORDER_U: [(&str, &str); 5] = [
@@ -106,8 +124,42 @@ enum Op {
     Encrypt(Party, usize),
     /// Bob creates his session from initial message `i` (`Session::respond`).
     Respond(usize),
+    /// Bob creates his session from PQXDH initial message `i` with his prekey store
+    /// (`PreKeyStore::accept`; `Session::respond` refuses PQXDH messages).
+    Accept(usize),
     /// The party decrypts message `i` with its session.
     Decrypt(Party, usize),
+}
+
+/// A post-quantum prekey's kind (SPEC.md §3.6, §7.7).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum PqKind {
+    OneTime,
+    LastResort,
+}
+
+impl PqKind {
+    /// The kind byte of the stored post-quantum prekey (SPEC.md §7.7).
+    fn byte(self) -> u8 {
+        match self {
+            PqKind::OneTime => 0x01,
+            PqKind::LastResort => 0x02,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            PqKind::OneTime => "one_time",
+            PqKind::LastResort => "last_resort",
+        }
+    }
+}
+
+/// Bob's post-quantum prekey in a PQXDH scenario.
+#[derive(Clone, Copy, Debug)]
+struct PqSpec {
+    id: u32,
+    kind: PqKind,
 }
 
 struct Scenario {
@@ -118,15 +170,17 @@ struct Scenario {
     bob_seed: u64,
     signed_prekey_id: u32,
     one_time_prekey_id: Option<u32>,
+    /// PQXDH: Bob's post-quantum prekey (`None`: classical X3DH).
+    post_quantum: Option<PqSpec>,
     /// Sender and plaintext of each message, by index.
     messages: &'static [(Party, &'static str)],
     script: &'static [Op],
 }
 
-use Op::{Decrypt, Encrypt, Respond};
+use Op::{Accept, Decrypt, Encrypt, Respond};
 use Party::{Alice, Bob};
 
-const SCENARIOS: [Scenario; 2] = [
+const SCENARIOS: [Scenario; 4] = [
     Scenario {
         file: "x3dh_ratchet_v1.json",
         name: "x3dh_with_one_time_prekey_in_order",
@@ -139,6 +193,7 @@ const SCENARIOS: [Scenario; 2] = [
         bob_seed: 0xB0B,
         signed_prekey_id: 1,
         one_time_prekey_id: Some(7),
+        post_quantum: None,
         messages: &[
             (Alice, "Hi Bob, this is Alice. (initial message 1 of 2)"),
             (
@@ -177,6 +232,7 @@ const SCENARIOS: [Scenario; 2] = [
         bob_seed: 0xB0B2,
         signed_prekey_id: 42,
         one_time_prekey_id: None,
+        post_quantum: None,
         messages: &[
             (Alice, "First initial message (delivered second)."),
             (Alice, "Second initial message (delivered first)."),
@@ -206,7 +262,92 @@ const SCENARIOS: [Scenario; 2] = [
             Decrypt(Alice, 5),
         ],
     },
+    Scenario {
+        file: "pqxdh_ratchet_v1.json",
+        name: "pqxdh_with_one_time_prekeys_in_order",
+        description: "PQXDH (SPEC.md 3.6) with a one-time classical prekey (DH1..DH4) and a \
+            one-time ML-KEM-768 prekey: SK = HKDF(IKM = 0xFF^32 || DH1 || DH2 || DH3 || DH4 || SS, \
+            info = PQXDH_INFO). Alice sends two initial messages of type 0x03 (the same PQ prekey \
+            id and KEM ciphertext in both); Bob accepts the first with PreKeyStore::accept \
+            (deleting both one-time prekeys) and decrypts the second, replies (completing his \
+            deferred DH ratchet step); Alice decrypts the reply and sends a normal message with a \
+            new ratchet key (PN = 2); Bob replies from his next ratchet key (PN = 1). Delivery is \
+            in order.",
+        alice_seed: 0xA11CE3,
+        bob_seed: 0xB0B3,
+        signed_prekey_id: 3,
+        one_time_prekey_id: Some(11),
+        post_quantum: Some(PqSpec {
+            id: 5,
+            kind: PqKind::OneTime,
+        }),
+        messages: &[
+            (
+                Alice,
+                "Hi Bob, post-quantum Alice here. (initial message 1 of 2)",
+            ),
+            (Alice, "Same KEM ciphertext again. (initial message 2 of 2)"),
+            (Bob, "Hi Alice! PQXDH session accepted."),
+            (Alice, "Reply received: new ratchet key, normal message."),
+            (Bob, "And my new ratchet key."),
+        ],
+        script: &[
+            Encrypt(Alice, 0),
+            Encrypt(Alice, 1),
+            Accept(0),
+            Decrypt(Bob, 1),
+            Encrypt(Bob, 2),
+            Decrypt(Alice, 2),
+            Encrypt(Alice, 3),
+            Decrypt(Bob, 3),
+            Encrypt(Bob, 4),
+            Decrypt(Alice, 4),
+        ],
+    },
+    Scenario {
+        file: "pqxdh_last_resort_v1.json",
+        name: "pqxdh_last_resort_without_one_time_prekey",
+        description: "PQXDH (SPEC.md 3.6) without a classical one-time prekey (DH1..DH3; OPK flag \
+            0, id 0) and with a last-resort ML-KEM-768 prekey: SK = HKDF(IKM = 0xFF^32 || DH1 || \
+            DH2 || DH3 || SS, info = PQXDH_INFO). Alice sends two initial messages of type 0x03; \
+            Bob's prekey store accepts the session from the second (it keeps the last-resort \
+            prekey and records EK_A against replay, SPEC.md 8) and then decrypts the first from a \
+            skipped key; Bob replies; Alice decrypts the reply and sends a normal message with a \
+            new ratchet key (PN = 2); Bob replies from his next ratchet key (PN = 1).",
+        alice_seed: 0xA11CE4,
+        bob_seed: 0xB0B4,
+        signed_prekey_id: 4,
+        one_time_prekey_id: None,
+        post_quantum: Some(PqSpec {
+            id: 9,
+            kind: PqKind::LastResort,
+        }),
+        messages: &[
+            (Alice, "First PQXDH initial message (delivered second)."),
+            (Alice, "Second PQXDH initial message (delivered first)."),
+            (Bob, "Accepted with my last-resort KEM key."),
+            (Alice, "Alice, new ratchet key."),
+            (Bob, "Bob, new ratchet key."),
+        ],
+        script: &[
+            Encrypt(Alice, 0),
+            Encrypt(Alice, 1),
+            Accept(1),
+            Decrypt(Bob, 0),
+            Encrypt(Bob, 2),
+            Decrypt(Alice, 2),
+            Encrypt(Alice, 3),
+            Decrypt(Bob, 3),
+            Encrypt(Bob, 4),
+            Decrypt(Alice, 4),
+        ],
+    },
 ];
+
+/// Whether this build can run a scenario: the PQXDH ones need the `pqxdh` feature.
+fn supported(s: &Scenario) -> bool {
+    s.post_quantum.is_none() || cfg!(feature = "pqxdh")
+}
 
 // ---------------------------------------------------------------------------------------
 // Primitives, straight from SPEC.md §1-§4 (no library code)
@@ -343,6 +484,81 @@ fn assert_same(what: &str, independent: &[u8], library: &[u8]) {
     }
 }
 
+/// The 768 12-bit coefficients of an ML-KEM-768 encapsulation key's `t` vector (FIPS 203
+/// `ByteDecode_12` of its first 1152 bytes; the last 32 bytes are `rho`).
+fn kem_coefficients(ek: &[u8]) -> Vec<u16> {
+    assert_eq!(ek.len(), KEM_PUBLIC_KEY_LENGTH);
+    ek[..KEM_PUBLIC_KEY_LENGTH - 32]
+        .chunks(3)
+        .flat_map(|b| {
+            let (b0, b1, b2) = (u16::from(b[0]), u16::from(b[1]), u16::from(b[2]));
+            [b0 | ((b1 & 0x0F) << 8), (b1 >> 4) | (b2 << 4)]
+        })
+        .collect()
+}
+
+/// Writes coefficient `index` of an encapsulation key (the inverse of [`kem_coefficients`]).
+fn set_kem_coefficient(ek: &[u8], index: usize, value: u16) -> Vec<u8> {
+    assert!(value < 4096);
+    let mut out = ek.to_vec();
+    let at = 3 * (index / 2);
+    if index.is_multiple_of(2) {
+        out[at] = (value & 0xFF) as u8;
+        out[at + 1] = (out[at + 1] & 0xF0) | (value >> 8) as u8;
+    } else {
+        out[at + 1] = (out[at + 1] & 0x0F) | ((value & 0x0F) << 4) as u8;
+        out[at + 2] = (value >> 4) as u8;
+    }
+    out
+}
+
+/// ML-KEM-768 (FIPS 203) straight from the `ml-kem` crate, not through the library.
+#[cfg(feature = "pqxdh")]
+mod kem {
+    use ml_kem::{Decapsulate, DecapsulationKey768, EncapsulationKey768, KeyExport, B32};
+
+    use super::{KEM_CIPHERTEXT_LENGTH, KEM_PUBLIC_KEY_LENGTH, KEM_SEED_LENGTH};
+
+    /// `ek` of `ML-KEM.KeyGen_internal(d, z)` for the seed `d || z`.
+    pub(super) fn public_key(seed: &[u8; KEM_SEED_LENGTH]) -> Vec<u8> {
+        let dk = DecapsulationKey768::from_seed(ml_kem::Seed::from(*seed));
+        dk.encapsulation_key().to_bytes().to_vec()
+    }
+
+    /// `(CT, SS) = ML-KEM.Encaps_internal(ek, m)`; `None` if `ek` fails the modulus check.
+    pub(super) fn encapsulate(ek: &[u8], m: &[u8; 32]) -> Option<(Vec<u8>, [u8; 32])> {
+        let bytes: [u8; KEM_PUBLIC_KEY_LENGTH] = ek.try_into().ok()?;
+        let ek = EncapsulationKey768::new(&ml_kem::Key::<EncapsulationKey768>::from(bytes)).ok()?;
+        let (ct, ss) = ek.encapsulate_deterministic(&B32::from(*m));
+        Some((ct.to_vec(), ss.into()))
+    }
+
+    /// `SS = ML-KEM.Decaps(dk, CT)` with `dk` from the seed (implicit rejection included).
+    pub(super) fn decapsulate(seed: &[u8; KEM_SEED_LENGTH], ct: &[u8]) -> [u8; 32] {
+        let dk = DecapsulationKey768::from_seed(ml_kem::Seed::from(*seed));
+        let ct: [u8; KEM_CIPHERTEXT_LENGTH] = ct.try_into().unwrap();
+        dk.decapsulate(&ml_kem::ml_kem_768::Ciphertext::from(ct))
+            .into()
+    }
+}
+
+/// Without the `pqxdh` feature the PQXDH scenarios are skipped ([`supported`]), so these
+/// are never called.
+#[cfg(not(feature = "pqxdh"))]
+mod kem {
+    pub(super) fn public_key(_: &[u8; super::KEM_SEED_LENGTH]) -> Vec<u8> {
+        unreachable!("PQXDH needs the pqxdh feature")
+    }
+
+    pub(super) fn encapsulate(_: &[u8], _: &[u8; 32]) -> Option<(Vec<u8>, [u8; 32])> {
+        unreachable!("PQXDH needs the pqxdh feature")
+    }
+
+    pub(super) fn decapsulate(_: &[u8; super::KEM_SEED_LENGTH], _: &[u8]) -> [u8; 32] {
+        unreachable!("PQXDH needs the pqxdh feature")
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Independent model of the protocol (SPEC.md §2-§6)
 // ---------------------------------------------------------------------------------------
@@ -362,7 +578,12 @@ impl Drawer {
     }
 
     fn draw(&mut self, purpose: String) -> [u8; 32] {
-        let mut out = [0u8; 32];
+        self.draw_bytes(purpose)
+    }
+
+    /// One `try_fill_bytes` call of `N` bytes.
+    fn draw_bytes<const N: usize>(&mut self, purpose: String) -> [u8; N] {
+        let mut out = [0u8; N];
         self.rng.try_fill_bytes(&mut out).unwrap();
         self.draws.push(DrawJson {
             index: self.draws.len(),
@@ -438,29 +659,111 @@ impl Identity {
     }
 }
 
-/// The X3DH fields of an initial message (SPEC.md §5.3, bytes 2..75).
+/// The X3DH fields of an initial message (SPEC.md §5.3, bytes 2..75), and for PQXDH
+/// (type `0x03`) the post-quantum prekey id and KEM ciphertext (bytes 75..1167).
 #[derive(Clone, Copy)]
 struct InitialFields {
     identity: [u8; 32],
     base_key: [u8; 32],
     signed_prekey_id: u32,
     one_time_prekey_id: Option<u32>,
+    post_quantum: Option<(u32, [u8; KEM_CIPHERTEXT_LENGTH])>,
 }
 
 impl InitialFields {
+    /// The message type: `0x03` for PQXDH, `0x02` otherwise.
+    fn message_type(&self) -> u8 {
+        if self.post_quantum.is_some() {
+            0x03
+        } else {
+            0x02
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         let (flag, id) = match self.one_time_prekey_id {
             Some(id) => (1u8, id),
             None => (0u8, 0),
         };
-        cat(&[
+        let mut out = cat(&[
             &self.identity,
             &self.base_key,
             &self.signed_prekey_id.to_be_bytes(),
             &[flag],
             &id.to_be_bytes(),
-        ])
+        ]);
+        if let Some((pq_id, ciphertext)) = &self.post_quantum {
+            out.extend_from_slice(&pq_id.to_be_bytes());
+            out.extend_from_slice(ciphertext);
+        }
+        out
     }
+}
+
+/// PQXDH's post-quantum part (SPEC.md §3.6): Bob's ML-KEM-768 prekey and Alice's
+/// encapsulation to it.
+struct PqModel {
+    id: u32,
+    kind: PqKind,
+    /// `d || z`, as drawn.
+    seed: [u8; KEM_SEED_LENGTH],
+    /// The encapsulation key `ek` (1184 bytes).
+    public: Vec<u8>,
+    /// `EncodeKEM(PQPK) = 0x0A || ek`, the message the identity key signs.
+    signed_message: Vec<u8>,
+    signature: [u8; 64],
+    /// Alice's 32 bytes of encapsulation randomness.
+    m: [u8; 32],
+    ciphertext: [u8; KEM_CIPHERTEXT_LENGTH],
+    shared_secret: [u8; 32],
+    /// Bob's prekey store holding SPK_B, OPK_B and this key (SPEC.md §7.5, type 0x27).
+    store: Vec<u8>,
+}
+
+/// The stored prekey store Bob accepts with (SPEC.md §7.3, §7.4, §7.5 type `0x27`, §7.7):
+/// his signed prekey, his one-time prekey if any, his post-quantum prekey; no replay
+/// records; every next id one above the id held (1 for an empty kind).
+fn prekey_store_encoding(
+    s: &Scenario,
+    spk: &KeyPair,
+    spk_signature: &[u8; 64],
+    opk: Option<&KeyPair>,
+    pq: &PqModel,
+) -> Vec<u8> {
+    let mut out = vec![0x01, 0x27];
+    out.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
+    out.extend_from_slice(&(s.signed_prekey_id + 1).to_be_bytes());
+    out.extend_from_slice(&s.one_time_prekey_id.map_or(1, |id| id + 1).to_be_bytes());
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&[0x01, 0x22]);
+    out.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
+    out.extend_from_slice(&spk.private);
+    out.extend_from_slice(spk_signature);
+    match (s.one_time_prekey_id, opk) {
+        (Some(id), Some(k)) => {
+            out.extend_from_slice(&1u32.to_be_bytes());
+            out.extend_from_slice(&[0x01, 0x23]);
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&k.private);
+        }
+        _ => out.extend_from_slice(&0u32.to_be_bytes()),
+    }
+    out.extend_from_slice(&0u32.to_be_bytes()); // no replay records
+    out.extend_from_slice(&(pq.id + 1).to_be_bytes());
+    match pq.kind {
+        PqKind::LastResort => {
+            out.push(0x01);
+            out.extend_from_slice(&pq.id.to_be_bytes());
+        }
+        PqKind::OneTime => out.extend_from_slice(&[0u8; 5]),
+    }
+    out.extend_from_slice(&1u32.to_be_bytes());
+    out.extend_from_slice(&[0x01, 0x26]);
+    out.extend_from_slice(&pq.id.to_be_bytes());
+    out.push(pq.kind.byte());
+    out.extend_from_slice(&pq.seed);
+    out.extend_from_slice(&pq.signature);
+    out
 }
 
 /// The Double Ratchet state of SPEC.md §4.2.
@@ -528,6 +831,8 @@ struct Model {
     spk_signed_message: Vec<u8>,
     spk_signature: [u8; 64],
     opk: Option<KeyPair>,
+    /// PQXDH only.
+    pq: Option<PqModel>,
     bundle: Vec<u8>,
     ek: KeyPair,
     x3dh: X3dh,
@@ -559,12 +864,27 @@ impl Model {
                 b.draw(format!("OneTimePreKey::generate (id {id}): OPK_B secret")),
             )
         });
+        // PQXDH: the ML-KEM-768 prekey from its 64-byte seed, signed over
+        // EncodeKEM = 0x0A || ek (SPEC.md §3.6).
+        let pq_key = s.post_quantum.map(|spec| {
+            let seed: [u8; KEM_SEED_LENGTH] = b.draw_bytes(format!(
+                "PqPreKey::generate (id {}, {}): ML-KEM-768 seed d || z (64 bytes, one call)",
+                spec.id,
+                spec.kind.name()
+            ));
+            let public = kem::public_key(&seed);
+            assert_eq!(public.len(), KEM_PUBLIC_KEY_LENGTH);
+            assert!(kem_coefficients(&public).iter().all(|c| *c < KEM_Q));
+            let signed_message = cat(&[&[KEM_ENCODING_PREFIX], &public]);
+            let signature = ed25519_sign(&bob.seed, &signed_message);
+            (spec, seed, public, signed_message, signature)
+        });
         let (opk_flag, opk_id, opk_public) = match (s.one_time_prekey_id, &opk) {
             (Some(id), Some(k)) => (1u8, id, k.public),
             _ => (0u8, 0, [0u8; 32]),
         };
-        let bundle = cat(&[
-            &[0x01, 0x10],
+        let mut bundle = cat(&[
+            &[0x01, if pq_key.is_some() { 0x11 } else { 0x10 }],
             &bob.ed25519_public,
             &s.signed_prekey_id.to_be_bytes(),
             &spk.public,
@@ -574,13 +894,41 @@ impl Model {
             &opk_public,
         ]);
         assert_eq!(bundle.len(), 171);
+        if let Some((spec, _, public, _, signature)) = &pq_key {
+            bundle.extend_from_slice(&spec.id.to_be_bytes());
+            bundle.extend_from_slice(public);
+            bundle.extend_from_slice(signature);
+            assert_eq!(bundle.len(), 1423);
+        }
 
-        // Alice verifies the signature strictly (§3.2), then X3DH (§3.3).
-        VerifyingKey::from_bytes(&bob.ed25519_public)
-            .unwrap()
+        // Alice verifies the signatures strictly (§3.2, §3.6), then X3DH (§3.3).
+        let verifying = VerifyingKey::from_bytes(&bob.ed25519_public).unwrap();
+        verifying
             .verify_strict(&spk_signed_message, &Signature::from_bytes(&spk_signature))
             .unwrap();
+        if let Some((_, _, _, signed_message, signature)) = &pq_key {
+            verifying
+                .verify_strict(signed_message, &Signature::from_bytes(signature))
+                .unwrap();
+        }
         let ek = KeyPair::from_private(a.draw("Session::initiate: EK_A secret".into()));
+        // PQXDH: (CT, SS) = ML-KEM-768.Encaps_internal(ek, m) (§3.6).
+        let pq = pq_key.map(|(spec, seed, public, signed_message, signature)| {
+            let m = a.draw("Session::initiate: ML-KEM encapsulation randomness m".into());
+            let (ciphertext, shared_secret) = kem::encapsulate(&public, &m).unwrap();
+            PqModel {
+                id: spec.id,
+                kind: spec.kind,
+                seed,
+                public,
+                signed_message,
+                signature,
+                m,
+                ciphertext: ciphertext.try_into().unwrap(),
+                shared_secret,
+                store: Vec::new(),
+            }
+        });
         let dh1 = dh(&alice.x25519_private, &spk.public);
         let dh2 = dh(&ek.private, &bob.x25519_public);
         let dh3 = dh(&ek.private, &spk.public);
@@ -589,7 +937,14 @@ impl Model {
         if let Some(d) = &dh4 {
             ikm.extend_from_slice(d);
         }
-        let sk = hkdf::<32>(&[0u8; 32], &ikm, X3DH_INFO);
+        let info = match &pq {
+            Some(pq) => {
+                ikm.extend_from_slice(&pq.shared_secret);
+                PQXDH_INFO
+            }
+            None => X3DH_INFO,
+        };
+        let sk = hkdf::<32>(&[0u8; 32], &ikm, info);
         let ad: [u8; 64] = cat(&[&alice.ed25519_public, &bob.ed25519_public])
             .try_into()
             .unwrap();
@@ -610,7 +965,12 @@ impl Model {
             base_key: ek.public,
             signed_prekey_id: s.signed_prekey_id,
             one_time_prekey_id: s.one_time_prekey_id,
+            post_quantum: pq.as_ref().map(|pq| (pq.id, pq.ciphertext)),
         };
+        let pq = pq.map(|mut pq| {
+            pq.store = prekey_store_encoding(s, &spk, &spk_signature, opk.as_ref(), &pq);
+            pq
+        });
         let mut model = Model {
             drawers: [a, b],
             alice,
@@ -619,6 +979,7 @@ impl Model {
             spk_signed_message,
             spk_signature,
             opk,
+            pq,
             bundle,
             ek,
             x3dh: X3dh {
@@ -706,7 +1067,7 @@ impl Model {
         let mut prefix = vec![0x01];
         match &r.initial {
             Some(fields) => {
-                prefix.push(0x02);
+                prefix.push(fields.message_type());
                 prefix.extend_from_slice(&fields.encode());
             }
             None => prefix.push(0x01),
@@ -744,16 +1105,29 @@ impl Model {
         let expected = record.plaintext.clone();
         assert_eq!(bytes[0], 0x01);
         let (fields, header_at) = match bytes[1] {
-            0x02 => {
+            kind @ (0x02 | 0x03) => {
                 let opk_flag = bytes[70];
                 assert!(opk_flag <= 1);
+                // Type 0x03 (PQXDH): PQ prekey id at 75, KEM ciphertext at 79..1167.
+                let post_quantum = (kind == 0x03).then(|| {
+                    (
+                        u32_at(&bytes, 75),
+                        bytes[79..79 + KEM_CIPHERTEXT_LENGTH].try_into().unwrap(),
+                    )
+                });
                 let fields = InitialFields {
                     identity: arr32(&bytes[2..34]),
                     base_key: arr32(&bytes[34..66]),
                     signed_prekey_id: u32_at(&bytes, 66),
                     one_time_prekey_id: (opk_flag == 1).then(|| u32_at(&bytes, 71)),
+                    post_quantum,
                 };
-                (Some(fields), 75)
+                let header_at = if kind == 0x03 {
+                    79 + KEM_CIPHERTEXT_LENGTH
+                } else {
+                    75
+                };
+                (Some(fields), header_at)
             }
             0x01 => (None, 2),
             other => panic!("type {other}"),
@@ -771,6 +1145,11 @@ impl Model {
             }
             assert_eq!(f.identity, self.alice.ed25519_public);
             assert_eq!(f.base_key, self.ek.public);
+            // Every initial message repeats the same PQ prekey id and KEM ciphertext (§3.6).
+            assert_eq!(
+                f.post_quantum.map(|(id, ct)| (id, ct.to_vec())),
+                self.pq.as_ref().map(|pq| (pq.id, pq.ciphertext.to_vec()))
+            );
         }
         let ad = self.x3dh.ad;
         let r = self.ratchets[p.index()].as_mut().unwrap();
@@ -851,7 +1230,20 @@ impl Model {
         if let Some(d) = &dh4 {
             ikm.extend_from_slice(d);
         }
-        let sk = hkdf::<32>(&[0u8; 32], &ikm, X3DH_INFO);
+        // PQXDH: SS = ML-KEM-768.Decaps(dk, CT) with the prekey the message names (§3.6).
+        let info = match (&f.post_quantum, &self.pq) {
+            (Some((id, ciphertext)), Some(pq)) => {
+                assert_eq!(*id, pq.id);
+                let shared_secret = kem::decapsulate(&pq.seed, ciphertext);
+                assert_eq!(shared_secret, pq.shared_secret, "decapsulated SS");
+                ikm.extend_from_slice(&shared_secret);
+                PQXDH_INFO
+            }
+            (None, None) => X3DH_INFO,
+            _ => panic!("initial message and bundle disagree on PQXDH"),
+        };
+        assert_eq!(ikm, self.x3dh.ikm);
+        let sk = hkdf::<32>(&[0u8; 32], &ikm, info);
         assert_eq!(sk, self.x3dh.sk);
         self.ratchets[Bob.index()] = Some(Ratchet {
             rk: sk,
@@ -876,7 +1268,7 @@ impl Model {
                     assert_eq!(s.messages[i].0, p);
                     model.encrypt(p, i, s.messages[i].1.as_bytes());
                 }
-                Respond(i) => model.decrypt(Bob, i),
+                Respond(i) | Accept(i) => model.decrypt(Bob, i),
                 Decrypt(p, i) => model.decrypt(p, i),
             }
         }
@@ -902,6 +1294,10 @@ struct World {
     alice: Session,
     bob: Option<Session>,
     wire: Vec<Option<Vec<u8>>>,
+    /// PQXDH: Bob's prekey store, with which he accepts the session.
+    store: Option<PreKeyStore>,
+    /// PQXDH: the store's encoding as loaded (SPEC.md §7.5).
+    store_bytes: Vec<u8>,
 }
 
 impl World {
@@ -914,10 +1310,22 @@ impl World {
         let opk = s
             .one_time_prekey_id
             .map(|id| OneTimePreKey::generate(id, &mut bob_rng).unwrap());
-        let bundle = PreKeyBundle::new(&bob_identity, &spk, opk.as_ref()).to_bytes();
+        let (bundle, store, store_bytes) = match &s.post_quantum {
+            Some(spec) => {
+                let (bundle, store, bytes) =
+                    library_pq::setup(spec, &bob_identity, &spk, opk.as_ref(), &mut bob_rng);
+                (bundle, Some(store), bytes)
+            }
+            None => (
+                PreKeyBundle::new(&bob_identity, &spk, opk.as_ref()).to_bytes(),
+                None,
+                Vec::new(),
+            ),
+        };
         // Alice uses the bundle as received over the network.
         let received = PreKeyBundle::from_bytes(&bundle).unwrap();
         let alice = Session::initiate(&alice_identity, &received, &mut alice_rng).unwrap();
+        assert_eq!(alice.is_post_quantum(), s.post_quantum.is_some());
         World {
             bob_identity,
             spk,
@@ -928,7 +1336,18 @@ impl World {
             alice,
             bob: None,
             wire: vec![None; s.messages.len()],
+            store,
+            store_bytes,
         }
+    }
+
+    /// Bob's `PreKeyStore::accept` (PQXDH): on success the store deletes the one-time
+    /// prekeys the message used, or records its `EK_A` if it used none.
+    fn accept(&mut self, message: &[u8]) -> Result<doubleratchet::Accepted, Error> {
+        self.store
+            .as_mut()
+            .expect("accept needs a PQXDH scenario")
+            .accept(&self.bob_identity, message)
     }
 
     /// Bob's `Session::respond` with the prekeys he still holds.
@@ -971,6 +1390,12 @@ impl World {
                 self.bob = Some(session);
                 // The plaintext is checked by the caller through `decrypted`.
             }
+            Accept(i) => {
+                let wire = self.wire[i].clone().unwrap();
+                let accepted = self.accept(&wire).unwrap();
+                assert_eq!(accepted.plaintext, s.messages[i].1.as_bytes());
+                self.bob = Some(accepted.session);
+            }
             Decrypt(p, i) => {
                 let wire = self.wire[i].clone().unwrap();
                 let pt = self.session(p).decrypt(&wire).unwrap();
@@ -992,6 +1417,20 @@ impl World {
 fn run_library(s: &Scenario) -> World {
     let mut world = World::setup(s);
     for op in s.script {
+        if let Accept(i) = *op {
+            let wire = world.wire[i].clone().unwrap();
+            let accepted = world.accept(&wire).unwrap();
+            assert_eq!(accepted.plaintext, s.messages[i].1.as_bytes());
+            assert_eq!(accepted.used_one_time_prekey, s.one_time_prekey_id);
+            assert_eq!(
+                accepted.used_post_quantum_prekey,
+                s.post_quantum.map(|p| p.id)
+            );
+            assert!(accepted.session.is_post_quantum());
+            world.bob = Some(accepted.session);
+            library_pq::check_store_after_accept(s, world.store.as_ref().unwrap());
+            continue;
+        }
         if let Respond(i) = *op {
             let wire = world.wire[i].clone().unwrap();
             let spk = &world.spk;
@@ -1011,6 +1450,108 @@ fn run_library(s: &Scenario) -> World {
     world
 }
 
+/// The library's PQXDH API (public items only).
+#[cfg(feature = "pqxdh")]
+mod library_pq {
+    use doubleratchet::{
+        IdentityKeyPair, OneTimePreKey, PqPreKey, PqPreKeyKind, PreKeyBundle, PreKeyStore,
+        SignedPreKey,
+    };
+    use rand_chacha::ChaCha20Rng;
+
+    use super::{PqKind, PqSpec, Scenario};
+
+    /// `PqPreKey::generate` (after the classical prekeys, from Bob's RNG), the PQXDH bundle,
+    /// and Bob's prekey store holding the three keys. `PreKeyStore` issues its own ids, so
+    /// the store is loaded from the keys' stored encodings (SPEC.md §7.3, §7.4, §7.7) in the
+    /// §7.5 type `0x27` framing. Returns the bundle's bytes, the store and its encoding.
+    pub(super) fn setup(
+        spec: &PqSpec,
+        bob: &IdentityKeyPair,
+        spk: &SignedPreKey,
+        opk: Option<&OneTimePreKey>,
+        rng: &mut ChaCha20Rng,
+    ) -> (Vec<u8>, PreKeyStore, Vec<u8>) {
+        let kind = match spec.kind {
+            PqKind::OneTime => PqPreKeyKind::OneTime,
+            PqKind::LastResort => PqPreKeyKind::LastResort,
+        };
+        let pq = PqPreKey::generate(bob, spec.id, kind, rng).unwrap();
+        let bundle = PreKeyBundle::new(bob, spk, opk).with_post_quantum_prekey(&pq);
+        assert_eq!(bundle.post_quantum_prekey_id(), Some(spec.id));
+
+        let mut bytes = vec![0x01, 0x27];
+        bytes.extend_from_slice(&spk.id().to_be_bytes());
+        bytes.extend_from_slice(&(spk.id() + 1).to_be_bytes());
+        bytes.extend_from_slice(&opk.map_or(1, |k| k.id() + 1).to_be_bytes());
+        bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.extend_from_slice(&spk.to_bytes());
+        bytes.extend_from_slice(&u32::from(opk.is_some()).to_be_bytes());
+        if let Some(k) = opk {
+            bytes.extend_from_slice(&k.to_bytes());
+        }
+        bytes.extend_from_slice(&0u32.to_be_bytes());
+        bytes.extend_from_slice(&(pq.id() + 1).to_be_bytes());
+        match kind {
+            PqPreKeyKind::LastResort => {
+                bytes.push(0x01);
+                bytes.extend_from_slice(&pq.id().to_be_bytes());
+            }
+            _ => bytes.extend_from_slice(&[0u8; 5]),
+        }
+        bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.extend_from_slice(&pq.to_bytes());
+        let store = PreKeyStore::from_bytes(&bytes).unwrap();
+        assert_eq!(&store.to_bytes()[..], &bytes[..], "store round trip");
+        // The store publishes the same bundle.
+        let published = store
+            .pq_bundle(
+                bob,
+                opk.map(OneTimePreKey::id),
+                (spec.kind == PqKind::OneTime).then_some(spec.id),
+            )
+            .unwrap();
+        assert_eq!(published, bundle, "PreKeyStore::pq_bundle");
+        (bundle.to_bytes(), store, bytes)
+    }
+
+    /// After a successful accept (SPEC.md §8): one-time prekeys of both kinds deleted; a
+    /// last-resort key kept, with a replay record for the session.
+    pub(super) fn check_store_after_accept(s: &Scenario, store: &PreKeyStore) {
+        let spec = s.post_quantum.unwrap();
+        if let Some(id) = s.one_time_prekey_id {
+            assert!(store.one_time_prekey(id).is_none());
+        }
+        let one_time = spec.kind == PqKind::OneTime;
+        assert_eq!(store.pq_prekey(spec.id).is_none(), one_time);
+        let needs_record = s.one_time_prekey_id.is_none() && !one_time;
+        assert_eq!(store.replay_records(), usize::from(needs_record));
+    }
+}
+
+/// Without the `pqxdh` feature the PQXDH scenarios are skipped ([`supported`]).
+#[cfg(not(feature = "pqxdh"))]
+mod library_pq {
+    use doubleratchet::{IdentityKeyPair, OneTimePreKey, PreKeyStore, SignedPreKey};
+    use rand_chacha::ChaCha20Rng;
+
+    use super::{PqSpec, Scenario};
+
+    pub(super) fn setup(
+        _: &PqSpec,
+        _: &IdentityKeyPair,
+        _: &SignedPreKey,
+        _: Option<&OneTimePreKey>,
+        _: &mut ChaCha20Rng,
+    ) -> (Vec<u8>, PreKeyStore, Vec<u8>) {
+        unreachable!("PQXDH needs the pqxdh feature")
+    }
+
+    pub(super) fn check_store_after_accept(_: &Scenario, _: &PreKeyStore) {
+        unreachable!("PQXDH needs the pqxdh feature")
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // JSON
 // ---------------------------------------------------------------------------------------
@@ -1024,6 +1565,24 @@ struct Provenance {
     library: String,
     rng: &'static str,
     method: &'static str,
+}
+
+/// The provenance of the PQXDH files.
+fn provenance_pq() -> Provenance {
+    Provenance {
+        spec: "SPEC.md, protocol profile v1 (PQXDH: sections 1-6, 3.6, 5.3 type 0x03, 5.4 type \
+               0x11, 7.5 type 0x27, 7.7)",
+        rng: "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); every X25519/Ed25519 key \
+              generation is one try_fill_bytes of 32 bytes, PqPreKey::generate one of 64 bytes \
+              (the ML-KEM seed d || z), and Session::initiate draws the 32-byte ML-KEM \
+              encapsulation randomness m between EK_A and the first ratchet key (SPEC.md 2.5)",
+        method: "message bytes produced by the library's public API; every value recomputed \
+                 independently from the SPEC.md v1 formulas with x25519-dalek, \
+                 curve25519-dalek, ed25519-dalek, sha2, hkdf, hmac, aes-gcm and ml-kem \
+                 (ML-KEM-768 KeyGen from the seed, Encaps_internal with m, Decaps), and \
+                 asserted equal to the library's output before writing",
+        ..provenance()
+    }
 }
 
 fn provenance() -> Provenance {
@@ -1045,6 +1604,8 @@ fn provenance() -> Provenance {
 #[derive(Serialize)]
 struct Constants {
     x3dh_info: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pqxdh_info: Option<&'static str>,
     root_info: &'static str,
     message_info: &'static str,
     session_id_label: &'static str,
@@ -1054,11 +1615,14 @@ struct Constants {
     signature_prefix: String,
     chain_message_key_byte: String,
     chain_next_key_byte: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kem_encoding_prefix: Option<String>,
 }
 
-fn constants() -> Constants {
+fn constants(post_quantum: bool) -> Constants {
     Constants {
         x3dh_info: "doubleratchet v1 X3DH",
+        pqxdh_info: post_quantum.then_some("doubleratchet v1 PQXDH"),
         root_info: "doubleratchet v1 root",
         message_info: "doubleratchet v1 message keys",
         session_id_label: "doubleratchet v1 session id",
@@ -1068,10 +1632,11 @@ fn constants() -> Constants {
         signature_prefix: hex(&[0x05]),
         chain_message_key_byte: hex(&[0x01]),
         chain_next_key_byte: hex(&[0x02]),
+        kem_encoding_prefix: post_quantum.then(|| hex(&[KEM_ENCODING_PREFIX])),
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 struct DrawJson {
     index: usize,
     purpose: String,
@@ -1109,6 +1674,10 @@ struct ScenarioJson {
     bob_rng_seed: u64,
     signed_prekey_id: u32,
     one_time_prekey_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_quantum_prekey_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_quantum_prekey_kind: Option<&'static str>,
     setup: Vec<&'static str>,
     events: Vec<EventJson>,
 }
@@ -1143,11 +1712,39 @@ struct OneTimePreKeyJson {
 }
 
 #[derive(Serialize)]
+struct PqPreKeyJson {
+    id: u32,
+    kind: &'static str,
+    /// `d || z`, 64 bytes as drawn.
+    seed: String,
+    d: String,
+    z: String,
+    encapsulation_key: String,
+    /// `EncodeKEM(PQPK) = 0x0A || ek`.
+    signed_message: String,
+    signature: String,
+}
+
+#[derive(Serialize)]
 struct BobJson {
     identity: IdentityJson,
     signed_prekey: SignedPreKeyJson,
     one_time_prekey: Option<OneTimePreKeyJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_quantum_prekey: Option<PqPreKeyJson>,
+    /// The stored prekey store (SPEC.md §7.5, type 0x27) Bob accepts with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prekey_store: Option<String>,
     ratchet_keys: Vec<KeyPairJson>,
+}
+
+/// PQXDH's KEM step (SPEC.md §3.6).
+#[derive(Serialize)]
+struct PqxdhJson {
+    post_quantum_prekey_id: u32,
+    encapsulation_randomness_m: String,
+    kem_ciphertext: String,
+    shared_secret: String,
 }
 
 #[derive(Serialize)]
@@ -1183,6 +1780,10 @@ struct InitialFieldsJson {
     signed_prekey_id: u32,
     one_time_prekey_flag: u8,
     one_time_prekey_id: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_quantum_prekey_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kem_ciphertext: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -1221,6 +1822,8 @@ struct VectorFile {
     alice: AliceJson,
     bob: BobJson,
     bundle: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pqxdh: Option<PqxdhJson>,
     x3dh: X3dhJson,
     root_steps: Vec<RootStepJson>,
     messages: Vec<MessageJson>,
@@ -1230,6 +1833,7 @@ fn event_json(step: usize, op: Op) -> EventJson {
     let (op, party, message) = match op {
         Encrypt(p, i) => ("encrypt", p.name(), i),
         Respond(i) => ("respond", "bob", i),
+        Accept(i) => ("accept", "bob", i),
         Decrypt(p, i) => ("decrypt", p.name(), i),
     };
     EventJson {
@@ -1240,12 +1844,42 @@ fn event_json(step: usize, op: Op) -> EventJson {
     }
 }
 
-fn vector_file(s: &Scenario, m: Model) -> VectorFile {
-    let comment = vec![
-        format!(
-            "Known-answer vectors for the doubleratchet crate, SPEC.md protocol profile v1: {}.",
-            s.name
+/// The `setup` steps of a PQXDH file.
+const PQ_SETUP: &[&str] = &[
+    "alice_rng = ChaCha20Rng::seed_from_u64(alice_rng_seed); bob_rng = ChaCha20Rng::seed_from_u64(bob_rng_seed)",
+    "IK_A = IdentityKeyPair::generate(alice_rng); IK_B = IdentityKeyPair::generate(bob_rng)",
+    "SPK_B = SignedPreKey::generate(IK_B, signed_prekey_id, bob_rng)",
+    "if one_time_prekey_id is not null: OPK_B = OneTimePreKey::generate(one_time_prekey_id, bob_rng)",
+    "PQPK_B = PqPreKey::generate(IK_B, post_quantum_prekey_id, post_quantum_prekey_kind, bob_rng) (one 64-byte draw: the ML-KEM seed d || z)",
+    "bundle = PreKeyBundle::new(IK_B, SPK_B, OPK_B).with_post_quantum_prekey(PQPK_B).to_bytes() (type 0x11); Alice parses it with PreKeyBundle::from_bytes",
+    "Bob's store = PreKeyStore::from_bytes(bob.prekey_store): SPK_B, OPK_B and PQPK_B in the SPEC.md 7.5 type 0x27 encoding (PreKeyStore issues its own ids, so it is loaded rather than generated); PreKeyStore::pq_bundle gives the same bundle",
+    "alice = Session::initiate(IK_A, bundle, alice_rng) (draws EK_A, then m, then the first ratchet key)",
+    "then the events in order: encrypt uses the party's own rng; accept is PreKeyStore::accept(IK_B, message) on Bob's store and creates Bob's session (Session::respond refuses PQXDH messages); the store then deletes one-time prekeys of both kinds, or records EK_A if the message used none",
+];
+
+fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
+    let (protocol, api) = match &m.pq {
+        Some(_) => (
+            "PQXDH, SPEC.md 3.6",
+            "Session::initiate / encrypt / PreKeyStore::accept / decrypt",
         ),
+        None => (
+            "SPEC.md protocol profile v1",
+            "Session::initiate / encrypt / respond / decrypt",
+        ),
+    };
+    let mut comment = vec![
+        if m.pq.is_some() {
+            format!(
+                "Known-answer vectors for the doubleratchet crate, SPEC.md protocol profile v1 ({protocol}): {}.",
+                s.name
+            )
+        } else {
+            format!(
+                "Known-answer vectors for the doubleratchet crate, {protocol}: {}.",
+                s.name
+            )
+        },
         format!(
             "Produced on {DATE} by examples/generate_vectors.rs (cargo run --example generate_vectors); do not edit by hand."
         ),
@@ -1254,14 +1888,30 @@ fn vector_file(s: &Scenario, m: Model) -> VectorFile {
              each key generation draws 32 bytes with one try_fill_bytes call, in the order of rng_draws (SPEC.md 2.5).",
             s.alice_seed, s.alice_seed, s.bob_seed, s.bob_seed
         ),
-        "Every value below is computed from the SPEC.md v1 formulas with the primitive crates, independently \
-         of the library; the generator asserted that each message's bytes equal the bytes the library's public \
-         API produced (Session::initiate / encrypt / respond / decrypt) before writing this file."
-            .into(),
+        format!(
+            "Every value below is computed from the SPEC.md v1 formulas with the primitive crates, independently \
+             of the library; the generator asserted that each message's bytes equal the bytes the library's public \
+             API produced ({api}) before writing this file."
+        ),
         "Byte strings are lowercase hex. X25519 private keys are given as drawn (unclamped) except the \
          identity's x25519_private, which is clamp(SHA-512(seed)[0..32]). tests/vectors.rs checks this file."
             .into(),
     ];
+    if m.pq.is_some() {
+        comment[2] = format!(
+            "Secrets: rand_chacha 0.10 ChaCha20Rng::seed_from_u64({} = {:#x}) for Alice and seed_from_u64({} = {:#x}) for Bob; \
+             each X25519/Ed25519 key generation draws 32 bytes with one try_fill_bytes call, PqPreKey::generate draws the \
+             64-byte ML-KEM seed d || z with one call, and Session::initiate draws EK_A, then the 32-byte ML-KEM \
+             encapsulation randomness m, then the first ratchet key, in the order of rng_draws (SPEC.md 2.5).",
+            s.alice_seed, s.alice_seed, s.bob_seed, s.bob_seed
+        );
+        comment.push(
+            "PQXDH (SPEC.md 3.6): (CT, SS) = ML-KEM-768.Encaps_internal(ek, m); SK = HKDF(salt = 0x00^32, IKM = \
+             0xFF^32 || DH1 || DH2 || DH3 [|| DH4] || SS, info = \"doubleratchet v1 PQXDH\", L = 32); the bundle \
+             (type 0x11) carries Sig(IK_B, 0x0A || ek); every initial message (type 0x03) carries the PQ prekey id and CT."
+                .into(),
+        );
+    }
     let root_steps = m
         .roots
         .iter()
@@ -1300,6 +1950,8 @@ fn vector_file(s: &Scenario, m: Model) -> VectorFile {
                     signed_prekey_id: f.signed_prekey_id,
                     one_time_prekey_flag: u8::from(f.one_time_prekey_id.is_some()),
                     one_time_prekey_id: f.one_time_prekey_id.unwrap_or(0),
+                    post_quantum_prekey_id: f.post_quantum.map(|(id, _)| id),
+                    kem_ciphertext: f.post_quantum.map(|(_, ct)| hex(&ct)),
                 }),
                 root_step: r.root_step,
                 ratchet_public: hex(&r.ratchet_public),
@@ -1318,12 +1970,16 @@ fn vector_file(s: &Scenario, m: Model) -> VectorFile {
             }
         })
         .collect();
-    let [alice_draws, bob_draws] = m.drawers.map(|d| d.draws);
+    let [alice_draws, bob_draws] = [0, 1].map(|p| m.drawers[p].draws.clone());
     VectorFile {
         comment,
         kind: "conversation",
-        provenance: provenance(),
-        constants: constants(),
+        provenance: if m.pq.is_some() {
+            provenance_pq()
+        } else {
+            provenance()
+        },
+        constants: constants(m.pq.is_some()),
         scenario: ScenarioJson {
             name: s.name,
             description: s.description,
@@ -1331,7 +1987,12 @@ fn vector_file(s: &Scenario, m: Model) -> VectorFile {
             bob_rng_seed: s.bob_seed,
             signed_prekey_id: s.signed_prekey_id,
             one_time_prekey_id: s.one_time_prekey_id,
-            setup: vec![
+            post_quantum_prekey_id: s.post_quantum.map(|p| p.id),
+            post_quantum_prekey_kind: s.post_quantum.map(|p| p.kind.name()),
+            setup: if m.pq.is_some() {
+                PQ_SETUP.to_vec()
+            } else {
+                vec![
                 "alice_rng = ChaCha20Rng::seed_from_u64(alice_rng_seed); bob_rng = ChaCha20Rng::seed_from_u64(bob_rng_seed)",
                 "IK_A = IdentityKeyPair::generate(alice_rng); IK_B = IdentityKeyPair::generate(bob_rng)",
                 "SPK_B = SignedPreKey::generate(IK_B, signed_prekey_id, bob_rng)",
@@ -1339,7 +2000,8 @@ fn vector_file(s: &Scenario, m: Model) -> VectorFile {
                 "bundle = PreKeyBundle::new(IK_B, SPK_B, OPK_B).to_bytes(); Alice parses it with PreKeyBundle::from_bytes",
                 "alice = Session::initiate(IK_A, bundle, alice_rng)",
                 "then the events in order: encrypt uses the party's own rng; respond is Session::respond(IK_B, SPK_B by id, OPK_B by id) and creates Bob's session; Bob deletes OPK_B once it is used",
-            ],
+            ]
+            },
             events: s
                 .script
                 .iter()
@@ -1370,9 +2032,26 @@ fn vector_file(s: &Scenario, m: Model) -> VectorFile {
                 private: hex(&k.private),
                 public: hex(&k.public),
             }),
+            post_quantum_prekey: m.pq.as_ref().map(|pq| PqPreKeyJson {
+                id: pq.id,
+                kind: pq.kind.name(),
+                seed: hex(&pq.seed),
+                d: hex(&pq.seed[..32]),
+                z: hex(&pq.seed[32..]),
+                encapsulation_key: hex(&pq.public),
+                signed_message: hex(&pq.signed_message),
+                signature: hex(&pq.signature),
+            }),
+            prekey_store: m.pq.as_ref().map(|pq| hex(&pq.store)),
             ratchet_keys: m.ratchet_keys[1].iter().map(KeyPair::json).collect(),
         },
         bundle: hex(&m.bundle),
+        pqxdh: m.pq.as_ref().map(|pq| PqxdhJson {
+            post_quantum_prekey_id: pq.id,
+            encapsulation_randomness_m: hex(&pq.m),
+            kem_ciphertext: hex(&pq.ciphertext),
+            shared_secret: hex(&pq.shared_secret),
+        }),
         x3dh: X3dhJson {
             dh1: hex(&m.x3dh.dh1),
             dh2: hex(&m.x3dh.dh2),
@@ -1437,7 +2116,7 @@ fn before_receipt(s: &Scenario, receiver: Party, i: usize) -> usize {
     s.script
         .iter()
         .position(|op| match *op {
-            Respond(j) => receiver == Bob && j == i,
+            Respond(j) | Accept(j) => receiver == Bob && j == i,
             Decrypt(p, j) => p == receiver && j == i,
             Encrypt(..) => false,
         })
@@ -2050,6 +2729,494 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
     cases
 }
 
+/// PQXDH rejection cases: `a` is the one-time scenario, `b` the last-resort one.
+fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<RejectCase> {
+    let mut cases = Vec::new();
+    #[allow(clippy::too_many_arguments)]
+    fn case(
+        base: &Scenario,
+        name: &str,
+        description: String,
+        after_events: usize,
+        operation: &'static str,
+        party: Party,
+        input: Vec<u8>,
+        expected_error: &str,
+        then_decrypts: Option<usize>,
+    ) -> RejectCase {
+        RejectCase {
+            name: name.into(),
+            description,
+            base_vector: base.file,
+            after_events,
+            operation,
+            party: party.name(),
+            input: hex(&input),
+            expected_error: expected_error.into(),
+            then_decrypts,
+        }
+    }
+    // Offsets of a type 0x03 message (SPEC.md 5.3) and a type 0x11 bundle (5.4).
+    const PQ_ID_AT: usize = 75;
+    const CT_AT: usize = 79;
+    const HEADER_AT: usize = CT_AT + KEM_CIPHERTEXT_LENGTH; // 1167
+    const BODY_AT: usize = HEADER_AT + 40; // 1207
+    const BUNDLE_PQ_ID_AT: usize = 171;
+    const BUNDLE_EK_AT: usize = 175;
+    const BUNDLE_SIG_AT: usize = BUNDLE_EK_AT + KEM_PUBLIC_KEY_LENGTH; // 1359
+
+    let pq = ma.pq.as_ref().unwrap();
+    let (spk_id, opk_id) = (a.signed_prekey_id, a.one_time_prekey_id.unwrap());
+    assert_eq!(pq.kind, PqKind::OneTime);
+    let m0 = &ma.message(0).bytes;
+    let m1 = &ma.message(1).bytes;
+    assert_eq!(m0[1], 0x03);
+    assert_eq!(u32_at(m0, PQ_ID_AT), pq.id);
+    assert_eq!(&m0[CT_AT..HEADER_AT], &pq.ciphertext[..]);
+    let at_m0 = before_receipt(a, Bob, 0);
+    let at_m1 = before_receipt(a, Bob, 1);
+    assert!(matches!(a.script[at_m0], Accept(0)));
+
+    // --- the KEM ciphertext ------------------------------------------------------------
+    cases.push(case(
+        a,
+        "pq_kem_ciphertext_bit_flipped",
+        format!(
+            "message 0 with the first KEM ciphertext byte (offset {CT_AT}) xor 0x01; Bob's store \
+             accepts it: decapsulation gives an unrelated SS (implicit rejection) and the AAD \
+             differs. The failed accept changes nothing: the store then accepts the genuine message"
+        ),
+        at_m0,
+        "accept",
+        Bob,
+        xor_at(m0, CT_AT, 0x01),
+        "DecryptionFailed",
+        Some(0),
+    ));
+    cases.push(case(
+        a,
+        "pq_kem_ciphertext_last_byte_flipped",
+        format!(
+            "message 0 with the last KEM ciphertext byte (offset {}) xor 0x80",
+            HEADER_AT - 1
+        ),
+        at_m0,
+        "accept",
+        Bob,
+        xor_at(m0, HEADER_AT - 1, 0x80),
+        "DecryptionFailed",
+        Some(0),
+    ));
+    // The same change with the ratchet part re-encrypted under Alice's genuine message key
+    // and the altered prefix as AAD: only the KEM can make it fail.
+    let r0 = ma.message(0);
+    let altered_prefix = xor_at(&r0.prefix, CT_AT, 0x01);
+    let altered_aad = cat(&[&ma.x3dh.ad, &altered_prefix]);
+    let resealed = cat(&[
+        &altered_prefix,
+        &aes_gcm_seal(&r0.aes_key, &r0.aes_nonce, &altered_aad, &r0.plaintext),
+    ]);
+    let altered_ss = kem::decapsulate(&pq.seed, &altered_prefix[CT_AT..HEADER_AT]);
+    assert_ne!(altered_ss, pq.shared_secret, "implicit rejection");
+    assert!(aes_gcm_open(
+        &r0.aes_key,
+        &r0.aes_nonce,
+        &altered_aad,
+        &resealed[BODY_AT..]
+    )
+    .is_some());
+    cases.push(case(
+        a,
+        "pq_kem_ciphertext_flipped_resealed",
+        format!(
+            "message 0 with the first KEM ciphertext byte (offset {CT_AT}) xor 0x01 and its ratchet \
+             part re-encrypted under Alice's genuine message key with AAD = AD || the altered \
+             prefix, so the AEAD is consistent: it fails only because Bob's decapsulation of the \
+             altered ciphertext yields an unrelated SS ({}), hence another SK",
+            hex(&altered_ss)
+        ),
+        at_m0,
+        "accept",
+        Bob,
+        resealed,
+        "DecryptionFailed",
+        Some(0),
+    ));
+    cases.push(case(
+        a,
+        "pq_second_initial_kem_ciphertext_bit_flipped",
+        format!(
+            "message 1 (an initial message of Bob's existing session) with the first KEM \
+             ciphertext byte (offset {CT_AT}) xor 0x01: the session does not decapsulate again, \
+             but the ciphertext is authenticated as AAD"
+        ),
+        at_m1,
+        "decrypt",
+        Bob,
+        xor_at(m1, CT_AT, 0x01),
+        "DecryptionFailed",
+        Some(1),
+    ));
+    cases.push(case(
+        a,
+        "pq_second_initial_pq_prekey_id_changed",
+        format!(
+            "message 1 with the post-quantum prekey id (offset {PQ_ID_AT}..{CT_AT}) changed to {}, \
+             given to Bob's existing session: the id is authenticated as AAD",
+            pq.id + 1
+        ),
+        at_m1,
+        "decrypt",
+        Bob,
+        replace_at(m1, PQ_ID_AT, &(pq.id + 1).to_be_bytes()),
+        "DecryptionFailed",
+        Some(1),
+    ));
+
+    // --- prekey ids and replay -------------------------------------------------------------
+    cases.push(case(
+        a,
+        "pq_unknown_pq_prekey",
+        format!(
+            "message 0 with the post-quantum prekey id (offset {PQ_ID_AT}..{CT_AT}) changed to {}, \
+             which Bob's store does not hold",
+            pq.id + 1
+        ),
+        at_m0,
+        "accept",
+        Bob,
+        replace_at(m0, PQ_ID_AT, &(pq.id + 1).to_be_bytes()),
+        &format!("UnknownPqPreKey({})", pq.id + 1),
+        Some(0),
+    ));
+    cases.push(case(
+        a,
+        "pq_unknown_pq_prekey_signed_prekey_id",
+        format!(
+            "message 0 with the post-quantum prekey id changed to {spk_id}, the signed prekey's \
+             id: post-quantum prekey ids are their own namespace"
+        ),
+        at_m0,
+        "accept",
+        Bob,
+        replace_at(m0, PQ_ID_AT, &spk_id.to_be_bytes()),
+        &format!("UnknownPqPreKey({spk_id})"),
+        Some(0),
+    ));
+    cases.push(case(
+        a,
+        "pq_initial_replayed_after_accept",
+        format!(
+            "message 0 given to Bob's store again after it accepted it and deleted both one-time \
+             prekeys it used (classical {opk_id}, post-quantum {}): the classical one is looked up \
+             first",
+            pq.id
+        ),
+        at_m0 + 1,
+        "accept",
+        Bob,
+        m0.clone(),
+        &format!("UnknownOneTimePreKey({opk_id})"),
+        None,
+    ));
+    cases.push(case(
+        a,
+        "pq_initial_to_session_respond",
+        "message 0 given to Session::respond (with SPK_B and OPK_B by id), which has no \
+         post-quantum prekeys and refuses every PQXDH message"
+            .into(),
+        at_m0,
+        "respond",
+        Bob,
+        m0.clone(),
+        &format!("UnknownPqPreKey({})", pq.id),
+        None,
+    ));
+
+    // --- truncation ------------------------------------------------------------------------
+    for (name, len, what, error) in [
+        (
+            "pq_initial_truncated_in_pq_prekey_id",
+            77,
+            "inside the post-quantum prekey id",
+            "Truncated",
+        ),
+        (
+            "pq_initial_truncated_in_kem_ciphertext",
+            600,
+            "inside the KEM ciphertext",
+            "Truncated",
+        ),
+        (
+            "pq_initial_truncated_at_classical_minimum",
+            131,
+            "the minimum length of a type 0x02 initial message, inside the KEM ciphertext",
+            "Truncated",
+        ),
+        (
+            "pq_initial_truncated_in_header",
+            BODY_AT - 1,
+            "inside N",
+            "Truncated",
+        ),
+        (
+            "pq_initial_truncated_below_tag_length",
+            BODY_AT + 15,
+            "the 1207-byte prefix and 15 bytes, shorter than a tag",
+            "Truncated",
+        ),
+    ] {
+        cases.push(case(
+            a,
+            name,
+            format!("message 0 cut to its first {len} bytes ({what})"),
+            at_m0,
+            "accept",
+            Bob,
+            m0[..len].to_vec(),
+            error,
+            Some(0),
+        ));
+    }
+
+    // --- the bundle's post-quantum part ----------------------------------------------------
+    let bundle = &ma.bundle;
+    assert_eq!(bundle[1], 0x11);
+    assert_eq!(
+        &bundle[BUNDLE_EK_AT..BUNDLE_SIG_AT],
+        &pq.public[..],
+        "bundle layout"
+    );
+    cases.push(case(
+        a,
+        "pq_bundle_signature_r_bit_flipped",
+        format!(
+            "the base bundle with the first byte of the post-quantum prekey signature's R \
+             (offset {BUNDLE_SIG_AT}) xor 0x01"
+        ),
+        0,
+        "initiate",
+        Alice,
+        xor_at(bundle, BUNDLE_SIG_AT, 0x01),
+        "InvalidSignature",
+        None,
+    ));
+    cases.push(case(
+        a,
+        "pq_bundle_signature_s_bit_flipped",
+        format!(
+            "the base bundle with the first byte of the post-quantum prekey signature's S \
+             (offset {}) xor 0x01",
+            BUNDLE_SIG_AT + 32
+        ),
+        0,
+        "initiate",
+        Alice,
+        xor_at(bundle, BUNDLE_SIG_AT + 32, 0x01),
+        "InvalidSignature",
+        None,
+    ));
+    cases.push(case(
+        a,
+        "pq_bundle_signature_without_kem_prefix",
+        "a valid Ed25519 signature by IK_B over the 1184-byte encapsulation key without the \
+         0x0A prefix of EncodeKEM"
+            .into(),
+        0,
+        "initiate",
+        Alice,
+        replace_at(
+            bundle,
+            BUNDLE_SIG_AT,
+            &ed25519_sign(&ma.bob.seed, &pq.public),
+        ),
+        "InvalidSignature",
+        None,
+    ));
+    cases.push(case(
+        a,
+        "pq_bundle_signature_by_other_identity",
+        "a valid signature over 0x0A || ek, but made with IK_A instead of IK_B".into(),
+        0,
+        "initiate",
+        Alice,
+        replace_at(
+            bundle,
+            BUNDLE_SIG_AT,
+            &ed25519_sign(&ma.alice.seed, &pq.signed_message),
+        ),
+        "InvalidSignature",
+        None,
+    ));
+    cases.push(case(
+        a,
+        "pq_bundle_signature_is_signed_prekey_signature",
+        "the post-quantum prekey signature replaced by the signed prekey's (valid) signature \
+         over 0x05 || SPK_B"
+            .into(),
+        0,
+        "initiate",
+        Alice,
+        replace_at(bundle, BUNDLE_SIG_AT, &ma.spk_signature),
+        "InvalidSignature",
+        None,
+    ));
+    let other_ek = kem::public_key(&[0x42; KEM_SEED_LENGTH]);
+    assert!(kem_coefficients(&other_ek).iter().all(|c| *c < KEM_Q));
+    cases.push(case(
+        a,
+        "pq_bundle_kem_key_swapped",
+        "the base bundle with the encapsulation key replaced by another valid one (ML-KEM-768 \
+         KeyGen from the seed 0x42^64); the signature no longer matches"
+            .into(),
+        0,
+        "initiate",
+        Alice,
+        replace_at(bundle, BUNDLE_EK_AT, &other_ek),
+        "InvalidSignature",
+        None,
+    ));
+    let coefficients = kem_coefficients(&pq.public);
+    for (name, index, value) in [
+        ("pq_bundle_kem_key_coefficient_q", 0usize, KEM_Q),
+        ("pq_bundle_kem_key_coefficient_4095", 767, 4095),
+    ] {
+        let bad = set_kem_coefficient(&pq.public, index, value);
+        let decoded = kem_coefficients(&bad);
+        assert_eq!(decoded[index], value);
+        assert!((0..768)
+            .filter(|i| *i != index)
+            .all(|i| decoded[i] == coefficients[i]));
+        assert!(
+            kem::encapsulate(&bad, &[0u8; 32]).is_none(),
+            "ml-kem accepts {name}"
+        );
+        cases.push(case(
+            a,
+            name,
+            format!(
+                "the base bundle with coefficient {index} of the encapsulation key's t vector (12 \
+                 bits at bit offset {} of ek, bundle offset {}) set to {value}, not below q = 3329 \
+                 (FIPS 203 7.2 modulus check; rejected when the bundle is parsed, before the \
+                 signature is checked)",
+                12 * index,
+                BUNDLE_EK_AT + 3 * (index / 2)
+            ),
+            0,
+            "initiate",
+            Alice,
+            replace_at(bundle, BUNDLE_EK_AT, &bad),
+            "InvalidPublicKey",
+            None,
+        ));
+    }
+    cases.push(case(
+        a,
+        "pq_bundle_truncated",
+        "the base bundle without its last byte".into(),
+        0,
+        "initiate",
+        Alice,
+        bundle[..bundle.len() - 1].to_vec(),
+        "Truncated",
+        None,
+    ));
+    cases.push(case(
+        a,
+        "pq_bundle_truncated_to_classical_length",
+        format!(
+            "the base bundle cut to its first {BUNDLE_PQ_ID_AT} bytes (a classical bundle's length, \
+             type still 0x11)"
+        ),
+        0,
+        "initiate",
+        Alice,
+        bundle[..BUNDLE_PQ_ID_AT].to_vec(),
+        "Truncated",
+        None,
+    ));
+    cases.push(case(
+        a,
+        "pq_bundle_as_classical_type",
+        "the base bundle with type byte 0x10: a classical bundle followed by 1252 bytes".into(),
+        0,
+        "initiate",
+        Alice,
+        replace_at(bundle, 1, &[0x10]),
+        "TrailingData",
+        None,
+    ));
+
+    // --- last resort -----------------------------------------------------------------------
+    let pq_b = mb.pq.as_ref().unwrap();
+    assert_eq!(pq_b.kind, PqKind::LastResort);
+    assert!(b.one_time_prekey_id.is_none());
+    let accepted = match b.script.iter().find(|op| matches!(op, Accept(_))) {
+        Some(Accept(i)) => *i,
+        _ => unreachable!(),
+    };
+    let other = 1 - accepted;
+    let ma_b = &mb.message(accepted).bytes;
+    let at_b = before_receipt(b, Bob, accepted);
+    cases.push(case(
+        b,
+        "pq_last_resort_replayed_after_accept",
+        format!(
+            "message {accepted}, from which Bob's store accepted the session, given to the store \
+             again: it used no one-time prekey of either kind, so its EK_A was recorded (SPEC.md 8)"
+        ),
+        at_b + 1,
+        "accept",
+        Bob,
+        ma_b.clone(),
+        "DuplicateOrExpired",
+        None,
+    ));
+    cases.push(case(
+        b,
+        "pq_last_resort_other_initial_to_store",
+        format!(
+            "message {other}, the session's other initial message (same EK_A), given to the store \
+             instead of the session (SPEC.md 6.3 routes it by session id)"
+        ),
+        at_b + 1,
+        "accept",
+        Bob,
+        mb.message(other).bytes.clone(),
+        "DuplicateOrExpired",
+        None,
+    ));
+    cases.push(case(
+        b,
+        "pq_last_resort_kem_ciphertext_bit_flipped",
+        format!(
+            "message {accepted} with the first KEM ciphertext byte (offset {CT_AT}) xor 0x01; the \
+             failed accept records nothing, so the store then accepts the genuine message"
+        ),
+        at_b,
+        "accept",
+        Bob,
+        xor_at(ma_b, CT_AT, 0x01),
+        "DecryptionFailed",
+        Some(accepted),
+    ));
+    cases.push(case(
+        b,
+        "pq_last_resort_unknown_pq_prekey",
+        format!(
+            "message {accepted} with the post-quantum prekey id changed to {}",
+            pq_b.id + 1
+        ),
+        at_b,
+        "accept",
+        Bob,
+        replace_at(ma_b, PQ_ID_AT, &(pq_b.id + 1).to_be_bytes()),
+        &format!("UnknownPqPreKey({})", pq_b.id + 1),
+        Some(accepted),
+    ));
+    cases
+}
+
 /// Runs one rejection case through the library; returns the error's name.
 fn run_reject(s: &Scenario, case: &RejectCase, input: &[u8]) -> String {
     let mut world = World::replay(s, case.after_events);
@@ -2062,6 +3229,19 @@ fn run_reject(s: &Scenario, case: &RejectCase, input: &[u8]) -> String {
                 .map(|_| ())
         }
         "respond" => world.respond(input).map(|_| ()),
+        "accept" => {
+            let r = world.accept(input).map(|_| ());
+            if let Some(i) = case.then_decrypts {
+                let genuine = world.wire[i].clone().unwrap();
+                assert_eq!(
+                    world.accept(&genuine).unwrap().plaintext,
+                    s.messages[i].1.as_bytes(),
+                    "{}: the store no longer accepts the genuine message",
+                    case.name
+                );
+            }
+            r
+        }
         "decrypt" => {
             let party = if case.party == "alice" { Alice } else { Bob };
             let r = world.session(party).decrypt(input).map(|_| ());
@@ -2093,12 +3273,21 @@ fn main() -> ExitCode {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
     let mut outputs: Vec<(String, String)> = Vec::new();
     let mut reject = Vec::new();
+    let mut models: Vec<(&Scenario, Model)> = Vec::new();
 
-    for s in &SCENARIOS {
+    for s in SCENARIOS.iter().filter(|s| supported(s)) {
         let model = Model::run(s);
         let world = run_library(s);
         // The independent recomputation must agree with the library byte for byte.
         assert_same(&format!("{}: bundle", s.file), &model.bundle, &world.bundle);
+        if let Some(pq) = &model.pq {
+            assert_same(
+                &format!("{}: prekey store", s.file),
+                &pq.store,
+                &world.store_bytes,
+            );
+            assert!(world.bob.as_ref().unwrap().is_post_quantum());
+        }
         for i in 0..s.messages.len() {
             assert_same(
                 &format!("{}: message {i}", s.file),
@@ -2146,14 +3335,43 @@ fn main() -> ExitCode {
                 reject.push(case);
             }
         }
-        let file = vector_file(s, model);
+        let file = vector_file(s, &model);
         outputs.push((s.file.into(), to_json(&file)));
         eprintln!(
             "{}: {} messages agree with the library",
             s.file,
             s.messages.len()
         );
+        models.push((s, model));
     }
+    let by_file = |file: &str| {
+        models
+            .iter()
+            .find(|(s, _)| s.file == file)
+            .map(|(s, m)| (*s, m))
+    };
+    let pq_reject = match (
+        by_file("pqxdh_ratchet_v1.json"),
+        by_file("pqxdh_last_resort_v1.json"),
+    ) {
+        (Some((a, ma)), Some((b, mb))) => {
+            let cases = pq_reject_cases(a, ma, b, mb);
+            for case in &cases {
+                let base = if case.base_vector == a.file { a } else { b };
+                let got = run_reject(base, case, &hex_decode(&case.input));
+                assert_eq!(
+                    got, case.expected_error,
+                    "reject case {}: library returned {got}",
+                    case.name
+                );
+            }
+            Some(cases)
+        }
+        _ => {
+            eprintln!("built without the pqxdh feature: the PQXDH files are skipped");
+            None
+        }
+    };
     let reject_file = RejectFile {
         comment: vec![
             "Inputs that an implementation of SPEC.md protocol profile v1 must reject, with the error \
@@ -2180,6 +3398,38 @@ fn main() -> ExitCode {
         reject_file.cases.len()
     );
     outputs.push(("reject_v1.json".into(), to_json(&reject_file)));
+    if let Some(cases) = pq_reject {
+        let file = RejectFile {
+            comment: vec![
+                "PQXDH inputs (SPEC.md 3.6, 5.3 type 0x03, 5.4 type 0x11) that an implementation of SPEC.md \
+                 protocol profile v1 must reject, with the error (the crate's Error variant, Debug form) it \
+                 must reject them with."
+                    .into(),
+                format!(
+                    "Produced on {DATE} by examples/generate_vectors.rs (cargo run --example generate_vectors); \
+                     each case was checked against the library before writing; do not edit by hand."
+                ),
+                "Each case: replay the base vector's setup (including Bob's prekey store) and its first \
+                 after_events events, then apply operation to input. initiate: Alice (identity from the base \
+                 vector's alice seed) parses the input as a bundle and calls Session::initiate. accept: Bob's \
+                 prekey store (PreKeyStore::accept) accepts input; afterwards then_decrypts (if not null) \
+                 names the genuine base message the store must then still accept (a failed accept changes \
+                 nothing). respond: Bob calls Session::respond with SPK_B and OPK_B by id. decrypt: party's \
+                 session decrypts input; afterwards then_decrypts (if not null) names the genuine base \
+                 message that must still decrypt."
+                    .into(),
+                "Byte strings are lowercase hex. tests/vectors.rs checks this file.".into(),
+            ],
+            kind: "reject",
+            provenance: provenance_pq(),
+            cases,
+        };
+        eprintln!(
+            "reject_pqxdh_v1.json: {} cases agree with the library",
+            file.cases.len()
+        );
+        outputs.push(("reject_pqxdh_v1.json".into(), to_json(&file)));
+    }
 
     let mut differ = false;
     for (name, text) in &outputs {

@@ -7,8 +7,13 @@
 //!   ciphertexts) follows from the values it is derived from by the SPEC.md v1 formulas,
 //!   recomputed here with the primitive crates only, so the file can be trusted by an
 //!   independent implementation;
-//! * the reject file (`"kind": "reject"`): (c) every listed input is rejected by the library
-//!   with the listed error, and a failed decryption leaves the session usable.
+//! * the reject files (`"kind": "reject"`): (c) every listed input is rejected by the library
+//!   with the listed error, and a failed decryption (or a failed accept) leaves the session
+//!   (or the prekey store) usable.
+//!
+//! PQXDH conversation files (those with a `pqxdh` object) are checked the same way, with the
+//! ML-KEM-768 values recomputed with the `ml-kem` crate directly; they and the reject cases
+//! based on them need the `pqxdh` feature (on by default) and are skipped without it.
 //!
 //! Regenerate the files with `cargo run --example generate_vectors`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,7 +26,8 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use doubleratchet::{
-    Error, IdentityKeyPair, Message, OneTimePreKey, PreKeyBundle, Session, SignedPreKey,
+    Accepted, Error, IdentityKeyPair, Message, OneTimePreKey, PreKeyBundle, PreKeyStore, Session,
+    SignedPreKey,
 };
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
@@ -36,6 +42,11 @@ const X3DH_INFO: &[u8] = b"doubleratchet v1 X3DH";
 const ROOT_INFO: &[u8] = b"doubleratchet v1 root";
 const MESSAGE_INFO: &[u8] = b"doubleratchet v1 message keys";
 const SESSION_ID_LABEL: &[u8] = b"doubleratchet v1 session id";
+const PQXDH_INFO: &[u8] = b"doubleratchet v1 PQXDH";
+const KEM_PUBLIC_KEY_LENGTH: usize = 1184;
+const KEM_CIPHERTEXT_LENGTH: usize = 1088;
+/// The ML-KEM modulus q (FIPS 203).
+const KEM_Q: u16 = 3329;
 
 /// JSON keys whose values are prose or names rather than hex.
 const TEXT_KEYS: &[&str] = &[
@@ -49,6 +60,8 @@ const TEXT_KEYS: &[&str] = &[
     "rng",
     "method",
     "x3dh_info",
+    "pqxdh_info",
+    "post_quantum_prekey_kind",
     "root_info",
     "message_info",
     "session_id_label",
@@ -91,10 +104,17 @@ fn load_all() -> BTreeMap<String, Value> {
     files
 }
 
+/// Whether a conversation file is PQXDH (SPEC.md §3.6).
+fn is_pqxdh(v: &Value) -> bool {
+    v["pqxdh"].is_object()
+}
+
+/// The files of a kind this build can check: PQXDH conversations need the `pqxdh` feature.
 fn of_kind(kind: &str) -> Vec<(String, Value)> {
     load_all()
         .into_iter()
         .filter(|(_, v)| v["kind"] == kind)
+        .filter(|(_, v)| cfg!(feature = "pqxdh") || !is_pqxdh(v))
         .collect()
 }
 
@@ -194,15 +214,90 @@ fn nonce(bytes: &[u8]) -> Nonce<U12> {
     Nonce::<U12>::from(<[u8; 12]>::try_from(bytes).unwrap())
 }
 
+/// The 768 12-bit coefficients of an ML-KEM-768 encapsulation key's `t` vector
+/// (FIPS 203 `ByteDecode_12` of its first 1152 bytes).
+fn kem_coefficients(ek: &[u8]) -> Vec<u16> {
+    assert_eq!(ek.len(), KEM_PUBLIC_KEY_LENGTH);
+    ek[..KEM_PUBLIC_KEY_LENGTH - 32]
+        .chunks(3)
+        .flat_map(|b| {
+            let (b0, b1, b2) = (u16::from(b[0]), u16::from(b[1]), u16::from(b[2]));
+            [b0 | ((b1 & 0x0F) << 8), (b1 >> 4) | (b2 << 4)]
+        })
+        .collect()
+}
+
+/// ML-KEM-768 (FIPS 203) from the `ml-kem` crate directly, not through the library.
+#[cfg(feature = "pqxdh")]
+mod kem {
+    use ml_kem::{Decapsulate, DecapsulationKey768, EncapsulationKey768, KeyExport, B32};
+
+    use super::{KEM_CIPHERTEXT_LENGTH, KEM_PUBLIC_KEY_LENGTH};
+
+    fn decapsulation_key(seed: &[u8]) -> DecapsulationKey768 {
+        let seed: [u8; 64] = seed.try_into().unwrap();
+        DecapsulationKey768::from_seed(ml_kem::Seed::from(seed))
+    }
+
+    /// `ek` of `ML-KEM.KeyGen_internal(d, z)` for the seed `d || z`.
+    pub(super) fn public_key(seed: &[u8]) -> Vec<u8> {
+        decapsulation_key(seed)
+            .encapsulation_key()
+            .to_bytes()
+            .to_vec()
+    }
+
+    /// `(CT, SS) = ML-KEM.Encaps_internal(ek, m)`; `None` if `ek` fails the modulus check.
+    pub(super) fn encapsulate(ek: &[u8], m: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        let bytes: [u8; KEM_PUBLIC_KEY_LENGTH] = ek.try_into().ok()?;
+        let ek = EncapsulationKey768::new(&ml_kem::Key::<EncapsulationKey768>::from(bytes)).ok()?;
+        let m: [u8; 32] = m.try_into().ok()?;
+        let (ct, ss) = ek.encapsulate_deterministic(&B32::from(m));
+        Some((ct.to_vec(), ss.to_vec()))
+    }
+
+    /// `SS = ML-KEM.Decaps(dk, CT)`.
+    pub(super) fn decapsulate(seed: &[u8], ct: &[u8]) -> Vec<u8> {
+        let ct: [u8; KEM_CIPHERTEXT_LENGTH] = ct.try_into().unwrap();
+        decapsulation_key(seed)
+            .decapsulate(&ml_kem::ml_kem_768::Ciphertext::from(ct))
+            .to_vec()
+    }
+}
+
+/// Without the `pqxdh` feature no PQXDH file is checked ([`of_kind`]).
+#[cfg(not(feature = "pqxdh"))]
+mod kem {
+    pub(super) fn public_key(_: &[u8]) -> Vec<u8> {
+        unreachable!("PQXDH needs the pqxdh feature")
+    }
+
+    pub(super) fn encapsulate(_: &[u8], _: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        unreachable!("PQXDH needs the pqxdh feature")
+    }
+
+    pub(super) fn decapsulate(_: &[u8], _: &[u8]) -> Vec<u8> {
+        unreachable!("PQXDH needs the pqxdh feature")
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The library, driven from a conversation file through the public API
 // ---------------------------------------------------------------------------------------
+
+/// Bob's post-quantum prekey in a PQXDH file: id and whether it is one-time.
+#[derive(Clone, Copy)]
+struct PqSpec {
+    id: u32,
+    one_time: bool,
+}
 
 struct Script {
     alice_seed: u64,
     bob_seed: u64,
     signed_prekey_id: u32,
     one_time_prekey_id: Option<u32>,
+    post_quantum: Option<PqSpec>,
     plaintexts: Vec<Vec<u8>>,
     /// `(op, party, message)`.
     events: Vec<(String, String, usize)>,
@@ -218,6 +313,14 @@ impl Script {
             one_time_prekey_id: s["one_time_prekey_id"]
                 .as_u64()
                 .map(|id| u32::try_from(id).unwrap()),
+            post_quantum: s["post_quantum_prekey_id"].as_u64().map(|id| PqSpec {
+                id: u32::try_from(id).unwrap(),
+                one_time: match text(s, "post_quantum_prekey_kind") {
+                    "one_time" => true,
+                    "last_resort" => false,
+                    other => panic!("unknown post-quantum prekey kind {other}"),
+                },
+            }),
             plaintexts: arr(v, "messages")
                 .iter()
                 .map(|m| bytes(m, "plaintext"))
@@ -247,6 +350,100 @@ struct World {
     bob: Option<Session>,
     wire: Vec<Option<Vec<u8>>>,
     used_one_time_prekey: Option<u32>,
+    /// PQXDH: Bob's prekey store, and its encoding as loaded.
+    store: Option<PreKeyStore>,
+    store_bytes: Vec<u8>,
+    used_post_quantum_prekey: Option<u32>,
+}
+
+/// The library's PQXDH API (public items only).
+#[cfg(feature = "pqxdh")]
+mod library_pq {
+    use doubleratchet::{
+        IdentityKeyPair, OneTimePreKey, PqPreKey, PqPreKeyKind, PreKeyBundle, PreKeyStore,
+        SignedPreKey,
+    };
+    use rand_chacha::ChaCha20Rng;
+
+    use super::PqSpec;
+
+    /// `PqPreKey::generate` from Bob's RNG, the PQXDH bundle, and Bob's prekey store loaded
+    /// from the three keys' stored encodings in the SPEC.md §7.5 type `0x27` framing (a
+    /// `PreKeyStore` issues its own ids). Returns the bundle's bytes, the store, its bytes.
+    pub(super) fn setup(
+        spec: PqSpec,
+        bob: &IdentityKeyPair,
+        spk: &SignedPreKey,
+        opk: Option<&OneTimePreKey>,
+        rng: &mut ChaCha20Rng,
+    ) -> (Vec<u8>, PreKeyStore, Vec<u8>) {
+        let kind = if spec.one_time {
+            PqPreKeyKind::OneTime
+        } else {
+            PqPreKeyKind::LastResort
+        };
+        let pq = PqPreKey::generate(bob, spec.id, kind, rng).unwrap();
+        let bundle = PreKeyBundle::new(bob, spk, opk).with_post_quantum_prekey(&pq);
+        let mut bytes = vec![0x01, 0x27];
+        bytes.extend_from_slice(&spk.id().to_be_bytes());
+        bytes.extend_from_slice(&(spk.id() + 1).to_be_bytes());
+        bytes.extend_from_slice(&opk.map_or(1, |k| k.id() + 1).to_be_bytes());
+        bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.extend_from_slice(&spk.to_bytes());
+        bytes.extend_from_slice(&u32::from(opk.is_some()).to_be_bytes());
+        if let Some(k) = opk {
+            bytes.extend_from_slice(&k.to_bytes());
+        }
+        bytes.extend_from_slice(&0u32.to_be_bytes());
+        bytes.extend_from_slice(&(spec.id + 1).to_be_bytes());
+        if spec.one_time {
+            bytes.extend_from_slice(&[0u8; 5]);
+        } else {
+            bytes.push(0x01);
+            bytes.extend_from_slice(&spec.id.to_be_bytes());
+        }
+        bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.extend_from_slice(&pq.to_bytes());
+        let store = PreKeyStore::from_bytes(&bytes).unwrap();
+        assert_eq!(&store.to_bytes()[..], &bytes[..], "store round trip");
+        let published = store
+            .pq_bundle(
+                bob,
+                opk.map(OneTimePreKey::id),
+                spec.one_time.then_some(spec.id),
+            )
+            .unwrap();
+        assert_eq!(published, bundle, "PreKeyStore::pq_bundle");
+        (bundle.to_bytes(), store, bytes)
+    }
+
+    /// Whether the store still holds the post-quantum prekey `id`.
+    pub(super) fn holds_pq_prekey(store: &PreKeyStore, id: u32) -> bool {
+        store.pq_prekey(id).is_some()
+    }
+}
+
+/// Without the `pqxdh` feature no PQXDH file is checked ([`of_kind`]).
+#[cfg(not(feature = "pqxdh"))]
+mod library_pq {
+    use doubleratchet::{IdentityKeyPair, OneTimePreKey, PreKeyStore, SignedPreKey};
+    use rand_chacha::ChaCha20Rng;
+
+    use super::PqSpec;
+
+    pub(super) fn setup(
+        _: PqSpec,
+        _: &IdentityKeyPair,
+        _: &SignedPreKey,
+        _: Option<&OneTimePreKey>,
+        _: &mut ChaCha20Rng,
+    ) -> (Vec<u8>, PreKeyStore, Vec<u8>) {
+        unreachable!("PQXDH needs the pqxdh feature")
+    }
+
+    pub(super) fn holds_pq_prekey(_: &PreKeyStore, _: u32) -> bool {
+        unreachable!("PQXDH needs the pqxdh feature")
+    }
 }
 
 impl World {
@@ -259,9 +456,21 @@ impl World {
         let opk = s
             .one_time_prekey_id
             .map(|id| OneTimePreKey::generate(id, &mut bob_rng).unwrap());
-        let bundle = PreKeyBundle::new(&bob_identity, &spk, opk.as_ref()).to_bytes();
+        let (bundle, store, store_bytes) = match s.post_quantum {
+            Some(spec) => {
+                let (bundle, store, bytes) =
+                    library_pq::setup(spec, &bob_identity, &spk, opk.as_ref(), &mut bob_rng);
+                (bundle, Some(store), bytes)
+            }
+            None => (
+                PreKeyBundle::new(&bob_identity, &spk, opk.as_ref()).to_bytes(),
+                None,
+                Vec::new(),
+            ),
+        };
         let received = PreKeyBundle::from_bytes(&bundle).unwrap();
         let alice = Session::initiate(&alice_identity, &received, &mut alice_rng).unwrap();
+        assert_eq!(alice.is_post_quantum(), s.post_quantum.is_some());
         World {
             bob_identity,
             spk,
@@ -273,7 +482,22 @@ impl World {
             bob: None,
             wire: vec![None; s.plaintexts.len()],
             used_one_time_prekey: None,
+            store,
+            store_bytes,
+            used_post_quantum_prekey: None,
         }
+    }
+
+    /// Bob's `PreKeyStore::accept` (PQXDH; `Session::respond` refuses PQXDH messages).
+    fn accept(&mut self, message: &[u8]) -> Result<Accepted, Error> {
+        let accepted = self
+            .store
+            .as_mut()
+            .expect("accept needs a PQXDH file")
+            .accept(&self.bob_identity, message)?;
+        self.used_one_time_prekey = accepted.used_one_time_prekey;
+        self.used_post_quantum_prekey = accepted.used_post_quantum_prekey;
+        Ok(accepted)
     }
 
     /// Bob's `Session::respond` with the prekeys he still holds; the one-time prekey is
@@ -326,6 +550,13 @@ impl World {
                 let (session, pt) = self.respond(&wire).unwrap();
                 self.bob = Some(session);
                 pt
+            }
+            "accept" => {
+                let wire = self.wire[*i].clone().unwrap();
+                let accepted = self.accept(&wire).unwrap();
+                assert!(accepted.session.is_post_quantum());
+                self.bob = Some(accepted.session);
+                accepted.plaintext
             }
             "decrypt" => {
                 let wire = self.wire[*i].clone().unwrap();
@@ -400,9 +631,23 @@ fn files_are_well_formed() {
     assert!(conversations
         .iter()
         .any(|(_, v)| v["bob"]["one_time_prekey"].is_null()));
-    assert_eq!(of_kind("reject").len(), 1);
+    assert!(!of_kind("reject").is_empty());
     assert!(files.contains_key("x3dh_ratchet_v1.json"));
     assert!(files.contains_key("reject_v1.json"));
+    // The PQXDH files: one-time and last-resort post-quantum prekeys, and their rejects.
+    for pq in [
+        "pqxdh_ratchet_v1.json",
+        "pqxdh_last_resort_v1.json",
+        "reject_pqxdh_v1.json",
+    ] {
+        assert!(files.contains_key(pq), "{pq} missing");
+    }
+    let kinds: Vec<&str> = files
+        .values()
+        .filter(|v| is_pqxdh(v))
+        .map(|v| text(&v["bob"]["post_quantum_prekey"], "kind"))
+        .collect();
+    assert!(kinds.contains(&"one_time") && kinds.contains(&"last_resort"));
 }
 
 /// (a) The library reproduces each conversation from its seeds.
@@ -432,6 +677,35 @@ fn library_reproduces_conversations() {
         }
         assert_eq!(encrypted, messages.len(), "{name}: every message is sent");
         assert_eq!(world.used_one_time_prekey, s.one_time_prekey_id, "{name}");
+        assert_eq!(
+            world.used_post_quantum_prekey,
+            s.post_quantum.map(|p| p.id),
+            "{name}"
+        );
+        assert_eq!(
+            world.bob.as_ref().unwrap().is_post_quantum(),
+            s.post_quantum.is_some()
+        );
+        if let Some(spec) = s.post_quantum {
+            // Bob's store as loaded, and after accepting (SPEC.md §8): one-time prekeys of
+            // both kinds deleted, a last-resort one kept with a replay record.
+            assert_eq!(
+                world.store_bytes,
+                bytes(&v["bob"], "prekey_store"),
+                "{name}: prekey store"
+            );
+            let store = world.store.as_ref().unwrap();
+            if let Some(id) = s.one_time_prekey_id {
+                assert!(store.one_time_prekey(id).is_none(), "{name}");
+            }
+            assert_eq!(
+                library_pq::holds_pq_prekey(store, spec.id),
+                !spec.one_time,
+                "{name}"
+            );
+            let record = s.one_time_prekey_id.is_none() && !spec.one_time;
+            assert_eq!(store.replay_records(), usize::from(record), "{name}");
+        }
         let id = b32(&v["x3dh"], "session_id");
         assert_eq!(world.alice.id().as_bytes(), &id, "{name}: session id");
         assert_eq!(world.bob.as_ref().unwrap().id().as_bytes(), &id, "{name}");
@@ -442,8 +716,8 @@ fn library_reproduces_conversations() {
             ("bob", &mut world.bob_rng, s.bob_seed),
         ] {
             let mut fresh = ChaCha20Rng::seed_from_u64(seed);
-            let mut buf = [0u8; 32];
-            for _ in 0..arr(draws, party).len() {
+            for draw in arr(draws, party) {
+                let mut buf = vec![0u8; bytes(&draw, "bytes").len()];
                 fresh.try_fill_bytes(&mut buf).unwrap();
             }
             let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
@@ -474,6 +748,11 @@ fn library_reproduces_conversations() {
                     assert_eq!(
                         init.one_time_prekey_id().map(u64::from),
                         (num(f, "one_time_prekey_flag") == 1).then(|| num(f, "one_time_prekey_id"))
+                    );
+                    assert_eq!(init.is_post_quantum(), is_pqxdh(&v));
+                    assert_eq!(
+                        init.post_quantum_prekey_id().map(u64::from),
+                        f["post_quantum_prekey_id"].as_u64()
                     );
                     let responder =
                         IdentityKeyPair::generate(&mut ChaCha20Rng::seed_from_u64(s.bob_seed))
@@ -538,30 +817,45 @@ fn intermediate_values_match_primitives() {
         assert_eq!(bytes(c, "signature_prefix"), [0x05]);
         assert_eq!(bytes(c, "chain_message_key_byte"), [0x01]);
         assert_eq!(bytes(c, "chain_next_key_byte"), [0x02]);
+        let pq = is_pqxdh(&v);
+        if pq {
+            assert_eq!(text(c, "pqxdh_info").as_bytes(), PQXDH_INFO);
+            assert_eq!(bytes(c, "kem_encoding_prefix"), [0x0A]);
+        }
 
         let s = Script::from(&v);
+        assert_eq!(s.post_quantum.is_some(), pq, "{name}: scenario");
         let (alice, bob) = (&v["alice"], &v["bob"]);
+        let (pq_key, kem_step) = (&bob["post_quantum_prekey"], &v["pqxdh"]);
 
-        // RNG draws, and which key each draw became (SPEC.md §2.5).
-        let mut expected_draws: BTreeMap<&str, Vec<[u8; 32]>> = BTreeMap::new();
-        expected_draws.insert(
-            "alice",
-            [
-                b32(&alice["identity"], "seed"),
-                b32(&alice["ephemeral"], "private"),
-            ]
-            .into_iter()
-            .chain(arr(alice, "ratchet_keys").iter().map(|k| b32(k, "private")))
-            .collect(),
+        // RNG draws, and which key each draw became (SPEC.md §2.5): for PQXDH, Bob's
+        // 64-byte ML-KEM seed after his prekeys, Alice's `m` between EK_A and her first
+        // ratchet key.
+        let mut expected_draws: BTreeMap<&str, Vec<Vec<u8>>> = BTreeMap::new();
+        let mut alice_draws = vec![
+            bytes(&alice["identity"], "seed"),
+            bytes(&alice["ephemeral"], "private"),
+        ];
+        if pq {
+            alice_draws.push(bytes(kem_step, "encapsulation_randomness_m"));
+        }
+        alice_draws.extend(
+            arr(alice, "ratchet_keys")
+                .iter()
+                .map(|k| bytes(k, "private")),
         );
+        expected_draws.insert("alice", alice_draws);
         let mut bob_draws = vec![
-            b32(&bob["identity"], "seed"),
-            b32(&bob["signed_prekey"], "private"),
+            bytes(&bob["identity"], "seed"),
+            bytes(&bob["signed_prekey"], "private"),
         ];
         if !bob["one_time_prekey"].is_null() {
-            bob_draws.push(b32(&bob["one_time_prekey"], "private"));
+            bob_draws.push(bytes(&bob["one_time_prekey"], "private"));
         }
-        bob_draws.extend(arr(bob, "ratchet_keys").iter().map(|k| b32(k, "private")));
+        if pq {
+            bob_draws.push(bytes(pq_key, "seed"));
+        }
+        bob_draws.extend(arr(bob, "ratchet_keys").iter().map(|k| bytes(k, "private")));
         expected_draws.insert("bob", bob_draws);
         for (party, seed) in [("alice", s.alice_seed), ("bob", s.bob_seed)] {
             let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -572,14 +866,16 @@ fn intermediate_values_match_primitives() {
                 "{name}: {party} draws"
             );
             for (i, draw) in listed.iter().enumerate() {
-                let mut buf = [0u8; 32];
+                let expected = &expected_draws[party][i];
+                assert!(
+                    expected.len() == 32 || (pq && expected.len() == 64),
+                    "{name}: {party} draw {i} length"
+                );
+                let mut buf = vec![0u8; expected.len()];
                 rng.try_fill_bytes(&mut buf).unwrap();
                 assert_eq!(num(draw, "index"), i as u64);
-                assert_eq!(buf, b32(draw, "bytes"), "{name}: {party} draw {i}");
-                assert_eq!(
-                    buf, expected_draws[party][i],
-                    "{name}: {party} draw {i} use"
-                );
+                assert_eq!(buf, bytes(draw, "bytes"), "{name}: {party} draw {i}");
+                assert_eq!(&buf, expected, "{name}: {party} draw {i} use");
             }
         }
 
@@ -606,6 +902,41 @@ fn intermediate_values_match_primitives() {
             .unwrap();
         let opk = (!bob["one_time_prekey"].is_null())
             .then(|| check_pair(&name, "OPK", &bob["one_time_prekey"]));
+        // PQXDH: the ML-KEM-768 prekey from its seed, signed over 0x0A || ek (SPEC.md §3.6).
+        let kem_public = s.post_quantum.map(|spec| {
+            assert_eq!(num(pq_key, "id"), u64::from(spec.id), "{name}");
+            assert_eq!(
+                text(pq_key, "kind"),
+                if spec.one_time {
+                    "one_time"
+                } else {
+                    "last_resort"
+                }
+            );
+            let seed = bytes(pq_key, "seed");
+            assert_eq!(seed.len(), 64);
+            assert_eq!(bytes(pq_key, "d"), seed[..32], "{name}: d");
+            assert_eq!(bytes(pq_key, "z"), seed[32..], "{name}: z");
+            let public = kem::public_key(&seed);
+            assert_eq!(public, bytes(pq_key, "encapsulation_key"), "{name}: ek");
+            assert!(
+                kem_coefficients(&public).iter().all(|c| *c < KEM_Q),
+                "{name}: ek coefficients"
+            );
+            let signed = cat(&[&[0x0A], &public]);
+            assert_eq!(bytes(pq_key, "signed_message"), signed, "{name}: EncodeKEM");
+            let signature: [u8; 64] = bytes(pq_key, "signature").try_into().unwrap();
+            assert_eq!(
+                SigningKey::from_bytes(&bob_seed).sign(&signed).to_bytes(),
+                signature,
+                "{name}: PQ prekey signature"
+            );
+            VerifyingKey::from_bytes(&ik_b)
+                .unwrap()
+                .verify_strict(&signed, &Signature::from_bytes(&signature))
+                .unwrap();
+            (spec, seed, public, signature)
+        });
         let (ek, ek_pub) = check_pair(&name, "EK_A", &alice["ephemeral"]);
         for k in arr(alice, "ratchet_keys")
             .iter()
@@ -621,8 +952,8 @@ fn intermediate_values_match_primitives() {
             _ => panic!("{name}: one-time prekey id and key disagree"),
         };
         assert_eq!(num(spk_v, "id"), u64::from(s.signed_prekey_id));
-        let bundle = cat(&[
-            &[0x01, 0x10],
+        let mut bundle = cat(&[
+            &[0x01, if pq { 0x11 } else { 0x10 }],
             &ik_b,
             &s.signed_prekey_id.to_be_bytes(),
             &spk_pub,
@@ -631,7 +962,74 @@ fn intermediate_values_match_primitives() {
             &opk_id.to_be_bytes(),
             &opk_pub,
         ]);
+        if let Some((spec, _, public, pq_signature)) = &kem_public {
+            bundle.extend_from_slice(&spec.id.to_be_bytes());
+            bundle.extend_from_slice(public);
+            bundle.extend_from_slice(pq_signature);
+            assert_eq!(bundle.len(), 1423);
+        }
         assert_eq!(bundle, bytes(&v, "bundle"), "{name}: bundle");
+
+        // PQXDH's KEM step (SPEC.md §3.6): Alice encapsulates with m, Bob decapsulates.
+        let kem = kem_public.as_ref().map(|(spec, seed, public, _)| {
+            assert_eq!(num(kem_step, "post_quantum_prekey_id"), u64::from(spec.id));
+            let m = bytes(kem_step, "encapsulation_randomness_m");
+            let (ciphertext, shared_secret) = kem::encapsulate(public, &m).unwrap();
+            assert_eq!(ciphertext.len(), KEM_CIPHERTEXT_LENGTH);
+            assert_eq!(
+                ciphertext,
+                bytes(kem_step, "kem_ciphertext"),
+                "{name}: KEM ciphertext"
+            );
+            assert_eq!(
+                shared_secret,
+                bytes(kem_step, "shared_secret"),
+                "{name}: SS"
+            );
+            assert_eq!(
+                kem::decapsulate(seed, &ciphertext),
+                shared_secret,
+                "{name}: Decaps"
+            );
+            (spec.id, ciphertext, shared_secret)
+        });
+        if !pq {
+            assert!(v.get("pqxdh").is_none() && bob.get("prekey_store").is_none());
+        }
+
+        // PQXDH: Bob's stored prekey store from the seeds (SPEC.md §7.3-§7.5, §7.7).
+        if let Some((spec, seed, _, pq_signature)) = &kem_public {
+            let mut store = vec![0x01, 0x27];
+            store.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
+            store.extend_from_slice(&(s.signed_prekey_id + 1).to_be_bytes());
+            store.extend_from_slice(&s.one_time_prekey_id.map_or(1, |id| id + 1).to_be_bytes());
+            store.extend_from_slice(&1u32.to_be_bytes());
+            store.extend_from_slice(&[0x01, 0x22]);
+            store.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
+            store.extend_from_slice(&spk);
+            store.extend_from_slice(&signature);
+            store.extend_from_slice(&u32::from(opk.is_some()).to_be_bytes());
+            if let Some((opk, _)) = &opk {
+                store.extend_from_slice(&[0x01, 0x23]);
+                store.extend_from_slice(&opk_id.to_be_bytes());
+                store.extend_from_slice(opk);
+            }
+            store.extend_from_slice(&0u32.to_be_bytes());
+            store.extend_from_slice(&(spec.id + 1).to_be_bytes());
+            if spec.one_time {
+                store.extend_from_slice(&[0u8; 5]);
+            } else {
+                store.push(0x01);
+                store.extend_from_slice(&spec.id.to_be_bytes());
+            }
+            store.extend_from_slice(&1u32.to_be_bytes());
+            store.extend_from_slice(&[0x01, 0x26]);
+            store.extend_from_slice(&spec.id.to_be_bytes());
+            store.push(if spec.one_time { 0x01 } else { 0x02 });
+            store.extend_from_slice(seed);
+            store.extend_from_slice(pq_signature);
+            assert_eq!(store, bytes(bob, "prekey_store"), "{name}: prekey store");
+        }
 
         // X3DH (SPEC.md §3.3-§3.5), from both sides.
         let x = &v["x3dh"];
@@ -656,8 +1054,12 @@ fn intermediate_values_match_primitives() {
             }
             None => assert!(x["dh4"].is_null(), "{name}: DH4 without a one-time prekey"),
         }
+        if let Some((_, _, shared_secret)) = &kem {
+            ikm.extend_from_slice(shared_secret);
+        }
         assert_eq!(ikm, bytes(x, "ikm"), "{name}: IKM");
-        let sk = hkdf(&[0u8; 32], &ikm, X3DH_INFO, 32);
+        let info = if pq { PQXDH_INFO } else { X3DH_INFO };
+        let sk = hkdf(&[0u8; 32], &ikm, info, 32);
         assert_eq!(sk, bytes(x, "sk"), "{name}: SK");
         let ad = cat(&[&ik_a, &ik_b]);
         assert_eq!(ad, bytes(x, "ad"), "{name}: AD");
@@ -797,12 +1199,22 @@ fn intermediate_values_match_primitives() {
                 assert_eq!(num(f, "signed_prekey_id"), u64::from(s.signed_prekey_id));
                 assert_eq!(num(f, "one_time_prekey_flag"), u64::from(flag));
                 assert_eq!(num(f, "one_time_prekey_id"), u64::from(opk_id));
-                prefix.push(0x02);
+                prefix.push(if pq { 0x03 } else { 0x02 });
                 prefix.extend_from_slice(&ik_a);
                 prefix.extend_from_slice(&ek_pub);
                 prefix.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
                 prefix.push(flag);
                 prefix.extend_from_slice(&opk_id.to_be_bytes());
+                // PQXDH (type 0x03): every initial message repeats the PQ prekey id and CT.
+                match &kem {
+                    Some((pq_id, ciphertext, _)) => {
+                        assert_eq!(num(f, "post_quantum_prekey_id"), u64::from(*pq_id));
+                        assert_eq!(&bytes(f, "kem_ciphertext"), ciphertext);
+                        prefix.extend_from_slice(&pq_id.to_be_bytes());
+                        prefix.extend_from_slice(ciphertext);
+                    }
+                    None => assert!(f.get("kem_ciphertext").is_none()),
+                }
             }
             prefix.extend_from_slice(&b32(m, "ratchet_public"));
             prefix.extend_from_slice(&u32::try_from(num(m, "pn")).unwrap().to_be_bytes());
@@ -866,62 +1278,96 @@ fn intermediate_values_match_primitives() {
 #[test]
 fn reject_cases_fail_with_expected_error() {
     let files = load_all();
-    let (_, reject) = of_kind("reject").into_iter().next().unwrap();
-    let cases = arr(&reject, "cases");
-    assert!(cases.len() >= 10);
-    for required in [
-        "tag_bit_flipped",
-        "wrong_ad",
-        "truncated",
-        "low_order_ratchet_key",
-        "bundle_signature",
-    ] {
-        assert!(
-            cases.iter().any(|c| text(c, "name").contains(required)),
-            "no {required} case"
-        );
-    }
-    let mut names = std::collections::BTreeSet::new();
-    for case in &cases {
-        let name = text(case, "name");
-        assert!(names.insert(name.to_owned()), "duplicate case {name}");
-        let base = &files[text(case, "base_vector")];
-        let s = Script::from(base);
-        let after = usize::try_from(num(case, "after_events")).unwrap();
-        let input = bytes(case, "input");
-        let expected = text(case, "expected_error");
-        let mut world = World::replay(&s, after);
-        let result = match text(case, "operation") {
-            "initiate" => {
-                let mut rng = ChaCha20Rng::seed_from_u64(s.alice_seed);
-                let alice = IdentityKeyPair::generate(&mut rng).unwrap();
-                PreKeyBundle::from_bytes(&input)
-                    .and_then(|b| Session::initiate(&alice, &b, &mut rng))
-                    .map(|_| ())
-            }
-            "respond" => world.respond(&input).map(|_| ()),
-            "decrypt" => world
-                .session(text(case, "party"))
-                .decrypt(&input)
-                .map(|_| ()),
-            other => panic!("{name}: unknown operation {other}"),
+    let mut checked = 0;
+    for (file, reject) in load_all()
+        .into_iter()
+        .filter(|(_, v)| v["kind"] == "reject")
+    {
+        let cases = arr(&reject, "cases");
+        assert!(cases.len() >= 10, "{file}");
+        let required: &[&str] = if file.contains("pqxdh") {
+            &[
+                "kem_ciphertext_bit_flipped",
+                "pq_bundle_signature",
+                "kem_key_coefficient",
+                "unknown_pq_prekey",
+                "truncated",
+            ]
+        } else {
+            &[
+                "tag_bit_flipped",
+                "wrong_ad",
+                "truncated",
+                "low_order_ratchet_key",
+                "bundle_signature",
+            ]
         };
-        let got = match result {
-            Ok(()) => "accepted".to_owned(),
-            Err(e) => format!("{e:?}"),
-        };
-        assert_eq!(got, expected, "reject case {name}");
-        if let Some(i) = case["then_decrypts"].as_u64() {
-            let i = usize::try_from(i).unwrap();
-            let genuine = world.wire[i].clone().unwrap();
-            let pt = world
-                .session(text(case, "party"))
-                .decrypt(&genuine)
-                .unwrap();
-            assert_eq!(
-                pt, s.plaintexts[i],
-                "{name}: genuine message {i} after the failure"
+        for required in required {
+            assert!(
+                cases.iter().any(|c| text(c, "name").contains(required)),
+                "{file}: no {required} case"
             );
         }
+        let mut names = std::collections::BTreeSet::new();
+        for case in &cases {
+            let name = text(case, "name");
+            assert!(
+                names.insert(name.to_owned()),
+                "{file}: duplicate case {name}"
+            );
+            let base = &files[text(case, "base_vector")];
+            if is_pqxdh(base) && !cfg!(feature = "pqxdh") {
+                continue;
+            }
+            check_reject_case(name, case, base);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10);
+}
+
+fn check_reject_case(name: &str, case: &Value, base: &Value) {
+    let s = Script::from(base);
+    let after = usize::try_from(num(case, "after_events")).unwrap();
+    let input = bytes(case, "input");
+    let expected = text(case, "expected_error");
+    let mut world = World::replay(&s, after);
+    let operation = text(case, "operation");
+    let result = match operation {
+        "initiate" => {
+            let mut rng = ChaCha20Rng::seed_from_u64(s.alice_seed);
+            let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+            PreKeyBundle::from_bytes(&input)
+                .and_then(|b| Session::initiate(&alice, &b, &mut rng))
+                .map(|_| ())
+        }
+        "respond" => world.respond(&input).map(|_| ()),
+        "accept" => world.accept(&input).map(|_| ()),
+        "decrypt" => world
+            .session(text(case, "party"))
+            .decrypt(&input)
+            .map(|_| ()),
+        other => panic!("{name}: unknown operation {other}"),
+    };
+    let got = match result {
+        Ok(()) => "accepted".to_owned(),
+        Err(e) => format!("{e:?}"),
+    };
+    assert_eq!(got, expected, "reject case {name}");
+    if let Some(i) = case["then_decrypts"].as_u64() {
+        let i = usize::try_from(i).unwrap();
+        let genuine = world.wire[i].clone().unwrap();
+        let pt = match operation {
+            // The failed accept changed nothing: the store still accepts the genuine message.
+            "accept" => world.accept(&genuine).unwrap().plaintext,
+            _ => world
+                .session(text(case, "party"))
+                .decrypt(&genuine)
+                .unwrap(),
+        };
+        assert_eq!(
+            pt, s.plaintexts[i],
+            "{name}: genuine message {i} after the failure"
+        );
     }
 }
