@@ -12,14 +12,12 @@ use alloc::vec::Vec;
 use rand_core::TryCryptoRng;
 
 use crate::error::Error;
-use crate::keys::fill_random;
 use crate::keys::{
     x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey, RatchetKeyPair,
     SignedPreKey,
 };
 #[cfg(feature = "pqxdh")]
 use crate::pq::PqPreKey;
-use crate::ratchet::header::HEADER_NONCE_LENGTH;
 use crate::ratchet::kdf::TAG_LENGTH;
 use crate::ratchet::state::Limits;
 use crate::ratchet::RatchetState;
@@ -414,12 +412,6 @@ impl Session {
             return Err(Error::TooLarge);
         }
         let keys = self.ratchet.next_sending_key(rng)?;
-        // Header-encrypted mode: the header nonce comes from the RNG before anything is
-        // written (SPEC.md §2.5 draw order).
-        let mut nonce = [0u8; HEADER_NONCE_LENGTH];
-        if keys.hks.is_some() {
-            fill_random(rng, &mut nonce)?;
-        }
         let fields = self.pending_initial.as_ref().map(|p| InitialFields {
             identity: self.local_identity,
             base_key: self.base_key,
@@ -435,11 +427,11 @@ impl Session {
         let mut out = Vec::with_capacity(capacity);
         write_framing(&mut out, fields.as_ref(), encrypted);
         match &keys.hks {
-            Some(hks) => {
+            Some((hks, nonce)) => {
                 // HENCRYPT(HKs, header) with AD || framing as its associated data.
                 let (header_aad, header_aad_len) = self.aad(&out);
                 let sealed = hks
-                    .seal(&keys.header, &nonce, &header_aad[..header_aad_len])
+                    .seal(&keys.header, nonce, &header_aad[..header_aad_len])
                     .ok_or(Error::TooLarge)?;
                 out.extend_from_slice(&sealed);
             }

@@ -15,11 +15,10 @@ use common::layout::{
 };
 use common::{
     assert_rejected, forge_header, get_u32, message_number, previous_chain_length, rng, state,
-    text, Offer, Pair, Party,
+    text, FailingRng, Offer, Pair, Party,
 };
 use curve25519_dalek::constants::{EIGHT_TORSION, X25519_LOW_ORDER_POINTS};
 use curve25519_dalek::edwards::CompressedEdwardsY;
-use doubleratchet::rand_core::{TryCryptoRng, TryRng};
 use doubleratchet::{
     Error, IdentityKey, IdentityKeyPair, Limits, Message, OneTimePreKey, PreKeyBundle, PreKeyStore,
     Session, SignedPreKey, StorageKey, MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE, MAX_SKIP_CAP,
@@ -27,7 +26,6 @@ use doubleratchet::{
 use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha20Rng;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -1115,68 +1113,6 @@ fn oversized_messages_and_plaintexts_are_too_large() {
 // ---------------------------------------------------------------------------------------
 // A failing RNG
 // ---------------------------------------------------------------------------------------
-
-/// The error of [`FailingRng`].
-#[derive(Debug)]
-struct RngDown;
-
-impl core::fmt::Display for RngDown {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("rng down")
-    }
-}
-
-impl core::error::Error for RngDown {}
-
-/// Serves `working_draws` requests from a real generator, then fails every request.
-struct FailingRng {
-    working_draws: usize,
-    inner: ChaCha20Rng,
-}
-
-impl FailingRng {
-    fn new(working_draws: usize) -> FailingRng {
-        // Every instance draws different bytes: two sessions given the same ratchet key
-        // would see each other's messages as reflections.
-        static NEXT_SEED: AtomicU64 = AtomicU64::new(9_000);
-        FailingRng {
-            working_draws,
-            inner: rng(NEXT_SEED.fetch_add(1, Ordering::Relaxed)),
-        }
-    }
-
-    fn draw(&mut self) -> Result<(), RngDown> {
-        match self.working_draws.checked_sub(1) {
-            Some(left) => {
-                self.working_draws = left;
-                Ok(())
-            }
-            None => Err(RngDown),
-        }
-    }
-}
-
-impl TryRng for FailingRng {
-    type Error = RngDown;
-
-    fn try_next_u32(&mut self) -> Result<u32, RngDown> {
-        self.draw()?;
-        Ok(self.inner.next_u32())
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, RngDown> {
-        self.draw()?;
-        Ok(self.inner.next_u64())
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), RngDown> {
-        self.draw()?;
-        self.inner.fill_bytes(dst);
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for FailingRng {}
 
 const UNAVAILABLE: Result<(), Error> = Err(Error::RandomnessUnavailable);
 

@@ -4,6 +4,10 @@
 //! keys, persistence, and the mode policies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::FailingRng;
+
 use doubleratchet::{
     Error, IdentityKeyPair, Limits, Message, PreKeyStore, Session, SessionOptions,
     MAX_SKIPPED_HEADER_KEYS,
@@ -315,4 +319,31 @@ fn limits_apply_in_header_encrypted_mode() {
     assert_eq!(p.b.stored_skipped_keys(), 3);
     assert_eq!(p.b.decrypt(&ms[1]).unwrap_err(), Error::DuplicateOrExpired);
     assert_eq!(p.b.decrypt(&ms[4]).unwrap(), [4]);
+}
+
+#[test]
+fn failing_rng_changes_nothing_in_header_encrypted_mode() {
+    let mut p = pair(990, false);
+    // Alice's next send completes a ratchet step (a DHs draw, then the header nonce); a
+    // send on an existing chain draws only the nonce. A failure at any draw is an error
+    // and leaves the session as it was.
+    for working in [0, 1] {
+        let before = bytes(&p.a);
+        assert_eq!(
+            p.a.encrypt(b"x", &mut FailingRng::new(working))
+                .unwrap_err(),
+            Error::RandomnessUnavailable
+        );
+        assert_eq!(bytes(&p.a), before, "{working} working draws");
+    }
+    let m = p.a.encrypt(b"step", &mut FailingRng::new(2)).unwrap();
+    assert_eq!(p.b.decrypt(&m).unwrap(), b"step");
+    let before = bytes(&p.a);
+    assert_eq!(
+        p.a.encrypt(b"y", &mut FailingRng::new(0)).unwrap_err(),
+        Error::RandomnessUnavailable
+    );
+    assert_eq!(bytes(&p.a), before);
+    let m = p.a.encrypt(b"same chain", &mut FailingRng::new(1)).unwrap();
+    assert_eq!(p.b.decrypt(&m).unwrap(), b"same chain");
 }

@@ -16,12 +16,12 @@ use alloc::vec::Vec;
 use rand_core::TryCryptoRng;
 use x25519_dalek::PublicKey;
 
-use self::header::{HeaderKey, ENCRYPTED_HEADER_LENGTH};
+use self::header::{HeaderKey, ENCRYPTED_HEADER_LENGTH, HEADER_NONCE_LENGTH};
 use self::kdf::{ChainKey, MessageKey, RootKey, TAG_LENGTH};
 pub(crate) use self::state::RatchetState;
 use self::state::MAX_SKIPPED_HEADER_KEYS;
 use crate::error::Error;
-use crate::keys::{diffie_hellman, x25519_public_from_bytes, RatchetKeyPair};
+use crate::keys::{diffie_hellman, fill_random, x25519_public_from_bytes, RatchetKeyPair};
 
 /// A message header (§3.1 `HEADER(dh_pair, pn, n)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,33 +66,40 @@ enum Chain {
 pub(crate) struct SendingKeys {
     pub(crate) header: Header,
     pub(crate) mk: MessageKey,
-    /// Header-encrypted mode: `HKs`, to encrypt the header with.
-    pub(crate) hks: Option<HeaderKey>,
+    /// Header-encrypted mode: `HKs` and the nonce to encrypt the header with.
+    pub(crate) hks: Option<(HeaderKey, [u8; HEADER_NONCE_LENGTH])>,
 }
 
 impl RatchetState {
     /// §3.4 `RatchetEncrypt` (§4.5 `RatchetEncryptHE`) up to the encryption itself:
     /// completes a deferred DH ratchet step if one is pending (§6.5), then advances the
     /// sending chain. The caller encrypts.
+    ///
+    /// All randomness (the new `DHs`, then in header-encrypted mode the header nonce) is
+    /// drawn before anything changes, so an RNG failure leaves the state as it was.
     pub(crate) fn next_sending_key<R: TryCryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
     ) -> Result<SendingKeys, Error> {
-        let chain = match &self.cks {
-            Some(ck) => {
-                if self.ns == u32::MAX {
-                    return Err(Error::ChainExhausted);
-                }
-                ck.clone()
-            }
-            None => {
+        if self.he.as_ref().is_some_and(|he| he.hks.is_none()) {
+            return Err(Error::WrongSession);
+        }
+        let fresh_dhs = match &self.cks {
+            Some(_) if self.ns == u32::MAX => return Err(Error::ChainExhausted),
+            Some(_) => None,
+            None => Some(RatchetKeyPair::generate(rng)?),
+        };
+        let mut nonce = [0u8; HEADER_NONCE_LENGTH];
+        if self.he.is_some() {
+            fill_random(rng, &mut nonce)?;
+        }
+        let chain = match (&self.cks, fresh_dhs) {
+            (Some(ck), _) => ck.clone(),
+            (None, None) => return Err(Error::WrongSession),
+            (None, Some(dhs)) => {
                 // Deferred half of DHRatchet: DHs = GENERATE_DH();
                 // RK, CKs (, NHKs) = KDF_RK(_HE)(RK, DH(DHs, DHr)).
                 let dhr = self.dhr.ok_or(Error::WrongSession)?;
-                if self.he.as_ref().is_some_and(|he| he.hks.is_none()) {
-                    return Err(Error::WrongSession);
-                }
-                let dhs = RatchetKeyPair::generate(rng)?;
                 let dh_out = diffie_hellman(&dhs.secret, &dhr)?;
                 let ck = match &mut self.he {
                     Some(he) => {
@@ -120,7 +127,11 @@ impl RatchetState {
         };
         self.cks = Some(next);
         self.ns += 1;
-        let hks = self.he.as_ref().and_then(|he| he.hks.clone());
+        let hks = self
+            .he
+            .as_ref()
+            .and_then(|he| he.hks.clone())
+            .map(|hk| (hk, nonce));
         Ok(SendingKeys { header, mk, hks })
     }
 

@@ -4,11 +4,13 @@
 //! documentation (SPEC.md §6.3-§6.4) tells an app to.
 #![allow(dead_code)]
 
+use doubleratchet::rand_core::{TryCryptoRng, TryRng};
 use doubleratchet::{
     Accepted, Error, IdentityKeyPair, Message, PreKeyBundle, PreKeyStore, Session, SessionId,
 };
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Byte offsets of the wire formats (SPEC.md §5.2-§5.4).
 pub(crate) mod layout {
@@ -410,3 +412,65 @@ impl Peer {
         }
     }
 }
+
+/// The error of [`FailingRng`].
+#[derive(Debug)]
+pub(crate) struct RngDown;
+
+impl core::fmt::Display for RngDown {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("rng down")
+    }
+}
+
+impl core::error::Error for RngDown {}
+
+/// Serves `working_draws` requests from a real generator, then fails every request.
+pub(crate) struct FailingRng {
+    working_draws: usize,
+    inner: ChaCha20Rng,
+}
+
+impl FailingRng {
+    pub(crate) fn new(working_draws: usize) -> FailingRng {
+        // Every instance draws different bytes: two sessions given the same ratchet key
+        // would see each other's messages as reflections.
+        static NEXT_SEED: AtomicU64 = AtomicU64::new(9_000);
+        FailingRng {
+            working_draws,
+            inner: rng(NEXT_SEED.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+
+    fn draw(&mut self) -> Result<(), RngDown> {
+        match self.working_draws.checked_sub(1) {
+            Some(left) => {
+                self.working_draws = left;
+                Ok(())
+            }
+            None => Err(RngDown),
+        }
+    }
+}
+
+impl TryRng for FailingRng {
+    type Error = RngDown;
+
+    fn try_next_u32(&mut self) -> Result<u32, RngDown> {
+        self.draw()?;
+        Ok(self.inner.next_u32())
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, RngDown> {
+        self.draw()?;
+        Ok(self.inner.next_u64())
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), RngDown> {
+        self.draw()?;
+        self.inner.fill_bytes(dst);
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for FailingRng {}
