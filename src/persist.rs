@@ -108,6 +108,17 @@ pub(crate) fn stored_reader(bytes: &[u8]) -> Result<Reader<'_>, Error> {
     Ok(Reader::new(bytes))
 }
 
+/// Reads one stored object that must span all of `bytes`.
+fn read_whole<T>(
+    bytes: &[u8],
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut r = stored_reader(bytes)?;
+    let object = read(&mut r)?;
+    r.finish()?;
+    Ok(object)
+}
+
 fn read_x25519_secret(r: &mut Reader<'_>) -> Result<StaticSecret, Error> {
     let bytes = Zeroizing::new(r.array::<32>()?);
     Ok(StaticSecret::from(*bytes))
@@ -169,10 +180,7 @@ impl SignedPreKey {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`] or
     /// [`Error::UnexpectedType`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = stored_reader(bytes)?;
-        let key = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(key)
+        read_whole(bytes, Self::read)
     }
 }
 
@@ -202,10 +210,7 @@ impl OneTimePreKey {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`] or
     /// [`Error::UnexpectedType`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = stored_reader(bytes)?;
-        let key = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(key)
+        read_whole(bytes, Self::read)
     }
 }
 
@@ -242,10 +247,7 @@ impl crate::pq::PqPreKey {
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`],
     /// [`Error::UnexpectedType`] or [`Error::InvalidEncoding`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = stored_reader(bytes)?;
-        let key = Self::read(&mut r)?;
-        r.finish()?;
-        Ok(key)
+        read_whole(bytes, Self::read)
     }
 }
 

@@ -114,7 +114,18 @@ impl RatchetState {
     ) -> Result<Self, Error> {
         let dh_out = diffie_hellman(&dhs.secret, &remote)?;
         let (rk, cks) = sk.ratchet(&dh_out);
-        Ok(RatchetState {
+        Ok(Self::initiator(dhs, remote, rk, cks, None))
+    }
+
+    /// Alice's state after her first root step: sending chain set, nothing received yet.
+    fn initiator(
+        dhs: RatchetKeyPair,
+        remote: PublicKey,
+        rk: RootKey,
+        cks: ChainKey,
+        he: Option<HeaderKeys>,
+    ) -> Self {
+        RatchetState {
             dhs,
             dhr: Some(remote),
             rk,
@@ -125,8 +136,8 @@ impl RatchetState {
             pn: 0,
             skipped: SkippedKeys::default(),
             limits: Limits::default(),
-            he: None,
-        })
+            he,
+        }
     }
 
     /// §4.4 `RatchetInitAliceHE`: as [`RatchetState::init_initiator`] with
@@ -139,25 +150,14 @@ impl RatchetState {
         let (hka, nhkb) = initial_header_keys(&sk);
         let dh_out = diffie_hellman(&dhs.secret, &remote)?;
         let (rk, cks, nhks) = sk.ratchet_he(&dh_out);
-        Ok(RatchetState {
-            dhs,
-            dhr: Some(remote),
-            rk,
-            cks: Some(cks),
-            ckr: None,
-            ns: 0,
-            nr: 0,
-            pn: 0,
-            skipped: SkippedKeys::default(),
-            limits: Limits::default(),
-            he: Some(HeaderKeys {
-                hks: Some(hka),
-                hkr: None,
-                nhks,
-                nhkr: nhkb,
-                skipped: VecDeque::new(),
-            }),
-        })
+        let he = HeaderKeys {
+            hks: Some(hka),
+            hkr: None,
+            nhks,
+            nhkr: nhkb,
+            skipped: VecDeque::new(),
+        };
+        Ok(Self::initiator(dhs, remote, rk, cks, Some(he)))
     }
 
     /// §3.3 `RatchetInitBob`: `DHs` = the signed prekey pair, `RK = SK`, no chains yet.
