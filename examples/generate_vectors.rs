@@ -11,10 +11,18 @@
 //! * `pqxdh_last_resort_v1.json`: PQXDH without a classical one-time prekey, with a
 //!   last-resort ML-KEM-768 prekey; Bob accepts the session from the second initial message.
 //! * `reject_pqxdh_v1.json`: PQXDH inputs that must be rejected, with the expected error.
+//! * `x3dh_he_v1.json`: X3DH with a one-time prekey in header-encrypted mode (SPEC.md §4.8),
+//!   with out-of-order delivery: skipped keys stored under header keys, in the current chain
+//!   and through `PN` in a chain the receiver has ratcheted away from, used afterwards.
+//! * `pqxdh_he_v1.json`: PQXDH (one-time ML-KEM-768 prekey, no classical one-time prekey)
+//!   in header-encrypted mode; a key skipped in an old chain is used after a ratchet step.
+//! * `reject_he_v1.json`: header-encrypted inputs that must be rejected, with the expected
+//!   error; every case also checks that the receiver still takes the genuine message.
 //!
 //! Run with `cargo run --example generate_vectors`; add `--check` to compare with the
 //! files on disk instead of writing them (exit status 1 on any difference). The PQXDH files
-//! need the `pqxdh` feature (on by default); without it they are neither written nor checked.
+//! need the `pqxdh` feature (on by default); without it they are neither written nor checked
+//! (nor is `reject_he_v1.json`, which has PQXDH cases; its other cases are still run).
 //!
 //! Every secret comes from `ChaCha20Rng::seed_from_u64` (rand_chacha 0.10) with the seeds
 //! in [`SCENARIOS`]: one generator for Alice, one for Bob, each drawn from only by its owner.
@@ -23,7 +31,17 @@
 //! crates (x25519-dalek, curve25519-dalek, ed25519-dalek, sha2, hkdf, hmac, aes-gcm, and
 //! ml-kem for PQXDH's KEM), including every message's bytes. It writes nothing unless the
 //! two agree byte for byte, and it checks each rejection case against the library before
-//! writing it.
+//! writing it. It also builds each party's stored session (SPEC.md §7.1) from its own model
+//! after setup and after every event and requires it to equal the library's
+//! `Session::to_bytes`, so the whole ratchet state (in header-encrypted mode `HKs`, `HKr`,
+//! `NHKs`, `NHKr` and the stored header keys too) is checked, not only the messages.
+//!
+//! Header-encrypted scenarios (SPEC.md §4.8) initiate with
+//! `SessionOptions::new().header_encryption()`; the model derives `(HKA, NHKB)` from `SK`,
+//! uses `KDF_RK_HE` for every root step, draws each message's 12-byte header nonce after any
+//! new ratchet key (SPEC.md §2.5), seals the header with AES-256-GCM under `HKs` with
+//! `AAD_h = AD || the bytes before it`, and decrypts by trial decryption in the order stored
+//! header keys, `HKr`, `NHKr`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -36,7 +54,8 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use doubleratchet::{
-    Error, IdentityKeyPair, OneTimePreKey, PreKeyBundle, PreKeyStore, Session, SignedPreKey,
+    Error, IdentityKeyPair, OneTimePreKey, PreKeyBundle, PreKeyStore, Session, SessionOptions,
+    SignedPreKey,
 };
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
@@ -55,6 +74,13 @@ const ROOT_INFO: &[u8] = b"doubleratchet v1 root";
 const MESSAGE_INFO: &[u8] = b"doubleratchet v1 message keys";
 const SESSION_ID_LABEL: &[u8] = b"doubleratchet v1 session id";
 const PQXDH_INFO: &[u8] = b"doubleratchet v1 PQXDH";
+const HEADER_KEYS_INFO: &[u8] = b"doubleratchet v1 header keys";
+const ROOT_HE_INFO: &[u8] = b"doubleratchet v1 root HE";
+
+// SPEC.md §4.8, §5.3: header encryption.
+const HEADER_NONCE_LENGTH: usize = 12;
+/// `nonce(12) || encrypted header(40) || header tag(16)`.
+const SEALED_HEADER_LENGTH: usize = HEADER_NONCE_LENGTH + 40 + 16;
 
 // SPEC.md §3.6, §5.3, §5.4: ML-KEM-768 sizes and `EncodeKEM`'s prefix byte.
 const KEM_PUBLIC_KEY_LENGTH: usize = 1184;
@@ -172,6 +198,9 @@ struct Scenario {
     one_time_prekey_id: Option<u32>,
     /// PQXDH: Bob's post-quantum prekey (`None`: classical X3DH).
     post_quantum: Option<PqSpec>,
+    /// Header-encrypted mode (SPEC.md §4.8): Alice initiates with
+    /// `SessionOptions::new().header_encryption()`; Bob follows the initial message.
+    header_encryption: bool,
     /// Sender and plaintext of each message, by index.
     messages: &'static [(Party, &'static str)],
     script: &'static [Op],
@@ -180,7 +209,7 @@ struct Scenario {
 use Op::{Accept, Decrypt, Encrypt, Respond};
 use Party::{Alice, Bob};
 
-const SCENARIOS: [Scenario; 4] = [
+const SCENARIOS: [Scenario; 6] = [
     Scenario {
         file: "x3dh_ratchet_v1.json",
         name: "x3dh_with_one_time_prekey_in_order",
@@ -194,6 +223,7 @@ const SCENARIOS: [Scenario; 4] = [
         signed_prekey_id: 1,
         one_time_prekey_id: Some(7),
         post_quantum: None,
+        header_encryption: false,
         messages: &[
             (Alice, "Hi Bob, this is Alice. (initial message 1 of 2)"),
             (
@@ -233,6 +263,7 @@ const SCENARIOS: [Scenario; 4] = [
         signed_prekey_id: 42,
         one_time_prekey_id: None,
         post_quantum: None,
+        header_encryption: false,
         messages: &[
             (Alice, "First initial message (delivered second)."),
             (Alice, "Second initial message (delivered first)."),
@@ -281,6 +312,7 @@ const SCENARIOS: [Scenario; 4] = [
             id: 5,
             kind: PqKind::OneTime,
         }),
+        header_encryption: false,
         messages: &[
             (
                 Alice,
@@ -322,6 +354,7 @@ const SCENARIOS: [Scenario; 4] = [
             id: 9,
             kind: PqKind::LastResort,
         }),
+        header_encryption: false,
         messages: &[
             (Alice, "First PQXDH initial message (delivered second)."),
             (Alice, "Second PQXDH initial message (delivered first)."),
@@ -340,6 +373,122 @@ const SCENARIOS: [Scenario; 4] = [
             Decrypt(Bob, 3),
             Encrypt(Bob, 4),
             Decrypt(Alice, 4),
+        ],
+    },
+    Scenario {
+        file: "x3dh_he_v1.json",
+        name: "x3dh_header_encrypted_out_of_order",
+        description:
+            "X3DH with a one-time prekey (DH1..DH4) in header-encrypted mode (SPEC.md 4.8): \
+            every header is sealed, HENCRYPT(HK, DHs || PN || N) with a 12-byte random nonce, and \
+            KDF_RK_HE (info doubleratchet v1 root HE, 96 bytes) replaces KDF_RK. Bob accepts the \
+            session from Alice's second initial message (type 0x05; NHKr = HKA opens it; message \
+            0's key is stored under the header key HKA) and then decrypts the first through that \
+            stored header key. Bob sends five messages in his first chain; Alice receives N = 0 \
+            (NHKr), N = 2 (HKr; N = 1's key is stored under HKr) and N = 3 (opened by the stored \
+            header key, then decrypted in the current chain), ratchets (PN = 2), and receives \
+            Bob's next chain (PN = 5), which stores N = 4's key of the old chain; N = 4 and then \
+            N = 1 of the old chain arrive after that ratchet step and are opened by the stored \
+            header key, which is forgotten once its chain has no key left. Finally Alice's third \
+            ratchet key (PN = 1).",
+        alice_seed: 0xA11CE5,
+        bob_seed: 0xB0B5,
+        signed_prekey_id: 5,
+        one_time_prekey_id: Some(13),
+        post_quantum: None,
+        header_encryption: true,
+        messages: &[
+            (
+                Alice,
+                "First header-encrypted initial message (delivered second).",
+            ),
+            (
+                Alice,
+                "Second header-encrypted initial message (delivered first).",
+            ),
+            (Bob, "Bob, first chain, N = 0."),
+            (Bob, "Bob, first chain, N = 1 (delivered last)."),
+            (Bob, "Bob, first chain, N = 2 (skips N = 1)."),
+            (
+                Bob,
+                "Bob, first chain, N = 3 (opened by a stored header key).",
+            ),
+            (
+                Bob,
+                "Bob, first chain, N = 4 (skipped through PN, delivered after a ratchet step).",
+            ),
+            (Alice, "Alice, second ratchet key, PN = 2."),
+            (Bob, "Bob, second ratchet key, PN = 5."),
+            (Alice, "Alice, third ratchet key, PN = 1."),
+        ],
+        script: &[
+            Encrypt(Alice, 0),
+            Encrypt(Alice, 1),
+            Respond(1),
+            Decrypt(Bob, 0),
+            Encrypt(Bob, 2),
+            Encrypt(Bob, 3),
+            Encrypt(Bob, 4),
+            Encrypt(Bob, 5),
+            Encrypt(Bob, 6),
+            Decrypt(Alice, 2),
+            Decrypt(Alice, 4),
+            Decrypt(Alice, 5),
+            Encrypt(Alice, 7),
+            Decrypt(Bob, 7),
+            Encrypt(Bob, 8),
+            Decrypt(Alice, 8),
+            Decrypt(Alice, 6),
+            Decrypt(Alice, 3),
+            Encrypt(Alice, 9),
+            Decrypt(Bob, 9),
+        ],
+    },
+    Scenario {
+        file: "pqxdh_he_v1.json",
+        name: "pqxdh_header_encrypted_out_of_order",
+        description:
+            "PQXDH (SPEC.md 3.6) without a classical one-time prekey (DH1..DH3) and with a \
+            one-time ML-KEM-768 prekey, in header-encrypted mode (SPEC.md 4.8). Alice sends two \
+            initial messages of type 0x06 (the same PQ prekey id and KEM ciphertext; the sealed \
+            header's AAD_h covers them); Bob's PreKeyStore::accept takes the first (NHKr = HKA \
+            opens it) and he decrypts the second (HKr); Bob sends two messages; Alice receives \
+            N = 1 first (NHKr; N = 0's key is stored under the new HKr = NHKB), ratchets (PN = 2), \
+            receives Bob's next chain (PN = 2), and only then N = 0 of the old chain, opened by \
+            the stored header key.",
+        alice_seed: 0xA11CE6,
+        bob_seed: 0xB0B6,
+        signed_prekey_id: 6,
+        one_time_prekey_id: None,
+        post_quantum: Some(PqSpec {
+            id: 17,
+            kind: PqKind::OneTime,
+        }),
+        header_encryption: true,
+        messages: &[
+            (Alice, "Header-encrypted PQXDH initial message 1 of 2."),
+            (Alice, "Header-encrypted PQXDH initial message 2 of 2."),
+            (
+                Bob,
+                "Bob, first chain, N = 0 (delivered after a ratchet step).",
+            ),
+            (Bob, "Bob, first chain, N = 1 (delivered first)."),
+            (Alice, "Alice, second ratchet key, PN = 2."),
+            (Bob, "Bob, second ratchet key, PN = 2."),
+        ],
+        script: &[
+            Encrypt(Alice, 0),
+            Encrypt(Alice, 1),
+            Accept(0),
+            Decrypt(Bob, 1),
+            Encrypt(Bob, 2),
+            Encrypt(Bob, 3),
+            Decrypt(Alice, 3),
+            Encrypt(Alice, 4),
+            Decrypt(Bob, 4),
+            Encrypt(Bob, 5),
+            Decrypt(Alice, 5),
+            Decrypt(Alice, 2),
         ],
     },
 ];
@@ -414,6 +563,26 @@ fn split(okm: &[u8; 64]) -> ([u8; 32], [u8; 32]) {
 /// `KDF_RK(rk, dh) -> (rk', ck)`.
 fn kdf_rk(rk: &[u8; 32], dh_out: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
     split(&hkdf::<64>(rk, dh_out, ROOT_INFO))
+}
+
+/// `KDF_RK_HE(rk, dh) -> (rk', ck, nhk)` (SPEC.md §4.8).
+fn kdf_rk_he(rk: &[u8; 32], dh_out: &[u8; 32]) -> ([u8; 32], [u8; 32], [u8; 32]) {
+    let okm = hkdf::<96>(rk, dh_out, ROOT_HE_INFO);
+    (arr32(&okm[..32]), arr32(&okm[32..64]), arr32(&okm[64..]))
+}
+
+/// An optional field of SPEC.md §5.1: flag `0x00` and zeros, or `0x01` and the value.
+fn put_optional<const N: usize>(out: &mut Vec<u8>, value: Option<[u8; N]>) {
+    match value {
+        Some(v) => {
+            out.push(0x01);
+            out.extend_from_slice(&v);
+        }
+        None => {
+            out.push(0x00);
+            out.extend_from_slice(&[0u8; N]);
+        }
+    }
 }
 
 /// `KDF_CK(ck) -> (mk, ck')`.
@@ -671,12 +840,14 @@ struct InitialFields {
 }
 
 impl InitialFields {
-    /// The message type: `0x03` for PQXDH, `0x02` otherwise.
-    fn message_type(&self) -> u8 {
-        if self.post_quantum.is_some() {
-            0x03
-        } else {
-            0x02
+    /// The message type: `0x03` for PQXDH, `0x02` otherwise; header-encrypted (SPEC.md
+    /// §5.3), `0x06` and `0x05`.
+    fn message_type(&self, header_encrypted: bool) -> u8 {
+        match (self.post_quantum.is_some(), header_encrypted) {
+            (true, false) => 0x03,
+            (false, false) => 0x02,
+            (true, true) => 0x06,
+            (false, true) => 0x05,
         }
     }
 
@@ -778,10 +949,114 @@ struct Ratchet {
     pn: u32,
     /// Root step that created the current sending chain.
     send_root: usize,
-    /// `MKSKIPPED`: `(ratchet key, N) -> mk`.
-    skipped: HashMap<([u8; 32], u32), [u8; 32]>,
+    /// `MKSKIPPED`: `(ratchet key, N) -> mk`, in insertion order (SPEC.md §4.4, §7.1).
+    skipped: Skipped,
     /// Present while the initiator awaits its first reply (SPEC.md §6.2).
     initial: Option<InitialFields>,
+    /// Header-encrypted mode only (SPEC.md §4.8).
+    he: Option<HeaderKeys>,
+}
+
+/// `MKSKIPPED` in the order its keys were inserted (the order SPEC.md §7.1 stores them).
+#[derive(Default)]
+struct Skipped {
+    entries: Vec<([u8; 32], u32, [u8; 32])>,
+}
+
+impl Skipped {
+    fn insert(&mut self, (dh, n): ([u8; 32], u32), mk: [u8; 32]) {
+        assert!(self.get(&dh, n).is_none(), "a skipped key is derived once");
+        self.entries.push((dh, n, mk));
+    }
+
+    fn get(&self, dh: &[u8; 32], n: u32) -> Option<[u8; 32]> {
+        self.entries
+            .iter()
+            .find(|(d, m, _)| d == dh && *m == n)
+            .map(|(_, _, mk)| *mk)
+    }
+
+    fn remove(&mut self, (dh, n): &([u8; 32], u32)) -> Option<[u8; 32]> {
+        let at = self
+            .entries
+            .iter()
+            .position(|(d, m, _)| d == dh && m == n)?;
+        Some(self.entries.remove(at).2)
+    }
+
+    fn has_chain(&self, dh: &[u8; 32]) -> bool {
+        self.entries.iter().any(|(d, _, _)| d == dh)
+    }
+}
+
+/// The header-encryption state of SPEC.md §4.8 ([DR] §4.3): `HKs`, `HKr`, `NHKs`, `NHKr`
+/// and the `(HK, ratchet key)` pairs of earlier chains with stored skipped keys.
+#[derive(Clone)]
+struct HeaderKeys {
+    hks: Option<[u8; 32]>,
+    hkr: Option<[u8; 32]>,
+    nhks: [u8; 32],
+    nhkr: [u8; 32],
+    pairs: Vec<([u8; 32], [u8; 32])>,
+}
+
+/// The header-key state of one party after one event, as listed in the file.
+struct HeaderKeyState {
+    /// `None`: after setup (Alice's `Session::initiate`).
+    after_event: Option<usize>,
+    party: Party,
+    keys: HeaderKeys,
+    /// `MKSKIPPED` then, oldest first.
+    skipped: Vec<([u8; 32], u32, [u8; 32])>,
+    /// For a decryption: which header key opened the sealed header.
+    opened_with: Option<String>,
+}
+
+/// A sealed header (SPEC.md §4.8) and what it was made from.
+#[derive(Clone)]
+struct SealedHeader {
+    header_key: [u8; 32],
+    nonce: [u8; HEADER_NONCE_LENGTH],
+    /// `DHs || PN || N`.
+    plaintext: [u8; 40],
+    /// `AAD_h = AD || the framing before the sealed header`.
+    aad: Vec<u8>,
+    /// `nonce || AES-256-GCM(HK, nonce, AAD_h, plaintext)`.
+    sealed: [u8; SEALED_HEADER_LENGTH],
+}
+
+/// `HENCRYPT(hk, (dh, pn, n), AAD_h)` with the given nonce.
+fn seal_header(
+    hk: &[u8; 32],
+    nonce: &[u8; HEADER_NONCE_LENGTH],
+    dh_pub: &[u8; 32],
+    pn: u32,
+    n: u32,
+    aad: &[u8],
+) -> SealedHeader {
+    let plaintext: [u8; 40] = cat(&[dh_pub, &pn.to_be_bytes(), &n.to_be_bytes()])
+        .try_into()
+        .unwrap();
+    let sealed = cat(&[nonce, &aes_gcm_seal(hk, nonce, aad, &plaintext)]);
+    SealedHeader {
+        header_key: *hk,
+        nonce: *nonce,
+        plaintext,
+        aad: aad.to_vec(),
+        sealed: sealed.try_into().unwrap(),
+    }
+}
+
+/// `HDECRYPT(hk, sealed, AAD_h)`: `(dh, pn, n)`, or `None` if the tag does not verify.
+fn open_header(hk: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<([u8; 32], u32, u32)> {
+    let nonce: [u8; HEADER_NONCE_LENGTH] = sealed[..HEADER_NONCE_LENGTH].try_into().unwrap();
+    let header = aes_gcm_open(hk, &nonce, aad, &sealed[HEADER_NONCE_LENGTH..])?;
+    assert_eq!(header.len(), 40);
+    Some((
+        arr32(&header[..32]),
+        u32_at(&header, 32),
+        u32_at(&header, 36),
+    ))
 }
 
 struct RootStep {
@@ -792,6 +1067,8 @@ struct RootStep {
     dh_output: [u8; 32],
     rk_out: [u8; 32],
     chain_key: [u8; 32],
+    /// Header-encrypted mode: the third output of `KDF_RK_HE`, the next header key.
+    next_header_key: Option<[u8; 32]>,
 }
 
 struct MessageRecord {
@@ -807,6 +1084,8 @@ struct MessageRecord {
     next_chain_key: [u8; 32],
     aes_key: [u8; 32],
     aes_nonce: [u8; 12],
+    /// Header-encrypted mode: the sealed header.
+    header: Option<SealedHeader>,
     prefix: Vec<u8>,
     aad: Vec<u8>,
     bytes: Vec<u8>,
@@ -843,6 +1122,14 @@ struct Model {
     messages: Vec<Option<MessageRecord>>,
     /// Alice's ratchet key pairs, in the order generated.
     ratchet_keys: [Vec<KeyPair>; 2],
+    /// Header-encrypted mode: `(HKA, NHKB)` (SPEC.md §4.8).
+    header_keys: Option<([u8; 32], [u8; 32])>,
+    /// Header-encrypted mode: each party's header keys after setup and after each event.
+    header_states: Vec<HeaderKeyState>,
+    /// Which header key opened the last decrypted message's header.
+    last_opened: Option<String>,
+    /// The acting party's stored session (SPEC.md §7.1) after setup and after each event.
+    snapshots: Vec<(Party, Vec<u8>)>,
 }
 
 impl Model {
@@ -955,6 +1242,10 @@ impl Model {
             &ek.public,
         ]))
         .into();
+        // Header-encrypted mode: (HKA, NHKB) from SK (SPEC.md §4.8).
+        let header_keys = s
+            .header_encryption
+            .then(|| split(&hkdf::<64>(&[0u8; 32], &sk, HEADER_KEYS_INFO)));
 
         let mut keyring = HashMap::new();
         for k in [Some(spk), opk, Some(ek)].into_iter().flatten() {
@@ -1004,18 +1295,112 @@ impl Model {
                     nr: 0,
                     pn: 0,
                     send_root: usize::MAX,
-                    skipped: HashMap::new(),
+                    skipped: Skipped::default(),
                     initial: Some(initial),
+                    // RatchetInitAliceHE: HKs = HKA, NHKr = NHKB; NHKs from KDF_RK_HE below.
+                    he: header_keys.map(|(hka, nhkb)| HeaderKeys {
+                        hks: Some(hka),
+                        hkr: None,
+                        nhks: [0u8; 32],
+                        nhkr: nhkb,
+                        pairs: Vec::new(),
+                    }),
                 }),
                 None,
             ],
             roots: Vec::new(),
             messages: (0..s.messages.len()).map(|_| None).collect(),
             ratchet_keys: [Vec::new(), Vec::new()],
+            header_keys,
+            header_states: Vec::new(),
+            last_opened: None,
+            snapshots: Vec::new(),
         };
-        // RatchetInitAlice: DHs fresh, (RK, CKs) = KDF_RK(SK, DH(DHs, SPK_B)).
+        // RatchetInitAlice: DHs fresh, (RK, CKs) = KDF_RK(SK, DH(DHs, SPK_B));
+        // header-encrypted: (RK, CKs, NHKs) = KDF_RK_HE(SK, DH(DHs, SPK_B)).
         model.sending_half(Alice, "Session::initiate: Alice's first DHs secret".into());
+        model.record(None, Alice);
         model
+    }
+
+    /// Records the party's stored session and, in header-encrypted mode, its header keys.
+    fn record(&mut self, after_event: Option<usize>, p: Party) {
+        let snapshot = self.stored_session(p);
+        self.snapshots.push((p, snapshot));
+        let opened_with = self.last_opened.take();
+        let r = self.ratchets[p.index()].as_ref().unwrap();
+        if let Some(he) = &r.he {
+            self.header_states.push(HeaderKeyState {
+                after_event,
+                party: p,
+                keys: he.clone(),
+                skipped: r.skipped.entries.clone(),
+                opened_with,
+            });
+        }
+    }
+
+    /// The party's session in the storage format of SPEC.md §7.1 (type `0x20`, `0x25` or,
+    /// header-encrypted, `0x28`), with the default limits.
+    fn stored_session(&self, p: Party) -> Vec<u8> {
+        let r = self.ratchets[p.index()].as_ref().unwrap();
+        let pq = self.pq.is_some();
+        let kind = match (&r.he, pq) {
+            (Some(_), _) => 0x28,
+            (None, true) => 0x25,
+            (None, false) => 0x20,
+        };
+        let (local, remote) = match p {
+            Alice => (&self.alice, &self.bob),
+            Bob => (&self.bob, &self.alice),
+        };
+        let mut out = vec![0x01, kind, if p == Alice { 0x01 } else { 0x02 }];
+        if r.he.is_some() {
+            out.push(0x02 | u8::from(pq));
+        }
+        out.extend_from_slice(&local.ed25519_public);
+        out.extend_from_slice(&remote.ed25519_public);
+        out.extend_from_slice(&self.ek.public);
+        match &r.initial {
+            Some(f) => {
+                out.push(0x01);
+                out.extend_from_slice(&f.signed_prekey_id.to_be_bytes());
+                put_optional(&mut out, f.one_time_prekey_id.map(u32::to_be_bytes));
+                if let Some((id, ciphertext)) = &f.post_quantum {
+                    out.extend_from_slice(&id.to_be_bytes());
+                    out.extend_from_slice(ciphertext);
+                }
+            }
+            None => out.extend_from_slice(&[0u8; 10]),
+        }
+        out.extend_from_slice(&1000u32.to_be_bytes());
+        out.extend_from_slice(&2000u32.to_be_bytes());
+        out.extend_from_slice(&r.rk);
+        out.extend_from_slice(&r.dhs.unwrap().private);
+        put_optional(&mut out, r.dhr);
+        put_optional(&mut out, r.cks);
+        put_optional(&mut out, r.ckr);
+        out.extend_from_slice(&r.ns.to_be_bytes());
+        out.extend_from_slice(&r.nr.to_be_bytes());
+        out.extend_from_slice(&r.pn.to_be_bytes());
+        out.extend_from_slice(&(r.skipped.entries.len() as u32).to_be_bytes());
+        for (dh_pub, n, mk) in &r.skipped.entries {
+            out.extend_from_slice(dh_pub);
+            out.extend_from_slice(&n.to_be_bytes());
+            out.extend_from_slice(mk);
+        }
+        if let Some(he) = &r.he {
+            put_optional(&mut out, he.hks);
+            put_optional(&mut out, he.hkr);
+            out.extend_from_slice(&he.nhks);
+            out.extend_from_slice(&he.nhkr);
+            out.extend_from_slice(&(he.pairs.len() as u32).to_be_bytes());
+            for (hk, dh_pub) in &he.pairs {
+                out.extend_from_slice(hk);
+                out.extend_from_slice(dh_pub);
+            }
+        }
+        out
     }
 
     /// Generates a new `DHs` and derives a sending chain: `(RK, CKs) = KDF_RK(RK, DH(DHs, DHr))`.
@@ -1026,7 +1411,18 @@ impl Model {
         let r = self.ratchets[p.index()].as_mut().unwrap();
         let dhr = r.dhr.unwrap();
         let dh_output = dh(&key.private, &dhr);
-        let (rk_out, chain_key) = kdf_rk(&r.rk, &dh_output);
+        // Header-encrypted mode: (RK, CKs, NHKs) = KDF_RK_HE(RK, DH(DHs, DHr)).
+        let (rk_out, chain_key, next_header_key) = match &mut r.he {
+            Some(he) => {
+                let (rk_out, chain_key, nhk) = kdf_rk_he(&r.rk, &dh_output);
+                he.nhks = nhk;
+                (rk_out, chain_key, Some(nhk))
+            }
+            None => {
+                let (rk_out, chain_key) = kdf_rk(&r.rk, &dh_output);
+                (rk_out, chain_key, None)
+            }
+        };
         self.roots.push(RootStep {
             sender: p,
             rk_in: r.rk,
@@ -1038,6 +1434,7 @@ impl Model {
             dh_output,
             rk_out,
             chain_key,
+            next_header_key,
         });
         r.rk = rk_out;
         r.dhs = Some(key);
@@ -1056,6 +1453,13 @@ impl Model {
                 ),
             );
         }
+        // Header-encrypted mode: the 12-byte header nonce, drawn after any DHs (SPEC.md §2.5).
+        let header_encrypted = self.ratchets[p.index()].as_ref().unwrap().he.is_some();
+        let header_nonce = header_encrypted.then(|| {
+            self.drawers[p.index()].draw_bytes::<HEADER_NONCE_LENGTH>(format!(
+                "Session::encrypt of message {index}: 12-byte header nonce (header-encrypted mode, one call)"
+            ))
+        });
         let ad = self.x3dh.ad;
         let r = self.ratchets[p.index()].as_mut().unwrap();
         let chain_key = r.cks.unwrap();
@@ -1067,14 +1471,27 @@ impl Model {
         let mut prefix = vec![0x01];
         match &r.initial {
             Some(fields) => {
-                prefix.push(fields.message_type());
+                prefix.push(fields.message_type(header_encrypted));
                 prefix.extend_from_slice(&fields.encode());
             }
-            None => prefix.push(0x01),
+            None => prefix.push(if header_encrypted { 0x04 } else { 0x01 }),
         }
-        prefix.extend_from_slice(&ratchet_public);
-        prefix.extend_from_slice(&pn.to_be_bytes());
-        prefix.extend_from_slice(&n.to_be_bytes());
+        let header = match &header_nonce {
+            // HENCRYPT(HKs, header, AAD_h = AD || the framing so far) (SPEC.md §4.8).
+            Some(nonce) => {
+                let hks = r.he.as_ref().unwrap().hks.unwrap();
+                let header =
+                    seal_header(&hks, nonce, &ratchet_public, pn, n, &cat(&[&ad, &prefix]));
+                prefix.extend_from_slice(&header.sealed);
+                Some(header)
+            }
+            None => {
+                prefix.extend_from_slice(&ratchet_public);
+                prefix.extend_from_slice(&pn.to_be_bytes());
+                prefix.extend_from_slice(&n.to_be_bytes());
+                None
+            }
+        };
         let aad = cat(&[&ad, &prefix]);
         let (aes_key, aes_nonce) = message_cipher(&message_key);
         let sealed = aes_gcm_seal(&aes_key, &aes_nonce, &aad, plaintext);
@@ -1092,6 +1509,7 @@ impl Model {
             next_chain_key,
             aes_key,
             aes_nonce,
+            header,
             prefix,
             aad,
             bytes,
@@ -1104,6 +1522,10 @@ impl Model {
         let bytes = record.bytes.clone();
         let expected = record.plaintext.clone();
         assert_eq!(bytes[0], 0x01);
+        if matches!(bytes[1], 0x04..=0x06) {
+            self.decrypt_he(p, index);
+            return;
+        }
         let (fields, header_at) = match bytes[1] {
             kind @ (0x02 | 0x03) => {
                 let opk_flag = bytes[70];
@@ -1213,6 +1635,178 @@ impl Model {
         }
     }
 
+    /// SPEC.md §4.8 decryption of a header-encrypted message (types `0x04`-`0x06`), with
+    /// §3.4 / §4.8 initialisation for Bob's first message.
+    fn decrypt_he(&mut self, p: Party, index: usize) {
+        let record = self.messages[index].as_ref().unwrap();
+        let bytes = record.bytes.clone();
+        let expected = record.plaintext.clone();
+        let kind = bytes[1];
+        let (fields, header_at) = match kind {
+            0x05 | 0x06 => {
+                let opk_flag = bytes[70];
+                assert!(opk_flag <= 1);
+                let post_quantum = (kind == 0x06).then(|| {
+                    (
+                        u32_at(&bytes, 75),
+                        bytes[79..79 + KEM_CIPHERTEXT_LENGTH].try_into().unwrap(),
+                    )
+                });
+                let fields = InitialFields {
+                    identity: arr32(&bytes[2..34]),
+                    base_key: arr32(&bytes[34..66]),
+                    signed_prekey_id: u32_at(&bytes, 66),
+                    one_time_prekey_id: (opk_flag == 1).then(|| u32_at(&bytes, 71)),
+                    post_quantum,
+                };
+                let header_at = if kind == 0x06 {
+                    79 + KEM_CIPHERTEXT_LENGTH
+                } else {
+                    75
+                };
+                (Some(fields), header_at)
+            }
+            0x04 => (None, 2),
+            other => panic!("type {other}"),
+        };
+        let sealed = &bytes[header_at..header_at + SEALED_HEADER_LENGTH];
+        let prefix = &bytes[..header_at + SEALED_HEADER_LENGTH];
+        let body = &bytes[header_at + SEALED_HEADER_LENGTH..];
+        if let Some(f) = &fields {
+            assert_eq!(p, Bob, "only the responder receives initial messages");
+            if self.ratchets[Bob.index()].is_none() {
+                self.respond(f);
+            }
+            assert_eq!(f.identity, self.alice.ed25519_public);
+            assert_eq!(f.base_key, self.ek.public);
+            assert_eq!(
+                f.post_quantum.map(|(id, ct)| (id, ct.to_vec())),
+                self.pq.as_ref().map(|pq| (pq.id, pq.ciphertext.to_vec()))
+            );
+        }
+        let ad = self.x3dh.ad;
+        // AAD_h = AD || the framing before the sealed header; AAD = AD || prefix.
+        let header_aad = cat(&[&ad, &bytes[..header_at]]);
+        let aad = cat(&[&ad, prefix]);
+        let r = self.ratchets[p.index()].as_mut().unwrap();
+        let mut he = r.he.clone().unwrap();
+
+        // 1. The header keys of chains with stored skipped keys, oldest first.
+        let mut from_pair = None;
+        for (i, (hk, dh_pub)) in he.pairs.iter().enumerate() {
+            if let Some(header) = open_header(hk, sealed, &header_aad) {
+                assert_eq!(header.0, *dh_pub, "a stored header key names its chain");
+                from_pair = Some((i, header));
+                break;
+            }
+        }
+        let mut staged_pairs = Vec::new();
+        let (opened_with, mk) = match from_pair {
+            Some((i, (dh_pub, _, n))) if r.skipped.get(&dh_pub, n).is_some() => {
+                let mk = r.skipped.remove(&(dh_pub, n)).unwrap();
+                (format!("skipped_header_key_{i}"), mk)
+            }
+            _ => {
+                // 2. HKr (current chain), then NHKr (next chain).
+                let (opened_with, (dh_pub, pn, n), next) = match from_pair {
+                    Some((i, header)) => {
+                        assert_eq!(Some(header.0), r.dhr, "duplicate in the model");
+                        (format!("skipped_header_key_{i}"), header, false)
+                    }
+                    None => match he.hkr.and_then(|hk| open_header(&hk, sealed, &header_aad)) {
+                        Some(header) => ("HKr".to_owned(), header, false),
+                        None => (
+                            "NHKr".to_owned(),
+                            open_header(&he.nhkr, sealed, &header_aad).expect("NHKr opens"),
+                            true,
+                        ),
+                    },
+                };
+                // 3. The header key and the ratchet key agree on the chain.
+                assert_eq!(r.dhr == Some(dh_pub), !next, "chain of message {index}");
+                if next {
+                    // SkipMessageKeys(PN) on the old chain, under its header key HKr.
+                    if let (Some(mut ck), Some(old)) = (r.ckr, r.dhr) {
+                        if pn > r.nr {
+                            while r.nr < pn {
+                                let (mk, next_ck) = kdf_ck(&ck);
+                                r.skipped.insert((old, r.nr), mk);
+                                ck = next_ck;
+                                r.nr += 1;
+                            }
+                            if let Some(hkr) = he.hkr {
+                                staged_pairs.push((hkr, old));
+                            }
+                        }
+                    }
+                    if r.cks.take().is_some() {
+                        r.pn = r.ns;
+                        r.ns = 0;
+                    }
+                    // DHRatchetHE: (RK, CKr, NHKr) = KDF_RK_HE(RK, DH(DHs, dh));
+                    // HKs = NHKs, HKr = NHKr.
+                    let dh_output = dh(&r.dhs.unwrap().private, &dh_pub);
+                    let (rk_out, chain_key, nhk) = kdf_rk_he(&r.rk, &dh_output);
+                    let step = self
+                        .roots
+                        .iter()
+                        .position(|s| s.sender_key.public == dh_pub)
+                        .unwrap();
+                    assert_eq!(self.roots[step].rk_in, r.rk);
+                    assert_eq!(self.roots[step].dh_output, dh_output);
+                    assert_eq!(self.roots[step].rk_out, rk_out);
+                    assert_eq!(self.roots[step].chain_key, chain_key);
+                    assert_eq!(self.roots[step].next_header_key, Some(nhk));
+                    he.hks = Some(he.nhks);
+                    he.hkr = Some(he.nhkr);
+                    he.nhkr = nhk;
+                    r.rk = rk_out;
+                    r.dhr = Some(dh_pub);
+                    r.ckr = Some(chain_key);
+                    r.nr = 0;
+                }
+                let mut ck = r.ckr.unwrap();
+                assert!(n >= r.nr, "duplicate in the model");
+                let skips = n > r.nr;
+                while r.nr < n {
+                    let (mk, next_ck) = kdf_ck(&ck);
+                    r.skipped.insert((dh_pub, r.nr), mk);
+                    ck = next_ck;
+                    r.nr += 1;
+                }
+                if skips {
+                    if let Some(hkr) = he.hkr {
+                        staged_pairs.push((hkr, dh_pub));
+                    }
+                }
+                let (mk, next_ck) = kdf_ck(&ck);
+                r.ckr = Some(next_ck);
+                r.nr = n + 1;
+                (opened_with, mk)
+            }
+        };
+        // The chains' header keys, once each, at most MAX_SKIPPED_HEADER_KEYS = 32; a pair
+        // whose chain has no stored key left is forgotten.
+        for (hk, dh_pub) in staged_pairs {
+            if !he.pairs.iter().any(|(_, d)| *d == dh_pub) {
+                he.pairs.push((hk, dh_pub));
+            }
+        }
+        assert!(he.pairs.len() <= 32);
+        he.pairs.retain(|(_, d)| r.skipped.has_chain(d));
+        r.he = Some(he);
+
+        let record = self.messages[index].as_ref().unwrap();
+        assert_eq!(mk, record.message_key, "receiver's mk for message {index}");
+        let (key, nonce) = message_cipher(&mk);
+        let plaintext = aes_gcm_open(&key, &nonce, &aad, body).expect("model decryption");
+        assert_eq!(plaintext, expected);
+        if p == Alice {
+            r.initial = None;
+        }
+        self.last_opened = Some(opened_with);
+    }
+
     /// Bob's side of X3DH (§3.4) and RatchetInitBob (§4.3).
     fn respond(&mut self, f: &InitialFields) {
         let ik_a = edwards_to_x25519(&f.identity);
@@ -1255,22 +1849,42 @@ impl Model {
             nr: 0,
             pn: 0,
             send_root: usize::MAX,
-            skipped: HashMap::new(),
+            skipped: Skipped::default(),
             initial: None,
+            // RatchetInitBobHE: NHKs = NHKB, NHKr = HKA, from Bob's own SK (SPEC.md §4.8).
+            he: self.header_keys.map(|keys| {
+                let (hka, nhkb) = split(&hkdf::<64>(&[0u8; 32], &sk, HEADER_KEYS_INFO));
+                assert_eq!((hka, nhkb), keys, "Bob's initial header keys");
+                HeaderKeys {
+                    hks: None,
+                    hkr: None,
+                    nhks: nhkb,
+                    nhkr: hka,
+                    pairs: Vec::new(),
+                }
+            }),
         });
     }
 
     fn run(s: &Scenario) -> Self {
         let mut model = Model::new(s);
-        for op in s.script {
-            match *op {
+        for (step, op) in s.script.iter().enumerate() {
+            let party = match *op {
                 Encrypt(p, i) => {
                     assert_eq!(s.messages[i].0, p);
                     model.encrypt(p, i, s.messages[i].1.as_bytes());
+                    p
                 }
-                Respond(i) | Accept(i) => model.decrypt(Bob, i),
-                Decrypt(p, i) => model.decrypt(p, i),
-            }
+                Respond(i) | Accept(i) => {
+                    model.decrypt(Bob, i);
+                    Bob
+                }
+                Decrypt(p, i) => {
+                    model.decrypt(p, i);
+                    p
+                }
+            };
+            model.record(Some(step), party);
         }
         model
     }
@@ -1324,8 +1938,14 @@ impl World {
         };
         // Alice uses the bundle as received over the network.
         let received = PreKeyBundle::from_bytes(&bundle).unwrap();
-        let alice = Session::initiate(&alice_identity, &received, &mut alice_rng).unwrap();
+        let alice = if s.header_encryption {
+            let options = SessionOptions::new().header_encryption();
+            Session::initiate_with(&alice_identity, &received, &options, &mut alice_rng).unwrap()
+        } else {
+            Session::initiate(&alice_identity, &received, &mut alice_rng).unwrap()
+        };
         assert_eq!(alice.is_post_quantum(), s.post_quantum.is_some());
+        assert_eq!(alice.is_header_encrypted(), s.header_encryption);
         World {
             bob_identity,
             spk,
@@ -1414,9 +2034,15 @@ impl World {
 }
 
 /// Runs the whole script through the library and checks the plaintext of `Respond` too.
-fn run_library(s: &Scenario) -> World {
+/// Returns the world and the acting party's stored session after setup and each event.
+fn run_library(s: &Scenario) -> (World, Vec<(Party, Vec<u8>)>) {
     let mut world = World::setup(s);
+    let mut snapshots = vec![(Alice, world.alice.to_bytes().to_vec())];
     for op in s.script {
+        let party = match *op {
+            Encrypt(p, _) | Decrypt(p, _) => p,
+            Respond(_) | Accept(_) => Bob,
+        };
         if let Accept(i) = *op {
             let wire = world.wire[i].clone().unwrap();
             let accepted = world.accept(&wire).unwrap();
@@ -1427,8 +2053,10 @@ fn run_library(s: &Scenario) -> World {
                 s.post_quantum.map(|p| p.id)
             );
             assert!(accepted.session.is_post_quantum());
+            assert_eq!(accepted.session.is_header_encrypted(), s.header_encryption);
             world.bob = Some(accepted.session);
             library_pq::check_store_after_accept(s, world.store.as_ref().unwrap());
+            snapshots.push((Bob, world.session(Bob).to_bytes().to_vec()));
             continue;
         }
         if let Respond(i) = *op {
@@ -1444,10 +2072,13 @@ fn run_library(s: &Scenario) -> World {
             .unwrap();
             assert_eq!(accepted.plaintext, s.messages[i].1.as_bytes());
             assert_eq!(accepted.used_one_time_prekey, s.one_time_prekey_id);
+            // The responder follows the mode of the initial message (SPEC.md §4.8).
+            assert_eq!(accepted.session.is_header_encrypted(), s.header_encryption);
         }
         world.apply(s, *op);
+        snapshots.push((party, world.session(party).to_bytes().to_vec()));
     }
-    world
+    (world, snapshots)
 }
 
 /// The library's PQXDH API (public items only).
@@ -1585,6 +2216,55 @@ fn provenance_pq() -> Provenance {
     }
 }
 
+/// The provenance of the header-encrypted files.
+fn provenance_he(post_quantum: bool) -> Provenance {
+    let base = if post_quantum {
+        provenance_pq()
+    } else {
+        provenance()
+    };
+    Provenance {
+        spec: if post_quantum {
+            "SPEC.md, protocol profile v1 (header encryption: sections 2.5, 4.8, 5.3 type 0x06, \
+             7.1 type 0x28; PQXDH: 3.6, 5.4 type 0x11, 7.5 type 0x27, 7.7)"
+        } else {
+            "SPEC.md, protocol profile v1 (header encryption: sections 2.5, 4.8, 5.3 types 0x04 \
+             and 0x05, 7.1 type 0x28)"
+        },
+        rng: if post_quantum {
+            "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); every X25519/Ed25519 key \
+             generation is one try_fill_bytes of 32 bytes, PqPreKey::generate one of 64 bytes \
+             (the ML-KEM seed d || z), Session::initiate draws the 32-byte ML-KEM encapsulation \
+             randomness m between EK_A and the first ratchet key, and in header-encrypted mode \
+             every Session::encrypt draws the 12-byte header nonce with one try_fill_bytes, \
+             after the new ratchet key of a deferred DH ratchet step (SPEC.md 2.5)"
+        } else {
+            "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); every key generation is one \
+             try_fill_bytes of 32 bytes, and in header-encrypted mode every Session::encrypt \
+             draws the 12-byte header nonce with one try_fill_bytes, after the new ratchet key \
+             of a deferred DH ratchet step (SPEC.md 2.5)"
+        },
+        method: if post_quantum {
+            "message bytes produced by the library's public API; every value recomputed \
+             independently from the SPEC.md v1 formulas with x25519-dalek, curve25519-dalek, \
+             ed25519-dalek, sha2, hkdf, hmac, aes-gcm and ml-kem (header keys, KDF_RK_HE, each \
+             sealed header under its header key with AAD_h), and asserted equal to the \
+             library's output before writing: every message, and each party's whole stored \
+             session (SPEC.md 7.1 type 0x28: root, chain and header keys, counters, skipped \
+             message keys and their header keys) after every event"
+        } else {
+            "message bytes produced by the library's public API; every value recomputed \
+             independently from the SPEC.md v1 formulas with x25519-dalek, curve25519-dalek, \
+             ed25519-dalek, sha2, hkdf, hmac and aes-gcm (header keys, KDF_RK_HE, each sealed \
+             header under its header key with AAD_h), and asserted equal to the library's \
+             output before writing: every message, and each party's whole stored session \
+             (SPEC.md 7.1 type 0x28: root, chain and header keys, counters, skipped message \
+             keys and their header keys) after every event"
+        },
+        ..base
+    }
+}
+
 fn provenance() -> Provenance {
     Provenance {
         generator: "examples/generate_vectors.rs",
@@ -1617,9 +2297,16 @@ struct Constants {
     chain_next_key_byte: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     kem_encoding_prefix: Option<String>,
+    /// Header-encrypted files only (SPEC.md §4.8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header_keys_info: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header_keys_salt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root_he_info: Option<&'static str>,
 }
 
-fn constants(post_quantum: bool) -> Constants {
+fn constants(post_quantum: bool, header_encryption: bool) -> Constants {
     Constants {
         x3dh_info: "doubleratchet v1 X3DH",
         pqxdh_info: post_quantum.then_some("doubleratchet v1 PQXDH"),
@@ -1633,6 +2320,9 @@ fn constants(post_quantum: bool) -> Constants {
         chain_message_key_byte: hex(&[0x01]),
         chain_next_key_byte: hex(&[0x02]),
         kem_encoding_prefix: post_quantum.then(|| hex(&[KEM_ENCODING_PREFIX])),
+        header_keys_info: header_encryption.then_some("doubleratchet v1 header keys"),
+        header_keys_salt: header_encryption.then(|| hex(&[0u8; 32])),
+        root_he_info: header_encryption.then_some("doubleratchet v1 root HE"),
     }
 }
 
@@ -1678,7 +2368,9 @@ struct ScenarioJson {
     post_quantum_prekey_id: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     post_quantum_prekey_kind: Option<&'static str>,
-    setup: Vec<&'static str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    header_encryption: bool,
+    setup: Vec<String>,
     events: Vec<EventJson>,
 }
 
@@ -1771,6 +2463,9 @@ struct RootStepJson {
     dh_output: String,
     rk_out: String,
     chain_key: String,
+    /// Header-encrypted files: `nhk`, the third output of `KDF_RK_HE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_header_key: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -1803,11 +2498,74 @@ struct MessageJson {
     next_chain_key: String,
     aes_key: String,
     aes_nonce: String,
+    /// Header-encrypted files: the sealed header (SPEC.md §4.8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sealed_header: Option<SealedHeaderJson>,
     prefix: String,
     aad: String,
     ciphertext: String,
     tag: String,
     bytes: String,
+}
+
+#[derive(Serialize)]
+struct SealedHeaderJson {
+    /// `HKs` of the sender, the header key of the message's chain.
+    header_key: String,
+    /// The 12 bytes drawn from the sender's RNG.
+    nonce: String,
+    /// `DHs || PN || N`.
+    plaintext: String,
+    /// `AAD_h = AD || every byte of the message before the sealed header`.
+    aad: String,
+    encrypted_header: String,
+    tag: String,
+    /// `nonce || encrypted_header || tag`, the 68 bytes on the wire.
+    sealed: String,
+}
+
+/// Header encryption (SPEC.md §4.8): the initial header keys and every party's header-key
+/// state over time.
+#[derive(Serialize)]
+struct HeaderEncryptionJson {
+    /// `HKA`, `NHKB` = the two halves of `HKDF(0x00^32, SK, HEADER_KEYS_INFO, 64)`.
+    hka: String,
+    nhkb: String,
+    /// The header key of each root step's sending chain: `HKA` for step 0, `NHKB` for
+    /// step 1, the `next_header_key` of step `j - 2` for step `j`.
+    chain_header_keys: Vec<String>,
+    states: Vec<HeaderKeyStateJson>,
+}
+
+#[derive(Serialize)]
+struct HeaderKeyStateJson {
+    /// The event after which the state holds; `null` for Alice after `Session::initiate`.
+    after_event: Option<usize>,
+    party: &'static str,
+    /// For a decryption: `HKr`, `NHKr` or `skipped_header_key_<i>` (the `i`-th stored pair
+    /// before the event).
+    opened_with: Option<String>,
+    hks: Option<String>,
+    hkr: Option<String>,
+    nhks: String,
+    nhkr: String,
+    /// The stored `(header key, ratchet key)` pairs, oldest first.
+    skipped_header_keys: Vec<SkippedHeaderKeyJson>,
+    /// `MKSKIPPED`, oldest first.
+    skipped_message_keys: Vec<SkippedMessageKeyJson>,
+}
+
+#[derive(Serialize)]
+struct SkippedHeaderKeyJson {
+    header_key: String,
+    ratchet_key: String,
+}
+
+#[derive(Serialize)]
+struct SkippedMessageKeyJson {
+    ratchet_key: String,
+    n: u32,
+    message_key: String,
 }
 
 #[derive(Serialize)]
@@ -1825,8 +2583,65 @@ struct VectorFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pqxdh: Option<PqxdhJson>,
     x3dh: X3dhJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header_encryption: Option<HeaderEncryptionJson>,
     root_steps: Vec<RootStepJson>,
     messages: Vec<MessageJson>,
+}
+
+fn header_encryption_json(m: &Model, hka: [u8; 32], nhkb: [u8; 32]) -> HeaderEncryptionJson {
+    let chain_header_keys: Vec<[u8; 32]> = (0..m.roots.len())
+        .map(|j| match j {
+            0 => hka,
+            1 => nhkb,
+            j => m.roots[j - 2].next_header_key.unwrap(),
+        })
+        .collect();
+    // Each message's header is sealed under its chain's header key.
+    for r in m.messages.iter().flatten() {
+        assert_eq!(
+            r.header.as_ref().unwrap().header_key,
+            chain_header_keys[r.root_step]
+        );
+    }
+    let chain_header_keys = chain_header_keys.iter().map(|k| hex(k)).collect();
+    let states = m
+        .header_states
+        .iter()
+        .map(|st| HeaderKeyStateJson {
+            after_event: st.after_event,
+            party: st.party.name(),
+            opened_with: st.opened_with.clone(),
+            hks: st.keys.hks.map(|k| hex(&k)),
+            hkr: st.keys.hkr.map(|k| hex(&k)),
+            nhks: hex(&st.keys.nhks),
+            nhkr: hex(&st.keys.nhkr),
+            skipped_header_keys: st
+                .keys
+                .pairs
+                .iter()
+                .map(|(hk, dh_pub)| SkippedHeaderKeyJson {
+                    header_key: hex(hk),
+                    ratchet_key: hex(dh_pub),
+                })
+                .collect(),
+            skipped_message_keys: st
+                .skipped
+                .iter()
+                .map(|(dh_pub, n, mk)| SkippedMessageKeyJson {
+                    ratchet_key: hex(dh_pub),
+                    n: *n,
+                    message_key: hex(mk),
+                })
+                .collect(),
+        })
+        .collect();
+    HeaderEncryptionJson {
+        hka: hex(&hka),
+        nhkb: hex(&nhkb),
+        chain_header_keys,
+        states,
+    }
 }
 
 fn event_json(step: usize, op: Op) -> EventJson {
@@ -1856,6 +2671,30 @@ const PQ_SETUP: &[&str] = &[
     "alice = Session::initiate(IK_A, bundle, alice_rng) (draws EK_A, then m, then the first ratchet key)",
     "then the events in order: encrypt uses the party's own rng; accept is PreKeyStore::accept(IK_B, message) on Bob's store and creates Bob's session (Session::respond refuses PQXDH messages); the store then deletes one-time prekeys of both kinds, or records EK_A if the message used none",
 ];
+
+/// A file's `setup` steps; header-encrypted files initiate with
+/// `SessionOptions::new().header_encryption()`.
+fn setup_steps(s: &Scenario, steps: Vec<&'static str>) -> Vec<String> {
+    if !s.header_encryption {
+        return steps.into_iter().map(str::to_owned).collect();
+    }
+    let initiate = "alice = Session::initiate(IK_A, bundle, alice_rng)";
+    let mut out: Vec<String> = steps
+        .into_iter()
+        .map(|step| match step.strip_prefix(initiate) {
+            Some(rest) => format!(
+                "alice = Session::initiate_with(IK_A, bundle, SessionOptions::new().header_encryption(), alice_rng){rest}"
+            ),
+            None => step.to_owned(),
+        })
+        .collect();
+    out.push(
+        "header-encrypted mode (SPEC.md 4.8): every Session::encrypt draws a 12-byte header nonce from the sender's rng \
+         after any new ratchet key; Bob's session follows the mode of the initial message (type 0x05 or 0x06)"
+            .into(),
+    );
+    out
+}
 
 fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
     let (protocol, api) = match &m.pq {
@@ -1912,6 +2751,42 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
                 .into(),
         );
     }
+    if s.header_encryption {
+        let api = if m.pq.is_some() {
+            "Session::initiate_with(.., SessionOptions::new().header_encryption(), ..) / encrypt / \
+             PreKeyStore::accept / decrypt"
+        } else {
+            "Session::initiate_with(.., SessionOptions::new().header_encryption(), ..) / encrypt / \
+             respond / decrypt"
+        };
+        comment[3] = format!(
+            "Every value below is computed from the SPEC.md v1 formulas with the primitive crates, independently \
+             of the library; the generator asserted that each message's bytes equal the bytes the library's public \
+             API produced ({api}) before writing this file."
+        );
+        comment[0] = format!(
+            "Known-answer vectors for the doubleratchet crate, SPEC.md protocol profile v1 (header encryption, \
+             SPEC.md 4.8{}): {}.",
+            if m.pq.is_some() { "; PQXDH, SPEC.md 3.6" } else { "" },
+            s.name
+        );
+        comment.push(
+            "Header encryption (SPEC.md 4.8): (HKA, NHKB) = HKDF(salt = 0x00^32, IKM = SK, info = \"doubleratchet v1 \
+             header keys\", L = 64); KDF_RK_HE(rk, dh) = HKDF(salt = rk, IKM = dh, info = \"doubleratchet v1 root HE\", \
+             L = 96) -> (rk', ck, nhk) replaces KDF_RK; each header is sealed as nonce || AES-256-GCM(HKs, nonce, AAD_h, \
+             DHs || PN || N) with a 12-byte nonce drawn from the sender's RNG after any new ratchet key (SPEC.md 2.5) and \
+             AAD_h = AD || the message bytes before the sealed header; the body's AAD is AD || every byte before the \
+             ciphertext, sealed header included. Types 0x04 (normal), 0x05 (initial), 0x06 (PQXDH initial)."
+                .into(),
+        );
+        comment.push(
+            "header_encryption.states lists, after setup and after every event, the acting party's HKs, HKr, NHKs, NHKr, \
+             the stored (header key, ratchet key) pairs of chains with skipped keys, MKSKIPPED, and for a decryption which \
+             key opened the header; the generator checked each state against the library's stored session (SPEC.md 7.1, \
+             type 0x28)."
+                .into(),
+        );
+    }
     let root_steps = m
         .roots
         .iter()
@@ -1927,6 +2802,7 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
             dh_output: hex(&r.dh_output),
             rk_out: hex(&r.rk_out),
             chain_key: hex(&r.chain_key),
+            next_header_key: r.next_header_key.map(|k| hex(&k)),
         })
         .collect();
     let messages = (0..s.messages.len())
@@ -1962,6 +2838,15 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
                 next_chain_key: hex(&r.next_chain_key),
                 aes_key: hex(&r.aes_key),
                 aes_nonce: hex(&r.aes_nonce),
+                sealed_header: r.header.as_ref().map(|h| SealedHeaderJson {
+                    header_key: hex(&h.header_key),
+                    nonce: hex(&h.nonce),
+                    plaintext: hex(&h.plaintext),
+                    aad: hex(&h.aad),
+                    encrypted_header: hex(&h.sealed[HEADER_NONCE_LENGTH..HEADER_NONCE_LENGTH + 40]),
+                    tag: hex(&h.sealed[HEADER_NONCE_LENGTH + 40..]),
+                    sealed: hex(&h.sealed),
+                }),
                 prefix: hex(&r.prefix),
                 aad: hex(&r.aad),
                 ciphertext: hex(&body[..ct_len]),
@@ -1974,12 +2859,14 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
     VectorFile {
         comment,
         kind: "conversation",
-        provenance: if m.pq.is_some() {
+        provenance: if s.header_encryption {
+            provenance_he(m.pq.is_some())
+        } else if m.pq.is_some() {
             provenance_pq()
         } else {
             provenance()
         },
-        constants: constants(m.pq.is_some()),
+        constants: constants(m.pq.is_some(), s.header_encryption),
         scenario: ScenarioJson {
             name: s.name,
             description: s.description,
@@ -1989,10 +2876,13 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
             one_time_prekey_id: s.one_time_prekey_id,
             post_quantum_prekey_id: s.post_quantum.map(|p| p.id),
             post_quantum_prekey_kind: s.post_quantum.map(|p| p.kind.name()),
-            setup: if m.pq.is_some() {
-                PQ_SETUP.to_vec()
-            } else {
-                vec![
+            header_encryption: s.header_encryption,
+            setup: setup_steps(
+                s,
+                if m.pq.is_some() {
+                    PQ_SETUP.to_vec()
+                } else {
+                    vec![
                 "alice_rng = ChaCha20Rng::seed_from_u64(alice_rng_seed); bob_rng = ChaCha20Rng::seed_from_u64(bob_rng_seed)",
                 "IK_A = IdentityKeyPair::generate(alice_rng); IK_B = IdentityKeyPair::generate(bob_rng)",
                 "SPK_B = SignedPreKey::generate(IK_B, signed_prekey_id, bob_rng)",
@@ -2001,7 +2891,8 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
                 "alice = Session::initiate(IK_A, bundle, alice_rng)",
                 "then the events in order: encrypt uses the party's own rng; respond is Session::respond(IK_B, SPK_B by id, OPK_B by id) and creates Bob's session; Bob deletes OPK_B once it is used",
             ]
-            },
+                },
+            ),
             events: s
                 .script
                 .iter()
@@ -2062,6 +2953,9 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
             ad: hex(&m.x3dh.ad),
             session_id: hex(&m.x3dh.session_id),
         },
+        header_encryption: m
+            .header_keys
+            .map(|(hka, nhkb)| header_encryption_json(m, hka, nhkb)),
         root_steps,
         messages,
     }
@@ -3217,6 +4111,932 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
     cases
 }
 
+/// Message `r` (header-encrypted) with its sealed header replaced by
+/// `HENCRYPT(hk, (dh, pn, n), aad_h)` under the genuine nonce, and its body re-encrypted
+/// under the genuine message key with `body_aad` (default: `AD || the new prefix`), so that
+/// only the altered part can make it fail.
+#[allow(clippy::too_many_arguments)]
+fn reseal(
+    m: &Model,
+    r: &MessageRecord,
+    hk: &[u8; 32],
+    dh_pub: &[u8; 32],
+    pn: u32,
+    n: u32,
+    aad_h: &[u8],
+    body_aad: Option<&[u8]>,
+) -> Vec<u8> {
+    let genuine = r.header.as_ref().unwrap();
+    let framing = &r.prefix[..r.prefix.len() - SEALED_HEADER_LENGTH];
+    let header = seal_header(hk, &genuine.nonce, dh_pub, pn, n, aad_h);
+    let prefix = cat(&[framing, &header.sealed]);
+    let aad = body_aad.map_or_else(|| cat(&[&m.x3dh.ad, &prefix]), <[u8]>::to_vec);
+    cat(&[
+        &prefix,
+        &aes_gcm_seal(&r.aes_key, &r.aes_nonce, &aad, &r.plaintext),
+    ])
+}
+
+/// Header-encrypted rejection cases: `x` is the X3DH header-encrypted scenario, `pq` the
+/// PQXDH one (if this build has PQXDH), `plain` the classical `x3dh_ratchet_v1.json`.
+fn he_reject_cases(
+    (x, mx): (&Scenario, &Model),
+    pq: Option<(&Scenario, &Model)>,
+    (plain, mplain): (&Scenario, &Model),
+) -> Vec<RejectCase> {
+    #[allow(clippy::too_many_arguments)]
+    fn case(
+        base: &Scenario,
+        name: &str,
+        description: String,
+        after_events: usize,
+        operation: &'static str,
+        party: Party,
+        input: Vec<u8>,
+        expected_error: &str,
+        then_decrypts: Option<usize>,
+    ) -> RejectCase {
+        // Every header-encrypted case checks that the receiver still works afterwards.
+        assert!(then_decrypts.is_some(), "{name}");
+        RejectCase {
+            name: name.into(),
+            description,
+            base_vector: base.file,
+            after_events,
+            operation,
+            party: party.name(),
+            input: hex(&input),
+            expected_error: expected_error.into(),
+            then_decrypts,
+        }
+    }
+    let mut cases = Vec::new();
+    let ad = mx.x3dh.ad;
+    let msg = |i: usize| mx.message(i);
+    let wire = |i: usize| mx.message(i).bytes.clone();
+    let hk_of = |i: usize| msg(i).header.as_ref().unwrap().header_key;
+    let at = |p: Party, i: usize| before_receipt(x, p, i);
+    // Type 0x04 layout (SPEC.md 5.3): version, type, sealed header at 2..70, body at 70.
+    const SEALED_AT: usize = 2;
+    const BODY_AT: usize = SEALED_AT + SEALED_HEADER_LENGTH; // 70
+                                                             // Type 0x05: the sealed header at 75..143.
+    const INITIAL_SEALED_AT: usize = 75;
+    const INITIAL_BODY_AT: usize = INITIAL_SEALED_AT + SEALED_HEADER_LENGTH; // 143
+
+    // Messages of the base conversation (see its description): 0, 1 Alice's initial
+    // messages (Bob accepts from 1, then 0 is opened by the stored header key HKA); 2..6
+    // Bob's first chain (Alice receives 2, 4, 5, then after two ratchet steps 6 and 3);
+    // 7 Alice's second chain; 8 Bob's second chain; 9 Alice's third chain.
+    let m0 = wire(0);
+    let m1 = wire(1);
+    let m2 = wire(2);
+    for (i, kind) in [(0, 0x05), (1, 0x05), (2, 0x04), (7, 0x04), (8, 0x04)] {
+        assert_eq!(msg(i).bytes[1], kind, "message {i} type");
+    }
+    assert_eq!(at(Bob, 1), 2);
+    assert!(matches!(x.script[2], Respond(1)));
+    let at2 = at(Alice, 2);
+
+    // --- the sealed header of a normal message (type 0x04): nonce, ciphertext, tag ------
+    for (name, offset, mask, what) in [
+        (
+            "he_header_nonce_bit_flipped",
+            SEALED_AT,
+            0x01,
+            "the first header nonce byte",
+        ),
+        (
+            "he_header_nonce_last_byte_flipped",
+            SEALED_AT + 11,
+            0x80,
+            "the last header nonce byte",
+        ),
+        (
+            "he_header_ciphertext_bit_flipped",
+            SEALED_AT + 12,
+            0x01,
+            "the first byte of the encrypted header (inside the encrypted ratchet key)",
+        ),
+        (
+            "he_header_ciphertext_counter_bit_flipped",
+            SEALED_AT + 12 + 39,
+            0x01,
+            "the last byte of the encrypted header (inside the encrypted N)",
+        ),
+        (
+            "he_header_tag_bit_flipped",
+            SEALED_AT + 52,
+            0x01,
+            "the first header tag byte",
+        ),
+        (
+            "he_header_tag_last_byte_flipped",
+            SEALED_AT + 67,
+            0x80,
+            "the last header tag byte",
+        ),
+    ] {
+        cases.push(case(
+            x,
+            name,
+            format!(
+                "message 2 (type 0x04, Bob's first reply; Alice's NHKr opens it) with {what} (offset \
+                 {offset}) xor {mask:#04x}: no header key authenticates the sealed header"
+            ),
+            at2,
+            "decrypt",
+            Alice,
+            xor_at(&m2, offset, mask),
+            "DecryptionFailed",
+            Some(2),
+        ));
+    }
+    cases.push(case(
+        x,
+        "he_body_tag_bit_flipped",
+        "message 2 with the last byte of the body's tag xor 0x01: the header opens under NHKr and \
+         the DH ratchet step is planned, but the body does not authenticate, so nothing is committed"
+            .into(),
+        at2,
+        "decrypt",
+        Alice,
+        xor_at(&m2, m2.len() - 1, 0x01),
+        "DecryptionFailed",
+        Some(2),
+    ));
+    cases.push(case(
+        x,
+        "he_body_ciphertext_bit_flipped",
+        format!("message 2 with the first body ciphertext byte (offset {BODY_AT}) xor 0x01"),
+        at2,
+        "decrypt",
+        Alice,
+        xor_at(&m2, BODY_AT, 0x01),
+        "DecryptionFailed",
+        Some(2),
+    ));
+
+    // --- associated data of the header and of the body ----------------------------------
+    let r2 = msg(2);
+    let h2 = r2.header.as_ref().unwrap();
+    let (dh2, pn2, n2) = (r2.ratchet_public, r2.pn, r2.n);
+    assert_eq!(
+        reseal(mx, r2, &h2.header_key, &dh2, pn2, n2, &h2.aad, None),
+        m2,
+        "reseal reproduces message 2"
+    );
+    let framing2 = &m2[..SEALED_AT];
+    for (name, aad_h, what) in [
+        (
+            "he_header_aad_without_ad",
+            framing2.to_vec(),
+            "AAD_h = the framing only (no AD)",
+        ),
+        (
+            "he_header_aad_without_framing",
+            ad.to_vec(),
+            "AAD_h = AD only (version and type not authenticated)",
+        ),
+        (
+            "he_header_aad_identities_swapped",
+            cat(&[&mx.bob.ed25519_public, &mx.alice.ed25519_public, framing2]),
+            "AAD_h = IK_B || IK_A || framing (the identities in the wrong order)",
+        ),
+    ] {
+        cases.push(case(
+            x,
+            name,
+            format!(
+                "message 2 with its header re-sealed under its genuine header key and nonce but with \
+                 {what}, and its body re-encrypted under its genuine message key with AAD = AD || the \
+                 new prefix: only the header's associated data is wrong"
+            ),
+            at2,
+            "decrypt",
+            Alice,
+            reseal(mx, r2, &h2.header_key, &dh2, pn2, n2, &aad_h, None),
+            "DecryptionFailed",
+            Some(2),
+        ));
+    }
+    cases.push(case(
+        x,
+        "he_body_aad_without_sealed_header",
+        "message 2 with its body re-encrypted under its genuine message key with AAD = AD || \
+         version || type, leaving out the sealed header (SPEC.md 4.8: the body's AAD covers every \
+         byte before the ciphertext); the header still opens"
+            .into(),
+        at2,
+        "decrypt",
+        Alice,
+        reseal(
+            mx,
+            r2,
+            &h2.header_key,
+            &dh2,
+            pn2,
+            n2,
+            &h2.aad,
+            Some(&cat(&[&ad, framing2])),
+        ),
+        "DecryptionFailed",
+        Some(2),
+    ));
+
+    // --- what the header says, authenticated under the right key -----------------------
+    cases.push(case(
+        x,
+        "he_header_n_too_far_ahead",
+        "message 2 with its header re-sealed under its genuine header key (Alice's NHKr) with N = \
+         1001, more than max_skip = 1000 in a new chain; rejected before any key is derived"
+            .into(),
+        at2,
+        "decrypt",
+        Alice,
+        reseal(mx, r2, &h2.header_key, &dh2, pn2, 1001, &h2.aad, None),
+        "TooFarAhead",
+        Some(2),
+    ));
+    for (label, index) in [("u = 0", 0usize), ("order 8 (e0eb..)", 2)] {
+        let u: [u8; 32] = unhex(SMALL_ORDER_U[index].1);
+        cases.push(case(
+            x,
+            &format!("he_header_low_order_ratchet_key_{}", hex(&u[..2])),
+            format!(
+                "message 2 with its header re-sealed under its genuine header key with the ratchet key \
+                 replaced by the small-order point {label}: validated once the header is decrypted"
+            ),
+            at2,
+            "decrypt",
+            Alice,
+            reseal(mx, r2, &h2.header_key, &u, pn2, n2, &h2.aad, None),
+            "InvalidPublicKey",
+            Some(2),
+        ));
+    }
+    let mut high_bit = dh2;
+    high_bit[31] |= 0x80;
+    cases.push(case(
+        x,
+        "he_header_non_canonical_ratchet_key",
+        "message 2 with its header re-sealed under its genuine header key with bit 255 of the \
+         ratchet key set"
+            .into(),
+        at2,
+        "decrypt",
+        Alice,
+        reseal(mx, r2, &h2.header_key, &high_bit, pn2, n2, &h2.aad, None),
+        "InvalidPublicKey",
+        Some(2),
+    ));
+    let alice_first = mx.ratchet_keys[Alice.index()][0].public;
+    cases.push(case(
+        x,
+        "he_header_own_ratchet_key",
+        "message 2 with its header re-sealed under its genuine header key (Alice's NHKr) carrying \
+         Alice's own current ratchet key: one of her own messages reflected back"
+            .into(),
+        at2,
+        "decrypt",
+        Alice,
+        reseal(mx, r2, &h2.header_key, &alice_first, pn2, n2, &h2.aad, None),
+        "DecryptionFailed",
+        Some(2),
+    ));
+    cases.push(case(
+        x,
+        "he_next_header_key_with_current_ratchet_key_spk",
+        "message 2 with its header re-sealed under its genuine header key (Alice's NHKr, the next \
+         chain) carrying SPK_B, Alice's current DHr: a next-chain header must carry a new ratchet key"
+            .into(),
+        at2,
+        "decrypt",
+        Alice,
+        reseal(mx, r2, &h2.header_key, &mx.spk.public, pn2, n2, &h2.aad, None),
+        "DecryptionFailed",
+        Some(2),
+    ));
+    let at4 = at(Alice, 4);
+    let r4 = msg(4);
+    let h4 = r4.header.as_ref().unwrap();
+    let bob_second = msg(8).ratchet_public;
+    assert_ne!(bob_second, r4.ratchet_public);
+    cases.push(case(
+        x,
+        "he_header_key_ratchet_key_mismatch",
+        "message 4 (N = 2 of Bob's first chain) with its header re-sealed under its genuine header \
+         key, Alice's HKr, but carrying Bob's second ratchet key (a valid key): HKr names the current \
+         chain, the ratchet key another (SPEC.md 4.8 step 3)"
+            .into(),
+        at4,
+        "decrypt",
+        Alice,
+        reseal(
+            mx,
+            r4,
+            &h4.header_key,
+            &bob_second,
+            r4.pn,
+            r4.n,
+            &h4.aad,
+            None,
+        ),
+        "DecryptionFailed",
+        Some(4),
+    ));
+    let alice_nhkr = msg(8).header.as_ref().unwrap().header_key;
+    cases.push(case(
+        x,
+        "he_next_header_key_with_current_ratchet_key",
+        "message 4 with its genuine header (Bob's current ratchet key, N = 2) re-sealed under \
+         Alice's NHKr (the header key of Bob's next chain): NHKr names the next chain, the ratchet \
+         key the current one"
+            .into(),
+        at4,
+        "decrypt",
+        Alice,
+        reseal(
+            mx,
+            r4,
+            &alice_nhkr,
+            &r4.ratchet_public,
+            r4.pn,
+            r4.n,
+            &h4.aad,
+            None,
+        ),
+        "DecryptionFailed",
+        Some(4),
+    ));
+    let at5 = at(Alice, 5);
+    let r5 = msg(5);
+    let h5 = r5.header.as_ref().unwrap();
+    assert_eq!(h5.header_key, hk_of(4));
+    cases.push(case(
+        x,
+        "he_stored_header_key_ratchet_key_mismatch",
+        "message 5 with its header re-sealed under its genuine header key, which Alice also holds \
+         as a stored (header key, ratchet key) pair for message 3's skipped key, but carrying Bob's \
+         second ratchet key: the stored pair opens it and names another chain (SPEC.md 4.8 step 1)"
+            .into(),
+        at5,
+        "decrypt",
+        Alice,
+        reseal(
+            mx,
+            r5,
+            &h5.header_key,
+            &bob_second,
+            r5.pn,
+            r5.n,
+            &h5.aad,
+            None,
+        ),
+        "DecryptionFailed",
+        Some(5),
+    ));
+    let at8 = at(Alice, 8);
+    let r8 = msg(8);
+    let h8 = r8.header.as_ref().unwrap();
+    cases.push(case(
+        x,
+        "he_header_pn_too_far_ahead",
+        "message 8 (Bob's second chain) with its header re-sealed under its genuine header key \
+         (Alice's NHKr) with PN = 1005: more than max_skip = 1000 keys ahead of Alice's receiving \
+         chain (Nr = 4); rejected before any key is derived"
+            .into(),
+        at8,
+        "decrypt",
+        Alice,
+        reseal(
+            mx,
+            r8,
+            &h8.header_key,
+            &r8.ratchet_public,
+            1005,
+            r8.n,
+            &h8.aad,
+            None,
+        ),
+        "TooFarAhead",
+        Some(8),
+    ));
+
+    // --- initial messages (type 0x05) ---------------------------------------------------
+    let at_m1 = at(Bob, 1);
+    for (name, offset, mask, what) in [
+        (
+            "he_initial_header_nonce_bit_flipped",
+            INITIAL_SEALED_AT,
+            0x01,
+            "the first header nonce byte",
+        ),
+        (
+            "he_initial_header_ciphertext_bit_flipped",
+            INITIAL_SEALED_AT + 12,
+            0x01,
+            "the first byte of the encrypted header",
+        ),
+        (
+            "he_initial_header_tag_bit_flipped",
+            INITIAL_SEALED_AT + 67,
+            0x01,
+            "the last header tag byte",
+        ),
+    ] {
+        cases.push(case(
+            x,
+            name,
+            format!(
+                "message 1 (type 0x05) given to Session::respond with {what} (offset {offset}) xor \
+                 {mask:#04x}: HKA from the agreed SK does not open it. The failed respond changes \
+                 nothing: Bob then accepts the genuine message (the one-time prekey is still there)"
+            ),
+            at_m1,
+            "respond",
+            Bob,
+            xor_at(&m1, offset, mask),
+            "DecryptionFailed",
+            Some(1),
+        ));
+    }
+    cases.push(case(
+        x,
+        "he_initial_body_tag_bit_flipped",
+        "message 1 given to Session::respond with the last body tag byte xor 0x01".into(),
+        at_m1,
+        "respond",
+        Bob,
+        xor_at(&m1, m1.len() - 1, 0x01),
+        "DecryptionFailed",
+        Some(1),
+    ));
+    let at_m0 = at(Bob, 0);
+    cases.push(case(
+        x,
+        "he_second_initial_signed_prekey_id_changed",
+        "message 0 (an initial message of Bob's existing session, whose key Bob stored under the \
+         header key HKA) with the signed prekey id (offset 66..70) changed to 0xdeadbeef: the \
+         session does not look the id up, but AAD_h covers it"
+            .into(),
+        at_m0,
+        "decrypt",
+        Bob,
+        replace_at(&m0, 66, &0xDEAD_BEEFu32.to_be_bytes()),
+        "DecryptionFailed",
+        Some(0),
+    ));
+    cases.push(case(
+        x,
+        "he_second_initial_header_ciphertext_bit_flipped",
+        format!(
+            "message 0 with the first encrypted header byte (offset {}) xor 0x01, given to Bob's \
+             session: the stored header key does not open it, and the stored message key survives",
+            INITIAL_SEALED_AT + 12
+        ),
+        at_m0,
+        "decrypt",
+        Bob,
+        xor_at(&m0, INITIAL_SEALED_AT + 12, 0x01),
+        "DecryptionFailed",
+        Some(0),
+    ));
+    cases.push(case(
+        x,
+        "he_second_initial_body_tag_bit_flipped",
+        "message 0 with the last body tag byte xor 0x01, given to Bob's session: the stored header \
+         key opens the header and the stored message key is found, but the body does not \
+         authenticate; the key is not deleted"
+            .into(),
+        at_m0,
+        "decrypt",
+        Bob,
+        xor_at(&m0, m0.len() - 1, 0x01),
+        "DecryptionFailed",
+        Some(0),
+    ));
+
+    // --- skipped keys under stored header keys ------------------------------------------
+    for (i, what) in [
+        (6, "N = 4 of Bob's first chain, whose key was stored through PN after Alice's ratchet step"),
+        (3, "N = 1 of Bob's first chain, whose key was stored when N = 2 arrived"),
+    ] {
+        let w = wire(i);
+        cases.push(case(
+            x,
+            &format!("he_skipped_key_{i}_header_tag_bit_flipped"),
+            format!(
+                "message {i} ({what}) with the first header tag byte (offset {}) xor 0x01",
+                SEALED_AT + 52
+            ),
+            at(Alice, i),
+            "decrypt",
+            Alice,
+            xor_at(&w, SEALED_AT + 52, 0x01),
+            "DecryptionFailed",
+            Some(i),
+        ));
+        cases.push(case(
+            x,
+            &format!("he_skipped_key_{i}_body_tag_bit_flipped"),
+            format!(
+                "message {i} ({what}) with the last body tag byte xor 0x01: the stored header key \
+                 opens the header and the stored message key is found, but it is not deleted"
+            ),
+            at(Alice, i),
+            "decrypt",
+            Alice,
+            xor_at(&w, w.len() - 1, 0x01),
+            "DecryptionFailed",
+            Some(i),
+        ));
+    }
+
+    // --- the mode is the session's: header-encrypted vs plain -----------------------------
+    let plain_m1 = &mplain.message(1).bytes;
+    let plain_m2 = &mplain.message(2).bytes;
+    assert_eq!((plain_m1[1], plain_m2[1]), (0x02, 0x01));
+    cases.push(case(
+        plain,
+        "he_message_to_plain_session",
+        format!(
+            "message 2 of {} (type 0x04, header-encrypted) given to Alice's plain session of this \
+             base vector, before it receives its own message 2",
+            x.file
+        ),
+        before_receipt(plain, Alice, 2),
+        "decrypt",
+        Alice,
+        m2.clone(),
+        "WrongSession",
+        Some(2),
+    ));
+    cases.push(case(
+        x,
+        "plain_message_to_he_session",
+        format!(
+            "message 2 of {} (type 0x01, plain header) given to Alice's header-encrypted session",
+            plain.file
+        ),
+        at2,
+        "decrypt",
+        Alice,
+        plain_m2.clone(),
+        "WrongSession",
+        Some(2),
+    ));
+    let relabelled_he = cat(&[
+        &[0x01, 0x05],
+        &plain_m1[2..75],
+        &m1[INITIAL_SEALED_AT..INITIAL_BODY_AT],
+        &plain_m1[115..],
+    ]);
+    cases.push(case(
+        plain,
+        "he_initial_to_plain_session",
+        format!(
+            "message 1 of this base vector (an initial message of Bob's plain session: same IK_A and \
+             EK_A) with type 0x05 and its 40-byte header replaced by a 68-byte sealed header (that of \
+             message 1 of {}): a header-encrypted initial message given to Bob's plain session",
+            x.file
+        ),
+        before_receipt(plain, Bob, 1),
+        "decrypt",
+        Bob,
+        relabelled_he,
+        "WrongSession",
+        Some(1),
+    ));
+    let r0 = msg(0);
+    let relabelled_plain = cat(&[
+        &[0x01, 0x02],
+        &m0[2..INITIAL_SEALED_AT],
+        &r0.ratchet_public,
+        &r0.pn.to_be_bytes(),
+        &r0.n.to_be_bytes(),
+        &m0[INITIAL_BODY_AT..],
+    ]);
+    cases.push(case(
+        x,
+        "plain_initial_to_he_session",
+        "message 0 (an initial message of Bob's header-encrypted session) with type 0x02 and its \
+         sealed header replaced by the same header in the clear (Alice's ratchet key, PN, N): a \
+         plain initial message with the session's IK_A and EK_A given to Bob's header-encrypted \
+         session"
+            .into(),
+        at_m0,
+        "decrypt",
+        Bob,
+        relabelled_plain,
+        "WrongSession",
+        Some(0),
+    ));
+
+    // --- replays --------------------------------------------------------------------------
+    let after_encrypt = |p: Party, i: usize| {
+        x.script
+            .iter()
+            .position(|op| matches!(op, Encrypt(q, j) if *q == p && *j == i))
+            .unwrap()
+            + 1
+    };
+    cases.push(case(
+        x,
+        "he_replayed_current_chain_message",
+        "message 1 given to Bob's session again, after Bob decrypted message 0 (so no header key is \
+         stored) and Alice sent message 7: HKr opens it, the current chain, N = 1 < Nr = 2"
+            .into(),
+        after_encrypt(Alice, 7),
+        "decrypt",
+        Bob,
+        m1.clone(),
+        "DuplicateOrExpired",
+        Some(7),
+    ));
+    cases.push(case(
+        x,
+        "he_replayed_current_chain_message_via_stored_header_key",
+        "message 4 given to Alice again after message 5: the stored (header key, ratchet key) pair \
+         of message 3's skipped key opens it first; its key is not stored and its ratchet key is \
+         DHr, so it is in the current chain, N = 2 < Nr = 4"
+            .into(),
+        at5 + 1,
+        "decrypt",
+        Alice,
+        wire(4),
+        "DuplicateOrExpired",
+        Some(3),
+    ));
+    cases.push(case(
+        x,
+        "he_replayed_old_chain_message",
+        "message 4 given to Alice again after she ratcheted to Bob's second chain: the stored pair \
+         of Bob's first chain (keys of messages 3 and 6 stored) opens it; its key is not stored and \
+         its chain is no longer current"
+            .into(),
+        at8 + 1,
+        "decrypt",
+        Alice,
+        wire(4),
+        "DuplicateOrExpired",
+        Some(6),
+    ));
+    cases.push(case(
+        x,
+        "he_replayed_skipped_message",
+        "message 6 given to Alice again after it was decrypted with its stored key, which was then \
+         deleted (message 3's key keeps the stored header key)"
+            .into(),
+        at(Alice, 6) + 1,
+        "decrypt",
+        Alice,
+        wire(6),
+        "DuplicateOrExpired",
+        Some(3),
+    ));
+    cases.push(case(
+        x,
+        "he_replayed_after_header_keys_forgotten",
+        "message 0 given to Bob's session again after it ratcheted to Alice's second chain: HKA is \
+         neither HKr, NHKr nor a stored header key any more, so nothing opens the header"
+            .into(),
+        after_encrypt(Alice, 9),
+        "decrypt",
+        Bob,
+        m0.clone(),
+        "DecryptionFailed",
+        Some(9),
+    ));
+    cases.push(case(
+        x,
+        "he_reflected_own_message",
+        "message 7 (Alice's own, sealed under her HKs) given back to Alice: none of her receiving \
+         header keys opens it"
+            .into(),
+        after_encrypt(Alice, 7),
+        "decrypt",
+        Alice,
+        wire(7),
+        "DecryptionFailed",
+        Some(6),
+    ));
+
+    // --- truncation -----------------------------------------------------------------------
+    for (name, len, what, error) in [
+        (
+            "he_truncated_in_sealed_header",
+            SEALED_AT + 40,
+            "inside the sealed header",
+            "Truncated",
+        ),
+        (
+            "he_truncated_after_sealed_header",
+            BODY_AT,
+            "the 70-byte prefix and no body",
+            "Truncated",
+        ),
+        (
+            "he_truncated_below_tag_length",
+            BODY_AT + 15,
+            "the 70-byte prefix and 15 bytes, shorter than a tag",
+            "Truncated",
+        ),
+        (
+            "he_truncated_at_plain_minimum",
+            58,
+            "the minimum length of a type 0x01 message, inside the sealed header",
+            "Truncated",
+        ),
+        (
+            "he_truncated_last_byte",
+            m2.len() - 1,
+            "without its last byte (the body still has 16 bytes, so it parses; the header opens, \
+             the tag does not verify)",
+            "DecryptionFailed",
+        ),
+    ] {
+        cases.push(case(
+            x,
+            name,
+            format!("message 2 cut to its first {len} bytes ({what})"),
+            at2,
+            "decrypt",
+            Alice,
+            m2[..len].to_vec(),
+            error,
+            Some(2),
+        ));
+    }
+    cases.push(case(
+        x,
+        "he_trailing_byte",
+        "message 2 with one extra byte 0x00 appended (part of the body: the tag does not verify)"
+            .into(),
+        at2,
+        "decrypt",
+        Alice,
+        cat(&[&m2, &[0x00]]),
+        "DecryptionFailed",
+        Some(2),
+    ));
+    for (name, len, what) in [
+        (
+            "he_initial_truncated_in_sealed_header",
+            INITIAL_SEALED_AT + 40,
+            "inside the sealed header",
+        ),
+        (
+            "he_initial_truncated_below_tag_length",
+            INITIAL_BODY_AT + 15,
+            "the 143-byte prefix and 15 bytes",
+        ),
+    ] {
+        cases.push(case(
+            x,
+            name,
+            format!("message 1 cut to its first {len} bytes ({what}), given to Session::respond"),
+            at_m1,
+            "respond",
+            Bob,
+            m1[..len].to_vec(),
+            "Truncated",
+            Some(1),
+        ));
+    }
+
+    // --- PQXDH, type 0x06 ---------------------------------------------------------------------
+    if let Some((p, mp)) = pq {
+        const PQ_SEALED_AT: usize = 79 + KEM_CIPHERTEXT_LENGTH; // 1167
+        const PQ_BODY_AT: usize = PQ_SEALED_AT + SEALED_HEADER_LENGTH; // 1235
+        let q0 = mp.message(0).bytes.clone();
+        let q1 = mp.message(1).bytes.clone();
+        assert_eq!((q0[1], q1[1]), (0x06, 0x06));
+        let at_q0 = before_receipt(p, Bob, 0);
+        assert!(matches!(p.script[at_q0], Accept(0)));
+        for (name, input, what, error) in [
+            (
+                "pq_he_kem_ciphertext_bit_flipped",
+                xor_at(&q0, 79, 0x01),
+                "the first KEM ciphertext byte (offset 79) xor 0x01: another SS, so another SK and \
+                 another HKA, and AAD_h differs"
+                    .to_owned(),
+                "DecryptionFailed",
+            ),
+            (
+                "pq_he_initial_header_nonce_bit_flipped",
+                xor_at(&q0, PQ_SEALED_AT, 0x01),
+                format!("the first header nonce byte (offset {PQ_SEALED_AT}) xor 0x01"),
+                "DecryptionFailed",
+            ),
+            (
+                "pq_he_initial_header_tag_bit_flipped",
+                xor_at(&q0, PQ_BODY_AT - 1, 0x01),
+                format!("the last header tag byte (offset {}) xor 0x01", PQ_BODY_AT - 1),
+                "DecryptionFailed",
+            ),
+            (
+                "pq_he_initial_body_tag_bit_flipped",
+                xor_at(&q0, q0.len() - 1, 0x01),
+                "the last body tag byte xor 0x01".to_owned(),
+                "DecryptionFailed",
+            ),
+            (
+                "pq_he_initial_truncated_in_sealed_header",
+                q0[..PQ_SEALED_AT + 34].to_vec(),
+                format!("cut to its first {} bytes (inside the sealed header)", PQ_SEALED_AT + 34),
+                "Truncated",
+            ),
+            (
+                "pq_he_initial_truncated_below_tag_length",
+                q0[..PQ_BODY_AT + 15].to_vec(),
+                format!(
+                    "cut to its first {} bytes (the 1235-byte prefix and 15 bytes)",
+                    PQ_BODY_AT + 15
+                ),
+                "Truncated",
+            ),
+        ] {
+            cases.push(case(
+                p,
+                name,
+                format!(
+                    "message 0 (type 0x06) given to Bob's prekey store (PreKeyStore::accept) with \
+                     {what}. The failed accept changes nothing: the store then accepts the genuine \
+                     message"
+                ),
+                at_q0,
+                "accept",
+                Bob,
+                input,
+                error,
+                Some(0),
+            ));
+        }
+        cases.push(case(
+            p,
+            "pq_he_second_initial_kem_ciphertext_bit_flipped",
+            "message 1 (type 0x06, an initial message of Bob's existing session) with the first KEM \
+             ciphertext byte (offset 79) xor 0x01: the session does not decapsulate again, but AAD_h \
+             covers the ciphertext"
+                .into(),
+            before_receipt(p, Bob, 1),
+            "decrypt",
+            Bob,
+            xor_at(&q1, 79, 0x01),
+            "DecryptionFailed",
+            Some(1),
+        ));
+        let after_q4 = p
+            .script
+            .iter()
+            .position(|op| matches!(op, Encrypt(Alice, 4)))
+            .unwrap()
+            + 1;
+        cases.push(case(
+            p,
+            "pq_he_replayed_current_chain_message",
+            "message 1 given to Bob's session again (after Alice sent message 4): HKr opens it, \
+             the current chain, N = 1 < Nr = 2"
+                .into(),
+            after_q4,
+            "decrypt",
+            Bob,
+            q1.clone(),
+            "DuplicateOrExpired",
+            Some(4),
+        ));
+        let q2 = mp.message(2).bytes.clone();
+        let at_q2 = before_receipt(p, Alice, 2);
+        cases.push(case(
+            p,
+            "pq_he_skipped_key_header_tag_bit_flipped",
+            "message 2 (N = 0 of Bob's first chain, its key stored under the header key NHKB and \
+             delivered after Alice's ratchet steps) with the first header tag byte (offset 54) xor 0x01"
+                .into(),
+            at_q2,
+            "decrypt",
+            Alice,
+            xor_at(&q2, 54, 0x01),
+            "DecryptionFailed",
+            Some(2),
+        ));
+        cases.push(case(
+            p,
+            "pq_he_skipped_key_body_tag_bit_flipped",
+            "message 2 with the last body tag byte xor 0x01: the stored header key and message key \
+             are found, the body does not authenticate, and the key is kept"
+                .into(),
+            at_q2,
+            "decrypt",
+            Alice,
+            xor_at(&q2, q2.len() - 1, 0x01),
+            "DecryptionFailed",
+            Some(2),
+        ));
+    }
+    cases
+}
+
 /// Runs one rejection case through the library; returns the error's name.
 fn run_reject(s: &Scenario, case: &RejectCase, input: &[u8]) -> String {
     let mut world = World::replay(s, case.after_events);
@@ -3228,7 +5048,29 @@ fn run_reject(s: &Scenario, case: &RejectCase, input: &[u8]) -> String {
                 .and_then(|b| Session::initiate(&alice, &b, &mut rng))
                 .map(|_| ())
         }
-        "respond" => world.respond(input).map(|_| ()),
+        "respond" => {
+            let r = world.respond(input).map(|_| ());
+            if let Some(i) = case.then_decrypts {
+                // The failed respond changed nothing: Bob accepts the genuine message.
+                let genuine = world.wire[i].clone().unwrap();
+                let spk = &world.spk;
+                let opk = world.opk.as_ref();
+                let accepted = Session::respond(
+                    &world.bob_identity,
+                    |id| (id == spk.id()).then_some(spk),
+                    |id| opk.filter(|k| k.id() == id),
+                    &genuine,
+                )
+                .unwrap();
+                assert_eq!(
+                    accepted.plaintext,
+                    s.messages[i].1.as_bytes(),
+                    "{}: Bob no longer accepts the genuine message",
+                    case.name
+                );
+            }
+            r
+        }
         "accept" => {
             let r = world.accept(input).map(|_| ());
             if let Some(i) = case.then_decrypts {
@@ -3277,7 +5119,29 @@ fn main() -> ExitCode {
 
     for s in SCENARIOS.iter().filter(|s| supported(s)) {
         let model = Model::run(s);
-        let world = run_library(s);
+        let (world, snapshots) = run_library(s);
+        // The whole session state, as stored (SPEC.md §7.1), after setup and every event:
+        // root, chain and header keys, counters, skipped keys and their header keys.
+        assert_eq!(snapshots.len(), model.snapshots.len());
+        for (k, ((p, library), (q, independent))) in
+            snapshots.iter().zip(&model.snapshots).enumerate()
+        {
+            assert_eq!(p, q);
+            assert_same(
+                &format!(
+                    "{}: {}'s stored session after {}",
+                    s.file,
+                    p.name(),
+                    if k == 0 {
+                        "setup".to_owned()
+                    } else {
+                        format!("event {}", k - 1)
+                    }
+                ),
+                independent,
+                library,
+            );
+        }
         // The independent recomputation must agree with the library byte for byte.
         assert_same(&format!("{}: bundle", s.file), &model.bundle, &world.bundle);
         if let Some(pq) = &model.pq {
@@ -3372,6 +5236,29 @@ fn main() -> ExitCode {
             None
         }
     };
+    // Header-encrypted rejection cases (X3DH base; PQXDH base with the pqxdh feature).
+    let he_reject = {
+        let x = by_file("x3dh_he_v1.json").unwrap();
+        let plain = by_file("x3dh_ratchet_v1.json").unwrap();
+        let pq = by_file("pqxdh_he_v1.json");
+        let cases = he_reject_cases(x, pq, plain);
+        for case in &cases {
+            let base = [Some(x), Some(plain), pq]
+                .into_iter()
+                .flatten()
+                .find(|(s, _)| s.file == case.base_vector)
+                .unwrap()
+                .0;
+            let got = run_reject(base, case, &hex_decode(&case.input));
+            assert_eq!(
+                got, case.expected_error,
+                "reject case {}: library returned {got}",
+                case.name
+            );
+        }
+        // Without PQXDH the file would lack its type 0x06 cases: checked, not written.
+        pq.is_some().then_some(cases)
+    };
     let reject_file = RejectFile {
         comment: vec![
             "Inputs that an implementation of SPEC.md protocol profile v1 must reject, with the error \
@@ -3429,6 +5316,46 @@ fn main() -> ExitCode {
             file.cases.len()
         );
         outputs.push(("reject_pqxdh_v1.json".into(), to_json(&file)));
+    }
+
+    if let Some(cases) = he_reject {
+        let file = RejectFile {
+            comment: vec![
+                "Header-encrypted inputs (SPEC.md 4.8, 5.3 types 0x04, 0x05, 0x06) that an implementation of SPEC.md \
+                 protocol profile v1 must reject, with the error (the crate's Error variant, Debug form) it must \
+                 reject them with."
+                    .into(),
+                format!(
+                    "Produced on {DATE} by examples/generate_vectors.rs (cargo run --example generate_vectors); \
+                     each case was checked against the library before writing; do not edit by hand."
+                ),
+                "Each case: replay the base vector's setup (header-encrypted bases: Alice initiates with \
+                 SessionOptions::new().header_encryption(); PQXDH bases: Bob's prekey store as in that file) and \
+                 its first after_events events, then apply operation to input. respond: Bob calls \
+                 Session::respond with the prekeys he still holds. accept: Bob's prekey store calls \
+                 PreKeyStore::accept. decrypt: party's session decrypts input. Every case names in then_decrypts \
+                 the genuine base message that must still be accepted (respond, accept) or decrypt (decrypt) \
+                 afterwards: a failed call changes nothing (SPEC.md 4.7)."
+                    .into(),
+                "Some inputs re-seal a header under its genuine header key and nonce (and re-encrypt the body \
+                 under the genuine message key with AAD = AD || the new prefix), so that only the altered \
+                 header field or associated data makes them fail. Byte strings are lowercase hex. \
+                 tests/vectors.rs checks this file."
+                    .into(),
+            ],
+            kind: "reject",
+            provenance: provenance_he(true),
+            cases,
+        };
+        eprintln!(
+            "reject_he_v1.json: {} cases agree with the library",
+            file.cases.len()
+        );
+        outputs.push(("reject_he_v1.json".into(), to_json(&file)));
+    } else {
+        eprintln!(
+            "built without the pqxdh feature: reject_he_v1.json is neither written nor checked"
+        );
     }
 
     let mut differ = false;

@@ -15,6 +15,15 @@
 //! ML-KEM-768 values recomputed with the `ml-kem` crate directly; they and the reject cases
 //! based on them need the `pqxdh` feature (on by default) and are skipped without it.
 //!
+//! Header-encrypted conversation files (those with a `header_encryption` object, SPEC.md
+//! §4.8) are driven with `SessionOptions::new().header_encryption()`; besides the values
+//! above, the header keys (`HKA`, `NHKB`, `KDF_RK_HE`'s third output), each message's 12-byte
+//! header nonce (as an RNG draw), sealed header and body AAD are recomputed, and the listed
+//! header-key states (`HKs`, `HKr`, `NHKs`, `NHKr`, the stored header keys of skipped chains,
+//! `MKSKIPPED`) are checked against an independent simulation of SPEC.md §4.8 that opens
+//! every sealed header by trial decryption, and against the library's stored session
+//! (SPEC.md §7.1, type `0x28`) after every event.
+//!
 //! Regenerate the files with `cargo run --example generate_vectors`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -27,7 +36,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use doubleratchet::{
     Accepted, Error, IdentityKeyPair, Message, OneTimePreKey, PreKeyBundle, PreKeyStore, Session,
-    SignedPreKey,
+    SessionOptions, SignedPreKey,
 };
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
@@ -43,6 +52,10 @@ const ROOT_INFO: &[u8] = b"doubleratchet v1 root";
 const MESSAGE_INFO: &[u8] = b"doubleratchet v1 message keys";
 const SESSION_ID_LABEL: &[u8] = b"doubleratchet v1 session id";
 const PQXDH_INFO: &[u8] = b"doubleratchet v1 PQXDH";
+const HEADER_KEYS_INFO: &[u8] = b"doubleratchet v1 header keys";
+const ROOT_HE_INFO: &[u8] = b"doubleratchet v1 root HE";
+/// A sealed header: nonce (12), encrypted `DHs || PN || N` (40), tag (16) (SPEC.md §4.8).
+const SEALED_HEADER_LENGTH: usize = 12 + 40 + 16;
 const KEM_PUBLIC_KEY_LENGTH: usize = 1184;
 const KEM_CIPHERTEXT_LENGTH: usize = 1088;
 /// The ML-KEM modulus q (FIPS 203).
@@ -61,6 +74,9 @@ const TEXT_KEYS: &[&str] = &[
     "method",
     "x3dh_info",
     "pqxdh_info",
+    "header_keys_info",
+    "root_he_info",
+    "opened_with",
     "post_quantum_prekey_kind",
     "root_info",
     "message_info",
@@ -107,6 +123,13 @@ fn load_all() -> BTreeMap<String, Value> {
 /// Whether a conversation file is PQXDH (SPEC.md §3.6).
 fn is_pqxdh(v: &Value) -> bool {
     v["pqxdh"].is_object()
+}
+
+/// Whether a conversation file is header-encrypted (SPEC.md §4.8).
+fn is_he(v: &Value) -> bool {
+    let he = v["scenario"]["header_encryption"].as_bool() == Some(true);
+    assert_eq!(he, v["header_encryption"].is_object(), "header_encryption");
+    he
 }
 
 /// The files of a kind this build can check: PQXDH conversations need the `pqxdh` feature.
@@ -298,6 +321,8 @@ struct Script {
     signed_prekey_id: u32,
     one_time_prekey_id: Option<u32>,
     post_quantum: Option<PqSpec>,
+    /// Alice initiates with `SessionOptions::new().header_encryption()` (SPEC.md §4.8).
+    header_encryption: bool,
     plaintexts: Vec<Vec<u8>>,
     /// `(op, party, message)`.
     events: Vec<(String, String, usize)>,
@@ -321,6 +346,11 @@ impl Script {
                     other => panic!("unknown post-quantum prekey kind {other}"),
                 },
             }),
+            header_encryption: match &s["header_encryption"] {
+                Value::Null => false,
+                Value::Bool(true) => true,
+                other => panic!("header_encryption is {other}: true or absent"),
+            },
             plaintexts: arr(v, "messages")
                 .iter()
                 .map(|m| bytes(m, "plaintext"))
@@ -469,8 +499,14 @@ impl World {
             ),
         };
         let received = PreKeyBundle::from_bytes(&bundle).unwrap();
-        let alice = Session::initiate(&alice_identity, &received, &mut alice_rng).unwrap();
+        let alice = if s.header_encryption {
+            let options = SessionOptions::new().header_encryption();
+            Session::initiate_with(&alice_identity, &received, &options, &mut alice_rng).unwrap()
+        } else {
+            Session::initiate(&alice_identity, &received, &mut alice_rng).unwrap()
+        };
         assert_eq!(alice.is_post_quantum(), s.post_quantum.is_some());
+        assert_eq!(alice.is_header_encrypted(), s.header_encryption);
         World {
             bob_identity,
             spk,
@@ -548,6 +584,8 @@ impl World {
             "respond" => {
                 let wire = self.wire[*i].clone().unwrap();
                 let (session, pt) = self.respond(&wire).unwrap();
+                // The responder follows the mode of the initial message (SPEC.md §4.8).
+                assert_eq!(session.is_header_encrypted(), s.header_encryption);
                 self.bob = Some(session);
                 pt
             }
@@ -555,6 +593,7 @@ impl World {
                 let wire = self.wire[*i].clone().unwrap();
                 let accepted = self.accept(&wire).unwrap();
                 assert!(accepted.session.is_post_quantum());
+                assert_eq!(accepted.session.is_header_encrypted(), s.header_encryption);
                 self.bob = Some(accepted.session);
                 accepted.plaintext
             }
@@ -648,6 +687,15 @@ fn files_are_well_formed() {
         .map(|v| text(&v["bob"]["post_quantum_prekey"], "kind"))
         .collect();
     assert!(kinds.contains(&"one_time") && kinds.contains(&"last_resort"));
+    // Header encryption (SPEC.md §4.8): classical and PQXDH, and their rejects.
+    for he in ["x3dh_he_v1.json", "pqxdh_he_v1.json", "reject_he_v1.json"] {
+        assert!(files.contains_key(he), "{he} missing");
+    }
+    for (name, v) in &files {
+        if v["kind"] == "conversation" {
+            assert_eq!(is_he(v), name.contains("_he_"), "{name}: header_encryption");
+        }
+    }
 }
 
 /// (a) The library reproduces each conversation from its seeds.
@@ -658,9 +706,38 @@ fn library_reproduces_conversations() {
         let messages = arr(&v, "messages");
         let mut world = World::setup(&s);
         assert_eq!(world.bundle, bytes(&v, "bundle"), "{name}: bundle");
+        // Header-encrypted: the library's header keys and skipped keys, as it stores them,
+        // are the listed states (after setup, then after each event).
+        let he_states = if is_he(&v) {
+            arr(&v["header_encryption"], "states")
+        } else {
+            Vec::new()
+        };
+        let library_state = |state: &Value, session: &Session, what: &str| {
+            let stored = StoredHe::parse(&session.to_bytes());
+            assert_eq!(
+                stored,
+                StoredHe::listed(state),
+                "{name}: library state {what}"
+            );
+        };
+        if let Some(first) = he_states.first() {
+            assert!(first["after_event"].is_null() && text(first, "party") == "alice");
+            library_state(first, &world.alice, "after setup");
+        }
         let mut encrypted = 0;
         for (step, event) in s.events.iter().enumerate() {
             let pt = world.apply(&s, event);
+            if s.header_encryption {
+                let state = &he_states[step + 1];
+                assert_eq!(num(state, "after_event"), step as u64, "{name}");
+                assert_eq!(text(state, "party"), event.1, "{name}: event {step} party");
+                library_state(
+                    state,
+                    world.session(&event.1),
+                    &format!("after event {step}"),
+                );
+            }
             let (op, _, i) = event;
             let m = &messages[*i];
             match op.as_str() {
@@ -729,12 +806,25 @@ fn library_reproduces_conversations() {
         for m in &messages {
             let wire = bytes(m, "bytes");
             let parsed = Message::parse(&wire).unwrap();
-            assert_eq!(parsed.ratchet_key().unwrap(), &b32(m, "ratchet_public"));
+            if s.header_encryption {
+                // Nothing of the header is visible (SPEC.md §4.8).
+                assert!(parsed.is_header_encrypted(), "{name}");
+                assert_eq!(parsed.ratchet_key(), None);
+                assert_eq!(parsed.previous_chain_length(), None);
+                assert_eq!(parsed.message_number(), None);
+            } else {
+                assert!(!parsed.is_header_encrypted(), "{name}");
+                assert_eq!(parsed.ratchet_key().unwrap(), &b32(m, "ratchet_public"));
+                assert_eq!(
+                    u64::from(parsed.previous_chain_length().unwrap()),
+                    num(m, "pn")
+                );
+                assert_eq!(u64::from(parsed.message_number().unwrap()), num(m, "n"));
+            }
             assert_eq!(
-                u64::from(parsed.previous_chain_length().unwrap()),
-                num(m, "pn")
+                parsed.ciphertext_len(),
+                bytes(m, "ciphertext").len() + bytes(m, "tag").len()
             );
-            assert_eq!(u64::from(parsed.message_number().unwrap()), num(m, "n"));
             assert_eq!(parsed.to_bytes(), wire);
             match (parsed, m["initial_fields"].is_null()) {
                 (Message::Initial(init), false) => {
@@ -762,6 +852,104 @@ fn library_reproduces_conversations() {
                 (Message::Normal(_), true) => {}
                 _ => panic!("{name}: message kind"),
             }
+        }
+    }
+}
+
+/// The header-encryption part of a session's state: `HKs`, `HKr`, `NHKs`, `NHKr`, the
+/// stored `(header key, ratchet key)` pairs and `MKSKIPPED` `(ratchet key, N, mk)`, oldest
+/// first.
+#[derive(Debug, PartialEq, Eq)]
+struct StoredHe {
+    hks: Option<Vec<u8>>,
+    hkr: Option<Vec<u8>>,
+    nhks: Vec<u8>,
+    nhkr: Vec<u8>,
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    skipped: Vec<(Vec<u8>, u32, Vec<u8>)>,
+}
+
+impl StoredHe {
+    /// From a stored header-encrypted session, SPEC.md §7.1 type `0x28`.
+    fn parse(b: &[u8]) -> Self {
+        assert_eq!(b[..2], [0x01, 0x28], "a header-encrypted session");
+        let flags = b[3];
+        assert_eq!(flags & !0x01, 0x02, "flags");
+        // Role, flags, the identities and EK_A, then the awaiting-reply fields at 100..110
+        // (and the PQXDH initiator's post-quantum prekey id and KEM ciphertext).
+        let awaiting = b[100] == 0x01;
+        let mut at = 110
+            + if awaiting && flags & 0x01 == 0x01 {
+                4 + KEM_CIPHERTEXT_LENGTH
+            } else {
+                0
+            };
+        // Limits, RK, the DHs secret, DHr, CKs, CKr, Ns, Nr, PN.
+        at += 4 + 4 + 32 + 32 + 3 * 33 + 3 * 4;
+        let u32_at = |at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+        let optional = |at: usize| match b[at] {
+            0x00 => None,
+            0x01 => Some(b[at + 1..at + 33].to_vec()),
+            other => panic!("optional flag {other}"),
+        };
+        let k = u32_at(at) as usize;
+        at += 4;
+        let skipped = (0..k)
+            .map(|j| {
+                let e = at + 68 * j;
+                (
+                    b[e..e + 32].to_vec(),
+                    u32_at(e + 32),
+                    b[e + 36..e + 68].to_vec(),
+                )
+            })
+            .collect();
+        at += 68 * k;
+        let (hks, hkr) = (optional(at), optional(at + 33));
+        at += 66;
+        let (nhks, nhkr) = (b[at..at + 32].to_vec(), b[at + 32..at + 64].to_vec());
+        at += 64;
+        let h = u32_at(at) as usize;
+        at += 4;
+        let pairs = (0..h)
+            .map(|j| {
+                let e = at + 64 * j;
+                (b[e..e + 32].to_vec(), b[e + 32..e + 64].to_vec())
+            })
+            .collect();
+        assert_eq!(at + 64 * h, b.len(), "stored session length");
+        StoredHe {
+            hks,
+            hkr,
+            nhks,
+            nhkr,
+            pairs,
+            skipped,
+        }
+    }
+
+    /// As listed in a file's `header_encryption.states`.
+    fn listed(state: &Value) -> Self {
+        let optional = |key: &str| state[key].as_str().map(decode_hex);
+        StoredHe {
+            hks: optional("hks"),
+            hkr: optional("hkr"),
+            nhks: bytes(state, "nhks"),
+            nhkr: bytes(state, "nhkr"),
+            pairs: arr(state, "skipped_header_keys")
+                .iter()
+                .map(|p| (bytes(p, "header_key"), bytes(p, "ratchet_key")))
+                .collect(),
+            skipped: arr(state, "skipped_message_keys")
+                .iter()
+                .map(|k| {
+                    (
+                        bytes(k, "ratchet_key"),
+                        u32::try_from(num(k, "n")).unwrap(),
+                        bytes(k, "message_key"),
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -822,6 +1010,14 @@ fn intermediate_values_match_primitives() {
             assert_eq!(text(c, "pqxdh_info").as_bytes(), PQXDH_INFO);
             assert_eq!(bytes(c, "kem_encoding_prefix"), [0x0A]);
         }
+        let he = is_he(&v);
+        if he {
+            assert_eq!(text(c, "header_keys_info").as_bytes(), HEADER_KEYS_INFO);
+            assert_eq!(bytes(c, "header_keys_salt"), [0u8; 32]);
+            assert_eq!(text(c, "root_he_info").as_bytes(), ROOT_HE_INFO);
+        } else {
+            assert!(c.get("header_keys_info").is_none() && c.get("root_he_info").is_none());
+        }
 
         let s = Script::from(&v);
         assert_eq!(s.post_quantum.is_some(), pq, "{name}: scenario");
@@ -830,8 +1026,20 @@ fn intermediate_values_match_primitives() {
 
         // RNG draws, and which key each draw became (SPEC.md §2.5): for PQXDH, Bob's
         // 64-byte ML-KEM seed after his prekeys, Alice's `m` between EK_A and her first
-        // ratchet key.
+        // ratchet key; later, each encrypt that starts a new sending chain draws the
+        // sender's next ratchet key, and in header-encrypted mode every encrypt then draws
+        // the message's 12-byte header nonce.
+        let messages = arr(&v, "messages");
+        let root_steps = arr(&v, "root_steps");
         let mut expected_draws: BTreeMap<&str, Vec<Vec<u8>>> = BTreeMap::new();
+        let alice_keys: Vec<Vec<u8>> = arr(alice, "ratchet_keys")
+            .iter()
+            .map(|k| bytes(k, "private"))
+            .collect();
+        let bob_keys: Vec<Vec<u8>> = arr(bob, "ratchet_keys")
+            .iter()
+            .map(|k| bytes(k, "private"))
+            .collect();
         let mut alice_draws = vec![
             bytes(&alice["identity"], "seed"),
             bytes(&alice["ephemeral"], "private"),
@@ -839,12 +1047,7 @@ fn intermediate_values_match_primitives() {
         if pq {
             alice_draws.push(bytes(kem_step, "encapsulation_randomness_m"));
         }
-        alice_draws.extend(
-            arr(alice, "ratchet_keys")
-                .iter()
-                .map(|k| bytes(k, "private")),
-        );
-        expected_draws.insert("alice", alice_draws);
+        alice_draws.push(alice_keys[0].clone());
         let mut bob_draws = vec![
             bytes(&bob["identity"], "seed"),
             bytes(&bob["signed_prekey"], "private"),
@@ -855,7 +1058,41 @@ fn intermediate_values_match_primitives() {
         if pq {
             bob_draws.push(bytes(pq_key, "seed"));
         }
-        bob_draws.extend(arr(bob, "ratchet_keys").iter().map(|k| bytes(k, "private")));
+        let mut chains_started = std::collections::BTreeSet::from([0u64]);
+        let mut keys_used = [1usize, 0];
+        for (op, party, i) in &s.events {
+            if op != "encrypt" {
+                continue;
+            }
+            let m = &messages[*i];
+            let (draws, keys, used) = match party.as_str() {
+                "alice" => (&mut alice_draws, &alice_keys, &mut keys_used[0]),
+                _ => (&mut bob_draws, &bob_keys, &mut keys_used[1]),
+            };
+            let step = num(m, "root_step");
+            if chains_started.insert(step) {
+                let key = &keys[*used];
+                let root = &root_steps[usize::try_from(step).unwrap()];
+                assert_eq!(
+                    &bytes(root, "sender_ratchet_private"),
+                    key,
+                    "{name}: message {i} starts a chain with the sender's next ratchet key"
+                );
+                draws.push(key.clone());
+                *used += 1;
+            }
+            if he {
+                let nonce = bytes(&m["sealed_header"], "nonce");
+                assert_eq!(nonce.len(), 12, "{name}: message {i} header nonce");
+                draws.push(nonce);
+            }
+        }
+        assert_eq!(
+            keys_used,
+            [alice_keys.len(), bob_keys.len()],
+            "{name}: every ratchet key starts a chain"
+        );
+        expected_draws.insert("alice", alice_draws);
         expected_draws.insert("bob", bob_draws);
         for (party, seed) in [("alice", s.alice_seed), ("bob", s.bob_seed)] {
             let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -868,7 +1105,9 @@ fn intermediate_values_match_primitives() {
             for (i, draw) in listed.iter().enumerate() {
                 let expected = &expected_draws[party][i];
                 assert!(
-                    expected.len() == 32 || (pq && expected.len() == 64),
+                    expected.len() == 32
+                        || (pq && expected.len() == 64)
+                        || (he && expected.len() == 12),
                     "{name}: {party} draw {i} length"
                 );
                 let mut buf = vec![0u8; expected.len()];
@@ -1113,10 +1352,22 @@ fn intermediate_values_match_primitives() {
             let dh_output = dh(&sender_private, &receiver_public);
             assert_eq!(dh_output, dh(&receiver_private, &sender_public));
             assert_eq!(dh_output, b32(r, "dh_output"), "{name}: step {i} DH");
-            let okm = hkdf(&rk, &dh_output, ROOT_INFO, 64);
+            // KDF_RK, or in header-encrypted mode KDF_RK_HE -> (rk', ck, nhk) (SPEC.md §4.8).
+            let okm = if he {
+                let okm = hkdf(&rk, &dh_output, ROOT_HE_INFO, 96);
+                assert_eq!(
+                    okm[64..],
+                    bytes(r, "next_header_key")[..],
+                    "{name}: step {i} next header key"
+                );
+                okm
+            } else {
+                assert!(r.get("next_header_key").is_none(), "{name}");
+                hkdf(&rk, &dh_output, ROOT_INFO, 64)
+            };
             assert_eq!(okm[..32], bytes(r, "rk_out")[..], "{name}: step {i} rk_out");
             assert_eq!(
-                okm[32..],
+                okm[32..64],
                 bytes(r, "chain_key")[..],
                 "{name}: step {i} chain key"
             );
@@ -1124,6 +1375,31 @@ fn intermediate_values_match_primitives() {
             previous_sender_key = sender_public;
         }
         assert_eq!(used.values().sum::<usize>(), roots.len());
+
+        // Header keys (SPEC.md §4.8): (HKA, NHKB) from SK; the chain of root step j is sealed
+        // under HKA (j = 0), NHKB (j = 1), or the next header key of step j - 2.
+        let chain_header_keys: Vec<Vec<u8>> = if he {
+            let h = &v["header_encryption"];
+            let okm = hkdf(&[0u8; 32], &sk, HEADER_KEYS_INFO, 64);
+            assert_eq!(okm[..32], bytes(h, "hka")[..], "{name}: HKA");
+            assert_eq!(okm[32..], bytes(h, "nhkb")[..], "{name}: NHKB");
+            let keys: Vec<Vec<u8>> = (0..roots.len())
+                .map(|j| match j {
+                    0 => okm[..32].to_vec(),
+                    1 => okm[32..].to_vec(),
+                    j => bytes(&roots[j - 2], "next_header_key"),
+                })
+                .collect();
+            let listed: Vec<Vec<u8>> = arr(h, "chain_header_keys")
+                .iter()
+                .map(|k| decode_hex(k.as_str().unwrap()))
+                .collect();
+            assert_eq!(listed, keys, "{name}: chain header keys");
+            keys
+        } else {
+            assert!(v.get("header_encryption").is_none());
+            Vec::new()
+        };
 
         // Messages (SPEC.md §4.1, §4.5, §5.2, §5.3).
         let messages = arr(&v, "messages");
@@ -1187,7 +1463,7 @@ fn intermediate_values_match_primitives() {
             let f = &m["initial_fields"];
             if f.is_null() {
                 assert_eq!(text(m, "kind"), "normal");
-                prefix.push(0x01);
+                prefix.push(if he { 0x04 } else { 0x01 });
             } else {
                 assert_eq!(text(m, "kind"), "initial");
                 assert_eq!(
@@ -1199,7 +1475,12 @@ fn intermediate_values_match_primitives() {
                 assert_eq!(num(f, "signed_prekey_id"), u64::from(s.signed_prekey_id));
                 assert_eq!(num(f, "one_time_prekey_flag"), u64::from(flag));
                 assert_eq!(num(f, "one_time_prekey_id"), u64::from(opk_id));
-                prefix.push(if pq { 0x03 } else { 0x02 });
+                prefix.push(match (pq, he) {
+                    (false, false) => 0x02,
+                    (true, false) => 0x03,
+                    (false, true) => 0x05,
+                    (true, true) => 0x06,
+                });
                 prefix.extend_from_slice(&ik_a);
                 prefix.extend_from_slice(&ek_pub);
                 prefix.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
@@ -1216,9 +1497,48 @@ fn intermediate_values_match_primitives() {
                     None => assert!(f.get("kem_ciphertext").is_none()),
                 }
             }
-            prefix.extend_from_slice(&b32(m, "ratchet_public"));
-            prefix.extend_from_slice(&u32::try_from(num(m, "pn")).unwrap().to_be_bytes());
-            prefix.extend_from_slice(&u32::try_from(n).unwrap().to_be_bytes());
+            let header = cat(&[
+                &b32(m, "ratchet_public"),
+                &u32::try_from(num(m, "pn")).unwrap().to_be_bytes(),
+                &u32::try_from(n).unwrap().to_be_bytes(),
+            ]);
+            if he {
+                // HENCRYPT(HKs, DHs || PN || N, AAD_h = AD || the framing) (SPEC.md §4.8),
+                // under the header key of the message's chain, with the drawn nonce.
+                let h = &m["sealed_header"];
+                let hk = &chain_header_keys[usize::try_from(step).unwrap()];
+                assert_eq!(&bytes(h, "header_key"), hk, "{name}: message {i} HKs");
+                assert_eq!(bytes(h, "plaintext"), header, "{name}: message {i} header");
+                let aad_h = cat(&[&ad, &prefix]);
+                assert_eq!(bytes(h, "aad"), aad_h, "{name}: message {i} AAD_h");
+                let header_nonce = bytes(h, "nonce");
+                let encrypted = gcm(hk)
+                    .encrypt(
+                        &nonce(&header_nonce),
+                        Payload {
+                            msg: &header,
+                            aad: &aad_h,
+                        },
+                    )
+                    .unwrap();
+                assert_eq!(
+                    encrypted[..40],
+                    bytes(h, "encrypted_header")[..],
+                    "{name}: message {i} encrypted header"
+                );
+                assert_eq!(
+                    encrypted[40..],
+                    bytes(h, "tag")[..],
+                    "{name}: message {i} header tag"
+                );
+                let sealed_header = cat(&[&header_nonce, &encrypted]);
+                assert_eq!(sealed_header.len(), SEALED_HEADER_LENGTH);
+                assert_eq!(bytes(h, "sealed"), sealed_header, "{name}: message {i}");
+                prefix.extend_from_slice(&sealed_header);
+            } else {
+                assert!(m.get("sealed_header").is_none(), "{name}");
+                prefix.extend_from_slice(&header);
+            }
             assert_eq!(prefix, bytes(m, "prefix"), "{name}: message {i} prefix");
             let aad = cat(&[&ad, &prefix]);
             assert_eq!(aad, bytes(m, "aad"), "{name}: message {i} AAD");
@@ -1271,6 +1591,259 @@ fn intermediate_values_match_primitives() {
                 _ => {}
             }
         }
+        if he {
+            check_header_key_states(&name, &v, &s, &spk_pub);
+        }
+    }
+}
+
+/// One party's header-key state in the simulation of SPEC.md §4.8 ([DR] §4): the four
+/// header keys, the ratchet keys, whether each chain exists, `Nr`, the stored
+/// `(header key, ratchet key)` pairs and the indices `(ratchet key, N)` of `MKSKIPPED`.
+#[derive(Clone)]
+struct HeParty {
+    hks: Option<Vec<u8>>,
+    hkr: Option<Vec<u8>>,
+    nhks: Vec<u8>,
+    nhkr: Vec<u8>,
+    dhs: [u8; 32],
+    dhr: Option<[u8; 32]>,
+    sending: bool,
+    receiving: bool,
+    nr: u32,
+    pairs: Vec<(Vec<u8>, [u8; 32])>,
+    skipped: Vec<([u8; 32], u32)>,
+}
+
+/// `HDECRYPT(hk, sealed, AAD_h)`: `(dh, pn, n)` if the header authenticates under `hk`.
+fn open_header(hk: &[u8], sealed: &[u8], aad_h: &[u8]) -> Option<([u8; 32], u32, u32)> {
+    let header = gcm(hk)
+        .decrypt(
+            &nonce(&sealed[..12]),
+            Payload {
+                msg: &sealed[12..],
+                aad: aad_h,
+            },
+        )
+        .ok()?;
+    let word = |at: usize| u32::from_be_bytes(header[at..at + 4].try_into().unwrap());
+    Some((header[..32].try_into().unwrap(), word(32), word(36)))
+}
+
+/// Replays the events with an independent simulation of the header-key state (SPEC.md §4.8,
+/// opening every sealed header by trial decryption in the order stored pairs, `HKr`,
+/// `NHKr`) and compares it with `header_encryption.states`. The root steps and messages
+/// have been checked already; the simulation takes `KDF_RK_HE`'s third output from the root
+/// step whose sender key the header carries.
+fn check_header_key_states(name: &str, v: &Value, s: &Script, spk_pub: &[u8; 32]) {
+    let h = &v["header_encryption"];
+    let (hka, nhkb) = (bytes(h, "hka"), bytes(h, "nhkb"));
+    let roots = arr(v, "root_steps");
+    let messages = arr(v, "messages");
+    let states = arr(h, "states");
+    assert_eq!(
+        states.len(),
+        s.events.len() + 1,
+        "{name}: one state per event"
+    );
+    let root_of = |sender_key: &[u8; 32]| {
+        roots
+            .iter()
+            .find(|r| &b32(r, "sender_ratchet_public") == sender_key)
+            .unwrap_or_else(|| panic!("{name}: no root step for a ratchet key"))
+    };
+    // RatchetInitAliceHE: HKs = HKA, NHKr = NHKB, (RK, CKs, NHKs) = KDF_RK_HE(SK, DH(DHs, SPK_B)).
+    let first = &roots[0];
+    let mut parties: BTreeMap<&str, HeParty> = BTreeMap::new();
+    parties.insert(
+        "alice",
+        HeParty {
+            hks: Some(hka.clone()),
+            hkr: None,
+            nhks: bytes(first, "next_header_key"),
+            nhkr: nhkb.clone(),
+            dhs: b32(first, "sender_ratchet_public"),
+            dhr: Some(*spk_pub),
+            sending: true,
+            receiving: false,
+            nr: 0,
+            pairs: Vec::new(),
+            skipped: Vec::new(),
+        },
+    );
+    let compare = |p: &HeParty, opened: Option<String>, state: &Value, what: &str| {
+        assert_eq!(
+            state["opened_with"].as_str().map(str::to_owned),
+            opened,
+            "{name}: {what}: opened with"
+        );
+        let listed = StoredHe::listed(state);
+        assert_eq!(listed.hks, p.hks, "{name}: {what}: HKs");
+        assert_eq!(listed.hkr, p.hkr, "{name}: {what}: HKr");
+        assert_eq!(listed.nhks, p.nhks, "{name}: {what}: NHKs");
+        assert_eq!(listed.nhkr, p.nhkr, "{name}: {what}: NHKr");
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = p
+            .pairs
+            .iter()
+            .map(|(hk, dh)| (hk.clone(), dh.to_vec()))
+            .collect();
+        assert_eq!(listed.pairs, pairs, "{name}: {what}: stored header keys");
+        let skipped: Vec<(Vec<u8>, u32)> = listed
+            .skipped
+            .iter()
+            .map(|(dh, n, _)| (dh.clone(), *n))
+            .collect();
+        let expected: Vec<(Vec<u8>, u32)> =
+            p.skipped.iter().map(|(dh, n)| (dh.to_vec(), *n)).collect();
+        assert_eq!(skipped, expected, "{name}: {what}: MKSKIPPED");
+        // Each stored key is the message key of the message it was skipped over.
+        for (dh, n, mk) in &listed.skipped {
+            let m = messages
+                .iter()
+                .find(|m| &bytes(m, "ratchet_public") == dh && num(m, "n") == u64::from(*n))
+                .unwrap();
+            assert_eq!(mk, &bytes(m, "message_key"), "{name}: {what}: skipped key");
+        }
+    };
+    assert!(states[0]["after_event"].is_null());
+    assert_eq!(text(&states[0], "party"), "alice");
+    compare(&parties["alice"], None, &states[0], "after setup");
+
+    for (step, (op, party, i)) in s.events.iter().enumerate() {
+        let m = &messages[*i];
+        let sealed = bytes(&m["sealed_header"], "sealed");
+        let aad_h = bytes(&m["sealed_header"], "aad");
+        let header = (
+            b32(m, "ratchet_public"),
+            u32::try_from(num(m, "pn")).unwrap(),
+            u32::try_from(num(m, "n")).unwrap(),
+        );
+        if matches!(op.as_str(), "respond" | "accept") {
+            // RatchetInitBobHE: DHs = SPK_B, NHKs = NHKB, NHKr = HKA.
+            parties.insert(
+                "bob",
+                HeParty {
+                    hks: None,
+                    hkr: None,
+                    nhks: nhkb.clone(),
+                    nhkr: hka.clone(),
+                    dhs: *spk_pub,
+                    dhr: None,
+                    sending: false,
+                    receiving: false,
+                    nr: 0,
+                    pairs: Vec::new(),
+                    skipped: Vec::new(),
+                },
+            );
+        }
+        let p = parties.get_mut(party.as_str()).unwrap();
+        let mut opened = None;
+        if op == "encrypt" {
+            if !p.sending {
+                // The deferred half of DHRatchetHE: (RK, CKs, NHKs) = KDF_RK_HE(..).
+                let root = root_of(&header.0);
+                assert_eq!(text(root, "sender"), party, "{name}: event {step}");
+                assert_eq!(
+                    Some(b32(root, "receiver_ratchet_public")),
+                    p.dhr,
+                    "{name}: event {step}: DH with DHr"
+                );
+                p.nhks = bytes(root, "next_header_key");
+                p.dhs = header.0;
+                p.sending = true;
+            }
+            assert_eq!(header.0, p.dhs, "{name}: event {step}: DHs");
+            assert_eq!(
+                Some(bytes(&m["sealed_header"], "header_key")),
+                p.hks,
+                "{name}: event {step}: sealed under HKs"
+            );
+        } else {
+            // 1. Stored pairs, oldest first; 2. HKr; 3. NHKr.
+            let from_pair = p.pairs.iter().enumerate().find_map(|(j, (hk, dh))| {
+                open_header(hk, &sealed, &aad_h).map(|opened| (j, *dh, opened))
+            });
+            let mut staged: Vec<(Vec<u8>, [u8; 32])> = Vec::new();
+            let (dh, pn, n) = header;
+            let stored = from_pair
+                .as_ref()
+                .and_then(|(_, _, (d, _, k))| p.skipped.iter().position(|e| *e == (*d, *k)));
+            let chain = if let (Some((j, pair_dh, got)), Some(at)) = (&from_pair, stored) {
+                assert_eq!(*got, header, "{name}: event {step}: header");
+                assert_eq!(*pair_dh, dh);
+                opened = Some(format!("skipped_header_key_{j}"));
+                p.skipped.remove(at);
+                None
+            } else if let Some((j, pair_dh, got)) = &from_pair {
+                // Its key is not stored: a later message of the current chain.
+                assert_eq!(*got, header, "{name}: event {step}: header");
+                assert_eq!(*pair_dh, dh);
+                opened = Some(format!("skipped_header_key_{j}"));
+                Some(false)
+            } else if let Some(got) = p
+                .hkr
+                .as_ref()
+                .and_then(|hk| open_header(hk, &sealed, &aad_h))
+            {
+                assert_eq!(got, header, "{name}: event {step}: header");
+                opened = Some("HKr".into());
+                Some(false)
+            } else {
+                let got = open_header(&p.nhkr, &sealed, &aad_h)
+                    .unwrap_or_else(|| panic!("{name}: event {step}: no header key opens it"));
+                assert_eq!(got, header, "{name}: event {step}: header");
+                opened = Some("NHKr".into());
+                Some(true)
+            };
+            if let Some(next) = chain {
+                assert_eq!(p.dhr == Some(dh), !next, "{name}: event {step}: chain");
+                if next {
+                    // SkipMessageKeysHE(PN) on the ending chain, then DHRatchetHE.
+                    if p.receiving && pn > p.nr {
+                        let old = p.dhr.unwrap();
+                        p.skipped.extend((p.nr..pn).map(|k| (old, k)));
+                        if let Some(hkr) = &p.hkr {
+                            staged.push((hkr.clone(), old));
+                        }
+                    }
+                    let root = root_of(&dh);
+                    assert_eq!(b32(root, "receiver_ratchet_public"), p.dhs, "{name}");
+                    p.hks = Some(p.nhks.clone());
+                    p.hkr = Some(std::mem::replace(
+                        &mut p.nhkr,
+                        bytes(root, "next_header_key"),
+                    ));
+                    p.sending = false;
+                    p.receiving = true;
+                    p.dhr = Some(dh);
+                    p.nr = 0;
+                }
+                assert!(n >= p.nr, "{name}: event {step}: a duplicate");
+                if n > p.nr {
+                    p.skipped.extend((p.nr..n).map(|k| (dh, k)));
+                    staged.push((p.hkr.clone().unwrap(), dh));
+                }
+                p.nr = n + 1;
+            }
+            for (hk, dh) in staged {
+                if !p.pairs.iter().any(|(_, d)| *d == dh) {
+                    p.pairs.push((hk, dh));
+                }
+            }
+            assert!(p.pairs.len() <= 32);
+            let skipped = p.skipped.clone();
+            p.pairs.retain(|(_, d)| skipped.iter().any(|(e, _)| e == d));
+        }
+        let state = &states[step + 1];
+        assert_eq!(num(state, "after_event"), step as u64, "{name}");
+        assert_eq!(text(state, "party"), party, "{name}: event {step}");
+        compare(
+            &parties[party.as_str()],
+            opened,
+            state,
+            &format!("after event {step}"),
+        );
     }
 }
 
@@ -1285,7 +1858,18 @@ fn reject_cases_fail_with_expected_error() {
     {
         let cases = arr(&reject, "cases");
         assert!(cases.len() >= 10, "{file}");
-        let required: &[&str] = if file.contains("pqxdh") {
+        let required: &[&str] = if file.contains("_he_") {
+            &[
+                "header_nonce_bit_flipped",
+                "header_ciphertext_bit_flipped",
+                "header_tag_bit_flipped",
+                "body_tag_bit_flipped",
+                "he_message_to_plain_session",
+                "plain_message_to_he_session",
+                "replayed_current_chain_message",
+                "truncated",
+            ]
+        } else if file.contains("pqxdh") {
             &[
                 "kem_ciphertext_bit_flipped",
                 "pq_bundle_signature",
@@ -1360,6 +1944,8 @@ fn check_reject_case(name: &str, case: &Value, base: &Value) {
         let pt = match operation {
             // The failed accept changed nothing: the store still accepts the genuine message.
             "accept" => world.accept(&genuine).unwrap().plaintext,
+            // The failed respond changed nothing: Bob still accepts the genuine message.
+            "respond" => world.respond(&genuine).unwrap().1,
             _ => world
                 .session(text(case, "party"))
                 .decrypt(&genuine)
