@@ -397,8 +397,9 @@ impl Session {
         })
     }
 
-    /// Encrypts `plaintext` (Double Ratchet §3.4). Randomness is used only when this send
-    /// completes a DH ratchet step.
+    /// Encrypts `plaintext` (Double Ratchet §3.4, §4.5). Randomness is used when this send
+    /// completes a DH ratchet step, and in header-encrypted mode for every header's nonce;
+    /// it is all drawn before the session changes, so an RNG failure changes nothing.
     ///
     /// # Errors
     /// [`Error::TooLarge`] above [`MAX_PLAINTEXT_SIZE`](crate::MAX_PLAINTEXT_SIZE),
