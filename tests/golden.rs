@@ -7,6 +7,12 @@
 //! message stored next to it to the expected plaintext. A change to the storage format
 //! that breaks these files needs a new format version, not new files.
 //!
+//! `header_encrypted_golden_files` does the same for the header-encrypted session (type
+//! `0x28`, flags `0x02`) and its sealed form; `post_quantum_golden_files` (with the `pqxdh`
+//! feature) for the PQXDH sessions (type `0x25`, and type `0x28` with flags `0x03`), the
+//! post-quantum prekey (`0x26`), the prekey store with post-quantum keys and replay records
+//! (`0x27`) and the PQXDH bundle (`0x11`).
+//!
 //! The files are generated deterministically from seeded RNGs by `generate` below. They are
 //! written only when `DOUBLERATCHET_REGENERATE_GOLDEN=1` is set:
 //!
@@ -19,19 +25,32 @@ mod support;
 
 use std::fs;
 use std::path::PathBuf;
+use std::sync::Once;
 
 use doubleratchet::{
-    Error, IdentityKeyPair, OneTimePreKey, PreKeyBundle, PreKeyStore, Role, Session, SignedPreKey,
-    StorageKey, BUNDLE_LENGTH, VERSION,
+    Error, IdentityKeyPair, Message, OneTimePreKey, PreKeyBundle, PreKeyStore, Role, Session,
+    SessionOptions, SignedPreKey, StorageKey, BUNDLE_LENGTH, VERSION,
 };
-use support::{load, rng, stored};
+#[cfg(feature = "pqxdh")]
+use doubleratchet::{PqPreKey, PqPreKeyKind, PQ_BUNDLE_LENGTH};
+use rand_chacha::ChaCha20Rng;
+use support::{load, ratchet_view, rng, stored};
 
-/// The environment variable that makes `golden_files` rewrite the files.
+/// The environment variable that makes the tests rewrite the files first (`prepare`).
 const REGENERATE: &str = "DOUBLERATCHET_REGENERATE_GOLDEN";
-/// Seed of the RNG that generates every key, session and message.
+/// Seed of the RNG that generates every key, session and message of the first generation
+/// (`FILES`).
 const SEED: u64 = 0x0060_1de7;
 /// Seed of the RNG that draws the sealing nonce.
 const SEAL_SEED: u64 = 0x5ea1;
+/// Seed of the RNG of the header-encrypted files (keys, sessions, header nonces).
+const HE_SEED: u64 = 0x0060_1de8;
+/// Seed of the RNG that draws the sealing nonce of `he_sealed_session.bin` (not
+/// `SEAL_SEED`: one nonce is never used twice under the fixed storage key).
+const HE_SEAL_SEED: u64 = 0x5ea2;
+/// Seed of the RNG of the post-quantum files.
+#[cfg(feature = "pqxdh")]
+const PQ_SEED: u64 = 0x0060_1de9;
 /// The fixed storage key of `sealed_session.bin`: bytes 0x00, 0x01, ..., 0x1f.
 fn storage_key() -> StorageKey {
     StorageKey::from_bytes(core::array::from_fn(|i| i as u8))
@@ -44,6 +63,38 @@ const INITIATOR_NEXT: &[u8] = b"golden: bob's first reply";
 const RESPONDER_NEXT: &[u8] = b"golden: a1-0";
 /// Skipped keys held by the stored responder session.
 const RESPONDER_SKIPPED: usize = 6;
+
+/// The plaintext of `he_session_responder_with_skipped.next_message.bin` (Alice's message
+/// a1-0, in a chain that is no longer Bob's receiving chain).
+const HE_NEXT: &[u8] = b"golden he: a1-0";
+/// The plaintext of `he_sealed_session.next_message.bin` (Alice's initial message a0-0).
+const HE_SEALED_NEXT: &[u8] = b"golden he: a0-0";
+/// Skipped keys held by the stored header-encrypted responder session: a0-0, a0-2, a0-3,
+/// a1-0, a1-1, a2-0 ...
+const HE_SKIPPED: usize = 6;
+/// ... from three chains, each with its header key stored.
+const HE_HEADER_KEYS: usize = 3;
+
+/// The plaintext of `pq_session_initiator.next_message.bin`.
+#[cfg(feature = "pqxdh")]
+const PQ_INITIATOR_NEXT: &[u8] = b"golden pq: bob's first reply";
+/// The plaintext of `pq_session_responder.next_message.bin` (Alice's initial message a0-0,
+/// whose key the stored responder session holds).
+#[cfg(feature = "pqxdh")]
+const PQ_RESPONDER_NEXT: &[u8] = b"golden pq: a0-0";
+/// Skipped keys held by the stored PQXDH responder session (a0-0, a0-1).
+#[cfg(feature = "pqxdh")]
+const PQ_RESPONDER_SKIPPED: usize = 2;
+/// The plaintext of `he_pq_session_initiator_with_skipped.next_message.bin` (Bob's message
+/// b0-1, in a chain that is no longer Alice's receiving chain).
+#[cfg(feature = "pqxdh")]
+const HE_PQ_NEXT: &[u8] = b"golden pq he: b0-1";
+/// Skipped keys held by the stored header-encrypted PQXDH initiator session: b0-0, b0-1,
+/// b1-0, from two chains.
+#[cfg(feature = "pqxdh")]
+const HE_PQ_SKIPPED: usize = 3;
+#[cfg(feature = "pqxdh")]
+const HE_PQ_HEADER_KEYS: usize = 2;
 
 const FILES: [&str; 12] = [
     "session_initiator.bin",
@@ -60,6 +111,39 @@ const FILES: [&str; 12] = [
     "alice_identity.bin",
 ];
 
+/// The header-encrypted files, generated without post-quantum keys.
+const HE_FILES: [&str; 4] = [
+    "he_session_responder_with_skipped.bin",
+    "he_session_responder_with_skipped.next_message.bin",
+    "he_sealed_session.bin",
+    "he_sealed_session.next_message.bin",
+];
+
+/// The post-quantum files (the `pqxdh` feature).
+#[cfg(feature = "pqxdh")]
+const PQ_FILES: [&str; 11] = [
+    "pq_prekey.bin",
+    "pq_bundle.bin",
+    "pq_session_initiator.bin",
+    "pq_session_initiator.next_message.bin",
+    "pq_session_responder.bin",
+    "pq_session_responder.next_message.bin",
+    "he_pq_session_initiator_with_skipped.bin",
+    "he_pq_session_initiator_with_skipped.next_message.bin",
+    "pq_prekey_store.bin",
+    "pq_prekey_store.replayed_message.bin",
+    "pq_prekey_store.next_message.bin",
+];
+
+/// Every file `generate` writes, in its order.
+fn all_files() -> Vec<&'static str> {
+    let mut files = FILES.to_vec();
+    files.extend(HE_FILES);
+    #[cfg(feature = "pqxdh")]
+    files.extend(PQ_FILES);
+    files
+}
+
 fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
@@ -71,8 +155,34 @@ fn read(name: &str) -> Vec<u8> {
     fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Every golden file's content, from seeded RNGs only.
+/// Every golden file's content, from seeded RNGs only. Each group of files draws from its
+/// own RNG, so adding a group never changes the bytes of another.
 fn generate() -> Vec<(&'static str, Vec<u8>)> {
+    let (alice, bob, mut files) = generate_classical();
+    files.extend(generate_header_encrypted(&alice, &bob));
+    #[cfg(feature = "pqxdh")]
+    files.extend(generate_post_quantum(&alice, &bob));
+    files
+}
+
+/// `count` messages from `session`, with plaintexts `{prefix}{i}`.
+fn send(session: &mut Session, prefix: &str, count: usize, rng: &mut ChaCha20Rng) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|i| {
+            session
+                .encrypt(format!("{prefix}{i}").as_bytes(), rng)
+                .unwrap()
+        })
+        .collect()
+}
+
+/// The files of `FILES` (the first generation of golden files; its draws must never
+/// change), and the two identities, which the later groups reuse.
+fn generate_classical() -> (
+    IdentityKeyPair,
+    IdentityKeyPair,
+    Vec<(&'static str, Vec<u8>)>,
+) {
     let mut rng = rng(SEED);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
@@ -110,7 +220,7 @@ fn generate() -> Vec<(&'static str, Vec<u8>)> {
     assert_eq!(b.stored_skipped_keys(), RESPONDER_SKIPPED);
     let sealed = storage_key().seal(&b, &mut rng_for_seal()).unwrap();
 
-    vec![
+    let files = vec![
         ("session_initiator.bin", session_initiator),
         ("session_initiator.next_message.bin", reply),
         ("session_responder_with_skipped.bin", stored(&b)),
@@ -126,17 +236,147 @@ fn generate() -> Vec<(&'static str, Vec<u8>)> {
         ("sealed_session.bin", sealed),
         ("sealed_session.next_message.bin", a1[1].clone()),
         ("alice_identity.bin", alice.to_bytes().to_vec()),
+    ];
+    (alice, bob, files)
+}
+
+fn rng_for_seal() -> ChaCha20Rng {
+    rng(SEAL_SEED)
+}
+
+fn rng_for_he_seal() -> ChaCha20Rng {
+    rng(HE_SEAL_SEED)
+}
+
+/// The files of `HE_FILES`: Bob's header-encrypted session (classical X3DH) holding
+/// skipped keys of three of Alice's chains, and the same session sealed.
+fn generate_header_encrypted(
+    alice: &IdentityKeyPair,
+    bob: &IdentityKeyPair,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let mut rng = rng(HE_SEED);
+    let mut store = PreKeyStore::new(bob, &mut rng).unwrap();
+    store.generate_one_time_prekeys(2, &mut rng).unwrap();
+    let bundle = store.bundle(bob, Some(1)).unwrap();
+    let options = SessionOptions::new().header_encryption();
+    let mut a = Session::initiate_with(alice, &bundle, &options, &mut rng).unwrap();
+    // Alice's first chain: four initial messages; Bob accepts a0-1 (keeping a0-0's key).
+    let a0 = send(&mut a, "golden he: a0-", 4, &mut rng);
+    let mut b = store.accept(bob, &a0[1]).unwrap().session;
+    let reply = b.encrypt(b"golden he: b0-0", &mut rng).unwrap();
+    assert_eq!(a.decrypt(&reply).unwrap(), b"golden he: b0-0");
+    // Alice's second chain: Bob receives only a1-2, keeping a0-2, a0-3 (end of the first
+    // chain), a1-0 and a1-1.
+    let a1 = send(&mut a, "golden he: a1-", 3, &mut rng);
+    assert_eq!(b.decrypt(&a1[2]).unwrap(), b"golden he: a1-2");
+    let reply = b.encrypt(b"golden he: b1-0", &mut rng).unwrap();
+    assert_eq!(a.decrypt(&reply).unwrap(), b"golden he: b1-0");
+    // Alice's third chain: Bob receives a2-1, keeping a2-0.
+    let a2 = send(&mut a, "golden he: a2-", 2, &mut rng);
+    assert_eq!(b.decrypt(&a2[1]).unwrap(), b"golden he: a2-1");
+    assert_eq!(b.stored_skipped_keys(), HE_SKIPPED);
+    assert_eq!(
+        ratchet_view(&stored(&b)).header_key_chains.len(),
+        HE_HEADER_KEYS
+    );
+    let sealed = storage_key().seal(&b, &mut rng_for_he_seal()).unwrap();
+    vec![
+        ("he_session_responder_with_skipped.bin", stored(&b)),
+        (
+            "he_session_responder_with_skipped.next_message.bin",
+            a1[0].clone(),
+        ),
+        ("he_sealed_session.bin", sealed),
+        ("he_sealed_session.next_message.bin", a0[0].clone()),
     ]
 }
 
-fn rng_for_seal() -> rand_chacha::ChaCha20Rng {
-    rng(SEAL_SEED)
+/// The files of `PQ_FILES`, all from one prekey store of Bob's with post-quantum keys.
+#[cfg(feature = "pqxdh")]
+fn generate_post_quantum(
+    alice: &IdentityKeyPair,
+    bob: &IdentityKeyPair,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let mut rng = rng(PQ_SEED);
+    let mut store = PreKeyStore::new(bob, &mut rng).unwrap();
+    // One-time prekeys 1..=3; one-time post-quantum prekeys 1, 2 and the last-resort 3.
+    store.generate_one_time_prekeys(3, &mut rng).unwrap();
+    store
+        .generate_pq_one_time_prekeys(bob, 2, &mut rng)
+        .unwrap();
+    assert_eq!(
+        store.rotate_pq_last_resort_prekey(bob, &mut rng).unwrap(),
+        3
+    );
+    // A stand-alone post-quantum prekey, signed by Bob's identity.
+    let pq_prekey = PqPreKey::generate(bob, 9, PqPreKeyKind::LastResort, &mut rng).unwrap();
+    let bundle = store.pq_bundle(bob, Some(1), Some(1)).unwrap();
+
+    // Alice's fresh PQXDH session, stored before she sends anything; Bob accepts a0-2.
+    let mut a = Session::initiate(alice, &bundle, &mut rng).unwrap();
+    let pq_initiator = stored(&a);
+    let a0 = send(&mut a, "golden pq: a0-", 3, &mut rng);
+    let mut b = store.accept(bob, &a0[2]).unwrap().session;
+    let reply = b.encrypt(PQ_INITIATOR_NEXT, &mut rng).unwrap();
+    assert_eq!(a.decrypt(&reply).unwrap(), PQ_INITIATOR_NEXT);
+    assert_eq!(b.stored_skipped_keys(), PQ_RESPONDER_SKIPPED);
+
+    // A header-encrypted PQXDH session from the last-resort bundle (no one-time prekey of
+    // either kind: the store keeps a replay record naming the last-resort key).
+    let last_resort = store.pq_bundle(bob, None, None).unwrap();
+    let options = SessionOptions::new().header_encryption();
+    let mut he_a = Session::initiate_with(alice, &last_resort, &options, &mut rng).unwrap();
+    let he_first = he_a.encrypt(b"golden pq he: a0-0", &mut rng).unwrap();
+    let mut he_b = store.accept(bob, &he_first).unwrap().session;
+    // Bob's first chain: Alice receives b0-2, keeping b0-0 and b0-1; she replies.
+    let b0 = send(&mut he_b, "golden pq he: b0-", 3, &mut rng);
+    assert_eq!(he_a.decrypt(&b0[2]).unwrap(), b"golden pq he: b0-2");
+    let m = he_a.encrypt(b"golden pq he: a1-0", &mut rng).unwrap();
+    assert_eq!(he_b.decrypt(&m).unwrap(), b"golden pq he: a1-0");
+    // Bob's second chain: Alice receives b1-1, keeping b1-0.
+    let b1 = send(&mut he_b, "golden pq he: b1-", 2, &mut rng);
+    assert_eq!(he_a.decrypt(&b1[1]).unwrap(), b"golden pq he: b1-1");
+    assert_eq!(he_a.stored_skipped_keys(), HE_PQ_SKIPPED);
+
+    // A classical session from a bundle without a one-time prekey: a second replay record,
+    // naming no post-quantum key.
+    let classical = store.bundle(bob, None).unwrap();
+    let mut c = Session::initiate(alice, &classical, &mut rng).unwrap();
+    let m = c.encrypt(b"golden pq: classical", &mut rng).unwrap();
+    store.accept(bob, &m).unwrap();
+    assert_eq!(store.replay_records(), 2);
+
+    // The initial message of a session from the remaining one-time keys, which the stored
+    // store accepts (its keys are the ones published).
+    let remaining = store.pq_bundle(bob, Some(2), Some(2)).unwrap();
+    let mut next = Session::initiate(alice, &remaining, &mut rng).unwrap();
+    let next_message = next.encrypt(b"golden pq: next session", &mut rng).unwrap();
+
+    vec![
+        ("pq_prekey.bin", pq_prekey.to_bytes().to_vec()),
+        ("pq_bundle.bin", bundle.to_bytes()),
+        ("pq_session_initiator.bin", pq_initiator),
+        ("pq_session_initiator.next_message.bin", reply),
+        ("pq_session_responder.bin", stored(&b)),
+        ("pq_session_responder.next_message.bin", a0[0].clone()),
+        ("he_pq_session_initiator_with_skipped.bin", stored(&he_a)),
+        (
+            "he_pq_session_initiator_with_skipped.next_message.bin",
+            b0[1].clone(),
+        ),
+        ("pq_prekey_store.bin", store.to_bytes().to_vec()),
+        ("pq_prekey_store.replayed_message.bin", he_first),
+        ("pq_prekey_store.next_message.bin", next_message),
+    ]
 }
 
 fn regenerate() {
     let dir = golden_dir();
     fs::create_dir_all(&dir).unwrap();
     for (name, bytes) in generate() {
+        if fs::read(dir.join(name)).ok().as_deref() == Some(&bytes[..]) {
+            continue;
+        }
         // Write then rename, so a concurrent reader never sees half a file.
         let tmp = dir.join(format!(".{name}.tmp"));
         fs::write(&tmp, &bytes).unwrap();
@@ -144,18 +384,38 @@ fn regenerate() {
     }
 }
 
-#[test]
-fn golden_files() {
-    if std::env::var(REGENERATE).as_deref() == Ok("1") {
-        regenerate();
-    }
-    for name in FILES {
+/// Regenerates the files once per test run if asked to, before any test reads them.
+fn prepare() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var(REGENERATE).as_deref() == Ok("1") {
+            regenerate();
+        }
+    });
+}
+
+/// Reads the files of a group and checks that they are at the current format version.
+fn check_versions(names: &[&str]) {
+    prepare();
+    for name in names {
         let bytes = read(name);
         assert_eq!(
             bytes[0], VERSION,
             "{name}: not at the current format version"
         );
     }
+}
+
+/// Checks that `bytes` parse as a message that encodes back to the same bytes, of type
+/// `kind`.
+fn check_message(name: &str, bytes: &[u8], kind: u8) {
+    assert_eq!(bytes[1], kind, "{name}: message type");
+    assert_eq!(Message::parse(bytes).unwrap().to_bytes(), bytes, "{name}");
+}
+
+#[test]
+fn golden_files() {
+    check_versions(&FILES);
 
     // Keys and the store: load and re-encode byte for byte.
     let identity_bytes = read("identity.bin");
@@ -249,14 +509,221 @@ fn golden_files() {
 }
 
 #[test]
+fn header_encrypted_golden_files() {
+    check_versions(&HE_FILES);
+    let alice = IdentityKeyPair::from_bytes(&read("alice_identity.bin")).unwrap();
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+
+    // Bob's header-encrypted session: type 0x28, flags 0x02 (X3DH, header encryption).
+    let session_bytes = read("he_session_responder_with_skipped.bin");
+    assert_eq!(session_bytes[1], 0x28);
+    assert_eq!(session_bytes[3], 0x02);
+    // SPEC.md §7.1: 431 bytes, 68 per skipped key, 64 per skipped-chain header key.
+    assert_eq!(
+        session_bytes.len(),
+        431 + 68 * HE_SKIPPED + 64 * HE_HEADER_KEYS
+    );
+    let mut session = load(&session_bytes);
+    assert!(session.is_header_encrypted());
+    assert!(!session.is_post_quantum());
+    assert_eq!(session.role(), Role::Responder);
+    assert!(!session.awaiting_reply());
+    assert_eq!(session.local_identity(), bob.public_key());
+    assert_eq!(session.remote_identity(), alice.public_key());
+    assert_eq!(session.stored_skipped_keys(), HE_SKIPPED);
+    // Three chains of Alice's have keys: the first and second (ended), and the current one.
+    let view = ratchet_view(&session_bytes);
+    let mut chains: Vec<[u8; 32]> = view.skipped.iter().map(|(dh, _)| *dh).collect();
+    chains.dedup();
+    assert_eq!(view.header_key_chains, chains);
+    let numbers: Vec<u32> = view.skipped.iter().map(|(_, n)| *n).collect();
+    assert_eq!(numbers, [0, 2, 3, 0, 1, 0]);
+
+    // a1-0 is of the second chain: its header decrypts under that chain's stored header
+    // key, its body with the stored message key.
+    let next = read("he_session_responder_with_skipped.next_message.bin");
+    check_message("he next message", &next, 0x04);
+    assert_eq!(session.decrypt(&next).unwrap(), HE_NEXT);
+    assert_eq!(session.stored_skipped_keys(), HE_SKIPPED - 1);
+    // The chain still has a key (a1-1), so its header key is kept: a replay is a duplicate.
+    let before = stored(&session);
+    assert_eq!(session.decrypt(&next), Err(Error::DuplicateOrExpired));
+    assert_eq!(stored(&session), before);
+
+    // The sealed session is the same session, sealed under the fixed key.
+    let sealed = read("he_sealed_session.bin");
+    assert_eq!(sealed.len(), 15 + session_bytes.len() + 16);
+    assert_eq!(sealed[1], 0x30);
+    assert_eq!(
+        sealed[2], 0x20,
+        "every session is sealed as object type 0x20"
+    );
+    let mut opened = storage_key().open::<Session>(&sealed).unwrap();
+    assert_eq!(stored(&opened), session_bytes);
+    assert_eq!(
+        storage_key().seal(&opened, &mut rng_for_he_seal()).unwrap(),
+        sealed
+    );
+    // a0-0, an initial message (type 0x05) of the first chain, kept since the session began.
+    let next = read("he_sealed_session.next_message.bin");
+    check_message("he sealed next message", &next, 0x05);
+    assert_eq!(opened.decrypt(&next).unwrap(), HE_SEALED_NEXT);
+    assert_eq!(opened.stored_skipped_keys(), HE_SKIPPED - 1);
+    assert_eq!(
+        StorageKey::from_bytes([0; 32])
+            .open::<Session>(&sealed)
+            .err(),
+        Some(Error::DecryptionFailed)
+    );
+}
+
+#[cfg(feature = "pqxdh")]
+#[test]
+fn post_quantum_golden_files() {
+    check_versions(&PQ_FILES);
+    let alice = IdentityKeyPair::from_bytes(&read("alice_identity.bin")).unwrap();
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+
+    // The stand-alone post-quantum prekey: type 0x26, 135 bytes, signed by Bob.
+    let pq_bytes = read("pq_prekey.bin");
+    assert_eq!(pq_bytes.len(), 135);
+    assert_eq!(pq_bytes[1], 0x26);
+    let pq_prekey = PqPreKey::from_bytes(&pq_bytes).unwrap();
+    assert_eq!(&pq_prekey.to_bytes()[..], &pq_bytes[..]);
+    assert_eq!(pq_prekey.id(), 9);
+    assert_eq!(pq_prekey.kind(), PqPreKeyKind::LastResort);
+    let spk = SignedPreKey::from_bytes(&read("signed_prekey.bin")).unwrap();
+    PreKeyBundle::new(&bob, &spk, None)
+        .with_post_quantum_prekey(&pq_prekey)
+        .verify()
+        .unwrap();
+
+    // The PQXDH bundle Alice used: type 0x11, one-time prekey 1, post-quantum prekey 1.
+    let bundle_bytes = read("pq_bundle.bin");
+    assert_eq!(bundle_bytes.len(), PQ_BUNDLE_LENGTH);
+    assert_eq!(bundle_bytes[1], 0x11);
+    let bundle = PreKeyBundle::from_bytes(&bundle_bytes).unwrap();
+    assert_eq!(bundle.to_bytes(), bundle_bytes);
+    bundle.verify().unwrap();
+    assert!(bundle.is_post_quantum());
+    assert_eq!(bundle.identity_key(), bob.public_key());
+    assert_eq!(bundle.one_time_prekey_id(), Some(1));
+    assert_eq!(bundle.post_quantum_prekey_id(), Some(1));
+
+    // Alice's fresh PQXDH session (type 0x25, 1388 bytes: it repeats the KEM ciphertext
+    // while awaiting a reply) decrypts Bob's first reply.
+    let initiator_bytes = read("pq_session_initiator.bin");
+    assert_eq!(initiator_bytes.len(), 1388);
+    assert_eq!(initiator_bytes[1], 0x25);
+    let mut initiator = load(&initiator_bytes);
+    assert_eq!(initiator.role(), Role::Initiator);
+    assert!(initiator.is_post_quantum());
+    assert!(!initiator.is_header_encrypted());
+    assert!(initiator.awaiting_reply());
+    assert_eq!(initiator.local_identity(), alice.public_key());
+    assert_eq!(initiator.remote_identity(), bob.public_key());
+    let reply = read("pq_session_initiator.next_message.bin");
+    check_message("pq reply", &reply, 0x01);
+    assert_eq!(initiator.decrypt(&reply).unwrap(), PQ_INITIATOR_NEXT);
+    assert!(!initiator.awaiting_reply());
+    // No longer awaiting a reply: the ciphertext is gone from the stored form.
+    assert_eq!(stored(&initiator).len(), 296);
+    assert_eq!(initiator.decrypt(&reply), Err(Error::DuplicateOrExpired));
+
+    // Bob's PQXDH session (type 0x25, responder) decrypts a0-0, an initial message (type
+    // 0x03) whose key it holds.
+    let responder_bytes = read("pq_session_responder.bin");
+    assert_eq!(responder_bytes[1], 0x25);
+    assert_eq!(responder_bytes.len(), 296 + 68 * PQ_RESPONDER_SKIPPED);
+    let mut responder = load(&responder_bytes);
+    assert_eq!(responder.role(), Role::Responder);
+    assert!(responder.is_post_quantum());
+    assert_eq!(responder.id(), initiator.id());
+    assert_eq!(responder.stored_skipped_keys(), PQ_RESPONDER_SKIPPED);
+    let next = read("pq_session_responder.next_message.bin");
+    check_message("pq initial message", &next, 0x03);
+    assert_eq!(responder.decrypt(&next).unwrap(), PQ_RESPONDER_NEXT);
+    assert_eq!(responder.decrypt(&next), Err(Error::DuplicateOrExpired));
+
+    // Alice's header-encrypted PQXDH session: type 0x28, flags 0x03.
+    let he_bytes = read("he_pq_session_initiator_with_skipped.bin");
+    assert_eq!(he_bytes[1], 0x28);
+    assert_eq!(he_bytes[3], 0x03);
+    assert_eq!(
+        he_bytes.len(),
+        431 + 68 * HE_PQ_SKIPPED + 64 * HE_PQ_HEADER_KEYS
+    );
+    let mut he = load(&he_bytes);
+    assert!(he.is_header_encrypted());
+    assert!(he.is_post_quantum());
+    assert_eq!(he.role(), Role::Initiator);
+    assert!(!he.awaiting_reply());
+    assert_eq!(he.local_identity(), alice.public_key());
+    let view = ratchet_view(&he_bytes);
+    let numbers: Vec<u32> = view.skipped.iter().map(|(_, n)| *n).collect();
+    assert_eq!(numbers, [0, 1, 0]);
+    assert_eq!(
+        view.header_key_chains,
+        [view.skipped[0].0, view.skipped[2].0]
+    );
+    let next = read("he_pq_session_initiator_with_skipped.next_message.bin");
+    check_message("he pq next message", &next, 0x04);
+    assert_eq!(he.decrypt(&next).unwrap(), HE_PQ_NEXT);
+    assert_eq!(he.stored_skipped_keys(), HE_PQ_SKIPPED - 1);
+    assert_eq!(he.decrypt(&next), Err(Error::DuplicateOrExpired));
+
+    // Bob's store: type 0x27 (replay records and post-quantum keys).
+    let store_bytes = read("pq_prekey_store.bin");
+    assert_eq!(store_bytes[1], 0x27);
+    let mut store = PreKeyStore::from_bytes(&store_bytes).unwrap();
+    assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
+    assert_eq!(store.replay_records(), 2);
+    let one_time: Vec<u32> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    assert_eq!(one_time, [2, 3], "one-time prekey 1 was used");
+    let pq_one_time: Vec<u32> = store.pq_one_time_prekeys().map(PqPreKey::id).collect();
+    assert_eq!(pq_one_time, [2], "post-quantum prekey 1 was used");
+    assert_eq!(
+        store.pq_prekey(3).map(PqPreKey::kind),
+        Some(PqPreKeyKind::LastResort)
+    );
+    // The store publishes the same last-resort key it was stored with.
+    let last_resort = store.pq_bundle(&bob, None, None).unwrap();
+    assert_eq!(last_resort.post_quantum_prekey_id(), Some(3));
+    last_resort.verify().unwrap();
+    // The replay record survived: the initial message of the header-encrypted PQXDH session,
+    // made from the last-resort key, cannot make a second session.
+    let replayed = read("pq_prekey_store.replayed_message.bin");
+    check_message("replayed initial message", &replayed, 0x06);
+    assert_eq!(
+        store.accept(&bob, &replayed).err(),
+        Some(Error::DuplicateOrExpired)
+    );
+    assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
+    // The stored keys are the published ones: a new PQXDH session from one-time prekey 2
+    // and post-quantum prekey 2 is accepted, and both keys are then deleted.
+    let message = read("pq_prekey_store.next_message.bin");
+    check_message("next session's initial message", &message, 0x03);
+    let accepted = store.accept(&bob, &message).unwrap();
+    assert_eq!(accepted.plaintext, b"golden pq: next session");
+    assert_eq!(accepted.used_one_time_prekey, Some(2));
+    assert_eq!(accepted.used_post_quantum_prekey, Some(2));
+    assert!(accepted.session.is_post_quantum());
+    assert_eq!(store.pq_one_time_prekeys().count(), 0);
+    assert_eq!(
+        store.accept(&bob, &message).err(),
+        Some(Error::UnknownOneTimePreKey(2))
+    );
+}
+
+#[test]
 fn golden_generator_is_deterministic() {
     let first = generate();
     let second = generate();
-    assert_eq!(first.len(), FILES.len());
+    assert_eq!(first.len(), all_files().len());
     for ((name, bytes), (name2, bytes2)) in first.iter().zip(&second) {
         assert_eq!(name, name2);
         assert_eq!(bytes, bytes2, "{name}");
     }
     let names: Vec<&str> = first.iter().map(|(name, _)| *name).collect();
-    assert_eq!(names, FILES);
+    assert_eq!(names, all_files());
 }

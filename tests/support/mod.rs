@@ -1,12 +1,17 @@
 //! Helpers shared by `persistence.rs`, `golden.rs` and `properties.rs`: seeded RNGs, the
 //! two parties of a conversation with the responder's prekey store, session pairs at the
-//! usual points of their life, and reload helpers that check the storage encoding is
-//! canonical (loading then storing gives back the very same bytes).
+//! usual points of their life, reload helpers that check the storage encoding is
+//! canonical (loading then storing gives back the very same bytes), and a reader of the
+//! ratchet fields of a stored session (SPEC.md §7.1), which is how the tests see the
+//! header of a header-encrypted message and the skipped keys a session holds.
 //!
 //! Not every test file uses every helper.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use doubleratchet::{Error, IdentityKeyPair, Limits, Message, PreKeyBundle, PreKeyStore, Session};
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use doubleratchet::{
+    Error, IdentityKeyPair, Limits, Message, PreKeyBundle, PreKeyStore, Session, SessionOptions,
+};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -57,6 +62,23 @@ impl Parties {
         Session::initiate(&self.alice, &self.bundle, rng).unwrap()
     }
 
+    /// Alice's new session with Bob, header-encrypted (SPEC.md §4.8) or not. Draws from
+    /// the RNG exactly as [`Parties::initiate`].
+    pub(crate) fn initiate_in_mode(
+        &self,
+        header_encryption: bool,
+        rng: &mut ChaCha20Rng,
+    ) -> Session {
+        let options = if header_encryption {
+            SessionOptions::new().header_encryption()
+        } else {
+            SessionOptions::new()
+        };
+        let session = Session::initiate_with(&self.alice, &self.bundle, &options, rng).unwrap();
+        assert_eq!(session.is_header_encrypted(), header_encryption);
+        session
+    }
+
     /// Bob accepts an initial message through his store (which deletes the one-time
     /// prekey it used), with the given limits.
     pub(crate) fn accept(
@@ -92,12 +114,24 @@ fn pq_bundle(
 
 /// Alice has sent one initial message and Bob has accepted it; Alice still awaits a reply.
 pub(crate) fn accepted_pair(seed: u64) -> (Parties, Session, Session, ChaCha20Rng) {
+    accepted_pair_in_mode(seed, false, false)
+}
+
+/// [`accepted_pair`] agreed with PQXDH or X3DH, in header-encrypted mode or not.
+/// `accepted_pair_in_mode(seed, false, false)` is `accepted_pair(seed)`.
+pub(crate) fn accepted_pair_in_mode(
+    seed: u64,
+    post_quantum: bool,
+    header_encryption: bool,
+) -> (Parties, Session, Session, ChaCha20Rng) {
     let mut rng = rng(seed);
-    let mut parties = Parties::new(&mut rng);
-    let mut a = parties.initiate(&mut rng);
+    let mut parties = Parties::with_kind(&mut rng, post_quantum);
+    let mut a = parties.initiate_in_mode(header_encryption, &mut rng);
     let first = a.encrypt(b"first", &mut rng).unwrap();
     let (b, plaintext) = parties.accept(&first, Limits::default()).unwrap();
     assert_eq!(plaintext, b"first");
+    assert_eq!(b.is_header_encrypted(), header_encryption);
+    assert_eq!(b.is_post_quantum(), post_quantum);
     (parties, a, b, rng)
 }
 
@@ -137,12 +171,149 @@ pub(crate) fn is_initial(message: &[u8]) -> bool {
     matches!(Message::parse(message).unwrap(), Message::Initial(_))
 }
 
+/// A message header: the sender's ratchet key, `N`, `PN`.
+pub(crate) type Header = ([u8; 32], u32, u32);
+
 /// The header fields of a message: sender's ratchet key, `N`, `PN`.
-pub(crate) fn header(message: &[u8]) -> ([u8; 32], u32, u32) {
+pub(crate) fn header(message: &[u8]) -> Header {
     let parsed = Message::parse(message).unwrap();
     (
         *parsed.ratchet_key().unwrap(),
         parsed.message_number().unwrap(),
         parsed.previous_chain_length().unwrap(),
     )
+}
+
+/// The ratchet fields of a stored session, read from its storage encoding (SPEC.md §7.1,
+/// types `0x20`, `0x25` and `0x28`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RatchetView {
+    /// The public key of `DHs`, recomputed from the stored secret (X25519 of the base
+    /// point): the ratchet key of the session's messages in its current sending chain.
+    pub(crate) dhs_public: [u8; 32],
+    /// `DHr`: the ratchet key of the current receiving chain.
+    pub(crate) dhr: [u8; 32],
+    pub(crate) has_cks: bool,
+    pub(crate) has_ckr: bool,
+    pub(crate) ns: u32,
+    pub(crate) nr: u32,
+    pub(crate) pn: u32,
+    /// The stored skipped keys' indices `(ratchet key, N)`, oldest first.
+    pub(crate) skipped: Vec<([u8; 32], u32)>,
+    /// Header-encrypted sessions: the ratchet keys of the chains whose header keys are
+    /// stored for their skipped keys, oldest first. Empty otherwise.
+    pub(crate) header_key_chains: Vec<[u8; 32]>,
+}
+
+/// Reads [`RatchetView`] from a stored session; panics on anything but a well-formed
+/// encoding that the layout of SPEC.md §7.1 accounts for to the last byte.
+pub(crate) fn ratchet_view(bytes: &[u8]) -> RatchetView {
+    struct Cursor<'a>(&'a [u8], usize);
+    impl Cursor<'_> {
+        fn take(&mut self, n: usize) -> &[u8] {
+            let out = &self.0[self.1..self.1 + n];
+            self.1 += n;
+            out
+        }
+        fn u8(&mut self) -> u8 {
+            self.take(1)[0]
+        }
+        fn u32(&mut self) -> u32 {
+            u32::from_be_bytes(self.take(4).try_into().unwrap())
+        }
+        fn key(&mut self) -> [u8; 32] {
+            self.take(32).try_into().unwrap()
+        }
+        fn optional(&mut self) -> bool {
+            match self.u8() {
+                0 => {
+                    assert_eq!(self.take(32), [0; 32]);
+                    false
+                }
+                1 => {
+                    self.take(32);
+                    true
+                }
+                other => panic!("optional flag {other}"),
+            }
+        }
+    }
+
+    let mut r = Cursor(bytes, 0);
+    assert_eq!(r.u8(), 0x01, "version");
+    let kind = r.u8();
+    r.u8(); // role
+    let (post_quantum, header_encrypted) = match kind {
+        0x20 => (false, false),
+        0x25 => (true, false),
+        0x28 => match r.u8() {
+            0x02 => (false, true),
+            0x03 => (true, true),
+            flags => panic!("flags {flags:#04x}"),
+        },
+        other => panic!("not a stored session: type {other:#04x}"),
+    };
+    r.take(3 * 32); // identities, EK_A
+    let awaiting = r.u8() == 1;
+    r.take(4 + 1 + 4); // prekey ids
+    if post_quantum && awaiting {
+        r.take(4 + 1088);
+    }
+    r.take(4 + 4 + 32); // limits, RK
+    let dhs_secret = r.key();
+    assert_eq!(r.u8(), 1, "DHr is always present");
+    let dhr = r.key();
+    let has_cks = r.optional();
+    let has_ckr = r.optional();
+    let (ns, nr, pn) = (r.u32(), r.u32(), r.u32());
+    let count = r.u32() as usize;
+    let skipped = (0..count)
+        .map(|_| {
+            let dh = r.key();
+            let n = r.u32();
+            r.take(32);
+            (dh, n)
+        })
+        .collect();
+    let mut header_key_chains = Vec::new();
+    if header_encrypted {
+        r.optional(); // HKs
+        r.optional(); // HKr
+        r.take(64); // NHKs, NHKr
+        let h = r.u32() as usize;
+        for _ in 0..h {
+            r.take(32);
+            header_key_chains.push(r.key());
+        }
+    }
+    assert_eq!(r.1, bytes.len(), "bytes after the layout of SPEC.md §7.1");
+    RatchetView {
+        dhs_public: MontgomeryPoint::mul_base_clamped(dhs_secret).to_bytes(),
+        dhr,
+        has_cks,
+        has_ckr,
+        ns,
+        nr,
+        pn,
+        skipped,
+        header_key_chains,
+    }
+}
+
+/// [`ratchet_view`] of a live session.
+pub(crate) fn view(session: &Session) -> RatchetView {
+    ratchet_view(&session.to_bytes())
+}
+
+/// The header `(ratchet key, N, PN)` of the message `sender` has just encrypted, read from
+/// the sender's stored state: the only way to see it in header-encrypted mode. For a
+/// message with a cleartext header, also checks that it agrees with the header on the wire.
+pub(crate) fn sent_header(sender: &Session, message: &[u8]) -> Header {
+    let v = view(sender);
+    assert!(v.has_cks && v.ns > 0, "the sender has not just sent");
+    let sent = (v.dhs_public, v.ns - 1, v.pn);
+    if !sender.is_header_encrypted() {
+        assert_eq!(header(message), sent);
+    }
+    sent
 }
