@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds every cargo-fuzz target of this crate and runs each, one after the other, for
+# SECONDS seconds (default 60). Exits non-zero if a build fails or any target finds a crash
+# (panic, sanitizer report, leak, out-of-memory or a unit slower than FUZZ_TIMEOUT seconds).
+#
+#   fuzz/run-all.sh SECONDS
+#
+# Works from any directory. Installs cargo-fuzz when `cargo fuzz` is missing, and runs on
+# the stable toolchain through RUSTC_BOOTSTRAP=1 (cargo-fuzz needs -Z flags). The corpora
+# grow in fuzz/corpus/<target>/ (only the committed seed-* files are tracked); crashes are
+# written to fuzz/artifacts/<target>/ and their libFuzzer output is printed. Full logs are
+# kept in fuzz/target/fuzz-logs/.
+set -euo pipefail
+
+seconds="${1:-60}"
+case "$seconds" in
+  '' | *[!0-9]*)
+    echo "usage: $0 SECONDS" >&2
+    exit 2
+    ;;
+esac
+timeout_s="${FUZZ_TIMEOUT:-30}"
+
+cd "$(dirname "${BASH_SOURCE[0]}")"
+export RUSTC_BOOTSTRAP=1
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "== installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+
+echo "== building all fuzz targets"
+cargo fuzz build
+
+targets="$(cargo fuzz list)"
+if [ -z "$targets" ]; then
+  echo "no fuzz targets found" >&2
+  exit 1
+fi
+
+# Per-target libFuzzer flags. The session target's input is a list of up to 64
+# operations: let it use long inputs from the start instead of growing them slowly.
+target_args() {
+  case "$1" in
+    session) echo "-len_control=0 -max_len=512" ;;
+    *) echo "" ;;
+  esac
+}
+
+logs="target/fuzz-logs"
+mkdir -p "$logs"
+failed=()
+for target in $targets; do
+  log="$logs/$target.log"
+  echo "== $target: ${seconds}s (log: fuzz/$log)"
+  # shellcheck disable=SC2046 # the per-target flags are split on purpose
+  if cargo fuzz run "$target" -- $(target_args "$target") \
+    -max_total_time="$seconds" -timeout="$timeout_s" -print_final_stats=1 >"$log" 2>&1; then
+    # The closing lines: executions, coverage and corpus size.
+    grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1 || true
+    grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' "$log" || true
+  else
+    echo "!! $target FAILED; the end of its log:"
+    tail -n 80 "$log"
+    failed+=("$target")
+  fi
+done
+
+if [ "${#failed[@]}" -ne 0 ]; then
+  echo "fuzzing failed: ${failed[*]}" >&2
+  exit 1
+fi
+echo "all fuzz targets ran ${seconds}s without a crash"
