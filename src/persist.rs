@@ -475,7 +475,13 @@ impl Session {
 
 /// The header-encryption block of a type `0x28` session (SPEC.md §7.1).
 fn read_header_keys(r: &mut Reader<'_>, skipped: &SkippedKeys) -> Result<HeaderKeys, Error> {
-    let hks = r.optional::<32>()?.map(HeaderKey);
+    // Every session the API hands out has `HKs` (the responder sets it when it decrypts
+    // the initial message); one without it could never send.
+    let hks = Some(
+        r.optional::<32>()?
+            .map(HeaderKey)
+            .ok_or(Error::InvalidEncoding)?,
+    );
     let hkr = r.optional::<32>()?.map(HeaderKey);
     let nhks = HeaderKey(*read_key32(r)?);
     let nhkr = HeaderKey(*read_key32(r)?);

@@ -91,6 +91,11 @@ fn bundle_corpus() {
     replay("bundle");
 }
 
+#[test]
+fn safety_number_corpus() {
+    replay("safety_number");
+}
+
 /// The seeds as the generator makes them from the current code pass too (the committed
 /// ones may predate a format change), and the generator covers every target.
 #[test]

@@ -347,3 +347,19 @@ fn failing_rng_changes_nothing_in_header_encrypted_mode() {
     let m = p.a.encrypt(b"same chain", &mut FailingRng::new(1)).unwrap();
     assert_eq!(p.b.decrypt(&m).unwrap(), b"same chain");
 }
+
+/// Found by the `load` fuzz target: a stored header-encrypted session without `HKs` used to
+/// load and then could never send. SPEC.md §7.1 requires `HKs`.
+#[test]
+fn stored_session_without_sending_header_key_is_refused() {
+    let p = pair(995, false);
+    let mut stored = bytes(&p.a);
+    assert_eq!(stored.len(), 431);
+    // After the skipped-key count (offset 292 + flags byte = 293..297), HKs: flag + key.
+    assert_eq!(stored[297], 1);
+    stored[297..330].fill(0);
+    assert_eq!(
+        Session::from_bytes(&stored).unwrap_err(),
+        Error::InvalidEncoding
+    );
+}

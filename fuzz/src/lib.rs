@@ -13,13 +13,17 @@
 //! a hash collision is taken as impossible).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
 use doubleratchet::{
-    Error, IdentityKeyPair, Limits, Message, OneTimePreKey, PreKeyBundle, PreKeyStore, Role,
-    Session, SessionOptions, SignedPreKey, StorageKey, BUNDLE_LENGTH, MAX_SKIP_CAP, VERSION,
+    Accepted, Error, IdentityKey, IdentityKeyPair, Limits, Message, OneTimePreKey, PreKeyBundle,
+    PreKeyStore, Role, SafetyNumber, ScanResult, Session, SessionOptions, SignedPreKey, StorageKey,
+    BUNDLE_LENGTH, MAX_SKIP_CAP, SAFETY_NUMBER_LENGTH, VERSION,
 };
+#[cfg(feature = "pqxdh")]
+use doubleratchet::{PqPreKey, PqPreKeyKind, KEM_CIPHERTEXT_LENGTH, PQ_BUNDLE_LENGTH};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -34,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("respond", respond),
     ("load", load),
     ("bundle", bundle),
+    ("safety_number", safety_number),
 ];
 
 /// The most operations the `session` target runs for one input.
@@ -51,6 +56,11 @@ const PLAIN_HEADER: usize = 32 + 4 + 4;
 const SEALED_HEADER: usize = 12 + PLAIN_HEADER + TAG;
 /// Framing lengths of the two classical kinds, for the `respond` target's field table.
 const INITIAL_PREFIX: usize = 2 + X3DH_FIELDS + PLAIN_HEADER;
+/// Where a PQXDH initial message's ratchet header starts (SPEC.md §5.3): after the X3DH
+/// fields, the post-quantum prekey id (bytes 75..79) and the KEM ciphertext (79..1167).
+const PQ_HEADER_START: usize = 2 + X3DH_FIELDS + PQ_FIELDS;
+const PQ_ID: core::ops::Range<usize> = 75..79;
+const KEM_CT: core::ops::Range<usize> = 79..PQ_HEADER_START;
 /// Type bytes of the message kinds.
 const TYPE_NORMAL: u8 = 0x01;
 const TYPE_INITIAL: u8 = 0x02;
@@ -64,9 +74,33 @@ const BUNDLE_SPK: core::ops::Range<usize> = 38..70;
 const BUNDLE_OPK_FLAG: usize = 134;
 const BUNDLE_OPK_ID: core::ops::Range<usize> = 135..139;
 const BUNDLE_OPK: core::ops::Range<usize> = 139..171;
+/// A PQXDH bundle's (type `0x11`) post-quantum fields: id, ML-KEM-768 key, signature.
+#[cfg(feature = "pqxdh")]
+const BUNDLE_PQ_ID: core::ops::Range<usize> = 171..175;
+#[cfg(feature = "pqxdh")]
+const BUNDLE_PQ_KEY: core::ops::Range<usize> = 175..1359;
+#[cfg(feature = "pqxdh")]
+const BUNDLE_PQ_SIGNATURE: core::ops::Range<usize> = 1359..1423;
+const TYPE_BUNDLE: u8 = 0x10;
+const TYPE_BUNDLE_PQ: u8 = 0x11;
+/// Stored session types (SPEC.md §7.1) and the post-quantum flag of type `0x28`.
+const TYPE_SESSION: u8 = 0x20;
+const TYPE_SESSION_PQ: u8 = 0x25;
+const TYPE_SESSION_HE: u8 = 0x28;
+/// The safety number's byte form type (SPEC.md §9.1).
+const TYPE_SAFETY_NUMBER: u8 = 0x40;
 /// The one-time prekey ids Bob's store holds, and the one his published bundle names.
 const BOB_OPK_IDS: core::ops::RangeInclusive<u32> = 1..=3;
 const BUNDLE_OPK_ID_VALUE: u32 = 1;
+/// Bob's post-quantum prekeys: one-time ids 1 and 2, then last-resort id 3 (ids are shared
+/// by both kinds). The `session` target's PQXDH bundle names one-time prekey 1 and
+/// post-quantum one-time prekey 1.
+#[cfg(feature = "pqxdh")]
+const BOB_PQ_ONE_TIME_IDS: core::ops::RangeInclusive<u32> = 1..=2;
+#[cfg(feature = "pqxdh")]
+const BOB_PQ_LAST_RESORT_ID: u32 = 3;
+#[cfg(feature = "pqxdh")]
+const PQ_BUNDLE_IDS: (u32, u32) = (1, 1);
 
 // ---------------------------------------------------------------------------------------
 // Fixture: fixed identities, prekeys and genuine messages, made once per process.
@@ -76,6 +110,8 @@ const BUNDLE_OPK_ID_VALUE: u32 = 1;
 /// after sending it (so a reply to it can be checked).
 struct Genuine {
     header_encryption: bool,
+    /// A PQXDH initial message (type `0x03` or `0x06`).
+    post_quantum: bool,
     wire: Vec<u8>,
     plaintext: Vec<u8>,
     alice_state: Vec<u8>,
@@ -91,14 +127,22 @@ struct Fixture {
     carol: IdentityKeyPair,
     carol_spk: SignedPreKey,
     carol_opk: OneTimePreKey,
-    /// Bob's prekeys: signed prekey 1 and one-time prekeys 1..=3.
+    /// Bob's prekeys: signed prekey 1 and one-time prekeys 1..=3; with PQXDH also
+    /// post-quantum one-time prekeys 1..=2 and last-resort prekey 3.
     store: PreKeyStore,
+    /// `store.to_bytes()`: every check that changes a store loads its own copy from this.
+    store_bytes: Vec<u8>,
+    /// Bob's store before it had post-quantum prekeys (type `0x24`), for the `load` seeds.
+    classical_store_bytes: Vec<u8>,
     /// Bob's published bundle, naming one-time prekey 1.
     bundle: PreKeyBundle,
     /// Bob's last-resort bundle, without a one-time prekey.
     bundle_no_opk: PreKeyBundle,
     storage_key: StorageKey,
-    /// Initial messages from two of Alice's sessions, with and without a one-time prekey.
+    /// Genuine initial messages: three classical sessions of Alice's (with and without a
+    /// one-time prekey, then header-encrypted); with PQXDH then four PQXDH ones (one-time
+    /// and last-resort post-quantum prekey, each with the header in the clear and
+    /// encrypted).
     initial: Vec<Genuine>,
     /// Short conversations (classical, then header-encrypted), for the `load` target:
     /// messages and their plaintexts.
@@ -109,6 +153,27 @@ struct Fixture {
     /// A fresh session of Alice's with Bob's bundle, stored: the `session` target's start
     /// (loading it is cheaper than running X3DH for every input); classical, and
     /// header-encrypted.
+    fresh_alice: Vec<u8>,
+    fresh_alice_he: Vec<u8>,
+    /// The safety number of Alice and Bob (the `safety_number` target's local number).
+    safety_number: SafetyNumber,
+    #[cfg(feature = "pqxdh")]
+    pq: PqFixture,
+}
+
+/// The PQXDH part of the fixture.
+#[cfg(feature = "pqxdh")]
+struct PqFixture {
+    /// Bob's PQXDH bundle naming one-time prekey 1 and post-quantum one-time prekey 1.
+    bundle: PreKeyBundle,
+    /// Bob's PQXDH last-resort bundle: no one-time prekey, the last-resort PQ prekey.
+    bundle_last_resort: PreKeyBundle,
+    /// Carol's post-quantum prekey and PQXDH bundle (a third party's).
+    carol_pq: PqPreKey,
+    carol_bundle: PreKeyBundle,
+    /// Bob's store after accepting two last-resort sessions: it holds replay records.
+    store_with_records: Vec<u8>,
+    /// Alice's fresh PQXDH sessions with `bundle`, stored: classical header, encrypted.
     fresh_alice: Vec<u8>,
     fresh_alice_he: Vec<u8>,
 }
@@ -146,6 +211,8 @@ fn make_fixture() -> Fixture {
     assert_eq!(encoded[BUNDLE_OPK_ID], BUNDLE_OPK_ID_VALUE.to_be_bytes());
     let opk = store.one_time_prekey(BUNDLE_OPK_ID_VALUE).unwrap();
     assert_eq!(encoded[BUNDLE_OPK], opk.public_key());
+    let classical_store_bytes = store.to_bytes().to_vec();
+    assert_eq!(classical_store_bytes[1], 0x24);
 
     let mut storage_key_bytes = [0u8; 32];
     storage_key_bytes
@@ -174,6 +241,7 @@ fn make_fixture() -> Fixture {
             let wire = a.encrypt(p, &mut rng).unwrap();
             initial.push(Genuine {
                 header_encryption,
+                post_quantum: false,
                 wire,
                 plaintext: p.to_vec(),
                 alice_state: a.to_bytes().to_vec(),
@@ -218,6 +286,22 @@ fn make_fixture() -> Fixture {
         .to_bytes()
         .to_vec();
 
+    // Everything post-quantum comes from its own RNG, so that the classical fixture is the
+    // same with and without the `pqxdh` feature.
+    #[cfg(feature = "pqxdh")]
+    let pq = make_pq_fixture(
+        &alice,
+        &bob,
+        &carol,
+        &carol_spk,
+        &mut store,
+        &mut initial,
+        &mut states,
+        &mut probes,
+    );
+    let store_bytes = store.to_bytes().to_vec();
+    let safety_number = SafetyNumber::new(alice.public_key(), bob.public_key());
+
     Fixture {
         alice,
         bob,
@@ -226,6 +310,8 @@ fn make_fixture() -> Fixture {
         carol_spk,
         carol_opk,
         store,
+        store_bytes,
+        classical_store_bytes,
         bundle,
         bundle_no_opk,
         storage_key,
@@ -234,7 +320,157 @@ fn make_fixture() -> Fixture {
         states,
         fresh_alice,
         fresh_alice_he,
+        safety_number,
+        #[cfg(feature = "pqxdh")]
+        pq,
     }
+}
+
+/// Adds Bob's post-quantum prekeys to his store, PQXDH genuine initial messages, and PQXDH
+/// conversations (states and probes), all from a separate RNG.
+#[cfg(feature = "pqxdh")]
+#[allow(clippy::too_many_arguments)]
+fn make_pq_fixture(
+    alice: &IdentityKeyPair,
+    bob: &IdentityKeyPair,
+    carol: &IdentityKeyPair,
+    carol_spk: &SignedPreKey,
+    store: &mut PreKeyStore,
+    initial: &mut Vec<Genuine>,
+    states: &mut Vec<(&'static str, &'static str, Vec<u8>)>,
+    probes: &mut Vec<(Vec<u8>, Vec<u8>)>,
+) -> PqFixture {
+    let mut rng = ChaCha20Rng::seed_from_u64(0x5eed_0002);
+    let ids: Vec<u32> = store
+        .generate_pq_one_time_prekeys(bob, 2, &mut rng)
+        .unwrap()
+        .iter()
+        .map(|k| k.id())
+        .collect();
+    assert_eq!(ids, BOB_PQ_ONE_TIME_IDS.collect::<Vec<_>>());
+    let last_resort = store.rotate_pq_last_resort_prekey(bob, &mut rng).unwrap();
+    assert_eq!(last_resort, BOB_PQ_LAST_RESORT_ID);
+    let (opk_id, pq_id) = PQ_BUNDLE_IDS;
+    let bundle = store.pq_bundle(bob, Some(opk_id), Some(pq_id)).unwrap();
+    let bundle_last_resort = store.pq_bundle(bob, None, None).unwrap();
+    let bundle_he = store.pq_bundle(bob, Some(2), Some(2)).unwrap();
+    // The byte ranges this file reads a PQXDH bundle's and message's fields from.
+    assert_eq!(PQ_FIELDS, 4 + KEM_CIPHERTEXT_LENGTH);
+    let encoded = bundle.to_bytes();
+    assert_eq!(encoded.len(), PQ_BUNDLE_LENGTH);
+    assert_eq!(encoded[1], TYPE_BUNDLE_PQ);
+    assert_eq!(encoded[BUNDLE_PQ_ID], pq_id.to_be_bytes());
+    let key = store.pq_prekey(pq_id).unwrap();
+    assert_eq!(encoded[BUNDLE_PQ_KEY], key.public_key()[..]);
+    assert_eq!(encoded[BUNDLE_PQ_SIGNATURE], key.signature());
+    assert_eq!(
+        bundle_last_resort.post_quantum_prekey_id(),
+        Some(BOB_PQ_LAST_RESORT_ID)
+    );
+
+    for (b, header_encryption, plaintexts) in [
+        (&bundle, false, &[&b"pq first"[..], b"pq second"][..]),
+        (&bundle_last_resort, false, &[&b"pq last resort"[..]][..]),
+        (&bundle_he, true, &[&b"pq sealed"[..]][..]),
+        (
+            &bundle_last_resort,
+            true,
+            &[&b"pq sealed last resort"[..]][..],
+        ),
+    ] {
+        let options = if header_encryption {
+            he_options()
+        } else {
+            SessionOptions::new()
+        };
+        let mut a = Session::initiate_with(alice, b, &options, &mut rng).unwrap();
+        assert!(a.is_post_quantum());
+        for p in plaintexts {
+            let wire = a.encrypt(p, &mut rng).unwrap();
+            initial.push(Genuine {
+                header_encryption,
+                post_quantum: true,
+                wire,
+                plaintext: p.to_vec(),
+                alice_state: a.to_bytes().to_vec(),
+            });
+        }
+    }
+
+    // A last-resort conversation in each header mode, accepted by one copy of Bob's store,
+    // which then holds two replay records.
+    let mut bob_store = PreKeyStore::from_bytes(&store.to_bytes()).unwrap();
+    for (mode, options) in [("pq-", SessionOptions::new()), ("he-pq-", he_options())] {
+        let mut a = Session::initiate_with(alice, &bundle_last_resort, &options, &mut rng).unwrap();
+        let m1 = a.encrypt(b"hello pq bob", &mut rng).unwrap();
+        states.push((mode, "alice-awaiting-reply", a.to_bytes().to_vec()));
+        let accepted = bob_store.accept(bob, &m1).unwrap();
+        assert_eq!(
+            accepted.used_post_quantum_prekey,
+            Some(BOB_PQ_LAST_RESORT_ID)
+        );
+        let mut b = accepted.session;
+        let r1 = b.encrypt(b"hello pq alice", &mut rng).unwrap();
+        let r2 = b.encrypt(b"pq again", &mut rng).unwrap();
+        states.push((mode, "bob-after-reply", b.to_bytes().to_vec()));
+        assert_eq!(a.decrypt(&r2).unwrap(), b"pq again");
+        let a1 = a.encrypt(b"pq new chain", &mut rng).unwrap();
+        states.push((mode, "alice-one-skipped", a.to_bytes().to_vec()));
+        assert_eq!(b.decrypt(&a1).unwrap(), b"pq new chain");
+        states.push((mode, "bob-after-ratchet", b.to_bytes().to_vec()));
+        probes.push((m1, b"hello pq bob".to_vec()));
+        probes.push((r1, b"hello pq alice".to_vec()));
+        probes.push((a1, b"pq new chain".to_vec()));
+    }
+    assert_eq!(bob_store.replay_records(), 2);
+    let store_with_records = bob_store.to_bytes().to_vec();
+
+    let carol_pq = PqPreKey::generate(carol, 4, PqPreKeyKind::OneTime, &mut rng).unwrap();
+    let carol_bundle =
+        PreKeyBundle::new(carol, carol_spk, None).with_post_quantum_prekey(&carol_pq);
+    let fresh_alice = Session::initiate(alice, &bundle, &mut rng)
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    let fresh_alice_he = Session::initiate_with(alice, &bundle, &he_options(), &mut rng)
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    PqFixture {
+        bundle,
+        bundle_last_resort,
+        carol_pq,
+        carol_bundle,
+        store_with_records,
+        fresh_alice,
+        fresh_alice_he,
+    }
+}
+
+/// A copy of Bob's prekey store, to change.
+fn bob_store() -> PreKeyStore {
+    PreKeyStore::from_bytes(&fixture().store_bytes).unwrap()
+}
+
+thread_local! {
+    /// A copy of Bob's store in its fixture state, kept between [`with_bob_store`] calls:
+    /// loading one derives every post-quantum key pair from its seed, which dominates the
+    /// cost of a `respond` input.
+    static BOB_STORE: RefCell<Option<PreKeyStore>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on a copy of Bob's store in its fixture state. The copy is kept for the next
+/// call only if `f` returns and the store still encodes exactly as the fixture's (every
+/// refusal must leave it so), so a call never sees what another changed.
+fn with_bob_store<T>(f: impl FnOnce(&mut PreKeyStore) -> T) -> T {
+    let mut store = BOB_STORE
+        .with(|cell| cell.borrow_mut().take())
+        .unwrap_or_else(bob_store);
+    let out = f(&mut store);
+    if *store.to_bytes() == *fixture().store_bytes {
+        BOB_STORE.with(|cell| *cell.borrow_mut() = Some(store));
+    }
+    out
 }
 
 /// Bob's signed prekey lookup.
@@ -336,7 +572,8 @@ fn check_message_layout(m: &Message<'_>, data: &[u8]) {
             let pq = i.post_quantum_prekey_id();
             assert_eq!(i.is_post_quantum(), pq.is_some());
             if let Some(id) = pq {
-                assert_eq!(id.to_be_bytes(), data[75..79]);
+                assert_eq!(id.to_be_bytes(), data[PQ_ID]);
+                check_kem_ciphertext_layout(m, data);
             }
             let kind = match (pq.is_some(), he) {
                 (false, false) => TYPE_INITIAL,
@@ -367,13 +604,72 @@ fn check_message_layout(m: &Message<'_>, data: &[u8]) {
     }
 }
 
-/// `PreKeyBundle::from_bytes`: strict, and exactly re-encoding.
+/// A PQXDH initial message's KEM ciphertext is the opaque bytes 79..1167 (SPEC.md §5.3):
+/// changing them changes the message but no other field (the ids, the session id, the
+/// ratchet header, the ciphertext length), and the post-quantum prekey id is bytes 75..79.
+fn check_kem_ciphertext_layout(m: &Message<'_>, data: &[u8]) {
+    let Message::Initial(i) = m else {
+        unreachable!("only initial messages have a KEM ciphertext")
+    };
+    let bob = fixture().bob.public_key();
+    let mut changed = data.to_vec();
+    changed[KEM_CT.start] ^= 0x01;
+    changed[KEM_CT.end - 1] ^= 0x80;
+    changed[PQ_ID.end - 1] ^= 0x01;
+    let parsed = Message::parse(&changed)
+        .unwrap_or_else(|e| panic!("a changed KEM ciphertext does not parse: {e:?}"));
+    assert_ne!(&parsed, m);
+    let Message::Initial(c) = &parsed else {
+        panic!("a changed KEM ciphertext changed the message kind");
+    };
+    assert_eq!(
+        c.post_quantum_prekey_id(),
+        i.post_quantum_prekey_id().map(|id| id ^ 1)
+    );
+    assert_eq!(c.identity_key(), i.identity_key());
+    assert_eq!(c.base_key(), i.base_key());
+    assert_eq!(c.signed_prekey_id(), i.signed_prekey_id());
+    assert_eq!(c.one_time_prekey_id(), i.one_time_prekey_id());
+    assert_eq!(c.session_id(bob), i.session_id(bob));
+    assert_eq!(c.is_header_encrypted(), i.is_header_encrypted());
+    assert_eq!(parsed.ratchet_key(), m.ratchet_key());
+    assert_eq!(parsed.message_number(), m.message_number());
+    assert_eq!(parsed.previous_chain_length(), m.previous_chain_length());
+    assert_eq!(parsed.ciphertext_len(), m.ciphertext_len());
+    assert_eq!(parsed.to_bytes(), changed);
+}
+
+/// `PreKeyBundle::from_bytes`: strict, exactly re-encoding, and its accessors agree with
+/// the layout (SPEC.md §5.4; type `0x11` for a PQXDH bundle).
 fn check_bundle_encoding(data: &[u8]) -> Option<PreKeyBundle> {
     match PreKeyBundle::from_bytes(data) {
         Ok(b) => {
             assert_eq!(b.to_bytes(), data, "bundle re-encodes differently");
-            assert!(b.is_post_quantum() || data.len() == BUNDLE_LENGTH);
             assert_eq!(PreKeyBundle::from_bytes(&b.to_bytes()).as_ref(), Ok(&b));
+            assert_eq!(data[0], VERSION);
+            assert_eq!(b.identity_key().as_bytes(), &data[2..34]);
+            assert_eq!(b.signed_prekey_id().to_be_bytes(), data[BUNDLE_SPK_ID]);
+            match b.one_time_prekey_id() {
+                Some(id) => {
+                    assert_eq!(data[BUNDLE_OPK_FLAG], 1);
+                    assert_eq!(id.to_be_bytes(), data[BUNDLE_OPK_ID]);
+                }
+                None => assert!(data[BUNDLE_OPK_FLAG..BUNDLE_OPK.end]
+                    .iter()
+                    .all(|b| *b == 0)),
+            }
+            if b.is_post_quantum() {
+                assert_eq!(data[1], TYPE_BUNDLE_PQ);
+                #[cfg(feature = "pqxdh")]
+                {
+                    assert_eq!(data.len(), PQ_BUNDLE_LENGTH);
+                    let id = b.post_quantum_prekey_id().unwrap();
+                    assert_eq!(id.to_be_bytes(), data[BUNDLE_PQ_ID]);
+                }
+            } else {
+                assert_eq!(data[1], TYPE_BUNDLE);
+                assert_eq!(data.len(), BUNDLE_LENGTH);
+            }
             Some(b)
         }
         Err(e) => {
@@ -544,9 +840,14 @@ struct Packet {
 struct Harness {
     /// Whether the session is header-encrypted (SPEC.md §4.8).
     header_encryption: bool,
+    /// Whether the session is agreed with PQXDH (SPEC.md §3.6).
+    post_quantum: bool,
     alice: Session,
     /// Bob has a session once an initial message reached him.
     bob: Option<Session>,
+    /// With PQXDH, Bob accepts through his prekey store (`Session::respond` is classical
+    /// only); without, through `Session::respond` and the fixture's keys.
+    store: Option<PreKeyStore>,
     rngs: [ChaCha20Rng; 2],
     seal_rng: ChaCha20Rng,
     sent: Vec<Sent>,
@@ -575,20 +876,40 @@ fn plaintext_for(index: usize, len: u8) -> Vec<u8> {
         .collect()
 }
 
-impl Harness {
-    fn new(header_encryption: bool) -> Harness {
-        let fx = fixture();
+/// Alice's fresh session in the given modes, stored. Without the `pqxdh` feature every
+/// session is classical.
+fn fresh_alice(header_encryption: bool, post_quantum: bool) -> (&'static [u8], bool) {
+    let fx = fixture();
+    #[cfg(feature = "pqxdh")]
+    if post_quantum {
         let fresh = if header_encryption {
-            &fx.fresh_alice_he
+            &fx.pq.fresh_alice_he
         } else {
-            &fx.fresh_alice
+            &fx.pq.fresh_alice
         };
+        return (fresh, true);
+    }
+    let _ = post_quantum;
+    let fresh = if header_encryption {
+        &fx.fresh_alice_he
+    } else {
+        &fx.fresh_alice
+    };
+    (fresh, false)
+}
+
+impl Harness {
+    fn new(header_encryption: bool, post_quantum: bool) -> Harness {
+        let (fresh, post_quantum) = fresh_alice(header_encryption, post_quantum);
         let alice = reload_session(fresh);
         assert_eq!(alice.is_header_encrypted(), header_encryption);
+        assert_eq!(alice.is_post_quantum(), post_quantum);
         Harness {
             header_encryption,
+            post_quantum,
             alice,
             bob: None,
+            store: post_quantum.then(bob_store),
             rngs: [rng(0xA11CE), rng(0xB0B)],
             seal_rng: rng(0x5EA1),
             sent: Vec::new(),
@@ -618,6 +939,9 @@ impl Harness {
             "{from:?} sent the wrong kind of message"
         );
         assert_eq!(parsed.is_header_encrypted(), self.header_encryption);
+        if let Message::Initial(m) = &parsed {
+            assert_eq!(m.is_post_quantum(), self.post_quantum);
+        }
         assert_eq!(parsed.ciphertext_len(), plaintext.len() + TAG);
         self.sent.push(Sent {
             from,
@@ -642,9 +966,17 @@ impl Harness {
             .position(|m| m.from == to.other() && m.wire == bytes);
         let result = match slot(&mut self.alice, &mut self.bob, to) {
             Some(s) => decrypt_checked(s, bytes),
-            None => match Session::respond(&fx.bob, bob_spk, bob_opk, bytes) {
+            None => match self.bob_accepts(bytes) {
                 Ok(accepted) => {
                     assert_eq!(accepted.used_one_time_prekey, Some(BUNDLE_OPK_ID_VALUE));
+                    #[cfg(feature = "pqxdh")]
+                    if self.post_quantum {
+                        assert_eq!(accepted.used_post_quantum_prekey, Some(PQ_BUNDLE_IDS.1));
+                    }
+                    if !self.post_quantum {
+                        assert_eq!(accepted.used_post_quantum_prekey, None);
+                    }
+                    assert_eq!(accepted.session.is_post_quantum(), self.post_quantum);
                     assert_eq!(accepted.session.id(), self.alice.id());
                     assert_eq!(accepted.session.role(), Role::Responder);
                     assert_eq!(accepted.session.remote_identity(), fx.alice.public_key());
@@ -689,6 +1021,35 @@ impl Harness {
                 false
             }
         }
+    }
+
+    /// Bob, without a session yet, accepts one from `bytes`: through his store with PQXDH
+    /// (which must be unchanged on error, and lose the one-time prekeys on success), else
+    /// through `Session::respond`.
+    fn bob_accepts(&mut self, bytes: &[u8]) -> Result<Accepted, Error> {
+        let fx = fixture();
+        let Some(store) = self.store.as_mut() else {
+            return Session::respond(&fx.bob, bob_spk, bob_opk, bytes);
+        };
+        let before = store.to_bytes();
+        let result = store.accept(&fx.bob, bytes);
+        match &result {
+            Ok(accepted) => {
+                if let Some(id) = accepted.used_one_time_prekey {
+                    assert!(store.one_time_prekey(id).is_none());
+                }
+                #[cfg(feature = "pqxdh")]
+                if let Some(id) = accepted.used_post_quantum_prekey {
+                    assert!(store.pq_prekey(id).is_none(), "PQ one-time prekey kept");
+                }
+            }
+            Err(e) => assert_eq!(
+                *store.to_bytes(),
+                *before,
+                "a refused message ({e:?}) changed the store"
+            ),
+        }
+        result
     }
 
     fn packet(&self, idx: u8) -> Option<usize> {
@@ -853,11 +1214,11 @@ impl Harness {
 /// every accepted plaintext is exactly what was sent for that message, nothing is accepted
 /// twice, no modified bytes are accepted, every rejection leaves the session unchanged, a
 /// fresh unmodified message is accepted (unless the fuzzer lowered the limits), and at the
-/// end both sides still talk. Bit 0 of the first byte selects header encryption; the rest
-/// is decoded into [`Op`]s.
+/// end both sides still talk. Bit 0 of the first byte selects header encryption, bit 1
+/// PQXDH (Bob then accepts through his prekey store); the rest is decoded into [`Op`]s.
 pub fn session(data: &[u8]) {
     let (mode, ops) = data.split_first().map_or((0, data), |(m, rest)| (*m, rest));
-    let mut h = Harness::new(mode & 1 == 1);
+    let mut h = Harness::new(mode & 1 == 1, mode & 2 == 2);
     for op in ops_from_bytes(ops) {
         h.apply(op);
     }
@@ -897,13 +1258,52 @@ const INITIAL_HE_FIELDS: &[(usize, usize)] = &[
     (87 + PLAIN_HEADER, TAG),
     (2 + X3DH_FIELDS + SEALED_HEADER, usize::MAX),
 ];
+/// The same for a PQXDH initial message (type `0x03`): the X3DH fields, the post-quantum
+/// prekey id, the KEM ciphertext (whole, and its first 16 bytes), the ratchet header.
+const INITIAL_PQ_FIELDS: &[(usize, usize)] = &[
+    (0, 1),
+    (1, 1),
+    (2, 32),
+    (34, 32),
+    (66, 4),
+    (70, 1),
+    (71, 4),
+    (PQ_ID.start, 4),
+    (KEM_CT.start, KEM_CT.end - KEM_CT.start),
+    (KEM_CT.start, 16),
+    (PQ_HEADER_START, 32),
+    (PQ_HEADER_START + 32, 4),
+    (PQ_HEADER_START + 36, 4),
+    (PQ_HEADER_START + PLAIN_HEADER, usize::MAX),
+];
+/// The same for a header-encrypted PQXDH initial message (type `0x06`).
+const INITIAL_PQ_HE_FIELDS: &[(usize, usize)] = &[
+    (0, 1),
+    (1, 1),
+    (2, 32),
+    (34, 32),
+    (66, 4),
+    (70, 1),
+    (71, 4),
+    (PQ_ID.start, 4),
+    (KEM_CT.start, KEM_CT.end - KEM_CT.start),
+    (KEM_CT.start, 16),
+    (PQ_HEADER_START, 12),
+    (PQ_HEADER_START + 12, PLAIN_HEADER),
+    (PQ_HEADER_START + 12 + PLAIN_HEADER, TAG),
+    (PQ_HEADER_START + SEALED_HEADER, usize::MAX),
+];
 
-/// `Session::respond` for Bob (fixed identity, signed prekey, one-time prekeys) on
-/// attacker-controlled bytes. The first byte picks a mode: 0 the rest as a message; 1 a
-/// genuine initial message overwritten at an offset; 2 one of its fields replaced; 3 bits
-/// of it flipped. Never panics; accepts exactly the genuine messages (in modes 1-3);
-/// what it accepts is a working session; and `PreKeyStore::accept` agrees, leaves the
-/// store unchanged on error, and deletes the one-time prekey it used.
+/// `Session::respond` for Bob (fixed identity, signed prekey, one-time prekeys) and
+/// `PreKeyStore::accept` with Bob's store (which also holds post-quantum one-time and
+/// last-resort prekeys) on attacker-controlled bytes. The first byte picks a mode: 0 the
+/// rest as a message; 1 a genuine initial message (classical or PQXDH, picked by the next
+/// byte) overwritten at an offset; 2 one of its fields replaced; 3 bits of it flipped.
+/// Never panics; accepts exactly the genuine messages (in modes 1-3; PQXDH ones in every
+/// mode); what it accepts is a working session; `Session::respond` refuses every PQXDH
+/// message with `UnknownPqPreKey`; and the store agrees with `respond` on classical
+/// messages, accepts the genuine PQXDH ones, leaves itself byte-identical on error, deletes
+/// the one-time prekeys (of both kinds) it used, and refuses a replay.
 pub fn respond(data: &[u8]) {
     let fx = fixture();
     let Some((&mode, rest)) = data.split_first() else {
@@ -932,10 +1332,11 @@ pub fn respond(data: &[u8]) {
                 let Some((&field, value)) = rest.split_first() else {
                     return;
                 };
-                let table = if base.header_encryption {
-                    INITIAL_HE_FIELDS
-                } else {
-                    INITIAL_FIELDS
+                let table = match (base.post_quantum, base.header_encryption) {
+                    (false, false) => INITIAL_FIELDS,
+                    (false, true) => INITIAL_HE_FIELDS,
+                    (true, false) => INITIAL_PQ_FIELDS,
+                    (true, true) => INITIAL_PQ_HE_FIELDS,
                 };
                 let (off, width) = table[usize::from(field) % table.len()];
                 if width == usize::MAX {
@@ -967,9 +1368,17 @@ fn split_u16(data: &[u8]) -> Option<(u16, &[u8])> {
 fn check_respond(candidate: &[u8], derived_from_genuine: bool) {
     let fx = fixture();
     let genuine = fx.initial.iter().find(|g| g.wire == candidate);
-    let result = Session::respond(&fx.bob, bob_spk, bob_opk, candidate);
-    let used = match result {
+    let parsed = Message::parse(candidate);
+    let post_quantum = match &parsed {
+        Ok(Message::Initial(m)) => m.post_quantum_prekey_id(),
+        _ => None,
+    };
+    let used = match Session::respond(&fx.bob, bob_spk, bob_opk, candidate) {
         Ok(accepted) => {
+            assert!(
+                post_quantum.is_none(),
+                "Session::respond accepted a PQXDH message"
+            );
             if derived_from_genuine {
                 assert!(
                     genuine.is_some(),
@@ -977,39 +1386,15 @@ fn check_respond(candidate: &[u8], derived_from_genuine: bool) {
                     hex(candidate)
                 );
             }
-            let parsed = Message::parse(candidate).unwrap();
-            let Message::Initial(m) = parsed else {
-                panic!("accepted a message that is not an initial message");
-            };
-            assert_eq!(accepted.plaintext.len() + TAG, parsed.ciphertext_len());
-            if let Some(g) = genuine {
-                assert_eq!(accepted.plaintext, g.plaintext);
-            }
-            assert_eq!(accepted.used_one_time_prekey, m.one_time_prekey_id());
-            let mut s = accepted.session;
-            assert_eq!(s.role(), Role::Responder);
-            assert!(!s.awaiting_reply());
-            assert_eq!(s.remote_identity(), m.identity_key());
-            assert_eq!(s.local_identity(), fx.bob.public_key());
-            assert_eq!(s.id(), m.session_id(fx.bob.public_key()));
-            // The same message again is a duplicate.
-            assert_eq!(
-                decrypt_checked(&mut s, candidate),
-                Err(Error::DuplicateOrExpired)
-            );
-            let mut s = reload_session(&s.to_bytes());
-            let reply = s.encrypt(b"reply", &mut rng(3)).unwrap();
-            assert!(matches!(Message::parse(&reply), Ok(Message::Normal(_))));
-            if let Some(g) = genuine {
-                let mut a = reload_session(&g.alice_state);
-                assert!(a.awaiting_reply());
-                assert_eq!(decrypt_checked(&mut a, &reply).unwrap(), b"reply");
-                assert!(!a.awaiting_reply());
-            }
-            Some(m.one_time_prekey_id())
+            let used = accepted.used_one_time_prekey;
+            check_accepted(accepted, candidate, genuine);
+            Some(used)
         }
         Err(e) => {
-            if genuine.is_some() {
+            if let Some(id) = post_quantum {
+                // `Session::respond` is classical only.
+                assert_eq!(e, Error::UnknownPqPreKey(id));
+            } else if genuine.is_some() {
                 panic!("a genuine initial message was rejected: {e:?}");
             }
             None
@@ -1017,24 +1402,86 @@ fn check_respond(candidate: &[u8], derived_from_genuine: bool) {
     };
 
     // A deleted one-time prekey refuses the message before any key agreement.
-    if let Ok(Message::Initial(m)) = Message::parse(candidate) {
+    if let Ok(Message::Initial(m)) = &parsed {
         if let Some(id) = m.one_time_prekey_id() {
-            if m.identity_key() != fx.bob.public_key() && bob_spk(m.signed_prekey_id()).is_some() {
+            if m.identity_key() != fx.bob.public_key()
+                && bob_spk(m.signed_prekey_id()).is_some()
+                && !m.is_post_quantum()
+            {
                 let r = Session::respond(&fx.bob, bob_spk, |_| None, candidate);
                 assert_eq!(r.err(), Some(Error::UnknownOneTimePreKey(id)));
             }
         }
     }
 
-    // The prekey store agrees with `Session::respond` on classical messages, and a replay
-    // of what it accepted never creates a second session.
-    let store_bytes = fx.store.to_bytes();
-    let mut store = PreKeyStore::from_bytes(&store_bytes).unwrap();
-    let expected = match used {
-        Some(used) => Expect::Accept(used),
-        None => Expect::Refuse,
+    // The prekey store agrees with `Session::respond` on classical messages; it accepts
+    // exactly the genuine PQXDH messages (nothing else can be forged); and a replay of
+    // what it accepted never creates a second session.
+    let expected = match (used, post_quantum) {
+        (Some(used), _) => Expect::Accept(used),
+        (None, None) => Expect::Refuse,
+        (None, Some(_)) if genuine.is_some() => {
+            Expect::Accept(genuine.and_then(|g| one_time_prekey_of(&g.wire)))
+        }
+        (None, Some(_)) if derived_from_genuine => Expect::Refuse,
+        (None, Some(_)) => Expect::Unknown,
     };
-    check_store_accept(&mut store, candidate, expected);
+    let accepted = with_bob_store(|store| check_store_accept(store, candidate, expected));
+    if let Ok(accepted) = accepted {
+        if post_quantum.is_some() {
+            check_accepted(accepted, candidate, genuine);
+        }
+    }
+}
+
+/// The classical one-time prekey an initial message names.
+fn one_time_prekey_of(message: &[u8]) -> Option<u32> {
+    match Message::parse(message) {
+        Ok(Message::Initial(m)) => m.one_time_prekey_id(),
+        _ => None,
+    }
+}
+
+/// A session Bob accepted from `candidate` (by `respond` or his store) is a working
+/// responder session of the message's kind: the same message again is a duplicate, it
+/// stores and loads, and (for a genuine message) its reply decrypts at Alice.
+fn check_accepted(accepted: Accepted, candidate: &[u8], genuine: Option<&Genuine>) {
+    let fx = fixture();
+    let parsed = Message::parse(candidate).unwrap();
+    let Message::Initial(m) = parsed else {
+        panic!("accepted a message that is not an initial message");
+    };
+    assert_eq!(accepted.plaintext.len() + TAG, parsed.ciphertext_len());
+    if let Some(g) = genuine {
+        assert_eq!(accepted.plaintext, g.plaintext);
+    }
+    assert_eq!(accepted.used_one_time_prekey, m.one_time_prekey_id());
+    assert_eq!(
+        accepted.used_post_quantum_prekey,
+        m.post_quantum_prekey_id()
+    );
+    let mut s = accepted.session;
+    assert_eq!(s.role(), Role::Responder);
+    assert!(!s.awaiting_reply());
+    assert_eq!(s.remote_identity(), m.identity_key());
+    assert_eq!(s.local_identity(), fx.bob.public_key());
+    assert_eq!(s.id(), m.session_id(fx.bob.public_key()));
+    assert_eq!(s.is_post_quantum(), m.is_post_quantum());
+    assert_eq!(s.is_header_encrypted(), m.is_header_encrypted());
+    // The same message again is a duplicate.
+    assert_eq!(
+        decrypt_checked(&mut s, candidate),
+        Err(Error::DuplicateOrExpired)
+    );
+    let mut s = reload_session(&s.to_bytes());
+    let reply = s.encrypt(b"reply", &mut rng(3)).unwrap();
+    assert!(matches!(Message::parse(&reply), Ok(Message::Normal(_))));
+    if let Some(g) = genuine {
+        let mut a = reload_session(&g.alice_state);
+        assert!(a.awaiting_reply());
+        assert_eq!(decrypt_checked(&mut a, &reply).unwrap(), b"reply");
+        assert!(!a.awaiting_reply());
+    }
 }
 
 /// What [`check_store_accept`] must see.
@@ -1047,46 +1494,116 @@ enum Expect {
     Refuse,
 }
 
-/// `PreKeyStore::accept` of `message` on `store`: on error the store is unchanged; on
-/// success the one-time prekey used is gone and the same message is refused next time.
-fn check_store_accept(store: &mut PreKeyStore, message: &[u8], expected: Expect) {
+/// The post-quantum prekey an initial message names, and whether `store` holds it as a
+/// one-time key.
+fn pq_prekey_named(store: &PreKeyStore, message: &[u8]) -> Option<(u32, bool)> {
+    let Ok(Message::Initial(m)) = Message::parse(message) else {
+        return None;
+    };
+    let id = m.post_quantum_prekey_id()?;
+    #[cfg(feature = "pqxdh")]
+    let one_time = store
+        .pq_prekey(id)
+        .is_some_and(|k| k.kind() == PqPreKeyKind::OneTime);
+    #[cfg(not(feature = "pqxdh"))]
+    let one_time = {
+        let _ = store;
+        false
+    };
+    Some((id, one_time))
+}
+
+/// `PreKeyStore::accept` of `message` on `store` (SPEC.md §8): on error the store is
+/// byte-identical; on success the one-time prekeys used (classical, post-quantum) are
+/// gone and nothing else is, a session that consumed none left a replay record, and the
+/// same message is refused next time (`UnknownOneTimePreKey` / `UnknownPqPreKey` for a
+/// consumed key, `DuplicateOrExpired` for a recorded one) without changing the store.
+/// Returns the store's answer.
+fn check_store_accept(
+    store: &mut PreKeyStore,
+    message: &[u8],
+    expected: Expect,
+) -> Result<Accepted, Error> {
     let fx = fixture();
     let before = store.to_bytes();
+    let one_time_before = store.one_time_prekeys().count();
+    let records_before = store.replay_records();
+    let pq_named = pq_prekey_named(store, message);
+    #[cfg(feature = "pqxdh")]
+    let pq_one_time_before = store.pq_one_time_prekeys().count();
     match store.accept(&fx.bob, message) {
         Ok(accepted) => {
             match expected {
                 Expect::Unknown => {}
                 Expect::Accept(used) => assert_eq!(accepted.used_one_time_prekey, used),
-                Expect::Refuse => panic!("the store accepted what respond refused"),
+                Expect::Refuse => {
+                    panic!("the store accepted what must be refused: {}", hex(message))
+                }
             }
-            if let Some(id) = accepted.used_one_time_prekey {
+            assert_eq!(
+                accepted.used_post_quantum_prekey,
+                pq_named.map(|(id, _)| id)
+            );
+            let opk = accepted.used_one_time_prekey;
+            if let Some(id) = opk {
                 assert!(store.one_time_prekey(id).is_none());
             }
+            assert_eq!(
+                store.one_time_prekeys().count() + usize::from(opk.is_some()),
+                one_time_before
+            );
+            let pq_one_time = pq_named.filter(|(_, one_time)| *one_time).map(|(id, _)| id);
+            #[cfg(feature = "pqxdh")]
+            {
+                assert_eq!(
+                    store.pq_one_time_prekeys().count() + usize::from(pq_one_time.is_some()),
+                    pq_one_time_before
+                );
+                if let Some((id, one_time)) = pq_named {
+                    assert_eq!(
+                        store.pq_prekey(id).is_none(),
+                        one_time,
+                        "a post-quantum one-time prekey was kept, or a last-resort one deleted"
+                    );
+                }
+            }
+            let consumed_nothing = opk.is_none() && pq_one_time.is_none();
+            assert_eq!(
+                store.replay_records(),
+                records_before + usize::from(consumed_nothing),
+                "wrong replay records"
+            );
             let after = store.to_bytes();
             let replay = store.accept(&fx.bob, message);
+            let refused_as_expected = match replay.as_ref().err() {
+                Some(Error::UnknownOneTimePreKey(id)) => opk == Some(*id),
+                Some(Error::UnknownPqPreKey(id)) => pq_one_time == Some(*id),
+                Some(Error::DuplicateOrExpired) => consumed_nothing,
+                _ => false,
+            };
             assert!(
-                matches!(
-                    replay.as_ref().err(),
-                    Some(Error::UnknownOneTimePreKey(_) | Error::DuplicateOrExpired)
-                ),
-                "a replayed initial message was not refused: {replay:?}"
+                refused_as_expected,
+                "a replayed initial message was not refused as it should be: {:?}",
+                replay.map(|a| a.session)
             );
             assert_eq!(
                 *store.to_bytes(),
                 *after,
                 "refused replay changed the store"
             );
+            Ok(accepted)
         }
         Err(e) => {
             assert!(
                 !matches!(expected, Expect::Accept(_)),
-                "the store refused what respond accepted: {e:?}"
+                "the store refused what it must accept: {e:?}"
             );
             assert_eq!(
                 *store.to_bytes(),
                 *before,
                 "refused message changed the store"
             );
+            Err(e)
         }
     }
 }
@@ -1095,14 +1612,17 @@ fn check_store_accept(store: &mut PreKeyStore, message: &[u8], expected: Expect)
 // load
 // ---------------------------------------------------------------------------------------
 
-/// Every stored type's `from_bytes`, and `StorageKey::open` of each with a fixed key:
-/// whatever loads re-encodes to exactly the input; at most one type accepts any input; and
-/// a loaded session or prekey store can be used, stays consistent, and stores again.
+/// Every stored type's `from_bytes` (with PQXDH also `PqPreKey`), and `StorageKey::open`
+/// of each with a fixed key: whatever loads re-encodes to exactly the input; a session's
+/// stored type (`0x20`, `0x25`, `0x28` and its flags) agrees with its modes; at most one
+/// type accepts any input; and a loaded session or prekey store (`0x24`, `0x27`) can be
+/// used, stays consistent, and stores again.
 pub fn load(data: &[u8]) {
     let fx = fixture();
     let mut loaded = 0;
     if let Ok(s) = Session::from_bytes(data) {
         assert_eq!(*s.to_bytes(), data, "session re-encodes differently");
+        check_session_type(&s, data);
         exercise_session(s);
         loaded += 1;
     }
@@ -1131,11 +1651,28 @@ pub fn load(data: &[u8]) {
         exercise_store(store);
         loaded += 1;
     }
+    #[cfg(feature = "pqxdh")]
+    if let Ok(k) = PqPreKey::from_bytes(data) {
+        assert_eq!(
+            *k.to_bytes(),
+            data,
+            "post-quantum prekey re-encodes differently"
+        );
+        let kind = match k.kind() {
+            PqPreKeyKind::OneTime => 0x01,
+            PqPreKeyKind::LastResort => 0x02,
+        };
+        assert_eq!(data[6], kind);
+        assert_eq!(k.id().to_be_bytes(), data[2..6]);
+        assert_eq!(k.signature(), data[71..135]);
+        loaded += 1;
+    }
     assert!(loaded <= 1, "{loaded} types load the same bytes");
 
     let key = &fx.storage_key;
     let mut opened = 0;
     if let Ok(s) = key.open::<Session>(data) {
+        check_session_type(&s, &s.to_bytes());
         check_reseal(&s, &s.to_bytes(), |b| {
             key.open::<Session>(b).map(|s| s.to_bytes().to_vec())
         });
@@ -1168,7 +1705,34 @@ pub fn load(data: &[u8]) {
         exercise_store(store);
         opened += 1;
     }
+    #[cfg(feature = "pqxdh")]
+    if let Ok(k) = key.open::<PqPreKey>(data) {
+        check_reseal(&k, &k.to_bytes(), |b| {
+            key.open::<PqPreKey>(b).map(|k| k.to_bytes().to_vec())
+        });
+        opened += 1;
+    }
     assert!(opened <= 1, "{opened} types open the same sealed bytes");
+}
+
+/// A stored session's type byte names its modes (SPEC.md §7.1): `0x20` classical, `0x25`
+/// PQXDH, `0x28` header-encrypted with flags byte 3 (`0x02` X3DH, `0x03` PQXDH).
+fn check_session_type(s: &Session, encoding: &[u8]) {
+    let (post_quantum, header_encrypted) = match encoding[1] {
+        TYPE_SESSION => (false, false),
+        TYPE_SESSION_PQ => (true, false),
+        TYPE_SESSION_HE => {
+            assert!(matches!(encoding[3], 0x02 | 0x03), "bad flags loaded");
+            (encoding[3] == 0x03, true)
+        }
+        t => panic!("a session loaded from type {t:#04x}"),
+    };
+    assert_eq!(s.is_post_quantum(), post_quantum, "wrong post-quantum mode");
+    assert_eq!(
+        s.is_header_encrypted(),
+        header_encrypted,
+        "wrong header mode"
+    );
 }
 
 /// Seals `object` (whose encoding is `encoded`) again and opens it with `open`, which
@@ -1189,6 +1753,8 @@ fn check_reseal<T: doubleratchet::Storable>(
         key.open::<SignedPreKey>(&blob).is_ok(),
         key.open::<OneTimePreKey>(&blob).is_ok(),
         key.open::<PreKeyStore>(&blob).is_ok(),
+        #[cfg(feature = "pqxdh")]
+        key.open::<PqPreKey>(&blob).is_ok(),
     ];
     let count = opens.iter().filter(|o| **o).count();
     assert_eq!(count, 1, "a sealed blob opens as {count} types");
@@ -1210,11 +1776,16 @@ fn exercise_session(mut s: Session) {
     match s.encrypt(b"probe", &mut rng(5)) {
         Ok(wire) => {
             let parsed = Message::parse(&wire).unwrap();
+            check_message_layout(&parsed, &wire);
             assert_eq!(
                 matches!(parsed, Message::Initial(_)),
                 s.awaiting_reply(),
                 "message type disagrees with awaiting_reply"
             );
+            assert_eq!(parsed.is_header_encrypted(), s.is_header_encrypted());
+            if let Message::Initial(m) = parsed {
+                assert_eq!(m.is_post_quantum(), s.is_post_quantum());
+            }
         }
         Err(e) => assert_eq!(e, Error::ChainExhausted),
     }
@@ -1244,7 +1815,9 @@ fn exercise_store(mut store: PreKeyStore) {
     assert_eq!(b.one_time_prekey_id(), first_opk);
     assert!(!store.retire_signed_prekey(current_id));
 
-    check_store_accept(&mut store, &fx.probes[0].0, Expect::Unknown);
+    let _ = check_store_accept(&mut store, &fx.probes[0].0, Expect::Unknown);
+    #[cfg(feature = "pqxdh")]
+    exercise_pq_store(&mut store);
 
     let before = store.to_bytes();
     let count_before = store.one_time_prekeys().count();
@@ -1287,22 +1860,135 @@ fn exercise_store(mut store: PreKeyStore) {
     assert_eq!(*again.to_bytes(), *bytes);
 }
 
+/// The post-quantum half of a loaded store (SPEC.md §7.5, §8): its PQXDH bundle names a
+/// one-time post-quantum prekey or the current last-resort one; a PQXDH probe is accepted
+/// or refused by the store rules; generation and rotation succeed or fail with
+/// `StoreFull` without change; the current last-resort prekey cannot be retired.
+#[cfg(feature = "pqxdh")]
+fn exercise_pq_store(store: &mut PreKeyStore) {
+    let fx = fixture();
+    let first_pq = store.pq_one_time_prekeys().next().map(PqPreKey::id);
+    let current_last_resort = match store.pq_bundle(&fx.bob, None, None) {
+        Ok(b) => {
+            let id = b.post_quantum_prekey_id().unwrap();
+            let k = store.pq_prekey(id).expect("the bundle's key is held");
+            assert_eq!(k.kind(), PqPreKeyKind::LastResort);
+            assert_eq!(b.to_bytes()[BUNDLE_PQ_KEY], k.public_key()[..]);
+            Some(id)
+        }
+        Err(e) => {
+            assert_eq!(e, Error::UnknownPqPreKey(0));
+            None
+        }
+    };
+    if let Some(id) = first_pq {
+        let b = store.pq_bundle(&fx.bob, None, Some(id)).unwrap();
+        assert_eq!(b.post_quantum_prekey_id(), Some(id));
+    }
+    if let Some(id) = current_last_resort {
+        assert!(!store.retire_pq_last_resort_prekey(id));
+        assert_eq!(
+            store.pq_bundle(&fx.bob, None, Some(id)).err(),
+            Some(Error::UnknownPqPreKey(id)),
+            "a last-resort prekey published as a one-time one"
+        );
+    }
+
+    // The last-resort PQXDH probe (no one-time prekey of either kind).
+    let probe = fx
+        .probes
+        .iter()
+        .find(|(w, _)| w.get(1) == Some(&TYPE_INITIAL_PQ));
+    if let Some((wire, _)) = probe {
+        let _ = check_store_accept(store, wire, Expect::Unknown);
+    }
+
+    let before = store.to_bytes();
+    let count_before = store.pq_one_time_prekeys().count();
+    match store.generate_pq_one_time_prekeys(&fx.bob, 1, &mut rng(12)) {
+        Ok(fresh) => {
+            assert_eq!(fresh.len(), 1);
+            let id = fresh[0].id();
+            assert_eq!(store.pq_one_time_prekeys().count(), count_before + 1);
+            assert_eq!(
+                store.pq_prekey(id).map(PqPreKey::kind),
+                Some(PqPreKeyKind::OneTime)
+            );
+        }
+        Err(e) => {
+            assert_eq!(e, Error::StoreFull);
+            assert_eq!(
+                *store.to_bytes(),
+                *before,
+                "failed generation changed store"
+            );
+        }
+    }
+    let before = store.to_bytes();
+    match store.rotate_pq_last_resort_prekey(&fx.bob, &mut rng(13)) {
+        Ok(id) => {
+            let b = store.pq_bundle(&fx.bob, None, None).unwrap();
+            assert_eq!(b.post_quantum_prekey_id(), Some(id));
+            if let Some(old) = current_last_resort {
+                assert!(store.retire_pq_last_resort_prekey(old));
+                assert!(store.pq_prekey(old).is_none());
+            }
+        }
+        Err(e) => {
+            assert_eq!(e, Error::StoreFull);
+            assert_eq!(*store.to_bytes(), *before, "failed rotation changed store");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // bundle
 // ---------------------------------------------------------------------------------------
 
 /// `PreKeyBundle::from_bytes` and `verify`, and `Session::initiate` (classical and
-/// header-encrypted) with a fixed Alice on every bundle: Alice refuses exactly the bundles
-/// that do not verify and her own; the session she makes sends initial messages naming the
-/// bundle's prekeys; and when the bundle is Bob's, Bob accepts exactly when its prekeys are
-/// his, and his reply decrypts.
+/// header-encrypted) with a fixed Alice on every bundle, classical (`0x10`) or PQXDH
+/// (`0x11`): what parses re-encodes to exactly the input; Alice refuses exactly the bundles
+/// that do not verify and her own, and a classical one when she requires PQXDH; the
+/// session she makes is post-quantum exactly for a PQXDH bundle and sends initial messages
+/// naming the bundle's prekeys; and when the bundle is Bob's, Bob accepts (by
+/// `Session::respond`, or his prekey store for PQXDH) exactly when its prekeys are his,
+/// and his reply decrypts.
 pub fn bundle(data: &[u8]) {
     let Some(b) = check_bundle_encoding(data) else {
         return;
     };
+    let fx = fixture();
+    // The policy is checked before the bundle is otherwise used.
+    let required = SessionOptions::new().require_post_quantum();
+    if !b.is_post_quantum() {
+        let r = Session::initiate_with(&fx.alice, &b, &required, &mut rng(8));
+        assert_eq!(r.err(), Some(Error::PostQuantumRequired));
+    }
+    #[cfg(feature = "pqxdh")]
+    if b.is_post_quantum() && b.verify().is_ok() {
+        check_pq_signature(&b, data);
+    }
     for header_encryption in [false, true] {
         check_initiate(&b, data, header_encryption);
     }
+}
+
+/// A verified PQXDH bundle: its post-quantum signature covers exactly `0x0A || ek`
+/// (SPEC.md §3.6), so a changed signature fails and a changed post-quantum id does not.
+#[cfg(feature = "pqxdh")]
+fn check_pq_signature(b: &PreKeyBundle, data: &[u8]) {
+    let mut bad_signature = data.to_vec();
+    bad_signature[BUNDLE_PQ_SIGNATURE.start] ^= 1;
+    let changed = PreKeyBundle::from_bytes(&bad_signature).unwrap();
+    assert_eq!(changed.verify(), Err(Error::InvalidSignature));
+    let mut other_id = data.to_vec();
+    other_id[BUNDLE_PQ_ID.end - 1] ^= 1;
+    let changed = PreKeyBundle::from_bytes(&other_id).unwrap();
+    assert_eq!(
+        changed.post_quantum_prekey_id(),
+        b.post_quantum_prekey_id().map(|id| id ^ 1)
+    );
+    assert_eq!(changed.verify(), Ok(()));
 }
 
 fn check_initiate(b: &PreKeyBundle, data: &[u8], header_encryption: bool) {
@@ -1347,15 +2033,11 @@ fn check_initiate(b: &PreKeyBundle, data: &[u8], header_encryption: bool) {
     assert_eq!(m.one_time_prekey_id(), b.one_time_prekey_id());
     assert_eq!(m.session_id(b.identity_key()), a.id());
     assert_eq!(m.is_post_quantum(), b.is_post_quantum());
+    #[cfg(feature = "pqxdh")]
+    assert_eq!(m.post_quantum_prekey_id(), b.post_quantum_prekey_id());
     assert_eq!(m.is_header_encrypted(), header_encryption);
 
     if b.identity_key() != fx.bob.public_key() {
-        return;
-    }
-    if m.is_post_quantum() {
-        // `Session::respond` is classical only.
-        let r = Session::respond(&fx.bob, bob_spk, bob_opk, &wire);
-        assert!(matches!(r.err(), Some(Error::UnknownPqPreKey(_))));
         return;
     }
     let spk_id = b.signed_prekey_id();
@@ -1365,29 +2047,125 @@ fn check_initiate(b: &PreKeyBundle, data: &[u8], header_encryption: bool) {
         None => true,
         Some(id) => bob_opk(id).map(OneTimePreKey::public_key) == Some(key_at(BUNDLE_OPK)),
     };
-    match Session::respond(&fx.bob, bob_spk, bob_opk, &wire) {
+    // With PQXDH, Bob accepts through his store, which also holds the post-quantum prekeys.
+    let (result, pq_matches, pq_unknown) = if let Some(id) = m.post_quantum_prekey_id() {
+        // `Session::respond` is classical only.
+        let r = Session::respond(&fx.bob, bob_spk, bob_opk, &wire);
+        assert_eq!(r.err(), Some(Error::UnknownPqPreKey(id)));
+        #[cfg(feature = "pqxdh")]
+        let held = fx
+            .store
+            .pq_prekey(id)
+            .map(|k| k.public_key()[..] == data[BUNDLE_PQ_KEY]);
+        #[cfg(not(feature = "pqxdh"))]
+        let held: Option<bool> = None;
+        let pq_matches = held == Some(true);
+        let expected = if spk_matches && opk_matches && pq_matches {
+            Expect::Accept(b.one_time_prekey_id())
+        } else {
+            Expect::Refuse
+        };
+        let r = with_bob_store(|store| check_store_accept(store, &wire, expected));
+        (r, pq_matches, held.is_none().then_some(id))
+    } else {
+        (
+            Session::respond(&fx.bob, bob_spk, bob_opk, &wire),
+            true,
+            None,
+        )
+    };
+    let all_match = spk_matches && opk_matches && pq_matches;
+    match result {
         Ok(accepted) => {
-            assert!(spk_matches && opk_matches, "Bob accepted a bundle not his");
+            assert!(all_match, "Bob accepted a bundle not his");
             assert_eq!(accepted.plaintext, b"hello bundle");
+            assert_eq!(accepted.used_one_time_prekey, b.one_time_prekey_id());
+            assert_eq!(
+                accepted.used_post_quantum_prekey,
+                m.post_quantum_prekey_id()
+            );
             let mut s = accepted.session;
             assert_eq!(s.id(), a.id());
             assert_eq!(s.is_header_encrypted(), header_encryption);
+            assert_eq!(s.is_post_quantum(), b.is_post_quantum());
             let reply = s.encrypt(b"hi alice", &mut rng(10)).unwrap();
             assert_eq!(decrypt_checked(&mut a, &reply).unwrap(), b"hi alice");
         }
         Err(e) => {
-            assert!(
-                !(spk_matches && opk_matches),
-                "Bob refused his own bundle: {e:?}"
-            );
+            assert!(!all_match, "Bob refused his own bundle: {e:?}");
             if bob_spk(spk_id).is_none() {
                 assert_eq!(e, Error::UnknownSignedPreKey(spk_id));
             } else if let Some(id) = b.one_time_prekey_id().filter(|id| bob_opk(*id).is_none()) {
                 assert_eq!(e, Error::UnknownOneTimePreKey(id));
+            } else if let Some(id) = pq_unknown {
+                assert_eq!(e, Error::UnknownPqPreKey(id));
             } else {
                 assert_eq!(e, Error::DecryptionFailed);
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// safety_number
+// ---------------------------------------------------------------------------------------
+
+/// `SafetyNumber::compare_scanned` of Alice and Bob's safety number on arbitrary scanned
+/// bytes (SPEC.md §9.1): never panics; exactly the local byte form is `Match`; any other
+/// 66 bytes of version `0x01` and type `0x40` are `Mismatch`; a first byte `v` other than
+/// `0x01` is `DifferentVersion(v)` whatever the length; everything else (empty, wrong
+/// length or type) is `Malformed`. And when the input's first two 32-byte slices parse as
+/// identity keys `a` and `b`, `SafetyNumber::new(a, b) == SafetyNumber::new(b, a)`, and
+/// its forms are well made.
+pub fn safety_number(data: &[u8]) {
+    let local = &fixture().safety_number;
+    let local_bytes = local.to_bytes();
+    let expected = match data.first() {
+        _ if data == local_bytes => ScanResult::Match,
+        None => ScanResult::Malformed,
+        Some(&v) if v != VERSION => ScanResult::DifferentVersion(v),
+        Some(_) if data.len() == SAFETY_NUMBER_LENGTH && data[1] == TYPE_SAFETY_NUMBER => {
+            ScanResult::Mismatch
+        }
+        Some(_) => ScanResult::Malformed,
+    };
+    assert_eq!(
+        local.compare_scanned(data),
+        expected,
+        "scanned {}",
+        hex(data)
+    );
+
+    let key = |range: core::ops::Range<usize>| {
+        let bytes = <&[u8; 32]>::try_from(data.get(range)?).ok()?;
+        IdentityKey::from_bytes(bytes).ok()
+    };
+    if let (Some(a), Some(b)) = (key(0..32), key(32..64)) {
+        check_safety_number_pair(&a, &b);
+    }
+}
+
+/// The safety number of two identity keys is the same in either order, matches its own
+/// byte form, and has the documented forms: 66 bytes `0x01 || 0x40 || ...`, and 12 groups
+/// of 5 digits. For Alice and Bob it is the local number.
+fn check_safety_number_pair(a: &IdentityKey, b: &IdentityKey) {
+    let fx = fixture();
+    let ab = SafetyNumber::new(a, b);
+    let ba = SafetyNumber::new(b, a);
+    assert_eq!(ab, ba, "the safety number depends on the order of the keys");
+    let bytes = ab.to_bytes();
+    assert_eq!(bytes, ba.to_bytes());
+    assert_eq!(bytes[..2], [VERSION, TYPE_SAFETY_NUMBER]);
+    assert_eq!(ba.compare_scanned(&bytes), ScanResult::Match);
+    let digits = ab.to_digits();
+    assert_eq!(digits, ba.to_digits());
+    assert_eq!(digits.len(), 12 * 5 + 11);
+    assert!(digits
+        .split(' ')
+        .all(|g| g.len() == 5 && g.bytes().all(|d| d.is_ascii_digit())));
+    let pair = [fx.alice.public_key(), fx.bob.public_key()];
+    if (pair == [a, b] || pair == [b, a]) != (ab == fx.safety_number) {
+        panic!("Alice and Bob's number found for other keys, or not for theirs");
     }
 }
 
@@ -1624,6 +2402,13 @@ pub fn seeds() -> Vec<Seed> {
     add("decode_message", "normal", fx.probes[1].0.clone());
     add("decode_message", "normal-he", fx.probes[4].0.clone());
     add("decode_message", "bundle", fx.bundle.to_bytes());
+    #[cfg(feature = "pqxdh")]
+    {
+        let pq = |he: bool| fx.initial[genuine_pq(he, true)].wire.clone();
+        add("decode_message", "initial-pq", pq(false));
+        add("decode_message", "initial-pq-he", pq(true));
+        add("decode_message", "bundle-pq", fx.pq.bundle.to_bytes());
+    }
 
     // session: scripts in the target's input format.
     for (name, ops) in session_scripts() {
@@ -1633,8 +2418,8 @@ pub fn seeds() -> Vec<Seed> {
             ops,
             "ops encoding of {name} is wrong"
         );
-        // The first byte is the mode: classical, then header-encrypted.
-        for (mode, prefix) in [(0u8, ""), (1, "he-")] {
+        // The first byte is the mode: bit 0 header encryption, bit 1 PQXDH.
+        for (mode, prefix) in [(0u8, ""), (1, "he-"), (2, "pq-"), (3, "he-pq-")] {
             let data = [&[mode][..], &bytes].concat();
             add("session", &format!("{prefix}{name}"), data);
         }
@@ -1657,11 +2442,62 @@ pub fn seeds() -> Vec<Seed> {
         "bit-flips",
         with_mode(3, &[1, 0x10, 0x02, 0x80, 0x03]),
     );
+    // PQXDH: a one-time and a last-resort post-quantum prekey, a sealed header; then the
+    // modes on PQXDH messages (picked by index into `fx.initial`).
+    #[cfg(feature = "pqxdh")]
+    {
+        let one_time = genuine_pq(false, true);
+        let last_resort = genuine_pq(false, false);
+        let sealed = genuine_pq(true, true);
+        let pick = |i: usize| u8::try_from(i).unwrap();
+        add(
+            "respond",
+            "raw-pq-one-time",
+            with_mode(0, &fx.initial[one_time].wire),
+        );
+        add(
+            "respond",
+            "raw-pq-last-resort",
+            with_mode(0, &fx.initial[last_resort].wire),
+        );
+        add(
+            "respond",
+            "raw-pq-he",
+            with_mode(0, &fx.initial[sealed].wire),
+        );
+        // The id of one-time PQ prekey 1 on a last-resort message: decapsulation with the
+        // wrong key.
+        add(
+            "respond",
+            "pq-field-id",
+            with_mode(2, &[pick(last_resort), 7, 0, 0, 0, 1]),
+        );
+        add(
+            "respond",
+            "pq-field-kem",
+            with_mode(2, &[pick(one_time), 9, 0xff]),
+        );
+        add(
+            "respond",
+            "pq-he-field-sealed-header",
+            with_mode(2, &[pick(sealed), 11, 0xff]),
+        );
+        add(
+            "respond",
+            "pq-overwrite",
+            with_mode(1, &[pick(last_resort), 0x00, 0x04, 0xaa]),
+        );
+        add(
+            "respond",
+            "pq-bit-flips",
+            with_mode(3, &[pick(sealed), 0x78, 0x02, 0x00, 0x24]),
+        );
+    }
 
     // load: every stored type, plain and sealed.
     let key = &fx.storage_key;
     let mut seal_rng = rng(11);
-    for (mode, name, state) in &fx.states {
+    for (mode, name, state) in fx.states.iter().filter(|(m, _, _)| !m.contains("pq")) {
         let s = Session::from_bytes(state).unwrap();
         add("load", &format!("{mode}session-{name}"), state.clone());
         add(
@@ -1688,12 +2524,60 @@ pub fn seeds() -> Vec<Seed> {
         "sealed-one-time-prekey",
         key.seal(&fx.carol_opk, &mut seal_rng).unwrap(),
     );
-    add("load", "prekey-store", fx.store.to_bytes().to_vec());
+    add("load", "prekey-store", fx.classical_store_bytes.clone());
+    let classical_store = PreKeyStore::from_bytes(&fx.classical_store_bytes).unwrap();
     add(
         "load",
         "sealed-prekey-store",
-        key.seal(&fx.store, &mut seal_rng).unwrap(),
+        key.seal(&classical_store, &mut seal_rng).unwrap(),
     );
+    // PQXDH: stored sessions (type 0x25, and 0x28 with the PQXDH flag), a post-quantum
+    // prekey (0x26), stores with post-quantum prekeys and replay records (0x27); some
+    // sealed. Not every state: PQXDH states awaiting a reply are 1.4 KB.
+    #[cfg(feature = "pqxdh")]
+    {
+        let mut seal_rng = rng(14);
+        for (mode, name, state) in &fx.states {
+            if !mode.contains("pq") {
+                continue;
+            }
+            let keep = matches!(
+                (*mode, *name),
+                (
+                    "pq-",
+                    "alice-awaiting-reply" | "bob-after-reply" | "alice-one-skipped"
+                ) | ("he-pq-", "alice-awaiting-reply" | "bob-after-ratchet")
+            );
+            if keep {
+                add("load", &format!("{mode}session-{name}"), state.clone());
+            }
+            if (*mode, *name) == ("pq-", "bob-after-reply") {
+                let s = Session::from_bytes(state).unwrap();
+                add(
+                    "load",
+                    &format!("sealed-{mode}session-{name}"),
+                    key.seal(&s, &mut seal_rng).unwrap(),
+                );
+            }
+        }
+        add("load", "pq-prekey", fx.pq.carol_pq.to_bytes().to_vec());
+        add(
+            "load",
+            "sealed-pq-prekey",
+            key.seal(&fx.pq.carol_pq, &mut seal_rng).unwrap(),
+        );
+        add("load", "prekey-store-pq", fx.store_bytes.clone());
+        add(
+            "load",
+            "sealed-prekey-store-pq",
+            key.seal(&fx.store, &mut seal_rng).unwrap(),
+        );
+        add(
+            "load",
+            "prekey-store-replay-records",
+            fx.pq.store_with_records.clone(),
+        );
+    }
 
     // bundle: Bob's (with and without a one-time prekey), a third party's, Alice's own,
     // and one with a broken signature.
@@ -1712,5 +2596,58 @@ pub fn seeds() -> Vec<Seed> {
     let mut forged = fx.bundle.to_bytes();
     forged[BUNDLE_SPK.end] ^= 1;
     add("bundle", "bad-signature", forged);
+    // PQXDH bundles: Bob's (one-time and last-resort post-quantum prekey), a third party's,
+    // one with a broken post-quantum signature.
+    #[cfg(feature = "pqxdh")]
+    {
+        add("bundle", "bob-pq", fx.pq.bundle.to_bytes());
+        add(
+            "bundle",
+            "bob-pq-last-resort",
+            fx.pq.bundle_last_resort.to_bytes(),
+        );
+        add("bundle", "carol-pq", fx.pq.carol_bundle.to_bytes());
+        let mut forged = fx.pq.bundle.to_bytes();
+        forged[BUNDLE_PQ_SIGNATURE.start + 3] ^= 1;
+        add("bundle", "bob-pq-bad-signature", forged);
+    }
+
+    // safety_number: the genuine byte form, one that differs, one of a future version,
+    // and Alice's and Bob's identity keys (which the target computes the number of).
+    let genuine = fx.safety_number.to_bytes();
+    add("safety_number", "genuine", genuine.to_vec());
+    let mut mismatch = genuine;
+    mismatch[40] ^= 1;
+    add("safety_number", "mismatch", mismatch.to_vec());
+    let mut future = genuine;
+    future[0] = 0x02;
+    add("safety_number", "future-version", future.to_vec());
+    let keys = [
+        fx.alice.public_key().as_bytes(),
+        fx.bob.public_key().as_bytes(),
+    ]
+    .map(|k| &k[..])
+    .concat();
+    add("safety_number", "keys", keys);
     out
+}
+
+/// The index in `fixture().initial` of the first genuine PQXDH message with the header
+/// encrypted or not, naming a one-time or a last-resort post-quantum prekey.
+#[cfg(feature = "pqxdh")]
+fn genuine_pq(header_encryption: bool, one_time: bool) -> usize {
+    let fx = fixture();
+    fx.initial
+        .iter()
+        .position(|g| {
+            let Ok(Message::Initial(m)) = Message::parse(&g.wire) else {
+                return false;
+            };
+            let id = m.post_quantum_prekey_id();
+            g.post_quantum
+                && g.header_encryption == header_encryption
+                && id.is_some()
+                && (id == Some(BOB_PQ_LAST_RESORT_ID)) != one_time
+        })
+        .unwrap()
 }
