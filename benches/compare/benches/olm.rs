@@ -1,0 +1,500 @@
+//! Peer comparison: doubleratchet against vodozemac's Olm (the Matrix Double Ratchet), on
+//! the workloads both have. Each group measures `ours` and `vodozemac` in the same run;
+//! after criterion's output, `main` prints `ours / vodozemac` from the samples this run
+//! wrote under `benches/compare/target/criterion` (fastest sample, and median).
+//!
+//! ```text
+//! cargo bench -j2 --manifest-path benches/compare/Cargo.toml
+//! cargo bench -j2 --manifest-path benches/compare/Cargo.toml -- --warm-up-time 1 --measurement-time 3
+//! ```
+//!
+//! Both sides are measured wire to wire: our `encrypt` returns the message's bytes and our
+//! `decrypt` and `respond` parse them, so vodozemac's figures include `to_parts` after
+//! `encrypt` and `from_parts` / `PreKeyMessage::from_bytes` before `decrypt` and
+//! `create_inbound_session`. vodozemac uses Olm v1 (`SessionConfig::version_1`, AES-256-CBC
+//! with HMAC-SHA-256, the MAC truncated to 8 bytes), the configuration Matrix deploys.
+//! vodozemac draws its randomness from `rand::rng()` (not injectable); ours from
+//! `ChaCha20Rng`, as in `benches/ratchet.rs`.
+//!
+//! What differs in the handshake: Olm's 3DH has no signed prekey, so
+//! `create_outbound_session` verifies no signature and does 3 X25519, where our
+//! `initiate` verifies the bundle's Ed25519 signature and does 4 X25519 (one-time prekey)
+//! plus the first DH ratchet step. The `initiate_verified` group adds the Ed25519 strict
+//! verification a Matrix client does on the signed one-time key before calling vodozemac.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
+use doubleratchet::{IdentityKeyPair, OneTimePreKey, PreKeyBundle, Session, SignedPreKey};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use vodozemac::olm::{Account, OlmMessage, PreKeyMessage, SessionConfig};
+use vodozemac::Curve25519PublicKey;
+
+const SIZES: [usize; 4] = [64, 1024, 16 * 1024, 64 * 1024];
+const SMALL: usize = 64;
+
+// ---------------------------------------------------------------------------------------
+// Ours.
+// ---------------------------------------------------------------------------------------
+
+struct Parties {
+    alice: IdentityKeyPair,
+    bob: IdentityKeyPair,
+    spk: SignedPreKey,
+    opk: OneTimePreKey,
+    bundle: PreKeyBundle,
+}
+
+fn parties(rng: &mut ChaCha20Rng) -> Parties {
+    let alice = IdentityKeyPair::generate(rng).unwrap();
+    let bob = IdentityKeyPair::generate(rng).unwrap();
+    let spk = SignedPreKey::generate(&bob, 1, rng).unwrap();
+    let opk = OneTimePreKey::generate(7, rng).unwrap();
+    let bundle = PreKeyBundle::new(&bob, &spk, Some(&opk));
+    Parties {
+        alice,
+        bob,
+        spk,
+        opk,
+        bundle,
+    }
+}
+
+fn respond(p: &Parties, initial: &[u8]) -> Session {
+    Session::respond(&p.bob, |_| Some(&p.spk), |_| Some(&p.opk), initial)
+        .unwrap()
+        .session
+}
+
+/// Handshake complete, and Alice has a sending chain Bob is receiving on.
+fn ours_established(seed: u64) -> (Session, Session, ChaCha20Rng) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let p = parties(&mut rng);
+    let mut alice = Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap();
+    let initial = alice.encrypt(b"hello", &mut rng).unwrap();
+    let mut bob = respond(&p, &initial);
+    let reply = bob.encrypt(b"hi", &mut rng).unwrap();
+    alice.decrypt(&reply).unwrap();
+    let first = alice.encrypt(b"first on the chain", &mut rng).unwrap();
+    bob.decrypt(&first).unwrap();
+    (alice, bob, rng)
+}
+
+// ---------------------------------------------------------------------------------------
+// vodozemac.
+// ---------------------------------------------------------------------------------------
+
+fn one_time_key(account: &mut Account) -> Curve25519PublicKey {
+    account.generate_one_time_keys(1).created[0]
+}
+
+fn prekey_message(message: OlmMessage) -> PreKeyMessage {
+    match message {
+        OlmMessage::PreKey(m) => m,
+        OlmMessage::Normal(_) => panic!("expected a pre-key message"),
+    }
+}
+
+/// The same point as `ours_established`.
+fn olm_established() -> (vodozemac::olm::Session, vodozemac::olm::Session) {
+    let alice = Account::new();
+    let mut bob = Account::new();
+    let otk = one_time_key(&mut bob);
+    let mut a = alice
+        .create_outbound_session(SessionConfig::version_1(), bob.curve25519_key(), otk)
+        .unwrap();
+    let initial = prekey_message(a.encrypt(b"hello").unwrap());
+    let mut b = bob
+        .create_inbound_session(SessionConfig::version_1(), alice.curve25519_key(), &initial)
+        .unwrap()
+        .session;
+    let reply = b.encrypt(b"hi").unwrap();
+    a.decrypt(&reply).unwrap();
+    let first = a.encrypt(b"first on the chain").unwrap();
+    b.decrypt(&first).unwrap();
+    (a, b)
+}
+
+fn olm_send(session: &mut vodozemac::olm::Session, pt: &[u8]) -> (usize, Vec<u8>) {
+    session.encrypt(pt).unwrap().to_parts()
+}
+
+fn olm_receive(session: &mut vodozemac::olm::Session, wire: &(usize, Vec<u8>)) -> Vec<u8> {
+    let message = OlmMessage::from_parts(wire.0, &wire.1).unwrap();
+    session.decrypt(&message).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Workloads.
+// ---------------------------------------------------------------------------------------
+
+fn batch(size: usize) -> BatchSize {
+    if size > 1024 {
+        BatchSize::LargeInput
+    } else {
+        BatchSize::SmallInput
+    }
+}
+
+fn handshake(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let p = parties(&mut rng);
+    let alice = Account::new();
+    let bob = RefCell::new(Account::new());
+    let otk = one_time_key(&mut bob.borrow_mut());
+    let bob_identity = bob.borrow().curve25519_key();
+
+    let mut g = c.benchmark_group("initiate");
+    g.bench_function("ours", |b| {
+        b.iter_batched(
+            || (),
+            |()| Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
+    g.bench_function("vodozemac", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                alice
+                    .create_outbound_session(SessionConfig::version_1(), bob_identity, otk)
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("initiate_verified");
+    let bob_signing = bob.borrow().ed25519_key();
+    let signature = bob.borrow().sign(otk.as_bytes());
+    g.bench_function("ours", |b| {
+        b.iter_batched(
+            || (),
+            |()| Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
+    g.bench_function("vodozemac", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                bob_signing.verify(otk.as_bytes(), &signature).unwrap();
+                alice
+                    .create_outbound_session(SessionConfig::version_1(), bob_identity, otk)
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    g.finish();
+
+    // Accepting consumes the one-time key, so each vodozemac iteration gets a fresh one
+    // (generated in the untimed setup). Ours does not consume its prekeys (the app's
+    // `PreKeyStore` does), so it accepts the same message every time.
+    let mut g = c.benchmark_group("respond");
+    let initial = Session::initiate(&p.alice, &p.bundle, &mut rng)
+        .unwrap()
+        .encrypt(&[0x5au8; SMALL], &mut rng)
+        .unwrap();
+    g.bench_function("ours", |b| {
+        b.iter_batched(|| (), |()| respond(&p, &initial), BatchSize::PerIteration);
+    });
+    let alice_identity = alice.curve25519_key();
+    g.bench_function("vodozemac", |b| {
+        b.iter_batched(
+            || {
+                let otk = one_time_key(&mut bob.borrow_mut());
+                let mut session = alice
+                    .create_outbound_session(SessionConfig::version_1(), bob_identity, otk)
+                    .unwrap();
+                prekey_message(session.encrypt([0x5au8; SMALL]).unwrap()).to_bytes()
+            },
+            |bytes| {
+                let message = PreKeyMessage::from_bytes(&bytes).unwrap();
+                bob.borrow_mut()
+                    .create_inbound_session(SessionConfig::version_1(), alice_identity, &message)
+                    .unwrap()
+            },
+            BatchSize::PerIteration,
+        );
+    });
+    g.finish();
+}
+
+fn messages(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encrypt");
+    for size in SIZES {
+        let pt = vec![0x5au8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        let (mut alice, _, mut rng) = ours_established(2);
+        g.bench_function(BenchmarkId::new("ours", size), |b| {
+            b.iter_batched(
+                || (),
+                |()| alice.encrypt(&pt, &mut rng).unwrap(),
+                batch(size),
+            );
+        });
+        let (mut alice, _) = olm_established();
+        g.bench_function(BenchmarkId::new("vodozemac", size), |b| {
+            b.iter_batched(|| (), |()| olm_send(&mut alice, &pt), batch(size));
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("decrypt");
+    for size in SIZES {
+        let pt = vec![0x5au8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        let (mut alice, mut bob, mut rng) = ours_established(3);
+        g.bench_function(BenchmarkId::new("ours", size), |b| {
+            b.iter_batched(
+                || alice.encrypt(&pt, &mut rng).unwrap(),
+                |m| bob.decrypt(&m).unwrap(),
+                batch(size),
+            );
+        });
+        let (mut alice, mut bob) = olm_established();
+        g.bench_function(BenchmarkId::new("vodozemac", size), |b| {
+            b.iter_batched(
+                || olm_send(&mut alice, &pt),
+                |m| olm_receive(&mut bob, &m),
+                batch(size),
+            );
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("encrypt_decrypt");
+    for size in SIZES {
+        let pt = vec![0x5au8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        let (mut alice, mut bob, mut rng) = ours_established(4);
+        g.bench_function(BenchmarkId::new("ours", size), |b| {
+            b.iter_batched(
+                || (),
+                |()| bob.decrypt(&alice.encrypt(&pt, &mut rng).unwrap()).unwrap(),
+                batch(size),
+            );
+        });
+        let (mut alice, mut bob) = olm_established();
+        g.bench_function(BenchmarkId::new("vodozemac", size), |b| {
+            b.iter_batched(
+                || (),
+                |()| olm_receive(&mut bob, &olm_send(&mut alice, &pt)),
+                batch(size),
+            );
+        });
+    }
+    g.finish();
+}
+
+/// Turns alternate, so every message is a DH ratchet step on both sides. One iteration is
+/// one message, encrypted and decrypted.
+fn ping_pong(c: &mut Criterion) {
+    let pt = [0x5au8; SMALL];
+    let mut g = c.benchmark_group("ping_pong");
+    let (mut alice, mut bob, mut rng) = ours_established(5);
+    let mut bobs_turn = true;
+    g.bench_function("ours", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let (from, to) = if bobs_turn {
+                    (&mut bob, &mut alice)
+                } else {
+                    (&mut alice, &mut bob)
+                };
+                bobs_turn = !bobs_turn;
+                to.decrypt(&from.encrypt(&pt, &mut rng).unwrap()).unwrap()
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    let (mut alice, mut bob) = olm_established();
+    let mut bobs_turn = true;
+    g.bench_function("vodozemac", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let (from, to) = if bobs_turn {
+                    (&mut bob, &mut alice)
+                } else {
+                    (&mut alice, &mut bob)
+                };
+                bobs_turn = !bobs_turn;
+                olm_receive(to, &olm_send(from, &pt))
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// The report.
+// ---------------------------------------------------------------------------------------
+
+/// `(workload, group, size, target for ours / vodozemac)`.
+const ROWS: &[(&str, &str, Option<usize>, Option<f64>)] = &[
+    ("initiate (outbound session)", "initiate", None, None),
+    (
+        "initiate, signature checked",
+        "initiate_verified",
+        None,
+        None,
+    ),
+    ("respond (inbound session)", "respond", None, None),
+    ("encrypt 64 B", "encrypt", Some(64), None),
+    ("encrypt 1 KiB", "encrypt", Some(1024), None),
+    ("encrypt 16 KiB", "encrypt", Some(16384), None),
+    ("encrypt 64 KiB", "encrypt", Some(65536), None),
+    ("decrypt 64 B", "decrypt", Some(64), None),
+    ("decrypt 1 KiB", "decrypt", Some(1024), None),
+    ("decrypt 16 KiB", "decrypt", Some(16384), None),
+    ("decrypt 64 KiB", "decrypt", Some(65536), None),
+    (
+        "encrypt+decrypt 64 B",
+        "encrypt_decrypt",
+        Some(64),
+        Some(0.2),
+    ),
+    ("encrypt+decrypt 1 KiB", "encrypt_decrypt", Some(1024), None),
+    (
+        "encrypt+decrypt 16 KiB",
+        "encrypt_decrypt",
+        Some(16384),
+        None,
+    ),
+    (
+        "encrypt+decrypt 64 KiB",
+        "encrypt_decrypt",
+        Some(65536),
+        Some(0.25),
+    ),
+    ("ping-pong, per message", "ping_pong", None, Some(1.0)),
+];
+
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(target).join("criterion");
+    }
+    let from_metadata = std::env::var_os("CARGO").and_then(|cargo| {
+        let out = Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .output()
+            .ok()?;
+        let json = String::from_utf8(out.stdout).ok()?;
+        let key = "\"target_directory\":\"";
+        let rest = &json[json.find(key)? + key.len()..];
+        Some(PathBuf::from(&rest[..rest.find('"')?]))
+    });
+    from_metadata.map_or_else(
+        || PathBuf::from("target/criterion"),
+        |t| t.join("criterion"),
+    )
+}
+
+/// The fastest and the median time per iteration, in nanoseconds, over the samples of the
+/// benchmark at `path`, if this run wrote them (`new/sample.json`).
+fn fastest_and_median(path: &Path, since: SystemTime) -> Option<(f64, f64)> {
+    let path = path.join("new").join("sample.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
+        return None;
+    }
+    let json = std::fs::read_to_string(&path).ok()?;
+    let array = |key: &str| -> Option<Vec<f64>> {
+        let key = format!("\"{key}\":[");
+        let rest = &json[json.find(&key)? + key.len()..];
+        rest[..rest.find(']')?]
+            .split(',')
+            .map(|v| v.trim().parse().ok())
+            .collect()
+    };
+    let (iters, times) = (array("iters")?, array("times")?);
+    let mut per_iter: Vec<f64> = times.iter().zip(&iters).map(|(t, i)| t / i).collect();
+    if per_iter.is_empty() || per_iter.len() != iters.len() {
+        return None;
+    }
+    per_iter.sort_by(f64::total_cmp);
+    Some((per_iter[0], per_iter[per_iter.len() / 2]))
+}
+
+fn time(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{:.3} ms", ns / 1e6)
+    }
+}
+
+/// Prints each workload's fastest sample for both libraries, `ours / vodozemac` on them (the
+/// verdict is on it), and the same ratio on the medians. See `benches/ratchet.rs` and
+/// BENCHMARKS.md for why the fastest sample.
+fn report(since: SystemTime) {
+    let dir = criterion_dir();
+    let mut lines = Vec::new();
+    for (name, group, size, target) in ROWS {
+        let path = |who: &str| {
+            let p = dir.join(group).join(who);
+            size.map_or(p.clone(), |s| p.join(s.to_string()))
+        };
+        let (Some(ours), Some(theirs)) = (
+            fastest_and_median(&path("ours"), since),
+            fastest_and_median(&path("vodozemac"), since),
+        ) else {
+            continue;
+        };
+        let ratio = ours.0 / theirs.0;
+        let verdict = match target {
+            Some(t) if ratio <= *t => format!("<= {t:.2}: met"),
+            Some(t) => format!("<= {t:.2}: NOT met"),
+            None => String::new(),
+        };
+        lines.push(format!(
+            "{name:<28} {:>11} {:>11} {ratio:>7.3} {:>7.2}x {:>9.3}  {verdict}",
+            time(ours.0),
+            time(theirs.0),
+            theirs.0 / ours.0,
+            ours.1 / theirs.1,
+        ));
+    }
+    if lines.is_empty() {
+        println!(
+            "\ncomparison: no samples written by this run under {}",
+            dir.display()
+        );
+        return;
+    }
+    println!(
+        "\nThis run's samples (from {}); fastest sample of each, and medians:\n",
+        dir.display()
+    );
+    println!(
+        "{:<28} {:>11} {:>11} {:>7} {:>8} {:>9}  target (on the fastest)",
+        "workload", "ours", "vodozemac", "ours/vz", "speedup", "median o/v"
+    );
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+fn main() {
+    let since = SystemTime::now();
+    let mut c = Criterion::default().configure_from_args();
+    handshake(&mut c);
+    messages(&mut c);
+    ping_pong(&mut c);
+    c.final_summary();
+    report(since);
+}

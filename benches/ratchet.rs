@@ -1,0 +1,1009 @@
+//! Criterion benchmarks of the library's hot paths, each next to its *floor*: the bare
+//! primitive cost of the same cryptographic work, built from the same crates the library
+//! uses (x25519-dalek, ed25519-dalek, hkdf, hmac, sha2, aes-gcm) and the same RNG
+//! (`ChaCha20Rng`). A floor does no parsing, validation, allocation or bookkeeping: the
+//! ratio `ours / floor` is what the library costs on top of the cryptography it must do.
+//!
+//! ```text
+//! cargo bench -j2 --bench ratchet                       # full run (about 8 minutes)
+//! cargo bench -j2 --bench ratchet -- --warm-up-time 1 --measurement-time 3   # quicker
+//! cargo bench -j2 --bench ratchet -- ping_pong          # one group
+//! ```
+//!
+//! After criterion's own output, `main` reads the samples this run wrote under
+//! `<target dir>/criterion/<group>/<function>[/<size>]/new/sample.json` and prints, for
+//! each benchmark, its fastest sample and its median, and their ratios to the floor's.
+//! Only samples written by this run are used, so every ratio compares two figures measured
+//! in the same run. BENCHMARKS.md has the figures and explains the two statistics.
+//!
+//! Every message is 64 bytes unless a size says otherwise. Setup (sessions, messages,
+//! ciphertexts to decrypt) is done outside the timed part, and outputs are dropped
+//! outside it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use aes_gcm::aead::consts::U12;
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
+use doubleratchet::{IdentityKeyPair, Limits, OneTimePreKey, PreKeyBundle, Session, SignedPreKey};
+use ed25519_dalek::{Signature, VerifyingKey};
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use rand_chacha::rand_core::{SeedableRng, TryRng};
+use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256, Sha512};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+/// Plaintext sizes of the message workloads.
+const SIZES: [usize; 4] = [64, 1024, 16 * 1024, 64 * 1024];
+/// The plaintext size of every workload that has no size parameter.
+const SMALL: usize = 64;
+/// The gap of the skip-ahead workload (the default `max_skip`).
+const GAP: usize = 1000;
+
+// ---------------------------------------------------------------------------------------
+// The library's side: sessions at well-defined points.
+// ---------------------------------------------------------------------------------------
+
+/// The long-term keys of both parties and Bob's bundle (with a one-time prekey).
+struct Parties {
+    alice: IdentityKeyPair,
+    bob: IdentityKeyPair,
+    spk: SignedPreKey,
+    opk: OneTimePreKey,
+    bundle: PreKeyBundle,
+}
+
+fn parties(rng: &mut ChaCha20Rng) -> Parties {
+    let alice = IdentityKeyPair::generate(rng).unwrap();
+    let bob = IdentityKeyPair::generate(rng).unwrap();
+    let spk = SignedPreKey::generate(&bob, 1, rng).unwrap();
+    let opk = OneTimePreKey::generate(7, rng).unwrap();
+    let bundle = PreKeyBundle::new(&bob, &spk, Some(&opk));
+    Parties {
+        alice,
+        bob,
+        spk,
+        opk,
+        bundle,
+    }
+}
+
+/// Bob's session from Alice's initial message.
+fn respond(p: &Parties, initial: &[u8]) -> Session {
+    Session::respond(&p.bob, |_| Some(&p.spk), |_| Some(&p.opk), initial)
+        .unwrap()
+        .session
+}
+
+/// An established pair: the handshake is complete (Alice has decrypted Bob's reply), and
+/// Alice has a sending chain that Bob is receiving on. Alice's next `encrypt` is a plain
+/// chain step; Bob's next `decrypt` of it is too.
+struct Pair {
+    alice: Session,
+    bob: Session,
+    rng: ChaCha20Rng,
+}
+
+fn established(seed: u64) -> Pair {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let p = parties(&mut rng);
+    let mut alice = Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap();
+    let initial = alice.encrypt(b"hello", &mut rng).unwrap();
+    let mut bob = respond(&p, &initial);
+    let reply = bob.encrypt(b"hi", &mut rng).unwrap();
+    alice.decrypt(&reply).unwrap();
+    let first = alice.encrypt(b"first on the chain", &mut rng).unwrap();
+    bob.decrypt(&first).unwrap();
+    Pair { alice, bob, rng }
+}
+
+impl Pair {
+    /// Alice sends `gap` messages Bob never sees, then one he decrypts: Bob stores `gap`
+    /// more skipped keys.
+    fn skip(&mut self, gap: usize) {
+        let pt = [0u8; SMALL];
+        for _ in 0..gap {
+            self.alice.encrypt(&pt, &mut self.rng).unwrap();
+        }
+        let m = self.alice.encrypt(&pt, &mut self.rng).unwrap();
+        self.bob.decrypt(&m).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The floor: the same primitives, with nothing around them.
+// ---------------------------------------------------------------------------------------
+
+const ROOT_INFO: &[u8] = b"doubleratchet v1 root";
+const MESSAGE_INFO: &[u8] = b"doubleratchet v1 message keys";
+const X3DH_INFO: &[u8] = b"doubleratchet v1 X3DH";
+/// AAD of a normal message: `AD` (64) and the normal prefix (42).
+const NORMAL_AAD: [u8; 64 + 42] = [0x33; 64 + 42];
+/// Length of an initial message's prefix (SPEC.md §5.3).
+const INITIAL_PREFIX: usize = 115;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// `KDF_CK`: two HMAC-SHA-256 under the chain key, `(ck', mk)`. The key schedule is
+/// computed once for both, the cheapest way to get two MACs under one key from `hmac`.
+fn kdf_ck(ck: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
+    let keyed = <HmacSha256 as KeyInit>::new_from_slice(ck).unwrap();
+    let mut for_message = keyed.clone();
+    for_message.update(&[0x01]);
+    let mut for_chain = keyed;
+    for_chain.update(&[0x02]);
+    (
+        for_chain.finalize().into_bytes().into(),
+        for_message.finalize().into_bytes().into(),
+    )
+}
+
+fn hkdf<const N: usize>(salt: &[u8], ikm: &[u8], info: &[u8]) -> [u8; N] {
+    let mut okm = [0u8; N];
+    Hkdf::<Sha256>::new(Some(salt), ikm)
+        .expand(info, &mut okm)
+        .unwrap();
+    okm
+}
+
+/// The message-key HKDF (44 bytes) and the AES-256-GCM key schedule.
+fn message_cipher(mk: &[u8; 32]) -> (Aes256Gcm, Nonce<U12>) {
+    let okm = hkdf::<44>(&[0u8; 32], mk, MESSAGE_INFO);
+    let cipher = Aes256Gcm::new_from_slice(&okm[..32]).unwrap();
+    let mut nonce = Nonce::<U12>::default();
+    nonce.copy_from_slice(&okm[32..]);
+    (cipher, nonce)
+}
+
+/// The per-message floor of a sender: `KDF_CK`, the message HKDF, AES-256-GCM in place.
+fn seal(ck: &mut [u8; 32], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+    let (next, mk) = kdf_ck(ck);
+    *ck = next;
+    seal_with(&mk, aad, buf)
+}
+
+fn seal_with(mk: &[u8; 32], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+    let (cipher, nonce) = message_cipher(mk);
+    cipher
+        .encrypt_inout_detached(&nonce, aad, buf.into())
+        .unwrap()
+        .into()
+}
+
+/// The per-message floor of a receiver; panics if the tag does not verify, so a floor
+/// always does the whole work of a successful decryption.
+fn open(ck: &mut [u8; 32], aad: &[u8], buf: &mut [u8], tag: &[u8; 16]) {
+    let (next, mk) = kdf_ck(ck);
+    *ck = next;
+    open_with(&mk, aad, buf, tag);
+}
+
+fn open_with(mk: &[u8; 32], aad: &[u8], buf: &mut [u8], tag: &[u8; 16]) {
+    let (cipher, nonce) = message_cipher(mk);
+    cipher
+        .decrypt_inout_detached(&nonce, aad, buf.into(), &Tag::from(*tag))
+        .expect("floor ciphertext authenticates");
+}
+
+/// An X25519 key pair from one 32-byte draw, as the library generates them.
+fn generate(rng: &mut ChaCha20Rng) -> (StaticSecret, PublicKey) {
+    let mut bytes = [0u8; 32];
+    rng.try_fill_bytes(&mut bytes).unwrap();
+    let secret = StaticSecret::from(bytes);
+    let public = PublicKey::from(&secret);
+    (secret, public)
+}
+
+/// The X25519 scalar of an Ed25519 identity (SPEC.md §2.1), from its stored seed.
+fn identity_dh_secret(identity: &IdentityKeyPair) -> StaticSecret {
+    let stored = identity.to_bytes();
+    let hash = Sha512::digest(&stored[2..34]);
+    let mut scalar = [0u8; 32];
+    scalar.copy_from_slice(&hash[..32]);
+    StaticSecret::from(scalar)
+}
+
+fn identity_x25519(ed25519: &[u8]) -> PublicKey {
+    let key = VerifyingKey::from_bytes(ed25519.try_into().unwrap()).unwrap();
+    PublicKey::from(key.to_montgomery().to_bytes())
+}
+
+fn x25519(bytes: &[u8]) -> PublicKey {
+    PublicKey::from(<[u8; 32]>::try_from(bytes).unwrap())
+}
+
+/// `SK = HKDF(0^32, 0xFF^32 || DH1 || DH2 || DH3 || DH4, X3DH_INFO, 32)`.
+fn x3dh_sk(dhs: [&[u8; 32]; 4]) -> [u8; 32] {
+    let mut ikm = [0xFFu8; 160];
+    for (i, dh) in dhs.iter().enumerate() {
+        ikm[32 * (i + 1)..32 * (i + 2)].copy_from_slice(*dh);
+    }
+    hkdf::<32>(&[0u8; 32], &ikm, X3DH_INFO)
+}
+
+/// What the initiator's floor works from: the bundle's fields, with the identity key
+/// already decompressed (the library's parsed `PreKeyBundle` holds it that way).
+struct InitiateFloor {
+    ik_b: VerifyingKey,
+    ik_b_x25519: PublicKey,
+    signed: [u8; 33],
+    signature: Signature,
+    spk: PublicKey,
+    opk: PublicKey,
+    ik_a: StaticSecret,
+}
+
+impl InitiateFloor {
+    fn new(p: &Parties) -> Self {
+        let b = p.bundle.to_bytes();
+        let mut signed = [0x05u8; 33];
+        signed[1..].copy_from_slice(&b[38..70]);
+        InitiateFloor {
+            ik_b: VerifyingKey::from_bytes(b[2..34].try_into().unwrap()).unwrap(),
+            ik_b_x25519: identity_x25519(&b[2..34]),
+            signed,
+            signature: Signature::from_bytes(b[70..134].try_into().unwrap()),
+            spk: x25519(&b[38..70]),
+            opk: x25519(&b[139..171]),
+            ik_a: identity_dh_secret(&p.alice),
+        }
+    }
+
+    /// Strict verify, `EK_A`, four DHs, the X3DH HKDF, the first ratchet key pair, its DH
+    /// and the root HKDF. Returns everything a session keeps.
+    fn run(&self, rng: &mut ChaCha20Rng) -> ([u8; 64], PublicKey, StaticSecret, PublicKey) {
+        self.ik_b
+            .verify_strict(&self.signed, &self.signature)
+            .unwrap();
+        let (ek, ek_public) = generate(rng);
+        let dh1 = self.ik_a.diffie_hellman(&self.spk);
+        let dh2 = ek.diffie_hellman(&self.ik_b_x25519);
+        let dh3 = ek.diffie_hellman(&self.spk);
+        let dh4 = ek.diffie_hellman(&self.opk);
+        let sk = x3dh_sk([
+            dh1.as_bytes(),
+            dh2.as_bytes(),
+            dh3.as_bytes(),
+            dh4.as_bytes(),
+        ]);
+        let (dhs, dhs_public) = generate(rng);
+        let dh = dhs.diffie_hellman(&self.spk);
+        let root = hkdf::<64>(&sk, dh.as_bytes(), ROOT_INFO);
+        (root, ek_public, dhs, dhs_public)
+    }
+}
+
+/// What the responder's floor works from: Bob's secrets, and the fields of a real initial
+/// message made by the library. The floor decrypts that message, so it provably does the
+/// work SPEC.md §3.4 and §4.6 define.
+struct RespondFloor {
+    ik_b: StaticSecret,
+    spk: StaticSecret,
+    opk: StaticSecret,
+    ik_a_x25519: PublicKey,
+    ek_a: PublicKey,
+    dhs_a: PublicKey,
+    aad: Vec<u8>,
+    body: Vec<u8>,
+    tag: [u8; 16],
+}
+
+impl RespondFloor {
+    fn new(p: &Parties, initial: &[u8]) -> Self {
+        let secret = |stored: &[u8]| StaticSecret::from(<[u8; 32]>::try_from(stored).unwrap());
+        let mut aad = Vec::new();
+        aad.extend_from_slice(p.alice.public_key().as_bytes());
+        aad.extend_from_slice(p.bob.public_key().as_bytes());
+        aad.extend_from_slice(&initial[..INITIAL_PREFIX]);
+        let tag_at = initial.len() - 16;
+        RespondFloor {
+            ik_b: identity_dh_secret(&p.bob),
+            spk: secret(&p.spk.to_bytes()[6..38]),
+            opk: secret(&p.opk.to_bytes()[6..38]),
+            ik_a_x25519: identity_x25519(&initial[2..34]),
+            ek_a: x25519(&initial[34..66]),
+            dhs_a: x25519(&initial[75..107]),
+            aad,
+            body: initial[INITIAL_PREFIX..tag_at].to_vec(),
+            tag: initial[tag_at..].try_into().unwrap(),
+        }
+    }
+
+    /// Four DHs, the X3DH HKDF, then the first decryption: DH, root HKDF, `KDF_CK`,
+    /// message HKDF, AES-256-GCM open. Returns the new root and chain keys.
+    fn run(&self, buf: &mut [u8]) -> [u8; 64] {
+        let dh1 = self.spk.diffie_hellman(&self.ik_a_x25519);
+        let dh2 = self.ik_b.diffie_hellman(&self.ek_a);
+        let dh3 = self.spk.diffie_hellman(&self.ek_a);
+        let dh4 = self.opk.diffie_hellman(&self.ek_a);
+        let sk = x3dh_sk([
+            dh1.as_bytes(),
+            dh2.as_bytes(),
+            dh3.as_bytes(),
+            dh4.as_bytes(),
+        ]);
+        let dh = self.spk.diffie_hellman(&self.dhs_a);
+        let mut root = hkdf::<64>(&sk, dh.as_bytes(), ROOT_INFO);
+        let mut ck: [u8; 32] = root[32..].try_into().unwrap();
+        open(&mut ck, &self.aad, buf, &self.tag);
+        root[32..].copy_from_slice(&ck);
+        root
+    }
+}
+
+/// One side of the ping-pong floor.
+struct FloorParty {
+    secret: StaticSecret,
+    peer: PublicKey,
+    rk: [u8; 32],
+}
+
+/// One message of the ping-pong floor: the sender's deferred DH ratchet step (key pair,
+/// DH, root HKDF) and per-message floor, then the receiver's DH ratchet step (DH, root
+/// HKDF) and per-message floor.
+fn floor_ping_pong(
+    sender: &mut FloorParty,
+    receiver: &mut FloorParty,
+    rng: &mut ChaCha20Rng,
+) -> [u8; SMALL] {
+    let mut buf = [0x5au8; SMALL];
+    let (secret, public) = generate(rng);
+    let okm = hkdf::<64>(
+        &sender.rk,
+        secret.diffie_hellman(&sender.peer).as_bytes(),
+        ROOT_INFO,
+    );
+    sender.rk.copy_from_slice(&okm[..32]);
+    sender.secret = secret;
+    let mut cks: [u8; 32] = okm[32..].try_into().unwrap();
+    let tag = seal(&mut cks, &NORMAL_AAD, &mut buf);
+
+    let okm = hkdf::<64>(
+        &receiver.rk,
+        receiver.secret.diffie_hellman(&public).as_bytes(),
+        ROOT_INFO,
+    );
+    receiver.rk.copy_from_slice(&okm[..32]);
+    receiver.peer = public;
+    let mut ckr: [u8; 32] = okm[32..].try_into().unwrap();
+    open(&mut ckr, &NORMAL_AAD, &mut buf, &tag);
+    buf
+}
+
+// ---------------------------------------------------------------------------------------
+// The workloads.
+// ---------------------------------------------------------------------------------------
+
+fn batch(size: usize) -> BatchSize {
+    if size > 1024 {
+        BatchSize::LargeInput
+    } else {
+        BatchSize::SmallInput
+    }
+}
+
+/// Encrypt, decrypt, and both, on an established chain (no DH ratchet step).
+fn messages(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encrypt");
+    for size in SIZES {
+        let pt = vec![0x5au8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut pair = established(1);
+        g.bench_with_input(BenchmarkId::new("ours", size), &pt, |b, pt| {
+            b.iter_batched(
+                || (),
+                |()| pair.alice.encrypt(pt, &mut pair.rng).unwrap(),
+                batch(size),
+            );
+        });
+        let mut ck = [1u8; 32];
+        g.bench_with_input(BenchmarkId::new("floor", size), &pt, |b, pt| {
+            b.iter_batched(
+                || pt.clone(),
+                |mut buf| {
+                    let tag = seal(&mut ck, &NORMAL_AAD, &mut buf);
+                    (buf, tag)
+                },
+                batch(size),
+            );
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("decrypt");
+    for size in SIZES {
+        let pt = vec![0x5au8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        let Pair {
+            mut alice,
+            mut bob,
+            mut rng,
+        } = established(2);
+        g.bench_function(BenchmarkId::new("ours", size), |b| {
+            b.iter_batched(
+                || alice.encrypt(&pt, &mut rng).unwrap(),
+                |m| bob.decrypt(&m).unwrap(),
+                batch(size),
+            );
+        });
+        let (mut cks, mut ckr) = ([2u8; 32], [2u8; 32]);
+        g.bench_function(BenchmarkId::new("floor", size), |b| {
+            b.iter_batched(
+                || {
+                    let mut buf = pt.clone();
+                    let tag = seal(&mut cks, &NORMAL_AAD, &mut buf);
+                    (buf, tag)
+                },
+                |(mut buf, tag)| {
+                    open(&mut ckr, &NORMAL_AAD, &mut buf, &tag);
+                    buf
+                },
+                batch(size),
+            );
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("encrypt_decrypt");
+    for size in SIZES {
+        let pt = vec![0x5au8; size];
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut pair = established(3);
+        g.bench_with_input(BenchmarkId::new("ours", size), &pt, |b, pt| {
+            b.iter_batched(
+                || (),
+                |()| {
+                    let m = pair.alice.encrypt(pt, &mut pair.rng).unwrap();
+                    pair.bob.decrypt(&m).unwrap()
+                },
+                batch(size),
+            );
+        });
+        let (mut cks, mut ckr) = ([3u8; 32], [3u8; 32]);
+        g.bench_with_input(BenchmarkId::new("floor", size), &pt, |b, pt| {
+            b.iter_batched(
+                || pt.clone(),
+                |mut buf| {
+                    let tag = seal(&mut cks, &NORMAL_AAD, &mut buf);
+                    open(&mut ckr, &NORMAL_AAD, &mut buf, &tag);
+                    buf
+                },
+                batch(size),
+            );
+        });
+    }
+    g.finish();
+}
+
+/// Alice and Bob take turns, so every message completes a DH ratchet step on both sides
+/// (the sender's deferred half in `encrypt`, the receiver's half in `decrypt`). One
+/// iteration is one message, encrypted and decrypted.
+fn ping_pong(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ping_pong");
+    let pt = [0x5au8; SMALL];
+    let Pair {
+        mut alice,
+        mut bob,
+        mut rng,
+    } = established(4);
+    // Alice has just sent on her chain; Bob's reply makes the first step.
+    let mut bobs_turn = true;
+    g.bench_function("ours", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let (from, to) = if bobs_turn {
+                    (&mut bob, &mut alice)
+                } else {
+                    (&mut alice, &mut bob)
+                };
+                bobs_turn = !bobs_turn;
+                let m = from.encrypt(&pt, &mut rng).unwrap();
+                to.decrypt(&m).unwrap()
+            },
+            BatchSize::SmallInput,
+        );
+    });
+
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let (a, a_public) = generate(&mut rng);
+    let (b_secret, b_public) = generate(&mut rng);
+    let mut fa = FloorParty {
+        secret: a,
+        peer: b_public,
+        rk: [4u8; 32],
+    };
+    let mut fb = FloorParty {
+        secret: b_secret,
+        peer: a_public,
+        rk: [4u8; 32],
+    };
+    let mut bobs_turn = true;
+    g.bench_function("floor", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let (from, to) = if bobs_turn {
+                    (&mut fb, &mut fa)
+                } else {
+                    (&mut fa, &mut fb)
+                };
+                bobs_turn = !bobs_turn;
+                floor_ping_pong(from, to, &mut rng)
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    g.finish();
+}
+
+/// `Session::initiate` from a parsed bundle with a one-time prekey, and `Session::respond`
+/// from the initial message's bytes.
+fn x3dh(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let p = parties(&mut rng);
+
+    let mut g = c.benchmark_group("x3dh_initiate");
+    g.bench_function("ours", |b| {
+        b.iter_batched(
+            || (),
+            |()| Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap(),
+            BatchSize::SmallInput,
+        );
+    });
+    let floor = InitiateFloor::new(&p);
+    g.bench_function("floor", |b| {
+        b.iter_batched(|| (), |()| floor.run(&mut rng), BatchSize::SmallInput);
+    });
+    g.finish();
+
+    let mut alice = Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap();
+    let initial = alice.encrypt(&[0x5au8; SMALL], &mut rng).unwrap();
+    let mut g = c.benchmark_group("x3dh_respond");
+    g.bench_function("ours", |b| {
+        b.iter_batched(|| (), |()| respond(&p, &initial), BatchSize::SmallInput);
+    });
+    let floor = RespondFloor::new(&p, &initial);
+    g.bench_function("floor", |b| {
+        b.iter_batched(
+            || floor.body.clone(),
+            |mut buf| {
+                let keys = floor.run(&mut buf);
+                (buf, keys)
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    g.finish();
+}
+
+/// Out-of-order delivery: a message arriving after a gap of 1,000 in the current chain,
+/// and a late message whose key is in the skipped-key store.
+fn skipped(c: &mut Criterion) {
+    let pt = [0x5au8; SMALL];
+    let mut g = c.benchmark_group("skip_ahead_1000");
+
+    // From an empty store: 1,001 chain steps, 1,000 keys stored.
+    let mut pair = established(6);
+    let empty = pair.bob.to_bytes();
+    for _ in 0..GAP {
+        pair.alice.encrypt(&pt, &mut pair.rng).unwrap();
+    }
+    let after_gap = pair.alice.encrypt(&pt, &mut pair.rng).unwrap();
+    g.bench_function("ours", |b| {
+        b.iter_batched(
+            || Session::from_bytes(&empty).unwrap(),
+            |mut bob| {
+                let plaintext = bob.decrypt(&after_gap).unwrap();
+                (bob, plaintext)
+            },
+            BatchSize::LargeInput,
+        );
+    });
+
+    // From a store at the default cap (2,000): each stored key also evicts the oldest.
+    let mut pair = established(7);
+    pair.skip(GAP);
+    pair.skip(GAP);
+    assert_eq!(pair.bob.stored_skipped_keys(), 2 * GAP);
+    let full = pair.bob.to_bytes();
+    for _ in 0..GAP {
+        pair.alice.encrypt(&pt, &mut pair.rng).unwrap();
+    }
+    let after_gap = pair.alice.encrypt(&pt, &mut pair.rng).unwrap();
+    g.bench_function("ours_store_full", |b| {
+        b.iter_batched(
+            || Session::from_bytes(&full).unwrap(),
+            |mut bob| {
+                let plaintext = bob.decrypt(&after_gap).unwrap();
+                (bob, plaintext)
+            },
+            BatchSize::LargeInput,
+        );
+    });
+
+    // The floor the target is stated against: 1,000 `KDF_CK` steps.
+    let mut ck = [6u8; 32];
+    g.bench_function("floor", |b| {
+        b.iter(|| {
+            for _ in 0..GAP {
+                let (next, mk) = kdf_ck(&ck);
+                black_box(&mk);
+                ck = next;
+            }
+        });
+    });
+    g.finish();
+
+    // Late messages, found in a store of `size` keys. The store is rebuilt (untimed) after
+    // every `size / 10` decryptions, so it holds between 90% and 100% of `size` keys. The
+    // late messages are taken in a shuffled order.
+    let mut g = c.benchmark_group("late_from_store");
+    for size in [100usize, 1000, 100_000] {
+        let mut pair = established(8);
+        if size > GAP {
+            let n = u32::try_from(size).unwrap();
+            pair.bob
+                .set_limits(Limits {
+                    max_skip: n,
+                    max_stored_skipped: n,
+                })
+                .unwrap();
+        }
+        let mut late: Vec<Vec<u8>> = (0..size)
+            .map(|_| pair.alice.encrypt(&pt, &mut pair.rng).unwrap())
+            .collect();
+        let m = pair.alice.encrypt(&pt, &mut pair.rng).unwrap();
+        pair.bob.decrypt(&m).unwrap();
+        assert_eq!(pair.bob.stored_skipped_keys(), size);
+        let snapshot = pair.bob.to_bytes();
+        for i in (1..late.len()).rev() {
+            let mut r = [0u8; 8];
+            pair.rng.try_fill_bytes(&mut r).unwrap();
+            late.swap(i, (u64::from_le_bytes(r) % (i as u64 + 1)) as usize);
+        }
+        let per_rebuild = (size / 10).max(1);
+        let mut cursor = 0;
+        g.bench_function(BenchmarkId::new("ours", size), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters;
+                while left > 0 {
+                    let k = left.min(per_rebuild as u64) as usize;
+                    if cursor + k > late.len() {
+                        cursor = 0;
+                    }
+                    let mut bob = Session::from_bytes(&snapshot).unwrap();
+                    let mut out = Vec::with_capacity(k);
+                    let start = Instant::now();
+                    for m in &late[cursor..cursor + k] {
+                        out.push(bob.decrypt(m).unwrap());
+                    }
+                    total += start.elapsed();
+                    cursor += k;
+                    left -= k as u64;
+                }
+                total
+            });
+        });
+    }
+    // The key is already derived: the floor is the message HKDF and AES-256-GCM open.
+    let mk = [8u8; 32];
+    let mut ct = [0x5au8; SMALL];
+    let tag = seal_with(&mk, &NORMAL_AAD, &mut ct);
+    g.bench_function("floor", |b| {
+        b.iter_batched(
+            || ct,
+            |mut buf| {
+                open_with(&mk, &NORMAL_AAD, &mut buf, &tag);
+                buf
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    g.finish();
+}
+
+/// `Session::to_bytes` and `Session::from_bytes` of an established session with no
+/// skipped keys, and of one holding the default cap of 2,000.
+fn persistence(c: &mut Criterion) {
+    let fresh = established(9).alice;
+    let mut pair = established(10);
+    pair.skip(GAP);
+    pair.skip(GAP);
+    let at_cap = pair.bob;
+    assert_eq!(at_cap.stored_skipped_keys(), 2 * GAP);
+
+    let mut g = c.benchmark_group("session_to_bytes");
+    for (name, session) in [("fresh", &fresh), ("skipped_2000", &at_cap)] {
+        g.throughput(Throughput::Bytes(session.to_bytes().len() as u64));
+        g.bench_function(name, |b| {
+            b.iter_batched(|| (), |()| session.to_bytes(), BatchSize::SmallInput);
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("session_from_bytes");
+    for (name, session) in [("fresh", &fresh), ("skipped_2000", &at_cap)] {
+        let bytes = session.to_bytes();
+        g.throughput(Throughput::Bytes(bytes.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || (),
+                |()| Session::from_bytes(&bytes).unwrap(),
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// The report: ratios from criterion's samples of this run.
+// ---------------------------------------------------------------------------------------
+
+/// `(workload, our benchmark, its floor, target ratio to the floor)`.
+const ROWS: &[(&str, &str, Option<&str>, Option<f64>)] = &[
+    (
+        "encrypt 64 B",
+        "encrypt/ours/64",
+        Some("encrypt/floor/64"),
+        None,
+    ),
+    (
+        "encrypt 1 KiB",
+        "encrypt/ours/1024",
+        Some("encrypt/floor/1024"),
+        None,
+    ),
+    (
+        "encrypt 16 KiB",
+        "encrypt/ours/16384",
+        Some("encrypt/floor/16384"),
+        None,
+    ),
+    (
+        "encrypt 64 KiB",
+        "encrypt/ours/65536",
+        Some("encrypt/floor/65536"),
+        None,
+    ),
+    (
+        "decrypt 64 B",
+        "decrypt/ours/64",
+        Some("decrypt/floor/64"),
+        None,
+    ),
+    (
+        "decrypt 1 KiB",
+        "decrypt/ours/1024",
+        Some("decrypt/floor/1024"),
+        None,
+    ),
+    (
+        "decrypt 16 KiB",
+        "decrypt/ours/16384",
+        Some("decrypt/floor/16384"),
+        None,
+    ),
+    (
+        "decrypt 64 KiB",
+        "decrypt/ours/65536",
+        Some("decrypt/floor/65536"),
+        None,
+    ),
+    (
+        "encrypt+decrypt 64 B",
+        "encrypt_decrypt/ours/64",
+        Some("encrypt_decrypt/floor/64"),
+        Some(1.3),
+    ),
+    (
+        "encrypt+decrypt 1 KiB",
+        "encrypt_decrypt/ours/1024",
+        Some("encrypt_decrypt/floor/1024"),
+        None,
+    ),
+    (
+        "encrypt+decrypt 16 KiB",
+        "encrypt_decrypt/ours/16384",
+        Some("encrypt_decrypt/floor/16384"),
+        None,
+    ),
+    (
+        "encrypt+decrypt 64 KiB",
+        "encrypt_decrypt/ours/65536",
+        Some("encrypt_decrypt/floor/65536"),
+        Some(1.1),
+    ),
+    (
+        "ping-pong, per message",
+        "ping_pong/ours",
+        Some("ping_pong/floor"),
+        Some(1.1),
+    ),
+    (
+        "X3DH initiate",
+        "x3dh_initiate/ours",
+        Some("x3dh_initiate/floor"),
+        Some(1.1),
+    ),
+    (
+        "X3DH respond",
+        "x3dh_respond/ours",
+        Some("x3dh_respond/floor"),
+        Some(1.1),
+    ),
+    (
+        "decrypt after gap 1000",
+        "skip_ahead_1000/ours",
+        Some("skip_ahead_1000/floor"),
+        Some(1.2),
+    ),
+    (
+        "  same, store at cap 2000",
+        "skip_ahead_1000/ours_store_full",
+        Some("skip_ahead_1000/floor"),
+        None,
+    ),
+    (
+        "late msg, store 100",
+        "late_from_store/ours/100",
+        Some("late_from_store/floor"),
+        None,
+    ),
+    (
+        "late msg, store 1000",
+        "late_from_store/ours/1000",
+        Some("late_from_store/floor"),
+        None,
+    ),
+    (
+        "late msg, store 100000",
+        "late_from_store/ours/100000",
+        Some("late_from_store/floor"),
+        None,
+    ),
+    ("to_bytes, fresh", "session_to_bytes/fresh", None, None),
+    (
+        "to_bytes, 2000 skipped",
+        "session_to_bytes/skipped_2000",
+        None,
+        None,
+    ),
+    ("from_bytes, fresh", "session_from_bytes/fresh", None, None),
+    (
+        "from_bytes, 2000 skipped",
+        "session_from_bytes/skipped_2000",
+        None,
+        None,
+    ),
+];
+
+/// Where criterion writes its results, found the way criterion finds it.
+fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return PathBuf::from(home);
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(target).join("criterion");
+    }
+    let from_metadata = std::env::var_os("CARGO").and_then(|cargo| {
+        let out = Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--no-deps"])
+            .output()
+            .ok()?;
+        let json = String::from_utf8(out.stdout).ok()?;
+        let key = "\"target_directory\":\"";
+        let rest = &json[json.find(key)? + key.len()..];
+        Some(PathBuf::from(&rest[..rest.find('"')?]))
+    });
+    from_metadata.map_or_else(
+        || PathBuf::from("target/criterion"),
+        |t| t.join("criterion"),
+    )
+}
+
+/// The fastest and the median time per iteration, in nanoseconds, over the samples of
+/// benchmark `id`, if this run wrote them (`new/sample.json`: per-sample iteration counts
+/// and total times).
+fn fastest_and_median(dir: &Path, id: &str, since: SystemTime) -> Option<(f64, f64)> {
+    let path = dir.join(id).join("new").join("sample.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
+        return None;
+    }
+    let json = std::fs::read_to_string(&path).ok()?;
+    let array = |key: &str| -> Option<Vec<f64>> {
+        let key = format!("\"{key}\":[");
+        let rest = &json[json.find(&key)? + key.len()..];
+        rest[..rest.find(']')?]
+            .split(',')
+            .map(|v| v.trim().parse().ok())
+            .collect()
+    };
+    let (iters, times) = (array("iters")?, array("times")?);
+    let mut per_iter: Vec<f64> = times.iter().zip(&iters).map(|(t, i)| t / i).collect();
+    if per_iter.is_empty() || per_iter.len() != iters.len() {
+        return None;
+    }
+    per_iter.sort_by(f64::total_cmp);
+    Some((per_iter[0], per_iter[per_iter.len() / 2]))
+}
+
+fn time(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns < 1e6 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{:.3} ms", ns / 1e6)
+    }
+}
+
+/// Prints, for every benchmark this run measured, its fastest sample, its floor's, their
+/// ratio (the verdict is on it), and the ratio of the medians. On a machine shared with
+/// other work, samples are bimodal (run alone, or sharing the core); the fastest sample is
+/// the uncontended cost, the median shows how far contention moved it.
+fn report(since: SystemTime) {
+    let dir = criterion_dir();
+    let mut lines = Vec::new();
+    for (name, ours, floor, target) in ROWS {
+        let Some((ours_fast, ours_median)) = fastest_and_median(&dir, ours, since) else {
+            continue;
+        };
+        let floor = floor.and_then(|f| fastest_and_median(&dir, f, since));
+        let ratio = floor.map(|(fast, _)| ours_fast / fast);
+        let verdict = match (ratio, target) {
+            (Some(r), Some(t)) if r <= *t => format!("<= {t:.2}x: met"),
+            (Some(_), Some(t)) => format!("<= {t:.2}x: NOT met"),
+            _ => String::new(),
+        };
+        lines.push(format!(
+            "{name:<26} {:>11} {:>11} {:>7} {:>11} {:>8}  {verdict}",
+            time(ours_fast),
+            floor.map_or_else(|| "-".into(), |(fast, _)| time(fast)),
+            ratio.map_or_else(|| "-".into(), |r| format!("{r:.2}x")),
+            time(ours_median),
+            floor.map_or_else(
+                || "-".into(),
+                |(_, median)| { format!("{:.2}x", ours_median / median) }
+            ),
+        ));
+    }
+    if lines.is_empty() {
+        println!(
+            "\nratio report: no samples written by this run under {}",
+            dir.display()
+        );
+        return;
+    }
+    println!(
+        "\nThis run's samples (from {}); ratios are ours / floor:\n",
+        dir.display()
+    );
+    println!(
+        "{:<26} {:>11} {:>11} {:>7} {:>11} {:>8}  target (on the fastest)",
+        "workload", "ours fast", "floor fast", "ratio", "ours median", "ratio"
+    );
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+fn main() {
+    let since = SystemTime::now();
+    let mut c = Criterion::default().configure_from_args();
+    messages(&mut c);
+    ping_pong(&mut c);
+    x3dh(&mut c);
+    skipped(&mut c);
+    persistence(&mut c);
+    c.final_summary();
+    report(since);
+}
