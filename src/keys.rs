@@ -124,7 +124,11 @@ impl IdentityKey {
     /// encoding of the point, or the point has small order.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, Error> {
         let verifying = VerifyingKey::from_bytes(bytes).map_err(|_| Error::InvalidPublicKey)?;
-        if verifying.is_weak() || verifying.to_edwards().compress().to_bytes() != *bytes {
+        // Canonical encoding: y < p. (A set sign bit with x = 0 is possible only for
+        // y = 1 and y = -1, both of small order, which `is_weak` rejects.)
+        let mut y = *bytes;
+        y[31] &= 0x7f;
+        if verifying.is_weak() || !is_canonical_u(&y) {
             return Err(Error::InvalidPublicKey);
         }
         Ok(Self::from_verifying(verifying))

@@ -26,7 +26,7 @@ use crate::keys::{
 };
 use crate::ratchet::header::HeaderKey;
 use crate::ratchet::kdf::{ChainKey, MessageKey, RootKey, TAG_LENGTH};
-use crate::ratchet::skipped::SkippedKeys;
+use crate::ratchet::skipped::{SkippedKeys, Staged};
 use crate::ratchet::state::{HeaderKeys, Limits, MAX_SKIPPED_HEADER_KEYS, MAX_STORED_SKIPPED_CAP};
 use crate::ratchet::RatchetState;
 use crate::session::{PendingInitial, Role, Session};
@@ -321,8 +321,8 @@ impl Session {
         // Bounded by MAX_STORED_SKIPPED_CAP, far below u32::MAX.
         out.put_u32(st.skipped.len() as u32);
         for ((dh, n), key) in st.skipped.iter_oldest_first() {
-            out.put(dh);
-            out.put_u32(*n);
+            out.put(&dh);
+            out.put_u32(n);
             out.put(&key.0);
         }
         if let Some(he) = &st.he {
@@ -432,16 +432,43 @@ impl Session {
         if !header_encrypted && r.remaining() > entries {
             return Err(Error::TrailingData);
         }
+        let entries = r.take(entries)?;
+        let entry = |i: usize| {
+            let e = &entries[i * SKIPPED_ENTRY_LENGTH..(i + 1) * SKIPPED_ENTRY_LENGTH];
+            let mut dh = [0u8; 32];
+            dh.copy_from_slice(&e[..32]);
+            let mut n = [0u8; 4];
+            n.copy_from_slice(&e[32..36]);
+            (dh, u32::from_be_bytes(n), &e[36..])
+        };
+        // Runs: from each entry, the following ones with the same ratchet key and
+        // consecutive N, each allocated once at its size.
         let mut skipped = SkippedKeys::default();
-        for _ in 0..count {
-            let dh: [u8; 32] = r.array()?;
+        let total = count as usize;
+        let mut at = 0;
+        while at < total {
+            let (dh, first, _) = entry(at);
             x25519_public_from_bytes(&dh)?;
-            let n = r.u32()?;
-            if skipped.get(&dh, n).is_some() {
-                return Err(Error::InvalidEncoding);
+            let mut len = 1;
+            while at + len < total {
+                let (next_dh, next_n, _) = entry(at + len);
+                if next_dh != dh || Some(next_n) != first.checked_add(len as u32) {
+                    break;
+                }
+                len += 1;
             }
-            let key = MessageKey(*read_key32(&mut r)?);
-            skipped.insert(dh, n, key, count as usize);
+            let mut run = Staged::new(dh, first, len);
+            for i in 0..len {
+                let (_, n, key) = entry(at + i);
+                if skipped.get(&dh, n).is_some() {
+                    return Err(Error::InvalidEncoding);
+                }
+                let mut bytes = [0u8; 32];
+                bytes.copy_from_slice(key);
+                run.keys.push(Some(MessageKey(bytes)));
+            }
+            skipped.insert_run(run, total);
+            at += len;
         }
         let he = if header_encrypted {
             Some(read_header_keys(&mut r, &skipped)?)

@@ -372,7 +372,11 @@ impl Session {
             &base_key,
             kem_secret.as_deref(),
         )?;
-        let dhs = RatchetKeyPair::from_secret(keys.signed_prekey.secret().clone());
+        // The signed prekey's public half is known: no base-point multiplication.
+        let dhs = RatchetKeyPair {
+            secret: keys.signed_prekey.secret().clone(),
+            public: x25519_dalek::PublicKey::from(keys.signed_prekey.public_key()),
+        };
         let mut ratchet = if initial.is_header_encrypted() {
             RatchetState::init_responder_he(agreement.sk, dhs)
         } else {

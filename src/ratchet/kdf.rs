@@ -54,7 +54,10 @@ impl ChainKey {
     /// `KDF_CK(ck) -> (ck', mk)`. The HMAC key schedule is computed once and shared by the
     /// two outputs.
     pub(crate) fn step(&self) -> (ChainKey, MessageKey) {
-        let keyed = hmac_keyed(&self.0);
+        // `new_from_slice` pads the key itself and cannot fail for HMAC (the fallback is
+        // never taken); it saves `hmac_keyed`'s byte-wise volatile zeroing of a 64-byte block.
+        let keyed = <HmacSha256 as KeyInit>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| hmac_keyed(&self.0));
         let mut for_message = keyed.clone();
         for_message.update(&[0x01]);
         let mut for_chain = keyed;

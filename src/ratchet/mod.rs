@@ -18,6 +18,7 @@ use x25519_dalek::PublicKey;
 
 use self::header::{HeaderKey, ENCRYPTED_HEADER_LENGTH, HEADER_NONCE_LENGTH};
 use self::kdf::{ChainKey, MessageKey, RootKey, TAG_LENGTH};
+use self::skipped::Staged;
 pub(crate) use self::state::RatchetState;
 use self::state::MAX_SKIPPED_HEADER_KEYS;
 use crate::error::Error;
@@ -38,8 +39,8 @@ struct ReceivePlan {
     ckr: ChainKey,
     nr: u32,
     mk: MessageKey,
-    /// Keys skipped over, in chain order (old chain first): `(ratchet key, N, mk)`.
-    skipped: Vec<([u8; 32], u32, MessageKey)>,
+    /// Keys skipped over, in chain order (old chain first), as runs.
+    skipped: Vec<Staged>,
     /// Header-encrypted mode: the header keys after a DH ratchet step.
     he_step: Option<HeaderStep>,
     /// Header-encrypted mode: `(HK, ratchet key)` of the chains that get skipped keys.
@@ -244,12 +245,14 @@ impl RatchetState {
                 return Err(Error::TooFarAhead);
             }
             let nr = header.n.checked_add(1).ok_or(Error::TooFarAhead)?;
-            let (ckr, mk) = skip_to(ckr.clone(), self.nr, header.n, &header.dh, &mut skipped);
+            let mut run = Staged::new(header.dh, self.nr, (header.n - self.nr) as usize);
+            let (ckr, mk) = skip_to(ckr.clone(), self.nr, header.n, &mut run);
             if let Some(hkr) = self.he.as_ref().and_then(|he| he.hkr.as_ref()) {
-                if !skipped.is_empty() {
+                if !run.keys.is_empty() {
                     header_keys.push((hkr.clone(), header.dh));
                 }
             }
+            skipped.push(run);
             return Ok(ReceivePlan {
                 step: None,
                 ckr,
@@ -280,14 +283,11 @@ impl RatchetState {
         // SkipMessageKeys(state, header.pn) on the chain being ended.
         if let (Some(ckr), Some(old)) = (&self.ckr, &self.dhr) {
             if header.pn > self.nr {
-                let (_, last) = skip_to(
-                    ckr.clone(),
-                    self.nr,
-                    header.pn - 1,
-                    old.as_bytes(),
-                    &mut skipped,
-                );
-                skipped.push((old.to_bytes(), header.pn - 1, last));
+                let count = (header.pn - self.nr) as usize;
+                let mut run = Staged::new(old.to_bytes(), self.nr, count);
+                let (_, last) = skip_to(ckr.clone(), self.nr, header.pn - 1, &mut run);
+                run.keys.push(Some(last));
+                skipped.push(run);
                 if let Some(hkr) = self.he.as_ref().and_then(|he| he.hkr.as_ref()) {
                     header_keys.push((hkr.clone(), old.to_bytes()));
                 }
@@ -311,7 +311,9 @@ impl RatchetState {
                 (rk, ckr, None)
             }
         };
-        let (ckr, mk) = skip_to(ckr, 0, header.n, &header.dh, &mut skipped);
+        let mut run = Staged::new(header.dh, 0, header.n as usize);
+        let (ckr, mk) = skip_to(ckr, 0, header.n, &mut run);
+        skipped.push(run);
         Ok(ReceivePlan {
             step: Some((rk, remote)),
             ckr,
@@ -350,8 +352,8 @@ impl RatchetState {
         self.ckr = Some(ckr);
         self.nr = nr;
         let cap = self.limits.max_stored_skipped as usize;
-        for (dh, n, key) in skipped {
-            self.skipped.insert(dh, n, key, cap);
+        for run in skipped {
+            self.skipped.insert_run(run, cap);
         }
         if let Some(he) = &mut self.he {
             for (hk, dh) in header_keys {
@@ -394,15 +396,9 @@ fn split_tag(body: &[u8]) -> Result<(&[u8], [u8; TAG_LENGTH]), Error> {
 }
 
 /// Advances `ck` (at index `from`) to index `to`, storing the keys of `from..to` in
-/// `skipped`, and returns the chain key after `to` and the message key at `to`.
+/// `run`, and returns the chain key after `to` and the message key at `to`.
 /// Requires `from <= to`; callers bound `to - from` by `max_skip`.
-fn skip_to(
-    mut ck: ChainKey,
-    from: u32,
-    to: u32,
-    dh: &[u8; 32],
-    skipped: &mut Vec<([u8; 32], u32, MessageKey)>,
-) -> (ChainKey, MessageKey) {
+fn skip_to(mut ck: ChainKey, from: u32, to: u32, run: &mut Staged) -> (ChainKey, MessageKey) {
     let mut i = from;
     loop {
         let (next, mk) = ck.step();
@@ -410,7 +406,7 @@ fn skip_to(
         if i >= to {
             return (ck, mk);
         }
-        skipped.push((*dh, i, mk));
+        run.keys.push(Some(mk));
         i += 1;
     }
 }

@@ -1,87 +1,183 @@
 //! Double Ratchet §3.5 (`MKSKIPPED`) and §2.6: the store of message keys skipped over by
 //! out-of-order delivery, with the bound of SPEC.md §4.4.
 //!
-//! Keys are indexed by `(ratchet public key, N)`; lookup, insertion and deletion are
-//! O(log n). When the store holds `max_stored_skipped` keys, inserting one more evicts the
-//! oldest (the one inserted first). Each key is boxed so that rebalancing the maps moves
-//! pointers, never key bytes, and is zeroized when it is used, evicted or dropped.
+//! Keys are stored in *runs*: the consecutive keys one decryption skipped over in one
+//! chain, `(ratchet key, first N, keys)`, allocated once at their exact size, so a key's
+//! bytes never move after derivation. Runs are indexed by `(ratchet key, first N)` and
+//! ordered by age. Lookup and deletion are O(log runs); storing a run is O(log runs) for
+//! the whole run, not per key. A used or evicted key is zeroized in place.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use super::kdf::MessageKey;
 
 /// The index of a skipped key: the sender's ratchet public key and the message number.
 pub(crate) type SkippedIndex = ([u8; 32], u32);
 
+/// Consecutive skipped keys of one chain, message numbers `first .. first + keys.len()`.
+struct Run {
+    sequence: u64,
+    keys: Box<[Option<MessageKey>]>,
+    /// Slots before `next` are empty (used or evicted).
+    next: usize,
+    live: usize,
+}
+
+/// Keys being derived by one decryption, before it commits: a run in the making.
+pub(crate) struct Staged {
+    pub(crate) dh: [u8; 32],
+    pub(crate) first: u32,
+    pub(crate) keys: Vec<Option<MessageKey>>,
+}
+
+impl Staged {
+    /// A run for `count` keys from `first`; the capacity is exact, so pushing never moves
+    /// a key.
+    pub(crate) fn new(dh: [u8; 32], first: u32, count: usize) -> Self {
+        Staged {
+            dh,
+            first,
+            keys: Vec::with_capacity(count),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct SkippedKeys {
-    /// `(ratchet key, N) -> (insertion sequence, key)`.
-    by_index: BTreeMap<SkippedIndex, (u64, Box<MessageKey>)>,
-    /// `insertion sequence -> (ratchet key, N)`, oldest first.
+    /// `(ratchet key, first N) -> run`; the runs of one ratchet key never overlap.
+    runs: BTreeMap<SkippedIndex, Run>,
+    /// `run sequence -> (ratchet key, first N)`, oldest first.
     by_age: BTreeMap<u64, SkippedIndex>,
     next_sequence: u64,
+    len: usize,
 }
 
 impl SkippedKeys {
     pub(crate) fn len(&self) -> usize {
-        self.by_index.len()
+        self.len
+    }
+
+    /// The run that would hold `(dh, n)`, and the key's slot in it.
+    fn locate(&self, dh: &[u8; 32], n: u32) -> Option<(SkippedIndex, usize)> {
+        let (&(run_dh, first), run) = self.runs.range(..=(*dh, n)).next_back()?;
+        if run_dh != *dh {
+            return None;
+        }
+        let slot = (n - first) as usize;
+        (slot < run.keys.len()).then_some(((run_dh, first), slot))
     }
 
     pub(crate) fn get(&self, dh: &[u8; 32], n: u32) -> Option<&MessageKey> {
-        self.by_index.get(&(*dh, n)).map(|(_, key)| &**key)
+        let (index, slot) = self.locate(dh, n)?;
+        self.runs.get(&index)?.keys[slot].as_ref()
     }
 
     /// Deletes a key after use (§3.5: "delete the message key").
     pub(crate) fn remove(&mut self, dh: &[u8; 32], n: u32) {
-        if let Some((sequence, _key)) = self.by_index.remove(&(*dh, n)) {
-            self.by_age.remove(&sequence);
+        let Some((index, slot)) = self.locate(dh, n) else {
+            return;
+        };
+        let Some(run) = self.runs.get_mut(&index) else {
+            return;
+        };
+        if run.keys[slot].is_some() {
+            // Dropped in place: the key is zeroized where it lies.
+            run.keys[slot] = None;
+            run.live -= 1;
+            self.len -= 1;
+        }
+        if run.live == 0 {
+            self.drop_run(index);
+        }
+    }
+
+    fn drop_run(&mut self, index: SkippedIndex) {
+        if let Some(run) = self.runs.remove(&index) {
+            self.len -= run.live;
+            self.by_age.remove(&run.sequence);
         }
     }
 
     /// Whether any key of the chain with ratchet key `dh` is stored.
     pub(crate) fn has_chain(&self, dh: &[u8; 32]) -> bool {
-        self.by_index
-            .range((*dh, 0)..=(*dh, u32::MAX))
-            .next()
-            .is_some()
+        self.runs.range((*dh, 0)..=(*dh, u32::MAX)).next().is_some()
     }
 
     /// Deletes every stored key of the chain with ratchet key `dh`.
     pub(crate) fn remove_chain(&mut self, dh: &[u8; 32]) {
-        let doomed: alloc::vec::Vec<(u64, SkippedIndex)> = self
-            .by_index
+        let doomed: Vec<SkippedIndex> = self
+            .runs
             .range((*dh, 0)..=(*dh, u32::MAX))
-            .map(|(index, (sequence, _))| (*sequence, *index))
+            .map(|(index, _)| *index)
             .collect();
-        for (sequence, index) in doomed {
-            self.by_index.remove(&index);
-            self.by_age.remove(&sequence);
+        for index in doomed {
+            self.drop_run(index);
         }
     }
 
-    /// Stores a key, then evicts the oldest keys until at most `cap` remain.
-    pub(crate) fn insert(&mut self, dh: [u8; 32], n: u32, key: MessageKey, cap: usize) {
+    /// Stores the keys of a staged run (in chain order), then evicts the oldest keys until
+    /// at most `cap` remain.
+    pub(crate) fn insert_run(&mut self, staged: Staged, cap: usize) {
+        let Staged { dh, first, keys } = staged;
+        let live = keys.iter().filter(|k| k.is_some()).count();
+        if live == 0 {
+            return;
+        }
+        // Only a peer reusing an old ratchet key makes runs of one key overlap: the newer
+        // keys replace the older run(s).
+        let end = first.saturating_add(keys.len() as u32);
+        while let Some((&(d, f), run)) = self.runs.range(..(dh, end)).next_back() {
+            if d != dh || u64::from(f) + run.keys.len() as u64 <= u64::from(first) {
+                break;
+            }
+            self.drop_run((d, f));
+        }
         let sequence = self.next_sequence;
         self.next_sequence = self.next_sequence.wrapping_add(1);
-        if let Some((old_sequence, _old)) = self.by_index.insert((dh, n), (sequence, Box::new(key)))
-        {
-            // Not reachable through the ratchet (an index is derived once), but keep the
-            // two maps consistent regardless.
-            self.by_age.remove(&old_sequence);
-        }
-        self.by_age.insert(sequence, (dh, n));
+        self.runs.insert(
+            (dh, first),
+            Run {
+                sequence,
+                keys: keys.into_boxed_slice(),
+                next: 0,
+                live,
+            },
+        );
+        self.by_age.insert(sequence, (dh, first));
+        self.len += live;
         self.evict_to(cap);
+    }
+
+    /// Stores one key.
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, dh: [u8; 32], n: u32, key: MessageKey, cap: usize) {
+        let mut staged = Staged::new(dh, n, 1);
+        staged.keys.push(Some(key));
+        self.insert_run(staged, cap);
     }
 
     /// Evicts the oldest keys until at most `cap` remain.
     pub(crate) fn evict_to(&mut self, cap: usize) {
-        while self.by_index.len() > cap {
-            match self.by_age.pop_first() {
-                Some((_, index)) => {
-                    self.by_index.remove(&index);
-                }
-                None => break,
+        while self.len > cap {
+            let Some((_, &index)) = self.by_age.first_key_value() else {
+                break;
+            };
+            let Some(run) = self.runs.get_mut(&index) else {
+                break;
+            };
+            while run.next < run.keys.len() && run.keys[run.next].is_none() {
+                run.next += 1;
+            }
+            if run.next < run.keys.len() {
+                run.keys[run.next] = None;
+                run.next += 1;
+                run.live -= 1;
+                self.len -= 1;
+            }
+            if run.live == 0 {
+                self.drop_run(index);
             }
         }
     }
@@ -89,12 +185,17 @@ impl SkippedKeys {
     /// The stored keys, oldest first (the order the storage format records).
     pub(crate) fn iter_oldest_first(
         &self,
-    ) -> impl Iterator<Item = (&SkippedIndex, &MessageKey)> + '_ {
-        self.by_age.values().filter_map(move |index| {
-            self.by_index
-                .get_key_value(index)
-                .map(|(index, (_, key))| (index, &**key))
-        })
+    ) -> impl Iterator<Item = (SkippedIndex, &MessageKey)> + '_ {
+        self.by_age
+            .values()
+            .filter_map(move |index| self.runs.get(index).map(|run| (index, run)))
+            .flat_map(|(&(dh, first), run)| {
+                run.keys
+                    .iter()
+                    .enumerate()
+                    .skip(run.next)
+                    .filter_map(move |(i, k)| k.as_ref().map(|k| ((dh, first + i as u32), k)))
+            })
     }
 }
 
@@ -118,14 +219,38 @@ mod tests {
         assert_eq!(s.get(&[1; 32], 2).unwrap().0, [2; 32]);
         s.remove(&[1; 32], 3);
         assert_eq!(s.len(), 2);
-        let order: alloc::vec::Vec<u32> = s.iter_oldest_first().map(|((_, n), _)| *n).collect();
+        let order: Vec<u32> = s.iter_oldest_first().map(|((_, n), _)| n).collect();
         assert_eq!(order, [2, 4]);
         s.insert([2; 32], 0, key(9), 3);
         s.insert([2; 32], 1, key(9), 3);
-        let order: alloc::vec::Vec<u32> = s.iter_oldest_first().map(|((_, n), _)| *n).collect();
+        let order: Vec<u32> = s.iter_oldest_first().map(|((_, n), _)| n).collect();
         assert_eq!(order, [4, 0, 1]);
         s.evict_to(0);
         assert_eq!(s.len(), 0);
         assert_eq!(s.by_age.len(), 0);
+    }
+
+    #[test]
+    fn runs_lookup_evict_and_overlap() {
+        let mut s = SkippedKeys::default();
+        let mut staged = Staged::new([1; 32], 10, 5);
+        for i in 0..5u8 {
+            staged.keys.push(Some(key(i)));
+        }
+        s.insert_run(staged, 100);
+        assert_eq!(s.len(), 5);
+        assert_eq!(s.get(&[1; 32], 12).unwrap().0, [2; 32]);
+        assert!(s.get(&[1; 32], 15).is_none());
+        assert!(s.get(&[1; 32], 9).is_none());
+        assert!(s.get(&[2; 32], 12).is_none());
+        s.remove(&[1; 32], 10);
+        s.evict_to(3);
+        let order: Vec<u32> = s.iter_oldest_first().map(|((_, n), _)| n).collect();
+        assert_eq!(order, [12, 13, 14]);
+        let mut staged = Staged::new([1; 32], 13, 1);
+        staged.keys.push(Some(key(7)));
+        s.insert_run(staged, 100);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.get(&[1; 32], 13).unwrap().0, [7; 32]);
     }
 }
