@@ -30,7 +30,10 @@ use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
-use doubleratchet::{IdentityKeyPair, Limits, OneTimePreKey, PreKeyBundle, Session, SignedPreKey};
+use doubleratchet::{
+    IdentityKeyPair, Limits, OneTimePreKey, PreKeyBundle, PreKeyStore, Session, SessionOptions,
+    SignedPreKey,
+};
 use ed25519_dalek::{Signature, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -91,9 +94,14 @@ struct Pair {
 }
 
 fn established(seed: u64) -> Pair {
+    established_with(seed, &SessionOptions::new())
+}
+
+/// [`established`] with explicit options (for the header-encrypted mode).
+fn established_with(seed: u64, options: &SessionOptions<'_>) -> Pair {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let p = parties(&mut rng);
-    let mut alice = Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap();
+    let mut alice = Session::initiate_with(&p.alice, &p.bundle, options, &mut rng).unwrap();
     let initial = alice.encrypt(b"hello", &mut rng).unwrap();
     let mut bob = respond(&p, &initial);
     let reply = bob.encrypt(b"hi", &mut rng).unwrap();
@@ -750,6 +758,32 @@ fn persistence(c: &mut Criterion) {
 
 /// `(workload, our benchmark, its floor, target ratio to the floor)`.
 const ROWS: &[(&str, &str, Option<&str>, Option<f64>)] = &[
+    // Modes: the "floor" column is the plain counterpart (header encryption) or X3DH
+    // (PQXDH), so the ratio is the cost of the mode.
+    (
+        "64 B enc+dec, HE / plain",
+        "mode_encrypt_decrypt/header_encrypted",
+        Some("mode_encrypt_decrypt/plain"),
+        None,
+    ),
+    (
+        "ping-pong, HE / plain",
+        "mode_ping_pong/header_encrypted",
+        Some("mode_ping_pong/plain"),
+        None,
+    ),
+    (
+        "initiate, PQXDH / X3DH",
+        "handshake_initiate/pqxdh",
+        Some("handshake_initiate/x3dh"),
+        None,
+    ),
+    (
+        "accept, PQXDH / X3DH",
+        "handshake_accept/pqxdh",
+        Some("handshake_accept/x3dh"),
+        None,
+    ),
     (
         "encrypt 64 B",
         "encrypt/ours/64",
@@ -996,6 +1030,99 @@ fn report(since: SystemTime) {
     }
 }
 
+/// Header-encrypted sessions beside plain ones: a 64-byte message on an established chain
+/// (encrypt + decrypt), and a ping-pong message (a DH ratchet step on both sides).
+fn header_encryption(c: &mut Criterion) {
+    let pt = [0x5au8; SMALL];
+    let he = SessionOptions::new().header_encryption();
+    let mut g = c.benchmark_group("mode_encrypt_decrypt");
+    for (name, options) in [("plain", SessionOptions::new()), ("header_encrypted", he)] {
+        let mut pair = established_with(8, &options);
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || (),
+                |()| {
+                    let m = pair.alice.encrypt(&pt, &mut pair.rng).unwrap();
+                    pair.bob.decrypt(&m).unwrap()
+                },
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("mode_ping_pong");
+    for (name, options) in [("plain", SessionOptions::new()), ("header_encrypted", he)] {
+        let Pair {
+            mut alice,
+            mut bob,
+            mut rng,
+        } = established_with(9, &options);
+        let mut bobs_turn = true;
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || (),
+                |()| {
+                    let (from, to) = if bobs_turn {
+                        (&mut bob, &mut alice)
+                    } else {
+                        (&mut alice, &mut bob)
+                    };
+                    bobs_turn = !bobs_turn;
+                    let m = from.encrypt(&pt, &mut rng).unwrap();
+                    to.decrypt(&m).unwrap()
+                },
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    g.finish();
+}
+
+#[cfg(feature = "pqxdh")]
+/// PQXDH beside X3DH, both through a prekey store with a one-time prekey (and, for
+/// PQXDH, a one-time ML-KEM-768 prekey): creating a session from the bundle, and accepting
+/// one from the first message (the store is restored from bytes, untimed, before each).
+fn handshakes(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let bob = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let opk = store.generate_one_time_prekeys(1, &mut rng).unwrap()[0].id();
+    let pq = store
+        .generate_pq_one_time_prekeys(&bob, 1, &mut rng)
+        .unwrap()[0]
+        .id();
+    let saved = store.to_bytes();
+    let bundles = [
+        ("x3dh", store.bundle(&bob, Some(opk)).unwrap()),
+        ("pqxdh", store.pq_bundle(&bob, Some(opk), Some(pq)).unwrap()),
+    ];
+    let mut g = c.benchmark_group("handshake_initiate");
+    for (name, bundle) in &bundles {
+        g.bench_function(*name, |b| {
+            b.iter_batched(
+                || (),
+                |()| Session::initiate(&alice, bundle, &mut rng).unwrap(),
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("handshake_accept");
+    for (name, bundle) in &bundles {
+        let mut a = Session::initiate(&alice, bundle, &mut rng).unwrap();
+        let first = a.encrypt(&[0x5au8; SMALL], &mut rng).unwrap();
+        g.bench_function(*name, |b| {
+            b.iter_batched(
+                || PreKeyStore::from_bytes(&saved).unwrap(),
+                |mut store| (store.accept(&bob, &first).unwrap(), store),
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    g.finish();
+}
+
 fn main() {
     let since = SystemTime::now();
     let mut c = Criterion::default().configure_from_args();
@@ -1004,6 +1131,9 @@ fn main() {
     x3dh(&mut c);
     skipped(&mut c);
     persistence(&mut c);
+    header_encryption(&mut c);
+    #[cfg(feature = "pqxdh")]
+    handshakes(&mut c);
     c.final_summary();
     report(since);
 }
