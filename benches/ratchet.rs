@@ -489,20 +489,21 @@ fn messages(c: &mut Criterion) {
     g.finish();
 }
 
-/// Alice and Bob take turns, so every message completes a DH ratchet step on both sides
-/// (the sender's deferred half in `encrypt`, the receiver's half in `decrypt`). One
-/// iteration is one message, encrypted and decrypted.
-fn ping_pong(c: &mut Criterion) {
-    let mut g = c.benchmark_group("ping_pong");
-    let pt = [0x5au8; SMALL];
+/// One ping-pong message per iteration on `pair`: the parties take turns, Bob first
+/// (Alice has just sent on her chain, so Bob's reply makes the first step).
+fn bench_ping_pong(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    pair: Pair,
+    pt: &[u8],
+) {
     let Pair {
         mut alice,
         mut bob,
         mut rng,
-    } = established(4);
-    // Alice has just sent on her chain; Bob's reply makes the first step.
+    } = pair;
     let mut bobs_turn = true;
-    g.bench_function("ours", |b| {
+    g.bench_function(name, |b| {
         b.iter_batched(
             || (),
             |()| {
@@ -512,12 +513,21 @@ fn ping_pong(c: &mut Criterion) {
                     (&mut alice, &mut bob)
                 };
                 bobs_turn = !bobs_turn;
-                let m = from.encrypt(&pt, &mut rng).unwrap();
+                let m = from.encrypt(pt, &mut rng).unwrap();
                 to.decrypt(&m).unwrap()
             },
             BatchSize::SmallInput,
         );
     });
+}
+
+/// Alice and Bob take turns, so every message completes a DH ratchet step on both sides
+/// (the sender's deferred half in `encrypt`, the receiver's half in `decrypt`). One
+/// iteration is one message, encrypted and decrypted.
+fn ping_pong(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ping_pong");
+    let pt = [0x5au8; SMALL];
+    bench_ping_pong(&mut g, "ours", established(4), &pt);
 
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     let (a, a_public) = generate(&mut rng);
@@ -1052,28 +1062,7 @@ fn header_encryption(c: &mut Criterion) {
     g.finish();
     let mut g = c.benchmark_group("mode_ping_pong");
     for (name, options) in [("plain", SessionOptions::new()), ("header_encrypted", he)] {
-        let Pair {
-            mut alice,
-            mut bob,
-            mut rng,
-        } = established_with(9, &options);
-        let mut bobs_turn = true;
-        g.bench_function(name, |b| {
-            b.iter_batched(
-                || (),
-                |()| {
-                    let (from, to) = if bobs_turn {
-                        (&mut bob, &mut alice)
-                    } else {
-                        (&mut alice, &mut bob)
-                    };
-                    bobs_turn = !bobs_turn;
-                    let m = from.encrypt(&pt, &mut rng).unwrap();
-                    to.decrypt(&m).unwrap()
-                },
-                BatchSize::SmallInput,
-            );
-        });
+        bench_ping_pong(&mut g, name, established_with(9, &options), &pt);
     }
     g.finish();
 }
