@@ -1,7 +1,8 @@
 //! Alice and Bob, end to end: Bob publishes a prekey bundle, Alice starts a session from
 //! it, and messages flow both ways, including lost and out-of-order ones. Bob stores his
-//! session sealed under an app key between messages, as a messaging app would. Finally
-//! they verify each other with safety numbers, and a substituted bundle is caught.
+//! session sealed under an app key between messages, as a messaging app would. Plaintexts
+//! are padded, so short and longer messages look alike. Finally they verify each other
+//! with safety numbers, and a substituted bundle is caught.
 //!
 //! Run with `cargo run --example alice_bob`. The program checks every step and exits with
 //! a non-zero status if anything goes wrong.
@@ -196,7 +197,24 @@ fn run() -> Result<(), DemoError> {
         )?;
     }
 
-    println!("10. Alice and Bob compare safety numbers in person: they match.");
+    println!("10. Lengths are hidden: a short and a longer message look alike on the wire.");
+    let mut sizes = Vec::new();
+    for text in ["ok", "see you at the station at nine, the usual platform"] {
+        let m = step("encrypt", b.encrypt(text.as_bytes(), &mut rng))?;
+        show("bob", "alice", &m, "");
+        expect(
+            "alice reads",
+            &step("decrypt", a.decrypt(&m))?,
+            text.as_bytes(),
+        )?;
+        sizes.push(m.len());
+    }
+    if sizes[0] != sizes[1] {
+        return Err(DemoError::Mismatch("padded sizes differ"));
+    }
+    println!("        both padded to the same size (Padding::Padme, the default)");
+
+    println!("11. Alice and Bob compare safety numbers in person: they match.");
     let on_alice = SafetyNumber::of_session(&a);
     let on_bob = SafetyNumber::of_session(&b);
     println!("        Alice's screen: {on_alice}");
@@ -207,7 +225,7 @@ fn run() -> Result<(), DemoError> {
     let pinned_bob = *a.remote_identity();
     println!("        Alice pins Bob's identity key.");
 
-    println!("11. Later, the server hands Alice a substituted bundle for \"Bob\" (Mallory's).");
+    println!("12. Later, the server hands Alice a substituted bundle for \"Bob\" (Mallory's).");
     let mallory = step("mallory identity", IdentityKeyPair::generate(&mut rng))?;
     let mallory_store = step("mallory prekeys", PreKeyStore::new(&mallory, &mut rng))?;
     let substituted = step("mallory bundle", mallory_store.bundle(&mallory, None))?;

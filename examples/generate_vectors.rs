@@ -1,45 +1,59 @@
-//! Regenerates the known-answer test vectors in `tests/vectors/`:
+//! Regenerates the known-answer test vectors of protocol profile v2 in `tests/vectors/`:
 //!
-//! * `x3dh_ratchet_v1.json`: X3DH with a one-time prekey, then a short in-order
-//!   conversation (two initial messages, a reply, a DH ratchet step on each side).
-//! * `x3dh_ratchet_no_opk_v1.json`: X3DH without a one-time prekey, with out-of-order
+//! * `x3dh_ratchet_v2.json`: X3DH with a one-time prekey, then a short in-order
+//!   conversation (two initial messages, a reply, a DH ratchet step on each side), with
+//!   plaintexts of 63 and 64 bytes on either side of the first Padmé bucket edge.
+//! * `x3dh_ratchet_no_opk_v2.json`: X3DH without a one-time prekey, with out-of-order
 //!   delivery (an initial message overtaken by the next one, a message skipped within a
-//!   chain, and one left behind in a chain the receiver has already ratcheted away from).
-//! * `reject_v1.json`: inputs that must be rejected, with the expected error.
-//! * `pqxdh_ratchet_v1.json`: PQXDH (SPEC.md §3.6) with a one-time classical prekey and a
+//!   chain, and one left behind in a chain the receiver has already ratcheted away from);
+//!   Alice's session pads nothing (`SessionOptions::new().padding(Padding::None)`).
+//! * `reject_v2.json`: inputs that must be rejected, with the expected error.
+//! * `pqxdh_ratchet_v2.json`: PQXDH (SPEC.md §3.6) with a one-time classical prekey and a
 //!   one-time ML-KEM-768 prekey, then a short in-order conversation.
-//! * `pqxdh_last_resort_v1.json`: PQXDH without a classical one-time prekey, with a
+//! * `pqxdh_last_resort_v2.json`: PQXDH without a classical one-time prekey, with a
 //!   last-resort ML-KEM-768 prekey; Bob accepts the session from the second initial message.
-//! * `reject_pqxdh_v1.json`: PQXDH inputs that must be rejected, with the expected error.
-//! * `x3dh_he_v1.json`: X3DH with a one-time prekey in header-encrypted mode (SPEC.md §4.8),
+//! * `reject_pqxdh_v2.json`: PQXDH inputs that must be rejected, with the expected error.
+//! * `x3dh_he_v2.json`: X3DH with a one-time prekey in header-encrypted mode (SPEC.md §4.8),
 //!   with out-of-order delivery: skipped keys stored under header keys, in the current chain
 //!   and through `PN` in a chain the receiver has ratcheted away from, used afterwards.
-//! * `pqxdh_he_v1.json`: PQXDH (one-time ML-KEM-768 prekey, no classical one-time prekey)
+//! * `pqxdh_he_v2.json`: PQXDH (one-time ML-KEM-768 prekey, no classical one-time prekey)
 //!   in header-encrypted mode; a key skipped in an old chain is used after a ratchet step.
-//! * `reject_he_v1.json`: header-encrypted inputs that must be rejected, with the expected
+//! * `reject_he_v2.json`: header-encrypted inputs that must be rejected, with the expected
 //!   error; every case also checks that the receiver still takes the genuine message.
+//! * `padding_v2.json`: the plaintext encoding of SPEC.md §4.9 (v2): plaintext length ->
+//!   encoded length under both policies (`padme`, `none`) with the edge cases up to
+//!   `MAX_PLAINTEXT_SIZE`, encoding examples, and decoding examples (valid and invalid).
 //!
 //! Run with `cargo run --example generate_vectors`; add `--check` to compare with the
 //! files on disk instead of writing them (exit status 1 on any difference). The PQXDH files
 //! need the `pqxdh` feature (on by default); without it they are neither written nor checked
-//! (nor is `reject_he_v1.json`, which has PQXDH cases; its other cases are still run).
+//! (nor are `reject_he_v2.json`, which has PQXDH cases, and `padding_v2.json`, whose
+//! longest-message check uses a PQXDH session; their other cases are still run).
+//!
+//! Profile v2 (the team's written v2 decisions, SPEC.md v2): the v2 labels, one
+//! version byte per format family (wire `0x02`, bundle `0x02`, storage `0x02`),
+//! `ENCRYPT(mk, pt, AAD) = AES-256-GCM-SIV(key = mk, nonce = 0x00^12, AAD, encode(pt))`
+//! (no per-message HKDF), `HENCRYPT` and sealing with AES-256-GCM-SIV, the plaintext
+//! encoding (`pt || 0x80 || 0x00..`, Padmé above a 64-byte minimum, or policy none), and a
+//! padding-policy byte in the stored session after `max_stored_skipped`.
 //!
 //! Every secret comes from `ChaCha20Rng::seed_from_u64` (rand_chacha 0.10) with the seeds
 //! in [`SCENARIOS`]: one generator for Alice, one for Bob, each drawn from only by its owner.
 //! The program drives the library's **public** API to produce the messages, and
-//! independently recomputes every value from the SPEC.md v1 formulas with the primitive
-//! crates (x25519-dalek, curve25519-dalek, ed25519-dalek, sha2, hkdf, hmac, aes-gcm, and
-//! ml-kem for PQXDH's KEM), including every message's bytes. It writes nothing unless the
+//! independently recomputes every value from the SPEC.md v2 formulas with the primitive
+//! crates (x25519-dalek, curve25519-dalek, ed25519-dalek, sha2, hkdf, hmac, aes-gcm-siv,
+//! and ml-kem for PQXDH's KEM), including every message's bytes. It writes nothing unless the
 //! two agree byte for byte, and it checks each rejection case against the library before
 //! writing it. It also builds each party's stored session (SPEC.md §7.1) from its own model
 //! after setup and after every event and requires it to equal the library's
 //! `Session::to_bytes`, so the whole ratchet state (in header-encrypted mode `HKs`, `HKr`,
-//! `NHKs`, `NHKr` and the stored header keys too) is checked, not only the messages.
+//! `NHKs`, `NHKr` and the stored header keys too, and the padding policy) is checked, not
+//! only the messages.
 //!
 //! Header-encrypted scenarios (SPEC.md §4.8) initiate with
 //! `SessionOptions::new().header_encryption()`; the model derives `(HKA, NHKB)` from `SK`,
 //! uses `KDF_RK_HE` for every root step, draws each message's 12-byte header nonce after any
-//! new ratchet key (SPEC.md §2.5), seals the header with AES-256-GCM under `HKs` with
+//! new ratchet key (SPEC.md §2.5), seals the header with AES-256-GCM-SIV under `HKs` with
 //! `AAD_h = AD || the bytes before it`, and decrypts by trial decryption in the order stored
 //! header keys, `HKr`, `NHKr`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -48,14 +62,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aes_gcm::aead::consts::U12;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use doubleratchet::{
-    Error, IdentityKeyPair, OneTimePreKey, PreKeyBundle, PreKeyStore, Session, SessionOptions,
-    SignedPreKey,
+    Error, IdentityKeyPair, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore, Session,
+    SessionOptions, SignedPreKey,
 };
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
@@ -66,16 +79,41 @@ use serde::Serialize;
 use sha2::{Digest, Sha256, Sha512};
 
 /// The date recorded in every file's provenance.
-const DATE: &str = "2026-11-28";
+const DATE: &str = "2026-12-02";
 
-// SPEC.md §1 constants.
-const X3DH_INFO: &[u8] = b"doubleratchet v1 X3DH";
-const ROOT_INFO: &[u8] = b"doubleratchet v1 root";
-const MESSAGE_INFO: &[u8] = b"doubleratchet v1 message keys";
-const SESSION_ID_LABEL: &[u8] = b"doubleratchet v1 session id";
-const PQXDH_INFO: &[u8] = b"doubleratchet v1 PQXDH";
-const HEADER_KEYS_INFO: &[u8] = b"doubleratchet v1 header keys";
-const ROOT_HE_INFO: &[u8] = b"doubleratchet v1 root HE";
+// SPEC.md §1 constants (profile v2; there is no MESSAGE_INFO any more).
+const X3DH_INFO: &[u8] = b"doubleratchet v2 X3DH";
+const ROOT_INFO: &[u8] = b"doubleratchet v2 root";
+const SESSION_ID_LABEL: &[u8] = b"doubleratchet v2 session id";
+const PQXDH_INFO: &[u8] = b"doubleratchet v2 PQXDH";
+const HEADER_KEYS_INFO: &[u8] = b"doubleratchet v2 header keys";
+const ROOT_HE_INFO: &[u8] = b"doubleratchet v2 root HE";
+
+// Profile v2: one version byte per format family.
+/// Messages (types `0x01`..`0x06`).
+const WIRE_VERSION: u8 = 0x02;
+/// Prekey bundles (types `0x10`, `0x11`).
+const BUNDLE_VERSION: u8 = 0x02;
+/// Stored objects (types `0x20`..`0x28`) and sealed blobs (`0x30`).
+const STORAGE_VERSION: u8 = 0x02;
+
+// SPEC.md §4.1 (v2): ENCRYPT is AES-256-GCM-SIV under the message key with a zero nonce.
+const MESSAGE_NONCE: [u8; 12] = [0u8; 12];
+const TAG_LENGTH: usize = 16;
+
+// SPEC.md §4.9 (v2): the plaintext encoding.
+/// The byte that ends every plaintext before its padding.
+const END_MARKER: u8 = 0x80;
+/// Padmé's minimum: every encoded plaintext under policy `padme` is at least this long.
+const PADME_MINIMUM: usize = 64;
+/// SPEC.md §5.6.
+const MAX_MESSAGE_SIZE: usize = 1 << 20;
+/// The prefix of a header-encrypted PQXDH initial message (type `0x06`), the longest framing.
+const LONGEST_PREFIX: usize = 1235;
+/// `MAX_MESSAGE_SIZE - 1235 - 16 = 1 047 325`.
+const MAX_ENCODED_PLAINTEXT: usize = MAX_MESSAGE_SIZE - LONGEST_PREFIX - TAG_LENGTH;
+/// `MAX_ENCODED_PLAINTEXT - 1 = 1 047 324` (the end marker takes one byte).
+const MAX_PLAINTEXT_SIZE: usize = MAX_ENCODED_PLAINTEXT - 1;
 
 // SPEC.md §4.8, §5.3: header encryption.
 const HEADER_NONCE_LENGTH: usize = 12;
@@ -188,6 +226,41 @@ struct PqSpec {
     kind: PqKind,
 }
 
+/// A session's padding policy (SPEC.md §4.9, v2): a sender-side, per-session setting,
+/// stored with the session (§7.1).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Pad {
+    /// `min(padme(max(L, 64)), MAX_ENCODED_PLAINTEXT)`, the default.
+    Padme,
+    /// No padding beyond the end marker.
+    None,
+}
+
+impl Pad {
+    /// The stored session's padding byte (SPEC.md §7.1, v2).
+    fn byte(self) -> u8 {
+        match self {
+            Pad::None => 0x00,
+            Pad::Padme => 0x01,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Pad::Padme => "padme",
+            Pad::None => "none",
+        }
+    }
+
+    /// The library's name for the policy.
+    fn library(self) -> Padding {
+        match self {
+            Pad::Padme => Padding::Padme,
+            Pad::None => Padding::None,
+        }
+    }
+}
+
 struct Scenario {
     file: &'static str,
     name: &'static str,
@@ -201,6 +274,10 @@ struct Scenario {
     /// Header-encrypted mode (SPEC.md §4.8): Alice initiates with
     /// `SessionOptions::new().header_encryption()`; Bob follows the initial message.
     header_encryption: bool,
+    /// Alice's padding policy: `Pad::None` initiates with
+    /// `SessionOptions::new().padding(Padding::None)`. Bob's sessions keep the default
+    /// (`Pad::Padme`).
+    alice_padding: Pad,
     /// Sender and plaintext of each message, by index.
     messages: &'static [(Party, &'static str)],
     script: &'static [Op],
@@ -209,21 +286,46 @@ struct Scenario {
 use Op::{Accept, Decrypt, Encrypt, Respond};
 use Party::{Alice, Bob};
 
+/// A plaintext of exactly 1000 bytes (`L = 1001`: Padmé's `E = 9`, `S = 4`, `z = 5`, so the
+/// encoded plaintext is 1024 bytes).
+const LONG_PLAINTEXT: &str = concat!(
+    "Reply received: new ratchet key, normal message of exactly 1000 bytes ",
+    "(L = 1001; Padme: E = 9, S = 4, z = 5, so 1024 bytes encoded). ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "Padding hides a message's exact length; Padme rounds it up. ",
+    "This is byte one thousand:.",
+);
+
 const SCENARIOS: [Scenario; 6] = [
     Scenario {
-        file: "x3dh_ratchet_v1.json",
+        file: "x3dh_ratchet_v2.json",
         name: "x3dh_with_one_time_prekey_in_order",
         description: "X3DH with a one-time prekey (DH1..DH4). Alice sends two initial messages; \
             Bob accepts the first and decrypts the second, replies (completing his deferred DH \
             ratchet step); Alice decrypts the reply and sends (her DH ratchet step, a normal \
-            message with PN = 2); Bob replies twice (his second DH ratchet step; the second \
-            reply has an empty plaintext). Delivery is in order.",
+            message with PN = 2, a plaintext of 63 bytes, encoded in 64); Bob replies twice (his \
+            second DH ratchet step; the first reply has 64 bytes, encoded in 72, the second an \
+            empty plaintext, encoded in 64). Both sessions pad with Padme (the default). Delivery \
+            is in order.",
         alice_seed: 0xA11CE,
         bob_seed: 0xB0B,
         signed_prekey_id: 1,
         one_time_prekey_id: Some(7),
         post_quantum: None,
         header_encryption: false,
+        alice_padding: Pad::Padme,
         messages: &[
             (Alice, "Hi Bob, this is Alice. (initial message 1 of 2)"),
             (
@@ -231,8 +333,16 @@ const SCENARIOS: [Scenario; 6] = [
                 "Still waiting for your reply. (initial message 2 of 2)",
             ),
             (Bob, "Hi Alice! Bob here."),
-            (Alice, "Got your reply: this one starts my new ratchet key."),
-            (Bob, "And this one starts mine."),
+            // 63 bytes: L = 64, exactly the Padmé minimum.
+            (
+                Alice,
+                "Got your reply: a new ratchet key, and exactly 63 bytes (L=64).",
+            ),
+            // 64 bytes: L = 65, the first length past the minimum, padded to 72.
+            (
+                Bob,
+                "And this one starts mine: exactly 64 bytes, so L = 65, padded 72",
+            ),
             (Bob, ""),
         ],
         script: &[
@@ -251,28 +361,48 @@ const SCENARIOS: [Scenario; 6] = [
         ],
     },
     Scenario {
-        file: "x3dh_ratchet_no_opk_v1.json",
+        file: "x3dh_ratchet_no_opk_v2.json",
         name: "x3dh_without_one_time_prekey_out_of_order",
         description: "X3DH without a one-time prekey (DH1..DH3 only; the initial messages carry \
             OPK flag 0 and id 0). Bob receives Alice's second initial message first (message 0's \
             key is stored as skipped) and then the first. Later Alice receives Bob's message 4 \
             but not 5, ratchets, and receives Bob's message 7 from his next chain (PN = 2), \
-            which stores message 5's key; message 5 then arrives last.",
+            which stores message 5's key; message 5 then arrives last. Alice's session pads \
+            nothing (SessionOptions::new().padding(Padding::None)): her plaintexts are encoded \
+            as pt || 0x80 (63 bytes in 64, 64 bytes in 65); Bob's session pads with Padme (62 \
+            bytes in 64, 65 bytes in 72), and each decodes the other's.",
         alice_seed: 0xA11CE2,
         bob_seed: 0xB0B2,
         signed_prekey_id: 42,
         one_time_prekey_id: None,
         post_quantum: None,
         header_encryption: false,
+        alice_padding: Pad::None,
         messages: &[
             (Alice, "First initial message (delivered second)."),
             (Alice, "Second initial message (delivered first)."),
             (Bob, "Reply 1."),
-            (Alice, "Alice, new ratchet key."),
-            (Bob, "Bob, new ratchet key, N = 0."),
+            // Policy none: 63 bytes, encoded in 64 (as Padmé would).
+            (
+                Alice,
+                "Alice, new ratchet key; policy none: 63 bytes, encoded in 64 ..",
+            ),
+            // Padmé: 62 bytes (L = 63), padded to the 64-byte minimum.
+            (
+                Bob,
+                "Bob, new ratchet key, N = 0: 62 bytes, Padme pads it to 64 ...",
+            ),
             (Bob, "Bob, same chain, N = 1 (delivered last)."),
-            (Alice, "Alice again, another ratchet key, PN = 1."),
-            (Bob, "Bob, third ratchet key, PN = 2."),
+            // Policy none: 64 bytes, encoded in 65 (Padmé would give 72).
+            (
+                Alice,
+                "Alice again, another ratchet key, PN = 1: 64 bytes; encoded: 65.",
+            ),
+            // Padmé: 65 bytes (L = 66), padded to 72.
+            (
+                Bob,
+                "Bob, third ratchet key, PN = 2: 65 bytes, L = 66, Padme pads: 72.",
+            ),
         ],
         script: &[
             Encrypt(Alice, 0),
@@ -294,7 +424,7 @@ const SCENARIOS: [Scenario; 6] = [
         ],
     },
     Scenario {
-        file: "pqxdh_ratchet_v1.json",
+        file: "pqxdh_ratchet_v2.json",
         name: "pqxdh_with_one_time_prekeys_in_order",
         description: "PQXDH (SPEC.md 3.6) with a one-time classical prekey (DH1..DH4) and a \
             one-time ML-KEM-768 prekey: SK = HKDF(IKM = 0xFF^32 || DH1 || DH2 || DH3 || DH4 || SS, \
@@ -302,8 +432,8 @@ const SCENARIOS: [Scenario; 6] = [
             id and KEM ciphertext in both); Bob accepts the first with PreKeyStore::accept \
             (deleting both one-time prekeys) and decrypts the second, replies (completing his \
             deferred DH ratchet step); Alice decrypts the reply and sends a normal message with a \
-            new ratchet key (PN = 2); Bob replies from his next ratchet key (PN = 1). Delivery is \
-            in order.",
+            new ratchet key (PN = 2) and a plaintext of 1000 bytes (L = 1001, which Padme pads \
+            to 1024); Bob replies from his next ratchet key (PN = 1). Delivery is in order.",
         alice_seed: 0xA11CE3,
         bob_seed: 0xB0B3,
         signed_prekey_id: 3,
@@ -313,6 +443,7 @@ const SCENARIOS: [Scenario; 6] = [
             kind: PqKind::OneTime,
         }),
         header_encryption: false,
+        alice_padding: Pad::Padme,
         messages: &[
             (
                 Alice,
@@ -320,7 +451,7 @@ const SCENARIOS: [Scenario; 6] = [
             ),
             (Alice, "Same KEM ciphertext again. (initial message 2 of 2)"),
             (Bob, "Hi Alice! PQXDH session accepted."),
-            (Alice, "Reply received: new ratchet key, normal message."),
+            (Alice, LONG_PLAINTEXT),
             (Bob, "And my new ratchet key."),
         ],
         script: &[
@@ -337,7 +468,7 @@ const SCENARIOS: [Scenario; 6] = [
         ],
     },
     Scenario {
-        file: "pqxdh_last_resort_v1.json",
+        file: "pqxdh_last_resort_v2.json",
         name: "pqxdh_last_resort_without_one_time_prekey",
         description: "PQXDH (SPEC.md 3.6) without a classical one-time prekey (DH1..DH3; OPK flag \
             0, id 0) and with a last-resort ML-KEM-768 prekey: SK = HKDF(IKM = 0xFF^32 || DH1 || \
@@ -345,7 +476,9 @@ const SCENARIOS: [Scenario; 6] = [
             Bob's prekey store accepts the session from the second (it keeps the last-resort \
             prekey and records EK_A against replay, SPEC.md 8) and then decrypts the first from a \
             skipped key; Bob replies; Alice decrypts the reply and sends a normal message with a \
-            new ratchet key (PN = 2); Bob replies from his next ratchet key (PN = 1).",
+            new ratchet key (PN = 2); Bob replies from his next ratchet key (PN = 1), with a \
+            plaintext whose last byte is 0x00 (the decoder strips only the zeros after the end \
+            marker).",
         alice_seed: 0xA11CE4,
         bob_seed: 0xB0B4,
         signed_prekey_id: 4,
@@ -355,12 +488,16 @@ const SCENARIOS: [Scenario; 6] = [
             kind: PqKind::LastResort,
         }),
         header_encryption: false,
+        alice_padding: Pad::Padme,
         messages: &[
             (Alice, "First PQXDH initial message (delivered second)."),
             (Alice, "Second PQXDH initial message (delivered first)."),
             (Bob, "Accepted with my last-resort KEM key."),
             (Alice, "Alice, new ratchet key."),
-            (Bob, "Bob, new ratchet key."),
+            (
+                Bob,
+                "Bob, new ratchet key; this plaintext ends in a NUL byte:\0",
+            ),
         ],
         script: &[
             Encrypt(Alice, 0),
@@ -376,12 +513,12 @@ const SCENARIOS: [Scenario; 6] = [
         ],
     },
     Scenario {
-        file: "x3dh_he_v1.json",
+        file: "x3dh_he_v2.json",
         name: "x3dh_header_encrypted_out_of_order",
         description:
             "X3DH with a one-time prekey (DH1..DH4) in header-encrypted mode (SPEC.md 4.8): \
             every header is sealed, HENCRYPT(HK, DHs || PN || N) with a 12-byte random nonce, and \
-            KDF_RK_HE (info doubleratchet v1 root HE, 96 bytes) replaces KDF_RK. Bob accepts the \
+            KDF_RK_HE (info doubleratchet v2 root HE, 96 bytes) replaces KDF_RK. Bob accepts the \
             session from Alice's second initial message (type 0x05; NHKr = HKA opens it; message \
             0's key is stored under the header key HKA) and then decrypts the first through that \
             stored header key. Bob sends five messages in his first chain; Alice receives N = 0 \
@@ -390,13 +527,15 @@ const SCENARIOS: [Scenario; 6] = [
             Bob's next chain (PN = 5), which stores N = 4's key of the old chain; N = 4 and then \
             N = 1 of the old chain arrive after that ratchet step and are opened by the stored \
             header key, which is forgotten once its chain has no key left. Finally Alice's third \
-            ratchet key (PN = 1).",
+            ratchet key (PN = 1). Alice's second-chain message has 100 bytes (L = 101, padded to \
+            104).",
         alice_seed: 0xA11CE5,
         bob_seed: 0xB0B5,
         signed_prekey_id: 5,
         one_time_prekey_id: Some(13),
         post_quantum: None,
         header_encryption: true,
+        alice_padding: Pad::Padme,
         messages: &[
             (
                 Alice,
@@ -417,7 +556,11 @@ const SCENARIOS: [Scenario; 6] = [
                 Bob,
                 "Bob, first chain, N = 4 (skipped through PN, delivered after a ratchet step).",
             ),
-            (Alice, "Alice, second ratchet key, PN = 2."),
+            // 100 bytes: L = 101, which Padmé pads to 104.
+            (
+                Alice,
+                "Alice, second ratchet key, PN = 2: a plaintext of exactly 100 bytes, L = 101, Padme pads it to 104..",
+            ),
             (Bob, "Bob, second ratchet key, PN = 5."),
             (Alice, "Alice, third ratchet key, PN = 1."),
         ],
@@ -445,7 +588,7 @@ const SCENARIOS: [Scenario; 6] = [
         ],
     },
     Scenario {
-        file: "pqxdh_he_v1.json",
+        file: "pqxdh_he_v2.json",
         name: "pqxdh_header_encrypted_out_of_order",
         description:
             "PQXDH (SPEC.md 3.6) without a classical one-time prekey (DH1..DH3) and with a \
@@ -454,8 +597,9 @@ const SCENARIOS: [Scenario; 6] = [
             header's AAD_h covers them); Bob's PreKeyStore::accept takes the first (NHKr = HKA \
             opens it) and he decrypts the second (HKr); Bob sends two messages; Alice receives \
             N = 1 first (NHKr; N = 0's key is stored under the new HKr = NHKB), ratchets (PN = 2), \
-            receives Bob's next chain (PN = 2), and only then N = 0 of the old chain, opened by \
-            the stored header key.",
+            receives Bob's next chain (PN = 2; its plaintext ends in the byte 0x80, the UTF-8 \
+            encoding of U+0080 being c2 80, so the encoded plaintext has two 0x80 bytes before its \
+            padding), and only then N = 0 of the old chain, opened by the stored header key.",
         alice_seed: 0xA11CE6,
         bob_seed: 0xB0B6,
         signed_prekey_id: 6,
@@ -465,6 +609,7 @@ const SCENARIOS: [Scenario; 6] = [
             kind: PqKind::OneTime,
         }),
         header_encryption: true,
+        alice_padding: Pad::Padme,
         messages: &[
             (Alice, "Header-encrypted PQXDH initial message 1 of 2."),
             (Alice, "Header-encrypted PQXDH initial message 2 of 2."),
@@ -474,7 +619,10 @@ const SCENARIOS: [Scenario; 6] = [
             ),
             (Bob, "Bob, first chain, N = 1 (delivered first)."),
             (Alice, "Alice, second ratchet key, PN = 2."),
-            (Bob, "Bob, second ratchet key, PN = 2."),
+            (
+                Bob,
+                "Bob, second ratchet key, PN = 2; ends in U+0080 (UTF-8 c2 80): \u{80}",
+            ),
         ],
         script: &[
             Encrypt(Alice, 0),
@@ -590,28 +738,72 @@ fn kdf_ck(ck: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
     (hmac(ck, &[0x01]), hmac(ck, &[0x02]))
 }
 
-/// The AES-256-GCM key and nonce of `ENCRYPT(mk, ..)`.
-fn message_cipher(mk: &[u8; 32]) -> ([u8; 32], [u8; 12]) {
-    let okm = hkdf::<44>(&[0u8; 32], mk, MESSAGE_INFO);
-    let mut key = [0u8; 32];
-    let mut nonce = [0u8; 12];
-    key.copy_from_slice(&okm[..32]);
-    nonce.copy_from_slice(&okm[32..]);
-    (key, nonce)
+/// AES-256-GCM-SIV (RFC 8452): `ciphertext || 16-byte tag`.
+fn siv_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], pt: &[u8]) -> Vec<u8> {
+    let out = Aes256GcmSiv::new_from_slice(key)
+        .unwrap()
+        .encrypt(&Nonce::from(*nonce), Payload { msg: pt, aad })
+        .unwrap();
+    assert_eq!(out.len(), pt.len() + TAG_LENGTH);
+    out
 }
 
-fn aes_gcm_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], pt: &[u8]) -> Vec<u8> {
-    Aes256Gcm::new_from_slice(key)
+/// The inverse of [`siv_seal`]: `None` if the tag does not verify.
+fn siv_open(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
+    Aes256GcmSiv::new_from_slice(key)
         .unwrap()
-        .encrypt(&Nonce::<U12>::from(*nonce), Payload { msg: pt, aad })
-        .unwrap()
-}
-
-fn aes_gcm_open(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
-    Aes256Gcm::new_from_slice(key)
-        .unwrap()
-        .decrypt(&Nonce::<U12>::from(*nonce), Payload { msg: ct, aad })
+        .decrypt(&Nonce::from(*nonce), Payload { msg: ct, aad })
         .ok()
+}
+
+/// `ENCRYPT(mk, encoded, AAD)` (SPEC.md §4.1, v2): AES-256-GCM-SIV with key `mk` and the
+/// zero nonce, over the already encoded plaintext.
+fn message_seal(mk: &[u8; 32], aad: &[u8], encoded: &[u8]) -> Vec<u8> {
+    siv_seal(mk, &MESSAGE_NONCE, aad, encoded)
+}
+
+/// `DECRYPT(mk, ct, AAD)`: the encoded plaintext, or `None` if the tag does not verify.
+fn message_open(mk: &[u8; 32], aad: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
+    siv_open(mk, &MESSAGE_NONCE, aad, ct)
+}
+
+/// Padmé (SPEC.md §4.9, v2), for `L >= 2`: `E = floor(log2 L)`, `S = floor(log2 E) + 1`,
+/// `z = E - S`; `L` rounded up to a multiple of `2^z`. Returns `(E, S, z, padme(L))`.
+fn padme_steps(l: usize) -> (u32, u32, u32, usize) {
+    assert!(l >= 2);
+    let e = l.ilog2();
+    let s = e.ilog2() + 1;
+    let z = e - s;
+    let low = (1usize << z) - 1;
+    (e, s, z, (l + low) & !low)
+}
+
+fn padme(l: usize) -> usize {
+    padme_steps(l).3
+}
+
+/// The length of `encode(pt, policy)` for a plaintext of `len` bytes (SPEC.md §4.9, v2).
+fn encoded_length(len: usize, policy: Pad) -> usize {
+    let l = len + 1;
+    match policy {
+        Pad::None => l,
+        Pad::Padme => padme(l.max(PADME_MINIMUM)).min(MAX_ENCODED_PLAINTEXT),
+    }
+}
+
+/// `encode(pt, policy) = pt || 0x80 || 0x00^(P - L)` (SPEC.md §4.9, v2).
+fn encode(pt: &[u8], policy: Pad) -> Vec<u8> {
+    assert!(pt.len() <= MAX_PLAINTEXT_SIZE);
+    let mut out = cat(&[pt, &[END_MARKER]]);
+    out.resize(encoded_length(pt.len(), policy), 0x00);
+    out
+}
+
+/// `decode(x)`: strip every trailing `0x00`; the byte then last must be `0x80`, which is
+/// dropped. `None` (the library's `DecryptionFailed`) otherwise, or if nothing is left.
+fn decode(x: &[u8]) -> Option<Vec<u8>> {
+    let end = x.iter().rposition(|b| *b != 0x00)?;
+    (x[end] == END_MARKER).then(|| x[..end].to_vec())
 }
 
 fn ed25519_sign(seed: &[u8; 32], msg: &[u8]) -> [u8; 64] {
@@ -893,7 +1085,8 @@ struct PqModel {
 
 /// The stored prekey store Bob accepts with (SPEC.md §7.3, §7.4, §7.5 type `0x27`, §7.7):
 /// his signed prekey, his one-time prekey if any, his post-quantum prekey; no replay
-/// records; every next id one above the id held (1 for an empty kind).
+/// records; every next id one above the id held (1 for an empty kind). Profile v2: the
+/// store and every object stored inside it carry the storage version `0x02`.
 fn prekey_store_encoding(
     s: &Scenario,
     spk: &KeyPair,
@@ -901,19 +1094,19 @@ fn prekey_store_encoding(
     opk: Option<&KeyPair>,
     pq: &PqModel,
 ) -> Vec<u8> {
-    let mut out = vec![0x01, 0x27];
+    let mut out = vec![STORAGE_VERSION, 0x27];
     out.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
     out.extend_from_slice(&(s.signed_prekey_id + 1).to_be_bytes());
     out.extend_from_slice(&s.one_time_prekey_id.map_or(1, |id| id + 1).to_be_bytes());
     out.extend_from_slice(&1u32.to_be_bytes());
-    out.extend_from_slice(&[0x01, 0x22]);
+    out.extend_from_slice(&[STORAGE_VERSION, 0x22]);
     out.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
     out.extend_from_slice(&spk.private);
     out.extend_from_slice(spk_signature);
     match (s.one_time_prekey_id, opk) {
         (Some(id), Some(k)) => {
             out.extend_from_slice(&1u32.to_be_bytes());
-            out.extend_from_slice(&[0x01, 0x23]);
+            out.extend_from_slice(&[STORAGE_VERSION, 0x23]);
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&k.private);
         }
@@ -929,7 +1122,7 @@ fn prekey_store_encoding(
         PqKind::OneTime => out.extend_from_slice(&[0u8; 5]),
     }
     out.extend_from_slice(&1u32.to_be_bytes());
-    out.extend_from_slice(&[0x01, 0x26]);
+    out.extend_from_slice(&[STORAGE_VERSION, 0x26]);
     out.extend_from_slice(&pq.id.to_be_bytes());
     out.push(pq.kind.byte());
     out.extend_from_slice(&pq.seed);
@@ -955,6 +1148,8 @@ struct Ratchet {
     initial: Option<InitialFields>,
     /// Header-encrypted mode only (SPEC.md §4.8).
     he: Option<HeaderKeys>,
+    /// The session's padding policy for the plaintexts it sends (SPEC.md §4.9, v2).
+    padding: Pad,
 }
 
 /// `MKSKIPPED` in the order its keys were inserted (the order SPEC.md §7.1 stores them).
@@ -1021,11 +1216,11 @@ struct SealedHeader {
     plaintext: [u8; 40],
     /// `AAD_h = AD || the framing before the sealed header`.
     aad: Vec<u8>,
-    /// `nonce || AES-256-GCM(HK, nonce, AAD_h, plaintext)`.
+    /// `nonce || AES-256-GCM-SIV(HK, nonce, AAD_h, plaintext)`.
     sealed: [u8; SEALED_HEADER_LENGTH],
 }
 
-/// `HENCRYPT(hk, (dh, pn, n), AAD_h)` with the given nonce.
+/// `HENCRYPT(hk, (dh, pn, n), AAD_h)` with the given nonce (AES-256-GCM-SIV, v2).
 fn seal_header(
     hk: &[u8; 32],
     nonce: &[u8; HEADER_NONCE_LENGTH],
@@ -1037,7 +1232,7 @@ fn seal_header(
     let plaintext: [u8; 40] = cat(&[dh_pub, &pn.to_be_bytes(), &n.to_be_bytes()])
         .try_into()
         .unwrap();
-    let sealed = cat(&[nonce, &aes_gcm_seal(hk, nonce, aad, &plaintext)]);
+    let sealed = cat(&[nonce, &siv_seal(hk, nonce, aad, &plaintext)]);
     SealedHeader {
         header_key: *hk,
         nonce: *nonce,
@@ -1050,7 +1245,7 @@ fn seal_header(
 /// `HDECRYPT(hk, sealed, AAD_h)`: `(dh, pn, n)`, or `None` if the tag does not verify.
 fn open_header(hk: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<([u8; 32], u32, u32)> {
     let nonce: [u8; HEADER_NONCE_LENGTH] = sealed[..HEADER_NONCE_LENGTH].try_into().unwrap();
-    let header = aes_gcm_open(hk, &nonce, aad, &sealed[HEADER_NONCE_LENGTH..])?;
+    let header = siv_open(hk, &nonce, aad, &sealed[HEADER_NONCE_LENGTH..])?;
     assert_eq!(header.len(), 40);
     Some((
         arr32(&header[..32]),
@@ -1082,8 +1277,9 @@ struct MessageRecord {
     chain_key: [u8; 32],
     message_key: [u8; 32],
     next_chain_key: [u8; 32],
-    aes_key: [u8; 32],
-    aes_nonce: [u8; 12],
+    /// The sender's padding policy, and `encode(plaintext, policy)` (SPEC.md §4.9, v2).
+    padding: Pad,
+    encoded: Vec<u8>,
     /// Header-encrypted mode: the sealed header.
     header: Option<SealedHeader>,
     prefix: Vec<u8>,
@@ -1171,7 +1367,7 @@ impl Model {
             _ => (0u8, 0, [0u8; 32]),
         };
         let mut bundle = cat(&[
-            &[0x01, if pq_key.is_some() { 0x11 } else { 0x10 }],
+            &[BUNDLE_VERSION, if pq_key.is_some() { 0x11 } else { 0x10 }],
             &bob.ed25519_public,
             &s.signed_prekey_id.to_be_bytes(),
             &spk.public,
@@ -1305,6 +1501,7 @@ impl Model {
                         nhkr: nhkb,
                         pairs: Vec::new(),
                     }),
+                    padding: s.alice_padding,
                 }),
                 None,
             ],
@@ -1341,7 +1538,8 @@ impl Model {
     }
 
     /// The party's session in the storage format of SPEC.md §7.1 (type `0x20`, `0x25` or,
-    /// header-encrypted, `0x28`), with the default limits.
+    /// header-encrypted, `0x28`), with the default limits. Profile v2: version `0x02`, and
+    /// the padding byte (`0x00` none, `0x01` Padmé) right after `max_stored_skipped`.
     fn stored_session(&self, p: Party) -> Vec<u8> {
         let r = self.ratchets[p.index()].as_ref().unwrap();
         let pq = self.pq.is_some();
@@ -1354,7 +1552,7 @@ impl Model {
             Alice => (&self.alice, &self.bob),
             Bob => (&self.bob, &self.alice),
         };
-        let mut out = vec![0x01, kind, if p == Alice { 0x01 } else { 0x02 }];
+        let mut out = vec![STORAGE_VERSION, kind, if p == Alice { 0x01 } else { 0x02 }];
         if r.he.is_some() {
             out.push(0x02 | u8::from(pq));
         }
@@ -1375,6 +1573,7 @@ impl Model {
         }
         out.extend_from_slice(&1000u32.to_be_bytes());
         out.extend_from_slice(&2000u32.to_be_bytes());
+        out.push(r.padding.byte());
         out.extend_from_slice(&r.rk);
         out.extend_from_slice(&r.dhs.unwrap().private);
         put_optional(&mut out, r.dhr);
@@ -1468,7 +1667,7 @@ impl Model {
         let (pn, n) = (r.pn, r.ns);
         r.cks = Some(next_chain_key);
         r.ns += 1;
-        let mut prefix = vec![0x01];
+        let mut prefix = vec![WIRE_VERSION];
         match &r.initial {
             Some(fields) => {
                 prefix.push(fields.message_type(header_encrypted));
@@ -1493,8 +1692,10 @@ impl Model {
             }
         };
         let aad = cat(&[&ad, &prefix]);
-        let (aes_key, aes_nonce) = message_cipher(&message_key);
-        let sealed = aes_gcm_seal(&aes_key, &aes_nonce, &aad, plaintext);
+        // ENCRYPT(mk, encode(pt, policy), AAD) (SPEC.md §4.1, §4.9, v2).
+        let padding = r.padding;
+        let encoded = encode(plaintext, padding);
+        let sealed = message_seal(&message_key, &aad, &encoded);
         let bytes = cat(&[&prefix, &sealed]);
         self.messages[index] = Some(MessageRecord {
             sender: p,
@@ -1507,8 +1708,8 @@ impl Model {
             chain_key,
             message_key,
             next_chain_key,
-            aes_key,
-            aes_nonce,
+            padding,
+            encoded,
             header,
             prefix,
             aad,
@@ -1521,7 +1722,7 @@ impl Model {
         let record = self.messages[index].as_ref().unwrap();
         let bytes = record.bytes.clone();
         let expected = record.plaintext.clone();
-        assert_eq!(bytes[0], 0x01);
+        assert_eq!(bytes[0], WIRE_VERSION);
         if matches!(bytes[1], 0x04..=0x06) {
             self.decrypt_he(p, index);
             return;
@@ -1625,9 +1826,14 @@ impl Model {
         };
         let record = self.messages[index].as_ref().unwrap();
         assert_eq!(mk, record.message_key, "receiver's mk for message {index}");
-        let (key, nonce) = message_cipher(&mk);
         let aad = cat(&[&ad, prefix]);
-        let plaintext = aes_gcm_open(&key, &nonce, &aad, body).expect("model decryption");
+        let encoded = message_open(&mk, &aad, body).expect("model decryption");
+        assert_eq!(
+            encoded, record.encoded,
+            "encoded plaintext of message {index}"
+        );
+        // The receiver decodes whatever the sender's policy was (SPEC.md §4.9).
+        let plaintext = decode(&encoded).expect("model decoding");
         assert_eq!(plaintext, expected);
         if p == Alice {
             // A reply proves the responder has the session (§6.2).
@@ -1798,8 +2004,12 @@ impl Model {
 
         let record = self.messages[index].as_ref().unwrap();
         assert_eq!(mk, record.message_key, "receiver's mk for message {index}");
-        let (key, nonce) = message_cipher(&mk);
-        let plaintext = aes_gcm_open(&key, &nonce, &aad, body).expect("model decryption");
+        let encoded = message_open(&mk, &aad, body).expect("model decryption");
+        assert_eq!(
+            encoded, record.encoded,
+            "encoded plaintext of message {index}"
+        );
+        let plaintext = decode(&encoded).expect("model decoding");
         assert_eq!(plaintext, expected);
         if p == Alice {
             r.initial = None;
@@ -1863,6 +2073,8 @@ impl Model {
                     pairs: Vec::new(),
                 }
             }),
+            // Session::respond and PreKeyStore::accept give the default policy.
+            padding: Pad::Padme,
         });
     }
 
@@ -1936,16 +2148,24 @@ impl World {
                 Vec::new(),
             ),
         };
-        // Alice uses the bundle as received over the network.
+        // Alice uses the bundle as received over the network; with the default options
+        // (Padmé, no header encryption) through `Session::initiate`.
         let received = PreKeyBundle::from_bytes(&bundle).unwrap();
-        let alice = if s.header_encryption {
-            let options = SessionOptions::new().header_encryption();
+        let alice = if s.header_encryption || s.alice_padding != Pad::Padme {
+            let mut options = SessionOptions::new();
+            if s.header_encryption {
+                options = options.header_encryption();
+            }
+            if s.alice_padding != Pad::Padme {
+                options = options.padding(s.alice_padding.library());
+            }
             Session::initiate_with(&alice_identity, &received, &options, &mut alice_rng).unwrap()
         } else {
             Session::initiate(&alice_identity, &received, &mut alice_rng).unwrap()
         };
         assert_eq!(alice.is_post_quantum(), s.post_quantum.is_some());
         assert_eq!(alice.is_header_encrypted(), s.header_encryption);
+        assert_eq!(alice.padding(), s.alice_padding.library());
         World {
             bob_identity,
             spk,
@@ -2054,6 +2274,11 @@ fn run_library(s: &Scenario) -> (World, Vec<(Party, Vec<u8>)>) {
             );
             assert!(accepted.session.is_post_quantum());
             assert_eq!(accepted.session.is_header_encrypted(), s.header_encryption);
+            assert_eq!(
+                accepted.session.padding(),
+                Padding::Padme,
+                "the default policy"
+            );
             world.bob = Some(accepted.session);
             library_pq::check_store_after_accept(s, world.store.as_ref().unwrap());
             snapshots.push((Bob, world.session(Bob).to_bytes().to_vec()));
@@ -2072,8 +2297,14 @@ fn run_library(s: &Scenario) -> (World, Vec<(Party, Vec<u8>)>) {
             .unwrap();
             assert_eq!(accepted.plaintext, s.messages[i].1.as_bytes());
             assert_eq!(accepted.used_one_time_prekey, s.one_time_prekey_id);
-            // The responder follows the mode of the initial message (SPEC.md §4.8).
+            // The responder follows the mode of the initial message (SPEC.md §4.8), and pads
+            // with the default policy whatever the initiator's (SPEC.md §4.9).
             assert_eq!(accepted.session.is_header_encrypted(), s.header_encryption);
+            assert_eq!(
+                accepted.session.padding(),
+                Padding::Padme,
+                "the default policy"
+            );
         }
         world.apply(s, *op);
         snapshots.push((party, world.session(party).to_bytes().to_vec()));
@@ -2090,7 +2321,7 @@ mod library_pq {
     };
     use rand_chacha::ChaCha20Rng;
 
-    use super::{PqKind, PqSpec, Scenario};
+    use super::{PqKind, PqSpec, Scenario, STORAGE_VERSION};
 
     /// `PqPreKey::generate` (after the classical prekeys, from Bob's RNG), the PQXDH bundle,
     /// and Bob's prekey store holding the three keys. `PreKeyStore` issues its own ids, so
@@ -2111,7 +2342,7 @@ mod library_pq {
         let bundle = PreKeyBundle::new(bob, spk, opk).with_post_quantum_prekey(&pq);
         assert_eq!(bundle.post_quantum_prekey_id(), Some(spec.id));
 
-        let mut bytes = vec![0x01, 0x27];
+        let mut bytes = vec![STORAGE_VERSION, 0x27];
         bytes.extend_from_slice(&spk.id().to_be_bytes());
         bytes.extend_from_slice(&(spk.id() + 1).to_be_bytes());
         bytes.extend_from_slice(&opk.map_or(1, |k| k.id() + 1).to_be_bytes());
@@ -2196,22 +2427,29 @@ struct Provenance {
     library: String,
     rng: &'static str,
     method: &'static str,
+    method_crates: &'static str,
 }
+
+/// What every file's `method` says the generator recomputed with which crates.
+const METHOD_CRATES: &str = "x25519-dalek, curve25519-dalek, ed25519-dalek, sha2, hkdf, hmac, \
+    aes-gcm-siv (ENCRYPT = AES-256-GCM-SIV(mk, 0x00^12, AAD, encode(pt)) and the plaintext \
+    encoding pt || 0x80 || 0x00.. of SPEC.md 4.9 recomputed independently)";
 
 /// The provenance of the PQXDH files.
 fn provenance_pq() -> Provenance {
     Provenance {
-        spec: "SPEC.md, protocol profile v1 (PQXDH: sections 1-6, 3.6, 5.3 type 0x03, 5.4 type \
-               0x11, 7.5 type 0x27, 7.7)",
+        spec: "SPEC.md, protocol profile v2 (PQXDH: sections 1-6, 3.6, 4.9, 5.3 type 0x03, 5.4 \
+               type 0x11, 7.1 type 0x25, 7.5 type 0x27, 7.7)",
         rng: "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); every X25519/Ed25519 key \
               generation is one try_fill_bytes of 32 bytes, PqPreKey::generate one of 64 bytes \
               (the ML-KEM seed d || z), and Session::initiate draws the 32-byte ML-KEM \
               encapsulation randomness m between EK_A and the first ratchet key (SPEC.md 2.5)",
         method: "message bytes produced by the library's public API; every value recomputed \
-                 independently from the SPEC.md v1 formulas with x25519-dalek, \
-                 curve25519-dalek, ed25519-dalek, sha2, hkdf, hmac, aes-gcm and ml-kem \
-                 (ML-KEM-768 KeyGen from the seed, Encaps_internal with m, Decaps), and \
-                 asserted equal to the library's output before writing",
+                 independently from the SPEC.md v2 formulas with the crates named in \
+                 method_crates and ml-kem (ML-KEM-768 KeyGen from the seed, Encaps_internal \
+                 with m, Decaps), and asserted equal to the library's output before writing: \
+                 every message, the bundle, Bob's prekey store, and each party's whole stored \
+                 session (SPEC.md 7.1) after every event",
         ..provenance()
     }
 }
@@ -2225,11 +2463,11 @@ fn provenance_he(post_quantum: bool) -> Provenance {
     };
     Provenance {
         spec: if post_quantum {
-            "SPEC.md, protocol profile v1 (header encryption: sections 2.5, 4.8, 5.3 type 0x06, \
-             7.1 type 0x28; PQXDH: 3.6, 5.4 type 0x11, 7.5 type 0x27, 7.7)"
+            "SPEC.md, protocol profile v2 (header encryption: sections 2.5, 4.8, 4.9, 5.3 type \
+             0x06, 7.1 type 0x28; PQXDH: 3.6, 5.4 type 0x11, 7.5 type 0x27, 7.7)"
         } else {
-            "SPEC.md, protocol profile v1 (header encryption: sections 2.5, 4.8, 5.3 types 0x04 \
-             and 0x05, 7.1 type 0x28)"
+            "SPEC.md, protocol profile v2 (header encryption: sections 2.5, 4.8, 4.9, 5.3 types \
+             0x04 and 0x05, 7.1 type 0x28)"
         },
         rng: if post_quantum {
             "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); every X25519/Ed25519 key \
@@ -2246,20 +2484,20 @@ fn provenance_he(post_quantum: bool) -> Provenance {
         },
         method: if post_quantum {
             "message bytes produced by the library's public API; every value recomputed \
-             independently from the SPEC.md v1 formulas with x25519-dalek, curve25519-dalek, \
-             ed25519-dalek, sha2, hkdf, hmac, aes-gcm and ml-kem (header keys, KDF_RK_HE, each \
-             sealed header under its header key with AAD_h), and asserted equal to the \
-             library's output before writing: every message, and each party's whole stored \
-             session (SPEC.md 7.1 type 0x28: root, chain and header keys, counters, skipped \
-             message keys and their header keys) after every event"
+             independently from the SPEC.md v2 formulas with the crates named in method_crates \
+             and ml-kem (header keys, KDF_RK_HE, each sealed header under its header key with \
+             AAD_h and AES-256-GCM-SIV), and asserted equal to the library's output before \
+             writing: every message, and each party's whole stored session (SPEC.md 7.1 type \
+             0x28: root, chain and header keys, counters, padding policy, skipped message keys \
+             and their header keys) after every event"
         } else {
             "message bytes produced by the library's public API; every value recomputed \
-             independently from the SPEC.md v1 formulas with x25519-dalek, curve25519-dalek, \
-             ed25519-dalek, sha2, hkdf, hmac and aes-gcm (header keys, KDF_RK_HE, each sealed \
-             header under its header key with AAD_h), and asserted equal to the library's \
-             output before writing: every message, and each party's whole stored session \
-             (SPEC.md 7.1 type 0x28: root, chain and header keys, counters, skipped message \
-             keys and their header keys) after every event"
+             independently from the SPEC.md v2 formulas with the crates named in method_crates \
+             (header keys, KDF_RK_HE, each sealed header under its header key with AAD_h and \
+             AES-256-GCM-SIV), and asserted equal to the library's output before writing: every \
+             message, and each party's whole stored session (SPEC.md 7.1 type 0x28: root, chain \
+             and header keys, counters, padding policy, skipped message keys and their header \
+             keys) after every event"
         },
         ..base
     }
@@ -2270,14 +2508,17 @@ fn provenance() -> Provenance {
         generator: "examples/generate_vectors.rs",
         command: "cargo run --example generate_vectors",
         date: DATE,
-        spec: "SPEC.md, protocol profile v1 (X3DH + Double Ratchet, sections 1-6)",
+        spec: "SPEC.md, protocol profile v2 (X3DH + Double Ratchet, sections 1-6; 4.1 ENCRYPT \
+               with AES-256-GCM-SIV, 4.9 plaintext encoding, 7.1 with the padding byte)",
         library: format!("doubleratchet {}", env!("CARGO_PKG_VERSION")),
         rng: "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); every key generation is one \
               try_fill_bytes of 32 bytes (SPEC.md 2.5)",
         method: "message bytes produced by the library's public API; every value recomputed \
-                 independently from the SPEC.md v1 formulas with x25519-dalek, \
-                 curve25519-dalek, ed25519-dalek, sha2, hkdf, hmac and aes-gcm, and asserted \
-                 equal to the library's output before writing",
+                 independently from the SPEC.md v2 formulas with the crates named in \
+                 method_crates, and asserted equal to the library's output before writing: \
+                 every message, the bundle, and each party's whole stored session (SPEC.md \
+                 7.1) after every event",
+        method_crates: METHOD_CRATES,
     }
 }
 
@@ -2287,14 +2528,24 @@ struct Constants {
     #[serde(skip_serializing_if = "Option::is_none")]
     pqxdh_info: Option<&'static str>,
     root_info: &'static str,
-    message_info: &'static str,
     session_id_label: &'static str,
     x3dh_salt: String,
     x3dh_ikm_prefix: String,
-    message_keys_salt: String,
     signature_prefix: String,
     chain_message_key_byte: String,
     chain_next_key_byte: String,
+    /// Profile v2: one version byte per format family.
+    wire_version: String,
+    bundle_version: String,
+    storage_version: String,
+    /// `ENCRYPT` (SPEC.md §4.1, v2).
+    aead: &'static str,
+    message_nonce: String,
+    /// The plaintext encoding (SPEC.md §4.9, v2).
+    end_marker: String,
+    padme_minimum: usize,
+    max_encoded_plaintext: usize,
+    max_plaintext_size: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     kem_encoding_prefix: Option<String>,
     /// Header-encrypted files only (SPEC.md §4.8).
@@ -2308,21 +2559,28 @@ struct Constants {
 
 fn constants(post_quantum: bool, header_encryption: bool) -> Constants {
     Constants {
-        x3dh_info: "doubleratchet v1 X3DH",
-        pqxdh_info: post_quantum.then_some("doubleratchet v1 PQXDH"),
-        root_info: "doubleratchet v1 root",
-        message_info: "doubleratchet v1 message keys",
-        session_id_label: "doubleratchet v1 session id",
+        x3dh_info: "doubleratchet v2 X3DH",
+        pqxdh_info: post_quantum.then_some("doubleratchet v2 PQXDH"),
+        root_info: "doubleratchet v2 root",
+        session_id_label: "doubleratchet v2 session id",
         x3dh_salt: hex(&[0u8; 32]),
         x3dh_ikm_prefix: hex(&[0xFFu8; 32]),
-        message_keys_salt: hex(&[0u8; 32]),
         signature_prefix: hex(&[0x05]),
         chain_message_key_byte: hex(&[0x01]),
         chain_next_key_byte: hex(&[0x02]),
+        wire_version: hex(&[WIRE_VERSION]),
+        bundle_version: hex(&[BUNDLE_VERSION]),
+        storage_version: hex(&[STORAGE_VERSION]),
+        aead: "AES-256-GCM-SIV (RFC 8452), 12-byte nonce, 16-byte tag appended",
+        message_nonce: hex(&MESSAGE_NONCE),
+        end_marker: hex(&[END_MARKER]),
+        padme_minimum: PADME_MINIMUM,
+        max_encoded_plaintext: MAX_ENCODED_PLAINTEXT,
+        max_plaintext_size: MAX_PLAINTEXT_SIZE,
         kem_encoding_prefix: post_quantum.then(|| hex(&[KEM_ENCODING_PREFIX])),
-        header_keys_info: header_encryption.then_some("doubleratchet v1 header keys"),
+        header_keys_info: header_encryption.then_some("doubleratchet v2 header keys"),
         header_keys_salt: header_encryption.then(|| hex(&[0u8; 32])),
-        root_he_info: header_encryption.then_some("doubleratchet v1 root HE"),
+        root_he_info: header_encryption.then_some("doubleratchet v2 root HE"),
     }
 }
 
@@ -2370,6 +2628,9 @@ struct ScenarioJson {
     post_quantum_prekey_kind: Option<&'static str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     header_encryption: bool,
+    /// Each party's padding policy (SPEC.md §4.9, v2): `padme` or `none`.
+    alice_padding: &'static str,
+    bob_padding: &'static str,
     setup: Vec<String>,
     events: Vec<EventJson>,
 }
@@ -2488,6 +2749,9 @@ struct MessageJson {
     kind: &'static str,
     plaintext_utf8: String,
     plaintext: String,
+    /// The sender's padding policy and `encode(plaintext, policy)` (SPEC.md §4.9, v2).
+    padding: &'static str,
+    encoded_plaintext: String,
     initial_fields: Option<InitialFieldsJson>,
     root_step: usize,
     ratchet_public: String,
@@ -2496,8 +2760,6 @@ struct MessageJson {
     chain_key: String,
     message_key: String,
     next_chain_key: String,
-    aes_key: String,
-    aes_nonce: String,
     /// Header-encrypted files: the sealed header (SPEC.md §4.8).
     #[serde(skip_serializing_if = "Option::is_none")]
     sealed_header: Option<SealedHeaderJson>,
@@ -2673,26 +2935,48 @@ const PQ_SETUP: &[&str] = &[
 ];
 
 /// A file's `setup` steps; header-encrypted files initiate with
-/// `SessionOptions::new().header_encryption()`.
+/// `SessionOptions::new().header_encryption()`, and a scenario whose Alice pads nothing with
+/// `SessionOptions::new().padding(Padding::None)`.
 fn setup_steps(s: &Scenario, steps: Vec<&'static str>) -> Vec<String> {
-    if !s.header_encryption {
-        return steps.into_iter().map(str::to_owned).collect();
+    let mut options = String::from("SessionOptions::new()");
+    if s.header_encryption {
+        options.push_str(".header_encryption()");
+    }
+    if s.alice_padding == Pad::None {
+        options.push_str(".padding(Padding::None)");
     }
     let initiate = "alice = Session::initiate(IK_A, bundle, alice_rng)";
     let mut out: Vec<String> = steps
         .into_iter()
         .map(|step| match step.strip_prefix(initiate) {
-            Some(rest) => format!(
-                "alice = Session::initiate_with(IK_A, bundle, SessionOptions::new().header_encryption(), alice_rng){rest}"
-            ),
-            None => step.to_owned(),
+            Some(rest) if options != "SessionOptions::new()" => {
+                format!("alice = Session::initiate_with(IK_A, bundle, {options}, alice_rng){rest}")
+            }
+            _ => step.to_owned(),
         })
         .collect();
-    out.push(
-        "header-encrypted mode (SPEC.md 4.8): every Session::encrypt draws a 12-byte header nonce from the sender's rng \
-         after any new ratchet key; Bob's session follows the mode of the initial message (type 0x05 or 0x06)"
-            .into(),
-    );
+    if s.header_encryption {
+        out.push(
+            "header-encrypted mode (SPEC.md 4.8): every Session::encrypt draws a 12-byte header nonce from the sender's rng \
+             after any new ratchet key; Bob's session follows the mode of the initial message (type 0x05 or 0x06)"
+                .into(),
+        );
+    }
+    out.push(format!(
+        "padding (SPEC.md 4.9): Alice's session pads with policy {} ({}); Bob's session, made by {}, has the default \
+         policy padme; each decodes whatever the other's policy was",
+        s.alice_padding.name(),
+        if s.alice_padding == Pad::Padme {
+            "the default"
+        } else {
+            "SessionOptions::padding(Padding::None)"
+        },
+        if s.post_quantum.is_some() {
+            "PreKeyStore::accept"
+        } else {
+            "Session::respond"
+        },
+    ));
     out
 }
 
@@ -2703,14 +2987,14 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
             "Session::initiate / encrypt / PreKeyStore::accept / decrypt",
         ),
         None => (
-            "SPEC.md protocol profile v1",
+            "SPEC.md protocol profile v2",
             "Session::initiate / encrypt / respond / decrypt",
         ),
     };
     let mut comment = vec![
         if m.pq.is_some() {
             format!(
-                "Known-answer vectors for the doubleratchet crate, SPEC.md protocol profile v1 ({protocol}): {}.",
+                "Known-answer vectors for the doubleratchet crate, SPEC.md protocol profile v2 ({protocol}): {}.",
                 s.name
             )
         } else {
@@ -2728,12 +3012,18 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
             s.alice_seed, s.alice_seed, s.bob_seed, s.bob_seed
         ),
         format!(
-            "Every value below is computed from the SPEC.md v1 formulas with the primitive crates, independently \
+            "Every value below is computed from the SPEC.md v2 formulas with the primitive crates, independently \
              of the library; the generator asserted that each message's bytes equal the bytes the library's public \
              API produced ({api}) before writing this file."
         ),
         "Byte strings are lowercase hex. X25519 private keys are given as drawn (unclamped) except the \
          identity's x25519_private, which is clamp(SHA-512(seed)[0..32]). tests/vectors.rs checks this file."
+            .into(),
+        "Profile v2 (SPEC.md 4.1, 4.9): ENCRYPT(mk, pt, AAD) = AES-256-GCM-SIV(key = mk, nonce = 0x00^12, AAD, \
+         encode(pt)), output ciphertext || 16-byte tag; encode(pt) = pt || 0x80 || 0x00^(P - L) with L = len(pt) + 1 \
+         and P = L (policy none) or min(padme(max(L, 64)), 1047325) (policy padme); each message lists the sender's \
+         padding policy and its encoded_plaintext, which the ciphertext is as long as. Version bytes: wire 0x02, \
+         bundle 0x02, storage 0x02."
             .into(),
     ];
     if m.pq.is_some() {
@@ -2746,7 +3036,7 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
         );
         comment.push(
             "PQXDH (SPEC.md 3.6): (CT, SS) = ML-KEM-768.Encaps_internal(ek, m); SK = HKDF(salt = 0x00^32, IKM = \
-             0xFF^32 || DH1 || DH2 || DH3 [|| DH4] || SS, info = \"doubleratchet v1 PQXDH\", L = 32); the bundle \
+             0xFF^32 || DH1 || DH2 || DH3 [|| DH4] || SS, info = \"doubleratchet v2 PQXDH\", L = 32); the bundle \
              (type 0x11) carries Sig(IK_B, 0x0A || ek); every initial message (type 0x03) carries the PQ prekey id and CT."
                 .into(),
         );
@@ -2760,20 +3050,20 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
              respond / decrypt"
         };
         comment[3] = format!(
-            "Every value below is computed from the SPEC.md v1 formulas with the primitive crates, independently \
+            "Every value below is computed from the SPEC.md v2 formulas with the primitive crates, independently \
              of the library; the generator asserted that each message's bytes equal the bytes the library's public \
              API produced ({api}) before writing this file."
         );
         comment[0] = format!(
-            "Known-answer vectors for the doubleratchet crate, SPEC.md protocol profile v1 (header encryption, \
+            "Known-answer vectors for the doubleratchet crate, SPEC.md protocol profile v2 (header encryption, \
              SPEC.md 4.8{}): {}.",
             if m.pq.is_some() { "; PQXDH, SPEC.md 3.6" } else { "" },
             s.name
         );
         comment.push(
-            "Header encryption (SPEC.md 4.8): (HKA, NHKB) = HKDF(salt = 0x00^32, IKM = SK, info = \"doubleratchet v1 \
-             header keys\", L = 64); KDF_RK_HE(rk, dh) = HKDF(salt = rk, IKM = dh, info = \"doubleratchet v1 root HE\", \
-             L = 96) -> (rk', ck, nhk) replaces KDF_RK; each header is sealed as nonce || AES-256-GCM(HKs, nonce, AAD_h, \
+            "Header encryption (SPEC.md 4.8): (HKA, NHKB) = HKDF(salt = 0x00^32, IKM = SK, info = \"doubleratchet v2 \
+             header keys\", L = 64); KDF_RK_HE(rk, dh) = HKDF(salt = rk, IKM = dh, info = \"doubleratchet v2 root HE\", \
+             L = 96) -> (rk', ck, nhk) replaces KDF_RK; each header is sealed as nonce || AES-256-GCM-SIV(HKs, nonce, AAD_h, \
              DHs || PN || N) with a 12-byte nonce drawn from the sender's RNG after any new ratchet key (SPEC.md 2.5) and \
              AAD_h = AD || the message bytes before the sealed header; the body's AAD is AD || every byte before the \
              ciphertext, sealed header included. Types 0x04 (normal), 0x05 (initial), 0x06 (PQXDH initial)."
@@ -2808,8 +3098,9 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
     let messages = (0..s.messages.len())
         .map(|index| {
             let r = m.message(index);
-            let ct_len = r.plaintext.len();
+            let ct_len = r.encoded.len();
             let body = &r.bytes[r.prefix.len()..];
+            assert_eq!(body.len(), ct_len + TAG_LENGTH);
             MessageJson {
                 index,
                 sender: r.sender.name(),
@@ -2820,6 +3111,8 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
                 },
                 plaintext_utf8: String::from_utf8(r.plaintext.clone()).unwrap(),
                 plaintext: hex(&r.plaintext),
+                padding: r.padding.name(),
+                encoded_plaintext: hex(&r.encoded),
                 initial_fields: r.initial.map(|f| InitialFieldsJson {
                     identity_key: hex(&f.identity),
                     base_key: hex(&f.base_key),
@@ -2836,8 +3129,6 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
                 chain_key: hex(&r.chain_key),
                 message_key: hex(&r.message_key),
                 next_chain_key: hex(&r.next_chain_key),
-                aes_key: hex(&r.aes_key),
-                aes_nonce: hex(&r.aes_nonce),
                 sealed_header: r.header.as_ref().map(|h| SealedHeaderJson {
                     header_key: hex(&h.header_key),
                     nonce: hex(&h.nonce),
@@ -2877,6 +3168,8 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
             post_quantum_prekey_id: s.post_quantum.map(|p| p.id),
             post_quantum_prekey_kind: s.post_quantum.map(|p| p.kind.name()),
             header_encryption: s.header_encryption,
+            alice_padding: s.alice_padding.name(),
+            bob_padding: Pad::Padme.name(),
             setup: setup_steps(
                 s,
                 if m.pq.is_some() {
@@ -3002,6 +3295,21 @@ fn replace_at(bytes: &[u8], at: usize, with: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
     out[at..at + with.len()].copy_from_slice(with);
     out
+}
+
+/// Message `r` with its body replaced by `ENCRYPT` under its genuine message key and AAD
+/// of `encoded` (SPEC.md §4.1, v2): the tag verifies, so only decoding can fail.
+fn rebody(r: &MessageRecord, encoded: &[u8]) -> Vec<u8> {
+    cat(&[&r.prefix, &message_seal(&r.message_key, &r.aad, encoded)])
+}
+
+/// Message `r`'s plaintext followed by zero bytes up to its genuine encoded length, without
+/// the `0x80` end marker (SPEC.md §4.9): it does not decode.
+fn without_end_marker(r: &MessageRecord) -> Vec<u8> {
+    let mut encoded = r.plaintext.clone();
+    encoded.resize(r.encoded.len(), 0x00);
+    assert!(decode(&encoded).is_none(), "it decodes");
+    encoded
 }
 
 /// Index of the first event after which message `i` has been sent and not yet received
@@ -3132,13 +3440,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
 
     // --- wrong associated data: message 2 re-encrypted under its own key ---------------
     let r2 = m.message(2);
-    let (key2, nonce2) = (r2.aes_key, r2.aes_nonce);
-    let reseal = |aad: &[u8]| {
-        cat(&[
-            &r2.prefix,
-            &aes_gcm_seal(&key2, &nonce2, aad, &r2.plaintext),
-        ])
-    };
+    let reseal = |aad: &[u8]| cat(&[&r2.prefix, &message_seal(&r2.message_key, aad, &r2.encoded)]);
     let swapped_ad = cat(&[&m.bob.ed25519_public, &m.alice.ed25519_public, &r2.prefix]);
     add(
         "wrong_ad_identities_swapped",
@@ -3176,6 +3478,114 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
     );
     // Sanity: the correct AAD reproduces message 2 exactly.
     assert_eq!(&reseal(&r2.aad), m2);
+
+    // --- the plaintext encoding (SPEC.md 4.9, v2): authenticated bodies that do not decode
+    // Each body is encrypted under the genuine message key with the genuine AAD, so the tag
+    // verifies; only decoding can fail, and it must commit nothing.
+    let pt2 = &r2.plaintext;
+    assert_eq!(r2.padding, Pad::Padme);
+    let padded = |mut body: Vec<u8>| {
+        body.resize(r2.encoded.len(), 0x00);
+        body
+    };
+    for (name, encoded, what) in [
+        (
+            "body_without_end_marker",
+            padded(pt2.clone()),
+            format!(
+                "the plaintext followed by {} zero bytes (the genuine encoded length, {}), without \
+                 the 0x80 end marker",
+                r2.encoded.len() - pt2.len(),
+                r2.encoded.len()
+            ),
+        ),
+        (
+            "body_unpadded_without_end_marker",
+            pt2.clone(),
+            format!(
+                "the bare {}-byte plaintext, without end marker or padding (its last byte is {:#04x})",
+                pt2.len(),
+                pt2[pt2.len() - 1]
+            ),
+        ),
+        (
+            "body_all_zero",
+            vec![0x00; r2.encoded.len()],
+            format!(
+                "{} zero bytes: nothing is left once the trailing zeros are stripped",
+                r2.encoded.len()
+            ),
+        ),
+        (
+            "body_empty",
+            Vec::new(),
+            "nothing (an empty encoded plaintext: the message is 58 bytes, the tag only)".into(),
+        ),
+        (
+            "body_nonzero_after_end_marker",
+            padded(cat(&[pt2, &[END_MARKER, 0x01]])),
+            "the plaintext, the end marker, then 0x01 and zero bytes: after stripping the \
+             trailing zeros the last byte is 0x01, not 0x80"
+                .into(),
+        ),
+        (
+            "body_end_marker_then_ff",
+            padded(cat(&[pt2, &[END_MARKER], &[0xFF]])),
+            "the plaintext, the end marker, 0xff, then zero bytes".into(),
+        ),
+    ] {
+        assert!(decode(&encoded).is_none(), "{name} decodes");
+        let input = rebody(r2, &encoded);
+        assert_eq!(
+            message_open(&r2.message_key, &r2.aad, &input[r2.prefix.len()..]),
+            Some(encoded.clone()),
+            "{name}: the tag verifies"
+        );
+        add(
+            name,
+            format!(
+                "message 2 with its body re-encrypted under its genuine message key and AAD (so \
+                 the tag verifies) over an encoded plaintext that does not decode (SPEC.md 4.9): \
+                 {what}; nothing is committed, and the genuine message then decrypts"
+            ),
+            at_m2,
+            "decrypt",
+            Alice,
+            input,
+            "DecryptionFailed",
+            Some(2),
+        );
+    }
+    for (name, i, at, operation) in [
+        ("initial_body_without_end_marker", 0, at_m0, "respond"),
+        (
+            "second_initial_body_without_end_marker",
+            1,
+            at_m1,
+            "decrypt",
+        ),
+    ] {
+        let r = m.message(i);
+        let what = if operation == "respond" {
+            "given to Session::respond: no session is created and the one-time prekey is kept, \
+             so Bob then accepts the genuine message"
+        } else {
+            "given to Bob's session"
+        };
+        add(
+            name,
+            format!(
+                "message {i} (initial) with its body re-encrypted under Alice's genuine message key \
+                 and AAD over the plaintext and zero padding without the 0x80 end marker, {what}"
+            ),
+            at,
+            operation,
+            Bob,
+            rebody(r, &without_end_marker(r)),
+            "DecryptionFailed",
+            Some(i),
+        );
+    }
 
     // --- truncation and length ---------------------------------------------------------
     add(
@@ -3317,13 +3727,33 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
     // --- framing -------------------------------------------------------------------------
     add(
         "unsupported_version",
-        "message 2 with version byte 0x02".into(),
+        "message 2 with version byte 0x01 (profile v1): a v1 message is not read".into(),
         at_m2,
         "decrypt",
         Alice,
-        replace_at(m2, 0, &[0x02]),
-        "UnsupportedVersion(2)",
+        replace_at(m2, 0, &[0x01]),
+        "UnsupportedVersion(1)",
         Some(2),
+    );
+    add(
+        "unsupported_version_future",
+        "message 2 with version byte 0x03".into(),
+        at_m2,
+        "decrypt",
+        Alice,
+        replace_at(m2, 0, &[0x03]),
+        "UnsupportedVersion(3)",
+        Some(2),
+    );
+    add(
+        "initial_unsupported_version",
+        "message 0 with version byte 0x01 (profile v1), given to Session::respond".into(),
+        at_m0,
+        "respond",
+        Bob,
+        replace_at(m0, 0, &[0x01]),
+        "UnsupportedVersion(1)",
+        Some(0),
     );
     add(
         "unknown_message_type",
@@ -3445,6 +3875,77 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         replace_at(m2, 38, &1001u32.to_be_bytes()),
         "TooFarAhead",
         Some(2),
+    );
+
+    // A plain-header initial message whose N > max_skip or N = 2^32 - 1 is TooFarAhead
+    // before any X3DH work, but after the prekey lookups and the own-identity check.
+    let n_at = 111; // N of a type 0x02 message
+    add(
+        "initial_n_too_far_ahead",
+        "message 0 with N (offset 111..115) set to 1001, more than max_skip = 1000, given to \
+         Session::respond: rejected before any X3DH work, nothing is created and the one-time \
+         prekey is kept"
+            .into(),
+        at_m0,
+        "respond",
+        Bob,
+        replace_at(m0, n_at, &1001u32.to_be_bytes()),
+        "TooFarAhead",
+        Some(0),
+    );
+    add(
+        "initial_n_max",
+        "message 0 with N set to 2^32 - 1, given to Session::respond".into(),
+        at_m0,
+        "respond",
+        Bob,
+        replace_at(m0, n_at, &u32::MAX.to_be_bytes()),
+        "TooFarAhead",
+        Some(0),
+    );
+    add(
+        "initial_n_too_far_ahead_unknown_signed_prekey",
+        "message 0 with N set to 1001 and the signed prekey id changed to 0xdeadbeef: the \
+         prekey lookup comes first"
+            .into(),
+        at_m0,
+        "respond",
+        Bob,
+        replace_at(
+            &replace_at(m0, n_at, &1001u32.to_be_bytes()),
+            66,
+            &0xDEAD_BEEFu32.to_be_bytes(),
+        ),
+        "UnknownSignedPreKey(3735928559)",
+        Some(0),
+    );
+    add(
+        "initial_n_too_far_ahead_from_own_identity",
+        "message 0 with N set to 1001 and IK_A replaced by IK_B: WrongSession for the own \
+         identity comes first"
+            .into(),
+        at_m0,
+        "respond",
+        Bob,
+        replace_at(
+            &replace_at(m0, n_at, &1001u32.to_be_bytes()),
+            2,
+            &m.bob.ed25519_public,
+        ),
+        "WrongSession",
+        Some(0),
+    );
+    add(
+        "second_initial_n_too_far_ahead",
+        "message 1 with N set to 1002, given to Bob's existing session: a current-chain message \
+         1001 keys ahead of Nr = 1, more than max_skip = 1000"
+            .into(),
+        at_m1,
+        "decrypt",
+        Bob,
+        replace_at(m1, n_at, &1002u32.to_be_bytes()),
+        "TooFarAhead",
+        Some(1),
     );
 
     add(
@@ -3591,6 +4092,16 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         None,
     );
     add(
+        "bundle_v1_version",
+        "the base bundle with version byte 0x01 (profile v1)".into(),
+        0,
+        "initiate",
+        Alice,
+        replace_at(bundle, 0, &[0x01]),
+        "UnsupportedVersion(1)",
+        None,
+    );
+    add(
         "bundle_wrong_type",
         "the base bundle with type byte 0x01 (a normal message's type)".into(),
         0,
@@ -3621,6 +4132,62 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         None,
     );
     cases
+}
+
+/// Rejection cases on the out-of-order base `x3dh_ratchet_no_opk_v2.json`: bodies that do
+/// not decode (SPEC.md §4.9) or do not authenticate, for messages whose keys are stored as
+/// skipped keys; the stored key must survive the failure.
+fn skipped_reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
+    let case =
+        |name: &str, description: String, i: usize, receiver: Party, input: Vec<u8>| RejectCase {
+            name: name.into(),
+            description,
+            base_vector: s.file,
+            after_events: before_receipt(s, receiver, i),
+            operation: "decrypt",
+            party: receiver.name(),
+            input: hex(&input),
+            expected_error: "DecryptionFailed".into(),
+            then_decrypts: Some(i),
+        };
+    let (r0, r5) = (m.message(0), m.message(5));
+    assert_eq!((r0.sender, r0.padding), (Alice, Pad::None));
+    assert_eq!((r5.sender, r5.padding), (Bob, Pad::Padme));
+    vec![
+        case(
+            "skipped_key_body_without_end_marker",
+            format!(
+                "message 0 (Alice's first initial message, policy none, whose key Bob stored as \
+                 skipped when he accepted the session from message 1) with its body re-encrypted \
+                 under the genuine message key and AAD over the plaintext and one zero byte in \
+                 place of the end marker ({} bytes): the stored key is found, the tag verifies, \
+                 decoding fails, and the key is kept",
+                r0.encoded.len()
+            ),
+            0,
+            Bob,
+            rebody(r0, &without_end_marker(r0)),
+        ),
+        case(
+            "skipped_key_tag_bit_flipped",
+            "message 0 with the last tag byte xor 0x01: the stored skipped key is found, the tag \
+             does not verify, and the key is kept"
+                .into(),
+            0,
+            Bob,
+            xor_at(&r0.bytes, r0.bytes.len() - 1, 0x01),
+        ),
+        case(
+            "old_chain_skipped_key_body_without_end_marker",
+            "message 5 (Bob's, whose key Alice stored through PN when she ratcheted to his next \
+             chain) with its body re-encrypted under the genuine message key and AAD over the \
+             plaintext and zero padding without the end marker: the key is kept"
+                .into(),
+            5,
+            Alice,
+            rebody(r5, &without_end_marker(r5)),
+        ),
+    ]
 }
 
 /// PQXDH rejection cases: `a` is the one-time scenario, `b` the last-resort one.
@@ -3708,17 +4275,11 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
     let altered_aad = cat(&[&ma.x3dh.ad, &altered_prefix]);
     let resealed = cat(&[
         &altered_prefix,
-        &aes_gcm_seal(&r0.aes_key, &r0.aes_nonce, &altered_aad, &r0.plaintext),
+        &message_seal(&r0.message_key, &altered_aad, &r0.encoded),
     ]);
     let altered_ss = kem::decapsulate(&pq.seed, &altered_prefix[CT_AT..HEADER_AT]);
     assert_ne!(altered_ss, pq.shared_secret, "implicit rejection");
-    assert!(aes_gcm_open(
-        &r0.aes_key,
-        &r0.aes_nonce,
-        &altered_aad,
-        &resealed[BODY_AT..]
-    )
-    .is_some());
+    assert!(message_open(&r0.message_key, &altered_aad, &resealed[BODY_AT..]).is_some());
     cases.push(case(
         a,
         "pq_kem_ciphertext_flipped_resealed",
@@ -3765,6 +4326,70 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         replace_at(m1, PQ_ID_AT, &(pq.id + 1).to_be_bytes()),
         "DecryptionFailed",
         Some(1),
+    ));
+
+    // --- the plaintext encoding (SPEC.md 4.9, v2) -------------------------------------------
+    cases.push(case(
+        a,
+        "pq_initial_body_without_end_marker",
+        "message 0 with its body re-encrypted under Alice's genuine message key and AAD over the \
+         plaintext and zero padding without the 0x80 end marker: the tag verifies, decoding \
+         fails; the failed accept changes nothing (no one-time prekey deleted), so the store \
+         then accepts the genuine message"
+            .into(),
+        at_m0,
+        "accept",
+        Bob,
+        rebody(r0, &without_end_marker(r0)),
+        "DecryptionFailed",
+        Some(0),
+    ));
+
+    // --- N bounds before any PQXDH work (v2) --------------------------------------------------
+    const N_AT: usize = HEADER_AT + 36; // 1203
+    let far = |input: &[u8]| replace_at(input, N_AT, &1001u32.to_be_bytes());
+    cases.push(case(
+        a,
+        "pq_initial_n_too_far_ahead",
+        format!(
+            "message 0 with N (offset {N_AT}..{BODY_AT}) set to 1001, more than max_skip = 1000: \
+             TooFarAhead before any X3DH or KEM work; the store then accepts the genuine message"
+        ),
+        at_m0,
+        "accept",
+        Bob,
+        far(m0),
+        "TooFarAhead",
+        Some(0),
+    ));
+    cases.push(case(
+        a,
+        "pq_initial_n_too_far_ahead_kem_ciphertext_flipped",
+        format!(
+            "message 0 with N set to 1001 and the first KEM ciphertext byte (offset {CT_AT}) xor \
+             0x01: the bound is checked before decapsulation"
+        ),
+        at_m0,
+        "accept",
+        Bob,
+        far(&xor_at(m0, CT_AT, 0x01)),
+        "TooFarAhead",
+        Some(0),
+    ));
+    cases.push(case(
+        a,
+        "pq_initial_n_too_far_ahead_unknown_pq_prekey",
+        format!(
+            "message 0 with N set to 1001 and the post-quantum prekey id changed to {}: the \
+             prekey-store checks come first",
+            pq.id + 1
+        ),
+        at_m0,
+        "accept",
+        Bob,
+        far(&replace_at(m0, PQ_ID_AT, &(pq.id + 1).to_be_bytes())),
+        &format!("UnknownPqPreKey({})", pq.id + 1),
+        Some(0),
     ));
 
     // --- prekey ids and replay -------------------------------------------------------------
@@ -4006,6 +4631,17 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
     }
     cases.push(case(
         a,
+        "pq_bundle_v1_version",
+        "the base bundle with version byte 0x01 (profile v1)".into(),
+        0,
+        "initiate",
+        Alice,
+        replace_at(bundle, 0, &[0x01]),
+        "UnsupportedVersion(1)",
+        None,
+    ));
+    cases.push(case(
+        a,
         "pq_bundle_truncated",
         "the base bundle without its last byte".into(),
         0,
@@ -4082,6 +4718,20 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
     ));
     cases.push(case(
         b,
+        "pq_last_resort_replayed_n_too_far_ahead",
+        format!(
+            "message {accepted} given to the store again after it accepted it, with N (offset \
+             {N_AT}) set to 1001: the replay check comes before the N bound"
+        ),
+        at_b + 1,
+        "accept",
+        Bob,
+        far(ma_b),
+        "DuplicateOrExpired",
+        None,
+    ));
+    cases.push(case(
+        b,
         "pq_last_resort_kem_ciphertext_bit_flipped",
         format!(
             "message {accepted} with the first KEM ciphertext byte (offset {CT_AT}) xor 0x01; the \
@@ -4131,14 +4781,11 @@ fn reseal(
     let header = seal_header(hk, &genuine.nonce, dh_pub, pn, n, aad_h);
     let prefix = cat(&[framing, &header.sealed]);
     let aad = body_aad.map_or_else(|| cat(&[&m.x3dh.ad, &prefix]), <[u8]>::to_vec);
-    cat(&[
-        &prefix,
-        &aes_gcm_seal(&r.aes_key, &r.aes_nonce, &aad, &r.plaintext),
-    ])
+    cat(&[&prefix, &message_seal(&r.message_key, &aad, &r.encoded)])
 }
 
 /// Header-encrypted rejection cases: `x` is the X3DH header-encrypted scenario, `pq` the
-/// PQXDH one (if this build has PQXDH), `plain` the classical `x3dh_ratchet_v1.json`.
+/// PQXDH one (if this build has PQXDH), `plain` the classical `x3dh_ratchet_v2.json`.
 fn he_reject_cases(
     (x, mx): (&Scenario, &Model),
     pq: Option<(&Scenario, &Model)>,
@@ -4261,6 +4908,33 @@ fn he_reject_cases(
         "decrypt",
         Alice,
         xor_at(&m2, m2.len() - 1, 0x01),
+        "DecryptionFailed",
+        Some(2),
+    ));
+    cases.push(case(
+        x,
+        "he_unsupported_version",
+        "message 2 with version byte 0x01 (profile v1): rejected before any header key is tried"
+            .into(),
+        at2,
+        "decrypt",
+        Alice,
+        replace_at(&m2, 0, &[0x01]),
+        "UnsupportedVersion(1)",
+        Some(2),
+    ));
+    cases.push(case(
+        x,
+        "he_body_without_end_marker",
+        "message 2 with its genuine sealed header and its body re-encrypted under its genuine \
+         message key and AAD over the plaintext and zero padding without the 0x80 end marker \
+         (SPEC.md 4.9): the header opens under NHKr, the DH ratchet step is planned, the tag \
+         verifies, decoding fails, and nothing is committed"
+            .into(),
+        at2,
+        "decrypt",
+        Alice,
+        rebody(msg(2), &without_end_marker(msg(2))),
         "DecryptionFailed",
         Some(2),
     ));
@@ -4562,6 +5236,20 @@ fn he_reject_cases(
     }
     cases.push(case(
         x,
+        "he_initial_body_without_end_marker",
+        "message 1 given to Session::respond with its body re-encrypted under Alice's genuine \
+         message key and AAD over the plaintext and zero padding without the end marker: no \
+         session is created and the one-time prekey is kept"
+            .into(),
+        at_m1,
+        "respond",
+        Bob,
+        rebody(msg(1), &without_end_marker(msg(1))),
+        "DecryptionFailed",
+        Some(1),
+    ));
+    cases.push(case(
+        x,
         "he_initial_body_tag_bit_flipped",
         "message 1 given to Session::respond with the last body tag byte xor 0x01".into(),
         at_m1,
@@ -4638,6 +5326,22 @@ fn he_reject_cases(
         ));
         cases.push(case(
             x,
+            &format!("he_skipped_key_{i}_body_without_end_marker"),
+            format!(
+                "message {i} ({what}) with its body re-encrypted under its genuine message key and \
+                 AAD over the plaintext and zero padding without the end marker: the stored header \
+                 key opens the header, the stored message key is found and the tag verifies, \
+                 decoding fails, and the key is kept"
+            ),
+            at(Alice, i),
+            "decrypt",
+            Alice,
+            rebody(msg(i), &without_end_marker(msg(i))),
+            "DecryptionFailed",
+            Some(i),
+        ));
+        cases.push(case(
+            x,
             &format!("he_skipped_key_{i}_body_tag_bit_flipped"),
             format!(
                 "message {i} ({what}) with the last body tag byte xor 0x01: the stored header key \
@@ -4686,7 +5390,7 @@ fn he_reject_cases(
         Some(2),
     ));
     let relabelled_he = cat(&[
-        &[0x01, 0x05],
+        &[WIRE_VERSION, 0x05],
         &plain_m1[2..75],
         &m1[INITIAL_SEALED_AT..INITIAL_BODY_AT],
         &plain_m1[115..],
@@ -4709,7 +5413,7 @@ fn he_reject_cases(
     ));
     let r0 = msg(0);
     let relabelled_plain = cat(&[
-        &[0x01, 0x02],
+        &[WIRE_VERSION, 0x02],
         &m0[2..INITIAL_SEALED_AT],
         &r0.ratchet_public,
         &r0.pn.to_be_bytes(),
@@ -4974,6 +5678,21 @@ fn he_reject_cases(
         }
         cases.push(case(
             p,
+            "pq_he_initial_body_without_end_marker",
+            "message 0 (type 0x06) given to Bob's prekey store with its body re-encrypted under \
+             Alice's genuine message key and AAD over the plaintext and zero padding without the \
+             end marker: the failed accept changes nothing, so the store then accepts the genuine \
+             message"
+                .into(),
+            at_q0,
+            "accept",
+            Bob,
+            rebody(mp.message(0), &without_end_marker(mp.message(0))),
+            "DecryptionFailed",
+            Some(0),
+        ));
+        cases.push(case(
+            p,
             "pq_he_second_initial_kem_ciphertext_bit_flipped",
             "message 1 (type 0x06, an initial message of Bob's existing session) with the first KEM \
              ciphertext byte (offset 79) xor 0x01: the session does not decapsulate again, but AAD_h \
@@ -5107,15 +5826,767 @@ fn run_reject(s: &Scenario, case: &RejectCase, input: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
+// The plaintext encoding (SPEC.md §4.9, v2)
+// ---------------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct PaddingConstants {
+    end_marker: String,
+    padme_minimum: usize,
+    max_message_size: usize,
+    /// The prefix of a header-encrypted PQXDH initial message (type `0x06`).
+    longest_prefix: usize,
+    tag_length: usize,
+    /// `max_message_size - longest_prefix - tag_length`.
+    max_encoded_plaintext: usize,
+    /// `max_encoded_plaintext - 1`.
+    max_plaintext_size: usize,
+}
+
+#[derive(Serialize)]
+struct PaddingLengthJson {
+    plaintext_length: usize,
+    /// `L = plaintext_length + 1`.
+    l: usize,
+    /// Padmé's input `max(L, 64)`, its `E`, `S`, `z`, and `padme(max(L, 64))` before the cap.
+    padme_input: usize,
+    e: u32,
+    s: u32,
+    z: u32,
+    padme: usize,
+    /// `min(padme, max_encoded_plaintext)`.
+    encoded_length_padme: usize,
+    /// `L`.
+    encoded_length_none: usize,
+}
+
+/// A plaintext one byte above `MAX_PLAINTEXT_SIZE`: `TooLarge`, and the failed encrypt
+/// changes nothing and draws nothing, so the party's next message is byte for byte the
+/// base's genuine message `then_encrypts`.
+#[derive(Serialize)]
+struct TooLargeJson {
+    base_vector: &'static str,
+    after_events: usize,
+    party: &'static str,
+    description: &'static str,
+    plaintext_length: usize,
+    /// The policy set with `Session::set_padding` for the failed call (then set back).
+    policy: &'static str,
+    expected_error: &'static str,
+    then_encrypts: usize,
+}
+
+/// A stored session (SPEC.md §7.1, v2) and its padding byte.
+#[derive(Serialize)]
+struct StoredPaddingJson {
+    base_vector: &'static str,
+    /// After setup (0) or after that many events.
+    after_events: usize,
+    party: &'static str,
+    description: &'static str,
+    stored_type: String,
+    policy: &'static str,
+    /// The offset of the padding byte: right after `max_stored_skipped`.
+    padding_offset: usize,
+    length: usize,
+    session: String,
+    /// The session with one byte changed, and the error `Session::from_bytes` gives.
+    rejected: Vec<StoredRejectJson>,
+}
+
+#[derive(Serialize)]
+struct StoredRejectJson {
+    name: &'static str,
+    offset: usize,
+    byte: String,
+    expected_error: &'static str,
+}
+
+#[derive(Serialize)]
+struct EncodeExampleJson {
+    policy: &'static str,
+    plaintext: String,
+    encoded: String,
+}
+
+#[derive(Serialize)]
+struct DecodeExampleJson {
+    name: &'static str,
+    description: &'static str,
+    encoded: String,
+    /// The decoded plaintext, or `null` if `encoded` does not decode.
+    plaintext: Option<String>,
+    /// `DecryptionFailed` if it does not decode, else `null`.
+    expected_error: Option<&'static str>,
+}
+
+/// The library checks of the lengths, encode and too-large sections: Alice's first
+/// messages (type `0x02`, 115-byte prefix) of the base vector.
+#[derive(Serialize)]
+struct EncodeBaseJson {
+    base_vector: &'static str,
+    description: &'static str,
+    /// The byte every plaintext of the lengths section repeats.
+    plaintext_byte: String,
+}
+
+/// Where the decode examples are checked through the library.
+#[derive(Serialize)]
+struct DecodeBaseJson {
+    base_vector: &'static str,
+    message: usize,
+    after_events: usize,
+    party: &'static str,
+    description: &'static str,
+}
+
+/// The longest plaintext in the longest framing.
+#[derive(Serialize)]
+struct LongestMessageJson {
+    base_vector: &'static str,
+    description: &'static str,
+    plaintext_byte: String,
+    plaintext_length: usize,
+    policy: &'static str,
+    encoded_length: usize,
+    message_length: usize,
+    message_sha256: String,
+}
+
+#[derive(Serialize)]
+struct PaddingFile {
+    #[serde(rename = "_comment")]
+    comment: Vec<String>,
+    kind: &'static str,
+    provenance: Provenance,
+    constants: PaddingConstants,
+    encode_base: EncodeBaseJson,
+    lengths: Vec<PaddingLengthJson>,
+    too_large: Vec<TooLargeJson>,
+    encode_examples: Vec<EncodeExampleJson>,
+    decode_base: DecodeBaseJson,
+    decode_examples: Vec<DecodeExampleJson>,
+    longest_message: LongestMessageJson,
+    stored_sessions: Vec<StoredPaddingJson>,
+}
+
+/// The plaintext lengths of the lengths section: both sides of the 64-byte minimum, of
+/// Padmé's first buckets and of its cap.
+const PADDING_LENGTHS: &[usize] = &[
+    0,
+    1,
+    2,
+    61,
+    62,
+    63,
+    64,
+    65,
+    71,
+    72,
+    100,
+    127,
+    128,
+    1000,
+    1023,
+    1024,
+    65_535,
+    1_032_191,
+    1_032_192,
+    MAX_PLAINTEXT_SIZE - 1,
+    MAX_PLAINTEXT_SIZE,
+];
+
+/// The byte the plaintexts of the lengths and longest-message checks repeat.
+const PLAINTEXT_BYTE: u8 = 0x61;
+
+/// The model's and the library's next message of Alice's session with `policy`: they must
+/// agree byte for byte. Returns the message.
+fn encrypt_both(
+    model: &mut Model,
+    world: &mut World,
+    pt: &[u8],
+    policy: Pad,
+    what: &str,
+) -> Vec<u8> {
+    model.ratchets[Alice.index()].as_mut().unwrap().padding = policy;
+    world.alice.set_padding(policy.library());
+    assert_eq!(world.alice.padding(), policy.library());
+    model.encrypt(Alice, 0, pt);
+    let library = world.alice.encrypt(pt, &mut world.alice_rng).unwrap();
+    let independent = &model.message(0).bytes;
+    if independent != &library {
+        assert_same(what, independent, &library);
+    }
+    library
+}
+
+/// The scenario and model of a file.
+fn by_file<'a>(models: &'a [(&'a Scenario, Model)], file: &str) -> (&'a Scenario, &'a Model) {
+    models
+        .iter()
+        .find(|(s, _)| s.file == file)
+        .map(|(s, m)| (*s, m))
+        .unwrap()
+}
+
+/// The too-large cases: Alice awaiting her reply, with either policy; Bob with a pending DH
+/// ratchet step (his next encrypt draws a ratchet key); in header-encrypted mode (a header
+/// nonce draw, and with a pending step both draws); and the longest framing.
+fn too_large_cases(models: &[(&Scenario, Model)]) -> Vec<TooLargeJson> {
+    let case = |file: &'static str,
+                after_events: usize,
+                party: Party,
+                policy: Pad,
+                then_encrypts: usize,
+                description: &'static str| {
+        let (s, _) = by_file(models, file);
+        assert_eq!(s.messages[then_encrypts].0, party);
+        assert!(
+            matches!(s.script[after_events], Encrypt(p, i) if p == party && i == then_encrypts)
+        );
+        TooLargeJson {
+            base_vector: s.file,
+            after_events,
+            party: party.name(),
+            description,
+            plaintext_length: MAX_PLAINTEXT_SIZE + 1,
+            policy: policy.name(),
+            expected_error: "TooLarge",
+            then_encrypts,
+        }
+    };
+    vec![
+        case(
+            "x3dh_ratchet_v2.json",
+            0,
+            Alice,
+            Pad::Padme,
+            0,
+            "Alice after setup (awaiting her reply), policy padme",
+        ),
+        case(
+            "x3dh_ratchet_v2.json",
+            0,
+            Alice,
+            Pad::None,
+            0,
+            "Alice after setup, policy none (set with Session::set_padding, then set back)",
+        ),
+        case(
+            "x3dh_ratchet_v2.json",
+            4,
+            Bob,
+            Pad::Padme,
+            2,
+            "Bob after accepting the session, with his DH ratchet step pending: the failed \
+             encrypt draws no ratchet key",
+        ),
+        case(
+            "x3dh_he_v2.json",
+            0,
+            Alice,
+            Pad::Padme,
+            0,
+            "header-encrypted Alice after setup: the failed encrypt draws no header nonce",
+        ),
+        case(
+            "x3dh_he_v2.json",
+            4,
+            Bob,
+            Pad::None,
+            2,
+            "header-encrypted Bob with his DH ratchet step pending, policy none: neither a \
+             ratchet key nor a header nonce is drawn",
+        ),
+        case(
+            "pqxdh_he_v2.json",
+            0,
+            Alice,
+            Pad::Padme,
+            0,
+            "header-encrypted PQXDH Alice after setup (the longest framing, 1235 bytes)",
+        ),
+    ]
+}
+
+/// Stored sessions (SPEC.md §7.1, v2) with either padding byte, in each layout: the model's
+/// snapshot equals the library's `Session::to_bytes`, loads with its policy, and a padding
+/// byte other than 0x00 / 0x01 or the v1 version byte is rejected.
+fn stored_sessions(models: &[(&Scenario, Model)]) -> Vec<StoredPaddingJson> {
+    [
+        (
+            "x3dh_ratchet_no_opk_v2.json",
+            0,
+            Alice,
+            "Alice after setup: policy none (type 0x20, awaiting her reply, no skipped keys)",
+        ),
+        (
+            "x3dh_ratchet_no_opk_v2.json",
+            3,
+            Bob,
+            "Bob after accepting the session from message 1 (3 events), holding message 0's \
+             skipped key (type 0x20, the default policy padme)",
+        ),
+        (
+            "pqxdh_ratchet_v2.json",
+            0,
+            Alice,
+            "PQXDH Alice after setup (type 0x25, awaiting her reply: the post-quantum prekey id \
+             and KEM ciphertext precede the limits)",
+        ),
+        (
+            "x3dh_he_v2.json",
+            0,
+            Alice,
+            "header-encrypted Alice after setup (type 0x28: the flags byte moves every later \
+             offset by one)",
+        ),
+    ]
+    .into_iter()
+    .map(|(file, after_events, party, description)| {
+        let (s, m) = by_file(models, file);
+        let (p, bytes) = &m.snapshots[after_events];
+        assert_eq!(*p, party);
+        let policy = if party == Alice {
+            s.alice_padding
+        } else {
+            Pad::Padme
+        };
+        let stored_type = bytes[1];
+        let awaiting_pq = stored_type == 0x25 && party == Alice && after_events == 0;
+        let padding_offset = 117
+            + usize::from(stored_type == 0x28)
+            + if awaiting_pq {
+                4 + KEM_CIPHERTEXT_LENGTH
+            } else {
+                0
+            };
+        assert_eq!(bytes[padding_offset], policy.byte());
+        // The lengths of SPEC.md v2 §7.1: 297 (+ 68 per skipped key), 1389, 432.
+        let length = bytes.len();
+        match (stored_type, awaiting_pq) {
+            (0x20, _) => assert!(length >= 297 && (length - 297) % 68 == 0),
+            (0x25, true) => assert_eq!(length, 1389),
+            (0x28, _) => assert_eq!(length, 432),
+            other => panic!("stored session {other:?}"),
+        }
+        // The library's stored session is the model's, and loads with its policy.
+        let mut world = World::replay(s, after_events);
+        assert_same(
+            &format!("{file}: stored session"),
+            bytes,
+            &world.session(party).to_bytes(),
+        );
+        let loaded = Session::from_bytes(bytes).unwrap();
+        assert_eq!(loaded.padding(), policy.library());
+        assert_eq!(&loaded.to_bytes()[..], &bytes[..]);
+        let rejected = [
+            ("padding_byte_2", padding_offset, 0x02, "InvalidEncoding"),
+            ("padding_byte_ff", padding_offset, 0xFF, "InvalidEncoding"),
+            ("version_v1", 0, 0x01, "UnsupportedVersion(1)"),
+        ]
+        .into_iter()
+        .map(|(name, offset, byte, expected_error)| {
+            let input = replace_at(bytes, offset, &[byte]);
+            let got = Session::from_bytes(&input).map(|_| ());
+            assert_eq!(
+                got.map_err(|e| format!("{e:?}")),
+                Err(expected_error.to_owned()),
+                "{file}: stored session {name}"
+            );
+            StoredRejectJson {
+                name,
+                offset,
+                byte: hex(&[byte]),
+                expected_error,
+            }
+        })
+        .collect();
+        StoredPaddingJson {
+            base_vector: s.file,
+            after_events,
+            party: party.name(),
+            description,
+            stored_type: hex(&[stored_type]),
+            policy: policy.name(),
+            padding_offset,
+            length: bytes.len(),
+            session: hex(bytes),
+            rejected,
+        }
+    })
+    .collect()
+}
+
+fn padding_file(models: &[(&Scenario, Model)]) -> PaddingFile {
+    let (plain, mplain) = by_file(models, "x3dh_ratchet_v2.json");
+    let (longest, mlongest) = by_file(models, "pqxdh_he_v2.json");
+
+    // --- plaintext length -> encoded length, checked through Alice's session ----------
+    let mut model = Model::new(plain);
+    let mut world = World::setup(plain);
+    let prefix_length = mplain.message(0).prefix.len();
+    assert_eq!(prefix_length, 115, "type 0x02 framing");
+    let lengths = PADDING_LENGTHS
+        .iter()
+        .map(|&len| {
+            let l = len + 1;
+            let input = l.max(PADME_MINIMUM);
+            let (e, s, z, padme) = padme_steps(input);
+            let row = PaddingLengthJson {
+                plaintext_length: len,
+                l,
+                padme_input: input,
+                e,
+                s,
+                z,
+                padme,
+                encoded_length_padme: padme.min(MAX_ENCODED_PLAINTEXT),
+                encoded_length_none: l,
+            };
+            let pt = vec![PLAINTEXT_BYTE; len];
+            for (policy, expected) in [
+                (Pad::Padme, row.encoded_length_padme),
+                (Pad::None, row.encoded_length_none),
+            ] {
+                assert_eq!(encoded_length(len, policy), expected);
+                let wire = encrypt_both(
+                    &mut model,
+                    &mut world,
+                    &pt,
+                    policy,
+                    &format!("padding: {len}-byte plaintext, policy {}", policy.name()),
+                );
+                assert_eq!(wire.len(), prefix_length + expected + TAG_LENGTH);
+            }
+            row
+        })
+        .collect();
+
+    // --- too large: TooLarge, and the failed encrypt changes nothing --------------------
+    let too_large = too_large_cases(models)
+        .into_iter()
+        .inspect(|case| {
+            let (s, m) = by_file(models, case.base_vector);
+            let party = if case.party == "alice" { Alice } else { Bob };
+            let mut world = World::replay(s, case.after_events);
+            let session = world.session(party);
+            let own = session.padding();
+            session.set_padding(if case.policy == "none" {
+                Padding::None
+            } else {
+                Padding::Padme
+            });
+            let (session, rng) = match party {
+                Alice => (&mut world.alice, &mut world.alice_rng),
+                Bob => (world.bob.as_mut().unwrap(), &mut world.bob_rng),
+            };
+            let got = session.encrypt(&vec![PLAINTEXT_BYTE; case.plaintext_length], rng);
+            assert_eq!(
+                got.map(|_| ()).map_err(|e| format!("{e:?}")),
+                Err(case.expected_error.to_owned()),
+                "{}",
+                case.description
+            );
+            session.set_padding(own);
+            let i = case.then_encrypts;
+            assert_eq!(s.messages[i].0, party);
+            let next = session.encrypt(s.messages[i].1.as_bytes(), rng).unwrap();
+            assert_same(
+                &format!("the message after TooLarge: {}", case.description),
+                &m.message(i).bytes,
+                &next,
+            );
+        })
+        .collect();
+
+    // --- encode examples: the encoded bytes, read back with the message key --------------
+    let examples: [(Pad, &[u8]); 8] = [
+        (Pad::None, b""),
+        (Pad::Padme, b""),
+        (Pad::None, b"hello"),
+        (Pad::Padme, b"hello"),
+        (Pad::Padme, b"ends in zero\x00"),
+        (Pad::Padme, b"ends in 0x80 \xc2\x80"),
+        (Pad::Padme, &[0x61; 63]),
+        (Pad::Padme, &[0x61; 64]),
+    ];
+    let encode_examples = examples
+        .iter()
+        .map(|&(policy, pt)| {
+            // A fresh session each time: its first message has message 0's key and AAD.
+            let mut model = Model::new(plain);
+            let mut world = World::setup(plain);
+            let wire = encrypt_both(
+                &mut model,
+                &mut world,
+                pt,
+                policy,
+                "padding: encode example",
+            );
+            let r0 = mplain.message(0);
+            assert_eq!(model.message(0).message_key, r0.message_key);
+            let encoded = message_open(&r0.message_key, &r0.aad, &wire[prefix_length..]).unwrap();
+            assert_eq!(encoded, encode(pt, policy));
+            assert_eq!(decode(&encoded).as_deref(), Some(pt));
+            EncodeExampleJson {
+                policy: policy.name(),
+                plaintext: hex(pt),
+                encoded: hex(&encoded),
+            }
+        })
+        .collect();
+
+    // --- decode examples, through message 2 of the base, re-encrypted ------------------
+    let r2 = mplain.message(2);
+    let at = before_receipt(plain, Alice, 2);
+    let hello = b"hello";
+    let zeros = |n: usize| vec![0u8; n];
+    let decode_cases: Vec<(&'static str, &'static str, Vec<u8>)> = vec![
+        (
+            "marker_only",
+            "policy none's encoding of the empty plaintext",
+            vec![END_MARKER],
+        ),
+        (
+            "padme_empty",
+            "Padme's encoding of the empty plaintext: the marker and 63 zero bytes",
+            cat(&[&[END_MARKER], &zeros(63)]),
+        ),
+        (
+            "unpadded",
+            "policy none's encoding of \"hello\"",
+            cat(&[hello, &[END_MARKER]]),
+        ),
+        (
+            "off_bucket_padding",
+            "\"hello\", the marker and 3 zero bytes: any amount of zero padding decodes, not only \
+             Padme's lengths",
+            cat(&[hello, &[END_MARKER], &zeros(3)]),
+        ),
+        (
+            "plaintext_ends_in_zeros",
+            "\"hello\" and two zero bytes, then the marker and zero padding: only the zeros after \
+             the marker are stripped",
+            cat(&[hello, &zeros(2), &[END_MARKER], &zeros(56)]),
+        ),
+        (
+            "plaintext_ends_in_marker_byte",
+            "\"hello\" and 0x80, then the marker and zero padding: only the last 0x80 is dropped",
+            cat(&[hello, &[END_MARKER, END_MARKER], &zeros(57)]),
+        ),
+        (
+            "plaintext_is_marker_bytes",
+            "0x80 0x80 and the marker: the plaintext is 0x80 0x80",
+            vec![END_MARKER; 3],
+        ),
+        ("empty", "nothing: there is no marker", Vec::new()),
+        (
+            "all_zero",
+            "64 zero bytes: nothing is left after stripping",
+            zeros(64),
+        ),
+        (
+            "no_marker",
+            "\"hello\" and 59 zero bytes",
+            cat(&[hello, &zeros(59)]),
+        ),
+        (
+            "no_marker_no_padding",
+            "\"hello\": its last byte is 0x6f",
+            hello.to_vec(),
+        ),
+        (
+            "nonzero_after_marker",
+            "\"hello\", the marker, 0x01 and zero padding",
+            cat(&[hello, &[END_MARKER, 0x01], &zeros(57)]),
+        ),
+        (
+            "ff_after_marker",
+            "\"hello\", the marker, then 0xff: after stripping nothing, the last byte is 0xff",
+            cat(&[hello, &[END_MARKER, 0xFF]]),
+        ),
+        (
+            "marker_then_zeros_then_one",
+            "the marker, 62 zero bytes and 0x01",
+            cat(&[&[END_MARKER], &zeros(62), &[0x01]]),
+        ),
+    ];
+    let decode_examples = decode_cases
+        .into_iter()
+        .map(|(name, description, encoded)| {
+            let plaintext = decode(&encoded);
+            let mut world = World::replay(plain, at);
+            let got = world.alice.decrypt(&rebody(r2, &encoded));
+            match &plaintext {
+                Some(pt) => assert_eq!(got.as_ref().ok(), Some(pt), "decode example {name}"),
+                None => {
+                    assert_eq!(
+                        got.map_err(|e| format!("{e:?}")),
+                        Err("DecryptionFailed".to_owned()),
+                        "decode example {name}"
+                    );
+                    let genuine = world.alice.decrypt(&r2.bytes).unwrap();
+                    assert_eq!(genuine, r2.plaintext, "decode example {name}: then");
+                }
+            }
+            DecodeExampleJson {
+                name,
+                description,
+                encoded: hex(&encoded),
+                expected_error: plaintext.is_none().then_some("DecryptionFailed"),
+                plaintext: plaintext.map(|p| hex(&p)),
+            }
+        })
+        .collect();
+
+    // --- the longest plaintext in the longest framing ------------------------------------
+    let mut model = Model::new(longest);
+    let mut world = World::setup(longest);
+    let pt = vec![PLAINTEXT_BYTE; MAX_PLAINTEXT_SIZE];
+    let wire = encrypt_both(
+        &mut model,
+        &mut world,
+        &pt,
+        Pad::Padme,
+        "padding: the longest message",
+    );
+    let q0 = mlongest.message(0);
+    assert_eq!(q0.prefix.len(), LONGEST_PREFIX);
+    assert_eq!(model.message(0).message_key, q0.message_key);
+    assert_eq!(wire.len(), MAX_MESSAGE_SIZE);
+    assert_eq!(
+        wire,
+        cat(&[
+            &q0.prefix,
+            &message_seal(&q0.message_key, &q0.aad, &encode(&pt, Pad::Padme))
+        ])
+    );
+    // Bob's store accepts it.
+    let accepted = world.accept(&wire).unwrap();
+    assert_eq!(accepted.plaintext, pt, "the longest message decrypts");
+    let longest_message = LongestMessageJson {
+        base_vector: longest.file,
+        description: "Alice's first message of the base vector's setup (a header-encrypted PQXDH \
+                      initial message, type 0x06, with the 1235-byte prefix and the message key and \
+                      AAD of the base's message 0), with a plaintext of max_plaintext_size bytes \
+                      (Padme: the cap, max_encoded_plaintext): exactly max_message_size bytes; \
+                      Bob's prekey store accepts it",
+        plaintext_byte: hex(&[PLAINTEXT_BYTE]),
+        plaintext_length: MAX_PLAINTEXT_SIZE,
+        policy: Pad::Padme.name(),
+        encoded_length: MAX_ENCODED_PLAINTEXT,
+        message_length: wire.len(),
+        message_sha256: hex(&Sha256::digest(&wire)),
+    };
+
+    PaddingFile {
+        comment: vec![
+            "The plaintext encoding of SPEC.md protocol profile v2 (section 4.9): encode(pt, policy) = pt || 0x80 || \
+             0x00^(P - L) with L = len(pt) + 1, P = L for policy none and P = min(padme(max(L, 64)), \
+             max_encoded_plaintext) for policy padme (the default); padme(L) = L rounded up to a multiple of 2^z, \
+             E = floor(log2 L), S = floor(log2 E) + 1, z = E - S. decode(x): strip every trailing 0x00, the byte then \
+             last must be 0x80 (else DecryptionFailed), drop it."
+                .into(),
+            format!(
+                "Produced on {DATE} by examples/generate_vectors.rs (cargo run --example generate_vectors); every \
+                 value was checked against the library before writing; do not edit by hand."
+            ),
+            "lengths and too_large: each plaintext (plaintext_length copies of plaintext_byte) was encrypted by \
+             Alice's session of encode_base (after its setup, one message after another, the policy set with \
+             Session::set_padding), and the message was plaintext_length's encoded length + 115 + 16 bytes, equal to \
+             the independent model's message byte for byte; a plaintext above max_plaintext_size is TooLarge and \
+             changes nothing (the next message is the one the model sends next)."
+                .into(),
+            "encode_examples: each was the first message of a fresh encode_base session (so under the message key and \
+             AAD of that file's message 0); decrypting its body with that key gives encoded. decode_examples: encoded \
+             is encrypted under the message key and AAD of decode_base's message (so the tag verifies) and decrypted \
+             by its party's session after the base's first after_events events: plaintext, or DecryptionFailed and \
+             the genuine message then still decrypts."
+                .into(),
+            "Byte strings are lowercase hex. tests/vectors.rs checks this file.".into(),
+        ],
+        kind: "padding",
+        provenance: Provenance {
+            spec: "SPEC.md, protocol profile v2 (4.9 plaintext encoding, 5.6 size limits, 4.1 ENCRYPT)",
+            ..provenance()
+        },
+        constants: PaddingConstants {
+            end_marker: hex(&[END_MARKER]),
+            padme_minimum: PADME_MINIMUM,
+            max_message_size: MAX_MESSAGE_SIZE,
+            longest_prefix: LONGEST_PREFIX,
+            tag_length: TAG_LENGTH,
+            max_encoded_plaintext: MAX_ENCODED_PLAINTEXT,
+            max_plaintext_size: MAX_PLAINTEXT_SIZE,
+        },
+        encode_base: EncodeBaseJson {
+            base_vector: plain.file,
+            description: "Alice's session after the base vector's setup; every message is an initial \
+                          message (type 0x02, 115-byte prefix)",
+            plaintext_byte: hex(&[PLAINTEXT_BYTE]),
+        },
+        lengths,
+        too_large,
+        encode_examples,
+        decode_base: DecodeBaseJson {
+            base_vector: plain.file,
+            message: 2,
+            after_events: at,
+            party: Alice.name(),
+            description: "message 2 (Bob's first reply, type 0x01) with its body replaced by \
+                          AES-256-GCM-SIV(mk, 0x00^12, AAD, encoded) under its own message key and AAD",
+        },
+        decode_examples,
+        longest_message,
+        stored_sessions: stored_sessions(models),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------------------
+
+/// The plaintexts placed at the Padmé bucket edges (and the long one) have the lengths
+/// their scenarios' descriptions state.
+fn check_plaintext_lengths() {
+    for (file, index, len) in [
+        ("x3dh_ratchet_v2.json", 3, 63),
+        ("x3dh_ratchet_v2.json", 4, 64),
+        ("x3dh_ratchet_v2.json", 5, 0),
+        ("x3dh_ratchet_no_opk_v2.json", 3, 63),
+        ("x3dh_ratchet_no_opk_v2.json", 4, 62),
+        ("x3dh_ratchet_no_opk_v2.json", 6, 64),
+        ("x3dh_ratchet_no_opk_v2.json", 7, 65),
+        ("pqxdh_ratchet_v2.json", 3, 1000),
+        ("x3dh_he_v2.json", 7, 100),
+    ] {
+        let s = SCENARIOS.iter().find(|s| s.file == file).unwrap();
+        assert_eq!(s.messages[index].1.len(), len, "{file}: message {index}");
+    }
+    // The expected encodings of SPEC.md §4.9's examples.
+    for (len, padme) in [(0, 64), (63, 64), (64, 72), (100, 104), (1000, 1024)] {
+        assert_eq!(
+            encoded_length(len, Pad::Padme),
+            padme,
+            "padme of {len} bytes"
+        );
+        assert_eq!(encoded_length(len, Pad::None), len + 1);
+    }
+    assert_eq!(MAX_ENCODED_PLAINTEXT, 1_047_325);
+    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_324);
+    assert_eq!(
+        encoded_length(MAX_PLAINTEXT_SIZE, Pad::Padme),
+        MAX_ENCODED_PLAINTEXT
+    );
+}
 
 fn main() -> ExitCode {
     let check = std::env::args().any(|a| a == "--check");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
     let mut outputs: Vec<(String, String)> = Vec::new();
-    let mut reject = Vec::new();
     let mut models: Vec<(&Scenario, Model)> = Vec::new();
+    check_plaintext_lengths();
 
     for s in SCENARIOS.iter().filter(|s| supported(s)) {
         let model = Model::run(s);
@@ -5187,18 +6658,6 @@ fn main() -> ExitCode {
             s.file
         );
 
-        if s.file == "x3dh_ratchet_v1.json" {
-            for case in reject_cases(s, &model) {
-                let input = hex_decode(&case.input);
-                let got = run_reject(s, &case, &input);
-                assert_eq!(
-                    got, case.expected_error,
-                    "reject case {}: library returned {got}",
-                    case.name
-                );
-                reject.push(case);
-            }
-        }
         let file = vector_file(s, &model);
         outputs.push((s.file.into(), to_json(&file)));
         eprintln!(
@@ -5214,9 +6673,26 @@ fn main() -> ExitCode {
             .find(|(s, _)| s.file == file)
             .map(|(s, m)| (*s, m))
     };
+    // Plain rejection cases: the in-order base, and skipped keys of the out-of-order one.
+    let reject = {
+        let (s, m) = by_file("x3dh_ratchet_v2.json").unwrap();
+        let (o, mo) = by_file("x3dh_ratchet_no_opk_v2.json").unwrap();
+        let mut cases = reject_cases(s, m);
+        cases.extend(skipped_reject_cases(o, mo));
+        for case in &cases {
+            let base = if case.base_vector == s.file { s } else { o };
+            let got = run_reject(base, case, &hex_decode(&case.input));
+            assert_eq!(
+                got, case.expected_error,
+                "reject case {}: library returned {got}",
+                case.name
+            );
+        }
+        cases
+    };
     let pq_reject = match (
-        by_file("pqxdh_ratchet_v1.json"),
-        by_file("pqxdh_last_resort_v1.json"),
+        by_file("pqxdh_ratchet_v2.json"),
+        by_file("pqxdh_last_resort_v2.json"),
     ) {
         (Some((a, ma)), Some((b, mb))) => {
             let cases = pq_reject_cases(a, ma, b, mb);
@@ -5238,9 +6714,9 @@ fn main() -> ExitCode {
     };
     // Header-encrypted rejection cases (X3DH base; PQXDH base with the pqxdh feature).
     let he_reject = {
-        let x = by_file("x3dh_he_v1.json").unwrap();
-        let plain = by_file("x3dh_ratchet_v1.json").unwrap();
-        let pq = by_file("pqxdh_he_v1.json");
+        let x = by_file("x3dh_he_v2.json").unwrap();
+        let plain = by_file("x3dh_ratchet_v2.json").unwrap();
+        let pq = by_file("pqxdh_he_v2.json");
         let cases = he_reject_cases(x, pq, plain);
         for case in &cases {
             let base = [Some(x), Some(plain), pq]
@@ -5261,7 +6737,7 @@ fn main() -> ExitCode {
     };
     let reject_file = RejectFile {
         comment: vec![
-            "Inputs that an implementation of SPEC.md protocol profile v1 must reject, with the error \
+            "Inputs that an implementation of SPEC.md protocol profile v2 must reject, with the error \
              (the crate's Error variant, Debug form) it must reject them with."
                 .into(),
             format!(
@@ -5271,8 +6747,15 @@ fn main() -> ExitCode {
             "Each case: replay the base vector's setup and its first after_events events, then apply \
              operation to input. initiate: Alice (identity from the base vector's alice seed) parses \
              the input as a bundle and calls Session::initiate. respond: Bob calls Session::respond \
-             with the prekeys he still holds. decrypt: party's session decrypts input; afterwards \
-             then_decrypts (if not null) names the genuine base message that must still decrypt."
+             with the prekeys he still holds; afterwards then_decrypts (if not null) names the genuine \
+             base message Bob must then still accept with Session::respond. decrypt: party's session \
+             decrypts input; afterwards then_decrypts (if not null) names the genuine base message \
+             that must still decrypt (a failed call changes nothing, SPEC.md 4.7)."
+                .into(),
+            "Some inputs re-encrypt a message's body under its genuine message key with its genuine \
+             AAD (AES-256-GCM-SIV, zero nonce) over an encoded plaintext that does not decode \
+             (SPEC.md 4.9: no 0x80 end marker after the zero padding is stripped): the tag verifies, \
+             and only decoding makes them fail."
                 .into(),
             "Byte strings are lowercase hex. tests/vectors.rs checks this file.".into(),
         ],
@@ -5281,15 +6764,15 @@ fn main() -> ExitCode {
         cases: reject,
     };
     eprintln!(
-        "reject_v1.json: {} cases agree with the library",
+        "reject_v2.json: {} cases agree with the library",
         reject_file.cases.len()
     );
-    outputs.push(("reject_v1.json".into(), to_json(&reject_file)));
+    outputs.push(("reject_v2.json".into(), to_json(&reject_file)));
     if let Some(cases) = pq_reject {
         let file = RejectFile {
             comment: vec![
                 "PQXDH inputs (SPEC.md 3.6, 5.3 type 0x03, 5.4 type 0x11) that an implementation of SPEC.md \
-                 protocol profile v1 must reject, with the error (the crate's Error variant, Debug form) it \
+                 protocol profile v2 must reject, with the error (the crate's Error variant, Debug form) it \
                  must reject them with."
                     .into(),
                 format!(
@@ -5312,17 +6795,17 @@ fn main() -> ExitCode {
             cases,
         };
         eprintln!(
-            "reject_pqxdh_v1.json: {} cases agree with the library",
+            "reject_pqxdh_v2.json: {} cases agree with the library",
             file.cases.len()
         );
-        outputs.push(("reject_pqxdh_v1.json".into(), to_json(&file)));
+        outputs.push(("reject_pqxdh_v2.json".into(), to_json(&file)));
     }
 
     if let Some(cases) = he_reject {
         let file = RejectFile {
             comment: vec![
                 "Header-encrypted inputs (SPEC.md 4.8, 5.3 types 0x04, 0x05, 0x06) that an implementation of SPEC.md \
-                 protocol profile v1 must reject, with the error (the crate's Error variant, Debug form) it must \
+                 protocol profile v2 must reject, with the error (the crate's Error variant, Debug form) it must \
                  reject them with."
                     .into(),
                 format!(
@@ -5348,14 +6831,31 @@ fn main() -> ExitCode {
             cases,
         };
         eprintln!(
-            "reject_he_v1.json: {} cases agree with the library",
+            "reject_he_v2.json: {} cases agree with the library",
             file.cases.len()
         );
-        outputs.push(("reject_he_v1.json".into(), to_json(&file)));
+        outputs.push(("reject_he_v2.json".into(), to_json(&file)));
     } else {
         eprintln!(
-            "built without the pqxdh feature: reject_he_v1.json is neither written nor checked"
+            "built without the pqxdh feature: reject_he_v2.json is neither written nor checked"
         );
+    }
+
+    // The plaintext encoding; its longest-message check needs a PQXDH session.
+    match by_file("pqxdh_he_v2.json") {
+        Some(_) => {
+            let file = padding_file(&models);
+            eprintln!(
+                "padding_v2.json: {} lengths, {} encode and {} decode examples agree with the library",
+                file.lengths.len(),
+                file.encode_examples.len(),
+                file.decode_examples.len()
+            );
+            outputs.push(("padding_v2.json".into(), to_json(&file)));
+        }
+        _ => eprintln!(
+            "built without the pqxdh feature: padding_v2.json is neither written nor checked"
+        ),
     }
 
     let mut differ = false;

@@ -54,7 +54,8 @@ pub enum Error {
     /// initial message.
     NotInitialMessage,
     /// An initial message belongs to a different session than the one asked to decrypt it,
-    /// or was sent by the local identity to itself.
+    /// or was sent by the local identity to itself, or a message's header mode (encrypted
+    /// or not) differs from the session's.
     WrongSession,
     /// The pinned identity key for this contact differs from the one offered.
     IdentityMismatch,
@@ -77,6 +78,9 @@ pub enum Error {
     InvalidLimits,
     /// A prekey store is full, or its id space is exhausted.
     StoreFull,
+    /// An internal invariant of this crate failed: a bug, never the result of any input.
+    /// The operation changed nothing; please report it.
+    Internal,
 }
 
 impl fmt::Display for Error {
@@ -106,6 +110,7 @@ impl fmt::Display for Error {
             Error::ChainExhausted => f.write_str("sending chain exhausted"),
             Error::InvalidLimits => f.write_str("invalid session limits"),
             Error::StoreFull => f.write_str("prekey store is full"),
+            Error::Internal => f.write_str("internal error (a bug in doubleratchet)"),
         }
     }
 }

@@ -22,8 +22,8 @@ use core::fmt;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 
+use crate::format::SAFETY_NUMBER_VERSION;
 use crate::keys::IdentityKey;
-use crate::wire::VERSION;
 
 /// Domain label of the safety number hash.
 pub(crate) const SAFETY_NUMBER_LABEL: &[u8] = b"doubleratchet v1 safety number";
@@ -82,7 +82,7 @@ impl SafetyNumber {
             (b, a)
         };
         let mut bytes = [0u8; SAFETY_NUMBER_LENGTH];
-        bytes[0] = VERSION;
+        bytes[0] = SAFETY_NUMBER_VERSION;
         bytes[1] = TYPE_SAFETY_NUMBER;
         bytes[2..34].copy_from_slice(&half(first));
         bytes[34..].copy_from_slice(&half(second));
@@ -129,7 +129,7 @@ impl SafetyNumber {
         let Some(&version) = scanned.first() else {
             return ScanResult::Malformed;
         };
-        if version != VERSION {
+        if version != SAFETY_NUMBER_VERSION {
             return ScanResult::DifferentVersion(version);
         }
         if scanned.len() != SAFETY_NUMBER_LENGTH || scanned[1] != TYPE_SAFETY_NUMBER {

@@ -4,10 +4,13 @@
 
 extern crate alloc;
 
+mod aead;
 mod codec;
 mod error;
 mod fingerprint;
+mod format;
 mod keys;
+mod padding;
 mod persist;
 #[cfg(feature = "pqxdh")]
 mod pq;
@@ -23,9 +26,11 @@ pub use crate::error::Error;
 pub use crate::fingerprint::{
     SafetyNumber, ScanResult, SAFETY_NUMBER_ITERATIONS, SAFETY_NUMBER_LENGTH,
 };
+pub use crate::format::{BUNDLE_VERSION, SAFETY_NUMBER_VERSION, STORAGE_VERSION, WIRE_VERSION};
 pub use crate::keys::{
     IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH,
 };
+pub use crate::padding::{Padding, PADME_MINIMUM};
 pub use crate::persist::{Storable, StorageKey, MAX_STORED_SIZE};
 #[cfg(feature = "pqxdh")]
 pub use crate::pq::{PqPreKey, PqPreKeyKind, KEM_CIPHERTEXT_LENGTH, KEM_PUBLIC_KEY_LENGTH};
@@ -39,7 +44,7 @@ pub use crate::ratchet::state::{
 };
 pub use crate::session::{Accepted, Role, Session, SessionOptions};
 pub use crate::wire::{
-    InitialMessage, Message, NormalMessage, MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE, VERSION,
+    InitialMessage, Message, NormalMessage, MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE,
 };
 #[cfg(feature = "pqxdh")]
 pub use crate::x3dh::PQ_BUNDLE_LENGTH;

@@ -11,26 +11,26 @@
 
 use alloc::vec::Vec;
 
-use aes_gcm::aead::consts::U12;
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use rand_core::TryCryptoRng;
 use x25519_dalek::StaticSecret;
 use zeroize::Zeroizing;
 
+use crate::aead::{self, NONCE_LENGTH, TAG_LENGTH};
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
+use crate::format::STORAGE_VERSION;
 use crate::keys::{
     fill_random, x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey,
     RatchetKeyPair, SignedPreKey,
 };
+use crate::padding::Padding;
 use crate::ratchet::header::HeaderKey;
-use crate::ratchet::kdf::{ChainKey, MessageKey, RootKey, TAG_LENGTH};
+use crate::ratchet::kdf::{ChainKey, MessageKey, RootKey};
 use crate::ratchet::skipped::{SkippedKeys, Staged};
 use crate::ratchet::state::{HeaderKeys, Limits, MAX_SKIPPED_HEADER_KEYS, MAX_STORED_SKIPPED_CAP};
 use crate::ratchet::RatchetState;
 use crate::session::{PendingInitial, Role, Session};
-use crate::wire::{read_version_and_type, read_version_and_type_of, VERSION};
+use crate::wire::{read_version_and_type, read_version_and_type_of};
 #[cfg(feature = "pqxdh")]
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -74,7 +74,7 @@ pub(crate) const TYPE_SEALED: u8 = 0x30;
 
 /// Length of a stored session with no skipped keys.
 pub(crate) const SESSION_FIXED_LENGTH: usize =
-    2 + 1 + 32 * 3 + (1 + 4 + 1 + 4) + 8 + 32 + 32 + 3 * 33 + 12 + 4;
+    2 + 1 + 32 * 3 + (1 + 4 + 1 + 4) + 8 + 1 + 32 + 32 + 3 * 33 + 12 + 4;
 /// Length of one stored skipped key: ratchet key, N, message key.
 pub(crate) const SKIPPED_ENTRY_LENGTH: usize = 32 + 4 + 32;
 /// Extra length of a PQXDH session awaiting its first reply: `PQPK` id and KEM ciphertext.
@@ -87,15 +87,15 @@ pub const MAX_STORED_SIZE: usize = SESSION_FIXED_LENGTH
     + HE_FIXED_LENGTH
     + HE_ENTRY_LENGTH * MAX_SKIPPED_HEADER_KEYS;
 /// Length of a sealed blob's framing: version, type, object type, nonce.
-const SEALED_HEADER_LENGTH: usize = 3 + 12;
+const SEALED_HEADER_LENGTH: usize = 3 + NONCE_LENGTH;
 /// Domain label prefixed to a sealed blob's associated data (SPEC.md §7.6).
-const SEALED_AD_LABEL: &[u8] = b"doubleratchet v1 sealed";
+const SEALED_AD_LABEL: &[u8] = b"doubleratchet v2 sealed";
 
 const ROLE_INITIATOR: u8 = 0x01;
 const ROLE_RESPONDER: u8 = 0x02;
 
 fn header(out: &mut Vec<u8>, object_type: u8) {
-    out.put_u8(VERSION);
+    out.put_u8(STORAGE_VERSION);
     out.put_u8(object_type);
 }
 
@@ -144,7 +144,7 @@ impl IdentityKeyPair {
     /// [`Error::UnexpectedType`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = stored_reader(bytes)?;
-        read_version_and_type(&mut r, TYPE_IDENTITY)?;
+        read_version_and_type(&mut r, STORAGE_VERSION, TYPE_IDENTITY)?;
         let seed = read_key32(&mut r)?;
         r.finish()?;
         Ok(IdentityKeyPair::from_seed(&seed))
@@ -167,7 +167,7 @@ impl SignedPreKey {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
-        read_version_and_type(r, TYPE_SIGNED_PREKEY)?;
+        read_version_and_type(r, STORAGE_VERSION, TYPE_SIGNED_PREKEY)?;
         let id = r.u32()?;
         let secret = read_x25519_secret(r)?;
         let signature = r.array()?;
@@ -199,7 +199,7 @@ impl OneTimePreKey {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
-        read_version_and_type(r, TYPE_ONE_TIME_PREKEY)?;
+        read_version_and_type(r, STORAGE_VERSION, TYPE_ONE_TIME_PREKEY)?;
         let id = r.u32()?;
         Ok(OneTimePreKey::from_secret(id, read_x25519_secret(r)?))
     }
@@ -233,7 +233,7 @@ impl crate::pq::PqPreKey {
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
-        read_version_and_type(r, TYPE_PQ_PREKEY)?;
+        read_version_and_type(r, STORAGE_VERSION, TYPE_PQ_PREKEY)?;
         let id = r.u32()?;
         let kind = crate::pq::PqPreKeyKind::from_byte(r.u8()?)?;
         let seed = Zeroizing::new(r.array::<64>()?);
@@ -310,6 +310,7 @@ impl Session {
         }
         out.put_u32(st.limits.max_skip);
         out.put_u32(st.limits.max_stored_skipped);
+        out.put_u8(self.padding.to_byte());
         out.put(&st.rk.0);
         out.put(st.dhs.secret.as_bytes());
         out.put_optional(st.dhr.as_ref().map(|k| &k.as_bytes()[..]), 32);
@@ -348,7 +349,7 @@ impl Session {
     /// [`Error::InvalidPublicKey`] or [`Error::InvalidLimits`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = stored_reader(bytes)?;
-        let kind = read_version_and_type_of(&mut r, SESSION_TYPES)?;
+        let kind = read_version_and_type_of(&mut r, STORAGE_VERSION, SESSION_TYPES)?;
         let role = match r.u8()? {
             ROLE_INITIATOR => Role::Initiator,
             ROLE_RESPONDER => Role::Responder,
@@ -403,6 +404,7 @@ impl Session {
             max_stored_skipped: r.u32()?,
         }
         .validate()?;
+        let padding = Padding::from_byte(r.u8()?)?;
         let rk = RootKey(*read_key32(&mut r)?);
         let dhs = RatchetKeyPair::from_secret(read_x25519_secret(&mut r)?);
         let dhr = match r.optional::<32>()? {
@@ -496,6 +498,7 @@ impl Session {
             base_key,
             post_quantum,
             pending_initial,
+            padding,
         })
     }
 }
@@ -580,9 +583,11 @@ storable!(crate::pq::PqPreKey, TYPE_PQ_PREKEY);
 /// A 32-byte application key that seals stored objects (SPEC.md §7.6), so that sessions
 /// and keys can be kept in a database the app does not fully trust.
 ///
-/// Sealing is AES-256-GCM with a fresh random 96-bit nonce per blob; the associated data
-/// binds the format version and the object type, so a sealed identity can never be opened
-/// as a session. With random nonces, seal at most 2^32 blobs under one key.
+/// Sealing is AES-256-GCM-SIV with a fresh random 96-bit nonce per blob; the associated
+/// data binds the format version and the object type, so a sealed identity can never be
+/// opened as a session. Seal at most 2^32 blobs under one key; should a nonce ever repeat
+/// (an RNG rolled back with a VM snapshot), GCM-SIV reveals only whether the two blobs were
+/// equal, never the key stream or the authentication key.
 pub struct StorageKey(Zeroizing<[u8; 32]>);
 
 impl StorageKey {
@@ -601,14 +606,10 @@ impl StorageKey {
         Ok(StorageKey(key))
     }
 
-    fn cipher(&self) -> Result<Aes256Gcm, Error> {
-        Aes256Gcm::new_from_slice(self.0.as_ref()).map_err(|_| Error::DecryptionFailed)
-    }
-
     fn associated_data(object_type: u8) -> [u8; SEALED_AD_LABEL.len() + 3] {
         let mut ad = [0u8; SEALED_AD_LABEL.len() + 3];
         ad[..SEALED_AD_LABEL.len()].copy_from_slice(SEALED_AD_LABEL);
-        ad[SEALED_AD_LABEL.len()..].copy_from_slice(&[VERSION, TYPE_SEALED, object_type]);
+        ad[SEALED_AD_LABEL.len()..].copy_from_slice(&[STORAGE_VERSION, TYPE_SEALED, object_type]);
         ad
     }
 
@@ -622,22 +623,20 @@ impl StorageKey {
         rng: &mut R,
     ) -> Result<Vec<u8>, Error> {
         let plaintext = object.encode();
-        let mut nonce = Nonce::<U12>::default();
+        let mut nonce = [0u8; NONCE_LENGTH];
         fill_random(rng, &mut nonce)?;
         let mut out = Vec::with_capacity(SEALED_HEADER_LENGTH + plaintext.len() + TAG_LENGTH);
-        out.put_u8(VERSION);
+        out.put_u8(STORAGE_VERSION);
         out.put_u8(TYPE_SEALED);
         out.put_u8(T::OBJECT_TYPE);
         out.put(&nonce);
         out.put(&plaintext);
-        let tag = self
-            .cipher()?
-            .encrypt_inout_detached(
-                &nonce,
-                &Self::associated_data(T::OBJECT_TYPE),
-                (&mut out[SEALED_HEADER_LENGTH..]).into(),
-            )
-            .map_err(|_| Error::TooLarge)?;
+        let tag = aead::seal_in_place(
+            &self.0,
+            &nonce,
+            &Self::associated_data(T::OBJECT_TYPE),
+            &mut out[SEALED_HEADER_LENGTH..],
+        )?;
         out.put(&tag);
         Ok(out)
     }
@@ -654,12 +653,12 @@ impl StorageKey {
             return Err(Error::TooLarge);
         }
         let mut r = Reader::new(sealed);
-        read_version_and_type(&mut r, TYPE_SEALED)?;
+        read_version_and_type(&mut r, STORAGE_VERSION, TYPE_SEALED)?;
         let object_type = r.u8()?;
         if object_type != T::OBJECT_TYPE {
             return Err(Error::UnexpectedType(object_type));
         }
-        let nonce = Nonce::<U12>::from(r.array::<12>()?);
+        let nonce = r.array::<NONCE_LENGTH>()?;
         if r.remaining() < TAG_LENGTH {
             return Err(Error::Truncated);
         }
@@ -668,14 +667,13 @@ impl StorageKey {
         let mut tag_bytes = [0u8; TAG_LENGTH];
         tag_bytes.copy_from_slice(tag);
         let mut plaintext = Zeroizing::new(ciphertext.to_vec());
-        self.cipher()?
-            .decrypt_inout_detached(
-                &nonce,
-                &Self::associated_data(object_type),
-                plaintext.as_mut_slice().into(),
-                &Tag::from(tag_bytes),
-            )
-            .map_err(|_| Error::DecryptionFailed)?;
+        aead::open_in_place(
+            &self.0,
+            &nonce,
+            &Self::associated_data(object_type),
+            plaintext.as_mut_slice(),
+            &tag_bytes,
+        )?;
         T::decode(&plaintext)
     }
 }

@@ -84,7 +84,9 @@ pub(crate) fn encapsulate<R: TryCryptoRng + ?Sized>(
     let ek = kem_public_from_bytes(public)?;
     let mut m = Zeroizing::new([0u8; 32]);
     fill_random(rng, m.as_mut())?;
-    let (ct, ss) = ek.encapsulate_deterministic(&B32::from(*m));
+    let m = Zeroizing::new(B32::from(*m));
+    let (ct, ss) = ek.encapsulate_deterministic(&m);
+    let ss = Zeroizing::new(ss);
     let mut ciphertext = Box::new([0u8; KEM_CIPHERTEXT_LENGTH]);
     ciphertext.copy_from_slice(&ct);
     let mut shared = Zeroizing::new([0u8; 32]);
@@ -172,7 +174,7 @@ impl PqPreKey {
         ciphertext: &[u8; KEM_CIPHERTEXT_LENGTH],
     ) -> Zeroizing<[u8; 32]> {
         let ct = ml_kem::ml_kem_768::Ciphertext::from(*ciphertext);
-        let ss = self.decapsulation.decapsulate(&ct);
+        let ss = Zeroizing::new(self.decapsulation.decapsulate(&ct));
         let mut shared = Zeroizing::new([0u8; 32]);
         shared.copy_from_slice(&ss);
         shared

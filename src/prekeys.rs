@@ -5,6 +5,7 @@
 //! it consumed none, records the initiator's base key, so that a replayed initial message
 //! can never create a second session.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
@@ -13,6 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
+use crate::format::STORAGE_VERSION;
 use crate::keys::{IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey};
 #[cfg(feature = "pqxdh")]
 use crate::persist::PQ_PREKEY_LENGTH;
@@ -24,7 +26,7 @@ use crate::persist::{
 use crate::pq::{PqPreKey, PqPreKeyKind};
 use crate::ratchet::state::Limits;
 use crate::session::{Accepted, ResponderKeys, Session, SessionOptions};
-use crate::wire::{read_version_and_type_of, Message, VERSION};
+use crate::wire::{read_version_and_type_of, Message};
 use crate::x3dh::PreKeyBundle;
 
 /// The most signed prekeys a store keeps (the current one and those not yet retired).
@@ -59,7 +61,7 @@ struct PqKeys {
     next_id: u32,
     current_last_resort: Option<u32>,
     /// One-time and last-resort keys, by id (ids are unique across both kinds).
-    keys: BTreeMap<u32, PqPreKey>,
+    keys: BTreeMap<u32, Box<PqPreKey>>,
 }
 
 #[cfg(feature = "pqxdh")]
@@ -88,8 +90,10 @@ pub struct PreKeyStore {
     current_signed: u32,
     next_signed_id: u32,
     next_one_time_id: u32,
-    signed: BTreeMap<u32, SignedPreKey>,
-    one_time: BTreeMap<u32, OneTimePreKey>,
+    // Secrets are boxed so that rebalancing the maps moves pointers, never leaving copies
+    // of key material behind in freed nodes.
+    signed: BTreeMap<u32, Box<SignedPreKey>>,
+    one_time: BTreeMap<u32, Box<OneTimePreKey>>,
     /// `EK_A` of every live session accepted without a one-time prekey.
     replay: BTreeMap<[u8; 32], ReplayRecord>,
     #[cfg(feature = "pqxdh")]
@@ -107,7 +111,7 @@ impl PreKeyStore {
     ) -> Result<Self, Error> {
         let spk = SignedPreKey::generate(identity, 1, rng)?;
         let mut signed = BTreeMap::new();
-        signed.insert(1, spk);
+        signed.insert(1, Box::new(spk));
         Ok(PreKeyStore {
             current_signed: 1,
             next_signed_id: 2,
@@ -142,10 +146,10 @@ impl PreKeyStore {
             fresh.push(OneTimePreKey::generate(id, rng)?);
         }
         for key in fresh {
-            self.one_time.insert(key.id(), key);
+            self.one_time.insert(key.id(), Box::new(key));
         }
         self.next_one_time_id = end;
-        Ok(self.one_time.range(first..end).map(|(_, k)| k).collect())
+        Ok(self.one_time.range(first..end).map(|(_, k)| &**k).collect())
     }
 
     /// Generates a new signed prekey and makes it current. The previous ones stay accepted
@@ -166,7 +170,7 @@ impl PreKeyStore {
             MAX_SIGNED_PREKEYS,
         )?;
         let spk = SignedPreKey::generate(identity, id, rng)?;
-        self.signed.insert(id, spk);
+        self.signed.insert(id, Box::new(spk));
         self.current_signed = id;
         self.next_signed_id = next;
         Ok(id)
@@ -185,22 +189,22 @@ impl PreKeyStore {
 
     /// The current signed prekey, the one to publish.
     pub fn current_signed_prekey(&self) -> Option<&SignedPreKey> {
-        self.signed.get(&self.current_signed)
+        self.signed.get(&self.current_signed).map(|k| &**k)
     }
 
     /// A signed prekey still accepted, by id.
     pub fn signed_prekey(&self, id: u32) -> Option<&SignedPreKey> {
-        self.signed.get(&id)
+        self.signed.get(&id).map(|k| &**k)
     }
 
     /// An unused one-time prekey, by id.
     pub fn one_time_prekey(&self, id: u32) -> Option<&OneTimePreKey> {
-        self.one_time.get(&id)
+        self.one_time.get(&id).map(|k| &**k)
     }
 
     /// The unused one-time prekeys, by increasing id.
     pub fn one_time_prekeys(&self) -> impl Iterator<Item = &OneTimePreKey> + '_ {
-        self.one_time.values()
+        self.one_time.values().map(|k| &**k)
     }
 
     /// Deletes a one-time prekey; returns whether it was present.
@@ -229,8 +233,7 @@ impl PreKeyStore {
             .ok_or(Error::UnknownSignedPreKey(self.current_signed))?;
         let opk = match one_time_id {
             Some(id) => Some(
-                self.one_time
-                    .get(&id)
+                self.one_time_prekey(id)
                     .ok_or(Error::UnknownOneTimePreKey(id))?,
             ),
             None => None,
@@ -357,7 +360,8 @@ impl PreKeyStore {
             }
         }
 
-        let accepted = Session::accept_initial(identity, &keys, &initial, limits)?;
+        let accepted =
+            Session::accept_initial(identity, &keys, &initial, limits, options.padding_policy())?;
 
         // Commit.
         if let Some(id) = fields.one_time_prekey_id {
@@ -399,7 +403,7 @@ impl PreKeyStore {
                 0
             };
         let mut out = Zeroizing::new(Vec::with_capacity(len));
-        out.put_u8(VERSION);
+        out.put_u8(STORAGE_VERSION);
         out.put_u8(if extended {
             TYPE_PREKEY_STORE_PQ
         } else {
@@ -472,7 +476,11 @@ impl PreKeyStore {
     /// [`Error::UnexpectedType`] or [`Error::InvalidEncoding`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = crate::persist::stored_reader(bytes)?;
-        let kind = read_version_and_type_of(&mut r, &[TYPE_PREKEY_STORE, TYPE_PREKEY_STORE_PQ])?;
+        let kind = read_version_and_type_of(
+            &mut r,
+            STORAGE_VERSION,
+            &[TYPE_PREKEY_STORE, TYPE_PREKEY_STORE_PQ],
+        )?;
         let current_signed = r.u32()?;
         let next_signed_id = r.u32()?;
         let next_one_time_id = r.u32()?;
@@ -484,7 +492,7 @@ impl PreKeyStore {
         for _ in 0..signed_count {
             let key = read_signed_prekey(&mut r)?;
             check_id_order(key.id(), next_signed_id, signed.keys().next_back())?;
-            signed.insert(key.id(), key);
+            signed.insert(key.id(), Box::new(key));
         }
         if !signed.contains_key(&current_signed) {
             return Err(Error::InvalidEncoding);
@@ -497,7 +505,7 @@ impl PreKeyStore {
         for _ in 0..one_time_count {
             let key = read_one_time_prekey(&mut r)?;
             check_id_order(key.id(), next_one_time_id, one_time.keys().next_back())?;
-            one_time.insert(key.id(), key);
+            one_time.insert(key.id(), Box::new(key));
         }
         let mut store = PreKeyStore {
             current_signed,
@@ -561,7 +569,7 @@ impl PreKeyStore {
             for _ in 0..pq_count {
                 let key = PqPreKey::read(r)?;
                 check_id_order(key.id(), pq_next_id, self.pq.keys.keys().next_back())?;
-                self.pq.keys.insert(key.id(), key);
+                self.pq.keys.insert(key.id(), Box::new(key));
             }
             if self.pq.count(PqPreKeyKind::OneTime) > MAX_PQ_ONE_TIME_PREKEYS
                 || self.pq.count(PqPreKeyKind::LastResort) > MAX_PQ_LAST_RESORT_PREKEYS
@@ -625,10 +633,10 @@ impl PreKeyStore {
             )?);
         }
         for key in fresh {
-            self.pq.keys.insert(key.id(), key);
+            self.pq.keys.insert(key.id(), Box::new(key));
         }
         self.pq.next_id = end;
-        Ok(self.pq.keys.range(first..end).map(|(_, k)| k).collect())
+        Ok(self.pq.keys.range(first..end).map(|(_, k)| &**k).collect())
     }
 
     /// Generates a new last-resort post-quantum prekey and makes it current. Earlier ones
@@ -645,7 +653,7 @@ impl PreKeyStore {
         let held = self.pq.count(PqPreKeyKind::LastResort);
         let (id, next) = id_range(self.pq.next_id, 1, held, MAX_PQ_LAST_RESORT_PREKEYS)?;
         let key = PqPreKey::generate(identity, id, PqPreKeyKind::LastResort, rng)?;
-        self.pq.keys.insert(id, key);
+        self.pq.keys.insert(id, Box::new(key));
         self.pq.current_last_resort = Some(id);
         self.pq.next_id = next;
         Ok(id)
@@ -670,7 +678,7 @@ impl PreKeyStore {
 
     /// A post-quantum prekey (either kind) still accepted, by id.
     pub fn pq_prekey(&self, id: u32) -> Option<&PqPreKey> {
-        self.pq.keys.get(&id)
+        self.pq.keys.get(&id).map(|k| &**k)
     }
 
     /// The unused one-time post-quantum prekeys, by increasing id.
@@ -678,6 +686,7 @@ impl PreKeyStore {
         self.pq
             .keys
             .values()
+            .map(|k| &**k)
             .filter(|k| k.kind() == PqPreKeyKind::OneTime)
     }
 

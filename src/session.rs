@@ -11,16 +11,17 @@ use alloc::vec::Vec;
 
 use rand_core::TryCryptoRng;
 
+use crate::aead::TAG_LENGTH;
 use crate::error::Error;
 use crate::keys::{
     x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey, RatchetKeyPair,
     SignedPreKey,
 };
+use crate::padding::Padding;
 #[cfg(feature = "pqxdh")]
 use crate::pq::PqPreKey;
-use crate::ratchet::kdf::TAG_LENGTH;
 use crate::ratchet::state::Limits;
-use crate::ratchet::RatchetState;
+use crate::ratchet::{RatchetState, SendPlan};
 use crate::wire::{
     prefix_length, write_framing, write_header, InitialFields, InitialMessage, Message,
     NormalMessage, WireHeader, MAX_PLAINTEXT_SIZE, MAX_PREFIX_LENGTH,
@@ -53,6 +54,8 @@ pub struct Session {
     pub(crate) post_quantum: bool,
     /// The initiator's key-agreement fields, kept while initial messages are sent.
     pub(crate) pending_initial: Option<PendingInitial>,
+    /// How the plaintexts this session sends are padded (SPEC.md §4.9).
+    pub(crate) padding: Padding,
 }
 
 /// What the initiator repeats in every initial message until its first reply (SPEC.md §6.2).
@@ -66,8 +69,9 @@ pub(crate) struct PendingInitial {
 }
 
 /// How a session is created: the identity key pinned for the contact, whether PQXDH is
-/// required, and the out-of-order [`Limits`]. The default pins nothing, accepts classical
-/// X3DH, and uses the default limits.
+/// required, the out-of-order [`Limits`] and the [`Padding`] of the plaintexts it sends.
+/// The default pins nothing, accepts classical X3DH, and uses the default limits and
+/// padding (Padmé).
 ///
 /// ```
 /// # use doubleratchet::{IdentityKeyPair, Limits, OsRng, SessionOptions};
@@ -85,10 +89,12 @@ pub struct SessionOptions<'a> {
     header_encryption: bool,
     require_header_encryption: bool,
     limits: Limits,
+    padding: Padding,
 }
 
 impl<'a> SessionOptions<'a> {
-    /// The defaults: no pin, classical or post-quantum, default limits.
+    /// The defaults: no pin, classical or post-quantum, no header encryption, default
+    /// limits, [`Padding::Padme`].
     pub fn new() -> Self {
         Self::default()
     }
@@ -131,6 +137,18 @@ impl<'a> SessionOptions<'a> {
         self
     }
 
+    /// How the new session pads the plaintexts it sends (SPEC.md §4.9); the default is
+    /// [`Padding::Padme`]. Receiving needs no setting.
+    pub fn padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    /// The padding policy these options give a new session.
+    pub(crate) fn padding_policy(&self) -> Padding {
+        self.padding
+    }
+
     /// Checks the identity, PQ, header-encryption and limit policies against a peer's
     /// key-agreement input.
     pub(crate) fn check(
@@ -149,6 +167,18 @@ impl<'a> SessionOptions<'a> {
             return Err(Error::HeaderEncryptionRequired);
         }
         self.limits.validate()
+    }
+}
+
+/// A message's associated data `AD || prefix` (SPEC.md §4.1), built on the stack.
+struct Aad {
+    bytes: [u8; 64 + MAX_PREFIX_LENGTH],
+    len: usize,
+}
+
+impl Aad {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -270,6 +300,7 @@ impl Session {
                 #[cfg(feature = "pqxdh")]
                 post_quantum: initiation.post_quantum,
             }),
+            padding: options.padding,
         })
     }
 
@@ -339,7 +370,7 @@ impl Session {
             #[cfg(feature = "pqxdh")]
             post_quantum_prekey: None,
         };
-        Self::accept_initial(identity, &keys, &initial, limits)
+        Self::accept_initial(identity, &keys, &initial, limits, Padding::default())
     }
 
     /// X3DH §3.4 / PQXDH §3.4 with the keys already looked up, then the first decryption.
@@ -349,10 +380,19 @@ impl Session {
         keys: &ResponderKeys<'_>,
         initial: &InitialMessage<'_>,
         limits: Limits,
+        padding: Padding,
     ) -> Result<Accepted, Error> {
         let fields = &initial.fields;
         if fields.identity == *identity.public_key() {
             return Err(Error::WrongSession);
+        }
+        // A cleartext header's counter is bounded before any DH or KEM work (SPEC.md
+        // §4.4): a new session's first chain may skip at most max_skip keys. (An encrypted
+        // header cannot be read before the key agreement that yields its key.)
+        if let WireHeader::Plain(header) = &initial.inner.header {
+            if header.n > limits.max_skip || header.n == u32::MAX {
+                return Err(Error::TooFarAhead);
+            }
         }
         let base_key = x25519_public_from_bytes(&fields.base_key)?;
         #[cfg(feature = "pqxdh")]
@@ -360,7 +400,8 @@ impl Session {
             (Some((_, ciphertext)), Some(key)) => Some(key.decapsulate(ciphertext)),
             (None, None) => None,
             (Some((id, _)), None) => return Err(Error::UnknownPqPreKey(id)),
-            (None, Some(_)) => return Err(Error::NotInitialMessage),
+            // The caller looks a post-quantum prekey up only for a PQXDH message.
+            (None, Some(_)) => return Err(Error::Internal),
         };
         #[cfg(not(feature = "pqxdh"))]
         let kem_secret: Option<zeroize::Zeroizing<[u8; 32]>> = None;
@@ -391,6 +432,7 @@ impl Session {
             base_key: fields.base_key,
             post_quantum: fields.post_quantum.is_some(),
             pending_initial: None,
+            padding,
         };
         let plaintext = session.decrypt_ratchet(&initial.inner)?;
         Ok(Accepted {
@@ -401,9 +443,14 @@ impl Session {
         })
     }
 
-    /// Encrypts `plaintext` (Double Ratchet §3.4, §4.5). Randomness is used when this send
-    /// completes a DH ratchet step, and in header-encrypted mode for every header's nonce;
-    /// it is all drawn before the session changes, so an RNG failure changes nothing.
+    /// Encrypts `plaintext` (Double Ratchet §3.4, §4.5), padded as the session's
+    /// [`Padding`] says (SPEC.md §4.9). Randomness is used when this send completes a DH
+    /// ratchet step, and in header-encrypted mode for every header's nonce. On any error the
+    /// session is unchanged.
+    ///
+    /// Encrypting from an older copy of the session (a restored backup, a crash before the
+    /// last save) repeats message keys already used; the AEAD is misuse-resistant, so this
+    /// reveals only whether two such messages had equal plaintexts (SPEC.md §4.1).
     ///
     /// # Errors
     /// [`Error::TooLarge`] above [`MAX_PLAINTEXT_SIZE`](crate::MAX_PLAINTEXT_SIZE),
@@ -416,7 +463,14 @@ impl Session {
         if plaintext.len() > MAX_PLAINTEXT_SIZE {
             return Err(Error::TooLarge);
         }
-        let keys = self.ratchet.next_sending_key(rng)?;
+        let plan = self.ratchet.plan_send(rng)?;
+        let message = self.seal_message(&plan, plaintext)?;
+        self.ratchet.commit_send(plan);
+        Ok(message)
+    }
+
+    /// Frames and encrypts one message with the keys of `plan` (SPEC.md §4.5, §4.8, §5).
+    fn seal_message(&self, plan: &SendPlan, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
         let fields = self.pending_initial.as_ref().map(|p| InitialFields {
             identity: self.local_identity,
             base_key: self.base_key,
@@ -427,26 +481,26 @@ impl Session {
             #[cfg(not(feature = "pqxdh"))]
             post_quantum: None,
         });
-        let encrypted = keys.hks.is_some();
-        let capacity = prefix_length(fields.as_ref(), encrypted) + plaintext.len() + TAG_LENGTH;
+        let encrypted = plan.hks.is_some();
+        let capacity = prefix_length(fields.as_ref(), encrypted)
+            + self.padding.encoded_length(plaintext.len())
+            + TAG_LENGTH;
         let mut out = Vec::with_capacity(capacity);
         write_framing(&mut out, fields.as_ref(), encrypted);
-        match &keys.hks {
+        match &plan.hks {
             Some((hks, nonce)) => {
                 // HENCRYPT(HKs, header) with AD || framing as its associated data.
-                let (header_aad, header_aad_len) = self.aad(&out);
-                let sealed = hks
-                    .seal(&keys.header, nonce, &header_aad[..header_aad_len])
-                    .ok_or(Error::TooLarge)?;
+                let sealed = hks.seal(&plan.header, nonce, self.aad(&out)?.as_slice())?;
                 out.extend_from_slice(&sealed);
             }
-            None => write_header(&mut out, &WireHeader::Plain(keys.header)),
+            None => write_header(&mut out, &WireHeader::Plain(plan.header)),
         }
         let prefix_len = out.len();
-        let mk = keys.mk;
-        let (aad, aad_len) = self.aad(&out);
-        out.extend_from_slice(plaintext);
-        let tag = mk.seal_in_place(&aad[..aad_len], &mut out[prefix_len..])?;
+        let aad = self.aad(&out)?;
+        self.padding.encode_into(&mut out, plaintext);
+        let tag = plan
+            .mk
+            .seal_in_place(aad.as_slice(), &mut out[prefix_len..])?;
         out.extend_from_slice(&tag);
         Ok(out)
     }
@@ -454,9 +508,12 @@ impl Session {
     /// Decrypts a message of this session (Double Ratchet §3.5), normal or initial.
     ///
     /// # Errors
-    /// Any parse error; [`Error::WrongSession`] for an initial message of another session;
-    /// [`Error::TooFarAhead`], [`Error::DuplicateOrExpired`], [`Error::DecryptionFailed`],
-    /// [`Error::NonContributoryKey`]. On any error the session is unchanged.
+    /// Any parse error; [`Error::WrongSession`] for an initial message of another session
+    /// and for a message of the other header mode (header-encrypted to a plain session or
+    /// the reverse); [`Error::TooFarAhead`], [`Error::DuplicateOrExpired`],
+    /// [`Error::DecryptionFailed`] (including an authenticated plaintext that does not
+    /// decode, SPEC.md §4.9), [`Error::NonContributoryKey`]. On any error the session is
+    /// unchanged.
     pub fn decrypt(&mut self, message: &[u8]) -> Result<Vec<u8>, Error> {
         match Message::parse(message)? {
             Message::Normal(m) => self.decrypt_ratchet(&m),
@@ -477,20 +534,19 @@ impl Session {
     }
 
     fn decrypt_ratchet(&mut self, message: &NormalMessage<'_>) -> Result<Vec<u8>, Error> {
-        let (aad, aad_len) = self.aad(message.prefix);
+        let aad = self.aad(message.prefix)?;
         let plaintext = match &message.header {
             WireHeader::Plain(header) => {
-                self.ratchet
-                    .decrypt(header, &aad[..aad_len], message.body)?
+                self.ratchet.decrypt(header, aad.as_slice(), message.body)?
             }
             WireHeader::Encrypted {
                 sealed,
                 aad_len: framing,
             } => {
                 // The header's associated data: AD || the framing before the header.
-                let header_aad = &aad[..64 + framing];
+                let header_aad = aad.as_slice().get(..64 + framing).ok_or(Error::Internal)?;
                 self.ratchet
-                    .decrypt_he(sealed, header_aad, &aad[..aad_len], message.body)?
+                    .decrypt_he(sealed, header_aad, aad.as_slice(), message.body)?
             }
         };
         // A reply proves the responder has the session: stop sending initial messages.
@@ -498,13 +554,21 @@ impl Session {
         Ok(plaintext)
     }
 
-    /// `AD || prefix` on the stack; `prefix` is at most the longest initial framing.
-    fn aad(&self, prefix: &[u8]) -> ([u8; 64 + MAX_PREFIX_LENGTH], usize) {
-        let mut aad = [0u8; 64 + MAX_PREFIX_LENGTH];
-        aad[..64].copy_from_slice(&self.associated_data());
-        let len = 64 + prefix.len().min(MAX_PREFIX_LENGTH);
-        aad[64..len].copy_from_slice(&prefix[..len - 64]);
-        (aad, len)
+    /// `AD || prefix` on the stack.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] for a prefix longer than the longest framing, which no message
+    /// this crate writes or parses has.
+    fn aad(&self, prefix: &[u8]) -> Result<Aad, Error> {
+        let len = 64 + prefix.len();
+        let mut aad = Aad {
+            bytes: [0u8; 64 + MAX_PREFIX_LENGTH],
+            len,
+        };
+        let bytes = aad.bytes.get_mut(..len).ok_or(Error::Internal)?;
+        bytes[..64].copy_from_slice(&self.associated_data());
+        bytes[64..].copy_from_slice(prefix);
+        Ok(aad)
     }
 
     /// The two identities in X3DH order: `(IK_A, IK_B)`.
@@ -557,6 +621,17 @@ impl Session {
     /// is an initial message.
     pub fn awaiting_reply(&self) -> bool {
         self.pending_initial.is_some()
+    }
+
+    /// How this session pads the plaintexts it sends (SPEC.md §4.9).
+    pub fn padding(&self) -> Padding {
+        self.padding
+    }
+
+    /// Changes how this session pads the plaintexts it sends from now on. The peer needs
+    /// no change: every padded plaintext decodes the same way.
+    pub fn set_padding(&mut self, padding: Padding) {
+        self.padding = padding;
     }
 
     /// The session's out-of-order limits.

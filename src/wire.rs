@@ -23,18 +23,17 @@
 
 use alloc::vec::Vec;
 
+use crate::aead::TAG_LENGTH;
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
+use crate::format::WIRE_VERSION;
 use crate::keys::{x25519_public_from_bytes, IdentityKey};
 #[cfg(feature = "pqxdh")]
 use crate::pq::KEM_CIPHERTEXT_LENGTH;
 use crate::ratchet::header::ENCRYPTED_HEADER_LENGTH;
-use crate::ratchet::kdf::TAG_LENGTH;
 use crate::ratchet::Header;
 use crate::x3dh::SessionId;
 
-/// The format version of every message and stored object this build writes and reads.
-pub const VERSION: u8 = 0x01;
 /// Type byte of a normal message.
 pub(crate) const TYPE_NORMAL: u8 = 0x01;
 /// Type byte of an initial (prekey) message.
@@ -68,20 +67,32 @@ pub(crate) const NORMAL_PREFIX_LENGTH: usize = 2 + PLAIN_HEADER_LENGTH;
 /// The longest framing any message has: a header-encrypted PQXDH initial message.
 pub(crate) const MAX_PREFIX_LENGTH: usize =
     2 + X3DH_FIELDS_LENGTH + PQ_FIELDS_LENGTH + ENCRYPTED_HEADER_LENGTH;
-/// The largest plaintext [`Session::encrypt`](crate::Session::encrypt) accepts: the largest
-/// that fits in a [`MAX_MESSAGE_SIZE`] message with the longest framing (a header-encrypted
-/// PQXDH initial message), so that every session can send it.
-pub const MAX_PLAINTEXT_SIZE: usize = MAX_MESSAGE_SIZE - MAX_PREFIX_LENGTH - TAG_LENGTH;
+/// The largest encoded (padded) plaintext (SPEC.md §4.9): the largest body that fits in a
+/// [`MAX_MESSAGE_SIZE`] message with the longest framing (a header-encrypted PQXDH initial
+/// message), so that every session can send it.
+pub(crate) const MAX_ENCODED_PLAINTEXT: usize = MAX_MESSAGE_SIZE - MAX_PREFIX_LENGTH - TAG_LENGTH;
+/// The largest plaintext [`Session::encrypt`](crate::Session::encrypt) accepts, in every
+/// session and build: one byte below the largest encoded plaintext, for the end marker.
+pub const MAX_PLAINTEXT_SIZE: usize = MAX_ENCODED_PLAINTEXT - 1;
 
 /// Reads and checks the version and type bytes of any encoded object.
-pub(crate) fn read_version_and_type(r: &mut Reader<'_>, expected: u8) -> Result<(), Error> {
-    read_version_and_type_of(r, &[expected]).map(|_| ())
+pub(crate) fn read_version_and_type(
+    r: &mut Reader<'_>,
+    version: u8,
+    expected: u8,
+) -> Result<(), Error> {
+    read_version_and_type_of(r, version, &[expected]).map(|_| ())
 }
 
-/// Reads the version and type bytes, accepting any of `expected`; returns the type.
-pub(crate) fn read_version_and_type_of(r: &mut Reader<'_>, expected: &[u8]) -> Result<u8, Error> {
+/// Reads the version and type bytes, accepting `version` and any of `expected`; returns
+/// the type.
+pub(crate) fn read_version_and_type_of(
+    r: &mut Reader<'_>,
+    expected_version: u8,
+    expected: &[u8],
+) -> Result<u8, Error> {
     let version = r.u8()?;
-    if version != VERSION {
+    if version != expected_version {
         return Err(Error::UnsupportedVersion(version));
     }
     let kind = r.u8()?;
@@ -173,7 +184,7 @@ impl<'a> Message<'a> {
         }
         let mut r = Reader::new(bytes);
         let version = r.u8()?;
-        if version != VERSION {
+        if version != WIRE_VERSION {
             return Err(Error::UnsupportedVersion(version));
         }
         let kind = r.u8()?;
@@ -204,7 +215,8 @@ impl<'a> Message<'a> {
             let ciphertext = r
                 .take(KEM_CIPHERTEXT_LENGTH)?
                 .try_into()
-                .map_err(|_| Error::Truncated)?;
+                // `take` returns exactly the bytes asked for.
+                .map_err(|_| Error::Internal)?;
             Some((id, ciphertext))
         } else {
             None
@@ -338,7 +350,8 @@ fn read_ratchet_part<'a>(
         let sealed = r
             .take(ENCRYPTED_HEADER_LENGTH)?
             .try_into()
-            .map_err(|_| Error::Truncated)?;
+            // `take` returns exactly the bytes asked for.
+            .map_err(|_| Error::Internal)?;
         WireHeader::Encrypted { sealed, aad_len }
     } else {
         let dh = r.array()?;
@@ -380,7 +393,7 @@ pub(crate) fn write_framing(
     fields: Option<&InitialFields<'_>>,
     header_encrypted: bool,
 ) {
-    out.put_u8(VERSION);
+    out.put_u8(WIRE_VERSION);
     let post_quantum = fields.is_some_and(|f| f.post_quantum.is_some());
     out.put_u8(message_type(
         fields.is_some(),
@@ -465,8 +478,8 @@ mod tests {
             );
         }
         let mut v = bytes.clone();
-        v[0] = 2;
-        assert_eq!(Message::parse(&v), Err(Error::UnsupportedVersion(2)));
+        v[0] = 1;
+        assert_eq!(Message::parse(&v), Err(Error::UnsupportedVersion(1)));
         let mut v = bytes.clone();
         v[1] = 0x7f;
         assert_eq!(Message::parse(&v), Err(Error::UnexpectedType(0x7f)));

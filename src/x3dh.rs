@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
+use crate::format::BUNDLE_VERSION;
 use crate::keys::{
     diffie_hellman, encode_x25519, random_x25519, x25519_public_from_bytes, IdentityKey,
     IdentityKeyPair, OneTimePreKey, SignedPreKey,
@@ -26,9 +27,9 @@ use crate::pq::{
     encapsulate, encode_kem, kem_public_from_bytes, KemCiphertext, PqPreKey, KEM_PUBLIC_KEY_LENGTH,
 };
 use crate::ratchet::kdf::{hkdf_sha256, RootKey};
+use crate::wire::TYPE_BUNDLE;
 #[cfg(feature = "pqxdh")]
 use crate::wire::TYPE_BUNDLE_PQ;
-use crate::wire::{TYPE_BUNDLE, VERSION};
 #[cfg(feature = "pqxdh")]
 use alloc::boxed::Box;
 
@@ -39,12 +40,12 @@ const BUNDLE_TYPES: &[u8] = &[TYPE_BUNDLE, TYPE_BUNDLE_PQ];
 const BUNDLE_TYPES: &[u8] = &[TYPE_BUNDLE];
 
 /// HKDF info of the X3DH key derivation (SPEC.md §3.3).
-pub(crate) const X3DH_INFO: &[u8] = b"doubleratchet v1 X3DH";
+pub(crate) const X3DH_INFO: &[u8] = b"doubleratchet v2 X3DH";
 /// Domain label of the session identifier hash (SPEC.md §3.5).
-pub(crate) const SESSION_ID_LABEL: &[u8] = b"doubleratchet v1 session id";
+pub(crate) const SESSION_ID_LABEL: &[u8] = b"doubleratchet v2 session id";
 /// HKDF info of the PQXDH key derivation (SPEC.md §3.6).
 #[cfg(feature = "pqxdh")]
-pub(crate) const PQXDH_INFO: &[u8] = b"doubleratchet v1 PQXDH";
+pub(crate) const PQXDH_INFO: &[u8] = b"doubleratchet v2 PQXDH";
 /// Length of an encoded classical prekey bundle (type `0x10`).
 pub const BUNDLE_LENGTH: usize = 2 + 32 + 4 + 32 + 64 + 1 + 4 + 32;
 /// Length of an encoded post-quantum prekey bundle (type `0x11`).
@@ -219,7 +220,7 @@ impl PreKeyBundle {
         #[cfg(not(feature = "pqxdh"))]
         let (kind, len) = (TYPE_BUNDLE, BUNDLE_LENGTH);
         let mut out = alloc::vec::Vec::with_capacity(len);
-        out.put_u8(VERSION);
+        out.put_u8(BUNDLE_VERSION);
         out.put_u8(kind);
         out.put(self.identity.as_bytes());
         out.put_u32(self.signed_prekey_id);
@@ -250,7 +251,7 @@ impl PreKeyBundle {
     /// [`Error::UnexpectedType`], [`Error::InvalidEncoding`] or [`Error::InvalidPublicKey`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
-        let kind = crate::wire::read_version_and_type_of(&mut r, BUNDLE_TYPES)?;
+        let kind = crate::wire::read_version_and_type_of(&mut r, BUNDLE_VERSION, BUNDLE_TYPES)?;
         let identity = IdentityKey::from_bytes(&r.array()?)?;
         let signed_prekey_id = r.u32()?;
         let signed_prekey: [u8; 32] = r.array()?;

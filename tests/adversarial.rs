@@ -2,12 +2,15 @@
 //! truncation, forged headers that skip too far (or as far as allowed), floods of forged
 //! messages, stale and reflected messages, invalid keys in every key position of messages
 //! and bundles, bundles signed for another identity, messages for another party or session,
-//! malformed framing, oversized input, and a failing RNG. Every rejection is checked for
-//! its exact error and for leaving the session (or prekey store) byte-identical.
+//! malformed framing, oversized input, authenticated plaintexts without the end marker of
+//! SPEC.md §4.9, and a failing RNG. Every rejection is checked for its exact error and for
+//! leaving the session (or prekey store) byte-identical.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
+use aes_gcm_siv::aead::{AeadInOut, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use common::layout::{
     BUNDLE_IK, BUNDLE_OPK, BUNDLE_SIGNATURE, BUNDLE_SPK, INITIAL_BODY, INITIAL_DH, INITIAL_EK,
     INITIAL_IK, INITIAL_N, INITIAL_OPK_FLAG, INITIAL_OPK_ID, INITIAL_PN, INITIAL_SPK_ID,
@@ -20,11 +23,14 @@ use common::{
 use curve25519_dalek::constants::{EIGHT_TORSION, X25519_LOW_ORDER_POINTS};
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use doubleratchet::{
-    Error, IdentityKey, IdentityKeyPair, Limits, Message, OneTimePreKey, PreKeyBundle, PreKeyStore,
-    Session, SignedPreKey, StorageKey, MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE, MAX_SKIP_CAP,
+    Error, IdentityKey, IdentityKeyPair, Limits, Message, OneTimePreKey, Padding, PreKeyBundle,
+    PreKeyStore, Session, SignedPreKey, StorageKey, BUNDLE_VERSION, MAX_MESSAGE_SIZE,
+    MAX_PLAINTEXT_SIZE, MAX_SKIP_CAP, PADME_MINIMUM, STORAGE_VERSION, WIRE_VERSION,
 };
+use hmac::{Hmac, Mac};
 use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha20Rng;
+use sha2::Sha256;
 use std::collections::HashSet;
 
 // ---------------------------------------------------------------------------------------
@@ -128,7 +134,7 @@ fn bad_identity_keys() -> Vec<[u8; 32]> {
 /// turned into another message type (the post-quantum initial message `0x03` included)
 /// makes the rest fail to parse as that type.
 fn framing_error(m: &[u8]) -> Error {
-    if m[0] != 0x01 {
+    if m[0] != WIRE_VERSION {
         return Error::UnsupportedVersion(m[0]);
     }
     match m[1] {
@@ -336,6 +342,9 @@ fn every_bit_flip_of_an_initial_message_is_rejected() {
     let mut p = Pair::started(110);
     // Bob's session has received N = 0 of Alice's chain; this is N = 1.
     let m = p.a_sends(b"initial message under attack");
+    // The 28-byte plaintext, its end marker and zeros up to Padmé's 64-byte minimum: the
+    // flips past the marker land in the (encrypted) padding.
+    assert_eq!(m.len(), INITIAL_BODY + PADME_MINIMUM + TAG);
     let max_skip = p.b.limits().max_skip;
     let seen = flip_every_bit(&m, &mut p.b, |byte, x| match byte {
         0 | 1 => framing_error(x),
@@ -367,7 +376,7 @@ fn every_bit_flip_of_an_initial_message_is_rejected() {
     assert_reached(
         &seen,
         &[
-            Error::UnsupportedVersion(0x81),
+            Error::UnsupportedVersion(WIRE_VERSION ^ 0x80),
             Error::InvalidPublicKey,
             Error::WrongSession,
             Error::InvalidEncoding,
@@ -382,6 +391,7 @@ fn every_bit_flip_of_an_initial_message_is_rejected() {
 #[test]
 fn every_bit_flip_of_an_initial_message_is_rejected_by_the_prekey_store() {
     let mut o = Offer::new(111);
+    assert_eq!(o.first.len(), INITIAL_BODY + PADME_MINIMUM + TAG);
     let max_skip = Limits::default().max_skip;
     let seen = flip_every_bit(&o.first, &mut o.bob, |byte, x| match byte {
         0 | 1 => framing_error(x),
@@ -436,6 +446,7 @@ fn every_bit_flip_of_a_normal_message_is_rejected() {
     // Bob expects N = 1 of Alice's current chain next; this is it.
     let m = p.a_sends(b"normal message under attack");
     assert_eq!(message_number(&m), 1);
+    assert_eq!(m.len(), NORMAL_BODY + PADME_MINIMUM + TAG);
     let max_skip = p.b.limits().max_skip;
     let seen = flip_every_bit(&m, &mut p.b, |byte, x| match byte {
         0 | 1 => framing_error(x),
@@ -455,7 +466,7 @@ fn every_bit_flip_of_a_normal_message_is_rejected() {
     assert_reached(
         &seen,
         &[
-            Error::UnsupportedVersion(0x00),
+            Error::UnsupportedVersion(WIRE_VERSION ^ 0x02),
             Error::UnexpectedType(0x09),
             Error::InvalidPublicKey,
             Error::DuplicateOrExpired,
@@ -471,6 +482,7 @@ fn every_bit_flip_of_a_ratchet_step_message_is_rejected() {
     let mut p = Pair::established(113);
     let m = new_chain_message(&mut p, b"new ratchet key under attack");
     assert_eq!(previous_chain_length(&m), 1);
+    assert_eq!(m.len(), NORMAL_BODY + PADME_MINIMUM + TAG);
     // Bob's receiving chain is at Nr = 1 (he received "answer").
     let nr = Some(1);
     let max_skip = p.b.limits().max_skip;
@@ -541,12 +553,26 @@ fn every_truncation_and_a_trailing_byte_are_rejected() {
         };
         assert_rejected(&mut p.b, &normal[..len], want);
     }
-    // An empty plaintext gives the shortest message, which is not truncated.
+    // An empty plaintext is padded to Padmé's minimum; without padding it is the end
+    // marker alone, the shortest message a session sends. Neither is truncated. (A body of
+    // the tag alone, shorter still, parses and fails authentication: see above.)
     let empty = p.a_sends(b"");
-    assert_eq!(empty.len(), NORMAL_BODY + TAG);
+    assert_eq!(empty.len(), NORMAL_BODY + PADME_MINIMUM + TAG);
+    p.a.set_padding(Padding::None);
+    let shortest = p.a_sends(b"");
+    assert_eq!(shortest.len(), NORMAL_BODY + 1 + TAG);
+    for len in 0..shortest.len() {
+        let want = if len < NORMAL_BODY + TAG {
+            Error::Truncated
+        } else {
+            Error::DecryptionFailed
+        };
+        assert_rejected(&mut p.b, &shortest[..len], want);
+    }
     assert_eq!(p.b.decrypt(&initial).unwrap(), b"an initial message");
     assert_eq!(p.b.decrypt(&normal).unwrap(), b"a normal message");
     assert_eq!(p.b.decrypt(&empty).unwrap(), b"");
+    assert_eq!(p.b.decrypt(&shortest).unwrap(), b"");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -725,6 +751,130 @@ fn maximal_counters_in_headers() {
     );
     assert_eq!(o.bob.store_state(), before);
     o.accepted();
+}
+
+/// What `Session::respond_with_limits` does with `message`, given Bob's prekeys.
+fn respond_to(bob: &Party, message: &[u8], limits: Limits) -> Result<(), Error> {
+    Session::respond_with_limits(
+        &bob.identity,
+        |id| bob.store.signed_prekey(id),
+        |id| bob.store.one_time_prekey(id),
+        message,
+        limits,
+    )
+    .map(|_| ())
+}
+
+/// What the prekey store does with `message`; checks that a rejection changed nothing.
+fn accept_rejected(bob: &mut Party, message: &[u8], limits: Limits) -> Result<(), Error> {
+    let before = bob.store_state();
+    let result = bob
+        .store
+        .accept_with_limits(&bob.identity, message, limits)
+        .map(|_| ());
+    assert!(result.is_err(), "accepted");
+    assert_eq!(bob.store_state(), before, "a rejection changed the store");
+    result
+}
+
+#[test]
+fn plain_initial_message_too_far_ahead_is_refused_before_key_agreement() {
+    // SPEC.md §4.4: a new session's first chain may skip at most max_skip keys, so the
+    // responder refuses a cleartext N above that before any X3DH work, through both entry
+    // points, and the one-time prekey stays.
+    let mut o = Offer::new(127);
+    let opk = o.one_time_prekey();
+    let limits = Limits::default();
+    let max_skip = limits.max_skip;
+    assert_eq!(message_number(&o.first), 0);
+    for n in [max_skip + 1, max_skip + 2, u32::MAX - 1, u32::MAX] {
+        let forged = forge_header(&o.first, None, None, Some(n));
+        assert_eq!(respond_to(&o.bob, &forged, limits), Err(Error::TooFarAhead));
+        assert_eq!(
+            accept_rejected(&mut o.bob, &forged, limits),
+            Err(Error::TooFarAhead),
+            "N = {n}"
+        );
+        assert!(o.bob.store.one_time_prekey(opk).is_some());
+    }
+    // The bound itself is allowed, and then fails authentication (the header is forged).
+    let at_bound = forge_header(&o.first, None, None, Some(max_skip));
+    assert_eq!(
+        respond_to(&o.bob, &at_bound, limits),
+        Err(Error::DecryptionFailed)
+    );
+    assert_eq!(
+        accept_rejected(&mut o.bob, &at_bound, limits),
+        Err(Error::DecryptionFailed)
+    );
+
+    // The checks that come first: the prekeys the message names, then its sender.
+    let far = forge_header(&o.first, None, None, Some(max_skip + 1));
+    let mut unknown_opk = far.clone();
+    common::put_u32(&mut unknown_opk, INITIAL_OPK_ID, opk ^ 0x10);
+    let mut unknown_spk = far.clone();
+    common::put_u32(&mut unknown_spk, INITIAL_SPK_ID, 77);
+    let mut own = far.clone();
+    own[INITIAL_IK..INITIAL_EK].copy_from_slice(o.bob.identity.public_key().as_bytes());
+    for (m, want) in [
+        (&unknown_opk, Error::UnknownOneTimePreKey(opk ^ 0x10)),
+        (&unknown_spk, Error::UnknownSignedPreKey(77)),
+        (&own, Error::WrongSession),
+    ] {
+        assert_eq!(respond_to(&o.bob, m, limits), Err(want));
+        assert_eq!(accept_rejected(&mut o.bob, m, limits), Err(want));
+    }
+
+    // A genuine initial message one ahead (Alice's first was lost) is refused under
+    // max_skip = 0 and accepted under max_skip = 1.
+    let second = o.a.encrypt(b"second", &mut o.rng).unwrap();
+    assert_eq!(message_number(&second), 1);
+    let none = Limits {
+        max_skip: 0,
+        max_stored_skipped: 10,
+    };
+    assert_eq!(respond_to(&o.bob, &second, none), Err(Error::TooFarAhead));
+    assert_eq!(
+        accept_rejected(&mut o.bob, &second, none),
+        Err(Error::TooFarAhead)
+    );
+    let one = Limits {
+        max_skip: 1,
+        ..none
+    };
+    assert!(respond_to(&o.bob, &second, one).is_ok());
+    let accepted = o
+        .bob
+        .store
+        .accept_with_limits(&o.bob.identity, &second, one)
+        .unwrap();
+    assert_eq!(accepted.plaintext, b"second");
+    assert_eq!(accepted.used_one_time_prekey, Some(opk));
+    let mut b = accepted.session;
+    assert_eq!(b.decrypt(&o.first).unwrap(), b"first");
+
+    // Without a one-time prekey, a replay is refused as one before its counter is looked
+    // at.
+    let mut r = rng(128);
+    let alice = Party::new(&mut r);
+    let mut bob = Party::new(&mut r);
+    let mut a = Session::initiate(
+        &alice.identity,
+        &bob.bundle_without_one_time_prekey(),
+        &mut r,
+    )
+    .unwrap();
+    let first = a.encrypt(b"first", &mut r).unwrap();
+    let far = forge_header(&first, None, None, Some(max_skip + 1));
+    assert_eq!(
+        accept_rejected(&mut bob, &far, limits),
+        Err(Error::TooFarAhead)
+    );
+    bob.accept(&first).unwrap();
+    assert_eq!(
+        accept_rejected(&mut bob, &far, limits),
+        Err(Error::DuplicateOrExpired)
+    );
 }
 
 #[test]
@@ -1026,7 +1176,13 @@ fn unknown_version_and_type_bytes_are_typed_errors() {
     let mut q = Pair::started(151);
     let initial = q.a_sends(b"initial");
     let bundle = q.bob.bundle(&mut q.rng).to_bytes();
-    for v in [0x00u8, 0x02, 0x7f, 0xff] {
+    assert_eq!(normal[0], WIRE_VERSION);
+    assert_eq!(initial[0], WIRE_VERSION);
+    assert_eq!(bundle[0], BUNDLE_VERSION);
+    // 0x01: profile v1's messages and bundles are no longer read.
+    for v in [0x00u8, 0x01, 0x03, 0x7f, 0xff] {
+        assert_ne!(v, WIRE_VERSION);
+        assert_ne!(v, BUNDLE_VERSION);
         for m in [&normal, &initial] {
             let mut x = m.clone();
             x[0] = v;
@@ -1073,21 +1229,28 @@ fn unknown_version_and_type_bytes_are_typed_errors() {
 #[test]
 fn oversized_messages_and_plaintexts_are_too_large() {
     let mut p = Pair::started(160);
-    // The largest plaintext fills an initial message exactly to MAX_MESSAGE_SIZE.
+    // The largest plaintext, with its end marker, would fill the longest framing (a
+    // header-encrypted PQXDH initial message: 1235 bytes) exactly to MAX_MESSAGE_SIZE.
+    // Padmé's bucket for it is clipped to that size, so both policies send it alike.
+    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_324);
+    assert_eq!(MAX_MESSAGE_SIZE, 1235 + MAX_PLAINTEXT_SIZE + 1 + TAG);
     let big = vec![0x5a; MAX_PLAINTEXT_SIZE];
     let too_big = vec![0x5a; MAX_PLAINTEXT_SIZE + 1];
-    let before = state(&p.a);
-    assert_eq!(p.a.encrypt(&too_big, &mut p.rng), Err(Error::TooLarge));
-    assert!(state(&p.a) == before);
+    for padding in [Padding::Padme, Padding::None] {
+        p.a.set_padding(padding);
+        let before = state(&p.a);
+        assert_eq!(p.a.encrypt(&too_big, &mut p.rng), Err(Error::TooLarge));
+        assert!(state(&p.a) == before);
+    }
+    p.a.set_padding(Padding::Padme);
     let largest = p.a_sends(&big);
-    assert!(largest.len() <= MAX_MESSAGE_SIZE);
+    assert_eq!(largest.len(), INITIAL_BODY + MAX_PLAINTEXT_SIZE + 1 + TAG);
 
     // Padded to exactly the limit, a message is parsed (and fails authentication)...
     let mut at_limit = largest.clone();
     at_limit.resize(MAX_MESSAGE_SIZE, 0);
-    if at_limit.len() > largest.len() {
-        assert_rejected(&mut p.b, &at_limit, Error::DecryptionFailed);
-    }
+    assert!(at_limit.len() > largest.len());
+    assert_rejected(&mut p.b, &at_limit, Error::DecryptionFailed);
     // ...one byte more is TooLarge before anything else is looked at.
     let mut over = largest.clone();
     over.resize(MAX_MESSAGE_SIZE + 1, 0);
@@ -1102,12 +1265,219 @@ fn oversized_messages_and_plaintexts_are_too_large() {
     assert_rejected(&mut p.b, &garbage, Error::TooLarge);
     assert_eq!(p.b.decrypt(&largest).unwrap(), big);
 
-    // A normal-mode session refuses the same plaintext sizes.
+    // A normal-mode session refuses the same plaintext sizes, and sends the largest one
+    // without padding in exactly as many bytes as with Padmé.
     p.deliver_b_to_a(b"reply");
     let before = state(&p.a);
     assert_eq!(p.a.encrypt(&too_big, &mut p.rng), Err(Error::TooLarge));
     assert!(state(&p.a) == before);
+    p.a.set_padding(Padding::None);
+    let largest = p.a_sends(&big);
+    assert_eq!(largest.len(), NORMAL_BODY + MAX_PLAINTEXT_SIZE + 1 + TAG);
+    assert_eq!(p.b.decrypt(&largest).unwrap(), big);
     p.ping_pong(1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Authenticated plaintexts without the end marker (SPEC.md §4.9)
+// ---------------------------------------------------------------------------------------
+//
+// No sender this crate builds writes such a plaintext, so the test writes them itself:
+// with the sender's stored state (SPEC.md §7.1, which an app holds in its database) it
+// derives the message key as SPEC.md §4.1 says and encrypts a body of its choosing under
+// the message's own associated data. The derivation is first checked against a genuine
+// message, byte for byte.
+
+/// `CKs` and `Ns` from the storage encoding of a classical session without header
+/// encryption (type `0x20`).
+fn sending_chain(session: &Session) -> ([u8; 32], u32) {
+    let bytes = session.to_bytes();
+    assert_eq!(bytes[0], STORAGE_VERSION);
+    assert_eq!(
+        bytes[1], 0x20,
+        "not a classical session without header encryption"
+    );
+    // Version, type, role; IK_A, IK_B, EK_A; the awaiting flag, SPK id, OPK flag and id;
+    // the limits and the padding policy; RK, DHs, then DHr and CKs as optional keys.
+    let cks = 3 + 3 * 32 + (1 + 4 + 1 + 4) + 8 + 1 + 32 + 32 + 33;
+    assert_eq!(bytes[cks], 1, "no sending chain");
+    let ns = cks + 33 + 33;
+    let skipped = get_u32(&bytes, ns + 12) as usize;
+    assert_eq!(bytes.len(), ns + 16 + 68 * skipped);
+    (key32(&bytes[cks + 1..cks + 33]), get_u32(&bytes, ns))
+}
+
+fn hmac_sha256(key: &[u8; 32], byte: u8) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).unwrap();
+    mac.update(&[byte]);
+    key32(&mac.finalize().into_bytes())
+}
+
+/// The message key `ck` gives: `KDF_CK(ck) = (HMAC(ck, 0x02), HMAC(ck, 0x01))`.
+fn message_key(ck: &[u8; 32]) -> [u8; 32] {
+    hmac_sha256(ck, 0x01)
+}
+
+/// `message` with its body (after `body_at`) replaced by `ENCRYPT(mk, encoded, AD ||
+/// prefix)`: AES-256-GCM-SIV with the all-zero nonce, the tag appended.
+fn with_body(
+    message: &[u8],
+    body_at: usize,
+    ad: &[u8; 64],
+    mk: &[u8; 32],
+    encoded: &[u8],
+) -> Vec<u8> {
+    let prefix = &message[..body_at];
+    let aad = [&ad[..], prefix].concat();
+    let mut out = [prefix, encoded].concat();
+    let tag = Aes256GcmSiv::new_from_slice(mk)
+        .unwrap()
+        .encrypt_inout_detached(&Nonce::from([0u8; 12]), &aad, (&mut out[body_at..]).into())
+        .unwrap();
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// `AD = IK_A || IK_B`.
+fn associated_data(initiator: &Party, responder: &Party) -> [u8; 64] {
+    let mut ad = [0u8; 64];
+    ad[..32].copy_from_slice(initiator.identity.public_key().as_bytes());
+    ad[32..].copy_from_slice(responder.identity.public_key().as_bytes());
+    ad
+}
+
+/// Padmé's encoding of a plaintext shorter than its minimum.
+fn padded(plaintext: &[u8]) -> Vec<u8> {
+    assert!(plaintext.len() < PADME_MINIMUM);
+    let mut out = plaintext.to_vec();
+    out.push(0x80);
+    out.resize(PADME_MINIMUM, 0);
+    out
+}
+
+/// Encoded plaintexts that do not decode: no end marker before the trailing zeros.
+fn without_end_marker() -> Vec<Vec<u8>> {
+    let near_miss: Vec<Vec<u8>> = (0..8u8)
+        .map(|bit| 0x80 ^ (1 << bit))
+        .chain([0x00, 0xff])
+        .map(|b| [&b"text"[..], &[b], &[0; 59]].concat())
+        .collect();
+    [
+        // Nothing at all: the body is the tag alone.
+        Vec::new(),
+        // Padding only.
+        vec![0; PADME_MINIMUM],
+        vec![0],
+        // Text and no marker, with and without padding.
+        b"no end marker".to_vec(),
+        [&b"no end marker"[..], &[0; 51]].concat(),
+        // The marker, then a byte that is not padding.
+        [&b"text"[..], &[0x80, 0x01]].concat(),
+        [&b"text"[..], &[0x80, 0x00, 0x80, 0x01], &[0; 56]].concat(),
+    ]
+    .into_iter()
+    .chain(near_miss)
+    .collect()
+}
+
+#[test]
+fn authenticated_plaintext_without_end_marker_is_rejected_and_changes_nothing() {
+    let mut p = Pair::established(180);
+    let ad = associated_data(&p.alice, &p.bob);
+
+    // The message Bob expects next in the current chain.
+    let (ck, ns) = sending_chain(&p.a);
+    let current = p.a_sends(b"current chain");
+    assert_eq!(message_number(&current), ns);
+    let mk = message_key(&ck);
+    assert_eq!(
+        with_body(&current, NORMAL_BODY, &ad, &mk, &padded(b"current chain")),
+        current,
+        "the test's ENCRYPT does not reproduce the genuine message"
+    );
+    for bad in without_end_marker() {
+        let forged = with_body(&current, NORMAL_BODY, &ad, &mk, &bad);
+        assert_rejected(&mut p.b, &forged, Error::DecryptionFailed);
+    }
+    assert_eq!(p.b.decrypt(&current).unwrap(), b"current chain");
+
+    // A message whose key is in the skipped-key store: the key stays there.
+    let (ck, ns) = sending_chain(&p.a);
+    let skipped = p.a_sends(b"skipped");
+    let later = p.a_sends(b"later");
+    assert_eq!(message_number(&skipped), ns);
+    assert_eq!(p.b.decrypt(&later).unwrap(), b"later");
+    assert_eq!(p.b.stored_skipped_keys(), 1);
+    let mk = message_key(&ck);
+    assert_eq!(
+        with_body(&skipped, NORMAL_BODY, &ad, &mk, &padded(b"skipped")),
+        skipped
+    );
+    for bad in without_end_marker() {
+        let forged = with_body(&skipped, NORMAL_BODY, &ad, &mk, &bad);
+        assert_rejected(&mut p.b, &forged, Error::DecryptionFailed);
+    }
+    assert_eq!(p.b.decrypt(&skipped).unwrap(), b"skipped");
+    assert_eq!(p.b.stored_skipped_keys(), 0);
+
+    // The second message of a new chain: Bob would step his ratchet and skip a key, and
+    // does neither.
+    let first = new_chain_message(&mut p, b"new chain");
+    let (ck, ns) = sending_chain(&p.a);
+    assert_eq!(ns, 1);
+    let second = p.a_sends(b"new chain, second");
+    let mk = message_key(&ck);
+    assert_eq!(
+        with_body(
+            &second,
+            NORMAL_BODY,
+            &ad,
+            &mk,
+            &padded(b"new chain, second")
+        ),
+        second
+    );
+    for bad in without_end_marker() {
+        let forged = with_body(&second, NORMAL_BODY, &ad, &mk, &bad);
+        assert_rejected(&mut p.b, &forged, Error::DecryptionFailed);
+    }
+    // With an end marker the same forgery decrypts: only the encoding was wrong. (Any
+    // number of zeros after the marker decodes, whatever the sender's policy.)
+    let forged = with_body(&second, NORMAL_BODY, &ad, &mk, b"forged\x80\x00\x00\x00");
+    assert_eq!(p.b.decrypt(&forged).unwrap(), b"forged");
+    assert_rejected(&mut p.b, &second, Error::DuplicateOrExpired);
+    assert_eq!(p.b.decrypt(&first).unwrap(), b"new chain");
+
+    // An initial message: neither entry point creates a session, and the one-time prekey
+    // stays in the store.
+    let mut r = rng(181);
+    let alice = Party::new(&mut r);
+    let mut bob = Party::new(&mut r);
+    let bundle = bob.bundle(&mut r);
+    let opk = bundle.one_time_prekey_id().unwrap();
+    let mut a = Session::initiate(&alice.identity, &bundle, &mut r).unwrap();
+    let ad = associated_data(&alice, &bob);
+    let (ck, ns) = sending_chain(&a);
+    assert_eq!(ns, 0);
+    let initial = a.encrypt(b"initial", &mut r).unwrap();
+    let mk = message_key(&ck);
+    assert_eq!(
+        with_body(&initial, INITIAL_BODY, &ad, &mk, &padded(b"initial")),
+        initial
+    );
+    for bad in without_end_marker() {
+        let forged = with_body(&initial, INITIAL_BODY, &ad, &mk, &bad);
+        assert_eq!(
+            respond_to(&bob, &forged, Limits::default()),
+            Err(Error::DecryptionFailed)
+        );
+        assert_eq!(
+            accept_rejected(&mut bob, &forged, Limits::default()),
+            Err(Error::DecryptionFailed)
+        );
+        assert!(bob.store.one_time_prekey(opk).is_some());
+    }
+    assert_eq!(bob.accept(&initial).unwrap().plaintext, b"initial");
 }
 
 // ---------------------------------------------------------------------------------------

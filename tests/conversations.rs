@@ -3,17 +3,21 @@
 //! included), late initial messages, 10 000 shuffled messages, the skipped-key store's
 //! eviction order, simultaneous initiation with the documented routing strategy, and the
 //! prekey store's lifecycle (one-time prekey consumption, signed prekey rotation,
-//! last-resort bundles).
+//! last-resort bundles), and the padding policy of SPEC.md §4.9 (sizes on the wire under
+//! both policies, a per-session setting that takes effect at once and is stored).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use common::layout::{TYPE_INITIAL, TYPE_NORMAL};
+use common::layout::{INITIAL_BODY, NORMAL_BODY, TAG, TYPE_INITIAL, TYPE_NORMAL};
 use common::{
     assert_rejected, below, message_number, previous_chain_length, ratchet_key, rng, shuffle, text,
     Offer, Pair, Party, Peer,
 };
-use doubleratchet::{Error, IdentityKeyPair, Limits, Message, PreKeyStore, Role, Session};
+use doubleratchet::{
+    Error, IdentityKeyPair, Limits, Message, Padding, PreKeyStore, Role, Session, SessionOptions,
+    StorageKey, MAX_PLAINTEXT_SIZE, PADME_MINIMUM, STORAGE_VERSION,
+};
 
 #[test]
 fn alternating_conversation() {
@@ -728,4 +732,207 @@ fn bundle_without_one_time_prekey() {
         bob_reloaded.accept(&first).map(|_| ()),
         Err(Error::DuplicateOrExpired)
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Padding (SPEC.md §4.9)
+// ---------------------------------------------------------------------------------------
+
+/// The encoded length of a `len`-byte plaintext, written from the formula: the plaintext
+/// and its end marker (`L = len + 1`); under Padmé, `max(L, 64)` rounded up to a multiple
+/// of `2^(E - S)` with `E = floor(log2 L)`, `S = floor(log2 E) + 1`, at most the largest
+/// encoded plaintext.
+fn encoded_length(padding: Padding, len: usize) -> usize {
+    let l = len + 1;
+    if padding == Padding::None {
+        return l;
+    }
+    let l = l.max(64);
+    let e = l.ilog2();
+    let s = e.ilog2() + 1;
+    let unit = 1usize << (e - s);
+    (l.div_ceil(unit) * unit).min(MAX_PLAINTEXT_SIZE + 1)
+}
+
+/// Plaintext lengths and their encoded lengths under Padmé and without padding.
+const SIZES: [(usize, usize, usize); 10] = [
+    (0, 64, 1),
+    (1, 64, 2),
+    (63, 64, 64),
+    (64, 72, 65),
+    (100, 104, 101),
+    (1000, 1024, 1001),
+    (1023, 1024, 1024),
+    (1024, 1088, 1025),
+    (65_536, 67_584, 65_537),
+    (1_040_000, 1_047_325, 1_040_001),
+];
+
+#[test]
+fn sizes_on_the_wire_follow_the_padding_policy() {
+    assert_eq!(PADME_MINIMUM, 64);
+    for (len, padme, none) in SIZES {
+        assert_eq!(encoded_length(Padding::Padme, len), padme, "len {len}");
+        assert_eq!(encoded_length(Padding::None, len), none, "len {len}");
+    }
+
+    // Initial messages, from sessions created with either policy.
+    let mut r = rng(900);
+    let alice = Party::new(&mut r);
+    let mut bob = Party::new(&mut r);
+    for padding in [Padding::Padme, Padding::None] {
+        for (len, _, _) in &SIZES[..8] {
+            let bundle = bob.bundle(&mut r);
+            let options = SessionOptions::new().padding(padding);
+            let mut a = Session::initiate_with(&alice.identity, &bundle, &options, &mut r).unwrap();
+            assert_eq!(a.padding(), padding);
+            let plaintext = vec![0x42; *len];
+            let m = a.encrypt(&plaintext, &mut r).unwrap();
+            assert_eq!(m[1], TYPE_INITIAL);
+            assert_eq!(
+                m.len(),
+                INITIAL_BODY + encoded_length(padding, *len) + TAG,
+                "{padding:?}, {len} bytes"
+            );
+            assert_eq!(bob.accept(&m).unwrap().plaintext, plaintext);
+        }
+    }
+
+    // Normal messages both ways, every length up to 300 and the table's, each side
+    // switching policy on its own: the receiver decodes either.
+    let mut p = Pair::established(901);
+    let lengths = (0..=300).chain(SIZES[..9].iter().map(|(len, _, _)| *len));
+    for (i, len) in lengths.enumerate() {
+        let plaintext: Vec<u8> = (0..len).map(|j| (i + j) as u8).collect();
+        for (a_sends, padding) in [
+            (true, Padding::Padme),
+            (false, Padding::None),
+            (true, Padding::None),
+            (false, Padding::Padme),
+        ] {
+            let m = if a_sends {
+                p.a.set_padding(padding);
+                p.deliver_a_to_b(&plaintext)
+            } else {
+                p.b.set_padding(padding);
+                p.deliver_b_to_a(&plaintext)
+            };
+            assert_eq!(m[1], TYPE_NORMAL);
+            assert_eq!(
+                m.len(),
+                NORMAL_BODY + encoded_length(padding, len) + TAG,
+                "{padding:?}, {len} bytes"
+            );
+        }
+    }
+    // Padmé's top bucket is clipped to the largest encoded plaintext, which the largest
+    // plaintext fills with its end marker alone.
+    p.a.set_padding(Padding::Padme);
+    let (len, padme, _) = SIZES[9];
+    let m = p.deliver_a_to_b(&vec![0x33; len]);
+    assert_eq!(padme, MAX_PLAINTEXT_SIZE + 1);
+    assert_eq!(m.len(), NORMAL_BODY + padme + TAG);
+    // Below Padmé's minimum every plaintext looks alike.
+    let short: Vec<usize> = (0..PADME_MINIMUM)
+        .map(|len| p.deliver_a_to_b(&vec![0x11; len]).len())
+        .collect();
+    assert!(short
+        .iter()
+        .all(|l| *l == NORMAL_BODY + PADME_MINIMUM + TAG));
+}
+
+#[test]
+fn padding_policy_is_per_session_takes_effect_at_once_and_is_stored() {
+    // The default is Padmé, whichever way a session is made; options choose otherwise.
+    let mut o = Offer::new(910);
+    assert_eq!(o.a.padding(), Padding::Padme);
+    let none = SessionOptions::new().padding(Padding::None);
+    let responded = Session::respond(
+        &o.bob.identity,
+        |id| o.bob.store.signed_prekey(id),
+        |id| o.bob.store.one_time_prekey(id),
+        &o.first,
+    )
+    .unwrap();
+    assert_eq!(responded.session.padding(), Padding::Padme);
+    let accepted = o
+        .bob
+        .store
+        .accept_with(&o.bob.identity, &o.first, &none)
+        .unwrap();
+    let mut p = Pair {
+        alice: o.alice,
+        bob: o.bob,
+        a: o.a,
+        b: accepted.session,
+        rng: o.rng,
+    };
+    assert_eq!(p.b.padding(), Padding::None);
+    assert_eq!(p.deliver_b_to_a(b"12345").len(), NORMAL_BODY + 6 + TAG);
+
+    // A change applies to the very next message, initial messages included, and the
+    // peer's policy stays its own.
+    let m = p.deliver_a_to_b(b"12345");
+    assert_eq!(m.len(), NORMAL_BODY + PADME_MINIMUM + TAG);
+    p.a.set_padding(Padding::None);
+    assert_eq!(p.a.padding(), Padding::None);
+    assert_eq!(p.deliver_a_to_b(b"12345").len(), NORMAL_BODY + 6 + TAG);
+    p.b.set_padding(Padding::Padme);
+    assert_eq!(
+        p.deliver_b_to_a(b"12345").len(),
+        NORMAL_BODY + PADME_MINIMUM + TAG
+    );
+    assert_eq!(p.deliver_a_to_b(b"12345").len(), NORMAL_BODY + 6 + TAG);
+    let mut q = Offer::new(911);
+    q.a.set_padding(Padding::None);
+    let second = q.a.encrypt(b"12345", &mut q.rng).unwrap();
+    assert_eq!(second.len(), INITIAL_BODY + 6 + TAG);
+    let mut b = q.bob.accept(&second).unwrap().session;
+    assert_eq!(b.decrypt(&q.first).unwrap(), b"first");
+
+    // The policy is stored (SPEC.md §7.1: one byte after max_stored_skipped, offset 117 of
+    // a classical session): the two encodings differ in that byte alone, and each loads
+    // back to its policy.
+    let with_none = p.a.to_bytes().to_vec();
+    p.a.set_padding(Padding::Padme);
+    let with_padme = p.a.to_bytes().to_vec();
+    assert_eq!(with_none[0], STORAGE_VERSION);
+    assert_eq!(with_none.len(), 297);
+    assert_eq!((with_none[117], with_padme[117]), (0x00, 0x01));
+    let differing: Vec<usize> = (0..with_none.len())
+        .filter(|&i| with_none[i] != with_padme[i])
+        .collect();
+    assert_eq!(differing, [117]);
+    for (bytes, padding, encoded) in [
+        (&with_none, Padding::None, 6),
+        (&with_padme, Padding::Padme, PADME_MINIMUM),
+    ] {
+        let mut a = Session::from_bytes(bytes).unwrap();
+        assert_eq!(a.padding(), padding);
+        assert_eq!(&a.to_bytes()[..], &bytes[..]);
+        let m = a.encrypt(b"12345", &mut p.rng).unwrap();
+        assert_eq!(m.len(), NORMAL_BODY + encoded + TAG);
+    }
+    // Sealed too.
+    let key = StorageKey::from_bytes([3; 32]);
+    p.a.set_padding(Padding::None);
+    let sealed = key.seal(&p.a, &mut p.rng).unwrap();
+    let mut opened: Session = key.open(&sealed).unwrap();
+    assert_eq!(opened.padding(), Padding::None);
+    assert_eq!(
+        opened.encrypt(b"12345", &mut p.rng).unwrap().len(),
+        NORMAL_BODY + 6 + TAG
+    );
+    // Any other policy byte is refused.
+    for byte in [0x02, 0x80, 0xff] {
+        let mut bad = with_none.clone();
+        bad[117] = byte;
+        assert_eq!(
+            Session::from_bytes(&bad).map(|_| ()),
+            Err(Error::InvalidEncoding)
+        );
+    }
+    // The session the stored copies came from goes on as if nothing happened.
+    p.a = Session::from_bytes(&with_none).unwrap();
+    p.ping_pong(2);
 }

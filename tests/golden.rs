@@ -1,5 +1,6 @@
 //! Golden files of the storage format: one file per persisted type at the current format
-//! version, in `tests/golden/` (see its README.md).
+//! version (profile v2: storage, bundle and wire version `0x02`), in `tests/golden/` (see
+//! its README.md).
 //!
 //! `golden_files` loads each file, checks that it re-encodes byte for byte, that the
 //! objects fit together (the bundle and prekeys belong to the stored identity, both
@@ -11,13 +12,15 @@
 //! `0x28`, flags `0x02`) and its sealed form; `post_quantum_golden_files` (with the `pqxdh`
 //! feature) for the PQXDH sessions (type `0x25`, and type `0x28` with flags `0x03`), the
 //! post-quantum prekey (`0x26`), the prekey store with post-quantum keys and replay records
-//! (`0x27`) and the PQXDH bundle (`0x11`).
+//! (`0x27`) and the PQXDH bundle (`0x11`); `padding_none_golden_files` for sessions whose
+//! padding policy is `Padding::None` (stored padding byte `0x00`; every other stored
+//! session has the default, Padmé, `0x01`).
 //!
 //! The files are generated deterministically from seeded RNGs by `generate` below. They are
 //! written only when `DOUBLERATCHET_REGENERATE_GOLDEN=1` is set:
 //!
 //! ```text
-//! DOUBLERATCHET_REGENERATE_GOLDEN=1 cargo test --test golden
+//! DOUBLERATCHET_REGENERATE_GOLDEN=1 cargo test -j2 --test golden
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -28,8 +31,9 @@ use std::path::PathBuf;
 use std::sync::Once;
 
 use doubleratchet::{
-    Error, IdentityKeyPair, Message, OneTimePreKey, PreKeyBundle, PreKeyStore, Role, Session,
-    SessionOptions, SignedPreKey, StorageKey, BUNDLE_LENGTH, VERSION,
+    Error, IdentityKeyPair, Message, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore, Role,
+    Session, SessionOptions, SignedPreKey, StorageKey, BUNDLE_LENGTH, BUNDLE_VERSION,
+    PADME_MINIMUM, STORAGE_VERSION, WIRE_VERSION,
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet::{PqPreKey, PqPreKeyKind, PQ_BUNDLE_LENGTH};
@@ -51,6 +55,28 @@ const HE_SEAL_SEED: u64 = 0x5ea2;
 /// Seed of the RNG of the post-quantum files.
 #[cfg(feature = "pqxdh")]
 const PQ_SEED: u64 = 0x0060_1de9;
+/// Seed of the RNG of the files of sessions without padding (`PADDING_NONE_FILES`).
+const PADDING_NONE_SEED: u64 = 0x0060_1dea;
+
+/// The format version every golden file is at: storage (SPEC.md §7), bundle (§5.4) and
+/// wire (§5.2-§5.3) version `0x02` of profile v2. (The v1 files were dropped with v1,
+/// which was never released.)
+const FORMAT_VERSION: u8 = 0x02;
+
+/// A stored session's layout (SPEC.md §7.1) up to its padding byte: version, type, role,
+/// the identities and `EK_A` (3 x 32), the pending flag and prekey ids (1 + 4 + 1 + 4), the
+/// limits (4 + 4). Type `0x28` has a flags byte after the role, and a PQXDH session
+/// awaiting its reply the post-quantum prekey id and KEM ciphertext (4 + 1088) before the
+/// limits.
+const PADDING_OFFSET: usize = 3 + 3 * 32 + 10 + 8;
+/// The stored padding byte of each policy.
+const PADDING_NONE_BYTE: u8 = 0x00;
+const PADDING_PADME_BYTE: u8 = 0x01;
+/// Length of the AEAD tag after every message body.
+const TAG: usize = 16;
+/// Every golden plaintext is shorter than 64 bytes, so Padmé (the default policy) pads it
+/// to the 64-byte minimum (SPEC.md §4.9): every such body is 64 + 16 bytes on the wire.
+const PADME_BODY: usize = 64 + TAG;
 /// The fixed storage key of `sealed_session.bin`: bytes 0x00, 0x01, ..., 0x1f.
 fn storage_key() -> StorageKey {
     StorageKey::from_bytes(core::array::from_fn(|i| i as u8))
@@ -74,6 +100,13 @@ const HE_SEALED_NEXT: &[u8] = b"golden he: a0-0";
 const HE_SKIPPED: usize = 6;
 /// ... from three chains, each with its header key stored.
 const HE_HEADER_KEYS: usize = 3;
+
+/// The plaintext of `padding_none_session_initiator.next_message.bin` (Bob's first reply,
+/// sent without padding).
+const PADDING_NONE_INITIATOR_NEXT: &[u8] = b"golden padding none: bob's first reply";
+/// The plaintext of `padding_none_session_responder_with_skipped.next_message.bin` (Alice's
+/// initial message a0-0, sent without padding, whose key the stored responder holds).
+const PADDING_NONE_RESPONDER_NEXT: &[u8] = b"golden padding none: a0-0";
 
 /// The plaintext of `pq_session_initiator.next_message.bin`.
 #[cfg(feature = "pqxdh")]
@@ -135,10 +168,19 @@ const PQ_FILES: [&str; 11] = [
     "pq_prekey_store.next_message.bin",
 ];
 
+/// The files of sessions whose padding policy is `Padding::None` (stored byte `0x00`).
+const PADDING_NONE_FILES: [&str; 4] = [
+    "padding_none_session_initiator.bin",
+    "padding_none_session_initiator.next_message.bin",
+    "padding_none_session_responder_with_skipped.bin",
+    "padding_none_session_responder_with_skipped.next_message.bin",
+];
+
 /// Every file `generate` writes, in its order.
 fn all_files() -> Vec<&'static str> {
     let mut files = FILES.to_vec();
     files.extend(HE_FILES);
+    files.extend(PADDING_NONE_FILES);
     #[cfg(feature = "pqxdh")]
     files.extend(PQ_FILES);
     files
@@ -160,6 +202,7 @@ fn read(name: &str) -> Vec<u8> {
 fn generate() -> Vec<(&'static str, Vec<u8>)> {
     let (alice, bob, mut files) = generate_classical();
     files.extend(generate_header_encrypted(&alice, &bob));
+    files.extend(generate_padding_none(&alice, &bob));
     #[cfg(feature = "pqxdh")]
     files.extend(generate_post_quantum(&alice, &bob));
     files
@@ -291,6 +334,43 @@ fn generate_header_encrypted(
     ]
 }
 
+/// The files of `PADDING_NONE_FILES`: Alice's and Bob's sessions (classical X3DH) with the
+/// padding policy `Padding::None`, and messages they sent without padding.
+fn generate_padding_none(
+    alice: &IdentityKeyPair,
+    bob: &IdentityKeyPair,
+) -> Vec<(&'static str, Vec<u8>)> {
+    let mut rng = rng(PADDING_NONE_SEED);
+    let mut store = PreKeyStore::new(bob, &mut rng).unwrap();
+    store.generate_one_time_prekeys(1, &mut rng).unwrap();
+    let bundle = store.bundle(bob, Some(1)).unwrap();
+    let options = SessionOptions::new().padding(Padding::None);
+    // Alice's fresh session, stored before she sends anything.
+    let mut a = Session::initiate_with(alice, &bundle, &options, &mut rng).unwrap();
+    assert_eq!(a.padding(), Padding::None);
+    let initiator = stored(&a);
+    // Two initial messages; Bob accepts a0-1 (keeping a0-0's key), also without padding.
+    let a0 = send(&mut a, "golden padding none: a0-", 2, &mut rng);
+    let mut b = store.accept_with(bob, &a0[1], &options).unwrap().session;
+    assert_eq!(b.padding(), Padding::None);
+    assert_eq!(b.stored_skipped_keys(), 1);
+    // Bob's first reply, which Alice's fresh stored session can decrypt.
+    let reply = b.encrypt(PADDING_NONE_INITIATOR_NEXT, &mut rng).unwrap();
+    assert_eq!(a.decrypt(&reply).unwrap(), PADDING_NONE_INITIATOR_NEXT);
+    vec![
+        ("padding_none_session_initiator.bin", initiator),
+        ("padding_none_session_initiator.next_message.bin", reply),
+        (
+            "padding_none_session_responder_with_skipped.bin",
+            stored(&b),
+        ),
+        (
+            "padding_none_session_responder_with_skipped.next_message.bin",
+            a0[0].clone(),
+        ),
+    ]
+}
+
 /// The files of `PQ_FILES`, all from one prekey store of Bob's with post-quantum keys.
 #[cfg(feature = "pqxdh")]
 fn generate_post_quantum(
@@ -394,15 +474,34 @@ fn prepare() {
     });
 }
 
-/// Reads the files of a group and checks that they are at the current format version.
+/// The version byte a golden file starts with: its format family's (SPEC.md §5.1).
+fn family_version(name: &str) -> u8 {
+    if name.ends_with("_message.bin") {
+        WIRE_VERSION
+    } else if name.contains("bundle") {
+        BUNDLE_VERSION
+    } else {
+        STORAGE_VERSION
+    }
+}
+
+/// Reads the files of a group and checks that they are at the current format version,
+/// which is the one the files pin.
 fn check_versions(names: &[&str]) {
     prepare();
+    assert_eq!(
+        [STORAGE_VERSION, BUNDLE_VERSION, WIRE_VERSION],
+        [FORMAT_VERSION; 3],
+        "the golden files pin version 0x02 of storage, bundles and messages"
+    );
     for name in names {
         let bytes = read(name);
         assert_eq!(
-            bytes[0], VERSION,
+            bytes[0],
+            family_version(name),
             "{name}: not at the current format version"
         );
+        assert_eq!(bytes[0], FORMAT_VERSION, "{name}");
     }
 }
 
@@ -411,6 +510,44 @@ fn check_versions(names: &[&str]) {
 fn check_message(name: &str, bytes: &[u8], kind: u8) {
     assert_eq!(bytes[1], kind, "{name}: message type");
     assert_eq!(Message::parse(bytes).unwrap().to_bytes(), bytes, "{name}");
+}
+
+/// Checks that the message's body (encoded plaintext and tag, SPEC.md §4.9) is `body`
+/// bytes long.
+fn check_body(name: &str, bytes: &[u8], body: usize) {
+    assert_eq!(
+        Message::parse(bytes).unwrap().ciphertext_len(),
+        body,
+        "{name}: body length"
+    );
+}
+
+/// The offset of a stored session's padding byte (see `PADDING_OFFSET`).
+fn padding_offset(bytes: &[u8]) -> usize {
+    let (flags, post_quantum) = match bytes[1] {
+        0x20 => (0, false),
+        0x25 => (0, true),
+        0x28 => (1, bytes[3] == 0x03),
+        other => panic!("not a stored session: type {other:#04x}"),
+    };
+    let awaiting = bytes[3 + flags + 3 * 32] == 1;
+    let pending_pq = if post_quantum && awaiting {
+        4 + 1088
+    } else {
+        0
+    };
+    PADDING_OFFSET + flags + pending_pq
+}
+
+/// Checks a loaded session's padding policy against the byte stored for it.
+fn check_padding(name: &str, bytes: &[u8], session: &Session, padding: Padding) {
+    let byte = match padding {
+        Padding::None => PADDING_NONE_BYTE,
+        Padding::Padme => PADDING_PADME_BYTE,
+        other => panic!("{name}: no stored byte known for {other:?}"),
+    };
+    assert_eq!(bytes[padding_offset(bytes)], byte, "{name}: padding byte");
+    assert_eq!(session.padding(), padding, "{name}: padding policy");
 }
 
 #[test]
@@ -461,29 +598,36 @@ fn golden_files() {
     assert_eq!(bundle.signed_prekey_id(), 1);
     assert_eq!(bundle.one_time_prekey_id(), Some(2));
 
-    // The fresh initiator decrypts Bob's first reply.
+    // The fresh initiator (default padding, Padmé) decrypts Bob's first reply.
     let initiator_bytes = read("session_initiator.bin");
-    assert_eq!(initiator_bytes.len(), 296);
+    assert_eq!(initiator_bytes.len(), 297);
     let mut initiator = load(&initiator_bytes);
+    check_padding("initiator", &initiator_bytes, &initiator, Padding::Padme);
     assert_eq!(initiator.role(), Role::Initiator);
     assert!(initiator.awaiting_reply());
     assert_eq!(initiator.local_identity(), alice.public_key());
     assert_eq!(initiator.remote_identity(), bob.public_key());
     let reply = read("session_initiator.next_message.bin");
+    check_message("reply", &reply, 0x01);
+    assert_eq!(PADME_MINIMUM, 64);
+    check_body("reply", &reply, PADME_BODY);
     assert_eq!(initiator.decrypt(&reply).unwrap(), INITIATOR_NEXT);
     assert!(!initiator.awaiting_reply());
     assert_eq!(initiator.decrypt(&reply), Err(Error::DuplicateOrExpired));
 
     // The responder with skipped keys decrypts a1-0 with one of them.
     let responder_bytes = read("session_responder_with_skipped.bin");
-    assert_eq!(responder_bytes.len(), 296 + 68 * RESPONDER_SKIPPED);
+    assert_eq!(responder_bytes.len(), 297 + 68 * RESPONDER_SKIPPED);
     let mut responder = load(&responder_bytes);
+    check_padding("responder", &responder_bytes, &responder, Padding::Padme);
     assert_eq!(responder.role(), Role::Responder);
     assert_eq!(responder.id(), initiator.id());
     assert_eq!(responder.local_identity(), bob.public_key());
     assert_eq!(responder.remote_identity(), alice.public_key());
     assert_eq!(responder.stored_skipped_keys(), RESPONDER_SKIPPED);
     let next = read("session_responder_with_skipped.next_message.bin");
+    check_message("responder next message", &next, 0x01);
+    check_body("responder next message", &next, PADME_BODY);
     assert_eq!(responder.decrypt(&next).unwrap(), RESPONDER_NEXT);
     assert_eq!(responder.stored_skipped_keys(), RESPONDER_SKIPPED - 1);
     assert_eq!(responder.decrypt(&next), Err(Error::DuplicateOrExpired));
@@ -491,6 +635,7 @@ fn golden_files() {
     // The sealed session is the responder session, sealed under the fixed key.
     let sealed = read("sealed_session.bin");
     assert_eq!(sealed.len(), 15 + responder_bytes.len() + 16);
+    assert_eq!(sealed[..3], [FORMAT_VERSION, 0x30, 0x20]);
     let mut opened = storage_key().open::<Session>(&sealed).unwrap();
     assert_eq!(stored(&opened), responder_bytes);
     // Sealing is deterministic given the nonce RNG.
@@ -499,6 +644,7 @@ fn golden_files() {
         sealed
     );
     let next = read("sealed_session.next_message.bin");
+    check_body("sealed next message", &next, PADME_BODY);
     assert_eq!(opened.decrypt(&next).unwrap(), b"golden: a1-1");
     assert_eq!(
         StorageKey::from_bytes([0; 32])
@@ -518,12 +664,13 @@ fn header_encrypted_golden_files() {
     let session_bytes = read("he_session_responder_with_skipped.bin");
     assert_eq!(session_bytes[1], 0x28);
     assert_eq!(session_bytes[3], 0x02);
-    // SPEC.md §7.1: 431 bytes, 68 per skipped key, 64 per skipped-chain header key.
+    // SPEC.md §7.1: 432 bytes, 68 per skipped key, 64 per skipped-chain header key.
     assert_eq!(
         session_bytes.len(),
-        431 + 68 * HE_SKIPPED + 64 * HE_HEADER_KEYS
+        432 + 68 * HE_SKIPPED + 64 * HE_HEADER_KEYS
     );
     let mut session = load(&session_bytes);
+    check_padding("he session", &session_bytes, &session, Padding::Padme);
     assert!(session.is_header_encrypted());
     assert!(!session.is_post_quantum());
     assert_eq!(session.role(), Role::Responder);
@@ -543,6 +690,7 @@ fn header_encrypted_golden_files() {
     // key, its body with the stored message key.
     let next = read("he_session_responder_with_skipped.next_message.bin");
     check_message("he next message", &next, 0x04);
+    check_body("he next message", &next, PADME_BODY);
     assert_eq!(session.decrypt(&next).unwrap(), HE_NEXT);
     assert_eq!(session.stored_skipped_keys(), HE_SKIPPED - 1);
     // The chain still has a key (a1-1), so its header key is kept: a replay is a duplicate.
@@ -567,6 +715,7 @@ fn header_encrypted_golden_files() {
     // a0-0, an initial message (type 0x05) of the first chain, kept since the session began.
     let next = read("he_sealed_session.next_message.bin");
     check_message("he sealed next message", &next, 0x05);
+    check_body("he sealed next message", &next, PADME_BODY);
     assert_eq!(opened.decrypt(&next).unwrap(), HE_SEALED_NEXT);
     assert_eq!(opened.stored_skipped_keys(), HE_SKIPPED - 1);
     assert_eq!(
@@ -575,6 +724,100 @@ fn header_encrypted_golden_files() {
             .err(),
         Some(Error::DecryptionFailed)
     );
+}
+
+#[test]
+fn padding_none_golden_files() {
+    check_versions(&PADDING_NONE_FILES);
+    let alice = IdentityKeyPair::from_bytes(&read("alice_identity.bin")).unwrap();
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+    // Without padding a body is the plaintext, the 0x80 end marker and the tag.
+    let unpadded = |plaintext: &[u8]| plaintext.len() + 1 + TAG;
+
+    // Alice's fresh session with the policy Padding::None: type 0x20, 297 bytes, padding
+    // byte 0x00.
+    let initiator_bytes = read("padding_none_session_initiator.bin");
+    assert_eq!(initiator_bytes.len(), 297);
+    assert_eq!(initiator_bytes[1], 0x20);
+    let initiator = load(&initiator_bytes);
+    check_padding("initiator", &initiator_bytes, &initiator, Padding::None);
+    assert_eq!(initiator.role(), Role::Initiator);
+    assert!(initiator.awaiting_reply());
+    assert_eq!(initiator.local_identity(), alice.public_key());
+    assert_eq!(initiator.remote_identity(), bob.public_key());
+
+    // Its first message is a0-0, byte for byte (a fresh initiator's first send draws no
+    // randomness), without padding; Bob's stored session holds its key.
+    let a0 = read("padding_none_session_responder_with_skipped.next_message.bin");
+    check_message("a0-0", &a0, 0x02);
+    check_body("a0-0", &a0, unpadded(PADDING_NONE_RESPONDER_NEXT));
+    let mut sender = load(&initiator_bytes);
+    assert_eq!(
+        sender
+            .encrypt(PADDING_NONE_RESPONDER_NEXT, &mut rng(0))
+            .unwrap(),
+        a0
+    );
+    // The same session with the padding byte 0x01 is the same session with Padmé: the
+    // same message padded to 64 bytes, and back to Padding::None the very same bytes.
+    let padme_bytes = {
+        let mut b = initiator_bytes.clone();
+        b[PADDING_OFFSET] = PADDING_PADME_BYTE;
+        b
+    };
+    let mut padme = load(&padme_bytes);
+    check_padding("initiator as Padmé", &padme_bytes, &padme, Padding::Padme);
+    let padded = padme
+        .encrypt(PADDING_NONE_RESPONDER_NEXT, &mut rng(0))
+        .unwrap();
+    check_body("a0-0 padded", &padded, PADME_BODY);
+    let framing = a0.len() - unpadded(PADDING_NONE_RESPONDER_NEXT);
+    assert_eq!(
+        padded[..framing],
+        a0[..framing],
+        "the same framing and header"
+    );
+    let mut back = load(&padme_bytes);
+    back.set_padding(Padding::None);
+    assert_eq!(stored(&back), initiator_bytes);
+
+    // Bob's first reply, sent without padding, decrypts at the stored initiator.
+    let mut initiator = initiator;
+    let reply = read("padding_none_session_initiator.next_message.bin");
+    check_message("reply", &reply, 0x01);
+    check_body("reply", &reply, unpadded(PADDING_NONE_INITIATOR_NEXT));
+    assert_eq!(
+        initiator.decrypt(&reply).unwrap(),
+        PADDING_NONE_INITIATOR_NEXT
+    );
+    assert!(!initiator.awaiting_reply());
+    assert_eq!(initiator.padding(), Padding::None);
+
+    // Bob's session with the policy Padding::None, holding the key of a0-0.
+    let responder_bytes = read("padding_none_session_responder_with_skipped.bin");
+    assert_eq!(responder_bytes.len(), 297 + 68);
+    assert_eq!(responder_bytes[1], 0x20);
+    let mut responder = load(&responder_bytes);
+    check_padding("responder", &responder_bytes, &responder, Padding::None);
+    assert_eq!(responder.role(), Role::Responder);
+    assert_eq!(responder.id(), initiator.id());
+    assert_eq!(responder.local_identity(), bob.public_key());
+    assert_eq!(responder.stored_skipped_keys(), 1);
+    // The receiver's policy plays no part in decoding: a copy of it decrypts the padded
+    // form of a0-0 (the same message key) to the same plaintext.
+    assert_eq!(
+        load(&responder_bytes).decrypt(&padded).unwrap(),
+        PADDING_NONE_RESPONDER_NEXT
+    );
+    assert_eq!(responder.decrypt(&a0).unwrap(), PADDING_NONE_RESPONDER_NEXT);
+    assert_eq!(responder.stored_skipped_keys(), 0);
+    assert_eq!(responder.decrypt(&a0), Err(Error::DuplicateOrExpired));
+    // Its next message is unpadded too.
+    let m = responder
+        .encrypt(b"golden padding none: b0-1", &mut rng(1))
+        .unwrap();
+    check_body("b0-1", &m, unpadded(b"golden padding none: b0-1"));
+    assert_eq!(initiator.decrypt(&m).unwrap(), b"golden padding none: b0-1");
 }
 
 #[cfg(feature = "pqxdh")]
@@ -610,12 +853,15 @@ fn post_quantum_golden_files() {
     assert_eq!(bundle.one_time_prekey_id(), Some(1));
     assert_eq!(bundle.post_quantum_prekey_id(), Some(1));
 
-    // Alice's fresh PQXDH session (type 0x25, 1388 bytes: it repeats the KEM ciphertext
+    // Alice's fresh PQXDH session (type 0x25, 1389 bytes: it repeats the KEM ciphertext
     // while awaiting a reply) decrypts Bob's first reply.
     let initiator_bytes = read("pq_session_initiator.bin");
-    assert_eq!(initiator_bytes.len(), 1388);
+    assert_eq!(initiator_bytes.len(), 1389);
     assert_eq!(initiator_bytes[1], 0x25);
     let mut initiator = load(&initiator_bytes);
+    // The padding byte follows the KEM ciphertext and the limits.
+    assert_eq!(padding_offset(&initiator_bytes), 117 + 4 + 1088);
+    check_padding("pq initiator", &initiator_bytes, &initiator, Padding::Padme);
     assert_eq!(initiator.role(), Role::Initiator);
     assert!(initiator.is_post_quantum());
     assert!(!initiator.is_header_encrypted());
@@ -624,24 +870,27 @@ fn post_quantum_golden_files() {
     assert_eq!(initiator.remote_identity(), bob.public_key());
     let reply = read("pq_session_initiator.next_message.bin");
     check_message("pq reply", &reply, 0x01);
+    check_body("pq reply", &reply, PADME_BODY);
     assert_eq!(initiator.decrypt(&reply).unwrap(), PQ_INITIATOR_NEXT);
     assert!(!initiator.awaiting_reply());
     // No longer awaiting a reply: the ciphertext is gone from the stored form.
-    assert_eq!(stored(&initiator).len(), 296);
+    assert_eq!(stored(&initiator).len(), 297);
     assert_eq!(initiator.decrypt(&reply), Err(Error::DuplicateOrExpired));
 
     // Bob's PQXDH session (type 0x25, responder) decrypts a0-0, an initial message (type
     // 0x03) whose key it holds.
     let responder_bytes = read("pq_session_responder.bin");
     assert_eq!(responder_bytes[1], 0x25);
-    assert_eq!(responder_bytes.len(), 296 + 68 * PQ_RESPONDER_SKIPPED);
+    assert_eq!(responder_bytes.len(), 297 + 68 * PQ_RESPONDER_SKIPPED);
     let mut responder = load(&responder_bytes);
+    check_padding("pq responder", &responder_bytes, &responder, Padding::Padme);
     assert_eq!(responder.role(), Role::Responder);
     assert!(responder.is_post_quantum());
     assert_eq!(responder.id(), initiator.id());
     assert_eq!(responder.stored_skipped_keys(), PQ_RESPONDER_SKIPPED);
     let next = read("pq_session_responder.next_message.bin");
     check_message("pq initial message", &next, 0x03);
+    check_body("pq initial message", &next, PADME_BODY);
     assert_eq!(responder.decrypt(&next).unwrap(), PQ_RESPONDER_NEXT);
     assert_eq!(responder.decrypt(&next), Err(Error::DuplicateOrExpired));
 
@@ -651,9 +900,10 @@ fn post_quantum_golden_files() {
     assert_eq!(he_bytes[3], 0x03);
     assert_eq!(
         he_bytes.len(),
-        431 + 68 * HE_PQ_SKIPPED + 64 * HE_PQ_HEADER_KEYS
+        432 + 68 * HE_PQ_SKIPPED + 64 * HE_PQ_HEADER_KEYS
     );
     let mut he = load(&he_bytes);
+    check_padding("he pq session", &he_bytes, &he, Padding::Padme);
     assert!(he.is_header_encrypted());
     assert!(he.is_post_quantum());
     assert_eq!(he.role(), Role::Initiator);
@@ -668,6 +918,7 @@ fn post_quantum_golden_files() {
     );
     let next = read("he_pq_session_initiator_with_skipped.next_message.bin");
     check_message("he pq next message", &next, 0x04);
+    check_body("he pq next message", &next, PADME_BODY);
     assert_eq!(he.decrypt(&next).unwrap(), HE_PQ_NEXT);
     assert_eq!(he.stored_skipped_keys(), HE_PQ_SKIPPED - 1);
     assert_eq!(he.decrypt(&next), Err(Error::DuplicateOrExpired));
@@ -694,6 +945,7 @@ fn post_quantum_golden_files() {
     // made from the last-resort key, cannot make a second session.
     let replayed = read("pq_prekey_store.replayed_message.bin");
     check_message("replayed initial message", &replayed, 0x06);
+    check_body("replayed initial message", &replayed, PADME_BODY);
     assert_eq!(
         store.accept(&bob, &replayed).err(),
         Some(Error::DuplicateOrExpired)
@@ -703,6 +955,7 @@ fn post_quantum_golden_files() {
     // and post-quantum prekey 2 is accepted, and both keys are then deleted.
     let message = read("pq_prekey_store.next_message.bin");
     check_message("next session's initial message", &message, 0x03);
+    check_body("next session's initial message", &message, PADME_BODY);
     let accepted = store.accept(&bob, &message).unwrap();
     assert_eq!(accepted.plaintext, b"golden pq: next session");
     assert_eq!(accepted.used_one_time_prekey, Some(2));

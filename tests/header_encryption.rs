@@ -1,7 +1,8 @@
 //! Header-encrypted sessions (SPEC.md §4.8, §5.2-§5.3 types 0x04-0x06, §7.1 type 0x28):
 //! conversations with loss and reordering across ratchet steps, nothing of the header in
 //! the clear, transactional rejection of every tampered byte, the bound on stored header
-//! keys, persistence, and the mode policies.
+//! keys, persistence, the mode policies, and message sizes and the stored policy under both
+//! padding policies (SPEC.md §4.9).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -9,8 +10,8 @@ mod common;
 use common::FailingRng;
 
 use doubleratchet::{
-    Error, IdentityKeyPair, Limits, Message, PreKeyStore, Session, SessionOptions,
-    MAX_SKIPPED_HEADER_KEYS,
+    Error, IdentityKeyPair, Limits, Message, Padding, PreKeyStore, Session, SessionOptions,
+    MAX_SKIPPED_HEADER_KEYS, PADME_MINIMUM, STORAGE_VERSION, WIRE_VERSION,
 };
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -59,9 +60,9 @@ fn bytes(s: &Session) -> Vec<u8> {
 fn conversation_both_modes_with_ratchet_steps() {
     for pq in [false, true] {
         let mut p = pair(900 + u64::from(pq), pq);
-        // SPEC.md §7.1: 296 + 135 bytes once both header keys are set, nothing skipped.
-        assert_eq!(p.a.to_bytes().len(), 431);
-        assert_eq!(p.b.to_bytes().len(), 431);
+        // SPEC.md §7.1: 297 + 135 bytes once both header keys are set, nothing skipped.
+        assert_eq!(p.a.to_bytes().len(), 432);
+        assert_eq!(p.b.to_bytes().len(), 432);
         for round in 0..10u8 {
             for k in 0..=round % 3 {
                 let m = p.a.encrypt(&[round, k], &mut p.rng).unwrap();
@@ -89,8 +90,11 @@ fn header_is_not_visible_on_the_wire() {
             "messages share 32 bytes"
         );
     }
-    // Size: version, type, nonce(12) + sealed header(40) + tag(16), ciphertext, tag.
-    assert_eq!(m1.len(), 2 + 68 + 3 + 16);
+    // Size: version, type, nonce(12) + sealed header(40) + tag(16), ciphertext (the
+    // plaintext padded to Padmé's 64-byte minimum), tag.
+    assert_eq!(m1[0], WIRE_VERSION);
+    assert_eq!(m1.len(), 2 + 68 + PADME_MINIMUM + 16);
+    assert_eq!(m2.len(), m1.len());
     assert_eq!(p.b.decrypt(&m2).unwrap(), b"two");
     assert_eq!(p.b.decrypt(&m1).unwrap(), b"one");
 }
@@ -230,6 +234,7 @@ fn persistence_round_trips_at_every_step() {
             }
             for s in [&mut p.a, &mut p.b] {
                 let saved = s.to_bytes();
+                assert_eq!(saved[0], STORAGE_VERSION);
                 assert_eq!(saved[1], 0x28);
                 assert_eq!(saved[3], if pq { 0x03 } else { 0x02 });
                 let reloaded = Session::from_bytes(&saved).unwrap();
@@ -354,12 +359,113 @@ fn failing_rng_changes_nothing_in_header_encrypted_mode() {
 fn stored_session_without_sending_header_key_is_refused() {
     let p = pair(995, false);
     let mut stored = bytes(&p.a);
-    assert_eq!(stored.len(), 431);
-    // After the skipped-key count (offset 292 + flags byte = 293..297), HKs: flag + key.
-    assert_eq!(stored[297], 1);
-    stored[297..330].fill(0);
+    assert_eq!(stored.len(), 432);
+    // After the skipped-key count (offset 293 + flags byte = 294..298), HKs: flag + key.
+    assert_eq!(stored[294..298], [0; 4]);
+    assert_eq!(stored[298], 1);
+    stored[298..331].fill(0);
     assert_eq!(
         Session::from_bytes(&stored).unwrap_err(),
+        Error::InvalidEncoding
+    );
+}
+
+/// Sizes on the wire under both padding policies (SPEC.md §4.9): the framing (with the
+/// 68-byte sealed header), the encoded plaintext, the tag. Padmé pads the marked
+/// plaintext to at least 64 bytes and then to its bucket (72 for 65, 1024 for 1001);
+/// `Padding::None` adds only the end marker.
+#[test]
+fn sizes_on_the_wire_under_both_padding_policies() {
+    const CASES: [(Padding, usize, usize); 8] = [
+        (Padding::Padme, 0, 64),
+        (Padding::Padme, 63, 64),
+        (Padding::Padme, 64, 72),
+        (Padding::Padme, 1000, 1024),
+        (Padding::None, 0, 1),
+        (Padding::None, 63, 64),
+        (Padding::None, 64, 65),
+        (Padding::None, 1000, 1001),
+    ];
+    for pq in [false, true] {
+        let mut rng = ChaCha20Rng::seed_from_u64(1000 + u64::from(pq));
+        let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+        let bob = IdentityKeyPair::generate(&mut rng).unwrap();
+        let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+        if pq {
+            store.rotate_pq_last_resort_prekey(&bob, &mut rng).unwrap();
+        }
+        // Initial messages: IK_A, EK_A, prekey ids (and the PQ prekey id and KEM
+        // ciphertext) before the sealed header.
+        let initial_prefix = if pq { 1235 } else { 143 };
+        let mut b: Option<Session> = None;
+        let mut a = None;
+        for (padding, len, encoded) in CASES {
+            let plaintext = vec![0xa5; len];
+            let options = SessionOptions::new().header_encryption().padding(padding);
+            let bundle = if pq {
+                store.pq_bundle(&bob, None, None).unwrap()
+            } else {
+                store.bundle(&bob, None).unwrap()
+            };
+            let mut s = Session::initiate_with(&alice, &bundle, &options, &mut rng).unwrap();
+            assert_eq!(s.padding(), padding);
+            let m = s.encrypt(&plaintext, &mut rng).unwrap();
+            assert_eq!(m[1], if pq { 0x06 } else { 0x05 });
+            assert_eq!(m.len(), initial_prefix + encoded + 16, "{padding:?} {len}");
+            let accepted = store.accept(&bob, &m).unwrap();
+            assert_eq!(accepted.plaintext, plaintext);
+            // The responder's policy is its own: the default, whatever the sender's.
+            assert_eq!(accepted.session.padding(), Padding::Padme);
+            if b.is_none() {
+                b = Some(accepted.session);
+                a = Some(s);
+            }
+        }
+        // Normal messages: version, type, the sealed header.
+        let (mut a, mut b) = (a.unwrap(), b.unwrap());
+        let reply = b.encrypt(b"reply", &mut rng).unwrap();
+        assert_eq!(a.decrypt(&reply).unwrap(), b"reply");
+        for (padding, len, encoded) in CASES {
+            let plaintext = vec![0x5a; len];
+            for a_sends in [true, false] {
+                let (sender, receiver) = if a_sends {
+                    (&mut a, &mut b)
+                } else {
+                    (&mut b, &mut a)
+                };
+                sender.set_padding(padding);
+                let m = sender.encrypt(&plaintext, &mut rng).unwrap();
+                assert_eq!(m[1], 0x04);
+                assert_eq!(m.len(), 2 + 68 + encoded + 16, "{padding:?} {len}");
+                assert_eq!(receiver.decrypt(&m).unwrap(), plaintext);
+            }
+        }
+    }
+}
+
+/// The padding policy is stored in a header-encrypted session (type 0x28: after the flags
+/// byte and the limits, at offset 118) and survives a reload.
+#[test]
+fn padding_policy_is_stored_in_header_encrypted_sessions() {
+    let mut p = pair(1010, false);
+    assert_eq!(p.a.padding(), Padding::Padme);
+    let padme = bytes(&p.a);
+    assert_eq!(padme[118], 0x01);
+    p.a.set_padding(Padding::None);
+    let none = bytes(&p.a);
+    assert_eq!(none[118], 0x00);
+    let differing: Vec<usize> = (0..padme.len()).filter(|&i| padme[i] != none[i]).collect();
+    assert_eq!(differing, [118]);
+    let mut reloaded = Session::from_bytes(&none).unwrap();
+    assert_eq!(reloaded.padding(), Padding::None);
+    assert_eq!(bytes(&reloaded), none);
+    let m = reloaded.encrypt(&[1; 10], &mut p.rng).unwrap();
+    assert_eq!(m.len(), 2 + 68 + 11 + 16);
+    assert_eq!(p.b.decrypt(&m).unwrap(), [1; 10]);
+    let mut bad = none.clone();
+    bad[118] = 0x02;
+    assert_eq!(
+        Session::from_bytes(&bad).unwrap_err(),
         Error::InvalidEncoding
     );
 }

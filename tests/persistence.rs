@@ -4,9 +4,12 @@
 //!   key pairs, signed and one-time prekeys, prekey stores, bundles): loading and storing
 //!   again gives the very same bytes, and the loaded object behaves exactly like the
 //!   original (same ciphertexts with a cloned RNG, same plaintexts, same errors).
-//! * Strict loading: every truncation, an appended byte, a wrong type byte, a future
-//!   version byte and corrupted fields are each rejected with a specific [`Error`], never a
-//!   panic, and a giant count fails fast without allocating for it.
+//! * Strict loading: every truncation, an appended byte, a wrong type byte, any other
+//!   version byte (a future one, or v1's `0x01`) and corrupted fields (the padding byte
+//!   included) are each rejected with a specific [`Error`], never a panic, and a giant
+//!   count fails fast without allocating for it.
+//! * The padding policy (SPEC.md §4.9) is stored with the session, in its own byte right
+//!   after `max_stored_skipped`, and round-trips.
 //! * Sealing under a [`StorageKey`]: round trips, every flipped bit, every truncation, the
 //!   wrong key and object-type confusion are rejected.
 //! * Replay after reload and an app-like loop that stores the sessions after every message.
@@ -18,14 +21,18 @@ mod support;
 use std::time::{Duration, Instant};
 
 use doubleratchet::{
-    Error, IdentityKeyPair, Limits, OneTimePreKey, PreKeyBundle, PreKeyStore, Role, Session,
-    SignedPreKey, StorageKey, BUNDLE_LENGTH, DEFAULT_MAX_STORED_SKIPPED, MAX_SKIP_CAP,
-    MAX_STORED_SIZE, MAX_STORED_SKIPPED_CAP, VERSION,
+    Error, IdentityKeyPair, Limits, Message, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore,
+    Role, Session, SessionOptions, SignedPreKey, StorageKey, BUNDLE_LENGTH, BUNDLE_VERSION,
+    DEFAULT_MAX_STORED_SKIPPED, MAX_SKIP_CAP, MAX_STORED_SIZE, MAX_STORED_SKIPPED_CAP,
+    STORAGE_VERSION,
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet::{PqPreKey, PqPreKeyKind};
 use rand_chacha::ChaCha20Rng;
-use support::{accepted_pair, established_pair, is_initial, load, reload, rng, stored, Parties};
+use support::{
+    accepted_pair, accepted_pair_in_mode, established_pair, is_initial, load, reload, rng, stored,
+    Parties,
+};
 
 // ---------------------------------------------------------------------------------------
 // The stored session layout (SPEC.md §7.1), checked by `session_layout_matches_spec`.
@@ -58,26 +65,59 @@ const PENDING_OPK_FLAG: usize = 104;
 const PENDING_OPK: usize = 105;
 const MAX_SKIP: usize = 109;
 const MAX_STORED: usize = 113;
-const ROOT_KEY: usize = 117;
-const DHS: usize = 149;
-const DHR_FLAG: usize = 181;
-const CKS_FLAG: usize = 214;
-const CKR_FLAG: usize = 247;
-const NS: usize = 280;
-const NR: usize = 284;
-const PN: usize = 288;
-const COUNT: usize = 292;
-const ENTRIES: usize = 296;
+/// The padding policy (profile v2): `0x00` none, `0x01` Padmé; every later field moved
+/// by one byte.
+const PADDING: usize = 117;
+const ROOT_KEY: usize = 118;
+const DHS: usize = 150;
+const DHR_FLAG: usize = 182;
+const CKS_FLAG: usize = 215;
+const CKR_FLAG: usize = 248;
+const NS: usize = 281;
+const NR: usize = 285;
+const PN: usize = 289;
+const COUNT: usize = 293;
+const ENTRIES: usize = 297;
 const ENTRY: usize = 32 + 4 + 32;
 const SESSION_FIXED: usize = ENTRIES;
 
 /// What a PQXDH session awaiting its reply stores in addition: the post-quantum prekey id
 /// and the KEM ciphertext.
 const PQ_PENDING: usize = 4 + 1088;
+/// A header-encrypted session (type `0x28`) has a flags byte after the role, so each of
+/// its fields sits one byte later; after the skipped keys it stores `HKs`, `HKr` (each a
+/// flag and 32 bytes), `NHKs`, `NHKr` and the count of skipped-chain header keys.
+const HE_SHIFT: usize = 1;
+const HE_FIXED: usize = 2 * 33 + 2 * 32 + 4;
+
+/// The stored padding byte of each policy (SPEC.md §7.1).
+const PADDING_NONE: u8 = 0x00;
+const PADDING_PADME: u8 = 0x01;
+
+/// The version byte of v1, the previous profile: every object of it is refused.
+const V1: u8 = 0x01;
 
 /// Sealed framing: version, 0x30, object type, 12-byte nonce; then the 16-byte tag.
 const SEALED_HEADER: usize = 15;
 const TAG: usize = 16;
+
+/// The version byte of a blob of this type: bundles are wire objects with their own
+/// version (SPEC.md §5.1), every other type is stored.
+fn version_of(type_byte: u8) -> u8 {
+    match type_byte {
+        TYPE_BUNDLE | TYPE_BUNDLE_PQ => BUNDLE_VERSION,
+        _ => STORAGE_VERSION,
+    }
+}
+
+/// The stored byte of a padding policy.
+fn padding_byte(padding: Padding) -> u8 {
+    match padding {
+        Padding::None => PADDING_NONE,
+        Padding::Padme => PADDING_PADME,
+        other => panic!("no stored byte known for {other:?}"),
+    }
+}
 
 /// Public keys that every parser must refuse.
 fn invalid_x25519_keys() -> Vec<[u8; 32]> {
@@ -317,6 +357,20 @@ fn sample_sessions() -> Vec<(&'static str, Session)> {
         .unwrap();
 
     let skipped = conversation_with_skipped_keys(106);
+
+    // Sessions with the padding policy Padding::None: Alice's (awaiting a reply) and the
+    // responder session Bob makes from her first message.
+    let mut rng = support::rng(110);
+    let mut parties = Parties::new(&mut rng);
+    let no_padding = SessionOptions::new().padding(Padding::None);
+    let mut unpadded_initiator =
+        Session::initiate_with(&parties.alice, &parties.bundle, &no_padding, &mut rng).unwrap();
+    let first = unpadded_initiator.encrypt(b"unpadded", &mut rng).unwrap();
+    let unpadded_responder = parties
+        .store
+        .accept_with(&parties.bob, &first, &no_padding)
+        .unwrap()
+        .session;
     vec![
         ("fresh initiator", fresh_initiator),
         ("fresh responder", fresh_responder),
@@ -327,6 +381,8 @@ fn sample_sessions() -> Vec<(&'static str, Session)> {
         ("limits at the caps", at_caps),
         ("responder with skipped keys", skipped.b),
         ("initiator with skipped keys", skipped.a),
+        ("initiator without padding", unpadded_initiator),
+        ("responder without padding", unpadded_responder),
     ]
 }
 
@@ -486,7 +542,7 @@ fn session_layout_matches_spec() {
         let bytes = stored(&session);
         let count = session.stored_skipped_keys();
         assert_eq!(bytes.len(), SESSION_FIXED + ENTRY * count, "{name}");
-        assert_eq!(bytes[0], VERSION, "{name}");
+        assert_eq!(bytes[0], STORAGE_VERSION, "{name}");
         assert_eq!(bytes[1], TYPE_SESSION, "{name}");
         let role = match session.role() {
             Role::Initiator => 1,
@@ -518,6 +574,7 @@ fn session_layout_matches_spec() {
             session.limits().max_stored_skipped,
             "{name}"
         );
+        assert_eq!(bytes[PADDING], padding_byte(session.padding()), "{name}");
         assert_eq!(
             bytes[DHR_FLAG], 1,
             "{name}: every session knows the peer's key"
@@ -536,6 +593,7 @@ fn every_session_reencodes_byte_identically() {
         assert_eq!(loaded.role(), session.role(), "{name}");
         assert_eq!(loaded.awaiting_reply(), session.awaiting_reply(), "{name}");
         assert_eq!(loaded.limits(), session.limits(), "{name}");
+        assert_eq!(loaded.padding(), session.padding(), "{name}");
         assert_eq!(loaded.local_identity(), session.local_identity(), "{name}");
         assert_eq!(
             loaded.remote_identity(),
@@ -795,7 +853,7 @@ fn identity_key_pair_round_trip_behaves_identically() {
     let id = IdentityKeyPair::generate(&mut rng).unwrap();
     let bytes = id.to_bytes().to_vec();
     assert_eq!(bytes.len(), 34);
-    assert_eq!(bytes[..2], [VERSION, TYPE_IDENTITY]);
+    assert_eq!(bytes[..2], [STORAGE_VERSION, TYPE_IDENTITY]);
     let loaded = IdentityKeyPair::from_bytes(&bytes).unwrap();
     assert_eq!(loaded.to_bytes().to_vec(), bytes);
     assert_eq!(loaded.public_key(), id.public_key());
@@ -826,7 +884,10 @@ fn signed_and_one_time_prekey_round_trips_behave_identically() {
 
     let spk_bytes = spk.to_bytes().to_vec();
     assert_eq!(spk_bytes.len(), 2 + 4 + 32 + 64);
-    assert_eq!(spk_bytes[..6], [VERSION, TYPE_SIGNED_PREKEY, 1, 2, 3, 4]);
+    assert_eq!(
+        spk_bytes[..6],
+        [STORAGE_VERSION, TYPE_SIGNED_PREKEY, 1, 2, 3, 4]
+    );
     let spk2 = SignedPreKey::from_bytes(&spk_bytes).unwrap();
     assert_eq!(spk2.to_bytes().to_vec(), spk_bytes);
     assert_eq!(spk2.id(), spk.id());
@@ -837,7 +898,7 @@ fn signed_and_one_time_prekey_round_trips_behave_identically() {
     assert_eq!(opk_bytes.len(), 2 + 4 + 32);
     assert_eq!(
         opk_bytes[..6],
-        [VERSION, TYPE_ONE_TIME_PREKEY, 10, 11, 12, 13]
+        [STORAGE_VERSION, TYPE_ONE_TIME_PREKEY, 10, 11, 12, 13]
     );
     let opk2 = OneTimePreKey::from_bytes(&opk_bytes).unwrap();
     assert_eq!(opk2.to_bytes().to_vec(), opk_bytes);
@@ -869,7 +930,7 @@ fn prekey_store_round_trip_behaves_identically() {
     let bytes = store.to_bytes().to_vec();
     // Header, three ids, two signed prekeys, nine one-time prekeys.
     assert_eq!(bytes.len(), 2 + 12 + 4 + 2 * 102 + 4 + 9 * 38);
-    assert_eq!(bytes[..2], [VERSION, TYPE_PREKEY_STORE]);
+    assert_eq!(bytes[..2], [STORAGE_VERSION, TYPE_PREKEY_STORE]);
     let mut store2 = PreKeyStore::from_bytes(&bytes).unwrap();
     assert_eq!(store2.to_bytes().to_vec(), bytes);
     assert_eq!(
@@ -924,7 +985,7 @@ fn bundle_round_trip() {
         let bundle = store.bundle(&bob, one_time).unwrap();
         let bytes = bundle.to_bytes();
         assert_eq!(bytes.len(), BUNDLE_LENGTH);
-        assert_eq!(bytes[..2], [VERSION, TYPE_BUNDLE]);
+        assert_eq!(bytes[..2], [BUNDLE_VERSION, TYPE_BUNDLE]);
         let loaded = PreKeyBundle::from_bytes(&bytes).unwrap();
         assert_eq!(loaded, bundle);
         assert_eq!(loaded.to_bytes(), bytes);
@@ -1044,13 +1105,154 @@ fn sibling_type_bytes_are_typed_errors_or_canonical() {
 #[test]
 fn other_version_byte_is_rejected() {
     for (name, type_byte, bytes) in sample_blobs() {
-        for version in (0..=u8::MAX).filter(|v| *v != VERSION) {
+        assert_eq!(bytes[0], version_of(type_byte), "{name}");
+        for version in (0..=u8::MAX).filter(|v| *v != version_of(type_byte)) {
             let changed = with(&bytes, |b| b[0] = version);
             assert_eq!(
                 load_as(type_byte, &changed),
                 Err(Error::UnsupportedVersion(version)),
                 "{name} with version {version}"
             );
+        }
+    }
+}
+
+/// Every object of v1 (version byte `0x01`, the previous profile, never released) is
+/// refused by its version byte before anything else is read: stored objects, bundles, a
+/// session in v1's own layout (without the padding byte) and sealed blobs.
+#[test]
+fn v1_objects_are_unsupported_version_1() {
+    assert_eq!([STORAGE_VERSION, BUNDLE_VERSION], [0x02, 0x02]);
+    for (name, type_byte, bytes) in sample_blobs() {
+        let v1 = with(&bytes, |b| b[0] = V1);
+        assert_eq!(
+            load_as(type_byte, &v1),
+            Err(Error::UnsupportedVersion(1)),
+            "{name}"
+        );
+    }
+    // A session in v1's layout: 296 bytes without skipped keys, no padding byte.
+    let bytes = skipped_session_bytes();
+    let v1_layout = with(&bytes, |b| {
+        b[0] = V1;
+        b.remove(PADDING);
+    });
+    assert_eq!(v1_layout.len(), 296 + 6 * ENTRY);
+    assert_eq!(
+        load_session(&v1_layout).err(),
+        Some(Error::UnsupportedVersion(1))
+    );
+    // Relabelled 0x02 it is not a v2 session (a field short, every later one misplaced).
+    assert!(load_session(&with(&v1_layout, |b| b[0] = STORAGE_VERSION)).is_err());
+    // Sealed blobs of v1.
+    let mut rng = rng(32);
+    let key = StorageKey::generate(&mut rng).unwrap();
+    for (name, type_byte, _, sealed) in sealed_samples(&key, &mut rng) {
+        let v1 = with(&sealed, |b| b[0] = V1);
+        assert_eq!(
+            open_as(&key, type_byte, &v1),
+            Err(Error::UnsupportedVersion(1)),
+            "{name}"
+        );
+    }
+}
+
+/// A stored session's padding byte for each kind: classical, header-encrypted (a flags
+/// byte earlier in the layout), and with PQXDH a session awaiting its reply (the KEM
+/// ciphertext before the limits), with the header in the clear and encrypted.
+fn padding_samples(seed: u64) -> Vec<(&'static str, Session, usize)> {
+    let (_, _, classical, _) = accepted_pair(seed);
+    let (_, header_encrypted, _, _) = accepted_pair_in_mode(seed + 1, false, true);
+    assert!(header_encrypted.is_header_encrypted());
+    // Alice's header-encrypted session, awaiting a reply, holds no skipped keys: 432 bytes.
+    assert_eq!(
+        stored(&header_encrypted).len(),
+        SESSION_FIXED + HE_SHIFT + HE_FIXED
+    );
+    assert_eq!(SESSION_FIXED + HE_SHIFT + HE_FIXED, 432);
+    #[allow(unused_mut)]
+    let mut samples = vec![
+        ("classical", classical, PADDING),
+        ("header-encrypted", header_encrypted, PADDING + HE_SHIFT),
+    ];
+    #[cfg(feature = "pqxdh")]
+    for (name, header_encryption) in [
+        ("PQXDH awaiting a reply", false),
+        ("header-encrypted PQXDH awaiting a reply", true),
+    ] {
+        let (_, a, _, _) = accepted_pair_in_mode(seed + 2, true, header_encryption);
+        assert!(a.awaiting_reply() && a.is_post_quantum());
+        let shift = if header_encryption { HE_SHIFT } else { 0 };
+        samples.push((name, a, PADDING + shift + PQ_PENDING));
+    }
+    samples
+}
+
+/// The padding policy round-trips through its stored byte in every session kind: the
+/// default is Padmé (`0x01`), `set_padding(Padding::None)` changes that byte (`0x00`) and
+/// nothing else, a loaded session has the stored policy and pads as it says, and sealing
+/// keeps it. Sessions made with `SessionOptions::padding` are in `sample_sessions`.
+#[test]
+fn padding_byte_round_trips() {
+    let key = StorageKey::from_bytes([0x33; 32]);
+    let mut seal_rng = rng(34);
+    for (name, mut session, at) in padding_samples(33) {
+        assert_eq!(session.padding(), Padding::Padme, "{name}: the default");
+        let padme = stored(&session);
+        assert_eq!(padme[at], PADDING_PADME, "{name}");
+        session.set_padding(Padding::None);
+        assert_eq!(session.padding(), Padding::None);
+        let none = stored(&session);
+        assert_eq!(none[at], PADDING_NONE, "{name}");
+        assert_eq!(with(&padme, |b| b[at] = PADDING_NONE), none, "{name}");
+        assert_eq!(load(&padme).padding(), Padding::Padme, "{name}");
+        let mut loaded = load(&none);
+        assert_eq!(loaded.padding(), Padding::None, "{name}");
+        let opened = key
+            .open::<Session>(&key.seal(&loaded, &mut seal_rng).unwrap())
+            .unwrap();
+        assert_eq!(opened.padding(), Padding::None, "{name}");
+        assert_eq!(stored(&opened), none, "{name}");
+
+        // The loaded session sends what the original sends: the plaintext, the end
+        // marker and the tag, unpadded.
+        let plaintext = b"padding";
+        let m = assert_same_encryption(&mut session, &mut loaded, &mut rng(35), plaintext);
+        let body = Message::parse(&m).unwrap().ciphertext_len();
+        assert_eq!(body, plaintext.len() + 1 + TAG, "{name}");
+        // Back to Padmé: the byte is 0x01 again, and the next message is padded to 64.
+        loaded.set_padding(Padding::Padme);
+        let mut loaded = reload(&loaded);
+        assert_eq!(stored(&loaded)[at], PADDING_PADME, "{name}");
+        let m = loaded.encrypt(plaintext, &mut rng(36)).unwrap();
+        let body = Message::parse(&m).unwrap().ciphertext_len();
+        assert_eq!(body, 64 + TAG, "{name}");
+    }
+}
+
+/// The padding byte is `0x00` or `0x01`; any other value is `InvalidEncoding`, in every
+/// session kind.
+#[test]
+fn padding_byte_other_than_none_or_padme_is_invalid_encoding() {
+    let mut blobs: Vec<(&str, Vec<u8>, usize)> = padding_samples(37)
+        .into_iter()
+        .map(|(name, session, at)| (name, stored(&session), at))
+        .collect();
+    blobs.push(("with skipped keys", skipped_session_bytes(), PADDING));
+    let unpadded = stored(&sample_session("responder without padding"));
+    blobs.push(("without padding", unpadded, PADDING));
+    for (name, bytes, at) in blobs {
+        for value in 0..=u8::MAX {
+            let changed = with(&bytes, |b| b[at] = value);
+            match value {
+                PADDING_NONE => assert_eq!(load(&changed).padding(), Padding::None, "{name}"),
+                PADDING_PADME => assert_eq!(load(&changed).padding(), Padding::Padme, "{name}"),
+                _ => assert_eq!(
+                    load_session(&changed).err(),
+                    Some(Error::InvalidEncoding),
+                    "{name}: padding byte {value:#04x}"
+                ),
+            }
         }
     }
 }
@@ -1191,7 +1393,7 @@ fn session_limits_above_caps_are_rejected() {
         load(&at_cap);
     }
     // Zero limits are valid.
-    let zero = with(&bytes, |b| b[MAX_SKIP..ROOT_KEY].fill(0));
+    let zero = with(&bytes, |b| b[MAX_SKIP..PADDING].fill(0));
     assert_eq!(
         load(&zero).limits(),
         Limits {
@@ -1338,7 +1540,9 @@ fn session_byte_mutations_are_typed_errors_or_canonical() {
             LOCAL_IDENTITY..BASE_KEY => &[Error::InvalidPublicKey],
             BASE_KEY..PENDING_FLAG => &[Error::InvalidPublicKey],
             PENDING_FLAG..MAX_SKIP => &[Error::InvalidEncoding],
-            MAX_SKIP..ROOT_KEY => &[Error::InvalidLimits, Error::InvalidEncoding],
+            MAX_SKIP..PADDING => &[Error::InvalidLimits, Error::InvalidEncoding],
+            // 0x00 and 0x01 are the two policies; anything else is not an encoding.
+            PADDING => &[Error::InvalidEncoding],
             // Secrets: any value loads.
             ROOT_KEY..DHS | DHS..DHR_FLAG => &[],
             DHR_FLAG => &[Error::InvalidEncoding],
@@ -1471,8 +1675,18 @@ fn prekey_store_corruptions_are_rejected() {
         ),
         (
             "signed prekey with a future version",
-            with(&bytes, |b| b[SIGNED + SPK] = 2),
-            Error::UnsupportedVersion(2),
+            with(&bytes, |b| b[SIGNED + SPK] = STORAGE_VERSION + 1),
+            Error::UnsupportedVersion(STORAGE_VERSION + 1),
+        ),
+        (
+            "signed prekey of v1",
+            with(&bytes, |b| b[SIGNED + SPK] = V1),
+            Error::UnsupportedVersion(V1),
+        ),
+        (
+            "one-time prekey of v1",
+            with(&bytes, |b| b[ONE_TIME + 2 * OPK] = V1),
+            Error::UnsupportedVersion(V1),
         ),
         (
             "one-time prekey where a signed prekey belongs",
@@ -1655,7 +1869,11 @@ fn seal_open_round_trips_every_type() {
     let mut rng = rng(20);
     let key = StorageKey::generate(&mut rng).unwrap();
     for (name, type_byte, plain, sealed) in sealed_samples(&key, &mut rng) {
-        assert_eq!(sealed[..3], [VERSION, TYPE_SEALED, type_byte], "{name}");
+        assert_eq!(
+            sealed[..3],
+            [STORAGE_VERSION, TYPE_SEALED, type_byte],
+            "{name}"
+        );
         assert_eq!(sealed.len(), SEALED_HEADER + plain.len() + TAG, "{name}");
         // The plaintext does not appear in the blob.
         assert!(
@@ -1693,7 +1911,7 @@ fn every_bit_flip_of_a_sealed_blob_is_rejected() {
             for bit in 0..8 {
                 let flipped = with(&sealed, |b| b[at] ^= 1 << bit);
                 let expected = match at {
-                    0 => Error::UnsupportedVersion(VERSION ^ (1 << bit)),
+                    0 => Error::UnsupportedVersion(STORAGE_VERSION ^ (1 << bit)),
                     1 => Error::UnexpectedType(TYPE_SEALED ^ (1 << bit)),
                     2 => Error::UnexpectedType(type_byte ^ (1 << bit)),
                     _ => Error::DecryptionFailed,

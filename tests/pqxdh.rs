@@ -5,8 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use doubleratchet::{
-    Error, IdentityKeyPair, Message, PqPreKey, PqPreKeyKind, PreKeyBundle, PreKeyStore, Session,
-    SessionOptions, StorageKey, BUNDLE_LENGTH, PQ_BUNDLE_LENGTH,
+    Error, IdentityKeyPair, Limits, Message, Padding, PqPreKey, PqPreKeyKind, PreKeyBundle,
+    PreKeyStore, Session, SessionOptions, StorageKey, BUNDLE_LENGTH, BUNDLE_VERSION,
+    PQ_BUNDLE_LENGTH, STORAGE_VERSION, WIRE_VERSION,
 };
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -50,6 +51,7 @@ fn pqxdh_session_with_one_time_keys() {
     let bundle = b.store.pq_bundle(&b.identity, Some(opk), Some(pq)).unwrap();
     let encoded = bundle.to_bytes();
     assert_eq!(encoded.len(), PQ_BUNDLE_LENGTH);
+    assert_eq!(encoded[0], BUNDLE_VERSION);
     assert_eq!(encoded[1], 0x11);
     let bundle = PreKeyBundle::from_bytes(&encoded).unwrap();
     assert!(bundle.is_post_quantum());
@@ -59,7 +61,10 @@ fn pqxdh_session_with_one_time_keys() {
     assert!(a.is_post_quantum());
     let lost = a.encrypt(b"first (lost for a while)", &mut rng).unwrap();
     let second = a.encrypt(b"second", &mut rng).unwrap();
+    assert_eq!(second[0], WIRE_VERSION);
     assert_eq!(second[1], 0x03);
+    // The 1207-byte framing, the plaintext padded to Padmé's 64-byte minimum, the tag.
+    assert_eq!(second.len(), 1207 + 64 + 16);
     let Message::Initial(parsed) = Message::parse(&second).unwrap() else {
         panic!("expected an initial message")
     };
@@ -326,11 +331,12 @@ fn persistence_of_pq_state() {
     let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
     let m1 = a.encrypt(b"one", &mut rng).unwrap();
 
-    // The initiator awaiting its reply: type 0x25, 1388 bytes, and it still sends the
+    // The initiator awaiting its reply: type 0x25, 1389 bytes, and it still sends the
     // same KEM ciphertext after a reload.
     let saved = a.to_bytes();
+    assert_eq!(saved[0], STORAGE_VERSION);
     assert_eq!(saved[1], 0x25);
-    assert_eq!(saved.len(), 1388);
+    assert_eq!(saved.len(), 1389);
     let mut reloaded = Session::from_bytes(&saved).unwrap();
     assert_eq!(*reloaded.to_bytes(), *saved);
     let m2 = reloaded.encrypt(b"two", &mut rng).unwrap();
@@ -361,7 +367,7 @@ fn persistence_of_pq_state() {
     round_trips(&mut reloaded, &mut s, &mut rng, 3);
     assert_eq!(
         reloaded.to_bytes().len(),
-        296,
+        297,
         "no KEM ciphertext once replied"
     );
 
@@ -369,6 +375,7 @@ fn persistence_of_pq_state() {
     let key = PqPreKey::generate(&b.identity, 5, PqPreKeyKind::LastResort, &mut rng).unwrap();
     let bytes = key.to_bytes();
     assert_eq!(bytes.len(), 135);
+    assert_eq!(bytes[0], STORAGE_VERSION);
     let back = PqPreKey::from_bytes(&bytes).unwrap();
     assert_eq!(back.public_key(), key.public_key());
     assert_eq!(back.kind(), PqPreKeyKind::LastResort);
@@ -388,7 +395,9 @@ fn persistence_of_pq_state() {
     );
 }
 
-/// Prints the sizes the closing note reports (run with `--nocapture`).
+/// Sizes of initial messages under both padding policies, for a 64-byte plaintext (L = 65:
+/// Padmé's bucket is 72 bytes, `Padding::None` adds only the end marker); prints the sizes
+/// the closing note reports (run with `--nocapture`).
 #[test]
 fn message_sizes() {
     let mut rng = ChaCha20Rng::seed_from_u64(707);
@@ -400,18 +409,77 @@ fn message_sizes() {
         .store
         .pq_bundle(&b.identity, Some(opk), Some(first_pq_one_time(&b)))
         .unwrap();
-    let mut x = Session::initiate(&alice, &classical, &mut rng).unwrap();
-    let mut p = Session::initiate(&alice, &pq, &mut rng).unwrap();
-    let xm = x.encrypt(&[0u8; 64], &mut rng).unwrap();
-    let pm = p.encrypt(&[0u8; 64], &mut rng).unwrap();
-    assert_eq!(xm.len(), 115 + 64 + 16);
-    assert_eq!(pm.len(), 1207 + 64 + 16);
+    let mut sizes = Vec::new();
+    for (padding, encoded) in [(Padding::Padme, 72), (Padding::None, 65)] {
+        let options = SessionOptions::new().padding(padding);
+        let mut x = Session::initiate_with(&alice, &classical, &options, &mut rng).unwrap();
+        let mut p = Session::initiate_with(&alice, &pq, &options, &mut rng).unwrap();
+        let xm = x.encrypt(&[0u8; 64], &mut rng).unwrap();
+        let pm = p.encrypt(&[0u8; 64], &mut rng).unwrap();
+        assert_eq!(xm.len(), 115 + encoded + 16);
+        assert_eq!(pm.len(), 1207 + encoded + 16);
+        sizes.push((xm.len(), pm.len(), 42 + encoded + 16));
+    }
     println!(
-        "bundle: X3DH {} bytes, PQXDH {} bytes; initial message with 64-byte plaintext: X3DH {} bytes, PQXDH {} bytes; normal message: {} bytes",
+        "bundle: X3DH {} bytes, PQXDH {} bytes; initial message with 64-byte plaintext (Padmé / none): X3DH {} / {} bytes, PQXDH {} / {} bytes; normal message: {} / {} bytes",
         classical.to_bytes().len(),
         pq.to_bytes().len(),
-        xm.len(),
-        pm.len(),
-        42 + 64 + 16
+        sizes[0].0,
+        sizes[1].0,
+        sizes[0].1,
+        sizes[1].1,
+        sizes[0].2,
+        sizes[1].2,
     );
+}
+
+/// A PQXDH initial message whose cleartext `N` is above `max_skip` is refused as
+/// `TooFarAhead` before any key agreement (no decapsulation): the store, with both of its
+/// one-time prekeys, is unchanged. An unknown post-quantum prekey is reported first.
+#[test]
+fn pqxdh_initial_message_too_far_ahead_is_refused_before_key_agreement() {
+    let mut rng = ChaCha20Rng::seed_from_u64(708);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut b = bob(&mut rng);
+    let opk = b.store.one_time_prekeys().next().unwrap().id();
+    let pq = first_pq_one_time(&b);
+    let bundle = b.store.pq_bundle(&b.identity, Some(opk), Some(pq)).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let first = a.encrypt(b"first", &mut rng).unwrap();
+    // The ratchet header follows the 1167 bytes of X3DH and PQXDH fields: DH, PN, N.
+    const N: usize = 1167 + 32 + 4;
+    assert_eq!(first[N..N + 4], [0; 4]);
+    let max_skip = Limits::default().max_skip;
+    let forge = |n: u32| {
+        let mut m = first.clone();
+        m[N..N + 4].copy_from_slice(&n.to_be_bytes());
+        m
+    };
+    let before = b.store.to_bytes();
+    for n in [max_skip + 1, u32::MAX] {
+        assert_eq!(
+            b.store.accept(&b.identity, &forge(n)).unwrap_err(),
+            Error::TooFarAhead
+        );
+        assert_eq!(*b.store.to_bytes(), *before);
+    }
+    assert_eq!(
+        b.store.accept(&b.identity, &forge(max_skip)).unwrap_err(),
+        Error::DecryptionFailed
+    );
+    // The post-quantum prekey id follows the X3DH fields (75 bytes); the KEM ciphertext,
+    // 1088 bytes, follows it.
+    let mut unknown = forge(max_skip + 1);
+    assert_eq!(unknown[75..79], pq.to_be_bytes());
+    unknown[75..79].copy_from_slice(&77u32.to_be_bytes());
+    assert_eq!(
+        b.store.accept(&b.identity, &unknown).unwrap_err(),
+        Error::UnknownPqPreKey(77)
+    );
+    assert_eq!(*b.store.to_bytes(), *before);
+    assert!(b.store.one_time_prekey(opk).is_some());
+    assert!(b.store.pq_prekey(pq).is_some());
+    let accepted = b.store.accept(&b.identity, &first).unwrap();
+    assert_eq!(accepted.plaintext, b"first");
+    assert_eq!(accepted.used_post_quantum_prekey, Some(pq));
 }

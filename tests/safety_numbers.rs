@@ -5,7 +5,7 @@
 
 use doubleratchet::{
     Error, IdentityKey, IdentityKeyPair, PreKeyBundle, PreKeyStore, SafetyNumber, ScanResult,
-    Session, SAFETY_NUMBER_LENGTH,
+    Session, SAFETY_NUMBER_LENGTH, SAFETY_NUMBER_VERSION,
 };
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -30,6 +30,8 @@ fn known_answer_vectors() {
     .unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json["iterations"], doubleratchet::SAFETY_NUMBER_ITERATIONS);
+    // Profile v2 left safety numbers as they were: the same version byte, the same digits.
+    assert_eq!(SAFETY_NUMBER_VERSION, 0x01);
     let cases = json["cases"].as_array().unwrap();
     assert_eq!(cases.len(), 3);
     for case in cases {
@@ -40,6 +42,7 @@ fn known_answer_vectors() {
             number.to_bytes().to_vec(),
             hex(case["bytes"].as_str().unwrap())
         );
+        assert_eq!(number.to_bytes()[0], SAFETY_NUMBER_VERSION);
         assert_eq!(number.to_digits(), case["digits"].as_str().unwrap());
         assert_eq!(SafetyNumber::new(&b, &a), number);
     }
@@ -116,11 +119,12 @@ fn malformed_scans_never_panic() {
     let mut long = good.to_vec();
     long.push(0);
     assert_eq!(number.compare_scanned(&long), ScanResult::Malformed);
+    assert_eq!(good[0], SAFETY_NUMBER_VERSION);
     let mut future = good;
-    future[0] = 2;
+    future[0] = SAFETY_NUMBER_VERSION + 1;
     assert_eq!(
         number.compare_scanned(&future),
-        ScanResult::DifferentVersion(2)
+        ScanResult::DifferentVersion(SAFETY_NUMBER_VERSION + 1)
     );
     for byte in 1..SAFETY_NUMBER_LENGTH {
         let mut altered = good;

@@ -15,6 +15,28 @@ fn hello_both_ways() {
         PreKeyBundle::from_bytes(&PreKeyBundle::new(&bob, &spk, Some(&opk)).to_bytes()).unwrap();
     let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
     let w1 = a.encrypt(b"hi", &mut rng).unwrap();
+    // Profile v2: one version byte per format family, and every plaintext padded.
+    assert_eq!(
+        (
+            WIRE_VERSION,
+            BUNDLE_VERSION,
+            STORAGE_VERSION,
+            SAFETY_NUMBER_VERSION
+        ),
+        (0x02, 0x02, 0x02, 0x01)
+    );
+    assert_eq!(w1[0], WIRE_VERSION);
+    assert_eq!(bundle.to_bytes()[0], BUNDLE_VERSION);
+    assert_eq!(a.to_bytes()[0], STORAGE_VERSION);
+    assert_eq!(
+        SafetyNumber::of_session(&a).to_bytes()[0],
+        SAFETY_NUMBER_VERSION
+    );
+    assert_eq!(a.padding(), Padding::Padme);
+    assert_eq!(
+        Message::parse(&w1).unwrap().ciphertext_len(),
+        PADME_MINIMUM + 16
+    );
     let w2 = a.encrypt(b"again", &mut rng).unwrap();
     let acc = Session::respond(
         &bob,

@@ -18,9 +18,10 @@ use std::sync::OnceLock;
 
 use arbitrary::{Arbitrary, Unstructured};
 use doubleratchet::{
-    Accepted, Error, IdentityKey, IdentityKeyPair, Limits, Message, OneTimePreKey, PreKeyBundle,
-    PreKeyStore, Role, SafetyNumber, ScanResult, Session, SessionOptions, SignedPreKey, StorageKey,
-    BUNDLE_LENGTH, MAX_SKIP_CAP, SAFETY_NUMBER_LENGTH, VERSION,
+    Accepted, Error, IdentityKey, IdentityKeyPair, Limits, Message, OneTimePreKey, Padding,
+    PreKeyBundle, PreKeyStore, Role, SafetyNumber, ScanResult, Session, SessionOptions,
+    SignedPreKey, StorageKey, BUNDLE_LENGTH, BUNDLE_VERSION, MAX_PLAINTEXT_SIZE, MAX_SKIP_CAP,
+    PADME_MINIMUM, SAFETY_NUMBER_LENGTH, SAFETY_NUMBER_VERSION, STORAGE_VERSION, WIRE_VERSION,
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet::{PqPreKey, PqPreKeyKind, KEM_CIPHERTEXT_LENGTH, PQ_BUNDLE_LENGTH};
@@ -43,8 +44,10 @@ pub const TARGETS: &[(&str, Target)] = &[
 
 /// The most operations the `session` target runs for one input.
 const MAX_OPS: usize = 64;
-/// Length of an AES-GCM tag.
+/// Length of an AES-256-GCM-SIV tag.
 const TAG: usize = 16;
+/// The end marker after every plaintext, before its padding (SPEC.md §4.9).
+const END_MARKER_LEN: usize = 1;
 /// Message layout (SPEC.md §5): `version | type | [initial fields] | header | ciphertext`.
 /// An initial message's X3DH fields: `IK_A`, `EK_A`, SPK id, OPK flag and id.
 const X3DH_FIELDS: usize = 32 + 32 + 4 + 1 + 4;
@@ -87,6 +90,12 @@ const TYPE_BUNDLE_PQ: u8 = 0x11;
 const TYPE_SESSION: u8 = 0x20;
 const TYPE_SESSION_PQ: u8 = 0x25;
 const TYPE_SESSION_HE: u8 = 0x28;
+/// A stored session's padding byte (SPEC.md §7.1): after version, type, role, the two
+/// identities and `EK_A`, the pending flag and prekey ids and the limits. Type `0x28` has a
+/// flags byte after the role; a PQXDH session awaiting its reply stores the post-quantum
+/// prekey id and KEM ciphertext before the limits.
+const SESSION_PADDING: usize = 3 + 3 * 32 + (1 + 4 + 1 + 4) + 8;
+const SESSION_PENDING_FLAG: usize = 3 + 3 * 32;
 /// The safety number's byte form type (SPEC.md §9.1).
 const TYPE_SAFETY_NUMBER: u8 = 0x40;
 /// The one-time prekey ids Bob's store holds, and the one his published bundle names.
@@ -112,6 +121,8 @@ struct Genuine {
     header_encryption: bool,
     /// A PQXDH initial message (type `0x03` or `0x06`).
     post_quantum: bool,
+    /// Alice's padding policy when she sent it.
+    padding: Padding,
     wire: Vec<u8>,
     plaintext: Vec<u8>,
     alice_state: Vec<u8>,
@@ -139,13 +150,13 @@ struct Fixture {
     /// Bob's last-resort bundle, without a one-time prekey.
     bundle_no_opk: PreKeyBundle,
     storage_key: StorageKey,
-    /// Genuine initial messages: three classical sessions of Alice's (with and without a
-    /// one-time prekey, then header-encrypted); with PQXDH then four PQXDH ones (one-time
-    /// and last-resort post-quantum prekey, each with the header in the clear and
-    /// encrypted).
+    /// Genuine initial messages: four classical sessions of Alice's (with and without a
+    /// one-time prekey, then header-encrypted, then without padding); with PQXDH then four
+    /// PQXDH ones (one-time and last-resort post-quantum prekey, each with the header in the
+    /// clear and encrypted).
     initial: Vec<Genuine>,
-    /// Short conversations (classical, then header-encrypted), for the `load` target:
-    /// messages and their plaintexts.
+    /// Short conversations (classical, then header-encrypted, then both sides without
+    /// padding), for the `load` target: messages and their plaintexts.
     probes: Vec<(Vec<u8>, Vec<u8>)>,
     /// Session states from those conversations, for the `load` seeds: mode prefix, name,
     /// encoding.
@@ -222,26 +233,40 @@ fn make_fixture() -> Fixture {
     let storage_key = StorageKey::from_bytes(storage_key_bytes);
 
     let mut initial = Vec::new();
-    for (b, header_encryption, plaintexts) in [
+    for (b, header_encryption, padding, plaintexts) in [
         (
             &bundle,
             false,
+            Padding::Padme,
             &[&b"first"[..], b"", b"a somewhat longer third message"][..],
         ),
-        (&bundle_no_opk, false, &[&b"last resort"[..]][..]),
-        (&bundle, true, &[&b"sealed header"[..], b"again"][..]),
+        (
+            &bundle_no_opk,
+            false,
+            Padding::Padme,
+            &[&b"last resort"[..]][..],
+        ),
+        (
+            &bundle,
+            true,
+            Padding::Padme,
+            &[&b"sealed header"[..], b"again"][..],
+        ),
+        (&bundle, false, Padding::None, &[&b"unpadded"[..]][..]),
     ] {
         let options = if header_encryption {
             he_options()
         } else {
             SessionOptions::new()
         };
-        let mut a = Session::initiate_with(&alice, b, &options, &mut rng).unwrap();
+        let mut a = Session::initiate_with(&alice, b, &options.padding(padding), &mut rng).unwrap();
+        assert_eq!(a.padding(), padding);
         for p in plaintexts {
             let wire = a.encrypt(p, &mut rng).unwrap();
             initial.push(Genuine {
                 header_encryption,
                 post_quantum: false,
+                padding,
                 wire,
                 plaintext: p.to_vec(),
                 alice_state: a.to_bytes().to_vec(),
@@ -250,10 +275,14 @@ fn make_fixture() -> Fixture {
     }
 
     // A conversation in each mode: Alice's initial message, Bob's two replies (Alice gets
-    // the second), Alice's answer on a new chain.
+    // the second), Alice's answer on a new chain. In the last, neither side pads.
     let mut states = Vec::new();
     let mut probes = Vec::new();
-    for (mode, options) in [("", SessionOptions::new()), ("he-", he_options())] {
+    for (mode, options) in [
+        ("", SessionOptions::new()),
+        ("he-", he_options()),
+        ("nopad-", SessionOptions::new().padding(Padding::None)),
+    ] {
         let mut a = Session::initiate_with(&alice, &bundle, &options, &mut rng).unwrap();
         let m1 = a.encrypt(b"hello bob", &mut rng).unwrap();
         states.push((mode, "alice-awaiting-reply", a.to_bytes().to_vec()));
@@ -265,6 +294,9 @@ fn make_fixture() -> Fixture {
         )
         .unwrap();
         let mut b = accepted.session;
+        // `Session::respond` takes no options: Bob's policy is the default until set.
+        assert_eq!(b.padding(), Padding::Padme);
+        b.set_padding(a.padding());
         let r1 = b.encrypt(b"hello alice", &mut rng).unwrap();
         let r2 = b.encrypt(b"and again", &mut rng).unwrap();
         states.push((mode, "bob-after-reply", b.to_bytes().to_vec()));
@@ -390,6 +422,7 @@ fn make_pq_fixture(
             initial.push(Genuine {
                 header_encryption,
                 post_quantum: true,
+                padding: Padding::Padme,
                 wire,
                 plaintext: p.to_vec(),
                 alice_state: a.to_bytes().to_vec(),
@@ -496,6 +529,61 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The length of a `len`-byte plaintext encoded under `padding` (SPEC.md §4.9): the
+/// plaintext and the end marker (`L = len + 1`); with Padmé, zero bytes up to
+/// `padme(max(L, 64))`, at most `MAX_ENCODED_PLAINTEXT = MAX_PLAINTEXT_SIZE + 1`.
+fn encoded_length(padding: Padding, len: usize) -> usize {
+    let l = len + END_MARKER_LEN;
+    match padding {
+        Padding::None => l,
+        Padding::Padme => padme(l.max(PADME_MINIMUM)).min(MAX_PLAINTEXT_SIZE + END_MARKER_LEN),
+        other => panic!("no encoding known for {other:?}"),
+    }
+}
+
+/// Padmé (SPEC.md §4.9), `l >= 2`: `E = floor(log2 l)`, `S = floor(log2 E) + 1`; `l`
+/// rounded up to a multiple of `2^(E - S)`.
+fn padme(l: usize) -> usize {
+    let e = l.ilog2();
+    let s = e.ilog2() + 1;
+    let mask = (1usize << (e - s)) - 1;
+    (l + mask) & !mask
+}
+
+/// The stored byte of a padding policy (SPEC.md §7.1).
+fn padding_byte(padding: Padding) -> u8 {
+    match padding {
+        Padding::None => 0x00,
+        Padding::Padme => 0x01,
+        other => panic!("no stored byte known for {other:?}"),
+    }
+}
+
+/// The other policy.
+fn other_padding(padding: Padding) -> Padding {
+    match padding {
+        Padding::None => Padding::Padme,
+        _ => Padding::None,
+    }
+}
+
+/// Where a loaded session's encoding keeps its padding byte.
+fn session_padding_offset(encoding: &[u8]) -> usize {
+    let (flags, post_quantum) = match encoding[1] {
+        TYPE_SESSION => (0, false),
+        TYPE_SESSION_PQ => (0, true),
+        TYPE_SESSION_HE => (1, encoding[3] == 0x03),
+        t => panic!("not a stored session: type {t:#04x}"),
+    };
+    let awaiting = encoding[SESSION_PENDING_FLAG + flags] == 1;
+    let pending_pq = if post_quantum && awaiting {
+        PQ_FIELDS
+    } else {
+        0
+    };
+    SESSION_PADDING + flags + pending_pq
+}
+
 /// Loads `bytes` as a session and checks it re-encodes to exactly `bytes`.
 fn reload_session(bytes: &[u8]) -> Session {
     let s = Session::from_bytes(bytes)
@@ -550,7 +638,7 @@ pub fn decode_message(data: &[u8]) {
 fn check_message_layout(m: &Message<'_>, data: &[u8]) {
     assert_eq!(m.to_bytes(), data, "message re-encodes differently");
     assert_eq!(Message::parse(data).as_ref(), Ok(m));
-    assert_eq!(data[0], VERSION);
+    assert_eq!(data[0], WIRE_VERSION);
     let he = m.is_header_encrypted();
     let (kind, fields_len) = match m {
         Message::Normal(_) => (if he { TYPE_NORMAL_HE } else { TYPE_NORMAL }, 0),
@@ -646,7 +734,7 @@ fn check_bundle_encoding(data: &[u8]) -> Option<PreKeyBundle> {
         Ok(b) => {
             assert_eq!(b.to_bytes(), data, "bundle re-encodes differently");
             assert_eq!(PreKeyBundle::from_bytes(&b.to_bytes()).as_ref(), Ok(&b));
-            assert_eq!(data[0], VERSION);
+            assert_eq!(data[0], BUNDLE_VERSION);
             assert_eq!(b.identity_key().as_bytes(), &data[2..34]);
             assert_eq!(b.signed_prekey_id().to_be_bytes(), data[BUNDLE_SPK_ID]);
             match b.one_time_prekey_id() {
@@ -842,6 +930,8 @@ struct Harness {
     header_encryption: bool,
     /// Whether the session is agreed with PQXDH (SPEC.md §3.6).
     post_quantum: bool,
+    /// Each side's padding policy (SPEC.md §4.9), by [`Side::index`].
+    padding: [Padding; 2],
     alice: Session,
     /// Bob has a session once an initial message reached him.
     bob: Option<Session>,
@@ -899,14 +989,17 @@ fn fresh_alice(header_encryption: bool, post_quantum: bool) -> (&'static [u8], b
 }
 
 impl Harness {
-    fn new(header_encryption: bool, post_quantum: bool) -> Harness {
+    fn new(header_encryption: bool, post_quantum: bool, padding: [Padding; 2]) -> Harness {
         let (fresh, post_quantum) = fresh_alice(header_encryption, post_quantum);
-        let alice = reload_session(fresh);
+        let mut alice = reload_session(fresh);
         assert_eq!(alice.is_header_encrypted(), header_encryption);
         assert_eq!(alice.is_post_quantum(), post_quantum);
+        assert_eq!(alice.padding(), Padding::Padme, "the default policy");
+        alice.set_padding(padding[Side::Alice.index()]);
         Harness {
             header_encryption,
             post_quantum,
+            padding,
             alice,
             bob: None,
             store: post_quantum.then(bob_store),
@@ -930,6 +1023,12 @@ impl Harness {
             from == Side::Alice && !self.alice_heard_back,
             "awaiting_reply disagrees with what {from:?} received"
         );
+        let padding = s.padding();
+        assert_eq!(
+            padding,
+            self.padding[from.index()],
+            "{from:?}'s padding policy"
+        );
         let wire = s.encrypt(&plaintext, rng).unwrap();
         let parsed = Message::parse(&wire).unwrap();
         check_message_layout(&parsed, &wire);
@@ -942,7 +1041,11 @@ impl Harness {
         if let Message::Initial(m) = &parsed {
             assert_eq!(m.is_post_quantum(), self.post_quantum);
         }
-        assert_eq!(parsed.ciphertext_len(), plaintext.len() + TAG);
+        // The body is the plaintext encoded under the sender's policy, and the tag.
+        assert_eq!(
+            parsed.ciphertext_len(),
+            encoded_length(padding, plaintext.len()) + TAG
+        );
         self.sent.push(Sent {
             from,
             wire: wire.clone(),
@@ -984,7 +1087,11 @@ impl Harness {
                         accepted.session.is_header_encrypted(),
                         self.header_encryption
                     );
-                    self.bob = Some(accepted.session);
+                    // Accepting takes the default policy; Bob then sets his own.
+                    let mut bob = accepted.session;
+                    assert_eq!(bob.padding(), Padding::Padme);
+                    bob.set_padding(self.padding[Side::Bob.index()]);
+                    self.bob = Some(bob);
                     Ok(accepted.plaintext)
                 }
                 Err(e) => Err(e),
@@ -1141,6 +1248,7 @@ impl Harness {
                     assert_eq!(loaded.role(), s.role());
                     assert_eq!(loaded.awaiting_reply(), s.awaiting_reply());
                     assert_eq!(loaded.limits(), s.limits());
+                    assert_eq!(loaded.padding(), s.padding());
                     assert_eq!(loaded.stored_skipped_keys(), s.stored_skipped_keys());
                     *s = loaded;
                 }
@@ -1213,12 +1321,23 @@ impl Harness {
 /// A real Alice/Bob pair driven by up to 64 operations on an unreliable, hostile network:
 /// every accepted plaintext is exactly what was sent for that message, nothing is accepted
 /// twice, no modified bytes are accepted, every rejection leaves the session unchanged, a
-/// fresh unmodified message is accepted (unless the fuzzer lowered the limits), and at the
-/// end both sides still talk. Bit 0 of the first byte selects header encryption, bit 1
-/// PQXDH (Bob then accepts through his prekey store); the rest is decoded into [`Op`]s.
+/// fresh unmodified message is accepted (unless the fuzzer lowered the limits), every
+/// message's body is its plaintext padded by its sender's policy, and at the end both
+/// sides still talk. Bit 0 of the first byte selects header encryption, bit 1 PQXDH (Bob
+/// then accepts through his prekey store), bit 2 Alice sending without padding and bit 3
+/// Bob sending without padding (otherwise each pads with Padmé, the default); the rest is
+/// decoded into [`Op`]s.
 pub fn session(data: &[u8]) {
     let (mode, ops) = data.split_first().map_or((0, data), |(m, rest)| (*m, rest));
-    let mut h = Harness::new(mode & 1 == 1, mode & 2 == 2);
+    let policy = |unpadded: bool| {
+        if unpadded {
+            Padding::None
+        } else {
+            Padding::Padme
+        }
+    };
+    let padding = [policy(mode & 4 == 4), policy(mode & 8 == 8)];
+    let mut h = Harness::new(mode & 1 == 1, mode & 2 == 2, padding);
     for op in ops_from_bytes(ops) {
         h.apply(op);
     }
@@ -1451,9 +1570,21 @@ fn check_accepted(accepted: Accepted, candidate: &[u8], genuine: Option<&Genuine
     let Message::Initial(m) = parsed else {
         panic!("accepted a message that is not an initial message");
     };
-    assert_eq!(accepted.plaintext.len() + TAG, parsed.ciphertext_len());
-    if let Some(g) = genuine {
-        assert_eq!(accepted.plaintext, g.plaintext);
+    // The body is the plaintext encoded under the sender's policy, and the tag.
+    let body = |padding| encoded_length(padding, accepted.plaintext.len()) + TAG;
+    match genuine {
+        Some(g) => {
+            assert_eq!(accepted.plaintext, g.plaintext);
+            assert_eq!(parsed.ciphertext_len(), body(g.padding));
+        }
+        None => assert!(
+            [Padding::Padme, Padding::None]
+                .into_iter()
+                .any(|p| parsed.ciphertext_len() == body(p)),
+            "a body of {} bytes for a {}-byte plaintext",
+            parsed.ciphertext_len(),
+            accepted.plaintext.len()
+        ),
     }
     assert_eq!(accepted.used_one_time_prekey, m.one_time_prekey_id());
     assert_eq!(
@@ -1733,6 +1864,11 @@ fn check_session_type(s: &Session, encoding: &[u8]) {
         header_encrypted,
         "wrong header mode"
     );
+    assert_eq!(
+        encoding[session_padding_offset(encoding)],
+        padding_byte(s.padding()),
+        "the padding byte disagrees with the loaded policy"
+    );
 }
 
 /// Seals `object` (whose encoding is `encoded`) again and opens it with `open`, which
@@ -1773,10 +1909,33 @@ fn exercise_session(mut s: Session) {
         }
         reload_session(&s.to_bytes());
     }
-    match s.encrypt(b"probe", &mut rng(5)) {
+    // The other padding policy changes the padding byte and nothing else, and stores and
+    // loads; then the session's own policy again.
+    let before = s.to_bytes();
+    let at = session_padding_offset(&before);
+    let padding = s.padding();
+    s.set_padding(other_padding(padding));
+    let other = reload_session(&s.to_bytes());
+    assert_eq!(other.padding(), other_padding(padding));
+    let mut expected = before.to_vec();
+    expected[at] = padding_byte(other_padding(padding));
+    assert_eq!(
+        *s.to_bytes(),
+        expected,
+        "set_padding changed more than its byte"
+    );
+    s.set_padding(padding);
+    assert_eq!(*s.to_bytes(), *before);
+    let probe = b"probe";
+    match s.encrypt(probe, &mut rng(5)) {
         Ok(wire) => {
             let parsed = Message::parse(&wire).unwrap();
             check_message_layout(&parsed, &wire);
+            assert_eq!(
+                parsed.ciphertext_len(),
+                encoded_length(padding, probe.len()) + TAG,
+                "the probe is not padded as the session's policy says"
+            );
             assert_eq!(
                 matches!(parsed, Message::Initial(_)),
                 s.awaiting_reply(),
@@ -2123,7 +2282,7 @@ pub fn safety_number(data: &[u8]) {
     let expected = match data.first() {
         _ if data == local_bytes => ScanResult::Match,
         None => ScanResult::Malformed,
-        Some(&v) if v != VERSION => ScanResult::DifferentVersion(v),
+        Some(&v) if v != SAFETY_NUMBER_VERSION => ScanResult::DifferentVersion(v),
         Some(_) if data.len() == SAFETY_NUMBER_LENGTH && data[1] == TYPE_SAFETY_NUMBER => {
             ScanResult::Mismatch
         }
@@ -2155,7 +2314,7 @@ fn check_safety_number_pair(a: &IdentityKey, b: &IdentityKey) {
     assert_eq!(ab, ba, "the safety number depends on the order of the keys");
     let bytes = ab.to_bytes();
     assert_eq!(bytes, ba.to_bytes());
-    assert_eq!(bytes[..2], [VERSION, TYPE_SAFETY_NUMBER]);
+    assert_eq!(bytes[..2], [SAFETY_NUMBER_VERSION, TYPE_SAFETY_NUMBER]);
     assert_eq!(ba.compare_scanned(&bytes), ScanResult::Match);
     let digits = ab.to_digits();
     assert_eq!(digits, ba.to_digits());
@@ -2375,6 +2534,24 @@ fn session_scripts() -> Vec<(&'static str, Vec<Op>)> {
 /// so regenerating them gives the same bytes. Panics if an encoding helper of this file
 /// disagrees with the crate or with `arbitrary`.
 pub fn seeds() -> Vec<Seed> {
+    // This file's plaintext encoding agrees with SPEC.md §4.9's examples and bounds.
+    for (len, padme) in [(0, 64), (63, 64), (64, 72), (100, 104), (1000, 1024)] {
+        assert_eq!(encoded_length(Padding::Padme, len), padme, "Padmé of {len}");
+        assert_eq!(encoded_length(Padding::None, len), len + 1);
+    }
+    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_324);
+    for padding in [Padding::Padme, Padding::None] {
+        assert_eq!(encoded_length(padding, MAX_PLAINTEXT_SIZE), 1_047_325);
+    }
+    assert_eq!(
+        [
+            WIRE_VERSION,
+            BUNDLE_VERSION,
+            STORAGE_VERSION,
+            SAFETY_NUMBER_VERSION
+        ],
+        [0x02, 0x02, 0x02, 0x01]
+    );
     let fx = fixture();
     let mut out = Vec::new();
     let mut add = |target: &'static str, name: &str, data: Vec<u8>| {
@@ -2386,8 +2563,9 @@ pub fn seeds() -> Vec<Seed> {
     };
 
     // decode_message: each message kind, and bundles. `fx.initial` holds three classical
-    // messages with a one-time prekey, one without, then two header-encrypted ones;
-    // `fx.probes` a classical conversation, then a header-encrypted one.
+    // messages with a one-time prekey, one without, two header-encrypted ones, then one
+    // without padding; `fx.probes` a classical conversation, then a header-encrypted one,
+    // then one without padding.
     add(
         "decode_message",
         "initial-with-opk",
@@ -2418,8 +2596,16 @@ pub fn seeds() -> Vec<Seed> {
             ops,
             "ops encoding of {name} is wrong"
         );
-        // The first byte is the mode: bit 0 header encryption, bit 1 PQXDH.
-        for (mode, prefix) in [(0u8, ""), (1, "he-"), (2, "pq-"), (3, "he-pq-")] {
+        // The first byte is the mode: bit 0 header encryption, bit 1 PQXDH, bit 2 Alice
+        // and bit 3 Bob without padding.
+        for (mode, prefix) in [
+            (0u8, ""),
+            (1, "he-"),
+            (2, "pq-"),
+            (3, "he-pq-"),
+            (4, "nopad-alice-"),
+            (0b1011, "he-pq-nopad-bob-"),
+        ] {
             let data = [&[mode][..], &bytes].concat();
             add("session", &format!("{prefix}{name}"), data);
         }
@@ -2430,6 +2616,17 @@ pub fn seeds() -> Vec<Seed> {
     add("respond", "raw-with-opk", with_mode(0, &fx.initial[0].wire));
     add("respond", "raw-no-opk", with_mode(0, &fx.initial[3].wire));
     add("respond", "raw-he", with_mode(0, &fx.initial[4].wire));
+    let unpadded = fx
+        .initial
+        .iter()
+        .position(|g| g.padding == Padding::None)
+        .unwrap();
+    assert_eq!(unpadded, 6);
+    add(
+        "respond",
+        "raw-unpadded",
+        with_mode(0, &fx.initial[unpadded].wire),
+    );
     add(
         "respond",
         "field-sealed-header",
@@ -2499,6 +2696,14 @@ pub fn seeds() -> Vec<Seed> {
     let mut seal_rng = rng(11);
     for (mode, name, state) in fx.states.iter().filter(|(m, _, _)| !m.contains("pq")) {
         let s = Session::from_bytes(state).unwrap();
+        if *mode == "nopad-" {
+            // Sessions without padding (padding byte 0x00): two states, not sealed.
+            assert_eq!(s.padding(), Padding::None);
+            if matches!(*name, "alice-awaiting-reply" | "bob-after-ratchet") {
+                add("load", &format!("{mode}session-{name}"), state.clone());
+            }
+            continue;
+        }
         add("load", &format!("{mode}session-{name}"), state.clone());
         add(
             "load",
@@ -2620,7 +2825,7 @@ pub fn seeds() -> Vec<Seed> {
     mismatch[40] ^= 1;
     add("safety_number", "mismatch", mismatch.to_vec());
     let mut future = genuine;
-    future[0] = 0x02;
+    future[0] = SAFETY_NUMBER_VERSION + 1;
     add("safety_number", "future-version", future.to_vec());
     let keys = [
         fx.alice.public_key().as_bytes(),

@@ -4,32 +4,31 @@
 //! ```text
 //! (HKA, NHKB)          = HKDF(salt = 0^32, IKM = SK, info = HEADER_KEYS_INFO, L = 64)
 //! KDF_RK_HE(rk, dh)    = HKDF(salt = rk, IKM = dh, info = ROOT_HE_INFO, L = 96) -> (rk', ck, nhk)
-//! HENCRYPT(hk, h, AAD) = nonce || AES-256-GCM(hk, nonce, AAD, DHs || PN || N)   nonce: 12 random bytes
+//! HENCRYPT(hk, h, AAD) = nonce || AES-256-GCM-SIV(hk, nonce, AAD, DHs || PN || N)   nonce: 12 random bytes
 //! ```
 //!
 //! Nonces: a header key encrypts the headers of one sending chain only (it is replaced by
 //! the next header key at every DH ratchet step), so at most 2^32 - 1 headers. With
 //! uniformly random 96-bit nonces the probability that two of `q` headers under one key
-//! share a nonce is below `q^2 / 2^97`: 2^-33 for a chain of 2^32 messages (the NIST
-//! SP 800-38D §8.3 bound for random nonces), 2^-57 for a chain of a million.
+//! share a nonce is below `q^2 / 2^97`: 2^-33 for a chain of 2^32 messages, 2^-57 for a
+//! chain of a million. GCM-SIV makes even a collision harmless but for one bit: whether the
+//! two headers (and their associated data) were equal.
 
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use aes_gcm::aead::consts::U12;
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
-
-use super::kdf::{hkdf_sha256, ChainKey, RootKey, TAG_LENGTH};
+use super::kdf::{hkdf_sha256, ChainKey, RootKey};
 use super::Header;
+use crate::aead::{self, NONCE_LENGTH, TAG_LENGTH};
+use crate::error::Error;
 
 /// HKDF info deriving the two initial header keys from `SK` (SPEC.md §4.8).
-pub(crate) const HEADER_KEYS_INFO: &[u8] = b"doubleratchet v1 header keys";
+pub(crate) const HEADER_KEYS_INFO: &[u8] = b"doubleratchet v2 header keys";
 /// HKDF info of `KDF_RK_HE` (SPEC.md §4.8).
-pub(crate) const ROOT_HE_INFO: &[u8] = b"doubleratchet v1 root HE";
+pub(crate) const ROOT_HE_INFO: &[u8] = b"doubleratchet v2 root HE";
 /// Length of a plaintext header: `DHs || PN || N`.
 pub(crate) const HEADER_LENGTH: usize = 32 + 4 + 4;
 /// Length of a header nonce.
-pub(crate) const HEADER_NONCE_LENGTH: usize = 12;
+pub(crate) const HEADER_NONCE_LENGTH: usize = NONCE_LENGTH;
 /// Length of an encrypted header on the wire: nonce, encrypted header, tag.
 pub(crate) const ENCRYPTED_HEADER_LENGTH: usize = HEADER_NONCE_LENGTH + HEADER_LENGTH + TAG_LENGTH;
 
@@ -64,30 +63,22 @@ impl RootKey {
 }
 
 impl HeaderKey {
-    fn cipher(&self) -> Option<Aes256Gcm> {
-        // A 32-byte key is always a valid AES-256 key.
-        Aes256Gcm::new_from_slice(&self.0).ok()
-    }
-
-    /// `HENCRYPT`: `nonce || AES-256-GCM(hk, nonce, aad, DHs || PN || N)`.
+    /// `HENCRYPT`: `nonce || AES-256-GCM-SIV(hk, nonce, aad, DHs || PN || N)`.
     pub(crate) fn seal(
         &self,
         header: &Header,
         nonce: &[u8; HEADER_NONCE_LENGTH],
         aad: &[u8],
-    ) -> Option<[u8; ENCRYPTED_HEADER_LENGTH]> {
+    ) -> Result<[u8; ENCRYPTED_HEADER_LENGTH], Error> {
         let mut out = [0u8; ENCRYPTED_HEADER_LENGTH];
         out[..HEADER_NONCE_LENGTH].copy_from_slice(nonce);
         let body = &mut out[HEADER_NONCE_LENGTH..HEADER_NONCE_LENGTH + HEADER_LENGTH];
         body[..32].copy_from_slice(&header.dh);
         body[32..36].copy_from_slice(&header.pn.to_be_bytes());
         body[36..].copy_from_slice(&header.n.to_be_bytes());
-        let tag = self
-            .cipher()?
-            .encrypt_inout_detached(&Nonce::<U12>::from(*nonce), aad, body.into())
-            .ok()?;
+        let tag = aead::seal_in_place(&self.0, nonce, aad, body)?;
         out[HEADER_NONCE_LENGTH + HEADER_LENGTH..].copy_from_slice(&tag);
-        Some(out)
+        Ok(out)
     }
 
     /// `HDECRYPT`: the header if `sealed` authenticates under this key, else `None`.
@@ -102,14 +93,7 @@ impl HeaderKey {
         body.copy_from_slice(&sealed[HEADER_NONCE_LENGTH..HEADER_NONCE_LENGTH + HEADER_LENGTH]);
         let mut tag = [0u8; TAG_LENGTH];
         tag.copy_from_slice(&sealed[HEADER_NONCE_LENGTH + HEADER_LENGTH..]);
-        self.cipher()?
-            .decrypt_inout_detached(
-                &Nonce::<U12>::from(nonce),
-                aad,
-                body.as_mut_slice().into(),
-                &Tag::from(tag),
-            )
-            .ok()?;
+        aead::open_in_place(&self.0, &nonce, aad, body.as_mut_slice(), &tag).ok()?;
         let mut dh = [0u8; 32];
         dh.copy_from_slice(&body[..32]);
         let mut pn = [0u8; 4];

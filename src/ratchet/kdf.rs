@@ -3,26 +3,23 @@
 //! * `KDF_RK(rk, dh_out)`: HKDF-SHA-256 with salt = `rk`, IKM = `dh_out`,
 //!   info = [`ROOT_INFO`], 64 bytes of output split into `(rk', ck)`.
 //! * `KDF_CK(ck)`: `mk = HMAC-SHA-256(ck, 0x01)`, `ck' = HMAC-SHA-256(ck, 0x02)`.
-//! * `ENCRYPT(mk, plaintext, AAD)`: HKDF-SHA-256 with salt = 32 zero bytes, IKM = `mk`,
-//!   info = [`MESSAGE_INFO`], 44 bytes of output split into a 32-byte AES-256 key and a
-//!   12-byte GCM nonce; AES-256-GCM with a 16-byte tag appended to the ciphertext.
+//! * `ENCRYPT(mk, plaintext, AAD)`: AES-256-GCM-SIV (RFC 8452) keyed by `mk` itself with
+//!   the all-zero nonce, a 16-byte tag appended to the ciphertext. `mk` is a single-use PRF
+//!   output; if a restored state uses it again, GCM-SIV reveals only whether the two
+//!   (AAD, plaintext) pairs were equal ([DR] §5.2 asks for this misuse resistance).
 
-use aes_gcm::aead::consts::U12;
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::aead::{self, NONCE_LENGTH, TAG_LENGTH};
 use crate::error::Error;
 
 /// HKDF info of `KDF_RK` (SPEC.md §4.1).
-pub(crate) const ROOT_INFO: &[u8] = b"doubleratchet v1 root";
-/// HKDF info of the message-key expansion in `ENCRYPT` (SPEC.md §4.1).
-pub(crate) const MESSAGE_INFO: &[u8] = b"doubleratchet v1 message keys";
-/// Length of the AES-GCM tag appended to every ciphertext.
-pub(crate) const TAG_LENGTH: usize = 16;
+pub(crate) const ROOT_INFO: &[u8] = b"doubleratchet v2 root";
+/// The fixed nonce of `ENCRYPT`: each message key encrypts one message.
+const MESSAGE_NONCE: [u8; NONCE_LENGTH] = [0u8; NONCE_LENGTH];
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -71,42 +68,27 @@ impl ChainKey {
 }
 
 impl MessageKey {
-    /// The AES-256-GCM key and nonce derived from `mk` (SPEC.md §4.1).
-    /// The key is taken straight from the zeroizing HKDF output, so no copy of it is left.
-    fn cipher(&self) -> Result<(Aes256Gcm, Nonce<U12>), Error> {
-        let okm = hkdf_sha256::<44>(&[0u8; 32], &self.0, MESSAGE_INFO);
-        // A 32-byte slice is always a valid AES-256 key; the error arm is unreachable.
-        let cipher = Aes256Gcm::new_from_slice(&okm[..32]).map_err(|_| Error::DecryptionFailed)?;
-        let mut nonce = Nonce::<U12>::default();
-        nonce.copy_from_slice(&okm[32..]);
-        Ok((cipher, nonce))
-    }
-
     /// Encrypts `buf` in place and returns the tag. `ENCRYPT(mk, plaintext, aad)`.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] only (the AEAD's length limits are far above ours).
     pub(crate) fn seal_in_place(
-        self,
+        &self,
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LENGTH], Error> {
-        let (cipher, nonce) = self.cipher()?;
-        let tag = cipher
-            .encrypt_inout_detached(&nonce, aad, buf.into())
-            .map_err(|_| Error::TooLarge)?;
-        Ok(tag.into())
+        aead::seal_in_place(&self.0, &MESSAGE_NONCE, aad, buf)
     }
 
     /// Verifies `tag` and decrypts `buf` in place. `DECRYPT(mk, ciphertext, aad)`.
-    /// On failure `buf` is left as ciphertext (the tag is checked before decryption).
+    /// On failure `buf` is left as ciphertext.
     pub(crate) fn open_in_place(
         &self,
         aad: &[u8],
         buf: &mut [u8],
         tag: &[u8; TAG_LENGTH],
     ) -> Result<(), Error> {
-        let (cipher, nonce) = self.cipher()?;
-        cipher
-            .decrypt_inout_detached(&nonce, aad, buf.into(), &Tag::from(*tag))
-            .map_err(|_| Error::DecryptionFailed)
+        aead::open_in_place(&self.0, &MESSAGE_NONCE, aad, buf, tag)
     }
 }
 

@@ -15,14 +15,17 @@ use alloc::vec::Vec;
 
 use rand_core::TryCryptoRng;
 use x25519_dalek::PublicKey;
+use zeroize::Zeroize;
 
 use self::header::{HeaderKey, ENCRYPTED_HEADER_LENGTH, HEADER_NONCE_LENGTH};
-use self::kdf::{ChainKey, MessageKey, RootKey, TAG_LENGTH};
+use self::kdf::{ChainKey, MessageKey, RootKey};
 use self::skipped::Staged;
 pub(crate) use self::state::RatchetState;
 use self::state::MAX_SKIPPED_HEADER_KEYS;
+use crate::aead::TAG_LENGTH;
 use crate::error::Error;
 use crate::keys::{diffie_hellman, fill_random, x25519_public_from_bytes, RatchetKeyPair};
+use crate::padding::decoded_length;
 
 /// A message header (§3.1 `HEADER(dh_pair, pn, n)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,77 +66,108 @@ enum Chain {
     Next,
 }
 
-/// What the caller needs to encrypt one message.
-pub(crate) struct SendingKeys {
+/// Everything one send changes, computed before anything is changed (§3.4
+/// `RatchetEncrypt`), and what the caller needs to encrypt the message.
+pub(crate) struct SendPlan {
+    /// Completing a deferred DH ratchet step (§6.5): the new `DHs`, `RK` and, in
+    /// header-encrypted mode, `NHKs`.
+    step: Option<SendStep>,
+    /// `CKs` after this message's chain step.
+    cks: ChainKey,
+    /// `Ns` after this message.
+    ns: u32,
     pub(crate) header: Header,
     pub(crate) mk: MessageKey,
     /// Header-encrypted mode: `HKs` and the nonce to encrypt the header with.
     pub(crate) hks: Option<(HeaderKey, [u8; HEADER_NONCE_LENGTH])>,
 }
 
+/// The sending half of `DHRatchet`, deferred until the first send after a receive.
+struct SendStep {
+    dhs: RatchetKeyPair,
+    rk: RootKey,
+    nhks: Option<HeaderKey>,
+}
+
 impl RatchetState {
-    /// §3.4 `RatchetEncrypt` (§4.5 `RatchetEncryptHE`) up to the encryption itself:
-    /// completes a deferred DH ratchet step if one is pending (§6.5), then advances the
-    /// sending chain. The caller encrypts.
+    /// §3.4 `RatchetEncrypt` (§4.5 `RatchetEncryptHE`) up to the encryption itself, without
+    /// changing the state: completes a deferred DH ratchet step if one is pending (§6.5)
+    /// and steps the sending chain. The caller encrypts, then [`commit_send`]s the plan, so
+    /// a failure anywhere before the commit changes nothing.
     ///
-    /// All randomness (the new `DHs`, then in header-encrypted mode the header nonce) is
-    /// drawn before anything changes, so an RNG failure leaves the state as it was.
-    pub(crate) fn next_sending_key<R: TryCryptoRng + ?Sized>(
-        &mut self,
+    /// Randomness: the new `DHs` (only when completing a deferred step), then in
+    /// header-encrypted mode the header nonce (SPEC.md §2.5).
+    ///
+    /// [`commit_send`]: RatchetState::commit_send
+    pub(crate) fn plan_send<R: TryCryptoRng + ?Sized>(
+        &self,
         rng: &mut R,
-    ) -> Result<SendingKeys, Error> {
-        if self.he.as_ref().is_some_and(|he| he.hks.is_none()) {
-            return Err(Error::WrongSession);
-        }
-        let fresh_dhs = match &self.cks {
+    ) -> Result<SendPlan, Error> {
+        let (chain, step) = match &self.cks {
             Some(_) if self.ns == u32::MAX => return Err(Error::ChainExhausted),
-            Some(_) => None,
-            None => Some(RatchetKeyPair::generate(rng)?),
-        };
-        let mut nonce = [0u8; HEADER_NONCE_LENGTH];
-        if self.he.is_some() {
-            fill_random(rng, &mut nonce)?;
-        }
-        let chain = match (&self.cks, fresh_dhs) {
-            (Some(ck), _) => ck.clone(),
-            (None, None) => return Err(Error::WrongSession),
-            (None, Some(dhs)) => {
+            Some(ck) => (ck.clone(), None),
+            None => {
                 // Deferred half of DHRatchet: DHs = GENERATE_DH();
                 // RK, CKs (, NHKs) = KDF_RK(_HE)(RK, DH(DHs, DHr)).
-                let dhr = self.dhr.ok_or(Error::WrongSession)?;
-                let dh_out = diffie_hellman(&dhs.secret, &dhr)?;
-                let ck = match &mut self.he {
-                    Some(he) => {
+                let dhs = RatchetKeyPair::generate(rng)?;
+                // Every session handed out knows DHr (the loader refuses one without).
+                let dhr = self.dhr.as_ref().ok_or(Error::Internal)?;
+                let dh_out = diffie_hellman(&dhs.secret, dhr)?;
+                let (rk, ck, nhks) = match &self.he {
+                    Some(_) => {
                         let (rk, ck, nhks) = self.rk.ratchet_he(&dh_out);
-                        he.nhks = nhks;
-                        self.rk = rk;
-                        ck
+                        (rk, ck, Some(nhks))
                     }
                     None => {
                         let (rk, ck) = self.rk.ratchet(&dh_out);
-                        self.rk = rk;
-                        ck
+                        (rk, ck, None)
                     }
                 };
-                self.dhs = dhs;
-                self.ns = 0;
-                ck
+                (ck, Some(SendStep { dhs, rk, nhks }))
             }
         };
-        let (next, mk) = chain.step();
-        let header = Header {
-            dh: self.dhs.public.to_bytes(),
-            pn: self.pn,
-            n: self.ns,
+        let hks = match &self.he {
+            Some(he) => {
+                // Every header-encrypted session handed out has HKs (the responder's is set
+                // by the initial message it was created from; the loader refuses one without).
+                let hks = he.hks.clone().ok_or(Error::Internal)?;
+                let mut nonce = [0u8; HEADER_NONCE_LENGTH];
+                fill_random(rng, &mut nonce)?;
+                Some((hks, nonce))
+            }
+            None => None,
         };
-        self.cks = Some(next);
-        self.ns += 1;
-        let hks = self
-            .he
-            .as_ref()
-            .and_then(|he| he.hks.clone())
-            .map(|hk| (hk, nonce));
-        Ok(SendingKeys { header, mk, hks })
+        let (cks, mk) = chain.step();
+        let (dhs, n) = match &step {
+            Some(step) => (&step.dhs, 0),
+            None => (&self.dhs, self.ns),
+        };
+        let header = Header {
+            dh: dhs.public.to_bytes(),
+            pn: self.pn,
+            n,
+        };
+        Ok(SendPlan {
+            step,
+            cks,
+            ns: n + 1,
+            header,
+            mk,
+            hks,
+        })
+    }
+
+    /// Applies a [`SendPlan`] once its message is encrypted.
+    pub(crate) fn commit_send(&mut self, plan: SendPlan) {
+        if let Some(step) = plan.step {
+            self.dhs = step.dhs;
+            self.rk = step.rk;
+            if let (Some(he), Some(nhks)) = (&mut self.he, step.nhks) {
+                he.nhks = nhks;
+            }
+        }
+        self.cks = Some(plan.cks);
+        self.ns = plan.ns;
     }
 
     /// §3.5 `RatchetDecrypt` for a cleartext header, transactional. `body` is ciphertext
@@ -411,6 +445,7 @@ fn skip_to(mut ck: ChainKey, from: u32, to: u32, run: &mut Staged) -> (ChainKey,
     }
 }
 
+/// `DECRYPT(mk, ciphertext, aad)`, then the plaintext decoding of SPEC.md §4.9.
 fn open(
     mk: &MessageKey,
     aad: &[u8],
@@ -419,5 +454,14 @@ fn open(
 ) -> Result<Vec<u8>, Error> {
     let mut plaintext = ciphertext.to_vec();
     mk.open_in_place(aad, &mut plaintext, tag)?;
-    Ok(plaintext)
+    match decoded_length(&plaintext) {
+        Ok(len) => {
+            plaintext.truncate(len);
+            Ok(plaintext)
+        }
+        Err(e) => {
+            plaintext.zeroize();
+            Err(e)
+        }
+    }
 }

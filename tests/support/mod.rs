@@ -240,7 +240,8 @@ pub(crate) fn ratchet_view(bytes: &[u8]) -> RatchetView {
     }
 
     let mut r = Cursor(bytes, 0);
-    assert_eq!(r.u8(), 0x01, "version");
+    // The layout below is that of storage version 0x02 (profile v2).
+    assert_eq!(r.u8(), 0x02, "version");
     let kind = r.u8();
     r.u8(); // role
     let (post_quantum, header_encrypted) = match kind {
@@ -259,7 +260,9 @@ pub(crate) fn ratchet_view(bytes: &[u8]) -> RatchetView {
     if post_quantum && awaiting {
         r.take(4 + 1088);
     }
-    r.take(4 + 4 + 32); // limits, RK
+    r.take(4 + 4); // limits
+    assert!(matches!(r.u8(), 0x00 | 0x01), "padding policy");
+    r.take(32); // RK
     let dhs_secret = r.key();
     assert_eq!(r.u8(), 1, "DHr is always present");
     let dhr = r.key();
