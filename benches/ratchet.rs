@@ -1,8 +1,15 @@
 //! Criterion benchmarks of the library's hot paths, each next to its *floor*: the bare
 //! primitive cost of the same cryptographic work, built from the same crates the library
-//! uses (x25519-dalek, ed25519-dalek, hkdf, hmac, sha2, aes-gcm) and the same RNG
+//! uses (x25519-dalek, ed25519-dalek, hkdf, hmac, sha2, aes-gcm-siv) and the same RNG
 //! (`ChaCha20Rng`). A floor does no parsing, validation, allocation or bookkeeping: the
 //! ratio `ours / floor` is what the library costs on top of the cryptography it must do.
+//!
+//! The floors follow profile v2 (SPEC.md §4.1, §4.9): a message is AES-256-GCM-SIV keyed by
+//! the message key with the all-zero nonce (no per-message HKDF), over the *encoded*
+//! plaintext (end marker and Padmé padding above a 64-byte minimum: 64 bytes encrypt as 72,
+//! 64 KiB as 67,584). A floor encrypts a buffer already encoded (the encoding itself is
+//! bookkeeping), but exactly as many bytes as the library does; `messages` checks that
+//! length against the library's own messages before measuring.
 //!
 //! ```text
 //! cargo bench -j2 --bench ratchet                       # full run (about 8 minutes)
@@ -16,7 +23,8 @@
 //! Only samples written by this run are used, so every ratio compares two figures measured
 //! in the same run. BENCHMARKS.md has the figures and explains the two statistics.
 //!
-//! Every message is 64 bytes unless a size says otherwise. Setup (sessions, messages,
+//! Every plaintext is 64 bytes unless a size says otherwise (sizes are plaintext sizes, and
+//! so are the throughputs). Setup (sessions, messages,
 //! ciphertexts to decrypt) is done outside the timed part, and outputs are dropped
 //! outside it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -26,13 +34,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use aes_gcm::aead::consts::U12;
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use aes_gcm_siv::aead::{AeadInOut, KeyInit};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use doubleratchet::{
     IdentityKeyPair, Limits, OneTimePreKey, PreKeyBundle, PreKeyStore, Session, SessionOptions,
-    SignedPreKey,
+    SignedPreKey, MAX_PLAINTEXT_SIZE, PADME_MINIMUM,
 };
 use ed25519_dalek::{Signature, VerifyingKey};
 use hkdf::Hkdf;
@@ -128,13 +135,55 @@ impl Pair {
 // The floor: the same primitives, with nothing around them.
 // ---------------------------------------------------------------------------------------
 
-const ROOT_INFO: &[u8] = b"doubleratchet v1 root";
-const MESSAGE_INFO: &[u8] = b"doubleratchet v1 message keys";
-const X3DH_INFO: &[u8] = b"doubleratchet v1 X3DH";
-/// AAD of a normal message: `AD` (64) and the normal prefix (42).
-const NORMAL_AAD: [u8; 64 + 42] = [0x33; 64 + 42];
-/// Length of an initial message's prefix (SPEC.md §5.3).
-const INITIAL_PREFIX: usize = 115;
+const ROOT_INFO: &[u8] = b"doubleratchet v2 root";
+const X3DH_INFO: &[u8] = b"doubleratchet v2 X3DH";
+/// The nonce of `ENCRYPT`: every message key encrypts one message.
+const MESSAGE_NONCE: [u8; 12] = [0u8; 12];
+/// Length of a normal message's prefix: version, type, plain header (SPEC.md §5.2).
+const NORMAL_PREFIX: usize = 2 + 40;
+/// AAD of a normal message: `AD` (64) and the normal prefix.
+const NORMAL_AAD: [u8; 64 + NORMAL_PREFIX] = [0x33; 64 + NORMAL_PREFIX];
+/// Length of an initial message's prefix (SPEC.md §5.3; 8-byte prekey ids).
+const INITIAL_PREFIX: usize = 123;
+
+/// The encoded length of a plaintext of `len` bytes under the default policy, Padmé
+/// (SPEC.md §4.9): `min(padme(max(len + 1, 64)), MAX_ENCODED_PLAINTEXT)`.
+const fn encoded_len(len: usize) -> usize {
+    let with_marker = len + 1;
+    let l = if with_marker < PADME_MINIMUM {
+        PADME_MINIMUM
+    } else {
+        with_marker
+    };
+    let e = l.ilog2();
+    let s = e.ilog2() + 1;
+    let mask = (1usize << (e - s)) - 1;
+    let padded = (l + mask) & !mask;
+    if padded > MAX_PLAINTEXT_SIZE + 1 {
+        MAX_PLAINTEXT_SIZE + 1
+    } else {
+        padded
+    }
+}
+
+/// The encoded length of a [`SMALL`] plaintext (72).
+const ENCODED_SMALL: usize = encoded_len(SMALL);
+
+/// `encode(pt)`: `pt || 0x80 || 0x00^(P - L)`, what the library encrypts.
+fn encode(pt: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; encoded_len(pt.len())];
+    out[..pt.len()].copy_from_slice(pt);
+    out[pt.len()] = 0x80;
+    out
+}
+
+/// [`encode`] of a [`SMALL`] plaintext, on the stack.
+fn encode_small(pt: &[u8; SMALL]) -> [u8; ENCODED_SMALL] {
+    let mut out = [0u8; ENCODED_SMALL];
+    out[..SMALL].copy_from_slice(pt);
+    out[SMALL] = 0x80;
+    out
+}
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -160,16 +209,13 @@ fn hkdf<const N: usize>(salt: &[u8], ikm: &[u8], info: &[u8]) -> [u8; N] {
     okm
 }
 
-/// The message-key HKDF (44 bytes) and the AES-256-GCM key schedule.
-fn message_cipher(mk: &[u8; 32]) -> (Aes256Gcm, Nonce<U12>) {
-    let okm = hkdf::<44>(&[0u8; 32], mk, MESSAGE_INFO);
-    let cipher = Aes256Gcm::new_from_slice(&okm[..32]).unwrap();
-    let mut nonce = Nonce::<U12>::default();
-    nonce.copy_from_slice(&okm[32..]);
-    (cipher, nonce)
+/// The AES-256-GCM-SIV key schedule under the message key itself (no HKDF in v2).
+fn message_cipher(mk: &[u8; 32]) -> Aes256GcmSiv {
+    Aes256GcmSiv::new_from_slice(mk).unwrap()
 }
 
-/// The per-message floor of a sender: `KDF_CK`, the message HKDF, AES-256-GCM in place.
+/// The per-message floor of a sender: `KDF_CK`, then AES-256-GCM-SIV (key `mk`, zero
+/// nonce) in place over `buf`, which holds an encoded plaintext.
 fn seal(ck: &mut [u8; 32], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
     let (next, mk) = kdf_ck(ck);
     *ck = next;
@@ -177,9 +223,8 @@ fn seal(ck: &mut [u8; 32], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
 }
 
 fn seal_with(mk: &[u8; 32], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-    let (cipher, nonce) = message_cipher(mk);
-    cipher
-        .encrypt_inout_detached(&nonce, aad, buf.into())
+    message_cipher(mk)
+        .encrypt_inout_detached(&Nonce::from(MESSAGE_NONCE), aad, buf.into())
         .unwrap()
         .into()
 }
@@ -193,9 +238,13 @@ fn open(ck: &mut [u8; 32], aad: &[u8], buf: &mut [u8], tag: &[u8; 16]) {
 }
 
 fn open_with(mk: &[u8; 32], aad: &[u8], buf: &mut [u8], tag: &[u8; 16]) {
-    let (cipher, nonce) = message_cipher(mk);
-    cipher
-        .decrypt_inout_detached(&nonce, aad, buf.into(), &Tag::from(*tag))
+    message_cipher(mk)
+        .decrypt_inout_detached(
+            &Nonce::from(MESSAGE_NONCE),
+            aad,
+            buf.into(),
+            &Tag::from(*tag),
+        )
         .expect("floor ciphertext authenticates");
 }
 
@@ -251,14 +300,14 @@ impl InitiateFloor {
     fn new(p: &Parties) -> Self {
         let b = p.bundle.to_bytes();
         let mut signed = [0x05u8; 33];
-        signed[1..].copy_from_slice(&b[38..70]);
+        signed[1..].copy_from_slice(&b[42..74]);
         InitiateFloor {
             ik_b: VerifyingKey::from_bytes(b[2..34].try_into().unwrap()).unwrap(),
             ik_b_x25519: identity_x25519(&b[2..34]),
             signed,
-            signature: Signature::from_bytes(b[70..134].try_into().unwrap()),
-            spk: x25519(&b[38..70]),
-            opk: x25519(&b[139..171]),
+            signature: Signature::from_bytes(b[74..138].try_into().unwrap()),
+            spk: x25519(&b[42..74]),
+            opk: x25519(&b[147..179]),
             ik_a: identity_dh_secret(&p.alice),
         }
     }
@@ -312,11 +361,11 @@ impl RespondFloor {
         let tag_at = initial.len() - 16;
         RespondFloor {
             ik_b: identity_dh_secret(&p.bob),
-            spk: secret(&p.spk.to_bytes()[6..38]),
-            opk: secret(&p.opk.to_bytes()[6..38]),
+            spk: secret(&p.spk.to_bytes()[10..42]),
+            opk: secret(&p.opk.to_bytes()[10..42]),
             ik_a_x25519: identity_x25519(&initial[2..34]),
             ek_a: x25519(&initial[34..66]),
-            dhs_a: x25519(&initial[75..107]),
+            dhs_a: x25519(&initial[83..115]),
             aad,
             body: initial[INITIAL_PREFIX..tag_at].to_vec(),
             tag: initial[tag_at..].try_into().unwrap(),
@@ -324,7 +373,8 @@ impl RespondFloor {
     }
 
     /// Four DHs, the X3DH HKDF, then the first decryption: DH, root HKDF, `KDF_CK`,
-    /// message HKDF, AES-256-GCM open. Returns the new root and chain keys.
+    /// AES-256-GCM-SIV open of the encoded plaintext (72 bytes for 64). Returns the new
+    /// root and chain keys.
     fn run(&self, buf: &mut [u8]) -> [u8; 64] {
         let dh1 = self.spk.diffie_hellman(&self.ik_a_x25519);
         let dh2 = self.ik_b.diffie_hellman(&self.ek_a);
@@ -354,13 +404,14 @@ struct FloorParty {
 
 /// One message of the ping-pong floor: the sender's deferred DH ratchet step (key pair,
 /// DH, root HKDF) and per-message floor, then the receiver's DH ratchet step (DH, root
-/// HKDF) and per-message floor.
+/// HKDF) and per-message floor, on the encoded plaintext `encoded`.
 fn floor_ping_pong(
     sender: &mut FloorParty,
     receiver: &mut FloorParty,
     rng: &mut ChaCha20Rng,
-) -> [u8; SMALL] {
-    let mut buf = [0x5au8; SMALL];
+    encoded: &[u8; ENCODED_SMALL],
+) -> [u8; ENCODED_SMALL] {
+    let mut buf = *encoded;
     let (secret, public) = generate(rng);
     let okm = hkdf::<64>(
         &sender.rk,
@@ -396,11 +447,33 @@ fn batch(size: usize) -> BatchSize {
     }
 }
 
+/// Checks that the floors encrypt exactly as many bytes as the library: a normal message of
+/// a `size`-byte plaintext is the prefix, the encoded plaintext and the tag.
+fn check_encoded_lengths() {
+    let mut pair = established(11);
+    for size in SIZES.into_iter().chain([0, 63, 100, 1000]) {
+        let m = pair
+            .alice
+            .encrypt(&vec![0x5au8; size], &mut pair.rng)
+            .unwrap();
+        assert_eq!(
+            m.len(),
+            NORMAL_PREFIX + encoded_len(size) + 16,
+            "encoded length of {size} bytes"
+        );
+        assert_eq!(pair.bob.decrypt(&m).unwrap().len(), size);
+    }
+    assert_eq!(ENCODED_SMALL, 72);
+    assert_eq!(encoded_len(64 * 1024), 67_584);
+}
+
 /// Encrypt, decrypt, and both, on an established chain (no DH ratchet step).
 fn messages(c: &mut Criterion) {
+    check_encoded_lengths();
     let mut g = c.benchmark_group("encrypt");
     for size in SIZES {
         let pt = vec![0x5au8; size];
+        let encoded = encode(&pt);
         g.throughput(Throughput::Bytes(size as u64));
         let mut pair = established(1);
         g.bench_with_input(BenchmarkId::new("ours", size), &pt, |b, pt| {
@@ -411,9 +484,9 @@ fn messages(c: &mut Criterion) {
             );
         });
         let mut ck = [1u8; 32];
-        g.bench_with_input(BenchmarkId::new("floor", size), &pt, |b, pt| {
+        g.bench_with_input(BenchmarkId::new("floor", size), &encoded, |b, encoded| {
             b.iter_batched(
-                || pt.clone(),
+                || encoded.clone(),
                 |mut buf| {
                     let tag = seal(&mut ck, &NORMAL_AAD, &mut buf);
                     (buf, tag)
@@ -427,6 +500,7 @@ fn messages(c: &mut Criterion) {
     let mut g = c.benchmark_group("decrypt");
     for size in SIZES {
         let pt = vec![0x5au8; size];
+        let encoded = encode(&pt);
         g.throughput(Throughput::Bytes(size as u64));
         let Pair {
             mut alice,
@@ -444,7 +518,7 @@ fn messages(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("floor", size), |b| {
             b.iter_batched(
                 || {
-                    let mut buf = pt.clone();
+                    let mut buf = encoded.clone();
                     let tag = seal(&mut cks, &NORMAL_AAD, &mut buf);
                     (buf, tag)
                 },
@@ -461,6 +535,7 @@ fn messages(c: &mut Criterion) {
     let mut g = c.benchmark_group("encrypt_decrypt");
     for size in SIZES {
         let pt = vec![0x5au8; size];
+        let encoded = encode(&pt);
         g.throughput(Throughput::Bytes(size as u64));
         let mut pair = established(3);
         g.bench_with_input(BenchmarkId::new("ours", size), &pt, |b, pt| {
@@ -474,9 +549,9 @@ fn messages(c: &mut Criterion) {
             );
         });
         let (mut cks, mut ckr) = ([3u8; 32], [3u8; 32]);
-        g.bench_with_input(BenchmarkId::new("floor", size), &pt, |b, pt| {
+        g.bench_with_input(BenchmarkId::new("floor", size), &encoded, |b, encoded| {
             b.iter_batched(
-                || pt.clone(),
+                || encoded.clone(),
                 |mut buf| {
                     let tag = seal(&mut cks, &NORMAL_AAD, &mut buf);
                     open(&mut ckr, &NORMAL_AAD, &mut buf, &tag);
@@ -528,6 +603,7 @@ fn ping_pong(c: &mut Criterion) {
     let mut g = c.benchmark_group("ping_pong");
     let pt = [0x5au8; SMALL];
     bench_ping_pong(&mut g, "ours", established(4), &pt);
+    let encoded = encode_small(&pt);
 
     let mut rng = ChaCha20Rng::seed_from_u64(4);
     let (a, a_public) = generate(&mut rng);
@@ -553,7 +629,7 @@ fn ping_pong(c: &mut Criterion) {
                     (&mut fa, &mut fb)
                 };
                 bobs_turn = !bobs_turn;
-                floor_ping_pong(from, to, &mut rng)
+                floor_ping_pong(from, to, &mut rng, &encoded)
             },
             BatchSize::SmallInput,
         );
@@ -711,9 +787,10 @@ fn skipped(c: &mut Criterion) {
             });
         });
     }
-    // The key is already derived: the floor is the message HKDF and AES-256-GCM open.
+    // The key is already derived: the floor is AES-256-GCM-SIV open of the encoded
+    // plaintext.
     let mk = [8u8; 32];
-    let mut ct = [0x5au8; SMALL];
+    let mut ct = encode_small(&pt);
     let tag = seal_with(&mk, &NORMAL_AAD, &mut ct);
     g.bench_function("floor", |b| {
         b.iter_batched(

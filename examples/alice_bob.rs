@@ -51,6 +51,17 @@ fn show(from: &str, to: &str, wire: &[u8], note: &str) {
     );
 }
 
+/// Lowercase hex, for printing ids.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The context Bob's app seals a session with: the contact it belongs to and its row key
+/// (the session id). A blob opens only under the context it was sealed with.
+fn session_context(contact: &str, row: &[u8; 32]) -> Vec<u8> {
+    format!("alice_bob demo/sessions/{contact}/{}", hex(row)).into_bytes()
+}
+
 fn expect(what: &'static str, got: &[u8], want: &[u8]) -> Result<(), DemoError> {
     if got == want {
         println!("        {what}: \"{}\"", String::from_utf8_lossy(got));
@@ -66,7 +77,7 @@ fn run() -> Result<(), DemoError> {
     println!("1. Bob creates his identity and publishes a prekey bundle.");
     let bob = step("bob identity", IdentityKeyPair::generate(&mut rng))?;
     let mut bob_store = step("bob prekeys", PreKeyStore::new(&bob, &mut rng))?;
-    let opk_ids: Vec<u32> = step(
+    let opk_ids: Vec<u64> = step(
         "one-time prekeys",
         bob_store.generate_one_time_prekeys(3, &mut rng),
     )?
@@ -102,26 +113,43 @@ fn run() -> Result<(), DemoError> {
         &accepted.plaintext,
         b"Did you get my first message?",
     )?;
-    println!(
-        "        one-time prekey {:?} consumed and deleted",
-        accepted.used_one_time_prekey
-    );
+    if let Some(id) = accepted.used_one_time_prekey {
+        println!("        one-time prekey {id:016x} consumed and deleted");
+    }
     let mut b = accepted.session;
     if b.id() != a.id() {
         return Err(DemoError::Mismatch("session ids differ"));
     }
 
-    // Bob's app keeps its sessions sealed in a database, keyed by session id.
+    // Bob's app keeps its sessions sealed in a database, keyed by session id. Each blob is
+    // sealed for its place: the contact and the row (the context is not stored).
     let app_key = step("storage key", StorageKey::generate(&mut rng))?;
     let mut database: BTreeMap<[u8; 32], Vec<u8>> = BTreeMap::new();
+    let row = *b.id().as_bytes();
     database.insert(
-        *b.id().as_bytes(),
-        step("seal", app_key.seal(&b, &mut rng))?,
+        row,
+        step(
+            "seal",
+            app_key.seal(&b, &session_context("alice", &row), &mut rng),
+        )?,
     );
     println!(
-        "   Bob stores the session sealed: {} bytes",
-        database[b.id().as_bytes()].len()
+        "   Bob stores the session sealed for (alice, row {}...): {} bytes",
+        &hex(&row)[..16],
+        database[&row].len()
     );
+    // A blob copied into another contact's row does not open there.
+    match app_key.open::<Session>(&database[&row], &session_context("mallory", &row)) {
+        Err(Error::DecryptionFailed) => {
+            println!("   (the same blob under Mallory's row context: refused)")
+        }
+        Err(e) => return Err(DemoError::Protocol("open under another context", e)),
+        Ok(_) => {
+            return Err(DemoError::Mismatch(
+                "opened under another contact's context",
+            ))
+        }
+    }
 
     println!("5. The lost first message finally arrives; Bob routes it by session id.");
     show("alice", "bob", &lost_first, "(late)");
@@ -132,7 +160,10 @@ fn run() -> Result<(), DemoError> {
     let sealed = database
         .get(route.as_bytes())
         .ok_or(DemoError::Mismatch("no stored session for that id"))?;
-    let mut b_loaded: Session = step("open", app_key.open(sealed))?;
+    let mut b_loaded: Session = step(
+        "open",
+        app_key.open(sealed, &session_context("alice", route.as_bytes())),
+    )?;
     let late = step("decrypt late", b_loaded.decrypt(&lost_first))?;
     expect("bob reads", &late, b"Hi Bob, it's Alice.")?;
     b = b_loaded;

@@ -27,8 +27,9 @@
 //! Run with `cargo run --example generate_vectors`; add `--check` to compare with the
 //! files on disk instead of writing them (exit status 1 on any difference). The PQXDH files
 //! need the `pqxdh` feature (on by default); without it they are neither written nor checked
-//! (nor are `reject_he_v2.json`, which has PQXDH cases, and `padding_v2.json`, whose
-//! longest-message check uses a PQXDH session; their other cases are still run).
+//! (nor are `reject_he_v2.json`, which has PQXDH cases, `padding_v2.json`, whose
+//! longest-message check uses a PQXDH session, and `prekey_store_v2.json`, whose store holds
+//! post-quantum prekeys; their other cases are still run).
 //!
 //! Profile v2 (the team's written v2 decisions, SPEC.md v2): the v2 labels, one
 //! version byte per format family (wire `0x02`, bundle `0x02`, storage `0x02`),
@@ -56,7 +57,18 @@
 //! new ratchet key (SPEC.md §2.5), seals the header with AES-256-GCM-SIV under `HKs` with
 //! `AAD_h = AD || the bytes before it`, and decrypts by trial decryption in the order stored
 //! header keys, `HKr`, `NHKr`.
+//!
+//! Profile v2 part 2: every prekey id is a `u64` (bundles of 179 / 1435 bytes, initial
+//! messages, the stored session's pending block, stored prekeys); the scenarios use
+//! full-width ids, distinct for every key. The model also keeps its own prekey store
+//! ([`StoreModel`]: replay records per signed prekey, the standby signed prekey, sequence
+//! numbers, the stored layout of type `0x24`) and writes
+//! * `prekey_store_v2.json`: a store generated from a seeded RNG (every id recomputed from
+//!   the draws), a flood of last-resort initial messages at replay capacity 3 (records, the
+//!   switch to the standby, `StoreFull`), and stored stores that must not load.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Without PQXDH the prekey store (whose PQXDH stores and store file are skipped) is unused.
+#![cfg_attr(not(feature = "pqxdh"), allow(dead_code))]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -68,7 +80,7 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use doubleratchet::{
     Error, IdentityKeyPair, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore, Session,
-    SessionOptions, SignedPreKey,
+    SessionOptions, SignedPreKey, StoreNotice,
 };
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
@@ -108,12 +120,52 @@ const END_MARKER: u8 = 0x80;
 const PADME_MINIMUM: usize = 64;
 /// SPEC.md §5.6.
 const MAX_MESSAGE_SIZE: usize = 1 << 20;
-/// The prefix of a header-encrypted PQXDH initial message (type `0x06`), the longest framing.
-const LONGEST_PREFIX: usize = 1235;
-/// `MAX_MESSAGE_SIZE - 1235 - 16 = 1 047 325`.
+/// The prefix of a header-encrypted PQXDH initial message (type `0x06`), the longest framing
+/// (profile v2 part 2: `2 + 81 + 8 + 1088 + 68`).
+const LONGEST_PREFIX: usize = 1247;
+/// `MAX_MESSAGE_SIZE - 1247 - 16 = 1 047 313`.
 const MAX_ENCODED_PLAINTEXT: usize = MAX_MESSAGE_SIZE - LONGEST_PREFIX - TAG_LENGTH;
-/// `MAX_ENCODED_PLAINTEXT - 1 = 1 047 324` (the end marker takes one byte).
+/// `MAX_ENCODED_PLAINTEXT - 1 = 1 047 312` (the end marker takes one byte).
 const MAX_PLAINTEXT_SIZE: usize = MAX_ENCODED_PLAINTEXT - 1;
+
+// SPEC.md §5.3 (profile v2 part 2: every prekey id is a u64, 8 bytes big-endian): the
+// offsets of an initial message's fields.
+/// `IK_A` at 2..34.
+const IK_A_AT: usize = 2;
+/// `EK_A` at 34..66.
+const EK_A_AT: usize = 34;
+/// The signed prekey id at 66..74.
+const SPK_ID_AT: usize = 66;
+/// The one-time prekey flag at 74.
+const OPK_FLAG_AT: usize = 74;
+/// The one-time prekey id at 75..83.
+const OPK_ID_AT: usize = 75;
+/// The end of the X3DH fields (81 bytes after the version and type bytes): the header of a
+/// type `0x02` message (or the sealed header of a type `0x05`), or the post-quantum prekey
+/// id of a type `0x03` / `0x06` at 83..91.
+const X3DH_END: usize = 83;
+/// Type `0x03` / `0x06`: the post-quantum prekey id at 83..91.
+const PQ_ID_AT: usize = X3DH_END;
+/// Type `0x03` / `0x06`: the KEM ciphertext at 91..1179.
+const CT_AT: usize = PQ_ID_AT + 8;
+/// Type `0x03` / `0x06`: the end of the KEM ciphertext (the header's offset), 1179.
+const PQ_END: usize = CT_AT + KEM_CIPHERTEXT_LENGTH;
+/// A type `0x02` message's prefix: `2 + 81 + 40 = 123`.
+const INITIAL_PREFIX: usize = X3DH_END + 40;
+
+// SPEC.md §5.4 (profile v2 part 2): the offsets of a prekey bundle's fields.
+/// The signed prekey id at 34..42.
+const BUNDLE_SPK_ID_AT: usize = 34;
+/// `SPK_B` at 42..74.
+const BUNDLE_SPK_AT: usize = 42;
+/// The signed prekey's signature at 74..138 (`R` at 74, `S` at 106).
+const BUNDLE_SIG_AT: usize = 74;
+/// The one-time prekey flag at 138, its id at 139..147, the key at 147..179.
+const BUNDLE_OPK_FLAG_AT: usize = 138;
+/// A type `0x10` bundle: 179 bytes.
+const BUNDLE_LENGTH: usize = 179;
+/// A type `0x11` bundle: `179 + 8 + 1184 + 64 = 1435` bytes.
+const PQ_BUNDLE_LENGTH: usize = BUNDLE_LENGTH + 8 + 1184 + 64;
 
 // SPEC.md §4.8, §5.3: header encryption.
 const HEADER_NONCE_LENGTH: usize = 12;
@@ -222,7 +274,7 @@ impl PqKind {
 /// Bob's post-quantum prekey in a PQXDH scenario.
 #[derive(Clone, Copy, Debug)]
 struct PqSpec {
-    id: u32,
+    id: u64,
     kind: PqKind,
 }
 
@@ -267,8 +319,11 @@ struct Scenario {
     description: &'static str,
     alice_seed: u64,
     bob_seed: u64,
-    signed_prekey_id: u32,
-    one_time_prekey_id: Option<u32>,
+    /// Bob's prekey ids (u64, SPEC.md §5, profile v2 part 2): full-width values, distinct
+    /// for every key of every scenario, so that a field read at the wrong width or offset
+    /// shows.
+    signed_prekey_id: u64,
+    one_time_prekey_id: Option<u64>,
     /// PQXDH: Bob's post-quantum prekey (`None`: classical X3DH).
     post_quantum: Option<PqSpec>,
     /// Header-encrypted mode (SPEC.md §4.8): Alice initiates with
@@ -321,8 +376,8 @@ const SCENARIOS: [Scenario; 6] = [
             is in order.",
         alice_seed: 0xA11CE,
         bob_seed: 0xB0B,
-        signed_prekey_id: 1,
-        one_time_prekey_id: Some(7),
+        signed_prekey_id: 0x0123_4567_89AB_CDEF,
+        one_time_prekey_id: Some(0xF0E1_D2C3_B4A5_9687),
         post_quantum: None,
         header_encryption: false,
         alice_padding: Pad::Padme,
@@ -373,7 +428,7 @@ const SCENARIOS: [Scenario; 6] = [
             bytes in 64, 65 bytes in 72), and each decodes the other's.",
         alice_seed: 0xA11CE2,
         bob_seed: 0xB0B2,
-        signed_prekey_id: 42,
+        signed_prekey_id: 0x1122_3344_5566_7788,
         one_time_prekey_id: None,
         post_quantum: None,
         header_encryption: false,
@@ -436,10 +491,10 @@ const SCENARIOS: [Scenario; 6] = [
             to 1024); Bob replies from his next ratchet key (PN = 1). Delivery is in order.",
         alice_seed: 0xA11CE3,
         bob_seed: 0xB0B3,
-        signed_prekey_id: 3,
-        one_time_prekey_id: Some(11),
+        signed_prekey_id: 0x2B7E_1516_28AE_D2A6,
+        one_time_prekey_id: Some(0xABF7_1588_09CF_4F3C),
         post_quantum: Some(PqSpec {
-            id: 5,
+            id: 0x7631_4A55_9D21_0E05,
             kind: PqKind::OneTime,
         }),
         header_encryption: false,
@@ -481,10 +536,10 @@ const SCENARIOS: [Scenario; 6] = [
             marker).",
         alice_seed: 0xA11CE4,
         bob_seed: 0xB0B4,
-        signed_prekey_id: 4,
+        signed_prekey_id: 0x3243_F6A8_885A_308D,
         one_time_prekey_id: None,
         post_quantum: Some(PqSpec {
-            id: 9,
+            id: 0x9E37_79B9_7F4A_7C15,
             kind: PqKind::LastResort,
         }),
         header_encryption: false,
@@ -531,8 +586,8 @@ const SCENARIOS: [Scenario; 6] = [
             104).",
         alice_seed: 0xA11CE5,
         bob_seed: 0xB0B5,
-        signed_prekey_id: 5,
-        one_time_prekey_id: Some(13),
+        signed_prekey_id: 0x6A09_E667_F3BC_C908,
+        one_time_prekey_id: Some(0xBB67_AE85_84CA_A73B),
         post_quantum: None,
         header_encryption: true,
         alice_padding: Pad::Padme,
@@ -602,10 +657,10 @@ const SCENARIOS: [Scenario; 6] = [
             padding), and only then N = 0 of the old chain, opened by the stored header key.",
         alice_seed: 0xA11CE6,
         bob_seed: 0xB0B6,
-        signed_prekey_id: 6,
+        signed_prekey_id: 0x3C6E_F372_FE94_F82B,
         one_time_prekey_id: None,
         post_quantum: Some(PqSpec {
-            id: 17,
+            id: 0xA54F_F53A_5F1D_36F1,
             kind: PqKind::OneTime,
         }),
         header_encryption: true,
@@ -823,6 +878,11 @@ fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())
 }
 
+/// A prekey id (SPEC.md §5, profile v2 part 2): 8 bytes big-endian.
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
 fn arr32(bytes: &[u8]) -> [u8; 32] {
     bytes.try_into().unwrap()
 }
@@ -1020,15 +1080,15 @@ impl Identity {
     }
 }
 
-/// The X3DH fields of an initial message (SPEC.md §5.3, bytes 2..75), and for PQXDH
-/// (type `0x03`) the post-quantum prekey id and KEM ciphertext (bytes 75..1167).
+/// The X3DH fields of an initial message (SPEC.md §5.3, bytes 2..83: u64 prekey ids), and
+/// for PQXDH (type `0x03`) the post-quantum prekey id and KEM ciphertext (bytes 83..1179).
 #[derive(Clone, Copy)]
 struct InitialFields {
     identity: [u8; 32],
     base_key: [u8; 32],
-    signed_prekey_id: u32,
-    one_time_prekey_id: Option<u32>,
-    post_quantum: Option<(u32, [u8; KEM_CIPHERTEXT_LENGTH])>,
+    signed_prekey_id: u64,
+    one_time_prekey_id: Option<u64>,
+    post_quantum: Option<(u64, [u8; KEM_CIPHERTEXT_LENGTH])>,
 }
 
 impl InitialFields {
@@ -1043,10 +1103,35 @@ impl InitialFields {
         }
     }
 
+    /// The fields of an initial message (SPEC.md §5.3, profile v2 part 2): `IK_A` at 2,
+    /// `EK_A` at 34, the signed prekey id at 66..74, the one-time prekey flag at 74 and id at
+    /// 75..83 (zero when absent), and for PQXDH the post-quantum prekey id at 83..91 and the
+    /// KEM ciphertext at 91..1179. Returns the fields and the header's offset.
+    fn parse(bytes: &[u8], post_quantum: bool) -> (Self, usize) {
+        let opk_flag = bytes[OPK_FLAG_AT];
+        assert!(opk_flag <= 1);
+        if opk_flag == 0 {
+            assert_eq!(u64_at(bytes, OPK_ID_AT), 0, "an absent id is zero");
+        }
+        let fields = InitialFields {
+            identity: arr32(&bytes[IK_A_AT..EK_A_AT]),
+            base_key: arr32(&bytes[EK_A_AT..SPK_ID_AT]),
+            signed_prekey_id: u64_at(bytes, SPK_ID_AT),
+            one_time_prekey_id: (opk_flag == 1).then(|| u64_at(bytes, OPK_ID_AT)),
+            post_quantum: post_quantum.then(|| {
+                (
+                    u64_at(bytes, PQ_ID_AT),
+                    bytes[CT_AT..PQ_END].try_into().unwrap(),
+                )
+            }),
+        };
+        (fields, if post_quantum { PQ_END } else { X3DH_END })
+    }
+
     fn encode(&self) -> Vec<u8> {
         let (flag, id) = match self.one_time_prekey_id {
             Some(id) => (1u8, id),
-            None => (0u8, 0),
+            None => (0u8, 0u64),
         };
         let mut out = cat(&[
             &self.identity,
@@ -1066,7 +1151,7 @@ impl InitialFields {
 /// PQXDH's post-quantum part (SPEC.md §3.6): Bob's ML-KEM-768 prekey and Alice's
 /// encapsulation to it.
 struct PqModel {
-    id: u32,
+    id: u64,
     kind: PqKind,
     /// `d || z`, as drawn.
     seed: [u8; KEM_SEED_LENGTH],
@@ -1079,55 +1164,453 @@ struct PqModel {
     m: [u8; 32],
     ciphertext: [u8; KEM_CIPHERTEXT_LENGTH],
     shared_secret: [u8; 32],
-    /// Bob's prekey store holding SPK_B, OPK_B and this key (SPEC.md §7.5, type 0x27).
+    /// Bob's prekey store holding SPK_B, OPK_B and this key (SPEC.md §7.5, type `0x24`), as
+    /// loaded.
     store: Vec<u8>,
+    /// The store after `PreKeyStore::accept` (one-time prekeys deleted, or a replay record).
+    store_after_accept: Vec<u8>,
+    /// The model of Bob's store.
+    store_model: Option<StoreModel>,
 }
 
-/// The stored prekey store Bob accepts with (SPEC.md §7.3, §7.4, §7.5 type `0x27`, §7.7):
-/// his signed prekey, his one-time prekey if any, his post-quantum prekey; no replay
-/// records; every next id one above the id held (1 for an empty kind). Profile v2: the
-/// store and every object stored inside it carry the storage version `0x02`.
-fn prekey_store_encoding(
-    s: &Scenario,
-    spk: &KeyPair,
-    spk_signature: &[u8; 64],
-    opk: Option<&KeyPair>,
-    pq: &PqModel,
-) -> Vec<u8> {
-    let mut out = vec![STORAGE_VERSION, 0x27];
-    out.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
-    out.extend_from_slice(&(s.signed_prekey_id + 1).to_be_bytes());
-    out.extend_from_slice(&s.one_time_prekey_id.map_or(1, |id| id + 1).to_be_bytes());
-    out.extend_from_slice(&1u32.to_be_bytes());
-    out.extend_from_slice(&[STORAGE_VERSION, 0x22]);
-    out.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
-    out.extend_from_slice(&spk.private);
-    out.extend_from_slice(spk_signature);
-    match (s.one_time_prekey_id, opk) {
-        (Some(id), Some(k)) => {
-            out.extend_from_slice(&1u32.to_be_bytes());
+/// The maximum (and default) replay capacity of one signed prekey (profile v2 part 2).
+const MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY: u32 = 1024;
+/// At most 16 signed prekeys: current, previous and standby together.
+const MAX_SIGNED_PREKEYS: usize = 16;
+/// How many times `draw_id` draws before `RandomnessUnavailable`.
+const ID_DRAWS: usize = 16;
+/// The type byte of the stored prekey store (profile v2 part 2; `0x27` is gone).
+const TYPE_PREKEY_STORE: u8 = 0x24;
+/// The stored signed prekey (`0x02 | 0x22 | id(8) | secret(32) | sig(64)`), 106 bytes.
+const STORED_SIGNED_PREKEY_LENGTH: usize = 106;
+
+/// A signed prekey of the store model: its X25519 secret as drawn and its signature over
+/// `0x05 || SPK` (SPEC.md §2.3).
+#[derive(Clone)]
+struct SignedKeyModel {
+    secret: [u8; 32],
+    signature: [u8; 64],
+}
+
+impl SignedKeyModel {
+    fn new(identity: &Identity, secret: [u8; 32]) -> Self {
+        let public = x25519_public(&secret);
+        SignedKeyModel {
+            secret,
+            signature: ed25519_sign(&identity.seed, &cat(&[&[0x05], &public])),
+        }
+    }
+
+    fn public(&self) -> [u8; 32] {
+        x25519_public(&self.secret)
+    }
+
+    /// The stored signed prekey, type `0x22` (SPEC.md §7.3, u64 id): 106 bytes.
+    fn encode(&self, id: u64) -> Vec<u8> {
+        let out = cat(&[
+            &[STORAGE_VERSION, 0x22],
+            &id.to_be_bytes(),
+            &self.secret,
+            &self.signature,
+        ]);
+        assert_eq!(out.len(), STORED_SIGNED_PREKEY_LENGTH);
+        out
+    }
+}
+
+/// An accepted signed prekey with its replay records (the `EK_A` of each session accepted
+/// with it that consumed no one-time prekey), kept sorted.
+#[derive(Clone)]
+struct SignedEntryModel {
+    key: SignedKeyModel,
+    records: std::collections::BTreeSet<[u8; 32]>,
+}
+
+/// A post-quantum prekey of the store model (SPEC.md §7.7).
+#[derive(Clone)]
+struct PqKeyModel {
+    sequence: u64,
+    kind: PqKind,
+    seed: [u8; KEM_SEED_LENGTH],
+    signature: [u8; 64],
+}
+
+/// What the store tells the app after an accept (`StoreNotice`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum NoticeModel {
+    /// The current signed prekey's records filled and the standby became current.
+    Switched { previous: u64, current: u64 },
+    /// The current signed prekey's records filled and there was no standby.
+    Full { id: u64 },
+}
+
+/// The responder's prekey store as the team's v2 part 2 decisions describe it (SPEC.md §8,
+/// stored layout §7.5 type `0x24`), written from those decisions alone: signed prekeys (the
+/// current one and previous ones, each with its replay records), a standby signed prekey,
+/// one-time prekeys and post-quantum prekeys with sequence numbers, the replay capacity and
+/// the sequence counter.
+#[derive(Clone)]
+struct StoreModel {
+    replay_capacity: u32,
+    next_sequence: u64,
+    current: u64,
+    /// Every accepted signed prekey (current and previous), by id.
+    signed: std::collections::BTreeMap<u64, SignedEntryModel>,
+    standby: Option<(u64, SignedKeyModel)>,
+    /// One-time prekeys by id: `(sequence, secret as drawn)`.
+    one_time: std::collections::BTreeMap<u64, (u64, [u8; 32])>,
+    pq_current_last_resort: Option<u64>,
+    pq: std::collections::BTreeMap<u64, PqKeyModel>,
+}
+
+/// `draw_id` (decisions part 2): 8 bytes from the RNG in one call, read big-endian; drawn
+/// again if 0 or `taken`; `RandomnessUnavailable` after 16 draws.
+fn draw_id(drawer: &mut Drawer, purpose: &str, taken: impl Fn(u64) -> bool) -> u64 {
+    for attempt in 0..ID_DRAWS {
+        let id = u64::from_be_bytes(drawer.draw_bytes::<8>(format!(
+            "{purpose}: id (8 bytes, big-endian; draw {attempt})"
+        )));
+        if id != 0 && !taken(id) {
+            return id;
+        }
+    }
+    panic!("RandomnessUnavailable");
+}
+
+impl StoreModel {
+    /// A store holding exactly the given keys, without records or standby, with the
+    /// default replay capacity; sequence numbers in the order given (the one-time prekey,
+    /// then the post-quantum prekey), `next_sequence` one past the last.
+    fn holding(
+        signed: (u64, SignedKeyModel),
+        one_time: Option<(u64, [u8; 32])>,
+        pq: Option<(u64, PqKind, [u8; KEM_SEED_LENGTH], [u8; 64])>,
+    ) -> Self {
+        let mut store = StoreModel {
+            replay_capacity: MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY,
+            next_sequence: 0,
+            current: signed.0,
+            signed: [(
+                signed.0,
+                SignedEntryModel {
+                    key: signed.1,
+                    records: Default::default(),
+                },
+            )]
+            .into(),
+            standby: None,
+            one_time: Default::default(),
+            pq_current_last_resort: None,
+            pq: Default::default(),
+        };
+        if let Some((id, secret)) = one_time {
+            let sequence = store.take_sequence();
+            store.one_time.insert(id, (sequence, secret));
+        }
+        if let Some((id, kind, seed, signature)) = pq {
+            let sequence = store.take_sequence();
+            store.pq.insert(
+                id,
+                PqKeyModel {
+                    sequence,
+                    kind,
+                    seed,
+                    signature,
+                },
+            );
+            if kind == PqKind::LastResort {
+                store.pq_current_last_resort = Some(id);
+            }
+        }
+        store
+    }
+
+    fn take_sequence(&mut self) -> u64 {
+        self.next_sequence += 1;
+        self.next_sequence - 1
+    }
+
+    /// Whether `id` names a signed prekey held: current, previous or standby.
+    fn signed_taken(&self, id: u64) -> bool {
+        self.signed.contains_key(&id) || self.standby.as_ref().is_some_and(|(s, _)| *s == id)
+    }
+
+    /// `PreKeyStore::new`: current id, current secret, standby id, standby secret.
+    fn new(identity: &Identity, drawer: &mut Drawer) -> Self {
+        let current_id = draw_id(drawer, "PreKeyStore::new: current signed prekey", |_| false);
+        let current = SignedKeyModel::new(
+            identity,
+            drawer.draw("PreKeyStore::new: current signed prekey secret".into()),
+        );
+        let standby_id = draw_id(drawer, "PreKeyStore::new: standby signed prekey", |id| {
+            id == current_id
+        });
+        let standby = SignedKeyModel::new(
+            identity,
+            drawer.draw("PreKeyStore::new: standby signed prekey secret".into()),
+        );
+        StoreModel {
+            replay_capacity: MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY,
+            next_sequence: 0,
+            current: current_id,
+            signed: [(
+                current_id,
+                SignedEntryModel {
+                    key: current,
+                    records: Default::default(),
+                },
+            )]
+            .into(),
+            standby: Some((standby_id, standby)),
+            one_time: Default::default(),
+            pq_current_last_resort: None,
+            pq: Default::default(),
+        }
+    }
+
+    /// `generate_one_time_prekeys(count)`: per key its id (not 0, not held, not in the
+    /// batch), then its secret; sequence numbers in generation order. Returns the ids.
+    fn generate_one_time_prekeys(&mut self, count: usize, drawer: &mut Drawer) -> Vec<u64> {
+        let mut batch: Vec<(u64, [u8; 32])> = Vec::new();
+        for i in 0..count {
+            let purpose = format!("generate_one_time_prekeys({count}): key {i}");
+            let id = draw_id(drawer, &purpose, |id| {
+                self.one_time.contains_key(&id) || batch.iter().any(|(b, _)| *b == id)
+            });
+            let secret = drawer.draw(format!("{purpose}: secret"));
+            batch.push((id, secret));
+        }
+        for (id, secret) in &batch {
+            let sequence = self.take_sequence();
+            self.one_time.insert(*id, (sequence, *secret));
+        }
+        batch.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// A post-quantum prekey of `kind` from its 64-byte seed, signed over `0x0A || ek`.
+    fn pq_key(identity: &Identity, kind: PqKind, seed: [u8; KEM_SEED_LENGTH]) -> PqKeyModel {
+        let ek = kem::public_key(&seed);
+        PqKeyModel {
+            sequence: 0,
+            kind,
+            seed,
+            signature: ed25519_sign(&identity.seed, &cat(&[&[KEM_ENCODING_PREFIX], &ek])),
+        }
+    }
+
+    /// `generate_pq_one_time_prekeys(count)`: per key its id (not 0, not held by the
+    /// post-quantum keys of either kind, not in the batch), then its 64-byte seed.
+    fn generate_pq_one_time_prekeys(
+        &mut self,
+        identity: &Identity,
+        count: usize,
+        drawer: &mut Drawer,
+    ) -> Vec<u64> {
+        let mut batch: Vec<(u64, PqKeyModel)> = Vec::new();
+        for i in 0..count {
+            let purpose = format!("generate_pq_one_time_prekeys({count}): key {i}");
+            let id = draw_id(drawer, &purpose, |id| {
+                self.pq.contains_key(&id) || batch.iter().any(|(b, _)| *b == id)
+            });
+            let seed = drawer.draw_bytes::<KEM_SEED_LENGTH>(format!(
+                "{purpose}: ML-KEM-768 seed d || z (64 bytes, one call)"
+            ));
+            batch.push((id, Self::pq_key(identity, PqKind::OneTime, seed)));
+        }
+        let ids = batch.iter().map(|(id, _)| *id).collect();
+        for (id, mut key) in batch {
+            key.sequence = self.take_sequence();
+            self.pq.insert(id, key);
+        }
+        ids
+    }
+
+    /// `rotate_pq_last_resort_prekey`: a new last-resort key (id, then seed), made current.
+    fn rotate_pq_last_resort_prekey(&mut self, identity: &Identity, drawer: &mut Drawer) -> u64 {
+        let purpose = "rotate_pq_last_resort_prekey";
+        let id = draw_id(drawer, purpose, |id| self.pq.contains_key(&id));
+        let seed = drawer.draw_bytes::<KEM_SEED_LENGTH>(format!(
+            "{purpose}: ML-KEM-768 seed d || z (64 bytes, one call)"
+        ));
+        let mut key = Self::pq_key(identity, PqKind::LastResort, seed);
+        key.sequence = self.take_sequence();
+        self.pq.insert(id, key);
+        self.pq_current_last_resort = Some(id);
+        id
+    }
+
+    /// `rotate_signed_prekey`: the standby becomes current, or without one a new key (id,
+    /// secret) does; then a new standby (id, secret). The old current stays accepted.
+    fn rotate_signed_prekey(&mut self, identity: &Identity, drawer: &mut Drawer) -> u64 {
+        let needed = if self.standby.is_some() { 1 } else { 2 };
+        assert!(
+            self.signed.len() + usize::from(self.standby.is_some()) + needed <= MAX_SIGNED_PREKEYS
+        );
+        let (id, key) = match self.standby.take() {
+            Some(standby) => standby,
+            None => {
+                let purpose = "rotate_signed_prekey: new current signed prekey";
+                let id = draw_id(drawer, purpose, |id| self.signed_taken(id));
+                (
+                    id,
+                    SignedKeyModel::new(identity, drawer.draw(format!("{purpose}: secret"))),
+                )
+            }
+        };
+        let purpose = "rotate_signed_prekey: new standby signed prekey";
+        let standby_id = draw_id(drawer, purpose, |s| s == id || self.signed_taken(s));
+        let standby = SignedKeyModel::new(identity, drawer.draw(format!("{purpose}: secret")));
+        self.signed.insert(
+            id,
+            SignedEntryModel {
+                key,
+                records: Default::default(),
+            },
+        );
+        self.current = id;
+        self.standby = Some((standby_id, standby));
+        id
+    }
+
+    /// `retire_signed_prekey(id)`: a previous one (never current, never standby) is removed
+    /// with its replay records.
+    fn retire_signed_prekey(&mut self, id: u64) -> bool {
+        id != self.current && self.signed.remove(&id).is_some()
+    }
+
+    /// `set_replay_capacity(n)` for `n` in 1..=1024; switches if the current one is full.
+    fn set_replay_capacity(&mut self, capacity: u32) -> Option<NoticeModel> {
+        assert!((1..=MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY).contains(&capacity));
+        self.replay_capacity = capacity;
+        self.switch_if_full()
+    }
+
+    /// Once the current signed prekey carries `replay_capacity` records: the standby becomes
+    /// current (the old current a previous one), or without a standby the app is told.
+    fn switch_if_full(&mut self) -> Option<NoticeModel> {
+        let previous = self.current;
+        if self.signed[&previous].records.len() < self.replay_capacity as usize {
+            return None;
+        }
+        match self.standby.take() {
+            Some((id, key)) => {
+                self.signed.insert(
+                    id,
+                    SignedEntryModel {
+                        key,
+                        records: Default::default(),
+                    },
+                );
+                self.current = id;
+                Some(NoticeModel::Switched {
+                    previous,
+                    current: id,
+                })
+            }
+            None => Some(NoticeModel::Full { id: previous }),
+        }
+    }
+
+    /// The store's part of `PreKeyStore::accept` for a genuine initial message: the
+    /// prekey lookups (signed, one-time, post-quantum), then for a session that consumes no
+    /// one-time prekey of either kind the replay checks (a recorded `EK_A`:
+    /// `DuplicateOrExpired`; a full signed prekey: `StoreFull`); on success the one-time
+    /// keys are deleted, or `EK_A` is recorded under the signed prekey named (and a full
+    /// current signed prekey switches). Errors in the library's `Debug` form.
+    fn accept(&mut self, f: &InitialFields) -> Result<Option<NoticeModel>, String> {
+        if !self.signed.contains_key(&f.signed_prekey_id) {
+            return Err(format!("UnknownSignedPreKey({})", f.signed_prekey_id));
+        }
+        if let Some(id) = f.one_time_prekey_id {
+            if !self.one_time.contains_key(&id) {
+                return Err(format!("UnknownOneTimePreKey({id})"));
+            }
+        }
+        let pq_kind = match &f.post_quantum {
+            Some((id, _)) => match self.pq.get(id) {
+                Some(k) => Some(k.kind),
+                None => return Err(format!("UnknownPqPreKey({id})")),
+            },
+            None => None,
+        };
+        let consumes_one_time = f.one_time_prekey_id.is_some() || pq_kind == Some(PqKind::OneTime);
+        if !consumes_one_time {
+            let records = &self.signed[&f.signed_prekey_id].records;
+            if records.contains(&f.base_key) {
+                return Err("DuplicateOrExpired".into());
+            }
+            if records.len() >= self.replay_capacity as usize {
+                return Err("StoreFull".into());
+            }
+        }
+        if let Some(id) = f.one_time_prekey_id {
+            self.one_time.remove(&id);
+        }
+        if let (Some((id, _)), Some(PqKind::OneTime)) = (&f.post_quantum, pq_kind) {
+            self.pq.remove(id);
+        }
+        if consumes_one_time {
+            return Ok(None);
+        }
+        self.signed
+            .get_mut(&f.signed_prekey_id)
+            .unwrap()
+            .records
+            .insert(f.base_key);
+        Ok(self.switch_if_full())
+    }
+
+    /// The stored prekey store, type `0x24` (decisions part 2, SPEC.md §7.5):
+    /// `0x02 | 0x24 | capacity u32 | next sequence u64 | current id u64 | s u32 |
+    /// s x (0x22 signed prekey | r u32 | r x EK_A) | standby flag | 0x22 or zeros |
+    /// t u32 | t x (sequence u64 | 0x23 one-time prekey) | last-resort flag | id u64 |
+    /// q u32 | q x (sequence u64 | 0x26 post-quantum prekey)`, every list by increasing id,
+    /// the records by increasing `EK_A`.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = vec![STORAGE_VERSION, TYPE_PREKEY_STORE];
+        out.extend_from_slice(&self.replay_capacity.to_be_bytes());
+        out.extend_from_slice(&self.next_sequence.to_be_bytes());
+        out.extend_from_slice(&self.current.to_be_bytes());
+        out.extend_from_slice(&(self.signed.len() as u32).to_be_bytes());
+        for (id, entry) in &self.signed {
+            out.extend_from_slice(&entry.key.encode(*id));
+            out.extend_from_slice(&(entry.records.len() as u32).to_be_bytes());
+            for ek in &entry.records {
+                out.extend_from_slice(ek);
+            }
+        }
+        match &self.standby {
+            Some((id, key)) => {
+                out.push(0x01);
+                out.extend_from_slice(&key.encode(*id));
+            }
+            None => out.extend_from_slice(&[0u8; 1 + STORED_SIGNED_PREKEY_LENGTH]),
+        }
+        out.extend_from_slice(&(self.one_time.len() as u32).to_be_bytes());
+        for (id, (sequence, secret)) in &self.one_time {
+            out.extend_from_slice(&sequence.to_be_bytes());
             out.extend_from_slice(&[STORAGE_VERSION, 0x23]);
             out.extend_from_slice(&id.to_be_bytes());
-            out.extend_from_slice(&k.private);
+            out.extend_from_slice(secret);
         }
-        _ => out.extend_from_slice(&0u32.to_be_bytes()),
-    }
-    out.extend_from_slice(&0u32.to_be_bytes()); // no replay records
-    out.extend_from_slice(&(pq.id + 1).to_be_bytes());
-    match pq.kind {
-        PqKind::LastResort => {
-            out.push(0x01);
-            out.extend_from_slice(&pq.id.to_be_bytes());
+        match self.pq_current_last_resort {
+            Some(id) => {
+                out.push(0x01);
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+            None => out.extend_from_slice(&[0u8; 9]),
         }
-        PqKind::OneTime => out.extend_from_slice(&[0u8; 5]),
+        out.extend_from_slice(&(self.pq.len() as u32).to_be_bytes());
+        for (id, key) in &self.pq {
+            out.extend_from_slice(&key.sequence.to_be_bytes());
+            out.extend_from_slice(&[STORAGE_VERSION, 0x26]);
+            out.extend_from_slice(&id.to_be_bytes());
+            out.push(key.kind.byte());
+            out.extend_from_slice(&key.seed);
+            out.extend_from_slice(&key.signature);
+        }
+        out
     }
-    out.extend_from_slice(&1u32.to_be_bytes());
-    out.extend_from_slice(&[STORAGE_VERSION, 0x26]);
-    out.extend_from_slice(&pq.id.to_be_bytes());
-    out.push(pq.kind.byte());
-    out.extend_from_slice(&pq.seed);
-    out.extend_from_slice(&pq.signature);
-    out
 }
 
 /// The Double Ratchet state of SPEC.md §4.2.
@@ -1364,7 +1847,7 @@ impl Model {
         });
         let (opk_flag, opk_id, opk_public) = match (s.one_time_prekey_id, &opk) {
             (Some(id), Some(k)) => (1u8, id, k.public),
-            _ => (0u8, 0, [0u8; 32]),
+            _ => (0u8, 0u64, [0u8; 32]),
         };
         let mut bundle = cat(&[
             &[BUNDLE_VERSION, if pq_key.is_some() { 0x11 } else { 0x10 }],
@@ -1376,12 +1859,15 @@ impl Model {
             &opk_id.to_be_bytes(),
             &opk_public,
         ]);
-        assert_eq!(bundle.len(), 171);
+        assert_eq!(bundle.len(), BUNDLE_LENGTH);
+        assert_eq!(u64_at(&bundle, BUNDLE_SPK_ID_AT), s.signed_prekey_id);
+        assert_eq!(&bundle[BUNDLE_SPK_AT..BUNDLE_SIG_AT], &spk.public);
+        assert_eq!(bundle[BUNDLE_OPK_FLAG_AT], opk_flag);
         if let Some((spec, _, public, _, signature)) = &pq_key {
             bundle.extend_from_slice(&spec.id.to_be_bytes());
             bundle.extend_from_slice(public);
             bundle.extend_from_slice(signature);
-            assert_eq!(bundle.len(), 1423);
+            assert_eq!(bundle.len(), PQ_BUNDLE_LENGTH);
         }
 
         // Alice verifies the signatures strictly (§3.2, §3.6), then X3DH (§3.3).
@@ -1410,6 +1896,8 @@ impl Model {
                 ciphertext: ciphertext.try_into().unwrap(),
                 shared_secret,
                 store: Vec::new(),
+                store_after_accept: Vec::new(),
+                store_model: None,
             }
         });
         let dh1 = dh(&alice.x25519_private, &spk.public);
@@ -1454,8 +1942,23 @@ impl Model {
             one_time_prekey_id: s.one_time_prekey_id,
             post_quantum: pq.as_ref().map(|pq| (pq.id, pq.ciphertext)),
         };
+        // Bob's store (loaded, SPEC.md §7.5 type 0x24): SPK_B (no records, no standby),
+        // OPK_B with sequence 0 if any, then the post-quantum prekey with the next sequence.
         let pq = pq.map(|mut pq| {
-            pq.store = prekey_store_encoding(s, &spk, &spk_signature, opk.as_ref(), &pq);
+            let model = StoreModel::holding(
+                (
+                    s.signed_prekey_id,
+                    SignedKeyModel {
+                        secret: spk.private,
+                        signature: spk_signature,
+                    },
+                ),
+                s.one_time_prekey_id.zip(opk.map(|k| k.private)),
+                Some((pq.id, pq.kind, pq.seed, pq.signature)),
+            );
+            assert_eq!(model.signed[&s.signed_prekey_id].key.public(), spk.public);
+            pq.store = model.encode();
+            pq.store_model = Some(model);
             pq
         });
         let mut model = Model {
@@ -1563,13 +2066,14 @@ impl Model {
             Some(f) => {
                 out.push(0x01);
                 out.extend_from_slice(&f.signed_prekey_id.to_be_bytes());
-                put_optional(&mut out, f.one_time_prekey_id.map(u32::to_be_bytes));
+                put_optional(&mut out, f.one_time_prekey_id.map(u64::to_be_bytes));
                 if let Some((id, ciphertext)) = &f.post_quantum {
                     out.extend_from_slice(&id.to_be_bytes());
                     out.extend_from_slice(ciphertext);
                 }
             }
-            None => out.extend_from_slice(&[0u8; 10]),
+            // flag 0, then the signed prekey id (8), OPK flag (1) and OPK id (8) all zero.
+            None => out.extend_from_slice(&[0u8; 1 + 8 + 1 + 8]),
         }
         out.extend_from_slice(&1000u32.to_be_bytes());
         out.extend_from_slice(&2000u32.to_be_bytes());
@@ -1729,27 +2233,7 @@ impl Model {
         }
         let (fields, header_at) = match bytes[1] {
             kind @ (0x02 | 0x03) => {
-                let opk_flag = bytes[70];
-                assert!(opk_flag <= 1);
-                // Type 0x03 (PQXDH): PQ prekey id at 75, KEM ciphertext at 79..1167.
-                let post_quantum = (kind == 0x03).then(|| {
-                    (
-                        u32_at(&bytes, 75),
-                        bytes[79..79 + KEM_CIPHERTEXT_LENGTH].try_into().unwrap(),
-                    )
-                });
-                let fields = InitialFields {
-                    identity: arr32(&bytes[2..34]),
-                    base_key: arr32(&bytes[34..66]),
-                    signed_prekey_id: u32_at(&bytes, 66),
-                    one_time_prekey_id: (opk_flag == 1).then(|| u32_at(&bytes, 71)),
-                    post_quantum,
-                };
-                let header_at = if kind == 0x03 {
-                    79 + KEM_CIPHERTEXT_LENGTH
-                } else {
-                    75
-                };
+                let (fields, header_at) = InitialFields::parse(&bytes, kind == 0x03);
                 (Some(fields), header_at)
             }
             0x01 => (None, 2),
@@ -1850,26 +2334,7 @@ impl Model {
         let kind = bytes[1];
         let (fields, header_at) = match kind {
             0x05 | 0x06 => {
-                let opk_flag = bytes[70];
-                assert!(opk_flag <= 1);
-                let post_quantum = (kind == 0x06).then(|| {
-                    (
-                        u32_at(&bytes, 75),
-                        bytes[79..79 + KEM_CIPHERTEXT_LENGTH].try_into().unwrap(),
-                    )
-                });
-                let fields = InitialFields {
-                    identity: arr32(&bytes[2..34]),
-                    base_key: arr32(&bytes[34..66]),
-                    signed_prekey_id: u32_at(&bytes, 66),
-                    one_time_prekey_id: (opk_flag == 1).then(|| u32_at(&bytes, 71)),
-                    post_quantum,
-                };
-                let header_at = if kind == 0x06 {
-                    79 + KEM_CIPHERTEXT_LENGTH
-                } else {
-                    75
-                };
+                let (fields, header_at) = InitialFields::parse(&bytes, kind == 0x06);
                 (Some(fields), header_at)
             }
             0x04 => (None, 2),
@@ -2087,8 +2552,20 @@ impl Model {
                     model.encrypt(p, i, s.messages[i].1.as_bytes());
                     p
                 }
-                Respond(i) | Accept(i) => {
+                Respond(i) => {
                     model.decrypt(Bob, i);
+                    Bob
+                }
+                Accept(i) => {
+                    model.decrypt(Bob, i);
+                    // The store's bookkeeping (decisions part 2): one-time keys deleted, or
+                    // EK_A recorded under the signed prekey; the default capacity is far off.
+                    let bytes = &model.message(i).bytes;
+                    let (fields, _) = InitialFields::parse(bytes, matches!(bytes[1], 0x03 | 0x06));
+                    let pq = model.pq.as_mut().unwrap();
+                    let store = pq.store_model.as_mut().unwrap();
+                    assert_eq!(store.accept(&fields), Ok(None));
+                    pq.store_after_accept = store.encode();
                     Bob
                 }
                 Decrypt(p, i) => {
@@ -2124,6 +2601,8 @@ struct World {
     store: Option<PreKeyStore>,
     /// PQXDH: the store's encoding as loaded (SPEC.md §7.5).
     store_bytes: Vec<u8>,
+    /// PQXDH: `PreKeyStore::to_bytes` after the accept.
+    store_after_accept: Vec<u8>,
 }
 
 impl World {
@@ -2178,6 +2657,7 @@ impl World {
             wire: vec![None; s.messages.len()],
             store,
             store_bytes,
+            store_after_accept: Vec::new(),
         }
     }
 
@@ -2279,8 +2759,10 @@ fn run_library(s: &Scenario) -> (World, Vec<(Party, Vec<u8>)>) {
                 Padding::Padme,
                 "the default policy"
             );
+            assert_eq!(accepted.notice, None, "the default capacity is far off");
             world.bob = Some(accepted.session);
             library_pq::check_store_after_accept(s, world.store.as_ref().unwrap());
+            world.store_after_accept = world.store.as_ref().unwrap().to_bytes().to_vec();
             snapshots.push((Bob, world.session(Bob).to_bytes().to_vec()));
             continue;
         }
@@ -2324,9 +2806,11 @@ mod library_pq {
     use super::{PqKind, PqSpec, Scenario, STORAGE_VERSION};
 
     /// `PqPreKey::generate` (after the classical prekeys, from Bob's RNG), the PQXDH bundle,
-    /// and Bob's prekey store holding the three keys. `PreKeyStore` issues its own ids, so
-    /// the store is loaded from the keys' stored encodings (SPEC.md §7.3, §7.4, §7.7) in the
-    /// §7.5 type `0x27` framing. Returns the bundle's bytes, the store and its encoding.
+    /// and Bob's prekey store holding the three keys. `PreKeyStore` draws its own random ids,
+    /// so the store is loaded from the keys' stored encodings (SPEC.md §7.3, §7.4, §7.7) in
+    /// the §7.5 type `0x24` framing (capacity 1024, no records, no standby, sequence 0 for
+    /// the one-time prekey if any, the next for the post-quantum prekey). Returns the
+    /// bundle's bytes, the store and its encoding.
     pub(super) fn setup(
         spec: &PqSpec,
         bob: &IdentityKeyPair,
@@ -2342,26 +2826,29 @@ mod library_pq {
         let bundle = PreKeyBundle::new(bob, spk, opk).with_post_quantum_prekey(&pq);
         assert_eq!(bundle.post_quantum_prekey_id(), Some(spec.id));
 
-        let mut bytes = vec![STORAGE_VERSION, 0x27];
+        let mut bytes = vec![STORAGE_VERSION, 0x24];
+        bytes.extend_from_slice(&1024u32.to_be_bytes());
+        let next_sequence = u64::from(opk.is_some()) + 1;
+        bytes.extend_from_slice(&next_sequence.to_be_bytes());
         bytes.extend_from_slice(&spk.id().to_be_bytes());
-        bytes.extend_from_slice(&(spk.id() + 1).to_be_bytes());
-        bytes.extend_from_slice(&opk.map_or(1, |k| k.id() + 1).to_be_bytes());
         bytes.extend_from_slice(&1u32.to_be_bytes());
         bytes.extend_from_slice(&spk.to_bytes());
+        bytes.extend_from_slice(&0u32.to_be_bytes()); // no replay records
+        bytes.extend_from_slice(&[0u8; 1 + 106]); // no standby
         bytes.extend_from_slice(&u32::from(opk.is_some()).to_be_bytes());
         if let Some(k) = opk {
+            bytes.extend_from_slice(&0u64.to_be_bytes());
             bytes.extend_from_slice(&k.to_bytes());
         }
-        bytes.extend_from_slice(&0u32.to_be_bytes());
-        bytes.extend_from_slice(&(pq.id() + 1).to_be_bytes());
         match kind {
             PqPreKeyKind::LastResort => {
                 bytes.push(0x01);
                 bytes.extend_from_slice(&pq.id().to_be_bytes());
             }
-            _ => bytes.extend_from_slice(&[0u8; 5]),
+            _ => bytes.extend_from_slice(&[0u8; 9]),
         }
         bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.extend_from_slice(&(next_sequence - 1).to_be_bytes());
         bytes.extend_from_slice(&pq.to_bytes());
         let store = PreKeyStore::from_bytes(&bytes).unwrap();
         assert_eq!(&store.to_bytes()[..], &bytes[..], "store round trip");
@@ -2439,7 +2926,7 @@ const METHOD_CRATES: &str = "x25519-dalek, curve25519-dalek, ed25519-dalek, sha2
 fn provenance_pq() -> Provenance {
     Provenance {
         spec: "SPEC.md, protocol profile v2 (PQXDH: sections 1-6, 3.6, 4.9, 5.3 type 0x03, 5.4 \
-               type 0x11, 7.1 type 0x25, 7.5 type 0x27, 7.7)",
+               type 0x11, 7.1 type 0x25, 7.5 type 0x24, 7.7, 8.3; u64 prekey ids)",
         rng: "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); every X25519/Ed25519 key \
               generation is one try_fill_bytes of 32 bytes, PqPreKey::generate one of 64 bytes \
               (the ML-KEM seed d || z), and Session::initiate draws the 32-byte ML-KEM \
@@ -2448,8 +2935,9 @@ fn provenance_pq() -> Provenance {
                  independently from the SPEC.md v2 formulas with the crates named in \
                  method_crates and ml-kem (ML-KEM-768 KeyGen from the seed, Encaps_internal \
                  with m, Decaps), and asserted equal to the library's output before writing: \
-                 every message, the bundle, Bob's prekey store, and each party's whole stored \
-                 session (SPEC.md 7.1) after every event",
+                 every message, the bundle, Bob's prekey store as loaded and after the accept \
+                 (SPEC.md 7.5 type 0x24), and each party's whole stored session (SPEC.md 7.1) \
+                 after every event",
         ..provenance()
     }
 }
@@ -2464,7 +2952,7 @@ fn provenance_he(post_quantum: bool) -> Provenance {
     Provenance {
         spec: if post_quantum {
             "SPEC.md, protocol profile v2 (header encryption: sections 2.5, 4.8, 4.9, 5.3 type \
-             0x06, 7.1 type 0x28; PQXDH: 3.6, 5.4 type 0x11, 7.5 type 0x27, 7.7)"
+             0x06, 7.1 type 0x28; PQXDH: 3.6, 5.4 type 0x11, 7.5 type 0x24, 7.7; u64 prekey ids)"
         } else {
             "SPEC.md, protocol profile v2 (header encryption: sections 2.5, 4.8, 4.9, 5.3 types \
              0x04 and 0x05, 7.1 type 0x28)"
@@ -2509,7 +2997,8 @@ fn provenance() -> Provenance {
         command: "cargo run --example generate_vectors",
         date: DATE,
         spec: "SPEC.md, protocol profile v2 (X3DH + Double Ratchet, sections 1-6; 4.1 ENCRYPT \
-               with AES-256-GCM-SIV, 4.9 plaintext encoding, 7.1 with the padding byte)",
+               with AES-256-GCM-SIV, 4.9 plaintext encoding, 7.1 with the padding byte; u64 \
+               prekey ids in 5.3, 5.4 and 7.1)",
         library: format!("doubleratchet {}", env!("CARGO_PKG_VERSION")),
         rng: "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); every key generation is one \
               try_fill_bytes of 32 bytes (SPEC.md 2.5)",
@@ -2620,10 +3109,10 @@ struct ScenarioJson {
     description: &'static str,
     alice_rng_seed: u64,
     bob_rng_seed: u64,
-    signed_prekey_id: u32,
-    one_time_prekey_id: Option<u32>,
+    signed_prekey_id: u64,
+    one_time_prekey_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    post_quantum_prekey_id: Option<u32>,
+    post_quantum_prekey_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     post_quantum_prekey_kind: Option<&'static str>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -2650,7 +3139,7 @@ struct AliceJson {
 
 #[derive(Serialize)]
 struct SignedPreKeyJson {
-    id: u32,
+    id: u64,
     private: String,
     public: String,
     signed_message: String,
@@ -2659,14 +3148,14 @@ struct SignedPreKeyJson {
 
 #[derive(Serialize)]
 struct OneTimePreKeyJson {
-    id: u32,
+    id: u64,
     private: String,
     public: String,
 }
 
 #[derive(Serialize)]
 struct PqPreKeyJson {
-    id: u32,
+    id: u64,
     kind: &'static str,
     /// `d || z`, 64 bytes as drawn.
     seed: String,
@@ -2685,16 +3174,19 @@ struct BobJson {
     one_time_prekey: Option<OneTimePreKeyJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     post_quantum_prekey: Option<PqPreKeyJson>,
-    /// The stored prekey store (SPEC.md §7.5, type 0x27) Bob accepts with.
+    /// The stored prekey store (SPEC.md §7.5, type `0x24`) Bob accepts with.
     #[serde(skip_serializing_if = "Option::is_none")]
     prekey_store: Option<String>,
+    /// The store after `PreKeyStore::accept`: one-time prekeys deleted, or `EK_A` recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prekey_store_after_accept: Option<String>,
     ratchet_keys: Vec<KeyPairJson>,
 }
 
 /// PQXDH's KEM step (SPEC.md §3.6).
 #[derive(Serialize)]
 struct PqxdhJson {
-    post_quantum_prekey_id: u32,
+    post_quantum_prekey_id: u64,
     encapsulation_randomness_m: String,
     kem_ciphertext: String,
     shared_secret: String,
@@ -2733,11 +3225,11 @@ struct RootStepJson {
 struct InitialFieldsJson {
     identity_key: String,
     base_key: String,
-    signed_prekey_id: u32,
+    signed_prekey_id: u64,
     one_time_prekey_flag: u8,
-    one_time_prekey_id: u32,
+    one_time_prekey_id: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    post_quantum_prekey_id: Option<u32>,
+    post_quantum_prekey_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     kem_ciphertext: Option<String>,
 }
@@ -2929,9 +3421,9 @@ const PQ_SETUP: &[&str] = &[
     "if one_time_prekey_id is not null: OPK_B = OneTimePreKey::generate(one_time_prekey_id, bob_rng)",
     "PQPK_B = PqPreKey::generate(IK_B, post_quantum_prekey_id, post_quantum_prekey_kind, bob_rng) (one 64-byte draw: the ML-KEM seed d || z)",
     "bundle = PreKeyBundle::new(IK_B, SPK_B, OPK_B).with_post_quantum_prekey(PQPK_B).to_bytes() (type 0x11); Alice parses it with PreKeyBundle::from_bytes",
-    "Bob's store = PreKeyStore::from_bytes(bob.prekey_store): SPK_B, OPK_B and PQPK_B in the SPEC.md 7.5 type 0x27 encoding (PreKeyStore issues its own ids, so it is loaded rather than generated); PreKeyStore::pq_bundle gives the same bundle",
+    "Bob's store = PreKeyStore::from_bytes(bob.prekey_store): SPK_B, OPK_B and PQPK_B in the SPEC.md 7.5 type 0x24 encoding (replay capacity 1024, next sequence = the number of keys below, SPK_B current with no replay records, no standby, OPK_B with sequence 0, PQPK_B with the next sequence, the current last-resort id if PQPK_B is last-resort); PreKeyStore draws its own random ids, so it is loaded rather than generated; PreKeyStore::pq_bundle gives the same bundle",
     "alice = Session::initiate(IK_A, bundle, alice_rng) (draws EK_A, then m, then the first ratchet key)",
-    "then the events in order: encrypt uses the party's own rng; accept is PreKeyStore::accept(IK_B, message) on Bob's store and creates Bob's session (Session::respond refuses PQXDH messages); the store then deletes one-time prekeys of both kinds, or records EK_A if the message used none",
+    "then the events in order: encrypt uses the party's own rng; accept is PreKeyStore::accept(IK_B, message) on Bob's store and creates Bob's session (Session::respond refuses PQXDH messages); the store then deletes one-time prekeys of both kinds, or records EK_A under SPK_B if the message used none (Accepted::notice is None: the capacity is far off); PreKeyStore::to_bytes then gives bob.prekey_store_after_accept",
 ];
 
 /// A file's `setup` steps; header-encrypted files initiate with
@@ -3021,9 +3513,10 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
             .into(),
         "Profile v2 (SPEC.md 4.1, 4.9): ENCRYPT(mk, pt, AAD) = AES-256-GCM-SIV(key = mk, nonce = 0x00^12, AAD, \
          encode(pt)), output ciphertext || 16-byte tag; encode(pt) = pt || 0x80 || 0x00^(P - L) with L = len(pt) + 1 \
-         and P = L (policy none) or min(padme(max(L, 64)), 1047325) (policy padme); each message lists the sender's \
+         and P = L (policy none) or min(padme(max(L, 64)), 1047313) (policy padme); each message lists the sender's \
          padding policy and its encoded_plaintext, which the ciphertext is as long as. Version bytes: wire 0x02, \
-         bundle 0x02, storage 0x02."
+         bundle 0x02, storage 0x02. Prekey ids (profile v2 part 2) are u64, 8 bytes big-endian, in bundles (179 \
+         bytes, PQXDH 1435), initial messages and storage; JSON gives them as integers up to 2^64 - 1."
             .into(),
     ];
     if m.pq.is_some() {
@@ -3227,6 +3720,7 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
                 signature: hex(&pq.signature),
             }),
             prekey_store: m.pq.as_ref().map(|pq| hex(&pq.store)),
+            prekey_store_after_accept: m.pq.as_ref().map(|pq| hex(&pq.store_after_accept)),
             ratchet_keys: m.ratchet_keys[1].iter().map(KeyPair::json).collect(),
         },
         bundle: hex(&m.bundle),
@@ -3329,6 +3823,132 @@ fn after_event(s: &Scenario, target: fn(&Op) -> bool) -> usize {
     s.script.iter().position(target).unwrap() + 1
 }
 
+/// A prekey id that no store of these vectors holds (full width, like every id here).
+const UNKNOWN_ID: u64 = 0xDEAD_BEEF_0BAD_F00D;
+
+/// SPEC.md §2.2: a canonical u-coordinate (bit 255 clear, below p = 2^255 - 19) that is not
+/// one of the five canonical small-order points.
+fn x25519_public_valid(u: &[u8]) -> bool {
+    let at_least_p = u[31] == 0x7F && u[1..31].iter().all(|b| *b == 0xFF) && u[0] >= 0xED;
+    u[31] & 0x80 == 0 && !at_least_p && SMALL_ORDER_U.iter().all(|(_, h)| hex(u) != *h)
+}
+
+/// The first error of the sequential bundle parse of SPEC.md §10.1 (profile v2 part 2
+/// layout, no size check before the fields), or `None` if `b` parses: version, type,
+/// `IK_B` (taken from a genuine bundle here, so only its presence is checked), the signed
+/// prekey id (8), `SPK_B` (§2.2), the signature (64), the one-time prekey flag, its id (8)
+/// and key (32: zero when absent, §2.2 when present); type `0x11`: the post-quantum prekey
+/// id (8), the encapsulation key (1184, every coefficient below q), the signature (64);
+/// then bytes left. Also returns what each field read.
+fn bundle_parse_error(b: &[u8]) -> (Option<&'static str>, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut at = 0usize;
+    let mut take = |n: usize, notes: &mut Vec<String>, what: &str| -> Option<(usize, usize)> {
+        if b.len() < at + n {
+            notes.push(format!(
+                "{what} needs bytes {at}..{}, but the input has {}",
+                at + n,
+                b.len()
+            ));
+            return None;
+        }
+        at += n;
+        Some((at - n, at))
+    };
+    macro_rules! field {
+        ($n:expr, $what:expr) => {
+            match take($n, &mut notes, $what) {
+                Some((from, to)) => &b[from..to],
+                None => return (Some("Truncated"), notes),
+            }
+        };
+    }
+    // (The inputs given here keep the genuine version and type bytes.)
+    assert_eq!(field!(1, "the version")[0], BUNDLE_VERSION);
+    let kind = field!(1, "the type")[0];
+    assert!(kind == 0x10 || kind == 0x11);
+    let _identity = field!(32, "IK_B");
+    let id = field!(8, "the signed prekey id");
+    notes.push(format!("signed prekey id {}", hex(id)));
+    let spk = field!(32, "SPK_B");
+    if !x25519_public_valid(spk) {
+        notes.push(format!("SPK_B {} fails SPEC.md 2.2", hex(spk)));
+        return (Some("InvalidPublicKey"), notes);
+    }
+    notes.push(format!("SPK_B {} passes SPEC.md 2.2", hex(spk)));
+    let _signature = field!(64, "the signature");
+    let flag = field!(1, "the one-time prekey flag")[0];
+    notes.push(format!("one-time prekey flag {flag:#04x}"));
+    if flag > 1 {
+        return (Some("InvalidEncoding"), notes);
+    }
+    let opk = field!(40, "the one-time prekey id and key");
+    if flag == 0 && opk.iter().any(|x| *x != 0) {
+        return (Some("InvalidEncoding"), notes);
+    }
+    if flag == 1 && !x25519_public_valid(&opk[8..]) {
+        return (Some("InvalidPublicKey"), notes);
+    }
+    if kind == 0x11 {
+        let _id = field!(8, "the post-quantum prekey id");
+        let ek = field!(KEM_PUBLIC_KEY_LENGTH, "the encapsulation key");
+        if kem_coefficients(ek).iter().any(|c| *c >= KEM_Q) {
+            return (Some("InvalidPublicKey"), notes);
+        }
+        let _signature = field!(64, "the post-quantum signature");
+    }
+    if at != b.len() {
+        return (Some("TrailingData"), notes);
+    }
+    (None, notes)
+}
+
+/// The base bundle in the layout of profile v2 part 1 (SPEC.md 5.4 before u64 ids): the same
+/// keys and signatures with 4-byte ids (the low 32 bits of each id), 171 bytes (type `0x10`)
+/// or 1423 (type `0x11`), under the same version byte `0x02`.
+fn part1_layout_bundle(s: &Scenario, m: &Model) -> Vec<u8> {
+    let low = |id: u64| (id as u32).to_be_bytes();
+    let (flag, opk_id, opk_public) = match (s.one_time_prekey_id, &m.opk) {
+        (Some(id), Some(k)) => (1u8, low(id), k.public),
+        _ => (0u8, [0u8; 4], [0u8; 32]),
+    };
+    let mut out = cat(&[
+        &[BUNDLE_VERSION, m.bundle[1]],
+        &m.bob.ed25519_public,
+        &low(s.signed_prekey_id),
+        &m.spk.public,
+        &m.spk_signature,
+        &[flag],
+        &opk_id,
+        &opk_public,
+    ]);
+    assert_eq!(out.len(), 171);
+    if let Some(pq) = &m.pq {
+        out.extend_from_slice(&low(pq.id));
+        out.extend_from_slice(&pq.public);
+        out.extend_from_slice(&pq.signature);
+        assert_eq!(out.len(), 1423);
+    }
+    out
+}
+
+/// A reject case for [`part1_layout_bundle`]: its expected error follows from
+/// [`bundle_parse_error`], which the description explains.
+fn part1_layout_description(s: &Scenario, m: &Model) -> (Vec<u8>, String, &'static str) {
+    let bundle = part1_layout_bundle(s, m);
+    let (error, notes) = bundle_parse_error(&bundle);
+    let error = error.expect("a part 1 bundle does not parse as part 2");
+    let description = format!(
+        "the base bundle in the layout of profile v2 part 1 ({} bytes: the same keys and \
+         signatures, 4-byte prekey ids = the low 32 bits of this file's ids, version byte still \
+         0x02), read with the part 2 layout (u64 ids), field by field as SPEC.md 10.1 orders it \
+         (no size check before the fields): {}: {error}",
+        bundle.len(),
+        notes.join("; ")
+    );
+    (bundle, description, error)
+}
+
 fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
     let base = s.file;
     let mut cases = Vec::new();
@@ -3378,21 +3998,25 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
     );
     add(
         "initial_ciphertext_bit_flipped",
-        "message 0 with the first ciphertext byte (offset 115) xor 0x80".into(),
+        format!("message 0 with the first ciphertext byte (offset {INITIAL_PREFIX}) xor 0x80"),
         at_m0,
         "respond",
         Bob,
-        xor_at(m0, 115, 0x80),
+        xor_at(m0, INITIAL_PREFIX, 0x80),
         "DecryptionFailed",
         None,
     );
     add(
         "initial_pn_changed",
-        "message 0 with PN (offset 107..111) set to 1: the header is authenticated as AAD".into(),
+        format!(
+            "message 0 with PN (offset {}..{}) set to 1: the header is authenticated as AAD",
+            X3DH_END + 32,
+            X3DH_END + 36
+        ),
         at_m0,
         "respond",
         Bob,
-        replace_at(m0, 107, &1u32.to_be_bytes()),
+        replace_at(m0, X3DH_END + 32, &1u32.to_be_bytes()),
         "DecryptionFailed",
         None,
     );
@@ -3642,11 +4266,11 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
     );
     add(
         "initial_truncated_in_x3dh_fields",
-        "message 0 cut to its first 70 bytes (before the one-time prekey flag)".into(),
+        format!("message 0 cut to its first {OPK_FLAG_AT} bytes (before the one-time prekey flag)"),
         at_m0,
         "respond",
         Bob,
-        m0[..70].to_vec(),
+        m0[..OPK_FLAG_AT].to_vec(),
         "Truncated",
         None,
     );
@@ -3692,12 +4316,14 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
     );
     add(
         "initial_low_order_ratchet_key",
-        "message 0 with its ratchet key (offset 75..107) replaced by the order-8 point e0eb.."
-            .into(),
+        format!(
+            "message 0 with its ratchet key (offset {X3DH_END}..{}) replaced by the order-8 point e0eb..",
+            X3DH_END + 32
+        ),
         at_m0,
         "respond",
         Bob,
-        replace_at(m0, 75, &unhex::<32>(SMALL_ORDER_U[2].1)),
+        replace_at(m0, X3DH_END, &unhex::<32>(SMALL_ORDER_U[2].1)),
         "InvalidPublicKey",
         None,
     );
@@ -3707,7 +4333,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         at_m0,
         "respond",
         Bob,
-        replace_at(m0, 34, &[0u8; 32]),
+        replace_at(m0, EK_A_AT, &[0u8; 32]),
         "InvalidPublicKey",
         None,
     );
@@ -3777,11 +4403,11 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
     );
     add(
         "initial_invalid_opk_flag",
-        "message 0 with one-time prekey flag (offset 70) 0x02".into(),
+        format!("message 0 with one-time prekey flag (offset {OPK_FLAG_AT}) 0x02"),
         at_m0,
         "respond",
         Bob,
-        replace_at(m0, 70, &[0x02]),
+        replace_at(m0, OPK_FLAG_AT, &[0x02]),
         "InvalidEncoding",
         None,
     );
@@ -3799,25 +4425,28 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
     );
     add(
         "initial_unknown_signed_prekey",
-        "message 0 with the signed prekey id (offset 66..70) changed to 0xdeadbeef".into(),
+        format!(
+            "message 0 with the signed prekey id (offset {SPK_ID_AT}..{OPK_FLAG_AT}) changed to \
+             {UNKNOWN_ID:#018x} (= {UNKNOWN_ID})"
+        ),
         at_m0,
         "respond",
         Bob,
-        replace_at(m0, 66, &0xDEAD_BEEFu32.to_be_bytes()),
-        "UnknownSignedPreKey(3735928559)",
+        replace_at(m0, SPK_ID_AT, &UNKNOWN_ID.to_be_bytes()),
+        &format!("UnknownSignedPreKey({UNKNOWN_ID})"),
         None,
     );
     if let Some(id) = s.one_time_prekey_id {
         add(
             "initial_unknown_one_time_prekey",
             format!(
-                "message 0 with the one-time prekey id (offset 71..75) changed to {}",
+                "message 0 with the one-time prekey id (offset {OPK_ID_AT}..{X3DH_END}) changed to {}",
                 id + 1
             ),
             at_m0,
             "respond",
             Bob,
-            replace_at(m0, 71, &(id + 1).to_be_bytes()),
+            replace_at(m0, OPK_ID_AT, &(id + 1).to_be_bytes()),
             &format!("UnknownOneTimePreKey({})", id + 1),
             None,
         );
@@ -3879,13 +4508,15 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
 
     // A plain-header initial message whose N > max_skip or N = 2^32 - 1 is TooFarAhead
     // before any X3DH work, but after the prekey lookups and the own-identity check.
-    let n_at = 111; // N of a type 0x02 message
+    let n_at = X3DH_END + 36; // N of a type 0x02 message: 119..123
     add(
         "initial_n_too_far_ahead",
-        "message 0 with N (offset 111..115) set to 1001, more than max_skip = 1000, given to \
-         Session::respond: rejected before any X3DH work, nothing is created and the one-time \
-         prekey is kept"
-            .into(),
+        format!(
+            "message 0 with N (offset {n_at}..{}) set to 1001, more than max_skip = 1000, given to \
+             Session::respond: rejected before any X3DH work, nothing is created and the one-time \
+             prekey is kept",
+            n_at + 4
+        ),
         at_m0,
         "respond",
         Bob,
@@ -3905,18 +4536,19 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
     );
     add(
         "initial_n_too_far_ahead_unknown_signed_prekey",
-        "message 0 with N set to 1001 and the signed prekey id changed to 0xdeadbeef: the \
-         prekey lookup comes first"
-            .into(),
+        format!(
+            "message 0 with N set to 1001 and the signed prekey id changed to {UNKNOWN_ID:#018x}: \
+             the prekey lookup comes first"
+        ),
         at_m0,
         "respond",
         Bob,
         replace_at(
             &replace_at(m0, n_at, &1001u32.to_be_bytes()),
-            66,
-            &0xDEAD_BEEFu32.to_be_bytes(),
+            SPK_ID_AT,
+            &UNKNOWN_ID.to_be_bytes(),
         ),
-        "UnknownSignedPreKey(3735928559)",
+        &format!("UnknownSignedPreKey({UNKNOWN_ID})"),
         Some(0),
     );
     add(
@@ -3929,7 +4561,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         Bob,
         replace_at(
             &replace_at(m0, n_at, &1001u32.to_be_bytes()),
-            2,
+            IK_A_AT,
             &m.bob.ed25519_public,
         ),
         "WrongSession",
@@ -3980,7 +4612,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         at_m0,
         "respond",
         Bob,
-        replace_at(m0, 2, &m.bob.ed25519_public),
+        replace_at(m0, IK_A_AT, &m.bob.ed25519_public),
         "WrongSession",
         None,
     );
@@ -3992,7 +4624,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         at_m1,
         "decrypt",
         Bob,
-        replace_at(m1, 34, &x25519_public(&[0x42; 32])),
+        replace_at(m1, EK_A_AT, &x25519_public(&[0x42; 32])),
         "WrongSession",
         Some(1),
     );
@@ -4001,21 +4633,24 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
     let bundle = &m.bundle;
     add(
         "bundle_signature_r_bit_flipped",
-        "the base bundle with the first byte of the signature's R (offset 70) xor 0x01".into(),
+        format!("the base bundle with the first byte of the signature's R (offset {BUNDLE_SIG_AT}) xor 0x01"),
         0,
         "initiate",
         Alice,
-        xor_at(bundle, 70, 0x01),
+        xor_at(bundle, BUNDLE_SIG_AT, 0x01),
         "InvalidSignature",
         None,
     );
     add(
         "bundle_signature_s_bit_flipped",
-        "the base bundle with the first byte of the signature's S (offset 102) xor 0x01".into(),
+        format!(
+            "the base bundle with the first byte of the signature's S (offset {}) xor 0x01",
+            BUNDLE_SIG_AT + 32
+        ),
         0,
         "initiate",
         Alice,
-        xor_at(bundle, 102, 0x01),
+        xor_at(bundle, BUNDLE_SIG_AT + 32, 0x01),
         "InvalidSignature",
         None,
     );
@@ -4026,7 +4661,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         0,
         "initiate",
         Alice,
-        replace_at(bundle, 70, &without_prefix),
+        replace_at(bundle, BUNDLE_SIG_AT, &without_prefix),
         "InvalidSignature",
         None,
     );
@@ -4037,7 +4672,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         0,
         "initiate",
         Alice,
-        replace_at(bundle, 70, &by_alice),
+        replace_at(bundle, BUNDLE_SIG_AT, &by_alice),
         "InvalidSignature",
         None,
     );
@@ -4064,20 +4699,21 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         0,
         "initiate",
         Alice,
-        replace_at(bundle, 102, &s_plus_l),
+        replace_at(bundle, BUNDLE_SIG_AT + 32, &s_plus_l),
         "InvalidSignature",
         None,
     );
     let other_spk = x25519_public(&[0x42; 32]);
     add(
         "bundle_signed_prekey_swapped",
-        "the base bundle with SPK_B (offset 38..70) replaced by another valid key (the X25519 \
-         public key of the secret 0x42^32); the signature no longer matches"
-            .into(),
+        format!(
+            "the base bundle with SPK_B (offset {BUNDLE_SPK_AT}..{BUNDLE_SIG_AT}) replaced by another \
+             valid key (the X25519 public key of the secret 0x42^32); the signature no longer matches"
+        ),
         0,
         "initiate",
         Alice,
-        replace_at(bundle, 38, &other_spk),
+        replace_at(bundle, BUNDLE_SPK_AT, &other_spk),
         "InvalidSignature",
         None,
     );
@@ -4087,7 +4723,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         0,
         "initiate",
         Alice,
-        replace_at(bundle, 38, &unhex::<32>(SMALL_ORDER_U[1].1)),
+        replace_at(bundle, BUNDLE_SPK_AT, &unhex::<32>(SMALL_ORDER_U[1].1)),
         "InvalidPublicKey",
         None,
     );
@@ -4129,6 +4765,17 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         Alice,
         cat(&[bundle, &[0x00]]),
         "TrailingData",
+        None,
+    );
+    let (part1, description, error) = part1_layout_description(s, m);
+    add(
+        "bundle_v2_part1_layout",
+        description,
+        0,
+        "initiate",
+        Alice,
+        part1,
+        error,
         None,
     );
     cases
@@ -4217,14 +4864,13 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
             then_decrypts,
         }
     }
-    // Offsets of a type 0x03 message (SPEC.md 5.3) and a type 0x11 bundle (5.4).
-    const PQ_ID_AT: usize = 75;
-    const CT_AT: usize = 79;
-    const HEADER_AT: usize = CT_AT + KEM_CIPHERTEXT_LENGTH; // 1167
-    const BODY_AT: usize = HEADER_AT + 40; // 1207
-    const BUNDLE_PQ_ID_AT: usize = 171;
-    const BUNDLE_EK_AT: usize = 175;
-    const BUNDLE_SIG_AT: usize = BUNDLE_EK_AT + KEM_PUBLIC_KEY_LENGTH; // 1359
+    // Offsets of a type 0x03 message (SPEC.md 5.3; PQ_ID_AT = 83, CT_AT = 91) and a type
+    // 0x11 bundle (5.4), profile v2 part 2.
+    const HEADER_AT: usize = PQ_END; // 1179
+    const BODY_AT: usize = HEADER_AT + 40; // 1219
+    const BUNDLE_PQ_ID_AT: usize = BUNDLE_LENGTH; // 179
+    const BUNDLE_EK_AT: usize = BUNDLE_PQ_ID_AT + 8; // 187
+    const BUNDLE_PQ_SIG_AT: usize = BUNDLE_EK_AT + KEM_PUBLIC_KEY_LENGTH; // 1371
 
     let pq = ma.pq.as_ref().unwrap();
     let (spk_id, opk_id) = (a.signed_prekey_id, a.one_time_prekey_id.unwrap());
@@ -4232,7 +4878,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
     let m0 = &ma.message(0).bytes;
     let m1 = &ma.message(1).bytes;
     assert_eq!(m0[1], 0x03);
-    assert_eq!(u32_at(m0, PQ_ID_AT), pq.id);
+    assert_eq!(u64_at(m0, PQ_ID_AT), pq.id);
     assert_eq!(&m0[CT_AT..HEADER_AT], &pq.ciphertext[..]);
     let at_m0 = before_receipt(a, Bob, 0);
     let at_m1 = before_receipt(a, Bob, 1);
@@ -4346,7 +4992,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
     ));
 
     // --- N bounds before any PQXDH work (v2) --------------------------------------------------
-    const N_AT: usize = HEADER_AT + 36; // 1203
+    const N_AT: usize = HEADER_AT + 36; // 1215
     let far = |input: &[u8]| replace_at(input, N_AT, &1001u32.to_be_bytes());
     cases.push(case(
         a,
@@ -4456,7 +5102,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
     for (name, len, what, error) in [
         (
             "pq_initial_truncated_in_pq_prekey_id",
-            77,
+            PQ_ID_AT + 4,
             "inside the post-quantum prekey id",
             "Truncated",
         ),
@@ -4468,7 +5114,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         ),
         (
             "pq_initial_truncated_at_classical_minimum",
-            131,
+            INITIAL_PREFIX + 16,
             "the minimum length of a type 0x02 initial message, inside the KEM ciphertext",
             "Truncated",
         ),
@@ -4481,7 +5127,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         (
             "pq_initial_truncated_below_tag_length",
             BODY_AT + 15,
-            "the 1207-byte prefix and 15 bytes, shorter than a tag",
+            "the 1219-byte prefix and 15 bytes, shorter than a tag",
             "Truncated",
         ),
     ] {
@@ -4502,7 +5148,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
     let bundle = &ma.bundle;
     assert_eq!(bundle[1], 0x11);
     assert_eq!(
-        &bundle[BUNDLE_EK_AT..BUNDLE_SIG_AT],
+        &bundle[BUNDLE_EK_AT..BUNDLE_PQ_SIG_AT],
         &pq.public[..],
         "bundle layout"
     );
@@ -4511,12 +5157,12 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         "pq_bundle_signature_r_bit_flipped",
         format!(
             "the base bundle with the first byte of the post-quantum prekey signature's R \
-             (offset {BUNDLE_SIG_AT}) xor 0x01"
+             (offset {BUNDLE_PQ_SIG_AT}) xor 0x01"
         ),
         0,
         "initiate",
         Alice,
-        xor_at(bundle, BUNDLE_SIG_AT, 0x01),
+        xor_at(bundle, BUNDLE_PQ_SIG_AT, 0x01),
         "InvalidSignature",
         None,
     ));
@@ -4526,12 +5172,12 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         format!(
             "the base bundle with the first byte of the post-quantum prekey signature's S \
              (offset {}) xor 0x01",
-            BUNDLE_SIG_AT + 32
+            BUNDLE_PQ_SIG_AT + 32
         ),
         0,
         "initiate",
         Alice,
-        xor_at(bundle, BUNDLE_SIG_AT + 32, 0x01),
+        xor_at(bundle, BUNDLE_PQ_SIG_AT + 32, 0x01),
         "InvalidSignature",
         None,
     ));
@@ -4546,7 +5192,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         Alice,
         replace_at(
             bundle,
-            BUNDLE_SIG_AT,
+            BUNDLE_PQ_SIG_AT,
             &ed25519_sign(&ma.bob.seed, &pq.public),
         ),
         "InvalidSignature",
@@ -4561,7 +5207,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         Alice,
         replace_at(
             bundle,
-            BUNDLE_SIG_AT,
+            BUNDLE_PQ_SIG_AT,
             &ed25519_sign(&ma.alice.seed, &pq.signed_message),
         ),
         "InvalidSignature",
@@ -4576,7 +5222,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         0,
         "initiate",
         Alice,
-        replace_at(bundle, BUNDLE_SIG_AT, &ma.spk_signature),
+        replace_at(bundle, BUNDLE_PQ_SIG_AT, &ma.spk_signature),
         "InvalidSignature",
         None,
     ));
@@ -4668,7 +5314,10 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
     cases.push(case(
         a,
         "pq_bundle_as_classical_type",
-        "the base bundle with type byte 0x10: a classical bundle followed by 1252 bytes".into(),
+        format!(
+            "the base bundle with type byte 0x10: a classical bundle followed by {} bytes",
+            PQ_BUNDLE_LENGTH - BUNDLE_LENGTH
+        ),
         0,
         "initiate",
         Alice,
@@ -4676,6 +5325,60 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         "TrailingData",
         None,
     ));
+    let (part1, description, error) = part1_layout_description(a, ma);
+    cases.push(case(
+        a,
+        "pq_bundle_v2_part1_layout",
+        description,
+        0,
+        "initiate",
+        Alice,
+        part1,
+        error,
+        None,
+    ));
+
+    // --- id 0 (profile v2 part 2: 0 is never an id, so a store holds none) ------------------
+    // The message parse does not look at a present id's value (SPEC.md 10.1); the store's
+    // lookups, in the order signed, one-time, post-quantum, then find nothing.
+    for (name, at, what, error) in [
+        (
+            "pq_initial_signed_prekey_id_zero",
+            SPK_ID_AT,
+            "the signed prekey id",
+            "UnknownSignedPreKey(0)",
+        ),
+        (
+            "pq_initial_one_time_prekey_id_zero",
+            OPK_ID_AT,
+            "the one-time prekey id; its flag stays 0x01",
+            "UnknownOneTimePreKey(0)",
+        ),
+        (
+            "pq_initial_pq_prekey_id_zero",
+            PQ_ID_AT,
+            "the post-quantum prekey id",
+            "UnknownPqPreKey(0)",
+        ),
+    ] {
+        cases.push(case(
+            a,
+            name,
+            format!(
+                "message 0 with bytes {at}..{} ({what}) set to 0, given to Bob's store: 0 is \
+                 never an id, so the store holds no such key; the parse does not check a present \
+                 id's value (SPEC.md 10.1), the lookup fails, and the store then accepts the \
+                 genuine message",
+                at + 8
+            ),
+            at_m0,
+            "accept",
+            Bob,
+            replace_at(m0, at, &0u64.to_be_bytes()),
+            error,
+            Some(0),
+        ));
+    }
 
     // --- last resort -----------------------------------------------------------------------
     let pq_b = mb.pq.as_ref().unwrap();
@@ -4826,9 +5529,9 @@ fn he_reject_cases(
     // Type 0x04 layout (SPEC.md 5.3): version, type, sealed header at 2..70, body at 70.
     const SEALED_AT: usize = 2;
     const BODY_AT: usize = SEALED_AT + SEALED_HEADER_LENGTH; // 70
-                                                             // Type 0x05: the sealed header at 75..143.
-    const INITIAL_SEALED_AT: usize = 75;
-    const INITIAL_BODY_AT: usize = INITIAL_SEALED_AT + SEALED_HEADER_LENGTH; // 143
+                                                             // Type 0x05: the sealed header at 83..151 (profile v2 part 2: u64 prekey ids).
+    const INITIAL_SEALED_AT: usize = X3DH_END;
+    const INITIAL_BODY_AT: usize = INITIAL_SEALED_AT + SEALED_HEADER_LENGTH; // 151
 
     // Messages of the base conversation (see its description): 0, 1 Alice's initial
     // messages (Bob accepts from 1, then 0 is opened by the stored header key HKA); 2..6
@@ -5264,13 +5967,13 @@ fn he_reject_cases(
         x,
         "he_second_initial_signed_prekey_id_changed",
         "message 0 (an initial message of Bob's existing session, whose key Bob stored under the \
-         header key HKA) with the signed prekey id (offset 66..70) changed to 0xdeadbeef: the \
+         header key HKA) with the signed prekey id (offset 66..74) changed to 0xdeadbeef0badf00d: the \
          session does not look the id up, but AAD_h covers it"
             .into(),
         at_m0,
         "decrypt",
         Bob,
-        replace_at(&m0, 66, &0xDEAD_BEEFu32.to_be_bytes()),
+        replace_at(&m0, SPK_ID_AT, &UNKNOWN_ID.to_be_bytes()),
         "DecryptionFailed",
         Some(0),
     ));
@@ -5391,9 +6094,9 @@ fn he_reject_cases(
     ));
     let relabelled_he = cat(&[
         &[WIRE_VERSION, 0x05],
-        &plain_m1[2..75],
+        &plain_m1[2..X3DH_END],
         &m1[INITIAL_SEALED_AT..INITIAL_BODY_AT],
-        &plain_m1[115..],
+        &plain_m1[INITIAL_PREFIX..],
     ]);
     cases.push(case(
         plain,
@@ -5592,7 +6295,7 @@ fn he_reject_cases(
         (
             "he_initial_truncated_below_tag_length",
             INITIAL_BODY_AT + 15,
-            "the 143-byte prefix and 15 bytes",
+            "the 151-byte prefix and 15 bytes",
         ),
     ] {
         cases.push(case(
@@ -5610,8 +6313,8 @@ fn he_reject_cases(
 
     // --- PQXDH, type 0x06 ---------------------------------------------------------------------
     if let Some((p, mp)) = pq {
-        const PQ_SEALED_AT: usize = 79 + KEM_CIPHERTEXT_LENGTH; // 1167
-        const PQ_BODY_AT: usize = PQ_SEALED_AT + SEALED_HEADER_LENGTH; // 1235
+        const PQ_SEALED_AT: usize = PQ_END; // 1179
+        const PQ_BODY_AT: usize = PQ_SEALED_AT + SEALED_HEADER_LENGTH; // 1247
         let q0 = mp.message(0).bytes.clone();
         let q1 = mp.message(1).bytes.clone();
         assert_eq!((q0[1], q1[1]), (0x06, 0x06));
@@ -5620,8 +6323,8 @@ fn he_reject_cases(
         for (name, input, what, error) in [
             (
                 "pq_he_kem_ciphertext_bit_flipped",
-                xor_at(&q0, 79, 0x01),
-                "the first KEM ciphertext byte (offset 79) xor 0x01: another SS, so another SK and \
+                xor_at(&q0, CT_AT, 0x01),
+                "the first KEM ciphertext byte (offset 91) xor 0x01: another SS, so another SK and \
                  another HKA, and AAD_h differs"
                     .to_owned(),
                 "DecryptionFailed",
@@ -5654,7 +6357,7 @@ fn he_reject_cases(
                 "pq_he_initial_truncated_below_tag_length",
                 q0[..PQ_BODY_AT + 15].to_vec(),
                 format!(
-                    "cut to its first {} bytes (the 1235-byte prefix and 15 bytes)",
+                    "cut to its first {} bytes (the 1247-byte prefix and 15 bytes)",
                     PQ_BODY_AT + 15
                 ),
                 "Truncated",
@@ -5695,13 +6398,13 @@ fn he_reject_cases(
             p,
             "pq_he_second_initial_kem_ciphertext_bit_flipped",
             "message 1 (type 0x06, an initial message of Bob's existing session) with the first KEM \
-             ciphertext byte (offset 79) xor 0x01: the session does not decapsulate again, but AAD_h \
+             ciphertext byte (offset 91) xor 0x01: the session does not decapsulate again, but AAD_h \
              covers the ciphertext"
                 .into(),
             before_receipt(p, Bob, 1),
             "decrypt",
             Bob,
-            xor_at(&q1, 79, 0x01),
+            xor_at(&q1, CT_AT, 0x01),
             "DecryptionFailed",
             Some(1),
         ));
@@ -5921,7 +6624,7 @@ struct DecodeExampleJson {
 }
 
 /// The library checks of the lengths, encode and too-large sections: Alice's first
-/// messages (type `0x02`, 115-byte prefix) of the base vector.
+/// messages (type `0x02`, 123-byte prefix) of the base vector.
 #[derive(Serialize)]
 struct EncodeBaseJson {
     base_vector: &'static str,
@@ -6104,7 +6807,7 @@ fn too_large_cases(models: &[(&Scenario, Model)]) -> Vec<TooLargeJson> {
             Alice,
             Pad::Padme,
             0,
-            "header-encrypted PQXDH Alice after setup (the longest framing, 1235 bytes)",
+            "header-encrypted PQXDH Alice after setup (the longest framing, 1247 bytes)",
         ),
     ]
 }
@@ -6154,20 +6857,22 @@ fn stored_sessions(models: &[(&Scenario, Model)]) -> Vec<StoredPaddingJson> {
         };
         let stored_type = bytes[1];
         let awaiting_pq = stored_type == 0x25 && party == Alice && after_events == 0;
-        let padding_offset = 117
+        // 2 + role + three keys + the pending block (1 + 8 + 1 + 8) + the limits (8).
+        let padding_offset = 125
             + usize::from(stored_type == 0x28)
             + if awaiting_pq {
-                4 + KEM_CIPHERTEXT_LENGTH
+                8 + KEM_CIPHERTEXT_LENGTH
             } else {
                 0
             };
         assert_eq!(bytes[padding_offset], policy.byte());
-        // The lengths of SPEC.md v2 §7.1: 297 (+ 68 per skipped key), 1389, 432.
+        // The lengths of SPEC.md v2 §7.1 (part 2: u64 ids): 305 (+ 68 per skipped key),
+        // 1401, 440.
         let length = bytes.len();
         match (stored_type, awaiting_pq) {
-            (0x20, _) => assert!(length >= 297 && (length - 297) % 68 == 0),
-            (0x25, true) => assert_eq!(length, 1389),
-            (0x28, _) => assert_eq!(length, 432),
+            (0x20, _) => assert!(length >= 305 && (length - 305) % 68 == 0),
+            (0x25, true) => assert_eq!(length, 1401),
+            (0x28, _) => assert_eq!(length, 440),
             other => panic!("stored session {other:?}"),
         }
         // The library's stored session is the model's, and loads with its policy.
@@ -6226,7 +6931,7 @@ fn padding_file(models: &[(&Scenario, Model)]) -> PaddingFile {
     let mut model = Model::new(plain);
     let mut world = World::setup(plain);
     let prefix_length = mplain.message(0).prefix.len();
-    assert_eq!(prefix_length, 115, "type 0x02 framing");
+    assert_eq!(prefix_length, INITIAL_PREFIX, "type 0x02 framing");
     let lengths = PADDING_LENGTHS
         .iter()
         .map(|&len| {
@@ -6468,7 +7173,7 @@ fn padding_file(models: &[(&Scenario, Model)]) -> PaddingFile {
     let longest_message = LongestMessageJson {
         base_vector: longest.file,
         description: "Alice's first message of the base vector's setup (a header-encrypted PQXDH \
-                      initial message, type 0x06, with the 1235-byte prefix and the message key and \
+                      initial message, type 0x06, with the 1247-byte prefix and the message key and \
                       AAD of the base's message 0), with a plaintext of max_plaintext_size bytes \
                       (Padme: the cap, max_encoded_plaintext): exactly max_message_size bytes; \
                       Bob's prekey store accepts it",
@@ -6494,7 +7199,7 @@ fn padding_file(models: &[(&Scenario, Model)]) -> PaddingFile {
             ),
             "lengths and too_large: each plaintext (plaintext_length copies of plaintext_byte) was encrypted by \
              Alice's session of encode_base (after its setup, one message after another, the policy set with \
-             Session::set_padding), and the message was plaintext_length's encoded length + 115 + 16 bytes, equal to \
+             Session::set_padding), and the message was plaintext_length's encoded length + 123 + 16 bytes, equal to \
              the independent model's message byte for byte; a plaintext above max_plaintext_size is TooLarge and \
              changes nothing (the next message is the one the model sends next)."
                 .into(),
@@ -6523,7 +7228,7 @@ fn padding_file(models: &[(&Scenario, Model)]) -> PaddingFile {
         encode_base: EncodeBaseJson {
             base_vector: plain.file,
             description: "Alice's session after the base vector's setup; every message is an initial \
-                          message (type 0x02, 115-byte prefix)",
+                          message (type 0x02, 123-byte prefix)",
             plaintext_byte: hex(&[PLAINTEXT_BYTE]),
         },
         lengths,
@@ -6573,12 +7278,803 @@ fn check_plaintext_lengths() {
         );
         assert_eq!(encoded_length(len, Pad::None), len + 1);
     }
-    assert_eq!(MAX_ENCODED_PLAINTEXT, 1_047_325);
-    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_324);
+    assert_eq!(MAX_ENCODED_PLAINTEXT, 1_047_313);
+    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_312);
+    assert_eq!(MAX_PLAINTEXT_SIZE, doubleratchet::MAX_PLAINTEXT_SIZE);
     assert_eq!(
         encoded_length(MAX_PLAINTEXT_SIZE, Pad::Padme),
         MAX_ENCODED_PLAINTEXT
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The prekey store (profile v2 part 2: SPEC.md §2.5 id draws, §7.5 type 0x24, §8)
+// ---------------------------------------------------------------------------------------
+
+/// Bob's RNG seed in `prekey_store_v2.json`.
+const STORE_BOB_SEED: u64 = 0x5702E;
+/// Alice's RNG seed in `prekey_store_v2.json` (the initiator of every flood message).
+const STORE_ALICE_SEED: u64 = 0xA11CE7;
+/// The replay capacity of the flood scenario.
+const FLOOD_CAPACITY: u32 = 3;
+
+#[derive(Serialize)]
+struct NoticeJson {
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+}
+
+impl NoticeModel {
+    fn json(self) -> NoticeJson {
+        match self {
+            NoticeModel::Switched { previous, current } => NoticeJson {
+                kind: "signed_prekey_switched",
+                previous: Some(previous),
+                current: Some(current),
+                id: None,
+            },
+            NoticeModel::Full { id } => NoticeJson {
+                kind: "signed_prekey_full",
+                previous: None,
+                current: None,
+                id: Some(id),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StoreStepJson {
+    step: usize,
+    /// The call, on Bob's store.
+    call: String,
+    /// The call's number argument, if any: the count of `generate_*`, the capacity of
+    /// `set_replay_capacity`, the id of `retire_signed_prekey`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    argument: Option<u64>,
+    /// `accept`: the index of the message in `flood.messages`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<usize>,
+    /// The ids the call returned (new keys in the order returned), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    returned_ids: Option<Vec<u64>>,
+    /// `retire_signed_prekey`: whether a key was removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    returned: Option<bool>,
+    /// `accept` that fails: the error (`Debug` form); the store is unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_error: Option<String>,
+    /// A successful `accept`: `Accepted::used_one_time_prekey` and
+    /// `used_post_quantum_prekey`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used_one_time_prekey: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used_post_quantum_prekey: Option<u64>,
+    /// A successful `accept` or `set_replay_capacity`: the notice (null: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notice: Option<Option<NoticeJson>>,
+    /// The store after the call: its current and standby signed prekey ids, its replay
+    /// records over all signed prekeys, and its `PreKeyStore::to_bytes` (SPEC.md §7.5).
+    current_signed_prekey: u64,
+    standby_signed_prekey: Option<u64>,
+    replay_records: usize,
+    store_length: usize,
+    store: String,
+}
+
+#[derive(Serialize)]
+struct FloodMessageJson {
+    index: usize,
+    /// Where Alice's bundle came from: Bob's store right after flood step
+    /// `made_after_flood_step`.
+    bundle_from: String,
+    made_after_flood_step: usize,
+    signed_prekey_id: u64,
+    one_time_prekey_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_quantum_prekey_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_quantum_prekey_kind: Option<&'static str>,
+    /// `EK_A`: the X25519 public key of Alice's drawn secret (the replay record it makes).
+    base_key: String,
+    plaintext_utf8: String,
+    bytes: String,
+}
+
+#[derive(Serialize)]
+struct LoadRejectJson {
+    name: String,
+    description: String,
+    /// The store it was made from: a step of `generated` or `flood`.
+    from: String,
+    input: String,
+    expected_error: String,
+}
+
+#[derive(Serialize)]
+struct StoreConstants {
+    storage_version: String,
+    store_type: String,
+    retired_store_type: String,
+    signed_prekey_type: String,
+    one_time_prekey_type: String,
+    post_quantum_prekey_type: String,
+    max_replay_records_per_signed_prekey: u32,
+    max_signed_prekeys: usize,
+    id_draws: usize,
+    new_store_length: usize,
+}
+
+#[derive(Serialize)]
+struct GeneratedStoreJson {
+    description: String,
+    bob_rng_seed: u64,
+    bob_identity: IdentityJson,
+    /// Every draw from Bob's RNG, in order (ids are 8 bytes read big-endian).
+    rng_draws: Vec<DrawJson>,
+    steps: Vec<StoreStepJson>,
+}
+
+#[derive(Serialize)]
+struct FloodJson {
+    description: String,
+    alice_rng_seed: u64,
+    alice_identity: IdentityJson,
+    alice_rng_draws: Vec<DrawJson>,
+    /// Bob's draws during the flood (`rotate_signed_prekey`), continuing `generated.rng_draws`.
+    bob_rng_draws: Vec<DrawJson>,
+    messages: Vec<FloodMessageJson>,
+    steps: Vec<StoreStepJson>,
+}
+
+#[derive(Serialize)]
+struct StoreFile {
+    #[serde(rename = "_comment")]
+    comment: Vec<String>,
+    kind: &'static str,
+    provenance: Provenance,
+    constants: StoreConstants,
+    generated: GeneratedStoreJson,
+    flood: FloodJson,
+    load_rejects: Vec<LoadRejectJson>,
+}
+
+/// The library's notice in the model's terms.
+fn notice_model(n: Option<StoreNotice>) -> Option<NoticeModel> {
+    n.map(|n| match n {
+        StoreNotice::SignedPreKeySwitched { previous, current } => {
+            NoticeModel::Switched { previous, current }
+        }
+        StoreNotice::SignedPreKeyFull { id } => NoticeModel::Full { id },
+        other => panic!("unknown notice {other:?}"),
+    })
+}
+
+/// What a flood message's bundle offers.
+#[derive(Clone, Copy)]
+enum Offer {
+    /// `store.bundle(IK_B, None)`: last resort, X3DH.
+    LastResort,
+    /// `store.bundle(IK_B, Some(one_time_ids[i]))`.
+    OneTime(usize),
+    /// `store.pq_bundle(IK_B, None, None)`: the current last-resort ML-KEM key.
+    PqLastResort,
+    /// `store.pq_bundle(IK_B, None, Some(pq_one_time_ids[i]))`.
+    PqOneTime(usize),
+}
+
+/// One step of the flood, after the generated store.
+#[derive(Clone, Copy)]
+enum FloodOp {
+    SetCapacity(u32),
+    /// Alice makes message `i` from a bundle of the store as it is now.
+    Make(usize, Offer),
+    Accept(usize),
+    Rotate,
+    /// Retire the signed prekey that message `i` names.
+    RetireNamedBy(usize),
+}
+
+const FLOOD: &[FloodOp] = &[
+    FloodOp::SetCapacity(FLOOD_CAPACITY),
+    FloodOp::Make(0, Offer::LastResort),
+    FloodOp::Make(1, Offer::LastResort),
+    FloodOp::Make(2, Offer::PqLastResort),
+    FloodOp::Make(3, Offer::LastResort),
+    FloodOp::Make(4, Offer::OneTime(0)),
+    FloodOp::Accept(0),
+    FloodOp::Accept(1),
+    FloodOp::Accept(2),
+    FloodOp::Accept(3),
+    FloodOp::Accept(0),
+    FloodOp::Accept(4),
+    FloodOp::Make(5, Offer::PqOneTime(0)),
+    FloodOp::Make(6, Offer::LastResort),
+    FloodOp::Make(7, Offer::LastResort),
+    FloodOp::Make(8, Offer::LastResort),
+    FloodOp::Make(9, Offer::LastResort),
+    FloodOp::Accept(5),
+    FloodOp::Accept(6),
+    FloodOp::Accept(7),
+    FloodOp::Accept(8),
+    FloodOp::Accept(9),
+    FloodOp::Rotate,
+    FloodOp::RetireNamedBy(0),
+    FloodOp::Accept(3),
+];
+
+/// The store's state summary and bytes, after a step; the model's encoding must equal the
+/// library's.
+fn store_step(
+    step: usize,
+    call: String,
+    model: &StoreModel,
+    library: &PreKeyStore,
+) -> StoreStepJson {
+    let bytes = model.encode();
+    assert_same(
+        &format!("prekey store after {call}"),
+        &bytes,
+        &library.to_bytes(),
+    );
+    assert_eq!(library.current_signed_prekey().id(), model.current);
+    assert_eq!(
+        library.standby_signed_prekey().map(SignedPreKey::id),
+        model.standby.as_ref().map(|(id, _)| *id)
+    );
+    let records = model.signed.values().map(|e| e.records.len()).sum();
+    assert_eq!(library.replay_records(), records);
+    // The model's encoding loads, and gives itself back.
+    assert_same(
+        &format!("prekey store round trip after {call}"),
+        &PreKeyStore::from_bytes(&bytes).unwrap().to_bytes(),
+        &bytes,
+    );
+    StoreStepJson {
+        step,
+        call,
+        argument: None,
+        message: None,
+        returned_ids: None,
+        returned: None,
+        expected_error: None,
+        used_one_time_prekey: None,
+        used_post_quantum_prekey: None,
+        notice: None,
+        current_signed_prekey: model.current,
+        standby_signed_prekey: model.standby.as_ref().map(|(id, _)| *id),
+        replay_records: records,
+        store_length: bytes.len(),
+        store: hex(&bytes),
+    }
+}
+
+/// `prekey_store_v2.json`: a store generated from a seeded RNG (ids recomputed from the
+/// draws), and a flood of last-resort initial messages at a small replay capacity.
+#[cfg(feature = "pqxdh")]
+fn prekey_store_file() -> StoreFile {
+    // --- generated -------------------------------------------------------------------------
+    let mut bob_rng = ChaCha20Rng::seed_from_u64(STORE_BOB_SEED);
+    let mut b = Drawer::new(STORE_BOB_SEED);
+    let bob = IdentityKeyPair::generate(&mut bob_rng).unwrap();
+    let bob_model = Identity::from_seed(b.draw("IdentityKeyPair::generate: IK_B seed".into()));
+    assert_eq!(bob.public_key().as_bytes(), &bob_model.ed25519_public);
+    let mut steps = Vec::new();
+
+    let mut store = PreKeyStore::new(&bob, &mut bob_rng).unwrap();
+    let mut model = StoreModel::new(&bob_model, &mut b);
+    let mut st = store_step(0, "PreKeyStore::new(IK_B, rng)".into(), &model, &store);
+    st.returned_ids = Some(vec![model.current, model.standby.as_ref().unwrap().0]);
+    assert_eq!(st.store_length, 260, "a new store");
+    steps.push(st);
+
+    let ids: Vec<u64> = store
+        .generate_one_time_prekeys(3, &mut bob_rng)
+        .unwrap()
+        .iter()
+        .map(|k| k.id())
+        .collect();
+    let one_time_ids = model.generate_one_time_prekeys(3, &mut b);
+    assert_eq!(ids, one_time_ids, "generate_one_time_prekeys ids");
+    let mut st = store_step(
+        1,
+        "generate_one_time_prekeys(3, rng)".into(),
+        &model,
+        &store,
+    );
+    st.argument = Some(3);
+    st.returned_ids = Some(ids);
+    steps.push(st);
+
+    let ids: Vec<u64> = store
+        .generate_pq_one_time_prekeys(&bob, 1, &mut bob_rng)
+        .unwrap()
+        .iter()
+        .map(|k| k.id())
+        .collect();
+    let pq_one_time_ids = model.generate_pq_one_time_prekeys(&bob_model, 1, &mut b);
+    assert_eq!(ids, pq_one_time_ids, "generate_pq_one_time_prekeys ids");
+    let mut st = store_step(
+        2,
+        "generate_pq_one_time_prekeys(IK_B, 1, rng)".into(),
+        &model,
+        &store,
+    );
+    st.argument = Some(1);
+    st.returned_ids = Some(ids);
+    steps.push(st);
+
+    let id = store
+        .rotate_pq_last_resort_prekey(&bob, &mut bob_rng)
+        .unwrap();
+    assert_eq!(id, model.rotate_pq_last_resort_prekey(&bob_model, &mut b));
+    let mut st = store_step(
+        3,
+        "rotate_pq_last_resort_prekey(IK_B, rng)".into(),
+        &model,
+        &store,
+    );
+    st.returned_ids = Some(vec![id]);
+    steps.push(st);
+
+    let id = store.rotate_signed_prekey(&bob, &mut bob_rng).unwrap();
+    let standby_before = model.standby.as_ref().unwrap().0;
+    assert_eq!(id, model.rotate_signed_prekey(&bob_model, &mut b));
+    assert_eq!(id, standby_before, "the standby becomes current");
+    let mut st = store_step(4, "rotate_signed_prekey(IK_B, rng)".into(), &model, &store);
+    st.returned_ids = Some(vec![id]);
+    steps.push(st);
+    let generated_draws = b.draws.len();
+    let generated_store = model.encode();
+
+    // --- flood -----------------------------------------------------------------------------
+    let mut alice_rng = ChaCha20Rng::seed_from_u64(STORE_ALICE_SEED);
+    let mut a = Drawer::new(STORE_ALICE_SEED);
+    let alice = IdentityKeyPair::generate(&mut alice_rng).unwrap();
+    let alice_model = Identity::from_seed(a.draw("IdentityKeyPair::generate: IK_A seed".into()));
+    assert_eq!(alice.public_key().as_bytes(), &alice_model.ed25519_public);
+    let mut messages: Vec<FloodMessageJson> = Vec::new();
+    let mut wire: Vec<Vec<u8>> = Vec::new();
+    let mut flood_steps = Vec::new();
+    let mut after_switch = None;
+    for op in FLOOD {
+        let step = flood_steps.len();
+        match *op {
+            FloodOp::SetCapacity(n) => {
+                let notice = store.set_replay_capacity(n).unwrap();
+                assert_eq!(notice_model(notice), model.set_replay_capacity(n));
+                let mut st = store_step(step, format!("set_replay_capacity({n})"), &model, &store);
+                st.argument = Some(u64::from(n));
+                st.notice = Some(notice_model(notice).map(NoticeModel::json));
+                flood_steps.push(st);
+            }
+            FloodOp::Make(i, offer) => {
+                assert_eq!(messages.len(), i);
+                let (bundle, what, opk, pq) = match offer {
+                    Offer::LastResort => (
+                        store.bundle(&bob, None).unwrap(),
+                        "store.bundle(IK_B, None)".to_owned(),
+                        None,
+                        None,
+                    ),
+                    Offer::OneTime(k) => (
+                        store.bundle(&bob, Some(one_time_ids[k])).unwrap(),
+                        format!("store.bundle(IK_B, Some({}))", one_time_ids[k]),
+                        Some(one_time_ids[k]),
+                        None,
+                    ),
+                    Offer::PqLastResort => (
+                        store.pq_bundle(&bob, None, None).unwrap(),
+                        "store.pq_bundle(IK_B, None, None)".to_owned(),
+                        None,
+                        Some((model.pq_current_last_resort.unwrap(), PqKind::LastResort)),
+                    ),
+                    Offer::PqOneTime(k) => (
+                        store
+                            .pq_bundle(&bob, None, Some(pq_one_time_ids[k]))
+                            .unwrap(),
+                        format!("store.pq_bundle(IK_B, None, Some({}))", pq_one_time_ids[k]),
+                        None,
+                        Some((pq_one_time_ids[k], PqKind::OneTime)),
+                    ),
+                };
+                let received = PreKeyBundle::from_bytes(&bundle.to_bytes()).unwrap();
+                let plaintext = format!("Flood message {i}.");
+                let mut session = Session::initiate(&alice, &received, &mut alice_rng).unwrap();
+                let bytes = session
+                    .encrypt(plaintext.as_bytes(), &mut alice_rng)
+                    .unwrap();
+                // The model: Alice's draws (SPEC.md 2.5) and the X3DH fields the message
+                // must carry: the store's current signed prekey and the offered keys.
+                let ek = a.draw(format!("Session::initiate (message {i}): EK_A secret"));
+                if pq.is_some() {
+                    a.draw(format!(
+                        "Session::initiate (message {i}): ML-KEM encapsulation randomness m"
+                    ));
+                }
+                a.draw(format!("Session::initiate (message {i}): first DHs secret"));
+                let (fields, _) = InitialFields::parse(&bytes, pq.is_some());
+                assert_eq!(bytes[1], if pq.is_some() { 0x03 } else { 0x02 });
+                assert_eq!(fields.identity, alice_model.ed25519_public);
+                assert_eq!(fields.base_key, x25519_public(&ek));
+                assert_eq!(fields.signed_prekey_id, model.current);
+                assert_eq!(fields.one_time_prekey_id, opk);
+                assert_eq!(fields.post_quantum.map(|(id, _)| id), pq.map(|(id, _)| id));
+                messages.push(FloodMessageJson {
+                    index: i,
+                    bundle_from: format!("{what} (current signed prekey {})", model.current),
+                    made_after_flood_step: step - 1,
+                    signed_prekey_id: fields.signed_prekey_id,
+                    one_time_prekey_id: opk,
+                    post_quantum_prekey_id: pq.map(|(id, _)| id),
+                    post_quantum_prekey_kind: pq.map(|(_, kind)| kind.name()),
+                    base_key: hex(&fields.base_key),
+                    plaintext_utf8: plaintext,
+                    bytes: hex(&bytes),
+                });
+                wire.push(bytes);
+            }
+            FloodOp::Accept(i) => {
+                let (fields, _) = InitialFields::parse(&wire[i], wire[i][1] == 0x03);
+                let expected = model.accept(&fields);
+                let got = store.accept(&bob, &wire[i]);
+                let mut st = store_step(step, "accept(IK_B, message)".into(), &model, &store);
+                st.message = Some(i);
+                match (expected, got) {
+                    (Ok(notice), Ok(accepted)) => {
+                        assert_eq!(notice_model(accepted.notice), notice, "notice of {i}");
+                        assert_eq!(accepted.plaintext, messages[i].plaintext_utf8.as_bytes());
+                        assert_eq!(accepted.used_one_time_prekey, fields.one_time_prekey_id);
+                        assert_eq!(
+                            accepted.used_post_quantum_prekey,
+                            fields.post_quantum.map(|(id, _)| id)
+                        );
+                        st.used_one_time_prekey = accepted.used_one_time_prekey;
+                        st.used_post_quantum_prekey = accepted.used_post_quantum_prekey;
+                        if matches!(notice, Some(NoticeModel::Switched { .. })) {
+                            after_switch = Some(step);
+                        }
+                        st.notice = Some(notice.map(NoticeModel::json));
+                    }
+                    (Err(e), Err(got)) => {
+                        assert_eq!(format!("{got:?}"), e, "accept of message {i}");
+                        st.expected_error = Some(e);
+                    }
+                    (e, got) => panic!(
+                        "DISAGREEMENT on accepting flood message {i}: model {e:?}, library {:?}",
+                        got.map(|a| a.notice)
+                    ),
+                }
+                flood_steps.push(st);
+            }
+            FloodOp::Rotate => {
+                let id = store.rotate_signed_prekey(&bob, &mut bob_rng).unwrap();
+                assert_eq!(id, model.rotate_signed_prekey(&bob_model, &mut b));
+                let mut st = store_step(
+                    step,
+                    "rotate_signed_prekey(IK_B, rng)".into(),
+                    &model,
+                    &store,
+                );
+                st.returned_ids = Some(vec![id]);
+                flood_steps.push(st);
+            }
+            FloodOp::RetireNamedBy(i) => {
+                let id = u64_at(&wire[i], SPK_ID_AT);
+                let removed = store.retire_signed_prekey(id);
+                assert_eq!(removed, model.retire_signed_prekey(id));
+                let mut st =
+                    store_step(step, format!("retire_signed_prekey({id})"), &model, &store);
+                st.argument = Some(id);
+                st.returned = Some(removed);
+                flood_steps.push(st);
+            }
+        }
+    }
+    // Every step type of interest happened.
+    assert!(after_switch.is_some());
+    let outcomes: Vec<&str> = flood_steps
+        .iter()
+        .filter_map(|s| s.expected_error.as_deref())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "StoreFull",
+            "DuplicateOrExpired",
+            "StoreFull",
+            &format!("UnknownSignedPreKey({})", u64_at(&wire[3], SPK_ID_AT))
+        ]
+    );
+    // No hidden draws on either side.
+    for (name, mut library, drawer) in [("Bob", bob_rng, &b), ("Alice", alice_rng, &a)] {
+        let (mut x, mut y) = ([0u8; 32], [0u8; 32]);
+        library.try_fill_bytes(&mut x).unwrap();
+        drawer.rng.clone().try_fill_bytes(&mut y).unwrap();
+        assert_eq!(x, y, "{name}'s RNG draw counts differ");
+    }
+    let flood_store = model.encode();
+
+    // --- stored stores that must not load ------------------------------------------------------
+    let load_rejects = store_load_rejects(&generated_store, &flood_store, &model);
+    for case in &load_rejects {
+        let got = match PreKeyStore::from_bytes(&hex_decode(&case.input)) {
+            Ok(_) => "loaded".to_owned(),
+            Err(e) => format!("{e:?}"),
+        };
+        assert_eq!(got, case.expected_error, "load reject {}", case.name);
+    }
+
+    let mut bob_draws = b.draws;
+    let flood_bob_draws = bob_draws.split_off(generated_draws);
+    StoreFile {
+        comment: vec![
+            "Known-answer vectors for the doubleratchet crate's prekey store, SPEC.md protocol profile v2 \
+             part 2 (random u64 prekey ids, SPEC.md 2.5 and 8.1; the stored store, type 0x24, SPEC.md 7.5; \
+             replay records per signed prekey, the standby signed prekey and the switch, SPEC.md 8.3)."
+                .into(),
+            format!(
+                "Produced on {DATE} by examples/generate_vectors.rs (cargo run --example generate_vectors); do \
+                 not edit by hand."
+            ),
+            "generated: Bob's RNG (rand_chacha 0.10 ChaCha20Rng::seed_from_u64(bob_rng_seed)) draws IK_B's seed, \
+             then each step's keys: an id is one 8-byte try_fill_bytes read big-endian (drawn again if 0 or taken), \
+             then the key material (32 bytes, or the 64-byte ML-KEM seed d || z), in the order of rng_draws; each \
+             step lists the ids it returned and PreKeyStore::to_bytes after it. Every id, key, signature, sequence \
+             number and stored byte was recomputed from the draws by the generator's own model of the store, \
+             independently of the library, and asserted equal to the library's before writing."
+                .into(),
+            format!(
+                "flood: the generated store, then set_replay_capacity({FLOOD_CAPACITY}); Alice (her own seeded RNG) \
+                 makes initial messages from bundles Bob's store publishes and Bob's store accepts them: a session \
+                 that consumes no one-time prekey of either kind records EK_A under the signed prekey it names; \
+                 once the current one carries {FLOOD_CAPACITY} records the standby becomes current \
+                 (signed_prekey_switched), without a standby the store says signed_prekey_full; a signed prekey \
+                 at capacity refuses further last-resort messages (StoreFull) but not those that consume a \
+                 one-time prekey; a recorded EK_A is DuplicateOrExpired first; retiring a signed prekey drops its \
+                 records (UnknownSignedPreKey). A failed accept changes nothing."
+            ),
+            "load_rejects: stored stores (made from the stores above) that PreKeyStore::from_bytes must refuse, \
+             with the error (the crate's Error variant, Debug form). Byte strings are lowercase hex; ids are \
+             JSON integers up to 2^64 - 1. tests/vectors.rs checks this file."
+                .into(),
+        ],
+        kind: "prekey_store",
+        provenance: Provenance {
+            spec: "SPEC.md, protocol profile v2 part 2 (2.5 id draws, 7.3, 7.4, 7.5 type 0x24, 7.7, 8, \
+                   8.1, 8.3, 10.1 loading a prekey store)",
+            rng: "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); an id draw is one try_fill_bytes of \
+                  8 bytes (big-endian), an X25519 secret or Ed25519 seed one of 32 bytes, an ML-KEM seed one \
+                  of 64 bytes (SPEC.md 2.5)",
+            method: "the library's public API (PreKeyStore::new, generate_one_time_prekeys, \
+                     generate_pq_one_time_prekeys, rotate_pq_last_resort_prekey, rotate_signed_prekey, \
+                     set_replay_capacity, bundle, pq_bundle, accept, retire_signed_prekey, to_bytes, \
+                     from_bytes; Session::initiate and encrypt for Alice) produced every value; the \
+                     generator's independent model of the store (from the team's written v2 part 2 \
+                     decisions) recomputed every id, stored store, notice and error, and each was \
+                     asserted equal before writing",
+            ..provenance_pq()
+        },
+        constants: StoreConstants {
+            storage_version: hex(&[STORAGE_VERSION]),
+            store_type: hex(&[TYPE_PREKEY_STORE]),
+            retired_store_type: hex(&[0x27]),
+            signed_prekey_type: hex(&[0x22]),
+            one_time_prekey_type: hex(&[0x23]),
+            post_quantum_prekey_type: hex(&[0x26]),
+            max_replay_records_per_signed_prekey: MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY,
+            max_signed_prekeys: MAX_SIGNED_PREKEYS,
+            id_draws: ID_DRAWS,
+            new_store_length: 260,
+        },
+        generated: GeneratedStoreJson {
+            description: "IK_B = IdentityKeyPair::generate(rng); store = PreKeyStore::new(IK_B, rng) (current \
+                          and standby signed prekeys); generate_one_time_prekeys(3); \
+                          generate_pq_one_time_prekeys(IK_B, 1); rotate_pq_last_resort_prekey(IK_B); \
+                          rotate_signed_prekey(IK_B) (the standby becomes current, the first one a \
+                          previous one, a new standby is drawn). Sequence numbers: the three one-time \
+                          prekeys 0, 1, 2, the one-time post-quantum prekey 3, the last-resort one 4."
+                .into(),
+            bob_rng_seed: STORE_BOB_SEED,
+            bob_identity: bob_model.json(),
+            rng_draws: bob_draws,
+            steps,
+        },
+        flood: FloodJson {
+            description: format!(
+                "Continues from the last generated store (Bob's RNG continues too). Messages 0-4 are made while \
+                 the second signed prekey is current, 5-9 after the switch to the standby; message 2 is PQXDH \
+                 with the last-resort ML-KEM key (no one-time prekey of either kind: it makes a record), \
+                 message 5 PQXDH with the one-time ML-KEM key (consumes it: no record), message 4 X3DH with a \
+                 one-time prekey; the others X3DH last-resort. Replay capacity {FLOOD_CAPACITY}."
+            ),
+            alice_rng_seed: STORE_ALICE_SEED,
+            alice_identity: alice_model.json(),
+            alice_rng_draws: a.draws,
+            bob_rng_draws: flood_bob_draws,
+            messages,
+            steps: flood_steps,
+        },
+        load_rejects,
+    }
+}
+
+/// Stored stores that must not load (SPEC.md 7.5, 10.1): every one is a valid store with
+/// one field changed, so the first failing check is the changed field's.
+fn store_load_rejects(
+    generated: &[u8],
+    flood: &[u8],
+    flood_model: &StoreModel,
+) -> Vec<LoadRejectJson> {
+    let mut cases = Vec::new();
+    let mut add = |name: &str, description: String, from: &str, input: Vec<u8>, error: &str| {
+        cases.push(LoadRejectJson {
+            name: name.into(),
+            description,
+            from: from.into(),
+            input: hex(&input),
+            expected_error: error.into(),
+        })
+    };
+    let last_generated = "generated step 4";
+    let last_flood = "the last flood step";
+    add(
+        "store_retired_type_0x27",
+        "the generated store with type byte 0x27 (the retired store type of profile v1 and v2 part 1)"
+            .into(),
+        last_generated,
+        replace_at(generated, 1, &[0x27]),
+        "UnexpectedType(39)",
+    );
+    add(
+        "store_v1_version",
+        "the generated store with version byte 0x01".into(),
+        last_generated,
+        replace_at(generated, 0, &[0x01]),
+        "UnsupportedVersion(1)",
+    );
+    add(
+        "store_replay_capacity_zero",
+        "the generated store with replay capacity (offset 2..6) 0".into(),
+        last_generated,
+        replace_at(generated, 2, &0u32.to_be_bytes()),
+        "InvalidEncoding",
+    );
+    add(
+        "store_replay_capacity_1025",
+        "the generated store with replay capacity 1025, above MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY"
+            .into(),
+        last_generated,
+        replace_at(generated, 2, &1025u32.to_be_bytes()),
+        "InvalidEncoding",
+    );
+    add(
+        "store_current_id_not_held",
+        format!(
+            "the generated store with the current signed prekey id (offset 14..22) set to \
+             {UNKNOWN_ID}, which names none of its signed prekeys"
+        ),
+        last_generated,
+        replace_at(generated, 14, &UNKNOWN_ID.to_be_bytes()),
+        "InvalidEncoding",
+    );
+    add(
+        "store_truncated",
+        "the generated store without its last byte".into(),
+        last_generated,
+        generated[..generated.len() - 1].to_vec(),
+        "Truncated",
+    );
+    add(
+        "store_trailing_byte",
+        "the generated store with one byte 0x00 appended".into(),
+        last_generated,
+        cat(&[generated, &[0x00]]),
+        "TrailingData",
+    );
+    // Changes made on the model, then encoded: each breaks exactly one rule of SPEC.md 7.5.
+    let mut m = flood_model.clone();
+    let (standby_id, _) = m.standby.clone().unwrap();
+    let current = m.current;
+    m.standby.as_mut().unwrap().0 = current;
+    add(
+        "store_standby_id_is_current_id",
+        format!(
+            "the last flood store with the standby's id {standby_id} replaced by the current signed \
+             prekey's id {current} (the signature does not cover the id): a standby id must differ \
+             from every accepted one"
+        ),
+        last_flood,
+        m.encode(),
+        "InvalidEncoding",
+    );
+    let mut m = flood_model.clone();
+    let (&first, &entry) = m.one_time.iter().next().unwrap();
+    m.one_time.remove(&first);
+    m.one_time.insert(0, entry);
+    add(
+        "store_one_time_prekey_id_zero",
+        format!(
+            "the last flood store with its first one-time prekey's id {first} replaced by 0 (still \
+             the first by id): 0 is never an id"
+        ),
+        last_flood,
+        m.encode(),
+        "InvalidEncoding",
+    );
+    let mut m = flood_model.clone();
+    let highest = m
+        .one_time
+        .values()
+        .map(|(sequence, _)| *sequence)
+        .chain(m.pq.values().map(|k| k.sequence))
+        .max()
+        .unwrap();
+    m.next_sequence = highest;
+    add(
+        "store_sequence_not_below_next",
+        format!(
+            "the last flood store with the next sequence number (offset 6..14) set to {highest}, \
+             the sequence number a held key carries: every sequence number must be below it"
+        ),
+        last_flood,
+        m.encode(),
+        "InvalidEncoding",
+    );
+    let mut m = flood_model.clone();
+    let sequences: Vec<u64> = m.one_time.values().map(|(s, _)| *s).collect();
+    assert!(sequences.len() >= 2);
+    let second = *m.one_time.keys().nth(1).unwrap();
+    m.one_time.get_mut(&second).unwrap().0 = sequences[0];
+    add(
+        "store_duplicate_sequence",
+        format!(
+            "the last flood store with its second one-time prekey's sequence number set to the \
+             first one's ({}): sequence numbers are distinct",
+            sequences[0]
+        ),
+        last_flood,
+        m.encode(),
+        "InvalidEncoding",
+    );
+    // Two replay records of one signed prekey, swapped: no longer increasing.
+    let (spk, entry) = flood_model
+        .signed
+        .iter()
+        .find(|(_, e)| e.records.len() >= 2)
+        .unwrap();
+    let records: Vec<[u8; 32]> = entry.records.iter().copied().collect();
+    let at = flood.windows(32).position(|w| w == records[0]).unwrap();
+    assert_eq!(&flood[at + 32..at + 64], &records[1]);
+    let swapped = replace_at(&replace_at(flood, at, &records[1]), at + 32, &records[0]);
+    add(
+        "store_replay_records_not_increasing",
+        format!(
+            "the last flood store with the first two replay records of signed prekey {spk} (offsets \
+             {at} and {}) swapped: records are strictly increasing",
+            at + 32
+        ),
+        last_flood,
+        swapped,
+        "InvalidEncoding",
+    );
+    let small_order: [u8; 32] = unhex(SMALL_ORDER_U[1].1);
+    add(
+        "store_replay_record_small_order",
+        format!(
+            "the last flood store with the first replay record of signed prekey {spk} (offset {at}) \
+             replaced by u = 1 (SPEC.md 2.2)"
+        ),
+        last_flood,
+        replace_at(flood, at, &small_order),
+        "InvalidPublicKey",
+    );
+    cases
 }
 
 fn main() -> ExitCode {
@@ -6620,6 +8116,11 @@ fn main() -> ExitCode {
                 &format!("{}: prekey store", s.file),
                 &pq.store,
                 &world.store_bytes,
+            );
+            assert_same(
+                &format!("{}: prekey store after accept", s.file),
+                &pq.store_after_accept,
+                &world.store_after_accept,
             );
             assert!(world.bob.as_ref().unwrap().is_post_quantum());
         }
@@ -6857,6 +8358,24 @@ fn main() -> ExitCode {
             "built without the pqxdh feature: padding_v2.json is neither written nor checked"
         ),
     }
+
+    // The prekey store (profile v2 part 2); its store holds post-quantum prekeys.
+    #[cfg(feature = "pqxdh")]
+    {
+        let file = prekey_store_file();
+        eprintln!(
+            "prekey_store_v2.json: {} generated steps, {} flood steps, {} load rejects agree with \
+             the library",
+            file.generated.steps.len(),
+            file.flood.steps.len(),
+            file.load_rejects.len()
+        );
+        outputs.push(("prekey_store_v2.json".into(), to_json(&file)));
+    }
+    #[cfg(not(feature = "pqxdh"))]
+    eprintln!(
+        "built without the pqxdh feature: prekey_store_v2.json is neither written nor checked"
+    );
 
     let mut differ = false;
     for (name, text) in &outputs {

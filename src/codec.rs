@@ -36,6 +36,10 @@ impl<'a> Reader<'a> {
         Ok(self.array::<1>()?[0])
     }
 
+    pub(crate) fn u64(&mut self) -> Result<u64, Error> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
     pub(crate) fn u32(&mut self) -> Result<u32, Error> {
         Ok(u32::from_be_bytes(self.array()?))
     }
@@ -88,6 +92,10 @@ pub(crate) trait Writer {
 
     fn put_u8(&mut self, v: u8) {
         self.put(&[v]);
+    }
+
+    fn put_u64(&mut self, v: u64) {
+        self.put(&v.to_be_bytes());
     }
 
     fn put_u32(&mut self, v: u32) {

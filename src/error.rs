@@ -37,13 +37,13 @@ pub enum Error {
     /// A prekey bundle's signature does not verify under its identity key.
     InvalidSignature,
     /// An initial message names a signed prekey id the responder does not have.
-    UnknownSignedPreKey(u32),
+    UnknownSignedPreKey(u64),
     /// An initial message names a one-time prekey id the responder does not have (it may
     /// have been used already).
-    UnknownOneTimePreKey(u32),
+    UnknownOneTimePreKey(u64),
     /// An initial message names a post-quantum prekey id the responder does not have (a
     /// one-time one may have been used already), or needs one where none was offered.
-    UnknownPqPreKey(u32),
+    UnknownPqPreKey(u64),
     /// PQXDH is required by the [`SessionOptions`](crate::SessionOptions), but the bundle
     /// or initial message is classical X3DH.
     PostQuantumRequired,

@@ -249,7 +249,7 @@ pub(crate) fn encode_x25519(public: &PublicKey) -> [u8; 33] {
 /// A medium-term signed prekey (X3DH `SPK`): an X25519 key pair with an id, signed by the
 /// identity key (SPEC.md §2.3).
 pub struct SignedPreKey {
-    id: u32,
+    id: u64,
     secret: StaticSecret,
     public: PublicKey,
     signature: [u8; SIGNATURE_LENGTH],
@@ -262,14 +262,14 @@ impl SignedPreKey {
     /// [`Error::RandomnessUnavailable`] if the RNG fails.
     pub fn generate<R: TryCryptoRng + ?Sized>(
         identity: &IdentityKeyPair,
-        id: u32,
+        id: u64,
         rng: &mut R,
     ) -> Result<Self, Error> {
         let secret = random_x25519(rng)?;
         Ok(Self::from_secret(identity, id, secret))
     }
 
-    pub(crate) fn from_secret(identity: &IdentityKeyPair, id: u32, secret: StaticSecret) -> Self {
+    pub(crate) fn from_secret(identity: &IdentityKeyPair, id: u64, secret: StaticSecret) -> Self {
         let public = PublicKey::from(&secret);
         let signature = identity.sign(&encode_x25519(&public));
         SignedPreKey {
@@ -281,7 +281,7 @@ impl SignedPreKey {
     }
 
     /// Rebuilds a stored signed prekey; the signature is kept as stored.
-    pub(crate) fn from_parts(id: u32, secret: StaticSecret, signature: [u8; 64]) -> Self {
+    pub(crate) fn from_parts(id: u64, secret: StaticSecret, signature: [u8; 64]) -> Self {
         SignedPreKey {
             id,
             public: PublicKey::from(&secret),
@@ -291,7 +291,7 @@ impl SignedPreKey {
     }
 
     /// The id an initiator names in its initial message.
-    pub fn id(&self) -> u32 {
+    pub fn id(&self) -> u64 {
         self.id
     }
 
@@ -321,7 +321,7 @@ impl fmt::Debug for SignedPreKey {
 /// A one-time prekey (X3DH `OPK`): an X25519 key pair with an id, used for at most one
 /// session (SPEC.md §2.4).
 pub struct OneTimePreKey {
-    id: u32,
+    id: u64,
     secret: StaticSecret,
     public: PublicKey,
 }
@@ -331,11 +331,11 @@ impl OneTimePreKey {
     ///
     /// # Errors
     /// [`Error::RandomnessUnavailable`] if the RNG fails.
-    pub fn generate<R: TryCryptoRng + ?Sized>(id: u32, rng: &mut R) -> Result<Self, Error> {
+    pub fn generate<R: TryCryptoRng + ?Sized>(id: u64, rng: &mut R) -> Result<Self, Error> {
         Ok(Self::from_secret(id, random_x25519(rng)?))
     }
 
-    pub(crate) fn from_secret(id: u32, secret: StaticSecret) -> Self {
+    pub(crate) fn from_secret(id: u64, secret: StaticSecret) -> Self {
         OneTimePreKey {
             id,
             public: PublicKey::from(&secret),
@@ -344,7 +344,7 @@ impl OneTimePreKey {
     }
 
     /// The id an initiator names in its initial message.
-    pub fn id(&self) -> u32 {
+    pub fn id(&self) -> u64 {
         self.id
     }
 

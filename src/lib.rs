@@ -31,12 +31,13 @@ pub use crate::keys::{
     IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH,
 };
 pub use crate::padding::{Padding, PADME_MINIMUM};
-pub use crate::persist::{Storable, StorageKey, MAX_STORED_SIZE};
+pub use crate::persist::{Storable, StorageKey, MAX_SEAL_CONTEXT_LENGTH, MAX_STORED_SIZE};
 #[cfg(feature = "pqxdh")]
 pub use crate::pq::{PqPreKey, PqPreKeyKind, KEM_CIPHERTEXT_LENGTH, KEM_PUBLIC_KEY_LENGTH};
 pub use crate::prekeys::{
-    PreKeyStore, MAX_ONE_TIME_PREKEYS, MAX_PQ_LAST_RESORT_PREKEYS, MAX_PQ_ONE_TIME_PREKEYS,
-    MAX_REPLAY_RECORDS, MAX_SIGNED_PREKEYS,
+    PreKeyStore, ReplayRecord, Restored, StoreNotice, MAX_ONE_TIME_PREKEYS,
+    MAX_PQ_LAST_RESORT_PREKEYS, MAX_PQ_ONE_TIME_PREKEYS, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY,
+    MAX_SIGNED_PREKEYS,
 };
 pub use crate::ratchet::state::{
     Limits, DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, MAX_SKIPPED_HEADER_KEYS, MAX_SKIP_CAP,

@@ -56,8 +56,6 @@ pub(crate) const TYPE_SESSION_PQ: u8 = 0x25;
 /// Object type byte of a stored post-quantum prekey.
 #[cfg(feature = "pqxdh")]
 pub(crate) const TYPE_PQ_PREKEY: u8 = 0x26;
-/// Object type byte of a prekey store with post-quantum prekeys or replay records.
-pub(crate) const TYPE_PREKEY_STORE_PQ: u8 = 0x27;
 /// Object type byte of a stored header-encrypted session (classical or PQXDH).
 pub(crate) const TYPE_SESSION_HE: u8 = 0x28;
 /// Flags byte of a type `0x28` session: agreed with PQXDH.
@@ -69,16 +67,18 @@ const FLAG_HEADER_ENCRYPTED: u8 = 0x02;
 const HE_FIXED_LENGTH: usize = 1 + 33 + 33 + 32 + 32 + 4;
 /// Length of one stored skipped-chain header key: the header key and the ratchet key.
 const HE_ENTRY_LENGTH: usize = 32 + 32;
+/// Object type byte of one journaled replay record (SPEC.md §8.4).
+pub(crate) const TYPE_REPLAY_RECORD: u8 = 0x29;
 /// Type byte of a sealed blob.
 pub(crate) const TYPE_SEALED: u8 = 0x30;
 
 /// Length of a stored session with no skipped keys.
 pub(crate) const SESSION_FIXED_LENGTH: usize =
-    2 + 1 + 32 * 3 + (1 + 4 + 1 + 4) + 8 + 1 + 32 + 32 + 3 * 33 + 12 + 4;
+    2 + 1 + 32 * 3 + (1 + 8 + 1 + 8) + 8 + 1 + 32 + 32 + 3 * 33 + 12 + 4;
 /// Length of one stored skipped key: ratchet key, N, message key.
 pub(crate) const SKIPPED_ENTRY_LENGTH: usize = 32 + 4 + 32;
 /// Extra length of a PQXDH session awaiting its first reply: `PQPK` id and KEM ciphertext.
-pub(crate) const PQ_PENDING_LENGTH: usize = 4 + 1088;
+pub(crate) const PQ_PENDING_LENGTH: usize = 8 + 1088;
 /// The largest stored object: a header-encrypted PQXDH session awaiting its first reply,
 /// holding [`MAX_STORED_SKIPPED_CAP`] skipped keys and the most skipped-chain header keys.
 pub const MAX_STORED_SIZE: usize = SESSION_FIXED_LENGTH
@@ -90,6 +90,21 @@ pub const MAX_STORED_SIZE: usize = SESSION_FIXED_LENGTH
 const SEALED_HEADER_LENGTH: usize = 3 + NONCE_LENGTH;
 /// Domain label prefixed to a sealed blob's associated data (SPEC.md §7.6).
 const SEALED_AD_LABEL: &[u8] = b"doubleratchet v2 sealed";
+/// The longest application context [`StorageKey::seal`] and [`StorageKey::open`] take.
+pub const MAX_SEAL_CONTEXT_LENGTH: usize = 1024;
+const SEALED_AAD_CAPACITY: usize = SEALED_AD_LABEL.len() + 3 + 4 + MAX_SEAL_CONTEXT_LENGTH;
+
+/// A sealed blob's associated data, built on the stack.
+struct SealedAad {
+    bytes: [u8; SEALED_AAD_CAPACITY],
+    len: usize,
+}
+
+impl SealedAad {
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
 
 const ROLE_INITIATOR: u8 = 0x01;
 const ROLE_RESPONDER: u8 = 0x02;
@@ -154,21 +169,21 @@ impl IdentityKeyPair {
 impl SignedPreKey {
     /// The storage encoding (SPEC.md §7.3): version, type `0x22`, id, secret, signature.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(2 + 4 + 32 + 64));
+        let mut out = Zeroizing::new(Vec::with_capacity(SIGNED_PREKEY_LENGTH));
         self.write(&mut out);
         out
     }
 
     fn write(&self, out: &mut Vec<u8>) {
         header(out, TYPE_SIGNED_PREKEY);
-        out.put_u32(self.id());
+        out.put_u64(self.id());
         out.put(self.secret().as_bytes());
         out.put(&self.signature());
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
         read_version_and_type(r, STORAGE_VERSION, TYPE_SIGNED_PREKEY)?;
-        let id = r.u32()?;
+        let id = r.u64()?;
         let secret = read_x25519_secret(r)?;
         let signature = r.array()?;
         Ok(SignedPreKey::from_parts(id, secret, signature))
@@ -187,20 +202,20 @@ impl SignedPreKey {
 impl OneTimePreKey {
     /// The storage encoding (SPEC.md §7.4): version, type `0x23`, id, secret.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(2 + 4 + 32));
+        let mut out = Zeroizing::new(Vec::with_capacity(ONE_TIME_PREKEY_LENGTH));
         self.write(&mut out);
         out
     }
 
     fn write(&self, out: &mut Vec<u8>) {
         header(out, TYPE_ONE_TIME_PREKEY);
-        out.put_u32(self.id());
+        out.put_u64(self.id());
         out.put(self.secret().as_bytes());
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
         read_version_and_type(r, STORAGE_VERSION, TYPE_ONE_TIME_PREKEY)?;
-        let id = r.u32()?;
+        let id = r.u64()?;
         Ok(OneTimePreKey::from_secret(id, read_x25519_secret(r)?))
     }
 
@@ -226,7 +241,7 @@ impl crate::pq::PqPreKey {
 
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         header(out, TYPE_PQ_PREKEY);
-        out.put_u32(self.id());
+        out.put_u64(self.id());
         out.put_u8(self.kind().to_byte());
         out.put(self.seed());
         out.put(&self.signature());
@@ -234,7 +249,7 @@ impl crate::pq::PqPreKey {
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
         read_version_and_type(r, STORAGE_VERSION, TYPE_PQ_PREKEY)?;
-        let id = r.u32()?;
+        let id = r.u64()?;
         let kind = crate::pq::PqPreKeyKind::from_byte(r.u8()?)?;
         let seed = Zeroizing::new(r.array::<64>()?);
         let signature = r.array()?;
@@ -253,7 +268,7 @@ impl crate::pq::PqPreKey {
 
 /// Length of a stored post-quantum prekey.
 #[cfg(feature = "pqxdh")]
-pub(crate) const PQ_PREKEY_LENGTH: usize = 2 + 4 + 1 + 64 + 64;
+pub(crate) const PQ_PREKEY_LENGTH: usize = 2 + 8 + 1 + 64 + 64;
 
 impl Session {
     /// The storage encoding of the whole session (SPEC.md §7.1), including its skipped-key
@@ -292,21 +307,21 @@ impl Session {
         match &self.pending_initial {
             Some(p) => {
                 out.put_u8(1);
-                out.put_u32(p.signed_prekey_id);
+                out.put_u64(p.signed_prekey_id);
                 out.put_optional(
                     p.one_time_prekey_id
-                        .map(u32::to_be_bytes)
+                        .map(u64::to_be_bytes)
                         .as_ref()
                         .map(|b| &b[..]),
-                    4,
+                    8,
                 );
                 #[cfg(feature = "pqxdh")]
                 if let Some((id, ciphertext)) = &p.post_quantum {
-                    out.put_u32(*id);
+                    out.put_u64(*id);
                     out.put(&ciphertext[..]);
                 }
             }
-            None => out.put_optional(None, 4 + 1 + 4),
+            None => out.put_optional(None, 8 + 1 + 8),
         }
         out.put_u32(st.limits.max_skip);
         out.put_u32(st.limits.max_stored_skipped);
@@ -372,16 +387,16 @@ impl Session {
         }
         let base_key: [u8; 32] = r.array()?;
         x25519_public_from_bytes(&base_key)?;
-        let pending = r.optional::<9>()?;
+        let pending = r.optional::<17>()?;
         let pending_initial = match pending {
             Some(p) => {
                 let mut pr = Reader::new(&p);
-                let signed_prekey_id = pr.u32()?;
-                let one_time_prekey_id = pr.optional::<4>()?.map(u32::from_be_bytes);
+                let signed_prekey_id = pr.u64()?;
+                let one_time_prekey_id = pr.optional::<8>()?.map(u64::from_be_bytes);
                 // A PQXDH session awaiting its reply also repeats its KEM ciphertext.
                 #[cfg(feature = "pqxdh")]
                 let post_quantum = if post_quantum {
-                    let id = r.u32()?;
+                    let id = r.u64()?;
                     let ciphertext = Box::new(r.array::<1088>()?);
                     Some((id, ciphertext))
                 } else {
@@ -584,8 +599,9 @@ storable!(crate::pq::PqPreKey, TYPE_PQ_PREKEY);
 /// and keys can be kept in a database the app does not fully trust.
 ///
 /// Sealing is AES-256-GCM-SIV with a fresh random 96-bit nonce per blob; the associated
-/// data binds the format version and the object type, so a sealed identity can never be
-/// opened as a session. Seal at most 2^32 blobs under one key; should a nonce ever repeat
+/// data binds the format version, the object type and the application context (where the
+/// blob lives), so a sealed identity can never be opened as a session, nor one contact's
+/// session in another contact's row. Seal at most 2^32 blobs under one key; should a nonce ever repeat
 /// (an RNG rolled back with a VM snapshot), GCM-SIV reveals only whether the two blobs were
 /// equal, never the key stream or the authentication key.
 pub struct StorageKey(Zeroizing<[u8; 32]>);
@@ -606,22 +622,45 @@ impl StorageKey {
         Ok(StorageKey(key))
     }
 
-    fn associated_data(object_type: u8) -> [u8; SEALED_AD_LABEL.len() + 3] {
-        let mut ad = [0u8; SEALED_AD_LABEL.len() + 3];
-        ad[..SEALED_AD_LABEL.len()].copy_from_slice(SEALED_AD_LABEL);
-        ad[SEALED_AD_LABEL.len()..].copy_from_slice(&[STORAGE_VERSION, TYPE_SEALED, object_type]);
-        ad
+    /// `AD = SEALED_AD_LABEL || version || 0x30 || T || len(context) (u32) || context`.
+    fn associated_data(object_type: u8, context: &[u8]) -> Result<SealedAad, Error> {
+        if context.len() > MAX_SEAL_CONTEXT_LENGTH {
+            return Err(Error::TooLarge);
+        }
+        let mut aad = SealedAad {
+            bytes: [0u8; SEALED_AAD_CAPACITY],
+            len: SEALED_AD_LABEL.len() + 3 + 4 + context.len(),
+        };
+        let mut out = &mut aad.bytes[..];
+        for part in [
+            SEALED_AD_LABEL,
+            &[STORAGE_VERSION, TYPE_SEALED, object_type],
+            // At most MAX_SEAL_CONTEXT_LENGTH, checked above.
+            &(context.len() as u32).to_be_bytes(),
+            context,
+        ] {
+            let (head, rest) = out.split_at_mut(part.len());
+            head.copy_from_slice(part);
+            out = rest;
+        }
+        Ok(aad)
     }
 
-    /// Seals `object`: `version | 0x30 | object type | nonce(12) | ciphertext || tag(16)`.
+    /// Seals `object` for the place it will be stored, named by `context` (for example the
+    /// contact id and row key): `version | 0x30 | object type | nonce(12) | ciphertext ||
+    /// tag(16)`. The context is bound into the associated data and not stored: the blob
+    /// opens only with the same context, so a blob copied into another row does not open.
     ///
     /// # Errors
+    /// [`Error::TooLarge`] for a context longer than [`MAX_SEAL_CONTEXT_LENGTH`];
     /// [`Error::RandomnessUnavailable`] if the RNG fails.
     pub fn seal<T: Storable, R: TryCryptoRng + ?Sized>(
         &self,
         object: &T,
+        context: &[u8],
         rng: &mut R,
     ) -> Result<Vec<u8>, Error> {
+        let aad = Self::associated_data(T::OBJECT_TYPE, context)?;
         let plaintext = object.encode();
         let mut nonce = [0u8; NONCE_LENGTH];
         fill_random(rng, &mut nonce)?;
@@ -634,22 +673,26 @@ impl StorageKey {
         let tag = aead::seal_in_place(
             &self.0,
             &nonce,
-            &Self::associated_data(T::OBJECT_TYPE),
+            aad.as_slice(),
             &mut out[SEALED_HEADER_LENGTH..],
         )?;
         out.put(&tag);
         Ok(out)
     }
 
-    /// Opens a blob made by [`StorageKey::seal`] for the same object type.
+    /// Opens a blob made by [`StorageKey::seal`] for the same object type and context.
     ///
     /// # Errors
-    /// [`Error::TooLarge`], [`Error::Truncated`], [`Error::UnsupportedVersion`],
-    /// [`Error::UnexpectedType`] (not a sealed blob, or a different object type),
-    /// [`Error::DecryptionFailed`] (wrong key or any altered byte), or any error of the
-    /// object's own `from_bytes`.
-    pub fn open<T: Storable>(&self, sealed: &[u8]) -> Result<T, Error> {
+    /// [`Error::TooLarge`] (the blob, or a context longer than [`MAX_SEAL_CONTEXT_LENGTH`]),
+    /// [`Error::Truncated`], [`Error::UnsupportedVersion`], [`Error::UnexpectedType`] (not a
+    /// sealed blob, or a different object type), [`Error::DecryptionFailed`] (wrong key,
+    /// another context, or any altered byte: an AEAD cannot tell which), or any error of
+    /// the object's own `from_bytes`.
+    pub fn open<T: Storable>(&self, sealed: &[u8], context: &[u8]) -> Result<T, Error> {
         if sealed.len() > SEALED_HEADER_LENGTH + MAX_STORED_SIZE + TAG_LENGTH {
+            return Err(Error::TooLarge);
+        }
+        if context.len() > MAX_SEAL_CONTEXT_LENGTH {
             return Err(Error::TooLarge);
         }
         let mut r = Reader::new(sealed);
@@ -670,7 +713,7 @@ impl StorageKey {
         aead::open_in_place(
             &self.0,
             &nonce,
-            &Self::associated_data(object_type),
+            Self::associated_data(object_type, context)?.as_slice(),
             plaintext.as_mut_slice(),
             &tag_bytes,
         )?;
@@ -701,5 +744,5 @@ pub(crate) fn read_one_time_prekey(r: &mut Reader<'_>) -> Result<OneTimePreKey, 
     OneTimePreKey::read(r)
 }
 
-pub(crate) const SIGNED_PREKEY_LENGTH: usize = 2 + 4 + 32 + 64;
-pub(crate) const ONE_TIME_PREKEY_LENGTH: usize = 2 + 4 + 32;
+pub(crate) const SIGNED_PREKEY_LENGTH: usize = 2 + 8 + 32 + 64;
+pub(crate) const ONE_TIME_PREKEY_LENGTH: usize = 2 + 8 + 32;

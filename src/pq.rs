@@ -97,7 +97,7 @@ pub(crate) fn encapsulate<R: TryCryptoRng + ?Sized>(
 /// A signed post-quantum prekey (PQXDH `PQSPK` / `PQOPK`): an ML-KEM-768 key pair with an
 /// id and a kind, signed by the identity key (SPEC.md §3.6).
 pub struct PqPreKey {
-    id: u32,
+    id: u64,
     kind: PqPreKeyKind,
     seed: Zeroizing<[u8; KEM_SEED_LENGTH]>,
     decapsulation: DecapsulationKey768,
@@ -112,7 +112,7 @@ impl PqPreKey {
     /// [`Error::RandomnessUnavailable`] if the RNG fails.
     pub fn generate<R: TryCryptoRng + ?Sized>(
         identity: &IdentityKeyPair,
-        id: u32,
+        id: u64,
         kind: PqPreKeyKind,
         rng: &mut R,
     ) -> Result<Self, Error> {
@@ -125,7 +125,7 @@ impl PqPreKey {
 
     /// Rebuilds a stored key from its seed; the signature is kept as stored.
     pub(crate) fn from_parts(
-        id: u32,
+        id: u64,
         kind: PqPreKeyKind,
         seed: &[u8; KEM_SEED_LENGTH],
         signature: [u8; SIGNATURE_LENGTH],
@@ -144,7 +144,7 @@ impl PqPreKey {
     }
 
     /// The id an initiator names in its initial message.
-    pub fn id(&self) -> u32 {
+    pub fn id(&self) -> u64 {
         self.id
     }
 

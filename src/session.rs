@@ -20,6 +20,7 @@ use crate::keys::{
 use crate::padding::Padding;
 #[cfg(feature = "pqxdh")]
 use crate::pq::PqPreKey;
+use crate::prekeys::{ReplayRecord, StoreNotice};
 use crate::ratchet::state::Limits;
 use crate::ratchet::{RatchetState, SendPlan};
 use crate::wire::{
@@ -61,8 +62,8 @@ pub struct Session {
 /// What the initiator repeats in every initial message until its first reply (SPEC.md §6.2).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct PendingInitial {
-    pub(crate) signed_prekey_id: u32,
-    pub(crate) one_time_prekey_id: Option<u32>,
+    pub(crate) signed_prekey_id: u64,
+    pub(crate) one_time_prekey_id: Option<u64>,
     /// PQXDH: the `PQPK` id and KEM ciphertext.
     #[cfg(feature = "pqxdh")]
     pub(crate) post_quantum: Option<PqInitiation>,
@@ -192,11 +193,23 @@ pub struct Accepted {
     pub plaintext: Vec<u8>,
     /// The id of the one-time prekey consumed by this session, if any. Delete it from the
     /// prekey store (and the server) so it is never used again.
-    pub used_one_time_prekey: Option<u32>,
+    pub used_one_time_prekey: Option<u64>,
     /// The id of the post-quantum prekey the initiator used (PQXDH only). A one-time one
     /// has been deleted by [`PreKeyStore::accept`](crate::PreKeyStore::accept); delete it
     /// from the server too.
-    pub used_post_quantum_prekey: Option<u32>,
+    pub used_post_quantum_prekey: Option<u64>,
+    /// Set by [`PreKeyStore::accept`](crate::PreKeyStore::accept) when the store needs the
+    /// app to act (publish a new signed prekey, or rotate); always `None` from
+    /// [`Session::respond`].
+    pub notice: Option<StoreNotice>,
+    /// The replay record [`PreKeyStore::accept`](crate::PreKeyStore::accept) added (a
+    /// session that consumed no one-time prekey), for an app that journals records instead
+    /// of rewriting the whole store after every accept (SPEC.md §8.4).
+    pub replay_record: Option<ReplayRecord>,
+    /// Whether the accept changed the store beyond adding [`Accepted::replay_record`] (it
+    /// deleted a one-time prekey or switched signed prekeys): a journaling app must then
+    /// write the whole store. Always `false` from [`Session::respond`].
+    pub store_keys_changed: bool,
 }
 
 impl core::fmt::Debug for Accepted {
@@ -205,6 +218,9 @@ impl core::fmt::Debug for Accepted {
             .field("session", &self.session)
             .field("used_one_time_prekey", &self.used_one_time_prekey)
             .field("used_post_quantum_prekey", &self.used_post_quantum_prekey)
+            .field("notice", &self.notice)
+            .field("replay_record", &self.replay_record)
+            .field("store_keys_changed", &self.store_keys_changed)
             .finish_non_exhaustive()
     }
 }
@@ -326,8 +342,8 @@ impl Session {
     /// [`Error::NonContributoryKey`], or any error of [`Session::decrypt`].
     pub fn respond<'k>(
         identity: &IdentityKeyPair,
-        signed_prekey: impl FnOnce(u32) -> Option<&'k SignedPreKey>,
-        one_time_prekey: impl FnOnce(u32) -> Option<&'k OneTimePreKey>,
+        signed_prekey: impl FnOnce(u64) -> Option<&'k SignedPreKey>,
+        one_time_prekey: impl FnOnce(u64) -> Option<&'k OneTimePreKey>,
         message: &[u8],
     ) -> Result<Accepted, Error> {
         Self::respond_with_limits(
@@ -346,8 +362,8 @@ impl Session {
     /// As [`Session::respond`], and [`Error::InvalidLimits`].
     pub fn respond_with_limits<'k>(
         identity: &IdentityKeyPair,
-        signed_prekey: impl FnOnce(u32) -> Option<&'k SignedPreKey>,
-        one_time_prekey: impl FnOnce(u32) -> Option<&'k OneTimePreKey>,
+        signed_prekey: impl FnOnce(u64) -> Option<&'k SignedPreKey>,
+        one_time_prekey: impl FnOnce(u64) -> Option<&'k OneTimePreKey>,
         message: &[u8],
         limits: Limits,
     ) -> Result<Accepted, Error> {
@@ -440,6 +456,9 @@ impl Session {
             plaintext,
             used_one_time_prekey: fields.one_time_prekey_id,
             used_post_quantum_prekey: fields.post_quantum.map(|(id, _)| id),
+            notice: None,
+            replay_record: None,
+            store_keys_changed: false,
         })
     }
 

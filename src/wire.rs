@@ -58,9 +58,9 @@ pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
 /// Length of a cleartext ratchet header: `DHs || PN || N`.
 const PLAIN_HEADER_LENGTH: usize = 32 + 4 + 4;
 /// Length of an initial message's X3DH fields: `IK_A`, `EK_A`, SPK id, OPK flag and id.
-const X3DH_FIELDS_LENGTH: usize = 32 + 32 + 4 + 1 + 4;
+const X3DH_FIELDS_LENGTH: usize = 32 + 32 + 8 + 1 + 8;
 /// Length of PQXDH's additional fields: `PQPK` id and KEM ciphertext.
-const PQ_FIELDS_LENGTH: usize = 4 + 1088;
+const PQ_FIELDS_LENGTH: usize = 8 + 1088;
 /// Length of a normal message's framing before the ciphertext.
 #[cfg(test)]
 pub(crate) const NORMAL_PREFIX_LENGTH: usize = 2 + PLAIN_HEADER_LENGTH;
@@ -119,13 +119,13 @@ pub enum Message<'a> {
 pub(crate) struct InitialFields<'a> {
     pub(crate) identity: IdentityKey,
     pub(crate) base_key: [u8; 32],
-    pub(crate) signed_prekey_id: u32,
-    pub(crate) one_time_prekey_id: Option<u32>,
+    pub(crate) signed_prekey_id: u64,
+    pub(crate) one_time_prekey_id: Option<u64>,
     /// PQXDH: the `PQPK` id and the KEM ciphertext.
     #[cfg(feature = "pqxdh")]
-    pub(crate) post_quantum: Option<(u32, &'a [u8; KEM_CIPHERTEXT_LENGTH])>,
+    pub(crate) post_quantum: Option<(u64, &'a [u8; KEM_CIPHERTEXT_LENGTH])>,
     #[cfg(not(feature = "pqxdh"))]
-    pub(crate) post_quantum: Option<(u32, core::marker::PhantomData<&'a ()>)>,
+    pub(crate) post_quantum: Option<(u64, core::marker::PhantomData<&'a ()>)>,
 }
 
 /// A message's ratchet header: in the clear, or encrypted (header-encrypted mode).
@@ -207,11 +207,11 @@ impl<'a> Message<'a> {
         let identity = IdentityKey::from_bytes(&r.array()?)?;
         let base_key = r.array()?;
         x25519_public_from_bytes(&base_key)?;
-        let signed_prekey_id = r.u32()?;
-        let one_time_prekey_id = r.optional::<4>()?.map(u32::from_be_bytes);
+        let signed_prekey_id = r.u64()?;
+        let one_time_prekey_id = r.optional::<8>()?.map(u64::from_be_bytes);
         #[cfg(feature = "pqxdh")]
         let post_quantum = if post_quantum {
-            let id = r.u32()?;
+            let id = r.u64()?;
             let ciphertext = r
                 .take(KEM_CIPHERTEXT_LENGTH)?
                 .try_into()
@@ -308,12 +308,12 @@ impl InitialMessage<'_> {
     }
 
     /// The id of the responder's signed prekey the initiator used.
-    pub fn signed_prekey_id(&self) -> u32 {
+    pub fn signed_prekey_id(&self) -> u64 {
         self.fields.signed_prekey_id
     }
 
     /// The id of the responder's one-time prekey the initiator used, if any.
-    pub fn one_time_prekey_id(&self) -> Option<u32> {
+    pub fn one_time_prekey_id(&self) -> Option<u64> {
         self.fields.one_time_prekey_id
     }
 
@@ -328,7 +328,7 @@ impl InitialMessage<'_> {
     }
 
     /// The id of the responder's post-quantum prekey the initiator used (PQXDH only).
-    pub fn post_quantum_prekey_id(&self) -> Option<u32> {
+    pub fn post_quantum_prekey_id(&self) -> Option<u64> {
         self.fields.post_quantum.map(|(id, _)| id)
     }
 
@@ -403,17 +403,17 @@ pub(crate) fn write_framing(
     if let Some(f) = fields {
         out.put(f.identity.as_bytes());
         out.put(&f.base_key);
-        out.put_u32(f.signed_prekey_id);
+        out.put_u64(f.signed_prekey_id);
         out.put_optional(
             f.one_time_prekey_id
-                .map(u32::to_be_bytes)
+                .map(u64::to_be_bytes)
                 .as_ref()
                 .map(|b| &b[..]),
-            4,
+            8,
         );
         #[cfg(feature = "pqxdh")]
         if let Some((id, ciphertext)) = f.post_quantum {
-            out.put_u32(id);
+            out.put_u64(id);
             out.put(ciphertext);
         }
     }

@@ -47,10 +47,10 @@ pub(crate) const SESSION_ID_LABEL: &[u8] = b"doubleratchet v2 session id";
 #[cfg(feature = "pqxdh")]
 pub(crate) const PQXDH_INFO: &[u8] = b"doubleratchet v2 PQXDH";
 /// Length of an encoded classical prekey bundle (type `0x10`).
-pub const BUNDLE_LENGTH: usize = 2 + 32 + 4 + 32 + 64 + 1 + 4 + 32;
+pub const BUNDLE_LENGTH: usize = 2 + 32 + 8 + 32 + 64 + 1 + 8 + 32;
 /// Length of an encoded post-quantum prekey bundle (type `0x11`).
 #[cfg(feature = "pqxdh")]
-pub const PQ_BUNDLE_LENGTH: usize = BUNDLE_LENGTH + 4 + KEM_PUBLIC_KEY_LENGTH + 64;
+pub const PQ_BUNDLE_LENGTH: usize = BUNDLE_LENGTH + 8 + KEM_PUBLIC_KEY_LENGTH + 64;
 
 /// The associated data `AD = IK_A || IK_B`.
 pub(crate) type AssociatedData = [u8; 64];
@@ -98,10 +98,10 @@ impl core::fmt::Debug for SessionId {
 #[derive(Clone, PartialEq, Eq)]
 pub struct PreKeyBundle {
     identity: IdentityKey,
-    signed_prekey_id: u32,
+    signed_prekey_id: u64,
     signed_prekey: [u8; 32],
     signature: [u8; 64],
-    one_time_prekey: Option<(u32, [u8; 32])>,
+    one_time_prekey: Option<(u64, [u8; 32])>,
     #[cfg(feature = "pqxdh")]
     post_quantum: Option<PqBundleKey>,
 }
@@ -110,14 +110,14 @@ pub struct PreKeyBundle {
 #[cfg(feature = "pqxdh")]
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct PqBundleKey {
-    pub(crate) id: u32,
+    pub(crate) id: u64,
     pub(crate) public: Box<[u8; KEM_PUBLIC_KEY_LENGTH]>,
     pub(crate) signature: [u8; 64],
 }
 
 /// The initiator's post-quantum output: the `PQPK` id used and the KEM ciphertext.
 #[cfg(feature = "pqxdh")]
-pub(crate) type PqInitiation = (u32, KemCiphertext);
+pub(crate) type PqInitiation = (u64, KemCiphertext);
 
 impl PreKeyBundle {
     /// Assembles the bundle a responder publishes. Pass `None` for a bundle without a
@@ -151,7 +151,7 @@ impl PreKeyBundle {
 
     /// The post-quantum prekey's id, if this is a PQXDH bundle.
     #[cfg(feature = "pqxdh")]
-    pub fn post_quantum_prekey_id(&self) -> Option<u32> {
+    pub fn post_quantum_prekey_id(&self) -> Option<u64> {
         self.post_quantum.as_ref().map(|k| k.id)
     }
 
@@ -173,12 +173,12 @@ impl PreKeyBundle {
     }
 
     /// The signed prekey's id.
-    pub fn signed_prekey_id(&self) -> u32 {
+    pub fn signed_prekey_id(&self) -> u64 {
         self.signed_prekey_id
     }
 
     /// The one-time prekey's id, if the bundle has one.
-    pub fn one_time_prekey_id(&self) -> Option<u32> {
+    pub fn one_time_prekey_id(&self) -> Option<u64> {
         self.one_time_prekey.map(|(id, _)| id)
     }
 
@@ -223,20 +223,20 @@ impl PreKeyBundle {
         out.put_u8(BUNDLE_VERSION);
         out.put_u8(kind);
         out.put(self.identity.as_bytes());
-        out.put_u32(self.signed_prekey_id);
+        out.put_u64(self.signed_prekey_id);
         out.put(&self.signed_prekey);
         out.put(&self.signature);
         match &self.one_time_prekey {
             Some((id, key)) => {
                 out.put_u8(1);
-                out.put_u32(*id);
+                out.put_u64(*id);
                 out.put(key);
             }
-            None => out.put_optional(None, 4 + 32),
+            None => out.put_optional(None, 8 + 32),
         }
         #[cfg(feature = "pqxdh")]
         if let Some(pq) = &self.post_quantum {
-            out.put_u32(pq.id);
+            out.put_u64(pq.id);
             out.put(&pq.public[..]);
             out.put(&pq.signature);
         }
@@ -253,24 +253,24 @@ impl PreKeyBundle {
         let mut r = Reader::new(bytes);
         let kind = crate::wire::read_version_and_type_of(&mut r, BUNDLE_VERSION, BUNDLE_TYPES)?;
         let identity = IdentityKey::from_bytes(&r.array()?)?;
-        let signed_prekey_id = r.u32()?;
+        let signed_prekey_id = r.u64()?;
         let signed_prekey: [u8; 32] = r.array()?;
         x25519_public_from_bytes(&signed_prekey)?;
         let signature = r.array()?;
-        let one_time_prekey = match r.optional::<36>()? {
+        let one_time_prekey = match r.optional::<40>()? {
             Some(field) => {
-                let mut id = [0u8; 4];
-                id.copy_from_slice(&field[..4]);
+                let mut id = [0u8; 8];
+                id.copy_from_slice(&field[..8]);
                 let mut key = [0u8; 32];
-                key.copy_from_slice(&field[4..]);
+                key.copy_from_slice(&field[8..]);
                 x25519_public_from_bytes(&key)?;
-                Some((u32::from_be_bytes(id), key))
+                Some((u64::from_be_bytes(id), key))
             }
             None => None,
         };
         #[cfg(feature = "pqxdh")]
         let post_quantum = if kind == TYPE_BUNDLE_PQ {
-            let id = r.u32()?;
+            let id = r.u64()?;
             let public = Box::new(r.array::<KEM_PUBLIC_KEY_LENGTH>()?);
             kem_public_from_bytes(&public)?;
             let signature = r.array()?;

@@ -17,8 +17,8 @@ use common::layout::{
     NORMAL_BODY, NORMAL_DH, NORMAL_N, NORMAL_PN, TAG,
 };
 use common::{
-    assert_rejected, forge_header, get_u32, message_number, previous_chain_length, rng, state,
-    text, FailingRng, Offer, Pair, Party,
+    assert_rejected, forge_header, get_u32, get_u64, message_number, previous_chain_length, rng,
+    state, text, FailingRng, Offer, Pair, Party,
 };
 use curve25519_dalek::constants::{EIGHT_TORSION, X25519_LOW_ORDER_POINTS};
 use curve25519_dalek::edwards::CompressedEdwardsY;
@@ -409,9 +409,9 @@ fn every_bit_flip_of_an_initial_message_is_rejected_by_the_prekey_store() {
                 Error::InvalidPublicKey
             }
         }
-        b if b < INITIAL_OPK_FLAG => Error::UnknownSignedPreKey(get_u32(x, INITIAL_SPK_ID)),
+        b if b < INITIAL_OPK_FLAG => Error::UnknownSignedPreKey(get_u64(x, INITIAL_SPK_ID)),
         INITIAL_OPK_FLAG => Error::InvalidEncoding,
-        b if b < INITIAL_DH => Error::UnknownOneTimePreKey(get_u32(x, INITIAL_OPK_ID)),
+        b if b < INITIAL_DH => Error::UnknownOneTimePreKey(get_u64(x, INITIAL_OPK_ID)),
         b if b < INITIAL_PN => {
             if x25519_acceptable(&key32(&x[INITIAL_DH..INITIAL_PN])) {
                 Error::DecryptionFailed
@@ -429,7 +429,7 @@ fn every_bit_flip_of_an_initial_message_is_rejected_by_the_prekey_store() {
         &[
             Error::UnexpectedType(0x0a),
             Error::InvalidPublicKey,
-            Error::UnknownSignedPreKey(1 ^ 0x8000_0000),
+            Error::UnknownSignedPreKey(o.bundle.signed_prekey_id() ^ (1 << 63)),
             Error::InvalidEncoding,
             Error::UnknownOneTimePreKey(o.one_time_prekey() ^ 0x10),
             Error::TooFarAhead,
@@ -811,9 +811,9 @@ fn plain_initial_message_too_far_ahead_is_refused_before_key_agreement() {
     // The checks that come first: the prekeys the message names, then its sender.
     let far = forge_header(&o.first, None, None, Some(max_skip + 1));
     let mut unknown_opk = far.clone();
-    common::put_u32(&mut unknown_opk, INITIAL_OPK_ID, opk ^ 0x10);
+    common::put_u64(&mut unknown_opk, INITIAL_OPK_ID, opk ^ 0x10);
     let mut unknown_spk = far.clone();
-    common::put_u32(&mut unknown_spk, INITIAL_SPK_ID, 77);
+    common::put_u64(&mut unknown_spk, INITIAL_SPK_ID, 77);
     let mut own = far.clone();
     own[INITIAL_IK..INITIAL_EK].copy_from_slice(o.bob.identity.public_key().as_bytes());
     for (m, want) in [
@@ -950,10 +950,18 @@ fn message_for_carols_bundle_is_rejected_by_bobs_store() {
     let mut r = rng(131);
     let alice = Party::new(&mut r);
     let mut bob = Party::new(&mut r);
-    let mut carol = Party::new(&mut r);
+    let carol = IdentityKeyPair::generate(&mut r).unwrap();
     let bob_bundle = bob.bundle(&mut r);
-    let carol_bundle = carol.bundle(&mut r);
-    // Same prekey ids on both sides, so only the keys differ.
+    // A store draws random ids, so Carol's prekeys are generated with Bob's ids: the
+    // message names prekeys Bob holds, and only the keys differ.
+    let spk_id = bob_bundle.signed_prekey_id();
+    let opk_id = bob_bundle.one_time_prekey_id().unwrap();
+    let carol_spk = SignedPreKey::generate(&carol, spk_id, &mut r).unwrap();
+    let carol_opk = OneTimePreKey::generate(opk_id, &mut r).unwrap();
+    let carol_bundle = PreKeyBundle::from_bytes(
+        &PreKeyBundle::new(&carol, &carol_spk, Some(&carol_opk)).to_bytes(),
+    )
+    .unwrap();
     assert_eq!(
         bob_bundle.signed_prekey_id(),
         carol_bundle.signed_prekey_id()
@@ -962,12 +970,24 @@ fn message_for_carols_bundle_is_rejected_by_bobs_store() {
         bob_bundle.one_time_prekey_id(),
         carol_bundle.one_time_prekey_id()
     );
+    assert_ne!(
+        bob_bundle.to_bytes()[BUNDLE_SPK..BUNDLE_SPK + 32],
+        carol_bundle.to_bytes()[BUNDLE_SPK..BUNDLE_SPK + 32]
+    );
     let mut a = Session::initiate(&alice.identity, &carol_bundle, &mut r).unwrap();
     let m = a.encrypt(b"for carol", &mut r).unwrap();
     let before = bob.store_state();
     assert_eq!(bob.accept(&m).map(|_| ()), Err(Error::DecryptionFailed));
     assert_eq!(bob.store_state(), before);
-    let mut c = carol.accept(&m).unwrap().session;
+    let accepted = Session::respond(
+        &carol,
+        |id| (id == spk_id).then_some(&carol_spk),
+        |id| (id == opk_id).then_some(&carol_opk),
+        &m,
+    )
+    .unwrap();
+    assert_eq!(accepted.used_one_time_prekey, Some(opk_id));
+    let mut c = accepted.session;
     let reply = c.encrypt(b"carol here", &mut r).unwrap();
     assert_eq!(a.decrypt(&reply).unwrap(), b"carol here");
     // Carol's session rejects Bob's would-be messages for the same reason.
@@ -1107,6 +1127,7 @@ fn invalid_keys_in_every_bundle_key_position_are_rejected() {
     let mut bob = Party::new(&mut r);
     let bytes = bob.bundle(&mut r).to_bytes();
     assert_eq!(bytes.len(), doubleratchet::BUNDLE_LENGTH);
+    assert_eq!(bytes.len(), common::layout::BUNDLE_END);
     let valid = key32(&bytes[BUNDLE_SPK..BUNDLE_SPK + 32]);
     let positions: [(usize, Vec<[u8; 32]>); 3] = [
         (BUNDLE_IK, bad_identity_keys()),
@@ -1230,10 +1251,10 @@ fn unknown_version_and_type_bytes_are_typed_errors() {
 fn oversized_messages_and_plaintexts_are_too_large() {
     let mut p = Pair::started(160);
     // The largest plaintext, with its end marker, would fill the longest framing (a
-    // header-encrypted PQXDH initial message: 1235 bytes) exactly to MAX_MESSAGE_SIZE.
+    // header-encrypted PQXDH initial message: 1247 bytes) exactly to MAX_MESSAGE_SIZE.
     // Padmé's bucket for it is clipped to that size, so both policies send it alike.
-    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_324);
-    assert_eq!(MAX_MESSAGE_SIZE, 1235 + MAX_PLAINTEXT_SIZE + 1 + TAG);
+    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_312);
+    assert_eq!(MAX_MESSAGE_SIZE, 1247 + MAX_PLAINTEXT_SIZE + 1 + TAG);
     let big = vec![0x5a; MAX_PLAINTEXT_SIZE];
     let too_big = vec![0x5a; MAX_PLAINTEXT_SIZE + 1];
     for padding in [Padding::Padme, Padding::None] {
@@ -1299,7 +1320,7 @@ fn sending_chain(session: &Session) -> ([u8; 32], u32) {
     );
     // Version, type, role; IK_A, IK_B, EK_A; the awaiting flag, SPK id, OPK flag and id;
     // the limits and the padding policy; RK, DHs, then DHr and CKs as optional keys.
-    let cks = 3 + 3 * 32 + (1 + 4 + 1 + 4) + 8 + 1 + 32 + 32 + 33;
+    let cks = 3 + 3 * 32 + (1 + 8 + 1 + 8) + 8 + 1 + 32 + 32 + 33;
     assert_eq!(bytes[cks], 1, "no sending chain");
     let ns = cks + 33 + 33;
     let skipped = get_u32(&bytes, ns + 12) as usize;
@@ -1524,6 +1545,24 @@ fn failing_rng_is_a_typed_error_and_changes_nothing() {
             .map(|_| ()),
         UNAVAILABLE
     );
+    // Replacing the whole store draws a new current and standby signed prekey (id, then
+    // secret, four draws here: Bob's one-time prekey was consumed): failing at any of them
+    // leaves the store as it was.
+    for working in 0..4 {
+        assert_eq!(
+            p.bob
+                .store
+                .after_restore(&p.bob.identity, &mut FailingRng::new(working))
+                .map(|_| ()),
+            UNAVAILABLE,
+            "{working} working draws"
+        );
+    }
+    // With a standby already held, replenishing draws nothing.
+    assert_eq!(
+        p.bob.store.replenish_standby(&p.bob.identity, &mut down()),
+        Ok(false)
+    );
     assert_eq!(
         p.bob.store_state(),
         before,
@@ -1559,5 +1598,8 @@ fn failing_rng_is_a_typed_error_and_changes_nothing() {
 
     // Sealing draws a nonce.
     let key = StorageKey::from_bytes([7; 32]);
-    assert_eq!(key.seal(&p.a, &mut down()).map(|_| ()), UNAVAILABLE);
+    assert_eq!(
+        key.seal(&p.a, b"alice/session", &mut down()).map(|_| ()),
+        UNAVAILABLE
+    );
 }

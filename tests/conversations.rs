@@ -642,12 +642,21 @@ fn signed_prekey_rotation_and_retirement() {
     let old_bundle = bob.bundle(&mut r);
     let old_bundle_2 = bob.bundle(&mut r);
     let old_spk = old_bundle.signed_prekey_id();
+    assert_eq!(bob.store.current_signed_prekey().id(), old_spk);
+    // The standby is neither published nor accepted: rotating makes it current.
+    let standby = bob.store.standby_signed_prekey().unwrap().id();
+    assert!(bob.store.signed_prekey(standby).is_none());
     let new_spk = bob
         .store
         .rotate_signed_prekey(&bob.identity, &mut r)
         .unwrap();
     assert_ne!(old_spk, new_spk);
-    assert_eq!(bob.store.current_signed_prekey().unwrap().id(), new_spk);
+    assert_eq!(new_spk, standby);
+    assert_eq!(bob.store.current_signed_prekey().id(), new_spk);
+    // ...and a new standby is drawn, which cannot be retired either.
+    let next_standby = bob.store.standby_signed_prekey().unwrap().id();
+    assert!(next_standby != new_spk && next_standby != old_spk);
+    assert!(!bob.store.retire_signed_prekey(next_standby));
     let new_bundle = bob.bundle(&mut r);
     assert_eq!(new_bundle.signed_prekey_id(), new_spk);
 
@@ -765,7 +774,7 @@ const SIZES: [(usize, usize, usize); 10] = [
     (1023, 1024, 1024),
     (1024, 1088, 1025),
     (65_536, 67_584, 65_537),
-    (1_040_000, 1_047_325, 1_040_001),
+    (1_040_000, 1_047_313, 1_040_001),
 ];
 
 #[test]
@@ -890,19 +899,19 @@ fn padding_policy_is_per_session_takes_effect_at_once_and_is_stored() {
     let mut b = q.bob.accept(&second).unwrap().session;
     assert_eq!(b.decrypt(&q.first).unwrap(), b"first");
 
-    // The policy is stored (SPEC.md §7.1: one byte after max_stored_skipped, offset 117 of
+    // The policy is stored (SPEC.md §7.1: one byte after max_stored_skipped, offset 125 of
     // a classical session): the two encodings differ in that byte alone, and each loads
     // back to its policy.
     let with_none = p.a.to_bytes().to_vec();
     p.a.set_padding(Padding::Padme);
     let with_padme = p.a.to_bytes().to_vec();
     assert_eq!(with_none[0], STORAGE_VERSION);
-    assert_eq!(with_none.len(), 297);
-    assert_eq!((with_none[117], with_padme[117]), (0x00, 0x01));
+    assert_eq!(with_none.len(), 305);
+    assert_eq!((with_none[125], with_padme[125]), (0x00, 0x01));
     let differing: Vec<usize> = (0..with_none.len())
         .filter(|&i| with_none[i] != with_padme[i])
         .collect();
-    assert_eq!(differing, [117]);
+    assert_eq!(differing, [125]);
     for (bytes, padding, encoded) in [
         (&with_none, Padding::None, 6),
         (&with_padme, Padding::Padme, PADME_MINIMUM),
@@ -916,8 +925,9 @@ fn padding_policy_is_per_session_takes_effect_at_once_and_is_stored() {
     // Sealed too.
     let key = StorageKey::from_bytes([3; 32]);
     p.a.set_padding(Padding::None);
-    let sealed = key.seal(&p.a, &mut p.rng).unwrap();
-    let mut opened: Session = key.open(&sealed).unwrap();
+    let context = b"bob/sessions/1";
+    let sealed = key.seal(&p.a, context, &mut p.rng).unwrap();
+    let mut opened: Session = key.open(&sealed, context).unwrap();
     assert_eq!(opened.padding(), Padding::None);
     assert_eq!(
         opened.encrypt(b"12345", &mut p.rng).unwrap().len(),
@@ -926,7 +936,7 @@ fn padding_policy_is_per_session_takes_effect_at_once_and_is_stored() {
     // Any other policy byte is refused.
     for byte in [0x02, 0x80, 0xff] {
         let mut bad = with_none.clone();
-        bad[117] = byte;
+        bad[125] = byte;
         assert_eq!(
             Session::from_bytes(&bad).map(|_| ()),
             Err(Error::InvalidEncoding)

@@ -60,9 +60,9 @@ fn bytes(s: &Session) -> Vec<u8> {
 fn conversation_both_modes_with_ratchet_steps() {
     for pq in [false, true] {
         let mut p = pair(900 + u64::from(pq), pq);
-        // SPEC.md §7.1: 297 + 135 bytes once both header keys are set, nothing skipped.
-        assert_eq!(p.a.to_bytes().len(), 432);
-        assert_eq!(p.b.to_bytes().len(), 432);
+        // SPEC.md §7.1: 305 + 135 bytes once both header keys are set, nothing skipped.
+        assert_eq!(p.a.to_bytes().len(), 440);
+        assert_eq!(p.b.to_bytes().len(), 440);
         for round in 0..10u8 {
             for k in 0..=round % 3 {
                 let m = p.a.encrypt(&[round, k], &mut p.rng).unwrap();
@@ -271,7 +271,7 @@ fn mode_policies_and_mixing() {
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
     let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
     store.generate_one_time_prekeys(4, &mut rng).unwrap();
-    let ids: Vec<u32> = store.one_time_prekeys().map(|k| k.id()).collect();
+    let ids: Vec<u64> = store.one_time_prekeys().map(|k| k.id()).collect();
     // A responder requiring header encryption refuses a plain initial message.
     let mut plain =
         Session::initiate(&alice, &store.bundle(&bob, Some(ids[0])).unwrap(), &mut rng).unwrap();
@@ -359,11 +359,11 @@ fn failing_rng_changes_nothing_in_header_encrypted_mode() {
 fn stored_session_without_sending_header_key_is_refused() {
     let p = pair(995, false);
     let mut stored = bytes(&p.a);
-    assert_eq!(stored.len(), 432);
-    // After the skipped-key count (offset 293 + flags byte = 294..298), HKs: flag + key.
-    assert_eq!(stored[294..298], [0; 4]);
-    assert_eq!(stored[298], 1);
-    stored[298..331].fill(0);
+    assert_eq!(stored.len(), 440);
+    // After the skipped-key count (offset 301 + flags byte = 302..306), HKs: flag + key.
+    assert_eq!(stored[302..306], [0; 4]);
+    assert_eq!(stored[306], 1);
+    stored[306..339].fill(0);
     assert_eq!(
         Session::from_bytes(&stored).unwrap_err(),
         Error::InvalidEncoding
@@ -396,7 +396,7 @@ fn sizes_on_the_wire_under_both_padding_policies() {
         }
         // Initial messages: IK_A, EK_A, prekey ids (and the PQ prekey id and KEM
         // ciphertext) before the sealed header.
-        let initial_prefix = if pq { 1235 } else { 143 };
+        let initial_prefix = if pq { 1247 } else { 151 };
         let mut b: Option<Session> = None;
         let mut a = None;
         for (padding, len, encoded) in CASES {
@@ -444,18 +444,18 @@ fn sizes_on_the_wire_under_both_padding_policies() {
 }
 
 /// The padding policy is stored in a header-encrypted session (type 0x28: after the flags
-/// byte and the limits, at offset 118) and survives a reload.
+/// byte and the limits, at offset 126) and survives a reload.
 #[test]
 fn padding_policy_is_stored_in_header_encrypted_sessions() {
     let mut p = pair(1010, false);
     assert_eq!(p.a.padding(), Padding::Padme);
     let padme = bytes(&p.a);
-    assert_eq!(padme[118], 0x01);
+    assert_eq!(padme[126], 0x01);
     p.a.set_padding(Padding::None);
     let none = bytes(&p.a);
-    assert_eq!(none[118], 0x00);
+    assert_eq!(none[126], 0x00);
     let differing: Vec<usize> = (0..padme.len()).filter(|&i| padme[i] != none[i]).collect();
-    assert_eq!(differing, [118]);
+    assert_eq!(differing, [126]);
     let mut reloaded = Session::from_bytes(&none).unwrap();
     assert_eq!(reloaded.padding(), Padding::None);
     assert_eq!(bytes(&reloaded), none);
@@ -463,7 +463,7 @@ fn padding_policy_is_stored_in_header_encrypted_sessions() {
     assert_eq!(m.len(), 2 + 68 + 11 + 16);
     assert_eq!(p.b.decrypt(&m).unwrap(), [1; 10]);
     let mut bad = none.clone();
-    bad[118] = 0x02;
+    bad[126] = 0x02;
     assert_eq!(
         Session::from_bytes(&bad).unwrap_err(),
         Error::InvalidEncoding

@@ -5,9 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use doubleratchet::{
-    Error, IdentityKeyPair, Limits, Message, Padding, PqPreKey, PqPreKeyKind, PreKeyBundle,
-    PreKeyStore, Session, SessionOptions, StorageKey, BUNDLE_LENGTH, BUNDLE_VERSION,
-    PQ_BUNDLE_LENGTH, STORAGE_VERSION, WIRE_VERSION,
+    Accepted, Error, IdentityKeyPair, Limits, Message, Padding, PqPreKey, PqPreKeyKind,
+    PreKeyBundle, PreKeyStore, Session, SessionOptions, StorageKey, StoreNotice, BUNDLE_LENGTH,
+    BUNDLE_VERSION, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, PQ_BUNDLE_LENGTH, STORAGE_VERSION,
+    WIRE_VERSION,
 };
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -28,7 +29,7 @@ fn bob(rng: &mut ChaCha20Rng) -> Bob {
     Bob { identity, store }
 }
 
-fn first_pq_one_time(b: &Bob) -> u32 {
+fn first_pq_one_time(b: &Bob) -> u64 {
     b.store.pq_one_time_prekeys().next().unwrap().id()
 }
 
@@ -63,8 +64,8 @@ fn pqxdh_session_with_one_time_keys() {
     let second = a.encrypt(b"second", &mut rng).unwrap();
     assert_eq!(second[0], WIRE_VERSION);
     assert_eq!(second[1], 0x03);
-    // The 1207-byte framing, the plaintext padded to Padmé's 64-byte minimum, the tag.
-    assert_eq!(second.len(), 1207 + 64 + 16);
+    // The 1219-byte framing, the plaintext padded to Padmé's 64-byte minimum, the tag.
+    assert_eq!(second.len(), 1219 + 64 + 16);
     let Message::Initial(parsed) = Message::parse(&second).unwrap() else {
         panic!("expected an initial message")
     };
@@ -72,7 +73,7 @@ fn pqxdh_session_with_one_time_keys() {
     assert_eq!(parsed.post_quantum_prekey_id(), Some(pq));
     assert_eq!(
         Message::parse(&second).unwrap().ciphertext_len(),
-        second.len() - 1207
+        second.len() - 1219
     );
 
     let accepted = b.store.accept(&b.identity, &second).unwrap();
@@ -144,8 +145,13 @@ fn last_resort_replay_is_refused_and_records_are_bounded_by_rotation() {
     b.store.accept(&b.identity, &from_carol).unwrap();
     assert_eq!(b.store.replay_records(), 2);
 
-    // Rotation and retirement drop the records made with the retired key; a replay of an
-    // old message then names a key that no longer exists.
+    // Both records are held by the signed prekey the messages named, not by the
+    // last-resort post-quantum prekey.
+    let signed = bundle.signed_prekey_id();
+    assert_eq!(b.store.current_signed_prekey().id(), signed);
+
+    // Rotating and retiring the last-resort key drops no record (records belong to signed
+    // prekeys); a replay of an old message then names a key that no longer exists.
     let new_last_resort = b
         .store
         .rotate_pq_last_resort_prekey(&b.identity, &mut rng)
@@ -156,10 +162,149 @@ fn last_resort_replay_is_refused_and_records_are_bounded_by_rotation() {
         !b.store.retire_pq_last_resort_prekey(new_last_resort),
         "current one stays"
     );
-    assert_eq!(b.store.replay_records(), 0);
+    assert_eq!(b.store.replay_records(), 2);
+    let before = b.store.to_bytes();
     assert_eq!(
         b.store.accept(&b.identity, &first).unwrap_err(),
         Error::UnknownPqPreKey(last_resort)
+    );
+    assert_eq!(*b.store.to_bytes(), *before);
+
+    // Rotating and retiring the signed prekey drops its records; the replay then names a
+    // signed prekey that no longer exists (checked first).
+    b.store.rotate_signed_prekey(&b.identity, &mut rng).unwrap();
+    assert!(b.store.retire_signed_prekey(signed));
+    assert_eq!(b.store.replay_records(), 0);
+    for replay in [&first, &from_carol] {
+        assert_eq!(
+            b.store.accept(&b.identity, replay).unwrap_err(),
+            Error::UnknownSignedPreKey(signed)
+        );
+    }
+}
+
+/// A new initiator's first message on `bundle`, and what Bob's store made of it.
+fn offer(
+    b: &mut Bob,
+    bundle: &PreKeyBundle,
+    rng: &mut ChaCha20Rng,
+) -> (Vec<u8>, Result<Accepted, Error>) {
+    let initiator = IdentityKeyPair::generate(rng).unwrap();
+    let mut a = Session::initiate(&initiator, bundle, rng).unwrap();
+    let m = a.encrypt(b"hi", rng).unwrap();
+    let result = b.store.accept(&b.identity, &m);
+    (m, result)
+}
+
+/// Replay records are bounded per signed prekey (SPEC.md §8.3): sessions on the last-resort
+/// post-quantum prekey record their base key under the signed prekey they named; when the
+/// current one carries `replay_capacity` records the store switches to its standby and
+/// says so, refuses further record-making sessions on the full one (those consuming a
+/// one-time prekey still pass), and without a standby asks for a rotation.
+#[test]
+fn last_resort_records_fill_the_signed_prekey_and_switch_to_the_standby() {
+    let mut rng = ChaCha20Rng::seed_from_u64(709);
+    let mut b = bob(&mut rng);
+    assert_eq!(
+        b.store.replay_capacity(),
+        MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY
+    );
+    let before = b.store.to_bytes();
+    for bad in [0, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY + 1] {
+        assert_eq!(b.store.set_replay_capacity(bad), Err(Error::InvalidLimits));
+    }
+    assert_eq!(*b.store.to_bytes(), *before);
+    assert_eq!(b.store.set_replay_capacity(2), Ok(None));
+    assert_eq!(b.store.replay_capacity(), 2);
+
+    let first_spk = b.store.current_signed_prekey().id();
+    let standby = b.store.standby_signed_prekey().unwrap().id();
+    assert_ne!(first_spk, standby);
+    let last_resort = b.store.pq_bundle(&b.identity, None, None).unwrap();
+    let one_time = b
+        .store
+        .pq_bundle(&b.identity, None, Some(first_pq_one_time(&b)))
+        .unwrap();
+    assert_eq!(last_resort.signed_prekey_id(), first_spk);
+    assert_eq!(one_time.signed_prekey_id(), first_spk);
+
+    // Two sessions on the last-resort key fill the signed prekey: the second switches.
+    let (m1, accepted) = offer(&mut b, &last_resort, &mut rng);
+    assert_eq!(accepted.unwrap().notice, None);
+    assert_eq!(b.store.replay_records(), 1);
+    let (m2, accepted) = offer(&mut b, &last_resort, &mut rng);
+    assert_eq!(
+        accepted.unwrap().notice,
+        Some(StoreNotice::SignedPreKeySwitched {
+            previous: first_spk,
+            current: standby,
+        })
+    );
+    assert_eq!(b.store.replay_records(), 2);
+    assert_eq!(b.store.current_signed_prekey().id(), standby);
+    assert!(b.store.standby_signed_prekey().is_none());
+    assert!(b.store.signed_prekey(first_spk).is_some(), "still accepted");
+
+    // The full signed prekey: a replay is a replay, a new record-making session is
+    // StoreFull; neither changes the store.
+    let before = b.store.to_bytes();
+    for replay in [&m1, &m2] {
+        assert_eq!(
+            b.store.accept(&b.identity, replay).unwrap_err(),
+            Error::DuplicateOrExpired
+        );
+    }
+    let (_, refused) = offer(&mut b, &last_resort, &mut rng);
+    assert_eq!(refused.unwrap_err(), Error::StoreFull);
+    assert_eq!(*b.store.to_bytes(), *before);
+    // A session that consumes a one-time post-quantum prekey makes no record: accepted.
+    let (_, accepted) = offer(&mut b, &one_time, &mut rng);
+    let accepted = accepted.unwrap();
+    assert_eq!(accepted.notice, None);
+    assert_eq!(
+        accepted.used_post_quantum_prekey,
+        one_time.post_quantum_prekey_id()
+    );
+    assert_eq!(b.store.replay_records(), 2);
+
+    // The new current signed prekey, without a standby: filling it asks for a rotation.
+    let current = b.store.pq_bundle(&b.identity, None, None).unwrap();
+    assert_eq!(current.signed_prekey_id(), standby);
+    assert_eq!(offer(&mut b, &current, &mut rng).1.unwrap().notice, None);
+    assert_eq!(
+        offer(&mut b, &current, &mut rng).1.unwrap().notice,
+        Some(StoreNotice::SignedPreKeyFull { id: standby })
+    );
+    assert_eq!(b.store.current_signed_prekey().id(), standby);
+    assert_eq!(b.store.replay_records(), 4);
+    assert_eq!(
+        offer(&mut b, &current, &mut rng).1.unwrap_err(),
+        Error::StoreFull
+    );
+
+    // Rotating (no standby: a new key is drawn, then a new standby) lets sessions in again.
+    let rotated = b.store.rotate_signed_prekey(&b.identity, &mut rng).unwrap();
+    assert!(rotated != first_spk && rotated != standby);
+    let next_standby = b.store.standby_signed_prekey().unwrap().id();
+    assert!(![first_spk, standby, rotated].contains(&next_standby));
+    let fresh = b.store.pq_bundle(&b.identity, None, None).unwrap();
+    assert_eq!(offer(&mut b, &fresh, &mut rng).1.unwrap().notice, None);
+    assert_eq!(b.store.replay_records(), 5);
+
+    // The capacity and the records survive storage.
+    let stored = b.store.to_bytes();
+    let reloaded = PreKeyStore::from_bytes(&stored).unwrap();
+    assert_eq!(reloaded.replay_capacity(), 2);
+    assert_eq!(reloaded.replay_records(), 5);
+    assert_eq!(*reloaded.to_bytes(), *stored);
+
+    // Retiring the full signed prekeys drops their records.
+    assert!(b.store.retire_signed_prekey(first_spk));
+    assert!(b.store.retire_signed_prekey(standby));
+    assert_eq!(b.store.replay_records(), 1);
+    assert_eq!(
+        b.store.accept(&b.identity, &m1).unwrap_err(),
+        Error::UnknownSignedPreKey(first_spk)
     );
 }
 
@@ -234,7 +379,9 @@ fn pq_bundle_signature_and_key_checks() {
         .unwrap()
         .to_bytes();
     // A flipped bit in the PQ signature, and in the KEM key (signature no longer matches).
-    for offset in [1359, 1359 + 63, 175, 175 + 600] {
+    // PQ_BUNDLE_LENGTH = 179 (the classical bundle) + PQPK id (8) + ek (1184) + sig (64).
+    assert_eq!(bundle.len(), 1435);
+    for offset in [1371, 1371 + 63, 187, 187 + 600] {
         let mut forged = bundle.clone();
         forged[offset] ^= 0x01;
         match PreKeyBundle::from_bytes(&forged) {
@@ -255,7 +402,7 @@ fn pq_bundle_signature_and_key_checks() {
     }
     // A KEM key with coefficients >= q is rejected when parsing.
     let mut bad_key = bundle.clone();
-    bad_key[175..175 + 1152].fill(0xFF);
+    bad_key[187..187 + 1152].fill(0xFF);
     assert_eq!(
         PreKeyBundle::from_bytes(&bad_key).unwrap_err(),
         Error::InvalidPublicKey
@@ -297,7 +444,9 @@ fn tampered_kem_ciphertext_fails_without_creating_anything() {
     let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
     let m = a.encrypt(b"pq", &mut rng).unwrap();
     let before = b.store.to_bytes();
-    for offset in [79, 500, 1166] {
+    // The KEM ciphertext follows the X3DH fields (2 + 81 bytes) and the PQPK id (8):
+    // bytes 91..1179. Its first, a middle and its last byte.
+    for offset in [91, 500, 1178] {
         let mut tampered = m.clone();
         tampered[offset] ^= 0x40;
         assert_eq!(
@@ -331,24 +480,33 @@ fn persistence_of_pq_state() {
     let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
     let m1 = a.encrypt(b"one", &mut rng).unwrap();
 
-    // The initiator awaiting its reply: type 0x25, 1389 bytes, and it still sends the
-    // same KEM ciphertext after a reload.
+    // The initiator awaiting its reply: type 0x25, 305 + 8 + 1088 = 1401 bytes, and it
+    // still sends the same KEM ciphertext after a reload.
     let saved = a.to_bytes();
     assert_eq!(saved[0], STORAGE_VERSION);
     assert_eq!(saved[1], 0x25);
-    assert_eq!(saved.len(), 1389);
+    assert_eq!(saved.len(), 1401);
     let mut reloaded = Session::from_bytes(&saved).unwrap();
     assert_eq!(*reloaded.to_bytes(), *saved);
     let m2 = reloaded.encrypt(b"two", &mut rng).unwrap();
-    assert_eq!(m1[..1167], m2[..1167]);
+    assert_eq!(m1[..1179], m2[..1179]);
     for len in 0..saved.len() {
         assert!(Session::from_bytes(&saved[..len]).is_err(), "len {len}");
     }
 
-    // The store with PQ keys and a replay record: type 0x27, round trip, every truncation.
+    // The store with PQ keys and a replay record (a session on the last-resort key): type
+    // 0x24 (0x27 is gone), round trip, every truncation.
     let accepted = b.store.accept(&b.identity, &m2).unwrap();
+    let carol = IdentityKeyPair::generate(&mut rng).unwrap();
+    let last_resort = b.store.pq_bundle(&b.identity, None, None).unwrap();
+    let mut c = Session::initiate(&carol, &last_resort, &mut rng).unwrap();
+    b.store
+        .accept(&b.identity, &c.encrypt(b"c", &mut rng).unwrap())
+        .unwrap();
+    assert_eq!(b.store.replay_records(), 1);
     let store_bytes = b.store.to_bytes();
-    assert_eq!(store_bytes[1], 0x27);
+    assert_eq!(store_bytes[0], STORAGE_VERSION);
+    assert_eq!(store_bytes[1], 0x24);
     let store = PreKeyStore::from_bytes(&store_bytes).unwrap();
     assert_eq!(*store.to_bytes(), *store_bytes);
     for len in (0..store_bytes.len()).step_by(7) {
@@ -367,31 +525,42 @@ fn persistence_of_pq_state() {
     round_trips(&mut reloaded, &mut s, &mut rng, 3);
     assert_eq!(
         reloaded.to_bytes().len(),
-        297,
+        305,
         "no KEM ciphertext once replied"
     );
 
     // A single PQ prekey, stored and sealed.
     let key = PqPreKey::generate(&b.identity, 5, PqPreKeyKind::LastResort, &mut rng).unwrap();
     let bytes = key.to_bytes();
-    assert_eq!(bytes.len(), 135);
+    // Version, type, id (8), kind, seed (64), signature (64).
+    assert_eq!(bytes.len(), 139);
     assert_eq!(bytes[0], STORAGE_VERSION);
     let back = PqPreKey::from_bytes(&bytes).unwrap();
     assert_eq!(back.public_key(), key.public_key());
     assert_eq!(back.kind(), PqPreKeyKind::LastResort);
     let mut bad_kind = bytes.to_vec();
-    bad_kind[6] = 3;
+    assert_eq!(bytes[2..10], 5u64.to_be_bytes());
+    assert_eq!(bytes[10], 0x02, "last-resort kind");
+    bad_kind[10] = 3;
     assert_eq!(
         PqPreKey::from_bytes(&bad_kind).unwrap_err(),
         Error::InvalidEncoding
     );
     let storage = StorageKey::generate(&mut rng).unwrap();
-    let sealed = storage.seal(&key, &mut rng).unwrap();
-    let opened: PqPreKey = storage.open(&sealed).unwrap();
+    let context = b"bob/pq-prekey/5";
+    let sealed = storage.seal(&key, context, &mut rng).unwrap();
+    let opened: PqPreKey = storage.open(&sealed, context).unwrap();
     assert_eq!(opened.public_key(), key.public_key());
     assert_eq!(
-        storage.open::<Session>(&sealed).unwrap_err(),
+        storage.open::<Session>(&sealed, context).unwrap_err(),
         Error::UnexpectedType(0x26)
+    );
+    // Another row's context does not open it.
+    assert_eq!(
+        storage
+            .open::<PqPreKey>(&sealed, b"bob/pq-prekey/6")
+            .unwrap_err(),
+        Error::DecryptionFailed
     );
 }
 
@@ -409,6 +578,9 @@ fn message_sizes() {
         .store
         .pq_bundle(&b.identity, Some(opk), Some(first_pq_one_time(&b)))
         .unwrap();
+    // Prekey ids are 8 bytes: 179 and 1435 bytes.
+    assert_eq!(classical.to_bytes().len(), 179);
+    assert_eq!(pq.to_bytes().len(), 1435);
     let mut sizes = Vec::new();
     for (padding, encoded) in [(Padding::Padme, 72), (Padding::None, 65)] {
         let options = SessionOptions::new().padding(padding);
@@ -416,8 +588,8 @@ fn message_sizes() {
         let mut p = Session::initiate_with(&alice, &pq, &options, &mut rng).unwrap();
         let xm = x.encrypt(&[0u8; 64], &mut rng).unwrap();
         let pm = p.encrypt(&[0u8; 64], &mut rng).unwrap();
-        assert_eq!(xm.len(), 115 + encoded + 16);
-        assert_eq!(pm.len(), 1207 + encoded + 16);
+        assert_eq!(xm.len(), 123 + encoded + 16);
+        assert_eq!(pm.len(), 1219 + encoded + 16);
         sizes.push((xm.len(), pm.len(), 42 + encoded + 16));
     }
     println!(
@@ -446,8 +618,9 @@ fn pqxdh_initial_message_too_far_ahead_is_refused_before_key_agreement() {
     let bundle = b.store.pq_bundle(&b.identity, Some(opk), Some(pq)).unwrap();
     let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
     let first = a.encrypt(b"first", &mut rng).unwrap();
-    // The ratchet header follows the 1167 bytes of X3DH and PQXDH fields: DH, PN, N.
-    const N: usize = 1167 + 32 + 4;
+    // The ratchet header follows the 1179 bytes of framing, X3DH and PQXDH fields: DH, PN,
+    // N.
+    const N: usize = 1179 + 32 + 4;
     assert_eq!(first[N..N + 4], [0; 4]);
     let max_skip = Limits::default().max_skip;
     let forge = |n: u32| {
@@ -467,11 +640,11 @@ fn pqxdh_initial_message_too_far_ahead_is_refused_before_key_agreement() {
         b.store.accept(&b.identity, &forge(max_skip)).unwrap_err(),
         Error::DecryptionFailed
     );
-    // The post-quantum prekey id follows the X3DH fields (75 bytes); the KEM ciphertext,
-    // 1088 bytes, follows it.
+    // The post-quantum prekey id (8 bytes) follows the framing and X3DH fields (83 bytes);
+    // the KEM ciphertext, 1088 bytes, follows it.
     let mut unknown = forge(max_skip + 1);
-    assert_eq!(unknown[75..79], pq.to_be_bytes());
-    unknown[75..79].copy_from_slice(&77u32.to_be_bytes());
+    assert_eq!(unknown[83..91], pq.to_be_bytes());
+    unknown[83..91].copy_from_slice(&77u64.to_be_bytes());
     assert_eq!(
         b.store.accept(&b.identity, &unknown).unwrap_err(),
         Error::UnknownPqPreKey(77)

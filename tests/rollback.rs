@@ -655,15 +655,16 @@ fn rollback_before_the_first_message() {
 // ---------------------------------------------------------------------------------------
 // Helpers.
 
-/// Length of the framing before the ciphertext (SPEC.md §5.2-§5.3; unchanged in v2).
+/// Length of the framing before the ciphertext (SPEC.md §5.2-§5.3; prekey ids are 8 bytes
+/// since profile v2 part 2).
 fn prefix_length(message: &[u8]) -> usize {
     match message[1] {
         0x01 => 42,
-        0x02 => 115,
-        0x03 => 1207,
+        0x02 => 123,
+        0x03 => 1219,
         0x04 => 70,
-        0x05 => 143,
-        0x06 => 1235,
+        0x05 => 151,
+        0x06 => 1247,
         other => panic!("not a message type: {other:#04x}"),
     }
 }

@@ -68,11 +68,19 @@ const STORAGE_VERSION: u8 = 0x02;
 /// `ENCRYPT`'s nonce (SPEC.md §4.1, v2): the message key encrypts one message only.
 const MESSAGE_NONCE: [u8; 12] = [0u8; 12];
 /// SPEC.md §4.9 (v2): the end marker, Padmé's minimum, and the largest encoded plaintext
-/// (`MAX_MESSAGE_SIZE - 1235 - 16`).
+/// (`MAX_MESSAGE_SIZE - 1247 - 16`; 1247 is the longest framing, a type `0x06` message, with
+/// the u64 prekey ids of profile v2 part 2).
 const END_MARKER: u8 = 0x80;
 const PADME_MINIMUM: usize = 64;
 const MAX_MESSAGE_SIZE: usize = 1_048_576;
-const MAX_ENCODED_PLAINTEXT: usize = MAX_MESSAGE_SIZE - 1235 - 16;
+const MAX_ENCODED_PLAINTEXT: usize = MAX_MESSAGE_SIZE - LONGEST_PREFIX - 16;
+/// The prefix of a type `0x06` message: `2 + 81 + 8 + 1088 + 68`.
+const LONGEST_PREFIX: usize = 1247;
+/// The prefix of a type `0x02` message: `2 + 81 + 40` (SPEC.md §5.3, u64 prekey ids).
+const INITIAL_PREFIX: usize = 123;
+/// A type `0x10` bundle (SPEC.md §5.4, u64 prekey ids), and a type `0x11` one.
+const BUNDLE_LENGTH: usize = 179;
+const PQ_BUNDLE_LENGTH: usize = 1435;
 const MAX_PLAINTEXT_SIZE: usize = MAX_ENCODED_PLAINTEXT - 1;
 /// A sealed header: nonce (12), encrypted `DHs || PN || N` (40), tag (16) (SPEC.md §4.8).
 const SEALED_HEADER_LENGTH: usize = 12 + 40 + 16;
@@ -117,6 +125,9 @@ const TEXT_KEYS: &[&str] = &[
     "base_vector",
     "operation",
     "expected_error",
+    "call",
+    "bundle_from",
+    "from",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -341,9 +352,10 @@ fn stored_padding_offset(b: &[u8]) -> usize {
     };
     let shift = usize::from(he);
     let awaiting = b[99 + shift] == 0x01;
-    117 + shift
+    // 99 + the pending block (flag, signed prekey id u64, one-time flag, id u64) + limits.
+    125 + shift
         + if awaiting && pq {
-            4 + KEM_CIPHERTEXT_LENGTH
+            8 + KEM_CIPHERTEXT_LENGTH
         } else {
             0
         }
@@ -423,15 +435,16 @@ mod kem {
 /// Bob's post-quantum prekey in a PQXDH file: id and whether it is one-time.
 #[derive(Clone, Copy)]
 struct PqSpec {
-    id: u32,
+    id: u64,
     one_time: bool,
 }
 
 struct Script {
     alice_seed: u64,
     bob_seed: u64,
-    signed_prekey_id: u32,
-    one_time_prekey_id: Option<u32>,
+    /// Prekey ids are u64 (profile v2 part 2), full-width in these files.
+    signed_prekey_id: u64,
+    one_time_prekey_id: Option<u64>,
     post_quantum: Option<PqSpec>,
     /// Alice initiates with `SessionOptions::new().header_encryption()` (SPEC.md §4.8).
     header_encryption: bool,
@@ -450,12 +463,10 @@ impl Script {
         Script {
             alice_seed: num(s, "alice_rng_seed"),
             bob_seed: num(s, "bob_rng_seed"),
-            signed_prekey_id: u32::try_from(num(s, "signed_prekey_id")).unwrap(),
-            one_time_prekey_id: s["one_time_prekey_id"]
-                .as_u64()
-                .map(|id| u32::try_from(id).unwrap()),
+            signed_prekey_id: num(s, "signed_prekey_id"),
+            one_time_prekey_id: s["one_time_prekey_id"].as_u64(),
             post_quantum: s["post_quantum_prekey_id"].as_u64().map(|id| PqSpec {
-                id: u32::try_from(id).unwrap(),
+                id,
                 one_time: match text(s, "post_quantum_prekey_kind") {
                     "one_time" => true,
                     "last_resort" => false,
@@ -497,11 +508,11 @@ struct World {
     alice: Session,
     bob: Option<Session>,
     wire: Vec<Option<Vec<u8>>>,
-    used_one_time_prekey: Option<u32>,
+    used_one_time_prekey: Option<u64>,
     /// PQXDH: Bob's prekey store, and its encoding as loaded.
     store: Option<PreKeyStore>,
     store_bytes: Vec<u8>,
-    used_post_quantum_prekey: Option<u32>,
+    used_post_quantum_prekey: Option<u64>,
 }
 
 /// The library's PQXDH API (public items only).
@@ -516,8 +527,10 @@ mod library_pq {
     use super::PqSpec;
 
     /// `PqPreKey::generate` from Bob's RNG, the PQXDH bundle, and Bob's prekey store loaded
-    /// from the three keys' stored encodings in the SPEC.md §7.5 type `0x27` framing (a
-    /// `PreKeyStore` issues its own ids). Returns the bundle's bytes, the store, its bytes.
+    /// from the three keys' stored encodings in the SPEC.md §7.5 type `0x24` framing (a
+    /// `PreKeyStore` draws its own random ids): capacity 1024, the signed prekey current
+    /// without records, no standby, the one-time prekey with sequence 0, the post-quantum
+    /// prekey with the next. Returns the bundle's bytes, the store, its bytes.
     pub(super) fn setup(
         spec: PqSpec,
         bob: &IdentityKeyPair,
@@ -532,25 +545,28 @@ mod library_pq {
         };
         let pq = PqPreKey::generate(bob, spec.id, kind, rng).unwrap();
         let bundle = PreKeyBundle::new(bob, spk, opk).with_post_quantum_prekey(&pq);
-        let mut bytes = vec![super::STORAGE_VERSION, 0x27];
+        let mut bytes = vec![super::STORAGE_VERSION, 0x24];
+        bytes.extend_from_slice(&1024u32.to_be_bytes());
+        let next_sequence = u64::from(opk.is_some()) + 1;
+        bytes.extend_from_slice(&next_sequence.to_be_bytes());
         bytes.extend_from_slice(&spk.id().to_be_bytes());
-        bytes.extend_from_slice(&(spk.id() + 1).to_be_bytes());
-        bytes.extend_from_slice(&opk.map_or(1, |k| k.id() + 1).to_be_bytes());
         bytes.extend_from_slice(&1u32.to_be_bytes());
         bytes.extend_from_slice(&spk.to_bytes());
+        bytes.extend_from_slice(&0u32.to_be_bytes());
+        bytes.extend_from_slice(&[0u8; 107]);
         bytes.extend_from_slice(&u32::from(opk.is_some()).to_be_bytes());
         if let Some(k) = opk {
+            bytes.extend_from_slice(&0u64.to_be_bytes());
             bytes.extend_from_slice(&k.to_bytes());
         }
-        bytes.extend_from_slice(&0u32.to_be_bytes());
-        bytes.extend_from_slice(&(spec.id + 1).to_be_bytes());
         if spec.one_time {
-            bytes.extend_from_slice(&[0u8; 5]);
+            bytes.extend_from_slice(&[0u8; 9]);
         } else {
             bytes.push(0x01);
             bytes.extend_from_slice(&spec.id.to_be_bytes());
         }
         bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.extend_from_slice(&(next_sequence - 1).to_be_bytes());
         bytes.extend_from_slice(&pq.to_bytes());
         let store = PreKeyStore::from_bytes(&bytes).unwrap();
         assert_eq!(&store.to_bytes()[..], &bytes[..], "store round trip");
@@ -566,7 +582,7 @@ mod library_pq {
     }
 
     /// Whether the store still holds the post-quantum prekey `id`.
-    pub(super) fn holds_pq_prekey(store: &PreKeyStore, id: u32) -> bool {
+    pub(super) fn holds_pq_prekey(store: &PreKeyStore, id: u64) -> bool {
         store.pq_prekey(id).is_some()
     }
 }
@@ -589,7 +605,7 @@ mod library_pq {
         unreachable!("PQXDH needs the pqxdh feature")
     }
 
-    pub(super) fn holds_pq_prekey(_: &PreKeyStore, _: u32) -> bool {
+    pub(super) fn holds_pq_prekey(_: &PreKeyStore, _: u64) -> bool {
         unreachable!("PQXDH needs the pqxdh feature")
     }
 }
@@ -761,7 +777,7 @@ fn check_hex_fields(file: &str, key: &str, v: &Value) {
 }
 
 /// The vector files of profile v2, each checked by its own test below.
-const FILES: [&str; 10] = [
+const FILES: [&str; 11] = [
     "x3dh_ratchet_v2.json",
     "x3dh_ratchet_no_opk_v2.json",
     "pqxdh_ratchet_v2.json",
@@ -772,6 +788,7 @@ const FILES: [&str; 10] = [
     "reject_pqxdh_v2.json",
     "reject_he_v2.json",
     "padding_v2.json",
+    "prekey_store_v2.json",
 ];
 
 #[test]
@@ -806,7 +823,7 @@ fn files_are_well_formed() {
         assert!(text(p, "method_crates").contains("aes-gcm-siv"), "{name}");
         let kind = text(v, "kind");
         assert!(
-            matches!(kind, "conversation" | "reject" | "padding"),
+            matches!(kind, "conversation" | "reject" | "padding" | "prekey_store"),
             "{name}: unknown kind"
         );
         assert_eq!(
@@ -815,6 +832,8 @@ fn files_are_well_formed() {
                 "reject"
             } else if name.starts_with("padding") {
                 "padding"
+            } else if name.starts_with("prekey_store") {
+                "prekey_store"
             } else {
                 "conversation"
             },
@@ -1025,6 +1044,11 @@ fn library_reproduces(name: &str, v: &Value) {
         );
         let record = s.one_time_prekey_id.is_none() && !spec.one_time;
         assert_eq!(store.replay_records(), usize::from(record), "{name}");
+        assert_eq!(
+            store.to_bytes()[..],
+            bytes(&v["bob"], "prekey_store_after_accept")[..],
+            "{name}: prekey store after accept"
+        );
     }
     let id = b32(&v["x3dh"], "session_id");
     assert_eq!(world.alice.id().as_bytes(), &id, "{name}: session id");
@@ -1080,17 +1104,14 @@ fn library_reproduces(name: &str, v: &Value) {
                 let f = &m["initial_fields"];
                 assert_eq!(init.identity_key().as_bytes(), &b32(f, "identity_key"));
                 assert_eq!(init.base_key(), &b32(f, "base_key"));
+                assert_eq!(init.signed_prekey_id(), num(f, "signed_prekey_id"));
                 assert_eq!(
-                    u64::from(init.signed_prekey_id()),
-                    num(f, "signed_prekey_id")
-                );
-                assert_eq!(
-                    init.one_time_prekey_id().map(u64::from),
+                    init.one_time_prekey_id(),
                     (num(f, "one_time_prekey_flag") == 1).then(|| num(f, "one_time_prekey_id"))
                 );
                 assert_eq!(init.is_post_quantum(), is_pqxdh(v));
                 assert_eq!(
-                    init.post_quantum_prekey_id().map(u64::from),
+                    init.post_quantum_prekey_id(),
                     f["post_quantum_prekey_id"].as_u64()
                 );
                 let responder =
@@ -1126,12 +1147,13 @@ impl StoredHe {
         );
         let flags = b[3];
         assert_eq!(flags & !0x01, 0x02, "flags");
-        // Role, flags, the identities and EK_A, then the awaiting-reply fields at 100..110
-        // (and the PQXDH initiator's post-quantum prekey id and KEM ciphertext).
+        // Role, flags, the identities and EK_A, then the awaiting-reply fields at 100..118
+        // (u64 prekey ids; and the PQXDH initiator's post-quantum prekey id and KEM
+        // ciphertext).
         let awaiting = b[100] == 0x01;
-        let mut at = 110
+        let mut at = 118
             + if awaiting && flags & 0x01 == 0x01 {
-                4 + KEM_CIPHERTEXT_LENGTH
+                8 + KEM_CIPHERTEXT_LENGTH
             } else {
                 0
             };
@@ -1405,7 +1427,7 @@ fn intermediate_values(name: &str, v: &Value) {
         .then(|| check_pair(name, "OPK", &bob["one_time_prekey"]));
     // PQXDH: the ML-KEM-768 prekey from its seed, signed over 0x0A || ek (SPEC.md §3.6).
     let kem_public = s.post_quantum.map(|spec| {
-        assert_eq!(num(pq_key, "id"), u64::from(spec.id), "{name}");
+        assert_eq!(num(pq_key, "id"), spec.id, "{name}");
         assert_eq!(
             text(pq_key, "kind"),
             if spec.one_time {
@@ -1449,10 +1471,10 @@ fn intermediate_values(name: &str, v: &Value) {
     // The bundle's layout (SPEC.md §5.4).
     let (flag, opk_id, opk_pub) = match (&opk, s.one_time_prekey_id) {
         (Some((_, public)), Some(id)) => (1u8, id, *public),
-        (None, None) => (0u8, 0, [0u8; 32]),
+        (None, None) => (0u8, 0u64, [0u8; 32]),
         _ => panic!("{name}: one-time prekey id and key disagree"),
     };
-    assert_eq!(num(spk_v, "id"), u64::from(s.signed_prekey_id));
+    assert_eq!(num(spk_v, "id"), s.signed_prekey_id);
     let mut bundle = cat(&[
         &[BUNDLE_VERSION, if pq { 0x11 } else { 0x10 }],
         &ik_b,
@@ -1467,13 +1489,15 @@ fn intermediate_values(name: &str, v: &Value) {
         bundle.extend_from_slice(&spec.id.to_be_bytes());
         bundle.extend_from_slice(public);
         bundle.extend_from_slice(pq_signature);
-        assert_eq!(bundle.len(), 1423);
+        assert_eq!(bundle.len(), PQ_BUNDLE_LENGTH);
+    } else {
+        assert_eq!(bundle.len(), BUNDLE_LENGTH);
     }
     assert_eq!(bundle, bytes(v, "bundle"), "{name}: bundle");
 
     // PQXDH's KEM step (SPEC.md §3.6): Alice encapsulates with m, Bob decapsulates.
     let kem = kem_public.as_ref().map(|(spec, seed, public, _)| {
-        assert_eq!(num(kem_step, "post_quantum_prekey_id"), u64::from(spec.id));
+        assert_eq!(num(kem_step, "post_quantum_prekey_id"), spec.id);
         let m = bytes(kem_step, "encapsulation_randomness_m");
         let (ciphertext, shared_secret) = kem::encapsulate(public, &m).unwrap();
         assert_eq!(ciphertext.len(), KEM_CIPHERTEXT_LENGTH);
@@ -1498,38 +1522,64 @@ fn intermediate_values(name: &str, v: &Value) {
         assert!(v.get("pqxdh").is_none() && bob.get("prekey_store").is_none());
     }
 
-    // PQXDH: Bob's stored prekey store from the seeds (SPEC.md §7.3-§7.5, §7.7).
+    // PQXDH: Bob's stored prekey store from the seeds (SPEC.md §7.3-§7.5 type 0x24, §7.7),
+    // as loaded and after the accept (SPEC.md §8.3): the one-time prekeys it consumed are
+    // gone, or, consuming none (a last-resort post-quantum prekey and no classical one-time
+    // prekey), it recorded EK_A under the signed prekey.
     if let Some((spec, seed, _, pq_signature)) = &kem_public {
-        let mut store = vec![STORAGE_VERSION, 0x27];
-        store.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
-        store.extend_from_slice(&(s.signed_prekey_id + 1).to_be_bytes());
-        store.extend_from_slice(&s.one_time_prekey_id.map_or(1, |id| id + 1).to_be_bytes());
-        store.extend_from_slice(&1u32.to_be_bytes());
-        store.extend_from_slice(&[STORAGE_VERSION, 0x22]);
-        store.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
-        store.extend_from_slice(&spk);
-        store.extend_from_slice(&signature);
-        store.extend_from_slice(&u32::from(opk.is_some()).to_be_bytes());
-        if let Some((opk, _)) = &opk {
-            store.extend_from_slice(&[STORAGE_VERSION, 0x23]);
-            store.extend_from_slice(&opk_id.to_be_bytes());
-            store.extend_from_slice(opk);
-        }
-        store.extend_from_slice(&0u32.to_be_bytes());
-        store.extend_from_slice(&(spec.id + 1).to_be_bytes());
-        if spec.one_time {
-            store.extend_from_slice(&[0u8; 5]);
-        } else {
-            store.push(0x01);
-            store.extend_from_slice(&spec.id.to_be_bytes());
-        }
-        store.extend_from_slice(&1u32.to_be_bytes());
-        store.extend_from_slice(&[STORAGE_VERSION, 0x26]);
-        store.extend_from_slice(&spec.id.to_be_bytes());
-        store.push(if spec.one_time { 0x01 } else { 0x02 });
-        store.extend_from_slice(seed);
-        store.extend_from_slice(pq_signature);
-        assert_eq!(store, bytes(bob, "prekey_store"), "{name}: prekey store");
+        let store = |after_accept: bool| {
+            let keep_opk = opk.is_some() && !after_accept;
+            let keep_pq = !(spec.one_time && after_accept);
+            let record = after_accept && opk.is_none() && !spec.one_time;
+            let next_sequence = u64::from(opk.is_some()) + 1;
+            let mut store = vec![STORAGE_VERSION, 0x24];
+            store.extend_from_slice(&1024u32.to_be_bytes());
+            store.extend_from_slice(&next_sequence.to_be_bytes());
+            store.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
+            store.extend_from_slice(&1u32.to_be_bytes());
+            store.extend_from_slice(&[STORAGE_VERSION, 0x22]);
+            store.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
+            store.extend_from_slice(&spk);
+            store.extend_from_slice(&signature);
+            store.extend_from_slice(&u32::from(record).to_be_bytes());
+            if record {
+                store.extend_from_slice(&ek_pub);
+            }
+            store.extend_from_slice(&[0u8; 1 + 106]); // no standby
+            store.extend_from_slice(&u32::from(keep_opk).to_be_bytes());
+            if let (true, Some((opk, _))) = (keep_opk, &opk) {
+                store.extend_from_slice(&0u64.to_be_bytes()); // sequence
+                store.extend_from_slice(&[STORAGE_VERSION, 0x23]);
+                store.extend_from_slice(&opk_id.to_be_bytes());
+                store.extend_from_slice(opk);
+            }
+            if spec.one_time {
+                store.extend_from_slice(&[0u8; 9]);
+            } else {
+                store.push(0x01);
+                store.extend_from_slice(&spec.id.to_be_bytes());
+            }
+            store.extend_from_slice(&u32::from(keep_pq).to_be_bytes());
+            if keep_pq {
+                store.extend_from_slice(&(next_sequence - 1).to_be_bytes());
+                store.extend_from_slice(&[STORAGE_VERSION, 0x26]);
+                store.extend_from_slice(&spec.id.to_be_bytes());
+                store.push(if spec.one_time { 0x01 } else { 0x02 });
+                store.extend_from_slice(seed);
+                store.extend_from_slice(pq_signature);
+            }
+            store
+        };
+        assert_eq!(
+            store(false),
+            bytes(bob, "prekey_store"),
+            "{name}: prekey store"
+        );
+        assert_eq!(
+            store(true),
+            bytes(bob, "prekey_store_after_accept"),
+            "{name}: prekey store after accept"
+        );
     }
 
     // X3DH (SPEC.md §3.3-§3.5), from both sides.
@@ -1725,9 +1775,9 @@ fn intermediate_values(name: &str, v: &Value) {
             );
             assert_eq!(b32(f, "identity_key"), ik_a);
             assert_eq!(b32(f, "base_key"), ek_pub);
-            assert_eq!(num(f, "signed_prekey_id"), u64::from(s.signed_prekey_id));
+            assert_eq!(num(f, "signed_prekey_id"), s.signed_prekey_id);
             assert_eq!(num(f, "one_time_prekey_flag"), u64::from(flag));
-            assert_eq!(num(f, "one_time_prekey_id"), u64::from(opk_id));
+            assert_eq!(num(f, "one_time_prekey_id"), opk_id);
             prefix.push(match (pq, he) {
                 (false, false) => 0x02,
                 (true, false) => 0x03,
@@ -1742,7 +1792,7 @@ fn intermediate_values(name: &str, v: &Value) {
             // PQXDH (type 0x03): every initial message repeats the PQ prekey id and CT.
             match &kem {
                 Some((pq_id, ciphertext, _)) => {
-                    assert_eq!(num(f, "post_quantum_prekey_id"), u64::from(*pq_id));
+                    assert_eq!(num(f, "post_quantum_prekey_id"), *pq_id);
                     assert_eq!(&bytes(f, "kem_ciphertext"), ciphertext);
                     prefix.extend_from_slice(&pq_id.to_be_bytes());
                     prefix.extend_from_slice(ciphertext);
@@ -2228,7 +2278,7 @@ fn check_reject_case(name: &str, case: &Value, base: &Value) {
 }
 
 /// Alice's first sending chain in a conversation file's setup: her messages' keys, derived
-/// here from root step 0's chain key, open her messages (type `0x02`, 115-byte prefix).
+/// here from root step 0's chain key, open her messages (type `0x02`, 123-byte prefix).
 struct AliceChain {
     ad: Vec<u8>,
     ck: Vec<u8>,
@@ -2252,8 +2302,9 @@ impl AliceChain {
         let mk = hmac(&self.ck, &[0x01]);
         self.ck = hmac(&self.ck, &[0x02]);
         self.n += 1;
-        let aad = cat(&[&self.ad, &wire[..115]]);
-        message_open(&mk, &aad, &wire[115..]).expect("opens under the derived message key")
+        let aad = cat(&[&self.ad, &wire[..INITIAL_PREFIX]]);
+        message_open(&mk, &aad, &wire[INITIAL_PREFIX..])
+            .expect("opens under the derived message key")
     }
 }
 
@@ -2272,14 +2323,15 @@ fn check_padding_file(file: &str) {
         num(c, "max_encoded_plaintext"),
         num(c, "max_message_size") - num(c, "longest_prefix") - num(c, "tag_length")
     );
-    assert_eq!(num(c, "longest_prefix"), 1235);
+    assert_eq!(num(c, "longest_prefix"), LONGEST_PREFIX as u64);
     assert_eq!(num(c, "tag_length"), 16);
     assert_eq!(
         num(c, "max_encoded_plaintext"),
         MAX_ENCODED_PLAINTEXT as u64
     );
     assert_eq!(num(c, "max_plaintext_size"), MAX_PLAINTEXT_SIZE as u64);
-    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_324);
+    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_312);
+    assert_eq!(MAX_PLAINTEXT_SIZE, doubleratchet::MAX_PLAINTEXT_SIZE);
 
     // Plaintext length -> encoded length, through Alice's session of the base.
     let eb = &v["encode_base"];
@@ -2319,7 +2371,7 @@ fn check_padding_file(file: &str) {
             let wire = world.alice.encrypt(&pt, &mut world.alice_rng).unwrap();
             assert_eq!(
                 wire.len(),
-                115 + expected.len() + 16,
+                INITIAL_PREFIX + expected.len() + 16,
                 "{file}: {len}: {key}"
             );
             assert!(
@@ -2375,9 +2427,13 @@ fn check_padding_file(file: &str) {
         let mut world = World::setup(&s);
         world.alice.set_padding(p);
         let wire = world.alice.encrypt(&pt, &mut world.alice_rng).unwrap();
-        assert_eq!(wire[..115], bytes(m0, "prefix")[..]);
+        assert_eq!(wire[..INITIAL_PREFIX], bytes(m0, "prefix")[..]);
         assert_eq!(
-            message_open(&bytes(m0, "message_key"), &bytes(m0, "aad"), &wire[115..]),
+            message_open(
+                &bytes(m0, "message_key"),
+                &bytes(m0, "aad"),
+                &wire[INITIAL_PREFIX..]
+            ),
             Some(encoded),
             "{file}: encode example through the library"
         );
@@ -2439,15 +2495,16 @@ fn check_padding_file(file: &str) {
         assert_eq!(offset as u64, num(&stored, "padding_offset"), "{what}");
         let p = policy(text(&stored, "policy"));
         assert_eq!(session[offset], policy_byte(p), "{what}");
-        // 297 bytes (v1: 296) plus 68 per skipped key; a PQXDH initiator awaiting its reply
-        // 1389; header-encrypted without skipped keys 297 + 135 = 432.
+        // 305 bytes (u64 prekey ids; v2 part 1: 297) plus 68 per skipped key; a PQXDH
+        // initiator awaiting its reply 1401; header-encrypted without skipped keys
+        // 305 + 135 = 440.
         match (session[1], offset) {
-            (0x20, 117) => assert!(
-                session.len() >= 297 && (session.len() - 297).is_multiple_of(68),
+            (0x20, 125) => assert!(
+                session.len() >= 305 && (session.len() - 305).is_multiple_of(68),
                 "{what}: length"
             ),
-            (0x25, 1209) => assert_eq!(session.len(), 1389, "{what}: length"),
-            (0x28, 118) => assert_eq!(session.len(), 432, "{what}: length"),
+            (0x25, 1221) => assert_eq!(session.len(), 1401, "{what}: length"),
+            (0x28, 126) => assert_eq!(session.len(), 440, "{what}: length"),
             other => panic!("{what}: {other:?}"),
         }
         let mut world = World::replay(&s, usize::try_from(num(&stored, "after_events")).unwrap());
@@ -2511,4 +2568,777 @@ fn check_longest_message(file: &str, v: &Value, lm: &Value, base: &Value) {
         world.accept(&wire).unwrap().plaintext == pt,
         "{file}: the longest message decrypts"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The prekey store (profile v2 part 2: SPEC.md §2.5 id draws, §7.5 type 0x24, §8.3)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn prekey_store_v2() {
+    #[cfg(feature = "pqxdh")]
+    store_check::check_store_file("prekey_store_v2.json");
+    #[cfg(not(feature = "pqxdh"))]
+    check_store_file("prekey_store_v2.json");
+}
+
+#[cfg(not(feature = "pqxdh"))]
+fn check_store_file(file: &str) {
+    let _ = load(file, "prekey_store").unwrap();
+    eprintln!("{file}: its store holds post-quantum prekeys, skipped without the pqxdh feature");
+}
+
+/// The prekey store file's checks (its store holds post-quantum prekeys).
+#[cfg(feature = "pqxdh")]
+mod store_check {
+    use super::*;
+
+    /// Reads a stored object field by field.
+    struct Cursor<'a> {
+        b: &'a [u8],
+        at: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn take(&mut self, n: usize) -> &'a [u8] {
+            let out = &self.b[self.at..self.at + n];
+            self.at += n;
+            out
+        }
+
+        fn u8(&mut self) -> u8 {
+            self.take(1)[0]
+        }
+
+        fn u32(&mut self) -> u32 {
+            u32::from_be_bytes(self.take(4).try_into().unwrap())
+        }
+
+        fn u64(&mut self) -> u64 {
+            u64::from_be_bytes(self.take(8).try_into().unwrap())
+        }
+
+        fn a32(&mut self) -> [u8; 32] {
+            self.take(32).try_into().unwrap()
+        }
+    }
+
+    /// An accepted signed prekey: secret, signature, replay records in order.
+    type SignedEntry = ([u8; 32], Vec<u8>, Vec<[u8; 32]>);
+    /// A post-quantum prekey: sequence, kind byte, seed, signature.
+    type PqEntry = (u64, u8, Vec<u8>, Vec<u8>);
+
+    /// A prekey store as SPEC.md §7.5 (type `0x24`) stores it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    struct StoreState {
+        capacity: u32,
+        next_sequence: u64,
+        current: u64,
+        /// Accepted signed prekeys: id -> (secret, signature, replay records in order).
+        signed: BTreeMap<u64, SignedEntry>,
+        /// `(id, secret, signature)`.
+        standby: Option<(u64, [u8; 32], Vec<u8>)>,
+        /// id -> (sequence, secret).
+        one_time: BTreeMap<u64, (u64, [u8; 32])>,
+        pq_last_resort: Option<u64>,
+        /// id -> (sequence, kind byte, seed, signature).
+        pq: BTreeMap<u64, PqEntry>,
+    }
+
+    impl StoreState {
+        /// Parses a valid stored store, asserting every rule of SPEC.md §7.5.
+        fn parse(b: &[u8]) -> Self {
+            let mut r = Cursor { b, at: 0 };
+            assert_eq!(r.take(2), [STORAGE_VERSION, 0x24], "store version and type");
+            let capacity = r.u32();
+            assert!((1..=1024).contains(&capacity), "replay capacity");
+            let next_sequence = r.u64();
+            let current = r.u64();
+            let s = r.u32();
+            assert!((1..=16).contains(&s), "s");
+            let mut signed = BTreeMap::new();
+            let mut last = 0u64;
+            for _ in 0..s {
+                assert_eq!(r.take(2), [STORAGE_VERSION, 0x22]);
+                let id = r.u64();
+                assert!(id > last, "signed prekey ids: never 0, increasing");
+                last = id;
+                let secret = r.a32();
+                let signature = r.take(64).to_vec();
+                let count = r.u32();
+                assert!(count <= 1024);
+                let records: Vec<[u8; 32]> = (0..count).map(|_| r.a32()).collect();
+                assert!(records.windows(2).all(|w| w[0] < w[1]), "records increase");
+                signed.insert(id, (secret, signature, records));
+            }
+            assert!(signed.contains_key(&current), "the current id is held");
+            let standby = match r.u8() {
+                0 => {
+                    assert!(r.take(106).iter().all(|x| *x == 0));
+                    None
+                }
+                1 => {
+                    assert_eq!(r.take(2), [STORAGE_VERSION, 0x22]);
+                    let id = r.u64();
+                    assert!(id != 0 && !signed.contains_key(&id), "standby id");
+                    Some((id, r.a32(), r.take(64).to_vec()))
+                }
+                other => panic!("standby flag {other}"),
+            };
+            assert!(signed.len() + usize::from(standby.is_some()) <= 16);
+            let mut sequences = std::collections::BTreeSet::new();
+            let t = r.u32();
+            let mut one_time = BTreeMap::new();
+            let mut last = 0u64;
+            for _ in 0..t {
+                let sequence = r.u64();
+                assert_eq!(r.take(2), [STORAGE_VERSION, 0x23]);
+                let id = r.u64();
+                assert!(id > last, "one-time prekey ids: never 0, increasing");
+                last = id;
+                assert!(sequence < next_sequence && sequences.insert(sequence));
+                one_time.insert(id, (sequence, r.a32()));
+            }
+            let pq_last_resort = match r.u8() {
+                0 => {
+                    assert_eq!(r.u64(), 0);
+                    None
+                }
+                1 => Some(r.u64()),
+                other => panic!("last-resort flag {other}"),
+            };
+            let q = r.u32();
+            let mut pq = BTreeMap::new();
+            let mut last = 0u64;
+            for _ in 0..q {
+                let sequence = r.u64();
+                assert_eq!(r.take(2), [STORAGE_VERSION, 0x26]);
+                let id = r.u64();
+                assert!(id > last, "post-quantum prekey ids: never 0, increasing");
+                last = id;
+                assert!(sequence < next_sequence && sequences.insert(sequence));
+                let kind = r.u8();
+                assert!(kind == 0x01 || kind == 0x02);
+                pq.insert(
+                    id,
+                    (sequence, kind, r.take(64).to_vec(), r.take(64).to_vec()),
+                );
+            }
+            if let Some(id) = pq_last_resort {
+                assert_eq!(pq[&id].1, 0x02, "the current last-resort id names one");
+            }
+            assert_eq!(r.at, b.len(), "store length");
+            StoreState {
+                capacity,
+                next_sequence,
+                current,
+                signed,
+                standby,
+                one_time,
+                pq_last_resort,
+                pq,
+            }
+        }
+
+        /// The encoding (SPEC.md §7.5): the inverse of [`StoreState::parse`].
+        fn encode(&self) -> Vec<u8> {
+            let mut out = vec![STORAGE_VERSION, 0x24];
+            out.extend_from_slice(&self.capacity.to_be_bytes());
+            out.extend_from_slice(&self.next_sequence.to_be_bytes());
+            out.extend_from_slice(&self.current.to_be_bytes());
+            out.extend_from_slice(&(self.signed.len() as u32).to_be_bytes());
+            for (id, (secret, signature, records)) in &self.signed {
+                out.extend_from_slice(&[STORAGE_VERSION, 0x22]);
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(secret);
+                out.extend_from_slice(signature);
+                out.extend_from_slice(&(records.len() as u32).to_be_bytes());
+                records.iter().for_each(|r| out.extend_from_slice(r));
+            }
+            match &self.standby {
+                Some((id, secret, signature)) => {
+                    out.extend_from_slice(&[0x01, STORAGE_VERSION, 0x22]);
+                    out.extend_from_slice(&id.to_be_bytes());
+                    out.extend_from_slice(secret);
+                    out.extend_from_slice(signature);
+                }
+                None => out.extend_from_slice(&[0u8; 107]),
+            }
+            out.extend_from_slice(&(self.one_time.len() as u32).to_be_bytes());
+            for (id, (sequence, secret)) in &self.one_time {
+                out.extend_from_slice(&sequence.to_be_bytes());
+                out.extend_from_slice(&[STORAGE_VERSION, 0x23]);
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(secret);
+            }
+            out.push(u8::from(self.pq_last_resort.is_some()));
+            out.extend_from_slice(&self.pq_last_resort.unwrap_or(0).to_be_bytes());
+            out.extend_from_slice(&(self.pq.len() as u32).to_be_bytes());
+            for (id, (sequence, kind, seed, signature)) in &self.pq {
+                out.extend_from_slice(&sequence.to_be_bytes());
+                out.extend_from_slice(&[STORAGE_VERSION, 0x26]);
+                out.extend_from_slice(&id.to_be_bytes());
+                out.push(*kind);
+                out.extend_from_slice(seed);
+                out.extend_from_slice(signature);
+            }
+            out
+        }
+    }
+
+    /// The store's operations recomputed here from SPEC.md §2.5, §8 and §8.3, drawing from the
+    /// listed RNG values: an independent model of `PreKeyStore`.
+    struct StoreModel {
+        state: StoreState,
+        /// Bob's draws not used yet, in order.
+        draws: std::collections::VecDeque<Vec<u8>>,
+        identity_seed: [u8; 32],
+    }
+
+    /// `(kind, previous or id, current)` of a notice, as the file lists it.
+    type NoticeTuple = (String, u64, u64);
+
+    impl StoreModel {
+        /// An id draw (SPEC.md §2.5): 8 bytes big-endian, drawn again if 0 or `taken`.
+        fn draw_id(&mut self, taken: impl Fn(u64) -> bool) -> u64 {
+            for _ in 0..16 {
+                let bytes = self.draws.pop_front().expect("an id draw");
+                let id = u64::from_be_bytes(bytes.try_into().expect("8 bytes"));
+                if id != 0 && !taken(id) {
+                    return id;
+                }
+            }
+            panic!("RandomnessUnavailable");
+        }
+
+        fn draw<const N: usize>(&mut self) -> [u8; N] {
+            self.draws
+                .pop_front()
+                .expect("a draw")
+                .try_into()
+                .expect("draw length")
+        }
+
+        fn sign(&self, message: &[u8]) -> Vec<u8> {
+            SigningKey::from_bytes(&self.identity_seed)
+                .sign(message)
+                .to_bytes()
+                .to_vec()
+        }
+
+        /// A signed prekey drawn as `id, secret`.
+        fn signed_prekey(&mut self, taken: impl Fn(u64) -> bool) -> (u64, [u8; 32], Vec<u8>) {
+            let id = self.draw_id(taken);
+            let secret: [u8; 32] = self.draw();
+            let signature = self.sign(&cat(&[&[0x05], &x25519_public(&secret)]));
+            (id, secret, signature)
+        }
+
+        fn signed_taken(state: &StoreState, id: u64) -> bool {
+            state.signed.contains_key(&id) || state.standby.as_ref().is_some_and(|s| s.0 == id)
+        }
+
+        fn new(identity_seed: [u8; 32], draws: Vec<Vec<u8>>) -> Self {
+            let mut model = StoreModel {
+                state: StoreState {
+                    capacity: 1024,
+                    next_sequence: 0,
+                    current: 0,
+                    signed: BTreeMap::new(),
+                    standby: None,
+                    one_time: BTreeMap::new(),
+                    pq_last_resort: None,
+                    pq: BTreeMap::new(),
+                },
+                draws: draws.into(),
+                identity_seed,
+            };
+            let (id, secret, signature) = model.signed_prekey(|_| false);
+            model.state.current = id;
+            model
+                .state
+                .signed
+                .insert(id, (secret, signature, Vec::new()));
+            model.state.standby = Some(model.signed_prekey(|s| s == id));
+            model
+        }
+
+        fn generate_one_time(&mut self, n: u64) -> Vec<u64> {
+            let mut batch = Vec::new();
+            for _ in 0..n {
+                let held = self.state.one_time.clone();
+                let drawn = batch.clone();
+                let id = self.draw_id(|id| held.contains_key(&id) || drawn.contains(&id));
+                let secret: [u8; 32] = self.draw();
+                let sequence = self.state.next_sequence + batch.len() as u64;
+                self.state.one_time.insert(id, (sequence, secret));
+                batch.push(id);
+            }
+            self.state.next_sequence += n;
+            batch
+        }
+
+        fn generate_pq(&mut self, n: u64, kind: u8) -> Vec<u64> {
+            let mut batch = Vec::new();
+            for _ in 0..n {
+                let held = self.state.pq.clone();
+                let drawn = batch.clone();
+                let id = self.draw_id(|id| held.contains_key(&id) || drawn.contains(&id));
+                let seed: [u8; 64] = self.draw();
+                let signature = self.sign(&cat(&[&[0x0A], &kem::public_key(&seed)]));
+                let sequence = self.state.next_sequence;
+                self.state.next_sequence += 1;
+                self.state
+                    .pq
+                    .insert(id, (sequence, kind, seed.to_vec(), signature));
+                batch.push(id);
+            }
+            if kind == 0x02 {
+                self.state.pq_last_resort = batch.last().copied();
+            }
+            batch
+        }
+
+        fn rotate_signed(&mut self) -> u64 {
+            let (id, secret, signature) = match self.state.standby.take() {
+                Some(standby) => standby,
+                None => {
+                    let state = self.state.clone();
+                    self.signed_prekey(|s| Self::signed_taken(&state, s))
+                }
+            };
+            let state = self.state.clone();
+            let standby = self.signed_prekey(|s| s == id || Self::signed_taken(&state, s));
+            self.state
+                .signed
+                .insert(id, (secret, signature, Vec::new()));
+            self.state.current = id;
+            self.state.standby = Some(standby);
+            id
+        }
+
+        /// SPEC.md §8.3: the current signed prekey at capacity switches to the standby.
+        fn switch_if_full(&mut self) -> Option<NoticeTuple> {
+            let previous = self.state.current;
+            if self.state.signed[&previous].2.len() < self.state.capacity as usize {
+                return None;
+            }
+            match self.state.standby.take() {
+                Some((id, secret, signature)) => {
+                    self.state
+                        .signed
+                        .insert(id, (secret, signature, Vec::new()));
+                    self.state.current = id;
+                    Some(("signed_prekey_switched".into(), previous, id))
+                }
+                None => Some(("signed_prekey_full".into(), previous, previous)),
+            }
+        }
+
+        /// The store's part of `accept` for a genuine initial message (SPEC.md §8, §8.3, §10.1):
+        /// `Ok((notice, used one-time, used post-quantum))` or the error.
+        #[allow(clippy::type_complexity)]
+        fn accept(
+            &mut self,
+            message: &[u8],
+        ) -> Result<(Option<NoticeTuple>, Option<u64>, Option<u64>), String> {
+            let word = |at: usize| u64::from_be_bytes(message[at..at + 8].try_into().unwrap());
+            let base_key: [u8; 32] = message[34..66].try_into().unwrap();
+            let spk = word(66);
+            let opk = (message[74] == 0x01).then(|| word(75));
+            let pq = (message[1] == 0x03 || message[1] == 0x06).then(|| word(83));
+            if !self.state.signed.contains_key(&spk) {
+                return Err(format!("UnknownSignedPreKey({spk})"));
+            }
+            if let Some(id) = opk.filter(|id| !self.state.one_time.contains_key(id)) {
+                return Err(format!("UnknownOneTimePreKey({id})"));
+            }
+            let pq_kind = match pq {
+                Some(id) => match self.state.pq.get(&id) {
+                    Some(key) => Some(key.1),
+                    None => return Err(format!("UnknownPqPreKey({id})")),
+                },
+                None => None,
+            };
+            let consumes = opk.is_some() || pq_kind == Some(0x01);
+            if !consumes {
+                let records = &self.state.signed[&spk].2;
+                if records.contains(&base_key) {
+                    return Err("DuplicateOrExpired".into());
+                }
+                if records.len() >= self.state.capacity as usize {
+                    return Err("StoreFull".into());
+                }
+            }
+            if let Some(id) = opk {
+                self.state.one_time.remove(&id);
+            }
+            if pq_kind == Some(0x01) {
+                self.state.pq.remove(&pq.unwrap());
+            }
+            if consumes {
+                return Ok((None, opk, pq));
+            }
+            let records = &mut self.state.signed.get_mut(&spk).unwrap().2;
+            records.push(base_key);
+            records.sort_unstable();
+            Ok((self.switch_if_full(), None, pq))
+        }
+    }
+
+    /// A notice as listed, or `None`.
+    fn listed_notice(step: &Value) -> Option<NoticeTuple> {
+        let n = &step["notice"];
+        if n.is_null() {
+            return None;
+        }
+        match text(n, "kind") {
+            "signed_prekey_switched" => Some((
+                "signed_prekey_switched".into(),
+                num(n, "previous"),
+                num(n, "current"),
+            )),
+            "signed_prekey_full" => Some(("signed_prekey_full".into(), num(n, "id"), num(n, "id"))),
+            other => panic!("notice kind {other}"),
+        }
+    }
+
+    /// The library's notice in the file's terms.
+    fn library_notice(n: Option<doubleratchet::StoreNotice>) -> Option<NoticeTuple> {
+        use doubleratchet::StoreNotice;
+        n.map(|n| match n {
+            StoreNotice::SignedPreKeySwitched { previous, current } => {
+                ("signed_prekey_switched".into(), previous, current)
+            }
+            StoreNotice::SignedPreKeyFull { id } => ("signed_prekey_full".into(), id, id),
+            other => panic!("unknown notice {other:?}"),
+        })
+    }
+
+    /// (e) The prekey store file: (a) the library, driven from the seeds, reproduces every step
+    /// (returned ids, notices, errors, `to_bytes`) and every flood message; (b) every stored
+    /// store parses by SPEC.md §7.5 into exactly one encoding and equals this file's own model of
+    /// the store's operations, run on the listed RNG draws (which are the seeds' streams).
+    pub(super) fn check_store_file(file: &str) {
+        let v = load(file, "prekey_store").unwrap();
+        let c = &v["constants"];
+        assert_eq!(bytes(c, "store_type"), [0x24]);
+        assert_eq!(bytes(c, "retired_store_type"), [0x27]);
+        assert_eq!(
+            num(c, "max_replay_records_per_signed_prekey"),
+            u64::from(doubleratchet::MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY)
+        );
+        assert_eq!(
+            num(c, "max_signed_prekeys"),
+            doubleratchet::MAX_SIGNED_PREKEYS as u64
+        );
+        let g = &v["generated"];
+        let flood = &v["flood"];
+
+        // The listed draws are the seeds' streams.
+        let listed = |draws: &[Value], rng: &mut ChaCha20Rng| -> Vec<Vec<u8>> {
+            draws
+                .iter()
+                .map(|d| {
+                    let expected = bytes(d, "bytes");
+                    let mut buf = vec![0u8; expected.len()];
+                    rng.try_fill_bytes(&mut buf).unwrap();
+                    assert_eq!(buf, expected, "{file}: draw {}", text(d, "purpose"));
+                    buf
+                })
+                .collect()
+        };
+        let mut bob_stream = ChaCha20Rng::seed_from_u64(num(g, "bob_rng_seed"));
+        let mut bob_draws = listed(&arr(g, "rng_draws"), &mut bob_stream);
+        bob_draws.extend(listed(&arr(flood, "bob_rng_draws"), &mut bob_stream));
+        let mut alice_stream = ChaCha20Rng::seed_from_u64(num(flood, "alice_rng_seed"));
+        let alice_draws = listed(&arr(flood, "alice_rng_draws"), &mut alice_stream);
+
+        // (b) the model, from IK_B's seed (the first draw) and the draws after it.
+        let bob_seed: [u8; 32] = bob_draws[0].clone().try_into().unwrap();
+        assert_eq!(b32(&g["bob_identity"], "seed"), bob_seed);
+        let mut model: Option<StoreModel> = None;
+        let mut rest = bob_draws[1..].to_vec();
+
+        // (a) the library.
+        let mut bob_rng = ChaCha20Rng::seed_from_u64(num(g, "bob_rng_seed"));
+        let bob = IdentityKeyPair::generate(&mut bob_rng).unwrap();
+        assert_eq!(
+            bob.public_key().as_bytes(),
+            &b32(&g["bob_identity"], "ed25519_public")
+        );
+        let mut store: Option<PreKeyStore> = None;
+        let mut alice_rng = ChaCha20Rng::seed_from_u64(num(flood, "alice_rng_seed"));
+        let alice = IdentityKeyPair::generate(&mut alice_rng).unwrap();
+        assert_eq!(
+            alice.public_key().as_bytes(),
+            &b32(&flood["alice_identity"], "ed25519_public")
+        );
+        assert_eq!(
+            b32(&flood["alice_identity"], "seed")[..],
+            alice_draws[0][..]
+        );
+        let messages = arr(flood, "messages");
+        let wire: Vec<Vec<u8>> = messages.iter().map(|m| bytes(m, "bytes")).collect();
+
+        let steps: Vec<(bool, Value)> = arr(g, "steps")
+            .into_iter()
+            .map(|s| (false, s))
+            .chain(arr(flood, "steps").into_iter().map(|s| (true, s)))
+            .collect();
+        let mut previous_store: Vec<u8> = Vec::new();
+        let mut made = 0;
+        let mut alice_draw = 1;
+        for (in_flood, step) in &steps {
+            let call = text(step, "call");
+            let name = call.split('(').next().unwrap();
+            let what = format!("{file}: step {} ({call})", num(step, "step"));
+            let argument = step["argument"].as_u64();
+            let returned: Option<Vec<u64>> = step["returned_ids"]
+                .as_array()
+                .map(|ids| ids.iter().map(|i| i.as_u64().unwrap()).collect());
+            let listed_store = bytes(step, "store");
+            // Library and model, side by side.
+            let (library_ids, model_ids): (Option<Vec<u64>>, Option<Vec<u64>>) = match name {
+                "PreKeyStore::new" => {
+                    store = Some(PreKeyStore::new(&bob, &mut bob_rng).unwrap());
+                    let m = StoreModel::new(bob_seed, std::mem::take(&mut rest));
+                    let s = store.as_ref().unwrap();
+                    let ids = vec![
+                        s.current_signed_prekey().id(),
+                        s.standby_signed_prekey().unwrap().id(),
+                    ];
+                    let model_ids = vec![m.state.current, m.state.standby.as_ref().unwrap().0];
+                    model = Some(m);
+                    (Some(ids), Some(model_ids))
+                }
+                "generate_one_time_prekeys" => {
+                    let n = argument.unwrap();
+                    let ids = store
+                        .as_mut()
+                        .unwrap()
+                        .generate_one_time_prekeys(n as usize, &mut bob_rng)
+                        .unwrap()
+                        .iter()
+                        .map(|k| k.id())
+                        .collect();
+                    (
+                        Some(ids),
+                        Some(model.as_mut().unwrap().generate_one_time(n)),
+                    )
+                }
+                "generate_pq_one_time_prekeys" => {
+                    let n = argument.unwrap();
+                    let ids = store
+                        .as_mut()
+                        .unwrap()
+                        .generate_pq_one_time_prekeys(&bob, n as usize, &mut bob_rng)
+                        .unwrap()
+                        .iter()
+                        .map(|k| k.id())
+                        .collect();
+                    (
+                        Some(ids),
+                        Some(model.as_mut().unwrap().generate_pq(n, 0x01)),
+                    )
+                }
+                "rotate_pq_last_resort_prekey" => {
+                    let id = store
+                        .as_mut()
+                        .unwrap()
+                        .rotate_pq_last_resort_prekey(&bob, &mut bob_rng)
+                        .unwrap();
+                    (
+                        Some(vec![id]),
+                        Some(model.as_mut().unwrap().generate_pq(1, 0x02)),
+                    )
+                }
+                "rotate_signed_prekey" => {
+                    let id = store
+                        .as_mut()
+                        .unwrap()
+                        .rotate_signed_prekey(&bob, &mut bob_rng)
+                        .unwrap();
+                    (
+                        Some(vec![id]),
+                        Some(vec![model.as_mut().unwrap().rotate_signed()]),
+                    )
+                }
+                "set_replay_capacity" => {
+                    let n = u32::try_from(argument.unwrap()).unwrap();
+                    let notice = store.as_mut().unwrap().set_replay_capacity(n).unwrap();
+                    let m = model.as_mut().unwrap();
+                    m.state.capacity = n;
+                    let expected = m.switch_if_full();
+                    assert_eq!(library_notice(notice), expected, "{what}: notice");
+                    assert_eq!(listed_notice(step), expected, "{what}: listed notice");
+                    (None, None)
+                }
+                "accept" => {
+                    let i = usize::try_from(num(step, "message")).unwrap();
+                    let got = store.as_mut().unwrap().accept(&bob, &wire[i]);
+                    let expected = model.as_mut().unwrap().accept(&wire[i]);
+                    match (got, expected) {
+                        (Ok(accepted), Ok((notice, opk, pq))) => {
+                            assert!(step["expected_error"].is_null(), "{what}");
+                            assert_eq!(
+                                accepted.plaintext,
+                                text(&messages[i], "plaintext_utf8").as_bytes()
+                            );
+                            assert_eq!(library_notice(accepted.notice), notice, "{what}: notice");
+                            assert_eq!(listed_notice(step), notice, "{what}: listed notice");
+                            assert_eq!(accepted.used_one_time_prekey, opk, "{what}");
+                            assert_eq!(accepted.used_post_quantum_prekey, pq, "{what}");
+                            assert_eq!(step["used_one_time_prekey"].as_u64(), opk, "{what}");
+                            assert_eq!(step["used_post_quantum_prekey"].as_u64(), pq, "{what}");
+                        }
+                        (Err(e), Err(expected)) => {
+                            assert_eq!(format!("{e:?}"), expected, "{what}: library error");
+                            assert_eq!(text(step, "expected_error"), expected, "{what}");
+                            assert_eq!(listed_store, previous_store, "{what}: a failed accept");
+                        }
+                        (got, expected) => panic!(
+                            "{what}: library {:?}, model {expected:?}",
+                            got.map(|a| a.notice)
+                        ),
+                    }
+                    (None, None)
+                }
+                "retire_signed_prekey" => {
+                    let id = argument.unwrap();
+                    let removed = store.as_mut().unwrap().retire_signed_prekey(id);
+                    let m = model.as_mut().unwrap();
+                    let expected = id != m.state.current && m.state.signed.remove(&id).is_some();
+                    assert_eq!(removed, expected, "{what}");
+                    assert_eq!(step["returned"].as_bool(), Some(expected), "{what}");
+                    (None, None)
+                }
+                other => panic!("{what}: unknown call {other}"),
+            };
+            assert_eq!(library_ids, model_ids, "{what}: ids (library, model)");
+            assert_eq!(returned, model_ids, "{what}: returned ids");
+            let s = store.as_ref().unwrap();
+            let m = model.as_ref().unwrap();
+            assert_eq!(s.to_bytes()[..], listed_store[..], "{what}: library store");
+            assert_eq!(m.state.encode(), listed_store, "{what}: model store");
+            assert_eq!(StoreState::parse(&listed_store), m.state, "{what}: parsed");
+            assert_eq!(num(step, "store_length"), listed_store.len() as u64);
+            assert_eq!(num(step, "current_signed_prekey"), m.state.current);
+            assert_eq!(s.current_signed_prekey().id(), m.state.current);
+            let standby = m.state.standby.as_ref().map(|s| s.0);
+            assert_eq!(step["standby_signed_prekey"].as_u64(), standby, "{what}");
+            assert_eq!(s.standby_signed_prekey().map(SignedPreKey::id), standby);
+            let records: usize = m.state.signed.values().map(|e| e.2.len()).sum();
+            assert_eq!(num(step, "replay_records"), records as u64, "{what}");
+            assert_eq!(s.replay_records(), records, "{what}");
+            previous_store = listed_store;
+
+            // Flood messages made right after this step, from bundles of the store as it is.
+            if *in_flood {
+                let step_index = num(step, "step");
+                while made < messages.len()
+                    && num(&messages[made], "made_after_flood_step") == step_index
+                {
+                    let msg = &messages[made];
+                    let opk = msg["one_time_prekey_id"].as_u64();
+                    let pq = msg["post_quantum_prekey_id"].as_u64();
+                    let bundle = match (pq, msg["post_quantum_prekey_kind"].as_str()) {
+                        (None, _) => s.bundle(&bob, opk).unwrap(),
+                        (Some(id), Some("one_time")) => s.pq_bundle(&bob, opk, Some(id)).unwrap(),
+                        (Some(id), Some("last_resort")) => {
+                            let b = s.pq_bundle(&bob, opk, None).unwrap();
+                            assert_eq!(b.post_quantum_prekey_id(), Some(id));
+                            b
+                        }
+                        other => panic!("{file}: message {made}: {other:?}"),
+                    };
+                    let received = PreKeyBundle::from_bytes(&bundle.to_bytes()).unwrap();
+                    let mut session = Session::initiate(&alice, &received, &mut alice_rng).unwrap();
+                    let bytes_made = session
+                        .encrypt(text(msg, "plaintext_utf8").as_bytes(), &mut alice_rng)
+                        .unwrap();
+                    assert_eq!(bytes_made, wire[made], "{file}: flood message {made}");
+                    // The X3DH fields (SPEC.md §5.3): the store's current signed prekey, the
+                    // offered keys, and EK_A from Alice's draw (then m for PQXDH, then DHs).
+                    let w = &wire[made];
+                    let word = |at: usize| u64::from_be_bytes(w[at..at + 8].try_into().unwrap());
+                    assert_eq!(w[1], if pq.is_some() { 0x03 } else { 0x02 });
+                    assert_eq!(word(66), m.state.current);
+                    assert_eq!(num(msg, "signed_prekey_id"), m.state.current);
+                    assert_eq!((w[74] == 0x01).then(|| word(75)), opk);
+                    assert_eq!(pq.map(|_| word(83)), pq);
+                    let ek: [u8; 32] = alice_draws[alice_draw].clone().try_into().unwrap();
+                    assert_eq!(w[34..66], x25519_public(&ek), "{file}: EK_A of {made}");
+                    assert_eq!(b32(msg, "base_key"), x25519_public(&ek));
+                    alice_draw += if pq.is_some() { 3 } else { 2 };
+                    made += 1;
+                }
+            }
+        }
+        assert_eq!(made, messages.len(), "{file}: every flood message made");
+        assert_eq!(alice_draw, alice_draws.len(), "{file}: Alice's draws");
+        assert!(
+            model.unwrap().draws.is_empty(),
+            "{file}: every Bob draw used"
+        );
+        // Every id drawn (an 8-byte draw) is non-zero and distinct: no draw was repeated.
+        let ids: Vec<u64> = bob_draws
+            .iter()
+            .filter(|d| d.len() == 8)
+            .map(|d| u64::from_be_bytes(d[..].try_into().unwrap()))
+            .collect();
+        let distinct: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
+        assert!(ids.len() >= 10 && distinct.len() == ids.len() && !distinct.contains(&0));
+        // No draw beyond the listed ones, on either side.
+        for (who, mut library, mut stream) in [
+            ("Bob", bob_rng, bob_stream),
+            ("Alice", alice_rng, alice_stream),
+        ] {
+            let (mut x, mut y) = ([0u8; 32], [0u8; 32]);
+            library.try_fill_bytes(&mut x).unwrap();
+            stream.try_fill_bytes(&mut y).unwrap();
+            assert_eq!(x, y, "{file}: {who}'s draws");
+        }
+        // Every signature in the stores verifies under IK_B (SPEC.md §2.3, §3.6).
+        let verifying =
+            VerifyingKey::from_bytes(&b32(&g["bob_identity"], "ed25519_public")).unwrap();
+        let last = StoreState::parse(&bytes(
+            &arr(flood, "steps").last().unwrap().clone(),
+            "store",
+        ));
+        for (secret, signature, _) in last.signed.values() {
+            let sig = Signature::from_slice(signature).unwrap();
+            verifying
+                .verify_strict(&cat(&[&[0x05], &x25519_public(secret)]), &sig)
+                .unwrap();
+        }
+        for (_, _, seed, signature) in last.pq.values() {
+            let sig = Signature::from_slice(signature).unwrap();
+            verifying
+                .verify_strict(&cat(&[&[0x0A], &kem::public_key(seed)]), &sig)
+                .unwrap();
+        }
+
+        // Stored stores that must not load.
+        let rejects = arr(&v, "load_rejects");
+        assert!(rejects.len() >= 10, "{file}");
+        for case in &rejects {
+            let got = match PreKeyStore::from_bytes(&bytes(case, "input")) {
+                Ok(_) => "loaded".to_owned(),
+                Err(e) => format!("{e:?}"),
+            };
+            assert_eq!(
+                got,
+                text(case, "expected_error"),
+                "{file}: {}",
+                text(case, "name")
+            );
+        }
+        for required in ["0x27", "id_zero", "sequence", "records", "standby"] {
+            assert!(
+                rejects.iter().any(|c| text(c, "name").contains(required)),
+                "{file}: no {required} load reject"
+            );
+        }
+    }
 }

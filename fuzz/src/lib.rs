@@ -20,8 +20,10 @@ use arbitrary::{Arbitrary, Unstructured};
 use doubleratchet::{
     Accepted, Error, IdentityKey, IdentityKeyPair, Limits, Message, OneTimePreKey, Padding,
     PreKeyBundle, PreKeyStore, Role, SafetyNumber, ScanResult, Session, SessionOptions,
-    SignedPreKey, StorageKey, BUNDLE_LENGTH, BUNDLE_VERSION, MAX_PLAINTEXT_SIZE, MAX_SKIP_CAP,
-    PADME_MINIMUM, SAFETY_NUMBER_LENGTH, SAFETY_NUMBER_VERSION, STORAGE_VERSION, WIRE_VERSION,
+    SignedPreKey, StorageKey, StoreNotice, BUNDLE_LENGTH, BUNDLE_VERSION, MAX_PLAINTEXT_SIZE,
+    MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, MAX_SEAL_CONTEXT_LENGTH, MAX_SIGNED_PREKEYS,
+    MAX_SKIP_CAP, PADME_MINIMUM, SAFETY_NUMBER_LENGTH, SAFETY_NUMBER_VERSION, STORAGE_VERSION,
+    WIRE_VERSION,
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet::{PqPreKey, PqPreKeyKind, KEM_CIPHERTEXT_LENGTH, PQ_BUNDLE_LENGTH};
@@ -49,10 +51,18 @@ const TAG: usize = 16;
 /// The end marker after every plaintext, before its padding (SPEC.md §4.9).
 const END_MARKER_LEN: usize = 1;
 /// Message layout (SPEC.md §5): `version | type | [initial fields] | header | ciphertext`.
-/// An initial message's X3DH fields: `IK_A`, `EK_A`, SPK id, OPK flag and id.
-const X3DH_FIELDS: usize = 32 + 32 + 4 + 1 + 4;
+/// An initial message's X3DH fields: `IK_A`, `EK_A`, SPK id, OPK flag and id (every prekey
+/// id is 8 bytes, big-endian: profile v2 part 2).
+const X3DH_FIELDS: usize = 32 + 32 + 8 + 1 + 8;
+/// Where an initial message's X3DH fields sit: `IK_A` 2..34, `EK_A` 34..66, the signed
+/// prekey id 66..74, the one-time prekey flag 74 and id 75..83.
+const INITIAL_SPK_ID: core::ops::Range<usize> = 66..74;
+const INITIAL_OPK_FLAG: usize = 74;
+const INITIAL_OPK_ID: core::ops::Range<usize> = 75..83;
+/// Where the ratchet header (or PQXDH's fields) of an initial message starts.
+const INITIAL_FIELDS_END: usize = 2 + X3DH_FIELDS;
 /// PQXDH's additional fields: the post-quantum prekey id and the ML-KEM-768 ciphertext.
-const PQ_FIELDS: usize = 4 + 1088;
+const PQ_FIELDS: usize = 8 + 1088;
 /// A ratchet header in the clear: `DHs | PN | N`.
 const PLAIN_HEADER: usize = 32 + 4 + 4;
 /// An encrypted ratchet header: nonce, the sealed plain header, tag.
@@ -60,10 +70,10 @@ const SEALED_HEADER: usize = 12 + PLAIN_HEADER + TAG;
 /// Framing lengths of the two classical kinds, for the `respond` target's field table.
 const INITIAL_PREFIX: usize = 2 + X3DH_FIELDS + PLAIN_HEADER;
 /// Where a PQXDH initial message's ratchet header starts (SPEC.md §5.3): after the X3DH
-/// fields, the post-quantum prekey id (bytes 75..79) and the KEM ciphertext (79..1167).
+/// fields, the post-quantum prekey id (bytes 83..91) and the KEM ciphertext (91..1179).
 const PQ_HEADER_START: usize = 2 + X3DH_FIELDS + PQ_FIELDS;
-const PQ_ID: core::ops::Range<usize> = 75..79;
-const KEM_CT: core::ops::Range<usize> = 79..PQ_HEADER_START;
+const PQ_ID: core::ops::Range<usize> = 83..91;
+const KEM_CT: core::ops::Range<usize> = 91..PQ_HEADER_START;
 /// Type bytes of the message kinds.
 const TYPE_NORMAL: u8 = 0x01;
 const TYPE_INITIAL: u8 = 0x02;
@@ -71,19 +81,19 @@ const TYPE_INITIAL_PQ: u8 = 0x03;
 const TYPE_NORMAL_HE: u8 = 0x04;
 const TYPE_INITIAL_HE: u8 = 0x05;
 const TYPE_INITIAL_PQ_HE: u8 = 0x06;
-/// Byte ranges of a prekey bundle's fields (SPEC.md §5.4).
-const BUNDLE_SPK_ID: core::ops::Range<usize> = 34..38;
-const BUNDLE_SPK: core::ops::Range<usize> = 38..70;
-const BUNDLE_OPK_FLAG: usize = 134;
-const BUNDLE_OPK_ID: core::ops::Range<usize> = 135..139;
-const BUNDLE_OPK: core::ops::Range<usize> = 139..171;
+/// Byte ranges of a prekey bundle's fields (SPEC.md §5.4, 8-byte ids).
+const BUNDLE_SPK_ID: core::ops::Range<usize> = 34..42;
+const BUNDLE_SPK: core::ops::Range<usize> = 42..74;
+const BUNDLE_OPK_FLAG: usize = 138;
+const BUNDLE_OPK_ID: core::ops::Range<usize> = 139..147;
+const BUNDLE_OPK: core::ops::Range<usize> = 147..179;
 /// A PQXDH bundle's (type `0x11`) post-quantum fields: id, ML-KEM-768 key, signature.
 #[cfg(feature = "pqxdh")]
-const BUNDLE_PQ_ID: core::ops::Range<usize> = 171..175;
+const BUNDLE_PQ_ID: core::ops::Range<usize> = 179..187;
 #[cfg(feature = "pqxdh")]
-const BUNDLE_PQ_KEY: core::ops::Range<usize> = 175..1359;
+const BUNDLE_PQ_KEY: core::ops::Range<usize> = 187..1371;
 #[cfg(feature = "pqxdh")]
-const BUNDLE_PQ_SIGNATURE: core::ops::Range<usize> = 1359..1423;
+const BUNDLE_PQ_SIGNATURE: core::ops::Range<usize> = 1371..1435;
 const TYPE_BUNDLE: u8 = 0x10;
 const TYPE_BUNDLE_PQ: u8 = 0x11;
 /// Stored session types (SPEC.md §7.1) and the post-quantum flag of type `0x28`.
@@ -94,22 +104,23 @@ const TYPE_SESSION_HE: u8 = 0x28;
 /// identities and `EK_A`, the pending flag and prekey ids and the limits. Type `0x28` has a
 /// flags byte after the role; a PQXDH session awaiting its reply stores the post-quantum
 /// prekey id and KEM ciphertext before the limits.
-const SESSION_PADDING: usize = 3 + 3 * 32 + (1 + 4 + 1 + 4) + 8;
+const SESSION_PADDING: usize = 3 + 3 * 32 + (1 + 8 + 1 + 8) + 8;
 const SESSION_PENDING_FLAG: usize = 3 + 3 * 32;
 /// The safety number's byte form type (SPEC.md §9.1).
 const TYPE_SAFETY_NUMBER: u8 = 0x40;
-/// The one-time prekey ids Bob's store holds, and the one his published bundle names.
-const BOB_OPK_IDS: core::ops::RangeInclusive<u32> = 1..=3;
-const BUNDLE_OPK_ID_VALUE: u32 = 1;
-/// Bob's post-quantum prekeys: one-time ids 1 and 2, then last-resort id 3 (ids are shared
-/// by both kinds). The `session` target's PQXDH bundle names one-time prekey 1 and
-/// post-quantum one-time prekey 1.
-#[cfg(feature = "pqxdh")]
-const BOB_PQ_ONE_TIME_IDS: core::ops::RangeInclusive<u32> = 1..=2;
-#[cfg(feature = "pqxdh")]
-const BOB_PQ_LAST_RESORT_ID: u32 = 3;
-#[cfg(feature = "pqxdh")]
-const PQ_BUNDLE_IDS: (u32, u32) = (1, 1);
+/// The stored prekey store (type `0x24`, SPEC.md §7.5): header `version | type | replay
+/// capacity (u32) | next sequence (u64) | current id (u64) | s (u32)`, then the signed
+/// prekeys with their records; a stored signed prekey (`0x22`), one-time prekey (`0x23`)
+/// and post-quantum prekey (`0x26`) are `version | type | id (8) | ...`.
+const STORE_SIGNED: usize = 2 + 4 + 8 + 8 + 4;
+const STORED_SPK: usize = 2 + 8 + 32 + 64;
+const STORED_OPK: usize = 2 + 8 + 32;
+const STORED_PQ_PREKEY: usize = 2 + 8 + 1 + 64 + 64;
+/// The application contexts the `load` target opens sealed input with (its seeds are
+/// sealed with one or the other).
+const LOAD_CONTEXTS: [&[u8]; 2] = [b"fuzz: load", b""];
+/// The context each side's session is sealed with in the `session` target's `Reload`.
+const SESSION_CONTEXTS: [&[u8]; 2] = [b"fuzz: alice's session", b"fuzz: bob's session"];
 
 // ---------------------------------------------------------------------------------------
 // Fixture: fixed identities, prekeys and genuine messages, made once per process.
@@ -138,14 +149,18 @@ struct Fixture {
     carol: IdentityKeyPair,
     carol_spk: SignedPreKey,
     carol_opk: OneTimePreKey,
-    /// Bob's prekeys: signed prekey 1 and one-time prekeys 1..=3; with PQXDH also
-    /// post-quantum one-time prekeys 1..=2 and last-resort prekey 3.
+    /// Bob's prekeys: a current and a standby signed prekey and three one-time prekeys;
+    /// with PQXDH also two one-time post-quantum prekeys and a last-resort one. Every id is
+    /// drawn by the store (random, never 0).
     store: PreKeyStore,
+    /// Bob's one-time prekey ids in the order generated (sequence numbers 0, 1, 2); his
+    /// published bundle names the first.
+    opk_ids: Vec<u64>,
     /// `store.to_bytes()`: every check that changes a store loads its own copy from this.
     store_bytes: Vec<u8>,
     /// Bob's store before it had post-quantum prekeys (type `0x24`), for the `load` seeds.
     classical_store_bytes: Vec<u8>,
-    /// Bob's published bundle, naming one-time prekey 1.
+    /// Bob's published bundle, naming his first one-time prekey.
     bundle: PreKeyBundle,
     /// Bob's last-resort bundle, without a one-time prekey.
     bundle_no_opk: PreKeyBundle,
@@ -175,7 +190,12 @@ struct Fixture {
 /// The PQXDH part of the fixture.
 #[cfg(feature = "pqxdh")]
 struct PqFixture {
-    /// Bob's PQXDH bundle naming one-time prekey 1 and post-quantum one-time prekey 1.
+    /// Bob's one-time post-quantum prekey ids in the order generated, and his last-resort
+    /// one's.
+    one_time_ids: Vec<u64>,
+    last_resort_id: u64,
+    /// Bob's PQXDH bundle naming his first one-time prekey and his first one-time
+    /// post-quantum prekey.
     bundle: PreKeyBundle,
     /// Bob's PQXDH last-resort bundle: no one-time prekey, the last-resort PQ prekey.
     bundle_last_resort: PreKeyBundle,
@@ -203,27 +223,32 @@ fn make_fixture() -> Fixture {
     let carol_spk = SignedPreKey::generate(&carol, 5, &mut rng).unwrap();
     let carol_opk = OneTimePreKey::generate(9, &mut rng).unwrap();
     let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
-    let ids: Vec<u32> = store
+    let opk_ids: Vec<u64> = store
         .generate_one_time_prekeys(3, &mut rng)
         .unwrap()
         .iter()
         .map(|k| k.id())
         .collect();
-    assert_eq!(ids, BOB_OPK_IDS.collect::<Vec<_>>());
-    let bundle = store.bundle(&bob, Some(BUNDLE_OPK_ID_VALUE)).unwrap();
+    let ordered: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    assert_eq!(ordered, opk_ids, "oldest first");
+    assert!(opk_ids.iter().all(|id| *id != 0));
+    let bundle = store.bundle(&bob, Some(opk_ids[0])).unwrap();
     let bundle_no_opk = store.bundle(&bob, None).unwrap();
     // The byte ranges this file reads a bundle's fields from.
     let encoded = bundle.to_bytes();
-    let spk = store.current_signed_prekey().unwrap();
+    let spk = store.current_signed_prekey();
     assert_eq!(encoded.len(), BUNDLE_LENGTH);
     assert_eq!(encoded[BUNDLE_SPK], spk.public_key());
     assert_eq!(encoded[BUNDLE_SPK_ID], spk.id().to_be_bytes());
     assert_eq!(encoded[BUNDLE_OPK_FLAG], 1);
-    assert_eq!(encoded[BUNDLE_OPK_ID], BUNDLE_OPK_ID_VALUE.to_be_bytes());
-    let opk = store.one_time_prekey(BUNDLE_OPK_ID_VALUE).unwrap();
+    assert_eq!(encoded[BUNDLE_OPK_ID], opk_ids[0].to_be_bytes());
+    let opk = store.one_time_prekey(opk_ids[0]).unwrap();
     assert_eq!(encoded[BUNDLE_OPK], opk.public_key());
     let classical_store_bytes = store.to_bytes().to_vec();
     assert_eq!(classical_store_bytes[1], 0x24);
+    let view = store_view(&classical_store_bytes);
+    assert_eq!(view.current, spk.id());
+    assert!(view.standby.is_some());
 
     let mut storage_key_bytes = [0u8; 32];
     storage_key_bytes
@@ -273,6 +298,11 @@ fn make_fixture() -> Fixture {
             });
         }
     }
+
+    // `initial[3]` is the classical message without a one-time prekey (the `load` target's
+    // probe for replay records).
+    assert_eq!(one_time_prekey_of(&initial[3].wire), None);
+    assert!(!initial[3].post_quantum);
 
     // A conversation in each mode: Alice's initial message, Bob's two replies (Alice gets
     // the second), Alice's answer on a new chain. In the last, neither side pads.
@@ -342,6 +372,7 @@ fn make_fixture() -> Fixture {
         carol_spk,
         carol_opk,
         store,
+        opk_ids,
         store_bytes,
         classical_store_bytes,
         bundle,
@@ -373,21 +404,25 @@ fn make_pq_fixture(
     probes: &mut Vec<(Vec<u8>, Vec<u8>)>,
 ) -> PqFixture {
     let mut rng = ChaCha20Rng::seed_from_u64(0x5eed_0002);
-    let ids: Vec<u32> = store
+    let one_time_ids: Vec<u64> = store
         .generate_pq_one_time_prekeys(bob, 2, &mut rng)
         .unwrap()
         .iter()
         .map(|k| k.id())
         .collect();
-    assert_eq!(ids, BOB_PQ_ONE_TIME_IDS.collect::<Vec<_>>());
-    let last_resort = store.rotate_pq_last_resort_prekey(bob, &mut rng).unwrap();
-    assert_eq!(last_resort, BOB_PQ_LAST_RESORT_ID);
-    let (opk_id, pq_id) = PQ_BUNDLE_IDS;
+    let ordered: Vec<u64> = store.pq_one_time_prekeys().map(PqPreKey::id).collect();
+    assert_eq!(ordered, one_time_ids, "oldest first");
+    let last_resort_id = store.rotate_pq_last_resort_prekey(bob, &mut rng).unwrap();
+    assert!(!one_time_ids.contains(&last_resort_id));
+    let opk_ids: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    let (opk_id, pq_id) = (opk_ids[0], one_time_ids[0]);
     let bundle = store.pq_bundle(bob, Some(opk_id), Some(pq_id)).unwrap();
     let bundle_last_resort = store.pq_bundle(bob, None, None).unwrap();
-    let bundle_he = store.pq_bundle(bob, Some(2), Some(2)).unwrap();
+    let bundle_he = store
+        .pq_bundle(bob, Some(opk_ids[1]), Some(one_time_ids[1]))
+        .unwrap();
     // The byte ranges this file reads a PQXDH bundle's and message's fields from.
-    assert_eq!(PQ_FIELDS, 4 + KEM_CIPHERTEXT_LENGTH);
+    assert_eq!(PQ_FIELDS, 8 + KEM_CIPHERTEXT_LENGTH);
     let encoded = bundle.to_bytes();
     assert_eq!(encoded.len(), PQ_BUNDLE_LENGTH);
     assert_eq!(encoded[1], TYPE_BUNDLE_PQ);
@@ -397,7 +432,7 @@ fn make_pq_fixture(
     assert_eq!(encoded[BUNDLE_PQ_SIGNATURE], key.signature());
     assert_eq!(
         bundle_last_resort.post_quantum_prekey_id(),
-        Some(BOB_PQ_LAST_RESORT_ID)
+        Some(last_resort_id)
     );
 
     for (b, header_encryption, plaintexts) in [
@@ -438,10 +473,8 @@ fn make_pq_fixture(
         let m1 = a.encrypt(b"hello pq bob", &mut rng).unwrap();
         states.push((mode, "alice-awaiting-reply", a.to_bytes().to_vec()));
         let accepted = bob_store.accept(bob, &m1).unwrap();
-        assert_eq!(
-            accepted.used_post_quantum_prekey,
-            Some(BOB_PQ_LAST_RESORT_ID)
-        );
+        assert_eq!(accepted.used_post_quantum_prekey, Some(last_resort_id));
+        assert_eq!(accepted.notice, None);
         let mut b = accepted.session;
         let r1 = b.encrypt(b"hello pq alice", &mut rng).unwrap();
         let r2 = b.encrypt(b"pq again", &mut rng).unwrap();
@@ -470,6 +503,8 @@ fn make_pq_fixture(
         .to_bytes()
         .to_vec();
     PqFixture {
+        one_time_ids,
+        last_resort_id,
         bundle,
         bundle_last_resort,
         carol_pq,
@@ -507,12 +542,12 @@ fn with_bob_store<T>(f: impl FnOnce(&mut PreKeyStore) -> T) -> T {
 }
 
 /// Bob's signed prekey lookup.
-fn bob_spk(id: u32) -> Option<&'static SignedPreKey> {
+fn bob_spk(id: u64) -> Option<&'static SignedPreKey> {
     fixture().store.signed_prekey(id)
 }
 
 /// Bob's one-time prekey lookup.
-fn bob_opk(id: u32) -> Option<&'static OneTimePreKey> {
+fn bob_opk(id: u64) -> Option<&'static OneTimePreKey> {
     fixture().store.one_time_prekey(id)
 }
 
@@ -646,13 +681,13 @@ fn check_message_layout(m: &Message<'_>, data: &[u8]) {
             assert_eq!(i.is_header_encrypted(), he);
             assert_eq!(i.identity_key().as_bytes(), &data[2..34]);
             assert_eq!(i.base_key(), &data[34..66]);
-            assert_eq!(i.signed_prekey_id().to_be_bytes(), data[66..70]);
+            assert_eq!(i.signed_prekey_id().to_be_bytes(), data[INITIAL_SPK_ID]);
             match i.one_time_prekey_id() {
                 Some(id) => {
-                    assert_eq!(data[70], 1);
-                    assert_eq!(id.to_be_bytes(), data[71..75]);
+                    assert_eq!(data[INITIAL_OPK_FLAG], 1);
+                    assert_eq!(id.to_be_bytes(), data[INITIAL_OPK_ID]);
                 }
-                None => assert_eq!(data[70..75], [0; 5]),
+                None => assert_eq!(data[INITIAL_OPK_FLAG..INITIAL_FIELDS_END], [0; 9]),
             }
             // The session id is a function of the message and the responder.
             let bob = fixture().bob.public_key();
@@ -692,9 +727,9 @@ fn check_message_layout(m: &Message<'_>, data: &[u8]) {
     }
 }
 
-/// A PQXDH initial message's KEM ciphertext is the opaque bytes 79..1167 (SPEC.md §5.3):
+/// A PQXDH initial message's KEM ciphertext is the opaque bytes 91..1179 (SPEC.md §5.3):
 /// changing them changes the message but no other field (the ids, the session id, the
-/// ratchet header, the ciphertext length), and the post-quantum prekey id is bytes 75..79.
+/// ratchet header, the ciphertext length), and the post-quantum prekey id is bytes 83..91.
 fn check_kem_ciphertext_layout(m: &Message<'_>, data: &[u8]) {
     let Message::Initial(i) = m else {
         unreachable!("only initial messages have a KEM ciphertext")
@@ -1071,10 +1106,16 @@ impl Harness {
             Some(s) => decrypt_checked(s, bytes),
             None => match self.bob_accepts(bytes) {
                 Ok(accepted) => {
-                    assert_eq!(accepted.used_one_time_prekey, Some(BUNDLE_OPK_ID_VALUE));
+                    // Alice's bundle names Bob's first one-time prekey (of both kinds with
+                    // PQXDH): consumed, so no replay record and nothing to notice.
+                    assert_eq!(accepted.used_one_time_prekey, Some(fx.opk_ids[0]));
+                    assert_eq!(accepted.notice, None);
                     #[cfg(feature = "pqxdh")]
                     if self.post_quantum {
-                        assert_eq!(accepted.used_post_quantum_prekey, Some(PQ_BUNDLE_IDS.1));
+                        assert_eq!(
+                            accepted.used_post_quantum_prekey,
+                            Some(fx.pq.one_time_ids[0])
+                        );
                     }
                     if !self.post_quantum {
                         assert_eq!(accepted.used_post_quantum_prekey, None);
@@ -1238,8 +1279,19 @@ impl Harness {
                 if let Some(s) = slot(&mut self.alice, &mut self.bob, side) {
                     let bytes = s.to_bytes();
                     let loaded = if sealed {
-                        let blob = fx.storage_key.seal(&*s, seal_rng).unwrap();
-                        fx.storage_key.open::<Session>(&blob).unwrap()
+                        // Sealed for the place this side's session is stored: the blob
+                        // opens with that context only.
+                        let context = SESSION_CONTEXTS[side.index()];
+                        let key = &fx.storage_key;
+                        let blob = key.seal(&*s, context, seal_rng).unwrap();
+                        for other in [SESSION_CONTEXTS[side.other().index()], b""] {
+                            assert_eq!(
+                                key.open::<Session>(&blob, other).err(),
+                                Some(Error::DecryptionFailed),
+                                "a sealed session opened with another context"
+                            );
+                        }
+                        key.open::<Session>(&blob, context).unwrap()
                     } else {
                         reload_session(&bytes)
                     };
@@ -1349,18 +1401,19 @@ pub fn session(data: &[u8]) {
 // ---------------------------------------------------------------------------------------
 
 /// Field layout of a classical initial message, for the field-replacing mode of
-/// `respond`: `(offset, width)`; the last field (ciphertext and tag) runs to the end.
+/// `respond`: `(offset, width)`; the last field (ciphertext and tag) runs to the end. The
+/// X3DH fields: version, type, `IK_A`, `EK_A`, SPK id, OPK flag, OPK id (8-byte ids).
 const INITIAL_FIELDS: &[(usize, usize)] = &[
     (0, 1),
     (1, 1),
     (2, 32),
     (34, 32),
-    (66, 4),
-    (70, 1),
-    (71, 4),
-    (75, 32),
-    (107, 4),
-    (111, 4),
+    (INITIAL_SPK_ID.start, 8),
+    (INITIAL_OPK_FLAG, 1),
+    (INITIAL_OPK_ID.start, 8),
+    (INITIAL_FIELDS_END, 32),
+    (INITIAL_FIELDS_END + 32, 4),
+    (INITIAL_FIELDS_END + 36, 4),
     (INITIAL_PREFIX, usize::MAX),
 ];
 /// The same for an initial message with an encrypted header: nonce, sealed header, tag.
@@ -1369,13 +1422,13 @@ const INITIAL_HE_FIELDS: &[(usize, usize)] = &[
     (1, 1),
     (2, 32),
     (34, 32),
-    (66, 4),
-    (70, 1),
-    (71, 4),
-    (75, 12),
-    (87, PLAIN_HEADER),
-    (87 + PLAIN_HEADER, TAG),
-    (2 + X3DH_FIELDS + SEALED_HEADER, usize::MAX),
+    (INITIAL_SPK_ID.start, 8),
+    (INITIAL_OPK_FLAG, 1),
+    (INITIAL_OPK_ID.start, 8),
+    (INITIAL_FIELDS_END, 12),
+    (INITIAL_FIELDS_END + 12, PLAIN_HEADER),
+    (INITIAL_FIELDS_END + 12 + PLAIN_HEADER, TAG),
+    (INITIAL_FIELDS_END + SEALED_HEADER, usize::MAX),
 ];
 /// The same for a PQXDH initial message (type `0x03`): the X3DH fields, the post-quantum
 /// prekey id, the KEM ciphertext (whole, and its first 16 bytes), the ratchet header.
@@ -1384,10 +1437,10 @@ const INITIAL_PQ_FIELDS: &[(usize, usize)] = &[
     (1, 1),
     (2, 32),
     (34, 32),
-    (66, 4),
-    (70, 1),
-    (71, 4),
-    (PQ_ID.start, 4),
+    (INITIAL_SPK_ID.start, 8),
+    (INITIAL_OPK_FLAG, 1),
+    (INITIAL_OPK_ID.start, 8),
+    (PQ_ID.start, 8),
     (KEM_CT.start, KEM_CT.end - KEM_CT.start),
     (KEM_CT.start, 16),
     (PQ_HEADER_START, 32),
@@ -1401,10 +1454,10 @@ const INITIAL_PQ_HE_FIELDS: &[(usize, usize)] = &[
     (1, 1),
     (2, 32),
     (34, 32),
-    (66, 4),
-    (70, 1),
-    (71, 4),
-    (PQ_ID.start, 4),
+    (INITIAL_SPK_ID.start, 8),
+    (INITIAL_OPK_FLAG, 1),
+    (INITIAL_OPK_ID.start, 8),
+    (PQ_ID.start, 8),
     (KEM_CT.start, KEM_CT.end - KEM_CT.start),
     (KEM_CT.start, 16),
     (PQ_HEADER_START, 12),
@@ -1554,7 +1607,7 @@ fn check_respond(candidate: &[u8], derived_from_genuine: bool) {
 }
 
 /// The classical one-time prekey an initial message names.
-fn one_time_prekey_of(message: &[u8]) -> Option<u32> {
+fn one_time_prekey_of(message: &[u8]) -> Option<u64> {
     match Message::parse(message) {
         Ok(Message::Initial(m)) => m.one_time_prekey_id(),
         _ => None,
@@ -1620,14 +1673,14 @@ enum Expect {
     /// Either outcome is possible.
     Unknown,
     /// Accepted, using this one-time prekey.
-    Accept(Option<u32>),
+    Accept(Option<u64>),
     /// Refused.
     Refuse,
 }
 
 /// The post-quantum prekey an initial message names, and whether `store` holds it as a
 /// one-time key.
-fn pq_prekey_named(store: &PreKeyStore, message: &[u8]) -> Option<(u32, bool)> {
+fn pq_prekey_named(store: &PreKeyStore, message: &[u8]) -> Option<(u64, bool)> {
     let Ok(Message::Initial(m)) = Message::parse(message) else {
         return None;
     };
@@ -1646,10 +1699,13 @@ fn pq_prekey_named(store: &PreKeyStore, message: &[u8]) -> Option<(u32, bool)> {
 
 /// `PreKeyStore::accept` of `message` on `store` (SPEC.md §8): on error the store is
 /// byte-identical; on success the one-time prekeys used (classical, post-quantum) are
-/// gone and nothing else is, a session that consumed none left a replay record, and the
-/// same message is refused next time (`UnknownOneTimePreKey` / `UnknownPqPreKey` for a
-/// consumed key, `DuplicateOrExpired` for a recorded one) without changing the store.
-/// Returns the store's answer.
+/// gone and nothing else is, a session that consumed none left a replay record under the
+/// signed prekey it named (which was not full), the notice is exactly what SPEC.md §8.3
+/// says (the current signed prekey's records reached the replay capacity: a switch to the
+/// standby, or `SignedPreKeyFull` without one), and the same message is refused next time
+/// (`UnknownOneTimePreKey` / `UnknownPqPreKey` for a consumed key, `DuplicateOrExpired` for
+/// a recorded one) without changing the store. `StoreFull` only for a message that
+/// consumes no one-time prekey and names a full signed prekey. Returns the store's answer.
 fn check_store_accept(
     store: &mut PreKeyStore,
     message: &[u8],
@@ -1657,11 +1713,16 @@ fn check_store_accept(
 ) -> Result<Accepted, Error> {
     let fx = fixture();
     let before = store.to_bytes();
+    let view = store_view(&before);
     let one_time_before = store.one_time_prekeys().count();
     let records_before = store.replay_records();
     let pq_named = pq_prekey_named(store, message);
     #[cfg(feature = "pqxdh")]
     let pq_one_time_before = store.pq_one_time_prekeys().count();
+    let fields = match Message::parse(message) {
+        Ok(Message::Initial(m)) => Some((m.signed_prekey_id(), *m.base_key())),
+        _ => None,
+    };
     match store.accept(&fx.bob, message) {
         Ok(accepted) => {
             match expected {
@@ -1705,6 +1766,44 @@ fn check_store_accept(
                 "wrong replay records"
             );
             let after = store.to_bytes();
+            let view_after = store_view(&after);
+            let (spk, base_key) = fields.unwrap();
+            let capacity = view.capacity as usize;
+            // The notice (SPEC.md §8.3), and the signed prekeys after it.
+            let expected_notice = if consumed_nothing {
+                let named = view.records(spk).unwrap();
+                assert!(
+                    named.len() < capacity,
+                    "accepted under a full signed prekey"
+                );
+                assert!(!named.contains(&base_key));
+                let recorded = view_after.records(spk).unwrap();
+                assert_eq!(recorded.len(), named.len() + 1);
+                assert!(recorded.contains(&base_key), "the base key is not recorded");
+                let current = view_after.records(view.current).unwrap().len();
+                (current >= capacity).then_some(match view.standby {
+                    Some(standby) => StoreNotice::SignedPreKeySwitched {
+                        previous: view.current,
+                        current: standby,
+                    },
+                    None => StoreNotice::SignedPreKeyFull { id: view.current },
+                })
+            } else {
+                None
+            };
+            assert_eq!(accepted.notice, expected_notice, "wrong notice");
+            match expected_notice {
+                Some(StoreNotice::SignedPreKeySwitched { previous, current }) => {
+                    assert_eq!(view_after.current, current);
+                    assert_eq!(store.current_signed_prekey().id(), current);
+                    assert!(store.signed_prekey(previous).is_some());
+                    assert_eq!(view_after.standby, None);
+                }
+                _ => {
+                    assert_eq!(view_after.current, view.current);
+                    assert_eq!(view_after.standby, view.standby);
+                }
+            }
             let replay = store.accept(&fx.bob, message);
             let refused_as_expected = match replay.as_ref().err() {
                 Some(Error::UnknownOneTimePreKey(id)) => opk == Some(*id),
@@ -1734,9 +1833,207 @@ fn check_store_accept(
                 *before,
                 "refused message changed the store"
             );
+            if e == Error::StoreFull {
+                let (spk, base_key) = fields.expect("StoreFull for a message that does not parse");
+                let records = view
+                    .records(spk)
+                    .expect("StoreFull for an unknown signed prekey");
+                assert!(
+                    records.len() >= view.capacity as usize,
+                    "StoreFull, not full"
+                );
+                assert!(
+                    !records.contains(&base_key),
+                    "StoreFull for a recorded base key"
+                );
+                let one_time = Message::parse(message)
+                    .ok()
+                    .and_then(|_| one_time_prekey_of(message));
+                assert!(one_time.is_none(), "StoreFull with a one-time prekey");
+                assert!(
+                    pq_named.is_none_or(|(_, one_time)| !one_time),
+                    "StoreFull with a one-time post-quantum prekey"
+                );
+            }
             Err(e)
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The stored prekey store, field by field
+// ---------------------------------------------------------------------------------------
+
+/// A stored prekey store (type `0x24`, SPEC.md §7.5), read field by field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoreView {
+    capacity: u32,
+    next_sequence: u64,
+    current: u64,
+    /// Each accepted signed prekey's id and replay records, in stored order (by id).
+    signed: Vec<(u64, Vec<[u8; 32]>)>,
+    /// Where the standby slot (its flag) starts.
+    standby_at: usize,
+    standby: Option<u64>,
+    /// `(sequence, id)` of each one-time prekey, in stored order (by id).
+    one_time: Vec<(u64, u64)>,
+    pq_current: Option<u64>,
+    /// `(sequence, id, kind byte)` of each post-quantum prekey, in stored order (by id).
+    pq: Vec<(u64, u64, u8)>,
+}
+
+impl StoreView {
+    /// The replay records of an accepted signed prekey.
+    fn records(&self, id: u64) -> Option<&[[u8; 32]]> {
+        self.signed
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, r)| &r[..])
+    }
+
+    /// One-time prekey ids, oldest (lowest sequence number) first.
+    fn one_time_by_age(&self) -> Vec<u64> {
+        let mut aged = self.one_time.clone();
+        aged.sort_unstable();
+        aged.into_iter().map(|(_, id)| id).collect()
+    }
+}
+
+/// Reads the encoding of a store that loaded (or that a store wrote): the layout of
+/// SPEC.md §7.5 to the last byte, and every rule the loader enforces (ids never 0 and
+/// strictly increasing, records strictly increasing, the current id accepted, the standby
+/// not, at most 16 signed prekeys counting it, sequence numbers distinct and below the
+/// next one). Panics otherwise: the store wrote, or loaded, an encoding it must refuse.
+fn store_view(bytes: &[u8]) -> StoreView {
+    struct Cursor<'a>(&'a [u8], usize);
+    impl Cursor<'_> {
+        fn take(&mut self, n: usize) -> &[u8] {
+            let out = &self.0[self.1..self.1 + n];
+            self.1 += n;
+            out
+        }
+        fn u32(&mut self) -> u32 {
+            u32::from_be_bytes(self.take(4).try_into().unwrap())
+        }
+        fn u64(&mut self) -> u64 {
+            u64::from_be_bytes(self.take(8).try_into().unwrap())
+        }
+        /// A stored key of type `kind` and `len` bytes: its id and its bytes.
+        fn key(&mut self, kind: u8, len: usize) -> (u64, &[u8]) {
+            let key = self.take(len);
+            assert_eq!(key[..2], [STORAGE_VERSION, kind], "a stored key's header");
+            (u64::from_be_bytes(key[2..10].try_into().unwrap()), key)
+        }
+    }
+    fn increasing(what: &str, ids: impl Iterator<Item = u64>) {
+        let ids: Vec<u64> = ids.collect();
+        assert!(ids.iter().all(|id| *id != 0), "{what}: id 0");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{what}: ids not increasing"
+        );
+    }
+
+    let mut r = Cursor(bytes, 0);
+    assert_eq!(r.take(2), [STORAGE_VERSION, 0x24], "a store's header");
+    let capacity = r.u32();
+    assert!((1..=MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY).contains(&capacity));
+    let next_sequence = r.u64();
+    let current = r.u64();
+    let s = r.u32();
+    assert_eq!(r.1, STORE_SIGNED);
+    assert!((1..=MAX_SIGNED_PREKEYS as u32).contains(&s));
+    let signed: Vec<(u64, Vec<[u8; 32]>)> = (0..s)
+        .map(|_| {
+            let (id, _) = r.key(0x22, STORED_SPK);
+            let count = r.u32();
+            assert!(count <= MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY);
+            let records: Vec<[u8; 32]> =
+                (0..count).map(|_| r.take(32).try_into().unwrap()).collect();
+            assert!(records.windows(2).all(|w| w[0] < w[1]), "records");
+            (id, records)
+        })
+        .collect();
+    let standby_at = r.1;
+    let standby = match r.take(1)[0] {
+        0 => {
+            assert!(r.take(STORED_SPK).iter().all(|b| *b == 0), "absent standby");
+            None
+        }
+        1 => Some(r.key(0x22, STORED_SPK).0),
+        flag => panic!("standby flag {flag}"),
+    };
+    let t = r.u32();
+    let one_time: Vec<(u64, u64)> = (0..t)
+        .map(|_| (r.u64(), r.key(0x23, STORED_OPK).0))
+        .collect();
+    let flag = r.take(1)[0];
+    let id = r.u64();
+    let pq_current = match flag {
+        0 => {
+            assert_eq!(id, 0, "absent last-resort id");
+            None
+        }
+        1 => Some(id),
+        flag => panic!("last-resort flag {flag}"),
+    };
+    let q = r.u32();
+    let pq: Vec<(u64, u64, u8)> = (0..q)
+        .map(|_| {
+            let sequence = r.u64();
+            let (id, key) = r.key(0x26, STORED_PQ_PREKEY);
+            (sequence, id, key[10])
+        })
+        .collect();
+    assert_eq!(r.1, bytes.len(), "bytes after a store's layout");
+
+    increasing("signed", signed.iter().map(|(id, _)| *id));
+    increasing("one-time", one_time.iter().map(|(_, id)| *id));
+    increasing("post-quantum", pq.iter().map(|(_, id, _)| *id));
+    assert!(
+        signed.iter().any(|(id, _)| *id == current),
+        "current not accepted"
+    );
+    if let Some(standby) = standby {
+        assert!(standby != 0 && signed.iter().all(|(id, _)| *id != standby));
+    }
+    assert!(signed.len() + usize::from(standby.is_some()) <= MAX_SIGNED_PREKEYS);
+    let mut sequences: Vec<u64> = one_time
+        .iter()
+        .map(|(s, _)| *s)
+        .chain(pq.iter().map(|(s, _, _)| *s))
+        .collect();
+    sequences.sort_unstable();
+    assert!(
+        sequences.windows(2).all(|w| w[0] < w[1]),
+        "duplicate sequence"
+    );
+    assert!(
+        sequences.iter().all(|s| *s < next_sequence),
+        "sequence too large"
+    );
+    if let Some(id) = pq_current {
+        assert!(pq.iter().any(|(_, i, kind)| *i == id && *kind == 0x02));
+    }
+    StoreView {
+        capacity,
+        next_sequence,
+        current,
+        signed,
+        standby_at,
+        standby,
+        one_time,
+        pq_current,
+        pq,
+    }
+}
+
+/// A store's encoding without its standby (flag 0, zeros): the state after a switch.
+fn without_standby(bytes: &[u8]) -> Vec<u8> {
+    let at = store_view(bytes).standby_at;
+    let mut out = bytes.to_vec();
+    out[at..at + 1 + STORED_SPK].fill(0);
+    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1744,10 +2041,11 @@ fn check_store_accept(
 // ---------------------------------------------------------------------------------------
 
 /// Every stored type's `from_bytes` (with PQXDH also `PqPreKey`), and `StorageKey::open`
-/// of each with a fixed key: whatever loads re-encodes to exactly the input; a session's
-/// stored type (`0x20`, `0x25`, `0x28` and its flags) agrees with its modes; at most one
-/// type accepts any input; and a loaded session or prekey store (`0x24`, `0x27`) can be
-/// used, stays consistent, and stores again.
+/// of each with a fixed key and each of two application contexts: whatever loads
+/// re-encodes to exactly the input; a session's stored type (`0x20`, `0x25`, `0x28` and
+/// its flags) agrees with its modes; at most one type (and context) accepts any input; and
+/// a loaded session or prekey store (`0x24`) can be used, stays consistent, and stores
+/// again.
 pub fn load(data: &[u8]) {
     let fx = fixture();
     let mut loaded = 0;
@@ -1793,57 +2091,72 @@ pub fn load(data: &[u8]) {
             PqPreKeyKind::OneTime => 0x01,
             PqPreKeyKind::LastResort => 0x02,
         };
-        assert_eq!(data[6], kind);
-        assert_eq!(k.id().to_be_bytes(), data[2..6]);
-        assert_eq!(k.signature(), data[71..135]);
+        // version, type, id (8 bytes), kind, seed (64), signature (64).
+        assert_eq!(data.len(), STORED_PQ_PREKEY);
+        assert_eq!(data[10], kind);
+        assert_eq!(k.id().to_be_bytes(), data[2..10]);
+        assert_eq!(k.signature(), data[75..139]);
         loaded += 1;
     }
     assert!(loaded <= 1, "{loaded} types load the same bytes");
 
     let key = &fx.storage_key;
     let mut opened = 0;
-    if let Ok(s) = key.open::<Session>(data) {
-        check_session_type(&s, &s.to_bytes());
-        check_reseal(&s, &s.to_bytes(), |b| {
-            key.open::<Session>(b).map(|s| s.to_bytes().to_vec())
-        });
-        exercise_session(s);
-        opened += 1;
+    for context in LOAD_CONTEXTS {
+        if let Ok(s) = key.open::<Session>(data, context) {
+            check_session_type(&s, &s.to_bytes());
+            check_reseal(&s, &s.to_bytes(), context, |b, c| {
+                key.open::<Session>(b, c).map(|s| s.to_bytes().to_vec())
+            });
+            exercise_session(s);
+            opened += 1;
+        }
+        if let Ok(k) = key.open::<IdentityKeyPair>(data, context) {
+            check_reseal(&k, &k.to_bytes(), context, |b, c| {
+                key.open::<IdentityKeyPair>(b, c)
+                    .map(|k| k.to_bytes().to_vec())
+            });
+            opened += 1;
+        }
+        if let Ok(k) = key.open::<SignedPreKey>(data, context) {
+            check_reseal(&k, &k.to_bytes(), context, |b, c| {
+                key.open::<SignedPreKey>(b, c)
+                    .map(|k| k.to_bytes().to_vec())
+            });
+            opened += 1;
+        }
+        if let Ok(k) = key.open::<OneTimePreKey>(data, context) {
+            check_reseal(&k, &k.to_bytes(), context, |b, c| {
+                key.open::<OneTimePreKey>(b, c)
+                    .map(|k| k.to_bytes().to_vec())
+            });
+            opened += 1;
+        }
+        if let Ok(store) = key.open::<PreKeyStore>(data, context) {
+            check_reseal(&store, &store.to_bytes(), context, |b, c| {
+                key.open::<PreKeyStore>(b, c).map(|s| s.to_bytes().to_vec())
+            });
+            exercise_store(store);
+            opened += 1;
+        }
+        #[cfg(feature = "pqxdh")]
+        if let Ok(k) = key.open::<PqPreKey>(data, context) {
+            check_reseal(&k, &k.to_bytes(), context, |b, c| {
+                key.open::<PqPreKey>(b, c).map(|k| k.to_bytes().to_vec())
+            });
+            opened += 1;
+        }
     }
-    if let Ok(k) = key.open::<IdentityKeyPair>(data) {
-        check_reseal(&k, &k.to_bytes(), |b| {
-            key.open::<IdentityKeyPair>(b)
-                .map(|k| k.to_bytes().to_vec())
-        });
-        opened += 1;
-    }
-    if let Ok(k) = key.open::<SignedPreKey>(data) {
-        check_reseal(&k, &k.to_bytes(), |b| {
-            key.open::<SignedPreKey>(b).map(|k| k.to_bytes().to_vec())
-        });
-        opened += 1;
-    }
-    if let Ok(k) = key.open::<OneTimePreKey>(data) {
-        check_reseal(&k, &k.to_bytes(), |b| {
-            key.open::<OneTimePreKey>(b).map(|k| k.to_bytes().to_vec())
-        });
-        opened += 1;
-    }
-    if let Ok(store) = key.open::<PreKeyStore>(data) {
-        check_reseal(&store, &store.to_bytes(), |b| {
-            key.open::<PreKeyStore>(b).map(|s| s.to_bytes().to_vec())
-        });
-        exercise_store(store);
-        opened += 1;
-    }
-    #[cfg(feature = "pqxdh")]
-    if let Ok(k) = key.open::<PqPreKey>(data) {
-        check_reseal(&k, &k.to_bytes(), |b| {
-            key.open::<PqPreKey>(b).map(|k| k.to_bytes().to_vec())
-        });
-        opened += 1;
-    }
-    assert!(opened <= 1, "{opened} types open the same sealed bytes");
+    assert!(
+        opened <= 1,
+        "{opened} types or contexts open the same sealed bytes"
+    );
+    // A context longer than MAX_SEAL_CONTEXT_LENGTH is refused before anything is read.
+    let too_long = [0x6c; MAX_SEAL_CONTEXT_LENGTH + 1];
+    assert_eq!(
+        key.open::<Session>(data, &too_long).err(),
+        Some(Error::TooLarge)
+    );
 }
 
 /// A stored session's type byte names its modes (SPEC.md §7.1): `0x20` classical, `0x25`
@@ -1871,26 +2184,42 @@ fn check_session_type(s: &Session, encoding: &[u8]) {
     );
 }
 
-/// Seals `object` (whose encoding is `encoded`) again and opens it with `open`, which
-/// returns the opened object's encoding: the same encoding comes back, and the blob opens
-/// as no other type.
+/// Seals `object` (whose encoding is `encoded`) again for `context` and opens it with
+/// `open(blob, context)`, which returns the opened object's encoding: the same encoding
+/// comes back; the blob opens as no other type, and with no other context (the other load
+/// context, the context one byte longer).
 fn check_reseal<T: doubleratchet::Storable>(
     object: &T,
     encoded: &[u8],
-    open: impl Fn(&[u8]) -> Result<Vec<u8>, Error>,
+    context: &[u8],
+    open: impl Fn(&[u8], &[u8]) -> Result<Vec<u8>, Error>,
 ) {
     let key = &fixture().storage_key;
-    let blob = key.seal(object, &mut rng(4)).unwrap();
-    let reopened = open(&blob).unwrap_or_else(|e| panic!("a fresh seal does not open: {e:?}"));
+    let blob = key.seal(object, context, &mut rng(4)).unwrap();
+    let reopened =
+        open(&blob, context).unwrap_or_else(|e| panic!("a fresh seal does not open: {e:?}"));
     assert_eq!(reopened, encoded);
+    let longer = [context, &[0u8][..]].concat();
+    for other in LOAD_CONTEXTS
+        .iter()
+        .copied()
+        .filter(|c| *c != context)
+        .chain([&longer[..]])
+    {
+        assert_eq!(
+            open(&blob, other).err(),
+            Some(Error::DecryptionFailed),
+            "a sealed blob opened with another context"
+        );
+    }
     let opens = [
-        key.open::<Session>(&blob).is_ok(),
-        key.open::<IdentityKeyPair>(&blob).is_ok(),
-        key.open::<SignedPreKey>(&blob).is_ok(),
-        key.open::<OneTimePreKey>(&blob).is_ok(),
-        key.open::<PreKeyStore>(&blob).is_ok(),
+        key.open::<Session>(&blob, context).is_ok(),
+        key.open::<IdentityKeyPair>(&blob, context).is_ok(),
+        key.open::<SignedPreKey>(&blob, context).is_ok(),
+        key.open::<OneTimePreKey>(&blob, context).is_ok(),
+        key.open::<PreKeyStore>(&blob, context).is_ok(),
         #[cfg(feature = "pqxdh")]
-        key.open::<PqPreKey>(&blob).is_ok(),
+        key.open::<PqPreKey>(&blob, context).is_ok(),
     ];
     let count = opens.iter().filter(|o| **o).count();
     assert_eq!(count, 1, "a sealed blob opens as {count} types");
@@ -1958,39 +2287,125 @@ fn exercise_session(mut s: Session) {
     reload_session(&s.to_bytes());
 }
 
-/// Uses a loaded (possibly fuzzer-made) prekey store: errors leave it unchanged, and every
-/// state it reaches stores and loads again.
+/// Uses a loaded (possibly fuzzer-made) prekey store (SPEC.md §8): what its API reports
+/// agrees with its stored fields; refused changes leave it unchanged; probes (with and
+/// without a one-time prekey, PQXDH) are accepted or refused by the store rules, with the
+/// notices of SPEC.md §8.3; one-time prekey generation, the standby, the replay capacity,
+/// rotation, retirement and `after_restore` do what SPEC.md §8 says; and every state it
+/// reaches stores and loads again.
 fn exercise_store(mut store: PreKeyStore) {
     let fx = fixture();
     let _ = format!("{store:?}");
-    let current = store
-        .current_signed_prekey()
-        .expect("a loaded store has its current key");
-    let current_id = current.id();
-    assert!(store.signed_prekey(current_id).is_some());
+    let view = store_view(&store.to_bytes());
+    check_store_agrees(&store, &view);
+    let current_id = store.current_signed_prekey().id();
     let first_opk = store.one_time_prekeys().next().map(OneTimePreKey::id);
     let b = store.bundle(&fx.bob, first_opk).unwrap();
     assert_eq!(b.signed_prekey_id(), current_id);
     assert_eq!(b.one_time_prekey_id(), first_opk);
+    // Neither the current signed prekey nor the standby can be retired, and a replay
+    // capacity outside 1 ..= 1024 is refused.
+    let before = store.to_bytes();
     assert!(!store.retire_signed_prekey(current_id));
+    if let Some(standby) = view.standby {
+        assert!(!store.retire_signed_prekey(standby));
+    }
+    for capacity in [0, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY + 1] {
+        assert_eq!(
+            store.set_replay_capacity(capacity),
+            Err(Error::InvalidLimits)
+        );
+    }
+    assert_eq!(
+        *store.to_bytes(),
+        *before,
+        "a refused change changed the store"
+    );
 
+    // A classical probe with a one-time prekey, one without (a replay record), and PQXDH.
     let _ = check_store_accept(&mut store, &fx.probes[0].0, Expect::Unknown);
+    let _ = check_store_accept(&mut store, &fx.initial[3].wire, Expect::Unknown);
     #[cfg(feature = "pqxdh")]
     exercise_pq_store(&mut store);
 
+    exercise_one_time_generation(&mut store);
+    exercise_signed_prekeys(&mut store);
+    let view = store_view(&store.to_bytes());
+    if view.one_time.len() <= 4 && view.pq.len() <= 4 {
+        exercise_after_restore(&store);
+    }
+    let bytes = store.to_bytes();
+    let again = PreKeyStore::from_bytes(&bytes)
+        .unwrap_or_else(|e| panic!("a store's own encoding does not load: {e:?}"));
+    assert_eq!(*again.to_bytes(), *bytes);
+}
+
+/// The store's accessors agree with its stored fields.
+fn check_store_agrees(store: &PreKeyStore, view: &StoreView) {
+    assert_eq!(store.current_signed_prekey().id(), view.current);
+    for (id, _) in &view.signed {
+        assert_eq!(store.signed_prekey(*id).map(SignedPreKey::id), Some(*id));
+    }
+    assert_eq!(
+        store.standby_signed_prekey().map(SignedPreKey::id),
+        view.standby
+    );
+    if let Some(standby) = view.standby {
+        assert!(
+            store.signed_prekey(standby).is_none(),
+            "the standby is accepted"
+        );
+    }
+    assert_eq!(store.replay_capacity(), view.capacity);
+    let records: usize = view.signed.iter().map(|(_, r)| r.len()).sum();
+    assert_eq!(store.replay_records(), records);
+    let one_time: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    assert_eq!(
+        one_time,
+        view.one_time_by_age(),
+        "one-time prekeys, oldest first"
+    );
+    #[cfg(feature = "pqxdh")]
+    {
+        let mut aged: Vec<(u64, u64)> = view
+            .pq
+            .iter()
+            .filter(|(_, _, kind)| *kind == 0x01)
+            .map(|(s, id, _)| (*s, *id))
+            .collect();
+        aged.sort_unstable();
+        let by_age: Vec<u64> = aged.into_iter().map(|(_, id)| id).collect();
+        let pq: Vec<u64> = store.pq_one_time_prekeys().map(PqPreKey::id).collect();
+        assert_eq!(pq, by_age, "post-quantum one-time prekeys, oldest first");
+    }
+}
+
+/// `generate_one_time_prekeys`: new ids (never 0, none held) with the next sequence
+/// numbers, newest last; or `StoreFull` beyond the cap, without change.
+fn exercise_one_time_generation(store: &mut PreKeyStore) {
     let before = store.to_bytes();
-    let count_before = store.one_time_prekeys().count();
+    let view = store_view(&before);
+    let held = view.one_time_by_age();
     match store.generate_one_time_prekeys(2, &mut rng(6)) {
         Ok(fresh) => {
-            let ids: Vec<u32> = fresh.iter().map(|k| k.id()).collect();
+            let ids: Vec<u64> = fresh.iter().map(|k| k.id()).collect();
             assert_eq!(ids.len(), 2);
-            assert_eq!(store.one_time_prekeys().count(), count_before + 2);
-            for id in ids {
-                assert!(store.one_time_prekey(id).is_some());
+            assert!(ids[0] != ids[1] && ids.iter().all(|id| *id != 0 && !held.contains(id)));
+            let after = store_view(&store.to_bytes());
+            assert_eq!(after.one_time_by_age(), [&held[..], &ids[..]].concat());
+            for (i, id) in ids.iter().enumerate() {
+                let sequence = after.one_time.iter().find(|(_, k)| k == id).unwrap().0;
+                assert_eq!(sequence, view.next_sequence + i as u64);
             }
+            assert_eq!(after.next_sequence, view.next_sequence + 2);
         }
         Err(e) => {
+            // Beyond the cap, or (a crafted store) out of sequence numbers.
             assert_eq!(e, Error::StoreFull);
+            assert!(
+                held.len() + 2 > doubleratchet::MAX_ONE_TIME_PREKEYS
+                    || view.next_sequence.checked_add(2).is_none()
+            );
             assert_eq!(
                 *store.to_bytes(),
                 *before,
@@ -1998,25 +2413,162 @@ fn exercise_store(mut store: PreKeyStore) {
             );
         }
     }
+}
 
+/// The standby (SPEC.md §8.2, §8.3): `replenish_standby`, a replay capacity that fills the
+/// current signed prekey (the switch, or `SignedPreKeyFull`), and `rotate_signed_prekey`
+/// then `retire_signed_prekey`.
+fn exercise_signed_prekeys(store: &mut PreKeyStore) {
+    let fx = fixture();
     let before = store.to_bytes();
-    match store.rotate_signed_prekey(&fx.bob, &mut rng(7)) {
-        Ok(id) => {
-            assert_eq!(
-                store.current_signed_prekey().map(SignedPreKey::id),
-                Some(id)
-            );
-            assert!(store.retire_signed_prekey(current_id) || current_id == id);
+    let view = store_view(&before);
+    let held = view.signed.len() + usize::from(view.standby.is_some());
+    match store.replenish_standby(&fx.bob, &mut rng(7)) {
+        Ok(false) => {
+            assert!(view.standby.is_some());
+            assert_eq!(*store.to_bytes(), *before);
+        }
+        Ok(true) => {
+            assert!(view.standby.is_none());
+            let after = store_view(&store.to_bytes());
+            let standby = after.standby.expect("a standby after replenish_standby");
+            assert!(view.signed.iter().all(|(id, _)| *id != standby));
+            assert_eq!((after.current, &after.signed), (view.current, &view.signed));
         }
         Err(e) => {
             assert_eq!(e, Error::StoreFull);
+            assert!(view.standby.is_none() && held >= MAX_SIGNED_PREKEYS);
+            assert_eq!(*store.to_bytes(), *before, "failed replenish changed store");
+        }
+    }
+
+    // A capacity equal to the current signed prekey's records fills it (if it has any).
+    let view = store_view(&store.to_bytes());
+    let current_records = view.records(view.current).unwrap().len() as u32;
+    let capacity = current_records.clamp(1, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY);
+    let expected = (current_records >= capacity).then_some(match view.standby {
+        Some(standby) => StoreNotice::SignedPreKeySwitched {
+            previous: view.current,
+            current: standby,
+        },
+        None => StoreNotice::SignedPreKeyFull { id: view.current },
+    });
+    assert_eq!(store.set_replay_capacity(capacity), Ok(expected));
+    assert_eq!(store.replay_capacity(), capacity);
+    let after = store_view(&store.to_bytes());
+    assert_eq!(
+        after.signed.len(),
+        view.signed.len()
+            + usize::from(matches!(
+                expected,
+                Some(StoreNotice::SignedPreKeySwitched { .. })
+            ))
+    );
+    match expected {
+        Some(StoreNotice::SignedPreKeySwitched { current, .. }) => {
+            assert_eq!(after.current, current);
+            assert_eq!(after.standby, None);
+        }
+        _ => assert_eq!((after.current, after.standby), (view.current, view.standby)),
+    }
+
+    // Rotation: the standby (or a new key) becomes current, a new standby is drawn, the
+    // old current stays accepted until retired, which drops its records.
+    let before = store.to_bytes();
+    let view = store_view(&before);
+    let held = view.signed.len() + usize::from(view.standby.is_some());
+    match store.rotate_signed_prekey(&fx.bob, &mut rng(8)) {
+        Ok(id) => {
+            match view.standby {
+                Some(standby) => assert_eq!(id, standby),
+                None => assert!(id != 0 && view.signed.iter().all(|(i, _)| *i != id)),
+            }
+            assert_eq!(store.current_signed_prekey().id(), id);
+            assert!(store.signed_prekey(view.current).is_some());
+            let after = store_view(&store.to_bytes());
+            let standby = after.standby.expect("a standby after rotation");
+            assert!(standby != id && after.signed.iter().all(|(i, _)| *i != standby));
+            assert_eq!(after.signed.len(), view.signed.len() + 1);
+            let records = store.replay_records();
+            let old = view.records(view.current).unwrap().len();
+            assert!(store.retire_signed_prekey(view.current));
+            assert!(store.signed_prekey(view.current).is_none());
+            assert_eq!(store.replay_records() + old, records);
+        }
+        Err(e) => {
+            assert_eq!(e, Error::StoreFull);
+            let needed = if view.standby.is_some() { 1 } else { 2 };
+            assert!(held + needed > MAX_SIGNED_PREKEYS);
             assert_eq!(*store.to_bytes(), *before, "failed rotation changed store");
         }
     }
+}
+
+/// `after_restore` on a copy (SPEC.md §8.2): every prekey replaced (a new current and
+/// standby signed prekey, as many one-time prekeys of each kind, a last-resort one if one
+/// was current), the replay capacity and the sequence counter carried over, everything old
+/// dropped with its records.
+fn exercise_after_restore(store: &PreKeyStore) {
+    let fx = fixture();
     let bytes = store.to_bytes();
-    let again = PreKeyStore::from_bytes(&bytes)
-        .unwrap_or_else(|e| panic!("a store's own encoding does not load: {e:?}"));
-    assert_eq!(*again.to_bytes(), *bytes);
+    let old = store_view(&bytes);
+    let mut copy = PreKeyStore::from_bytes(&bytes).unwrap();
+    let old_pq_one_time = old.pq.iter().filter(|(_, _, k)| *k == 0x01).count();
+    let generated = old.one_time.len() + old_pq_one_time + usize::from(old.pq_current.is_some());
+    let restored = match copy.after_restore(&fx.bob, &mut rng(9)) {
+        Ok(restored) => restored,
+        Err(e) => {
+            // Only a crafted store whose sequence counter cannot issue as many numbers.
+            assert_eq!(e, Error::StoreFull);
+            assert!(old.next_sequence.checked_add(generated as u64).is_none());
+            assert_eq!(
+                *copy.to_bytes(),
+                *bytes,
+                "a failed after_restore changed the store"
+            );
+            return;
+        }
+    };
+    let new = store_view(&copy.to_bytes());
+    check_store_agrees(&copy, &new);
+    assert_eq!(restored.signed_prekey, new.current);
+    assert_eq!(new.signed.len(), 1);
+    assert!(new.signed[0].1.is_empty(), "records carried over");
+    assert!(new.standby.is_some());
+    assert_eq!(new.capacity, old.capacity);
+    for (id, _) in &old.signed {
+        assert!(
+            copy.signed_prekey(*id).is_none(),
+            "an old signed prekey survived"
+        );
+    }
+    assert_eq!(restored.one_time_prekeys.len(), old.one_time.len());
+    assert_eq!(new.one_time_by_age(), restored.one_time_prekeys);
+    for (_, id) in &old.one_time {
+        assert!(
+            copy.one_time_prekey(*id).is_none(),
+            "an old one-time prekey survived"
+        );
+    }
+    assert_eq!(restored.pq_one_time_prekeys.len(), old_pq_one_time);
+    assert_eq!(
+        restored.pq_last_resort_prekey.is_some(),
+        old.pq_current.is_some()
+    );
+    assert_eq!(new.pq_current, restored.pq_last_resort_prekey);
+    assert_eq!(new.next_sequence, old.next_sequence + generated as u64);
+    // A message naming an old signed prekey is now refused by its signed prekey.
+    let probe = &fx.initial[3].wire;
+    if let Ok(Message::Initial(m)) = Message::parse(probe) {
+        let before = copy.to_bytes();
+        assert_eq!(
+            copy.accept(&fx.bob, probe).err(),
+            Some(Error::UnknownSignedPreKey(m.signed_prekey_id()))
+        );
+        assert_eq!(*copy.to_bytes(), *before);
+    }
+    let again = PreKeyStore::from_bytes(&copy.to_bytes()).unwrap();
+    assert_eq!(*again.to_bytes(), *copy.to_bytes());
 }
 
 /// The post-quantum half of a loaded store (SPEC.md §7.5, §8): its PQXDH bundle names a
@@ -2539,9 +3091,10 @@ pub fn seeds() -> Vec<Seed> {
         assert_eq!(encoded_length(Padding::Padme, len), padme, "Padmé of {len}");
         assert_eq!(encoded_length(Padding::None, len), len + 1);
     }
-    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_324);
+    // SPEC.md §4.9 with part 2's largest prefix (1247 bytes): 2^20 - 1247 - 16 - 1.
+    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_312);
     for padding in [Padding::Padme, Padding::None] {
-        assert_eq!(encoded_length(padding, MAX_PLAINTEXT_SIZE), 1_047_325);
+        assert_eq!(encoded_length(padding, MAX_PLAINTEXT_SIZE), 1_047_313);
     }
     assert_eq!(
         [
@@ -2632,8 +3185,15 @@ pub fn seeds() -> Vec<Seed> {
         "field-sealed-header",
         with_mode(2, &[4, 8, 0xff]),
     );
-    add("respond", "overwrite", with_mode(1, &[2, 70, 0, 1]));
-    add("respond", "field-opk-id", with_mode(2, &[0, 6, 0, 0, 0, 2]));
+    // The one-time prekey flag (byte 74) of a message that has one, overwritten by 1.
+    add(
+        "respond",
+        "overwrite",
+        with_mode(1, &[2, INITIAL_OPK_FLAG as u8, 0, 1]),
+    );
+    // The id of Bob's second one-time prekey (held, but not the one Alice used).
+    let field_opk_id = [&[0u8, 6][..], &fx.opk_ids[1].to_be_bytes()].concat();
+    add("respond", "field-opk-id", with_mode(2, &field_opk_id));
     add(
         "respond",
         "bit-flips",
@@ -2662,13 +3222,14 @@ pub fn seeds() -> Vec<Seed> {
             "raw-pq-he",
             with_mode(0, &fx.initial[sealed].wire),
         );
-        // The id of one-time PQ prekey 1 on a last-resort message: decapsulation with the
-        // wrong key.
-        add(
-            "respond",
-            "pq-field-id",
-            with_mode(2, &[pick(last_resort), 7, 0, 0, 0, 1]),
-        );
+        // The id of Bob's first one-time post-quantum prekey on a last-resort message:
+        // decapsulation with the wrong key.
+        let pq_field_id = [
+            &[pick(last_resort), 7][..],
+            &fx.pq.one_time_ids[0].to_be_bytes(),
+        ]
+        .concat();
+        add("respond", "pq-field-id", with_mode(2, &pq_field_id));
         add(
             "respond",
             "pq-field-kem",
@@ -2684,15 +3245,22 @@ pub fn seeds() -> Vec<Seed> {
             "pq-overwrite",
             with_mode(1, &[pick(last_resort), 0x00, 0x04, 0xaa]),
         );
+        // Bit 0 of the KEM ciphertext's first byte (91), and a bit in its middle.
+        let first_kem_bit = u16::try_from(KEM_CT.start * 8).unwrap().to_le_bytes();
         add(
             "respond",
             "pq-bit-flips",
-            with_mode(3, &[pick(sealed), 0x78, 0x02, 0x00, 0x24]),
+            with_mode(
+                3,
+                &[pick(sealed), first_kem_bit[0], first_kem_bit[1], 0x00, 0x24],
+            ),
         );
     }
 
-    // load: every stored type, plain and sealed.
+    // load: every stored type, plain and sealed (with the first load context, a few with the
+    // empty one).
     let key = &fx.storage_key;
+    let [context, empty] = LOAD_CONTEXTS;
     let mut seal_rng = rng(11);
     for (mode, name, state) in fx.states.iter().filter(|(m, _, _)| !m.contains("pq")) {
         let s = Session::from_bytes(state).unwrap();
@@ -2705,39 +3273,63 @@ pub fn seeds() -> Vec<Seed> {
             continue;
         }
         add("load", &format!("{mode}session-{name}"), state.clone());
+        // Alice's states sealed with the load context, Bob's with the empty one.
+        let c = if name.starts_with("alice") {
+            context
+        } else {
+            empty
+        };
         add(
             "load",
             &format!("sealed-{mode}session-{name}"),
-            key.seal(&s, &mut seal_rng).unwrap(),
+            key.seal(&s, c, &mut seal_rng).unwrap(),
         );
     }
     add("load", "identity", fx.carol.to_bytes().to_vec());
     add(
         "load",
         "sealed-identity",
-        key.seal(&fx.carol, &mut seal_rng).unwrap(),
+        key.seal(&fx.carol, context, &mut seal_rng).unwrap(),
     );
     add("load", "signed-prekey", fx.carol_spk.to_bytes().to_vec());
     add(
         "load",
         "sealed-signed-prekey",
-        key.seal(&fx.carol_spk, &mut seal_rng).unwrap(),
+        key.seal(&fx.carol_spk, context, &mut seal_rng).unwrap(),
     );
     add("load", "one-time-prekey", fx.carol_opk.to_bytes().to_vec());
     add(
         "load",
         "sealed-one-time-prekey",
-        key.seal(&fx.carol_opk, &mut seal_rng).unwrap(),
+        key.seal(&fx.carol_opk, empty, &mut seal_rng).unwrap(),
     );
+    // Bob's classical store: a current and a standby signed prekey, three one-time
+    // prekeys (sequence numbers 0..=2), no records.
     add("load", "prekey-store", fx.classical_store_bytes.clone());
     let classical_store = PreKeyStore::from_bytes(&fx.classical_store_bytes).unwrap();
     add(
         "load",
         "sealed-prekey-store",
-        key.seal(&classical_store, &mut seal_rng).unwrap(),
+        key.seal(&classical_store, context, &mut seal_rng).unwrap(),
     );
+    // The same without its standby and with replay capacity 1: the `load` target's
+    // probe without a one-time prekey fills the current signed prekey
+    // (`SignedPreKeyFull`).
+    let mut no_standby = without_standby(&fx.classical_store_bytes);
+    no_standby[2..6].copy_from_slice(&1u32.to_be_bytes());
+    add("load", "prekey-store-no-standby", no_standby);
+    // Replay records under two signed prekeys: replay capacity 2, two sessions without a
+    // one-time prekey filled the first (the store switched to its standby), a third left a
+    // record under the second, a new standby; one-time prekeys generated since.
+    let records = store_with_records(&fx.classical_store_bytes);
+    add(
+        "load",
+        "sealed-prekey-store-records",
+        key.seal(&records, context, &mut seal_rng).unwrap(),
+    );
+    add("load", "prekey-store-records", records.to_bytes().to_vec());
     // PQXDH: stored sessions (type 0x25, and 0x28 with the PQXDH flag), a post-quantum
-    // prekey (0x26), stores with post-quantum prekeys and replay records (0x27); some
+    // prekey (0x26), stores with post-quantum prekeys and replay records (0x24); some
     // sealed. Not every state: PQXDH states awaiting a reply are 1.4 KB.
     #[cfg(feature = "pqxdh")]
     {
@@ -2761,7 +3353,7 @@ pub fn seeds() -> Vec<Seed> {
                 add(
                     "load",
                     &format!("sealed-{mode}session-{name}"),
-                    key.seal(&s, &mut seal_rng).unwrap(),
+                    key.seal(&s, context, &mut seal_rng).unwrap(),
                 );
             }
         }
@@ -2769,13 +3361,13 @@ pub fn seeds() -> Vec<Seed> {
         add(
             "load",
             "sealed-pq-prekey",
-            key.seal(&fx.pq.carol_pq, &mut seal_rng).unwrap(),
+            key.seal(&fx.pq.carol_pq, context, &mut seal_rng).unwrap(),
         );
         add("load", "prekey-store-pq", fx.store_bytes.clone());
         add(
             "load",
             "sealed-prekey-store-pq",
-            key.seal(&fx.store, &mut seal_rng).unwrap(),
+            key.seal(&fx.store, empty, &mut seal_rng).unwrap(),
         );
         add(
             "load",
@@ -2837,6 +3429,41 @@ pub fn seeds() -> Vec<Seed> {
     out
 }
 
+/// Bob's classical store (`store_bytes`) with replay records under two signed prekeys:
+/// replay capacity 2; two sessions without a one-time prekey fill the current signed
+/// prekey, so the store switches to its standby; a new standby; a third session leaves a
+/// record under the second; two more one-time prekeys.
+fn store_with_records(store_bytes: &[u8]) -> PreKeyStore {
+    let fx = fixture();
+    let mut store = PreKeyStore::from_bytes(store_bytes).unwrap();
+    let mut rng = rng(15);
+    assert_eq!(store.set_replay_capacity(2), Ok(None));
+    let first = store.current_signed_prekey().id();
+    let standby = store.standby_signed_prekey().unwrap().id();
+    let without_opk = store.bundle(&fx.bob, None).unwrap();
+    for i in 0..2 {
+        let mut a = Session::initiate(&fx.alice, &without_opk, &mut rng).unwrap();
+        let m = a.encrypt(b"record", &mut rng).unwrap();
+        let notice = store.accept(&fx.bob, &m).unwrap().notice;
+        let expected = (i == 1).then_some(StoreNotice::SignedPreKeySwitched {
+            previous: first,
+            current: standby,
+        });
+        assert_eq!(notice, expected);
+    }
+    assert!(store.replenish_standby(&fx.bob, &mut rng).unwrap());
+    let second = store.bundle(&fx.bob, None).unwrap();
+    let mut a = Session::initiate(&fx.alice, &second, &mut rng).unwrap();
+    let m = a.encrypt(b"record", &mut rng).unwrap();
+    assert_eq!(store.accept(&fx.bob, &m).unwrap().notice, None);
+    store.generate_one_time_prekeys(2, &mut rng).unwrap();
+    let view = store_view(&store.to_bytes());
+    assert_eq!(view.signed.len(), 2);
+    assert_eq!(view.records(first).map(<[_]>::len), Some(2));
+    assert_eq!(view.records(standby).map(<[_]>::len), Some(1));
+    store
+}
+
 /// The index in `fixture().initial` of the first genuine PQXDH message with the header
 /// encrypted or not, naming a one-time or a last-resort post-quantum prekey.
 #[cfg(feature = "pqxdh")]
@@ -2852,7 +3479,7 @@ fn genuine_pq(header_encryption: bool, one_time: bool) -> usize {
             g.post_quantum
                 && g.header_encryption == header_encryption
                 && id.is_some()
-                && (id == Some(BOB_PQ_LAST_RESORT_ID)) != one_time
+                && (id == Some(fx.pq.last_resort_id)) != one_time
         })
         .unwrap()
 }

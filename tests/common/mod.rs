@@ -25,25 +25,27 @@ pub(crate) mod layout {
     pub(crate) const NORMAL_N: usize = 38;
     pub(crate) const NORMAL_BODY: usize = 42;
 
-    /// Initial message: `IK_A`, `EK_A`, prekey ids, then the ratchet header.
+    /// Initial message: `IK_A`, `EK_A`, prekey ids (u64), then the ratchet header.
     pub(crate) const INITIAL_IK: usize = 2;
     pub(crate) const INITIAL_EK: usize = 34;
     pub(crate) const INITIAL_SPK_ID: usize = 66;
-    pub(crate) const INITIAL_OPK_FLAG: usize = 70;
-    pub(crate) const INITIAL_OPK_ID: usize = 71;
-    pub(crate) const INITIAL_DH: usize = 75;
-    pub(crate) const INITIAL_PN: usize = 107;
-    pub(crate) const INITIAL_N: usize = 111;
-    pub(crate) const INITIAL_BODY: usize = 115;
+    pub(crate) const INITIAL_OPK_FLAG: usize = 74;
+    pub(crate) const INITIAL_OPK_ID: usize = 75;
+    pub(crate) const INITIAL_DH: usize = 83;
+    pub(crate) const INITIAL_PN: usize = 115;
+    pub(crate) const INITIAL_N: usize = 119;
+    pub(crate) const INITIAL_BODY: usize = 123;
 
-    /// Prekey bundle.
+    /// Prekey bundle (ids are u64).
     pub(crate) const BUNDLE_IK: usize = 2;
     pub(crate) const BUNDLE_SPK_ID: usize = 34;
-    pub(crate) const BUNDLE_SPK: usize = 38;
-    pub(crate) const BUNDLE_SIGNATURE: usize = 70;
-    pub(crate) const BUNDLE_OPK_FLAG: usize = 134;
-    pub(crate) const BUNDLE_OPK_ID: usize = 135;
-    pub(crate) const BUNDLE_OPK: usize = 139;
+    pub(crate) const BUNDLE_SPK: usize = 42;
+    pub(crate) const BUNDLE_SIGNATURE: usize = 74;
+    pub(crate) const BUNDLE_OPK_FLAG: usize = 138;
+    pub(crate) const BUNDLE_OPK_ID: usize = 139;
+    pub(crate) const BUNDLE_OPK: usize = 147;
+    /// Length of a classical bundle.
+    pub(crate) const BUNDLE_END: usize = 179;
 
     /// Tag length of every ciphertext.
     pub(crate) const TAG: usize = 16;
@@ -108,6 +110,18 @@ pub(crate) fn get_u32(bytes: &[u8], at: usize) -> u32 {
 /// Writes a big-endian u32 at `at`.
 pub(crate) fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
     bytes[at..at + 4].copy_from_slice(&value.to_be_bytes());
+}
+
+/// Reads a big-endian u64 (a prekey id) at `at`.
+pub(crate) fn get_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_be_bytes(b)
+}
+
+/// Writes a big-endian u64 (a prekey id) at `at`.
+pub(crate) fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_be_bytes());
 }
 
 /// A copy of `message` with its header fields replaced where given (a forgery: the header
@@ -220,7 +234,7 @@ impl Offer {
     }
 
     /// The id of the one-time prekey the offer uses.
-    pub(crate) fn one_time_prekey(&self) -> u32 {
+    pub(crate) fn one_time_prekey(&self) -> u64 {
         self.bundle.one_time_prekey_id().unwrap()
     }
 

@@ -95,7 +95,7 @@ impl Parties {
 fn pq_bundle(
     bob: &IdentityKeyPair,
     store: &mut PreKeyStore,
-    one_time: u32,
+    one_time: u64,
     rng: &mut ChaCha20Rng,
 ) -> PreKeyBundle {
     let pq = store.generate_pq_one_time_prekeys(bob, 1, rng).unwrap()[0].id();
@@ -106,7 +106,7 @@ fn pq_bundle(
 fn pq_bundle(
     _: &IdentityKeyPair,
     _: &mut PreKeyStore,
-    _: u32,
+    _: u64,
     _: &mut ChaCha20Rng,
 ) -> PreKeyBundle {
     panic!("PQXDH sessions need the `pqxdh` feature")
@@ -256,9 +256,9 @@ pub(crate) fn ratchet_view(bytes: &[u8]) -> RatchetView {
     };
     r.take(3 * 32); // identities, EK_A
     let awaiting = r.u8() == 1;
-    r.take(4 + 1 + 4); // prekey ids
+    r.take(8 + 1 + 8); // prekey ids
     if post_quantum && awaiting {
-        r.take(4 + 1088);
+        r.take(8 + 1088);
     }
     r.take(4 + 4); // limits
     assert!(matches!(r.u8(), 0x00 | 0x01), "padding policy");
