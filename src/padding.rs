@@ -89,46 +89,50 @@ fn padme(len: usize) -> usize {
 ///
 /// The scan takes time that depends only on `encoded.len()` (the ciphertext length, which
 /// is public), never on where the marker is: the padding length would otherwise show in
-/// the decryption time and refine the length that padding hides. It reads the input a word
-/// at a time with branch-free selects, then the one word holding the last non-zero byte.
+/// the decryption time and refine the length that padding hides. It reads the input 32
+/// bytes at a time with branch-free selects, then the one chunk holding the last non-zero
+/// byte.
 ///
 /// # Errors
 /// [`Error::DecryptionFailed`] if there is no end marker (only an authenticated peer can
 /// send such a message, so saying more would tell an attacker nothing; staying coarse keeps
 /// the error set small).
 pub(crate) fn decoded_length(encoded: &[u8]) -> Result<usize, Error> {
-    const WORD: usize = 8;
-    let words = encoded.chunks_exact(WORD);
-    let tail = words.remainder();
-    // The last word with a non-zero byte (its index and value), selected without branches.
-    let mut last_index = 0usize;
-    let mut last_word = 0u64;
-    for (i, chunk) in words.enumerate() {
-        let mut bytes = [0u8; WORD];
-        bytes.copy_from_slice(chunk);
-        let word = u64::from_be_bytes(bytes);
-        let mask = nonzero_mask(word);
-        last_index = select(mask as usize, i * WORD, last_index);
-        last_word = select_u64(mask, word, last_word);
+    const WORDS: usize = 4;
+    const CHUNK: usize = 8 * WORDS;
+    let chunks = encoded.chunks_exact(CHUNK);
+    let tail = chunks.remainder();
+    let mut padded_tail = [0u8; CHUNK];
+    padded_tail[..tail.len()].copy_from_slice(tail);
+    // The last chunk with a non-zero byte (its offset and words), selected without branches.
+    let mut last_start = 0usize;
+    let mut last = [0u64; WORDS];
+    let starts = (0..).step_by(CHUNK);
+    for (start, chunk) in starts.zip(chunks.chain([&padded_tail[..]])) {
+        let mut words = [0u64; WORDS];
+        for (word, bytes) in words.iter_mut().zip(chunk.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(bytes);
+            *word = u64::from_be_bytes(b);
+        }
+        let mask = nonzero_mask(words.iter().fold(0, |acc, w| acc | w));
+        last_start = select(mask as usize, start, last_start);
+        for (kept, word) in last.iter_mut().zip(words) {
+            *kept = select_u64(mask, word, *kept);
+        }
     }
-    let mut bytes = [0u8; WORD];
-    bytes[..tail.len()].copy_from_slice(tail);
-    let word = u64::from_be_bytes(bytes);
-    let mask = nonzero_mask(word);
-    last_index = select(mask as usize, encoded.len() - tail.len(), last_index);
-    last_word = select_u64(mask, word, last_word);
-    // Within that word (big-endian: byte 0 is the most significant), the last non-zero
-    // byte, and whether it is the marker.
+    // Within that chunk (big-endian words: byte 0 is the most significant of word 0), the
+    // last non-zero byte, and whether it is the marker.
     let mut offset = 0usize;
     let mut last_byte = 0u64;
-    for k in 0..WORD {
-        let byte = (last_word >> (8 * (WORD - 1 - k))) & 0xff;
+    for k in 0..CHUNK {
+        let byte = (last[k / 8] >> (8 * (7 - k % 8))) & 0xff;
         let mask = nonzero_mask(byte);
         offset = select(mask as usize, k, offset);
         last_byte = select_u64(mask, byte, last_byte);
     }
     if last_byte == u64::from(END_MARKER) {
-        Ok(last_index + offset)
+        Ok(last_start + offset)
     } else {
         Err(Error::DecryptionFailed)
     }
@@ -204,7 +208,7 @@ mod tests {
             Some(i) if x[i] == END_MARKER => Ok(i),
             _ => Err(Error::DecryptionFailed),
         };
-        for len in 0..40 {
+        for len in 0..80 {
             for at in 0..len {
                 for (marker, filler) in [(END_MARKER, 0x41u8), (0x7f, 0x80), (0x81, 0x00)] {
                     let mut x = vec![filler; len];
