@@ -22,15 +22,13 @@ use core::fmt;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 
-use crate::format::SAFETY_NUMBER_VERSION;
+use crate::format::{SAFETY_NUMBER_VERSION, TYPE_SAFETY_NUMBER};
 use crate::keys::IdentityKey;
 
 /// Domain label of the safety number hash.
 pub(crate) const SAFETY_NUMBER_LABEL: &[u8] = b"doubleratchet v1 safety number";
 /// Number of SHA-512 iterations per half.
 pub const SAFETY_NUMBER_ITERATIONS: u32 = 5200;
-/// Type byte of the scannable byte form.
-pub(crate) const TYPE_SAFETY_NUMBER: u8 = 0x40;
 /// Length of the scannable byte form.
 pub const SAFETY_NUMBER_LENGTH: usize = 2 + 32 + 32;
 /// The version of the safety number construction, hashed into each half.

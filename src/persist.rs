@@ -18,7 +18,12 @@ use zeroize::Zeroizing;
 use crate::aead::{self, NONCE_LENGTH, TAG_LENGTH};
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
-use crate::format::STORAGE_VERSION;
+#[cfg(feature = "pqxdh")]
+use crate::format::TYPE_PQ_PREKEY;
+use crate::format::{
+    STORAGE_VERSION, TYPE_IDENTITY, TYPE_ONE_TIME_PREKEY, TYPE_PREKEY_STORE, TYPE_SEALED,
+    TYPE_SESSION, TYPE_SESSION_HE, TYPE_SESSION_PQ, TYPE_SIGNED_PREKEY,
+};
 use crate::keys::{
     fill_random, x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey,
     RatchetKeyPair, SignedPreKey,
@@ -41,23 +46,6 @@ const SESSION_TYPES: &[u8] = &[TYPE_SESSION, TYPE_SESSION_PQ, TYPE_SESSION_HE];
 #[cfg(not(feature = "pqxdh"))]
 const SESSION_TYPES: &[u8] = &[TYPE_SESSION, TYPE_SESSION_HE];
 
-/// Object type byte of a stored session.
-pub(crate) const TYPE_SESSION: u8 = 0x20;
-/// Object type byte of a stored identity key pair.
-pub(crate) const TYPE_IDENTITY: u8 = 0x21;
-/// Object type byte of a stored signed prekey.
-pub(crate) const TYPE_SIGNED_PREKEY: u8 = 0x22;
-/// Object type byte of a stored one-time prekey.
-pub(crate) const TYPE_ONE_TIME_PREKEY: u8 = 0x23;
-/// Object type byte of a prekey store.
-pub(crate) const TYPE_PREKEY_STORE: u8 = 0x24;
-/// Object type byte of a stored session agreed with PQXDH.
-pub(crate) const TYPE_SESSION_PQ: u8 = 0x25;
-/// Object type byte of a stored post-quantum prekey.
-#[cfg(feature = "pqxdh")]
-pub(crate) const TYPE_PQ_PREKEY: u8 = 0x26;
-/// Object type byte of a stored header-encrypted session (classical or PQXDH).
-pub(crate) const TYPE_SESSION_HE: u8 = 0x28;
 /// Flags byte of a type `0x28` session: agreed with PQXDH.
 const FLAG_POST_QUANTUM: u8 = 0x01;
 /// Flags byte of a type `0x28` session: header-encrypted (always set).
@@ -67,10 +55,6 @@ const FLAG_HEADER_ENCRYPTED: u8 = 0x02;
 const HE_FIXED_LENGTH: usize = 1 + 33 + 33 + 32 + 32 + 4;
 /// Length of one stored skipped-chain header key: the header key and the ratchet key.
 const HE_ENTRY_LENGTH: usize = 32 + 32;
-/// Object type byte of one journaled replay record (SPEC.md §8.4).
-pub(crate) const TYPE_REPLAY_RECORD: u8 = 0x29;
-/// Type byte of a sealed blob.
-pub(crate) const TYPE_SEALED: u8 = 0x30;
 
 /// Length of a stored session with no skipped keys.
 pub(crate) const SESSION_FIXED_LENGTH: usize =

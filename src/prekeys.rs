@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
-use crate::format::STORAGE_VERSION;
+use crate::format::{STORAGE_VERSION, TYPE_PREKEY_STORE, TYPE_REPLAY_RECORD};
 use crate::keys::{
     fill_random, x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey,
     SignedPreKey,
@@ -30,7 +30,7 @@ use crate::keys::{
 use crate::persist::PQ_PREKEY_LENGTH;
 use crate::persist::{
     read_one_time_prekey, read_signed_prekey, write_one_time_prekey, write_signed_prekey,
-    ONE_TIME_PREKEY_LENGTH, SIGNED_PREKEY_LENGTH, TYPE_PREKEY_STORE, TYPE_REPLAY_RECORD,
+    ONE_TIME_PREKEY_LENGTH, SIGNED_PREKEY_LENGTH,
 };
 #[cfg(feature = "pqxdh")]
 use crate::pq::{PqPreKey, PqPreKeyKind};

@@ -26,31 +26,16 @@ use alloc::vec::Vec;
 use crate::aead::TAG_LENGTH;
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
-use crate::format::WIRE_VERSION;
+use crate::format::{
+    TYPE_INITIAL, TYPE_INITIAL_HE, TYPE_INITIAL_PQ, TYPE_INITIAL_PQ_HE, TYPE_NORMAL,
+    TYPE_NORMAL_HE, WIRE_VERSION,
+};
 use crate::keys::{x25519_public_from_bytes, IdentityKey};
 #[cfg(feature = "pqxdh")]
 use crate::pq::KEM_CIPHERTEXT_LENGTH;
 use crate::ratchet::header::ENCRYPTED_HEADER_LENGTH;
 use crate::ratchet::Header;
 use crate::x3dh::SessionId;
-
-/// Type byte of a normal message.
-pub(crate) const TYPE_NORMAL: u8 = 0x01;
-/// Type byte of an initial (prekey) message.
-pub(crate) const TYPE_INITIAL: u8 = 0x02;
-/// Type byte of a post-quantum (PQXDH) initial message.
-pub(crate) const TYPE_INITIAL_PQ: u8 = 0x03;
-/// Type byte of a normal message with an encrypted header.
-pub(crate) const TYPE_NORMAL_HE: u8 = 0x04;
-/// Type byte of an initial message of a header-encrypted session.
-pub(crate) const TYPE_INITIAL_HE: u8 = 0x05;
-/// Type byte of a PQXDH initial message of a header-encrypted session.
-pub(crate) const TYPE_INITIAL_PQ_HE: u8 = 0x06;
-/// Type byte of a prekey bundle.
-pub(crate) const TYPE_BUNDLE: u8 = 0x10;
-/// Type byte of a post-quantum (PQXDH) prekey bundle.
-#[cfg(feature = "pqxdh")]
-pub(crate) const TYPE_BUNDLE_PQ: u8 = 0x11;
 
 /// The largest message this crate writes or parses, in bytes. Larger input is rejected
 /// with [`Error::TooLarge`] before anything else is read.

@@ -18,6 +18,9 @@ use zeroize::Zeroizing;
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
 use crate::format::BUNDLE_VERSION;
+use crate::format::TYPE_BUNDLE;
+#[cfg(feature = "pqxdh")]
+use crate::format::TYPE_BUNDLE_PQ;
 use crate::keys::{
     diffie_hellman, encode_x25519, random_x25519, x25519_public_from_bytes, IdentityKey,
     IdentityKeyPair, OneTimePreKey, SignedPreKey,
@@ -27,9 +30,6 @@ use crate::pq::{
     encapsulate, encode_kem, kem_public_from_bytes, KemCiphertext, PqPreKey, KEM_PUBLIC_KEY_LENGTH,
 };
 use crate::ratchet::kdf::{hkdf_sha256, RootKey};
-use crate::wire::TYPE_BUNDLE;
-#[cfg(feature = "pqxdh")]
-use crate::wire::TYPE_BUNDLE_PQ;
 #[cfg(feature = "pqxdh")]
 use alloc::boxed::Box;
 
