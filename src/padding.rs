@@ -16,6 +16,8 @@
 
 use alloc::vec::Vec;
 
+use subtle::{Choice, ConditionallySelectable};
+
 use crate::error::Error;
 use crate::wire::MAX_ENCODED_PLAINTEXT;
 
@@ -104,10 +106,12 @@ pub(crate) fn decoded_length(encoded: &[u8]) -> Result<usize, Error> {
     let tail = chunks.remainder();
     let mut padded_tail = [0u8; CHUNK];
     padded_tail[..tail.len()].copy_from_slice(tail);
-    // The last chunk with a non-zero byte (its offset and words), selected without branches.
-    let mut last_start = 0usize;
+    // The last chunk with a non-zero byte (its offset and words), selected with `subtle`,
+    // whose `Choice` is an optimisation barrier: a plain mask lets the compiler turn the
+    // select back into a branch on whether the chunk is zero.
+    let mut last_start = 0u64;
     let mut last = [0u64; WORDS];
-    let starts = (0..).step_by(CHUNK);
+    let starts = (0u64..).step_by(CHUNK);
     for (start, chunk) in starts.zip(chunks.chain([&padded_tail[..]])) {
         let mut words = [0u64; WORDS];
         for (word, bytes) in words.iter_mut().zip(chunk.chunks_exact(8)) {
@@ -115,41 +119,32 @@ pub(crate) fn decoded_length(encoded: &[u8]) -> Result<usize, Error> {
             b.copy_from_slice(bytes);
             *word = u64::from_be_bytes(b);
         }
-        let mask = nonzero_mask(words.iter().fold(0, |acc, w| acc | w));
-        last_start = select(mask as usize, start, last_start);
+        let nonzero = is_nonzero(words.iter().fold(0, |acc, w| acc | w));
+        last_start.conditional_assign(&start, nonzero);
         for (kept, word) in last.iter_mut().zip(words) {
-            *kept = select_u64(mask, word, *kept);
+            kept.conditional_assign(&word, nonzero);
         }
     }
     // Within that chunk (big-endian words: byte 0 is the most significant of word 0), the
     // last non-zero byte, and whether it is the marker.
-    let mut offset = 0usize;
+    let mut offset = 0u64;
     let mut last_byte = 0u64;
     for k in 0..CHUNK {
         let byte = (last[k / 8] >> (8 * (7 - k % 8))) & 0xff;
-        let mask = nonzero_mask(byte);
-        offset = select(mask as usize, k, offset);
-        last_byte = select_u64(mask, byte, last_byte);
+        let nonzero = is_nonzero(byte);
+        offset.conditional_assign(&(k as u64), nonzero);
+        last_byte.conditional_assign(&byte, nonzero);
     }
     if last_byte == u64::from(END_MARKER) {
-        Ok(last_start + offset)
+        usize::try_from(last_start + offset).map_err(|_| Error::Internal)
     } else {
         Err(Error::DecryptionFailed)
     }
 }
 
-/// All ones if `x != 0`, else zero, without a branch.
-fn nonzero_mask(x: u64) -> u64 {
-    ((x | x.wrapping_neg()) >> 63).wrapping_neg()
-}
-
-/// `a` where `mask` is all ones, `b` where it is zero.
-fn select(mask: usize, a: usize, b: usize) -> usize {
-    b ^ ((a ^ b) & mask)
-}
-
-fn select_u64(mask: u64, a: u64, b: u64) -> u64 {
-    b ^ ((a ^ b) & mask)
+/// Whether `x != 0`, as a [`Choice`], computed without a branch.
+fn is_nonzero(x: u64) -> Choice {
+    Choice::from(((x | x.wrapping_neg()) >> 63) as u8)
 }
 
 #[cfg(test)]

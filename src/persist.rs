@@ -468,7 +468,7 @@ impl Session {
                 bytes.copy_from_slice(key);
                 run.keys.push(Some(MessageKey(bytes)));
             }
-            skipped.insert_run(run, total);
+            skipped.insert_run(run);
             at += len;
         }
         let he = if header_encrypted {
@@ -552,8 +552,8 @@ mod private {
 }
 
 /// The objects [`StorageKey::seal`] and [`StorageKey::open`] accept: [`Session`],
-/// [`IdentityKeyPair`], [`SignedPreKey`], [`OneTimePreKey`] and
-/// [`PreKeyStore`](crate::PreKeyStore). Sealed: no other type can implement it.
+/// [`IdentityKeyPair`], [`SignedPreKey`], [`OneTimePreKey`],
+/// [`PreKeyStore`](crate::PreKeyStore) and (with `pqxdh`) `PqPreKey`. Sealed: no other type can implement it.
 pub trait Storable: private::Sealed {}
 
 macro_rules! storable {

@@ -103,7 +103,9 @@ pub struct Restored {
 /// A signed prekey still accepted, with the base keys of the sessions accepted with it
 /// that consumed no one-time prekey.
 struct SignedEntry {
-    key: SignedPreKey,
+    // Boxed, like every secret the store holds: moving an entry (a switch, a rotation)
+    // moves a pointer and leaves no copy of the key in freed memory.
+    key: Box<SignedPreKey>,
     records: BTreeSet<[u8; 32]>,
 }
 
@@ -179,13 +181,13 @@ impl PreKeyStore {
         rng: &mut R,
     ) -> Result<Self, Error> {
         let current_id = draw_id(rng, |_| false)?;
-        let current = SignedPreKey::generate(identity, current_id, rng)?;
+        let current = Box::new(SignedPreKey::generate(identity, current_id, rng)?);
         let standby_id = draw_id(rng, |id| id == current_id)?;
-        let standby = SignedPreKey::generate(identity, standby_id, rng)?;
+        let standby = Box::new(SignedPreKey::generate(identity, standby_id, rng)?);
         Ok(PreKeyStore {
             current: SignedEntry::new(current),
             previous: BTreeMap::new(),
-            standby: Some(Box::new(standby)),
+            standby: Some(standby),
             one_time: BTreeMap::new(),
             next_sequence: 0,
             replay_capacity: MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY,
@@ -236,23 +238,18 @@ impl PreKeyStore {
             return Err(Error::StoreFull);
         }
         self.check_sequence_room(count)?;
-        let mut fresh: Vec<OneTimePreKey> = Vec::with_capacity(count);
+        // Staged boxed, so that moving them into the map leaves no copy in the Vec's buffer.
+        let mut fresh: Vec<Box<OneTimePreKey>> = Vec::with_capacity(count);
         for _ in 0..count {
             let id = draw_id(rng, |id| {
                 self.one_time.contains_key(&id) || fresh.iter().any(|k| k.id() == id)
             })?;
-            fresh.push(OneTimePreKey::generate(id, rng)?);
+            fresh.push(Box::new(OneTimePreKey::generate(id, rng)?));
         }
-        let ids: Vec<u64> = fresh.iter().map(OneTimePreKey::id).collect();
+        let ids: Vec<u64> = fresh.iter().map(|k| k.id()).collect();
         for key in fresh {
             let sequence = self.take_sequence();
-            self.one_time.insert(
-                key.id(),
-                Aged {
-                    sequence,
-                    key: Box::new(key),
-                },
-            );
+            self.one_time.insert(key.id(), Aged { sequence, key });
         }
         Ok(ids
             .iter()
@@ -299,11 +296,10 @@ impl PreKeyStore {
             Some(_) => None,
             None => Some(self.fresh_signed_prekey(identity, None, rng)?),
         };
-        let taken = next.as_ref().map(SignedPreKey::id);
+        let taken = next.as_ref().map(|k| k.id());
         let standby = self.fresh_signed_prekey(identity, taken, rng)?;
         let current = match (self.standby.take(), next) {
-            (Some(key), _) => *key,
-            (None, Some(key)) => key,
+            (Some(key), _) | (None, Some(key)) => key,
             (None, None) => return Err(Error::Internal),
         };
         Ok(self.install_signed(current, Some(standby)))
@@ -325,7 +321,7 @@ impl PreKeyStore {
         if self.signed_count() >= MAX_SIGNED_PREKEYS {
             return Err(Error::StoreFull);
         }
-        self.standby = Some(Box::new(self.fresh_signed_prekey(identity, None, rng)?));
+        self.standby = Some(self.fresh_signed_prekey(identity, None, rng)?);
         Ok(true)
     }
 
@@ -334,18 +330,22 @@ impl PreKeyStore {
         identity: &IdentityKeyPair,
         also_taken: Option<u64>,
         rng: &mut R,
-    ) -> Result<SignedPreKey, Error> {
+    ) -> Result<Box<SignedPreKey>, Error> {
         let id = draw_id(rng, |id| self.signed_id_taken(id) || also_taken == Some(id))?;
-        SignedPreKey::generate(identity, id, rng)
+        Ok(Box::new(SignedPreKey::generate(identity, id, rng)?))
     }
 
     /// Makes `current` the current signed prekey (the previous current one stays accepted)
     /// and `standby` the standby; returns the new current id.
-    fn install_signed(&mut self, current: SignedPreKey, standby: Option<SignedPreKey>) -> u64 {
+    fn install_signed(
+        &mut self,
+        current: Box<SignedPreKey>,
+        standby: Option<Box<SignedPreKey>>,
+    ) -> u64 {
         let id = current.id();
         let old = core::mem::replace(&mut self.current, SignedEntry::new(current));
         self.previous.insert(old.key.id(), old);
-        self.standby = standby.map(Box::new);
+        self.standby = standby;
         id
     }
 
@@ -370,12 +370,12 @@ impl PreKeyStore {
     /// The earlier signed prekeys still accepted (not current, not standby), by id: the
     /// candidates for [`PreKeyStore::retire_signed_prekey`].
     pub fn previous_signed_prekeys(&self) -> impl Iterator<Item = &SignedPreKey> + '_ {
-        self.previous.values().map(|e| &e.key)
+        self.previous.values().map(|e| &*e.key)
     }
 
     /// A signed prekey still accepted, by id.
     pub fn signed_prekey(&self, id: u64) -> Option<&SignedPreKey> {
-        self.signed_entry(id).map(|e| &e.key)
+        self.signed_entry(id).map(|e| &*e.key)
     }
 
     /// An unused one-time prekey, by id.
@@ -453,7 +453,7 @@ impl PreKeyStore {
 }
 
 impl SignedEntry {
-    fn new(key: SignedPreKey) -> Box<Self> {
+    fn new(key: Box<SignedPreKey>) -> Box<Self> {
         Box::new(SignedEntry {
             key,
             records: BTreeSet::new(),
@@ -544,8 +544,10 @@ impl ReplayRecord {
 impl PreKeyStore {
     /// Adds journaled replay records (SPEC.md §8.4) to a store loaded from an older write:
     /// records already held, and records of signed prekeys no longer held (retired since),
-    /// are skipped, so replaying a journal twice is harmless. If the current signed prekey
-    /// is then full, the store switches as [`PreKeyStore::accept`] would.
+    /// are skipped, so replaying a journal twice is harmless. A record under the standby
+    /// signed prekey proves the live store had switched to it: the switch is made first.
+    /// If the current signed prekey is then full, the store switches as
+    /// [`PreKeyStore::accept`] would.
     ///
     /// # Errors
     /// [`Error::InvalidEncoding`] if a signed prekey would carry more than
@@ -554,17 +556,26 @@ impl PreKeyStore {
         &mut self,
         records: &[ReplayRecord],
     ) -> Result<Option<StoreNotice>, Error> {
+        // A record under the standby proves the live store had switched to it (the standby
+        // takes no records): the switch is replayed first, even if the whole-store write
+        // that should have followed it was lost.
+        let standby_id = self.standby.as_ref().map(|s| s.id());
+        let names_standby =
+            standby_id.is_some_and(|id| records.iter().any(|r| r.signed_prekey_id == id));
+        let none = BTreeSet::new();
         let mut added: BTreeMap<u64, BTreeSet<[u8; 32]>> = BTreeMap::new();
         for record in records {
-            let Some(entry) = self.signed_entry(record.signed_prekey_id) else {
-                continue;
+            let held = match self.signed_entry(record.signed_prekey_id) {
+                Some(entry) => &entry.records,
+                None if names_standby && standby_id == Some(record.signed_prekey_id) => &none,
+                None => continue,
             };
-            if entry.records.contains(&record.base_key) {
+            if held.contains(&record.base_key) {
                 continue;
             }
             let fresh = added.entry(record.signed_prekey_id).or_default();
             fresh.insert(record.base_key);
-            if entry.records.len() + fresh.len() > MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY as usize {
+            if held.len() + fresh.len() > MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY as usize {
                 return Err(Error::InvalidEncoding);
             }
         }
@@ -572,12 +583,23 @@ impl PreKeyStore {
             // Nothing new: the store is exactly what was written, switch state included.
             return Ok(None);
         }
+        let switched = match (names_standby, self.standby.take()) {
+            (true, Some(standby)) => {
+                let previous = self.current.key.id();
+                let current = self.install_signed(standby, None);
+                Some(StoreNotice::SignedPreKeySwitched { previous, current })
+            }
+            (_, standby) => {
+                self.standby = standby;
+                None
+            }
+        };
         for (id, fresh) in added {
             if let Some(entry) = self.signed_entry_mut(id) {
                 entry.records.extend(fresh);
             }
         }
-        Ok(self.switch_if_full())
+        Ok(self.switch_if_full().or(switched))
     }
 
     /// Accepts a session from an initial message with default [`SessionOptions`]; see
@@ -757,7 +779,7 @@ impl PreKeyStore {
         let previous = self.current.key.id();
         match self.standby.take() {
             Some(standby) => {
-                let current = self.install_signed(*standby, None);
+                let current = self.install_signed(standby, None);
                 Some(StoreNotice::SignedPreKeySwitched { previous, current })
             }
             None => Some(StoreNotice::SignedPreKeyFull { id: previous }),
@@ -784,6 +806,13 @@ impl PreKeyStore {
         identity: &IdentityKeyPair,
         rng: &mut R,
     ) -> Result<Restored, Error> {
+        #[cfg(feature = "pqxdh")]
+        let pq_needed = self.pq.count(PqPreKeyKind::OneTime)
+            + usize::from(self.pq.current_last_resort.is_some());
+        #[cfg(not(feature = "pqxdh"))]
+        let pq_needed = 0;
+        // Checked before any draw, like every StoreFull (SPEC.md §2.5).
+        self.check_sequence_room(self.one_time.len() + pq_needed)?;
         let mut fresh = PreKeyStore::new(identity, rng)?;
         fresh.replay_capacity = self.replay_capacity;
         fresh.next_sequence = self.next_sequence;
@@ -1044,7 +1073,7 @@ fn read_signed_entries(
         if records > MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY {
             return Err(Error::InvalidEncoding);
         }
-        let mut entry = SignedEntry::new(key);
+        let mut entry = SignedEntry::new(Box::new(key));
         for _ in 0..records {
             let base_key: [u8; 32] = r.array()?;
             x25519_public_from_bytes(&base_key)?;
@@ -1139,34 +1168,29 @@ impl PreKeyStore {
             return Err(Error::StoreFull);
         }
         self.check_sequence_room(count)?;
-        let mut fresh: Vec<PqPreKey> = Vec::with_capacity(count);
+        // Staged boxed, so that moving them into the map leaves no copy in the Vec's buffer.
+        let mut fresh: Vec<Box<PqPreKey>> = Vec::with_capacity(count);
         for _ in 0..count {
             let id = draw_id(rng, |id| {
                 self.pq.keys.contains_key(&id) || fresh.iter().any(|k| k.id() == id)
             })?;
-            fresh.push(PqPreKey::generate(
+            fresh.push(Box::new(PqPreKey::generate(
                 identity,
                 id,
                 PqPreKeyKind::OneTime,
                 rng,
-            )?);
+            )?));
         }
-        let ids: Vec<u64> = fresh.iter().map(PqPreKey::id).collect();
+        let ids: Vec<u64> = fresh.iter().map(|k| k.id()).collect();
         for key in fresh {
             self.insert_pq(key);
         }
         Ok(ids.iter().filter_map(|id| self.pq_prekey(*id)).collect())
     }
 
-    fn insert_pq(&mut self, key: PqPreKey) {
+    fn insert_pq(&mut self, key: Box<PqPreKey>) {
         let sequence = self.take_sequence();
-        self.pq.keys.insert(
-            key.id(),
-            Aged {
-                sequence,
-                key: Box::new(key),
-            },
-        );
+        self.pq.keys.insert(key.id(), Aged { sequence, key });
     }
 
     /// Generates a new last-resort post-quantum prekey and makes it current. Earlier ones
@@ -1185,7 +1209,12 @@ impl PreKeyStore {
         }
         self.check_sequence_room(1)?;
         let id = draw_id(rng, |id| self.pq.keys.contains_key(&id))?;
-        let key = PqPreKey::generate(identity, id, PqPreKeyKind::LastResort, rng)?;
+        let key = Box::new(PqPreKey::generate(
+            identity,
+            id,
+            PqPreKeyKind::LastResort,
+            rng,
+        )?);
         self.insert_pq(key);
         self.pq.current_last_resort = Some(id);
         Ok(id)

@@ -10,14 +10,15 @@
 //! Initial message (SPEC.md §5.3):
 //!
 //! ```text
-//! version(1) | type = 0x02 (1) | IK_A(32) | EK_A(32) | SPK id(4) | OPK flag(1) | OPK id(4)
+//! version(1) | type = 0x02 (1) | IK_A(32) | EK_A(32) | SPK id(8) | OPK flag(1) | OPK id(8)
 //!            | DHs(32) | PN(4) | N(4) | ciphertext || tag(16)
 //! ```
 //!
 //! Post-quantum initial message (SPEC.md §5.3, type `0x03`): the initial message's X3DH
-//! fields followed by `PQPK id(4) | KEM ciphertext(1088)`, then the ratchet header.
+//! fields followed by `PQPK id(8) | KEM ciphertext(1088)`, then the ratchet header.
 //!
-//! Every byte before the ciphertext is authenticated: the AEAD's associated data is
+//! The ciphertext is the encoded (padded) plaintext, SPEC.md §4.9. Every byte before the
+//! ciphertext is authenticated: the AEAD's associated data is
 //! `AD || prefix`, where prefix is everything from the version byte up to the ciphertext.
 //! Parsing borrows from the input and never allocates.
 

@@ -4,7 +4,7 @@
 //! ```text
 //! DH1 = DH(IK_A, SPK_B)   DH2 = DH(EK_A, IK_B)   DH3 = DH(EK_A, SPK_B)   DH4 = DH(EK_A, OPK_B)
 //! SK  = HKDF(salt = 0^32, IKM = 0xFF^32 || DH1 || DH2 || DH3 [|| DH4], info = X3DH_INFO, L = 32)
-//! AD  = Encode(IK_A) || Encode(IK_B)     (the two 32-byte Ed25519 public keys)
+//! AD  = IK_A || IK_B     (the two 32-byte Ed25519 public keys, not X3DH's Encode; SPEC.md §12)
 //! ```
 //!
 //! The initiator verifies the bundle's signature (§3.2) before computing any DH.
@@ -313,7 +313,8 @@ pub(crate) struct Agreement {
     pub(crate) sk: RootKey,
 }
 
-/// `AD = Encode(IK_A) || Encode(IK_B)` (X3DH §3.3): the initiator's identity key first.
+/// `AD = IK_A || IK_B` (X3DH §3.3, with the raw Ed25519 keys: SPEC.md §3.3, §12): the
+/// initiator's identity key first.
 pub(crate) fn associated_data(initiator: &IdentityKey, responder: &IdentityKey) -> AssociatedData {
     let mut ad = [0u8; 64];
     ad[..32].copy_from_slice(initiator.as_bytes());
@@ -494,7 +495,7 @@ mod tests {
     fn bad_signature_is_rejected_before_any_dh() {
         let (alice, _, _, _, bundle) = setup(true);
         let mut bytes = bundle.to_bytes();
-        bytes[2 + 32 + 4 + 32] ^= 1; // first signature byte
+        bytes[2 + 32 + 8 + 32] ^= 1; // first signature byte (after IK_B, the id and SPK_B)
         let forged = PreKeyBundle::from_bytes(&bytes).unwrap();
         assert_eq!(forged.verify(), Err(Error::InvalidSignature));
         let mut rng = ChaCha20Rng::seed_from_u64(12);

@@ -22,6 +22,38 @@ struct Pair {
     rng: ChaCha20Rng,
 }
 
+/// The key agreements to run: PQXDH cases only with the `pqxdh` feature.
+const PQ_MODES: &[bool] = if cfg!(feature = "pqxdh") {
+    &[false, true]
+} else {
+    &[false]
+};
+
+/// A PQXDH bundle of `store` (with its current last-resort post-quantum prekey, made if
+/// missing) and the one-time prekey `opk`.
+#[cfg(feature = "pqxdh")]
+fn pq_bundle(
+    store: &mut PreKeyStore,
+    bob: &IdentityKeyPair,
+    opk: Option<u64>,
+    rng: &mut ChaCha20Rng,
+) -> doubleratchet::PreKeyBundle {
+    if store.pq_bundle(bob, opk, None).is_err() {
+        store.rotate_pq_last_resort_prekey(bob, rng).unwrap();
+    }
+    store.pq_bundle(bob, opk, None).unwrap()
+}
+
+#[cfg(not(feature = "pqxdh"))]
+fn pq_bundle(
+    _: &mut PreKeyStore,
+    _: &IdentityKeyPair,
+    _: Option<u64>,
+    _: &mut ChaCha20Rng,
+) -> doubleratchet::PreKeyBundle {
+    unreachable!("PQXDH cases run only with the pqxdh feature (PQ_MODES)")
+}
+
 /// A header-encrypted session pair that has exchanged one message each way.
 fn pair(seed: u64, post_quantum: bool) -> Pair {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -31,8 +63,7 @@ fn pair(seed: u64, post_quantum: bool) -> Pair {
     store.generate_one_time_prekeys(1, &mut rng).unwrap();
     let opk = store.one_time_prekeys().next().map(|k| k.id());
     let bundle = if post_quantum {
-        store.rotate_pq_last_resort_prekey(&bob, &mut rng).unwrap();
-        store.pq_bundle(&bob, opk, None).unwrap()
+        pq_bundle(&mut store, &bob, opk, &mut rng)
     } else {
         store.bundle(&bob, opk).unwrap()
     };
@@ -58,7 +89,7 @@ fn bytes(s: &Session) -> Vec<u8> {
 
 #[test]
 fn conversation_both_modes_with_ratchet_steps() {
-    for pq in [false, true] {
+    for &pq in PQ_MODES {
         let mut p = pair(900 + u64::from(pq), pq);
         // SPEC.md §7.1: 305 + 135 bytes once both header keys are set, nothing skipped.
         assert_eq!(p.a.to_bytes().len(), 440);
@@ -215,7 +246,7 @@ fn stored_header_keys_are_bounded() {
 
 #[test]
 fn persistence_round_trips_at_every_step() {
-    for pq in [false, true] {
+    for &pq in PQ_MODES {
         let mut p = pair(960 + u64::from(pq), pq);
         let mut pending = Vec::new();
         for i in 0..30u8 {
@@ -386,13 +417,13 @@ fn sizes_on_the_wire_under_both_padding_policies() {
         (Padding::None, 64, 65),
         (Padding::None, 1000, 1001),
     ];
-    for pq in [false, true] {
+    for &pq in PQ_MODES {
         let mut rng = ChaCha20Rng::seed_from_u64(1000 + u64::from(pq));
         let alice = IdentityKeyPair::generate(&mut rng).unwrap();
         let bob = IdentityKeyPair::generate(&mut rng).unwrap();
         let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
         if pq {
-            store.rotate_pq_last_resort_prekey(&bob, &mut rng).unwrap();
+            pq_bundle(&mut store, &bob, None, &mut rng);
         }
         // Initial messages: IK_A, EK_A, prekey ids (and the PQ prekey id and KEM
         // ciphertext) before the sealed header.
@@ -403,7 +434,7 @@ fn sizes_on_the_wire_under_both_padding_policies() {
             let plaintext = vec![0xa5; len];
             let options = SessionOptions::new().header_encryption().padding(padding);
             let bundle = if pq {
-                store.pq_bundle(&bob, None, None).unwrap()
+                pq_bundle(&mut store, &bob, None, &mut rng)
             } else {
                 store.bundle(&bob, None).unwrap()
             };

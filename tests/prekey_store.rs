@@ -2169,16 +2169,29 @@ fn applying_replay_records_is_idempotent_and_skips_prekeys_no_longer_held() {
     assert_eq!(f.store.apply_replay_records(&records), Ok(None));
     assert!(store_bytes(&f.store) == live);
 
-    // Records naming a key the store does not accept (unknown, or the standby, which
-    // takes no records) are skipped.
+    // A record naming a key the store does not hold is skipped.
     let standby = f.store.standby_signed_prekey().unwrap().id();
     let mut rng = rng(39);
-    let strays = [
-        random_record(standby, &mut rng),
-        random_record(spk1 ^ 1, &mut rng),
-    ];
-    assert_eq!(f.store.apply_replay_records(&strays), Ok(None));
+    let stray = random_record(spk1 ^ 1, &mut rng);
+    assert_eq!(f.store.apply_replay_records(&[stray]), Ok(None));
     assert!(store_bytes(&f.store) == live);
+
+    // A record under the standby proves the live store had switched to it (the standby
+    // takes no records): a copy that missed the switch's whole-store write makes the
+    // switch first, then takes the record under its new current signed prekey.
+    let under_standby = random_record(standby, &mut rng);
+    let mut copy = PreKeyStore::from_bytes(&live).unwrap();
+    assert_eq!(
+        copy.apply_replay_records(&[under_standby, stray]),
+        Ok(Some(StoreNotice::SignedPreKeySwitched {
+            previous: spk1,
+            current: standby
+        }))
+    );
+    assert_eq!(copy.current_signed_prekey().id(), standby);
+    assert!(copy.standby_signed_prekey().is_none());
+    assert_eq!(copy.replay_records(), f.store.replay_records() + 1);
+    assert_eq!(copy.apply_replay_records(&[under_standby]), Ok(None));
 
     // The 4th record switches; the app retires spk1 later and writes the store. A stale
     // journal (a crash after that write, before the truncation) names spk1: skipped.

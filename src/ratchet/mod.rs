@@ -385,10 +385,12 @@ impl RatchetState {
         }
         self.ckr = Some(ckr);
         self.nr = nr;
-        let cap = self.limits.max_stored_skipped as usize;
+        // SPEC.md §4.6 step 5: every staged run in order, then the bound, once.
         for run in skipped {
-            self.skipped.insert_run(run, cap);
+            self.skipped.insert_run(run);
         }
+        self.skipped
+            .evict_to(self.limits.max_stored_skipped as usize);
         if let Some(he) = &mut self.he {
             for (hk, dh) in header_keys {
                 if !he.skipped.iter().any(|(_, d)| *d == dh) {

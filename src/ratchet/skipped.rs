@@ -117,9 +117,10 @@ impl SkippedKeys {
         }
     }
 
-    /// Stores the keys of a staged run (in chain order), then evicts the oldest keys until
-    /// at most `cap` remain.
-    pub(crate) fn insert_run(&mut self, staged: Staged, cap: usize) {
+    /// Stores the keys of a staged run (in chain order), after deleting any earlier run of
+    /// the same ratchet key that it overlaps. The caller bounds the store afterwards with
+    /// [`SkippedKeys::evict_to`], once every run of a decryption is in (SPEC.md §4.6 step 5).
+    pub(crate) fn insert_run(&mut self, staged: Staged) {
         let Staged { dh, first, keys } = staged;
         let live = keys.iter().filter(|k| k.is_some()).count();
         if live == 0 {
@@ -147,7 +148,6 @@ impl SkippedKeys {
         );
         self.by_age.insert(sequence, (dh, first));
         self.len += live;
-        self.evict_to(cap);
     }
 
     /// Stores one key.
@@ -155,7 +155,8 @@ impl SkippedKeys {
     pub(crate) fn insert(&mut self, dh: [u8; 32], n: u32, key: MessageKey, cap: usize) {
         let mut staged = Staged::new(dh, n, 1);
         staged.keys.push(Some(key));
-        self.insert_run(staged, cap);
+        self.insert_run(staged);
+        self.evict_to(cap);
     }
 
     /// Evicts the oldest keys until at most `cap` remain.
@@ -237,7 +238,7 @@ mod tests {
         for i in 0..5u8 {
             staged.keys.push(Some(key(i)));
         }
-        s.insert_run(staged, 100);
+        s.insert_run(staged);
         assert_eq!(s.len(), 5);
         assert_eq!(s.get(&[1; 32], 12).unwrap().0, [2; 32]);
         assert!(s.get(&[1; 32], 15).is_none());
@@ -249,7 +250,7 @@ mod tests {
         assert_eq!(order, [12, 13, 14]);
         let mut staged = Staged::new([1; 32], 13, 1);
         staged.keys.push(Some(key(7)));
-        s.insert_run(staged, 100);
+        s.insert_run(staged);
         assert_eq!(s.len(), 1);
         assert_eq!(s.get(&[1; 32], 13).unwrap().0, [7; 32]);
     }
