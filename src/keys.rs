@@ -394,6 +394,131 @@ impl Clone for RatchetKeyPair {
     }
 }
 
+pub(crate) use self::storage::{
+    read_one_time_prekey, read_signed_prekey, read_x25519_secret, write_one_time_prekey,
+    write_signed_prekey, ONE_TIME_PREKEY_LENGTH, SIGNED_PREKEY_LENGTH,
+};
+
+/// The storage encodings of the long-term keys (SPEC.md §7.2-§7.4): the stored header of
+/// SPEC.md §7 (version, type), then the secret material. Loading is strict, and returns
+/// secret encodings in [`Zeroizing`] buffers allocated once at their exact size.
+mod storage {
+    use alloc::vec::Vec;
+
+    use x25519_dalek::StaticSecret;
+    use zeroize::Zeroizing;
+
+    use super::{IdentityKeyPair, OneTimePreKey, SignedPreKey};
+    use crate::codec::{Reader, Writer};
+    use crate::error::Error;
+    use crate::format::{TYPE_IDENTITY, TYPE_ONE_TIME_PREKEY, TYPE_SIGNED_PREKEY};
+    use crate::seal::{read_stored_header, read_whole, write_stored_header};
+
+    /// Length of a stored identity key pair (SPEC.md §7.2).
+    const IDENTITY_LENGTH: usize = 2 + 32;
+    /// Length of a stored signed prekey (SPEC.md §7.3).
+    pub(crate) const SIGNED_PREKEY_LENGTH: usize = 2 + 8 + 32 + 64;
+    /// Length of a stored one-time prekey (SPEC.md §7.4).
+    pub(crate) const ONE_TIME_PREKEY_LENGTH: usize = 2 + 8 + 32;
+
+    /// A stored X25519 secret: 32 bytes.
+    pub(crate) fn read_x25519_secret(r: &mut Reader<'_>) -> Result<StaticSecret, Error> {
+        let bytes = Zeroizing::new(r.array::<32>()?);
+        Ok(StaticSecret::from(*bytes))
+    }
+
+    impl IdentityKeyPair {
+        /// The storage encoding (SPEC.md §7.2): version, type `0x21`, the 32-byte Ed25519
+        /// seed.
+        pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+            let mut out = Zeroizing::new(Vec::with_capacity(IDENTITY_LENGTH));
+            write_stored_header(&mut out, TYPE_IDENTITY);
+            out.put(self.seed());
+            out
+        }
+
+        /// Loads a stored identity key pair.
+        ///
+        /// # Errors
+        /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`] or
+        /// [`Error::UnexpectedType`].
+        pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+            read_whole(bytes, |r| {
+                read_stored_header(r, TYPE_IDENTITY)?;
+                let seed = Zeroizing::new(r.array::<32>()?);
+                Ok(IdentityKeyPair::from_seed(&seed))
+            })
+        }
+    }
+
+    impl SignedPreKey {
+        /// The storage encoding (SPEC.md §7.3): version, type `0x22`, id, secret, signature.
+        pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+            let mut out = Zeroizing::new(Vec::with_capacity(SIGNED_PREKEY_LENGTH));
+            write_signed_prekey(&mut out, self);
+            out
+        }
+
+        /// Loads a stored signed prekey.
+        ///
+        /// # Errors
+        /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`] or
+        /// [`Error::UnexpectedType`].
+        pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+            read_whole(bytes, read_signed_prekey)
+        }
+    }
+
+    /// Appends a signed prekey's storage encoding (also inside the prekey store, §7.5).
+    pub(crate) fn write_signed_prekey(out: &mut Vec<u8>, key: &SignedPreKey) {
+        write_stored_header(out, TYPE_SIGNED_PREKEY);
+        out.put_u64(key.id());
+        out.put(key.secret().as_bytes());
+        out.put(&key.signature());
+    }
+
+    /// Reads a signed prekey's storage encoding.
+    pub(crate) fn read_signed_prekey(r: &mut Reader<'_>) -> Result<SignedPreKey, Error> {
+        read_stored_header(r, TYPE_SIGNED_PREKEY)?;
+        let id = r.u64()?;
+        let secret = read_x25519_secret(r)?;
+        let signature = r.array()?;
+        Ok(SignedPreKey::from_parts(id, secret, signature))
+    }
+
+    impl OneTimePreKey {
+        /// The storage encoding (SPEC.md §7.4): version, type `0x23`, id, secret.
+        pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+            let mut out = Zeroizing::new(Vec::with_capacity(ONE_TIME_PREKEY_LENGTH));
+            write_one_time_prekey(&mut out, self);
+            out
+        }
+
+        /// Loads a stored one-time prekey.
+        ///
+        /// # Errors
+        /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`] or
+        /// [`Error::UnexpectedType`].
+        pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+            read_whole(bytes, read_one_time_prekey)
+        }
+    }
+
+    /// Appends a one-time prekey's storage encoding (also inside the prekey store, §7.5).
+    pub(crate) fn write_one_time_prekey(out: &mut Vec<u8>, key: &OneTimePreKey) {
+        write_stored_header(out, TYPE_ONE_TIME_PREKEY);
+        out.put_u64(key.id());
+        out.put(key.secret().as_bytes());
+    }
+
+    /// Reads a one-time prekey's storage encoding.
+    pub(crate) fn read_one_time_prekey(r: &mut Reader<'_>) -> Result<OneTimePreKey, Error> {
+        read_stored_header(r, TYPE_ONE_TIME_PREKEY)?;
+        let id = r.u64()?;
+        Ok(OneTimePreKey::from_secret(id, read_x25519_secret(r)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,13 +11,13 @@ mod fingerprint;
 mod format;
 mod keys;
 mod padding;
-mod persist;
 #[cfg(feature = "pqxdh")]
 mod pq;
 mod prekeys;
 mod ratchet;
 #[cfg(test)]
 mod rfc_vectors;
+mod seal;
 mod session;
 mod wire;
 mod x3dh;
@@ -31,7 +31,6 @@ pub use crate::keys::{
     IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH,
 };
 pub use crate::padding::{Padding, PADME_MINIMUM};
-pub use crate::persist::{Storable, StorageKey, MAX_SEAL_CONTEXT_LENGTH, MAX_STORED_SIZE};
 #[cfg(feature = "pqxdh")]
 pub use crate::pq::{PqPreKey, PqPreKeyKind, KEM_CIPHERTEXT_LENGTH, KEM_PUBLIC_KEY_LENGTH};
 pub use crate::prekeys::{
@@ -43,6 +42,7 @@ pub use crate::ratchet::state::{
     Limits, DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, MAX_SKIPPED_HEADER_KEYS, MAX_SKIP_CAP,
     MAX_STORED_SKIPPED_CAP,
 };
+pub use crate::seal::{Storable, StorageKey, MAX_SEAL_CONTEXT_LENGTH, MAX_STORED_SIZE};
 pub use crate::session::{Accepted, Role, Session, SessionOptions};
 pub use crate::wire::{
     InitialMessage, Message, NormalMessage, MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE,

@@ -190,6 +190,62 @@ impl fmt::Debug for PqPreKey {
     }
 }
 
+pub(crate) use self::storage::PQ_PREKEY_LENGTH;
+
+/// The storage encoding of a post-quantum prekey (SPEC.md §7.7).
+mod storage {
+    use alloc::vec::Vec;
+
+    use zeroize::Zeroizing;
+
+    use super::{PqPreKey, PqPreKeyKind, KEM_SEED_LENGTH};
+    use crate::codec::{Reader, Writer};
+    use crate::error::Error;
+    use crate::format::TYPE_PQ_PREKEY;
+    use crate::seal::{read_stored_header, read_whole, write_stored_header};
+
+    /// Length of a stored post-quantum prekey: version, type, id, kind, seed, signature.
+    pub(crate) const PQ_PREKEY_LENGTH: usize = 2 + 8 + 1 + KEM_SEED_LENGTH + 64;
+
+    impl PqPreKey {
+        /// The storage encoding (SPEC.md §7.7): version, type `0x26`, id, kind, the 64-byte
+        /// ML-KEM seed, signature.
+        pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+            let mut out = Zeroizing::new(Vec::with_capacity(PQ_PREKEY_LENGTH));
+            self.write(&mut out);
+            out
+        }
+
+        /// Appends the storage encoding (also inside the prekey store, §7.5).
+        pub(crate) fn write(&self, out: &mut Vec<u8>) {
+            write_stored_header(out, TYPE_PQ_PREKEY);
+            out.put_u64(self.id());
+            out.put_u8(self.kind().to_byte());
+            out.put(self.seed());
+            out.put(&self.signature());
+        }
+
+        /// Reads the storage encoding.
+        pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+            read_stored_header(r, TYPE_PQ_PREKEY)?;
+            let id = r.u64()?;
+            let kind = PqPreKeyKind::from_byte(r.u8()?)?;
+            let seed = Zeroizing::new(r.array::<KEM_SEED_LENGTH>()?);
+            let signature = r.array()?;
+            Ok(Self::from_parts(id, kind, &seed, signature))
+        }
+
+        /// Loads a stored post-quantum prekey.
+        ///
+        /// # Errors
+        /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`],
+        /// [`Error::UnexpectedType`] or [`Error::InvalidEncoding`].
+        pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+            read_whole(bytes, Self::read)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,15 +23,12 @@ use crate::codec::{Reader, Writer};
 use crate::error::Error;
 use crate::format::{STORAGE_VERSION, TYPE_PREKEY_STORE, TYPE_REPLAY_RECORD};
 use crate::keys::{
-    fill_random, x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey,
-    SignedPreKey,
+    fill_random, read_one_time_prekey, read_signed_prekey, write_one_time_prekey,
+    write_signed_prekey, x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey,
+    SignedPreKey, ONE_TIME_PREKEY_LENGTH, SIGNED_PREKEY_LENGTH,
 };
 #[cfg(feature = "pqxdh")]
-use crate::persist::PQ_PREKEY_LENGTH;
-use crate::persist::{
-    read_one_time_prekey, read_signed_prekey, write_one_time_prekey, write_signed_prekey,
-    ONE_TIME_PREKEY_LENGTH, SIGNED_PREKEY_LENGTH,
-};
+use crate::pq::PQ_PREKEY_LENGTH;
 #[cfg(feature = "pqxdh")]
 use crate::pq::{PqPreKey, PqPreKeyKind};
 use crate::ratchet::state::Limits;
@@ -871,7 +868,7 @@ const PQ_STORED_LENGTH: usize = PQ_PREKEY_LENGTH;
 #[cfg(not(feature = "pqxdh"))]
 const PQ_STORED_LENGTH: usize = 2 + 8 + 1 + 64 + 64;
 
-const _: () = assert!(MAX_PREKEY_STORE_SIZE <= crate::persist::MAX_STORED_SIZE);
+const _: () = assert!(MAX_PREKEY_STORE_SIZE <= crate::seal::MAX_STORED_SIZE);
 
 impl PreKeyStore {
     /// The storage encoding (SPEC.md §7.5, type `0x24`).
@@ -961,7 +958,7 @@ impl PreKeyStore {
     /// [`Error::UnsupportedVersion`], [`Error::UnexpectedType`], [`Error::InvalidEncoding`]
     /// or [`Error::InvalidPublicKey`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
-        let mut r = crate::persist::stored_reader(bytes)?;
+        let mut r = crate::seal::stored_reader(bytes)?;
         read_version_and_type(&mut r, STORAGE_VERSION, TYPE_PREKEY_STORE)?;
         let replay_capacity = r.u32()?;
         if replay_capacity == 0 || replay_capacity > MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY {

@@ -108,6 +108,37 @@ impl HeaderKey {
     }
 }
 
+/// The stored encoding of a header key (SPEC.md §7.1): the raw 32 bytes, or the optional
+/// encoding of §5 (a presence byte, then the key or 32 zero bytes).
+mod storage {
+    use alloc::vec::Vec;
+
+    use zeroize::Zeroizing;
+
+    use super::HeaderKey;
+    use crate::codec::{Reader, Writer};
+    use crate::error::Error;
+
+    impl HeaderKey {
+        pub(crate) fn write(&self, out: &mut Vec<u8>) {
+            out.put(&self.0);
+        }
+
+        pub(crate) fn write_optional(key: Option<&Self>, out: &mut Vec<u8>) {
+            out.put_optional(key.map(|k| &k.0[..]), 32);
+        }
+
+        pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+            let bytes = Zeroizing::new(r.array::<32>()?);
+            Ok(HeaderKey(*bytes))
+        }
+
+        pub(crate) fn read_optional(r: &mut Reader<'_>) -> Result<Option<Self>, Error> {
+            Ok(r.optional::<32>()?.map(HeaderKey))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -116,6 +116,50 @@ pub(crate) fn hkdf_sha256<const N: usize>(
     okm
 }
 
+/// The stored encodings of the keys (SPEC.md §7.1): the raw 32 bytes, or the optional
+/// encoding of §5 (a presence byte, then the key or 32 zero bytes).
+mod storage {
+    use alloc::vec::Vec;
+
+    use zeroize::Zeroizing;
+
+    use super::{ChainKey, MessageKey, RootKey};
+    use crate::codec::{Reader, Writer};
+    use crate::error::Error;
+
+    impl RootKey {
+        pub(crate) fn write(&self, out: &mut Vec<u8>) {
+            out.put(&self.0);
+        }
+
+        pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+            let bytes = Zeroizing::new(r.array::<32>()?);
+            Ok(RootKey(*bytes))
+        }
+    }
+
+    impl ChainKey {
+        pub(crate) fn write_optional(key: Option<&Self>, out: &mut Vec<u8>) {
+            out.put_optional(key.map(|k| &k.0[..]), 32);
+        }
+
+        pub(crate) fn read_optional(r: &mut Reader<'_>) -> Result<Option<Self>, Error> {
+            Ok(r.optional::<32>()?.map(ChainKey))
+        }
+    }
+
+    impl MessageKey {
+        pub(crate) fn write(&self, out: &mut Vec<u8>) {
+            out.put(&self.0);
+        }
+
+        pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+            let bytes = Zeroizing::new(r.array::<32>()?);
+            Ok(MessageKey(*bytes))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

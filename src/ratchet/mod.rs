@@ -2,9 +2,17 @@
 //! `SkipMessageKeys`, `DHRatchet`), and their header-encrypted forms of §4.5-§4.6;
 //! SPEC.md §4.
 //!
-//! Decryption is transactional: [`RatchetState::decrypt`] first plans every change (checks the
-//! bounds, derives keys into local values), then authenticates the message, and only then
-//! commits the plan. Any error leaves the state exactly as it was.
+//! Every operation is a plan and a commit. Decryption ([`RatchetState::decrypt`],
+//! [`RatchetState::decrypt_he`]) first plans every change (checks the bounds, derives keys
+//! into local values), then authenticates the message, and only then commits the plan; any
+//! error leaves the state exactly as it was. Encryption plans
+//! ([`RatchetState::plan_send`]), the session encrypts, then commits
+//! ([`RatchetState::commit_send`]). The responder's first decryption
+//! ([`ResponderStart::receive`], [`ResponderStart::receive_he`]) plans the same DH ratchet
+//! step and turns the start into a [`RatchetState`] only once the message authenticates.
+//!
+//! The state's types and their storage encoding are in [`state`], the skipped-key store in
+//! [`skipped`], the KDF chains in [`kdf`] and header encryption in [`header`].
 
 pub(crate) mod header;
 pub(crate) mod kdf;
@@ -12,16 +20,17 @@ pub(crate) mod skipped;
 pub(crate) mod state;
 
 use alloc::vec::Vec;
+use core::mem;
 
 use rand_core::TryCryptoRng;
 use x25519_dalek::PublicKey;
 use zeroize::Zeroize;
 
-use self::header::{HeaderKey, ENCRYPTED_HEADER_LENGTH, HEADER_NONCE_LENGTH};
+use self::header::{initial_header_keys, HeaderKey, ENCRYPTED_HEADER_LENGTH, HEADER_NONCE_LENGTH};
 use self::kdf::{ChainKey, MessageKey, RootKey};
-use self::skipped::Staged;
-pub(crate) use self::state::RatchetState;
-use self::state::MAX_SKIPPED_HEADER_KEYS;
+use self::skipped::{SkippedKeys, Staged};
+use self::state::{HeaderKeys, Mode, ReceivingChain, SendingChain, MAX_SKIPPED_HEADER_KEYS};
+pub(crate) use self::state::{RatchetState, ResponderStart};
 use crate::aead::TAG_LENGTH;
 use crate::error::Error;
 use crate::keys::{diffie_hellman, fill_random, x25519_public_from_bytes, RatchetKeyPair};
@@ -37,17 +46,23 @@ pub(crate) struct Header {
 
 /// Everything a successful decryption will change, computed before it is authenticated.
 struct ReceivePlan {
-    /// A DH ratchet step: the new root key and the new `DHr`.
-    step: Option<(RootKey, PublicKey)>,
-    ckr: ChainKey,
-    nr: u32,
+    /// A DH ratchet step.
+    step: Option<StepPlan>,
+    /// `CKr` and `Nr` after this message.
+    chain: ReceivingChain,
     mk: MessageKey,
     /// Keys skipped over, in chain order (old chain first), as runs.
     skipped: Vec<Staged>,
-    /// Header-encrypted mode: the header keys after a DH ratchet step.
-    he_step: Option<HeaderStep>,
     /// Header-encrypted mode: `(HK, ratchet key)` of the chains that get skipped keys.
     header_keys: Vec<(HeaderKey, [u8; 32])>,
+}
+
+/// The receiving half of `DHRatchet` (§3.5, §4.6 `DHRatchetHE`): the new `RK` and `DHr`,
+/// and in header-encrypted mode the header keys.
+struct StepPlan {
+    rk: RootKey,
+    dhr: PublicKey,
+    header: Option<HeaderStep>,
 }
 
 /// `HKs = NHKs; HKr = NHKr; NHKr` from `KDF_RK_HE` (Double Ratchet §4.6 `DHRatchetHE`).
@@ -55,6 +70,25 @@ struct HeaderStep {
     hks: HeaderKey,
     hkr: HeaderKey,
     nhkr: HeaderKey,
+}
+
+/// What a receiving DH ratchet step reads: the state, or the responder's start.
+struct StepFrom<'a> {
+    dhs: &'a RatchetKeyPair,
+    rk: &'a RootKey,
+    /// The receiving chain the step ends, if any.
+    ending: Option<Ending<'a>>,
+    /// Header-encrypted mode: `NHKs` and `NHKr`.
+    next_header_keys: Option<(&'a HeaderKey, &'a HeaderKey)>,
+    max_skip: u32,
+}
+
+/// A receiving chain a DH ratchet step ends: `DHr`, `CKr`/`Nr`, and `HKr` in
+/// header-encrypted mode.
+struct Ending<'a> {
+    dhr: &'a PublicKey,
+    chain: &'a ReceivingChain,
+    hkr: Option<&'a HeaderKey>,
 }
 
 /// The receiving chain a message belongs to.
@@ -103,45 +137,24 @@ impl RatchetState {
         &self,
         rng: &mut R,
     ) -> Result<SendPlan, Error> {
-        let (chain, step) = match &self.cks {
-            Some(_) if self.ns == u32::MAX => return Err(Error::ChainExhausted),
-            Some(ck) => (ck.clone(), None),
-            None => {
-                // Deferred half of DHRatchet: DHs = GENERATE_DH();
-                // RK, CKs (, NHKs) = KDF_RK(_HE)(RK, DH(DHs, DHr)).
-                let dhs = RatchetKeyPair::generate(rng)?;
-                // Every session handed out knows DHr (the loader refuses one without).
-                let dhr = self.dhr.as_ref().ok_or(Error::Internal)?;
-                let dh_out = diffie_hellman(&dhs.secret, dhr)?;
-                let (rk, ck, nhks) = match &self.he {
-                    Some(_) => {
-                        let (rk, ck, nhks) = self.rk.ratchet_he(&dh_out);
-                        (rk, ck, Some(nhks))
-                    }
-                    None => {
-                        let (rk, ck) = self.rk.ratchet(&dh_out);
-                        (rk, ck, None)
-                    }
-                };
-                (ck, Some(SendStep { dhs, rk, nhks }))
+        let (chain, n, step) = match &self.sending {
+            SendingChain::Active { n: u32::MAX, .. } => return Err(Error::ChainExhausted),
+            SendingChain::Active { ck, n } => (ck.clone(), *n, None),
+            SendingChain::Deferred => {
+                let (ck, step) = self.plan_send_step(rng)?;
+                (ck, 0, Some(step))
             }
         };
-        let hks = match &self.he {
-            Some(he) => {
-                // Every header-encrypted session handed out has HKs (the responder's is set
-                // by the initial message it was created from; the loader refuses one without).
-                let hks = he.hks.clone().ok_or(Error::Internal)?;
+        let hks = match &self.mode {
+            Mode::HeaderEncrypted(he) => {
                 let mut nonce = [0u8; HEADER_NONCE_LENGTH];
                 fill_random(rng, &mut nonce)?;
-                Some((hks, nonce))
+                Some((he.hks.clone(), nonce))
             }
-            None => None,
+            Mode::Plain => None,
         };
         let (cks, mk) = chain.step();
-        let (dhs, n) = match &step {
-            Some(step) => (&step.dhs, 0),
-            None => (&self.dhs, self.ns),
-        };
+        let dhs = step.as_ref().map_or(&self.dhs, |step| &step.dhs);
         let header = Header {
             dh: dhs.public.to_bytes(),
             pn: self.pn,
@@ -157,17 +170,40 @@ impl RatchetState {
         })
     }
 
+    /// The deferred half of `DHRatchet`: `DHs = GENERATE_DH()`;
+    /// `RK, CKs (, NHKs) = KDF_RK(_HE)(RK, DH(DHs, DHr))`.
+    fn plan_send_step<R: TryCryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Result<(ChainKey, SendStep), Error> {
+        let dhs = RatchetKeyPair::generate(rng)?;
+        let dh_out = diffie_hellman(&dhs.secret, &self.dhr)?;
+        let (rk, ck, nhks) = match &self.mode {
+            Mode::HeaderEncrypted(_) => {
+                let (rk, ck, nhks) = self.rk.ratchet_he(&dh_out);
+                (rk, ck, Some(nhks))
+            }
+            Mode::Plain => {
+                let (rk, ck) = self.rk.ratchet(&dh_out);
+                (rk, ck, None)
+            }
+        };
+        Ok((ck, SendStep { dhs, rk, nhks }))
+    }
+
     /// Applies a [`SendPlan`] once its message is encrypted.
     pub(crate) fn commit_send(&mut self, plan: SendPlan) {
         if let Some(step) = plan.step {
             self.dhs = step.dhs;
             self.rk = step.rk;
-            if let (Some(he), Some(nhks)) = (&mut self.he, step.nhks) {
+            if let (Mode::HeaderEncrypted(he), Some(nhks)) = (&mut self.mode, step.nhks) {
                 he.nhks = nhks;
             }
         }
-        self.cks = Some(plan.cks);
-        self.ns = plan.ns;
+        self.sending = SendingChain::Active {
+            ck: plan.cks,
+            n: plan.ns,
+        };
     }
 
     /// §3.5 `RatchetDecrypt` for a cleartext header, transactional. `body` is ciphertext
@@ -178,7 +214,7 @@ impl RatchetState {
         aad: &[u8],
         body: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        if self.he.is_some() {
+        if self.is_header_encrypted() {
             return Err(Error::WrongSession);
         }
         let (ciphertext, tag) = split_tag(body)?;
@@ -190,7 +226,7 @@ impl RatchetState {
             return Ok(plaintext);
         }
 
-        let chain = if self.dhr.as_ref().map(PublicKey::as_bytes) == Some(&header.dh) {
+        let chain = if self.dhr.as_bytes() == &header.dh {
             Chain::Current
         } else {
             Chain::Next
@@ -212,22 +248,15 @@ impl RatchetState {
         aad: &[u8],
         body: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let he = self.he.as_ref().ok_or(Error::WrongSession)?;
+        let Mode::HeaderEncrypted(he) = &self.mode else {
+            return Err(Error::WrongSession);
+        };
         let (ciphertext, tag) = split_tag(body)?;
-        let current = self.dhr.as_ref().map(PublicKey::as_bytes);
+        let current = self.dhr.to_bytes();
 
         // TrySkippedMessageKeysHE.
-        let mut found = None;
-        for (hk, dh) in &he.skipped {
-            if let Some(header) = hk.open(sealed, header_aad) {
-                if header.dh != *dh {
-                    return Err(Error::DecryptionFailed);
-                }
-                found = Some(header);
-                break;
-            }
-        }
-        if let Some(header) = found {
+        let found = he.open_skipped(sealed, header_aad)?;
+        if let Some(header) = &found {
             if let Some(mk) = self.skipped.get(&header.dh, header.n) {
                 let plaintext = open(mk, aad, ciphertext, &tag)?;
                 self.skipped.remove(&header.dh, header.n);
@@ -235,7 +264,7 @@ impl RatchetState {
                 return Ok(plaintext);
             }
             // Not stored: a later message of the current chain, or a duplicate.
-            if current != Some(&header.dh) {
+            if current != header.dh {
                 return Err(Error::DuplicateOrExpired);
             }
         }
@@ -243,17 +272,10 @@ impl RatchetState {
         // DecryptHeader: HKr, then NHKr.
         let (header, chain) = match found {
             Some(header) => (header, Chain::Current),
-            None => match he.hkr.as_ref().and_then(|hk| hk.open(sealed, header_aad)) {
-                Some(header) => (header, Chain::Current),
-                None => match he.nhkr.open(sealed, header_aad) {
-                    Some(header) => (header, Chain::Next),
-                    None => return Err(Error::DecryptionFailed),
-                },
-            },
+            None => he.open_current_or_next(sealed, header_aad)?,
         };
         // The header key says which chain; the ratchet key must agree.
-        let is_current = current == Some(&header.dh);
-        if is_current != (chain == Chain::Current) {
+        if (current == header.dh) != (chain == Chain::Current) {
             return Err(Error::DecryptionFailed);
         }
         let plan = self.plan_receive(&header, chain)?;
@@ -264,145 +286,101 @@ impl RatchetState {
 
     /// The checks and derivations of §3.5 / §4.6, without changing `self`.
     fn plan_receive(&self, header: &Header, chain: Chain) -> Result<ReceivePlan, Error> {
-        let max_skip = self.limits.max_skip;
-        let mut skipped = Vec::new();
-        let mut header_keys = Vec::new();
+        match chain {
+            Chain::Current => self.plan_current(header),
+            Chain::Next => {
+                let (step, mut plan) = plan_step(&self.step_from(), header)?;
+                plan.step = Some(step);
+                Ok(plan)
+            }
+        }
+    }
 
-        if chain == Chain::Current {
-            // A message in the current receiving chain. The initiator's DHr starts as the
-            // responder's signed prekey, which never sends: no chain, nothing to decrypt.
-            let ckr = self.ckr.as_ref().ok_or(Error::DecryptionFailed)?;
-            if header.n < self.nr {
-                return Err(Error::DuplicateOrExpired);
-            }
-            if header.n - self.nr > max_skip {
-                return Err(Error::TooFarAhead);
-            }
-            let nr = header.n.checked_add(1).ok_or(Error::TooFarAhead)?;
-            let mut run = Staged::new(header.dh, self.nr, (header.n - self.nr) as usize);
-            let (ckr, mk) = skip_to(ckr.clone(), self.nr, header.n, &mut run);
-            if let Some(hkr) = self.he.as_ref().and_then(|he| he.hkr.as_ref()) {
-                if !run.keys.is_empty() {
-                    header_keys.push((hkr.clone(), header.dh));
-                }
-            }
-            skipped.push(run);
-            return Ok(ReceivePlan {
-                step: None,
-                ckr,
-                nr,
-                mk,
-                skipped,
-                he_step: None,
-                header_keys,
-            });
+    /// A message in the current receiving chain: skip to its key.
+    fn plan_current(&self, header: &Header) -> Result<ReceivePlan, Error> {
+        // The initiator's DHr starts as the responder's signed prekey, which never sends:
+        // no chain, nothing to decrypt.
+        let chain = self.receiving.as_ref().ok_or(Error::DecryptionFailed)?;
+        if header.n < chain.n {
+            return Err(Error::DuplicateOrExpired);
         }
-
-        // A new ratchet key: DHRatchet. A message carrying our own ratchet key is one of
-        // ours reflected back, never the peer's.
-        if header.dh == self.dhs.public.to_bytes() {
-            return Err(Error::DecryptionFailed);
-        }
-        // Both bounds are checked before any key is derived (SPEC.md §4.4).
-        if self.ckr.is_some() && header.pn > self.nr && header.pn - self.nr > max_skip {
-            return Err(Error::TooFarAhead);
-        }
-        if header.n > max_skip {
+        if header.n - chain.n > self.limits.max_skip {
             return Err(Error::TooFarAhead);
         }
         let nr = header.n.checked_add(1).ok_or(Error::TooFarAhead)?;
-        let remote = x25519_public_from_bytes(&header.dh)?;
-        let dh_out = diffie_hellman(&self.dhs.secret, &remote)?;
-
-        // SkipMessageKeys(state, header.pn) on the chain being ended.
-        if let (Some(ckr), Some(old)) = (&self.ckr, &self.dhr) {
-            if header.pn > self.nr {
-                let count = (header.pn - self.nr) as usize;
-                let mut run = Staged::new(old.to_bytes(), self.nr, count);
-                let (_, last) = skip_to(ckr.clone(), self.nr, header.pn - 1, &mut run);
-                run.keys.push(Some(last));
-                skipped.push(run);
-                if let Some(hkr) = self.he.as_ref().and_then(|he| he.hkr.as_ref()) {
-                    header_keys.push((hkr.clone(), old.to_bytes()));
-                }
+        let mut run = Staged::new(header.dh, chain.n, (header.n - chain.n) as usize);
+        let (ck, mk) = skip_to(chain.ck.clone(), chain.n, header.n, &mut run);
+        let mut header_keys = Vec::new();
+        if let Some(hkr) = self.hkr() {
+            if !run.keys.is_empty() {
+                header_keys.push((hkr.clone(), header.dh));
             }
         }
-        let (rk, ckr, he_step) = match &self.he {
-            Some(he) => {
-                let (rk, ckr, nhkr) = self.rk.ratchet_he(&dh_out);
-                let step = HeaderStep {
-                    hks: he.nhks.clone(),
-                    hkr: he.nhkr.clone(),
-                    nhkr,
-                };
-                if header.n > 0 {
-                    header_keys.push((step.hkr.clone(), header.dh));
-                }
-                (rk, ckr, Some(step))
-            }
-            None => {
-                let (rk, ckr) = self.rk.ratchet(&dh_out);
-                (rk, ckr, None)
-            }
-        };
-        let mut run = Staged::new(header.dh, 0, header.n as usize);
-        let (ckr, mk) = skip_to(ckr, 0, header.n, &mut run);
-        skipped.push(run);
         Ok(ReceivePlan {
-            step: Some((rk, remote)),
-            ckr,
-            nr,
+            step: None,
+            chain: ReceivingChain { ck, n: nr },
             mk,
-            skipped,
-            he_step,
+            skipped: alloc::vec![run],
             header_keys,
         })
     }
 
+    /// `HKr`, in header-encrypted mode once the peer has replied.
+    fn hkr(&self) -> Option<&HeaderKey> {
+        match &self.mode {
+            Mode::HeaderEncrypted(he) => he.hkr.as_ref(),
+            Mode::Plain => None,
+        }
+    }
+
+    fn step_from(&self) -> StepFrom<'_> {
+        StepFrom {
+            dhs: &self.dhs,
+            rk: &self.rk,
+            ending: self.receiving.as_ref().map(|chain| Ending {
+                dhr: &self.dhr,
+                chain,
+                hkr: self.hkr(),
+            }),
+            next_header_keys: match &self.mode {
+                Mode::HeaderEncrypted(he) => Some((&he.nhks, &he.nhkr)),
+                Mode::Plain => None,
+            },
+            max_skip: self.limits.max_skip,
+        }
+    }
+
     fn commit(&mut self, plan: ReceivePlan) {
-        let ReceivePlan {
-            step,
-            ckr,
-            nr,
-            mk: _,
-            skipped,
-            he_step,
-            header_keys,
-        } = plan;
-        if let Some((rk, remote)) = step {
+        if let Some(step) = plan.step {
             // The receiving half of DHRatchet; the sending half is deferred to the next send.
-            if self.cks.take().is_some() {
-                self.pn = self.ns;
-                self.ns = 0;
+            if let SendingChain::Active { n, .. } =
+                mem::replace(&mut self.sending, SendingChain::Deferred)
+            {
+                self.pn = n;
             }
-            self.dhr = Some(remote);
-            self.rk = rk;
+            self.dhr = step.dhr;
+            self.rk = step.rk;
+            if let (Mode::HeaderEncrypted(he), Some(hs)) = (&mut self.mode, step.header) {
+                he.hks = hs.hks;
+                he.hkr = Some(hs.hkr);
+                he.nhkr = hs.nhkr;
+            }
         }
-        if let (Some(he), Some(hs)) = (&mut self.he, he_step) {
-            he.hks = Some(hs.hks);
-            he.hkr = Some(hs.hkr);
-            he.nhkr = hs.nhkr;
-        }
-        self.ckr = Some(ckr);
-        self.nr = nr;
-        // SPEC.md §4.6 step 5: every staged run in order, then the bound, once.
-        for run in skipped {
+        self.receiving = Some(plan.chain);
+        self.store_skipped(plan.skipped, plan.header_keys);
+    }
+
+    /// SPEC.md §4.6 step 5: stores every staged run in order, then bounds the store once;
+    /// in header-encrypted mode records the header keys of their chains, at most
+    /// [`MAX_SKIPPED_HEADER_KEYS`] (the oldest chain's keys are forgotten entirely).
+    fn store_skipped(&mut self, runs: Vec<Staged>, header_keys: Vec<(HeaderKey, [u8; 32])>) {
+        for run in runs {
             self.skipped.insert_run(run);
         }
         self.skipped
             .evict_to(self.limits.max_stored_skipped as usize);
-        if let Some(he) = &mut self.he {
-            for (hk, dh) in header_keys {
-                if !he.skipped.iter().any(|(_, d)| *d == dh) {
-                    he.skipped.push_back((hk, dh));
-                }
-            }
-            // Bound the header keys kept: forget the oldest chain's keys entirely.
-            while he.skipped.len() > MAX_SKIPPED_HEADER_KEYS {
-                if let Some((_, dh)) = he.skipped.pop_front() {
-                    self.skipped.remove_chain(&dh);
-                }
-            }
+        if let Mode::HeaderEncrypted(he) = &mut self.mode {
+            he.add_skipped(header_keys, &mut self.skipped);
         }
         self.forget_empty_header_keys();
     }
@@ -415,9 +393,222 @@ impl RatchetState {
 
     /// Drops the header keys of chains with no stored skipped key left.
     fn forget_empty_header_keys(&mut self) {
-        if let Some(he) = &mut self.he {
+        if let Mode::HeaderEncrypted(he) = &mut self.mode {
             let skipped = &self.skipped;
             he.skipped.retain(|(_, dh)| skipped.has_chain(dh));
+        }
+    }
+}
+
+impl HeaderKeys {
+    /// `TrySkippedMessageKeysHE`'s header trial: the header, if a stored chain's header key
+    /// opens it. The ratchet key inside must be that chain's.
+    fn open_skipped(
+        &self,
+        sealed: &[u8; ENCRYPTED_HEADER_LENGTH],
+        header_aad: &[u8],
+    ) -> Result<Option<Header>, Error> {
+        for (hk, dh) in &self.skipped {
+            if let Some(header) = hk.open(sealed, header_aad) {
+                if header.dh != *dh {
+                    return Err(Error::DecryptionFailed);
+                }
+                return Ok(Some(header));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `DecryptHeader`: `HKr` (the current chain), then `NHKr` (a DH ratchet step).
+    fn open_current_or_next(
+        &self,
+        sealed: &[u8; ENCRYPTED_HEADER_LENGTH],
+        header_aad: &[u8],
+    ) -> Result<(Header, Chain), Error> {
+        if let Some(header) = self.hkr.as_ref().and_then(|hk| hk.open(sealed, header_aad)) {
+            return Ok((header, Chain::Current));
+        }
+        match self.nhkr.open(sealed, header_aad) {
+            Some(header) => Ok((header, Chain::Next)),
+            None => Err(Error::DecryptionFailed),
+        }
+    }
+
+    /// Records the header keys of chains that got skipped keys (each chain once), then
+    /// bounds them, deleting the skipped keys of the chains whose header key is forgotten.
+    fn add_skipped(&mut self, header_keys: Vec<(HeaderKey, [u8; 32])>, keys: &mut SkippedKeys) {
+        for (hk, dh) in header_keys {
+            if !self.skipped.iter().any(|(_, d)| *d == dh) {
+                self.skipped.push_back((hk, dh));
+            }
+        }
+        while self.skipped.len() > MAX_SKIPPED_HEADER_KEYS {
+            if let Some((_, dh)) = self.skipped.pop_front() {
+                keys.remove_chain(&dh);
+            }
+        }
+    }
+}
+
+impl ResponderStart {
+    /// §3.5 `RatchetDecrypt` of the initial message's cleartext header: the DH ratchet step
+    /// to the initiator's first ratchet key. Yields the responder's [`RatchetState`] and the
+    /// plaintext once the message authenticates.
+    pub(crate) fn receive(
+        self,
+        header: &Header,
+        aad: &[u8],
+        body: &[u8],
+    ) -> Result<(RatchetState, Vec<u8>), Error> {
+        let (ciphertext, tag) = split_tag(body)?;
+        let (step, plan) = plan_step(&self.step_from(None), header)?;
+        let plaintext = open(&plan.mk, aad, ciphertext, &tag)?;
+        Ok((self.into_state(step, plan), plaintext))
+    }
+
+    /// §4.4 `RatchetInitBobHE` (`NHKs = NHKB`, `NHKr = HKA`), then §4.6
+    /// `RatchetDecryptHE` of the initial message, whose header opens under `NHKr`.
+    pub(crate) fn receive_he(
+        self,
+        sealed: &[u8; ENCRYPTED_HEADER_LENGTH],
+        header_aad: &[u8],
+        aad: &[u8],
+        body: &[u8],
+    ) -> Result<(RatchetState, Vec<u8>), Error> {
+        let (hka, nhkb) = initial_header_keys(&self.sk);
+        let (ciphertext, tag) = split_tag(body)?;
+        let header = hka
+            .open(sealed, header_aad)
+            .ok_or(Error::DecryptionFailed)?;
+        let (step, plan) = plan_step(&self.step_from(Some((&nhkb, &hka))), &header)?;
+        let plaintext = open(&plan.mk, aad, ciphertext, &tag)?;
+        Ok((self.into_state(step, plan), plaintext))
+    }
+
+    fn step_from<'a>(
+        &'a self,
+        next_header_keys: Option<(&'a HeaderKey, &'a HeaderKey)>,
+    ) -> StepFrom<'a> {
+        StepFrom {
+            dhs: &self.dhs,
+            rk: &self.sk,
+            ending: None,
+            next_header_keys,
+            max_skip: self.limits.max_skip,
+        }
+    }
+
+    /// The state after the first receiving step: `DHr`, `RK` and the receiving chain from
+    /// the step, the sending half deferred, and in header-encrypted mode
+    /// `HKs = NHKs = NHKB`, `HKr = HKA`.
+    fn into_state(self, step: StepPlan, plan: ReceivePlan) -> RatchetState {
+        let mode = match step.header {
+            Some(hs) => Mode::HeaderEncrypted(HeaderKeys {
+                nhks: hs.hks.clone(),
+                hks: hs.hks,
+                hkr: Some(hs.hkr),
+                nhkr: hs.nhkr,
+                skipped: Default::default(),
+            }),
+            None => Mode::Plain,
+        };
+        let mut state = RatchetState {
+            dhs: self.dhs,
+            dhr: step.dhr,
+            rk: step.rk,
+            sending: SendingChain::Deferred,
+            receiving: Some(plan.chain),
+            pn: 0,
+            skipped: SkippedKeys::default(),
+            limits: self.limits,
+            mode,
+        };
+        state.store_skipped(plan.skipped, plan.header_keys);
+        state
+    }
+}
+
+/// §3.5 `DHRatchet`'s receiving half (§4.6 `DHRatchetHE`) and the skipping around it,
+/// planned: `SkipMessageKeys(PN)` on the chain being ended, the root step, then the skip
+/// to the message's key in the new chain. Both bounds are checked before any key is
+/// derived (SPEC.md §4.4).
+fn plan_step(from: &StepFrom<'_>, header: &Header) -> Result<(StepPlan, ReceivePlan), Error> {
+    // A message carrying our own ratchet key is one of ours reflected back, never the
+    // peer's.
+    if header.dh == from.dhs.public.to_bytes() {
+        return Err(Error::DecryptionFailed);
+    }
+    if let Some(end) = &from.ending {
+        if header.pn > end.chain.n && header.pn - end.chain.n > from.max_skip {
+            return Err(Error::TooFarAhead);
+        }
+    }
+    if header.n > from.max_skip {
+        return Err(Error::TooFarAhead);
+    }
+    let nr = header.n.checked_add(1).ok_or(Error::TooFarAhead)?;
+    let remote = x25519_public_from_bytes(&header.dh)?;
+    let dh_out = diffie_hellman(&from.dhs.secret, &remote)?;
+    let mut skipped = Vec::new();
+    let mut header_keys = Vec::new();
+    if let Some(end) = &from.ending {
+        end.skip_rest(header.pn, &mut skipped, &mut header_keys);
+    }
+    let (rk, ck, header_step) = match from.next_header_keys {
+        Some((nhks, nhkr)) => {
+            let (rk, ck, next) = from.rk.ratchet_he(&dh_out);
+            if header.n > 0 {
+                header_keys.push((nhkr.clone(), header.dh));
+            }
+            let hs = HeaderStep {
+                hks: nhks.clone(),
+                hkr: nhkr.clone(),
+                nhkr: next,
+            };
+            (rk, ck, Some(hs))
+        }
+        None => {
+            let (rk, ck) = from.rk.ratchet(&dh_out);
+            (rk, ck, None)
+        }
+    };
+    let mut run = Staged::new(header.dh, 0, header.n as usize);
+    let (ck, mk) = skip_to(ck, 0, header.n, &mut run);
+    skipped.push(run);
+    let step = StepPlan {
+        rk,
+        dhr: remote,
+        header: header_step,
+    };
+    let plan = ReceivePlan {
+        step: None,
+        chain: ReceivingChain { ck, n: nr },
+        mk,
+        skipped,
+        header_keys,
+    };
+    Ok((step, plan))
+}
+
+impl Ending<'_> {
+    /// `SkipMessageKeys(state, PN)` on the chain being ended: stages its keys up to `pn`
+    /// and, in header-encrypted mode, its header key.
+    fn skip_rest(
+        &self,
+        pn: u32,
+        skipped: &mut Vec<Staged>,
+        header_keys: &mut Vec<(HeaderKey, [u8; 32])>,
+    ) {
+        if pn <= self.chain.n {
+            return;
+        }
+        let dh = self.dhr.to_bytes();
+        let mut run = Staged::new(dh, self.chain.n, (pn - self.chain.n) as usize);
+        let (_, last) = skip_to(self.chain.ck.clone(), self.chain.n, pn - 1, &mut run);
+        run.keys.push(Some(last));
+        skipped.push(run);
+        if let Some(hkr) = self.hkr {
+            header_keys.push((hkr.clone(), dh));
         }
     }
 }

@@ -6,12 +6,21 @@
 //! bytes never move after derivation. Runs are indexed by `(ratchet key, first N)` and
 //! ordered by age. Lookup and deletion are O(log runs); storing a run is O(log runs) for
 //! the whole run, not per key. A used or evicted key is zeroized in place.
+//!
+//! The stored form (SPEC.md §7.1) lists the keys oldest first, one entry per key; loading
+//! rebuilds the runs from consecutive entries ([`SkippedKeys::read`]).
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use super::kdf::MessageKey;
+use crate::codec::{Reader, Writer};
+use crate::error::Error;
+use crate::keys::x25519_public_from_bytes;
+
+/// Length of one stored skipped key: ratchet key, N, message key.
+pub(crate) const SKIPPED_ENTRY_LENGTH: usize = 32 + 4 + 32;
 
 /// The index of a skipped key: the sender's ratchet public key and the message number.
 pub(crate) type SkippedIndex = ([u8; 32], u32);
@@ -198,6 +207,98 @@ impl SkippedKeys {
                     .filter_map(move |(i, k)| k.as_ref().map(|k| ((dh, first + i as u32), k)))
             })
     }
+}
+
+/// The stored encoding (SPEC.md §7.1): the count `k`, then `k` entries oldest first, each
+/// `ratchet key (32) || N (u32) || message key (32)`.
+impl SkippedKeys {
+    /// Length of the entries [`SkippedKeys::write`] writes after the count.
+    pub(crate) fn stored_length(&self) -> usize {
+        SKIPPED_ENTRY_LENGTH * self.len
+    }
+
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        // Bounded by MAX_STORED_SKIPPED_CAP, far below u32::MAX.
+        out.put_u32(self.len as u32);
+        for ((dh, n), key) in self.iter_oldest_first() {
+            out.put(&dh);
+            out.put_u32(n);
+            key.write(out);
+        }
+    }
+
+    /// Reads the stored keys: at most `cap` of them ([`Error::InvalidEncoding`]), all
+    /// present before any is read ([`Error::Truncated`]); when they are the `last` field
+    /// of the object, nothing may follow them ([`Error::TrailingData`]). Every ratchet key
+    /// passes SPEC.md §2.2 and no `(ratchet key, N)` appears twice
+    /// ([`Error::InvalidEncoding`]).
+    pub(crate) fn read(r: &mut Reader<'_>, cap: u32, last: bool) -> Result<Self, Error> {
+        let count = r.u32()?;
+        if count > cap {
+            return Err(Error::InvalidEncoding);
+        }
+        let length = count as usize * SKIPPED_ENTRY_LENGTH;
+        if r.remaining() < length {
+            return Err(Error::Truncated);
+        }
+        if last && r.remaining() > length {
+            return Err(Error::TrailingData);
+        }
+        Self::from_entries(r.take(length)?, count as usize)
+    }
+
+    /// Rebuilds the runs: from each entry, the following ones with the same ratchet key and
+    /// consecutive N form one run, allocated once at its size.
+    fn from_entries(entries: &[u8], total: usize) -> Result<Self, Error> {
+        let mut skipped = SkippedKeys::default();
+        let mut at = 0;
+        while at < total {
+            let ((dh, first), _) = stored_entry(entries, at)?;
+            x25519_public_from_bytes(&dh)?;
+            let len = stored_run_length(entries, at, total, (dh, first))?;
+            let mut run = Staged::new(dh, first, len);
+            for i in at..at + len {
+                let ((_, n), mut key) = stored_entry(entries, i)?;
+                if skipped.get(&dh, n).is_some() {
+                    return Err(Error::InvalidEncoding);
+                }
+                run.keys.push(Some(MessageKey::read(&mut key)?));
+            }
+            skipped.insert_run(run);
+            at += len;
+        }
+        Ok(skipped)
+    }
+}
+
+/// Stored entry `i`: its `(ratchet key, N)` and a reader at its message key.
+fn stored_entry(entries: &[u8], i: usize) -> Result<(SkippedIndex, Reader<'_>), Error> {
+    let entry = entries
+        .get(i * SKIPPED_ENTRY_LENGTH..(i + 1) * SKIPPED_ENTRY_LENGTH)
+        .unwrap_or_default();
+    let mut r = Reader::new(entry);
+    let dh = r.array::<32>()?;
+    let n = r.u32()?;
+    Ok(((dh, n), r))
+}
+
+/// How many entries from `at` continue the run that starts there: same ratchet key,
+/// consecutive N.
+fn stored_run_length(
+    entries: &[u8],
+    at: usize,
+    total: usize,
+    (dh, first): SkippedIndex,
+) -> Result<usize, Error> {
+    let mut len = 1;
+    while at + len < total {
+        let ((next_dh, next_n), _) = stored_entry(entries, at + len)?;
+        if next_dh != dh || Some(next_n) != first.checked_add(len as u32) {
+            break;
+        }
+        len += 1;
+    }
+    Ok(len)
 }
 
 #[cfg(test)]

@@ -1,19 +1,34 @@
 //! Double Ratchet §3.2 (state variables) and §3.3 (initialization), with the deferred
-//! ratchet key generation of §6.5 and the limits of §2.6 / §3.5 (SPEC.md §4.2-§4.4).
+//! ratchet key generation of §6.5, the header-encryption variables of §4.3-§4.4 and the
+//! limits of §2.6 / §3.5 (SPEC.md §4.2-§4.4, §4.8); and the ratchet state's part of the
+//! stored session (SPEC.md §7.1, from `max_skip` on).
 //!
-//! Deferral: after a receiving DH ratchet step the state holds no sending chain
-//! (`cks = None`); the next encryption generates the new ratchet key pair and completes the
-//! step. Decryption therefore never needs randomness.
-
-use x25519_dalek::PublicKey;
+//! The phases are types, so the state the protocol cannot reach cannot be built:
+//!
+//! * [`ResponderStart`] is the responder before its first message (`RatchetInitBob`): no
+//!   `DHr`, no chains. Its only operation is receiving the initial message, which yields a
+//!   [`RatchetState`]; it can neither encrypt nor be stored.
+//! * [`RatchetState`] always knows `DHr`. Its sending chain is [`SendingChain::Deferred`]
+//!   after a receiving DH ratchet step (§6.5: the next encryption generates `DHs` and
+//!   completes the step, so decryption never needs randomness). Its receiving chain is
+//!   absent only for an initiator before the first reply.
+//! * [`Mode::HeaderEncrypted`] always holds `HKs`.
+//!
+//! [`RatchetState::read`] checks every field as SPEC.md §7.1 lists it, in its order; the
+//! chain constructors ([`SendingChain::from_parts`], [`ReceivingChain::from_parts`]) own
+//! the counters' invariants, [`SkippedKeys::read`] those of the skipped keys.
 
 use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use x25519_dalek::PublicKey;
 
 use super::header::{initial_header_keys, HeaderKey};
 use super::kdf::{ChainKey, RootKey};
 use super::skipped::SkippedKeys;
+use crate::codec::{Reader, Writer};
 use crate::error::Error;
-use crate::keys::{diffie_hellman, RatchetKeyPair};
+use crate::keys::{diffie_hellman, read_x25519_secret, x25519_public_from_bytes, RatchetKeyPair};
 
 /// Default `MAX_SKIP`: how far ahead of the next expected message a message may be, in its
 /// own chain or (through `PN`) in the chain it ends.
@@ -28,6 +43,16 @@ pub const MAX_STORED_SKIPPED_CAP: u32 = 100_000;
 /// keeps for its stored skipped keys. It bounds the trial decryptions of one message at
 /// `MAX_SKIPPED_HEADER_KEYS + 2` (SPEC.md §4.8).
 pub const MAX_SKIPPED_HEADER_KEYS: usize = 32;
+
+/// Length of [`RatchetState::write`]'s output without skipped keys nor header-encryption
+/// block: `RK`, `DHs`, `DHr`, `CKs`, `CKr` (optional encodings), `Ns`, `Nr`, `PN` and the
+/// skipped-key count.
+pub(crate) const RATCHET_FIXED_LENGTH: usize = 32 + 32 + 3 * 33 + 12 + 4;
+/// Extra length of a header-encrypted state (SPEC.md §7.1, type `0x28`): `HKs`, `HKr`
+/// (optional encodings), `NHKs`, `NHKr` and the count of header-key pairs.
+pub(crate) const HE_FIXED_LENGTH: usize = 33 + 33 + 32 + 32 + 4;
+/// Length of one stored header-key pair: the header key and the chain's ratchet key.
+pub(crate) const HE_ENTRY_LENGTH: usize = 32 + 32;
 
 /// The per-session bounds on out-of-order delivery (SPEC.md §4.4).
 ///
@@ -62,46 +87,126 @@ impl Limits {
         }
         Ok(self)
     }
+
+    /// SPEC.md §7.1: `max_skip`, `max_stored_skipped`.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.max_skip);
+        out.put_u32(self.max_stored_skipped);
+    }
+
+    /// Reads and validates the stored limits ([`Error::InvalidLimits`] above the caps).
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+        Limits {
+            max_skip: r.u32()?,
+            max_stored_skipped: r.u32()?,
+        }
+        .validate()
+    }
 }
 
-/// The state variables of §3.2.
-pub(crate) struct RatchetState {
-    /// `DHs`: our current ratchet key pair.
-    pub(crate) dhs: RatchetKeyPair,
-    /// `DHr`: the peer's current ratchet public key (`None` only for a responder that has
-    /// not yet processed a message, which the public API never exposes).
-    pub(crate) dhr: Option<PublicKey>,
-    /// `RK`.
-    pub(crate) rk: RootKey,
-    /// `CKs`; `None` while the sending half of a DH ratchet step is deferred.
-    pub(crate) cks: Option<ChainKey>,
-    /// `CKr`; `None` until the first message from the peer's current ratchet key.
-    pub(crate) ckr: Option<ChainKey>,
-    /// `Ns`, `Nr`, `PN`.
-    pub(crate) ns: u32,
-    pub(crate) nr: u32,
-    pub(crate) pn: u32,
-    /// `MKSKIPPED`.
-    pub(crate) skipped: SkippedKeys,
-    pub(crate) limits: Limits,
-    /// The header keys, in header-encrypted mode (§4.3 of the Double Ratchet).
-    pub(crate) he: Option<HeaderKeys>,
+/// `CKs` and `Ns`: the sending chain, or the deferred half of a DH ratchet step.
+pub(crate) enum SendingChain {
+    /// `CKs` and `Ns`, the number of the next message it sends.
+    Active { ck: ChainKey, n: u32 },
+    /// After a receiving DH ratchet step: the next send generates `DHs` and derives the
+    /// chain (§6.5). `Ns` is 0.
+    Deferred,
+}
+
+impl SendingChain {
+    /// The stored `CKs` (optional) and `Ns`: `Ns` must be 0 while `CKs` is absent.
+    pub(crate) fn from_parts(ck: Option<ChainKey>, n: u32) -> Result<Self, Error> {
+        match ck {
+            Some(ck) => Ok(SendingChain::Active { ck, n }),
+            None if n == 0 => Ok(SendingChain::Deferred),
+            None => Err(Error::InvalidEncoding),
+        }
+    }
+
+    fn parts(&self) -> (Option<&ChainKey>, u32) {
+        match self {
+            SendingChain::Active { ck, n } => (Some(ck), *n),
+            SendingChain::Deferred => (None, 0),
+        }
+    }
+}
+
+/// `CKr` and `Nr`: the chain of the peer's current ratchet key.
+pub(crate) struct ReceivingChain {
+    pub(super) ck: ChainKey,
+    /// `Nr`: the number of the next message expected in the chain.
+    pub(super) n: u32,
+}
+
+impl ReceivingChain {
+    /// The stored `CKr` (optional) and `Nr`: `Nr` must be 0 while `CKr` is absent.
+    pub(crate) fn from_parts(ck: Option<ChainKey>, n: u32) -> Result<Option<Self>, Error> {
+        match ck {
+            Some(ck) => Ok(Some(ReceivingChain { ck, n })),
+            None if n == 0 => Ok(None),
+            None => Err(Error::InvalidEncoding),
+        }
+    }
+}
+
+/// Whether the session encrypts its headers (§4), with the header keys if it does.
+pub(crate) enum Mode {
+    Plain,
+    HeaderEncrypted(HeaderKeys),
 }
 
 /// The header-encryption state variables (Double Ratchet §4.3) and the header keys of the
 /// chains that still have stored skipped message keys.
 pub(crate) struct HeaderKeys {
-    /// `HKs`: encrypts our headers; absent only for a responder before its first send step.
-    pub(crate) hks: Option<HeaderKey>,
-    /// `HKr`: decrypts the peer's headers in the current receiving chain.
-    pub(crate) hkr: Option<HeaderKey>,
+    /// `HKs`: encrypts our headers.
+    pub(super) hks: HeaderKey,
+    /// `HKr`: decrypts the peer's headers in the current receiving chain; absent for an
+    /// initiator before the first reply.
+    pub(super) hkr: Option<HeaderKey>,
     /// `NHKs`: becomes `HKs` at our next DH ratchet step.
-    pub(crate) nhks: HeaderKey,
+    pub(super) nhks: HeaderKey,
     /// `NHKr`: decrypts the first header of the peer's next chain.
-    pub(crate) nhkr: HeaderKey,
+    pub(super) nhkr: HeaderKey,
     /// `(HK, ratchet key)` of earlier receiving chains with stored skipped keys, oldest
     /// first, at most [`MAX_SKIPPED_HEADER_KEYS`].
-    pub(crate) skipped: VecDeque<(HeaderKey, [u8; 32])>,
+    pub(super) skipped: VecDeque<(HeaderKey, [u8; 32])>,
+}
+
+/// The state variables of §3.2, for a session that has its peer's ratchet key.
+pub(crate) struct RatchetState {
+    /// `DHs`: our current ratchet key pair.
+    pub(super) dhs: RatchetKeyPair,
+    /// `DHr`: the peer's current ratchet public key.
+    pub(super) dhr: PublicKey,
+    /// `RK`.
+    pub(super) rk: RootKey,
+    /// `CKs`, `Ns`.
+    pub(super) sending: SendingChain,
+    /// `CKr`, `Nr`; `None` until the first message from the peer's current ratchet key.
+    pub(super) receiving: Option<ReceivingChain>,
+    /// `PN`.
+    pub(super) pn: u32,
+    /// `MKSKIPPED`.
+    pub(super) skipped: SkippedKeys,
+    pub(super) limits: Limits,
+    pub(super) mode: Mode,
+}
+
+/// The responder before its first message (§3.3 `RatchetInitBob`): `DHs` = the signed
+/// prekey pair, `RK = SK`, no `DHr` and no chains. It becomes a [`RatchetState`] by
+/// receiving the initial message (`ratchet::ResponderStart::receive`); the header keys of
+/// `RatchetInitBobHE` are derived from `SK` when the initial message is header-encrypted.
+pub(crate) struct ResponderStart {
+    pub(super) sk: RootKey,
+    pub(super) dhs: RatchetKeyPair,
+    pub(super) limits: Limits,
+}
+
+impl ResponderStart {
+    /// §3.3 `RatchetInitBob` with the session's limits.
+    pub(crate) fn new(sk: RootKey, dhs: RatchetKeyPair, limits: Limits) -> Self {
+        ResponderStart { sk, dhs, limits }
+    }
 }
 
 impl RatchetState {
@@ -111,33 +216,11 @@ impl RatchetState {
         sk: RootKey,
         dhs: RatchetKeyPair,
         remote: PublicKey,
+        limits: Limits,
     ) -> Result<Self, Error> {
         let dh_out = diffie_hellman(&dhs.secret, &remote)?;
         let (rk, cks) = sk.ratchet(&dh_out);
-        Ok(Self::initiator(dhs, remote, rk, cks, None))
-    }
-
-    /// Alice's state after her first root step: sending chain set, nothing received yet.
-    fn initiator(
-        dhs: RatchetKeyPair,
-        remote: PublicKey,
-        rk: RootKey,
-        cks: ChainKey,
-        he: Option<HeaderKeys>,
-    ) -> Self {
-        RatchetState {
-            dhs,
-            dhr: Some(remote),
-            rk,
-            cks: Some(cks),
-            ckr: None,
-            ns: 0,
-            nr: 0,
-            pn: 0,
-            skipped: SkippedKeys::default(),
-            limits: Limits::default(),
-            he,
-        }
+        Ok(Self::initiator(dhs, remote, rk, cks, limits, Mode::Plain))
     }
 
     /// §4.4 `RatchetInitAliceHE`: as [`RatchetState::init_initiator`] with
@@ -146,49 +229,191 @@ impl RatchetState {
         sk: RootKey,
         dhs: RatchetKeyPair,
         remote: PublicKey,
+        limits: Limits,
     ) -> Result<Self, Error> {
         let (hka, nhkb) = initial_header_keys(&sk);
         let dh_out = diffie_hellman(&dhs.secret, &remote)?;
         let (rk, cks, nhks) = sk.ratchet_he(&dh_out);
         let he = HeaderKeys {
-            hks: Some(hka),
+            hks: hka,
             hkr: None,
             nhks,
             nhkr: nhkb,
             skipped: VecDeque::new(),
         };
-        Ok(Self::initiator(dhs, remote, rk, cks, Some(he)))
+        Ok(Self::initiator(
+            dhs,
+            remote,
+            rk,
+            cks,
+            limits,
+            Mode::HeaderEncrypted(he),
+        ))
     }
 
-    /// §3.3 `RatchetInitBob`: `DHs` = the signed prekey pair, `RK = SK`, no chains yet.
-    pub(crate) fn init_responder(sk: RootKey, dhs: RatchetKeyPair) -> Self {
+    /// Alice's state after her first root step: sending chain set, nothing received yet.
+    fn initiator(
+        dhs: RatchetKeyPair,
+        remote: PublicKey,
+        rk: RootKey,
+        cks: ChainKey,
+        limits: Limits,
+        mode: Mode,
+    ) -> Self {
         RatchetState {
             dhs,
-            dhr: None,
-            rk: sk,
-            cks: None,
-            ckr: None,
-            ns: 0,
-            nr: 0,
+            dhr: remote,
+            rk,
+            sending: SendingChain::Active { ck: cks, n: 0 },
+            receiving: None,
             pn: 0,
             skipped: SkippedKeys::default(),
-            limits: Limits::default(),
-            he: None,
+            limits,
+            mode,
         }
     }
 
-    /// §4.4 `RatchetInitBobHE`: as [`RatchetState::init_responder`] with `NHKs = NHKB`,
-    /// `NHKr = HKA`.
-    pub(crate) fn init_responder_he(sk: RootKey, dhs: RatchetKeyPair) -> Self {
-        let (hka, nhkb) = initial_header_keys(&sk);
-        let mut state = Self::init_responder(sk, dhs);
-        state.he = Some(HeaderKeys {
-            hks: None,
-            hkr: None,
-            nhks: nhkb,
-            nhkr: hka,
-            skipped: VecDeque::new(),
-        });
-        state
+    /// The session's out-of-order limits.
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Changes the limits; lowering `max_stored_skipped` evicts the oldest stored keys.
+    pub(crate) fn set_limits(&mut self, limits: Limits) -> Result<(), Error> {
+        self.limits = limits.validate()?;
+        self.evict_skipped_to(limits.max_stored_skipped as usize);
+        Ok(())
+    }
+
+    /// How many skipped message keys are stored.
+    pub(crate) fn stored_skipped_keys(&self) -> usize {
+        self.skipped.len()
+    }
+
+    /// Whether the state encrypts headers (§4).
+    pub(crate) fn is_header_encrypted(&self) -> bool {
+        matches!(self.mode, Mode::HeaderEncrypted(_))
+    }
+
+    /// Length of [`RatchetState::write`]'s output.
+    pub(crate) fn stored_length(&self) -> usize {
+        RATCHET_FIXED_LENGTH
+            + self.skipped.stored_length()
+            + match &self.mode {
+                Mode::Plain => 0,
+                Mode::HeaderEncrypted(he) => he.stored_length(),
+            }
+    }
+
+    /// The ratchet state's fields of a stored session after the padding byte (SPEC.md
+    /// §7.1): `RK`, `DHs`, `DHr`, `CKs`, `CKr`, `Ns`, `Nr`, `PN`, the skipped keys and, in
+    /// header-encrypted mode, the header keys. The session writes the limits
+    /// ([`Limits::write`]) and its padding byte before them.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        self.rk.write(out);
+        out.put(self.dhs.secret.as_bytes());
+        out.put_optional(Some(self.dhr.as_bytes()), 32);
+        let (cks, ns) = self.sending.parts();
+        ChainKey::write_optional(cks, out);
+        ChainKey::write_optional(self.receiving.as_ref().map(|c| &c.ck), out);
+        out.put_u32(ns);
+        out.put_u32(self.receiving.as_ref().map_or(0, |c| c.n));
+        out.put_u32(self.pn);
+        self.skipped.write(out);
+        if let Mode::HeaderEncrypted(he) = &self.mode {
+            he.write(out);
+        }
+    }
+
+    /// Reads what [`RatchetState::write`] writes, checking each field as it is read
+    /// (SPEC.md §7.1), for a session whose stored `limits` were read before. The session's
+    /// type says whether it is `header_encrypted`; a state without header encryption ends
+    /// the session, so bytes after its skipped keys are [`Error::TrailingData`].
+    pub(crate) fn read(
+        r: &mut Reader<'_>,
+        limits: Limits,
+        header_encrypted: bool,
+    ) -> Result<Self, Error> {
+        let rk = RootKey::read(r)?;
+        let dhs = RatchetKeyPair::from_secret(read_x25519_secret(r)?);
+        let dhr = match r.optional::<32>()? {
+            Some(k) => Some(x25519_public_from_bytes(&k)?),
+            None => None,
+        };
+        let cks = ChainKey::read_optional(r)?;
+        let ckr = ChainKey::read_optional(r)?;
+        let (ns, nr, pn) = (r.u32()?, r.u32()?, r.u32()?);
+        // Every state the ratchet reaches: a chain counter is zero while its chain is
+        // absent, and a session the API hands out always knows the peer's ratchet key.
+        let sending = SendingChain::from_parts(cks, ns)?;
+        let receiving = ReceivingChain::from_parts(ckr, nr)?;
+        let dhr = dhr.ok_or(Error::InvalidEncoding)?;
+        let skipped = SkippedKeys::read(r, limits.max_stored_skipped, !header_encrypted)?;
+        let mode = match header_encrypted {
+            true => Mode::HeaderEncrypted(HeaderKeys::read(r, &skipped)?),
+            false => Mode::Plain,
+        };
+        Ok(RatchetState {
+            dhs,
+            dhr,
+            rk,
+            sending,
+            receiving,
+            pn,
+            skipped,
+            limits,
+            mode,
+        })
+    }
+}
+
+impl HeaderKeys {
+    fn stored_length(&self) -> usize {
+        HE_FIXED_LENGTH + HE_ENTRY_LENGTH * self.skipped.len()
+    }
+
+    /// The header-encryption block of a type `0x28` session (SPEC.md §7.1).
+    fn write(&self, out: &mut Vec<u8>) {
+        HeaderKey::write_optional(Some(&self.hks), out);
+        HeaderKey::write_optional(self.hkr.as_ref(), out);
+        self.nhks.write(out);
+        self.nhkr.write(out);
+        // Bounded by MAX_SKIPPED_HEADER_KEYS.
+        out.put_u32(self.skipped.len() as u32);
+        for (hk, dh) in &self.skipped {
+            hk.write(out);
+            out.put(dh);
+        }
+    }
+
+    /// Reads the block, rejecting each malformed field as soon as it is read. `HKs` must be
+    /// present: every session handed out has it (the responder's is set by the initial
+    /// message it was created from); one without it could never send.
+    fn read(r: &mut Reader<'_>, skipped: &SkippedKeys) -> Result<Self, Error> {
+        let hks = HeaderKey::read_optional(r)?.ok_or(Error::InvalidEncoding)?;
+        let hkr = HeaderKey::read_optional(r)?;
+        let nhks = HeaderKey::read(r)?;
+        let nhkr = HeaderKey::read(r)?;
+        let count = r.u32()? as usize;
+        if count > MAX_SKIPPED_HEADER_KEYS {
+            return Err(Error::InvalidEncoding);
+        }
+        let mut entries = VecDeque::with_capacity(count);
+        for _ in 0..count {
+            let hk = HeaderKey::read(r)?;
+            let dh: [u8; 32] = r.array()?;
+            // Each names a distinct chain that still has stored skipped keys.
+            if !skipped.has_chain(&dh) || entries.iter().any(|(_, d)| *d == dh) {
+                return Err(Error::InvalidEncoding);
+            }
+            entries.push_back((hk, dh));
+        }
+        Ok(HeaderKeys {
+            hks,
+            hkr,
+            nhks,
+            nhkr,
+            skipped: entries,
+        })
     }
 }
