@@ -36,9 +36,9 @@ struct Run {
 
 /// Keys being derived by one decryption, before it commits: a run in the making.
 pub(crate) struct Staged {
-    pub(crate) dh: [u8; 32],
-    pub(crate) first: u32,
-    pub(crate) keys: Vec<Option<MessageKey>>,
+    dh: [u8; 32],
+    first: u32,
+    pub(super) keys: Vec<Option<MessageKey>>,
 }
 
 impl Staged {

@@ -292,12 +292,13 @@ fn agree(
 ) -> Result<ResponderStart, Error> {
     let base_key = x25519_public_from_bytes(&fields.base_key)?;
     #[cfg(feature = "pqxdh")]
-    let kem_secret = match (fields.post_quantum, keys.post_quantum_prekey) {
-        (Some((_, ciphertext)), Some(key)) => Some(key.decapsulate(ciphertext)),
-        (None, None) => None,
-        (Some((id, _)), None) => return Err(Error::UnknownPqPreKey(id)),
-        // The caller looks a post-quantum prekey up only for a PQXDH message.
-        (None, Some(_)) => return Err(Error::Internal),
+    let kem_secret = match fields.post_quantum {
+        Some((id, ciphertext)) => {
+            let key = keys.post_quantum_prekey.ok_or(Error::UnknownPqPreKey(id))?;
+            Some(key.decapsulate(ciphertext))
+        }
+        // A classical message: the caller looked no post-quantum prekey up.
+        None => None,
     };
     #[cfg(not(feature = "pqxdh"))]
     let kem_secret: Option<zeroize::Zeroizing<[u8; 32]>> = None;
