@@ -554,24 +554,7 @@ fn plan_step(from: &StepFrom<'_>, header: &Header) -> Result<(StepPlan, ReceiveP
     if let Some(end) = &from.ending {
         end.skip_rest(header.pn, &mut skipped, &mut header_keys);
     }
-    let (rk, ck, header_step) = match from.next_header_keys {
-        Some((nhks, nhkr)) => {
-            let (rk, ck, next) = from.rk.ratchet_he(&dh_out);
-            if header.n > 0 {
-                header_keys.push((nhkr.clone(), header.dh));
-            }
-            let hs = HeaderStep {
-                hks: nhks.clone(),
-                hkr: nhkr.clone(),
-                nhkr: next,
-            };
-            (rk, ck, Some(hs))
-        }
-        None => {
-            let (rk, ck) = from.rk.ratchet(&dh_out);
-            (rk, ck, None)
-        }
-    };
+    let (rk, ck, header_step) = from.root_step(&dh_out, header, &mut header_keys);
     let mut run = Staged::new(header.dh, 0, header.n as usize);
     let (ck, mk) = skip_to(ck, 0, header.n, &mut run);
     skipped.push(run);
@@ -588,6 +571,33 @@ fn plan_step(from: &StepFrom<'_>, header: &Header) -> Result<(StepPlan, ReceiveP
         header_keys,
     };
     Ok((step, plan))
+}
+
+impl StepFrom<'_> {
+    /// `RK, CKr = KDF_RK(RK, DH(DHs, DHr))`, or in header-encrypted mode
+    /// `RK, CKr, NHKr = KDF_RK_HE(..)` with `HKs = NHKs`, `HKr = NHKr`; a new chain that
+    /// will hold skipped keys records `HKr` for them.
+    fn root_step(
+        &self,
+        dh_out: &[u8; 32],
+        header: &Header,
+        header_keys: &mut Vec<(HeaderKey, [u8; 32])>,
+    ) -> (RootKey, ChainKey, Option<HeaderStep>) {
+        let Some((nhks, nhkr)) = self.next_header_keys else {
+            let (rk, ck) = self.rk.ratchet(dh_out);
+            return (rk, ck, None);
+        };
+        let (rk, ck, next) = self.rk.ratchet_he(dh_out);
+        if header.n > 0 {
+            header_keys.push((nhkr.clone(), header.dh));
+        }
+        let step = HeaderStep {
+            hks: nhks.clone(),
+            hkr: nhkr.clone(),
+            nhkr: next,
+        };
+        (rk, ck, Some(step))
+    }
 }
 
 impl Ending<'_> {
