@@ -21,12 +21,10 @@ use sha2::{Digest, Sha512};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::backend;
 use crate::error::Error;
 
-/// Length of every public key on the wire (Ed25519 compressed point or X25519 u-coordinate).
-pub const PUBLIC_KEY_LENGTH: usize = 32;
-/// Length of an Ed25519 signature.
-pub const SIGNATURE_LENGTH: usize = 64;
+pub use crate::format::{PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH};
 /// The prefix byte of `Encode(PK)` for an X25519 public key (X3DH §2.2), signed in a
 /// signed prekey's signature.
 pub(crate) const X25519_ENCODING_PREFIX: u8 = 0x05;
@@ -86,15 +84,19 @@ pub(crate) fn x25519_public_from_bytes(bytes: &[u8; 32]) -> Result<PublicKey, Er
 }
 
 /// X25519 with the contributory check of SPEC.md §2.2: an all-zero output is an error.
+/// Computed by the crypto interface (`backend`); `x25519-dalek`'s types only hold the bytes.
+#[inline]
 pub(crate) fn diffie_hellman(
     secret: &StaticSecret,
     public: &PublicKey,
 ) -> Result<Zeroizing<[u8; 32]>, Error> {
-    let shared = secret.diffie_hellman(public);
-    if !shared.was_contributory() {
-        return Err(Error::NonContributoryKey);
-    }
-    Ok(Zeroizing::new(shared.to_bytes()))
+    backend::x25519(secret.as_bytes(), public.as_bytes())
+}
+
+/// The X25519 public key of `secret`, computed by the crypto interface.
+#[inline]
+pub(crate) fn x25519_public(secret: &StaticSecret) -> PublicKey {
+    PublicKey::from(backend::x25519_public(secret.as_bytes()))
 }
 
 /// Generates a fresh X25519 secret from the caller's RNG.
@@ -270,7 +272,7 @@ impl SignedPreKey {
     }
 
     pub(crate) fn from_secret(identity: &IdentityKeyPair, id: u64, secret: StaticSecret) -> Self {
-        let public = PublicKey::from(&secret);
+        let public = x25519_public(&secret);
         let signature = identity.sign(&encode_x25519(&public));
         SignedPreKey {
             id,
@@ -284,7 +286,7 @@ impl SignedPreKey {
     pub(crate) fn from_parts(id: u64, secret: StaticSecret, signature: [u8; 64]) -> Self {
         SignedPreKey {
             id,
-            public: PublicKey::from(&secret),
+            public: x25519_public(&secret),
             secret,
             signature,
         }
@@ -338,7 +340,7 @@ impl OneTimePreKey {
     pub(crate) fn from_secret(id: u64, secret: StaticSecret) -> Self {
         OneTimePreKey {
             id,
-            public: PublicKey::from(&secret),
+            public: x25519_public(&secret),
             secret,
         }
     }
@@ -379,7 +381,7 @@ impl RatchetKeyPair {
 
     pub(crate) fn from_secret(secret: StaticSecret) -> Self {
         RatchetKeyPair {
-            public: PublicKey::from(&secret),
+            public: x25519_public(&secret),
             secret,
         }
     }
@@ -405,7 +407,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         for _ in 0..8 {
             let id = IdentityKeyPair::generate(&mut rng).unwrap();
-            let derived = PublicKey::from(id.dh_secret());
+            let derived = x25519_public(id.dh_secret());
             assert_eq!(derived.as_bytes(), id.public_key().x25519().as_bytes());
         }
     }
@@ -426,7 +428,8 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         for u in SMALL_ORDER_U {
             let s = random_x25519(&mut rng).unwrap();
-            assert_eq!(s.diffie_hellman(&PublicKey::from(u)).to_bytes(), [0u8; 32]);
+            let raw = <backend::Active as backend::Crypto>::x25519(s.as_bytes(), &u).unwrap();
+            assert_eq!(*raw, [0u8; 32]);
             assert_eq!(x25519_public_from_bytes(&u), Err(Error::InvalidPublicKey));
         }
     }

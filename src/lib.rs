@@ -5,6 +5,7 @@
 extern crate alloc;
 
 mod aead;
+mod backend;
 mod codec;
 mod error;
 mod fingerprint;

@@ -20,12 +20,8 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::keys::{fill_random, IdentityKeyPair, SIGNATURE_LENGTH};
 
-/// Length of an ML-KEM-768 encapsulation (public) key.
-pub const KEM_PUBLIC_KEY_LENGTH: usize = 1184;
-/// Length of an ML-KEM-768 ciphertext.
-pub const KEM_CIPHERTEXT_LENGTH: usize = 1088;
-/// Length of the stored ML-KEM-768 decapsulation key seed `d || z`.
-pub(crate) const KEM_SEED_LENGTH: usize = 64;
+pub(crate) use crate::format::KEM_SEED_LENGTH;
+pub use crate::format::{KEM_CIPHERTEXT_LENGTH, KEM_PUBLIC_KEY_LENGTH};
 /// The prefix byte of `EncodeKEM(PQPK)` for ML-KEM-768.
 pub(crate) const KEM_ENCODING_PREFIX: u8 = 0x0A;
 
