@@ -11,7 +11,10 @@
 //!   must not be one of the small-order u-coordinates (SPEC.md §2.2).
 //!
 //! Each Diffie-Hellman output is also checked: an all-zero output is
-//! [`Error::NonContributoryKey`], never a key.
+//! [`Error::NonContributoryKey`], never a key. The X25519 operations (DH and public keys
+//! from secrets) are computed by the crypto interface (`backend`); `x25519-dalek`'s
+//! `StaticSecret` and `PublicKey` only hold the bytes here. Ed25519 and the SHA-512 of the
+//! identity seed stay in this module.
 
 use core::fmt;
 
@@ -283,7 +286,11 @@ impl SignedPreKey {
     }
 
     /// Rebuilds a stored signed prekey; the signature is kept as stored.
-    pub(crate) fn from_parts(id: u64, secret: StaticSecret, signature: [u8; 64]) -> Self {
+    pub(crate) fn from_parts(
+        id: u64,
+        secret: StaticSecret,
+        signature: [u8; SIGNATURE_LENGTH],
+    ) -> Self {
         SignedPreKey {
             id,
             public: x25519_public(&secret),

@@ -17,10 +17,9 @@ use zeroize::Zeroizing;
 use crate::backend;
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
-use crate::format::BUNDLE_VERSION;
-use crate::format::TYPE_BUNDLE;
 #[cfg(feature = "pqxdh")]
 use crate::format::TYPE_BUNDLE_PQ;
+use crate::format::{BUNDLE_VERSION, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, TYPE_BUNDLE};
 use crate::keys::{
     diffie_hellman, encode_x25519, random_x25519, x25519_public, x25519_public_from_bytes,
     IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey,
@@ -47,7 +46,7 @@ pub use crate::format::PQ_BUNDLE_LENGTH;
 use crate::format::{SESSION_ID_LABEL, X3DH_INFO};
 
 /// The associated data `AD = IK_A || IK_B`.
-pub(crate) type AssociatedData = [u8; 64];
+pub(crate) type AssociatedData = [u8; 2 * PUBLIC_KEY_LENGTH];
 
 /// A stable, public identifier of a session: `SHA-256(label || IK_A || IK_B || EK_A)`
 /// (SPEC.md §3.5). Both parties compute the same value, and the responder can compute it
@@ -94,7 +93,7 @@ pub struct PreKeyBundle {
     identity: IdentityKey,
     signed_prekey_id: u64,
     signed_prekey: [u8; 32],
-    signature: [u8; 64],
+    signature: [u8; SIGNATURE_LENGTH],
     one_time_prekey: Option<(u64, [u8; 32])>,
     #[cfg(feature = "pqxdh")]
     post_quantum: Option<PqBundleKey>,
@@ -106,7 +105,7 @@ pub struct PreKeyBundle {
 pub(crate) struct PqBundleKey {
     pub(crate) id: u64,
     pub(crate) public: Box<[u8; KEM_PUBLIC_KEY_LENGTH]>,
-    pub(crate) signature: [u8; 64],
+    pub(crate) signature: [u8; SIGNATURE_LENGTH],
 }
 
 /// The initiator's post-quantum output: the `PQPK` id used and the KEM ciphertext.
@@ -310,9 +309,9 @@ pub(crate) struct Agreement {
 /// `AD = IK_A || IK_B` (X3DH §3.3, with the raw Ed25519 keys: SPEC.md §3.3, §12): the
 /// initiator's identity key first.
 pub(crate) fn associated_data(initiator: &IdentityKey, responder: &IdentityKey) -> AssociatedData {
-    let mut ad = [0u8; 64];
-    ad[..32].copy_from_slice(initiator.as_bytes());
-    ad[32..].copy_from_slice(responder.as_bytes());
+    let mut ad = [0u8; 2 * PUBLIC_KEY_LENGTH];
+    ad[..PUBLIC_KEY_LENGTH].copy_from_slice(initiator.as_bytes());
+    ad[PUBLIC_KEY_LENGTH..].copy_from_slice(responder.as_bytes());
     ad
 }
 
