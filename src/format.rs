@@ -47,6 +47,8 @@ pub const PUBLIC_KEY_LENGTH: usize = 32;
 /// Length of every secret key and symmetric key: an X25519 secret, an Ed25519 seed, a root,
 /// chain, message or header key, a storage key, a DH output, `SK`.
 pub(crate) const KEY_LENGTH: usize = 32;
+/// Length of the associated data `AD = IK_A || IK_B` (SPEC.md §3.3).
+pub(crate) const AD_LENGTH: usize = 2 * PUBLIC_KEY_LENGTH;
 /// Length of an Ed25519 signature.
 pub const SIGNATURE_LENGTH: usize = 64;
 /// Length of an ML-KEM-768 encapsulation (public) key.
@@ -140,15 +142,20 @@ pub const MAX_PLAINTEXT_SIZE: usize = MAX_ENCODED_PLAINTEXT - 1;
 /// Every encoded plaintext under [`Padding::Padme`](crate::Padding::Padme) is at least
 /// this long: all plaintexts of up to 63 bytes look alike on the wire (SPEC.md §4.9).
 pub const PADME_MINIMUM: usize = 64;
-/// Default `MAX_SKIP` (SPEC.md §4.4).
+/// Default `MAX_SKIP`: how far ahead of the next expected message a message may be, in its
+/// own chain or (through `PN`) in the chain it ends (SPEC.md §4.4).
 pub(crate) const DEFAULT_MAX_SKIP: u32 = 1000;
-/// Hard cap on `MAX_SKIP` (SPEC.md §4.4).
+/// The largest `max_skip` a session accepts: it bounds the chain steps one message can cost
+/// (SPEC.md §4.4).
 pub(crate) const MAX_SKIP_CAP: u32 = 100_000;
-/// Default bound on stored skipped keys (SPEC.md §4.4).
+/// Default bound on the number of stored skipped message keys per session (SPEC.md §4.4).
 pub(crate) const DEFAULT_MAX_STORED_SKIPPED: u32 = 2000;
-/// Hard cap on stored skipped keys (SPEC.md §4.4).
+/// The largest `max_stored_skipped` a session accepts: it bounds a session's memory
+/// (SPEC.md §4.4).
 pub(crate) const MAX_STORED_SKIPPED_CAP: u32 = 100_000;
-/// The most header-key pairs of earlier receiving chains a session keeps (SPEC.md §4.8).
+/// In header-encrypted mode, the most header keys of earlier receiving chains a session
+/// keeps for its stored skipped keys. It bounds the trial decryptions of one message at
+/// `MAX_SKIPPED_HEADER_KEYS + 2` (SPEC.md §4.8).
 pub(crate) const MAX_SKIPPED_HEADER_KEYS: usize = 32;
 /// The largest stored object (SPEC.md §7): a header-encrypted PQXDH session awaiting its
 /// first reply, holding [`MAX_STORED_SKIPPED_CAP`] skipped keys and
@@ -158,7 +165,8 @@ pub(crate) const MAX_STORED_SIZE: usize = SESSION_FIXED_LENGTH
     + SKIPPED_ENTRY_LENGTH * MAX_STORED_SKIPPED_CAP as usize
     + HE_FIXED_LENGTH
     + HEADER_KEY_PAIR_LENGTH * MAX_SKIPPED_HEADER_KEYS;
-/// The longest application context of a sealed blob (SPEC.md §7.6).
+/// The longest application context [`StorageKey::seal`](crate::StorageKey::seal) and
+/// [`StorageKey::open`](crate::StorageKey::open) take (SPEC.md §7.6).
 pub(crate) const MAX_SEAL_CONTEXT_LENGTH: usize = 1024;
 /// The most signed prekeys a store keeps: the current one, those not yet retired, and the
 /// standby (SPEC.md §8).
@@ -322,6 +330,7 @@ const LABELS: &[(&str, &[u8])] = &[
 const NUMBERS: &[(&str, usize)] = &[
     ("PUBLIC_KEY_LENGTH", PUBLIC_KEY_LENGTH),
     ("KEY_LENGTH", KEY_LENGTH),
+    ("AD_LENGTH", AD_LENGTH),
     ("SIGNATURE_LENGTH", SIGNATURE_LENGTH),
     ("KEM_PUBLIC_KEY_LENGTH", KEM_PUBLIC_KEY_LENGTH),
     ("KEM_CIPHERTEXT_LENGTH", KEM_CIPHERTEXT_LENGTH),
@@ -494,14 +503,18 @@ mod tests {
     /// SPEC.md §1's table of constants lists exactly the registry's labels, byte for byte.
     #[test]
     fn label_table_matches_spec() {
-        let spec: Vec<(&str, &[u8])> = table_after("Constants:")
+        let spec: Vec<(&str, &str)> = table_after("Constants:")
             .iter()
             .map(|r| {
                 let name = quoted(r[0]).unwrap_or_else(|| panic!("row {r:?}"));
-                (name, quoted(r[1]).unwrap_or("").as_bytes())
+                (name, quoted(r[1]).unwrap_or(""))
             })
             .collect();
-        same_entries(&spec, LABELS);
+        let ours: Vec<(&str, &str)> = LABELS
+            .iter()
+            .map(|(name, label)| (*name, core::str::from_utf8(label).unwrap_or("not ASCII")))
+            .collect();
+        same_entries(&spec, &ours);
     }
 
     /// SPEC.md §5.8's table lists exactly the registry's lengths and limits, with the same

@@ -19,7 +19,7 @@ use crate::codec::{Reader, Writer};
 use crate::error::Error;
 #[cfg(feature = "pqxdh")]
 use crate::format::TYPE_BUNDLE_PQ;
-use crate::format::{BUNDLE_VERSION, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, TYPE_BUNDLE};
+use crate::format::{AD_LENGTH, BUNDLE_VERSION, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, TYPE_BUNDLE};
 use crate::keys::{
     diffie_hellman, encode_x25519, random_x25519, x25519_public, x25519_public_from_bytes,
     IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey,
@@ -46,7 +46,7 @@ pub use crate::format::PQ_BUNDLE_LENGTH;
 use crate::format::{SESSION_ID_LABEL, X3DH_INFO};
 
 /// The associated data `AD = IK_A || IK_B`.
-pub(crate) type AssociatedData = [u8; 2 * PUBLIC_KEY_LENGTH];
+pub(crate) type AssociatedData = [u8; AD_LENGTH];
 
 /// A stable, public identifier of a session: `SHA-256(label || IK_A || IK_B || EK_A)`
 /// (SPEC.md §3.5). Both parties compute the same value, and the responder can compute it
@@ -309,7 +309,7 @@ pub(crate) struct Agreement {
 /// `AD = IK_A || IK_B` (X3DH §3.3, with the raw Ed25519 keys: SPEC.md §3.3, §12): the
 /// initiator's identity key first.
 pub(crate) fn associated_data(initiator: &IdentityKey, responder: &IdentityKey) -> AssociatedData {
-    let mut ad = [0u8; 2 * PUBLIC_KEY_LENGTH];
+    let mut ad = [0u8; AD_LENGTH];
     ad[..PUBLIC_KEY_LENGTH].copy_from_slice(initiator.as_bytes());
     ad[PUBLIC_KEY_LENGTH..].copy_from_slice(responder.as_bytes());
     ad

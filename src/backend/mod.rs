@@ -110,6 +110,7 @@ pub(crate) type Hmac = <Active as Crypto>::Hmac;
 
 /// `DH(secret, public)` with the contributory check of SPEC.md §1, §2.2: an all-zero
 /// output is [`Error::NonContributoryKey`], never a key.
+#[inline]
 pub(crate) fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, Error> {
     let shared = Active::x25519(secret, public)?;
     if bool::from(shared.ct_eq(&[0u8; 32])) {
@@ -119,16 +120,19 @@ pub(crate) fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Result<Zeroizing<[
 }
 
 /// The X25519 public key of `secret`.
+#[inline]
 pub(crate) fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
     Active::x25519_public(secret)
 }
 
 /// An HMAC-SHA-256 state keyed with `key`.
+#[inline]
 pub(crate) fn hmac_sha256(key: &[u8]) -> Hmac {
     Active::hmac_sha256(key)
 }
 
 /// `HKDF(salt, ikm, info, N)` (SPEC.md §1).
+#[inline]
 pub(crate) fn hkdf_sha256<const N: usize>(
     salt: &[u8],
     ikm: &[u8],
@@ -145,11 +149,13 @@ pub(crate) fn hkdf_sha256<const N: usize>(
 }
 
 /// SHA-256 of the concatenation of `parts`.
+#[inline]
 pub(crate) fn sha256(parts: &[&[u8]]) -> [u8; 32] {
     Active::sha256(parts)
 }
 
 /// AES-256-GCM-SIV encryption in place; returns the tag.
+#[inline]
 pub(crate) fn aead_seal(
     key: &[u8; 32],
     nonce: &[u8; NONCE_LENGTH],
@@ -160,6 +166,7 @@ pub(crate) fn aead_seal(
 }
 
 /// AES-256-GCM-SIV decryption in place (see [`Crypto::aead_open`]).
+#[inline]
 pub(crate) fn aead_open(
     key: &[u8; 32],
     nonce: &[u8; NONCE_LENGTH],

@@ -10,6 +10,7 @@
 use aes_gcm_siv::aead::{AeadInOut, KeyInit as _};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 use hkdf::Hkdf;
+use hmac::digest::FixedOutput;
 use hmac::{Hmac, Mac as _};
 use sha2::{Digest as _, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -44,7 +45,8 @@ impl HmacSha256 for HmacState {
 
     #[inline]
     fn finalize_into(self, out: &mut [u8; 32]) {
-        out.copy_from_slice(&self.0.finalize().into_bytes());
+        // Straight into the caller's buffer: no intermediate copy of the tag to wipe.
+        FixedOutput::finalize_into(self.0, out.into());
     }
 }
 
