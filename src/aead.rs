@@ -6,41 +6,29 @@
 //! the authentication key. That is what makes a session restored from an older copy safe
 //! to use (SPEC.md §4.1): its next message key repeats one already used.
 //!
-//! GCM-SIV decrypts before it can verify. The `aes-gcm-siv` crate re-encrypts the buffer when
-//! the tag does not verify, so on failure the caller's buffer holds the ciphertext again and
-//! no unauthenticated plaintext byte leaves this module (tested below).
+//! GCM-SIV decrypts before it can verify. The crypto interface (`backend`) requires that a
+//! failed open leave the caller's buffer holding the ciphertext again, so no
+//! unauthenticated plaintext byte leaves this module (tested below, through the active
+//! implementation).
 
-use aes_gcm_siv::aead::{AeadInOut, KeyInit};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
-
+use crate::backend;
 use crate::error::Error;
-
-/// Length of the tag appended to every ciphertext.
-pub(crate) const TAG_LENGTH: usize = 16;
-/// Length of a nonce.
-pub(crate) const NONCE_LENGTH: usize = 12;
-
-fn cipher(key: &[u8; 32]) -> Result<Aes256GcmSiv, Error> {
-    // Keyed from the slice, so no copy of the key is left in a temporary array; a 32-byte
-    // key is always valid.
-    Aes256GcmSiv::new_from_slice(key).map_err(|_| Error::Internal)
-}
+// Re-exported for the modules that still import them from here; the registry owns them.
+use crate::format::{NONCE_LENGTH, TAG_LENGTH};
 
 /// Encrypts `buf` in place under `key` and `nonce` with associated data `aad`; returns the
 /// tag.
 ///
 /// # Errors
 /// [`Error::Internal`] only: the inputs are bounded far below RFC 8452's limits.
+#[inline]
 pub(crate) fn seal_in_place(
     key: &[u8; 32],
     nonce: &[u8; NONCE_LENGTH],
     aad: &[u8],
     buf: &mut [u8],
 ) -> Result<[u8; TAG_LENGTH], Error> {
-    let tag = cipher(key)?
-        .encrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into())
-        .map_err(|_| Error::Internal)?;
-    Ok(tag.into())
+    backend::aead_seal(key, nonce, aad, buf)
 }
 
 /// Verifies `tag` and decrypts `buf` in place.
@@ -48,6 +36,7 @@ pub(crate) fn seal_in_place(
 /// # Errors
 /// [`Error::DecryptionFailed`] if the tag does not verify; `buf` then holds the ciphertext
 /// it held before the call.
+#[inline]
 pub(crate) fn open_in_place(
     key: &[u8; 32],
     nonce: &[u8; NONCE_LENGTH],
@@ -55,9 +44,7 @@ pub(crate) fn open_in_place(
     buf: &mut [u8],
     tag: &[u8; TAG_LENGTH],
 ) -> Result<(), Error> {
-    cipher(key)?
-        .decrypt_inout_detached(&Nonce::from(*nonce), aad, buf.into(), &Tag::from(*tag))
-        .map_err(|_| Error::DecryptionFailed)
+    backend::aead_open(key, nonce, aad, buf, tag)
 }
 
 #[cfg(test)]

@@ -25,12 +25,8 @@ use subtle::ConstantTimeEq;
 use crate::format::{SAFETY_NUMBER_VERSION, TYPE_SAFETY_NUMBER};
 use crate::keys::IdentityKey;
 
-/// Domain label of the safety number hash.
-pub(crate) const SAFETY_NUMBER_LABEL: &[u8] = b"doubleratchet v1 safety number";
-/// Number of SHA-512 iterations per half.
-pub const SAFETY_NUMBER_ITERATIONS: u32 = 5200;
-/// Length of the scannable byte form.
-pub const SAFETY_NUMBER_LENGTH: usize = 2 + 32 + 32;
+use crate::format::SAFETY_NUMBER_LABEL;
+pub use crate::format::{SAFETY_NUMBER_ITERATIONS, SAFETY_NUMBER_LENGTH};
 /// The version of the safety number construction, hashed into each half.
 const CONSTRUCTION_VERSION: [u8; 2] = [0x00, 0x01];
 

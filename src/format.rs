@@ -1,7 +1,9 @@
-//! The format registry (SPEC.md §5.1, §5.5): every version byte, one per format family so
-//! that each family can move on its own (profile v2 changed messages, bundles and storage,
-//! not safety numbers), and every type byte. A unit test checks both tables of SPEC.md
-//! against this file, in both directions.
+//! The format registry: every version byte (SPEC.md §5.1), one per format family so that
+//! each family can move on its own (profile v2 changed messages, bundles and storage, not
+//! safety numbers); every type byte (§5.5); every length, limit (§5.8) and domain label
+//! (§1). The other modules take these values from here; the public ones are re-exported
+//! under their usual paths (`doubleratchet::BUNDLE_LENGTH`, ...). Unit tests check each of
+//! these SPEC.md tables against this file, in both directions.
 
 /// Version byte of every message on the wire (types `0x01`..`0x06`, SPEC.md §5.2-§5.3).
 pub const WIRE_VERSION: u8 = 0x02;
@@ -12,6 +14,201 @@ pub const BUNDLE_VERSION: u8 = 0x02;
 pub const STORAGE_VERSION: u8 = 0x02;
 /// Version byte of a safety number's byte form (type `0x40`, SPEC.md §9.1).
 pub const SAFETY_NUMBER_VERSION: u8 = 0x01;
+
+// ---------------------------------------------------------------------------------------
+// Domain labels (SPEC.md §1): HKDF infos and hash labels, as ASCII without a NUL.
+// ---------------------------------------------------------------------------------------
+
+/// HKDF info of the X3DH key derivation (SPEC.md §3.3).
+pub(crate) const X3DH_INFO: &[u8] = b"doubleratchet v2 X3DH";
+/// HKDF info of the PQXDH key derivation (SPEC.md §3.6).
+#[cfg_attr(not(feature = "pqxdh"), allow(dead_code))]
+pub(crate) const PQXDH_INFO: &[u8] = b"doubleratchet v2 PQXDH";
+/// HKDF info of `KDF_RK` (SPEC.md §4.1).
+pub(crate) const ROOT_INFO: &[u8] = b"doubleratchet v2 root";
+/// Domain label of the session identifier hash (SPEC.md §3.5).
+pub(crate) const SESSION_ID_LABEL: &[u8] = b"doubleratchet v2 session id";
+/// Domain label prefixed to a sealed blob's associated data (SPEC.md §7.6).
+pub(crate) const SEALED_AD_LABEL: &[u8] = b"doubleratchet v2 sealed";
+/// HKDF info deriving the two initial header keys from `SK` (SPEC.md §4.8).
+pub(crate) const HEADER_KEYS_INFO: &[u8] = b"doubleratchet v2 header keys";
+/// HKDF info of `KDF_RK_HE` (SPEC.md §4.8).
+pub(crate) const ROOT_HE_INFO: &[u8] = b"doubleratchet v2 root HE";
+/// Domain label of the safety number hash (SPEC.md §9.1), unchanged from profile v1 so
+/// that the digits stay the same.
+pub(crate) const SAFETY_NUMBER_LABEL: &[u8] = b"doubleratchet v1 safety number";
+
+// ---------------------------------------------------------------------------------------
+// Lengths (SPEC.md §5.8), in bytes.
+// ---------------------------------------------------------------------------------------
+
+/// Length of every public key on the wire (Ed25519 compressed point or X25519 u-coordinate).
+pub const PUBLIC_KEY_LENGTH: usize = 32;
+/// Length of every secret key and symmetric key: an X25519 secret, an Ed25519 seed, a root,
+/// chain, message or header key, a storage key, a DH output, `SK`.
+pub(crate) const KEY_LENGTH: usize = 32;
+/// Length of the associated data `AD = IK_A || IK_B` (SPEC.md §3.3).
+pub(crate) const AD_LENGTH: usize = 2 * PUBLIC_KEY_LENGTH;
+/// Length of an Ed25519 signature.
+pub const SIGNATURE_LENGTH: usize = 64;
+/// Length of an ML-KEM-768 encapsulation (public) key.
+#[cfg_attr(not(feature = "pqxdh"), allow(unreachable_pub))]
+pub const KEM_PUBLIC_KEY_LENGTH: usize = 1184;
+/// Length of an ML-KEM-768 ciphertext.
+#[cfg_attr(not(feature = "pqxdh"), allow(unreachable_pub))]
+pub const KEM_CIPHERTEXT_LENGTH: usize = 1088;
+/// Length of a stored ML-KEM-768 decapsulation key seed `d || z`.
+pub(crate) const KEM_SEED_LENGTH: usize = 64;
+/// Length of an AEAD nonce (AES-256-GCM-SIV, SPEC.md §1).
+pub(crate) const NONCE_LENGTH: usize = 12;
+/// Length of an AEAD tag, never truncated (SPEC.md §1).
+pub(crate) const TAG_LENGTH: usize = 16;
+/// Length of a cleartext ratchet header `DHs || PN || N` (SPEC.md §5.2).
+pub(crate) const HEADER_LENGTH: usize = PUBLIC_KEY_LENGTH + 4 + 4;
+/// Length of a sealed header: nonce, encrypted header, tag (SPEC.md §4.8).
+pub(crate) const ENCRYPTED_HEADER_LENGTH: usize = NONCE_LENGTH + HEADER_LENGTH + TAG_LENGTH;
+/// Length of an initial message's X3DH fields: `IK_A`, `EK_A`, SPK id, OPK flag and id
+/// (SPEC.md §5.3).
+pub(crate) const X3DH_FIELDS_LENGTH: usize = 2 * PUBLIC_KEY_LENGTH + 8 + 1 + 8;
+/// Length of PQXDH's additional fields: `PQPK` id and KEM ciphertext (SPEC.md §5.3).
+pub(crate) const PQ_FIELDS_LENGTH: usize = 8 + KEM_CIPHERTEXT_LENGTH;
+/// Length of a normal message's framing before the ciphertext (type `0x01`).
+pub(crate) const NORMAL_PREFIX_LENGTH: usize = 2 + HEADER_LENGTH;
+/// Length of an initial message's framing (type `0x02`).
+pub(crate) const INITIAL_PREFIX_LENGTH: usize = 2 + X3DH_FIELDS_LENGTH + HEADER_LENGTH;
+/// Length of a PQXDH initial message's framing (type `0x03`).
+pub(crate) const PQ_INITIAL_PREFIX_LENGTH: usize =
+    2 + X3DH_FIELDS_LENGTH + PQ_FIELDS_LENGTH + HEADER_LENGTH;
+/// Length of a header-encrypted normal message's framing (type `0x04`).
+pub(crate) const HE_NORMAL_PREFIX_LENGTH: usize = 2 + ENCRYPTED_HEADER_LENGTH;
+/// Length of a header-encrypted initial message's framing (type `0x05`).
+pub(crate) const HE_INITIAL_PREFIX_LENGTH: usize = 2 + X3DH_FIELDS_LENGTH + ENCRYPTED_HEADER_LENGTH;
+/// Length of a header-encrypted PQXDH initial message's framing (type `0x06`).
+pub(crate) const HE_PQ_INITIAL_PREFIX_LENGTH: usize =
+    2 + X3DH_FIELDS_LENGTH + PQ_FIELDS_LENGTH + ENCRYPTED_HEADER_LENGTH;
+/// The longest framing any message has: a header-encrypted PQXDH initial message.
+pub(crate) const MAX_PREFIX_LENGTH: usize = HE_PQ_INITIAL_PREFIX_LENGTH;
+/// Length of an encoded classical prekey bundle (type `0x10`, SPEC.md §5.4).
+pub const BUNDLE_LENGTH: usize =
+    2 + PUBLIC_KEY_LENGTH + 8 + PUBLIC_KEY_LENGTH + SIGNATURE_LENGTH + 1 + 8 + PUBLIC_KEY_LENGTH;
+/// Length of an encoded post-quantum prekey bundle (type `0x11`, SPEC.md §5.4).
+#[cfg_attr(not(feature = "pqxdh"), allow(unreachable_pub, dead_code))]
+pub const PQ_BUNDLE_LENGTH: usize = BUNDLE_LENGTH + 8 + KEM_PUBLIC_KEY_LENGTH + SIGNATURE_LENGTH;
+/// Length of a stored identity key pair (type `0x21`, SPEC.md §7.2).
+pub(crate) const IDENTITY_KEY_PAIR_LENGTH: usize = 2 + KEY_LENGTH;
+/// Length of a stored signed prekey (type `0x22`, SPEC.md §7.3).
+pub(crate) const SIGNED_PREKEY_LENGTH: usize = 2 + 8 + KEY_LENGTH + SIGNATURE_LENGTH;
+/// Length of a stored one-time prekey (type `0x23`, SPEC.md §7.4).
+pub(crate) const ONE_TIME_PREKEY_LENGTH: usize = 2 + 8 + KEY_LENGTH;
+/// Length of a stored post-quantum prekey (type `0x26`, SPEC.md §7.7).
+pub(crate) const PQ_PREKEY_LENGTH: usize = 2 + 8 + 1 + KEM_SEED_LENGTH + SIGNATURE_LENGTH;
+/// Length of a stored session (types `0x20`, `0x25`) without skipped keys or PQXDH part
+/// (SPEC.md §7.1).
+pub(crate) const SESSION_FIXED_LENGTH: usize =
+    2 + 1 + 32 * 3 + (1 + 8 + 1 + 8) + 8 + 1 + 32 + 32 + 3 * 33 + 12 + 4;
+/// Extra length of a PQXDH session awaiting its first reply: `PQPK` id and KEM ciphertext
+/// (`p` of SPEC.md §7.1).
+pub(crate) const PQ_PENDING_LENGTH: usize = PQ_FIELDS_LENGTH;
+/// Length of one stored skipped key: ratchet key, `N`, message key (SPEC.md §7.1).
+pub(crate) const SKIPPED_ENTRY_LENGTH: usize = PUBLIC_KEY_LENGTH + 4 + KEY_LENGTH;
+/// Extra length of a header-encrypted session (type `0x28`): the flags byte, `HKs` and
+/// `HKr` (optional encodings), `NHKs`, `NHKr`, and the count of header-key pairs.
+pub(crate) const HE_FIXED_LENGTH: usize = 1 + 33 + 33 + KEY_LENGTH + KEY_LENGTH + 4;
+/// Length of one stored header-key pair: header key and ratchet key (SPEC.md §7.1).
+pub(crate) const HEADER_KEY_PAIR_LENGTH: usize = KEY_LENGTH + PUBLIC_KEY_LENGTH;
+/// Length of a sealed blob's framing: version, type, object type, nonce (SPEC.md §7.6).
+pub(crate) const SEALED_HEADER_LENGTH: usize = 3 + NONCE_LENGTH;
+/// Length of one replay record inside a prekey store: an `EK_A` (SPEC.md §7.5).
+pub(crate) const STORE_REPLAY_RECORD_LENGTH: usize = PUBLIC_KEY_LENGTH;
+/// Length of a journaled replay record: version, type `0x29`, signed prekey id, `EK_A`
+/// (SPEC.md §8.4).
+pub(crate) const REPLAY_RECORD_LENGTH: usize = 2 + 8 + PUBLIC_KEY_LENGTH;
+/// Length of a safety number's byte form: version, type, the two halves (SPEC.md §9.1).
+pub const SAFETY_NUMBER_LENGTH: usize = 2 + 32 + 32;
+
+// ---------------------------------------------------------------------------------------
+// Limits (SPEC.md §5.8).
+// ---------------------------------------------------------------------------------------
+
+/// The largest message this crate writes or parses, in bytes (SPEC.md §5.6).
+pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
+/// The largest encoded (padded) plaintext (SPEC.md §4.9): the largest body that fits in a
+/// [`MAX_MESSAGE_SIZE`] message with the longest framing (a header-encrypted PQXDH initial
+/// message), so that every session can send it.
+pub(crate) const MAX_ENCODED_PLAINTEXT: usize = MAX_MESSAGE_SIZE - MAX_PREFIX_LENGTH - TAG_LENGTH;
+/// The largest plaintext [`Session::encrypt`](crate::Session::encrypt) accepts, in every
+/// session and build: one byte below the largest encoded plaintext, for the end marker.
+pub const MAX_PLAINTEXT_SIZE: usize = MAX_ENCODED_PLAINTEXT - 1;
+/// Every encoded plaintext under [`Padding::Padme`](crate::Padding::Padme) is at least
+/// this long: all plaintexts of up to 63 bytes look alike on the wire (SPEC.md §4.9).
+pub const PADME_MINIMUM: usize = 64;
+/// Default `MAX_SKIP`: how far ahead of the next expected message a message may be, in its
+/// own chain or (through `PN`) in the chain it ends (SPEC.md §4.4).
+pub const DEFAULT_MAX_SKIP: u32 = 1000;
+/// The largest `max_skip` a session accepts: it bounds the chain steps one message can cost
+/// (SPEC.md §4.4).
+pub const MAX_SKIP_CAP: u32 = 100_000;
+/// Default bound on the number of stored skipped message keys per session (SPEC.md §4.4).
+pub const DEFAULT_MAX_STORED_SKIPPED: u32 = 2000;
+/// The largest `max_stored_skipped` a session accepts: it bounds a session's memory
+/// (SPEC.md §4.4).
+pub const MAX_STORED_SKIPPED_CAP: u32 = 100_000;
+/// In header-encrypted mode, the most header keys of earlier receiving chains a session
+/// keeps for its stored skipped keys. It bounds the trial decryptions of one message at
+/// `MAX_SKIPPED_HEADER_KEYS + 2` (SPEC.md §4.8).
+pub const MAX_SKIPPED_HEADER_KEYS: usize = 32;
+/// The largest stored object (SPEC.md §7): a header-encrypted PQXDH session awaiting its
+/// first reply, holding [`MAX_STORED_SKIPPED_CAP`] skipped keys and
+/// [`MAX_SKIPPED_HEADER_KEYS`] header-key pairs.
+pub const MAX_STORED_SIZE: usize = SESSION_FIXED_LENGTH
+    + PQ_PENDING_LENGTH
+    + SKIPPED_ENTRY_LENGTH * MAX_STORED_SKIPPED_CAP as usize
+    + HE_FIXED_LENGTH
+    + HEADER_KEY_PAIR_LENGTH * MAX_SKIPPED_HEADER_KEYS;
+/// The longest application context [`StorageKey::seal`](crate::StorageKey::seal) and
+/// [`StorageKey::open`](crate::StorageKey::open) take (SPEC.md §7.6).
+pub const MAX_SEAL_CONTEXT_LENGTH: usize = 1024;
+/// The most signed prekeys a store keeps: the current one, those not yet retired, and the
+/// standby (SPEC.md §8).
+pub const MAX_SIGNED_PREKEYS: usize = 16;
+/// The most unused one-time prekeys a store keeps (SPEC.md §8).
+pub const MAX_ONE_TIME_PREKEYS: usize = 16_384;
+/// The most unused one-time post-quantum prekeys a store keeps (each holds an expanded
+/// ML-KEM-768 key in memory).
+pub const MAX_PQ_ONE_TIME_PREKEYS: usize = 1_024;
+/// The most last-resort post-quantum prekeys a store keeps (the current one and those not
+/// yet retired).
+pub const MAX_PQ_LAST_RESORT_PREKEYS: usize = 16;
+/// The most replay records one signed prekey carries (and the default
+/// [`PreKeyStore::replay_capacity`](crate::PreKeyStore::replay_capacity)): one per session
+/// accepted with it without consuming a one-time prekey of either kind (SPEC.md §8.3).
+pub const MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY: u32 = 1_024;
+/// The largest stored prekey store, every cap reached (SPEC.md §7.5).
+pub(crate) const MAX_PREKEY_STORE_SIZE: usize = 2
+    + 4
+    + 8
+    + 8
+    + 4
+    + MAX_SIGNED_PREKEYS
+        * (SIGNED_PREKEY_LENGTH
+            + 4
+            + STORE_REPLAY_RECORD_LENGTH * MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY as usize)
+    + 1
+    + SIGNED_PREKEY_LENGTH
+    + 4
+    + MAX_ONE_TIME_PREKEYS * (8 + ONE_TIME_PREKEY_LENGTH)
+    + 9
+    + 4
+    + (MAX_PQ_ONE_TIME_PREKEYS + MAX_PQ_LAST_RESORT_PREKEYS) * (8 + PQ_PREKEY_LENGTH);
+const _: () = assert!(MAX_PREKEY_STORE_SIZE <= MAX_STORED_SIZE);
+/// How many times a fresh prekey id is drawn before the RNG is declared broken: a working
+/// RNG repeats a held 64-bit id with probability below 2^-49 per draw (SPEC.md §2.5, §8.1).
+pub(crate) const ID_DRAWS: usize = 16;
+/// Number of SHA-512 iterations per half of a safety number (SPEC.md §9.1).
+pub const SAFETY_NUMBER_ITERATIONS: u32 = 5200;
+
+const _: () = assert!(MAX_STORED_SIZE == 6_803_584, "SPEC.md §7");
+const _: () = assert!(SESSION_FIXED_LENGTH == 305, "SPEC.md §7.1");
 
 /// Type byte of a normal message (SPEC.md §5.2).
 pub(crate) const TYPE_NORMAL: u8 = 0x01;
@@ -91,9 +288,91 @@ const TYPES: &[(u8, Family)] = &[
     (TYPE_SAFETY_NUMBER, Family::SafetyNumber),
 ];
 
+/// Every domain label, by its SPEC.md §1 name.
+#[cfg(test)]
+const LABELS: &[(&str, &[u8])] = &[
+    ("X3DH_INFO", X3DH_INFO),
+    ("PQXDH_INFO", PQXDH_INFO),
+    ("ROOT_INFO", ROOT_INFO),
+    ("SESSION_ID_LABEL", SESSION_ID_LABEL),
+    ("SEALED_AD_LABEL", SEALED_AD_LABEL),
+    ("HEADER_KEYS_INFO", HEADER_KEYS_INFO),
+    ("ROOT_HE_INFO", ROOT_HE_INFO),
+    ("SAFETY_NUMBER_LABEL", SAFETY_NUMBER_LABEL),
+];
+
+/// Every length and limit, by its SPEC.md §5.8 name.
+#[cfg(test)]
+const NUMBERS: &[(&str, usize)] = &[
+    ("PUBLIC_KEY_LENGTH", PUBLIC_KEY_LENGTH),
+    ("KEY_LENGTH", KEY_LENGTH),
+    ("AD_LENGTH", AD_LENGTH),
+    ("SIGNATURE_LENGTH", SIGNATURE_LENGTH),
+    ("KEM_PUBLIC_KEY_LENGTH", KEM_PUBLIC_KEY_LENGTH),
+    ("KEM_CIPHERTEXT_LENGTH", KEM_CIPHERTEXT_LENGTH),
+    ("KEM_SEED_LENGTH", KEM_SEED_LENGTH),
+    ("NONCE_LENGTH", NONCE_LENGTH),
+    ("TAG_LENGTH", TAG_LENGTH),
+    ("HEADER_LENGTH", HEADER_LENGTH),
+    ("ENCRYPTED_HEADER_LENGTH", ENCRYPTED_HEADER_LENGTH),
+    ("X3DH_FIELDS_LENGTH", X3DH_FIELDS_LENGTH),
+    ("PQ_FIELDS_LENGTH", PQ_FIELDS_LENGTH),
+    ("NORMAL_PREFIX_LENGTH", NORMAL_PREFIX_LENGTH),
+    ("INITIAL_PREFIX_LENGTH", INITIAL_PREFIX_LENGTH),
+    ("PQ_INITIAL_PREFIX_LENGTH", PQ_INITIAL_PREFIX_LENGTH),
+    ("HE_NORMAL_PREFIX_LENGTH", HE_NORMAL_PREFIX_LENGTH),
+    ("HE_INITIAL_PREFIX_LENGTH", HE_INITIAL_PREFIX_LENGTH),
+    ("HE_PQ_INITIAL_PREFIX_LENGTH", HE_PQ_INITIAL_PREFIX_LENGTH),
+    ("MAX_PREFIX_LENGTH", MAX_PREFIX_LENGTH),
+    ("BUNDLE_LENGTH", BUNDLE_LENGTH),
+    ("PQ_BUNDLE_LENGTH", PQ_BUNDLE_LENGTH),
+    ("IDENTITY_KEY_PAIR_LENGTH", IDENTITY_KEY_PAIR_LENGTH),
+    ("SIGNED_PREKEY_LENGTH", SIGNED_PREKEY_LENGTH),
+    ("ONE_TIME_PREKEY_LENGTH", ONE_TIME_PREKEY_LENGTH),
+    ("PQ_PREKEY_LENGTH", PQ_PREKEY_LENGTH),
+    ("SESSION_FIXED_LENGTH", SESSION_FIXED_LENGTH),
+    ("PQ_PENDING_LENGTH", PQ_PENDING_LENGTH),
+    ("SKIPPED_ENTRY_LENGTH", SKIPPED_ENTRY_LENGTH),
+    ("HE_FIXED_LENGTH", HE_FIXED_LENGTH),
+    ("HEADER_KEY_PAIR_LENGTH", HEADER_KEY_PAIR_LENGTH),
+    ("SEALED_HEADER_LENGTH", SEALED_HEADER_LENGTH),
+    ("STORE_REPLAY_RECORD_LENGTH", STORE_REPLAY_RECORD_LENGTH),
+    ("REPLAY_RECORD_LENGTH", REPLAY_RECORD_LENGTH),
+    ("SAFETY_NUMBER_LENGTH", SAFETY_NUMBER_LENGTH),
+    ("MAX_MESSAGE_SIZE", MAX_MESSAGE_SIZE),
+    ("MAX_ENCODED_PLAINTEXT", MAX_ENCODED_PLAINTEXT),
+    ("MAX_PLAINTEXT_SIZE", MAX_PLAINTEXT_SIZE),
+    ("PADME_MINIMUM", PADME_MINIMUM),
+    ("DEFAULT_MAX_SKIP", DEFAULT_MAX_SKIP as usize),
+    ("MAX_SKIP_CAP", MAX_SKIP_CAP as usize),
+    (
+        "DEFAULT_MAX_STORED_SKIPPED",
+        DEFAULT_MAX_STORED_SKIPPED as usize,
+    ),
+    ("MAX_STORED_SKIPPED_CAP", MAX_STORED_SKIPPED_CAP as usize),
+    ("MAX_SKIPPED_HEADER_KEYS", MAX_SKIPPED_HEADER_KEYS),
+    ("MAX_STORED_SIZE", MAX_STORED_SIZE),
+    ("MAX_PREKEY_STORE_SIZE", MAX_PREKEY_STORE_SIZE),
+    ("MAX_SEAL_CONTEXT_LENGTH", MAX_SEAL_CONTEXT_LENGTH),
+    ("MAX_SIGNED_PREKEYS", MAX_SIGNED_PREKEYS),
+    ("MAX_ONE_TIME_PREKEYS", MAX_ONE_TIME_PREKEYS),
+    ("MAX_PQ_ONE_TIME_PREKEYS", MAX_PQ_ONE_TIME_PREKEYS),
+    ("MAX_PQ_LAST_RESORT_PREKEYS", MAX_PQ_LAST_RESORT_PREKEYS),
+    (
+        "MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY",
+        MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY as usize,
+    ),
+    ("ID_DRAWS", ID_DRAWS),
+    (
+        "SAFETY_NUMBER_ITERATIONS",
+        SAFETY_NUMBER_ITERATIONS as usize,
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::String;
     use alloc::vec::Vec;
 
     const SPEC: &str = include_str!("../SPEC.md");
@@ -179,5 +458,101 @@ mod tests {
                 .collect();
             assert_eq!(listed, ours, "{name}");
         }
+    }
+
+    /// The text between the first pair of backticks of a cell.
+    fn quoted(cell: &str) -> Option<&str> {
+        cell.split('`').nth(1)
+    }
+
+    /// Each name of `ours` appears in `spec` exactly once, with the same value, and `spec`
+    /// names nothing else.
+    fn same_entries<V: PartialEq + core::fmt::Debug>(spec: &[(&str, V)], ours: &[(&str, V)]) {
+        assert_eq!(spec.len(), ours.len(), "as many entries in SPEC.md as here");
+        for (name, value) in ours {
+            let rows: Vec<_> = spec.iter().filter(|(n, _)| n == name).collect();
+            assert_eq!(rows.len(), 1, "{name}: one SPEC.md row");
+            assert_eq!(&rows[0].1, value, "{name}");
+        }
+    }
+
+    /// SPEC.md §1's table of constants lists exactly the registry's labels, byte for byte.
+    #[test]
+    fn label_table_matches_spec() {
+        let spec: Vec<(&str, &str)> = table_after("Constants:")
+            .iter()
+            .map(|r| {
+                let name = quoted(r[0]).unwrap_or_else(|| panic!("row {r:?}"));
+                (name, quoted(r[1]).unwrap_or(""))
+            })
+            .collect();
+        let ours: Vec<(&str, &str)> = LABELS
+            .iter()
+            .map(|(name, label)| (*name, core::str::from_utf8(label).unwrap_or("not ASCII")))
+            .collect();
+        same_entries(&spec, &ours);
+    }
+
+    /// SPEC.md §5.8's table lists exactly the registry's lengths and limits, with the same
+    /// values (digits grouped with spaces there).
+    #[test]
+    fn length_and_limit_table_matches_spec() {
+        let spec: Vec<(&str, usize)> = table_after("### 5.8 ")
+            .iter()
+            .map(|r| {
+                let name = quoted(r[0]).unwrap_or_else(|| panic!("row {r:?}"));
+                let digits: String = r[1].chars().filter(|c| *c != ' ').collect();
+                let value = digits
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{name}: {:?}", r[1]));
+                (name, value)
+            })
+            .collect();
+        same_entries(&spec, NUMBERS);
+    }
+
+    /// Every SPEC.md line that states an object's size as "(type `0xNN`), N bytes" agrees
+    /// with the registry's length of that type.
+    #[test]
+    fn stated_object_sizes_match() {
+        let by_type = [
+            (TYPE_BUNDLE, BUNDLE_LENGTH),
+            (TYPE_BUNDLE_PQ, PQ_BUNDLE_LENGTH),
+            (TYPE_IDENTITY, IDENTITY_KEY_PAIR_LENGTH),
+            (TYPE_SIGNED_PREKEY, SIGNED_PREKEY_LENGTH),
+            (TYPE_ONE_TIME_PREKEY, ONE_TIME_PREKEY_LENGTH),
+            (TYPE_PQ_PREKEY, PQ_PREKEY_LENGTH),
+        ];
+        let mut seen = Vec::new();
+        for line in SPEC.lines() {
+            let Some((head, tail)) = line.split_once("`), ") else {
+                continue;
+            };
+            let Some(size) = tail.split(" bytes").next() else {
+                continue;
+            };
+            let (Some(t), Ok(size)) = (
+                head.rsplit("(type ").next().and_then(hex_byte_raw),
+                size.parse::<usize>(),
+            ) else {
+                continue;
+            };
+            let known = by_type.iter().find(|(ty, _)| *ty == t);
+            let (_, ours) = known.unwrap_or_else(|| panic!("no registry length for {line:?}"));
+            assert_eq!(size, *ours, "{line}");
+            seen.push(t);
+        }
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(
+            seen.len(),
+            by_type.len(),
+            "every listed size is stated in SPEC.md"
+        );
+    }
+
+    /// `` `0xNN `` at the start of `s` (the closing backtick already split off).
+    fn hex_byte_raw(s: &str) -> Option<u8> {
+        u8::from_str_radix(s.strip_prefix("`0x")?.get(..2)?, 16).ok()
     }
 }

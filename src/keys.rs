@@ -11,7 +11,10 @@
 //!   must not be one of the small-order u-coordinates (SPEC.md §2.2).
 //!
 //! Each Diffie-Hellman output is also checked: an all-zero output is
-//! [`Error::NonContributoryKey`], never a key.
+//! [`Error::NonContributoryKey`], never a key. The X25519 operations (DH and public keys
+//! from secrets) are computed by the crypto interface (`backend`); `x25519-dalek`'s
+//! `StaticSecret` and `PublicKey` only hold the bytes here. Ed25519 and the SHA-512 of the
+//! identity seed stay in this module.
 
 use core::fmt;
 
@@ -21,12 +24,10 @@ use sha2::{Digest, Sha512};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::backend;
 use crate::error::Error;
 
-/// Length of every public key on the wire (Ed25519 compressed point or X25519 u-coordinate).
-pub const PUBLIC_KEY_LENGTH: usize = 32;
-/// Length of an Ed25519 signature.
-pub const SIGNATURE_LENGTH: usize = 64;
+pub use crate::format::{PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH};
 /// The prefix byte of `Encode(PK)` for an X25519 public key (X3DH §2.2), signed in a
 /// signed prekey's signature.
 pub(crate) const X25519_ENCODING_PREFIX: u8 = 0x05;
@@ -86,15 +87,19 @@ pub(crate) fn x25519_public_from_bytes(bytes: &[u8; 32]) -> Result<PublicKey, Er
 }
 
 /// X25519 with the contributory check of SPEC.md §2.2: an all-zero output is an error.
+/// Computed by the crypto interface (`backend`); `x25519-dalek`'s types only hold the bytes.
+#[inline]
 pub(crate) fn diffie_hellman(
     secret: &StaticSecret,
     public: &PublicKey,
 ) -> Result<Zeroizing<[u8; 32]>, Error> {
-    let shared = secret.diffie_hellman(public);
-    if !shared.was_contributory() {
-        return Err(Error::NonContributoryKey);
-    }
-    Ok(Zeroizing::new(shared.to_bytes()))
+    backend::x25519(secret.as_bytes(), public.as_bytes())
+}
+
+/// The X25519 public key of `secret`, computed by the crypto interface.
+#[inline]
+pub(crate) fn x25519_public(secret: &StaticSecret) -> PublicKey {
+    PublicKey::from(backend::x25519_public(secret.as_bytes()))
 }
 
 /// Generates a fresh X25519 secret from the caller's RNG.
@@ -270,7 +275,7 @@ impl SignedPreKey {
     }
 
     pub(crate) fn from_secret(identity: &IdentityKeyPair, id: u64, secret: StaticSecret) -> Self {
-        let public = PublicKey::from(&secret);
+        let public = x25519_public(&secret);
         let signature = identity.sign(&encode_x25519(&public));
         SignedPreKey {
             id,
@@ -281,10 +286,14 @@ impl SignedPreKey {
     }
 
     /// Rebuilds a stored signed prekey; the signature is kept as stored.
-    pub(crate) fn from_parts(id: u64, secret: StaticSecret, signature: [u8; 64]) -> Self {
+    pub(crate) fn from_parts(
+        id: u64,
+        secret: StaticSecret,
+        signature: [u8; SIGNATURE_LENGTH],
+    ) -> Self {
         SignedPreKey {
             id,
-            public: PublicKey::from(&secret),
+            public: x25519_public(&secret),
             secret,
             signature,
         }
@@ -338,7 +347,7 @@ impl OneTimePreKey {
     pub(crate) fn from_secret(id: u64, secret: StaticSecret) -> Self {
         OneTimePreKey {
             id,
-            public: PublicKey::from(&secret),
+            public: x25519_public(&secret),
             secret,
         }
     }
@@ -379,7 +388,7 @@ impl RatchetKeyPair {
 
     pub(crate) fn from_secret(secret: StaticSecret) -> Self {
         RatchetKeyPair {
-            public: PublicKey::from(&secret),
+            public: x25519_public(&secret),
             secret,
         }
     }
@@ -396,7 +405,7 @@ impl Clone for RatchetKeyPair {
 
 pub(crate) use self::storage::{
     read_one_time_prekey, read_signed_prekey, read_x25519_secret, write_one_time_prekey,
-    write_signed_prekey, ONE_TIME_PREKEY_LENGTH, SIGNED_PREKEY_LENGTH,
+    write_signed_prekey,
 };
 
 /// The storage encodings of the long-term keys (SPEC.md §7.2-§7.4): the stored header of
@@ -411,15 +420,11 @@ mod storage {
     use super::{IdentityKeyPair, OneTimePreKey, SignedPreKey};
     use crate::codec::{Reader, Writer};
     use crate::error::Error;
-    use crate::format::{TYPE_IDENTITY, TYPE_ONE_TIME_PREKEY, TYPE_SIGNED_PREKEY};
+    use crate::format::{
+        IDENTITY_KEY_PAIR_LENGTH, ONE_TIME_PREKEY_LENGTH, SIGNED_PREKEY_LENGTH, TYPE_IDENTITY,
+        TYPE_ONE_TIME_PREKEY, TYPE_SIGNED_PREKEY,
+    };
     use crate::seal::{read_stored_header, read_whole, write_stored_header};
-
-    /// Length of a stored identity key pair (SPEC.md §7.2).
-    const IDENTITY_LENGTH: usize = 2 + 32;
-    /// Length of a stored signed prekey (SPEC.md §7.3).
-    pub(crate) const SIGNED_PREKEY_LENGTH: usize = 2 + 8 + 32 + 64;
-    /// Length of a stored one-time prekey (SPEC.md §7.4).
-    pub(crate) const ONE_TIME_PREKEY_LENGTH: usize = 2 + 8 + 32;
 
     /// A stored X25519 secret: 32 bytes.
     pub(crate) fn read_x25519_secret(r: &mut Reader<'_>) -> Result<StaticSecret, Error> {
@@ -431,7 +436,7 @@ mod storage {
         /// The storage encoding (SPEC.md §7.2): version, type `0x21`, the 32-byte Ed25519
         /// seed.
         pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-            let mut out = Zeroizing::new(Vec::with_capacity(IDENTITY_LENGTH));
+            let mut out = Zeroizing::new(Vec::with_capacity(IDENTITY_KEY_PAIR_LENGTH));
             write_stored_header(&mut out, TYPE_IDENTITY);
             out.put(self.seed());
             out
@@ -530,7 +535,7 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         for _ in 0..8 {
             let id = IdentityKeyPair::generate(&mut rng).unwrap();
-            let derived = PublicKey::from(id.dh_secret());
+            let derived = x25519_public(id.dh_secret());
             assert_eq!(derived.as_bytes(), id.public_key().x25519().as_bytes());
         }
     }
@@ -551,7 +556,8 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         for u in SMALL_ORDER_U {
             let s = random_x25519(&mut rng).unwrap();
-            assert_eq!(s.diffie_hellman(&PublicKey::from(u)).to_bytes(), [0u8; 32]);
+            let raw = <backend::Active as backend::Crypto>::x25519(s.as_bytes(), &u).unwrap();
+            assert_eq!(*raw, [0u8; 32]);
             assert_eq!(x25519_public_from_bytes(&u), Err(Error::InvalidPublicKey));
         }
     }

@@ -5,6 +5,7 @@
 extern crate alloc;
 
 mod aead;
+mod backend;
 mod codec;
 mod error;
 mod fingerprint;
@@ -27,6 +28,10 @@ pub use crate::fingerprint::{
     SafetyNumber, ScanResult, SAFETY_NUMBER_ITERATIONS, SAFETY_NUMBER_LENGTH,
 };
 pub use crate::format::{BUNDLE_VERSION, SAFETY_NUMBER_VERSION, STORAGE_VERSION, WIRE_VERSION};
+pub use crate::format::{
+    DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, MAX_SEAL_CONTEXT_LENGTH, MAX_SKIPPED_HEADER_KEYS,
+    MAX_SKIP_CAP, MAX_STORED_SIZE, MAX_STORED_SKIPPED_CAP,
+};
 pub use crate::keys::{
     IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH,
 };
@@ -38,11 +43,8 @@ pub use crate::prekeys::{
     MAX_PQ_LAST_RESORT_PREKEYS, MAX_PQ_ONE_TIME_PREKEYS, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY,
     MAX_SIGNED_PREKEYS,
 };
-pub use crate::ratchet::state::{
-    Limits, DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, MAX_SKIPPED_HEADER_KEYS, MAX_SKIP_CAP,
-    MAX_STORED_SKIPPED_CAP,
-};
-pub use crate::seal::{Storable, StorageKey, MAX_SEAL_CONTEXT_LENGTH, MAX_STORED_SIZE};
+pub use crate::ratchet::state::Limits;
+pub use crate::seal::{Storable, StorageKey};
 pub use crate::session::{Accepted, Role, Session, SessionOptions};
 pub use crate::wire::{
     InitialMessage, Message, NormalMessage, MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE,

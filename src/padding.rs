@@ -17,13 +17,11 @@
 use alloc::vec::Vec;
 
 use crate::error::Error;
-use crate::wire::MAX_ENCODED_PLAINTEXT;
+use crate::format::MAX_ENCODED_PLAINTEXT;
+pub use crate::format::PADME_MINIMUM;
 
 /// The byte that ends every plaintext before its padding.
 const END_MARKER: u8 = 0x80;
-/// Every encoded plaintext under [`Padding::Padme`] is at least this long: all plaintexts of
-/// up to 63 bytes look alike on the wire.
-pub const PADME_MINIMUM: usize = 64;
 
 /// How a session pads the plaintexts it sends (SPEC.md §4.9). The receiver needs no
 /// setting: every padded plaintext decodes the same way.

@@ -20,12 +20,8 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::keys::{fill_random, IdentityKeyPair, SIGNATURE_LENGTH};
 
-/// Length of an ML-KEM-768 encapsulation (public) key.
-pub const KEM_PUBLIC_KEY_LENGTH: usize = 1184;
-/// Length of an ML-KEM-768 ciphertext.
-pub const KEM_CIPHERTEXT_LENGTH: usize = 1088;
-/// Length of the stored ML-KEM-768 decapsulation key seed `d || z`.
-pub(crate) const KEM_SEED_LENGTH: usize = 64;
+pub(crate) use crate::format::KEM_SEED_LENGTH;
+pub use crate::format::{KEM_CIPHERTEXT_LENGTH, KEM_PUBLIC_KEY_LENGTH};
 /// The prefix byte of `EncodeKEM(PQPK)` for ML-KEM-768.
 pub(crate) const KEM_ENCODING_PREFIX: u8 = 0x0A;
 
@@ -190,8 +186,6 @@ impl fmt::Debug for PqPreKey {
     }
 }
 
-pub(crate) use self::storage::PQ_PREKEY_LENGTH;
-
 /// The storage encoding of a post-quantum prekey (SPEC.md §7.7).
 mod storage {
     use alloc::vec::Vec;
@@ -201,11 +195,8 @@ mod storage {
     use super::{PqPreKey, PqPreKeyKind, KEM_SEED_LENGTH};
     use crate::codec::{Reader, Writer};
     use crate::error::Error;
-    use crate::format::TYPE_PQ_PREKEY;
+    use crate::format::{PQ_PREKEY_LENGTH, TYPE_PQ_PREKEY};
     use crate::seal::{read_stored_header, read_whole, write_stored_header};
-
-    /// Length of a stored post-quantum prekey: version, type, id, kind, seed, signature.
-    pub(crate) const PQ_PREKEY_LENGTH: usize = 2 + 8 + 1 + KEM_SEED_LENGTH + 64;
 
     impl PqPreKey {
         /// The storage encoding (SPEC.md §7.7): version, type `0x26`, id, kind, the 64-byte

@@ -21,41 +21,27 @@ use zeroize::Zeroizing;
 
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
-use crate::format::{STORAGE_VERSION, TYPE_PREKEY_STORE, TYPE_REPLAY_RECORD};
+#[cfg(feature = "pqxdh")]
+use crate::format::PQ_PREKEY_LENGTH;
+use crate::format::{
+    ID_DRAWS, ONE_TIME_PREKEY_LENGTH, REPLAY_RECORD_LENGTH, SIGNED_PREKEY_LENGTH, STORAGE_VERSION,
+    STORE_REPLAY_RECORD_LENGTH, TYPE_PREKEY_STORE, TYPE_REPLAY_RECORD,
+};
+pub use crate::format::{
+    MAX_ONE_TIME_PREKEYS, MAX_PQ_LAST_RESORT_PREKEYS, MAX_PQ_ONE_TIME_PREKEYS,
+    MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, MAX_SIGNED_PREKEYS,
+};
 use crate::keys::{
     fill_random, read_one_time_prekey, read_signed_prekey, write_one_time_prekey,
     write_signed_prekey, x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey,
-    SignedPreKey, ONE_TIME_PREKEY_LENGTH, SIGNED_PREKEY_LENGTH,
+    SignedPreKey,
 };
-#[cfg(feature = "pqxdh")]
-use crate::pq::PQ_PREKEY_LENGTH;
 #[cfg(feature = "pqxdh")]
 use crate::pq::{PqPreKey, PqPreKeyKind};
 use crate::ratchet::state::Limits;
 use crate::session::{Accepted, ResponderKeys, Session, SessionOptions};
 use crate::wire::{read_version_and_type, InitialFields, Message};
 use crate::x3dh::PreKeyBundle;
-
-/// The most signed prekeys a store keeps: the current one, those not yet retired, and the
-/// standby.
-pub const MAX_SIGNED_PREKEYS: usize = 16;
-/// The most unused one-time prekeys a store keeps.
-pub const MAX_ONE_TIME_PREKEYS: usize = 16_384;
-/// The most unused one-time post-quantum prekeys a store keeps (each holds an expanded
-/// ML-KEM-768 key in memory).
-pub const MAX_PQ_ONE_TIME_PREKEYS: usize = 1_024;
-/// The most last-resort post-quantum prekeys a store keeps (the current one and those not
-/// yet retired).
-pub const MAX_PQ_LAST_RESORT_PREKEYS: usize = 16;
-/// The most replay records one signed prekey carries (and the default
-/// [`PreKeyStore::replay_capacity`]): one per session accepted with it without consuming a
-/// one-time prekey of either kind.
-pub const MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY: u32 = 1_024;
-/// How many times a fresh id is drawn before the RNG is declared broken: a working RNG
-/// repeats a held 64-bit id with probability below 2^-49 per draw.
-const ID_DRAWS: usize = 16;
-/// Length of one stored replay record: the initiator's base key `EK_A`.
-const REPLAY_RECORD_LENGTH: usize = 32;
 
 /// Something the app must act on after [`PreKeyStore::accept`] or
 /// [`PreKeyStore::set_replay_capacity`] (SPEC.md §8.3).
@@ -491,7 +477,7 @@ pub struct ReplayRecord {
 
 impl ReplayRecord {
     /// Length of the encoding: version, type `0x29`, signed prekey id (8), `EK_A` (32).
-    pub const LENGTH: usize = 42;
+    pub const LENGTH: usize = REPLAY_RECORD_LENGTH;
 
     /// The signed prekey the session was accepted with.
     pub fn signed_prekey_id(&self) -> u64 {
@@ -845,31 +831,6 @@ impl PreKeyStore {
     }
 }
 
-/// The largest stored prekey store: every cap reached (SPEC.md §7.5).
-pub(crate) const MAX_PREKEY_STORE_SIZE: usize = 2
-    + 4
-    + 8
-    + 8
-    + 4
-    + MAX_SIGNED_PREKEYS
-        * (SIGNED_PREKEY_LENGTH
-            + 4
-            + REPLAY_RECORD_LENGTH * MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY as usize)
-    + 1
-    + SIGNED_PREKEY_LENGTH
-    + 4
-    + MAX_ONE_TIME_PREKEYS * (8 + ONE_TIME_PREKEY_LENGTH)
-    + 9
-    + 4
-    + (MAX_PQ_ONE_TIME_PREKEYS + MAX_PQ_LAST_RESORT_PREKEYS) * (8 + PQ_STORED_LENGTH);
-
-#[cfg(feature = "pqxdh")]
-const PQ_STORED_LENGTH: usize = PQ_PREKEY_LENGTH;
-#[cfg(not(feature = "pqxdh"))]
-const PQ_STORED_LENGTH: usize = 2 + 8 + 1 + 64 + 64;
-
-const _: () = assert!(MAX_PREKEY_STORE_SIZE <= crate::seal::MAX_STORED_SIZE);
-
 impl PreKeyStore {
     /// The storage encoding (SPEC.md §7.5, type `0x24`).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
@@ -917,7 +878,7 @@ impl PreKeyStore {
             + 8
             + 4
             + (1 + self.previous.len()) * (SIGNED_PREKEY_LENGTH + 4)
-            + self.replay_records() * REPLAY_RECORD_LENGTH
+            + self.replay_records() * STORE_REPLAY_RECORD_LENGTH
             + 1
             + SIGNED_PREKEY_LENGTH
             + 4

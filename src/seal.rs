@@ -18,31 +18,20 @@ use alloc::vec::Vec;
 use rand_core::TryCryptoRng;
 use zeroize::Zeroizing;
 
-use crate::aead::{self, NONCE_LENGTH, TAG_LENGTH};
+use crate::aead;
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
 #[cfg(feature = "pqxdh")]
 use crate::format::TYPE_PQ_PREKEY;
 use crate::format::{
-    STORAGE_VERSION, TYPE_IDENTITY, TYPE_ONE_TIME_PREKEY, TYPE_PREKEY_STORE, TYPE_SEALED,
-    TYPE_SESSION, TYPE_SIGNED_PREKEY,
+    MAX_SEAL_CONTEXT_LENGTH, MAX_STORED_SIZE, NONCE_LENGTH, SEALED_AD_LABEL, SEALED_HEADER_LENGTH,
+    STORAGE_VERSION, TAG_LENGTH, TYPE_IDENTITY, TYPE_ONE_TIME_PREKEY, TYPE_PREKEY_STORE,
+    TYPE_SEALED, TYPE_SESSION, TYPE_SIGNED_PREKEY,
 };
 use crate::keys::{fill_random, IdentityKeyPair, OneTimePreKey, SignedPreKey};
-use crate::session::{Session, MAX_SESSION_LENGTH};
+use crate::session::Session;
 use crate::wire::read_version_and_type;
 
-/// The largest stored object: a header-encrypted PQXDH session awaiting its first reply,
-/// holding [`MAX_STORED_SKIPPED_CAP`](crate::MAX_STORED_SKIPPED_CAP) skipped keys and the
-/// most skipped-chain header keys.
-pub const MAX_STORED_SIZE: usize = MAX_SESSION_LENGTH;
-const _: () = assert!(MAX_STORED_SIZE == 6_803_584, "SPEC.md §7");
-
-/// Length of a sealed blob's framing: version, type, object type, nonce.
-const SEALED_HEADER_LENGTH: usize = 3 + NONCE_LENGTH;
-/// Domain label prefixed to a sealed blob's associated data (SPEC.md §7.6).
-const SEALED_AD_LABEL: &[u8] = b"doubleratchet v2 sealed";
-/// The longest application context [`StorageKey::seal`] and [`StorageKey::open`] take.
-pub const MAX_SEAL_CONTEXT_LENGTH: usize = 1024;
 const SEALED_AAD_CAPACITY: usize = SEALED_AD_LABEL.len() + 3 + 4 + MAX_SEAL_CONTEXT_LENGTH;
 
 /// Appends the stored header of SPEC.md §7: `STORAGE_VERSION`, then the object type.

@@ -24,42 +24,20 @@
 
 use alloc::vec::Vec;
 
-use crate::aead::TAG_LENGTH;
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
-use crate::format::{
-    TYPE_INITIAL, TYPE_INITIAL_HE, TYPE_INITIAL_PQ, TYPE_INITIAL_PQ_HE, TYPE_NORMAL,
-    TYPE_NORMAL_HE, WIRE_VERSION,
-};
-use crate::keys::{x25519_public_from_bytes, IdentityKey};
 #[cfg(feature = "pqxdh")]
-use crate::pq::KEM_CIPHERTEXT_LENGTH;
-use crate::ratchet::header::ENCRYPTED_HEADER_LENGTH;
+use crate::format::KEM_CIPHERTEXT_LENGTH;
+use crate::format::{
+    ENCRYPTED_HEADER_LENGTH, HE_INITIAL_PREFIX_LENGTH, HE_NORMAL_PREFIX_LENGTH,
+    HE_PQ_INITIAL_PREFIX_LENGTH, INITIAL_PREFIX_LENGTH, NORMAL_PREFIX_LENGTH,
+    PQ_INITIAL_PREFIX_LENGTH, TAG_LENGTH, TYPE_INITIAL, TYPE_INITIAL_HE, TYPE_INITIAL_PQ,
+    TYPE_INITIAL_PQ_HE, TYPE_NORMAL, TYPE_NORMAL_HE, WIRE_VERSION,
+};
+pub use crate::format::{MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE};
+use crate::keys::{x25519_public_from_bytes, IdentityKey};
 use crate::ratchet::Header;
 use crate::x3dh::SessionId;
-
-/// The largest message this crate writes or parses, in bytes. Larger input is rejected
-/// with [`Error::TooLarge`] before anything else is read.
-pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
-/// Length of a cleartext ratchet header: `DHs || PN || N`.
-const PLAIN_HEADER_LENGTH: usize = 32 + 4 + 4;
-/// Length of an initial message's X3DH fields: `IK_A`, `EK_A`, SPK id, OPK flag and id.
-const X3DH_FIELDS_LENGTH: usize = 32 + 32 + 8 + 1 + 8;
-/// Length of PQXDH's additional fields: `PQPK` id and KEM ciphertext.
-const PQ_FIELDS_LENGTH: usize = 8 + 1088;
-/// Length of a normal message's framing before the ciphertext.
-#[cfg(test)]
-pub(crate) const NORMAL_PREFIX_LENGTH: usize = 2 + PLAIN_HEADER_LENGTH;
-/// The longest framing any message has: a header-encrypted PQXDH initial message.
-pub(crate) const MAX_PREFIX_LENGTH: usize =
-    2 + X3DH_FIELDS_LENGTH + PQ_FIELDS_LENGTH + ENCRYPTED_HEADER_LENGTH;
-/// The largest encoded (padded) plaintext (SPEC.md §4.9): the largest body that fits in a
-/// [`MAX_MESSAGE_SIZE`] message with the longest framing (a header-encrypted PQXDH initial
-/// message), so that every session can send it.
-pub(crate) const MAX_ENCODED_PLAINTEXT: usize = MAX_MESSAGE_SIZE - MAX_PREFIX_LENGTH - TAG_LENGTH;
-/// The largest plaintext [`Session::encrypt`](crate::Session::encrypt) accepts, in every
-/// session and build: one byte below the largest encoded plaintext, for the end marker.
-pub const MAX_PLAINTEXT_SIZE: usize = MAX_ENCODED_PLAINTEXT - 1;
 
 /// Reads and checks the version and type bytes of any encoded object.
 pub(crate) fn read_version_and_type(
@@ -359,17 +337,15 @@ fn read_ratchet_part<'a>(
 
 /// The length of the framing (up to the ciphertext) for these fields and header kind.
 pub(crate) fn prefix_length(fields: Option<&InitialFields<'_>>, header_encrypted: bool) -> usize {
-    let framing = match fields {
-        None => 2,
-        Some(f) if f.post_quantum.is_some() => 2 + X3DH_FIELDS_LENGTH + PQ_FIELDS_LENGTH,
-        Some(_) => 2 + X3DH_FIELDS_LENGTH,
-    };
-    framing
-        + if header_encrypted {
-            ENCRYPTED_HEADER_LENGTH
-        } else {
-            PLAIN_HEADER_LENGTH
-        }
+    let post_quantum = fields.is_some_and(|f| f.post_quantum.is_some());
+    match (fields.is_some(), post_quantum, header_encrypted) {
+        (false, _, false) => NORMAL_PREFIX_LENGTH,
+        (false, _, true) => HE_NORMAL_PREFIX_LENGTH,
+        (true, false, false) => INITIAL_PREFIX_LENGTH,
+        (true, false, true) => HE_INITIAL_PREFIX_LENGTH,
+        (true, true, false) => PQ_INITIAL_PREFIX_LENGTH,
+        (true, true, true) => HE_PQ_INITIAL_PREFIX_LENGTH,
+    }
 }
 
 /// Writes the version, the type and, for an initial message, its key-agreement fields:

@@ -11,19 +11,18 @@
 
 use ed25519_dalek::Signature;
 use rand_core::TryCryptoRng;
-use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
+use crate::backend;
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
-use crate::format::BUNDLE_VERSION;
-use crate::format::TYPE_BUNDLE;
 #[cfg(feature = "pqxdh")]
 use crate::format::TYPE_BUNDLE_PQ;
+use crate::format::{AD_LENGTH, BUNDLE_VERSION, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, TYPE_BUNDLE};
 use crate::keys::{
-    diffie_hellman, encode_x25519, random_x25519, x25519_public_from_bytes, IdentityKey,
-    IdentityKeyPair, OneTimePreKey, SignedPreKey,
+    diffie_hellman, encode_x25519, random_x25519, x25519_public, x25519_public_from_bytes,
+    IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey,
 };
 #[cfg(feature = "pqxdh")]
 use crate::pq::{
@@ -39,21 +38,15 @@ const BUNDLE_TYPES: &[u8] = &[TYPE_BUNDLE, TYPE_BUNDLE_PQ];
 #[cfg(not(feature = "pqxdh"))]
 const BUNDLE_TYPES: &[u8] = &[TYPE_BUNDLE];
 
-/// HKDF info of the X3DH key derivation (SPEC.md §3.3).
-pub(crate) const X3DH_INFO: &[u8] = b"doubleratchet v2 X3DH";
-/// Domain label of the session identifier hash (SPEC.md §3.5).
-pub(crate) const SESSION_ID_LABEL: &[u8] = b"doubleratchet v2 session id";
-/// HKDF info of the PQXDH key derivation (SPEC.md §3.6).
+pub use crate::format::BUNDLE_LENGTH;
 #[cfg(feature = "pqxdh")]
-pub(crate) const PQXDH_INFO: &[u8] = b"doubleratchet v2 PQXDH";
-/// Length of an encoded classical prekey bundle (type `0x10`).
-pub const BUNDLE_LENGTH: usize = 2 + 32 + 8 + 32 + 64 + 1 + 8 + 32;
-/// Length of an encoded post-quantum prekey bundle (type `0x11`).
+use crate::format::PQXDH_INFO;
 #[cfg(feature = "pqxdh")]
-pub const PQ_BUNDLE_LENGTH: usize = BUNDLE_LENGTH + 8 + KEM_PUBLIC_KEY_LENGTH + 64;
+pub use crate::format::PQ_BUNDLE_LENGTH;
+use crate::format::{SESSION_ID_LABEL, X3DH_INFO};
 
 /// The associated data `AD = IK_A || IK_B`.
-pub(crate) type AssociatedData = [u8; 64];
+pub(crate) type AssociatedData = [u8; AD_LENGTH];
 
 /// A stable, public identifier of a session: `SHA-256(label || IK_A || IK_B || EK_A)`
 /// (SPEC.md §3.5). Both parties compute the same value, and the responder can compute it
@@ -68,12 +61,12 @@ impl SessionId {
         responder: &IdentityKey,
         base_key: &[u8; 32],
     ) -> Self {
-        let mut h = Sha256::new();
-        h.update(SESSION_ID_LABEL);
-        h.update(initiator.as_bytes());
-        h.update(responder.as_bytes());
-        h.update(base_key);
-        SessionId(h.finalize().into())
+        SessionId(backend::sha256(&[
+            SESSION_ID_LABEL,
+            initiator.as_bytes(),
+            responder.as_bytes(),
+            base_key,
+        ]))
     }
 
     /// The 32 bytes of the identifier.
@@ -100,7 +93,7 @@ pub struct PreKeyBundle {
     identity: IdentityKey,
     signed_prekey_id: u64,
     signed_prekey: [u8; 32],
-    signature: [u8; 64],
+    signature: [u8; SIGNATURE_LENGTH],
     one_time_prekey: Option<(u64, [u8; 32])>,
     #[cfg(feature = "pqxdh")]
     post_quantum: Option<PqBundleKey>,
@@ -112,7 +105,7 @@ pub struct PreKeyBundle {
 pub(crate) struct PqBundleKey {
     pub(crate) id: u64,
     pub(crate) public: Box<[u8; KEM_PUBLIC_KEY_LENGTH]>,
-    pub(crate) signature: [u8; 64],
+    pub(crate) signature: [u8; SIGNATURE_LENGTH],
 }
 
 /// The initiator's post-quantum output: the `PQPK` id used and the KEM ciphertext.
@@ -316,9 +309,9 @@ pub(crate) struct Agreement {
 /// `AD = IK_A || IK_B` (X3DH §3.3, with the raw Ed25519 keys: SPEC.md §3.3, §12): the
 /// initiator's identity key first.
 pub(crate) fn associated_data(initiator: &IdentityKey, responder: &IdentityKey) -> AssociatedData {
-    let mut ad = [0u8; 64];
-    ad[..32].copy_from_slice(initiator.as_bytes());
-    ad[32..].copy_from_slice(responder.as_bytes());
+    let mut ad = [0u8; AD_LENGTH];
+    ad[..PUBLIC_KEY_LENGTH].copy_from_slice(initiator.as_bytes());
+    ad[PUBLIC_KEY_LENGTH..].copy_from_slice(responder.as_bytes());
     ad
 }
 
@@ -366,14 +359,14 @@ pub(crate) fn initiate<R: TryCryptoRng + ?Sized>(
         let agreement = agree_initiator(identity, bundle, &ephemeral, Some(&shared))?;
         return Ok(Initiation {
             agreement,
-            base_key: PublicKey::from(&ephemeral),
+            base_key: x25519_public(&ephemeral),
             post_quantum: Some((pq.id, ciphertext)),
         });
     }
     let agreement = agree_initiator(identity, bundle, &ephemeral, None)?;
     Ok(Initiation {
         agreement,
-        base_key: PublicKey::from(&ephemeral),
+        base_key: x25519_public(&ephemeral),
         #[cfg(feature = "pqxdh")]
         post_quantum: None,
     })

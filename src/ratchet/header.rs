@@ -18,19 +18,15 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::kdf::{hkdf_sha256, ChainKey, RootKey};
 use super::Header;
-use crate::aead::{self, NONCE_LENGTH, TAG_LENGTH};
+use crate::aead;
 use crate::error::Error;
+use crate::format::{
+    ENCRYPTED_HEADER_LENGTH, HEADER_KEYS_INFO, HEADER_LENGTH, NONCE_LENGTH, ROOT_HE_INFO,
+    TAG_LENGTH,
+};
 
-/// HKDF info deriving the two initial header keys from `SK` (SPEC.md §4.8).
-pub(crate) const HEADER_KEYS_INFO: &[u8] = b"doubleratchet v2 header keys";
-/// HKDF info of `KDF_RK_HE` (SPEC.md §4.8).
-pub(crate) const ROOT_HE_INFO: &[u8] = b"doubleratchet v2 root HE";
-/// Length of a plaintext header: `DHs || PN || N`.
-pub(crate) const HEADER_LENGTH: usize = 32 + 4 + 4;
 /// Length of a header nonce.
 pub(crate) const HEADER_NONCE_LENGTH: usize = NONCE_LENGTH;
-/// Length of an encrypted header on the wire: nonce, encrypted header, tag.
-pub(crate) const ENCRYPTED_HEADER_LENGTH: usize = HEADER_NONCE_LENGTH + HEADER_LENGTH + TAG_LENGTH;
 
 /// A 32-byte header key (`HKs`, `HKr`, `NHKs`, `NHKr`).
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]

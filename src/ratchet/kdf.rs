@@ -7,21 +7,20 @@
 //!   the all-zero nonce, a 16-byte tag appended to the ciphertext. `mk` is a single-use PRF
 //!   output; if a restored state uses it again, GCM-SIV reveals only whether the two
 //!   (AAD, plaintext) pairs were equal ([DR] §5.2 asks for this misuse resistance).
+//!
+//! The HMAC, HKDF and AEAD are those of the crypto interface (`backend`); the labels and
+//! lengths come from the registry (`format`).
 
-use hkdf::Hkdf;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::aead::{self, NONCE_LENGTH, TAG_LENGTH};
+use crate::aead;
+use crate::backend::{self, HmacSha256 as _};
 use crate::error::Error;
+use crate::format::ROOT_INFO;
+use crate::format::{NONCE_LENGTH, TAG_LENGTH};
 
-/// HKDF info of `KDF_RK` (SPEC.md §4.1).
-pub(crate) const ROOT_INFO: &[u8] = b"doubleratchet v2 root";
 /// The fixed nonce of `ENCRYPT`: each message key encrypts one message.
 const MESSAGE_NONCE: [u8; NONCE_LENGTH] = [0u8; NONCE_LENGTH];
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// A 32-byte root key (`RK`).
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -51,18 +50,15 @@ impl ChainKey {
     /// `KDF_CK(ck) -> (ck', mk)`. The HMAC key schedule is computed once and shared by the
     /// two outputs.
     pub(crate) fn step(&self) -> (ChainKey, MessageKey) {
-        // `new_from_slice` pads the key itself and cannot fail for HMAC (the fallback is
-        // never taken); it saves `hmac_keyed`'s byte-wise volatile zeroing of a 64-byte block.
-        let keyed = <HmacSha256 as KeyInit>::new_from_slice(&self.0)
-            .unwrap_or_else(|_| hmac_keyed(&self.0));
+        let keyed = backend::hmac_sha256(&self.0);
         let mut for_message = keyed.clone();
         for_message.update(&[0x01]);
         let mut for_chain = keyed;
         for_chain.update(&[0x02]);
         let mut mk = MessageKey([0u8; 32]);
         let mut ck = ChainKey([0u8; 32]);
-        mk.0.copy_from_slice(&for_message.finalize().into_bytes());
-        ck.0.copy_from_slice(&for_chain.finalize().into_bytes());
+        for_message.finalize_into(&mut mk.0);
+        for_chain.finalize_into(&mut ck.0);
         (ck, mk)
     }
 }
@@ -92,28 +88,14 @@ impl MessageKey {
     }
 }
 
-/// HMAC-SHA-256 keyed with a 32-byte key. RFC 2104 pads a key shorter than the 64-byte
-/// block with zeros, so keying with the padded block is the same function and cannot fail.
-fn hmac_keyed(key: &[u8; 32]) -> HmacSha256 {
-    let mut block = Zeroizing::new([0u8; 64]);
-    block[..32].copy_from_slice(key);
-    <HmacSha256 as KeyInit>::new(&(*block).into())
-}
-
 /// HKDF-SHA-256 (RFC 5869) with the given salt, IKM and info, returning `N` bytes.
+#[inline]
 pub(crate) fn hkdf_sha256<const N: usize>(
     salt: &[u8],
     ikm: &[u8],
     info: &[u8],
 ) -> Zeroizing<[u8; N]> {
-    const { assert!(N <= 255 * 32, "HKDF-SHA-256 output is at most 8160 bytes") };
-    let mut okm = Zeroizing::new([0u8; N]);
-    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
-    if hk.expand(info, okm.as_mut()).is_err() {
-        // Unreachable: the length is checked at compile time above.
-        okm.zeroize();
-    }
-    okm
+    backend::hkdf_sha256::<N>(salt, ikm, info)
 }
 
 /// The stored encodings of the keys (SPEC.md §7.1): the raw 32 bytes, or the optional
@@ -168,13 +150,10 @@ mod tests {
     fn chain_step_matches_definition() {
         let ck = ChainKey([7u8; 32]);
         let (next, mk) = ck.step();
-        let mac = |data: u8| {
-            let mut m = <HmacSha256 as KeyInit>::new_from_slice(&[7u8; 32]).unwrap();
-            m.update(&[data]);
-            <[u8; 32]>::from(m.finalize().into_bytes())
-        };
-        assert_eq!(mk.0, mac(1));
-        assert_eq!(next.0, mac(2));
+        let mac =
+            |data: u8| <backend::Active as backend::Crypto>::hmac_sha256_once(&[7u8; 32], &[data]);
+        assert_eq!(mk.0, *mac(1));
+        assert_eq!(next.0, *mac(2));
     }
 
     #[test]

@@ -26,13 +26,13 @@ use rand_core::TryCryptoRng;
 use x25519_dalek::PublicKey;
 use zeroize::Zeroize;
 
-use self::header::{initial_header_keys, HeaderKey, ENCRYPTED_HEADER_LENGTH, HEADER_NONCE_LENGTH};
+use self::header::{initial_header_keys, HeaderKey, HEADER_NONCE_LENGTH};
 use self::kdf::{ChainKey, MessageKey, RootKey};
 use self::skipped::{SkippedKeys, Staged};
-use self::state::{HeaderKeys, Mode, ReceivingChain, SendingChain, MAX_SKIPPED_HEADER_KEYS};
+use self::state::{HeaderKeys, Mode, ReceivingChain, SendingChain};
 pub(crate) use self::state::{RatchetState, ResponderStart};
-use crate::aead::TAG_LENGTH;
 use crate::error::Error;
+use crate::format::{ENCRYPTED_HEADER_LENGTH, MAX_SKIPPED_HEADER_KEYS, TAG_LENGTH};
 use crate::keys::{diffie_hellman, fill_random, x25519_public_from_bytes, RatchetKeyPair};
 use crate::padding::decoded_length;
 

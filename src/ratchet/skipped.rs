@@ -19,8 +19,7 @@ use crate::codec::{Reader, Writer};
 use crate::error::Error;
 use crate::keys::x25519_public_from_bytes;
 
-/// Length of one stored skipped key: ratchet key, N, message key.
-pub(crate) const SKIPPED_ENTRY_LENGTH: usize = 32 + 4 + 32;
+use crate::format::SKIPPED_ENTRY_LENGTH;
 
 /// The index of a skipped key: the sender's ratchet public key and the message number.
 pub(crate) type SkippedIndex = ([u8; 32], u32);

@@ -30,29 +30,18 @@ use crate::codec::{Reader, Writer};
 use crate::error::Error;
 use crate::keys::{diffie_hellman, read_x25519_secret, x25519_public_from_bytes, RatchetKeyPair};
 
-/// Default `MAX_SKIP`: how far ahead of the next expected message a message may be, in its
-/// own chain or (through `PN`) in the chain it ends.
-pub const DEFAULT_MAX_SKIP: u32 = 1000;
-/// Default bound on the number of stored skipped message keys per session.
-pub const DEFAULT_MAX_STORED_SKIPPED: u32 = 2000;
-/// The largest `max_skip` a session accepts: it bounds the chain steps one message can cost.
-pub const MAX_SKIP_CAP: u32 = 100_000;
-/// The largest `max_stored_skipped` a session accepts: it bounds a session's memory.
-pub const MAX_STORED_SKIPPED_CAP: u32 = 100_000;
-/// In header-encrypted mode, the most header keys of earlier receiving chains a session
-/// keeps for its stored skipped keys. It bounds the trial decryptions of one message at
-/// `MAX_SKIPPED_HEADER_KEYS + 2` (SPEC.md §4.8).
-pub const MAX_SKIPPED_HEADER_KEYS: usize = 32;
+use crate::format::{
+    DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, HEADER_KEY_PAIR_LENGTH, MAX_SKIPPED_HEADER_KEYS,
+    MAX_SKIP_CAP, MAX_STORED_SKIPPED_CAP,
+};
 
 /// Length of [`RatchetState::write`]'s output without skipped keys nor header-encryption
 /// block: `RK`, `DHs`, `DHr`, `CKs`, `CKr` (optional encodings), `Ns`, `Nr`, `PN` and the
 /// skipped-key count.
 pub(crate) const RATCHET_FIXED_LENGTH: usize = 32 + 32 + 3 * 33 + 12 + 4;
-/// Extra length of a header-encrypted state (SPEC.md §7.1, type `0x28`): `HKs`, `HKr`
-/// (optional encodings), `NHKs`, `NHKr` and the count of header-key pairs.
-pub(crate) const HE_FIXED_LENGTH: usize = 33 + 33 + 32 + 32 + 4;
-/// Length of one stored header-key pair: the header key and the chain's ratchet key.
-pub(crate) const HE_ENTRY_LENGTH: usize = 32 + 32;
+/// Extra length of a header-encrypted state (SPEC.md §7.1, type `0x28`) after the flags
+/// byte: `HKs`, `HKr` (optional encodings), `NHKs`, `NHKr` and the count of header-key pairs.
+const HE_BLOCK_LENGTH: usize = crate::format::HE_FIXED_LENGTH - 1;
 
 /// The per-session bounds on out-of-order delivery (SPEC.md §4.4).
 ///
@@ -369,7 +358,7 @@ impl RatchetState {
 
 impl HeaderKeys {
     fn stored_length(&self) -> usize {
-        HE_FIXED_LENGTH + HE_ENTRY_LENGTH * self.skipped.len()
+        HE_BLOCK_LENGTH + HEADER_KEY_PAIR_LENGTH * self.skipped.len()
     }
 
     /// The header-encryption block of a type `0x28` session (SPEC.md §7.1).

@@ -23,16 +23,14 @@ use rand_core::TryCryptoRng;
 pub use self::create::Accepted;
 pub(crate) use self::create::ResponderKeys;
 pub use self::options::SessionOptions;
-pub(crate) use self::storage::MAX_SESSION_LENGTH;
-use crate::aead::TAG_LENGTH;
 use crate::error::Error;
+use crate::format::{AD_LENGTH, MAX_PLAINTEXT_SIZE, MAX_PREFIX_LENGTH, TAG_LENGTH};
 use crate::keys::IdentityKey;
 use crate::padding::Padding;
 use crate::ratchet::state::Limits;
 use crate::ratchet::{RatchetState, SendPlan};
 use crate::wire::{
     prefix_length, write_framing, write_header, InitialFields, Message, NormalMessage, WireHeader,
-    MAX_PLAINTEXT_SIZE, MAX_PREFIX_LENGTH,
 };
 #[cfg(feature = "pqxdh")]
 use crate::x3dh::PqInitiation;
@@ -144,7 +142,7 @@ impl Origin {
 
 /// A message's associated data `AD || prefix` (SPEC.md §4.1), built on the stack.
 struct Aad {
-    bytes: [u8; 64 + MAX_PREFIX_LENGTH],
+    bytes: [u8; AD_LENGTH + MAX_PREFIX_LENGTH],
     len: usize,
 }
 
@@ -154,15 +152,15 @@ impl Aad {
     /// # Errors
     /// [`Error::Internal`] for a prefix longer than the longest framing, which no message
     /// this crate writes or parses has.
-    fn new(ad: &[u8; 64], prefix: &[u8]) -> Result<Self, Error> {
-        let len = 64 + prefix.len();
+    fn new(ad: &[u8; AD_LENGTH], prefix: &[u8]) -> Result<Self, Error> {
+        let len = AD_LENGTH + prefix.len();
         let mut aad = Aad {
-            bytes: [0u8; 64 + MAX_PREFIX_LENGTH],
+            bytes: [0u8; AD_LENGTH + MAX_PREFIX_LENGTH],
             len,
         };
         let bytes = aad.bytes.get_mut(..len).ok_or(Error::Internal)?;
-        bytes[..64].copy_from_slice(ad);
-        bytes[64..].copy_from_slice(prefix);
+        bytes[..AD_LENGTH].copy_from_slice(ad);
+        bytes[AD_LENGTH..].copy_from_slice(prefix);
         Ok(aad)
     }
 
@@ -173,7 +171,9 @@ impl Aad {
     /// In header-encrypted mode, the header's associated data: `AD ||` the `framing` bytes
     /// before the header.
     fn header_part(&self, framing: usize) -> Result<&[u8], Error> {
-        self.as_slice().get(..64 + framing).ok_or(Error::Internal)
+        self.as_slice()
+            .get(..AD_LENGTH + framing)
+            .ok_or(Error::Internal)
     }
 }
 
@@ -298,7 +298,7 @@ impl Session {
     }
 
     /// `AD = IK_A || IK_B` (X3DH §3.3).
-    fn associated_data(&self) -> [u8; 64] {
+    fn associated_data(&self) -> [u8; AD_LENGTH] {
         let (a, b) = self.initiator_and_responder();
         x3dh::associated_data(a, b)
     }

@@ -14,14 +14,15 @@ use zeroize::Zeroizing;
 use super::{InitiatorPhase, Origin, PendingInitial, Role, Session};
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
-use crate::format::{STORAGE_VERSION, TYPE_SESSION, TYPE_SESSION_HE, TYPE_SESSION_PQ};
+#[cfg(feature = "pqxdh")]
+use crate::format::KEM_CIPHERTEXT_LENGTH;
+use crate::format::{
+    PQ_PENDING_LENGTH, SESSION_FIXED_LENGTH, STORAGE_VERSION, TYPE_SESSION, TYPE_SESSION_HE,
+    TYPE_SESSION_PQ,
+};
 use crate::keys::{x25519_public_from_bytes, IdentityKey};
 use crate::padding::Padding;
-use crate::ratchet::skipped::SKIPPED_ENTRY_LENGTH;
-use crate::ratchet::state::{
-    Limits, HE_ENTRY_LENGTH, HE_FIXED_LENGTH, MAX_SKIPPED_HEADER_KEYS, MAX_STORED_SKIPPED_CAP,
-    RATCHET_FIXED_LENGTH,
-};
+use crate::ratchet::state::{Limits, RATCHET_FIXED_LENGTH};
 use crate::ratchet::RatchetState;
 use crate::seal::{stored_reader, write_stored_header};
 use crate::wire::read_version_and_type_of;
@@ -43,20 +44,9 @@ const ROLE_RESPONDER: u8 = 0x02;
 /// Length of the session's fields before the limits: version, type, role, the identities,
 /// `EK_A`, the pending flag, signed prekey id and optional one-time prekey id.
 const SESSION_HEAD_LENGTH: usize = 2 + 1 + 32 * 3 + (1 + 8 + 1 + 8);
-/// Length of a stored session with no skipped keys (SPEC.md §7.1: 305 bytes): its head,
-/// the limits, the padding byte, and the ratchet state.
-pub(crate) const SESSION_FIXED_LENGTH: usize = SESSION_HEAD_LENGTH + 8 + 1 + RATCHET_FIXED_LENGTH;
-const _: () = assert!(SESSION_FIXED_LENGTH == 305, "SPEC.md §7.1");
-/// Extra length of a PQXDH session awaiting its first reply: `PQPK` id and KEM ciphertext.
-pub(crate) const PQ_PENDING_LENGTH: usize = 8 + 1088;
-/// The largest stored session: a header-encrypted PQXDH session awaiting its first reply,
-/// holding [`MAX_STORED_SKIPPED_CAP`] skipped keys and the most header-key pairs.
-pub(crate) const MAX_SESSION_LENGTH: usize = SESSION_FIXED_LENGTH
-    + PQ_PENDING_LENGTH
-    + SKIPPED_ENTRY_LENGTH * MAX_STORED_SKIPPED_CAP as usize
-    + 1
-    + HE_FIXED_LENGTH
-    + HE_ENTRY_LENGTH * MAX_SKIPPED_HEADER_KEYS;
+// SPEC.md §7.1: a stored session with no skipped keys is its head, the limits, the padding
+// byte and the ratchet state.
+const _: () = assert!(SESSION_FIXED_LENGTH == SESSION_HEAD_LENGTH + 8 + 1 + RATCHET_FIXED_LENGTH);
 
 impl Session {
     /// The storage encoding of the whole session (SPEC.md §7.1), including its skipped-key
@@ -207,7 +197,7 @@ fn read_pending(r: &mut Reader<'_>, post_quantum: bool) -> Result<Option<Pending
     #[cfg(feature = "pqxdh")]
     let post_quantum = if post_quantum {
         let id = r.u64()?;
-        let ciphertext = alloc::boxed::Box::new(r.array::<1088>()?);
+        let ciphertext = alloc::boxed::Box::new(r.array::<KEM_CIPHERTEXT_LENGTH>()?);
         Some((id, ciphertext))
     } else {
         None
