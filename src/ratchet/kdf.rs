@@ -6,7 +6,7 @@
 //! * `ENCRYPT(mk, plaintext, AAD)`: AES-256-GCM-SIV (RFC 8452) keyed by `mk` itself with
 //!   the all-zero nonce, a 16-byte tag appended to the ciphertext. `mk` is a single-use PRF
 //!   output; if a restored state uses it again, GCM-SIV reveals only whether the two
-//!   (AAD, plaintext) pairs were equal ([DR] §5.2 asks for this misuse resistance).
+//!   (AAD, plaintext) pairs were equal (\[DR\] §5.2 asks for this misuse resistance).
 //!
 //! The HMAC, HKDF and AEAD are those of the crypto interface (`backend`); the labels and
 //! lengths come from the registry (`format`).

@@ -188,7 +188,7 @@ impl Session {
     /// reveals only whether two such messages had equal plaintexts (SPEC.md §4.1).
     ///
     /// # Errors
-    /// [`Error::TooLarge`] above [`MAX_PLAINTEXT_SIZE`](crate::MAX_PLAINTEXT_SIZE),
+    /// [`Error::TooLarge`] above [`MAX_PLAINTEXT_SIZE`],
     /// [`Error::RandomnessUnavailable`], [`Error::ChainExhausted`].
     pub fn encrypt<R: TryCryptoRng + ?Sized>(
         &mut self,
