@@ -116,3 +116,10 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+// The error stays small and `Copy` (issue 13): a tag and at most one `u64` of data.
+const _: () = assert!(core::mem::size_of::<Error>() <= 16);
+const _: () = {
+    const fn is_copy<T: Copy>() {}
+    is_copy::<Error>();
+};
