@@ -4,6 +4,10 @@
 //! (§1). The other modules take these values from here; the public ones are re-exported
 //! under their usual paths (`doubleratchet::BUNDLE_LENGTH`, ...). Unit tests check each of
 //! these SPEC.md tables against this file, in both directions.
+//!
+//! Values of a field inside one object stay beside the type that reads them: a stored
+//! session's role and flag bytes (`session::storage`), the key-encoding prefixes `0x05` and
+//! `0x0A` (`keys`, `pq`) and the safety number's construction version (`fingerprint`).
 
 /// Version byte of every message on the wire (types `0x01`..`0x06`, SPEC.md §5.2-§5.3).
 pub const WIRE_VERSION: u8 = 0x02;

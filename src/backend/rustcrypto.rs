@@ -74,6 +74,9 @@ impl Crypto for RustCrypto {
 
     #[inline]
     fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, Error> {
+        // `StaticSecret` wipes itself when dropped. Building it takes the scalar by value,
+        // a stack temporary Rust cannot wipe; dalek's own multiplication makes the same
+        // kind of copy, so calling dalek directly (as before this interface) left as many.
         let secret = StaticSecret::from(*secret);
         let shared = secret.diffie_hellman(&PublicKey::from(*public));
         Ok(Zeroizing::new(shared.to_bytes()))

@@ -292,13 +292,13 @@ fn agree(
 ) -> Result<ResponderStart, Error> {
     let base_key = x25519_public_from_bytes(&fields.base_key)?;
     #[cfg(feature = "pqxdh")]
-    let kem_secret = match fields.post_quantum {
-        Some((id, ciphertext)) => {
-            let key = keys.post_quantum_prekey.ok_or(Error::UnknownPqPreKey(id))?;
-            Some(key.decapsulate(ciphertext))
-        }
-        // A classical message: the caller looked no post-quantum prekey up.
-        None => None,
+    let kem_secret = match (fields.post_quantum, keys.post_quantum_prekey) {
+        (Some((_, ciphertext)), Some(key)) => Some(key.decapsulate(ciphertext)),
+        (Some((id, _)), None) => return Err(Error::UnknownPqPreKey(id)),
+        (None, None) => None,
+        // The caller looks a post-quantum prekey up only for a PQXDH message; the store
+        // decides what was consumed from the keys it passed, so a mismatch is a bug.
+        (None, Some(_)) => return Err(Error::Internal),
     };
     #[cfg(not(feature = "pqxdh"))]
     let kem_secret: Option<zeroize::Zeroizing<[u8; 32]>> = None;
