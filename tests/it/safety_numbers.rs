@@ -1,21 +1,14 @@
 //! Safety numbers and pinned identities (SPEC.md §9): known-answer vectors computed
 //! independently (tests/vectors/safety_numbers/generate.py), symmetry, sensitivity to
 //! either key, scanned-form comparison, and the substituted-bundle scenario end to end.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use doubleratchet::{
     Error, IdentityKey, IdentityKeyPair, PreKeyBundle, PreKeyStore, SafetyNumber, ScanResult,
     Session, SAFETY_NUMBER_LENGTH, SAFETY_NUMBER_VERSION,
 };
+use doubleratchet_test_support::hex::decode as hex;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn key(s: &str) -> IdentityKey {
     IdentityKey::from_bytes(&hex(s).try_into().unwrap()).unwrap()

@@ -3,11 +3,8 @@
 //! the clear, transactional rejection of every tampered byte, the bound on stored header
 //! keys, persistence, the mode policies, and message sizes and the stored policy under both
 //! padding policies (SPEC.md §4.9).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::FailingRng;
+use doubleratchet_test_support::FailingRng;
 
 use doubleratchet::{
     Error, IdentityKeyPair, Limits, Message, Padding, PreKeyStore, Session, SessionOptions,

@@ -29,9 +29,6 @@
 //! ```text
 //! DOUBLERATCHET_REGENERATE_GOLDEN=1 cargo test -j2 --test golden
 //! ```
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::fs;
 use std::path::PathBuf;
@@ -44,8 +41,8 @@ use doubleratchet::{
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet::{PqPreKey, PqPreKeyKind, PQ_BUNDLE_LENGTH};
+use doubleratchet_test_support::{load, ratchet_view, rng, stored};
 use rand_chacha::ChaCha20Rng;
-use support::{load, ratchet_view, rng, stored};
 
 /// The environment variable that makes the tests rewrite the files first (`prepare`).
 const REGENERATE: &str = "DOUBLERATCHET_REGENERATE_GOLDEN";

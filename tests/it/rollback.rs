@@ -16,19 +16,16 @@
 //!   part of the body's AAD, so even that disappears); and the peer decrypts the first of
 //!   two messages with the same (chain, N) and rejects the second, for both roles, in both
 //!   header modes, while the initiator still sends initial messages and afterwards.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use doubleratchet::{Error, Limits, Message, Padding, Session, SessionOptions, WIRE_VERSION};
+use doubleratchet_test_support::{rng, sent_header, stored, Parties};
 use hkdf::Hkdf;
 use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha20Rng;
 use sha2::Sha256;
-use support::{rng, sent_header, stored, Parties};
 
 // ---------------------------------------------------------------------------------------
 // GF(2^128) in GCM's bit order (NIST SP 800-38D §6.3).

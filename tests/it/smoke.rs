@@ -1,5 +1,4 @@
 //! End-to-end smoke test of the public API.
-#![allow(clippy::unwrap_used)]
 use doubleratchet::*;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;

@@ -15,7 +15,7 @@
 //!
 //! Each is also run for header-encrypted sessions (SPEC.md §4.8), whose messages carry no
 //! header in the clear: the tests read a message's header from its sender's stored state
-//! (`support::sent_header`). Their model (d) follows `decrypt_he`: the header keys of
+//! (`doubleratchet_test_support::sent_header`). Their model (d) follows `decrypt_he`: the header keys of
 //! earlier chains are kept only while their chain has skipped keys, and at most
 //! `MAX_SKIPPED_HEADER_KEYS` of them (adding one more drops the oldest chain's keys), so a
 //! message of an earlier chain whose header key is gone is `DecryptionFailed`, one whose
@@ -29,23 +29,20 @@
 //! Case counts are kept small: the file takes about 48 s of CPU time in a debug build,
 //! most of it in the bit flips (padded messages are longer), so about half that on two
 //! cores.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::collections::VecDeque;
 
 use doubleratchet::{
     Error, IdentityKeyPair, Limits, Message, Padding, PreKeyStore, Session, MAX_SKIPPED_HEADER_KEYS,
 };
+use doubleratchet_test_support::{
+    accepted_pair_in_mode, is_initial, reload, rng, sent_header, stored, view, Header, Parties,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 use rand_chacha::ChaCha20Rng;
-use support::{
-    accepted_pair_in_mode, is_initial, reload, rng, sent_header, stored, view, Header, Parties,
-};
 
 /// Few cases, and no regression files written into the source tree.
 fn config(cases: u32) -> ProptestConfig {

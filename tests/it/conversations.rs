@@ -5,18 +5,17 @@
 //! prekey store's lifecycle (one-time prekey consumption, signed prekey rotation,
 //! last-resort bundles), and the padding policy of SPEC.md §4.9 (sizes on the wire under
 //! both policies, a per-session setting that takes effect at once and is stored).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::layout::{INITIAL_BODY, NORMAL_BODY, TAG, TYPE_INITIAL, TYPE_NORMAL};
-use common::{
-    assert_rejected, below, message_number, previous_chain_length, ratchet_key, rng, shuffle, text,
-    Offer, Pair, Party, Peer,
-};
 use doubleratchet::{
     Error, IdentityKeyPair, Limits, Message, Padding, PreKeyStore, Role, Session, SessionOptions,
     StorageKey, MAX_PLAINTEXT_SIZE, PADME_MINIMUM, STORAGE_VERSION,
+};
+use doubleratchet_test_support::layout::{
+    INITIAL_BODY, NORMAL_BODY, TAG, TYPE_INITIAL, TYPE_NORMAL,
+};
+use doubleratchet_test_support::{
+    assert_rejected, below, message_number, previous_chain_length, ratchet_key, rng, shuffle, text,
+    Offer, Pair, Party, Peer,
 };
 
 #[test]
@@ -709,7 +708,10 @@ fn bundle_without_one_time_prekey() {
         panic!("not an initial message");
     };
     assert_eq!(parsed.one_time_prekey_id(), None);
-    assert_eq!(first[common::layout::INITIAL_OPK_FLAG], 0);
+    assert_eq!(
+        first[doubleratchet_test_support::layout::INITIAL_OPK_FLAG],
+        0
+    );
 
     let one_time_before = bob.store.one_time_prekeys().count();
     let accepted = bob.accept(&first).unwrap();

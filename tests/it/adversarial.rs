@@ -5,27 +5,24 @@
 //! malformed framing, oversized input, authenticated plaintexts without the end marker of
 //! SPEC.md §4.9, and a failing RNG. Every rejection is checked for its exact error and for
 //! leaving the session (or prekey store) byte-identical.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
 
 use aes_gcm_siv::aead::{AeadInOut, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
-use common::layout::{
-    BUNDLE_IK, BUNDLE_OPK, BUNDLE_SIGNATURE, BUNDLE_SPK, INITIAL_BODY, INITIAL_DH, INITIAL_EK,
-    INITIAL_IK, INITIAL_N, INITIAL_OPK_FLAG, INITIAL_OPK_ID, INITIAL_PN, INITIAL_SPK_ID,
-    NORMAL_BODY, NORMAL_DH, NORMAL_N, NORMAL_PN, TAG,
-};
-use common::{
-    assert_rejected, forge_header, get_u32, get_u64, message_number, previous_chain_length, rng,
-    state, text, FailingRng, Offer, Pair, Party,
-};
 use curve25519_dalek::constants::{EIGHT_TORSION, X25519_LOW_ORDER_POINTS};
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use doubleratchet::{
     Error, IdentityKey, IdentityKeyPair, Limits, Message, OneTimePreKey, Padding, PreKeyBundle,
     PreKeyStore, Session, SignedPreKey, StorageKey, BUNDLE_VERSION, MAX_MESSAGE_SIZE,
     MAX_PLAINTEXT_SIZE, MAX_SKIP_CAP, PADME_MINIMUM, STORAGE_VERSION, WIRE_VERSION,
+};
+use doubleratchet_test_support::layout::{
+    BUNDLE_IK, BUNDLE_OPK, BUNDLE_SIGNATURE, BUNDLE_SPK, INITIAL_BODY, INITIAL_DH, INITIAL_EK,
+    INITIAL_IK, INITIAL_N, INITIAL_OPK_FLAG, INITIAL_OPK_ID, INITIAL_PN, INITIAL_SPK_ID,
+    NORMAL_BODY, NORMAL_DH, NORMAL_N, NORMAL_PN, TAG,
+};
+use doubleratchet_test_support::{
+    assert_rejected, forge_header, get_u32, get_u64, message_number, previous_chain_length, rng,
+    stored, text, FailingRng, Offer, Pair, Party,
 };
 use hmac::{Hmac, Mac};
 use rand_chacha::rand_core::Rng;
@@ -179,7 +176,7 @@ impl Receiver for Session {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        state(self)
+        stored(self)
     }
 }
 
@@ -811,9 +808,9 @@ fn plain_initial_message_too_far_ahead_is_refused_before_key_agreement() {
     // The checks that come first: the prekeys the message names, then its sender.
     let far = forge_header(&o.first, None, None, Some(max_skip + 1));
     let mut unknown_opk = far.clone();
-    common::put_u64(&mut unknown_opk, INITIAL_OPK_ID, opk ^ 0x10);
+    doubleratchet_test_support::put_u64(&mut unknown_opk, INITIAL_OPK_ID, opk ^ 0x10);
     let mut unknown_spk = far.clone();
-    common::put_u64(&mut unknown_spk, INITIAL_SPK_ID, 77);
+    doubleratchet_test_support::put_u64(&mut unknown_spk, INITIAL_SPK_ID, 77);
     let mut own = far.clone();
     own[INITIAL_IK..INITIAL_EK].copy_from_slice(o.bob.identity.public_key().as_bytes());
     for (m, want) in [
@@ -883,7 +880,7 @@ fn flood_of_forged_messages_changes_nothing() {
     let max_skip = p.b.limits().max_skip;
     let current = p.a_sends(b"genuine, current chain");
     let mut r = rng(1250);
-    let before = state(&p.b);
+    let before = stored(&p.b);
     for i in 0..200u32 {
         let forged = match i % 4 {
             // The full max_skip in the current chain (Bob expects N = 1).
@@ -912,7 +909,7 @@ fn flood_of_forged_messages_changes_nothing() {
         assert_eq!(p.b.decrypt(&forged), Err(want), "forgery {i}");
         assert_eq!(p.b.stored_skipped_keys(), 0);
     }
-    assert!(state(&p.b) == before);
+    assert!(stored(&p.b) == before);
     assert_eq!(p.b.decrypt(&current).unwrap(), b"genuine, current chain");
     p.ping_pong(2);
 }
@@ -1090,7 +1087,7 @@ fn assert_key_rejected(
         "{key:02x?} at {at}"
     );
     assert_rejected(session, &m, Error::InvalidPublicKey);
-    if m[1] == common::layout::TYPE_INITIAL {
+    if m[1] == doubleratchet_test_support::layout::TYPE_INITIAL {
         let before = store.store_state();
         assert_eq!(store.accept(&m).map(|_| ()), Err(Error::InvalidPublicKey));
         assert_eq!(store.store_state(), before);
@@ -1127,7 +1124,7 @@ fn invalid_keys_in_every_bundle_key_position_are_rejected() {
     let mut bob = Party::new(&mut r);
     let bytes = bob.bundle(&mut r).to_bytes();
     assert_eq!(bytes.len(), doubleratchet::BUNDLE_LENGTH);
-    assert_eq!(bytes.len(), common::layout::BUNDLE_END);
+    assert_eq!(bytes.len(), doubleratchet_test_support::layout::BUNDLE_END);
     let valid = key32(&bytes[BUNDLE_SPK..BUNDLE_SPK + 32]);
     let positions: [(usize, Vec<[u8; 32]>); 3] = [
         (BUNDLE_IK, bad_identity_keys()),
@@ -1259,9 +1256,9 @@ fn oversized_messages_and_plaintexts_are_too_large() {
     let too_big = vec![0x5a; MAX_PLAINTEXT_SIZE + 1];
     for padding in [Padding::Padme, Padding::None] {
         p.a.set_padding(padding);
-        let before = state(&p.a);
+        let before = stored(&p.a);
         assert_eq!(p.a.encrypt(&too_big, &mut p.rng), Err(Error::TooLarge));
-        assert!(state(&p.a) == before);
+        assert!(stored(&p.a) == before);
     }
     p.a.set_padding(Padding::Padme);
     let largest = p.a_sends(&big);
@@ -1289,9 +1286,9 @@ fn oversized_messages_and_plaintexts_are_too_large() {
     // A normal-mode session refuses the same plaintext sizes, and sends the largest one
     // without padding in exactly as many bytes as with Padmé.
     p.deliver_b_to_a(b"reply");
-    let before = state(&p.a);
+    let before = stored(&p.a);
     assert_eq!(p.a.encrypt(&too_big, &mut p.rng), Err(Error::TooLarge));
-    assert!(state(&p.a) == before);
+    assert!(stored(&p.a) == before);
     p.a.set_padding(Padding::None);
     let largest = p.a_sends(&big);
     assert_eq!(largest.len(), NORMAL_BODY + MAX_PLAINTEXT_SIZE + 1 + TAG);
@@ -1581,18 +1578,18 @@ fn failing_rng_is_a_typed_error_and_changes_nothing() {
     assert!(Session::initiate(&p.alice.identity, &bundle, &mut FailingRng::new(2)).is_ok());
 
     // Bob's first send completes a deferred ratchet step and needs randomness.
-    let before = state(&p.b);
+    let before = stored(&p.b);
     assert_eq!(p.b.encrypt(b"reply", &mut down()).map(|_| ()), UNAVAILABLE);
-    assert!(state(&p.b) == before);
+    assert!(stored(&p.b) == before);
     let reply = p.b.encrypt(b"reply", &mut FailingRng::new(1)).unwrap();
     // Sending on a chain that exists needs none.
     let more = p.b.encrypt(b"more", &mut down()).unwrap();
     assert_eq!(p.a.decrypt(&reply).unwrap(), b"reply");
     assert_eq!(p.a.decrypt(&more).unwrap(), b"more");
     // Alice's next send is a new ratchet step.
-    let before = state(&p.a);
+    let before = stored(&p.a);
     assert_eq!(p.a.encrypt(b"answer", &mut down()).map(|_| ()), UNAVAILABLE);
-    assert!(state(&p.a) == before);
+    assert!(stored(&p.a) == before);
     let answer = p.a.encrypt(b"answer", &mut FailingRng::new(1)).unwrap();
     assert_eq!(p.b.decrypt(&answer).unwrap(), b"answer");
 

@@ -2,7 +2,6 @@
 //! require-post-quantum policy, signature and key checks, one-time and last-resort
 //! post-quantum prekeys with replay protection, persistence, and message sizes.
 #![cfg(feature = "pqxdh")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use doubleratchet::{
     Accepted, Error, IdentityKeyPair, Limits, Message, Padding, PqPreKey, PqPreKeyKind,

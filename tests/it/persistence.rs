@@ -26,9 +26,6 @@
 //!   of SPEC.md §7.6, checked with the `aes-gcm-siv` crate.
 //! * Replay after reload and an app-like loop that stores the sessions after every message.
 //! * The measured sizes of stored sessions (`storage_sizes`, run with `--nocapture`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::time::{Duration, Instant};
 
@@ -41,11 +38,11 @@ use doubleratchet::{
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet::{PqPreKey, PqPreKeyKind};
-use rand_chacha::ChaCha20Rng;
-use support::{
+use doubleratchet_test_support::{
     accepted_pair, accepted_pair_in_mode, established_pair, is_initial, load, reload, rng, stored,
     Parties,
 };
+use rand_chacha::ChaCha20Rng;
 
 // ---------------------------------------------------------------------------------------
 // The stored session layout (SPEC.md §7.1), checked by `session_layout_matches_spec`.
@@ -525,7 +522,7 @@ fn sample_sessions() -> Vec<(&'static str, Session)> {
 
     let (_, established, _, _) = established_pair(102);
 
-    let mut rng = support::rng(103);
+    let mut rng = doubleratchet_test_support::rng(103);
     let parties = Parties::new(&mut rng);
     let bundle = PreKeyBundle::new(&parties.bob, parties.store.current_signed_prekey(), None);
     let no_one_time_prekey = Session::initiate(&parties.alice, &bundle, &mut rng).unwrap();
@@ -549,7 +546,7 @@ fn sample_sessions() -> Vec<(&'static str, Session)> {
 
     // Sessions with the padding policy Padding::None: Alice's (awaiting a reply) and the
     // responder session Bob makes from her first message.
-    let mut rng = support::rng(110);
+    let mut rng = doubleratchet_test_support::rng(110);
     let mut parties = Parties::new(&mut rng);
     let no_padding = SessionOptions::new().padding(Padding::None);
     let mut unpadded_initiator =
@@ -1111,7 +1108,7 @@ fn awaiting_reply_state_round_trips() {
     assert_eq!(b.decrypt(&m).unwrap(), b"normal");
 
     // Without a one-time prekey the pending OPK field is absent (flag and id zero).
-    let mut rng = support::rng(5);
+    let mut rng = doubleratchet_test_support::rng(5);
     let mut parties = Parties::new(&mut rng);
     let spk = parties.store.current_signed_prekey();
     let bundle = PreKeyBundle::new(&parties.bob, spk, None);

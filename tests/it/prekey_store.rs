@@ -27,7 +27,6 @@
 //!    transaction (or, without transactions, the session first) loses and duplicates
 //!    nothing whatever step it crashes after; the wrong order (store first) loses the
 //!    session.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
@@ -43,16 +42,13 @@ use doubleratchet::{
     MAX_PQ_ONE_TIME_PREKEYS, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, MAX_SEAL_CONTEXT_LENGTH,
     MAX_SIGNED_PREKEYS, MAX_STORED_SIZE, STORAGE_VERSION,
 };
-use rand_chacha::rand_core::{Rng, SeedableRng};
+use doubleratchet_test_support::rng;
+use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha20Rng;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-fn rng(seed: u64) -> ChaCha20Rng {
-    ChaCha20Rng::seed_from_u64(seed)
-}
 
 /// The layout of a stored prekey store (SPEC.md §7.5, type 0x24), to check its size.
 mod layout {

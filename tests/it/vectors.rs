@@ -34,7 +34,6 @@
 //! library's stored session (SPEC.md §7.1, type `0x28`) after every event.
 //!
 //! Regenerate the files with `cargo run --example generate_vectors`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -46,6 +45,7 @@ use doubleratchet::{
     Accepted, Error, IdentityKeyPair, Message, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore,
     Session, SessionOptions, SignedPreKey,
 };
+use doubleratchet_test_support::hex::decode as decode_hex;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -178,18 +178,6 @@ fn num(v: &Value, key: &str) -> u64 {
     v[key]
         .as_u64()
         .unwrap_or_else(|| panic!("missing number field {key}"))
-}
-
-fn decode_hex(s: &str) -> Vec<u8> {
-    assert!(
-        s.len().is_multiple_of(2)
-            && s.bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)),
-        "not lowercase hex: {s:?}"
-    );
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
 }
 
 fn bytes(v: &Value, key: &str) -> Vec<u8> {
