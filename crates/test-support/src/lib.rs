@@ -11,6 +11,7 @@
 //!   rejection check and a reader of the ratchet fields of a stored session (SPEC.md §7.1);
 //! - [`fixtures`]: Alice and Bob with identities and prekey stores, and session pairs at
 //!   the usual points of their life (offered, accepted, established) in every mode;
+//! - [`golden`]: the generator of the golden files of the storage format;
 //! - [`peer`]: a party routing incoming messages among its sessions as SPEC.md §6.3-§6.4
 //!   tell an app to.
 //!
@@ -20,6 +21,7 @@
 //! Everything here panics on failure: it is test code.
 
 pub mod fixtures;
+pub mod golden;
 pub mod hex;
 pub mod layout;
 pub mod peer;

@@ -24,8 +24,11 @@
 //!   encoded length under both policies (`padme`, `none`) with the edge cases up to
 //!   `MAX_PLAINTEXT_SIZE`, encoding examples, and decoding examples (valid and invalid).
 //!
-//! Run with `cargo run --example generate_vectors`; add `--check` to compare with the
-//! files on disk instead of writing them (exit status 1 on any difference). The PQXDH files
+//! [`generate`] returns the files; `main.rs` compares them with the files on disk
+//! (`cargo run -p doubleratchet-vectors`, exit status 1 on any difference) or writes them
+//! (`-- --write`). The files' provenance still names this generator's former place,
+//! `examples/generate_vectors.rs` (`cargo run --example generate_vectors`): the strings are
+//! kept so that the committed files stay byte for byte what they are. The PQXDH files
 //! need the `pqxdh` feature (on by default); without it they are neither written nor checked
 //! (nor are `reject_he_v2.json`, which has PQXDH cases, `padding_v2.json`, whose
 //! longest-message check uses a PQXDH session, and `prekey_store_v2.json`, whose store holds
@@ -71,8 +74,6 @@
 #![cfg_attr(not(feature = "pqxdh"), allow(dead_code))]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::ExitCode;
 
 use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
@@ -82,6 +83,7 @@ use doubleratchet::{
     Error, IdentityKeyPair, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore, Session,
     SessionOptions, SignedPreKey, StoreNotice,
 };
+use doubleratchet_test_support::hex::{decode as hex_decode, decode_array as unhex, encode as hex};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -92,6 +94,13 @@ use sha2::{Digest, Sha256, Sha512};
 
 /// The date recorded in every file's provenance.
 const DATE: &str = "2026-12-02";
+/// The generator and command the files name as their producer: the former ones, kept byte
+/// for byte so that moving the generator into `tools/vectors` left the committed files
+/// unchanged. Change them (and `DATE`) with the next regeneration that changes the files
+/// anyway.
+const GENERATOR: &str = "examples/generate_vectors.rs";
+/// See [`GENERATOR`].
+const COMMAND: &str = "cargo run --example generate_vectors";
 
 // SPEC.md §1 constants (profile v2; there is no MESSAGE_INFO any more).
 const X3DH_INFO: &[u8] = b"doubleratchet v2 X3DH";
@@ -704,19 +713,6 @@ fn supported(s: &Scenario) -> bool {
 // ---------------------------------------------------------------------------------------
 // Primitives, straight from SPEC.md §1-§4 (no library code)
 // ---------------------------------------------------------------------------------------
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex<const N: usize>(s: &str) -> [u8; N] {
-    assert_eq!(s.len(), 2 * N, "hex length");
-    let mut out = [0u8; N];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-    }
-    out
-}
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -2993,13 +2989,13 @@ fn provenance_he(post_quantum: bool) -> Provenance {
 
 fn provenance() -> Provenance {
     Provenance {
-        generator: "examples/generate_vectors.rs",
-        command: "cargo run --example generate_vectors",
+        generator: GENERATOR,
+        command: COMMAND,
         date: DATE,
         spec: "SPEC.md, protocol profile v2 (X3DH + Double Ratchet, sections 1-6; 4.1 ENCRYPT \
                with AES-256-GCM-SIV, 4.9 plaintext encoding, 7.1 with the padding byte; u64 \
                prekey ids in 5.3, 5.4 and 7.1)",
-        library: format!("doubleratchet {}", env!("CARGO_PKG_VERSION")),
+        library: format!("doubleratchet {}", library_version()),
         rng: "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); every key generation is one \
               try_fill_bytes of 32 bytes (SPEC.md 2.5)",
         method: "message bytes produced by the library's public API; every value recomputed \
@@ -8077,9 +8073,10 @@ fn store_load_rejects(
     cases
 }
 
-fn main() -> ExitCode {
-    let check = std::env::args().any(|a| a == "--check");
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+/// Every vector file this build can produce, `(file name in tests/vectors/, contents)`,
+/// after checking each against the library and the independent model (a disagreement
+/// panics: nothing is returned that the two do not agree on).
+pub(crate) fn generate() -> Vec<(String, String)> {
     let mut outputs: Vec<(String, String)> = Vec::new();
     let mut models: Vec<(&Scenario, Model)> = Vec::new();
     check_plaintext_lengths();
@@ -8377,36 +8374,26 @@ fn main() -> ExitCode {
         "built without the pqxdh feature: prekey_store_v2.json is neither written nor checked"
     );
 
-    let mut differ = false;
-    for (name, text) in &outputs {
-        let path = dir.join(name);
-        if check {
-            let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-            if on_disk != *text {
-                eprintln!("{} differs from the generated vectors", path.display());
-                differ = true;
-            }
-        } else {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, text).unwrap();
-            eprintln!("wrote {}", path.display());
-        }
-    }
-    if differ {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    outputs
+}
+
+/// The main crate's version, from its manifest (this tool is a package of its own, so
+/// `CARGO_PKG_VERSION` is not the library's).
+fn library_version() -> &'static str {
+    const MANIFEST: &str = include_str!("../../../Cargo.toml");
+    let package = MANIFEST
+        .split("\n[package]\n")
+        .nth(1)
+        .expect("the main crate's manifest has a [package] table");
+    package
+        .lines()
+        .find_map(|line| line.strip_prefix("version = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("the [package] table has a version")
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap();
     text.push('\n');
     text
-}
-
-fn hex_decode(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
 }
