@@ -1366,8 +1366,8 @@ fn flood_writing(
 /// store every 256 accepts and at every notice.
 #[test]
 // Too slow for the default debug `cargo test`: CI runs it in release mode, in .ci/run:
-// `cargo test --release --test prekey_store -- --ignored`.
-#[ignore = "full size: CI runs it in release mode (cargo test --release --test prekey_store -- --ignored)"]
+// `cargo test --release --test it prekey_store:: -- --ignored`.
+#[ignore = "full size: CI runs it in release mode (cargo test --release --test it prekey_store:: -- --ignored)"]
 fn full_size_flood() {
     let started = Instant::now();
     let capacity = MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY as usize;
