@@ -47,7 +47,7 @@ use doubleratchet_test_support::golden::{
     HE_PQ_HEADER_KEYS, HE_PQ_NEXT, HE_PQ_SKIPPED, PQ_FILES, PQ_INITIATOR_NEXT, PQ_RESPONDER_NEXT,
     PQ_RESPONDER_SKIPPED,
 };
-use doubleratchet_test_support::{load, ratchet_view, rng, stored};
+use doubleratchet_test_support::{load, padding_offset, ratchet_view, rng, stored};
 
 /// The format version every golden file is at: storage (SPEC.md §7), bundle (§5.4) and
 /// wire (§5.2-§5.3) version `0x02` of profile v2. (The v1 files were dropped with v1,
@@ -127,23 +127,6 @@ fn check_body(name: &str, bytes: &[u8], body: usize) {
         body,
         "{name}: body length"
     );
-}
-
-/// The offset of a stored session's padding byte (see `PADDING_OFFSET`).
-fn padding_offset(bytes: &[u8]) -> usize {
-    let (flags, post_quantum) = match bytes[1] {
-        0x20 => (0, false),
-        0x25 => (0, true),
-        0x28 => (1, bytes[3] == 0x03),
-        other => panic!("not a stored session: type {other:#04x}"),
-    };
-    let awaiting = bytes[3 + flags + 3 * 32] == 1;
-    let pending_pq = if post_quantum && awaiting {
-        PQ_PENDING_LENGTH
-    } else {
-        0
-    };
-    PADDING_OFFSET + flags + pending_pq
 }
 
 /// A stored prekey store (type `0x24`; SPEC.md §7.5 in profile v2 part 2's layout), field

@@ -47,6 +47,7 @@ use doubleratchet::{
     Session, SessionOptions, SignedPreKey,
 };
 use doubleratchet_test_support::hex::decode as decode_hex;
+use doubleratchet_test_support::padding_offset;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -326,28 +327,6 @@ fn decode(x: &[u8]) -> Option<Vec<u8>> {
         end -= 1;
     }
     (end > 0 && x[end - 1] == END_MARKER).then(|| x[..end - 1].to_vec())
-}
-
-/// The offset of a stored session's padding byte (SPEC.md §7.1, v2): right after
-/// `max_stored_skipped`; type `0x28` has a flags byte after the role, and a PQXDH initiator
-/// awaiting its reply keeps the post-quantum prekey id and KEM ciphertext before the limits.
-fn stored_padding_offset(b: &[u8]) -> usize {
-    assert_eq!(b[0], STORAGE_VERSION, "stored session version");
-    let (he, pq) = match b[1] {
-        0x20 => (false, false),
-        0x25 => (false, true),
-        0x28 => (true, b[3] & 0x01 == 0x01),
-        other => panic!("stored session type {other:#04x}"),
-    };
-    let shift = usize::from(he);
-    let awaiting = b[99 + shift] == 0x01;
-    // 99 + the pending block (flag, signed prekey id u64, one-time flag, id u64) + limits.
-    125 + shift
-        + if awaiting && pq {
-            8 + KEM_CIPHERTEXT_LENGTH
-        } else {
-            0
-        }
 }
 
 /// The 768 12-bit coefficients of an ML-KEM-768 encapsulation key's `t` vector
@@ -985,7 +964,7 @@ fn library_reproduces(name: &str, v: &Value) {
         assert_eq!(session.padding(), own, "{name}: event {step}: padding");
         let stored = session.to_bytes();
         assert_eq!(
-            stored[stored_padding_offset(&stored)],
+            stored[padding_offset(&stored)],
             policy_byte(own),
             "{name}: event {step}: stored padding byte"
         );
@@ -1147,7 +1126,7 @@ impl StoredHe {
                 0
             };
         // Limits, the padding byte (v2), RK, the DHs secret, DHr, CKs, CKr, Ns, Nr, PN.
-        assert_eq!(at + 8, stored_padding_offset(b));
+        assert_eq!(at + 8, padding_offset(b));
         at += 4 + 4 + 1 + 32 + 32 + 3 * 33 + 3 * 4;
         let u32_at = |at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
         let optional = |at: usize| match b[at] {
@@ -2480,7 +2459,7 @@ fn check_padding_file(file: &str) {
         let what = format!("{file}: {}", text(&stored, "description"));
         assert_eq!(session.len() as u64, num(&stored, "length"), "{what}");
         assert_eq!(session[1..2], bytes(&stored, "stored_type")[..], "{what}");
-        let offset = stored_padding_offset(&session);
+        let offset = padding_offset(&session);
         assert_eq!(offset as u64, num(&stored, "padding_offset"), "{what}");
         let p = policy(text(&stored, "policy"));
         assert_eq!(session[offset], policy_byte(p), "{what}");

@@ -36,7 +36,8 @@ pub use fixtures::{
 pub use peer::Peer;
 pub use rng::{below, rng, shuffle, text, FailingRng, RngDown};
 pub use storage::{
-    assert_rejected, load, ratchet_view, reload, sent_header, stored, view, RatchetView,
+    assert_rejected, load, padding_offset, ratchet_view, reload, sent_header, stored, view,
+    RatchetView,
 };
 pub use wire::{
     forge_header, get_u32, get_u64, header, header_offset, is_initial, message_number,

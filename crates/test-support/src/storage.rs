@@ -111,6 +111,34 @@ impl Cursor<'_> {
 /// its first reply. Spelled out so that this reader works without the `pqxdh` feature.
 const KEM_CIPHERTEXT: usize = 1088;
 
+/// The offset of a stored session's padding byte (SPEC.md §7.1, v2): right after
+/// `max_stored_skipped`. Type `0x28` has a flags byte after the role, and a PQXDH initiator
+/// awaiting its reply keeps the post-quantum prekey id and KEM ciphertext before the limits.
+#[track_caller]
+pub fn padding_offset(stored: &[u8]) -> usize {
+    assert_eq!(stored[0], 0x02, "stored session version");
+    let (flags, post_quantum) = match stored[1] {
+        0x20 => (0, false),
+        0x25 => (0, true),
+        0x28 => match stored[3] {
+            0x02 => (1, false),
+            0x03 => (1, true),
+            other => panic!("flags {other:#04x}"),
+        },
+        other => panic!("not a stored session: type {other:#04x}"),
+    };
+    // Version, type, role (+ flags), the identities and `EK_A`.
+    let pending = 3 + flags + 3 * 32;
+    let awaiting = stored[pending] == 0x01;
+    // The pending block (flag, signed prekey id, one-time flag and id), then the limits.
+    let pending_pq = if post_quantum && awaiting {
+        8 + KEM_CIPHERTEXT
+    } else {
+        0
+    };
+    pending + 18 + pending_pq + 8
+}
+
 /// Reads [`RatchetView`] from a stored session; panics on anything but a well-formed
 /// encoding that the layout of SPEC.md §7.1 accounts for to the last byte.
 pub fn ratchet_view(bytes: &[u8]) -> RatchetView {
