@@ -68,6 +68,7 @@ const SESSION_LENGTH: usize = 305;
 const HE_SESSION_LENGTH: usize = SESSION_LENGTH + 1 + 2 * 33 + 2 * 32 + 4;
 /// What a PQXDH session awaiting its reply stores in addition: the post-quantum prekey id
 /// and the KEM ciphertext.
+#[cfg(feature = "pqxdh")]
 const PQ_PENDING_LENGTH: usize = 8 + 1088;
 /// Stored prekeys (SPEC.md §7.3, §7.4, §3.6), each `version | type | id (8 bytes) | ...`.
 const SIGNED_PREKEY_LENGTH: usize = 2 + 8 + 32 + 64;
