@@ -30,16 +30,12 @@
 //! outside it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
-use std::fmt::Display;
 use std::hint::black_box;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aes_gcm_siv::aead::{AeadInOut, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
-use criterion::measurement::WallTime;
-use criterion::{BatchSize, Bencher, BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput};
 use doubleratchet::{
     IdentityKeyPair, Limits, OneTimePreKey, PreKeyBundle, PreKeyStore, Session, SessionOptions,
     SignedPreKey, MAX_PLAINTEXT_SIZE, PADME_MINIMUM,
@@ -51,6 +47,10 @@ use rand_chacha::rand_core::{SeedableRng, TryRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256, Sha512};
 use x25519_dalek::{PublicKey, StaticSecret};
+
+#[path = "support/timing.rs"]
+mod timing;
+use timing::{fastest_and_median, sample_size, samples, time, Group};
 
 /// Plaintext sizes of the message workloads.
 const SIZES: [usize; 4] = [64, 1024, 16 * 1024, 64 * 1024];
@@ -842,170 +842,6 @@ fn persistence(c: &mut Criterion) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Timing: every workload is timed here, and its samples are kept for the report.
-// ---------------------------------------------------------------------------------------
-
-/// Every measurement sample of this run, by benchmark id (`group/function[/parameter]`):
-/// `(iterations, total time)`, in the order criterion took them (warm-up first).
-static SAMPLES: Mutex<BTreeMap<String, Vec<(u64, Duration)>>> = Mutex::new(BTreeMap::new());
-
-fn record(id: &str, iters: u64, total: Duration) {
-    let mut samples = SAMPLES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    samples
-        .entry(id.to_string())
-        .or_default()
-        .push((iters, total));
-}
-
-/// The number of samples criterion measures per benchmark after its warm-up
-/// (`--sample-size N`, 100 by default): the report uses the last that many of each.
-fn sample_size() -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .enumerate()
-        .find_map(|(i, a)| match a.strip_prefix("--sample-size") {
-            Some("") => args.get(i + 1)?.parse().ok(),
-            Some(v) => v.strip_prefix('=')?.parse().ok(),
-            None => None,
-        })
-        .unwrap_or(100)
-}
-
-/// The fastest and the median time per iteration, in nanoseconds, over the last `keep`
-/// samples (criterion's measurement; the warm-up's samples come before).
-fn fastest_and_median(samples: &[(u64, Duration)], keep: usize) -> Option<(f64, f64)> {
-    let measured = &samples[samples.len().saturating_sub(keep)..];
-    let mut per_iter: Vec<f64> = measured
-        .iter()
-        .filter(|(iters, _)| *iters > 0)
-        .map(|(iters, total)| total.as_nanos() as f64 / *iters as f64)
-        .collect();
-    per_iter.sort_by(f64::total_cmp);
-    Some((*per_iter.first()?, per_iter[per_iter.len() / 2]))
-}
-
-/// A criterion group whose benchmarks are timed by [`Timer`] under their full id.
-struct Group<'a> {
-    name: &'static str,
-    group: BenchmarkGroup<'a, WallTime>,
-}
-
-impl<'a> Group<'a> {
-    fn new(c: &'a mut Criterion, name: &'static str) -> Self {
-        Group {
-            name,
-            group: c.benchmark_group(name),
-        }
-    }
-
-    fn throughput(&mut self, throughput: Throughput) {
-        self.group.throughput(throughput);
-    }
-
-    /// Benchmark `group/function`.
-    fn bench(&mut self, function: &str, mut f: impl FnMut(&mut Timer<'_, '_>)) {
-        let id = format!("{}/{function}", self.name);
-        self.group.bench_function(function, |b| {
-            f(&mut Timer {
-                bencher: b,
-                id: &id,
-            });
-        });
-    }
-
-    /// Benchmark `group/function/parameter`.
-    fn bench_param(
-        &mut self,
-        function: &str,
-        parameter: impl Display,
-        mut f: impl FnMut(&mut Timer<'_, '_>),
-    ) {
-        let id = format!("{}/{function}/{parameter}", self.name);
-        let bench_id = BenchmarkId::new(function, parameter);
-        self.group.bench_function(bench_id, |b| {
-            f(&mut Timer {
-                bencher: b,
-                id: &id,
-            });
-        });
-    }
-
-    fn finish(self) {
-        self.group.finish();
-    }
-}
-
-/// Criterion's timing loops, measured here with `iter_custom` and recorded.
-struct Timer<'b, 'a> {
-    bencher: &'b mut Bencher<'a>,
-    id: &'b str,
-}
-
-impl Timer<'_, '_> {
-    /// Like criterion's `iter_batched`: `setup` makes each iteration's input outside the
-    /// timed part, a batch at a time (tenths of the sample for `SmallInput`, thousandths for
-    /// `LargeInput`, one otherwise), and the outputs are dropped outside it.
-    fn iter_batched<I, O>(
-        &mut self,
-        mut setup: impl FnMut() -> I,
-        mut routine: impl FnMut(I) -> O,
-        size: BatchSize,
-    ) {
-        let id = self.id;
-        self.bencher.iter_custom(|iters| {
-            let per_batch = match size {
-                BatchSize::SmallInput => iters.div_ceil(10),
-                BatchSize::LargeInput => iters.div_ceil(1000),
-                _ => 1,
-            }
-            .max(1);
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(per_batch);
-                let inputs: Vec<I> = (0..n).map(|_| setup()).collect();
-                let mut outputs = Vec::with_capacity(inputs.len());
-                let start = Instant::now();
-                for input in inputs {
-                    outputs.push(routine(black_box(input)));
-                }
-                total += start.elapsed();
-                drop(black_box(outputs));
-                left -= n;
-            }
-            record(id, iters, total);
-            total
-        });
-    }
-
-    /// Like criterion's `iter`.
-    fn iter<O>(&mut self, mut routine: impl FnMut() -> O) {
-        let id = self.id;
-        self.bencher.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                black_box(routine());
-            }
-            let total = start.elapsed();
-            record(id, iters, total);
-            total
-        });
-    }
-
-    /// Criterion's `iter_custom`: `f` times `iters` iterations itself.
-    fn iter_custom(&mut self, mut f: impl FnMut(u64) -> Duration) {
-        let id = self.id;
-        self.bencher.iter_custom(|iters| {
-            let total = f(iters);
-            record(id, iters, total);
-            total
-        });
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // The report: ratios from this run's samples.
 // ---------------------------------------------------------------------------------------
 
@@ -1173,24 +1009,12 @@ const ROWS: &[(&str, &str, Option<&str>, Option<f64>)] = &[
     ),
 ];
 
-fn time(ns: f64) -> String {
-    if ns < 1e3 {
-        format!("{ns:.0} ns")
-    } else if ns < 1e6 {
-        format!("{:.2} µs", ns / 1e3)
-    } else {
-        format!("{:.3} ms", ns / 1e6)
-    }
-}
-
 /// Prints, for every benchmark this run measured, its fastest sample, its floor's, their
 /// ratio (the verdict is on it), and the ratio of the medians. On a machine shared with
 /// other work, samples are bimodal (run alone, or sharing the core); the fastest sample is
 /// the uncontended cost, the median shows how far contention moved it.
 fn report() {
-    let samples = SAMPLES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let samples = samples();
     let keep = sample_size();
     let stats = |id: &str| fastest_and_median(samples.get(id)?, keep);
     let mut lines = Vec::new();

@@ -432,17 +432,13 @@ pub(crate) fn bob_opk(id: u64) -> Option<&'static OneTimePreKey> {
     fixture().store.one_time_prekey(id)
 }
 
-pub(crate) fn rng(seed: u64) -> ChaCha20Rng {
-    ChaCha20Rng::seed_from_u64(seed)
-}
+/// The seeded RNG of every fixture and input, and lowercase hex for failure messages: the
+/// ones every test of this repository uses.
+pub(crate) use doubleratchet_test_support::{hex::encode as hex, rng};
 
 /// The initiator's options for a header-encrypted session.
 pub(crate) fn he_options() -> SessionOptions<'static> {
     SessionOptions::new().header_encryption()
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Loads `bytes` as a session and checks it re-encodes to exactly `bytes`.
