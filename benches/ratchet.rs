@@ -17,11 +17,12 @@
 //! cargo bench -j2 --bench ratchet -- ping_pong          # one group
 //! ```
 //!
-//! After criterion's own output, `main` reads the samples this run wrote under
-//! `<target dir>/criterion/<group>/<function>[/<size>]/new/sample.json` and prints, for
-//! each benchmark, its fastest sample and its median, and their ratios to the floor's.
-//! Only samples written by this run are used, so every ratio compares two figures measured
-//! in the same run. BENCHMARKS.md has the figures and explains the two statistics.
+//! Every workload is timed by this file (criterion's `iter_custom`: setup outside the
+//! timed part, as `iter_batched` does), which also keeps each measurement sample, so that
+//! after criterion's own output `main` prints, for each benchmark of this run, its fastest
+//! sample and its median, and their ratios to the floor's, without reading criterion's
+//! files. Every ratio compares two figures measured in the same run. BENCHMARKS.md has the
+//! figures and explains the two statistics.
 //!
 //! Every plaintext is 64 bytes unless a size says otherwise (sizes are plaintext sizes, and
 //! so are the throughputs). Setup (sessions, messages,
@@ -30,13 +31,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aes_gcm_siv::aead::{AeadInOut, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput};
 use doubleratchet::{
     IdentityKeyPair, Limits, OneTimePreKey, PreKeyBundle, PreKeyStore, Session, SessionOptions,
     SignedPreKey, MAX_PLAINTEXT_SIZE, PADME_MINIMUM,
@@ -48,6 +47,10 @@ use rand_chacha::rand_core::{SeedableRng, TryRng};
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256, Sha512};
 use x25519_dalek::{PublicKey, StaticSecret};
+
+#[path = "support/timing.rs"]
+mod timing;
+use timing::{fastest_and_median, sample_size, samples, time, Group};
 
 /// Plaintext sizes of the message workloads.
 const SIZES: [usize; 4] = [64, 1024, 16 * 1024, 64 * 1024];
@@ -470,13 +473,14 @@ fn check_encoded_lengths() {
 /// Encrypt, decrypt, and both, on an established chain (no DH ratchet step).
 fn messages(c: &mut Criterion) {
     check_encoded_lengths();
-    let mut g = c.benchmark_group("encrypt");
+    let mut g = Group::new(c, "encrypt");
     for size in SIZES {
         let pt = vec![0x5au8; size];
         let encoded = encode(&pt);
         g.throughput(Throughput::Bytes(size as u64));
         let mut pair = established(1);
-        g.bench_with_input(BenchmarkId::new("ours", size), &pt, |b, pt| {
+        g.bench_param("ours", size, |b| {
+            let pt = &pt;
             b.iter_batched(
                 || (),
                 |()| pair.alice.encrypt(pt, &mut pair.rng).unwrap(),
@@ -484,7 +488,8 @@ fn messages(c: &mut Criterion) {
             );
         });
         let mut ck = [1u8; 32];
-        g.bench_with_input(BenchmarkId::new("floor", size), &encoded, |b, encoded| {
+        g.bench_param("floor", size, |b| {
+            let encoded = &encoded;
             b.iter_batched(
                 || encoded.clone(),
                 |mut buf| {
@@ -497,7 +502,7 @@ fn messages(c: &mut Criterion) {
     }
     g.finish();
 
-    let mut g = c.benchmark_group("decrypt");
+    let mut g = Group::new(c, "decrypt");
     for size in SIZES {
         let pt = vec![0x5au8; size];
         let encoded = encode(&pt);
@@ -507,7 +512,7 @@ fn messages(c: &mut Criterion) {
             mut bob,
             mut rng,
         } = established(2);
-        g.bench_function(BenchmarkId::new("ours", size), |b| {
+        g.bench_param("ours", size, |b| {
             b.iter_batched(
                 || alice.encrypt(&pt, &mut rng).unwrap(),
                 |m| bob.decrypt(&m).unwrap(),
@@ -515,7 +520,7 @@ fn messages(c: &mut Criterion) {
             );
         });
         let (mut cks, mut ckr) = ([2u8; 32], [2u8; 32]);
-        g.bench_function(BenchmarkId::new("floor", size), |b| {
+        g.bench_param("floor", size, |b| {
             b.iter_batched(
                 || {
                     let mut buf = encoded.clone();
@@ -532,13 +537,14 @@ fn messages(c: &mut Criterion) {
     }
     g.finish();
 
-    let mut g = c.benchmark_group("encrypt_decrypt");
+    let mut g = Group::new(c, "encrypt_decrypt");
     for size in SIZES {
         let pt = vec![0x5au8; size];
         let encoded = encode(&pt);
         g.throughput(Throughput::Bytes(size as u64));
         let mut pair = established(3);
-        g.bench_with_input(BenchmarkId::new("ours", size), &pt, |b, pt| {
+        g.bench_param("ours", size, |b| {
+            let pt = &pt;
             b.iter_batched(
                 || (),
                 |()| {
@@ -549,7 +555,8 @@ fn messages(c: &mut Criterion) {
             );
         });
         let (mut cks, mut ckr) = ([3u8; 32], [3u8; 32]);
-        g.bench_with_input(BenchmarkId::new("floor", size), &encoded, |b, encoded| {
+        g.bench_param("floor", size, |b| {
+            let encoded = &encoded;
             b.iter_batched(
                 || encoded.clone(),
                 |mut buf| {
@@ -566,19 +573,14 @@ fn messages(c: &mut Criterion) {
 
 /// One ping-pong message per iteration on `pair`: the parties take turns, Bob first
 /// (Alice has just sent on her chain, so Bob's reply makes the first step).
-fn bench_ping_pong(
-    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
-    pair: Pair,
-    pt: &[u8],
-) {
+fn bench_ping_pong(g: &mut Group<'_>, name: &str, pair: Pair, pt: &[u8]) {
     let Pair {
         mut alice,
         mut bob,
         mut rng,
     } = pair;
     let mut bobs_turn = true;
-    g.bench_function(name, |b| {
+    g.bench(name, |b| {
         b.iter_batched(
             || (),
             |()| {
@@ -600,7 +602,7 @@ fn bench_ping_pong(
 /// (the sender's deferred half in `encrypt`, the receiver's half in `decrypt`). One
 /// iteration is one message, encrypted and decrypted.
 fn ping_pong(c: &mut Criterion) {
-    let mut g = c.benchmark_group("ping_pong");
+    let mut g = Group::new(c, "ping_pong");
     let pt = [0x5au8; SMALL];
     bench_ping_pong(&mut g, "ours", established(4), &pt);
     let encoded = encode_small(&pt);
@@ -619,7 +621,7 @@ fn ping_pong(c: &mut Criterion) {
         rk: [4u8; 32],
     };
     let mut bobs_turn = true;
-    g.bench_function("floor", |b| {
+    g.bench("floor", |b| {
         b.iter_batched(
             || (),
             |()| {
@@ -643,8 +645,8 @@ fn x3dh(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let p = parties(&mut rng);
 
-    let mut g = c.benchmark_group("x3dh_initiate");
-    g.bench_function("ours", |b| {
+    let mut g = Group::new(c, "x3dh_initiate");
+    g.bench("ours", |b| {
         b.iter_batched(
             || (),
             |()| Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap(),
@@ -652,19 +654,19 @@ fn x3dh(c: &mut Criterion) {
         );
     });
     let floor = InitiateFloor::new(&p);
-    g.bench_function("floor", |b| {
+    g.bench("floor", |b| {
         b.iter_batched(|| (), |()| floor.run(&mut rng), BatchSize::SmallInput);
     });
     g.finish();
 
     let mut alice = Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap();
     let initial = alice.encrypt(&[0x5au8; SMALL], &mut rng).unwrap();
-    let mut g = c.benchmark_group("x3dh_respond");
-    g.bench_function("ours", |b| {
+    let mut g = Group::new(c, "x3dh_respond");
+    g.bench("ours", |b| {
         b.iter_batched(|| (), |()| respond(&p, &initial), BatchSize::SmallInput);
     });
     let floor = RespondFloor::new(&p, &initial);
-    g.bench_function("floor", |b| {
+    g.bench("floor", |b| {
         b.iter_batched(
             || floor.body.clone(),
             |mut buf| {
@@ -681,7 +683,7 @@ fn x3dh(c: &mut Criterion) {
 /// and a late message whose key is in the skipped-key store.
 fn skipped(c: &mut Criterion) {
     let pt = [0x5au8; SMALL];
-    let mut g = c.benchmark_group("skip_ahead_1000");
+    let mut g = Group::new(c, "skip_ahead_1000");
 
     // From an empty store: 1,001 chain steps, 1,000 keys stored.
     let mut pair = established(6);
@@ -690,7 +692,7 @@ fn skipped(c: &mut Criterion) {
         pair.alice.encrypt(&pt, &mut pair.rng).unwrap();
     }
     let after_gap = pair.alice.encrypt(&pt, &mut pair.rng).unwrap();
-    g.bench_function("ours", |b| {
+    g.bench("ours", |b| {
         b.iter_batched(
             || Session::from_bytes(&empty).unwrap(),
             |mut bob| {
@@ -711,7 +713,7 @@ fn skipped(c: &mut Criterion) {
         pair.alice.encrypt(&pt, &mut pair.rng).unwrap();
     }
     let after_gap = pair.alice.encrypt(&pt, &mut pair.rng).unwrap();
-    g.bench_function("ours_store_full", |b| {
+    g.bench("ours_store_full", |b| {
         b.iter_batched(
             || Session::from_bytes(&full).unwrap(),
             |mut bob| {
@@ -724,7 +726,7 @@ fn skipped(c: &mut Criterion) {
 
     // The floor the target is stated against: 1,000 `KDF_CK` steps.
     let mut ck = [6u8; 32];
-    g.bench_function("floor", |b| {
+    g.bench("floor", |b| {
         b.iter(|| {
             for _ in 0..GAP {
                 let (next, mk) = kdf_ck(&ck);
@@ -738,7 +740,7 @@ fn skipped(c: &mut Criterion) {
     // Late messages, found in a store of `size` keys. The store is rebuilt (untimed) after
     // every `size / 10` decryptions, so it holds between 90% and 100% of `size` keys. The
     // late messages are taken in a shuffled order.
-    let mut g = c.benchmark_group("late_from_store");
+    let mut g = Group::new(c, "late_from_store");
     for size in [100usize, 1000, 100_000] {
         let mut pair = established(8);
         if size > GAP {
@@ -764,7 +766,7 @@ fn skipped(c: &mut Criterion) {
         }
         let per_rebuild = (size / 10).max(1);
         let mut cursor = 0;
-        g.bench_function(BenchmarkId::new("ours", size), |b| {
+        g.bench_param("ours", size, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 let mut left = iters;
@@ -792,7 +794,7 @@ fn skipped(c: &mut Criterion) {
     let mk = [8u8; 32];
     let mut ct = encode_small(&pt);
     let tag = seal_with(&mk, &NORMAL_AAD, &mut ct);
-    g.bench_function("floor", |b| {
+    g.bench("floor", |b| {
         b.iter_batched(
             || ct,
             |mut buf| {
@@ -815,20 +817,20 @@ fn persistence(c: &mut Criterion) {
     let at_cap = pair.bob;
     assert_eq!(at_cap.stored_skipped_keys(), 2 * GAP);
 
-    let mut g = c.benchmark_group("session_to_bytes");
+    let mut g = Group::new(c, "session_to_bytes");
     for (name, session) in [("fresh", &fresh), ("skipped_2000", &at_cap)] {
         g.throughput(Throughput::Bytes(session.to_bytes().len() as u64));
-        g.bench_function(name, |b| {
+        g.bench(name, |b| {
             b.iter_batched(|| (), |()| session.to_bytes(), BatchSize::SmallInput);
         });
     }
     g.finish();
 
-    let mut g = c.benchmark_group("session_from_bytes");
+    let mut g = Group::new(c, "session_from_bytes");
     for (name, session) in [("fresh", &fresh), ("skipped_2000", &at_cap)] {
         let bytes = session.to_bytes();
         g.throughput(Throughput::Bytes(bytes.len() as u64));
-        g.bench_function(name, |b| {
+        g.bench(name, |b| {
             b.iter_batched(
                 || (),
                 |()| Session::from_bytes(&bytes).unwrap(),
@@ -840,7 +842,7 @@ fn persistence(c: &mut Criterion) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The report: ratios from criterion's samples of this run.
+// The report: ratios from this run's samples.
 // ---------------------------------------------------------------------------------------
 
 /// `(workload, our benchmark, its floor, target ratio to the floor)`.
@@ -1007,78 +1009,20 @@ const ROWS: &[(&str, &str, Option<&str>, Option<f64>)] = &[
     ),
 ];
 
-/// Where criterion writes its results, found the way criterion finds it.
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    let from_metadata = std::env::var_os("CARGO").and_then(|cargo| {
-        let out = Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .output()
-            .ok()?;
-        let json = String::from_utf8(out.stdout).ok()?;
-        let key = "\"target_directory\":\"";
-        let rest = &json[json.find(key)? + key.len()..];
-        Some(PathBuf::from(&rest[..rest.find('"')?]))
-    });
-    from_metadata.map_or_else(
-        || PathBuf::from("target/criterion"),
-        |t| t.join("criterion"),
-    )
-}
-
-/// The fastest and the median time per iteration, in nanoseconds, over the samples of
-/// benchmark `id`, if this run wrote them (`new/sample.json`: per-sample iteration counts
-/// and total times).
-fn fastest_and_median(dir: &Path, id: &str, since: SystemTime) -> Option<(f64, f64)> {
-    let path = dir.join(id).join("new").join("sample.json");
-    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let json = std::fs::read_to_string(&path).ok()?;
-    let array = |key: &str| -> Option<Vec<f64>> {
-        let key = format!("\"{key}\":[");
-        let rest = &json[json.find(&key)? + key.len()..];
-        rest[..rest.find(']')?]
-            .split(',')
-            .map(|v| v.trim().parse().ok())
-            .collect()
-    };
-    let (iters, times) = (array("iters")?, array("times")?);
-    let mut per_iter: Vec<f64> = times.iter().zip(&iters).map(|(t, i)| t / i).collect();
-    if per_iter.is_empty() || per_iter.len() != iters.len() {
-        return None;
-    }
-    per_iter.sort_by(f64::total_cmp);
-    Some((per_iter[0], per_iter[per_iter.len() / 2]))
-}
-
-fn time(ns: f64) -> String {
-    if ns < 1e3 {
-        format!("{ns:.0} ns")
-    } else if ns < 1e6 {
-        format!("{:.2} µs", ns / 1e3)
-    } else {
-        format!("{:.3} ms", ns / 1e6)
-    }
-}
-
 /// Prints, for every benchmark this run measured, its fastest sample, its floor's, their
 /// ratio (the verdict is on it), and the ratio of the medians. On a machine shared with
 /// other work, samples are bimodal (run alone, or sharing the core); the fastest sample is
 /// the uncontended cost, the median shows how far contention moved it.
-fn report(since: SystemTime) {
-    let dir = criterion_dir();
+fn report() {
+    let samples = samples();
+    let keep = sample_size();
+    let stats = |id: &str| fastest_and_median(samples.get(id)?, keep);
     let mut lines = Vec::new();
     for (name, ours, floor, target) in ROWS {
-        let Some((ours_fast, ours_median)) = fastest_and_median(&dir, ours, since) else {
+        let Some((ours_fast, ours_median)) = stats(ours) else {
             continue;
         };
-        let floor = floor.and_then(|f| fastest_and_median(&dir, f, since));
+        let floor = floor.and_then(stats);
         let ratio = floor.map(|(fast, _)| ours_fast / fast);
         let verdict = match (ratio, target) {
             (Some(r), Some(t)) if r <= *t => format!("<= {t:.2}x: met"),
@@ -1098,15 +1042,11 @@ fn report(since: SystemTime) {
         ));
     }
     if lines.is_empty() {
-        println!(
-            "\nratio report: no samples written by this run under {}",
-            dir.display()
-        );
+        println!("\nratio report: this run measured none of its workloads");
         return;
     }
     println!(
-        "\nThis run's samples (from {}); ratios are ours / floor:\n",
-        dir.display()
+        "\nThis run's samples (the last {keep} of each benchmark); ratios are ours / floor:\n"
     );
     println!(
         "{:<26} {:>11} {:>11} {:>7} {:>11} {:>8}  target (on the fastest)",
@@ -1122,10 +1062,10 @@ fn report(since: SystemTime) {
 fn header_encryption(c: &mut Criterion) {
     let pt = [0x5au8; SMALL];
     let he = SessionOptions::new().header_encryption();
-    let mut g = c.benchmark_group("mode_encrypt_decrypt");
+    let mut g = Group::new(c, "mode_encrypt_decrypt");
     for (name, options) in [("plain", SessionOptions::new()), ("header_encrypted", he)] {
         let mut pair = established_with(8, &options);
-        g.bench_function(name, |b| {
+        g.bench(name, |b| {
             b.iter_batched(
                 || (),
                 |()| {
@@ -1137,7 +1077,7 @@ fn header_encryption(c: &mut Criterion) {
         });
     }
     g.finish();
-    let mut g = c.benchmark_group("mode_ping_pong");
+    let mut g = Group::new(c, "mode_ping_pong");
     for (name, options) in [("plain", SessionOptions::new()), ("header_encrypted", he)] {
         bench_ping_pong(&mut g, name, established_with(9, &options), &pt);
     }
@@ -1163,9 +1103,9 @@ fn handshakes(c: &mut Criterion) {
         ("x3dh", store.bundle(&bob, Some(opk)).unwrap()),
         ("pqxdh", store.pq_bundle(&bob, Some(opk), Some(pq)).unwrap()),
     ];
-    let mut g = c.benchmark_group("handshake_initiate");
+    let mut g = Group::new(c, "handshake_initiate");
     for (name, bundle) in &bundles {
-        g.bench_function(*name, |b| {
+        g.bench(name, |b| {
             b.iter_batched(
                 || (),
                 |()| Session::initiate(&alice, bundle, &mut rng).unwrap(),
@@ -1174,11 +1114,11 @@ fn handshakes(c: &mut Criterion) {
         });
     }
     g.finish();
-    let mut g = c.benchmark_group("handshake_accept");
+    let mut g = Group::new(c, "handshake_accept");
     for (name, bundle) in &bundles {
         let mut a = Session::initiate(&alice, bundle, &mut rng).unwrap();
         let first = a.encrypt(&[0x5au8; SMALL], &mut rng).unwrap();
-        g.bench_function(*name, |b| {
+        g.bench(name, |b| {
             b.iter_batched(
                 || PreKeyStore::from_bytes(&saved).unwrap(),
                 |mut store| (store.accept(&bob, &first).unwrap(), store),
@@ -1190,7 +1130,6 @@ fn handshakes(c: &mut Criterion) {
 }
 
 fn main() {
-    let since = SystemTime::now();
     let mut c = Criterion::default().configure_from_args();
     messages(&mut c);
     ping_pong(&mut c);
@@ -1201,5 +1140,5 @@ fn main() {
     #[cfg(feature = "pqxdh")]
     handshakes(&mut c);
     c.final_summary();
-    report(since);
+    report();
 }

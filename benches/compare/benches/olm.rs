@@ -1,7 +1,8 @@
 //! Peer comparison: doubleratchet against vodozemac's Olm (the Matrix Double Ratchet), on
 //! the workloads both have. Each group measures `ours` and `vodozemac` in the same run;
-//! after criterion's output, `main` prints `ours / vodozemac` from the samples this run
-//! wrote under `benches/compare/target/criterion` (fastest sample, and median).
+//! after criterion's output, `main` prints `ours / vodozemac` from this run's samples
+//! (fastest sample, and median), which `benches/support/timing.rs` records as it times
+//! every workload.
 //!
 //! ```text
 //! cargo bench -j2 --manifest-path benches/compare/Cargo.toml
@@ -24,16 +25,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::SystemTime;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput};
 use doubleratchet::{IdentityKeyPair, OneTimePreKey, PreKeyBundle, Session, SignedPreKey};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use vodozemac::olm::{Account, OlmMessage, PreKeyMessage, SessionConfig};
 use vodozemac::Curve25519PublicKey;
+
+// Shared with benches/ratchet.rs, which also uses `Timer::iter` and `Timer::iter_custom`.
+#[allow(dead_code)]
+#[path = "../../support/timing.rs"]
+mod timing;
+use timing::{fastest_and_median, sample_size, samples, time, Group};
 
 const SIZES: [usize; 4] = [64, 1024, 16 * 1024, 64 * 1024];
 const SMALL: usize = 64;
@@ -149,15 +153,15 @@ fn handshake(c: &mut Criterion) {
     let otk = one_time_key(&mut bob.borrow_mut());
     let bob_identity = bob.borrow().curve25519_key();
 
-    let mut g = c.benchmark_group("initiate");
-    g.bench_function("ours", |b| {
+    let mut g = Group::new(c, "initiate");
+    g.bench("ours", |b| {
         b.iter_batched(
             || (),
             |()| Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap(),
             BatchSize::SmallInput,
         );
     });
-    g.bench_function("vodozemac", |b| {
+    g.bench("vodozemac", |b| {
         b.iter_batched(
             || (),
             |()| {
@@ -170,17 +174,17 @@ fn handshake(c: &mut Criterion) {
     });
     g.finish();
 
-    let mut g = c.benchmark_group("initiate_verified");
+    let mut g = Group::new(c, "initiate_verified");
     let bob_signing = bob.borrow().ed25519_key();
     let signature = bob.borrow().sign(otk.as_bytes());
-    g.bench_function("ours", |b| {
+    g.bench("ours", |b| {
         b.iter_batched(
             || (),
             |()| Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap(),
             BatchSize::SmallInput,
         );
     });
-    g.bench_function("vodozemac", |b| {
+    g.bench("vodozemac", |b| {
         b.iter_batched(
             || (),
             |()| {
@@ -197,16 +201,16 @@ fn handshake(c: &mut Criterion) {
     // Accepting consumes the one-time key, so each vodozemac iteration gets a fresh one
     // (generated in the untimed setup). Ours does not consume its prekeys (the app's
     // `PreKeyStore` does), so it accepts the same message every time.
-    let mut g = c.benchmark_group("respond");
+    let mut g = Group::new(c, "respond");
     let initial = Session::initiate(&p.alice, &p.bundle, &mut rng)
         .unwrap()
         .encrypt(&[0x5au8; SMALL], &mut rng)
         .unwrap();
-    g.bench_function("ours", |b| {
+    g.bench("ours", |b| {
         b.iter_batched(|| (), |()| respond(&p, &initial), BatchSize::PerIteration);
     });
     let alice_identity = alice.curve25519_key();
-    g.bench_function("vodozemac", |b| {
+    g.bench("vodozemac", |b| {
         b.iter_batched(
             || {
                 let otk = one_time_key(&mut bob.borrow_mut());
@@ -228,12 +232,12 @@ fn handshake(c: &mut Criterion) {
 }
 
 fn messages(c: &mut Criterion) {
-    let mut g = c.benchmark_group("encrypt");
+    let mut g = Group::new(c, "encrypt");
     for size in SIZES {
         let pt = vec![0x5au8; size];
         g.throughput(Throughput::Bytes(size as u64));
         let (mut alice, _, mut rng) = ours_established(2);
-        g.bench_function(BenchmarkId::new("ours", size), |b| {
+        g.bench_param("ours", size, |b| {
             b.iter_batched(
                 || (),
                 |()| alice.encrypt(&pt, &mut rng).unwrap(),
@@ -241,18 +245,18 @@ fn messages(c: &mut Criterion) {
             );
         });
         let (mut alice, _) = olm_established();
-        g.bench_function(BenchmarkId::new("vodozemac", size), |b| {
+        g.bench_param("vodozemac", size, |b| {
             b.iter_batched(|| (), |()| olm_send(&mut alice, &pt), batch(size));
         });
     }
     g.finish();
 
-    let mut g = c.benchmark_group("decrypt");
+    let mut g = Group::new(c, "decrypt");
     for size in SIZES {
         let pt = vec![0x5au8; size];
         g.throughput(Throughput::Bytes(size as u64));
         let (mut alice, mut bob, mut rng) = ours_established(3);
-        g.bench_function(BenchmarkId::new("ours", size), |b| {
+        g.bench_param("ours", size, |b| {
             b.iter_batched(
                 || alice.encrypt(&pt, &mut rng).unwrap(),
                 |m| bob.decrypt(&m).unwrap(),
@@ -260,7 +264,7 @@ fn messages(c: &mut Criterion) {
             );
         });
         let (mut alice, mut bob) = olm_established();
-        g.bench_function(BenchmarkId::new("vodozemac", size), |b| {
+        g.bench_param("vodozemac", size, |b| {
             b.iter_batched(
                 || olm_send(&mut alice, &pt),
                 |m| olm_receive(&mut bob, &m),
@@ -270,12 +274,12 @@ fn messages(c: &mut Criterion) {
     }
     g.finish();
 
-    let mut g = c.benchmark_group("encrypt_decrypt");
+    let mut g = Group::new(c, "encrypt_decrypt");
     for size in SIZES {
         let pt = vec![0x5au8; size];
         g.throughput(Throughput::Bytes(size as u64));
         let (mut alice, mut bob, mut rng) = ours_established(4);
-        g.bench_function(BenchmarkId::new("ours", size), |b| {
+        g.bench_param("ours", size, |b| {
             b.iter_batched(
                 || (),
                 |()| bob.decrypt(&alice.encrypt(&pt, &mut rng).unwrap()).unwrap(),
@@ -283,7 +287,7 @@ fn messages(c: &mut Criterion) {
             );
         });
         let (mut alice, mut bob) = olm_established();
-        g.bench_function(BenchmarkId::new("vodozemac", size), |b| {
+        g.bench_param("vodozemac", size, |b| {
             b.iter_batched(
                 || (),
                 |()| olm_receive(&mut bob, &olm_send(&mut alice, &pt)),
@@ -298,10 +302,10 @@ fn messages(c: &mut Criterion) {
 /// one message, encrypted and decrypted.
 fn ping_pong(c: &mut Criterion) {
     let pt = [0x5au8; SMALL];
-    let mut g = c.benchmark_group("ping_pong");
+    let mut g = Group::new(c, "ping_pong");
     let (mut alice, mut bob, mut rng) = ours_established(5);
     let mut bobs_turn = true;
-    g.bench_function("ours", |b| {
+    g.bench("ours", |b| {
         b.iter_batched(
             || (),
             |()| {
@@ -318,7 +322,7 @@ fn ping_pong(c: &mut Criterion) {
     });
     let (mut alice, mut bob) = olm_established();
     let mut bobs_turn = true;
-    g.bench_function("vodozemac", |b| {
+    g.bench("vodozemac", |b| {
         b.iter_batched(
             || (),
             |()| {
@@ -380,79 +384,19 @@ const ROWS: &[(&str, &str, Option<usize>, Option<f64>)] = &[
     ("ping-pong, per message", "ping_pong", None, Some(1.0)),
 ];
 
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    let from_metadata = std::env::var_os("CARGO").and_then(|cargo| {
-        let out = Command::new(cargo)
-            .args(["metadata", "--format-version", "1", "--no-deps"])
-            .output()
-            .ok()?;
-        let json = String::from_utf8(out.stdout).ok()?;
-        let key = "\"target_directory\":\"";
-        let rest = &json[json.find(key)? + key.len()..];
-        Some(PathBuf::from(&rest[..rest.find('"')?]))
-    });
-    from_metadata.map_or_else(
-        || PathBuf::from("target/criterion"),
-        |t| t.join("criterion"),
-    )
-}
-
-/// The fastest and the median time per iteration, in nanoseconds, over the samples of the
-/// benchmark at `path`, if this run wrote them (`new/sample.json`).
-fn fastest_and_median(path: &Path, since: SystemTime) -> Option<(f64, f64)> {
-    let path = path.join("new").join("sample.json");
-    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let json = std::fs::read_to_string(&path).ok()?;
-    let array = |key: &str| -> Option<Vec<f64>> {
-        let key = format!("\"{key}\":[");
-        let rest = &json[json.find(&key)? + key.len()..];
-        rest[..rest.find(']')?]
-            .split(',')
-            .map(|v| v.trim().parse().ok())
-            .collect()
-    };
-    let (iters, times) = (array("iters")?, array("times")?);
-    let mut per_iter: Vec<f64> = times.iter().zip(&iters).map(|(t, i)| t / i).collect();
-    if per_iter.is_empty() || per_iter.len() != iters.len() {
-        return None;
-    }
-    per_iter.sort_by(f64::total_cmp);
-    Some((per_iter[0], per_iter[per_iter.len() / 2]))
-}
-
-fn time(ns: f64) -> String {
-    if ns < 1e3 {
-        format!("{ns:.0} ns")
-    } else if ns < 1e6 {
-        format!("{:.2} µs", ns / 1e3)
-    } else {
-        format!("{:.3} ms", ns / 1e6)
-    }
-}
-
 /// Prints each workload's fastest sample for both libraries, `ours / vodozemac` on them (the
 /// verdict is on it), and the same ratio on the medians. See `benches/ratchet.rs` and
 /// BENCHMARKS.md for why the fastest sample.
-fn report(since: SystemTime) {
-    let dir = criterion_dir();
+fn report() {
+    let samples = samples();
+    let keep = sample_size();
     let mut lines = Vec::new();
     for (name, group, size, target) in ROWS {
-        let path = |who: &str| {
-            let p = dir.join(group).join(who);
-            size.map_or(p.clone(), |s| p.join(s.to_string()))
+        let stats = |who: &str| {
+            let id = size.map_or(format!("{group}/{who}"), |s| format!("{group}/{who}/{s}"));
+            fastest_and_median(samples.get(&id)?, keep)
         };
-        let (Some(ours), Some(theirs)) = (
-            fastest_and_median(&path("ours"), since),
-            fastest_and_median(&path("vodozemac"), since),
-        ) else {
+        let (Some(ours), Some(theirs)) = (stats("ours"), stats("vodozemac")) else {
             continue;
         };
         let ratio = ours.0 / theirs.0;
@@ -470,15 +414,11 @@ fn report(since: SystemTime) {
         ));
     }
     if lines.is_empty() {
-        println!(
-            "\ncomparison: no samples written by this run under {}",
-            dir.display()
-        );
+        println!("\ncomparison: this run measured none of its workloads");
         return;
     }
     println!(
-        "\nThis run's samples (from {}); fastest sample of each, and medians:\n",
-        dir.display()
+        "\nThis run's samples (the last {keep} of each); fastest sample of each, and medians:\n"
     );
     println!(
         "{:<28} {:>11} {:>11} {:>7} {:>8} {:>9}  target (on the fastest)",
@@ -490,11 +430,10 @@ fn report(since: SystemTime) {
 }
 
 fn main() {
-    let since = SystemTime::now();
     let mut c = Criterion::default().configure_from_args();
     handshake(&mut c);
     messages(&mut c);
     ping_pong(&mut c);
     c.final_summary();
-    report(since);
+    report();
 }

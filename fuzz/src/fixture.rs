@@ -1,0 +1,465 @@
+//! The shared fixture: fixed identities, prekeys, genuine messages and session states,
+//! made once per process from fixed RNG seeds, and the checks every target uses on a
+//! session (`reload_session`, `decrypt_checked`).
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use crate::prelude::*;
+
+/// A genuine initial message from Alice to Bob, with what it encrypts and Alice's session
+/// after sending it (so a reply to it can be checked).
+pub(crate) struct Genuine {
+    pub(crate) header_encryption: bool,
+    /// A PQXDH initial message (type `0x03` or `0x06`).
+    pub(crate) post_quantum: bool,
+    /// Alice's padding policy when she sent it.
+    pub(crate) padding: Padding,
+    pub(crate) wire: Vec<u8>,
+    pub(crate) plaintext: Vec<u8>,
+    pub(crate) alice_state: Vec<u8>,
+}
+
+/// Everything the targets share; all derived from fixed seeds, so every run and every
+/// build sees the same keys.
+pub(crate) struct Fixture {
+    pub(crate) alice: IdentityKeyPair,
+    pub(crate) bob: IdentityKeyPair,
+    /// Alice's own signed prekey (only for a bundle of Alice's own, which she must refuse).
+    pub(crate) alice_spk: SignedPreKey,
+    pub(crate) carol: IdentityKeyPair,
+    pub(crate) carol_spk: SignedPreKey,
+    pub(crate) carol_opk: OneTimePreKey,
+    /// Bob's prekeys: a current and a standby signed prekey and three one-time prekeys;
+    /// with PQXDH also two one-time post-quantum prekeys and a last-resort one. Every id is
+    /// drawn by the store (random, never 0).
+    pub(crate) store: PreKeyStore,
+    /// Bob's one-time prekey ids in the order generated (sequence numbers 0, 1, 2); his
+    /// published bundle names the first.
+    pub(crate) opk_ids: Vec<u64>,
+    /// `store.to_bytes()`: every check that changes a store loads its own copy from this.
+    pub(crate) store_bytes: Vec<u8>,
+    /// Bob's store before it had post-quantum prekeys (type `0x24`), for the `load` seeds.
+    pub(crate) classical_store_bytes: Vec<u8>,
+    /// Bob's published bundle, naming his first one-time prekey.
+    pub(crate) bundle: PreKeyBundle,
+    /// Bob's last-resort bundle, without a one-time prekey.
+    pub(crate) bundle_no_opk: PreKeyBundle,
+    pub(crate) storage_key: StorageKey,
+    /// Genuine initial messages: four classical sessions of Alice's (with and without a
+    /// one-time prekey, then header-encrypted, then without padding); with PQXDH then four
+    /// PQXDH ones (one-time and last-resort post-quantum prekey, each with the header in the
+    /// clear and encrypted).
+    pub(crate) initial: Vec<Genuine>,
+    /// Short conversations (classical, then header-encrypted, then both sides without
+    /// padding), for the `load` target: messages and their plaintexts.
+    pub(crate) probes: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Session states from those conversations, for the `load` seeds: mode prefix, name,
+    /// encoding.
+    pub(crate) states: Vec<(&'static str, &'static str, Vec<u8>)>,
+    /// A fresh session of Alice's with Bob's bundle, stored: the `session` target's start
+    /// (loading it is cheaper than running X3DH for every input); classical, and
+    /// header-encrypted.
+    pub(crate) fresh_alice: Vec<u8>,
+    pub(crate) fresh_alice_he: Vec<u8>,
+    /// The safety number of Alice and Bob (the `safety_number` target's local number).
+    pub(crate) safety_number: SafetyNumber,
+    #[cfg(feature = "pqxdh")]
+    pub(crate) pq: PqFixture,
+}
+
+/// The PQXDH part of the fixture.
+#[cfg(feature = "pqxdh")]
+pub(crate) struct PqFixture {
+    /// Bob's one-time post-quantum prekey ids in the order generated, and his last-resort
+    /// one's.
+    pub(crate) one_time_ids: Vec<u64>,
+    pub(crate) last_resort_id: u64,
+    /// Bob's PQXDH bundle naming his first one-time prekey and his first one-time
+    /// post-quantum prekey.
+    pub(crate) bundle: PreKeyBundle,
+    /// Bob's PQXDH last-resort bundle: no one-time prekey, the last-resort PQ prekey.
+    pub(crate) bundle_last_resort: PreKeyBundle,
+    /// Carol's post-quantum prekey and PQXDH bundle (a third party's).
+    pub(crate) carol_pq: PqPreKey,
+    pub(crate) carol_bundle: PreKeyBundle,
+    /// Bob's store after accepting two last-resort sessions: it holds replay records.
+    pub(crate) store_with_records: Vec<u8>,
+    /// Alice's fresh PQXDH sessions with `bundle`, stored: classical header, encrypted.
+    pub(crate) fresh_alice: Vec<u8>,
+    pub(crate) fresh_alice_he: Vec<u8>,
+}
+
+pub(crate) fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(make_fixture)
+}
+
+pub(crate) fn make_fixture() -> Fixture {
+    let mut rng = ChaCha20Rng::seed_from_u64(0x5eed_0001);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let bob = IdentityKeyPair::generate(&mut rng).unwrap();
+    let carol = IdentityKeyPair::generate(&mut rng).unwrap();
+    let alice_spk = SignedPreKey::generate(&alice, 1, &mut rng).unwrap();
+    let carol_spk = SignedPreKey::generate(&carol, 5, &mut rng).unwrap();
+    let carol_opk = OneTimePreKey::generate(9, &mut rng).unwrap();
+    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let opk_ids: Vec<u64> = store
+        .generate_one_time_prekeys(3, &mut rng)
+        .unwrap()
+        .iter()
+        .map(|k| k.id())
+        .collect();
+    let ordered: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    assert_eq!(ordered, opk_ids, "oldest first");
+    assert!(opk_ids.iter().all(|id| *id != 0));
+    let bundle = store.bundle(&bob, Some(opk_ids[0])).unwrap();
+    let bundle_no_opk = store.bundle(&bob, None).unwrap();
+    // The byte ranges this file reads a bundle's fields from.
+    let encoded = bundle.to_bytes();
+    let spk = store.current_signed_prekey();
+    assert_eq!(encoded.len(), BUNDLE_LENGTH);
+    assert_eq!(encoded[BUNDLE_SPK], spk.public_key());
+    assert_eq!(encoded[BUNDLE_SPK_ID], spk.id().to_be_bytes());
+    assert_eq!(encoded[BUNDLE_OPK_FLAG], 1);
+    assert_eq!(encoded[BUNDLE_OPK_ID], opk_ids[0].to_be_bytes());
+    let opk = store.one_time_prekey(opk_ids[0]).unwrap();
+    assert_eq!(encoded[BUNDLE_OPK], opk.public_key());
+    let classical_store_bytes = store.to_bytes().to_vec();
+    assert_eq!(classical_store_bytes[1], 0x24);
+    let view = store_view(&classical_store_bytes);
+    assert_eq!(view.current, spk.id());
+    assert!(view.standby.is_some());
+
+    let mut storage_key_bytes = [0u8; 32];
+    storage_key_bytes
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, b)| *b = 0xA0 ^ i as u8);
+    let storage_key = StorageKey::from_bytes(storage_key_bytes);
+
+    let mut initial = Vec::new();
+    for (b, header_encryption, padding, plaintexts) in [
+        (
+            &bundle,
+            false,
+            Padding::Padme,
+            &[&b"first"[..], b"", b"a somewhat longer third message"][..],
+        ),
+        (
+            &bundle_no_opk,
+            false,
+            Padding::Padme,
+            &[&b"last resort"[..]][..],
+        ),
+        (
+            &bundle,
+            true,
+            Padding::Padme,
+            &[&b"sealed header"[..], b"again"][..],
+        ),
+        (&bundle, false, Padding::None, &[&b"unpadded"[..]][..]),
+    ] {
+        let options = if header_encryption {
+            he_options()
+        } else {
+            SessionOptions::new()
+        };
+        let mut a = Session::initiate_with(&alice, b, &options.padding(padding), &mut rng).unwrap();
+        assert_eq!(a.padding(), padding);
+        for p in plaintexts {
+            let wire = a.encrypt(p, &mut rng).unwrap();
+            initial.push(Genuine {
+                header_encryption,
+                post_quantum: false,
+                padding,
+                wire,
+                plaintext: p.to_vec(),
+                alice_state: a.to_bytes().to_vec(),
+            });
+        }
+    }
+
+    // `initial[3]` is the classical message without a one-time prekey (the `load` target's
+    // probe for replay records).
+    assert_eq!(one_time_prekey_of(&initial[3].wire), None);
+    assert!(!initial[3].post_quantum);
+
+    // A conversation in each mode: Alice's initial message, Bob's two replies (Alice gets
+    // the second), Alice's answer on a new chain. In the last, neither side pads.
+    let mut states = Vec::new();
+    let mut probes = Vec::new();
+    for (mode, options) in [
+        ("", SessionOptions::new()),
+        ("he-", he_options()),
+        ("nopad-", SessionOptions::new().padding(Padding::None)),
+    ] {
+        let mut a = Session::initiate_with(&alice, &bundle, &options, &mut rng).unwrap();
+        let m1 = a.encrypt(b"hello bob", &mut rng).unwrap();
+        states.push((mode, "alice-awaiting-reply", a.to_bytes().to_vec()));
+        let accepted = Session::respond(
+            &bob,
+            |id| store.signed_prekey(id),
+            |id| store.one_time_prekey(id),
+            &m1,
+        )
+        .unwrap();
+        let mut b = accepted.session;
+        // `Session::respond` takes no options: Bob's policy is the default until set.
+        assert_eq!(b.padding(), Padding::Padme);
+        b.set_padding(a.padding());
+        let r1 = b.encrypt(b"hello alice", &mut rng).unwrap();
+        let r2 = b.encrypt(b"and again", &mut rng).unwrap();
+        states.push((mode, "bob-after-reply", b.to_bytes().to_vec()));
+        assert_eq!(a.decrypt(&r2).unwrap(), b"and again");
+        let a1 = a.encrypt(b"new chain", &mut rng).unwrap();
+        states.push((mode, "alice-one-skipped", a.to_bytes().to_vec()));
+        assert_eq!(b.decrypt(&a1).unwrap(), b"new chain");
+        states.push((mode, "bob-after-ratchet", b.to_bytes().to_vec()));
+        probes.push((m1, b"hello bob".to_vec()));
+        probes.push((r1, b"hello alice".to_vec()));
+        probes.push((a1, b"new chain".to_vec()));
+    }
+    let fresh_alice = Session::initiate(&alice, &bundle, &mut rng)
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    let fresh_alice_he = Session::initiate_with(&alice, &bundle, &he_options(), &mut rng)
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+
+    // Everything post-quantum comes from its own RNG, so that the classical fixture is the
+    // same with and without the `pqxdh` feature.
+    #[cfg(feature = "pqxdh")]
+    let pq = make_pq_fixture(
+        &alice,
+        &bob,
+        &carol,
+        &carol_spk,
+        &mut store,
+        &mut initial,
+        &mut states,
+        &mut probes,
+    );
+    let store_bytes = store.to_bytes().to_vec();
+    let safety_number = SafetyNumber::new(alice.public_key(), bob.public_key());
+
+    Fixture {
+        alice,
+        bob,
+        alice_spk,
+        carol,
+        carol_spk,
+        carol_opk,
+        store,
+        opk_ids,
+        store_bytes,
+        classical_store_bytes,
+        bundle,
+        bundle_no_opk,
+        storage_key,
+        initial,
+        probes,
+        states,
+        fresh_alice,
+        fresh_alice_he,
+        safety_number,
+        #[cfg(feature = "pqxdh")]
+        pq,
+    }
+}
+
+/// Adds Bob's post-quantum prekeys to his store, PQXDH genuine initial messages, and PQXDH
+/// conversations (states and probes), all from a separate RNG.
+#[cfg(feature = "pqxdh")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn make_pq_fixture(
+    alice: &IdentityKeyPair,
+    bob: &IdentityKeyPair,
+    carol: &IdentityKeyPair,
+    carol_spk: &SignedPreKey,
+    store: &mut PreKeyStore,
+    initial: &mut Vec<Genuine>,
+    states: &mut Vec<(&'static str, &'static str, Vec<u8>)>,
+    probes: &mut Vec<(Vec<u8>, Vec<u8>)>,
+) -> PqFixture {
+    let mut rng = ChaCha20Rng::seed_from_u64(0x5eed_0002);
+    let one_time_ids: Vec<u64> = store
+        .generate_pq_one_time_prekeys(bob, 2, &mut rng)
+        .unwrap()
+        .iter()
+        .map(|k| k.id())
+        .collect();
+    let ordered: Vec<u64> = store.pq_one_time_prekeys().map(PqPreKey::id).collect();
+    assert_eq!(ordered, one_time_ids, "oldest first");
+    let last_resort_id = store.rotate_pq_last_resort_prekey(bob, &mut rng).unwrap();
+    assert!(!one_time_ids.contains(&last_resort_id));
+    let opk_ids: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    let (opk_id, pq_id) = (opk_ids[0], one_time_ids[0]);
+    let bundle = store.pq_bundle(bob, Some(opk_id), Some(pq_id)).unwrap();
+    let bundle_last_resort = store.pq_bundle(bob, None, None).unwrap();
+    let bundle_he = store
+        .pq_bundle(bob, Some(opk_ids[1]), Some(one_time_ids[1]))
+        .unwrap();
+    // The byte ranges this file reads a PQXDH bundle's and message's fields from.
+    assert_eq!(PQ_FIELDS, 8 + KEM_CIPHERTEXT_LENGTH);
+    let encoded = bundle.to_bytes();
+    assert_eq!(encoded.len(), PQ_BUNDLE_LENGTH);
+    assert_eq!(encoded[1], TYPE_BUNDLE_PQ);
+    assert_eq!(encoded[BUNDLE_PQ_ID], pq_id.to_be_bytes());
+    let key = store.pq_prekey(pq_id).unwrap();
+    assert_eq!(encoded[BUNDLE_PQ_KEY], key.public_key()[..]);
+    assert_eq!(encoded[BUNDLE_PQ_SIGNATURE], key.signature());
+    assert_eq!(
+        bundle_last_resort.post_quantum_prekey_id(),
+        Some(last_resort_id)
+    );
+
+    for (b, header_encryption, plaintexts) in [
+        (&bundle, false, &[&b"pq first"[..], b"pq second"][..]),
+        (&bundle_last_resort, false, &[&b"pq last resort"[..]][..]),
+        (&bundle_he, true, &[&b"pq sealed"[..]][..]),
+        (
+            &bundle_last_resort,
+            true,
+            &[&b"pq sealed last resort"[..]][..],
+        ),
+    ] {
+        let options = if header_encryption {
+            he_options()
+        } else {
+            SessionOptions::new()
+        };
+        let mut a = Session::initiate_with(alice, b, &options, &mut rng).unwrap();
+        assert!(a.is_post_quantum());
+        for p in plaintexts {
+            let wire = a.encrypt(p, &mut rng).unwrap();
+            initial.push(Genuine {
+                header_encryption,
+                post_quantum: true,
+                padding: Padding::Padme,
+                wire,
+                plaintext: p.to_vec(),
+                alice_state: a.to_bytes().to_vec(),
+            });
+        }
+    }
+
+    // A last-resort conversation in each header mode, accepted by one copy of Bob's store,
+    // which then holds two replay records.
+    let mut bob_store = PreKeyStore::from_bytes(&store.to_bytes()).unwrap();
+    for (mode, options) in [("pq-", SessionOptions::new()), ("he-pq-", he_options())] {
+        let mut a = Session::initiate_with(alice, &bundle_last_resort, &options, &mut rng).unwrap();
+        let m1 = a.encrypt(b"hello pq bob", &mut rng).unwrap();
+        states.push((mode, "alice-awaiting-reply", a.to_bytes().to_vec()));
+        let accepted = bob_store.accept(bob, &m1).unwrap();
+        assert_eq!(accepted.used_post_quantum_prekey, Some(last_resort_id));
+        assert_eq!(accepted.notice, None);
+        let mut b = accepted.session;
+        let r1 = b.encrypt(b"hello pq alice", &mut rng).unwrap();
+        let r2 = b.encrypt(b"pq again", &mut rng).unwrap();
+        states.push((mode, "bob-after-reply", b.to_bytes().to_vec()));
+        assert_eq!(a.decrypt(&r2).unwrap(), b"pq again");
+        let a1 = a.encrypt(b"pq new chain", &mut rng).unwrap();
+        states.push((mode, "alice-one-skipped", a.to_bytes().to_vec()));
+        assert_eq!(b.decrypt(&a1).unwrap(), b"pq new chain");
+        states.push((mode, "bob-after-ratchet", b.to_bytes().to_vec()));
+        probes.push((m1, b"hello pq bob".to_vec()));
+        probes.push((r1, b"hello pq alice".to_vec()));
+        probes.push((a1, b"pq new chain".to_vec()));
+    }
+    assert_eq!(bob_store.replay_records(), 2);
+    let store_with_records = bob_store.to_bytes().to_vec();
+
+    let carol_pq = PqPreKey::generate(carol, 4, PqPreKeyKind::OneTime, &mut rng).unwrap();
+    let carol_bundle =
+        PreKeyBundle::new(carol, carol_spk, None).with_post_quantum_prekey(&carol_pq);
+    let fresh_alice = Session::initiate(alice, &bundle, &mut rng)
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    let fresh_alice_he = Session::initiate_with(alice, &bundle, &he_options(), &mut rng)
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    PqFixture {
+        one_time_ids,
+        last_resort_id,
+        bundle,
+        bundle_last_resort,
+        carol_pq,
+        carol_bundle,
+        store_with_records,
+        fresh_alice,
+        fresh_alice_he,
+    }
+}
+
+/// A copy of Bob's prekey store, to change.
+pub(crate) fn bob_store() -> PreKeyStore {
+    PreKeyStore::from_bytes(&fixture().store_bytes).unwrap()
+}
+
+thread_local! {
+    /// A copy of Bob's store in its fixture state, kept between [`with_bob_store`] calls:
+    /// loading one derives every post-quantum key pair from its seed, which dominates the
+    /// cost of a `respond` input.
+    static BOB_STORE: RefCell<Option<PreKeyStore>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on a copy of Bob's store in its fixture state. The copy is kept for the next
+/// call only if `f` returns and the store still encodes exactly as the fixture's (every
+/// refusal must leave it so), so a call never sees what another changed.
+pub(crate) fn with_bob_store<T>(f: impl FnOnce(&mut PreKeyStore) -> T) -> T {
+    let mut store = BOB_STORE
+        .with(|cell| cell.borrow_mut().take())
+        .unwrap_or_else(bob_store);
+    let out = f(&mut store);
+    if *store.to_bytes() == *fixture().store_bytes {
+        BOB_STORE.with(|cell| *cell.borrow_mut() = Some(store));
+    }
+    out
+}
+
+/// Bob's signed prekey lookup.
+pub(crate) fn bob_spk(id: u64) -> Option<&'static SignedPreKey> {
+    fixture().store.signed_prekey(id)
+}
+
+/// Bob's one-time prekey lookup.
+pub(crate) fn bob_opk(id: u64) -> Option<&'static OneTimePreKey> {
+    fixture().store.one_time_prekey(id)
+}
+
+/// The seeded RNG of every fixture and input, and lowercase hex for failure messages: the
+/// ones every test of this repository uses.
+pub(crate) use doubleratchet_test_support::{hex::encode as hex, rng};
+
+/// The initiator's options for a header-encrypted session.
+pub(crate) fn he_options() -> SessionOptions<'static> {
+    SessionOptions::new().header_encryption()
+}
+
+/// Loads `bytes` as a session and checks it re-encodes to exactly `bytes`.
+pub(crate) fn reload_session(bytes: &[u8]) -> Session {
+    let s = Session::from_bytes(bytes)
+        .unwrap_or_else(|e| panic!("a session's own encoding does not load: {e:?}"));
+    assert_eq!(*s.to_bytes(), bytes, "session re-encodes differently");
+    s
+}
+
+/// Decrypts `message`; on error, checks the session is unchanged.
+pub(crate) fn decrypt_checked(s: &mut Session, message: &[u8]) -> Result<Vec<u8>, Error> {
+    let before = s.to_bytes();
+    let result = s.decrypt(message);
+    if let Err(e) = &result {
+        assert_eq!(
+            *s.to_bytes(),
+            *before,
+            "a rejected message ({e:?}) changed the session: {}",
+            hex(message)
+        );
+    }
+    result
+}

@@ -1,0 +1,146 @@
+//! Byte layouts of the wire and storage formats (SPEC.md §5, §7) as the targets read them,
+//! and the plaintext encoding (SPEC.md §4.9): the targets check the crate against these
+//! independent copies.
+
+use crate::prelude::*;
+
+/// The most operations the `session` target runs for one input.
+pub(crate) const MAX_OPS: usize = 64;
+/// Length of an AES-256-GCM-SIV tag.
+pub(crate) const TAG: usize = 16;
+/// The end marker after every plaintext, before its padding (SPEC.md §4.9).
+pub(crate) const END_MARKER_LEN: usize = 1;
+/// Message layout (SPEC.md §5): `version | type | [initial fields] | header | ciphertext`.
+/// An initial message's X3DH fields: `IK_A`, `EK_A`, SPK id, OPK flag and id (every prekey
+/// id is 8 bytes, big-endian: profile v2 part 2).
+pub(crate) const X3DH_FIELDS: usize = 32 + 32 + 8 + 1 + 8;
+/// Where an initial message's X3DH fields sit: `IK_A` 2..34, `EK_A` 34..66, the signed
+/// prekey id 66..74, the one-time prekey flag 74 and id 75..83.
+pub(crate) const INITIAL_SPK_ID: core::ops::Range<usize> = 66..74;
+pub(crate) const INITIAL_OPK_FLAG: usize = 74;
+pub(crate) const INITIAL_OPK_ID: core::ops::Range<usize> = 75..83;
+/// Where the ratchet header (or PQXDH's fields) of an initial message starts.
+pub(crate) const INITIAL_FIELDS_END: usize = 2 + X3DH_FIELDS;
+/// PQXDH's additional fields: the post-quantum prekey id and the ML-KEM-768 ciphertext.
+pub(crate) const PQ_FIELDS: usize = 8 + 1088;
+/// A ratchet header in the clear: `DHs | PN | N`.
+pub(crate) const PLAIN_HEADER: usize = 32 + 4 + 4;
+/// An encrypted ratchet header: nonce, the sealed plain header, tag.
+pub(crate) const SEALED_HEADER: usize = 12 + PLAIN_HEADER + TAG;
+/// Framing lengths of the two classical kinds, for the `respond` target's field table.
+pub(crate) const INITIAL_PREFIX: usize = 2 + X3DH_FIELDS + PLAIN_HEADER;
+/// Where a PQXDH initial message's ratchet header starts (SPEC.md §5.3): after the X3DH
+/// fields, the post-quantum prekey id (bytes 83..91) and the KEM ciphertext (91..1179).
+pub(crate) const PQ_HEADER_START: usize = 2 + X3DH_FIELDS + PQ_FIELDS;
+pub(crate) const PQ_ID: core::ops::Range<usize> = 83..91;
+pub(crate) const KEM_CT: core::ops::Range<usize> = 91..PQ_HEADER_START;
+/// Type bytes of the message kinds.
+pub(crate) const TYPE_NORMAL: u8 = 0x01;
+pub(crate) const TYPE_INITIAL: u8 = 0x02;
+pub(crate) const TYPE_INITIAL_PQ: u8 = 0x03;
+pub(crate) const TYPE_NORMAL_HE: u8 = 0x04;
+pub(crate) const TYPE_INITIAL_HE: u8 = 0x05;
+pub(crate) const TYPE_INITIAL_PQ_HE: u8 = 0x06;
+/// Byte ranges of a prekey bundle's fields (SPEC.md §5.4, 8-byte ids).
+pub(crate) const BUNDLE_SPK_ID: core::ops::Range<usize> = 34..42;
+pub(crate) const BUNDLE_SPK: core::ops::Range<usize> = 42..74;
+pub(crate) const BUNDLE_OPK_FLAG: usize = 138;
+pub(crate) const BUNDLE_OPK_ID: core::ops::Range<usize> = 139..147;
+pub(crate) const BUNDLE_OPK: core::ops::Range<usize> = 147..179;
+/// A PQXDH bundle's (type `0x11`) post-quantum fields: id, ML-KEM-768 key, signature.
+#[cfg(feature = "pqxdh")]
+pub(crate) const BUNDLE_PQ_ID: core::ops::Range<usize> = 179..187;
+#[cfg(feature = "pqxdh")]
+pub(crate) const BUNDLE_PQ_KEY: core::ops::Range<usize> = 187..1371;
+#[cfg(feature = "pqxdh")]
+pub(crate) const BUNDLE_PQ_SIGNATURE: core::ops::Range<usize> = 1371..1435;
+pub(crate) const TYPE_BUNDLE: u8 = 0x10;
+pub(crate) const TYPE_BUNDLE_PQ: u8 = 0x11;
+/// Stored session types (SPEC.md §7.1) and the post-quantum flag of type `0x28`.
+pub(crate) const TYPE_SESSION: u8 = 0x20;
+pub(crate) const TYPE_SESSION_PQ: u8 = 0x25;
+pub(crate) const TYPE_SESSION_HE: u8 = 0x28;
+/// A stored session's padding byte (SPEC.md §7.1): after version, type, role, the two
+/// identities and `EK_A`, the pending flag and prekey ids and the limits. Type `0x28` has a
+/// flags byte after the role; a PQXDH session awaiting its reply stores the post-quantum
+/// prekey id and KEM ciphertext before the limits.
+pub(crate) const SESSION_PADDING: usize = 3 + 3 * 32 + (1 + 8 + 1 + 8) + 8;
+pub(crate) const SESSION_PENDING_FLAG: usize = 3 + 3 * 32;
+/// The safety number's byte form type (SPEC.md §9.1).
+pub(crate) const TYPE_SAFETY_NUMBER: u8 = 0x40;
+/// The stored prekey store (type `0x24`, SPEC.md §7.5): header `version | type | replay
+/// capacity (u32) | next sequence (u64) | current id (u64) | s (u32)`, then the signed
+/// prekeys with their records; a stored signed prekey (`0x22`), one-time prekey (`0x23`)
+/// and post-quantum prekey (`0x26`) are `version | type | id (8) | ...`.
+pub(crate) const STORE_SIGNED: usize = 2 + 4 + 8 + 8 + 4;
+pub(crate) const STORED_SPK: usize = 2 + 8 + 32 + 64;
+pub(crate) const STORED_OPK: usize = 2 + 8 + 32;
+pub(crate) const STORED_PQ_PREKEY: usize = 2 + 8 + 1 + 64 + 64;
+/// The application contexts the `load` target opens sealed input with (its seeds are
+/// sealed with one or the other).
+pub(crate) const LOAD_CONTEXTS: [&[u8]; 2] = [b"fuzz: load", b""];
+/// The context each side's session is sealed with in the `session` target's `Reload`.
+pub(crate) const SESSION_CONTEXTS: [&[u8]; 2] = [b"fuzz: alice's session", b"fuzz: bob's session"];
+
+/// The length of a `len`-byte plaintext encoded under `padding` (SPEC.md §4.9): the
+/// plaintext and the end marker (`L = len + 1`); with Padmé, zero bytes up to
+/// `padme(max(L, 64))`, at most `MAX_ENCODED_PLAINTEXT = MAX_PLAINTEXT_SIZE + 1`.
+pub(crate) fn encoded_length(padding: Padding, len: usize) -> usize {
+    let l = len + END_MARKER_LEN;
+    match padding {
+        Padding::None => l,
+        Padding::Padme => padme(l.max(PADME_MINIMUM)).min(MAX_PLAINTEXT_SIZE + END_MARKER_LEN),
+        other => panic!("no encoding known for {other:?}"),
+    }
+}
+
+/// Padmé (SPEC.md §4.9), `l >= 2`: `E = floor(log2 l)`, `S = floor(log2 E) + 1`; `l`
+/// rounded up to a multiple of `2^(E - S)`.
+pub(crate) fn padme(l: usize) -> usize {
+    let e = l.ilog2();
+    let s = e.ilog2() + 1;
+    let mask = (1usize << (e - s)) - 1;
+    (l + mask) & !mask
+}
+
+/// The stored byte of a padding policy (SPEC.md §7.1).
+pub(crate) fn padding_byte(padding: Padding) -> u8 {
+    match padding {
+        Padding::None => 0x00,
+        Padding::Padme => 0x01,
+        other => panic!("no stored byte known for {other:?}"),
+    }
+}
+
+/// The other policy.
+pub(crate) fn other_padding(padding: Padding) -> Padding {
+    match padding {
+        Padding::None => Padding::Padme,
+        _ => Padding::None,
+    }
+}
+
+/// Where a loaded session's encoding keeps its padding byte.
+pub(crate) fn session_padding_offset(encoding: &[u8]) -> usize {
+    let (flags, post_quantum) = match encoding[1] {
+        TYPE_SESSION => (0, false),
+        TYPE_SESSION_PQ => (0, true),
+        TYPE_SESSION_HE => (1, encoding[3] == 0x03),
+        t => panic!("not a stored session: type {t:#04x}"),
+    };
+    let awaiting = encoding[SESSION_PENDING_FLAG + flags] == 1;
+    let pending_pq = if post_quantum && awaiting {
+        PQ_FIELDS
+    } else {
+        0
+    };
+    SESSION_PADDING + flags + pending_pq
+}
+
+/// The classical one-time prekey an initial message names.
+pub(crate) fn one_time_prekey_of(message: &[u8]) -> Option<u64> {
+    match Message::parse(message) {
+        Ok(Message::Initial(m)) => m.one_time_prekey_id(),
+        _ => None,
+    }
+}

@@ -1,0 +1,20 @@
+//! The names every module of this crate uses: the API of the crate under test, the RNG, and
+//! this crate's shared layout, fixture and store reader.
+
+pub(crate) use arbitrary::{Arbitrary, Unstructured};
+pub(crate) use doubleratchet::{
+    Accepted, Error, IdentityKey, IdentityKeyPair, Limits, Message, OneTimePreKey, Padding,
+    PreKeyBundle, PreKeyStore, Role, SafetyNumber, ScanResult, Session, SessionOptions,
+    SignedPreKey, StorageKey, StoreNotice, BUNDLE_LENGTH, BUNDLE_VERSION, MAX_PLAINTEXT_SIZE,
+    MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, MAX_SEAL_CONTEXT_LENGTH, MAX_SIGNED_PREKEYS,
+    MAX_SKIP_CAP, PADME_MINIMUM, SAFETY_NUMBER_LENGTH, SAFETY_NUMBER_VERSION, STORAGE_VERSION,
+    WIRE_VERSION,
+};
+#[cfg(feature = "pqxdh")]
+pub(crate) use doubleratchet::{PqPreKey, PqPreKeyKind, KEM_CIPHERTEXT_LENGTH, PQ_BUNDLE_LENGTH};
+pub(crate) use rand_chacha::rand_core::SeedableRng;
+pub(crate) use rand_chacha::ChaCha20Rng;
+
+pub(crate) use crate::fixture::*;
+pub(crate) use crate::layout::*;
+pub(crate) use crate::store_view::*;

@@ -1,0 +1,730 @@
+//! The seed corpora of every target (`fuzz/corpus/<target>/seed-*`).
+
+use crate::prelude::*;
+use crate::session::{ops_from_bytes, Op, Side};
+use crate::symmetric::{sym_ops_from_bytes, SymOp, CHAIN_LENGTHS, SYM_OP_VARIANTS};
+
+/// One seed file: `fuzz/corpus/<target>/seed-<name>`.
+pub struct Seed {
+    /// The target's name (a key of [`TARGETS`]).
+    pub target: &'static str,
+    /// The file name after `seed-`.
+    pub name: String,
+    /// The file's bytes.
+    pub data: Vec<u8>,
+}
+
+/// Appends `arbitrary`'s encoding of enum variant `i` of `n`: a little-endian `u32` `v`
+/// with `(v * n) >> 32 == i`.
+fn variant(out: &mut Vec<u8>, i: u64, n: u64) {
+    let v = (i << 32).div_ceil(n);
+    out.extend_from_slice(&u32::try_from(v).unwrap().to_le_bytes());
+}
+
+/// Encodes operations in the input format of the `session` target, the inverse of
+/// [`ops_from_bytes`] (checked by [`seeds`]): `arbitrary` picks an enum variant `i` of `n`
+/// from a little-endian `u32` `v` as `(v * n) >> 32`, and reads integers little-endian.
+fn ops_to_bytes(ops: &[Op]) -> Vec<u8> {
+    fn side(out: &mut Vec<u8>, s: Side) {
+        variant(out, s.index() as u64, 2);
+    }
+    const N: u64 = 13;
+    let mut out = Vec::new();
+    for op in ops {
+        match *op {
+            Op::AliceSends { len } => {
+                variant(&mut out, 0, N);
+                out.push(len);
+            }
+            Op::BobSends { len } => {
+                variant(&mut out, 1, N);
+                out.push(len);
+            }
+            Op::Deliver { idx } => {
+                variant(&mut out, 2, N);
+                out.push(idx);
+            }
+            Op::Drop { idx } => {
+                variant(&mut out, 3, N);
+                out.push(idx);
+            }
+            Op::Duplicate { idx } => {
+                variant(&mut out, 4, N);
+                out.push(idx);
+            }
+            Op::Replay { msg } => {
+                variant(&mut out, 5, N);
+                out.push(msg);
+            }
+            Op::Reorder { a, b } => {
+                variant(&mut out, 6, N);
+                out.extend_from_slice(&[a, b]);
+            }
+            Op::Truncate { idx, at } => {
+                variant(&mut out, 7, N);
+                out.push(idx);
+                out.extend_from_slice(&at.to_le_bytes());
+            }
+            Op::FlipBit { idx, bit } => {
+                variant(&mut out, 8, N);
+                out.push(idx);
+                out.extend_from_slice(&bit.to_le_bytes());
+            }
+            Op::Splice { a, b, at } => {
+                variant(&mut out, 9, N);
+                out.extend_from_slice(&[a, b]);
+                out.extend_from_slice(&at.to_le_bytes());
+            }
+            Op::Reflect { idx } => {
+                variant(&mut out, 10, N);
+                out.push(idx);
+            }
+            Op::Reload { side: s, sealed } => {
+                variant(&mut out, 11, N);
+                side(&mut out, s);
+                out.push(u8::from(sealed));
+            }
+            Op::SetLimits {
+                side: s,
+                max_skip,
+                max_stored,
+            } => {
+                variant(&mut out, 12, N);
+                side(&mut out, s);
+                out.extend_from_slice(&[max_skip, max_stored]);
+            }
+        }
+    }
+    out
+}
+
+/// Encodes operations in the input format of the `symmetric` target, the inverse of
+/// [`sym_ops_from_bytes`] (checked by [`seeds`]).
+fn sym_ops_to_bytes(ops: &[SymOp]) -> Vec<u8> {
+    const N: u64 = SYM_OP_VARIANTS;
+    let mut out = Vec::new();
+    for op in ops {
+        match *op {
+            SymOp::Deliver { msg } => {
+                variant(&mut out, 0, N);
+                out.push(msg);
+            }
+            SymOp::FlipBit { msg, bit } => {
+                variant(&mut out, 1, N);
+                out.push(msg);
+                out.extend_from_slice(&bit.to_le_bytes());
+            }
+            SymOp::Truncate { msg, at } => {
+                variant(&mut out, 2, N);
+                out.push(msg);
+                out.extend_from_slice(&at.to_le_bytes());
+            }
+            SymOp::Splice { a, b, at } => {
+                variant(&mut out, 3, N);
+                out.extend_from_slice(&[a, b]);
+                out.extend_from_slice(&at.to_le_bytes());
+            }
+            SymOp::BobSends { len } => {
+                variant(&mut out, 4, N);
+                out.push(len);
+            }
+            SymOp::Reload { sealed } => {
+                variant(&mut out, 5, N);
+                out.push(u8::from(sealed));
+            }
+            SymOp::SetLimits {
+                max_skip,
+                max_stored,
+            } => {
+                variant(&mut out, 6, N);
+                out.extend_from_slice(&[max_skip, max_stored]);
+            }
+        }
+    }
+    out
+}
+
+/// The `symmetric` target's scripts. Pool indices: Alice's chain 1 is 0..5, her current
+/// chain 2 is 5..13; the first of each Bob has accepted.
+fn symmetric_scripts() -> Vec<(&'static str, Vec<SymOp>)> {
+    use SymOp::*;
+    assert_eq!(CHAIN_LENGTHS, [1, 5, 8], "the scripts' pool indices");
+    let deliver = |msgs: &[u8]| msgs.iter().map(|&msg| Deliver { msg }).collect::<Vec<_>>();
+    vec![
+        ("in-order", deliver(&[6, 7, 8, 9, 10, 11, 12, 1, 2, 3, 4])),
+        ("reverse", deliver(&[12, 11, 10, 9, 8, 7, 6, 4, 3, 2, 1])),
+        ("duplicates", deliver(&[7, 7, 0, 1, 1, 5, 12, 12])),
+        (
+            "late-after-reload",
+            vec![
+                Deliver { msg: 10 },
+                Reload { sealed: true },
+                Deliver { msg: 6 },
+                Deliver { msg: 1 },
+                Reload { sealed: false },
+                Deliver { msg: 8 },
+            ],
+        ),
+        (
+            "tamper",
+            vec![
+                FlipBit { msg: 7, bit: 300 },
+                Truncate { msg: 8, at: 40 },
+                Splice {
+                    a: 9,
+                    b: 10,
+                    at: 50,
+                },
+                FlipBit { msg: 1, bit: 323 },
+                Deliver { msg: 9 },
+                BobSends { len: 5 },
+                Deliver { msg: 10 },
+            ],
+        ),
+        (
+            "limits",
+            vec![
+                SetLimits {
+                    max_skip: 2,
+                    max_stored: 3,
+                },
+                Deliver { msg: 12 },
+                Deliver { msg: 11 },
+                Deliver { msg: 7 },
+                SetLimits {
+                    max_skip: 255,
+                    max_stored: 0,
+                },
+                BobSends { len: 70 },
+                Deliver { msg: 1 },
+            ],
+        ),
+    ]
+}
+
+fn session_scripts() -> Vec<(&'static str, Vec<Op>)> {
+    use Op::*;
+    vec![
+        (
+            "ping-pong",
+            vec![
+                AliceSends { len: 5 },
+                Deliver { idx: 0 },
+                BobSends { len: 7 },
+                Deliver { idx: 0 },
+                AliceSends { len: 3 },
+                Deliver { idx: 0 },
+                BobSends { len: 0 },
+                Deliver { idx: 0 },
+            ],
+        ),
+        (
+            "out-of-order",
+            vec![
+                AliceSends { len: 4 },
+                AliceSends { len: 4 },
+                AliceSends { len: 4 },
+                Deliver { idx: 2 },
+                Duplicate { idx: 0 },
+                Deliver { idx: 0 },
+                BobSends { len: 9 },
+                BobSends { len: 9 },
+                Deliver { idx: 2 },
+                AliceSends { len: 1 },
+                Deliver { idx: 2 },
+                Deliver { idx: 0 },
+                Deliver { idx: 0 },
+                Replay { msg: 0 },
+                Deliver { idx: 0 },
+            ],
+        ),
+        (
+            "first-message-lost",
+            vec![
+                AliceSends { len: 2 },
+                AliceSends { len: 2 },
+                Drop { idx: 0 },
+                Deliver { idx: 0 },
+                BobSends { len: 6 },
+                Deliver { idx: 0 },
+                AliceSends { len: 8 },
+                Deliver { idx: 0 },
+            ],
+        ),
+        (
+            "tamper",
+            vec![
+                AliceSends { len: 16 },
+                Duplicate { idx: 0 },
+                FlipBit { idx: 0, bit: 300 },
+                Deliver { idx: 0 },
+                Truncate { idx: 0, at: 140 },
+                Duplicate { idx: 0 },
+                Deliver { idx: 1 },
+                AliceSends { len: 16 },
+                Splice {
+                    a: 0,
+                    b: 1,
+                    at: 130,
+                },
+                Deliver { idx: 2 },
+                Deliver { idx: 1 },
+                BobSends { len: 1 },
+                Reflect { idx: 1 },
+                Deliver { idx: 0 },
+            ],
+        ),
+        (
+            "storage-and-limits",
+            vec![
+                AliceSends { len: 3 },
+                Deliver { idx: 0 },
+                Reload {
+                    side: Side::Bob,
+                    sealed: true,
+                },
+                BobSends { len: 3 },
+                BobSends { len: 3 },
+                BobSends { len: 3 },
+                SetLimits {
+                    side: Side::Alice,
+                    max_skip: 1,
+                    max_stored: 1,
+                },
+                Deliver { idx: 2 },
+                Deliver { idx: 0 },
+                Reload {
+                    side: Side::Alice,
+                    sealed: false,
+                },
+                SetLimits {
+                    side: Side::Bob,
+                    max_skip: 255,
+                    max_stored: 0,
+                },
+                Reorder { a: 0, b: 1 },
+                Deliver { idx: 0 },
+            ],
+        ),
+    ]
+}
+
+/// The seed corpora: small valid inputs for every target, all derived from fixed seeds,
+/// so regenerating them gives the same bytes. Panics if an encoding helper of this file
+/// disagrees with the crate or with `arbitrary`.
+pub fn seeds() -> Vec<Seed> {
+    // This file's plaintext encoding agrees with SPEC.md §4.9's examples and bounds.
+    for (len, padme) in [(0, 64), (63, 64), (64, 72), (100, 104), (1000, 1024)] {
+        assert_eq!(encoded_length(Padding::Padme, len), padme, "Padmé of {len}");
+        assert_eq!(encoded_length(Padding::None, len), len + 1);
+    }
+    // SPEC.md §4.9 with part 2's largest prefix (1247 bytes): 2^20 - 1247 - 16 - 1.
+    assert_eq!(MAX_PLAINTEXT_SIZE, 1_047_312);
+    for padding in [Padding::Padme, Padding::None] {
+        assert_eq!(encoded_length(padding, MAX_PLAINTEXT_SIZE), 1_047_313);
+    }
+    assert_eq!(
+        [
+            WIRE_VERSION,
+            BUNDLE_VERSION,
+            STORAGE_VERSION,
+            SAFETY_NUMBER_VERSION
+        ],
+        [0x02, 0x02, 0x02, 0x01]
+    );
+    let fx = fixture();
+    let mut out = Vec::new();
+    let mut add = |target: &'static str, name: &str, data: Vec<u8>| {
+        out.push(Seed {
+            target,
+            name: name.to_string(),
+            data,
+        });
+    };
+
+    // decode_message: each message kind, and bundles. `fx.initial` holds three classical
+    // messages with a one-time prekey, one without, two header-encrypted ones, then one
+    // without padding; `fx.probes` a classical conversation, then a header-encrypted one,
+    // then one without padding.
+    add(
+        "decode_message",
+        "initial-with-opk",
+        fx.initial[0].wire.clone(),
+    );
+    add(
+        "decode_message",
+        "initial-no-opk",
+        fx.initial[3].wire.clone(),
+    );
+    add("decode_message", "initial-he", fx.initial[4].wire.clone());
+    add("decode_message", "normal", fx.probes[1].0.clone());
+    add("decode_message", "normal-he", fx.probes[4].0.clone());
+    add("decode_message", "bundle", fx.bundle.to_bytes());
+    #[cfg(feature = "pqxdh")]
+    {
+        let pq = |he: bool| fx.initial[genuine_pq(he, true)].wire.clone();
+        add("decode_message", "initial-pq", pq(false));
+        add("decode_message", "initial-pq-he", pq(true));
+        add("decode_message", "bundle-pq", fx.pq.bundle.to_bytes());
+    }
+
+    // session: scripts in the target's input format.
+    for (name, ops) in session_scripts() {
+        let bytes = ops_to_bytes(&ops);
+        assert_eq!(
+            ops_from_bytes(&bytes),
+            ops,
+            "ops encoding of {name} is wrong"
+        );
+        // The first byte is the mode: bit 0 header encryption, bit 1 PQXDH, bit 2 Alice
+        // and bit 3 Bob without padding.
+        for (mode, prefix) in [
+            (0u8, ""),
+            (1, "he-"),
+            (2, "pq-"),
+            (3, "he-pq-"),
+            (4, "nopad-alice-"),
+            (0b1011, "he-pq-nopad-bob-"),
+        ] {
+            let data = [&[mode][..], &bytes].concat();
+            add("session", &format!("{prefix}{name}"), data);
+        }
+    }
+
+    // symmetric: scripts in the target's input format; the first byte is the mode (bit 0
+    // header encryption).
+    for (name, ops) in symmetric_scripts() {
+        let bytes = sym_ops_to_bytes(&ops);
+        assert_eq!(
+            sym_ops_from_bytes(&bytes),
+            ops,
+            "symmetric ops encoding of {name} is wrong"
+        );
+        for (mode, prefix) in [(0u8, ""), (1, "he-")] {
+            add(
+                "symmetric",
+                &format!("{prefix}{name}"),
+                [&[mode][..], &bytes].concat(),
+            );
+        }
+    }
+
+    // respond: one input per mode.
+    let with_mode = |mode: u8, rest: &[u8]| [&[mode][..], rest].concat();
+    add("respond", "raw-with-opk", with_mode(0, &fx.initial[0].wire));
+    add("respond", "raw-no-opk", with_mode(0, &fx.initial[3].wire));
+    add("respond", "raw-he", with_mode(0, &fx.initial[4].wire));
+    let unpadded = fx
+        .initial
+        .iter()
+        .position(|g| g.padding == Padding::None)
+        .unwrap();
+    assert_eq!(unpadded, 6);
+    add(
+        "respond",
+        "raw-unpadded",
+        with_mode(0, &fx.initial[unpadded].wire),
+    );
+    add(
+        "respond",
+        "field-sealed-header",
+        with_mode(2, &[4, 8, 0xff]),
+    );
+    // The one-time prekey flag (byte 74) of a message that has one, overwritten by 1.
+    add(
+        "respond",
+        "overwrite",
+        with_mode(1, &[2, INITIAL_OPK_FLAG as u8, 0, 1]),
+    );
+    // The id of Bob's second one-time prekey (held, but not the one Alice used).
+    let field_opk_id = [&[0u8, 6][..], &fx.opk_ids[1].to_be_bytes()].concat();
+    add("respond", "field-opk-id", with_mode(2, &field_opk_id));
+    add(
+        "respond",
+        "bit-flips",
+        with_mode(3, &[1, 0x10, 0x02, 0x80, 0x03]),
+    );
+    // PQXDH: a one-time and a last-resort post-quantum prekey, a sealed header; then the
+    // modes on PQXDH messages (picked by index into `fx.initial`).
+    #[cfg(feature = "pqxdh")]
+    {
+        let one_time = genuine_pq(false, true);
+        let last_resort = genuine_pq(false, false);
+        let sealed = genuine_pq(true, true);
+        let pick = |i: usize| u8::try_from(i).unwrap();
+        add(
+            "respond",
+            "raw-pq-one-time",
+            with_mode(0, &fx.initial[one_time].wire),
+        );
+        add(
+            "respond",
+            "raw-pq-last-resort",
+            with_mode(0, &fx.initial[last_resort].wire),
+        );
+        add(
+            "respond",
+            "raw-pq-he",
+            with_mode(0, &fx.initial[sealed].wire),
+        );
+        // The id of Bob's first one-time post-quantum prekey on a last-resort message:
+        // decapsulation with the wrong key.
+        let pq_field_id = [
+            &[pick(last_resort), 7][..],
+            &fx.pq.one_time_ids[0].to_be_bytes(),
+        ]
+        .concat();
+        add("respond", "pq-field-id", with_mode(2, &pq_field_id));
+        add(
+            "respond",
+            "pq-field-kem",
+            with_mode(2, &[pick(one_time), 9, 0xff]),
+        );
+        add(
+            "respond",
+            "pq-he-field-sealed-header",
+            with_mode(2, &[pick(sealed), 11, 0xff]),
+        );
+        add(
+            "respond",
+            "pq-overwrite",
+            with_mode(1, &[pick(last_resort), 0x00, 0x04, 0xaa]),
+        );
+        // Bit 0 of the KEM ciphertext's first byte (91), and a bit in its middle.
+        let first_kem_bit = u16::try_from(KEM_CT.start * 8).unwrap().to_le_bytes();
+        add(
+            "respond",
+            "pq-bit-flips",
+            with_mode(
+                3,
+                &[pick(sealed), first_kem_bit[0], first_kem_bit[1], 0x00, 0x24],
+            ),
+        );
+    }
+
+    // load: every stored type, plain and sealed (with the first load context, a few with the
+    // empty one).
+    let key = &fx.storage_key;
+    let [context, empty] = LOAD_CONTEXTS;
+    let mut seal_rng = rng(11);
+    for (mode, name, state) in fx.states.iter().filter(|(m, _, _)| !m.contains("pq")) {
+        let s = Session::from_bytes(state).unwrap();
+        if *mode == "nopad-" {
+            // Sessions without padding (padding byte 0x00): two states, not sealed.
+            assert_eq!(s.padding(), Padding::None);
+            if matches!(*name, "alice-awaiting-reply" | "bob-after-ratchet") {
+                add("load", &format!("{mode}session-{name}"), state.clone());
+            }
+            continue;
+        }
+        add("load", &format!("{mode}session-{name}"), state.clone());
+        // Alice's states sealed with the load context, Bob's with the empty one.
+        let c = if name.starts_with("alice") {
+            context
+        } else {
+            empty
+        };
+        add(
+            "load",
+            &format!("sealed-{mode}session-{name}"),
+            key.seal(&s, c, &mut seal_rng).unwrap(),
+        );
+    }
+    add("load", "identity", fx.carol.to_bytes().to_vec());
+    add(
+        "load",
+        "sealed-identity",
+        key.seal(&fx.carol, context, &mut seal_rng).unwrap(),
+    );
+    add("load", "signed-prekey", fx.carol_spk.to_bytes().to_vec());
+    add(
+        "load",
+        "sealed-signed-prekey",
+        key.seal(&fx.carol_spk, context, &mut seal_rng).unwrap(),
+    );
+    add("load", "one-time-prekey", fx.carol_opk.to_bytes().to_vec());
+    add(
+        "load",
+        "sealed-one-time-prekey",
+        key.seal(&fx.carol_opk, empty, &mut seal_rng).unwrap(),
+    );
+    // Bob's classical store: a current and a standby signed prekey, three one-time
+    // prekeys (sequence numbers 0..=2), no records.
+    add("load", "prekey-store", fx.classical_store_bytes.clone());
+    let classical_store = PreKeyStore::from_bytes(&fx.classical_store_bytes).unwrap();
+    add(
+        "load",
+        "sealed-prekey-store",
+        key.seal(&classical_store, context, &mut seal_rng).unwrap(),
+    );
+    // The same without its standby and with replay capacity 1: the `load` target's
+    // probe without a one-time prekey fills the current signed prekey
+    // (`SignedPreKeyFull`).
+    let mut no_standby = without_standby(&fx.classical_store_bytes);
+    no_standby[2..6].copy_from_slice(&1u32.to_be_bytes());
+    add("load", "prekey-store-no-standby", no_standby);
+    // Replay records under two signed prekeys: replay capacity 2, two sessions without a
+    // one-time prekey filled the first (the store switched to its standby), a third left a
+    // record under the second, a new standby; one-time prekeys generated since.
+    let records = store_with_records(&fx.classical_store_bytes);
+    add(
+        "load",
+        "sealed-prekey-store-records",
+        key.seal(&records, context, &mut seal_rng).unwrap(),
+    );
+    add("load", "prekey-store-records", records.to_bytes().to_vec());
+    // PQXDH: stored sessions (type 0x25, and 0x28 with the PQXDH flag), a post-quantum
+    // prekey (0x26), stores with post-quantum prekeys and replay records (0x24); some
+    // sealed. Not every state: PQXDH states awaiting a reply are 1.4 KB.
+    #[cfg(feature = "pqxdh")]
+    {
+        let mut seal_rng = rng(14);
+        for (mode, name, state) in &fx.states {
+            if !mode.contains("pq") {
+                continue;
+            }
+            let keep = matches!(
+                (*mode, *name),
+                (
+                    "pq-",
+                    "alice-awaiting-reply" | "bob-after-reply" | "alice-one-skipped"
+                ) | ("he-pq-", "alice-awaiting-reply" | "bob-after-ratchet")
+            );
+            if keep {
+                add("load", &format!("{mode}session-{name}"), state.clone());
+            }
+            if (*mode, *name) == ("pq-", "bob-after-reply") {
+                let s = Session::from_bytes(state).unwrap();
+                add(
+                    "load",
+                    &format!("sealed-{mode}session-{name}"),
+                    key.seal(&s, context, &mut seal_rng).unwrap(),
+                );
+            }
+        }
+        add("load", "pq-prekey", fx.pq.carol_pq.to_bytes().to_vec());
+        add(
+            "load",
+            "sealed-pq-prekey",
+            key.seal(&fx.pq.carol_pq, context, &mut seal_rng).unwrap(),
+        );
+        add("load", "prekey-store-pq", fx.store_bytes.clone());
+        add(
+            "load",
+            "sealed-prekey-store-pq",
+            key.seal(&fx.store, empty, &mut seal_rng).unwrap(),
+        );
+        add(
+            "load",
+            "prekey-store-replay-records",
+            fx.pq.store_with_records.clone(),
+        );
+    }
+
+    // bundle: Bob's (with and without a one-time prekey), a third party's, Alice's own,
+    // and one with a broken signature.
+    add("bundle", "bob", fx.bundle.to_bytes());
+    add("bundle", "bob-last-resort", fx.bundle_no_opk.to_bytes());
+    add(
+        "bundle",
+        "carol",
+        PreKeyBundle::new(&fx.carol, &fx.carol_spk, Some(&fx.carol_opk)).to_bytes(),
+    );
+    add(
+        "bundle",
+        "alice-own",
+        PreKeyBundle::new(&fx.alice, &fx.alice_spk, None).to_bytes(),
+    );
+    let mut forged = fx.bundle.to_bytes();
+    forged[BUNDLE_SPK.end] ^= 1;
+    add("bundle", "bad-signature", forged);
+    // PQXDH bundles: Bob's (one-time and last-resort post-quantum prekey), a third party's,
+    // one with a broken post-quantum signature.
+    #[cfg(feature = "pqxdh")]
+    {
+        add("bundle", "bob-pq", fx.pq.bundle.to_bytes());
+        add(
+            "bundle",
+            "bob-pq-last-resort",
+            fx.pq.bundle_last_resort.to_bytes(),
+        );
+        add("bundle", "carol-pq", fx.pq.carol_bundle.to_bytes());
+        let mut forged = fx.pq.bundle.to_bytes();
+        forged[BUNDLE_PQ_SIGNATURE.start + 3] ^= 1;
+        add("bundle", "bob-pq-bad-signature", forged);
+    }
+
+    // safety_number: the genuine byte form, one that differs, one of a future version,
+    // and Alice's and Bob's identity keys (which the target computes the number of).
+    let genuine = fx.safety_number.to_bytes();
+    add("safety_number", "genuine", genuine.to_vec());
+    let mut mismatch = genuine;
+    mismatch[40] ^= 1;
+    add("safety_number", "mismatch", mismatch.to_vec());
+    let mut future = genuine;
+    future[0] = SAFETY_NUMBER_VERSION + 1;
+    add("safety_number", "future-version", future.to_vec());
+    let keys = [
+        fx.alice.public_key().as_bytes(),
+        fx.bob.public_key().as_bytes(),
+    ]
+    .map(|k| &k[..])
+    .concat();
+    add("safety_number", "keys", keys);
+    out
+}
+
+/// Bob's classical store (`store_bytes`) with replay records under two signed prekeys:
+/// replay capacity 2; two sessions without a one-time prekey fill the current signed
+/// prekey, so the store switches to its standby; a new standby; a third session leaves a
+/// record under the second; two more one-time prekeys.
+pub(crate) fn store_with_records(store_bytes: &[u8]) -> PreKeyStore {
+    let fx = fixture();
+    let mut store = PreKeyStore::from_bytes(store_bytes).unwrap();
+    let mut rng = rng(15);
+    assert_eq!(store.set_replay_capacity(2), Ok(None));
+    let first = store.current_signed_prekey().id();
+    let standby = store.standby_signed_prekey().unwrap().id();
+    let without_opk = store.bundle(&fx.bob, None).unwrap();
+    for i in 0..2 {
+        let mut a = Session::initiate(&fx.alice, &without_opk, &mut rng).unwrap();
+        let m = a.encrypt(b"record", &mut rng).unwrap();
+        let notice = store.accept(&fx.bob, &m).unwrap().notice;
+        let expected = (i == 1).then_some(StoreNotice::SignedPreKeySwitched {
+            previous: first,
+            current: standby,
+        });
+        assert_eq!(notice, expected);
+    }
+    assert!(store.replenish_standby(&fx.bob, &mut rng).unwrap());
+    let second = store.bundle(&fx.bob, None).unwrap();
+    let mut a = Session::initiate(&fx.alice, &second, &mut rng).unwrap();
+    let m = a.encrypt(b"record", &mut rng).unwrap();
+    assert_eq!(store.accept(&fx.bob, &m).unwrap().notice, None);
+    store.generate_one_time_prekeys(2, &mut rng).unwrap();
+    let view = store_view(&store.to_bytes());
+    assert_eq!(view.signed.len(), 2);
+    assert_eq!(view.records(first).map(<[_]>::len), Some(2));
+    assert_eq!(view.records(standby).map(<[_]>::len), Some(1));
+    store
+}
+
+/// The index in `fixture().initial` of the first genuine PQXDH message with the header
+/// encrypted or not, naming a one-time or a last-resort post-quantum prekey.
+#[cfg(feature = "pqxdh")]
+pub(crate) fn genuine_pq(header_encryption: bool, one_time: bool) -> usize {
+    let fx = fixture();
+    fx.initial
+        .iter()
+        .position(|g| {
+            let Ok(Message::Initial(m)) = Message::parse(&g.wire) else {
+                return false;
+            };
+            let id = m.post_quantum_prekey_id();
+            g.post_quantum
+                && g.header_encryption == header_encryption
+                && id.is_some()
+                && (id == Some(fx.pq.last_resort_id)) != one_time
+        })
+        .unwrap()
+}

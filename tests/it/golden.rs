@@ -1,0 +1,1013 @@
+//! Golden files of the storage format: one file per persisted type at the current format
+//! version (profile v2: storage, bundle and wire version `0x02`, with part 2's 64-bit
+//! prekey ids, prekey store layout and sealing context), in `tests/golden/` (see its
+//! README.md).
+//!
+//! `golden_files` loads each file, checks that it re-encodes byte for byte, that the
+//! objects fit together (the bundle and prekeys belong to the stored identity, both
+//! sessions are the same session), and that each stored session still decrypts the
+//! message stored next to it to the expected plaintext; the sealed session is there twice,
+//! sealed with the empty context and with an application context. A change to the storage
+//! format that breaks these files needs a new format version, not new files.
+//!
+//! `header_encrypted_golden_files` does the same for the header-encrypted session (type
+//! `0x28`, flags `0x02`) and its sealed form; `post_quantum_golden_files` (with the `pqxdh`
+//! feature) for the PQXDH sessions (type `0x25`, and type `0x28` with flags `0x03`), the
+//! post-quantum prekey (`0x26`), the prekey store with post-quantum keys and replay records
+//! (type `0x24`, as every store) and the PQXDH bundle (`0x11`); `padding_none_golden_files`
+//! for sessions whose padding policy is `Padding::None` (stored padding byte `0x00`; every
+//! other stored session has the default, Padmé, `0x01`); `prekey_store_golden_files` for a
+//! prekey store with replay records under two signed prekeys, a standby and one-time
+//! prekeys with sequence numbers, the initial messages it refuses and accepts, and the
+//! store sealed with a context. Every stored store is read field by field (`store_view`),
+//! every sealed blob is checked against the construction of SPEC.md §7.6 with the
+//! `aes-gcm-siv` crate (`check_sealed_construction`).
+//!
+//! The files are generated deterministically from seeded RNGs by
+//! `doubleratchet_test_support::golden::generate`; `tools/vectors` checks that the committed
+//! files are what it generates (`cargo run -p doubleratchet-vectors`) and writes them with
+//! `--write` (README.md, "Regenerating the generated files").
+
+use doubleratchet::{
+    Error, IdentityKeyPair, Message, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore, Role,
+    Session, SignedPreKey, StorageKey, StoreNotice, BUNDLE_LENGTH, BUNDLE_VERSION, PADME_MINIMUM,
+    STORAGE_VERSION, WIRE_VERSION,
+};
+#[cfg(feature = "pqxdh")]
+use doubleratchet::{PqPreKey, PqPreKeyKind, PQ_BUNDLE_LENGTH};
+use doubleratchet_test_support::golden::{
+    all_files, generate, read, rng_for_context_seal, rng_for_he_seal, rng_for_seal,
+    rng_for_store_seal, storage_key, FILES, HE_FILES, HE_HEADER_KEYS, HE_NEXT, HE_SEALED_NEXT,
+    HE_SKIPPED, INITIATOR_NEXT, PADDING_NONE_FILES, PADDING_NONE_INITIATOR_NEXT,
+    PADDING_NONE_RESPONDER_NEXT, RESPONDER_NEXT, RESPONDER_SKIPPED, SESSION_CONTEXT, STORE_CONTEXT,
+    STORE_FILES, STORE_NEXT, STORE_REPLAY_CAPACITY,
+};
+#[cfg(feature = "pqxdh")]
+use doubleratchet_test_support::golden::{
+    HE_PQ_HEADER_KEYS, HE_PQ_NEXT, HE_PQ_SKIPPED, PQ_FILES, PQ_INITIATOR_NEXT, PQ_RESPONDER_NEXT,
+    PQ_RESPONDER_SKIPPED,
+};
+use doubleratchet_test_support::{load, padding_offset, ratchet_view, rng, stored};
+
+/// The format version every golden file is at: storage (SPEC.md §7), bundle (§5.4) and
+/// wire (§5.2-§5.3) version `0x02` of profile v2. (The v1 files were dropped with v1,
+/// which was never released.)
+const FORMAT_VERSION: u8 = 0x02;
+
+/// A stored session's layout (SPEC.md §7.1) up to its padding byte: version, type, role,
+/// the identities and `EK_A` (3 x 32), the pending flag and prekey ids (1 + 8 + 1 + 8), the
+/// limits (4 + 4). Type `0x28` has a flags byte after the role, and a PQXDH session
+/// awaiting its reply the post-quantum prekey id and KEM ciphertext (8 + 1088) before the
+/// limits.
+const PADDING_OFFSET: usize = 3 + 3 * 32 + 18 + 8;
+/// A stored session without skipped keys (type `0x20`; profile v2 part 2, 8-byte prekey
+/// ids: part 1's 297 + 8).
+const SESSION_LENGTH: usize = 305;
+/// A header-encrypted session (type `0x28`) without skipped keys: a flags byte, `HKs`,
+/// `HKr` (each a flag and 32 bytes), `NHKs`, `NHKr` and a count.
+const HE_SESSION_LENGTH: usize = SESSION_LENGTH + 1 + 2 * 33 + 2 * 32 + 4;
+/// What a PQXDH session awaiting its reply stores in addition: the post-quantum prekey id
+/// and the KEM ciphertext.
+#[cfg(feature = "pqxdh")]
+const PQ_PENDING_LENGTH: usize = 8 + 1088;
+/// Stored prekeys (SPEC.md §7.3, §7.4, §3.6), each `version | type | id (8 bytes) | ...`.
+const SIGNED_PREKEY_LENGTH: usize = 2 + 8 + 32 + 64;
+const ONE_TIME_PREKEY_LENGTH: usize = 2 + 8 + 32;
+const PQ_PREKEY_LENGTH: usize = 2 + 8 + 1 + 64 + 64;
+/// The stored padding byte of each policy.
+const PADDING_NONE_BYTE: u8 = 0x00;
+const PADDING_PADME_BYTE: u8 = 0x01;
+/// Length of the AEAD tag after every message body.
+const TAG: usize = 16;
+/// Every golden plaintext is shorter than 64 bytes, so Padmé (the default policy) pads it
+/// to the 64-byte minimum (SPEC.md §4.9): every such body is 64 + 16 bytes on the wire.
+const PADME_BODY: usize = 64 + TAG;
+
+/// The version byte a golden file starts with: its format family's (SPEC.md §5.1).
+fn family_version(name: &str) -> u8 {
+    if name.ends_with("_message.bin") {
+        WIRE_VERSION
+    } else if name.contains("bundle") {
+        BUNDLE_VERSION
+    } else {
+        STORAGE_VERSION
+    }
+}
+
+/// Reads the files of a group and checks that they are at the current format version,
+/// which is the one the files pin.
+fn check_versions(names: &[&str]) {
+    assert_eq!(
+        [STORAGE_VERSION, BUNDLE_VERSION, WIRE_VERSION],
+        [FORMAT_VERSION; 3],
+        "the golden files pin version 0x02 of storage, bundles and messages"
+    );
+    for name in names {
+        let bytes = read(name);
+        assert_eq!(
+            bytes[0],
+            family_version(name),
+            "{name}: not at the current format version"
+        );
+        assert_eq!(bytes[0], FORMAT_VERSION, "{name}");
+    }
+}
+
+/// Checks that `bytes` parse as a message that encodes back to the same bytes, of type
+/// `kind`.
+fn check_message(name: &str, bytes: &[u8], kind: u8) {
+    assert_eq!(bytes[1], kind, "{name}: message type");
+    assert_eq!(Message::parse(bytes).unwrap().to_bytes(), bytes, "{name}");
+}
+
+/// Checks that the message's body (encoded plaintext and tag, SPEC.md §4.9) is `body`
+/// bytes long.
+fn check_body(name: &str, bytes: &[u8], body: usize) {
+    assert_eq!(
+        Message::parse(bytes).unwrap().ciphertext_len(),
+        body,
+        "{name}: body length"
+    );
+}
+
+/// A stored prekey store (type `0x24`; SPEC.md §7.5 in profile v2 part 2's layout), field
+/// by field.
+#[derive(Debug)]
+struct StoreView {
+    capacity: u32,
+    next_sequence: u64,
+    current: u64,
+    /// Each accepted signed prekey's id and replay records, as stored.
+    signed: Vec<(u64, Vec<[u8; 32]>)>,
+    standby: Option<u64>,
+    /// `(sequence, id)` of each one-time prekey, as stored.
+    one_time: Vec<(u64, u64)>,
+    pq_current: Option<u64>,
+    /// `(sequence, id, kind byte)` of each post-quantum prekey, as stored.
+    pq: Vec<(u64, u64, u8)>,
+}
+
+impl StoreView {
+    /// The records of the accepted signed prekey `id`.
+    fn records(&self, id: u64) -> &[[u8; 32]] {
+        &self.signed.iter().find(|(i, _)| *i == id).unwrap().1
+    }
+
+    /// The one-time prekeys' ids, oldest (lowest sequence number) first.
+    fn one_time_by_age(&self) -> Vec<u64> {
+        let mut aged = self.one_time.clone();
+        aged.sort_unstable();
+        aged.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// The one-time prekeys' sequence numbers, ascending.
+    fn one_time_sequences(&self) -> Vec<u64> {
+        let mut sequences: Vec<u64> = self.one_time.iter().map(|(s, _)| *s).collect();
+        sequences.sort_unstable();
+        sequences
+    }
+}
+
+/// Reads a stored prekey store; panics on anything but the layout below, to the last
+/// byte, and checks the rules every stored store keeps: ids never 0 and strictly
+/// increasing, records strictly increasing, the current id among the accepted signed
+/// prekeys, the standby not among them, sequence numbers distinct and below the next one.
+///
+/// ```text
+/// 02 | 24 | capacity u32 | next sequence u64 | current id u64 | s u32
+/// s x { 02 22 id(8) secret(32) sig(64) | r u32 | r x EK_A(32) }
+/// standby flag | 02 22 id(8) secret(32) sig(64), or 106 zeros
+/// t u32 | t x { sequence u64 | 02 23 id(8) secret(32) }
+/// current PQ last-resort flag | id u64 (zero if absent)
+/// q u32 | q x { sequence u64 | 02 26 id(8) kind(1) seed(64) sig(64) }
+/// ```
+fn store_view(bytes: &[u8]) -> StoreView {
+    struct Cursor<'a>(&'a [u8], usize);
+    impl Cursor<'_> {
+        fn take(&mut self, n: usize) -> &[u8] {
+            let out = &self.0[self.1..self.1 + n];
+            self.1 += n;
+            out
+        }
+        fn u32(&mut self) -> u32 {
+            u32::from_be_bytes(self.take(4).try_into().unwrap())
+        }
+        fn u64(&mut self) -> u64 {
+            u64::from_be_bytes(self.take(8).try_into().unwrap())
+        }
+        /// A stored key of type `kind` and `len` bytes: its id.
+        fn key(&mut self, kind: u8, len: usize) -> u64 {
+            let key = self.take(len);
+            assert_eq!(key[..2], [STORAGE_VERSION, kind]);
+            u64::from_be_bytes(key[2..10].try_into().unwrap())
+        }
+    }
+    fn increasing(ids: impl Iterator<Item = u64>) {
+        let ids: Vec<u64> = ids.collect();
+        assert!(ids.iter().all(|id| *id != 0), "id 0");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids not increasing");
+    }
+
+    let mut r = Cursor(bytes, 0);
+    assert_eq!(r.take(2), [STORAGE_VERSION, 0x24]);
+    let capacity = r.u32();
+    let next_sequence = r.u64();
+    let current = r.u64();
+    let s = r.u32();
+    let signed: Vec<(u64, Vec<[u8; 32]>)> = (0..s)
+        .map(|_| {
+            let id = r.key(0x22, SIGNED_PREKEY_LENGTH);
+            let count = r.u32();
+            let records: Vec<[u8; 32]> =
+                (0..count).map(|_| r.take(32).try_into().unwrap()).collect();
+            assert!(records.windows(2).all(|w| w[0] < w[1]), "records");
+            (id, records)
+        })
+        .collect();
+    let standby = match r.take(1)[0] {
+        0 => {
+            assert_eq!(r.take(SIGNED_PREKEY_LENGTH), [0; SIGNED_PREKEY_LENGTH]);
+            None
+        }
+        1 => Some(r.key(0x22, SIGNED_PREKEY_LENGTH)),
+        other => panic!("standby flag {other}"),
+    };
+    let t = r.u32();
+    let one_time: Vec<(u64, u64)> = (0..t)
+        .map(|_| (r.u64(), r.key(0x23, ONE_TIME_PREKEY_LENGTH)))
+        .collect();
+    let flag = r.take(1)[0];
+    let id = r.u64();
+    let pq_current = match flag {
+        0 => {
+            assert_eq!(id, 0);
+            None
+        }
+        1 => Some(id),
+        other => panic!("last-resort flag {other}"),
+    };
+    let q = r.u32();
+    let pq: Vec<(u64, u64, u8)> = (0..q)
+        .map(|_| {
+            let sequence = r.u64();
+            let key = r.take(PQ_PREKEY_LENGTH);
+            assert_eq!(key[..2], [STORAGE_VERSION, 0x26]);
+            let id = u64::from_be_bytes(key[2..10].try_into().unwrap());
+            (sequence, id, key[10])
+        })
+        .collect();
+    assert_eq!(r.1, bytes.len(), "bytes after the layout of SPEC.md §7.5");
+
+    increasing(signed.iter().map(|(id, _)| *id));
+    increasing(one_time.iter().map(|(_, id)| *id));
+    increasing(pq.iter().map(|(_, id, _)| *id));
+    assert!(signed.iter().any(|(id, _)| *id == current), "current");
+    if let Some(standby) = standby {
+        assert!(standby != 0 && signed.iter().all(|(id, _)| *id != standby));
+    }
+    let mut sequences: Vec<u64> = one_time
+        .iter()
+        .map(|(s, _)| *s)
+        .chain(pq.iter().map(|(s, _, _)| *s))
+        .collect();
+    sequences.sort_unstable();
+    assert!(sequences.windows(2).all(|w| w[0] < w[1]), "sequences");
+    assert!(sequences.iter().all(|s| *s < next_sequence), "sequences");
+    StoreView {
+        capacity,
+        next_sequence,
+        current,
+        signed,
+        standby,
+        one_time,
+        pq_current,
+        pq,
+    }
+}
+
+/// The base key `EK_A` of an initial message.
+fn base_key(message: &[u8]) -> [u8; 32] {
+    match Message::parse(message).unwrap() {
+        Message::Initial(m) => *m.base_key(),
+        Message::Normal(_) => panic!("not an initial message"),
+    }
+}
+
+/// Checks a loaded session's padding policy against the byte stored for it.
+fn check_padding(name: &str, bytes: &[u8], session: &Session, padding: Padding) {
+    let byte = match padding {
+        Padding::None => PADDING_NONE_BYTE,
+        Padding::Padme => PADDING_PADME_BYTE,
+        other => panic!("{name}: no stored byte known for {other:?}"),
+    };
+    assert_eq!(bytes[padding_offset(bytes)], byte, "{name}: padding byte");
+    assert_eq!(session.padding(), padding, "{name}: padding policy");
+}
+
+#[test]
+fn golden_files() {
+    check_versions(&FILES);
+
+    // Keys and the store: load and re-encode byte for byte.
+    let identity_bytes = read("identity.bin");
+    assert_eq!(identity_bytes.len(), 34);
+    let bob = IdentityKeyPair::from_bytes(&identity_bytes).unwrap();
+    assert_eq!(&bob.to_bytes()[..], &identity_bytes[..]);
+    let alice_bytes = read("alice_identity.bin");
+    let alice = IdentityKeyPair::from_bytes(&alice_bytes).unwrap();
+    assert_eq!(&alice.to_bytes()[..], &alice_bytes[..]);
+
+    // Stand-alone prekeys with explicit ids, 8 bytes big-endian after version and type.
+    let spk_bytes = read("signed_prekey.bin");
+    assert_eq!(spk_bytes.len(), SIGNED_PREKEY_LENGTH);
+    assert_eq!(spk_bytes[1..10], [0x22, 0, 0, 0, 0, 0, 0, 0, 7]);
+    let spk = SignedPreKey::from_bytes(&spk_bytes).unwrap();
+    assert_eq!(&spk.to_bytes()[..], &spk_bytes[..]);
+    assert_eq!(spk.id(), 7);
+
+    let opk_bytes = read("one_time_prekey.bin");
+    assert_eq!(opk_bytes.len(), ONE_TIME_PREKEY_LENGTH);
+    assert_eq!(opk_bytes[1..10], [0x23, 0, 0, 0, 0, 0, 0, 0, 42]);
+    let opk = OneTimePreKey::from_bytes(&opk_bytes).unwrap();
+    assert_eq!(&opk.to_bytes()[..], &opk_bytes[..]);
+    assert_eq!(opk.id(), 42);
+    // The stand-alone prekeys are signed by the stored identity.
+    PreKeyBundle::new(&bob, &spk, Some(&opk)).verify().unwrap();
+
+    let bundle_bytes = read("bundle.bin");
+    assert_eq!(bundle_bytes.len(), BUNDLE_LENGTH);
+    assert_eq!(BUNDLE_LENGTH, 179);
+    let bundle = PreKeyBundle::from_bytes(&bundle_bytes).unwrap();
+    assert_eq!(bundle.to_bytes(), bundle_bytes);
+    bundle.verify().unwrap();
+    assert_eq!(bundle.identity_key(), bob.public_key());
+    let bundle_spk = bundle.signed_prekey_id();
+    let bundle_opk = bundle.one_time_prekey_id().unwrap();
+    assert_eq!(bundle_bytes[34..42], bundle_spk.to_be_bytes());
+    assert_eq!(bundle_bytes[138], 1);
+    assert_eq!(bundle_bytes[139..147], bundle_opk.to_be_bytes());
+
+    // Bob's store after the session and a rotation: the bundle's signed prekey is still
+    // accepted, the standby became current, a new standby was drawn; the bundle's one-time
+    // prekey (sequence number 1 of 0..=4) was used.
+    let store_bytes = read("prekey_store.bin");
+    let view = store_view(&store_bytes);
+    let store = PreKeyStore::from_bytes(&store_bytes).unwrap();
+    assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
+    let current = store.current_signed_prekey().id();
+    assert_ne!(current, bundle_spk);
+    assert_eq!(view.current, current);
+    assert!(store.signed_prekey(bundle_spk).is_some());
+    let mut accepted = [bundle_spk, current];
+    accepted.sort_unstable();
+    let signed: Vec<u64> = view.signed.iter().map(|(id, _)| *id).collect();
+    assert_eq!(signed, accepted);
+    let standby = store.standby_signed_prekey().unwrap().id();
+    assert_eq!(view.standby, Some(standby));
+    assert!(
+        store.signed_prekey(standby).is_none(),
+        "a standby is not accepted"
+    );
+    // The session used a one-time prekey: no replay record.
+    assert_eq!(store.replay_records(), 0);
+    assert!(view.signed.iter().all(|(_, records)| records.is_empty()));
+    assert_eq!(view.capacity, 1024);
+    assert_eq!(store.replay_capacity(), 1024);
+    assert_eq!(view.next_sequence, 5);
+    assert_eq!(
+        view.one_time_sequences(),
+        [0, 2, 3, 4],
+        "the one-time prekey of sequence number 1 was used by the session"
+    );
+    let one_time: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    assert_eq!(one_time, view.one_time_by_age(), "oldest first");
+    assert!(!one_time.contains(&bundle_opk));
+    assert!(store.one_time_prekey(bundle_opk).is_none());
+    assert_eq!((view.pq_current, view.pq.len()), (None, 0));
+
+    // The fresh initiator (default padding, Padmé) decrypts Bob's first reply.
+    let initiator_bytes = read("session_initiator.bin");
+    assert_eq!(initiator_bytes.len(), SESSION_LENGTH);
+    assert_eq!(initiator_bytes[100..108], bundle_spk.to_be_bytes());
+    assert_eq!(initiator_bytes[108], 1);
+    assert_eq!(initiator_bytes[109..117], bundle_opk.to_be_bytes());
+    let mut initiator = load(&initiator_bytes);
+    check_padding("initiator", &initiator_bytes, &initiator, Padding::Padme);
+    assert_eq!(initiator.role(), Role::Initiator);
+    assert!(initiator.awaiting_reply());
+    assert_eq!(initiator.local_identity(), alice.public_key());
+    assert_eq!(initiator.remote_identity(), bob.public_key());
+    let reply = read("session_initiator.next_message.bin");
+    check_message("reply", &reply, 0x01);
+    assert_eq!(PADME_MINIMUM, 64);
+    check_body("reply", &reply, PADME_BODY);
+    assert_eq!(initiator.decrypt(&reply).unwrap(), INITIATOR_NEXT);
+    assert!(!initiator.awaiting_reply());
+    assert_eq!(initiator.decrypt(&reply), Err(Error::DuplicateOrExpired));
+
+    // The responder with skipped keys decrypts a1-0 with one of them.
+    let responder_bytes = read("session_responder_with_skipped.bin");
+    assert_eq!(
+        responder_bytes.len(),
+        SESSION_LENGTH + 68 * RESPONDER_SKIPPED
+    );
+    let mut responder = load(&responder_bytes);
+    check_padding("responder", &responder_bytes, &responder, Padding::Padme);
+    assert_eq!(responder.role(), Role::Responder);
+    assert_eq!(responder.id(), initiator.id());
+    assert_eq!(responder.local_identity(), bob.public_key());
+    assert_eq!(responder.remote_identity(), alice.public_key());
+    assert_eq!(responder.stored_skipped_keys(), RESPONDER_SKIPPED);
+    let next = read("session_responder_with_skipped.next_message.bin");
+    check_message("responder next message", &next, 0x01);
+    check_body("responder next message", &next, PADME_BODY);
+    assert_eq!(responder.decrypt(&next).unwrap(), RESPONDER_NEXT);
+    assert_eq!(responder.stored_skipped_keys(), RESPONDER_SKIPPED - 1);
+    assert_eq!(responder.decrypt(&next), Err(Error::DuplicateOrExpired));
+
+    // The sealed session is the responder session, sealed under the fixed key with the
+    // empty context.
+    let sealed = read("sealed_session.bin");
+    assert_eq!(sealed.len(), 15 + responder_bytes.len() + 16);
+    assert_eq!(sealed[..3], [FORMAT_VERSION, 0x30, 0x20]);
+    check_sealed_construction("sealed session", &sealed, &responder_bytes, b"");
+    let mut opened = storage_key().open::<Session>(&sealed, b"").unwrap();
+    assert_eq!(stored(&opened), responder_bytes);
+    // Sealing is deterministic given the nonce RNG.
+    assert_eq!(
+        storage_key()
+            .seal(&opened, b"", &mut rng_for_seal())
+            .unwrap(),
+        sealed
+    );
+    let next = read("sealed_session.next_message.bin");
+    check_body("sealed next message", &next, PADME_BODY);
+    assert_eq!(opened.decrypt(&next).unwrap(), b"golden: a1-1");
+    assert_eq!(
+        StorageKey::from_bytes([0; 32])
+            .open::<Session>(&sealed, b"")
+            .err(),
+        Some(Error::DecryptionFailed)
+    );
+    assert_eq!(
+        storage_key().open::<Session>(&sealed, b"\0").err(),
+        Some(Error::DecryptionFailed),
+        "sealed with the empty context"
+    );
+
+    // The same session sealed with an application context: it opens with that context
+    // only.
+    let sealed = read("sealed_session_with_context.bin");
+    assert_eq!(sealed.len(), 15 + responder_bytes.len() + 16);
+    assert_eq!(sealed[..3], [FORMAT_VERSION, 0x30, 0x20]);
+    check_sealed_construction(
+        "sealed session with context",
+        &sealed,
+        &responder_bytes,
+        SESSION_CONTEXT,
+    );
+    let mut opened = storage_key()
+        .open::<Session>(&sealed, SESSION_CONTEXT)
+        .unwrap();
+    assert_eq!(stored(&opened), responder_bytes);
+    assert_eq!(
+        storage_key()
+            .seal(&opened, SESSION_CONTEXT, &mut rng_for_context_seal())
+            .unwrap(),
+        sealed
+    );
+    check_context_is_bound::<Session>(&sealed, SESSION_CONTEXT);
+    let next = read("sealed_session.next_message.bin");
+    assert_eq!(opened.decrypt(&next).unwrap(), b"golden: a1-1");
+}
+
+/// A sealed golden blob opens with its own context only: not with the empty one, nor one
+/// a byte shorter or longer, nor one with a byte changed.
+fn check_context_is_bound<T: doubleratchet::Storable + std::fmt::Debug>(
+    sealed: &[u8],
+    context: &[u8],
+) {
+    assert!(!context.is_empty());
+    let longer = [context, &[0u8][..]].concat();
+    let changed: Vec<u8> = context
+        .iter()
+        .enumerate()
+        .map(|(i, b)| if i == 0 { b ^ 1 } else { *b })
+        .collect();
+    for other in [&b""[..], &context[..context.len() - 1], &longer, &changed] {
+        assert_eq!(
+            storage_key().open::<T>(sealed, other).err(),
+            Some(Error::DecryptionFailed),
+            "opened with {other:?}"
+        );
+    }
+}
+
+/// A sealed golden blob is `version | 0x30 | T | nonce | AES-256-GCM-SIV(K, nonce, AD,
+/// obj)` with `AD = "doubleratchet v2 sealed" || version || 0x30 || T || u32(len(context))
+/// || context` (SPEC.md §7.6, profile v2 part 2), checked with the `aes-gcm-siv` crate.
+fn check_sealed_construction(name: &str, sealed: &[u8], plain: &[u8], context: &[u8]) {
+    use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+    use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+
+    let key: [u8; 32] = core::array::from_fn(|i| i as u8);
+    let cipher = Aes256GcmSiv::new_from_slice(&key).unwrap();
+    let mut aad = b"doubleratchet v2 sealed".to_vec();
+    aad.extend_from_slice(&sealed[..3]);
+    aad.extend_from_slice(&(context.len() as u32).to_be_bytes());
+    aad.extend_from_slice(context);
+    let nonce: [u8; 12] = sealed[3..15].try_into().unwrap();
+    let opened = cipher
+        .decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: &sealed[15..],
+                aad: &aad,
+            },
+        )
+        .unwrap_or_else(|_| panic!("{name}: not the construction of SPEC.md §7.6"));
+    assert_eq!(opened, plain, "{name}");
+}
+
+#[test]
+fn header_encrypted_golden_files() {
+    check_versions(&HE_FILES);
+    let alice = IdentityKeyPair::from_bytes(&read("alice_identity.bin")).unwrap();
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+
+    // Bob's header-encrypted session: type 0x28, flags 0x02 (X3DH, header encryption).
+    let session_bytes = read("he_session_responder_with_skipped.bin");
+    assert_eq!(session_bytes[1], 0x28);
+    assert_eq!(session_bytes[3], 0x02);
+    // SPEC.md §7.1: 440 bytes, 68 per skipped key, 64 per skipped-chain header key.
+    assert_eq!(HE_SESSION_LENGTH, 440);
+    assert_eq!(
+        session_bytes.len(),
+        HE_SESSION_LENGTH + 68 * HE_SKIPPED + 64 * HE_HEADER_KEYS
+    );
+    let mut session = load(&session_bytes);
+    check_padding("he session", &session_bytes, &session, Padding::Padme);
+    assert!(session.is_header_encrypted());
+    assert!(!session.is_post_quantum());
+    assert_eq!(session.role(), Role::Responder);
+    assert!(!session.awaiting_reply());
+    assert_eq!(session.local_identity(), bob.public_key());
+    assert_eq!(session.remote_identity(), alice.public_key());
+    assert_eq!(session.stored_skipped_keys(), HE_SKIPPED);
+    // Three chains of Alice's have keys: the first and second (ended), and the current one.
+    let view = ratchet_view(&session_bytes);
+    let mut chains: Vec<[u8; 32]> = view.skipped.iter().map(|(dh, _)| *dh).collect();
+    chains.dedup();
+    assert_eq!(view.header_key_chains, chains);
+    let numbers: Vec<u32> = view.skipped.iter().map(|(_, n)| *n).collect();
+    assert_eq!(numbers, [0, 2, 3, 0, 1, 0]);
+
+    // a1-0 is of the second chain: its header decrypts under that chain's stored header
+    // key, its body with the stored message key.
+    let next = read("he_session_responder_with_skipped.next_message.bin");
+    check_message("he next message", &next, 0x04);
+    check_body("he next message", &next, PADME_BODY);
+    assert_eq!(session.decrypt(&next).unwrap(), HE_NEXT);
+    assert_eq!(session.stored_skipped_keys(), HE_SKIPPED - 1);
+    // The chain still has a key (a1-1), so its header key is kept: a replay is a duplicate.
+    let before = stored(&session);
+    assert_eq!(session.decrypt(&next), Err(Error::DuplicateOrExpired));
+    assert_eq!(stored(&session), before);
+
+    // The sealed session is the same session, sealed under the fixed key.
+    let sealed = read("he_sealed_session.bin");
+    assert_eq!(sealed.len(), 15 + session_bytes.len() + 16);
+    assert_eq!(sealed[1], 0x30);
+    assert_eq!(
+        sealed[2], 0x20,
+        "every session is sealed as object type 0x20"
+    );
+    check_sealed_construction("he sealed session", &sealed, &session_bytes, b"");
+    let mut opened = storage_key().open::<Session>(&sealed, b"").unwrap();
+    assert_eq!(stored(&opened), session_bytes);
+    assert_eq!(
+        storage_key()
+            .seal(&opened, b"", &mut rng_for_he_seal())
+            .unwrap(),
+        sealed
+    );
+    // a0-0, an initial message (type 0x05) of the first chain, kept since the session began.
+    let next = read("he_sealed_session.next_message.bin");
+    check_message("he sealed next message", &next, 0x05);
+    check_body("he sealed next message", &next, PADME_BODY);
+    assert_eq!(opened.decrypt(&next).unwrap(), HE_SEALED_NEXT);
+    assert_eq!(opened.stored_skipped_keys(), HE_SKIPPED - 1);
+    assert_eq!(
+        StorageKey::from_bytes([0; 32])
+            .open::<Session>(&sealed, b"")
+            .err(),
+        Some(Error::DecryptionFailed)
+    );
+}
+
+#[test]
+fn padding_none_golden_files() {
+    check_versions(&PADDING_NONE_FILES);
+    let alice = IdentityKeyPair::from_bytes(&read("alice_identity.bin")).unwrap();
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+    // Without padding a body is the plaintext, the 0x80 end marker and the tag.
+    let unpadded = |plaintext: &[u8]| plaintext.len() + 1 + TAG;
+
+    // Alice's fresh session with the policy Padding::None: type 0x20, 305 bytes, padding
+    // byte 0x00.
+    let initiator_bytes = read("padding_none_session_initiator.bin");
+    assert_eq!(initiator_bytes.len(), SESSION_LENGTH);
+    assert_eq!(initiator_bytes[1], 0x20);
+    let initiator = load(&initiator_bytes);
+    check_padding("initiator", &initiator_bytes, &initiator, Padding::None);
+    assert_eq!(initiator.role(), Role::Initiator);
+    assert!(initiator.awaiting_reply());
+    assert_eq!(initiator.local_identity(), alice.public_key());
+    assert_eq!(initiator.remote_identity(), bob.public_key());
+
+    // Its first message is a0-0, byte for byte (a fresh initiator's first send draws no
+    // randomness), without padding; Bob's stored session holds its key.
+    let a0 = read("padding_none_session_responder_with_skipped.next_message.bin");
+    check_message("a0-0", &a0, 0x02);
+    check_body("a0-0", &a0, unpadded(PADDING_NONE_RESPONDER_NEXT));
+    let mut sender = load(&initiator_bytes);
+    assert_eq!(
+        sender
+            .encrypt(PADDING_NONE_RESPONDER_NEXT, &mut rng(0))
+            .unwrap(),
+        a0
+    );
+    // The same session with the padding byte 0x01 is the same session with Padmé: the
+    // same message padded to 64 bytes, and back to Padding::None the very same bytes.
+    let padme_bytes = {
+        let mut b = initiator_bytes.clone();
+        b[PADDING_OFFSET] = PADDING_PADME_BYTE;
+        b
+    };
+    let mut padme = load(&padme_bytes);
+    check_padding("initiator as Padmé", &padme_bytes, &padme, Padding::Padme);
+    let padded = padme
+        .encrypt(PADDING_NONE_RESPONDER_NEXT, &mut rng(0))
+        .unwrap();
+    check_body("a0-0 padded", &padded, PADME_BODY);
+    let framing = a0.len() - unpadded(PADDING_NONE_RESPONDER_NEXT);
+    assert_eq!(
+        padded[..framing],
+        a0[..framing],
+        "the same framing and header"
+    );
+    let mut back = load(&padme_bytes);
+    back.set_padding(Padding::None);
+    assert_eq!(stored(&back), initiator_bytes);
+
+    // Bob's first reply, sent without padding, decrypts at the stored initiator.
+    let mut initiator = initiator;
+    let reply = read("padding_none_session_initiator.next_message.bin");
+    check_message("reply", &reply, 0x01);
+    check_body("reply", &reply, unpadded(PADDING_NONE_INITIATOR_NEXT));
+    assert_eq!(
+        initiator.decrypt(&reply).unwrap(),
+        PADDING_NONE_INITIATOR_NEXT
+    );
+    assert!(!initiator.awaiting_reply());
+    assert_eq!(initiator.padding(), Padding::None);
+
+    // Bob's session with the policy Padding::None, holding the key of a0-0.
+    let responder_bytes = read("padding_none_session_responder_with_skipped.bin");
+    assert_eq!(responder_bytes.len(), SESSION_LENGTH + 68);
+    assert_eq!(responder_bytes[1], 0x20);
+    let mut responder = load(&responder_bytes);
+    check_padding("responder", &responder_bytes, &responder, Padding::None);
+    assert_eq!(responder.role(), Role::Responder);
+    assert_eq!(responder.id(), initiator.id());
+    assert_eq!(responder.local_identity(), bob.public_key());
+    assert_eq!(responder.stored_skipped_keys(), 1);
+    // The receiver's policy plays no part in decoding: a copy of it decrypts the padded
+    // form of a0-0 (the same message key) to the same plaintext.
+    assert_eq!(
+        load(&responder_bytes).decrypt(&padded).unwrap(),
+        PADDING_NONE_RESPONDER_NEXT
+    );
+    assert_eq!(responder.decrypt(&a0).unwrap(), PADDING_NONE_RESPONDER_NEXT);
+    assert_eq!(responder.stored_skipped_keys(), 0);
+    assert_eq!(responder.decrypt(&a0), Err(Error::DuplicateOrExpired));
+    // Its next message is unpadded too.
+    let m = responder
+        .encrypt(b"golden padding none: b0-1", &mut rng(1))
+        .unwrap();
+    check_body("b0-1", &m, unpadded(b"golden padding none: b0-1"));
+    assert_eq!(initiator.decrypt(&m).unwrap(), b"golden padding none: b0-1");
+}
+
+#[cfg(feature = "pqxdh")]
+#[test]
+fn post_quantum_golden_files() {
+    check_versions(&PQ_FILES);
+    let alice = IdentityKeyPair::from_bytes(&read("alice_identity.bin")).unwrap();
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+
+    // The stand-alone post-quantum prekey: type 0x26, 139 bytes (id 9 in 8 bytes, then
+    // the kind, 0x02 last-resort), signed by Bob.
+    let pq_bytes = read("pq_prekey.bin");
+    assert_eq!(pq_bytes.len(), PQ_PREKEY_LENGTH);
+    assert_eq!(pq_bytes[1..11], [0x26, 0, 0, 0, 0, 0, 0, 0, 9, 0x02]);
+    let pq_prekey = PqPreKey::from_bytes(&pq_bytes).unwrap();
+    assert_eq!(&pq_prekey.to_bytes()[..], &pq_bytes[..]);
+    assert_eq!(pq_prekey.id(), 9);
+    assert_eq!(pq_prekey.kind(), PqPreKeyKind::LastResort);
+    let spk = SignedPreKey::from_bytes(&read("signed_prekey.bin")).unwrap();
+    PreKeyBundle::new(&bob, &spk, None)
+        .with_post_quantum_prekey(&pq_prekey)
+        .verify()
+        .unwrap();
+
+    // The PQXDH bundle Alice used: type 0x11, 1435 bytes, the store's first one-time
+    // prekey and first one-time post-quantum prekey (both used since).
+    let bundle_bytes = read("pq_bundle.bin");
+    assert_eq!(bundle_bytes.len(), PQ_BUNDLE_LENGTH);
+    assert_eq!(PQ_BUNDLE_LENGTH, 1435);
+    assert_eq!(bundle_bytes[1], 0x11);
+    let bundle = PreKeyBundle::from_bytes(&bundle_bytes).unwrap();
+    assert_eq!(bundle.to_bytes(), bundle_bytes);
+    bundle.verify().unwrap();
+    assert!(bundle.is_post_quantum());
+    assert_eq!(bundle.identity_key(), bob.public_key());
+    let bundle_opk = bundle.one_time_prekey_id().unwrap();
+    let bundle_pq = bundle.post_quantum_prekey_id().unwrap();
+    assert_eq!(bundle_bytes[139..147], bundle_opk.to_be_bytes());
+    assert_eq!(bundle_bytes[179..187], bundle_pq.to_be_bytes());
+
+    // Alice's fresh PQXDH session (type 0x25, 1401 bytes: it repeats the post-quantum
+    // prekey id and the KEM ciphertext while awaiting a reply) decrypts Bob's first reply.
+    let initiator_bytes = read("pq_session_initiator.bin");
+    assert_eq!(initiator_bytes.len(), SESSION_LENGTH + PQ_PENDING_LENGTH);
+    assert_eq!(initiator_bytes.len(), 1401);
+    assert_eq!(initiator_bytes[1], 0x25);
+    assert_eq!(initiator_bytes[117..125], bundle_pq.to_be_bytes());
+    let mut initiator = load(&initiator_bytes);
+    // The padding byte follows the post-quantum id, the KEM ciphertext and the limits.
+    assert_eq!(padding_offset(&initiator_bytes), 125 + 8 + 1088);
+    check_padding("pq initiator", &initiator_bytes, &initiator, Padding::Padme);
+    assert_eq!(initiator.role(), Role::Initiator);
+    assert!(initiator.is_post_quantum());
+    assert!(!initiator.is_header_encrypted());
+    assert!(initiator.awaiting_reply());
+    assert_eq!(initiator.local_identity(), alice.public_key());
+    assert_eq!(initiator.remote_identity(), bob.public_key());
+    let reply = read("pq_session_initiator.next_message.bin");
+    check_message("pq reply", &reply, 0x01);
+    check_body("pq reply", &reply, PADME_BODY);
+    assert_eq!(initiator.decrypt(&reply).unwrap(), PQ_INITIATOR_NEXT);
+    assert!(!initiator.awaiting_reply());
+    // No longer awaiting a reply: the ciphertext is gone from the stored form.
+    assert_eq!(stored(&initiator).len(), SESSION_LENGTH);
+    assert_eq!(initiator.decrypt(&reply), Err(Error::DuplicateOrExpired));
+
+    // Bob's PQXDH session (type 0x25, responder) decrypts a0-0, an initial message (type
+    // 0x03) whose key it holds.
+    let responder_bytes = read("pq_session_responder.bin");
+    assert_eq!(responder_bytes[1], 0x25);
+    assert_eq!(
+        responder_bytes.len(),
+        SESSION_LENGTH + 68 * PQ_RESPONDER_SKIPPED
+    );
+    let mut responder = load(&responder_bytes);
+    check_padding("pq responder", &responder_bytes, &responder, Padding::Padme);
+    assert_eq!(responder.role(), Role::Responder);
+    assert!(responder.is_post_quantum());
+    assert_eq!(responder.id(), initiator.id());
+    assert_eq!(responder.stored_skipped_keys(), PQ_RESPONDER_SKIPPED);
+    let next = read("pq_session_responder.next_message.bin");
+    check_message("pq initial message", &next, 0x03);
+    check_body("pq initial message", &next, PADME_BODY);
+    assert_eq!(responder.decrypt(&next).unwrap(), PQ_RESPONDER_NEXT);
+    assert_eq!(responder.decrypt(&next), Err(Error::DuplicateOrExpired));
+
+    // Alice's header-encrypted PQXDH session: type 0x28, flags 0x03.
+    let he_bytes = read("he_pq_session_initiator_with_skipped.bin");
+    assert_eq!(he_bytes[1], 0x28);
+    assert_eq!(he_bytes[3], 0x03);
+    assert_eq!(
+        he_bytes.len(),
+        HE_SESSION_LENGTH + 68 * HE_PQ_SKIPPED + 64 * HE_PQ_HEADER_KEYS
+    );
+    let mut he = load(&he_bytes);
+    check_padding("he pq session", &he_bytes, &he, Padding::Padme);
+    assert!(he.is_header_encrypted());
+    assert!(he.is_post_quantum());
+    assert_eq!(he.role(), Role::Initiator);
+    assert!(!he.awaiting_reply());
+    assert_eq!(he.local_identity(), alice.public_key());
+    let view = ratchet_view(&he_bytes);
+    let numbers: Vec<u32> = view.skipped.iter().map(|(_, n)| *n).collect();
+    assert_eq!(numbers, [0, 1, 0]);
+    assert_eq!(
+        view.header_key_chains,
+        [view.skipped[0].0, view.skipped[2].0]
+    );
+    let next = read("he_pq_session_initiator_with_skipped.next_message.bin");
+    check_message("he pq next message", &next, 0x04);
+    check_body("he pq next message", &next, PADME_BODY);
+    assert_eq!(he.decrypt(&next).unwrap(), HE_PQ_NEXT);
+    assert_eq!(he.stored_skipped_keys(), HE_PQ_SKIPPED - 1);
+    assert_eq!(he.decrypt(&next), Err(Error::DuplicateOrExpired));
+
+    // Bob's store: type 0x24 like every store (part 1 stored it as 0x27), with replay
+    // records and post-quantum keys.
+    let store_bytes = read("pq_prekey_store.bin");
+    assert_eq!(store_bytes[1], 0x24);
+    let view = store_view(&store_bytes);
+    let mut store = PreKeyStore::from_bytes(&store_bytes).unwrap();
+    assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
+    // Both records sit under the one accepted signed prekey, the current one, which the
+    // bundle names; a standby waits.
+    assert_eq!(store.replay_records(), 2);
+    assert_eq!(view.signed.len(), 1);
+    assert_eq!(view.current, bundle.signed_prekey_id());
+    assert_eq!(view.records(view.current).len(), 2);
+    assert!(view.standby.is_some());
+    // Sequence numbers: one-time prekeys 0..=2, one-time post-quantum prekeys 3, 4, the
+    // last-resort one 5; the first of each kind was used.
+    assert_eq!(view.next_sequence, 6);
+    assert_eq!(view.one_time_sequences(), [1, 2]);
+    let one_time: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    assert_eq!(one_time, view.one_time_by_age());
+    assert!(
+        !one_time.contains(&bundle_opk),
+        "the bundle's one-time prekey was used"
+    );
+    let mut pq_sequences: Vec<(u64, u8)> = view.pq.iter().map(|(s, _, k)| (*s, *k)).collect();
+    pq_sequences.sort_unstable();
+    assert_eq!(pq_sequences, [(4, 0x01), (5, 0x02)]);
+    let pq_one_time: Vec<u64> = store.pq_one_time_prekeys().map(PqPreKey::id).collect();
+    assert_eq!(pq_one_time.len(), 1);
+    assert_ne!(
+        pq_one_time[0], bundle_pq,
+        "post-quantum prekey {bundle_pq} was used"
+    );
+    let last_resort_id = view.pq_current.unwrap();
+    assert_eq!(
+        store.pq_prekey(last_resort_id).map(PqPreKey::kind),
+        Some(PqPreKeyKind::LastResort)
+    );
+    // The store publishes the same last-resort key it was stored with.
+    let last_resort = store.pq_bundle(&bob, None, None).unwrap();
+    assert_eq!(last_resort.post_quantum_prekey_id(), Some(last_resort_id));
+    last_resort.verify().unwrap();
+    // The replay record survived: the initial message of the header-encrypted PQXDH session,
+    // made from the last-resort key, cannot make a second session.
+    let replayed = read("pq_prekey_store.replayed_message.bin");
+    check_message("replayed initial message", &replayed, 0x06);
+    check_body("replayed initial message", &replayed, PADME_BODY);
+    assert!(view.records(view.current).contains(&base_key(&replayed)));
+    assert_eq!(
+        store.accept(&bob, &replayed).err(),
+        Some(Error::DuplicateOrExpired)
+    );
+    assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
+    // The stored keys are the published ones: a new PQXDH session from the remaining
+    // one-time prekeys of both kinds is accepted, and both keys are then deleted.
+    let message = read("pq_prekey_store.next_message.bin");
+    check_message("next session's initial message", &message, 0x03);
+    check_body("next session's initial message", &message, PADME_BODY);
+    let accepted = store.accept(&bob, &message).unwrap();
+    assert_eq!(accepted.plaintext, b"golden pq: next session");
+    assert_eq!(accepted.used_one_time_prekey, Some(one_time[0]));
+    assert_eq!(accepted.used_post_quantum_prekey, Some(pq_one_time[0]));
+    assert_eq!(accepted.notice, None);
+    assert!(accepted.session.is_post_quantum());
+    assert_eq!(store.pq_one_time_prekeys().count(), 0);
+    assert_eq!(
+        store.accept(&bob, &message).err(),
+        Some(Error::UnknownOneTimePreKey(one_time[0]))
+    );
+}
+
+#[test]
+fn prekey_store_golden_files() {
+    check_versions(&STORE_FILES);
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+
+    // Replay capacity 2, two accepted signed prekeys: the first full (2 records), the
+    // current one with 1; a standby; one-time prekeys of sequence numbers 0, 2, 3, 4, 5.
+    let store_bytes = read("prekey_store_with_records.bin");
+    assert_eq!(store_bytes[..2], [FORMAT_VERSION, 0x24]);
+    let view = store_view(&store_bytes);
+    assert_eq!(view.capacity, STORE_REPLAY_CAPACITY);
+    assert_eq!(view.signed.len(), 2);
+    let full = view
+        .signed
+        .iter()
+        .find(|(id, _)| *id != view.current)
+        .unwrap()
+        .0;
+    assert_eq!(view.records(full).len(), 2);
+    assert_eq!(view.records(view.current).len(), 1);
+    let standby = view.standby.unwrap();
+    assert_eq!(view.next_sequence, 6);
+    assert_eq!(view.one_time_sequences(), [0, 2, 3, 4, 5]);
+    assert_eq!((view.pq_current, view.pq.len()), (None, 0));
+    assert_eq!(
+        store_bytes.len(),
+        2 + 4
+            + 8
+            + 8
+            + 4
+            + 2 * (SIGNED_PREKEY_LENGTH + 4)
+            + 3 * 32
+            + 1
+            + SIGNED_PREKEY_LENGTH
+            + 4
+            + 5 * (8 + ONE_TIME_PREKEY_LENGTH)
+            + 9
+            + 4
+    );
+
+    let mut store = PreKeyStore::from_bytes(&store_bytes).unwrap();
+    assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
+    assert_eq!(store.replay_capacity(), STORE_REPLAY_CAPACITY);
+    assert_eq!(store.replay_records(), 3);
+    assert_eq!(store.current_signed_prekey().id(), view.current);
+    assert!(store.signed_prekey(full).is_some());
+    assert_eq!(
+        store.standby_signed_prekey().map(SignedPreKey::id),
+        Some(standby)
+    );
+    let one_time: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    assert_eq!(one_time, view.one_time_by_age(), "oldest first");
+
+    // A recorded initial message (under the full signed prekey) is a replay.
+    let replayed = read("prekey_store_with_records.replayed_message.bin");
+    check_message("replayed message", &replayed, 0x02);
+    check_body("replayed message", &replayed, PADME_BODY);
+    assert!(view.records(full).contains(&base_key(&replayed)));
+    assert_eq!(
+        store.accept(&bob, &replayed).err(),
+        Some(Error::DuplicateOrExpired)
+    );
+    // A new session under the full signed prekey without a one-time prekey is refused.
+    let refused = read("prekey_store_with_records.full_message.bin");
+    check_message("refused message", &refused, 0x02);
+    assert!(!view.records(full).contains(&base_key(&refused)));
+    assert_eq!(store.accept(&bob, &refused).err(), Some(Error::StoreFull));
+    assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
+    // The next session under the current signed prekey fills it: the store switches to
+    // the stored standby and says so.
+    let next = read("prekey_store_with_records.next_message.bin");
+    check_message("next message", &next, 0x02);
+    check_body("next message", &next, PADME_BODY);
+    let accepted = store.accept(&bob, &next).unwrap();
+    assert_eq!(accepted.plaintext, STORE_NEXT);
+    assert_eq!(accepted.used_one_time_prekey, None);
+    assert_eq!(
+        accepted.notice,
+        Some(StoreNotice::SignedPreKeySwitched {
+            previous: view.current,
+            current: standby,
+        })
+    );
+    assert_eq!(store.current_signed_prekey().id(), standby);
+    assert!(store.standby_signed_prekey().is_none());
+    assert_eq!(store.replay_records(), 4);
+    // Replayed, it is a duplicate (checked before the signed prekey's fill).
+    assert_eq!(
+        store.accept(&bob, &next).err(),
+        Some(Error::DuplicateOrExpired)
+    );
+
+    // The same store sealed with an application context.
+    let sealed = read("sealed_prekey_store_with_context.bin");
+    assert_eq!(sealed.len(), 15 + store_bytes.len() + 16);
+    assert_eq!(sealed[..3], [FORMAT_VERSION, 0x30, 0x24]);
+    check_sealed_construction("sealed store", &sealed, &store_bytes, STORE_CONTEXT);
+    let opened = storage_key()
+        .open::<PreKeyStore>(&sealed, STORE_CONTEXT)
+        .unwrap();
+    assert_eq!(&opened.to_bytes()[..], &store_bytes[..]);
+    assert_eq!(
+        storage_key()
+            .seal(&opened, STORE_CONTEXT, &mut rng_for_store_seal())
+            .unwrap(),
+        sealed
+    );
+    check_context_is_bound::<PreKeyStore>(&sealed, STORE_CONTEXT);
+    assert_eq!(
+        storage_key()
+            .open::<PreKeyStore>(&sealed, SESSION_CONTEXT)
+            .err(),
+        Some(Error::DecryptionFailed)
+    );
+}
+
+#[test]
+fn golden_generator_is_deterministic() {
+    let first = generate();
+    let second = generate();
+    assert_eq!(first.len(), all_files().len());
+    for ((name, bytes), (name2, bytes2)) in first.iter().zip(&second) {
+        assert_eq!(name, name2);
+        assert_eq!(bytes, bytes2, "{name}");
+    }
+    let names: Vec<&str> = first.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, all_files());
+}

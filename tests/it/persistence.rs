@@ -1,0 +1,3609 @@
+//! Persistence tests for the storage format (SPEC.md §7) and sealing.
+//!
+//! * Round trips of every stored type (sessions at several points of their life, identity
+//!   key pairs, signed and one-time prekeys, prekey stores, bundles): loading and storing
+//!   again gives the very same bytes, and the loaded object behaves exactly like the
+//!   original (same ciphertexts with a cloned RNG, same plaintexts, same errors). Prekey
+//!   ids are 64-bit (profile v2, part 2), in every layout.
+//! * The prekey store (type `0x24`, SPEC.md §7.5 in part 2's layout, read and built field
+//!   by field with [`StoreLayout`]): replay records under two signed prekeys, the replay
+//!   capacity, the standby and the sequence numbers survive storing; the loader refuses id
+//!   0, ids not strictly increasing, records not strictly increasing or not valid X25519
+//!   keys, more than 1024 records, a standby with an accepted id, more than 16 signed
+//!   prekeys counting the standby, duplicated or too large sequence numbers, a current id
+//!   not accepted, a non-zero absent standby, each with its typed error; a store at every
+//!   cap loads and fits `MAX_STORED_SIZE`.
+//! * Strict loading: every truncation, an appended byte, a wrong type byte (part 1's store
+//!   type `0x27` included), any other version byte (a future one, or v1's `0x01`) and
+//!   corrupted fields (the padding byte included) are each rejected with a specific
+//!   [`Error`], never a panic, and a giant count fails fast without allocating for it.
+//! * The padding policy (SPEC.md §4.9) is stored with the session, in its own byte right
+//!   after `max_stored_skipped`, and round-trips.
+//! * Sealing under a [`StorageKey`] for an application context: round trips, every flipped
+//!   bit, every truncation, the wrong key, object-type confusion and another context
+//!   (another one, the empty one, one a byte longer) are rejected; a context over
+//!   `MAX_SEAL_CONTEXT_LENGTH` is `TooLarge` for seal and open; the blob is the construction
+//!   of SPEC.md §7.6, checked with the `aes-gcm-siv` crate.
+//! * Replay after reload and an app-like loop that stores the sessions after every message.
+//! * The measured sizes of stored sessions (`storage_sizes`, run with `--nocapture`).
+
+use std::time::{Duration, Instant};
+
+use doubleratchet::{
+    Error, IdentityKeyPair, Limits, Message, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore,
+    Role, Session, SessionOptions, SignedPreKey, StorageKey, StoreNotice, BUNDLE_LENGTH,
+    BUNDLE_VERSION, DEFAULT_MAX_STORED_SKIPPED, MAX_ONE_TIME_PREKEYS, MAX_PQ_LAST_RESORT_PREKEYS,
+    MAX_PQ_ONE_TIME_PREKEYS, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, MAX_SEAL_CONTEXT_LENGTH,
+    MAX_SIGNED_PREKEYS, MAX_SKIP_CAP, MAX_STORED_SIZE, MAX_STORED_SKIPPED_CAP, STORAGE_VERSION,
+};
+#[cfg(feature = "pqxdh")]
+use doubleratchet::{PqPreKey, PqPreKeyKind};
+use doubleratchet_test_support::{
+    accepted_pair, accepted_pair_in_mode, established_pair, is_initial, load, reload, rng, stored,
+    Parties,
+};
+use rand_chacha::ChaCha20Rng;
+
+// ---------------------------------------------------------------------------------------
+// The stored session layout (SPEC.md §7.1), checked by `session_layout_matches_spec`.
+// ---------------------------------------------------------------------------------------
+
+const TYPE_SESSION: u8 = 0x20;
+const TYPE_IDENTITY: u8 = 0x21;
+const TYPE_SIGNED_PREKEY: u8 = 0x22;
+const TYPE_ONE_TIME_PREKEY: u8 = 0x23;
+const TYPE_PREKEY_STORE: u8 = 0x24;
+const TYPE_BUNDLE: u8 = 0x10;
+const TYPE_SEALED: u8 = 0x30;
+// The post-quantum (PQXDH) variants; a stored session of either type loads with the same
+// loader, and seals under the object type 0x20.
+const TYPE_SESSION_PQ: u8 = 0x25;
+/// Part 1's type of a prekey store with replay records or post-quantum state. Profile v2
+/// part 2 stores every prekey store as `0x24`; `0x27` is no type any more.
+const RETIRED_TYPE_PREKEY_STORE_PQ: u8 = 0x27;
+const TYPE_BUNDLE_PQ: u8 = 0x11;
+/// A session with header encryption, read by the same loader.
+const TYPE_SESSION_HE: u8 = 0x28;
+#[cfg(feature = "pqxdh")]
+const TYPE_PQ_PREKEY: u8 = 0x26;
+
+const ROLE: usize = 2;
+const LOCAL_IDENTITY: usize = 3;
+const REMOTE_IDENTITY: usize = 35;
+const BASE_KEY: usize = 67;
+const PENDING_FLAG: usize = 99;
+/// The pending initial-message block (profile v2, part 2): `flag(1) | SPK id(8) | OPK
+/// flag(1) | OPK id(8)`, 18 bytes (v1 and part 1: 1 + 4 + 1 + 4 = 10).
+const PENDING_SPK: usize = 100;
+const PENDING_OPK_FLAG: usize = 108;
+const PENDING_OPK: usize = 109;
+const PENDING_LENGTH: usize = 1 + 8 + 1 + 8;
+const MAX_SKIP: usize = 117;
+const MAX_STORED: usize = 121;
+/// The padding policy (profile v2): `0x00` none, `0x01` Padmé; every later field moved
+/// by one byte.
+const PADDING: usize = 125;
+const ROOT_KEY: usize = 126;
+const DHS: usize = 158;
+const DHR_FLAG: usize = 190;
+const CKS_FLAG: usize = 223;
+const CKR_FLAG: usize = 256;
+const NS: usize = 289;
+const NR: usize = 293;
+const PN: usize = 297;
+const COUNT: usize = 301;
+const ENTRIES: usize = 305;
+const ENTRY: usize = 32 + 4 + 32;
+const SESSION_FIXED: usize = ENTRIES;
+
+/// What a PQXDH session awaiting its reply stores in addition: the post-quantum prekey id
+/// (8 bytes) and the KEM ciphertext.
+const PQ_PENDING: usize = 8 + 1088;
+/// A header-encrypted session (type `0x28`) has a flags byte after the role, so each of
+/// its fields sits one byte later; after the skipped keys it stores `HKs`, `HKr` (each a
+/// flag and 32 bytes), `NHKs`, `NHKr` and the count of skipped-chain header keys.
+const HE_SHIFT: usize = 1;
+const HE_FIXED: usize = 2 * 33 + 2 * 32 + 4;
+
+// ---------------------------------------------------------------------------------------
+// The stored prekey store layout (type `0x24`, profile v2 part 2; SPEC.md §7.5)
+// ---------------------------------------------------------------------------------------
+
+/// `version | 0x24 | replay capacity (u32) | next sequence (u64) | current SPK id (u64) |
+/// s (u32)`, then `s x { SPK (0x22, 106) | r (u32) | r x EK_A (32) }`, the standby slot
+/// `flag | SPK (106, zeros if absent)`, `t (u32) | t x { sequence (u64) | OPK (0x23, 42) }`,
+/// the current post-quantum last-resort id `flag | u64`, `q (u32) | q x { sequence (u64) |
+/// PQ prekey (0x26, 139) }`.
+const STORE_CAPACITY: usize = 2;
+const STORE_NEXT_SEQUENCE: usize = 6;
+const STORE_CURRENT: usize = 14;
+const STORE_SIGNED_COUNT: usize = 22;
+const STORE_SIGNED: usize = 26;
+/// A stored signed prekey (`0x22`): version, type, id (8), secret, signature.
+const SPK: usize = 2 + 8 + 32 + 64;
+/// A stored one-time prekey (`0x23`): version, type, id (8), secret.
+const OPK: usize = 2 + 8 + 32;
+/// A stored post-quantum prekey (`0x26`): version, type, id (8), kind, seed, signature.
+const PQ_PREKEY: usize = 2 + 8 + 1 + 64 + 64;
+/// One replay record: an initiator's base key `EK_A`.
+const RECORD: usize = 32;
+
+/// The id of a stored signed, one-time or post-quantum prekey encoding.
+fn id_of(encoding: &[u8]) -> u64 {
+    get_u64(encoding, 2)
+}
+
+/// A stored prekey store, field by field: what [`StoreLayout::parse`] reads and
+/// [`StoreLayout::encode`] writes (counts from the lengths), so that a test can change one
+/// field of a valid store, or build one no API call makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct StoreLayout {
+    capacity: u32,
+    next_sequence: u64,
+    current: u64,
+    /// Each accepted signed prekey's encoding and its replay records.
+    signed: Vec<(Vec<u8>, Vec<[u8; 32]>)>,
+    standby_flag: u8,
+    /// The standby's encoding, or the slot's 106 bytes (zeros) if absent.
+    standby: Vec<u8>,
+    /// `(sequence, encoding)` of each one-time prekey.
+    one_time: Vec<(u64, Vec<u8>)>,
+    pq_current_flag: u8,
+    pq_current: u64,
+    /// `(sequence, encoding)` of each post-quantum prekey.
+    pq: Vec<(u64, Vec<u8>)>,
+}
+
+impl StoreLayout {
+    /// Reads a well-formed store; panics on anything but the layout above, to the last
+    /// byte.
+    fn parse(bytes: &[u8]) -> Self {
+        let mut at = 0;
+        let mut take = |n: usize| {
+            let out = bytes[at..at + n].to_vec();
+            at += n;
+            out
+        };
+        assert_eq!(take(2), [STORAGE_VERSION, TYPE_PREKEY_STORE]);
+        let capacity = get_u32(&take(4), 0);
+        let next_sequence = get_u64(&take(8), 0);
+        let current = get_u64(&take(8), 0);
+        let s = get_u32(&take(4), 0);
+        let signed = (0..s)
+            .map(|_| {
+                let key = take(SPK);
+                let r = get_u32(&take(4), 0);
+                let records = (0..r).map(|_| take(RECORD).try_into().unwrap()).collect();
+                (key, records)
+            })
+            .collect();
+        let standby_flag = take(1)[0];
+        let standby = take(SPK);
+        let t = get_u32(&take(4), 0);
+        let one_time = (0..t).map(|_| (get_u64(&take(8), 0), take(OPK))).collect();
+        let pq_current_flag = take(1)[0];
+        let pq_current = get_u64(&take(8), 0);
+        let q = get_u32(&take(4), 0);
+        let pq = (0..q)
+            .map(|_| (get_u64(&take(8), 0), take(PQ_PREKEY)))
+            .collect();
+        assert_eq!(at, bytes.len(), "bytes after the store layout");
+        StoreLayout {
+            capacity,
+            next_sequence,
+            current,
+            signed,
+            standby_flag,
+            standby,
+            one_time,
+            pq_current_flag,
+            pq_current,
+            pq,
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = vec![STORAGE_VERSION, TYPE_PREKEY_STORE];
+        out.extend_from_slice(&self.capacity.to_be_bytes());
+        out.extend_from_slice(&self.next_sequence.to_be_bytes());
+        out.extend_from_slice(&self.current.to_be_bytes());
+        out.extend_from_slice(&(self.signed.len() as u32).to_be_bytes());
+        for (key, records) in &self.signed {
+            out.extend_from_slice(key);
+            out.extend_from_slice(&(records.len() as u32).to_be_bytes());
+            for record in records {
+                out.extend_from_slice(record);
+            }
+        }
+        out.push(self.standby_flag);
+        out.extend_from_slice(&self.standby);
+        out.extend_from_slice(&(self.one_time.len() as u32).to_be_bytes());
+        for (sequence, key) in &self.one_time {
+            out.extend_from_slice(&sequence.to_be_bytes());
+            out.extend_from_slice(key);
+        }
+        out.push(self.pq_current_flag);
+        out.extend_from_slice(&self.pq_current.to_be_bytes());
+        out.extend_from_slice(&(self.pq.len() as u32).to_be_bytes());
+        for (sequence, key) in &self.pq {
+            out.extend_from_slice(&sequence.to_be_bytes());
+            out.extend_from_slice(key);
+        }
+        out
+    }
+
+    fn standby_id(&self) -> Option<u64> {
+        (self.standby_flag == 1).then(|| id_of(&self.standby))
+    }
+
+    fn one_time_ids(&self) -> Vec<u64> {
+        self.one_time.iter().map(|(_, key)| id_of(key)).collect()
+    }
+
+    /// Where the standby slot starts in [`StoreLayout::encode`]'s output.
+    fn standby_at(&self) -> usize {
+        STORE_SIGNED
+            + self
+                .signed
+                .iter()
+                .map(|(_, records)| SPK + 4 + RECORD * records.len())
+                .sum::<usize>()
+    }
+
+    /// Where the one-time count starts.
+    fn one_time_count_at(&self) -> usize {
+        self.standby_at() + 1 + SPK
+    }
+}
+
+/// The stored padding byte of each policy (SPEC.md §7.1).
+const PADDING_NONE: u8 = 0x00;
+const PADDING_PADME: u8 = 0x01;
+
+/// The version byte of v1, the previous profile: every object of it is refused.
+const V1: u8 = 0x01;
+
+/// Sealed framing: version, 0x30, object type, 12-byte nonce; then the 16-byte tag.
+const SEALED_HEADER: usize = 15;
+const TAG: usize = 16;
+
+/// The version byte of a blob of this type: bundles are wire objects with their own
+/// version (SPEC.md §5.1), every other type is stored.
+fn version_of(type_byte: u8) -> u8 {
+    match type_byte {
+        TYPE_BUNDLE | TYPE_BUNDLE_PQ => BUNDLE_VERSION,
+        _ => STORAGE_VERSION,
+    }
+}
+
+/// The stored byte of a padding policy.
+fn padding_byte(padding: Padding) -> u8 {
+    match padding {
+        Padding::None => PADDING_NONE,
+        Padding::Padme => PADDING_PADME,
+        other => panic!("no stored byte known for {other:?}"),
+    }
+}
+
+/// Public keys that every parser must refuse.
+fn invalid_x25519_keys() -> Vec<[u8; 32]> {
+    let mut high_bit = [9u8; 32];
+    high_bit[31] |= 0x80;
+    let mut p_plus_2 = [0xffu8; 32];
+    p_plus_2[0] = 0xef;
+    p_plus_2[31] = 0x7f;
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    let mut p_minus_1 = [0xffu8; 32];
+    p_minus_1[0] = 0xec;
+    p_minus_1[31] = 0x7f;
+    vec![[0u8; 32], one, p_minus_1, high_bit, p_plus_2]
+}
+
+fn invalid_identity_keys() -> Vec<[u8; 32]> {
+    // The neutral point (small order), y = 2 (not on the curve), and (0, -1) encoded with
+    // the sign bit set (not canonical).
+    let mut neutral = [0u8; 32];
+    neutral[0] = 1;
+    let mut y2 = [0u8; 32];
+    y2[0] = 2;
+    let mut neg_one_signed = [0xffu8; 32];
+    neg_one_signed[0] = 0xec;
+    vec![neutral, y2, neg_one_signed]
+}
+
+fn get_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
+    bytes[at..at + 4].copy_from_slice(&value.to_be_bytes());
+}
+
+fn get_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_be_bytes());
+}
+
+fn with(bytes: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    edit(&mut out);
+    out
+}
+
+fn load_session(bytes: &[u8]) -> Result<Session, Error> {
+    Session::from_bytes(bytes)
+}
+
+/// The outcome of loading, without the loaded value (so results of different types
+/// compare).
+fn outcome<T>(result: Result<T, Error>) -> Result<(), Error> {
+    result.map(drop)
+}
+
+/// Every loader of a stored type, by the type byte it expects.
+fn load_as(type_byte: u8, bytes: &[u8]) -> Result<(), Error> {
+    match type_byte {
+        TYPE_SESSION | TYPE_SESSION_PQ | TYPE_SESSION_HE => outcome(Session::from_bytes(bytes)),
+        TYPE_IDENTITY => outcome(IdentityKeyPair::from_bytes(bytes)),
+        TYPE_SIGNED_PREKEY => outcome(SignedPreKey::from_bytes(bytes)),
+        TYPE_ONE_TIME_PREKEY => outcome(OneTimePreKey::from_bytes(bytes)),
+        TYPE_PREKEY_STORE => outcome(PreKeyStore::from_bytes(bytes)),
+        TYPE_BUNDLE | TYPE_BUNDLE_PQ => outcome(PreKeyBundle::from_bytes(bytes)),
+        #[cfg(feature = "pqxdh")]
+        TYPE_PQ_PREKEY => outcome(PqPreKey::from_bytes(bytes)),
+        other => panic!("no loader for type {other:#x}"),
+    }
+}
+
+/// One type byte per loader.
+const LOADER_TYPES: &[u8] = &[
+    TYPE_SESSION,
+    TYPE_IDENTITY,
+    TYPE_SIGNED_PREKEY,
+    TYPE_ONE_TIME_PREKEY,
+    TYPE_PREKEY_STORE,
+    TYPE_BUNDLE,
+    #[cfg(feature = "pqxdh")]
+    TYPE_PQ_PREKEY,
+];
+
+/// The type bytes the loader of `type_byte` accepts (in this build).
+fn same_loader(type_byte: u8) -> &'static [u8] {
+    match type_byte {
+        #[cfg(feature = "pqxdh")]
+        TYPE_SESSION | TYPE_SESSION_PQ | TYPE_SESSION_HE => {
+            &[TYPE_SESSION, TYPE_SESSION_PQ, TYPE_SESSION_HE]
+        }
+        #[cfg(feature = "pqxdh")]
+        TYPE_BUNDLE | TYPE_BUNDLE_PQ => &[TYPE_BUNDLE, TYPE_BUNDLE_PQ],
+        // One type for every store, with or without post-quantum state or replay records.
+        TYPE_PREKEY_STORE => &[TYPE_PREKEY_STORE],
+        #[cfg(not(feature = "pqxdh"))]
+        TYPE_SESSION | TYPE_SESSION_HE => &[TYPE_SESSION, TYPE_SESSION_HE],
+        TYPE_IDENTITY => &[TYPE_IDENTITY],
+        TYPE_SIGNED_PREKEY => &[TYPE_SIGNED_PREKEY],
+        TYPE_ONE_TIME_PREKEY => &[TYPE_ONE_TIME_PREKEY],
+        #[cfg(not(feature = "pqxdh"))]
+        TYPE_BUNDLE => &[TYPE_BUNDLE],
+        #[cfg(feature = "pqxdh")]
+        TYPE_PQ_PREKEY => &[TYPE_PQ_PREKEY],
+        other => panic!("no loader for type {other:#x}"),
+    }
+}
+
+/// The application context the sealed samples are sealed for (the place the app stores
+/// them); [`seal_context_is_bound`] checks that it is bound into the blob.
+const CONTEXT: &[u8] = b"contacts/7/session";
+
+/// Opens a sealed blob with [`CONTEXT`] as the type with the given object type byte.
+fn open_as(key: &StorageKey, type_byte: u8, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    open_in(key, type_byte, sealed, CONTEXT)
+}
+
+/// Opens a sealed blob with `context` as the type with the given object type byte.
+fn open_in(
+    key: &StorageKey,
+    type_byte: u8,
+    sealed: &[u8],
+    context: &[u8],
+) -> Result<Vec<u8>, Error> {
+    match type_byte {
+        TYPE_SESSION => key.open::<Session>(sealed, context).map(|s| stored(&s)),
+        TYPE_IDENTITY => key
+            .open::<IdentityKeyPair>(sealed, context)
+            .map(|k| k.to_bytes().to_vec()),
+        TYPE_SIGNED_PREKEY => key
+            .open::<SignedPreKey>(sealed, context)
+            .map(|k| k.to_bytes().to_vec()),
+        TYPE_ONE_TIME_PREKEY => key
+            .open::<OneTimePreKey>(sealed, context)
+            .map(|k| k.to_bytes().to_vec()),
+        TYPE_PREKEY_STORE => key
+            .open::<PreKeyStore>(sealed, context)
+            .map(|k| k.to_bytes().to_vec()),
+        #[cfg(feature = "pqxdh")]
+        TYPE_PQ_PREKEY => key
+            .open::<PqPreKey>(sealed, context)
+            .map(|k| k.to_bytes().to_vec()),
+        other => panic!("no sealed type {other:#x}"),
+    }
+}
+
+/// The object types of sealed blobs (a PQXDH or header-encrypted session seals as 0x20).
+const SEALABLE_TYPES: &[u8] = &[
+    TYPE_SESSION,
+    TYPE_IDENTITY,
+    TYPE_SIGNED_PREKEY,
+    TYPE_ONE_TIME_PREKEY,
+    TYPE_PREKEY_STORE,
+    #[cfg(feature = "pqxdh")]
+    TYPE_PQ_PREKEY,
+];
+
+// ---------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------
+
+/// A conversation where both sides hold skipped keys from two chains each, and the
+/// messages not yet delivered.
+struct Skipped {
+    a: Session,
+    b: Session,
+    rng: ChaCha20Rng,
+    /// Undelivered messages to Bob and to Alice, with their plaintexts.
+    to_b: Vec<(Vec<u8>, Vec<u8>)>,
+    to_a: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+fn send(
+    from: &mut Session,
+    rng: &mut ChaCha20Rng,
+    prefix: &str,
+    count: usize,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    (0..count)
+        .map(|i| {
+            let plaintext = format!("{prefix}{i}").into_bytes();
+            (from.encrypt(&plaintext, rng).unwrap(), plaintext)
+        })
+        .collect()
+}
+
+fn conversation_with_skipped_keys(seed: u64) -> Skipped {
+    let mut rng = rng(seed);
+    let mut parties = Parties::new(&mut rng);
+    let mut a = parties.initiate(&mut rng);
+    // Alice's first chain: five initial messages; Bob's session is made from the fourth.
+    let mut chain_a0 = send(&mut a, &mut rng, "a0-", 5);
+    let (first, plaintext) = chain_a0.remove(3);
+    let (mut b, got) = parties.accept(&first, Limits::default()).unwrap();
+    assert_eq!(got, plaintext);
+    assert_eq!(b.stored_skipped_keys(), 3);
+    // Bob's first chain: Alice receives only the third of four.
+    let mut chain_b0 = send(&mut b, &mut rng, "b0-", 4);
+    let (m, p) = chain_b0.remove(2);
+    assert_eq!(a.decrypt(&m).unwrap(), p);
+    assert_eq!(a.stored_skipped_keys(), 2);
+    // Alice's second chain: Bob receives only the third of four, which also stores the
+    // key of a0-4 (through PN).
+    let mut chain_a1 = send(&mut a, &mut rng, "a1-", 4);
+    assert!(!is_initial(&chain_a1[0].0));
+    let (m, p) = chain_a1.remove(2);
+    assert_eq!(b.decrypt(&m).unwrap(), p);
+    assert_eq!(b.stored_skipped_keys(), 6);
+    // Bob's second chain: Alice receives the second of three (stores b0-3 and b1-0).
+    let mut chain_b1 = send(&mut b, &mut rng, "b1-", 3);
+    let (m, p) = chain_b1.remove(1);
+    assert_eq!(a.decrypt(&m).unwrap(), p);
+    assert_eq!(a.stored_skipped_keys(), 4);
+    let to_b = chain_a0.into_iter().chain(chain_a1).collect();
+    let to_a = chain_b0.into_iter().chain(chain_b1).collect();
+    Skipped {
+        a,
+        b,
+        rng,
+        to_b,
+        to_a,
+    }
+}
+
+/// Sessions at the points of their life the storage format must capture.
+fn sample_sessions() -> Vec<(&'static str, Session)> {
+    let mut rng = rng(100);
+    let parties = Parties::new(&mut rng);
+    let fresh_initiator = parties.initiate(&mut rng);
+
+    let (_, mut awaiting, fresh_responder, mut rng) = accepted_pair(101);
+    awaiting.encrypt(b"second", &mut rng).unwrap();
+
+    let (_, established, _, _) = established_pair(102);
+
+    let mut rng = doubleratchet_test_support::rng(103);
+    let parties = Parties::new(&mut rng);
+    let bundle = PreKeyBundle::new(&parties.bob, parties.store.current_signed_prekey(), None);
+    let no_one_time_prekey = Session::initiate(&parties.alice, &bundle, &mut rng).unwrap();
+
+    let (_, mut limited, _, _) = established_pair(104);
+    limited
+        .set_limits(Limits {
+            max_skip: 7,
+            max_stored_skipped: 3,
+        })
+        .unwrap();
+    let (_, mut at_caps, _, _) = established_pair(105);
+    at_caps
+        .set_limits(Limits {
+            max_skip: MAX_SKIP_CAP,
+            max_stored_skipped: MAX_STORED_SKIPPED_CAP,
+        })
+        .unwrap();
+
+    let skipped = conversation_with_skipped_keys(106);
+
+    // Sessions with the padding policy Padding::None: Alice's (awaiting a reply) and the
+    // responder session Bob makes from her first message.
+    let mut rng = doubleratchet_test_support::rng(110);
+    let mut parties = Parties::new(&mut rng);
+    let no_padding = SessionOptions::new().padding(Padding::None);
+    let mut unpadded_initiator =
+        Session::initiate_with(&parties.alice, &parties.bundle, &no_padding, &mut rng).unwrap();
+    let first = unpadded_initiator.encrypt(b"unpadded", &mut rng).unwrap();
+    let unpadded_responder = parties
+        .store
+        .accept_with(&parties.bob, &first, &no_padding)
+        .unwrap()
+        .session;
+    vec![
+        ("fresh initiator", fresh_initiator),
+        ("fresh responder", fresh_responder),
+        ("initiator awaiting a reply", awaiting),
+        ("established initiator", established),
+        ("initiator without one-time prekey", no_one_time_prekey),
+        ("custom limits", limited),
+        ("limits at the caps", at_caps),
+        ("responder with skipped keys", skipped.b),
+        ("initiator with skipped keys", skipped.a),
+        ("initiator without padding", unpadded_initiator),
+        ("responder without padding", unpadded_responder),
+    ]
+}
+
+/// The sample session of that name.
+fn sample_session(name: &str) -> Session {
+    sample_sessions()
+        .into_iter()
+        .find_map(|(n, s)| (n == name).then_some(s))
+        .unwrap()
+}
+
+/// [`sample_store`] with the ids it drew.
+struct SampleStore {
+    bob: IdentityKeyPair,
+    store: PreKeyStore,
+    /// The signed prekey that was current before the rotation, still accepted.
+    first_signed: u64,
+    /// The unused one-time prekeys, oldest first (the ones with sequence numbers 0, 1, 2,
+    /// 4, ..., 9: the fourth generated was removed).
+    one_time: Vec<u64>,
+}
+
+/// A prekey store with two accepted signed prekeys (the second current), a standby, and
+/// nine one-time prekeys (ten generated, the fourth removed); no replay records.
+fn sample_store_with_ids(seed: u64) -> SampleStore {
+    let mut rng = rng(seed);
+    let bob = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let first_signed = store.current_signed_prekey().id();
+    let standby = store.standby_signed_prekey().unwrap().id();
+    let mut one_time: Vec<u64> = store
+        .generate_one_time_prekeys(10, &mut rng)
+        .unwrap()
+        .iter()
+        .map(|k| k.id())
+        .collect();
+    assert!(store.remove_one_time_prekey(one_time.remove(3)));
+    // The standby becomes current; a new standby is drawn.
+    assert_eq!(store.rotate_signed_prekey(&bob, &mut rng).unwrap(), standby);
+    assert!(store.signed_prekey(first_signed).is_some());
+    assert!(store.standby_signed_prekey().is_some());
+    SampleStore {
+        bob,
+        store,
+        first_signed,
+        one_time,
+    }
+}
+
+/// [`sample_store_with_ids`] without the ids.
+fn sample_store(seed: u64) -> (IdentityKeyPair, PreKeyStore) {
+    let s = sample_store_with_ids(seed);
+    (s.bob, s.store)
+}
+
+/// A prekey store whose replay records sit under two signed prekeys: replay capacity 2;
+/// two sessions without a one-time prekey filled the first signed prekey, so the store
+/// switched to its standby; a third one left a record under the second; a new standby was
+/// generated; two one-time prekeys of five were used (sequence numbers 0 and 3).
+struct RecordsStore {
+    bob: IdentityKeyPair,
+    alice: IdentityKeyPair,
+    store: PreKeyStore,
+    /// The signed prekey whose records filled (no longer current, still accepted).
+    full: u64,
+    /// The current signed prekey, with one record.
+    current: u64,
+    /// An initial message the store recorded under `full`, and one under `current`.
+    recorded: [Vec<u8>; 2],
+    /// An initial message naming `full` without a one-time prekey, not recorded.
+    unrecorded_for_full: Vec<u8>,
+    rng: ChaCha20Rng,
+}
+
+fn records_store(seed: u64) -> RecordsStore {
+    let mut rng = rng(seed);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let bob = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    assert_eq!(store.set_replay_capacity(2), Ok(None));
+    let one_time: Vec<u64> = store
+        .generate_one_time_prekeys(5, &mut rng)
+        .unwrap()
+        .iter()
+        .map(|k| k.id())
+        .collect();
+    let full = store.current_signed_prekey().id();
+    let standby = store.standby_signed_prekey().unwrap().id();
+    let last_resort = store.bundle(&bob, None).unwrap();
+    let first_message = |rng: &mut ChaCha20Rng| {
+        let mut a = Session::initiate(&alice, &last_resort, rng).unwrap();
+        a.encrypt(b"no one-time prekey", rng).unwrap()
+    };
+    let m1 = first_message(&mut rng);
+    let m2 = first_message(&mut rng);
+    let unrecorded_for_full = first_message(&mut rng);
+    assert_eq!(store.accept(&bob, &m1).unwrap().notice, None);
+    assert_eq!(
+        store.accept(&bob, &m2).unwrap().notice,
+        Some(StoreNotice::SignedPreKeySwitched {
+            previous: full,
+            current: standby
+        })
+    );
+    assert_eq!(store.current_signed_prekey().id(), standby);
+    assert!(store.standby_signed_prekey().is_none());
+    assert!(store.replenish_standby(&bob, &mut rng).unwrap());
+    // A session under the new current signed prekey, and two that consume one-time prekeys.
+    let bundle = store.bundle(&bob, None).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let m3 = a.encrypt(b"under the second", &mut rng).unwrap();
+    assert_eq!(store.accept(&bob, &m3).unwrap().notice, None);
+    for id in [one_time[0], one_time[3]] {
+        let bundle = store.bundle(&bob, Some(id)).unwrap();
+        let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+        let m = a.encrypt(b"one-time", &mut rng).unwrap();
+        let accepted = store.accept(&bob, &m).unwrap();
+        assert_eq!(accepted.used_one_time_prekey, Some(id));
+        assert_eq!(accepted.notice, None);
+    }
+    assert_eq!(store.replay_records(), 3);
+    RecordsStore {
+        bob,
+        alice,
+        store,
+        full,
+        current: standby,
+        recorded: [m1, m3],
+        unrecorded_for_full,
+        rng,
+    }
+}
+
+/// PQXDH objects: sessions (the initiator awaiting its reply carries the KEM ciphertext),
+/// a prekey store with post-quantum prekeys and a replay record (type 0x24, as every
+/// store), post-quantum prekeys of both kinds, and a PQXDH bundle.
+#[cfg(feature = "pqxdh")]
+struct PqSamples {
+    initiator_awaiting: Session,
+    initiator_established: Session,
+    responder: Session,
+    store: PreKeyStore,
+    one_time: PqPreKey,
+    last_resort: PqPreKey,
+    bundle: PreKeyBundle,
+}
+
+#[cfg(feature = "pqxdh")]
+fn pq_samples(seed: u64) -> PqSamples {
+    let mut rng = rng(seed);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let bob = IdentityKeyPair::generate(&mut rng).unwrap();
+    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let one_time = store.generate_one_time_prekeys(2, &mut rng).unwrap()[0].id();
+    store
+        .generate_pq_one_time_prekeys(&bob, 2, &mut rng)
+        .unwrap();
+    store.rotate_pq_last_resort_prekey(&bob, &mut rng).unwrap();
+    let pq_one_time = store.pq_one_time_prekeys().next().unwrap().id();
+    let bundle = store
+        .pq_bundle(&bob, Some(one_time), Some(pq_one_time))
+        .unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    assert!(a.is_post_quantum());
+    let first = a.encrypt(b"pq first", &mut rng).unwrap();
+    let initiator_awaiting = reload(&a);
+    let mut responder = store.accept(&bob, &first).unwrap().session;
+    let reply = responder.encrypt(b"pq reply", &mut rng).unwrap();
+    a.decrypt(&reply).unwrap();
+    // A last-resort session (no one-time prekey of either kind): the store records it.
+    let last_resort_bundle = store.pq_bundle(&bob, None, None).unwrap();
+    let mut other = Session::initiate(&alice, &last_resort_bundle, &mut rng).unwrap();
+    let m = other.encrypt(b"last resort", &mut rng).unwrap();
+    store.accept(&bob, &m).unwrap();
+    assert_eq!(store.replay_records(), 1);
+    PqSamples {
+        initiator_awaiting,
+        initiator_established: a,
+        responder,
+        store,
+        one_time: PqPreKey::generate(&bob, 9, PqPreKeyKind::OneTime, &mut rng).unwrap(),
+        last_resort: PqPreKey::generate(&bob, 10, PqPreKeyKind::LastResort, &mut rng).unwrap(),
+        bundle,
+    }
+}
+
+/// One valid blob of every loadable type, with its type byte.
+fn sample_blobs() -> Vec<(String, u8, Vec<u8>)> {
+    let mut blobs: Vec<(String, u8, Vec<u8>)> = sample_sessions()
+        .into_iter()
+        .map(|(name, s)| (format!("session: {name}"), TYPE_SESSION, stored(&s)))
+        .collect();
+    let mut rng = rng(107);
+    let id = IdentityKeyPair::generate(&mut rng).unwrap();
+    let spk = SignedPreKey::generate(&id, 0xdead_beef_0bad_cafe, &mut rng).unwrap();
+    let opk = OneTimePreKey::generate(u64::MAX, &mut rng).unwrap();
+    let (bob, store) = sample_store(108);
+    let empty_store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let records = records_store(110);
+    let mut no_standby = records_store(111).store;
+    let switched = no_standby.set_replay_capacity(1).unwrap();
+    assert!(matches!(
+        switched,
+        Some(StoreNotice::SignedPreKeySwitched { .. })
+    ));
+    assert!(no_standby.standby_signed_prekey().is_none());
+    blobs.push(("identity".into(), TYPE_IDENTITY, id.to_bytes().to_vec()));
+    blobs.push((
+        "signed prekey".into(),
+        TYPE_SIGNED_PREKEY,
+        spk.to_bytes().to_vec(),
+    ));
+    blobs.push((
+        "one-time prekey".into(),
+        TYPE_ONE_TIME_PREKEY,
+        opk.to_bytes().to_vec(),
+    ));
+    blobs.push((
+        "prekey store".into(),
+        TYPE_PREKEY_STORE,
+        store.to_bytes().to_vec(),
+    ));
+    blobs.push((
+        "empty prekey store".into(),
+        TYPE_PREKEY_STORE,
+        empty_store.to_bytes().to_vec(),
+    ));
+    blobs.push((
+        "prekey store with records under two signed prekeys".into(),
+        TYPE_PREKEY_STORE,
+        records.store.to_bytes().to_vec(),
+    ));
+    blobs.push((
+        "prekey store without a standby".into(),
+        TYPE_PREKEY_STORE,
+        no_standby.to_bytes().to_vec(),
+    ));
+    let seventh = store.one_time_prekeys().nth(6).unwrap().id();
+    blobs.push((
+        "bundle".into(),
+        TYPE_BUNDLE,
+        store.bundle(&bob, Some(seventh)).unwrap().to_bytes(),
+    ));
+    blobs.push((
+        "bundle without one-time prekey".into(),
+        TYPE_BUNDLE,
+        store.bundle(&bob, None).unwrap().to_bytes(),
+    ));
+    #[cfg(feature = "pqxdh")]
+    {
+        let pq = pq_samples(109);
+        for (name, session) in [
+            ("PQXDH initiator awaiting a reply", &pq.initiator_awaiting),
+            ("PQXDH established initiator", &pq.initiator_established),
+            ("PQXDH responder", &pq.responder),
+        ] {
+            blobs.push((format!("session: {name}"), TYPE_SESSION_PQ, stored(session)));
+        }
+        blobs.push((
+            "PQXDH prekey store".into(),
+            TYPE_PREKEY_STORE,
+            pq.store.to_bytes().to_vec(),
+        ));
+        blobs.push((
+            "one-time PQ prekey".into(),
+            TYPE_PQ_PREKEY,
+            pq.one_time.to_bytes().to_vec(),
+        ));
+        blobs.push((
+            "last-resort PQ prekey".into(),
+            TYPE_PQ_PREKEY,
+            pq.last_resort.to_bytes().to_vec(),
+        ));
+        blobs.push(("PQXDH bundle".into(), TYPE_BUNDLE_PQ, pq.bundle.to_bytes()));
+    }
+    for (name, type_byte, bytes) in &blobs {
+        assert_eq!(bytes[1], *type_byte, "{name}");
+    }
+    blobs
+}
+
+// ---------------------------------------------------------------------------------------
+// Session round trips
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn session_layout_matches_spec() {
+    for (name, session) in sample_sessions() {
+        let bytes = stored(&session);
+        let count = session.stored_skipped_keys();
+        assert_eq!(bytes.len(), SESSION_FIXED + ENTRY * count, "{name}");
+        assert_eq!(bytes[0], STORAGE_VERSION, "{name}");
+        assert_eq!(bytes[1], TYPE_SESSION, "{name}");
+        let role = match session.role() {
+            Role::Initiator => 1,
+            Role::Responder => 2,
+        };
+        assert_eq!(bytes[ROLE], role, "{name}");
+        assert_eq!(
+            bytes[LOCAL_IDENTITY..REMOTE_IDENTITY],
+            session.local_identity().to_bytes(),
+            "{name}"
+        );
+        assert_eq!(
+            bytes[REMOTE_IDENTITY..BASE_KEY],
+            session.remote_identity().to_bytes(),
+            "{name}"
+        );
+        assert_eq!(
+            bytes[PENDING_FLAG],
+            u8::from(session.awaiting_reply()),
+            "{name}"
+        );
+        assert_eq!(
+            get_u32(&bytes, MAX_SKIP),
+            session.limits().max_skip,
+            "{name}"
+        );
+        assert_eq!(
+            get_u32(&bytes, MAX_STORED),
+            session.limits().max_stored_skipped,
+            "{name}"
+        );
+        assert_eq!(bytes[PADDING], padding_byte(session.padding()), "{name}");
+        assert_eq!(
+            bytes[DHR_FLAG], 1,
+            "{name}: every session knows the peer's key"
+        );
+        assert_eq!(get_u32(&bytes, COUNT) as usize, count, "{name}");
+    }
+}
+
+#[test]
+fn every_session_reencodes_byte_identically() {
+    for (name, session) in sample_sessions() {
+        let bytes = stored(&session);
+        let loaded = Session::from_bytes(&bytes).unwrap();
+        assert_eq!(stored(&loaded), bytes, "{name}");
+        assert_eq!(loaded.id(), session.id(), "{name}");
+        assert_eq!(loaded.role(), session.role(), "{name}");
+        assert_eq!(loaded.awaiting_reply(), session.awaiting_reply(), "{name}");
+        assert_eq!(loaded.limits(), session.limits(), "{name}");
+        assert_eq!(loaded.padding(), session.padding(), "{name}");
+        assert_eq!(loaded.local_identity(), session.local_identity(), "{name}");
+        assert_eq!(
+            loaded.remote_identity(),
+            session.remote_identity(),
+            "{name}"
+        );
+        assert_eq!(
+            loaded.stored_skipped_keys(),
+            session.stored_skipped_keys(),
+            "{name}"
+        );
+        // Twice round the loop is still the same bytes.
+        assert_eq!(stored(&reload(&loaded)), bytes, "{name}");
+    }
+}
+
+/// Encrypting with the same RNG state gives the same message from both sessions, and
+/// leaves them in the same stored state.
+fn assert_same_encryption(
+    original: &mut Session,
+    loaded: &mut Session,
+    rng: &mut ChaCha20Rng,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let mut rng2 = rng.clone();
+    let m1 = original.encrypt(plaintext, rng).unwrap();
+    let m2 = loaded.encrypt(plaintext, &mut rng2).unwrap();
+    assert_eq!(m1, m2, "a loaded session encrypts differently");
+    assert_eq!(stored(original), stored(loaded));
+    m1
+}
+
+fn assert_same_decryption(
+    original: &mut Session,
+    loaded: &mut Session,
+    message: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let r1 = original.decrypt(message);
+    let r2 = loaded.decrypt(message);
+    assert_eq!(r1, r2, "a loaded session decrypts differently");
+    assert_eq!(stored(original), stored(loaded));
+    r1
+}
+
+#[test]
+fn fresh_initiator_round_trip_behaves_identically() {
+    let mut rng = rng(1);
+    let mut parties = Parties::new(&mut rng);
+    let mut a = parties.initiate(&mut rng);
+    let bytes = stored(&a);
+    assert_eq!(bytes.len(), SESSION_FIXED);
+    assert_eq!(bytes[ROLE], 1);
+    assert_eq!(bytes[PENDING_FLAG], 1);
+    assert_eq!(
+        get_u64(&bytes, PENDING_SPK),
+        parties.bundle.signed_prekey_id()
+    );
+    assert_eq!(bytes[PENDING_OPK_FLAG], 1);
+    assert_eq!(
+        Some(get_u64(&bytes, PENDING_OPK)),
+        parties.bundle.one_time_prekey_id()
+    );
+    assert_eq!(PENDING_OPK + 8, MAX_SKIP);
+    assert_eq!(bytes[CKS_FLAG], 1);
+    assert_eq!(bytes[CKR_FLAG], 0);
+    let mut a2 = load(&bytes);
+    assert!(a2.awaiting_reply());
+
+    let first = assert_same_encryption(&mut a, &mut a2, &mut rng, b"hello");
+    assert!(is_initial(&first));
+    let (mut b, plaintext) = parties.accept(&first, Limits::default()).unwrap();
+    assert_eq!(plaintext, b"hello");
+    let reply = b.encrypt(b"hi", &mut rng).unwrap();
+    assert_eq!(
+        assert_same_decryption(&mut a, &mut a2, &reply).unwrap(),
+        b"hi"
+    );
+    assert!(!a2.awaiting_reply());
+    let m = assert_same_encryption(&mut a, &mut a2, &mut rng, b"normal now");
+    assert!(!is_initial(&m));
+    assert_eq!(b.decrypt(&m).unwrap(), b"normal now");
+}
+
+#[test]
+fn fresh_responder_round_trip_behaves_identically() {
+    let (_, mut a, mut b, mut rng) = accepted_pair(2);
+    let bytes = stored(&b);
+    assert_eq!(bytes.len(), SESSION_FIXED);
+    assert_eq!(bytes[ROLE], 2);
+    assert_eq!(bytes[PENDING_FLAG], 0);
+    assert_eq!(bytes[PENDING_FLAG..MAX_SKIP], [0u8; PENDING_LENGTH]);
+    // After respond: a receiving chain, the sending half of the ratchet step deferred.
+    assert_eq!(bytes[CKS_FLAG], 0);
+    assert_eq!(bytes[CKR_FLAG], 1);
+    assert_eq!(get_u32(&bytes, NR), 1);
+    let mut b2 = load(&bytes);
+    assert_eq!(b2.role(), Role::Responder);
+    assert_eq!(b2.id(), a.id());
+
+    // A later initial message of the same session decrypts on both.
+    let m = a.encrypt(b"still initial", &mut rng).unwrap();
+    assert!(is_initial(&m));
+    assert_eq!(
+        assert_same_decryption(&mut b, &mut b2, &m).unwrap(),
+        b"still initial"
+    );
+    let reply = assert_same_encryption(&mut b, &mut b2, &mut rng, b"reply");
+    assert_eq!(a.decrypt(&reply).unwrap(), b"reply");
+    // And the replayed initial message is rejected identically.
+    assert_eq!(
+        assert_same_decryption(&mut b, &mut b2, &m),
+        Err(Error::DuplicateOrExpired)
+    );
+}
+
+#[test]
+fn session_with_skipped_keys_round_trip_behaves_identically() {
+    let Skipped {
+        mut a,
+        mut b,
+        mut rng,
+        to_b,
+        to_a,
+        ..
+    } = conversation_with_skipped_keys(3);
+    for (session, inbox, skipped) in [(&mut b, &to_b, 6), (&mut a, &to_a, 4)] {
+        let bytes = stored(session);
+        assert_eq!(get_u32(&bytes, COUNT), skipped);
+        assert_eq!(bytes.len(), SESSION_FIXED + ENTRY * skipped as usize);
+        let mut loaded = load(&bytes);
+        assert_eq!(loaded.stored_skipped_keys(), skipped as usize);
+        // Deliver the held messages in a scrambled order; both sessions agree on each.
+        let mut order: Vec<usize> = (0..inbox.len()).collect();
+        order.reverse();
+        order.rotate_left(2);
+        let mut expected_skipped = skipped as usize;
+        for i in order {
+            let (message, plaintext) = &inbox[i];
+            assert_eq!(
+                &assert_same_decryption(session, &mut loaded, message).unwrap(),
+                plaintext
+            );
+            // Every held message but the last (the next one of the newest chain) was
+            // decrypted with a stored key, which is now deleted.
+            if i + 1 != inbox.len() {
+                expected_skipped -= 1;
+            }
+            assert_eq!(session.stored_skipped_keys(), expected_skipped);
+            // Reload the copy after every message, as an app would.
+            loaded = reload(&loaded);
+        }
+        assert_eq!(expected_skipped, 0);
+        // Every replay now fails the same way on both.
+        for (message, _) in inbox {
+            assert!(assert_same_decryption(session, &mut loaded, message).is_err());
+        }
+    }
+    // The conversation goes on from the loaded states.
+    let mut a2 = reload(&a);
+    let mut b2 = reload(&b);
+    for i in 0..5u8 {
+        let m = assert_same_encryption(&mut a, &mut a2, &mut rng, &[i]);
+        assert_eq!(assert_same_decryption(&mut b, &mut b2, &m).unwrap(), [i]);
+        let m = assert_same_encryption(&mut b, &mut b2, &mut rng, &[i, i]);
+        assert_eq!(assert_same_decryption(&mut a, &mut a2, &m).unwrap(), [i, i]);
+    }
+}
+
+#[test]
+fn awaiting_reply_state_round_trips() {
+    // Awaiting: the pending X3DH fields are stored and every message stays initial.
+    let (_, mut a, mut b, mut rng) = accepted_pair(4);
+    for i in 0..3u8 {
+        a = reload(&a);
+        assert!(a.awaiting_reply());
+        let m = a.encrypt(&[i], &mut rng).unwrap();
+        assert!(
+            is_initial(&m),
+            "a reloaded awaiting session must keep sending initial messages"
+        );
+        assert_eq!(b.decrypt(&m).unwrap(), [i]);
+    }
+    let bytes = stored(&a);
+    assert_eq!(bytes[PENDING_FLAG], 1);
+    // Not awaiting: after the reply the flag and its fields are zero, and stay so.
+    let reply = b.encrypt(b"reply", &mut rng).unwrap();
+    assert_eq!(a.decrypt(&reply).unwrap(), b"reply");
+    let bytes = stored(&a);
+    assert_eq!(bytes[PENDING_FLAG..MAX_SKIP], [0u8; PENDING_LENGTH]);
+    let mut a = load(&bytes);
+    assert!(!a.awaiting_reply());
+    let m = a.encrypt(b"normal", &mut rng).unwrap();
+    assert!(!is_initial(&m));
+    assert_eq!(b.decrypt(&m).unwrap(), b"normal");
+
+    // Without a one-time prekey the pending OPK field is absent (flag and id zero).
+    let mut rng = doubleratchet_test_support::rng(5);
+    let mut parties = Parties::new(&mut rng);
+    let spk = parties.store.current_signed_prekey();
+    let bundle = PreKeyBundle::new(&parties.bob, spk, None);
+    let a = Session::initiate(&parties.alice, &bundle, &mut rng).unwrap();
+    let bytes = stored(&a);
+    assert_eq!(bytes[PENDING_FLAG], 1);
+    assert_eq!(bytes[PENDING_OPK_FLAG..MAX_SKIP], [0u8; 9]);
+    let mut a = load(&bytes);
+    let m = a.encrypt(b"no opk", &mut rng).unwrap();
+    let (_, plaintext) = parties.accept(&m, Limits::default()).unwrap();
+    assert_eq!(plaintext, b"no opk");
+}
+
+#[test]
+fn custom_limits_round_trip_and_still_apply() {
+    let (_, mut a, mut b, mut rng) = established_pair(6);
+    let limits = Limits {
+        max_skip: 7,
+        max_stored_skipped: 3,
+    };
+    b.set_limits(limits).unwrap();
+    let bytes = stored(&b);
+    assert_eq!(get_u32(&bytes, MAX_SKIP), 7);
+    assert_eq!(get_u32(&bytes, MAX_STORED), 3);
+    let mut b2 = load(&bytes);
+    assert_eq!(b2.limits(), limits);
+    let held: Vec<Vec<u8>> = (0..10u8)
+        .map(|i| a.encrypt(&[i], &mut rng).unwrap())
+        .collect();
+    // Nine keys ahead is more than max_skip = 7 on both.
+    assert_eq!(
+        assert_same_decryption(&mut b, &mut b2, &held[9]),
+        Err(Error::TooFarAhead)
+    );
+    // Seven ahead is fine; only the newest three skipped keys are kept.
+    assert_eq!(
+        assert_same_decryption(&mut b, &mut b2, &held[7]).unwrap(),
+        [7]
+    );
+    assert_eq!(b2.stored_skipped_keys(), 3);
+    let mut b2 = reload(&b2);
+    assert_eq!(
+        assert_same_decryption(&mut b, &mut b2, &held[3]),
+        Err(Error::DuplicateOrExpired)
+    );
+    for (i, message) in (4u8..).zip(&held[4..7]) {
+        assert_eq!(
+            assert_same_decryption(&mut b, &mut b2, message).unwrap(),
+            [i]
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Key and store round trips
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn identity_key_pair_round_trip_behaves_identically() {
+    let mut rng = rng(7);
+    let id = IdentityKeyPair::generate(&mut rng).unwrap();
+    let bytes = id.to_bytes().to_vec();
+    assert_eq!(bytes.len(), 34);
+    assert_eq!(bytes[..2], [STORAGE_VERSION, TYPE_IDENTITY]);
+    let loaded = IdentityKeyPair::from_bytes(&bytes).unwrap();
+    assert_eq!(loaded.to_bytes().to_vec(), bytes);
+    assert_eq!(loaded.public_key(), id.public_key());
+    // Same signatures (Ed25519 is deterministic) ...
+    let mut r1 = rng.clone();
+    let mut r2 = rng.clone();
+    let spk1 = SignedPreKey::generate(&id, 9, &mut r1).unwrap();
+    let spk2 = SignedPreKey::generate(&loaded, 9, &mut r2).unwrap();
+    assert_eq!(spk1.to_bytes().to_vec(), spk2.to_bytes().to_vec());
+    // ... and the same X3DH: identical sessions from the same RNG state.
+    let bob = IdentityKeyPair::generate(&mut rng).unwrap();
+    let bob_spk = SignedPreKey::generate(&bob, 1, &mut rng).unwrap();
+    let bundle = PreKeyBundle::new(&bob, &bob_spk, None);
+    let mut r1 = rng.clone();
+    let mut r2 = rng.clone();
+    let s1 = Session::initiate(&id, &bundle, &mut r1).unwrap();
+    let s2 = Session::initiate(&loaded, &bundle, &mut r2).unwrap();
+    assert_eq!(stored(&s1), stored(&s2));
+}
+
+#[test]
+fn signed_and_one_time_prekey_round_trips_behave_identically() {
+    let mut rng = rng(8);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let bob = IdentityKeyPair::generate(&mut rng).unwrap();
+    let spk = SignedPreKey::generate(&bob, 0x0102_0304_0506_0708, &mut rng).unwrap();
+    let opk = OneTimePreKey::generate(0x0a0b_0c0d_0e0f_1011, &mut rng).unwrap();
+
+    // Ids are 64-bit, big-endian (profile v2, part 2): 2 + 8 + 32 + 64 = 106 bytes.
+    let spk_bytes = spk.to_bytes().to_vec();
+    assert_eq!(spk_bytes.len(), 2 + 8 + 32 + 64);
+    assert_eq!(spk_bytes.len(), SPK);
+    assert_eq!(
+        spk_bytes[..10],
+        [STORAGE_VERSION, TYPE_SIGNED_PREKEY, 1, 2, 3, 4, 5, 6, 7, 8]
+    );
+    let spk2 = SignedPreKey::from_bytes(&spk_bytes).unwrap();
+    assert_eq!(spk2.to_bytes().to_vec(), spk_bytes);
+    assert_eq!(spk2.id(), spk.id());
+    assert_eq!(spk2.public_key(), spk.public_key());
+    assert_eq!(spk2.signature(), spk.signature());
+
+    let opk_bytes = opk.to_bytes().to_vec();
+    assert_eq!(opk_bytes.len(), 2 + 8 + 32);
+    assert_eq!(opk_bytes.len(), OPK);
+    assert_eq!(
+        opk_bytes[..10],
+        [
+            STORAGE_VERSION,
+            TYPE_ONE_TIME_PREKEY,
+            10,
+            11,
+            12,
+            13,
+            14,
+            15,
+            16,
+            17
+        ]
+    );
+    let opk2 = OneTimePreKey::from_bytes(&opk_bytes).unwrap();
+    assert_eq!(opk2.to_bytes().to_vec(), opk_bytes);
+    assert_eq!(opk2.id(), opk.id());
+    assert_eq!(opk2.public_key(), opk.public_key());
+
+    // The loaded keys make the same bundle, and accept a session made from the original's.
+    let bundle = PreKeyBundle::new(&bob, &spk, Some(&opk));
+    let bundle2 = PreKeyBundle::new(&bob, &spk2, Some(&opk2));
+    assert_eq!(bundle.to_bytes(), bundle2.to_bytes());
+    bundle2.verify().unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let m = a.encrypt(b"to the loaded keys", &mut rng).unwrap();
+    let accepted = Session::respond(
+        &bob,
+        |id| (id == spk2.id()).then_some(&spk2),
+        |id| (id == opk2.id()).then_some(&opk2),
+        &m,
+    )
+    .unwrap();
+    assert_eq!(accepted.plaintext, b"to the loaded keys");
+    assert_eq!(accepted.used_one_time_prekey, Some(opk.id()));
+    assert_eq!(accepted.session.id(), a.id());
+}
+
+#[test]
+fn prekey_store_round_trip_behaves_identically() {
+    let SampleStore {
+        bob,
+        mut store,
+        first_signed,
+        one_time,
+    } = sample_store_with_ids(9);
+    let bytes = store.to_bytes().to_vec();
+    // Header (version, type, replay capacity, next sequence, current id, s), two signed
+    // prekeys without records, the standby, nine one-time prekeys with their sequence
+    // numbers, and an empty post-quantum part.
+    assert_eq!(
+        bytes.len(),
+        2 + 4 + 8 + 8 + 4 + 2 * (SPK + 4) + 1 + SPK + 4 + 9 * (8 + OPK) + 9 + 4
+    );
+    assert_eq!(bytes[..2], [STORAGE_VERSION, TYPE_PREKEY_STORE]);
+    let layout = StoreLayout::parse(&bytes);
+    assert_eq!(layout.encode(), bytes);
+    assert_eq!(layout.capacity, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY);
+    assert_eq!(get_u32(&bytes, STORE_CAPACITY), layout.capacity);
+    assert_eq!(get_u64(&bytes, STORE_NEXT_SEQUENCE), layout.next_sequence);
+    assert_eq!(get_u64(&bytes, STORE_CURRENT), layout.current);
+    assert_eq!(get_u32(&bytes, STORE_SIGNED_COUNT), 2);
+    assert_eq!(
+        bytes[STORE_SIGNED..STORE_SIGNED + 2],
+        [STORAGE_VERSION, TYPE_SIGNED_PREKEY]
+    );
+    assert_eq!(layout.next_sequence, 10);
+    assert_eq!(layout.current, store.current_signed_prekey().id());
+    let sequences: Vec<u64> = layout.one_time.iter().map(|(seq, _)| *seq).collect();
+    let mut by_id = one_time.clone();
+    by_id.sort_unstable();
+    assert_eq!(layout.one_time_ids(), by_id, "stored by id");
+    // The sequence numbers of the stored keys: 0..=9 without the removed fourth.
+    let mut sorted = sequences.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(layout.standby_flag, 1);
+    assert_eq!(
+        layout.standby_id(),
+        Some(store.standby_signed_prekey().unwrap().id())
+    );
+
+    let mut store2 = PreKeyStore::from_bytes(&bytes).unwrap();
+    assert_eq!(store2.to_bytes().to_vec(), bytes);
+    assert_eq!(
+        store2.current_signed_prekey().id(),
+        store.current_signed_prekey().id()
+    );
+    assert!(store2.signed_prekey(first_signed).is_some());
+    assert_eq!(
+        store2.standby_signed_prekey().map(SignedPreKey::id),
+        store.standby_signed_prekey().map(SignedPreKey::id)
+    );
+    assert_eq!(store2.replay_capacity(), store.replay_capacity());
+    let ids = |s: &PreKeyStore| {
+        s.one_time_prekeys()
+            .map(OneTimePreKey::id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&store2), ids(&store));
+    // Oldest first: the order they were generated in, from the stored sequence numbers.
+    assert_eq!(ids(&store2), one_time);
+    let sixth = one_time[5];
+    assert_eq!(
+        store2.bundle(&bob, Some(sixth)).unwrap().to_bytes(),
+        store.bundle(&bob, Some(sixth)).unwrap().to_bytes()
+    );
+    // Both accept the same initial message into the same session and the same store.
+    let mut rng = rng(10);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let bundle = store.bundle(&bob, Some(sixth)).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let m = a.encrypt(b"hi store", &mut rng).unwrap();
+    let s1 = store.accept(&bob, &m).unwrap();
+    let s2 = store2.accept(&bob, &m).unwrap();
+    assert_eq!(s1.plaintext, s2.plaintext);
+    assert_eq!(s1.notice, s2.notice);
+    assert_eq!(stored(&s1.session), stored(&s2.session));
+    assert_eq!(store.to_bytes().to_vec(), store2.to_bytes().to_vec());
+    // The consumed one-time prekey stays consumed after a reload.
+    let mut store3 = PreKeyStore::from_bytes(&store2.to_bytes()).unwrap();
+    assert!(store3.one_time_prekey(sixth).is_none());
+    assert_eq!(
+        store3.accept(&bob, &m).map(|acc| acc.plaintext),
+        Err(Error::UnknownOneTimePreKey(sixth))
+    );
+    // After a reload the store goes on as the original: the same RNG draws the same new
+    // ids (never 0, none held), with the next sequence numbers, and the same rotation.
+    let mut rng2 = rng.clone();
+    let fresh: Vec<u64> = store3
+        .generate_one_time_prekeys(2, &mut rng)
+        .unwrap()
+        .iter()
+        .map(|k| k.id())
+        .collect();
+    let fresh2: Vec<u64> = store
+        .generate_one_time_prekeys(2, &mut rng2)
+        .unwrap()
+        .iter()
+        .map(|k| k.id())
+        .collect();
+    assert_eq!(fresh, fresh2);
+    for id in &fresh {
+        assert!(*id != 0 && !one_time.contains(id));
+    }
+    assert_eq!(ids(&store3)[ids(&store3).len() - 2..], fresh[..]);
+    let layout = StoreLayout::parse(&store3.to_bytes());
+    assert_eq!(layout.next_sequence, 12);
+    let standby = store3.standby_signed_prekey().unwrap().id();
+    let rotated = store3.rotate_signed_prekey(&bob, &mut rng).unwrap();
+    assert_eq!(rotated, standby);
+    assert_eq!(
+        store.rotate_signed_prekey(&bob, &mut rng2).unwrap(),
+        rotated
+    );
+    assert_eq!(store3.to_bytes().to_vec(), store.to_bytes().to_vec());
+    let new_standby = store3.standby_signed_prekey().unwrap().id();
+    assert!(new_standby != 0 && store3.signed_prekey(new_standby).is_none());
+    assert!(store3.signed_prekey(first_signed).is_some());
+}
+
+/// Replay records under two signed prekeys, the replay capacity, the standby and the
+/// sequence numbers survive storing: the loaded store refuses the same replays
+/// (`DuplicateOrExpired`) and the same full signed prekey (`StoreFull`), switches to its
+/// standby at the same record, and stores to the same bytes at every step.
+#[test]
+fn prekey_store_with_replay_records_round_trips_behaves_identically() {
+    let RecordsStore {
+        bob,
+        alice,
+        mut store,
+        full,
+        current,
+        recorded,
+        unrecorded_for_full,
+        mut rng,
+    } = records_store(40);
+    let bytes = store.to_bytes().to_vec();
+    let layout = StoreLayout::parse(&bytes);
+    assert_eq!(layout.encode(), bytes);
+    assert_eq!(layout.capacity, 2);
+    assert_eq!(layout.current, current);
+    // Two accepted signed prekeys, strictly increasing by id, with 2 and 1 records.
+    let records: Vec<(u64, usize)> = layout
+        .signed
+        .iter()
+        .map(|(key, records)| (id_of(key), records.len()))
+        .collect();
+    let mut expected = vec![(full, 2), (current, 1)];
+    expected.sort_unstable();
+    assert_eq!(records, expected);
+    for (_, records) in &layout.signed {
+        assert!(records.windows(2).all(|w| w[0] < w[1]), "records sorted");
+    }
+    // The records are the initiators' base keys.
+    let base_key = |m: &[u8]| match Message::parse(m).unwrap() {
+        Message::Initial(i) => *i.base_key(),
+        Message::Normal(_) => panic!("not an initial message"),
+    };
+    let under = |id: u64| {
+        layout
+            .signed
+            .iter()
+            .find(|(key, _)| id_of(key) == id)
+            .map(|(_, records)| records.clone())
+            .unwrap()
+    };
+    assert!(under(full).contains(&base_key(&recorded[0])));
+    assert_eq!(under(current), [base_key(&recorded[1])]);
+    let standby = layout.standby_id().unwrap();
+    assert_ne!(standby, full);
+    assert_ne!(standby, current);
+    // Five one-time prekeys were generated (sequence numbers 0..=4), two used.
+    assert_eq!(layout.next_sequence, 5);
+    let mut sequences: Vec<u64> = layout.one_time.iter().map(|(seq, _)| *seq).collect();
+    sequences.sort_unstable();
+    assert_eq!(sequences, [1, 2, 4]);
+
+    let mut loaded = PreKeyStore::from_bytes(&bytes).unwrap();
+    assert_eq!(loaded.to_bytes().to_vec(), bytes);
+    assert_eq!(loaded.replay_capacity(), 2);
+    assert_eq!(loaded.replay_records(), 3);
+    assert_eq!(loaded.current_signed_prekey().id(), current);
+    assert_eq!(
+        loaded.standby_signed_prekey().map(SignedPreKey::id),
+        Some(standby)
+    );
+    // Both refuse the recorded messages, and a new session under the full signed prekey,
+    // without changing.
+    for m in &recorded {
+        assert_eq!(store.accept(&bob, m).err(), Some(Error::DuplicateOrExpired));
+        assert_eq!(
+            loaded.accept(&bob, m).err(),
+            Some(Error::DuplicateOrExpired)
+        );
+    }
+    for s in [&mut store, &mut loaded] {
+        assert_eq!(
+            s.accept(&bob, &unrecorded_for_full).err(),
+            Some(Error::StoreFull)
+        );
+    }
+    assert_eq!(loaded.to_bytes().to_vec(), bytes);
+    assert_eq!(store.to_bytes().to_vec(), bytes);
+    // The next session without a one-time prekey fills the current signed prekey: both
+    // switch to the stored standby, with the same notice.
+    let bundle = loaded.bundle(&bob, None).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let m = a.encrypt(b"fills the second", &mut rng).unwrap();
+    let n1 = store.accept(&bob, &m).unwrap();
+    let n2 = loaded.accept(&bob, &m).unwrap();
+    let switched = Some(StoreNotice::SignedPreKeySwitched {
+        previous: current,
+        current: standby,
+    });
+    assert_eq!(n1.notice, switched);
+    assert_eq!(n2.notice, switched);
+    assert_eq!(stored(&n1.session), stored(&n2.session));
+    assert_eq!(loaded.to_bytes().to_vec(), store.to_bytes().to_vec());
+    let loaded = PreKeyStore::from_bytes(&loaded.to_bytes()).unwrap();
+    assert_eq!(loaded.current_signed_prekey().id(), standby);
+    assert!(loaded.standby_signed_prekey().is_none());
+    let layout = StoreLayout::parse(&loaded.to_bytes());
+    assert_eq!(layout.standby_flag, 0);
+    assert_eq!(layout.standby, [0u8; SPK]);
+    assert_eq!(layout.signed.len(), 3);
+}
+
+#[test]
+fn bundle_round_trip() {
+    let (bob, store) = sample_store(11);
+    let third = store.one_time_prekeys().nth(2).unwrap().id();
+    for one_time in [Some(third), None] {
+        let bundle = store.bundle(&bob, one_time).unwrap();
+        let bytes = bundle.to_bytes();
+        assert_eq!(bytes.len(), BUNDLE_LENGTH);
+        assert_eq!(BUNDLE_LENGTH, 179);
+        assert_eq!(bytes[..2], [BUNDLE_VERSION, TYPE_BUNDLE]);
+        let loaded = PreKeyBundle::from_bytes(&bytes).unwrap();
+        assert_eq!(loaded, bundle);
+        assert_eq!(loaded.to_bytes(), bytes);
+        assert_eq!(loaded.one_time_prekey_id(), one_time);
+        assert_eq!(
+            loaded.signed_prekey_id(),
+            store.current_signed_prekey().id()
+        );
+        assert_eq!(
+            bytes[34..42],
+            store.current_signed_prekey().id().to_be_bytes()
+        );
+        assert_eq!(loaded.identity_key(), bob.public_key());
+        loaded.verify().unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Strict loading
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn every_truncation_is_rejected() {
+    for (name, type_byte, bytes) in sample_blobs() {
+        assert!(load_as(type_byte, &bytes).is_ok(), "{name}");
+        for len in 0..bytes.len() {
+            assert_eq!(
+                load_as(type_byte, &bytes[..len]),
+                Err(Error::Truncated),
+                "{name}: truncated to {len} of {} bytes",
+                bytes.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn appended_bytes_are_rejected() {
+    for (name, type_byte, bytes) in sample_blobs() {
+        for extra in [&[0u8][..], &[0xff], &[0; ENTRY], &[1; 1000]] {
+            let longer = [&bytes[..], extra].concat();
+            assert_eq!(
+                load_as(type_byte, &longer),
+                Err(Error::TrailingData),
+                "{name} + {} bytes",
+                extra.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn wrong_type_byte_is_rejected() {
+    for (name, type_byte, bytes) in sample_blobs() {
+        for other in 0..=u8::MAX {
+            if same_loader(type_byte).contains(&other) {
+                continue; // see `sibling_type_bytes_are_typed_errors_or_canonical`
+            }
+            let changed = with(&bytes, |b| b[1] = other);
+            assert_eq!(
+                load_as(type_byte, &changed),
+                Err(Error::UnexpectedType(other)),
+                "{name} with type {other:#x}"
+            );
+        }
+        // Loaded as any other type, unchanged.
+        for &loader in LOADER_TYPES {
+            if !same_loader(loader).contains(&type_byte) {
+                assert_eq!(
+                    load_as(loader, &bytes),
+                    Err(Error::UnexpectedType(type_byte)),
+                    "{name} loaded as {loader:#x}"
+                );
+            }
+        }
+    }
+}
+
+/// A loader that reads two layouts (classical and PQXDH sessions, and bundles),
+/// given the other one's type byte: a typed error, or (where the layouts coincide, as for
+/// a session not awaiting its reply) a valid object that stores back to the same bytes.
+#[test]
+fn sibling_type_bytes_are_typed_errors_or_canonical() {
+    let mut loaded = 0;
+    for (name, type_byte, bytes) in sample_blobs() {
+        for &sibling in same_loader(type_byte) {
+            if sibling == type_byte {
+                continue;
+            }
+            let changed = with(&bytes, |b| b[1] = sibling);
+            let reencoded = match type_byte {
+                TYPE_SESSION | TYPE_SESSION_PQ | TYPE_SESSION_HE => {
+                    Session::from_bytes(&changed).map(|s| stored(&s))
+                }
+                _ => PreKeyBundle::from_bytes(&changed).map(|b| b.to_bytes()),
+            };
+            match reencoded {
+                Ok(again) => {
+                    loaded += 1;
+                    assert_eq!(again, changed, "{name} as {sibling:#x}");
+                }
+                Err(e) => assert!(
+                    matches!(
+                        e,
+                        Error::Truncated
+                            | Error::TrailingData
+                            | Error::InvalidEncoding
+                            | Error::InvalidPublicKey
+                            | Error::InvalidLimits
+                    ),
+                    "{name} as {sibling:#x}: {e:?}"
+                ),
+            }
+        }
+    }
+    if cfg!(feature = "pqxdh") {
+        assert!(loaded > 0);
+    }
+}
+
+#[test]
+fn other_version_byte_is_rejected() {
+    for (name, type_byte, bytes) in sample_blobs() {
+        assert_eq!(bytes[0], version_of(type_byte), "{name}");
+        for version in (0..=u8::MAX).filter(|v| *v != version_of(type_byte)) {
+            let changed = with(&bytes, |b| b[0] = version);
+            assert_eq!(
+                load_as(type_byte, &changed),
+                Err(Error::UnsupportedVersion(version)),
+                "{name} with version {version}"
+            );
+        }
+    }
+}
+
+/// Every object of v1 (version byte `0x01`, the previous profile, never released) is
+/// refused by its version byte before anything else is read: stored objects, bundles, a
+/// session in v1's own layout (without the padding byte) and sealed blobs.
+#[test]
+fn v1_objects_are_unsupported_version_1() {
+    assert_eq!([STORAGE_VERSION, BUNDLE_VERSION], [0x02, 0x02]);
+    for (name, type_byte, bytes) in sample_blobs() {
+        let v1 = with(&bytes, |b| b[0] = V1);
+        assert_eq!(
+            load_as(type_byte, &v1),
+            Err(Error::UnsupportedVersion(1)),
+            "{name}"
+        );
+    }
+    // A session in v1's layout: 296 bytes without skipped keys, no padding byte, 4-byte
+    // prekey ids (this responder's pending block is all zeros: 1 + 4 + 1 + 4 of them).
+    let bytes = skipped_session_bytes();
+    assert_eq!(bytes[PENDING_FLAG..MAX_SKIP], [0u8; PENDING_LENGTH]);
+    let v1_layout = with(&bytes, |b| {
+        b[0] = V1;
+        b.remove(PADDING);
+        b.drain(PENDING_FLAG..PENDING_FLAG + (PENDING_LENGTH - 10));
+    });
+    assert_eq!(v1_layout.len(), 296 + 6 * ENTRY);
+    assert_eq!(
+        load_session(&v1_layout).err(),
+        Some(Error::UnsupportedVersion(1))
+    );
+    // Relabelled 0x02 it is not a v2 session (a field short, every later one misplaced).
+    assert!(load_session(&with(&v1_layout, |b| b[0] = STORAGE_VERSION)).is_err());
+    // Sealed blobs of v1.
+    let mut rng = rng(32);
+    let key = StorageKey::generate(&mut rng).unwrap();
+    for (name, type_byte, _, sealed) in sealed_samples(&key, &mut rng) {
+        let v1 = with(&sealed, |b| b[0] = V1);
+        assert_eq!(
+            open_as(&key, type_byte, &v1),
+            Err(Error::UnsupportedVersion(1)),
+            "{name}"
+        );
+    }
+}
+
+/// A stored session's padding byte for each kind: classical, header-encrypted (a flags
+/// byte earlier in the layout), and with PQXDH a session awaiting its reply (the KEM
+/// ciphertext before the limits), with the header in the clear and encrypted.
+fn padding_samples(seed: u64) -> Vec<(&'static str, Session, usize)> {
+    let (_, _, classical, _) = accepted_pair(seed);
+    let (_, header_encrypted, _, _) = accepted_pair_in_mode(seed + 1, false, true);
+    assert!(header_encrypted.is_header_encrypted());
+    // Alice's header-encrypted session, awaiting a reply, holds no skipped keys: 440 bytes
+    // (part 1: 432; the pending block's two ids grew by 4 bytes each).
+    assert_eq!(
+        stored(&header_encrypted).len(),
+        SESSION_FIXED + HE_SHIFT + HE_FIXED
+    );
+    assert_eq!(SESSION_FIXED + HE_SHIFT + HE_FIXED, 440);
+    #[allow(unused_mut)]
+    let mut samples = vec![
+        ("classical", classical, PADDING),
+        ("header-encrypted", header_encrypted, PADDING + HE_SHIFT),
+    ];
+    #[cfg(feature = "pqxdh")]
+    for (name, header_encryption) in [
+        ("PQXDH awaiting a reply", false),
+        ("header-encrypted PQXDH awaiting a reply", true),
+    ] {
+        let (_, a, _, _) = accepted_pair_in_mode(seed + 2, true, header_encryption);
+        assert!(a.awaiting_reply() && a.is_post_quantum());
+        let shift = if header_encryption { HE_SHIFT } else { 0 };
+        samples.push((name, a, PADDING + shift + PQ_PENDING));
+    }
+    samples
+}
+
+/// The padding policy round-trips through its stored byte in every session kind: the
+/// default is Padmé (`0x01`), `set_padding(Padding::None)` changes that byte (`0x00`) and
+/// nothing else, a loaded session has the stored policy and pads as it says, and sealing
+/// keeps it. Sessions made with `SessionOptions::padding` are in `sample_sessions`.
+#[test]
+fn padding_byte_round_trips() {
+    let key = StorageKey::from_bytes([0x33; 32]);
+    let mut seal_rng = rng(34);
+    for (name, mut session, at) in padding_samples(33) {
+        assert_eq!(session.padding(), Padding::Padme, "{name}: the default");
+        let padme = stored(&session);
+        assert_eq!(padme[at], PADDING_PADME, "{name}");
+        session.set_padding(Padding::None);
+        assert_eq!(session.padding(), Padding::None);
+        let none = stored(&session);
+        assert_eq!(none[at], PADDING_NONE, "{name}");
+        assert_eq!(with(&padme, |b| b[at] = PADDING_NONE), none, "{name}");
+        assert_eq!(load(&padme).padding(), Padding::Padme, "{name}");
+        let mut loaded = load(&none);
+        assert_eq!(loaded.padding(), Padding::None, "{name}");
+        let opened = key
+            .open::<Session>(&key.seal(&loaded, CONTEXT, &mut seal_rng).unwrap(), CONTEXT)
+            .unwrap();
+        assert_eq!(opened.padding(), Padding::None, "{name}");
+        assert_eq!(stored(&opened), none, "{name}");
+
+        // The loaded session sends what the original sends: the plaintext, the end
+        // marker and the tag, unpadded.
+        let plaintext = b"padding";
+        let m = assert_same_encryption(&mut session, &mut loaded, &mut rng(35), plaintext);
+        let body = Message::parse(&m).unwrap().ciphertext_len();
+        assert_eq!(body, plaintext.len() + 1 + TAG, "{name}");
+        // Back to Padmé: the byte is 0x01 again, and the next message is padded to 64.
+        loaded.set_padding(Padding::Padme);
+        let mut loaded = reload(&loaded);
+        assert_eq!(stored(&loaded)[at], PADDING_PADME, "{name}");
+        let m = loaded.encrypt(plaintext, &mut rng(36)).unwrap();
+        let body = Message::parse(&m).unwrap().ciphertext_len();
+        assert_eq!(body, 64 + TAG, "{name}");
+    }
+}
+
+/// The padding byte is `0x00` or `0x01`; any other value is `InvalidEncoding`, in every
+/// session kind.
+#[test]
+fn padding_byte_other_than_none_or_padme_is_invalid_encoding() {
+    let mut blobs: Vec<(&str, Vec<u8>, usize)> = padding_samples(37)
+        .into_iter()
+        .map(|(name, session, at)| (name, stored(&session), at))
+        .collect();
+    blobs.push(("with skipped keys", skipped_session_bytes(), PADDING));
+    let unpadded = stored(&sample_session("responder without padding"));
+    blobs.push(("without padding", unpadded, PADDING));
+    for (name, bytes, at) in blobs {
+        for value in 0..=u8::MAX {
+            let changed = with(&bytes, |b| b[at] = value);
+            match value {
+                PADDING_NONE => assert_eq!(load(&changed).padding(), Padding::None, "{name}"),
+                PADDING_PADME => assert_eq!(load(&changed).padding(), Padding::Padme, "{name}"),
+                _ => assert_eq!(
+                    load_session(&changed).err(),
+                    Some(Error::InvalidEncoding),
+                    "{name}: padding byte {value:#04x}"
+                ),
+            }
+        }
+    }
+}
+
+/// The stored session with skipped keys used by the corruption tests, and its skipped-key
+/// count (6).
+fn skipped_session_bytes() -> Vec<u8> {
+    let bytes = stored(&conversation_with_skipped_keys(12).b);
+    assert_eq!(get_u32(&bytes, COUNT), 6);
+    bytes
+}
+
+fn established_initiator_bytes() -> Vec<u8> {
+    let (_, a, _, _) = established_pair(13);
+    stored(&a)
+}
+
+#[test]
+fn session_corrupt_role_and_flags_are_rejected() {
+    let responder = skipped_session_bytes();
+    let initiator = stored(&sample_session("initiator awaiting a reply"));
+    assert_eq!(initiator[PENDING_FLAG], 1);
+    for role in (0..=u8::MAX).filter(|r| *r != 1 && *r != 2) {
+        assert_eq!(
+            load_session(&with(&responder, |b| b[ROLE] = role)).err(),
+            Some(Error::InvalidEncoding),
+            "role {role}"
+        );
+    }
+    for flag_at in [PENDING_FLAG, DHR_FLAG, CKS_FLAG, CKR_FLAG] {
+        for value in 2..=u8::MAX {
+            assert_eq!(
+                load_session(&with(&responder, |b| b[flag_at] = value)).err(),
+                Some(Error::InvalidEncoding),
+                "flag at {flag_at} = {value}"
+            );
+        }
+    }
+    for value in 2..=u8::MAX {
+        assert_eq!(
+            load_session(&with(&initiator, |b| b[PENDING_OPK_FLAG] = value)).err(),
+            Some(Error::InvalidEncoding),
+            "pending OPK flag {value}"
+        );
+    }
+    // An absent field must be all zeros.
+    assert_eq!(
+        load_session(&with(&responder, |b| b[PENDING_SPK + 3] = 1)).err(),
+        Some(Error::InvalidEncoding)
+    );
+    let no_opk = stored(&sample_session("initiator without one-time prekey"));
+    assert_eq!(no_opk[PENDING_OPK_FLAG], 0);
+    assert_eq!(
+        load_session(&with(&no_opk, |b| b[PENDING_OPK + 3] = 1)).err(),
+        Some(Error::InvalidEncoding)
+    );
+    let fresh_responder = stored(&sample_session("fresh responder"));
+    assert_eq!(fresh_responder[CKS_FLAG], 0);
+    assert_eq!(
+        load_session(&with(&fresh_responder, |b| b[CKS_FLAG + 32] = 1)).err(),
+        Some(Error::InvalidEncoding)
+    );
+    // A responder never has pending initial-message fields.
+    assert_eq!(
+        load_session(&with(&responder, |b| b[PENDING_FLAG] = 1)).err(),
+        Some(Error::InvalidEncoding)
+    );
+    // Flipping an initiator's role to responder while it is awaiting a reply.
+    assert_eq!(
+        load_session(&with(&initiator, |b| b[ROLE] = 2)).err(),
+        Some(Error::InvalidEncoding)
+    );
+}
+
+#[test]
+fn session_inconsistent_ratchet_state_is_rejected() {
+    let established = established_initiator_bytes();
+    // Absent peer ratchet key.
+    let no_dhr = with(&established, |b| b[DHR_FLAG..DHR_FLAG + 33].fill(0));
+    assert_eq!(load_session(&no_dhr).err(), Some(Error::InvalidEncoding));
+    // An absent chain with a non-zero counter.
+    let fresh_responder = stored(&sample_session("fresh responder"));
+    let bad = with(&fresh_responder, |b| put_u32(b, NS, 1));
+    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
+    let fresh_initiator = stored(&sample_session("fresh initiator"));
+    assert_eq!(fresh_initiator[CKR_FLAG], 0);
+    let bad = with(&fresh_initiator, |b| put_u32(b, NR, 1));
+    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
+    // Identical local and remote identities.
+    let bad = with(&established, |b| {
+        let local: [u8; 32] = b[LOCAL_IDENTITY..REMOTE_IDENTITY].try_into().unwrap();
+        b[REMOTE_IDENTITY..BASE_KEY].copy_from_slice(&local);
+    });
+    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
+}
+
+#[test]
+fn session_invalid_public_keys_are_rejected() {
+    let bytes = skipped_session_bytes();
+    for key in invalid_identity_keys() {
+        for at in [LOCAL_IDENTITY, REMOTE_IDENTITY] {
+            let bad = with(&bytes, |b| b[at..at + 32].copy_from_slice(&key));
+            assert_eq!(
+                load_session(&bad).err(),
+                Some(Error::InvalidPublicKey),
+                "at {at}"
+            );
+        }
+    }
+    for key in invalid_x25519_keys() {
+        for at in [BASE_KEY, DHR_FLAG + 1, ENTRIES, ENTRIES + 5 * ENTRY] {
+            let bad = with(&bytes, |b| b[at..at + 32].copy_from_slice(&key));
+            assert_eq!(
+                load_session(&bad).err(),
+                Some(Error::InvalidPublicKey),
+                "key {key:02x?} at {at}"
+            );
+        }
+    }
+}
+
+#[test]
+fn session_limits_above_caps_are_rejected() {
+    let bytes = established_initiator_bytes();
+    for (at, cap) in [
+        (MAX_SKIP, MAX_SKIP_CAP),
+        (MAX_STORED, MAX_STORED_SKIPPED_CAP),
+    ] {
+        for value in [cap + 1, u32::MAX] {
+            let bad = with(&bytes, |b| put_u32(b, at, value));
+            assert_eq!(
+                load_session(&bad).err(),
+                Some(Error::InvalidLimits),
+                "{value} at {at}"
+            );
+        }
+        let at_cap = with(&bytes, |b| put_u32(b, at, cap));
+        load(&at_cap);
+    }
+    // Zero limits are valid.
+    let zero = with(&bytes, |b| b[MAX_SKIP..PADDING].fill(0));
+    assert_eq!(
+        load(&zero).limits(),
+        Limits {
+            max_skip: 0,
+            max_stored_skipped: 0
+        }
+    );
+}
+
+#[test]
+fn session_skipped_key_count_is_checked() {
+    let bytes = skipped_session_bytes();
+    // Above max_stored_skipped (the default 2000), up to u32::MAX.
+    for count in [
+        DEFAULT_MAX_STORED_SKIPPED + 1,
+        MAX_STORED_SKIPPED_CAP + 1,
+        u32::MAX,
+    ] {
+        let bad = with(&bytes, |b| put_u32(b, COUNT, count));
+        assert_eq!(
+            load_session(&bad).err(),
+            Some(Error::InvalidEncoding),
+            "count {count}"
+        );
+    }
+    // The stored limit lowered below the six stored keys.
+    let bad = with(&bytes, |b| put_u32(b, MAX_STORED, 5));
+    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
+    load(&with(&bytes, |b| put_u32(b, MAX_STORED, 6)));
+    // Inconsistent with the length.
+    assert_eq!(
+        load_session(&with(&bytes, |b| put_u32(b, COUNT, 7))).err(),
+        Some(Error::Truncated)
+    );
+    assert_eq!(
+        load_session(&with(&bytes, |b| put_u32(b, COUNT, 5))).err(),
+        Some(Error::TrailingData)
+    );
+    assert_eq!(
+        load_session(&with(&bytes, |b| put_u32(b, COUNT, 0))).err(),
+        Some(Error::TrailingData)
+    );
+    assert_eq!(
+        load_session(&with(&bytes, |b| put_u32(
+            b,
+            COUNT,
+            DEFAULT_MAX_STORED_SKIPPED
+        )))
+        .err(),
+        Some(Error::Truncated)
+    );
+    // Dropping whole entries consistently with the count is a valid (smaller) session.
+    let mut fewer = bytes[..ENTRIES + 2 * ENTRY].to_vec();
+    put_u32(&mut fewer, COUNT, 2);
+    assert_eq!(load(&fewer).stored_skipped_keys(), 2);
+}
+
+#[test]
+fn session_duplicate_skipped_entries_are_rejected() {
+    let bytes = skipped_session_bytes();
+    // The same entry twice.
+    let bad = with(&bytes, |b| {
+        let first = b[ENTRIES..ENTRIES + ENTRY].to_vec();
+        b[ENTRIES + 3 * ENTRY..ENTRIES + 4 * ENTRY].copy_from_slice(&first);
+    });
+    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
+    // The same (ratchet key, N) index with a different message key.
+    let bad = with(&bytes, |b| {
+        let index = b[ENTRIES..ENTRIES + 36].to_vec();
+        b[ENTRIES + ENTRY..ENTRIES + ENTRY + 36].copy_from_slice(&index);
+    });
+    assert_ne!(
+        bad[ENTRIES + 36..ENTRIES + ENTRY],
+        bad[ENTRIES + ENTRY + 36..ENTRIES + 2 * ENTRY]
+    );
+    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
+    // Same key, different N: fine.
+    let ok = with(&bytes, |b| {
+        let index = b[ENTRIES..ENTRIES + 32].to_vec();
+        b[ENTRIES + ENTRY..ENTRIES + ENTRY + 32].copy_from_slice(&index);
+        put_u32(b, ENTRIES + ENTRY + 32, 4_000_000);
+    });
+    load(&ok);
+}
+
+#[test]
+fn giant_counts_fail_fast() {
+    let bytes = skipped_session_bytes();
+    let start = Instant::now();
+    // count = u32::MAX with every limit at its cap: rejected on the count alone.
+    let bad = with(&bytes[..ENTRIES], |b| {
+        put_u32(b, MAX_STORED, MAX_STORED_SKIPPED_CAP);
+        put_u32(b, COUNT, u32::MAX);
+    });
+    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
+    // The largest count the limits allow, without the entries: rejected on the length
+    // before any entry is read or any room is reserved for them.
+    let bad = with(&bytes[..ENTRIES], |b| {
+        put_u32(b, MAX_STORED, MAX_STORED_SKIPPED_CAP);
+        put_u32(b, COUNT, MAX_STORED_SKIPPED_CAP);
+    });
+    assert_eq!(load_session(&bad).err(), Some(Error::Truncated));
+    // Larger than any stored session can be.
+    let huge = with(&bytes, |b| b.resize(MAX_STORED_SIZE + 1, 0));
+    assert_eq!(load_session(&huge).err(), Some(Error::TooLarge));
+    // The prekey store's counts: one-time prekeys, signed prekeys, replay records of a
+    // signed prekey, post-quantum prekeys.
+    let (_, store) = sample_store(14);
+    let store_bytes = store.to_bytes().to_vec();
+    let layout = StoreLayout::parse(&store_bytes);
+    let one_time_count_at = layout.one_time_count_at();
+    assert_eq!(get_u32(&store_bytes, one_time_count_at), 9);
+    let records_at = STORE_SIGNED + SPK;
+    assert_eq!(get_u32(&store_bytes, records_at), 0);
+    let pq_count_at = one_time_count_at + 4 + 9 * (8 + OPK) + 9;
+    assert_eq!(pq_count_at + 4, store_bytes.len());
+    let load_store = |b: &[u8]| PreKeyStore::from_bytes(b).err();
+    for (what, at, counts, at_cap) in [
+        ("one-time", one_time_count_at, [u32::MAX, 16_385], 16_384),
+        ("signed", STORE_SIGNED_COUNT, [u32::MAX, 17], 16),
+        ("records", records_at, [u32::MAX, 1_025], 1_024),
+    ] {
+        for count in counts {
+            let bad = with(&store_bytes, |b| put_u32(b, at, count));
+            assert_eq!(
+                load_store(&bad),
+                Some(Error::InvalidEncoding),
+                "{what} {count}"
+            );
+        }
+        // The largest count allowed, without its entries: refused on the length before
+        // any room is reserved for them.
+        let bad = with(&store_bytes[..at + 4], |b| put_u32(b, at, at_cap));
+        assert_eq!(load_store(&bad), Some(Error::Truncated), "{what} {at_cap}");
+    }
+    for count in [u32::MAX, 1_041] {
+        let bad = with(&store_bytes, |b| put_u32(b, pq_count_at, count));
+        assert_eq!(load_store(&bad), Some(Error::InvalidEncoding), "q {count}");
+    }
+    let bad = with(&store_bytes[..pq_count_at + 4], |b| {
+        put_u32(b, pq_count_at, 1_040)
+    });
+    let expected = if cfg!(feature = "pqxdh") {
+        Error::Truncated
+    } else {
+        // A build without PQXDH loads only an empty post-quantum part.
+        Error::InvalidEncoding
+    };
+    assert_eq!(load_store(&bad), Some(expected));
+    // Generous: a load that reserved memory per claimed entry would abort or take far longer.
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+/// Every single-byte change of a stored session either is rejected with an error fitting
+/// the field it hits, or loads into a session that stores back to exactly the changed
+/// bytes (the encoding is canonical: no two encodings of one state).
+#[test]
+fn session_byte_mutations_are_typed_errors_or_canonical() {
+    let bytes = skipped_session_bytes();
+    let mut accepted = 0;
+    for at in 0..bytes.len() {
+        let allowed: &[Error] = match at {
+            0 => &[Error::UnsupportedVersion(0)],
+            1 => &[],
+            ROLE => &[Error::InvalidEncoding],
+            LOCAL_IDENTITY..BASE_KEY => &[Error::InvalidPublicKey],
+            BASE_KEY..PENDING_FLAG => &[Error::InvalidPublicKey],
+            PENDING_FLAG..MAX_SKIP => &[Error::InvalidEncoding],
+            MAX_SKIP..PADDING => &[Error::InvalidLimits, Error::InvalidEncoding],
+            // 0x00 and 0x01 are the two policies; anything else is not an encoding.
+            PADDING => &[Error::InvalidEncoding],
+            // Secrets: any value loads.
+            ROOT_KEY..DHS | DHS..DHR_FLAG => &[],
+            DHR_FLAG => &[Error::InvalidEncoding],
+            x if x > DHR_FLAG && x < CKS_FLAG => &[Error::InvalidPublicKey],
+            CKS_FLAG..NS => &[Error::InvalidEncoding],
+            NS..PN => &[Error::InvalidEncoding],
+            PN..COUNT => &[],
+            COUNT..ENTRIES => &[
+                Error::InvalidEncoding,
+                Error::Truncated,
+                Error::TrailingData,
+            ],
+            _ if (at - ENTRIES) % ENTRY < 32 => &[Error::InvalidPublicKey, Error::InvalidEncoding],
+            _ if (at - ENTRIES) % ENTRY < 36 => &[Error::InvalidEncoding],
+            _ => &[],
+        };
+        for mask in [0x01u8, 0x02, 0x40, 0x80, 0xff] {
+            let changed = with(&bytes, |b| b[at] ^= mask);
+            match Session::from_bytes(&changed) {
+                Ok(session) => {
+                    accepted += 1;
+                    assert_eq!(
+                        stored(&session),
+                        changed,
+                        "byte {at} ^ {mask:#x}: not canonical"
+                    );
+                }
+                Err(Error::UnsupportedVersion(_)) if at == 0 => {}
+                Err(Error::UnexpectedType(t)) if at == 1 => assert_eq!(t, TYPE_SESSION ^ mask),
+                Err(e) => assert!(
+                    allowed.contains(&e),
+                    "byte {at} ^ {mask:#x}: unexpected {e:?}"
+                ),
+            }
+        }
+    }
+    // Secret bytes and counters have no redundancy, so many changes load.
+    assert!(accepted > 1000, "{accepted}");
+}
+
+/// A valid replay record (a canonical X25519 public key of no small order), strictly
+/// increasing in `i`.
+fn record(i: u32) -> [u8; 32] {
+    let mut key = [0x5a; 32];
+    key[..4].copy_from_slice(&i.to_be_bytes());
+    key[31] = 0x2a;
+    key
+}
+
+/// A stored signed prekey of Bob's with the given id.
+fn signed_prekey_bytes(bob: &IdentityKeyPair, id: u64, rng: &mut ChaCha20Rng) -> Vec<u8> {
+    SignedPreKey::generate(bob, id, rng)
+        .unwrap()
+        .to_bytes()
+        .to_vec()
+}
+
+/// A stored one-time prekey with the given id (any 32 bytes are a secret).
+fn one_time_prekey_bytes(id: u64) -> Vec<u8> {
+    let mut out = vec![STORAGE_VERSION, TYPE_ONE_TIME_PREKEY];
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&[(id as u8) | 1; 32]);
+    out
+}
+
+/// A stored post-quantum prekey with the given id and kind byte (`0x01` one-time, `0x02`
+/// last-resort); any 64 bytes are a seed, and the signature is kept as stored.
+fn pq_prekey_bytes(id: u64, kind: u8) -> Vec<u8> {
+    let mut out = vec![STORAGE_VERSION, 0x26];
+    out.extend_from_slice(&id.to_be_bytes());
+    out.push(kind);
+    out.extend_from_slice(&[id as u8; 64]);
+    out.extend_from_slice(&[0x55; 64]);
+    out
+}
+
+/// The store of [`records_store`], field by field: two accepted signed prekeys with 2 and 1
+/// records, a standby, three one-time prekeys (sequence numbers 1, 2, 4; next 5).
+fn records_layout(seed: u64) -> (IdentityKeyPair, StoreLayout) {
+    let r = records_store(seed);
+    let layout = StoreLayout::parse(&r.store.to_bytes());
+    assert_eq!(layout.signed.len(), 2);
+    assert_eq!(layout.standby_flag, 1);
+    assert_eq!(layout.one_time.len(), 3);
+    assert_eq!(layout.next_sequence, 5);
+    (r.bob, layout)
+}
+
+/// Loads the changed layout: `Ok` if it loads (and then it must re-encode to the same
+/// bytes), else the error.
+fn load_layout(layout: &StoreLayout) -> Result<PreKeyStore, Error> {
+    let bytes = layout.encode();
+    let store = PreKeyStore::from_bytes(&bytes)?;
+    assert_eq!(store.to_bytes().to_vec(), bytes, "not canonical");
+    Ok(store)
+}
+
+fn changed(layout: &StoreLayout, edit: impl FnOnce(&mut StoreLayout)) -> StoreLayout {
+    let mut out = layout.clone();
+    edit(&mut out);
+    out
+}
+
+/// Changes the id of a stored prekey encoding.
+fn set_id(encoding: &mut [u8], id: u64) {
+    put_u64(encoding, 2, id);
+}
+
+/// Checks each case's typed error.
+fn check_cases(cases: Vec<(&str, StoreLayout, Error)>) {
+    for (name, layout, expected) in cases {
+        assert_eq!(load_layout(&layout).err(), Some(expected), "{name}");
+    }
+}
+
+#[test]
+fn prekey_store_corruptions_are_rejected() {
+    let (_, base) = records_layout(15);
+    let bytes = base.encode();
+    load_layout(&base).unwrap();
+    let load = |b: &[u8]| PreKeyStore::from_bytes(b).err();
+    let one_time_count_at = base.one_time_count_at();
+    let one_time_at = one_time_count_at + 4;
+    let signed_at = |i: usize| {
+        STORE_SIGNED
+            + base.signed[..i]
+                .iter()
+                .map(|(_, r)| SPK + 4 + RECORD * r.len())
+                .sum::<usize>()
+    };
+    let cases: Vec<(&str, Vec<u8>, Error)> = vec![
+        (
+            "no signed prekey",
+            with(&bytes, |b| put_u32(b, STORE_SIGNED_COUNT, 0)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "17 signed prekeys",
+            with(&bytes, |b| put_u32(b, STORE_SIGNED_COUNT, 17)),
+            Error::InvalidEncoding,
+        ),
+        (
+            // The standby flag (1) is then read as a signed prekey's version.
+            "signed count one too many",
+            with(&bytes, |b| put_u32(b, STORE_SIGNED_COUNT, 3)),
+            Error::UnsupportedVersion(1),
+        ),
+        (
+            // The second signed prekey's version (2) is then read as the standby flag.
+            "signed count one too few",
+            with(&bytes, |b| put_u32(b, STORE_SIGNED_COUNT, 1)),
+            Error::InvalidEncoding,
+        ),
+        (
+            // The post-quantum part (13 zero bytes) is then read as a sequence number and
+            // a key whose version byte is 0.
+            "one-time count + 1",
+            with(&bytes, |b| put_u32(b, one_time_count_at, 4)),
+            Error::UnsupportedVersion(0),
+        ),
+        (
+            // The third key's sequence number is then read as the post-quantum part's
+            // absent flag, with non-zero bytes after it.
+            "one-time count - 1",
+            with(&bytes, |b| put_u32(b, one_time_count_at, 2)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "signed prekey with a future version",
+            with(&bytes, |b| b[signed_at(1)] = STORAGE_VERSION + 1),
+            Error::UnsupportedVersion(STORAGE_VERSION + 1),
+        ),
+        (
+            "signed prekey of v1",
+            with(&bytes, |b| b[signed_at(1)] = V1),
+            Error::UnsupportedVersion(V1),
+        ),
+        (
+            "standby of v1",
+            with(&bytes, |b| b[base.standby_at() + 1] = V1),
+            Error::UnsupportedVersion(V1),
+        ),
+        (
+            "one-time prekey of v1",
+            with(&bytes, |b| b[one_time_at + 2 * (8 + OPK) + 8] = V1),
+            Error::UnsupportedVersion(V1),
+        ),
+        (
+            "one-time prekey where a signed prekey belongs",
+            with(&bytes, |b| b[STORE_SIGNED + 1] = TYPE_ONE_TIME_PREKEY),
+            Error::UnexpectedType(TYPE_ONE_TIME_PREKEY),
+        ),
+        (
+            "one-time prekey type as the standby",
+            with(&bytes, |b| b[base.standby_at() + 2] = TYPE_ONE_TIME_PREKEY),
+            Error::UnexpectedType(TYPE_ONE_TIME_PREKEY),
+        ),
+        (
+            "signed prekey type where a one-time prekey belongs",
+            with(&bytes, |b| b[one_time_at + 8 + 1] = TYPE_SIGNED_PREKEY),
+            Error::UnexpectedType(TYPE_SIGNED_PREKEY),
+        ),
+        (
+            "part 1's store type 0x27",
+            with(&bytes, |b| b[1] = RETIRED_TYPE_PREKEY_STORE_PQ),
+            Error::UnexpectedType(RETIRED_TYPE_PREKEY_STORE_PQ),
+        ),
+    ];
+    for (name, bad, expected) in cases {
+        assert_eq!(load(&bad), Some(expected), "{name}");
+    }
+}
+
+/// Stored ids are never 0 and strictly increasing, for signed, one-time and post-quantum
+/// prekeys; the current id names an accepted signed prekey.
+#[test]
+fn prekey_store_ids_are_checked() {
+    let (_, base) = records_layout(41);
+    let spk0 = id_of(&base.signed[0].0);
+    let spk1 = id_of(&base.signed[1].0);
+    assert!(spk0 < spk1);
+    let other_current = if base.current == spk0 { spk1 } else { spk0 };
+    let cases = vec![
+        (
+            "signed prekey id 0",
+            changed(&base, |l| {
+                if l.current == spk0 {
+                    l.current = 0;
+                }
+                set_id(&mut l.signed[0].0, 0);
+            }),
+            Error::InvalidEncoding,
+        ),
+        (
+            "the same signed prekey id twice",
+            changed(&base, |l| set_id(&mut l.signed[1].0, spk0)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "signed prekeys in decreasing order",
+            changed(&base, |l| l.signed.swap(0, 1)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "one-time prekey id 0",
+            changed(&base, |l| set_id(&mut l.one_time[0].1, 0)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "the same one-time prekey twice",
+            changed(&base, |l| l.one_time[1].1 = l.one_time[0].1.clone()),
+            Error::InvalidEncoding,
+        ),
+        (
+            "the same one-time prekey id twice",
+            changed(&base, |l| {
+                let id = id_of(&l.one_time[0].1);
+                set_id(&mut l.one_time[1].1, id);
+            }),
+            Error::InvalidEncoding,
+        ),
+        (
+            "one-time prekeys in decreasing order",
+            changed(&base, |l| l.one_time.swap(1, 2)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "current id not among the signed prekeys",
+            changed(&base, |l| l.current = spk1 + 1),
+            Error::InvalidEncoding,
+        ),
+        (
+            "current id 0",
+            changed(&base, |l| l.current = 0),
+            Error::InvalidEncoding,
+        ),
+        (
+            "current id is the standby's",
+            changed(&base, |l| l.current = l.standby_id().unwrap()),
+            Error::InvalidEncoding,
+        ),
+    ];
+    check_cases(cases);
+    // Either accepted signed prekey may be the current one; the other stays accepted.
+    let store = load_layout(&changed(&base, |l| l.current = other_current)).unwrap();
+    assert_eq!(store.current_signed_prekey().id(), other_current);
+    assert!(store.signed_prekey(spk0).is_some() && store.signed_prekey(spk1).is_some());
+    // The largest id is an id.
+    let store = load_layout(&changed(&base, |l| {
+        if l.current == spk1 {
+            l.current = u64::MAX;
+        }
+        set_id(&mut l.signed[1].0, u64::MAX);
+        let last = l.one_time.len() - 1;
+        set_id(&mut l.one_time[last].1, u64::MAX);
+    }))
+    .unwrap();
+    assert!(store.signed_prekey(u64::MAX).is_some());
+    assert!(store.one_time_prekey(u64::MAX).is_some());
+}
+
+/// The replay records of a signed prekey: at most `MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY`,
+/// strictly increasing, each a valid X25519 public key; the replay capacity is 1 ..= 1024.
+#[test]
+fn prekey_store_replay_records_are_checked() {
+    let (bob, base) = records_layout(42);
+    let full = base.signed.iter().position(|(_, r)| r.len() == 2).unwrap();
+    let mut cases = vec![
+        (
+            "the same record twice",
+            changed(&base, |l| l.signed[full].1[1] = l.signed[full].1[0]),
+            Error::InvalidEncoding,
+        ),
+        (
+            "records in decreasing order",
+            changed(&base, |l| l.signed[full].1.swap(0, 1)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "1025 records",
+            changed(&base, |l| {
+                l.signed[full].1 = (0..=MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY)
+                    .map(record)
+                    .collect();
+            }),
+            Error::InvalidEncoding,
+        ),
+        (
+            "replay capacity 0",
+            changed(&base, |l| l.capacity = 0),
+            Error::InvalidEncoding,
+        ),
+        (
+            "replay capacity 1025",
+            changed(&base, |l| {
+                l.capacity = MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY + 1;
+            }),
+            Error::InvalidEncoding,
+        ),
+        (
+            "replay capacity u32::MAX",
+            changed(&base, |l| l.capacity = u32::MAX),
+            Error::InvalidEncoding,
+        ),
+    ];
+    for key in invalid_x25519_keys() {
+        for at in 0..2 {
+            cases.push((
+                "a record that is not a valid X25519 key",
+                changed(&base, |l| l.signed[full].1[at] = key),
+                Error::InvalidPublicKey,
+            ));
+        }
+    }
+    check_cases(cases);
+    assert_eq!(MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, 1024);
+    // 1024 records load, under every signed prekey, and the capacity may be 1 or 1024.
+    let at_cap = changed(&base, |l| {
+        for (_, records) in &mut l.signed {
+            *records = (0..MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY)
+                .map(record)
+                .collect();
+        }
+    });
+    let store = load_layout(&at_cap).unwrap();
+    assert_eq!(store.replay_records(), 2 * 1024);
+    for capacity in [1, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY] {
+        let store = load_layout(&changed(&base, |l| l.capacity = capacity)).unwrap();
+        assert_eq!(store.replay_capacity(), capacity);
+    }
+    // A loaded record refuses its initial message; a store whose current signed prekey
+    // is full refuses a new session without a one-time prekey (records above the
+    // capacity are kept, as `set_replay_capacity` keeps them).
+    let mut store = load_layout(&changed(&base, |l| l.capacity = 1)).unwrap();
+    let mut rng = rng(43);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    let bundle = store.bundle(&bob, None).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let m = a.encrypt(b"full", &mut rng).unwrap();
+    assert_eq!(store.accept(&bob, &m).err(), Some(Error::StoreFull));
+}
+
+/// The standby slot: absent means flag 0 and 106 zero bytes; a present standby's id is
+/// none of the accepted ones (and not 0); at most 16 signed prekeys counting it.
+#[test]
+fn prekey_store_standby_is_checked() {
+    let (bob, base) = records_layout(44);
+    let accepted: Vec<u64> = base.signed.iter().map(|(k, _)| id_of(k)).collect();
+    let absent = changed(&base, |l| {
+        l.standby_flag = 0;
+        l.standby = vec![0; SPK];
+    });
+    let store = load_layout(&absent).unwrap();
+    assert!(store.standby_signed_prekey().is_none());
+    let mut cases = vec![];
+    for id in &accepted {
+        cases.push((
+            "standby with an accepted id",
+            changed(&base, |l| set_id(&mut l.standby, *id)),
+            Error::InvalidEncoding,
+        ));
+    }
+    for at in 0..SPK {
+        cases.push((
+            "absent standby with a non-zero byte",
+            changed(&absent, |l| l.standby[at] = 1),
+            Error::InvalidEncoding,
+        ));
+    }
+    for flag in 2..=u8::MAX {
+        cases.push((
+            "standby flag other than 0 or 1",
+            changed(&base, |l| l.standby_flag = flag),
+            Error::InvalidEncoding,
+        ));
+    }
+    check_cases(cases);
+
+    // At most 16 signed prekeys, counting the standby.
+    let mut rng = rng(45);
+    let mut ids: Vec<u64> = (1..=17).map(|i| i * 1_000_003).collect();
+    ids.sort_unstable();
+    let keys: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| signed_prekey_bytes(&bob, *id, &mut rng))
+        .collect();
+    let with_signed = |count: usize, standby: bool| {
+        changed(&base, |l| {
+            l.signed = keys[..count].iter().map(|k| (k.clone(), vec![])).collect();
+            l.current = ids[0];
+            if standby {
+                l.standby_flag = 1;
+                l.standby = keys[16].clone();
+            } else {
+                l.standby_flag = 0;
+                l.standby = vec![0; SPK];
+            }
+        })
+    };
+    assert_eq!(MAX_SIGNED_PREKEYS, 16);
+    let mut store = load_layout(&with_signed(16, false)).unwrap();
+    assert_eq!(
+        store.replenish_standby(&bob, &mut rng),
+        Err(Error::StoreFull)
+    );
+    load_layout(&with_signed(15, true)).unwrap();
+    check_cases(vec![
+        (
+            "16 signed prekeys and a standby",
+            with_signed(16, true),
+            Error::InvalidEncoding,
+        ),
+        (
+            "17 signed prekeys",
+            changed(&with_signed(16, false), |l| {
+                l.signed.push((keys[16].clone(), vec![]));
+            }),
+            Error::InvalidEncoding,
+        ),
+    ]);
+}
+
+/// A standby with id 0: 0 is never an id (SPEC.md §8.1), for the standby as for every
+/// other prekey. (Were it loaded, it would become current at the next switch, and the
+/// store would then encode a signed prekey with id 0, which does not load.)
+#[test]
+fn prekey_store_standby_id_0_is_refused() {
+    let (_, base) = records_layout(46);
+    check_cases(vec![(
+        "standby id 0",
+        changed(&base, |l| set_id(&mut l.standby, 0)),
+        Error::InvalidEncoding,
+    )]);
+}
+
+/// Sequence numbers: each below the stored next sequence, all distinct (one-time and
+/// post-quantum prekeys together); they, not the ids, order the one-time prekeys.
+#[test]
+fn prekey_store_sequence_numbers_are_checked() {
+    let (_, base) = records_layout(47);
+    let sequences: Vec<u64> = base.one_time.iter().map(|(s, _)| *s).collect();
+    let highest = *sequences.iter().max().unwrap();
+    assert_eq!(highest, 4);
+    let at = |seq: u64| sequences.iter().position(|s| *s == seq).unwrap();
+    let cases = vec![
+        (
+            "a duplicated sequence number",
+            changed(&base, |l| l.one_time[1].0 = l.one_time[0].0),
+            Error::InvalidEncoding,
+        ),
+        (
+            "a sequence number equal to the next sequence",
+            changed(&base, |l| l.one_time[at(4)].0 = 5),
+            Error::InvalidEncoding,
+        ),
+        (
+            "a sequence number of u64::MAX",
+            changed(&base, |l| l.one_time[0].0 = u64::MAX),
+            Error::InvalidEncoding,
+        ),
+        (
+            "next sequence not above every sequence number",
+            changed(&base, |l| l.next_sequence = 4),
+            Error::InvalidEncoding,
+        ),
+        (
+            "next sequence 0 with keys",
+            changed(&base, |l| l.next_sequence = 0),
+            Error::InvalidEncoding,
+        ),
+    ];
+    check_cases(cases);
+    // Unused sequence numbers are fine (keys were consumed), and so is any next sequence
+    // above them.
+    load_layout(&changed(&base, |l| l.one_time[at(4)].0 = 3)).unwrap();
+    load_layout(&changed(&base, |l| l.next_sequence = u64::MAX)).unwrap();
+    // The oldest first is by sequence number: reversed sequence numbers reverse the order.
+    let ids = base.one_time_ids();
+    let reversed = changed(&base, |l| {
+        let n = l.one_time.len() as u64;
+        for (i, (seq, _)) in l.one_time.iter_mut().enumerate() {
+            *seq = n - 1 - i as u64;
+        }
+    });
+    let store = load_layout(&reversed).unwrap();
+    let order: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    assert_eq!(order, ids.iter().rev().copied().collect::<Vec<_>>());
+    let forward = changed(&base, |l| {
+        for (i, (seq, _)) in l.one_time.iter_mut().enumerate() {
+            *seq = i as u64;
+        }
+    });
+    let store = load_layout(&forward).unwrap();
+    let order: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    assert_eq!(order, ids);
+}
+
+/// The post-quantum part of a stored store (SPEC.md §7.5): ids never 0 and strictly
+/// increasing, sequence numbers shared with the one-time prekeys, the current last-resort
+/// id naming a held last-resort key, at most 1024 one-time and 16 last-resort keys.
+#[cfg(feature = "pqxdh")]
+#[test]
+fn prekey_store_post_quantum_part_is_checked() {
+    let (bob, classical) = records_layout(48);
+    // Sequence numbers 0 and 3 are free (their one-time prekeys were used).
+    let base = changed(&classical, |l| {
+        l.pq = vec![(0, pq_prekey_bytes(7, 0x01)), (3, pq_prekey_bytes(9, 0x02))];
+        l.pq_current_flag = 1;
+        l.pq_current = 9;
+    });
+    let store = load_layout(&base).unwrap();
+    assert_eq!(
+        store.pq_prekey(9).map(PqPreKey::kind),
+        Some(PqPreKeyKind::LastResort)
+    );
+    let ids: Vec<u64> = store.pq_one_time_prekeys().map(PqPreKey::id).collect();
+    assert_eq!(ids, [7]);
+    let one_time_sequence = classical.one_time[0].0;
+    let mut cases = vec![
+        (
+            "post-quantum prekey id 0",
+            changed(&base, |l| set_id(&mut l.pq[0].1, 0)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "the same post-quantum prekey id twice",
+            changed(&base, |l| set_id(&mut l.pq[1].1, 7)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "post-quantum prekeys in decreasing order",
+            changed(&base, |l| l.pq.swap(0, 1)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "a sequence number of a one-time prekey again",
+            changed(&base, |l| l.pq[0].0 = one_time_sequence),
+            Error::InvalidEncoding,
+        ),
+        (
+            "a duplicated post-quantum sequence number",
+            changed(&base, |l| l.pq[1].0 = 0),
+            Error::InvalidEncoding,
+        ),
+        (
+            "a post-quantum sequence number equal to the next sequence",
+            changed(&base, |l| l.pq[1].0 = 5),
+            Error::InvalidEncoding,
+        ),
+        (
+            "current last-resort id not held",
+            changed(&base, |l| l.pq_current = 8),
+            Error::InvalidEncoding,
+        ),
+        (
+            "current last-resort id names a one-time key",
+            changed(&base, |l| l.pq_current = 7),
+            Error::InvalidEncoding,
+        ),
+        (
+            "absent current last-resort id with non-zero bytes",
+            changed(&base, |l| l.pq_current_flag = 0),
+            Error::InvalidEncoding,
+        ),
+        (
+            "17 last-resort keys",
+            changed(&base, |l| {
+                l.pq = (1..=17).map(|i| (i, pq_prekey_bytes(i, 0x02))).collect();
+                l.next_sequence = 18;
+                l.one_time.clear();
+                l.pq_current = 17;
+            }),
+            Error::InvalidEncoding,
+        ),
+    ];
+    for flag in 2..=u8::MAX {
+        cases.push((
+            "current last-resort flag other than 0 or 1",
+            changed(&base, |l| l.pq_current_flag = flag),
+            Error::InvalidEncoding,
+        ));
+    }
+    check_cases(cases);
+    // No current last-resort key: flag and id zero.
+    let store = load_layout(&changed(&base, |l| {
+        l.pq_current_flag = 0;
+        l.pq_current = 0;
+    }))
+    .unwrap();
+    assert_eq!(
+        store.pq_bundle(&bob, None, None).err(),
+        Some(Error::UnknownPqPreKey(0))
+    );
+}
+
+/// A build without PQXDH loads a store only if its post-quantum part is empty.
+#[cfg(not(feature = "pqxdh"))]
+#[test]
+fn prekey_store_post_quantum_part_needs_the_feature() {
+    let (_, base) = records_layout(48);
+    check_cases(vec![
+        (
+            "a post-quantum prekey",
+            changed(&base, |l| l.pq = vec![(0, pq_prekey_bytes(7, 0x01))]),
+            Error::InvalidEncoding,
+        ),
+        (
+            "a current last-resort id",
+            changed(&base, |l| {
+                l.pq_current_flag = 1;
+                l.pq_current = 7;
+            }),
+            Error::InvalidEncoding,
+        ),
+    ]);
+}
+
+/// The largest store: every cap reached (16 signed prekeys each carrying 1024 replay
+/// records; or 15 and a standby; 16 384 one-time prekeys; with PQXDH 1024 one-time and 16
+/// last-resort post-quantum prekeys) loads, stores back to the same bytes, and is at most
+/// `MAX_STORED_SIZE` (SPEC.md §7.5). Built from bytes: generating 16 384 keys through the
+/// API would take long in a debug build.
+#[test]
+fn prekey_store_at_every_cap_fits_max_stored_size() {
+    let (bob, base) = records_layout(49);
+    let mut rng = rng(50);
+    let signed: Vec<Vec<u8>> = (1..=MAX_SIGNED_PREKEYS as u64 + 1)
+        .map(|id| signed_prekey_bytes(&bob, id, &mut rng))
+        .collect();
+    let records: Vec<[u8; 32]> = (0..MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY)
+        .map(record)
+        .collect();
+    let one_time: Vec<(u64, Vec<u8>)> = (1..=MAX_ONE_TIME_PREKEYS as u64)
+        .map(|id| (id - 1, one_time_prekey_bytes(id)))
+        .collect();
+    #[allow(unused_mut)]
+    let mut largest = changed(&base, |l| {
+        l.capacity = MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY;
+        l.signed = signed[..MAX_SIGNED_PREKEYS]
+            .iter()
+            .map(|k| (k.clone(), records.clone()))
+            .collect();
+        l.current = MAX_SIGNED_PREKEYS as u64;
+        l.standby_flag = 0;
+        l.standby = vec![0; SPK];
+        l.one_time = one_time.clone();
+        l.next_sequence = MAX_ONE_TIME_PREKEYS as u64;
+    });
+    #[cfg(feature = "pqxdh")]
+    {
+        let first = MAX_ONE_TIME_PREKEYS as u64;
+        largest.pq = (1..=(MAX_PQ_ONE_TIME_PREKEYS + MAX_PQ_LAST_RESORT_PREKEYS) as u64)
+            .map(|id| {
+                let kind = if id as usize <= MAX_PQ_ONE_TIME_PREKEYS {
+                    0x01
+                } else {
+                    0x02
+                };
+                (first + id - 1, pq_prekey_bytes(id, kind))
+            })
+            .collect();
+        largest.pq_current_flag = 1;
+        largest.pq_current = largest.pq.len() as u64;
+        largest.next_sequence += largest.pq.len() as u64;
+    }
+    // The other full shape: 15 accepted signed prekeys and a standby (which carries no
+    // records), so a few records fewer.
+    let with_standby = changed(&largest, |l| {
+        l.signed.pop();
+        l.current = 1;
+        l.standby_flag = 1;
+        l.standby = signed[MAX_SIGNED_PREKEYS].clone();
+    });
+    let pq_part = if cfg!(feature = "pqxdh") {
+        (MAX_PQ_ONE_TIME_PREKEYS + MAX_PQ_LAST_RESORT_PREKEYS) * (8 + PQ_PREKEY)
+    } else {
+        0
+    };
+    let expected = 2
+        + 4
+        + 8
+        + 8
+        + 4
+        + MAX_SIGNED_PREKEYS * (SPK + 4 + 1024 * RECORD)
+        + 1
+        + SPK
+        + 4
+        + MAX_ONE_TIME_PREKEYS * (8 + OPK)
+        + 9
+        + 4
+        + pq_part;
+    let start = Instant::now();
+    for (name, layout, len) in [
+        ("16 signed prekeys", &largest, expected),
+        (
+            "15 signed prekeys and a standby",
+            &with_standby,
+            expected - (SPK + 4 + 1024 * RECORD),
+        ),
+    ] {
+        let bytes = layout.encode();
+        assert_eq!(bytes.len(), len, "{name}");
+        assert!(
+            bytes.len() <= MAX_STORED_SIZE,
+            "{name}: {} bytes",
+            bytes.len()
+        );
+        let store = PreKeyStore::from_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert!(*store.to_bytes() == *bytes, "{name}: not canonical");
+        assert_eq!(store.one_time_prekeys().count(), MAX_ONE_TIME_PREKEYS);
+        assert_eq!(
+            store.replay_records(),
+            layout.signed.len() * MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY as usize
+        );
+        #[cfg(feature = "pqxdh")]
+        assert_eq!(store.pq_one_time_prekeys().count(), MAX_PQ_ONE_TIME_PREKEYS);
+    }
+    println!(
+        "largest prekey store: {expected} bytes (MAX_STORED_SIZE {MAX_STORED_SIZE}); \
+         loaded twice in {:?}",
+        start.elapsed()
+    );
+    // One more of anything is refused.
+    #[cfg_attr(not(feature = "pqxdh"), allow(unused_mut))]
+    let mut over = vec![
+        (
+            "16 384 + 1 one-time prekeys",
+            changed(&largest, |l| {
+                let id = MAX_ONE_TIME_PREKEYS as u64 + 1;
+                l.one_time
+                    .push((l.next_sequence, one_time_prekey_bytes(id)));
+                l.next_sequence += 1;
+            }),
+            Error::InvalidEncoding,
+        ),
+        (
+            "1025 replay records",
+            changed(&largest, |l| {
+                l.signed[0]
+                    .1
+                    .push(record(MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY));
+            }),
+            Error::InvalidEncoding,
+        ),
+    ];
+    #[cfg(feature = "pqxdh")]
+    over.push((
+        "1024 + 1 one-time post-quantum prekeys",
+        changed(&largest, |l| {
+            // The last of the last-resort keys becomes a one-time key, the current one
+            // another last-resort key.
+            let last = l.pq.len() - 1;
+            l.pq[last].1[10] = 0x01;
+            l.pq_current -= 1;
+        }),
+        Error::InvalidEncoding,
+    ));
+    check_cases(over);
+}
+
+#[test]
+fn bundle_corruptions_are_rejected() {
+    let (bob, store) = sample_store(16);
+    let second = store.one_time_prekeys().nth(1).unwrap().id();
+    let with_opk = store.bundle(&bob, Some(second)).unwrap().to_bytes();
+    let without = store.bundle(&bob, None).unwrap().to_bytes();
+    // SPEC.md §5.4 with 8-byte ids: identity, SPK id (34..42), SPK, signature, OPK flag,
+    // OPK id (139..147), OPK.
+    const IDENTITY: usize = 2;
+    const SPK_KEY: usize = 42;
+    const SIGNATURE: usize = 74;
+    const OPK_FLAG: usize = 138;
+    const OPK_KEY: usize = 147;
+    assert_eq!(with_opk[OPK_FLAG], 1);
+    assert_eq!(with_opk[OPK_FLAG + 1..OPK_KEY], second.to_be_bytes());
+    assert_eq!(without[OPK_FLAG..], [0u8; 1 + 8 + 32]);
+    for key in invalid_identity_keys() {
+        let bad = with(&with_opk, |b| {
+            b[IDENTITY..IDENTITY + 32].copy_from_slice(&key)
+        });
+        assert_eq!(PreKeyBundle::from_bytes(&bad), Err(Error::InvalidPublicKey));
+    }
+    for key in invalid_x25519_keys() {
+        for at in [SPK_KEY, OPK_KEY] {
+            let bad = with(&with_opk, |b| b[at..at + 32].copy_from_slice(&key));
+            assert_eq!(PreKeyBundle::from_bytes(&bad), Err(Error::InvalidPublicKey));
+        }
+    }
+    for flag in 2..=u8::MAX {
+        let bad = with(&with_opk, |b| b[OPK_FLAG] = flag);
+        assert_eq!(PreKeyBundle::from_bytes(&bad), Err(Error::InvalidEncoding));
+    }
+    let bad = with(&without, |b| b[BUNDLE_LENGTH - 1] = 9);
+    assert_eq!(PreKeyBundle::from_bytes(&bad), Err(Error::InvalidEncoding));
+    // A bad signature parses (the bundle is public data) but never starts a session.
+    let forged = PreKeyBundle::from_bytes(&with(&with_opk, |b| b[SIGNATURE + 10] ^= 4)).unwrap();
+    assert_eq!(forged.verify(), Err(Error::InvalidSignature));
+    let mut rng = rng(17);
+    let alice = IdentityKeyPair::generate(&mut rng).unwrap();
+    assert_eq!(
+        Session::initiate(&alice, &forged, &mut rng).err(),
+        Some(Error::InvalidSignature)
+    );
+}
+
+#[test]
+fn unsealed_key_blobs_have_no_integrity() {
+    // Documents why keys at rest should be sealed: the plain encodings of secrets carry
+    // no check, so a changed secret byte loads as a different key.
+    let mut rng = rng(18);
+    let id = IdentityKeyPair::generate(&mut rng).unwrap();
+    let changed = with(&id.to_bytes(), |b| b[10] ^= 1);
+    let loaded = IdentityKeyPair::from_bytes(&changed).unwrap();
+    assert_ne!(loaded.public_key(), id.public_key());
+    // A signed prekey's signature is kept as stored, not checked on load.
+    let spk = SignedPreKey::generate(&id, 1, &mut rng).unwrap();
+    let changed = SignedPreKey::from_bytes(&with(&spk.to_bytes(), |b| b[40] ^= 1)).unwrap();
+    assert_eq!(
+        PreKeyBundle::new(&id, &changed, None).verify(),
+        Err(Error::InvalidSignature)
+    );
+}
+
+/// SPEC.md §7: "the whole input is at most `MAX_STORED_SIZE` ... or `TooLarge`".
+#[test]
+fn oversized_session_blob_is_too_large() {
+    let bytes = skipped_session_bytes();
+    let huge = with(&bytes, |b| b.resize(MAX_STORED_SIZE + 1, 0));
+    assert_eq!(load_session(&huge).err(), Some(Error::TooLarge));
+    // Exactly MAX_STORED_SIZE is not refused for its size.
+    let max = with(&bytes, |b| b.resize(MAX_STORED_SIZE, 0));
+    assert_eq!(load_session(&max).err(), Some(Error::TrailingData));
+}
+
+/// The same rule for the other stored types (SPEC.md §7 states it for every stored
+/// object). Minimal repro:
+/// `IdentityKeyPair::from_bytes(&[valid 34 bytes, then zeros up to MAX_STORED_SIZE + 1])`
+/// returns `Err(TrailingData)`, not `Err(TooLarge)`; the same for `SignedPreKey`,
+/// `OneTimePreKey` and `PreKeyStore`. Only `Session::from_bytes` (and `StorageKey::open`)
+/// check the size first.
+#[test]
+fn oversized_stored_objects_are_too_large() {
+    for (name, type_byte, bytes) in sample_blobs() {
+        if type_byte == TYPE_BUNDLE || type_byte == TYPE_BUNDLE_PQ {
+            continue; // a wire object (SPEC.md §5), not a stored one
+        }
+        let huge = with(&bytes, |b| b.resize(MAX_STORED_SIZE + 1, 0));
+        assert_eq!(load_as(type_byte, &huge), Err(Error::TooLarge), "{name}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sealing
+// ---------------------------------------------------------------------------------------
+
+/// One sealed blob of every sealable type, with its object type and plain encoding.
+fn sealed_samples(key: &StorageKey, rng: &mut ChaCha20Rng) -> Vec<(String, u8, Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (name, session) in sample_sessions() {
+        let sealed = key.seal(&session, CONTEXT, rng).unwrap();
+        out.push((
+            format!("session: {name}"),
+            TYPE_SESSION,
+            stored(&session),
+            sealed,
+        ));
+    }
+    let id = IdentityKeyPair::generate(rng).unwrap();
+    let spk = SignedPreKey::generate(&id, 5, rng).unwrap();
+    let opk = OneTimePreKey::generate(6, rng).unwrap();
+    let (_, store) = sample_store(19);
+    out.push((
+        "identity".into(),
+        TYPE_IDENTITY,
+        id.to_bytes().to_vec(),
+        key.seal(&id, CONTEXT, rng).unwrap(),
+    ));
+    out.push((
+        "signed prekey".into(),
+        TYPE_SIGNED_PREKEY,
+        spk.to_bytes().to_vec(),
+        key.seal(&spk, CONTEXT, rng).unwrap(),
+    ));
+    out.push((
+        "one-time prekey".into(),
+        TYPE_ONE_TIME_PREKEY,
+        opk.to_bytes().to_vec(),
+        key.seal(&opk, CONTEXT, rng).unwrap(),
+    ));
+    out.push((
+        "prekey store".into(),
+        TYPE_PREKEY_STORE,
+        store.to_bytes().to_vec(),
+        key.seal(&store, CONTEXT, rng).unwrap(),
+    ));
+    #[cfg(feature = "pqxdh")]
+    {
+        let pq = pq_samples(30);
+        for (name, session) in [
+            ("PQXDH initiator awaiting a reply", &pq.initiator_awaiting),
+            ("PQXDH responder", &pq.responder),
+        ] {
+            let sealed = key.seal(session, CONTEXT, rng).unwrap();
+            out.push((
+                format!("session: {name}"),
+                TYPE_SESSION,
+                stored(session),
+                sealed,
+            ));
+        }
+        out.push((
+            "PQXDH prekey store".into(),
+            TYPE_PREKEY_STORE,
+            pq.store.to_bytes().to_vec(),
+            key.seal(&pq.store, CONTEXT, rng).unwrap(),
+        ));
+        out.push((
+            "PQ prekey".into(),
+            TYPE_PQ_PREKEY,
+            pq.one_time.to_bytes().to_vec(),
+            key.seal(&pq.one_time, CONTEXT, rng).unwrap(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn seal_open_round_trips_every_type() {
+    let mut rng = rng(20);
+    let key = StorageKey::generate(&mut rng).unwrap();
+    for (name, type_byte, plain, sealed) in sealed_samples(&key, &mut rng) {
+        assert_eq!(
+            sealed[..3],
+            [STORAGE_VERSION, TYPE_SEALED, type_byte],
+            "{name}"
+        );
+        assert_eq!(sealed.len(), SEALED_HEADER + plain.len() + TAG, "{name}");
+        // The plaintext does not appear in the blob.
+        assert!(
+            !sealed
+                .windows(32)
+                .any(|w| plain.windows(32).any(|p| p == w) && w.iter().any(|b| *b != 0)),
+            "{name}"
+        );
+        assert_eq!(open_as(&key, type_byte, &sealed).unwrap(), plain, "{name}");
+    }
+    // A fresh nonce per seal; the same RNG state gives the same blob.
+    let (_, a, _, _) = established_pair(21);
+    let mut r1 = rng.clone();
+    let s1 = key.seal(&a, CONTEXT, &mut rng).unwrap();
+    let s2 = key.seal(&a, CONTEXT, &mut rng).unwrap();
+    assert_ne!(s1[3..15], s2[3..15]);
+    assert_eq!(key.seal(&a, CONTEXT, &mut r1).unwrap(), s1);
+    // A session opened from a sealed blob goes on with the conversation.
+    let (_, mut a, mut b, mut rng) = established_pair(22);
+    let sealed_b = key.seal(&b, CONTEXT, &mut rng).unwrap();
+    let m = a.encrypt(b"after sealing", &mut rng).unwrap();
+    let mut opened = key.open::<Session>(&sealed_b, CONTEXT).unwrap();
+    assert_eq!(
+        assert_same_decryption(&mut b, &mut opened, &m).unwrap(),
+        b"after sealing"
+    );
+}
+
+#[test]
+fn every_bit_flip_of_a_sealed_blob_is_rejected() {
+    let mut rng = rng(23);
+    let key = StorageKey::generate(&mut rng).unwrap();
+    for (name, type_byte, _, sealed) in sealed_samples(&key, &mut rng) {
+        for at in 0..sealed.len() {
+            for bit in 0..8 {
+                let flipped = with(&sealed, |b| b[at] ^= 1 << bit);
+                let expected = match at {
+                    0 => Error::UnsupportedVersion(STORAGE_VERSION ^ (1 << bit)),
+                    1 => Error::UnexpectedType(TYPE_SEALED ^ (1 << bit)),
+                    2 => Error::UnexpectedType(type_byte ^ (1 << bit)),
+                    _ => Error::DecryptionFailed,
+                };
+                assert_eq!(
+                    open_as(&key, type_byte, &flipped),
+                    Err(expected),
+                    "{name}: byte {at} bit {bit}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_truncation_of_a_sealed_blob_is_rejected() {
+    let mut rng = rng(24);
+    let key = StorageKey::generate(&mut rng).unwrap();
+    for (name, type_byte, _, sealed) in sealed_samples(&key, &mut rng) {
+        for len in 0..sealed.len() {
+            let expected = if len < SEALED_HEADER + TAG {
+                Error::Truncated
+            } else {
+                Error::DecryptionFailed
+            };
+            assert_eq!(
+                open_as(&key, type_byte, &sealed[..len]),
+                Err(expected),
+                "{name}: {len} bytes"
+            );
+        }
+        for extra in [&[0u8][..], &[0; 16]] {
+            assert_eq!(
+                open_as(&key, type_byte, &[&sealed[..], extra].concat()),
+                Err(Error::DecryptionFailed),
+                "{name} + {} bytes",
+                extra.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn sealed_blob_under_the_wrong_key_or_type_is_rejected() {
+    let mut rng = rng(25);
+    let key = StorageKey::generate(&mut rng).unwrap();
+    let other = StorageKey::from_bytes([7; 32]);
+    for (name, type_byte, plain, sealed) in sealed_samples(&key, &mut rng) {
+        assert_eq!(
+            open_as(&other, type_byte, &sealed),
+            Err(Error::DecryptionFailed),
+            "{name}"
+        );
+        for &as_type in SEALABLE_TYPES.iter().filter(|t| **t != type_byte) {
+            // Opened as another type: refused on the object type byte.
+            assert_eq!(
+                open_as(&key, as_type, &sealed),
+                Err(Error::UnexpectedType(type_byte)),
+                "{name} as {as_type:#x}"
+            );
+            // The attacker rewrites the object type byte: the associated data no longer
+            // matches, so it does not authenticate.
+            let rewritten = with(&sealed, |b| b[2] = as_type);
+            assert_eq!(
+                open_as(&key, as_type, &rewritten),
+                Err(Error::DecryptionFailed),
+                "{name} rewritten as {as_type:#x}"
+            );
+        }
+        // A plain encoding is not a sealed blob, and a sealed blob is not a plain one.
+        assert_eq!(
+            open_as(&key, type_byte, &plain),
+            Err(Error::UnexpectedType(plain[1])),
+            "{name}"
+        );
+        assert_eq!(
+            load_as(type_byte, &sealed),
+            Err(Error::UnexpectedType(TYPE_SEALED)),
+            "{name}"
+        );
+    }
+    // The named case: an identity opened as a session.
+    let id = IdentityKeyPair::generate(&mut rng).unwrap();
+    let sealed = key.seal(&id, CONTEXT, &mut rng).unwrap();
+    assert_eq!(
+        key.open::<Session>(&sealed, CONTEXT).err(),
+        Some(Error::UnexpectedType(TYPE_IDENTITY))
+    );
+    let rewritten = with(&sealed, |b| b[2] = TYPE_SESSION);
+    assert_eq!(
+        key.open::<Session>(&rewritten, CONTEXT).err(),
+        Some(Error::DecryptionFailed)
+    );
+    // Oversized input is refused before anything else.
+    let huge = with(&sealed, |b| {
+        b.resize(SEALED_HEADER + MAX_STORED_SIZE + TAG + 1, 0)
+    });
+    assert_eq!(
+        key.open::<Session>(&huge, CONTEXT).err(),
+        Some(Error::TooLarge)
+    );
+}
+
+/// The application context is bound into a sealed blob's associated data and not stored
+/// (profile v2, part 2): the blob opens only with the very context it was sealed with.
+/// Another context, the empty one instead of a non-empty one (or the reverse), or a
+/// context one byte longer or shorter is `DecryptionFailed`; a context longer than
+/// `MAX_SEAL_CONTEXT_LENGTH` is `TooLarge`, for seal and for open.
+#[test]
+fn seal_context_is_bound() {
+    assert_eq!(MAX_SEAL_CONTEXT_LENGTH, 1024);
+    let mut rng = rng(51);
+    let key = StorageKey::generate(&mut rng).unwrap();
+    let longer = [CONTEXT, &[0u8][..]].concat();
+    let longer_other = [CONTEXT, &b"x"[..]].concat();
+    let flipped = with(CONTEXT, |c| c[0] ^= 1);
+    let others: Vec<&[u8]> = vec![
+        b"",
+        b"\0",
+        b"contacts/8/session",
+        &CONTEXT[..CONTEXT.len() - 1],
+        &longer,
+        &longer_other,
+        &flipped,
+    ];
+    for (name, type_byte, plain, sealed) in sealed_samples(&key, &mut rng) {
+        assert_eq!(open_in(&key, type_byte, &sealed, CONTEXT).unwrap(), plain);
+        for other in &others {
+            assert_eq!(
+                open_in(&key, type_byte, &sealed, other),
+                Err(Error::DecryptionFailed),
+                "{name} opened with {other:?}"
+            );
+        }
+    }
+    // The empty context is a context like any other: a blob sealed with it opens with it
+    // only.
+    let (_, a, _, _) = established_pair(52);
+    let empty = key.seal(&a, b"", &mut rng).unwrap();
+    assert_eq!(
+        stored(&key.open::<Session>(&empty, b"").unwrap()),
+        stored(&a)
+    );
+    for other in [&b"\0"[..], b" ", CONTEXT] {
+        assert_eq!(
+            key.open::<Session>(&empty, other).err(),
+            Some(Error::DecryptionFailed),
+            "{other:?}"
+        );
+    }
+    // Not stored: with the same nonce, blobs for two contexts have the same length and
+    // framing, and differ in the ciphertext and tag.
+    let mut r1 = rng.clone();
+    let mut r2 = rng.clone();
+    let long = vec![0xc7; MAX_SEAL_CONTEXT_LENGTH];
+    let s1 = key.seal(&a, b"", &mut r1).unwrap();
+    let s2 = key.seal(&a, &long, &mut r2).unwrap();
+    assert_eq!(s1.len(), SEALED_HEADER + stored(&a).len() + TAG);
+    assert_eq!(s1.len(), s2.len());
+    assert_eq!(s1[..SEALED_HEADER], s2[..SEALED_HEADER]);
+    assert_ne!(s1[SEALED_HEADER..], s2[SEALED_HEADER..]);
+    // The longest context: 1024 bytes seal and open; one byte more is TooLarge.
+    assert_eq!(
+        stored(&key.open::<Session>(&s2, &long).unwrap()),
+        stored(&a)
+    );
+    let too_long = vec![0xc7; MAX_SEAL_CONTEXT_LENGTH + 1];
+    assert_eq!(
+        key.seal(&a, &too_long, &mut rng).err(),
+        Some(Error::TooLarge)
+    );
+    let id = IdentityKeyPair::generate(&mut rng).unwrap();
+    let (_, store) = sample_store(53);
+    assert_eq!(
+        key.seal(&id, &too_long, &mut rng).err(),
+        Some(Error::TooLarge)
+    );
+    assert_eq!(
+        key.seal(&store, &too_long, &mut rng).err(),
+        Some(Error::TooLarge)
+    );
+    assert_eq!(
+        key.open::<Session>(&s2, &too_long).err(),
+        Some(Error::TooLarge)
+    );
+    for (name, type_byte, plain, sealed) in sealed_samples(&key, &mut rng) {
+        assert_eq!(
+            open_in(&key, type_byte, &sealed, &too_long),
+            Err(Error::TooLarge),
+            "{name}"
+        );
+        // Checked before anything else is read: a truncated blob, a plain encoding, a
+        // blob of another object type, a wrong version.
+        for bad in [
+            &sealed[..0],
+            &sealed[..SEALED_HEADER],
+            &plain[..],
+            &with(&sealed, |b| b[0] = V1)[..],
+            &with(&sealed, |b| b[2] ^= 0x0f)[..],
+        ] {
+            assert_eq!(
+                open_in(&key, type_byte, bad, &too_long),
+                Err(Error::TooLarge),
+                "{name}"
+            );
+        }
+    }
+    // An oversized blob is TooLarge whatever the context.
+    let huge = with(&s1, |b| {
+        b.resize(SEALED_HEADER + MAX_STORED_SIZE + TAG + 1, 0)
+    });
+    for context in [&b""[..], &long, &too_long] {
+        assert_eq!(
+            key.open::<Session>(&huge, context).err(),
+            Some(Error::TooLarge)
+        );
+    }
+    // A blob made for one row does not open as another row's: the app's copy-paste
+    // attack the context exists for.
+    let row_a = key.seal(&a, b"contacts/1/session", &mut rng).unwrap();
+    assert_eq!(
+        key.open::<Session>(&row_a, b"contacts/2/session").err(),
+        Some(Error::DecryptionFailed)
+    );
+}
+
+/// The sealed blob is exactly the construction of SPEC.md §7.6 with the context (profile
+/// v2, part 2): `version | 0x30 | T | nonce | AES-256-GCM-SIV(K, nonce, AD, obj)` with
+/// `AD = "doubleratchet v2 sealed" || version || 0x30 || T || u32(len(context)) ||
+/// context`, checked with the `aes-gcm-siv` crate directly.
+#[test]
+fn sealed_blob_is_the_spec_construction() {
+    use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+    use aes_gcm_siv::{Aes256GcmSiv, Nonce};
+
+    let key_bytes = [0x42u8; 32];
+    let key = StorageKey::from_bytes(key_bytes);
+    let cipher = Aes256GcmSiv::new_from_slice(&key_bytes).unwrap();
+    let check = |name: &str, type_byte: u8, plain: &[u8], sealed: &[u8], context: &[u8]| {
+        assert_eq!(
+            sealed[..3],
+            [STORAGE_VERSION, TYPE_SEALED, type_byte],
+            "{name}"
+        );
+        let mut aad = b"doubleratchet v2 sealed".to_vec();
+        aad.extend_from_slice(&[STORAGE_VERSION, TYPE_SEALED, type_byte]);
+        aad.extend_from_slice(&(context.len() as u32).to_be_bytes());
+        aad.extend_from_slice(context);
+        let nonce: [u8; 12] = sealed[3..SEALED_HEADER].try_into().unwrap();
+        let open = |aad: &[u8]| {
+            cipher.decrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &sealed[SEALED_HEADER..],
+                    aad,
+                },
+            )
+        };
+        assert_eq!(open(&aad).unwrap(), plain, "{name}");
+        // Without the context's length, or without the context, it does not open.
+        let without_length = [&aad[..aad.len() - context.len() - 4], context].concat();
+        assert!(open(&without_length).is_err(), "{name}");
+        if !context.is_empty() {
+            assert!(open(&aad[..aad.len() - context.len()]).is_err(), "{name}");
+        }
+    };
+    let mut rng = rng(54);
+    for (name, type_byte, plain, sealed) in sealed_samples(&key, &mut rng) {
+        check(&name, type_byte, &plain, &sealed, CONTEXT);
+    }
+    let (_, a, _, _) = established_pair(55);
+    let (_, store) = sample_store(56);
+    let long = vec![0x99; MAX_SEAL_CONTEXT_LENGTH];
+    for context in [&b""[..], &long] {
+        let sealed = key.seal(&a, context, &mut rng).unwrap();
+        check("session", TYPE_SESSION, &stored(&a), &sealed, context);
+        let sealed = key.seal(&store, context, &mut rng).unwrap();
+        check(
+            "store",
+            TYPE_PREKEY_STORE,
+            &store.to_bytes(),
+            &sealed,
+            context,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Replay after reload, and the app loop
+// ---------------------------------------------------------------------------------------
+
+/// Reloading an older stored state brings back the keys it held, so a message decrypted
+/// since then decrypts again. That is inherent to storing state: the app must store the
+/// session after every successful `decrypt` (and `encrypt`), before acting on the
+/// plaintext, and must never load an older copy. Loading the state stored after the
+/// message rejects it.
+#[test]
+fn replay_after_reload_of_old_state() {
+    let Skipped {
+        mut a,
+        mut b,
+        mut rng,
+        to_b,
+        ..
+    } = conversation_with_skipped_keys(26);
+    // (1) The next message of the current chain (a1-3).
+    let (next, plaintext) = &to_b[6];
+    let before = stored(&b);
+    assert_eq!(&b.decrypt(next).unwrap(), plaintext);
+    let after = stored(&b);
+    assert_eq!(
+        &load(&before).decrypt(next).unwrap(),
+        plaintext,
+        "old state decrypts again"
+    );
+    assert_eq!(load(&after).decrypt(next), Err(Error::DuplicateOrExpired));
+    // (2) A message decrypted with a stored skipped key of the current chain (a1-0).
+    let (skipped_current, plaintext) = &to_b[4];
+    let before = stored(&b);
+    assert_eq!(&b.decrypt(skipped_current).unwrap(), plaintext);
+    let after = stored(&b);
+    assert_eq!(get_u32(&after, COUNT) + 1, get_u32(&before, COUNT));
+    assert_eq!(&load(&before).decrypt(skipped_current).unwrap(), plaintext);
+    assert_eq!(
+        load(&after).decrypt(skipped_current),
+        Err(Error::DuplicateOrExpired)
+    );
+    // (3) A message of an older chain: with its key gone, it looks like a new ratchet key
+    // that does not authenticate, so the error is DecryptionFailed, not DuplicateOrExpired.
+    let (old_chain, plaintext) = &to_b[0]; // a0-0, an initial message
+    let before = stored(&b);
+    assert_eq!(&b.decrypt(old_chain).unwrap(), plaintext);
+    let after = stored(&b);
+    assert_eq!(&load(&before).decrypt(old_chain).unwrap(), plaintext);
+    let mut reloaded = load(&after);
+    assert_eq!(reloaded.decrypt(old_chain), Err(Error::DecryptionFailed));
+    // The failed attempt changed nothing.
+    assert_eq!(stored(&reloaded), after);
+    // (4) The first message of a new chain from Alice.
+    let m = a.encrypt(b"new chain", &mut rng).unwrap();
+    let before = stored(&b);
+    assert_eq!(b.decrypt(&m).unwrap(), b"new chain");
+    let after = stored(&b);
+    assert_ne!(before[DHR_FLAG..CKS_FLAG], after[DHR_FLAG..CKS_FLAG]);
+    assert_eq!(load(&before).decrypt(&m).unwrap(), b"new chain");
+    assert_eq!(load(&after).decrypt(&m), Err(Error::DuplicateOrExpired));
+}
+
+fn app_loop(
+    seed: u64,
+    save: impl Fn(&Session, &mut ChaCha20Rng) -> Vec<u8>,
+    open: impl Fn(&[u8]) -> Session,
+) {
+    let (_, a, b, mut rng) = accepted_pair(seed);
+    // The app keeps only the stored bytes between messages.
+    let mut stored_a = save(&a, &mut rng);
+    let mut stored_b = save(&b, &mut rng);
+    drop((a, b));
+    let mut sent = [0usize; 2];
+    let mut step = 0u64;
+    while sent[0] < 200 || sent[1] < 200 {
+        // Bursts of one to three messages in a direction, alternating.
+        let a_to_b = (step.is_multiple_of(2) && sent[0] < 200) || sent[1] >= 200;
+        let burst = 1 + (step * 7 % 3) as usize;
+        for _ in 0..burst {
+            let (from_store, to_store, count) = if a_to_b {
+                (&mut stored_a, &mut stored_b, &mut sent[0])
+            } else {
+                (&mut stored_b, &mut stored_a, &mut sent[1])
+            };
+            if *count >= 200 {
+                break;
+            }
+            let plaintext = format!("{} #{count}", if a_to_b { "a->b" } else { "b->a" });
+            let mut sender = open(from_store);
+            let message = sender.encrypt(plaintext.as_bytes(), &mut rng).unwrap();
+            *from_store = save(&sender, &mut rng);
+            let mut receiver = open(to_store);
+            assert_eq!(receiver.decrypt(&message).unwrap(), plaintext.as_bytes());
+            *to_store = save(&receiver, &mut rng);
+            // The stored receiver rejects the message it has already processed.
+            assert!(open(to_store).decrypt(&message).is_err());
+            *count += 1;
+        }
+        step += 1;
+    }
+    let a = open(&stored_a);
+    let b = open(&stored_b);
+    assert_eq!(a.id(), b.id());
+    assert_eq!(a.stored_skipped_keys(), 0);
+    assert_eq!(b.stored_skipped_keys(), 0);
+    assert!(!a.awaiting_reply());
+}
+
+#[test]
+fn app_loop_stores_after_every_message() {
+    app_loop(27, |s, _| stored(s), load);
+}
+
+#[test]
+fn app_loop_with_sealed_storage() {
+    let key = StorageKey::from_bytes([0x5a; 32]);
+    app_loop(
+        28,
+        |s, rng| key.seal(s, CONTEXT, rng).unwrap(),
+        |blob| key.open::<Session>(blob, CONTEXT).unwrap(),
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Sizes
+// ---------------------------------------------------------------------------------------
+
+/// Prints the measured sizes (run with `--nocapture`) and checks them.
+#[test]
+fn storage_sizes() {
+    let mut rng = rng(29);
+    let mut parties = Parties::new(&mut rng);
+    let mut a = parties.initiate(&mut rng);
+    let fresh_initiator = stored(&a).len();
+    let first = a.encrypt(b"hello", &mut rng).unwrap();
+    let (mut b, _) = parties.accept(&first, Limits::default()).unwrap();
+    let fresh_responder = stored(&b).len();
+
+    // 1,000 messages each way, alternating in bursts of 1-4 (so with ratchet steps).
+    let mut count = [0u32; 2];
+    let mut turn = 0u32;
+    while count[1] < 1000 {
+        for _ in 0..=(turn % 4) {
+            if count[1] < 1000 {
+                let m = b.encrypt(b"from b", &mut rng).unwrap();
+                assert_eq!(a.decrypt(&m).unwrap(), b"from b");
+                count[1] += 1;
+            }
+        }
+        for _ in 0..=((turn + 2) % 4) {
+            if count[0] < 999 {
+                let m = a.encrypt(b"from a", &mut rng).unwrap();
+                assert_eq!(b.decrypt(&m).unwrap(), b"from a");
+                count[0] += 1;
+            }
+        }
+        turn += 1;
+    }
+    assert_eq!(count, [999, 1000]); // plus "hello"
+    let after_1000_a = stored(&a).len();
+    let after_1000_b = stored(&b).len();
+
+    // Skipped keys: b holds back 1,000 then 2,000 then more.
+    let held: Vec<Vec<u8>> = (0..2_010)
+        .map(|_| a.encrypt(b"held", &mut rng).unwrap())
+        .collect();
+    b.decrypt(&held[10]).unwrap();
+    let with_10 = stored(&b).len();
+    let per_key = (with_10 - after_1000_b) / 10;
+    b.decrypt(&held[1_010]).unwrap();
+    assert_eq!(b.stored_skipped_keys(), 1_009);
+    b.decrypt(&held[2_009]).unwrap();
+    assert_eq!(b.stored_skipped_keys(), 2_000);
+    let at_cap = stored(&b).len();
+    // Past the cap the oldest keys go; the size stays.
+    for _ in 0..500 {
+        a.encrypt(b"more", &mut rng).unwrap();
+    }
+    let m = a.encrypt(b"last", &mut rng).unwrap();
+    b.decrypt(&m).unwrap();
+    assert_eq!(b.stored_skipped_keys(), DEFAULT_MAX_STORED_SKIPPED as usize);
+    assert_eq!(stored(&b).len(), at_cap);
+    let key = StorageKey::from_bytes([1; 32]);
+    let sealed_at_cap = key.seal(&b, CONTEXT, &mut rng).unwrap().len();
+    let loaded = load(&stored(&b));
+    assert_eq!(loaded.stored_skipped_keys(), 2_000);
+
+    println!("stored session sizes (bytes):");
+    println!("  fresh initiator:                         {fresh_initiator}");
+    println!("  fresh responder:                         {fresh_responder}");
+    println!("  after 1,000 messages each way:           initiator {after_1000_a}, responder {after_1000_b}");
+    println!("  per stored skipped key:                  {per_key}");
+    println!("  at the default cap of 2,000 skipped keys: {at_cap} (sealed: {sealed_at_cap})");
+    println!("  MAX_STORED_SIZE:                         {MAX_STORED_SIZE}");
+    #[cfg(feature = "pqxdh")]
+    {
+        let pq = pq_samples(31);
+        let awaiting = stored(&pq.initiator_awaiting).len();
+        let responder = stored(&pq.responder).len();
+        let established = stored(&pq.initiator_established).len();
+        println!("  PQXDH initiator awaiting its reply:      {awaiting}");
+        println!("  PQXDH responder / established initiator: {responder} / {established}");
+        assert_eq!(awaiting, SESSION_FIXED + PQ_PENDING);
+        assert_eq!(responder, SESSION_FIXED);
+        assert_eq!(established, SESSION_FIXED);
+    }
+
+    assert_eq!(fresh_initiator, SESSION_FIXED);
+    assert_eq!(fresh_responder, SESSION_FIXED);
+    assert_eq!(after_1000_a, SESSION_FIXED);
+    assert_eq!(after_1000_b, SESSION_FIXED);
+    assert_eq!(per_key, ENTRY);
+    assert_eq!(with_10, SESSION_FIXED + 10 * ENTRY);
+    assert_eq!(at_cap, SESSION_FIXED + 2_000 * ENTRY);
+    assert_eq!(sealed_at_cap, at_cap + SEALED_HEADER + TAG);
+    // At least the largest session of this layout: a PQXDH initiator awaiting its reply with
+    // 100,000 skipped keys (session kinds with more state may raise it further).
+    const { assert!(MAX_STORED_SIZE >= SESSION_FIXED + PQ_PENDING + 100_000 * ENTRY) };
+}
