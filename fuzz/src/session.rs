@@ -228,7 +228,7 @@ pub(crate) fn fresh_alice(header_encryption: bool, post_quantum: bool) -> (&'sta
 impl Harness {
     fn new(header_encryption: bool, post_quantum: bool, padding: [Padding; 2]) -> Harness {
         let (fresh, post_quantum) = fresh_alice(header_encryption, post_quantum);
-        let mut alice = reload_session(fresh);
+        let mut alice = copy_session(fresh);
         assert_eq!(alice.is_header_encrypted(), header_encryption);
         assert_eq!(alice.is_post_quantum(), post_quantum);
         assert_eq!(alice.padding(), Padding::Padme, "the default policy");
@@ -371,7 +371,7 @@ impl Harness {
         let known = ACCEPTED.with(|memo| {
             memo.borrow()
                 .get(&key)
-                .map(|start| (reload_session(&start.state), start.plaintext.clone()))
+                .map(|start| (copy_session(&start.state), start.plaintext.clone()))
         });
         let (session, plaintext) = match known {
             Some(known) => known,

@@ -230,7 +230,7 @@ struct Receiver {
 impl Receiver {
     fn new(header_encryption: bool) -> Receiver {
         let fx = symmetric_fixture(header_encryption);
-        let bob = reload_session(&fx.bob_state);
+        let bob = copy_session(&fx.bob_state);
         assert_eq!(bob.is_header_encrypted(), header_encryption);
         Receiver {
             fx,

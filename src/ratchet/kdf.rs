@@ -31,6 +31,7 @@ pub(crate) struct RootKey(pub(crate) [u8; 32]);
 pub(crate) struct ChainKey(pub(crate) [u8; 32]);
 
 /// A 32-byte message key (`mk`), used for exactly one message.
+#[cfg_attr(fuzzing, derive(Clone))]
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub(crate) struct MessageKey(pub(crate) [u8; 32]);
 

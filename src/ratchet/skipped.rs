@@ -25,6 +25,7 @@ use crate::format::SKIPPED_ENTRY_LENGTH;
 pub(crate) type SkippedIndex = ([u8; 32], u32);
 
 /// Consecutive skipped keys of one chain, message numbers `first .. first + keys.len()`.
+#[cfg_attr(fuzzing, derive(Clone))]
 struct Run {
     sequence: u64,
     keys: Box<[Option<MessageKey>]>,
@@ -52,6 +53,7 @@ impl Staged {
     }
 }
 
+#[cfg_attr(fuzzing, derive(Clone))]
 #[derive(Default)]
 pub(crate) struct SkippedKeys {
     /// `(ratchet key, first N) -> run`; the runs of one ratchet key never overlap.

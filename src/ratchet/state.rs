@@ -94,6 +94,7 @@ impl Limits {
 }
 
 /// `CKs` and `Ns`: the sending chain, or the deferred half of a DH ratchet step.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(crate) enum SendingChain {
     /// `CKs` and `Ns`, the number of the next message it sends.
     Active { ck: ChainKey, n: u32 },
@@ -121,6 +122,7 @@ impl SendingChain {
 }
 
 /// `CKr` and `Nr`: the chain of the peer's current ratchet key.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(crate) struct ReceivingChain {
     pub(super) ck: ChainKey,
     /// `Nr`: the number of the next message expected in the chain.
@@ -139,6 +141,7 @@ impl ReceivingChain {
 }
 
 /// Whether the session encrypts its headers (§4), with the header keys if it does.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(crate) enum Mode {
     Plain,
     HeaderEncrypted(HeaderKeys),
@@ -146,6 +149,7 @@ pub(crate) enum Mode {
 
 /// The header-encryption state variables (Double Ratchet §4.3) and the header keys of the
 /// chains that still have stored skipped message keys.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(crate) struct HeaderKeys {
     /// `HKs`: encrypts our headers.
     pub(super) hks: HeaderKey,
@@ -162,6 +166,7 @@ pub(crate) struct HeaderKeys {
 }
 
 /// The state variables of §3.2, for a session that has its peer's ratchet key.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(crate) struct RatchetState {
     /// `DHs`: our current ratchet key pair.
     pub(super) dhs: RatchetKeyPair,

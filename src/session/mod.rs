@@ -49,6 +49,10 @@ pub enum Role {
 ///
 /// Every method that takes a message either succeeds and updates the session, or returns
 /// an [`Error`] and leaves the session exactly as it was.
+// Only under `--cfg fuzzing` (which cargo-fuzz sets) is a session `Clone`, so that a fuzz
+// target can copy a prepared session per input instead of loading it; a normal build has no
+// way to duplicate a session except through its storage encoding.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct Session {
     ratchet: RatchetState,
     /// The side that created the session, with what that side keeps.
@@ -62,6 +66,7 @@ pub struct Session {
 }
 
 /// Which side created the session, and whether it was agreed with PQXDH (SPEC.md §3.6).
+#[cfg_attr(fuzzing, derive(Clone))]
 enum Origin {
     Initiator(InitiatorPhase),
     Responder { post_quantum: bool },
@@ -69,12 +74,14 @@ enum Origin {
 
 /// The initiator's phase (SPEC.md §6.2): it sends initial messages until it has decrypted
 /// a reply.
+#[cfg_attr(fuzzing, derive(Clone))]
 enum InitiatorPhase {
     AwaitingReply(PendingInitial),
     Replied { post_quantum: bool },
 }
 
 /// What the initiator repeats in every initial message until its first reply (SPEC.md §6.2).
+#[cfg_attr(fuzzing, derive(Clone))]
 struct PendingInitial {
     signed_prekey_id: u64,
     one_time_prekey_id: Option<u64>,
