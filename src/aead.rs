@@ -11,45 +11,16 @@
 //! unauthenticated plaintext byte leaves this module (tested below, through the active
 //! implementation).
 
-use crate::backend;
-use crate::error::Error;
-// Re-exported for the modules that still import them from here; the registry owns them.
-use crate::format::{NONCE_LENGTH, TAG_LENGTH};
-
-/// Encrypts `buf` in place under `key` and `nonce` with associated data `aad`; returns the
-/// tag.
-///
-/// # Errors
-/// [`Error::Internal`] only: the inputs are bounded far below RFC 8452's limits.
-#[inline]
-pub(crate) fn seal_in_place(
-    key: &[u8; 32],
-    nonce: &[u8; NONCE_LENGTH],
-    aad: &[u8],
-    buf: &mut [u8],
-) -> Result<[u8; TAG_LENGTH], Error> {
-    backend::aead_seal(key, nonce, aad, buf)
-}
-
-/// Verifies `tag` and decrypts `buf` in place.
-///
-/// # Errors
-/// [`Error::DecryptionFailed`] if the tag does not verify; `buf` then holds the ciphertext
-/// it held before the call.
-#[inline]
-pub(crate) fn open_in_place(
-    key: &[u8; 32],
-    nonce: &[u8; NONCE_LENGTH],
-    aad: &[u8],
-    buf: &mut [u8],
-    tag: &[u8; TAG_LENGTH],
-) -> Result<(), Error> {
-    backend::aead_open(key, nonce, aad, buf, tag)
-}
+// `seal_in_place` encrypts `buf` in place and returns the tag (`Error::Internal` only: the
+// inputs are bounded far below RFC 8452's limits); `open_in_place` verifies the tag and
+// decrypts in place (`Error::DecryptionFailed` if the tag does not verify, `buf` then
+// holding the ciphertext it held before the call). Both are the crypto interface's.
+pub(crate) use crate::backend::{aead_open as open_in_place, aead_seal as seal_in_place};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     /// RFC 8452 Appendix C.2 (AEAD_AES_256_GCM_SIV), the vector with an 8-byte plaintext
     /// and no associated data.

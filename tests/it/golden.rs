@@ -47,7 +47,7 @@ use doubleratchet_test_support::golden::{
     HE_PQ_HEADER_KEYS, HE_PQ_NEXT, HE_PQ_SKIPPED, PQ_FILES, PQ_INITIATOR_NEXT, PQ_RESPONDER_NEXT,
     PQ_RESPONDER_SKIPPED,
 };
-use doubleratchet_test_support::{load, padding_offset, ratchet_view, rng, stored};
+use doubleratchet_test_support::{load, padding_offset, ratchet_view, rng, stored, Cursor};
 
 /// The format version every golden file is at: storage (SPEC.md §7), bundle (§5.4) and
 /// wire (§5.2-§5.3) version `0x02` of profile v2. (The v1 files were dropped with v1,
@@ -182,25 +182,11 @@ impl StoreView {
 /// q u32 | q x { sequence u64 | 02 26 id(8) kind(1) seed(64) sig(64) }
 /// ```
 fn store_view(bytes: &[u8]) -> StoreView {
-    struct Cursor<'a>(&'a [u8], usize);
-    impl Cursor<'_> {
-        fn take(&mut self, n: usize) -> &[u8] {
-            let out = &self.0[self.1..self.1 + n];
-            self.1 += n;
-            out
-        }
-        fn u32(&mut self) -> u32 {
-            u32::from_be_bytes(self.take(4).try_into().unwrap())
-        }
-        fn u64(&mut self) -> u64 {
-            u64::from_be_bytes(self.take(8).try_into().unwrap())
-        }
-        /// A stored key of type `kind` and `len` bytes: its id.
-        fn key(&mut self, kind: u8, len: usize) -> u64 {
-            let key = self.take(len);
-            assert_eq!(key[..2], [STORAGE_VERSION, kind]);
-            u64::from_be_bytes(key[2..10].try_into().unwrap())
-        }
+    /// A stored key of type `kind` and `len` bytes: its id.
+    fn key(r: &mut Cursor<'_>, kind: u8, len: usize) -> u64 {
+        let key = r.take(len);
+        assert_eq!(key[..2], [STORAGE_VERSION, kind]);
+        u64::from_be_bytes(key[2..10].try_into().unwrap())
     }
     fn increasing(ids: impl Iterator<Item = u64>) {
         let ids: Vec<u64> = ids.collect();
@@ -216,7 +202,7 @@ fn store_view(bytes: &[u8]) -> StoreView {
     let s = r.u32();
     let signed: Vec<(u64, Vec<[u8; 32]>)> = (0..s)
         .map(|_| {
-            let id = r.key(0x22, SIGNED_PREKEY_LENGTH);
+            let id = key(&mut r, 0x22, SIGNED_PREKEY_LENGTH);
             let count = r.u32();
             let records: Vec<[u8; 32]> =
                 (0..count).map(|_| r.take(32).try_into().unwrap()).collect();
@@ -229,12 +215,12 @@ fn store_view(bytes: &[u8]) -> StoreView {
             assert_eq!(r.take(SIGNED_PREKEY_LENGTH), [0; SIGNED_PREKEY_LENGTH]);
             None
         }
-        1 => Some(r.key(0x22, SIGNED_PREKEY_LENGTH)),
+        1 => Some(key(&mut r, 0x22, SIGNED_PREKEY_LENGTH)),
         other => panic!("standby flag {other}"),
     };
     let t = r.u32();
     let one_time: Vec<(u64, u64)> = (0..t)
-        .map(|_| (r.u64(), r.key(0x23, ONE_TIME_PREKEY_LENGTH)))
+        .map(|_| (r.u64(), key(&mut r, 0x23, ONE_TIME_PREKEY_LENGTH)))
         .collect();
     let flag = r.take(1)[0];
     let id = r.u64();

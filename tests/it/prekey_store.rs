@@ -30,7 +30,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
-use std::fmt;
 use std::time::Instant;
 
 use doubleratchet::rand_core::{TryCryptoRng, TryRng};
@@ -42,7 +41,7 @@ use doubleratchet::{
     MAX_PQ_ONE_TIME_PREKEYS, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, MAX_SEAL_CONTEXT_LENGTH,
     MAX_SIGNED_PREKEYS, MAX_STORED_SIZE, STORAGE_VERSION,
 };
-use doubleratchet_test_support::rng;
+use doubleratchet_test_support::{rng, FailingRng};
 use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha20Rng;
 
@@ -218,59 +217,6 @@ impl TryRng for IdScript {
 }
 
 impl TryCryptoRng for IdScript {}
-
-#[derive(Debug)]
-struct RngDown;
-
-impl fmt::Display for RngDown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RNG down")
-    }
-}
-
-impl std::error::Error for RngDown {}
-
-/// An RNG that works for `left` draws, then fails every draw.
-struct FailingRng {
-    left: usize,
-    inner: ChaCha20Rng,
-}
-
-impl FailingRng {
-    fn new(left: usize, seed: u64) -> FailingRng {
-        FailingRng {
-            left,
-            inner: rng(seed),
-        }
-    }
-
-    fn draw(&mut self) -> Result<(), RngDown> {
-        self.left = self.left.checked_sub(1).ok_or(RngDown)?;
-        Ok(())
-    }
-}
-
-impl TryRng for FailingRng {
-    type Error = RngDown;
-
-    fn try_next_u32(&mut self) -> Result<u32, RngDown> {
-        self.draw()?;
-        Ok(self.inner.next_u32())
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, RngDown> {
-        self.draw()?;
-        Ok(self.inner.next_u64())
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), RngDown> {
-        self.draw()?;
-        self.inner.fill_bytes(dst);
-        Ok(())
-    }
-}
-
-impl TryCryptoRng for FailingRng {}
 
 // ---------------------------------------------------------------------------------------
 // 1. Ids that never repeat
@@ -790,7 +736,7 @@ fn after_restore_changes_nothing_when_the_rng_fails() {
     let before = store_bytes(&store);
     let mut draws = 0;
     loop {
-        let mut failing = FailingRng::new(draws, 150 + draws as u64);
+        let mut failing = FailingRng::with_seed(draws, 150 + draws as u64);
         match store.after_restore(&r.bob, &mut failing) {
             Err(e) => {
                 assert_eq!(e, Error::RandomnessUnavailable);

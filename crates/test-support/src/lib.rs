@@ -36,7 +36,7 @@ pub use fixtures::{
 pub use peer::Peer;
 pub use rng::{below, rng, shuffle, text, FailingRng, RngDown};
 pub use storage::{
-    assert_rejected, load, padding_offset, ratchet_view, reload, sent_header, stored, view,
+    assert_rejected, load, padding_offset, ratchet_view, reload, sent_header, stored, view, Cursor,
     RatchetView,
 };
 pub use wire::{

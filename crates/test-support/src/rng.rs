@@ -60,6 +60,14 @@ impl FailingRng {
         }
     }
 
+    /// A generator that serves `working_draws` requests from `rng(seed)`.
+    pub fn with_seed(working_draws: usize, seed: u64) -> FailingRng {
+        FailingRng {
+            working_draws,
+            inner: rng(seed),
+        }
+    }
+
     fn draw(&mut self) -> Result<(), RngDown> {
         match self.working_draws.checked_sub(1) {
             Some(left) => {

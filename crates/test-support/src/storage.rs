@@ -70,22 +70,31 @@ pub struct RatchetView {
     pub header_key_chains: Vec<[u8; 32]>,
 }
 
-/// A cursor over a stored encoding that panics on anything unexpected.
-struct Cursor<'a>(&'a [u8], usize);
+/// A cursor over a stored encoding that panics on anything unexpected: the input and the
+/// position of the next byte.
+pub struct Cursor<'a>(pub &'a [u8], pub usize);
 
 impl Cursor<'_> {
-    fn take(&mut self, n: usize) -> &[u8] {
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize) -> &[u8] {
         let out = &self.0[self.1..self.1 + n];
         self.1 += n;
         out
     }
 
-    fn u8(&mut self) -> u8 {
+    /// The next byte.
+    pub fn u8(&mut self) -> u8 {
         self.take(1)[0]
     }
 
-    fn u32(&mut self) -> u32 {
+    /// The next big-endian `u32`.
+    pub fn u32(&mut self) -> u32 {
         u32::from_be_bytes(self.take(4).try_into().unwrap())
+    }
+
+    /// The next big-endian `u64`.
+    pub fn u64(&mut self) -> u64 {
+        u64::from_be_bytes(self.take(8).try_into().unwrap())
     }
 
     fn key(&mut self) -> [u8; 32] {
