@@ -449,6 +449,20 @@ pub(crate) fn reload_session(bytes: &[u8]) -> Session {
     s
 }
 
+/// Decodes a stateful target's input into at most `max` operations with `arbitrary`,
+/// stopping at the first that does not decode.
+pub(crate) fn decode_ops<T: for<'a> Arbitrary<'a>>(data: &[u8], max: usize) -> Vec<T> {
+    let mut u = Unstructured::new(data);
+    let mut ops = Vec::new();
+    while ops.len() < max && !u.is_empty() {
+        match T::arbitrary(&mut u) {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+    }
+    ops
+}
+
 /// A fresh copy of the session `bytes` encode (a prepared fixture state), as
 /// [`reload_session`] gives. Under `--cfg fuzzing` (cargo-fuzz's builds, where `Session` is
 /// `Clone`) each encoding is loaded and checked once per process, at most

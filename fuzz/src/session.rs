@@ -139,15 +139,7 @@ pub enum Op {
 
 /// Decodes the `session` target's input into at most [`MAX_OPS`] operations.
 pub fn ops_from_bytes(data: &[u8]) -> Vec<Op> {
-    let mut u = Unstructured::new(data);
-    let mut ops = Vec::new();
-    while ops.len() < MAX_OPS && !u.is_empty() {
-        match Op::arbitrary(&mut u) {
-            Ok(op) => ops.push(op),
-            Err(_) => break,
-        }
-    }
-    ops
+    decode_ops(data, MAX_OPS)
 }
 
 /// A message as sent, and whether its addressee has accepted it.

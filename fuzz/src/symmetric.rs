@@ -201,15 +201,7 @@ pub(crate) const SYM_OP_VARIANTS: u64 = 7;
 /// Decodes the `symmetric` target's input (after the mode byte) into at most
 /// [`MAX_SYM_OPS`] operations.
 pub fn sym_ops_from_bytes(data: &[u8]) -> Vec<SymOp> {
-    let mut u = Unstructured::new(data);
-    let mut ops = Vec::new();
-    while ops.len() < MAX_SYM_OPS && !u.is_empty() {
-        match SymOp::arbitrary(&mut u) {
-            Ok(op) => ops.push(op),
-            Err(_) => break,
-        }
-    }
-    ops
+    decode_ops(data, MAX_SYM_OPS)
 }
 
 /// Bob, the pool, and what he accepted so far.
