@@ -37,7 +37,7 @@ use aes_gcm_siv::aead::{AeadInOut, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 use criterion::{BatchSize, Criterion, Throughput};
 use doubleratchet::{
-    IdentityKeyPair, Limits, OneTimePreKey, PreKeyBundle, PreKeyStore, Session, SessionOptions,
+    IdentityKeyPair, Limits, LocalDevice, OneTimePreKey, PreKeyBundle, Session, SessionOptions,
     SignedPreKey, MAX_PLAINTEXT_SIZE, PADME_MINIMUM,
 };
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -50,6 +50,9 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 #[path = "support/timing.rs"]
 mod timing;
+use doubleratchet::OneTimePreKeyId;
+use doubleratchet::SignedPreKeyId;
+use doubleratchet_test_support::{bundle_of, device_of};
 use timing::{fastest_and_median, sample_size, samples, time, Group};
 
 /// Plaintext sizes of the message workloads.
@@ -75,9 +78,9 @@ struct Parties {
 fn parties(rng: &mut ChaCha20Rng) -> Parties {
     let alice = IdentityKeyPair::generate(rng).unwrap();
     let bob = IdentityKeyPair::generate(rng).unwrap();
-    let spk = SignedPreKey::generate(&bob, 1, rng).unwrap();
-    let opk = OneTimePreKey::generate(7, rng).unwrap();
-    let bundle = PreKeyBundle::new(&bob, &spk, Some(&opk));
+    let spk = SignedPreKey::generate(&bob, SignedPreKeyId::from_u64(1), rng).unwrap();
+    let opk = OneTimePreKey::generate(OneTimePreKeyId::from_u64(7), rng).unwrap();
+    let bundle = bundle_of(&bob, &spk, Some(&opk));
     Parties {
         alice,
         bob,
@@ -89,9 +92,15 @@ fn parties(rng: &mut ChaCha20Rng) -> Parties {
 
 /// Bob's session from Alice's initial message.
 fn respond(p: &Parties, initial: &[u8]) -> Session {
-    Session::respond(&p.bob, |_| Some(&p.spk), |_| Some(&p.opk), initial)
-        .unwrap()
-        .session
+    Session::respond(
+        &p.bob,
+        |_| Some(&p.spk),
+        |_| Some(&p.opk),
+        initial,
+        &SessionOptions::new(),
+    )
+    .unwrap()
+    .session
 }
 
 /// An established pair: the handshake is complete (Alice has decrypted Bob's reply), and
@@ -108,10 +117,10 @@ fn established(seed: u64) -> Pair {
 }
 
 /// [`established`] with explicit options (for the header-encrypted mode).
-fn established_with(seed: u64, options: &SessionOptions<'_>) -> Pair {
+fn established_with(seed: u64, options: &SessionOptions) -> Pair {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let p = parties(&mut rng);
-    let mut alice = Session::initiate_with(&p.alice, &p.bundle, options, &mut rng).unwrap();
+    let mut alice = Session::initiate(&p.alice, &p.bundle, options, &mut rng).unwrap();
     let initial = alice.encrypt(b"hello", &mut rng).unwrap();
     let mut bob = respond(&p, &initial);
     let reply = bob.encrypt(b"hi", &mut rng).unwrap();
@@ -649,7 +658,7 @@ fn x3dh(c: &mut Criterion) {
     g.bench("ours", |b| {
         b.iter_batched(
             || (),
-            |()| Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap(),
+            |()| Session::initiate(&p.alice, &p.bundle, &SessionOptions::new(), &mut rng).unwrap(),
             BatchSize::SmallInput,
         );
     });
@@ -659,7 +668,8 @@ fn x3dh(c: &mut Criterion) {
     });
     g.finish();
 
-    let mut alice = Session::initiate(&p.alice, &p.bundle, &mut rng).unwrap();
+    let mut alice =
+        Session::initiate(&p.alice, &p.bundle, &SessionOptions::new(), &mut rng).unwrap();
     let initial = alice.encrypt(&[0x5au8; SMALL], &mut rng).unwrap();
     let mut g = Group::new(c, "x3dh_respond");
     g.bench("ours", |b| {
@@ -1092,23 +1102,26 @@ fn handshakes(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::seed_from_u64(10);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
-    let opk = store.generate_one_time_prekeys(1, &mut rng).unwrap()[0].id();
+    let mut store = device_of(&bob, &mut rng).unwrap();
+    let opk = store
+        .generate_one_time_prekeys(1, &mut rng)
+        .unwrap()
+        .created[0];
     let pq = store
-        .generate_pq_one_time_prekeys(&bob, 1, &mut rng)
-        .unwrap()[0]
-        .id();
+        .generate_pq_one_time_prekeys(1, &mut rng)
+        .unwrap()
+        .created[0];
     let saved = store.to_bytes();
     let bundles = [
-        ("x3dh", store.bundle(&bob, Some(opk)).unwrap()),
-        ("pqxdh", store.pq_bundle(&bob, Some(opk), Some(pq)).unwrap()),
+        ("x3dh", store.bundle(Some(opk)).unwrap()),
+        ("pqxdh", store.pq_bundle(Some(opk), Some(pq)).unwrap()),
     ];
     let mut g = Group::new(c, "handshake_initiate");
     for (name, bundle) in &bundles {
         g.bench(name, |b| {
             b.iter_batched(
                 || (),
-                |()| Session::initiate(&alice, bundle, &mut rng).unwrap(),
+                |()| Session::initiate(&alice, bundle, &SessionOptions::new(), &mut rng).unwrap(),
                 BatchSize::SmallInput,
             );
         });
@@ -1116,12 +1129,12 @@ fn handshakes(c: &mut Criterion) {
     g.finish();
     let mut g = Group::new(c, "handshake_accept");
     for (name, bundle) in &bundles {
-        let mut a = Session::initiate(&alice, bundle, &mut rng).unwrap();
+        let mut a = Session::initiate(&alice, bundle, &SessionOptions::new(), &mut rng).unwrap();
         let first = a.encrypt(&[0x5au8; SMALL], &mut rng).unwrap();
         g.bench(name, |b| {
             b.iter_batched(
-                || PreKeyStore::from_bytes(&saved).unwrap(),
-                |mut store| (store.accept(&bob, &first).unwrap(), store),
+                || LocalDevice::from_bytes(&saved).unwrap(),
+                |mut store| (store.accept(&first, &SessionOptions::new()).unwrap(), store),
                 BatchSize::SmallInput,
             );
         });

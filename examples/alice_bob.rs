@@ -10,8 +10,9 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
+use doubleratchet::SessionOptions;
 use doubleratchet::{
-    Error, IdentityKeyPair, Message, OsRng, PreKeyBundle, PreKeyStore, SafetyNumber, ScanResult,
+    Error, LocalDevice, Message, OneTimePreKeyId, OsRng, PreKeyBundle, SafetyNumber, ScanResult,
     Session, StorageKey,
 };
 
@@ -75,26 +76,30 @@ fn run() -> Result<(), DemoError> {
     let mut rng = OsRng;
 
     println!("1. Bob creates his identity and publishes a prekey bundle.");
-    let bob = step("bob identity", IdentityKeyPair::generate(&mut rng))?;
-    let mut bob_store = step("bob prekeys", PreKeyStore::new(&bob, &mut rng))?;
-    let opk_ids: Vec<u64> = step(
+    // The app's clock, in seconds since the Unix epoch; the device records when each signed
+    // prekey was made so that `maintain` can rotate it later.
+    let now = 1_790_000_000;
+    let mut bob_store = step("bob device", LocalDevice::new(now, &mut rng))?;
+    let bob = *bob_store.identity_key();
+    let opk_ids: Vec<OneTimePreKeyId> = step(
         "one-time prekeys",
         bob_store.generate_one_time_prekeys(3, &mut rng),
     )?
-    .iter()
-    .map(|k| k.id())
-    .collect();
-    let bundle_bytes = step("bundle", bob_store.bundle(&bob, opk_ids.first().copied()))?.to_bytes();
+    .created;
+    let bundle_bytes = step("bundle", bob_store.bundle(opk_ids.first().copied()))?.to_bytes();
     println!(
         "   bundle: {} bytes, identity {:?}",
         bundle_bytes.len(),
-        bob.public_key()
+        bob
     );
 
     println!("2. Alice fetches the bundle, verifies it and starts a session.");
-    let alice = step("alice identity", IdentityKeyPair::generate(&mut rng))?;
+    let alice = step("alice device", LocalDevice::new(now, &mut rng))?;
     let bundle = step("parse bundle", PreKeyBundle::from_bytes(&bundle_bytes))?;
-    let mut a = step("initiate", Session::initiate(&alice, &bundle, &mut rng))?;
+    let mut a = step(
+        "initiate",
+        alice.initiate(&bundle, &SessionOptions::new(), &mut rng),
+    )?;
     println!("   session id {:?}", a.id());
 
     println!("3. Alice sends two messages; the first is lost in transit.");
@@ -107,14 +112,14 @@ fn run() -> Result<(), DemoError> {
     show("alice", "bob", &second, "");
 
     println!("4. Bob accepts the session from Alice's second message.");
-    let accepted = step("accept", bob_store.accept(&bob, &second))?;
+    let accepted = step("accept", bob_store.accept(&second, &SessionOptions::new()))?;
     expect(
         "bob reads",
         &accepted.plaintext,
         b"Did you get my first message?",
     )?;
     if let Some(id) = accepted.used_one_time_prekey {
-        println!("        one-time prekey {id:016x} consumed and deleted");
+        println!("        one-time prekey {id} consumed and deleted");
     }
     let mut b = accepted.session;
     if b.id() != a.id() {
@@ -154,7 +159,7 @@ fn run() -> Result<(), DemoError> {
     println!("5. The lost first message finally arrives; Bob routes it by session id.");
     show("alice", "bob", &lost_first, "(late)");
     let route = match step("parse", Message::parse(&lost_first))? {
-        Message::Initial(m) => m.session_id(bob.public_key()),
+        Message::Initial(m) => m.session_id(&bob),
         Message::Normal(_) => return Err(DemoError::Mismatch("expected an initial message")),
     };
     let sealed = database
@@ -257,20 +262,23 @@ fn run() -> Result<(), DemoError> {
     println!("        Alice pins Bob's identity key.");
 
     println!("12. Later, the server hands Alice a substituted bundle for \"Bob\" (Mallory's).");
-    let mallory = step("mallory identity", IdentityKeyPair::generate(&mut rng))?;
-    let mallory_store = step("mallory prekeys", PreKeyStore::new(&mallory, &mut rng))?;
-    let substituted = step("mallory bundle", mallory_store.bundle(&mallory, None))?;
-    match Session::initiate_pinned(&alice, &substituted, &pinned_bob, &mut rng) {
+    let mallory_store = step("mallory device", LocalDevice::new(now, &mut rng))?;
+    let substituted = step("mallory bundle", mallory_store.bundle(None))?;
+    match alice.initiate(
+        &substituted,
+        &SessionOptions::new().pin(&pinned_bob),
+        &mut rng,
+    ) {
         Err(Error::IdentityMismatch) => {
             println!("        detected: the bundle's identity key is not the one pinned for Bob")
         }
-        Err(e) => return Err(DemoError::Protocol("initiate_pinned", e)),
+        Err(e) => return Err(DemoError::Protocol("initiate (pinned)", e)),
         Ok(_) => return Err(DemoError::Mismatch("substituted bundle accepted")),
     }
     // Had Alice not pinned Bob's key, the safety numbers would expose the substitution.
     let mitm = step(
         "initiate",
-        Session::initiate(&alice, &substituted, &mut rng),
+        alice.initiate(&substituted, &SessionOptions::new(), &mut rng),
     )?;
     let alice_would_see = SafetyNumber::of_session(&mitm);
     println!("        Alice's screen with the substituted key: {alice_would_see}");

@@ -1,10 +1,13 @@
-//! The crate's error type.
+//! The crate's error type (SPEC.md §10).
 //!
 //! Every failure is a value of [`Error`]; nothing in this crate panics on input from the
 //! network or from storage. Decryption failures are deliberately coarse
 //! ([`Error::DecryptionFailed`]) so that they are no oracle about which check failed.
+//! [`Error::kind`] groups the variants by what an app does about them ([`ErrorKind`]).
 
 use core::fmt;
+
+use crate::ids::{OneTimePreKeyId, PqPreKeyId, SignedPreKeyId};
 
 /// Everything that can go wrong in this crate.
 ///
@@ -37,13 +40,13 @@ pub enum Error {
     /// A prekey bundle's signature does not verify under its identity key.
     InvalidSignature,
     /// An initial message names a signed prekey id the responder does not have.
-    UnknownSignedPreKey(u64),
+    UnknownSignedPreKey(SignedPreKeyId),
     /// An initial message names a one-time prekey id the responder does not have (it may
     /// have been used already).
-    UnknownOneTimePreKey(u64),
+    UnknownOneTimePreKey(OneTimePreKeyId),
     /// An initial message names a post-quantum prekey id the responder does not have (a
     /// one-time one may have been used already), or needs one where none was offered.
-    UnknownPqPreKey(u64),
+    UnknownPqPreKey(PqPreKeyId),
     /// PQXDH is required by the [`SessionOptions`](crate::SessionOptions), but the bundle
     /// or initial message is classical X3DH.
     PostQuantumRequired,
@@ -65,7 +68,7 @@ pub enum Error {
     /// The message's number is below the next expected one in the current receiving chain
     /// and its key is not stored: it was already decrypted, or its skipped key was evicted.
     /// (A replayed message from an older chain is [`Error::DecryptionFailed`].) Also a
-    /// replayed initial message refused by a [`PreKeyStore`](crate::PreKeyStore)'s replay
+    /// replayed initial message refused by a [`LocalDevice`](crate::LocalDevice)'s replay
     /// records.
     DuplicateOrExpired,
     /// The message does not authenticate under the key the session derives for it.
@@ -81,6 +84,122 @@ pub enum Error {
     /// An internal invariant of this crate failed: a bug, never the result of any input.
     /// The operation changed nothing; please report it.
     Internal,
+}
+
+/// What an app does about an [`Error`]: the groups of [`Error::kind`].
+///
+/// Whatever the kind, the call that failed changed nothing: the session, prekeys or other
+/// object it was made on are exactly as they were. The kind says what to do next. Kinds
+/// may be added: treat one your app does not know like [`ErrorKind::DropMessage`].
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The input is malformed, forged, a replay, or refused by the app's own policy
+    /// ([`SessionOptions`](crate::SessionOptions)): discard it. A received message is
+    /// dropped (anyone can send such a message, so log it at most); a fetched prekey bundle
+    /// is not used (fetch it again later); a stored blob is corrupt or of a format this
+    /// build does not read.
+    DropMessage,
+    /// This session cannot decrypt the message, but another one may: route an initial
+    /// message by its [`InitialMessage::session_id`](crate::InitialMessage::session_id),
+    /// and try a normal message on the contact's other sessions, most recently used first
+    /// (a failed decryption changes nothing). Drop the message when no session decrypts
+    /// it: a forged message fails this way in every session.
+    TryAnotherSession,
+    /// This session cannot go on: start a new one with the contact
+    /// ([`Session::initiate`](crate::Session::initiate) from a freshly fetched bundle) and
+    /// send on it; keep the old one to decrypt messages still in flight.
+    Reinitiate,
+    /// The device's prekeys need attention: a prekey store is full, or an initial message
+    /// (or a bundle the app asked its store for) names a prekey the device no longer
+    /// holds, so the sender used an old bundle. Retire, rotate or generate prekeys as the
+    /// variant says, and publish the current ones so that the server hands out only
+    /// prekeys the device holds. An initial message refused this way starts no session:
+    /// drop it; its sender has to fetch a new bundle. Prekey ids in an initial message are
+    /// not authenticated, so anyone can cause this: rate-limit the work it triggers.
+    ReplenishPreKeys,
+    /// The contact's identity key is not the one the app pinned: the contact reinstalled
+    /// or changed devices, or someone (the server, for example) substituted the key. Do not
+    /// continue silently: tell the user, and pin the new key only after they compare
+    /// [safety numbers](crate::SafetyNumber).
+    VerifyIdentity,
+    /// A temporary failure of the platform (the random number generator): retry the same
+    /// call later.
+    RetryLater,
+    /// The app called this crate wrongly (arguments out of range, a message given to a
+    /// call meant for another kind of message): a bug in the app to fix, not an input to
+    /// drop.
+    FixCall,
+    /// A bug in this crate (an internal invariant failed; no input causes it): please
+    /// report it.
+    Bug,
+}
+
+impl Error {
+    /// What the app does about this error.
+    ///
+    /// | variant | kind | why |
+    /// |---|---|---|
+    /// | [`Truncated`](Error::Truncated) | [`DropMessage`](ErrorKind::DropMessage) | malformed input: it ends early |
+    /// | [`TrailingData`](Error::TrailingData) | [`DropMessage`](ErrorKind::DropMessage) | malformed input: it goes on after its end |
+    /// | [`InvalidEncoding`](Error::InvalidEncoding) | [`DropMessage`](ErrorKind::DropMessage) | malformed input: a field holds a forbidden value |
+    /// | [`UnsupportedVersion`](Error::UnsupportedVersion) | [`DropMessage`](ErrorKind::DropMessage) | a format version this build does not read (the sender's software is newer, or far older) |
+    /// | [`UnexpectedType`](Error::UnexpectedType) | [`DropMessage`](ErrorKind::DropMessage) | not the kind of object the call reads |
+    /// | [`TooLarge`](Error::TooLarge) | [`DropMessage`](ErrorKind::DropMessage) | above a size limit (from [`Session::encrypt`](crate::Session::encrypt): split the plaintext) |
+    /// | [`InvalidPublicKey`](Error::InvalidPublicKey) | [`DropMessage`](ErrorKind::DropMessage) | a key no honest peer sends, whatever the session |
+    /// | [`NonContributoryKey`](Error::NonContributoryKey) | [`DropMessage`](ErrorKind::DropMessage) | a key no honest peer sends, whatever the session |
+    /// | [`InvalidSignature`](Error::InvalidSignature) | [`DropMessage`](ErrorKind::DropMessage) | a forged or corrupted bundle: its prekey is not signed by the identity key it carries (that key itself is not in question) |
+    /// | [`UnknownSignedPreKey`](Error::UnknownSignedPreKey) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | seen only by the device that owns the prekeys: the sender used a bundle with a signed prekey this device no longer holds (retired, or lost in a restore) |
+    /// | [`UnknownOneTimePreKey`](Error::UnknownOneTimePreKey) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | as above for a one-time prekey (consumed, evicted, or lost in a restore) |
+    /// | [`UnknownPqPreKey`](Error::UnknownPqPreKey) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | as above for a post-quantum prekey |
+    /// | [`PostQuantumRequired`](Error::PostQuantumRequired) | [`DropMessage`](ErrorKind::DropMessage) | refused by the app's own policy, which worked as meant: the call was right, the input is not acceptable |
+    /// | [`HeaderEncryptionRequired`](Error::HeaderEncryptionRequired) | [`DropMessage`](ErrorKind::DropMessage) | refused by the app's own policy, as above |
+    /// | [`NotInitialMessage`](Error::NotInitialMessage) | [`FixCall`](ErrorKind::FixCall) | a normal message given to a call that starts a session: route messages with [`Message::parse`](crate::Message::parse) |
+    /// | [`WrongSession`](Error::WrongSession) | [`TryAnotherSession`](ErrorKind::TryAnotherSession) | a message of another session or of the other header mode (a bundle or message of the local identity itself: nothing to try, drop it) |
+    /// | [`IdentityMismatch`](Error::IdentityMismatch) | [`VerifyIdentity`](ErrorKind::VerifyIdentity) | the contact's identity key differs from the pinned one |
+    /// | [`TooFarAhead`](Error::TooFarAhead) | [`TryAnotherSession`](ErrorKind::TryAnotherSession) | checked before authentication: without header encryption, another session's message can look far ahead (its ratchet key is new to this session) |
+    /// | [`DuplicateOrExpired`](Error::DuplicateOrExpired) | [`DropMessage`](ErrorKind::DropMessage) | a replay, or a message whose key this session already used or evicted: no other session holds it |
+    /// | [`DecryptionFailed`](Error::DecryptionFailed) | [`TryAnotherSession`](ErrorKind::TryAnotherSession) | forged, or encrypted under another session's keys (also a sealed blob opened under another key or context) |
+    /// | [`RandomnessUnavailable`](Error::RandomnessUnavailable) | [`RetryLater`](ErrorKind::RetryLater) | the RNG failed; the call changed nothing |
+    /// | [`ChainExhausted`](Error::ChainExhausted) | [`Reinitiate`](ErrorKind::Reinitiate) | the sending chain is at its last message number, and stays there until the peer replies |
+    /// | [`InvalidLimits`](Error::InvalidLimits) | [`FixCall`](ErrorKind::FixCall) | limits or a replay capacity out of range (or a stored session blob holding such limits: corrupt) |
+    /// | [`StoreFull`](Error::StoreFull) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | a prekey store is at a cap: retire old signed prekeys, rotate a full one, generate fewer |
+    /// | [`Internal`](Error::Internal) | [`Bug`](ErrorKind::Bug) | an invariant of this crate failed |
+    ///
+    /// An error is of kind [`ErrorKind::TryAnotherSession`] exactly when a message of
+    /// another session can cause it: the format and key checks and the duplicate check give
+    /// the same answer in every session; a failed authentication and the skip bound
+    /// (checked before authentication) do not.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        // No wildcard: a new variant does not compile until it is classified here.
+        match self {
+            Error::Truncated
+            | Error::TrailingData
+            | Error::InvalidEncoding
+            | Error::UnsupportedVersion(_)
+            | Error::UnexpectedType(_)
+            | Error::TooLarge
+            | Error::InvalidPublicKey
+            | Error::NonContributoryKey
+            | Error::InvalidSignature
+            | Error::PostQuantumRequired
+            | Error::HeaderEncryptionRequired
+            | Error::DuplicateOrExpired => ErrorKind::DropMessage,
+            Error::WrongSession | Error::TooFarAhead | Error::DecryptionFailed => {
+                ErrorKind::TryAnotherSession
+            }
+            Error::ChainExhausted => ErrorKind::Reinitiate,
+            Error::UnknownSignedPreKey(_)
+            | Error::UnknownOneTimePreKey(_)
+            | Error::UnknownPqPreKey(_)
+            | Error::StoreFull => ErrorKind::ReplenishPreKeys,
+            Error::IdentityMismatch => ErrorKind::VerifyIdentity,
+            Error::RandomnessUnavailable => ErrorKind::RetryLater,
+            Error::NotInitialMessage | Error::InvalidLimits => ErrorKind::FixCall,
+            Error::Internal => ErrorKind::Bug,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -123,3 +242,102 @@ const _: () = {
     const fn is_copy<T: Copy>() {}
     is_copy::<Error>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{OneTimePreKeyId, PqPreKeyId, SignedPreKeyId};
+    use alloc::string::{String, ToString};
+    use alloc::vec::Vec;
+
+    /// Declares [`ALL`] (every variant once, with the kind it must have) and [`listed`],
+    /// from one list: `listed` matches with no wildcard, so a new variant does not compile
+    /// until it is added to the list, which adds it to `ALL` as well.
+    macro_rules! every_variant {
+        ($($name:ident $(($payload:expr))? => $kind:ident,)*) => {
+            const ALL: &[(Error, ErrorKind)] =
+                &[$((Error::$name $(($payload))?, ErrorKind::$kind)),*];
+
+            fn listed(error: Error) -> bool {
+                match error {
+                    $(Error::$name $((every_variant!(@any $payload)))? => true,)*
+                }
+            }
+        };
+        (@any $payload:expr) => {
+            _
+        };
+    }
+
+    // The ids are arbitrary.
+    every_variant! {
+        Truncated => DropMessage,
+        TrailingData => DropMessage,
+        InvalidEncoding => DropMessage,
+        UnsupportedVersion(1) => DropMessage,
+        UnexpectedType(0x7F) => DropMessage,
+        TooLarge => DropMessage,
+        InvalidPublicKey => DropMessage,
+        NonContributoryKey => DropMessage,
+        InvalidSignature => DropMessage,
+        UnknownSignedPreKey(SignedPreKeyId::from_u64(7)) => ReplenishPreKeys,
+        UnknownOneTimePreKey(OneTimePreKeyId::from_u64(7)) => ReplenishPreKeys,
+        UnknownPqPreKey(PqPreKeyId::from_u64(7)) => ReplenishPreKeys,
+        PostQuantumRequired => DropMessage,
+        HeaderEncryptionRequired => DropMessage,
+        NotInitialMessage => FixCall,
+        WrongSession => TryAnotherSession,
+        IdentityMismatch => VerifyIdentity,
+        TooFarAhead => TryAnotherSession,
+        DuplicateOrExpired => DropMessage,
+        DecryptionFailed => TryAnotherSession,
+        RandomnessUnavailable => RetryLater,
+        ChainExhausted => Reinitiate,
+        InvalidLimits => FixCall,
+        StoreFull => ReplenishPreKeys,
+        Internal => Bug,
+    }
+
+    #[test]
+    fn every_variant_is_listed_once() {
+        for (i, (error, _)) in ALL.iter().enumerate() {
+            assert!(listed(*error));
+            let same = ALL
+                .iter()
+                .filter(|(e, _)| core::mem::discriminant(e) == core::mem::discriminant(error));
+            assert_eq!(same.count(), 1, "{error:?} (entry {i}) is listed twice");
+        }
+    }
+
+    #[test]
+    fn every_variant_has_its_kind() {
+        for (error, kind) in ALL {
+            assert_eq!(error.kind(), *kind, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn every_variant_displays_a_distinct_message() {
+        let messages: Vec<String> = ALL.iter().map(|(e, _)| e.to_string()).collect();
+        for ((error, _), message) in ALL.iter().zip(&messages) {
+            assert!(!message.is_empty(), "{error:?}");
+            let same = messages.iter().filter(|m| *m == message).count();
+            assert_eq!(same, 1, "{error:?} prints like another variant: {message}");
+        }
+    }
+
+    #[test]
+    fn payloads_appear_in_the_message() {
+        for (error, _) in ALL {
+            let message = error.to_string();
+            match error {
+                Error::UnsupportedVersion(_) => assert!(message.ends_with(" 1"), "{message}"),
+                Error::UnexpectedType(_) => assert!(message.ends_with(" 127"), "{message}"),
+                Error::UnknownSignedPreKey(_)
+                | Error::UnknownOneTimePreKey(_)
+                | Error::UnknownPqPreKey(_) => assert!(message.ends_with(" 7"), "{message}"),
+                _ => {}
+            }
+        }
+    }
+}

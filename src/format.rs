@@ -11,7 +11,8 @@
 
 /// Version byte of every message on the wire (types `0x01`..`0x06`, SPEC.md §5.2-§5.3).
 pub const WIRE_VERSION: u8 = 0x02;
-/// Version byte of prekey bundles (types `0x10`, `0x11`, SPEC.md §5.4).
+/// Version byte of prekey bundles and of what a device publishes to build them: the upload
+/// set and the prekeys' public parts (types `0x10`..`0x15`, SPEC.md §5.4, §5.9-§5.12).
 pub const BUNDLE_VERSION: u8 = 0x02;
 /// Version byte of every stored object and sealed blob (types `0x20`..`0x30`, SPEC.md §7).
 /// From the 0.2.0 release on, every released storage version stays readable.
@@ -98,6 +99,21 @@ pub const BUNDLE_LENGTH: usize =
 /// Length of an encoded post-quantum prekey bundle (type `0x11`, SPEC.md §5.4).
 #[cfg_attr(not(feature = "pqxdh"), allow(unreachable_pub, dead_code))]
 pub const PQ_BUNDLE_LENGTH: usize = BUNDLE_LENGTH + 8 + KEM_PUBLIC_KEY_LENGTH + SIGNATURE_LENGTH;
+/// Length of a signed prekey's public part (type `0x13`, SPEC.md §5.9): id, key,
+/// signature, creation time.
+pub(crate) const SIGNED_PREKEY_PUBLIC_LENGTH: usize =
+    2 + 8 + PUBLIC_KEY_LENGTH + SIGNATURE_LENGTH + 8;
+/// Length of a one-time prekey's public part (type `0x14`, SPEC.md §5.10): id, key.
+pub(crate) const ONE_TIME_PREKEY_PUBLIC_LENGTH: usize = 2 + 8 + PUBLIC_KEY_LENGTH;
+/// Length of a post-quantum prekey's public part (type `0x15`, SPEC.md §5.11): id, kind,
+/// encapsulation key, signature, creation time.
+pub(crate) const PQ_PREKEY_PUBLIC_LENGTH: usize =
+    2 + 8 + 1 + KEM_PUBLIC_KEY_LENGTH + SIGNATURE_LENGTH + 8;
+/// Length of an upload set without one-time prekeys of either kind (type `0x12`, SPEC.md
+/// §5.12): version, type, identity key, signed prekey part, optional last-resort part, the
+/// two counts.
+pub(crate) const UPLOAD_SET_FIXED_LENGTH: usize =
+    2 + PUBLIC_KEY_LENGTH + SIGNED_PREKEY_PUBLIC_LENGTH + 1 + PQ_PREKEY_PUBLIC_LENGTH + 4 + 4;
 /// Length of a stored identity key pair (type `0x21`, SPEC.md §7.2).
 pub(crate) const IDENTITY_KEY_PAIR_LENGTH: usize = 2 + KEY_LENGTH;
 /// Length of a stored signed prekey (type `0x22`, SPEC.md §7.3).
@@ -122,7 +138,7 @@ pub(crate) const HE_FIXED_LENGTH: usize = 1 + 33 + 33 + KEY_LENGTH + KEY_LENGTH 
 pub(crate) const HEADER_KEY_PAIR_LENGTH: usize = KEY_LENGTH + PUBLIC_KEY_LENGTH;
 /// Length of a sealed blob's framing: version, type, object type, nonce (SPEC.md §7.6).
 pub(crate) const SEALED_HEADER_LENGTH: usize = 3 + NONCE_LENGTH;
-/// Length of one replay record inside a prekey store: an `EK_A` (SPEC.md §7.5).
+/// Length of one replay record inside a local device: an `EK_A` (SPEC.md §7.5).
 pub(crate) const STORE_REPLAY_RECORD_LENGTH: usize = PUBLIC_KEY_LENGTH;
 /// Length of a journaled replay record: version, type `0x29`, signed prekey id, `EK_A`
 /// (SPEC.md §8.4).
@@ -169,42 +185,93 @@ pub const MAX_STORED_SIZE: usize = SESSION_FIXED_LENGTH
     + SKIPPED_ENTRY_LENGTH * MAX_STORED_SKIPPED_CAP as usize
     + HE_FIXED_LENGTH
     + HEADER_KEY_PAIR_LENGTH * MAX_SKIPPED_HEADER_KEYS;
+/// The most one-time prekeys one upload set carries (SPEC.md §5.12): as many as a device
+/// holds at most, so that one set can publish all of them.
+pub const MAX_UPLOAD_ONE_TIME_PREKEYS: usize = 16_384;
+/// The most one-time post-quantum prekeys one upload set carries (SPEC.md §5.12), chosen so
+/// that the largest set fits in [`MAX_MESSAGE_SIZE`]; a device holding more publishes them
+/// in several sets.
+#[cfg_attr(not(feature = "pqxdh"), allow(unreachable_pub))]
+pub const MAX_UPLOAD_PQ_PREKEYS: usize = 256;
+/// The largest upload set (SPEC.md §5.12): [`MAX_UPLOAD_ONE_TIME_PREKEYS`] one-time
+/// prekeys and [`MAX_UPLOAD_PQ_PREKEYS`] post-quantum ones.
+pub(crate) const MAX_UPLOAD_SET_LENGTH: usize = UPLOAD_SET_FIXED_LENGTH
+    + ONE_TIME_PREKEY_PUBLIC_LENGTH * MAX_UPLOAD_ONE_TIME_PREKEYS
+    + PQ_PREKEY_PUBLIC_LENGTH * MAX_UPLOAD_PQ_PREKEYS;
+const _: () = assert!(MAX_UPLOAD_SET_LENGTH <= MAX_MESSAGE_SIZE);
 /// The longest application context [`StorageKey::seal`](crate::StorageKey::seal) and
 /// [`StorageKey::open`](crate::StorageKey::open) take (SPEC.md §7.6).
 pub const MAX_SEAL_CONTEXT_LENGTH: usize = 1024;
-/// The most signed prekeys a store keeps: the current one, those not yet retired, and the
-/// standby (SPEC.md §8).
+/// The most signed prekeys a local device keeps: the current one, those not yet retired,
+/// and the standby (SPEC.md §8).
 pub const MAX_SIGNED_PREKEYS: usize = 16;
-/// The most unused one-time prekeys a store keeps (SPEC.md §8).
+/// The most unused one-time prekeys a local device keeps (SPEC.md §8).
 pub const MAX_ONE_TIME_PREKEYS: usize = 16_384;
-/// The most unused one-time post-quantum prekeys a store keeps (each holds an expanded
-/// ML-KEM-768 key in memory).
+/// The most unused one-time post-quantum prekeys a local device keeps (each holds an
+/// expanded ML-KEM-768 key in memory).
 pub const MAX_PQ_ONE_TIME_PREKEYS: usize = 1_024;
-/// The most last-resort post-quantum prekeys a store keeps (the current one and those not
-/// yet retired).
+/// The most last-resort post-quantum prekeys a local device keeps (the current one and
+/// those not yet retired).
 pub const MAX_PQ_LAST_RESORT_PREKEYS: usize = 16;
 /// The most replay records one signed prekey carries (and the default
-/// [`PreKeyStore::replay_capacity`](crate::PreKeyStore::replay_capacity)): one per session
+/// [`LocalDevice::replay_capacity`](crate::LocalDevice::replay_capacity)): one per session
 /// accepted with it without consuming a one-time prekey of either kind (SPEC.md §8.3).
 pub const MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY: u32 = 1_024;
-/// The largest stored prekey store, every cap reached (SPEC.md §7.5).
-pub(crate) const MAX_PREKEY_STORE_SIZE: usize = 2
+/// How many unused one-time prekeys of each kind a new local device keeps before
+/// generating more evicts the oldest (SPEC.md §8.1, §8.5): twice a batch of 100, so that
+/// keys a server still holds are not evicted by the next batch.
+pub const DEFAULT_ONE_TIME_PREKEY_CAP: u32 = 200;
+/// Length of a stored local device (type `0x2A`, SPEC.md §7.5) without its entries: version
+/// and type; the identity key pair (type `0x21`); replay capacity, one-time cap, next
+/// sequence number, current signed prekey id and the count `s`; the standby (flag, signed
+/// prekey, creation time); the count `t`; the optional current last-resort id; the count `q`.
+pub(crate) const LOCAL_DEVICE_FIXED_LENGTH: usize = 2
+    + IDENTITY_KEY_PAIR_LENGTH
+    + 4
     + 4
     + 8
     + 8
     + 4
+    + (1 + SIGNED_PREKEY_LENGTH + 8)
+    + 4
+    + (1 + 8)
+    + 4;
+/// Length of one accepted signed prekey in a local device, without its replay records
+/// (SPEC.md §7.5): the signed prekey (type `0x22`), its creation time, the optional time it
+/// was replaced, the record count.
+pub(crate) const DEVICE_SIGNED_ENTRY_LENGTH: usize = SIGNED_PREKEY_LENGTH + 8 + (1 + 8) + 4;
+/// Length of one one-time prekey in a local device (SPEC.md §7.5): sequence number,
+/// published flag, the one-time prekey (type `0x23`).
+pub(crate) const DEVICE_ONE_TIME_ENTRY_LENGTH: usize = 8 + 1 + ONE_TIME_PREKEY_LENGTH;
+/// Length of one post-quantum prekey in a local device (SPEC.md §7.5): sequence number,
+/// published flag, the post-quantum prekey (type `0x26`), creation time, the optional time it
+/// was replaced.
+pub(crate) const DEVICE_PQ_ENTRY_LENGTH: usize = 8 + 1 + PQ_PREKEY_LENGTH + 8 + (1 + 8);
+/// The largest stored local device (type `0x2A`, SPEC.md §7.5): the largest counts its loader
+/// accepts, every cap reached. A device of `s` accepted signed prekeys carrying `R` replay
+/// records in all, `t` one-time and `q` post-quantum prekeys is
+///
+/// ```text
+/// LOCAL_DEVICE_FIXED_LENGTH + s · DEVICE_SIGNED_ENTRY_LENGTH + R · STORE_REPLAY_RECORD_LENGTH
+///     + t · DEVICE_ONE_TIME_ENTRY_LENGTH + q · DEVICE_PQ_ENTRY_LENGTH
+///   = 196 + 127·s + 32·R + 51·t + 165·q bytes,
+/// ```
+///
+/// largest with `s` = [`MAX_SIGNED_PREKEYS`] (16, hence no standby, whose bytes are there all
+/// the same), `R` = 16 · [`MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY`] (1 024 each), `t` =
+/// [`MAX_ONE_TIME_PREKEYS`] (16 384, whatever the stored cap) and `q` =
+/// [`MAX_PQ_ONE_TIME_PREKEYS`] + [`MAX_PQ_LAST_RESORT_PREKEYS`] (1 040):
+/// `196 + 16 · (127 + 32 · 1 024) + 16 384 · 51 + 1 040 · 165` = 1 533 700 bytes. (A build
+/// without `pqxdh` loads only `q` = 0: at most 1 362 100.)
+pub(crate) const MAX_LOCAL_DEVICE_SIZE: usize = LOCAL_DEVICE_FIXED_LENGTH
     + MAX_SIGNED_PREKEYS
-        * (SIGNED_PREKEY_LENGTH
-            + 4
+        * (DEVICE_SIGNED_ENTRY_LENGTH
             + STORE_REPLAY_RECORD_LENGTH * MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY as usize)
-    + 1
-    + SIGNED_PREKEY_LENGTH
-    + 4
-    + MAX_ONE_TIME_PREKEYS * (8 + ONE_TIME_PREKEY_LENGTH)
-    + 9
-    + 4
-    + (MAX_PQ_ONE_TIME_PREKEYS + MAX_PQ_LAST_RESORT_PREKEYS) * (8 + PQ_PREKEY_LENGTH);
-const _: () = assert!(MAX_PREKEY_STORE_SIZE <= MAX_STORED_SIZE);
+    + MAX_ONE_TIME_PREKEYS * DEVICE_ONE_TIME_ENTRY_LENGTH
+    + (MAX_PQ_ONE_TIME_PREKEYS + MAX_PQ_LAST_RESORT_PREKEYS) * DEVICE_PQ_ENTRY_LENGTH;
+const _: () = assert!(MAX_LOCAL_DEVICE_SIZE <= MAX_STORED_SIZE);
+const _: () = assert!(MAX_LOCAL_DEVICE_SIZE == 1_533_700, "SPEC.md §7.5");
+const _: () = assert!(LOCAL_DEVICE_FIXED_LENGTH == 196, "SPEC.md §7.5");
 /// How many times a fresh prekey id is drawn before the RNG is declared broken: a working
 /// RNG repeats a held 64-bit id with probability below 2^-49 per draw (SPEC.md §2.5, §8.1).
 pub(crate) const ID_DRAWS: usize = 16;
@@ -231,6 +298,15 @@ pub(crate) const TYPE_BUNDLE: u8 = 0x10;
 /// Type byte of a post-quantum (PQXDH) prekey bundle (SPEC.md §5.4).
 #[cfg_attr(not(feature = "pqxdh"), allow(dead_code))]
 pub(crate) const TYPE_BUNDLE_PQ: u8 = 0x11;
+/// Type byte of an upload set (SPEC.md §5.12).
+pub(crate) const TYPE_UPLOAD_SET: u8 = 0x12;
+/// Type byte of a signed prekey's public part (SPEC.md §5.9).
+pub(crate) const TYPE_SIGNED_PREKEY_PUBLIC: u8 = 0x13;
+/// Type byte of a one-time prekey's public part (SPEC.md §5.10).
+pub(crate) const TYPE_ONE_TIME_PREKEY_PUBLIC: u8 = 0x14;
+/// Type byte of a post-quantum prekey's public part (SPEC.md §5.11).
+#[cfg_attr(not(feature = "pqxdh"), allow(dead_code))]
+pub(crate) const TYPE_PQ_PREKEY_PUBLIC: u8 = 0x15;
 /// Object type byte of a stored session (SPEC.md §7.1).
 pub(crate) const TYPE_SESSION: u8 = 0x20;
 /// Object type byte of a stored identity key pair (SPEC.md §7.2).
@@ -239,8 +315,8 @@ pub(crate) const TYPE_IDENTITY: u8 = 0x21;
 pub(crate) const TYPE_SIGNED_PREKEY: u8 = 0x22;
 /// Object type byte of a stored one-time prekey (SPEC.md §7.4).
 pub(crate) const TYPE_ONE_TIME_PREKEY: u8 = 0x23;
-/// Object type byte of a prekey store (SPEC.md §7.5).
-pub(crate) const TYPE_PREKEY_STORE: u8 = 0x24;
+/// Object type byte of a local device: identity key pair and prekeys (SPEC.md §7.5).
+pub(crate) const TYPE_LOCAL_DEVICE: u8 = 0x2A;
 /// Object type byte of a stored session agreed with PQXDH (SPEC.md §7.1).
 pub(crate) const TYPE_SESSION_PQ: u8 = 0x25;
 /// Object type byte of a stored post-quantum prekey (SPEC.md §7.7).
@@ -256,7 +332,7 @@ pub(crate) const TYPE_SEALED: u8 = 0x30;
 pub(crate) const TYPE_SAFETY_NUMBER: u8 = 0x40;
 /// Retired type values: never written, never read, never reused (SPEC.md §5.5).
 #[cfg(test)]
-const RETIRED_TYPES: &[u8] = &[0x27];
+const RETIRED_TYPES: &[u8] = &[0x24, 0x27];
 
 /// The format families of SPEC.md §5.1, each with its own version byte.
 #[cfg(test)]
@@ -279,15 +355,19 @@ const TYPES: &[(u8, Family)] = &[
     (TYPE_INITIAL_PQ_HE, Family::Wire),
     (TYPE_BUNDLE, Family::Bundle),
     (TYPE_BUNDLE_PQ, Family::Bundle),
+    (TYPE_UPLOAD_SET, Family::Bundle),
+    (TYPE_SIGNED_PREKEY_PUBLIC, Family::Bundle),
+    (TYPE_ONE_TIME_PREKEY_PUBLIC, Family::Bundle),
+    (TYPE_PQ_PREKEY_PUBLIC, Family::Bundle),
     (TYPE_SESSION, Family::Storage),
     (TYPE_IDENTITY, Family::Storage),
     (TYPE_SIGNED_PREKEY, Family::Storage),
     (TYPE_ONE_TIME_PREKEY, Family::Storage),
-    (TYPE_PREKEY_STORE, Family::Storage),
     (TYPE_SESSION_PQ, Family::Storage),
     (TYPE_PQ_PREKEY, Family::Storage),
     (TYPE_SESSION_HE, Family::Storage),
     (TYPE_REPLAY_RECORD, Family::Storage),
+    (TYPE_LOCAL_DEVICE, Family::Storage),
     (TYPE_SEALED, Family::Storage),
     (TYPE_SAFETY_NUMBER, Family::SafetyNumber),
 ];
@@ -330,6 +410,13 @@ const NUMBERS: &[(&str, usize)] = &[
     ("MAX_PREFIX_LENGTH", MAX_PREFIX_LENGTH),
     ("BUNDLE_LENGTH", BUNDLE_LENGTH),
     ("PQ_BUNDLE_LENGTH", PQ_BUNDLE_LENGTH),
+    ("SIGNED_PREKEY_PUBLIC_LENGTH", SIGNED_PREKEY_PUBLIC_LENGTH),
+    (
+        "ONE_TIME_PREKEY_PUBLIC_LENGTH",
+        ONE_TIME_PREKEY_PUBLIC_LENGTH,
+    ),
+    ("PQ_PREKEY_PUBLIC_LENGTH", PQ_PREKEY_PUBLIC_LENGTH),
+    ("UPLOAD_SET_FIXED_LENGTH", UPLOAD_SET_FIXED_LENGTH),
     ("IDENTITY_KEY_PAIR_LENGTH", IDENTITY_KEY_PAIR_LENGTH),
     ("SIGNED_PREKEY_LENGTH", SIGNED_PREKEY_LENGTH),
     ("ONE_TIME_PREKEY_LENGTH", ONE_TIME_PREKEY_LENGTH),
@@ -356,12 +443,23 @@ const NUMBERS: &[(&str, usize)] = &[
     ("MAX_STORED_SKIPPED_CAP", MAX_STORED_SKIPPED_CAP as usize),
     ("MAX_SKIPPED_HEADER_KEYS", MAX_SKIPPED_HEADER_KEYS),
     ("MAX_STORED_SIZE", MAX_STORED_SIZE),
-    ("MAX_PREKEY_STORE_SIZE", MAX_PREKEY_STORE_SIZE),
+    ("LOCAL_DEVICE_FIXED_LENGTH", LOCAL_DEVICE_FIXED_LENGTH),
+    ("DEVICE_SIGNED_ENTRY_LENGTH", DEVICE_SIGNED_ENTRY_LENGTH),
+    ("DEVICE_ONE_TIME_ENTRY_LENGTH", DEVICE_ONE_TIME_ENTRY_LENGTH),
+    ("DEVICE_PQ_ENTRY_LENGTH", DEVICE_PQ_ENTRY_LENGTH),
+    ("MAX_LOCAL_DEVICE_SIZE", MAX_LOCAL_DEVICE_SIZE),
     ("MAX_SEAL_CONTEXT_LENGTH", MAX_SEAL_CONTEXT_LENGTH),
+    ("MAX_UPLOAD_ONE_TIME_PREKEYS", MAX_UPLOAD_ONE_TIME_PREKEYS),
+    ("MAX_UPLOAD_PQ_PREKEYS", MAX_UPLOAD_PQ_PREKEYS),
+    ("MAX_UPLOAD_SET_LENGTH", MAX_UPLOAD_SET_LENGTH),
     ("MAX_SIGNED_PREKEYS", MAX_SIGNED_PREKEYS),
     ("MAX_ONE_TIME_PREKEYS", MAX_ONE_TIME_PREKEYS),
     ("MAX_PQ_ONE_TIME_PREKEYS", MAX_PQ_ONE_TIME_PREKEYS),
     ("MAX_PQ_LAST_RESORT_PREKEYS", MAX_PQ_LAST_RESORT_PREKEYS),
+    (
+        "DEFAULT_ONE_TIME_PREKEY_CAP",
+        DEFAULT_ONE_TIME_PREKEY_CAP as usize,
+    ),
     (
         "MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY",
         MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY as usize,
@@ -522,6 +620,9 @@ mod tests {
         let by_type = [
             (TYPE_BUNDLE, BUNDLE_LENGTH),
             (TYPE_BUNDLE_PQ, PQ_BUNDLE_LENGTH),
+            (TYPE_SIGNED_PREKEY_PUBLIC, SIGNED_PREKEY_PUBLIC_LENGTH),
+            (TYPE_ONE_TIME_PREKEY_PUBLIC, ONE_TIME_PREKEY_PUBLIC_LENGTH),
+            (TYPE_PQ_PREKEY_PUBLIC, PQ_PREKEY_PUBLIC_LENGTH),
             (TYPE_IDENTITY, IDENTITY_KEY_PAIR_LENGTH),
             (TYPE_SIGNED_PREKEY, SIGNED_PREKEY_LENGTH),
             (TYPE_ONE_TIME_PREKEY, ONE_TIME_PREKEY_LENGTH),
@@ -558,5 +659,194 @@ mod tests {
     /// `` `0xNN `` at the start of `s` (the closing backtick already split off).
     fn hex_byte_raw(s: &str) -> Option<u8> {
         u8::from_str_radix(s.strip_prefix("`0x")?.get(..2)?, 16).ok()
+    }
+
+    /// The size of a local device's encoding (SPEC.md §7.5) with `s` accepted signed
+    /// prekeys carrying `records` replay records in all, `t` one-time and `q` post-quantum
+    /// prekeys.
+    fn device_size(s: usize, records: usize, t: usize, q: usize) -> usize {
+        LOCAL_DEVICE_FIXED_LENGTH
+            + s * DEVICE_SIGNED_ENTRY_LENGTH
+            + records * STORE_REPLAY_RECORD_LENGTH
+            + t * DEVICE_ONE_TIME_ENTRY_LENGTH
+            + q * DEVICE_PQ_ENTRY_LENGTH
+    }
+
+    /// The size formula of SPEC.md §7.5 gives the length of real encodings.
+    #[test]
+    fn local_device_sizes_follow_the_formula() {
+        use crate::{LocalDevice, ReplayRecord};
+        use rand_chacha::rand_core::SeedableRng;
+        use rand_chacha::ChaCha20Rng;
+
+        let mut rng = ChaCha20Rng::seed_from_u64(0x2A);
+        let mut device = LocalDevice::new(1_700_000_000, &mut rng).unwrap();
+        assert_eq!(device.to_bytes().len(), device_size(1, 0, 0, 0));
+        assert_eq!(device_size(1, 0, 0, 0), 323, "SPEC.md §7.5: a new device");
+        let created = device
+            .generate_one_time_prekeys(3, &mut rng)
+            .unwrap()
+            .created;
+        device
+            .rotate_signed_prekey(1_700_000_100, &mut rng)
+            .unwrap();
+        let current = device.current_signed_prekey().id().to_u64();
+        // Two records under the current signed prekey; any valid X25519 keys will do.
+        let records: Vec<ReplayRecord> = created[..2]
+            .iter()
+            .map(|id| {
+                let key = device.one_time_prekey(*id).unwrap().public_key();
+                let mut bytes = Vec::from([STORAGE_VERSION, TYPE_REPLAY_RECORD]);
+                bytes.extend_from_slice(&current.to_be_bytes());
+                bytes.extend_from_slice(key.as_bytes());
+                ReplayRecord::from_bytes(&bytes).unwrap()
+            })
+            .collect();
+        device.apply_replay_records(&records).unwrap();
+        #[cfg(feature = "pqxdh")]
+        let q = {
+            device.generate_pq_one_time_prekeys(2, &mut rng).unwrap();
+            device
+                .rotate_pq_last_resort_prekey(1_700_000_200, &mut rng)
+                .unwrap();
+            3
+        };
+        #[cfg(not(feature = "pqxdh"))]
+        let q = 0;
+        let bytes = device.to_bytes();
+        assert_eq!(bytes.len(), device_size(2, 2, 3, q));
+        let reloaded = LocalDevice::from_bytes(&bytes).unwrap();
+        assert_eq!(*reloaded.to_bytes(), *bytes);
+    }
+
+    /// Appends `v` as a big-endian u32.
+    #[cfg(feature = "pqxdh")]
+    fn put32(out: &mut Vec<u8>, v: usize) {
+        out.extend_from_slice(&u32::try_from(v).unwrap().to_be_bytes());
+    }
+    /// Appends `v` as a big-endian u64.
+    #[cfg(feature = "pqxdh")]
+    fn put64(out: &mut Vec<u8>, v: u64) {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+
+    /// A device at every bound its loader accepts, laid out field by field as the table of
+    /// SPEC.md §7.5 says: it loads, is `MAX_LOCAL_DEVICE_SIZE` bytes, and encodes back to the
+    /// same bytes; one more of anything is refused.
+    #[cfg(feature = "pqxdh")]
+    #[test]
+    fn largest_local_device_is_max_local_device_size() {
+        use crate::{Error, LocalDevice};
+
+        let records = MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY as usize;
+        let t = MAX_ONE_TIME_PREKEYS;
+        let q = MAX_PQ_ONE_TIME_PREKEYS + MAX_PQ_LAST_RESORT_PREKEYS;
+        let mut b = Vec::with_capacity(MAX_LOCAL_DEVICE_SIZE);
+        b.extend_from_slice(&[STORAGE_VERSION, TYPE_LOCAL_DEVICE]);
+        b.extend_from_slice(&[STORAGE_VERSION, TYPE_IDENTITY]);
+        b.extend_from_slice(&[7; 32]);
+        put32(&mut b, records); // replay capacity
+        put32(&mut b, 200); // the one-time cap bounds generation only, not t
+        put64(&mut b, (t + q) as u64); // next sequence number
+        put64(&mut b, 1); // current signed prekey id
+        assert_eq!(b.len(), 60);
+        put32(&mut b, MAX_SIGNED_PREKEYS);
+        for i in 0..MAX_SIGNED_PREKEYS {
+            assert_eq!(
+                b.len(),
+                64 + i * (DEVICE_SIGNED_ENTRY_LENGTH + 32 * records)
+            );
+            b.extend_from_slice(&[STORAGE_VERSION, TYPE_SIGNED_PREKEY]);
+            put64(&mut b, i as u64 + 1);
+            b.extend_from_slice(&[i as u8 + 1; 32]);
+            b.extend_from_slice(&[0; 64]);
+            put64(&mut b, 1_000 + i as u64); // created
+            match i {
+                0 => b.extend_from_slice(&[0; 9]), // the current one: not replaced
+                _ => {
+                    b.push(1);
+                    put64(&mut b, 2_000 + i as u64);
+                }
+            }
+            put32(&mut b, records);
+            for j in 0..records {
+                let mut key = [0u8; 32];
+                key[..2].copy_from_slice(&u16::try_from(j).unwrap().to_be_bytes());
+                key[2] = 1;
+                b.extend_from_slice(&key);
+            }
+        }
+        let a = b.len();
+        assert_eq!(
+            a,
+            64 + 127 * MAX_SIGNED_PREKEYS + 32 * MAX_SIGNED_PREKEYS * records
+        );
+        b.extend_from_slice(&[0; 1 + SIGNED_PREKEY_LENGTH + 8]); // no standby
+        put32(&mut b, t);
+        for i in 0..t {
+            assert_eq!(b.len(), a + 119 + 51 * i);
+            put64(&mut b, i as u64); // sequence
+            b.push(u8::from(i % 2 == 0)); // published
+            b.extend_from_slice(&[STORAGE_VERSION, TYPE_ONE_TIME_PREKEY]);
+            put64(&mut b, i as u64 + 1);
+            let mut secret = [9u8; 32];
+            secret[..2].copy_from_slice(&u16::try_from(i).unwrap().to_be_bytes());
+            b.extend_from_slice(&secret);
+        }
+        let b0 = b.len();
+        assert_eq!(b0, a + 119 + 51 * t);
+        let last_resort = q as u64; // the last id: the current last-resort key
+        b.push(1);
+        put64(&mut b, last_resort);
+        put32(&mut b, q);
+        for k in 0..q {
+            assert_eq!(b.len(), b0 + 13 + 165 * k);
+            let one_time = k < MAX_PQ_ONE_TIME_PREKEYS;
+            put64(&mut b, (t + k) as u64);
+            b.push(0);
+            b.extend_from_slice(&[STORAGE_VERSION, TYPE_PQ_PREKEY]);
+            put64(&mut b, k as u64 + 1);
+            b.push(if one_time { 0x01 } else { 0x02 });
+            let mut seed = [5u8; 64];
+            seed[..2].copy_from_slice(&u16::try_from(k).unwrap().to_be_bytes());
+            b.extend_from_slice(&seed);
+            b.extend_from_slice(&[0; 64]);
+            match (one_time, k as u64 + 1 == last_resort) {
+                (true, _) => b.extend_from_slice(&[0; 8 + 9]),
+                (false, true) => {
+                    put64(&mut b, 3_000);
+                    b.extend_from_slice(&[0; 9]);
+                }
+                (false, false) => {
+                    put64(&mut b, 3_000 + k as u64);
+                    b.push(1);
+                    put64(&mut b, 4_000 + k as u64);
+                }
+            }
+        }
+        assert_eq!(b.len(), MAX_LOCAL_DEVICE_SIZE);
+        assert_eq!(
+            b.len(),
+            device_size(MAX_SIGNED_PREKEYS, MAX_SIGNED_PREKEYS * records, t, q)
+        );
+        let device = LocalDevice::from_bytes(&b).unwrap();
+        assert_eq!(*device.to_bytes(), b[..]);
+
+        // One more of anything: each count is checked before what it counts is read.
+        let signed_records = 64 + 123;
+        for (offset, count) in [
+            (60, MAX_SIGNED_PREKEYS + 1),
+            (signed_records, records + 1),
+            (a + 115, t + 1),
+            (b0 + 9, q + 1),
+        ] {
+            let mut more = b.clone();
+            more[offset..offset + 4].copy_from_slice(&u32::try_from(count).unwrap().to_be_bytes());
+            assert_eq!(
+                LocalDevice::from_bytes(&more).err(),
+                Some(Error::InvalidEncoding),
+                "count at {offset}"
+            );
+        }
     }
 }

@@ -26,6 +26,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::backend;
 use crate::error::Error;
+use crate::ids::{OneTimePreKeyId, SignedPreKeyId};
 
 pub use crate::format::{PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH};
 /// The prefix byte of `Encode(PK)` for an X25519 public key (X3DH §2.2), signed in a
@@ -84,6 +85,54 @@ pub(crate) fn x25519_public_from_bytes(bytes: &[u8; 32]) -> Result<PublicKey, Er
         return Err(Error::InvalidPublicKey);
     }
     Ok(PublicKey::from(*bytes))
+}
+
+/// An X25519 public key (a signed or one-time prekey, a base key, a ratchet key), validated
+/// when it was made (SPEC.md §2.2): canonical and not of small order. The one type this
+/// crate returns for every X25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct X25519PublicKey([u8; 32]);
+
+impl X25519PublicKey {
+    /// Parses and validates a 32-byte X25519 public key (SPEC.md §2.2).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPublicKey`] for a non-canonical or small-order encoding.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, Error> {
+        x25519_public_from_bytes(bytes)?;
+        Ok(X25519PublicKey(*bytes))
+    }
+
+    /// The 32-byte little-endian u-coordinate.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The 32-byte little-endian u-coordinate.
+    #[must_use]
+    pub fn to_bytes(self) -> [u8; 32] {
+        self.0
+    }
+
+    /// Wraps a key this crate computed.
+    pub(crate) fn from_trusted(public: &PublicKey) -> Self {
+        X25519PublicKey(public.to_bytes())
+    }
+
+    /// Wraps bytes that passed [`x25519_public_from_bytes`] when they were read.
+    pub(crate) fn from_validated(bytes: [u8; 32]) -> Self {
+        X25519PublicKey(bytes)
+    }
+}
+
+impl fmt::Debug for X25519PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("X25519PublicKey(")?;
+        for b in &self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str(")")
+    }
 }
 
 /// X25519 with the contributory check of SPEC.md §2.2: an all-zero output is an error.
@@ -254,7 +303,7 @@ pub(crate) fn encode_x25519(public: &PublicKey) -> [u8; 33] {
 /// A medium-term signed prekey (X3DH `SPK`): an X25519 key pair with an id, signed by the
 /// identity key (SPEC.md §2.3).
 pub struct SignedPreKey {
-    id: u64,
+    id: SignedPreKeyId,
     secret: StaticSecret,
     public: PublicKey,
     signature: [u8; SIGNATURE_LENGTH],
@@ -267,14 +316,18 @@ impl SignedPreKey {
     /// [`Error::RandomnessUnavailable`] if the RNG fails.
     pub fn generate<R: TryCryptoRng + ?Sized>(
         identity: &IdentityKeyPair,
-        id: u64,
+        id: SignedPreKeyId,
         rng: &mut R,
     ) -> Result<Self, Error> {
         let secret = random_x25519(rng)?;
         Ok(Self::from_secret(identity, id, secret))
     }
 
-    pub(crate) fn from_secret(identity: &IdentityKeyPair, id: u64, secret: StaticSecret) -> Self {
+    pub(crate) fn from_secret(
+        identity: &IdentityKeyPair,
+        id: SignedPreKeyId,
+        secret: StaticSecret,
+    ) -> Self {
         let public = x25519_public(&secret);
         let signature = identity.sign(&encode_x25519(&public));
         SignedPreKey {
@@ -287,7 +340,7 @@ impl SignedPreKey {
 
     /// Rebuilds a stored signed prekey; the signature is kept as stored.
     pub(crate) fn from_parts(
-        id: u64,
+        id: SignedPreKeyId,
         secret: StaticSecret,
         signature: [u8; SIGNATURE_LENGTH],
     ) -> Self {
@@ -300,13 +353,13 @@ impl SignedPreKey {
     }
 
     /// The id an initiator names in its initial message.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> SignedPreKeyId {
         self.id
     }
 
     /// The X25519 public key.
-    pub fn public_key(&self) -> [u8; 32] {
-        self.public.to_bytes()
+    pub fn public_key(&self) -> X25519PublicKey {
+        X25519PublicKey::from_trusted(&self.public)
     }
 
     /// The Ed25519 signature over `0x05 || public_key`.
@@ -330,7 +383,7 @@ impl fmt::Debug for SignedPreKey {
 /// A one-time prekey (X3DH `OPK`): an X25519 key pair with an id, used for at most one
 /// session (SPEC.md §2.4).
 pub struct OneTimePreKey {
-    id: u64,
+    id: OneTimePreKeyId,
     secret: StaticSecret,
     public: PublicKey,
 }
@@ -340,11 +393,14 @@ impl OneTimePreKey {
     ///
     /// # Errors
     /// [`Error::RandomnessUnavailable`] if the RNG fails.
-    pub fn generate<R: TryCryptoRng + ?Sized>(id: u64, rng: &mut R) -> Result<Self, Error> {
+    pub fn generate<R: TryCryptoRng + ?Sized>(
+        id: OneTimePreKeyId,
+        rng: &mut R,
+    ) -> Result<Self, Error> {
         Ok(Self::from_secret(id, random_x25519(rng)?))
     }
 
-    pub(crate) fn from_secret(id: u64, secret: StaticSecret) -> Self {
+    pub(crate) fn from_secret(id: OneTimePreKeyId, secret: StaticSecret) -> Self {
         OneTimePreKey {
             id,
             public: x25519_public(&secret),
@@ -353,13 +409,13 @@ impl OneTimePreKey {
     }
 
     /// The id an initiator names in its initial message.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> OneTimePreKeyId {
         self.id
     }
 
     /// The X25519 public key.
-    pub fn public_key(&self) -> [u8; 32] {
-        self.public.to_bytes()
+    pub fn public_key(&self) -> X25519PublicKey {
+        X25519PublicKey::from_trusted(&self.public)
     }
 
     pub(crate) fn secret(&self) -> &StaticSecret {
@@ -477,7 +533,7 @@ mod storage {
     /// Appends a signed prekey's storage encoding (also inside the prekey store, §7.5).
     pub(crate) fn write_signed_prekey(out: &mut Vec<u8>, key: &SignedPreKey) {
         write_stored_header(out, TYPE_SIGNED_PREKEY);
-        out.put_u64(key.id());
+        out.put_u64(key.id().to_u64());
         out.put(key.secret().as_bytes());
         out.put(&key.signature());
     }
@@ -485,7 +541,7 @@ mod storage {
     /// Reads a signed prekey's storage encoding.
     pub(crate) fn read_signed_prekey(r: &mut Reader<'_>) -> Result<SignedPreKey, Error> {
         read_stored_header(r, TYPE_SIGNED_PREKEY)?;
-        let id = r.u64()?;
+        let id = crate::ids::SignedPreKeyId::from_u64(r.u64()?);
         let secret = read_x25519_secret(r)?;
         let signature = r.array()?;
         Ok(SignedPreKey::from_parts(id, secret, signature))
@@ -512,14 +568,14 @@ mod storage {
     /// Appends a one-time prekey's storage encoding (also inside the prekey store, §7.5).
     pub(crate) fn write_one_time_prekey(out: &mut Vec<u8>, key: &OneTimePreKey) {
         write_stored_header(out, TYPE_ONE_TIME_PREKEY);
-        out.put_u64(key.id());
+        out.put_u64(key.id().to_u64());
         out.put(key.secret().as_bytes());
     }
 
     /// Reads a one-time prekey's storage encoding.
     pub(crate) fn read_one_time_prekey(r: &mut Reader<'_>) -> Result<OneTimePreKey, Error> {
         read_stored_header(r, TYPE_ONE_TIME_PREKEY)?;
-        let id = r.u64()?;
+        let id = crate::ids::OneTimePreKeyId::from_u64(r.u64()?);
         Ok(OneTimePreKey::from_secret(id, read_x25519_secret(r)?))
     }
 }
@@ -644,8 +700,8 @@ mod tests {
     fn debug_never_prints_secrets() {
         let mut rng = ChaCha20Rng::seed_from_u64(5);
         let id = IdentityKeyPair::generate(&mut rng).unwrap();
-        let spk = SignedPreKey::generate(&id, 1, &mut rng).unwrap();
-        let opk = OneTimePreKey::generate(2, &mut rng).unwrap();
+        let spk = SignedPreKey::generate(&id, SignedPreKeyId::from_u64(1), &mut rng).unwrap();
+        let opk = OneTimePreKey::generate(OneTimePreKeyId::from_u64(2), &mut rng).unwrap();
         let seed_hex: alloc::string::String = id
             .seed()
             .iter()

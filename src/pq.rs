@@ -18,6 +18,7 @@ use rand_core::TryCryptoRng;
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::ids::PqPreKeyId;
 use crate::keys::{fill_random, IdentityKeyPair, SIGNATURE_LENGTH};
 
 pub(crate) use crate::format::KEM_SEED_LENGTH;
@@ -93,7 +94,7 @@ pub(crate) fn encapsulate<R: TryCryptoRng + ?Sized>(
 /// A signed post-quantum prekey (PQXDH `PQSPK` / `PQOPK`): an ML-KEM-768 key pair with an
 /// id and a kind, signed by the identity key (SPEC.md §3.6).
 pub struct PqPreKey {
-    id: u64,
+    id: PqPreKeyId,
     kind: PqPreKeyKind,
     seed: Zeroizing<[u8; KEM_SEED_LENGTH]>,
     decapsulation: DecapsulationKey768,
@@ -108,7 +109,7 @@ impl PqPreKey {
     /// [`Error::RandomnessUnavailable`] if the RNG fails.
     pub fn generate<R: TryCryptoRng + ?Sized>(
         identity: &IdentityKeyPair,
-        id: u64,
+        id: PqPreKeyId,
         kind: PqPreKeyKind,
         rng: &mut R,
     ) -> Result<Self, Error> {
@@ -121,7 +122,7 @@ impl PqPreKey {
 
     /// Rebuilds a stored key from its seed; the signature is kept as stored.
     pub(crate) fn from_parts(
-        id: u64,
+        id: PqPreKeyId,
         kind: PqPreKeyKind,
         seed: &[u8; KEM_SEED_LENGTH],
         signature: [u8; SIGNATURE_LENGTH],
@@ -140,7 +141,7 @@ impl PqPreKey {
     }
 
     /// The id an initiator names in its initial message.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> PqPreKeyId {
         self.id
     }
 
@@ -210,7 +211,7 @@ mod storage {
         /// Appends the storage encoding (also inside the prekey store, §7.5).
         pub(crate) fn write(&self, out: &mut Vec<u8>) {
             write_stored_header(out, TYPE_PQ_PREKEY);
-            out.put_u64(self.id());
+            out.put_u64(self.id().to_u64());
             out.put_u8(self.kind().to_byte());
             out.put(self.seed());
             out.put(&self.signature());
@@ -219,7 +220,7 @@ mod storage {
         /// Reads the storage encoding.
         pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
             read_stored_header(r, TYPE_PQ_PREKEY)?;
-            let id = r.u64()?;
+            let id = crate::ids::PqPreKeyId::from_u64(r.u64()?);
             let kind = PqPreKeyKind::from_byte(r.u8()?)?;
             let seed = Zeroizing::new(r.array::<KEM_SEED_LENGTH>()?);
             let signature = r.array()?;
@@ -247,10 +248,17 @@ mod tests {
     fn encapsulation_round_trip_and_reload() {
         let mut rng = ChaCha20Rng::seed_from_u64(70);
         let id = IdentityKeyPair::generate(&mut rng).unwrap();
-        let key = PqPreKey::generate(&id, 5, PqPreKeyKind::OneTime, &mut rng).unwrap();
+        let key = PqPreKey::generate(
+            &id,
+            PqPreKeyId::from_u64(5),
+            PqPreKeyKind::OneTime,
+            &mut rng,
+        )
+        .unwrap();
         let (ct, ss) = encapsulate(key.public_key(), &mut rng).unwrap();
         assert_eq!(*key.decapsulate(&ct), *ss);
-        let reloaded = PqPreKey::from_parts(5, PqPreKeyKind::OneTime, key.seed(), key.signature());
+        let reloaded =
+            PqPreKey::from_parts(key.id(), PqPreKeyKind::OneTime, key.seed(), key.signature());
         assert_eq!(reloaded.public_key(), key.public_key());
         assert_eq!(*reloaded.decapsulate(&ct), *ss);
         let mut bad = ct.clone();

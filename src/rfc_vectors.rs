@@ -225,14 +225,14 @@ fn rfc8032_keys_sign_prekey_bundles() {
         let identity = IdentityKeyPair::from_seed(&hex32(v.secret_key));
         let spk = SignedPreKey::from_secret(
             &identity,
-            7,
+            7.into(),
             StaticSecret::from(hex32(
                 "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
             )),
         );
         let mut encoded = [0u8; 33];
         encoded[0] = 0x05;
-        encoded[1..].copy_from_slice(&spk.public_key());
+        encoded[1..].copy_from_slice(spk.public_key().as_bytes());
         assert_eq!(spk.signature(), identity.sign(&encoded), "{}", v.name);
         let bundle = PreKeyBundle::new(&identity, &spk, None);
         assert_eq!(bundle.verify(), Ok(()), "{}", v.name);

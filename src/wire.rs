@@ -35,7 +35,8 @@ use crate::format::{
     TYPE_INITIAL_PQ_HE, TYPE_NORMAL, TYPE_NORMAL_HE, WIRE_VERSION,
 };
 pub use crate::format::{MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE};
-use crate::keys::{x25519_public_from_bytes, IdentityKey};
+use crate::ids::{OneTimePreKeyId, PqPreKeyId, SignedPreKeyId};
+use crate::keys::{x25519_public_from_bytes, IdentityKey, X25519PublicKey};
 use crate::ratchet::Header;
 use crate::x3dh::SessionId;
 
@@ -83,13 +84,13 @@ pub enum Message<'a> {
 pub(crate) struct InitialFields<'a> {
     pub(crate) identity: IdentityKey,
     pub(crate) base_key: [u8; 32],
-    pub(crate) signed_prekey_id: u64,
-    pub(crate) one_time_prekey_id: Option<u64>,
+    pub(crate) signed_prekey_id: SignedPreKeyId,
+    pub(crate) one_time_prekey_id: Option<OneTimePreKeyId>,
     /// PQXDH: the `PQPK` id and the KEM ciphertext.
     #[cfg(feature = "pqxdh")]
-    pub(crate) post_quantum: Option<(u64, &'a [u8; KEM_CIPHERTEXT_LENGTH])>,
+    pub(crate) post_quantum: Option<(PqPreKeyId, &'a [u8; KEM_CIPHERTEXT_LENGTH])>,
     #[cfg(not(feature = "pqxdh"))]
-    pub(crate) post_quantum: Option<(u64, core::marker::PhantomData<&'a ()>)>,
+    pub(crate) post_quantum: Option<(PqPreKeyId, core::marker::PhantomData<&'a ()>)>,
 }
 
 /// A message's ratchet header: in the clear, or encrypted (header-encrypted mode).
@@ -171,11 +172,13 @@ impl<'a> Message<'a> {
         let identity = IdentityKey::from_bytes(&r.array()?)?;
         let base_key = r.array()?;
         x25519_public_from_bytes(&base_key)?;
-        let signed_prekey_id = r.u64()?;
-        let one_time_prekey_id = r.optional::<8>()?.map(u64::from_be_bytes);
+        let signed_prekey_id = SignedPreKeyId::from_u64(r.u64()?);
+        let one_time_prekey_id = r
+            .optional::<8>()?
+            .map(|b| OneTimePreKeyId::from_u64(u64::from_be_bytes(b)));
         #[cfg(feature = "pqxdh")]
         let post_quantum = if post_quantum {
-            let id = r.u64()?;
+            let id = PqPreKeyId::from_u64(r.u64()?);
             let ciphertext = r
                 .take(KEM_CIPHERTEXT_LENGTH)?
                 .try_into()
@@ -239,8 +242,9 @@ impl<'a> Message<'a> {
 
     /// The sender's ratchet public key (`DHs` of the header); `None` when the header is
     /// encrypted.
-    pub fn ratchet_key(&self) -> Option<&[u8; 32]> {
-        self.plain_header().map(|h| &h.dh)
+    pub fn ratchet_key(&self) -> Option<X25519PublicKey> {
+        self.plain_header()
+            .map(|h| X25519PublicKey::from_validated(h.dh))
     }
 
     /// The message number `N` in its sending chain; `None` when the header is encrypted.
@@ -267,17 +271,17 @@ impl InitialMessage<'_> {
     }
 
     /// The initiator's ephemeral (base) key `EK_A`.
-    pub fn base_key(&self) -> &[u8; 32] {
-        &self.fields.base_key
+    pub fn base_key(&self) -> X25519PublicKey {
+        X25519PublicKey::from_validated(self.fields.base_key)
     }
 
     /// The id of the responder's signed prekey the initiator used.
-    pub fn signed_prekey_id(&self) -> u64 {
+    pub fn signed_prekey_id(&self) -> SignedPreKeyId {
         self.fields.signed_prekey_id
     }
 
     /// The id of the responder's one-time prekey the initiator used, if any.
-    pub fn one_time_prekey_id(&self) -> Option<u64> {
+    pub fn one_time_prekey_id(&self) -> Option<OneTimePreKeyId> {
         self.fields.one_time_prekey_id
     }
 
@@ -292,7 +296,7 @@ impl InitialMessage<'_> {
     }
 
     /// The id of the responder's post-quantum prekey the initiator used (PQXDH only).
-    pub fn post_quantum_prekey_id(&self) -> Option<u64> {
+    pub fn post_quantum_prekey_id(&self) -> Option<PqPreKeyId> {
         self.fields.post_quantum.map(|(id, _)| id)
     }
 
@@ -365,17 +369,17 @@ pub(crate) fn write_framing(
     if let Some(f) = fields {
         out.put(f.identity.as_bytes());
         out.put(&f.base_key);
-        out.put_u64(f.signed_prekey_id);
+        out.put_u64(f.signed_prekey_id.to_u64());
         out.put_optional(
             f.one_time_prekey_id
-                .map(u64::to_be_bytes)
+                .map(|id| id.to_u64().to_be_bytes())
                 .as_ref()
                 .map(|b| &b[..]),
             8,
         );
         #[cfg(feature = "pqxdh")]
         if let Some((id, ciphertext)) = f.post_quantum {
-            out.put_u64(id);
+            out.put_u64(id.to_u64());
             out.put(ciphertext);
         }
     }
@@ -423,7 +427,7 @@ mod tests {
         assert_eq!(m.to_bytes(), bytes);
         assert_eq!(m.message_number(), Some(7));
         assert_eq!(m.previous_chain_length(), Some(3));
-        assert_eq!(m.ratchet_key(), Some(&[9u8; 32]));
+        assert_eq!(m.ratchet_key().map(|k| k.to_bytes()), Some([9u8; 32]));
         let Message::Normal(n) = m else { panic!() };
         assert_eq!(n.prefix.len(), NORMAL_PREFIX_LENGTH);
         assert_eq!(n.body.len(), 20);

@@ -20,14 +20,20 @@ use crate::error::Error;
 #[cfg(feature = "pqxdh")]
 use crate::format::TYPE_BUNDLE_PQ;
 use crate::format::{AD_LENGTH, BUNDLE_VERSION, PUBLIC_KEY_LENGTH, SIGNATURE_LENGTH, TYPE_BUNDLE};
+#[cfg(feature = "pqxdh")]
+use crate::ids::PqPreKeyId;
+use crate::ids::{OneTimePreKeyId, SignedPreKeyId};
 use crate::keys::{
-    diffie_hellman, encode_x25519, random_x25519, x25519_public, x25519_public_from_bytes,
-    IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey,
+    diffie_hellman, encode_x25519, random_x25519, x25519_public, IdentityKey, IdentityKeyPair,
+    OneTimePreKey, SignedPreKey, X25519PublicKey,
 };
 #[cfg(feature = "pqxdh")]
 use crate::pq::{
     encapsulate, encode_kem, kem_public_from_bytes, KemCiphertext, PqPreKey, KEM_PUBLIC_KEY_LENGTH,
 };
+#[cfg(feature = "pqxdh")]
+use crate::publish::PqPreKeyPublic;
+use crate::publish::{OneTimePreKeyPublic, SignedPreKeyPublic};
 use crate::ratchet::kdf::{hkdf_sha256, RootKey};
 #[cfg(feature = "pqxdh")]
 use alloc::boxed::Box;
@@ -91,10 +97,10 @@ impl core::fmt::Debug for SessionId {
 #[derive(Clone, PartialEq, Eq)]
 pub struct PreKeyBundle {
     identity: IdentityKey,
-    signed_prekey_id: u64,
-    signed_prekey: [u8; 32],
+    signed_prekey_id: SignedPreKeyId,
+    signed_prekey: X25519PublicKey,
     signature: [u8; SIGNATURE_LENGTH],
-    one_time_prekey: Option<(u64, [u8; 32])>,
+    one_time_prekey: Option<(OneTimePreKeyId, X25519PublicKey)>,
     #[cfg(feature = "pqxdh")]
     post_quantum: Option<PqBundleKey>,
 }
@@ -103,19 +109,21 @@ pub struct PreKeyBundle {
 #[cfg(feature = "pqxdh")]
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct PqBundleKey {
-    pub(crate) id: u64,
+    pub(crate) id: PqPreKeyId,
     pub(crate) public: Box<[u8; KEM_PUBLIC_KEY_LENGTH]>,
     pub(crate) signature: [u8; SIGNATURE_LENGTH],
 }
 
 /// The initiator's post-quantum output: the `PQPK` id used and the KEM ciphertext.
 #[cfg(feature = "pqxdh")]
-pub(crate) type PqInitiation = (u64, KemCiphertext);
+pub(crate) type PqInitiation = (PqPreKeyId, KemCiphertext);
 
 impl PreKeyBundle {
-    /// Assembles the bundle a responder publishes. Pass `None` for a bundle without a
-    /// one-time prekey (X3DH allows it when the server has run out).
-    pub fn new(
+    /// Builds the bundle of the local device's own keys (no verification: the signatures
+    /// are the device's own). Pass `None` for a bundle without a one-time prekey (X3DH
+    /// allows it when the server has run out). Servers and apps assemble bundles from
+    /// public parts with [`PreKeyBundle::assemble`].
+    pub(crate) fn new(
         identity: &IdentityKeyPair,
         signed_prekey: &SignedPreKey,
         one_time_prekey: Option<&OneTimePreKey>,
@@ -131,9 +139,10 @@ impl PreKeyBundle {
         }
     }
 
-    /// Adds a signed post-quantum prekey, making this a PQXDH bundle (SPEC.md §3.6).
+    /// Adds the local device's own signed post-quantum prekey, making this a PQXDH bundle
+    /// (SPEC.md §3.6), without verification (see [`PreKeyBundle::new`]).
     #[cfg(feature = "pqxdh")]
-    pub fn with_post_quantum_prekey(mut self, prekey: &PqPreKey) -> Self {
+    pub(crate) fn with_post_quantum_prekey(mut self, prekey: &PqPreKey) -> Self {
         self.post_quantum = Some(PqBundleKey {
             id: prekey.id(),
             public: Box::new(*prekey.public_key()),
@@ -142,9 +151,56 @@ impl PreKeyBundle {
         self
     }
 
+    /// Assembles a bundle from a device's published public parts (SPEC.md §8.5), as a
+    /// server does for each request: the identity key, the current signed prekey and
+    /// optionally one one-time prekey. Verifies the signed prekey's signature under
+    /// `identity` (strict Ed25519, SPEC.md §2.3). For a PQXDH bundle, add the post-quantum
+    /// prekey with `PreKeyBundle::with_post_quantum` (feature `pqxdh`).
+    ///
+    /// The bundle's encoding is the one [`PreKeyBundle::to_bytes`] gives for the same keys
+    /// however it was built (the signed prekey's creation time is not part of it).
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`] if the signed prekey is not signed by `identity`.
+    pub fn assemble(
+        identity: &IdentityKey,
+        signed_prekey: &SignedPreKeyPublic,
+        one_time_prekey: Option<&OneTimePreKeyPublic>,
+    ) -> Result<Self, Error> {
+        signed_prekey.verify(identity)?;
+        Ok(PreKeyBundle {
+            identity: *identity,
+            signed_prekey_id: signed_prekey.id(),
+            signed_prekey: signed_prekey.public_key(),
+            signature: signed_prekey.signature(),
+            one_time_prekey: one_time_prekey.map(|k| (k.id(), k.public_key())),
+            #[cfg(feature = "pqxdh")]
+            post_quantum: None,
+        })
+    }
+
+    /// Adds a post-quantum prekey (one-time or last-resort) to an assembled bundle, making
+    /// it a PQXDH bundle (SPEC.md §3.6, §8.5), after verifying its signature under the
+    /// bundle's identity key (strict Ed25519). A post-quantum prekey the bundle already
+    /// has is replaced.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSignature`] if the prekey is not signed by the bundle's identity
+    /// key; the bundle is dropped.
+    #[cfg(feature = "pqxdh")]
+    pub fn with_post_quantum(mut self, prekey: &PqPreKeyPublic) -> Result<Self, Error> {
+        prekey.verify(&self.identity)?;
+        self.post_quantum = Some(PqBundleKey {
+            id: prekey.id(),
+            public: Box::new(*prekey.public_key()),
+            signature: prekey.signature(),
+        });
+        Ok(self)
+    }
+
     /// The post-quantum prekey's id, if this is a PQXDH bundle.
     #[cfg(feature = "pqxdh")]
-    pub fn post_quantum_prekey_id(&self) -> Option<u64> {
+    pub fn post_quantum_prekey_id(&self) -> Option<PqPreKeyId> {
         self.post_quantum.as_ref().map(|k| k.id)
     }
 
@@ -166,18 +222,47 @@ impl PreKeyBundle {
     }
 
     /// The signed prekey's id.
-    pub fn signed_prekey_id(&self) -> u64 {
+    pub fn signed_prekey_id(&self) -> SignedPreKeyId {
         self.signed_prekey_id
     }
 
+    /// The signed prekey's X25519 public key (`SPK_B`).
+    pub fn signed_prekey(&self) -> X25519PublicKey {
+        self.signed_prekey
+    }
+
+    /// The signed prekey's signature, `Sig(IK_B, 0x05 || SPK_B)` (SPEC.md §2.3), as
+    /// carried: [`PreKeyBundle::verify`] checks it.
+    pub fn signed_prekey_signature(&self) -> [u8; SIGNATURE_LENGTH] {
+        self.signature
+    }
+
     /// The one-time prekey's id, if the bundle has one.
-    pub fn one_time_prekey_id(&self) -> Option<u64> {
+    pub fn one_time_prekey_id(&self) -> Option<OneTimePreKeyId> {
         self.one_time_prekey.map(|(id, _)| id)
+    }
+
+    /// The one-time prekey's X25519 public key (`OPK_B`), if the bundle has one.
+    pub fn one_time_prekey(&self) -> Option<X25519PublicKey> {
+        self.one_time_prekey.map(|(_, key)| key)
+    }
+
+    /// The post-quantum prekey's ML-KEM-768 encapsulation key, if this is a PQXDH bundle.
+    #[cfg(feature = "pqxdh")]
+    pub fn post_quantum_prekey(&self) -> Option<&[u8; KEM_PUBLIC_KEY_LENGTH]> {
+        self.post_quantum.as_ref().map(|k| &*k.public)
+    }
+
+    /// The post-quantum prekey's signature, `Sig(IK_B, 0x0A || ek)` (SPEC.md §3.6), if this
+    /// is a PQXDH bundle, as carried: [`PreKeyBundle::verify`] checks it.
+    #[cfg(feature = "pqxdh")]
+    pub fn post_quantum_prekey_signature(&self) -> Option<[u8; SIGNATURE_LENGTH]> {
+        self.post_quantum.as_ref().map(|k| k.signature)
     }
 
     /// The signed prekey's X25519 public key.
     pub(crate) fn signed_prekey_bytes(&self) -> [u8; 32] {
-        self.signed_prekey
+        self.signed_prekey.to_bytes()
     }
 
     /// Verifies the signed prekey's signature, and the post-quantum prekey's if present,
@@ -186,18 +271,10 @@ impl PreKeyBundle {
     /// # Errors
     /// [`Error::InvalidSignature`] if either does not verify.
     pub fn verify(&self) -> Result<(), Error> {
-        let verifying = self.identity.verifying_key();
-        let signature = Signature::from_bytes(&self.signature);
-        let message = encode_x25519(&PublicKey::from(self.signed_prekey));
-        verifying
-            .verify_strict(&message, &signature)
-            .map_err(|_| Error::InvalidSignature)?;
+        verify_signed_prekey(&self.identity, &self.signed_prekey, &self.signature)?;
         #[cfg(feature = "pqxdh")]
         if let Some(pq) = &self.post_quantum {
-            let signature = Signature::from_bytes(&pq.signature);
-            verifying
-                .verify_strict(&encode_kem(&pq.public), &signature)
-                .map_err(|_| Error::InvalidSignature)?;
+            verify_pq_prekey(&self.identity, &pq.public, &pq.signature)?;
         }
         Ok(())
     }
@@ -216,20 +293,20 @@ impl PreKeyBundle {
         out.put_u8(BUNDLE_VERSION);
         out.put_u8(kind);
         out.put(self.identity.as_bytes());
-        out.put_u64(self.signed_prekey_id);
-        out.put(&self.signed_prekey);
+        out.put_u64(self.signed_prekey_id.to_u64());
+        out.put(self.signed_prekey.as_bytes());
         out.put(&self.signature);
         match &self.one_time_prekey {
             Some((id, key)) => {
                 out.put_u8(1);
-                out.put_u64(*id);
-                out.put(key);
+                out.put_u64(id.to_u64());
+                out.put(key.as_bytes());
             }
             None => out.put_optional(None, 8 + 32),
         }
         #[cfg(feature = "pqxdh")]
         if let Some(pq) = &self.post_quantum {
-            out.put_u64(pq.id);
+            out.put_u64(pq.id.to_u64());
             out.put(&pq.public[..]);
             out.put(&pq.signature);
         }
@@ -246,9 +323,8 @@ impl PreKeyBundle {
         let mut r = Reader::new(bytes);
         let kind = crate::wire::read_version_and_type_of(&mut r, BUNDLE_VERSION, BUNDLE_TYPES)?;
         let identity = IdentityKey::from_bytes(&r.array()?)?;
-        let signed_prekey_id = r.u64()?;
-        let signed_prekey: [u8; 32] = r.array()?;
-        x25519_public_from_bytes(&signed_prekey)?;
+        let signed_prekey_id = SignedPreKeyId::from_u64(r.u64()?);
+        let signed_prekey = X25519PublicKey::from_bytes(&r.array()?)?;
         let signature = r.array()?;
         let one_time_prekey = match r.optional::<40>()? {
             Some(field) => {
@@ -256,14 +332,14 @@ impl PreKeyBundle {
                 id.copy_from_slice(&field[..8]);
                 let mut key = [0u8; 32];
                 key.copy_from_slice(&field[8..]);
-                x25519_public_from_bytes(&key)?;
-                Some((u64::from_be_bytes(id), key))
+                let key = X25519PublicKey::from_bytes(&key)?;
+                Some((OneTimePreKeyId::from_u64(u64::from_be_bytes(id)), key))
             }
             None => None,
         };
         #[cfg(feature = "pqxdh")]
         let post_quantum = if kind == TYPE_BUNDLE_PQ {
-            let id = r.u64()?;
+            let id = PqPreKeyId::from_u64(r.u64()?);
             let public = Box::new(r.array::<KEM_PUBLIC_KEY_LENGTH>()?);
             kem_public_from_bytes(&public)?;
             let signature = r.array()?;
@@ -299,6 +375,32 @@ impl core::fmt::Debug for PreKeyBundle {
             .field("post_quantum", &self.is_post_quantum())
             .finish_non_exhaustive()
     }
+}
+
+/// Checks `Sig(IK, 0x05 || SPK)` with strict Ed25519 verification (SPEC.md §2.3).
+pub(crate) fn verify_signed_prekey(
+    identity: &IdentityKey,
+    key: &X25519PublicKey,
+    signature: &[u8; SIGNATURE_LENGTH],
+) -> Result<(), Error> {
+    let message = encode_x25519(&PublicKey::from(key.to_bytes()));
+    identity
+        .verifying_key()
+        .verify_strict(&message, &Signature::from_bytes(signature))
+        .map_err(|_| Error::InvalidSignature)
+}
+
+/// Checks `Sig(IK, 0x0A || ek)` with strict Ed25519 verification (SPEC.md §3.6).
+#[cfg(feature = "pqxdh")]
+pub(crate) fn verify_pq_prekey(
+    identity: &IdentityKey,
+    key: &[u8; KEM_PUBLIC_KEY_LENGTH],
+    signature: &[u8; SIGNATURE_LENGTH],
+) -> Result<(), Error> {
+    identity
+        .verifying_key()
+        .verify_strict(&encode_kem(key), &Signature::from_bytes(signature))
+        .map_err(|_| Error::InvalidSignature)
 }
 
 /// The output of X3DH: the shared secret `SK`.
@@ -380,13 +482,13 @@ pub(crate) fn agree_initiator(
     ephemeral: &StaticSecret,
     kem_secret: Option<&[u8; 32]>,
 ) -> Result<Agreement, Error> {
-    let spk = x25519_public_from_bytes(&bundle.signed_prekey)?;
+    let spk = PublicKey::from(bundle.signed_prekey.to_bytes());
     let dh1 = diffie_hellman(identity.dh_secret(), &spk)?;
     let dh2 = diffie_hellman(ephemeral, bundle.identity.x25519())?;
     let dh3 = diffie_hellman(ephemeral, &spk)?;
     match &bundle.one_time_prekey {
         Some((_, opk)) => {
-            let opk = x25519_public_from_bytes(opk)?;
+            let opk = PublicKey::from(opk.to_bytes());
             let dh4 = diffie_hellman(ephemeral, &opk)?;
             Ok(derive(&[&dh1, &dh2, &dh3, &dh4], kem_secret))
         }
@@ -433,8 +535,8 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(10);
         let alice = IdentityKeyPair::generate(&mut rng).unwrap();
         let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-        let spk = SignedPreKey::generate(&bob, 1, &mut rng).unwrap();
-        let opk = OneTimePreKey::generate(9, &mut rng).unwrap();
+        let spk = SignedPreKey::generate(&bob, 1.into(), &mut rng).unwrap();
+        let opk = OneTimePreKey::generate(9.into(), &mut rng).unwrap();
         let bundle = PreKeyBundle::new(&bob, &spk, with_opk.then_some(&opk));
         (alice, bob, spk, opk, bundle)
     }

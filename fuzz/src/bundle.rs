@@ -20,7 +20,7 @@ pub fn bundle(data: &[u8]) {
     // The policy is checked before the bundle is otherwise used.
     let required = SessionOptions::new().require_post_quantum();
     if !b.is_post_quantum() {
-        let r = Session::initiate_with(&fx.alice, &b, &required, &mut rng(8));
+        let r = Session::initiate(&fx.alice, &b, &required, &mut rng(8));
         assert_eq!(r.err(), Some(Error::PostQuantumRequired));
     }
     #[cfg(feature = "pqxdh")]
@@ -45,7 +45,8 @@ pub(crate) fn check_pq_signature(b: &PreKeyBundle, data: &[u8]) {
     let changed = PreKeyBundle::from_bytes(&other_id).unwrap();
     assert_eq!(
         changed.post_quantum_prekey_id(),
-        b.post_quantum_prekey_id().map(|id| id ^ 1)
+        b.post_quantum_prekey_id()
+            .map(|id| PqPreKeyId::from_u64(id.to_u64() ^ 1))
     );
     assert_eq!(changed.verify(), Ok(()));
 }
@@ -55,9 +56,9 @@ pub(crate) fn check_initiate(b: &PreKeyBundle, data: &[u8], header_encryption: b
     let own = b.identity_key() == fx.alice.public_key();
     let verified = b.verify();
     let initiated = if header_encryption {
-        Session::initiate_with(&fx.alice, b, &he_options(), &mut rng(8))
+        Session::initiate(&fx.alice, b, &he_options(), &mut rng(8))
     } else {
-        Session::initiate(&fx.alice, b, &mut rng(8))
+        Session::initiate(&fx.alice, b, &SessionOptions::new(), &mut rng(8))
     };
     let mut a = match (verified, initiated) {
         (Ok(()), Ok(a)) => {
@@ -101,15 +102,16 @@ pub(crate) fn check_initiate(b: &PreKeyBundle, data: &[u8], header_encryption: b
     }
     let spk_id = b.signed_prekey_id();
     let key_at = |range: core::ops::Range<usize>| <[u8; 32]>::try_from(&data[range]).unwrap();
-    let spk_matches = bob_spk(spk_id).map(SignedPreKey::public_key) == Some(key_at(BUNDLE_SPK));
+    let spk_matches =
+        bob_spk(spk_id).map(|k| k.public_key().to_bytes()) == Some(key_at(BUNDLE_SPK));
     let opk_matches = match b.one_time_prekey_id() {
         None => true,
-        Some(id) => bob_opk(id).map(OneTimePreKey::public_key) == Some(key_at(BUNDLE_OPK)),
+        Some(id) => bob_opk(id).map(|k| k.public_key().to_bytes()) == Some(key_at(BUNDLE_OPK)),
     };
     // With PQXDH, Bob accepts through his store, which also holds the post-quantum prekeys.
     let (result, pq_matches, pq_unknown) = if let Some(id) = m.post_quantum_prekey_id() {
         // `Session::respond` is classical only.
-        let r = Session::respond(&fx.bob, bob_spk, bob_opk, &wire);
+        let r = Session::respond(&fx.bob, bob_spk, bob_opk, &wire, &SessionOptions::new());
         assert_eq!(r.err(), Some(Error::UnknownPqPreKey(id)));
         #[cfg(feature = "pqxdh")]
         let held = fx
@@ -128,7 +130,7 @@ pub(crate) fn check_initiate(b: &PreKeyBundle, data: &[u8], header_encryption: b
         (r, pq_matches, held.is_none().then_some(id))
     } else {
         (
-            Session::respond(&fx.bob, bob_spk, bob_opk, &wire),
+            Session::respond(&fx.bob, bob_spk, bob_opk, &wire, &SessionOptions::new()),
             true,
             None,
         )

@@ -37,12 +37,15 @@ pub(crate) fn check_message_layout(m: &Message<'_>, data: &[u8]) {
         Message::Initial(i) => {
             assert_eq!(i.is_header_encrypted(), he);
             assert_eq!(i.identity_key().as_bytes(), &data[2..34]);
-            assert_eq!(i.base_key(), &data[34..66]);
-            assert_eq!(i.signed_prekey_id().to_be_bytes(), data[INITIAL_SPK_ID]);
+            assert_eq!(i.base_key().as_bytes(), &data[34..66]);
+            assert_eq!(
+                i.signed_prekey_id().to_u64().to_be_bytes(),
+                data[INITIAL_SPK_ID]
+            );
             match i.one_time_prekey_id() {
                 Some(id) => {
                     assert_eq!(data[INITIAL_OPK_FLAG], 1);
-                    assert_eq!(id.to_be_bytes(), data[INITIAL_OPK_ID]);
+                    assert_eq!(id.to_u64().to_be_bytes(), data[INITIAL_OPK_ID]);
                 }
                 None => assert_eq!(data[INITIAL_OPK_FLAG..INITIAL_FIELDS_END], [0; 9]),
             }
@@ -52,7 +55,7 @@ pub(crate) fn check_message_layout(m: &Message<'_>, data: &[u8]) {
             let pq = i.post_quantum_prekey_id();
             assert_eq!(i.is_post_quantum(), pq.is_some());
             if let Some(id) = pq {
-                assert_eq!(id.to_be_bytes(), data[PQ_ID]);
+                assert_eq!(id.to_u64().to_be_bytes(), data[PQ_ID]);
                 check_kem_ciphertext_layout(m, data);
             }
             let kind = match (pq.is_some(), he) {
@@ -76,7 +79,10 @@ pub(crate) fn check_message_layout(m: &Message<'_>, data: &[u8]) {
         assert_eq!(m.message_number(), None);
         assert_eq!(m.previous_chain_length(), None);
     } else {
-        assert_eq!(m.ratchet_key().map(|k| &k[..]), Some(&header[..32]));
+        assert_eq!(
+            m.ratchet_key().map(|k| k.to_bytes()),
+            Some(<[u8; 32]>::try_from(&header[..32]).unwrap())
+        );
         let pn = m.previous_chain_length().map(u32::to_be_bytes);
         assert_eq!(pn.as_ref().map(|b| &b[..]), Some(&header[32..36]));
         let n = m.message_number().map(u32::to_be_bytes);
@@ -104,7 +110,8 @@ pub(crate) fn check_kem_ciphertext_layout(m: &Message<'_>, data: &[u8]) {
     };
     assert_eq!(
         c.post_quantum_prekey_id(),
-        i.post_quantum_prekey_id().map(|id| id ^ 1)
+        i.post_quantum_prekey_id()
+            .map(|id| PqPreKeyId::from_u64(id.to_u64() ^ 1))
     );
     assert_eq!(c.identity_key(), i.identity_key());
     assert_eq!(c.base_key(), i.base_key());
@@ -128,11 +135,14 @@ pub(crate) fn check_bundle_encoding(data: &[u8]) -> Option<PreKeyBundle> {
             assert_eq!(PreKeyBundle::from_bytes(&b.to_bytes()).as_ref(), Ok(&b));
             assert_eq!(data[0], BUNDLE_VERSION);
             assert_eq!(b.identity_key().as_bytes(), &data[2..34]);
-            assert_eq!(b.signed_prekey_id().to_be_bytes(), data[BUNDLE_SPK_ID]);
+            assert_eq!(
+                b.signed_prekey_id().to_u64().to_be_bytes(),
+                data[BUNDLE_SPK_ID]
+            );
             match b.one_time_prekey_id() {
                 Some(id) => {
                     assert_eq!(data[BUNDLE_OPK_FLAG], 1);
-                    assert_eq!(id.to_be_bytes(), data[BUNDLE_OPK_ID]);
+                    assert_eq!(id.to_u64().to_be_bytes(), data[BUNDLE_OPK_ID]);
                 }
                 None => assert!(data[BUNDLE_OPK_FLAG..BUNDLE_OPK.end]
                     .iter()
@@ -144,7 +154,7 @@ pub(crate) fn check_bundle_encoding(data: &[u8]) -> Option<PreKeyBundle> {
                 {
                     assert_eq!(data.len(), PQ_BUNDLE_LENGTH);
                     let id = b.post_quantum_prekey_id().unwrap();
-                    assert_eq!(id.to_be_bytes(), data[BUNDLE_PQ_ID]);
+                    assert_eq!(id.to_u64().to_be_bytes(), data[BUNDLE_PQ_ID]);
                 }
             } else {
                 assert_eq!(data[1], TYPE_BUNDLE);

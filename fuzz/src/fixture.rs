@@ -6,6 +6,9 @@ use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use crate::prelude::*;
+use doubleratchet_test_support::device_of;
+#[cfg(feature = "pqxdh")]
+use doubleratchet_test_support::pq_bundle_of;
 
 /// A genuine initial message from Alice to Bob, with what it encrypts and Alice's session
 /// after sending it (so a reply to it can be checked).
@@ -33,13 +36,13 @@ pub(crate) struct Fixture {
     /// Bob's prekeys: a current and a standby signed prekey and three one-time prekeys;
     /// with PQXDH also two one-time post-quantum prekeys and a last-resort one. Every id is
     /// drawn by the store (random, never 0).
-    pub(crate) store: PreKeyStore,
+    pub(crate) store: LocalDevice,
     /// Bob's one-time prekey ids in the order generated (sequence numbers 0, 1, 2); his
     /// published bundle names the first.
-    pub(crate) opk_ids: Vec<u64>,
+    pub(crate) opk_ids: Vec<OneTimePreKeyId>,
     /// `store.to_bytes()`: every check that changes a store loads its own copy from this.
     pub(crate) store_bytes: Vec<u8>,
-    /// Bob's store before it had post-quantum prekeys (type `0x24`), for the `load` seeds.
+    /// Bob's store before it had post-quantum prekeys (type `0x2A`), for the `load` seeds.
     pub(crate) classical_store_bytes: Vec<u8>,
     /// Bob's published bundle, naming his first one-time prekey.
     pub(crate) bundle: PreKeyBundle,
@@ -73,8 +76,8 @@ pub(crate) struct Fixture {
 pub(crate) struct PqFixture {
     /// Bob's one-time post-quantum prekey ids in the order generated, and his last-resort
     /// one's.
-    pub(crate) one_time_ids: Vec<u64>,
-    pub(crate) last_resort_id: u64,
+    pub(crate) one_time_ids: Vec<PqPreKeyId>,
+    pub(crate) last_resort_id: PqPreKeyId,
     /// Bob's PQXDH bundle naming his first one-time prekey and his first one-time
     /// post-quantum prekey.
     pub(crate) bundle: PreKeyBundle,
@@ -100,33 +103,40 @@ pub(crate) fn make_fixture() -> Fixture {
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
     let carol = IdentityKeyPair::generate(&mut rng).unwrap();
-    let alice_spk = SignedPreKey::generate(&alice, 1, &mut rng).unwrap();
-    let carol_spk = SignedPreKey::generate(&carol, 5, &mut rng).unwrap();
-    let carol_opk = OneTimePreKey::generate(9, &mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
-    let opk_ids: Vec<u64> = store
-        .generate_one_time_prekeys(3, &mut rng)
-        .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
-    let ordered: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    let alice_spk = SignedPreKey::generate(&alice, SignedPreKeyId::from_u64(1), &mut rng).unwrap();
+    let carol_spk = SignedPreKey::generate(&carol, SignedPreKeyId::from_u64(5), &mut rng).unwrap();
+    let carol_opk = OneTimePreKey::generate(OneTimePreKeyId::from_u64(9), &mut rng).unwrap();
+    // Bob's device: a copy of his identity, created at time 0 (the same draws as a store
+    // made for that identity before the device owned it).
+    let mut store = device_of(&bob, &mut rng).unwrap();
+    assert_eq!(store.identity_key(), bob.public_key());
+    let generated = store.generate_one_time_prekeys(3, &mut rng).unwrap();
+    assert!(generated.evicted.is_empty());
+    let opk_ids = generated.created;
+    let ordered: Vec<OneTimePreKeyId> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
     assert_eq!(ordered, opk_ids, "oldest first");
-    assert!(opk_ids.iter().all(|id| *id != 0));
-    let bundle = store.bundle(&bob, Some(opk_ids[0])).unwrap();
-    let bundle_no_opk = store.bundle(&bob, None).unwrap();
+    assert!(opk_ids.iter().all(|id| id.to_u64() != 0));
+    let bundle = store.bundle(Some(opk_ids[0])).unwrap();
+    let bundle_no_opk = store.bundle(None).unwrap();
     // The byte ranges this file reads a bundle's fields from.
     let encoded = bundle.to_bytes();
     let spk = store.current_signed_prekey();
     assert_eq!(encoded.len(), BUNDLE_LENGTH);
-    assert_eq!(encoded[BUNDLE_SPK], spk.public_key());
-    assert_eq!(encoded[BUNDLE_SPK_ID], spk.id().to_be_bytes());
+    assert_eq!(encoded[BUNDLE_SPK], *spk.public_key().as_bytes());
+    assert_eq!(encoded[BUNDLE_SPK_ID], spk.id().to_u64().to_be_bytes());
     assert_eq!(encoded[BUNDLE_OPK_FLAG], 1);
-    assert_eq!(encoded[BUNDLE_OPK_ID], opk_ids[0].to_be_bytes());
+    assert_eq!(encoded[BUNDLE_OPK_ID], opk_ids[0].to_u64().to_be_bytes());
     let opk = store.one_time_prekey(opk_ids[0]).unwrap();
-    assert_eq!(encoded[BUNDLE_OPK], opk.public_key());
+    assert_eq!(encoded[BUNDLE_OPK], *opk.public_key().as_bytes());
     let classical_store_bytes = store.to_bytes().to_vec();
-    assert_eq!(classical_store_bytes[1], 0x24);
+    assert_eq!(classical_store_bytes[1], TYPE_LOCAL_DEVICE);
+    assert_eq!(
+        IdentityKeyPair::from_bytes(&classical_store_bytes[DEVICE_IDENTITY])
+            .unwrap()
+            .public_key(),
+        bob.public_key(),
+        "the device stores its identity"
+    );
     let view = store_view(&classical_store_bytes);
     assert_eq!(view.current, spk.id());
     assert!(view.standby.is_some());
@@ -165,7 +175,7 @@ pub(crate) fn make_fixture() -> Fixture {
         } else {
             SessionOptions::new()
         };
-        let mut a = Session::initiate_with(&alice, b, &options.padding(padding), &mut rng).unwrap();
+        let mut a = Session::initiate(&alice, b, &options.padding(padding), &mut rng).unwrap();
         assert_eq!(a.padding(), padding);
         for p in plaintexts {
             let wire = a.encrypt(p, &mut rng).unwrap();
@@ -194,7 +204,7 @@ pub(crate) fn make_fixture() -> Fixture {
         ("he-", he_options()),
         ("nopad-", SessionOptions::new().padding(Padding::None)),
     ] {
-        let mut a = Session::initiate_with(&alice, &bundle, &options, &mut rng).unwrap();
+        let mut a = Session::initiate(&alice, &bundle, &options, &mut rng).unwrap();
         let m1 = a.encrypt(b"hello bob", &mut rng).unwrap();
         states.push((mode, "alice-awaiting-reply", a.to_bytes().to_vec()));
         let accepted = Session::respond(
@@ -202,10 +212,11 @@ pub(crate) fn make_fixture() -> Fixture {
             |id| store.signed_prekey(id),
             |id| store.one_time_prekey(id),
             &m1,
+            &SessionOptions::new(),
         )
         .unwrap();
         let mut b = accepted.session;
-        // `Session::respond` takes no options: Bob's policy is the default until set.
+        // Bob's options are the default: his padding policy is Padmé until set.
         assert_eq!(b.padding(), Padding::Padme);
         b.set_padding(a.padding());
         let r1 = b.encrypt(b"hello alice", &mut rng).unwrap();
@@ -220,11 +231,11 @@ pub(crate) fn make_fixture() -> Fixture {
         probes.push((r1, b"hello alice".to_vec()));
         probes.push((a1, b"new chain".to_vec()));
     }
-    let fresh_alice = Session::initiate(&alice, &bundle, &mut rng)
+    let fresh_alice = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng)
         .unwrap()
         .to_bytes()
         .to_vec();
-    let fresh_alice_he = Session::initiate_with(&alice, &bundle, &he_options(), &mut rng)
+    let fresh_alice_he = Session::initiate(&alice, &bundle, &he_options(), &mut rng)
         .unwrap()
         .to_bytes()
         .to_vec();
@@ -234,7 +245,6 @@ pub(crate) fn make_fixture() -> Fixture {
     #[cfg(feature = "pqxdh")]
     let pq = make_pq_fixture(
         &alice,
-        &bob,
         &carol,
         &carol_spk,
         &mut store,
@@ -276,38 +286,34 @@ pub(crate) fn make_fixture() -> Fixture {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn make_pq_fixture(
     alice: &IdentityKeyPair,
-    bob: &IdentityKeyPair,
     carol: &IdentityKeyPair,
     carol_spk: &SignedPreKey,
-    store: &mut PreKeyStore,
+    store: &mut LocalDevice,
     initial: &mut Vec<Genuine>,
     states: &mut Vec<(&'static str, &'static str, Vec<u8>)>,
     probes: &mut Vec<(Vec<u8>, Vec<u8>)>,
 ) -> PqFixture {
     let mut rng = ChaCha20Rng::seed_from_u64(0x5eed_0002);
-    let one_time_ids: Vec<u64> = store
-        .generate_pq_one_time_prekeys(bob, 2, &mut rng)
-        .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
-    let ordered: Vec<u64> = store.pq_one_time_prekeys().map(PqPreKey::id).collect();
+    let generated = store.generate_pq_one_time_prekeys(2, &mut rng).unwrap();
+    assert!(generated.evicted.is_empty());
+    let one_time_ids = generated.created;
+    let ordered: Vec<PqPreKeyId> = store.pq_one_time_prekeys().map(PqPreKey::id).collect();
     assert_eq!(ordered, one_time_ids, "oldest first");
-    let last_resort_id = store.rotate_pq_last_resort_prekey(bob, &mut rng).unwrap();
+    let last_resort_id = store.rotate_pq_last_resort_prekey(0, &mut rng).unwrap();
     assert!(!one_time_ids.contains(&last_resort_id));
-    let opk_ids: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    let opk_ids: Vec<OneTimePreKeyId> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
     let (opk_id, pq_id) = (opk_ids[0], one_time_ids[0]);
-    let bundle = store.pq_bundle(bob, Some(opk_id), Some(pq_id)).unwrap();
-    let bundle_last_resort = store.pq_bundle(bob, None, None).unwrap();
+    let bundle = store.pq_bundle(Some(opk_id), Some(pq_id)).unwrap();
+    let bundle_last_resort = store.pq_bundle(None, None).unwrap();
     let bundle_he = store
-        .pq_bundle(bob, Some(opk_ids[1]), Some(one_time_ids[1]))
+        .pq_bundle(Some(opk_ids[1]), Some(one_time_ids[1]))
         .unwrap();
     // The byte ranges this file reads a PQXDH bundle's and message's fields from.
     assert_eq!(PQ_FIELDS, 8 + KEM_CIPHERTEXT_LENGTH);
     let encoded = bundle.to_bytes();
     assert_eq!(encoded.len(), PQ_BUNDLE_LENGTH);
     assert_eq!(encoded[1], TYPE_BUNDLE_PQ);
-    assert_eq!(encoded[BUNDLE_PQ_ID], pq_id.to_be_bytes());
+    assert_eq!(encoded[BUNDLE_PQ_ID], pq_id.to_u64().to_be_bytes());
     let key = store.pq_prekey(pq_id).unwrap();
     assert_eq!(encoded[BUNDLE_PQ_KEY], key.public_key()[..]);
     assert_eq!(encoded[BUNDLE_PQ_SIGNATURE], key.signature());
@@ -331,7 +337,7 @@ pub(crate) fn make_pq_fixture(
         } else {
             SessionOptions::new()
         };
-        let mut a = Session::initiate_with(alice, b, &options, &mut rng).unwrap();
+        let mut a = Session::initiate(alice, b, &options, &mut rng).unwrap();
         assert!(a.is_post_quantum());
         for p in plaintexts {
             let wire = a.encrypt(p, &mut rng).unwrap();
@@ -348,12 +354,12 @@ pub(crate) fn make_pq_fixture(
 
     // A last-resort conversation in each header mode, accepted by one copy of Bob's store,
     // which then holds two replay records.
-    let mut bob_store = PreKeyStore::from_bytes(&store.to_bytes()).unwrap();
+    let mut bob_store = LocalDevice::from_bytes(&store.to_bytes()).unwrap();
     for (mode, options) in [("pq-", SessionOptions::new()), ("he-pq-", he_options())] {
-        let mut a = Session::initiate_with(alice, &bundle_last_resort, &options, &mut rng).unwrap();
+        let mut a = Session::initiate(alice, &bundle_last_resort, &options, &mut rng).unwrap();
         let m1 = a.encrypt(b"hello pq bob", &mut rng).unwrap();
         states.push((mode, "alice-awaiting-reply", a.to_bytes().to_vec()));
-        let accepted = bob_store.accept(bob, &m1).unwrap();
+        let accepted = bob_store.accept(&m1, &SessionOptions::new()).unwrap();
         assert_eq!(accepted.used_post_quantum_prekey, Some(last_resort_id));
         assert_eq!(accepted.notice, None);
         let mut b = accepted.session;
@@ -372,14 +378,19 @@ pub(crate) fn make_pq_fixture(
     assert_eq!(bob_store.replay_records(), 2);
     let store_with_records = bob_store.to_bytes().to_vec();
 
-    let carol_pq = PqPreKey::generate(carol, 4, PqPreKeyKind::OneTime, &mut rng).unwrap();
-    let carol_bundle =
-        PreKeyBundle::new(carol, carol_spk, None).with_post_quantum_prekey(&carol_pq);
-    let fresh_alice = Session::initiate(alice, &bundle, &mut rng)
+    let carol_pq = PqPreKey::generate(
+        carol,
+        PqPreKeyId::from_u64(4),
+        PqPreKeyKind::OneTime,
+        &mut rng,
+    )
+    .unwrap();
+    let carol_bundle = pq_bundle_of(carol, carol_spk, None, &carol_pq);
+    let fresh_alice = Session::initiate(alice, &bundle, &SessionOptions::new(), &mut rng)
         .unwrap()
         .to_bytes()
         .to_vec();
-    let fresh_alice_he = Session::initiate_with(alice, &bundle, &he_options(), &mut rng)
+    let fresh_alice_he = Session::initiate(alice, &bundle, &he_options(), &mut rng)
         .unwrap()
         .to_bytes()
         .to_vec();
@@ -396,22 +407,22 @@ pub(crate) fn make_pq_fixture(
     }
 }
 
-/// A copy of Bob's prekey store, to change.
-pub(crate) fn bob_store() -> PreKeyStore {
-    PreKeyStore::from_bytes(&fixture().store_bytes).unwrap()
+/// A copy of Bob's device (his prekey store), to change.
+pub(crate) fn bob_store() -> LocalDevice {
+    LocalDevice::from_bytes(&fixture().store_bytes).unwrap()
 }
 
 thread_local! {
     /// A copy of Bob's store in its fixture state, kept between [`with_bob_store`] calls:
     /// loading one derives every post-quantum key pair from its seed, which dominates the
     /// cost of a `respond` input.
-    static BOB_STORE: RefCell<Option<PreKeyStore>> = const { RefCell::new(None) };
+    static BOB_STORE: RefCell<Option<LocalDevice>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` on a copy of Bob's store in its fixture state. The copy is kept for the next
 /// call only if `f` returns and the store still encodes exactly as the fixture's (every
 /// refusal must leave it so), so a call never sees what another changed.
-pub(crate) fn with_bob_store<T>(f: impl FnOnce(&mut PreKeyStore) -> T) -> T {
+pub(crate) fn with_bob_store<T>(f: impl FnOnce(&mut LocalDevice) -> T) -> T {
     let mut store = BOB_STORE
         .with(|cell| cell.borrow_mut().take())
         .unwrap_or_else(bob_store);
@@ -423,12 +434,12 @@ pub(crate) fn with_bob_store<T>(f: impl FnOnce(&mut PreKeyStore) -> T) -> T {
 }
 
 /// Bob's signed prekey lookup.
-pub(crate) fn bob_spk(id: u64) -> Option<&'static SignedPreKey> {
+pub(crate) fn bob_spk(id: SignedPreKeyId) -> Option<&'static SignedPreKey> {
     fixture().store.signed_prekey(id)
 }
 
 /// Bob's one-time prekey lookup.
-pub(crate) fn bob_opk(id: u64) -> Option<&'static OneTimePreKey> {
+pub(crate) fn bob_opk(id: OneTimePreKeyId) -> Option<&'static OneTimePreKey> {
     fixture().store.one_time_prekey(id)
 }
 
@@ -437,7 +448,7 @@ pub(crate) fn bob_opk(id: u64) -> Option<&'static OneTimePreKey> {
 pub(crate) use doubleratchet_test_support::{hex::encode as hex, rng};
 
 /// The initiator's options for a header-encrypted session.
-pub(crate) fn he_options() -> SessionOptions<'static> {
+pub(crate) fn he_options() -> SessionOptions {
     SessionOptions::new().header_encryption()
 }
 

@@ -68,19 +68,67 @@ pub(crate) const SESSION_PADDING: usize = 3 + 3 * 32 + (1 + 8 + 1 + 8) + 8;
 pub(crate) const SESSION_PENDING_FLAG: usize = 3 + 3 * 32;
 /// The safety number's byte form type (SPEC.md §9.1).
 pub(crate) const TYPE_SAFETY_NUMBER: u8 = 0x40;
-/// The stored prekey store (type `0x24`, SPEC.md §7.5): header `version | type | replay
-/// capacity (u32) | next sequence (u64) | current id (u64) | s (u32)`, then the signed
-/// prekeys with their records; a stored signed prekey (`0x22`), one-time prekey (`0x23`)
-/// and post-quantum prekey (`0x26`) are `version | type | id (8) | ...`.
-pub(crate) const STORE_SIGNED: usize = 2 + 4 + 8 + 8 + 4;
+/// The stored local device (type `0x2A`, SPEC.md §7.5): header `version | 0x2A`, the
+/// stored identity key pair (`version | 0x21 | seed (32)`), `replay capacity (u32) |
+/// one-time prekey cap (u32) | next sequence (u64) | current id (u64) | s (u32)`, then the
+/// signed prekeys with their times and records; a stored signed prekey (`0x22`), one-time
+/// prekey (`0x23`) and post-quantum prekey (`0x26`) are `version | type | id (8) | ...`.
+pub(crate) const TYPE_LOCAL_DEVICE: u8 = 0x2A;
+/// The retired prekey store type (never released): nothing loads it any more.
+pub(crate) const TYPE_RETIRED_PREKEY_STORE: u8 = 0x24;
+pub(crate) const STORED_IDENTITY: usize = 2 + 32;
+/// Where the device's stored identity key pair sits.
+pub(crate) const DEVICE_IDENTITY: core::ops::Range<usize> = 2..2 + STORED_IDENTITY;
+/// Where the replay capacity and the one-time prekey cap sit (both u32, big-endian).
+pub(crate) const DEVICE_REPLAY_CAPACITY: core::ops::Range<usize> = 36..40;
+pub(crate) const DEVICE_ONE_TIME_CAP: core::ops::Range<usize> = 40..44;
+/// Where the first signed prekey starts: after the header, identity, capacities, next
+/// sequence, current id and `s`.
+pub(crate) const STORE_SIGNED: usize = 2 + STORED_IDENTITY + 4 + 4 + 8 + 8 + 4;
 pub(crate) const STORED_SPK: usize = 2 + 8 + 32 + 64;
 pub(crate) const STORED_OPK: usize = 2 + 8 + 32;
 pub(crate) const STORED_PQ_PREKEY: usize = 2 + 8 + 1 + 64 + 64;
+/// An optional time: a flag byte and a u64 (all zero when absent).
+pub(crate) const OPTIONAL_TIME: usize = 1 + 8;
+/// The standby slot: a flag, then the stored signed prekey and its creation time (all zero
+/// when absent).
+pub(crate) const STANDBY_SLOT: usize = 1 + STORED_SPK + 8;
 /// The application contexts the `load` target opens sealed input with (its seeds are
 /// sealed with one or the other).
 pub(crate) const LOAD_CONTEXTS: [&[u8]; 2] = [b"fuzz: load", b""];
 /// The context each side's session is sealed with in the `session` target's `Reload`.
 pub(crate) const SESSION_CONTEXTS: [&[u8]; 2] = [b"fuzz: alice's session", b"fuzz: bob's session"];
+
+/// The publishing formats (SPEC.md §5.9-§5.12), all of the bundle family (version
+/// `BUNDLE_VERSION`): type bytes and lengths.
+pub(crate) const TYPE_UPLOAD_SET: u8 = 0x12;
+pub(crate) const TYPE_SIGNED_PREKEY_PUBLIC: u8 = 0x13;
+pub(crate) const TYPE_ONE_TIME_PREKEY_PUBLIC: u8 = 0x14;
+pub(crate) const TYPE_PQ_PREKEY_PUBLIC: u8 = 0x15;
+/// A signed prekey's public part: `version | type | id (8) | SPK (32) | signature (64) |
+/// created (8)`.
+pub(crate) const SIGNED_PREKEY_PUBLIC: usize = 2 + 8 + 32 + 64 + 8;
+/// A one-time prekey's public part: `version | type | id (8) | OPK (32)`.
+pub(crate) const ONE_TIME_PREKEY_PUBLIC: usize = 2 + 8 + 32;
+/// A post-quantum prekey's public part: `version | type | id (8) | kind | ek (1184) |
+/// signature (64) | created (8; zero for a one-time key)`.
+pub(crate) const PQ_PREKEY_PUBLIC: usize = 2 + 8 + 1 + 1184 + 64 + 8;
+/// Where a post-quantum public part's kind, key, signature and time sit.
+pub(crate) const PQ_PART_KIND: usize = 10;
+pub(crate) const PQ_PART_KEY: core::ops::Range<usize> = 11..1195;
+pub(crate) const PQ_PART_SIGNATURE: core::ops::Range<usize> = 1195..1259;
+pub(crate) const PQ_PART_CREATED: core::ops::Range<usize> = 1259..PQ_PREKEY_PUBLIC;
+/// An upload set (SPEC.md §5.12): `version | type | IK (32) | signed part | last-resort flag
+/// | last-resort part or zeros | n (u32) | n one-time parts | m (u32) | m post-quantum
+/// one-time parts`, `1424 + 42·n + 1267·m` bytes.
+pub(crate) const SET_IK: core::ops::Range<usize> = 2..34;
+pub(crate) const SET_SIGNED: core::ops::Range<usize> = 34..34 + SIGNED_PREKEY_PUBLIC;
+pub(crate) const SET_LAST_RESORT_FLAG: usize = SET_SIGNED.end;
+pub(crate) const SET_LAST_RESORT: core::ops::Range<usize> =
+    SET_LAST_RESORT_FLAG + 1..SET_LAST_RESORT_FLAG + 1 + PQ_PREKEY_PUBLIC;
+pub(crate) const SET_ONE_TIME_COUNT: core::ops::Range<usize> =
+    SET_LAST_RESORT.end..SET_LAST_RESORT.end + 4;
+pub(crate) const UPLOAD_SET_FIXED: usize = SET_ONE_TIME_COUNT.end + 4;
 
 /// The length of a `len`-byte plaintext encoded under `padding` (SPEC.md §4.9): the
 /// plaintext and the end marker (`L = len + 1`); with Padmé, zero bytes up to
@@ -138,7 +186,7 @@ pub(crate) fn session_padding_offset(encoding: &[u8]) -> usize {
 }
 
 /// The classical one-time prekey an initial message names.
-pub(crate) fn one_time_prekey_of(message: &[u8]) -> Option<u64> {
+pub(crate) fn one_time_prekey_of(message: &[u8]) -> Option<OneTimePreKeyId> {
     match Message::parse(message) {
         Ok(Message::Initial(m)) => m.one_time_prekey_id(),
         _ => None,

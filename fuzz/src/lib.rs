@@ -16,8 +16,9 @@
 //!   states made once per process; byte offsets and the plaintext encoding);
 //! - one module per target: [`decode_message`](mod@decode_message),
 //!   [`session`](mod@session), [`symmetric`](mod@symmetric), [`respond`](mod@respond),
-//!   [`load`](mod@load), [`bundle`](mod@bundle), [`safety_number`](mod@safety_number);
-//! - [`store_view`]: a stored prekey store read field by field (`load`, `respond`);
+//!   [`load`](mod@load), [`bundle`](mod@bundle), [`safety_number`](mod@safety_number),
+//!   [`publish`](mod@publish);
+//! - [`store_view`]: a stored local device (`0x2A`) read field by field (`load`, `respond`);
 //! - [`seeds`](mod@seeds): the seed corpora.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -27,6 +28,7 @@ pub mod fixture;
 pub mod layout;
 pub mod load;
 mod prelude;
+pub mod publish;
 pub mod respond;
 pub mod safety_number;
 pub mod seeds;
@@ -37,6 +39,7 @@ pub mod symmetric;
 pub use bundle::bundle;
 pub use decode_message::decode_message;
 pub use load::load;
+pub use publish::{publish, publish_ops_from_bytes, PublishOp};
 pub use respond::respond;
 pub use safety_number::safety_number;
 pub use seeds::{seeds, Seed};
@@ -56,4 +59,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("bundle", bundle),
     ("safety_number", safety_number),
     ("symmetric", symmetric),
+    ("publish", publish),
 ];

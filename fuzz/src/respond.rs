@@ -1,4 +1,4 @@
-//! The `respond` target: `Session::respond` and `PreKeyStore::accept` on initial messages.
+//! The `respond` target: `Session::respond` and `LocalDevice::accept` on initial messages.
 
 use crate::prelude::*;
 
@@ -69,7 +69,7 @@ pub(crate) const INITIAL_PQ_HE_FIELDS: &[(usize, usize)] = &[
 ];
 
 /// `Session::respond` for Bob (fixed identity, signed prekey, one-time prekeys) and
-/// `PreKeyStore::accept` with Bob's store (which also holds post-quantum one-time and
+/// `LocalDevice::accept` with Bob's store (which also holds post-quantum one-time and
 /// last-resort prekeys) on attacker-controlled bytes. The first byte picks a mode: 0 the
 /// rest as a message; 1 a genuine initial message (classical or PQXDH, picked by the next
 /// byte) overwritten at an offset; 2 one of its fields replaced; 3 bits of it flipped.
@@ -147,7 +147,8 @@ pub(crate) fn check_respond(candidate: &[u8], derived_from_genuine: bool) {
         Ok(Message::Initial(m)) => m.post_quantum_prekey_id(),
         _ => None,
     };
-    let used = match Session::respond(&fx.bob, bob_spk, bob_opk, candidate) {
+    let options = SessionOptions::new();
+    let used = match Session::respond(&fx.bob, bob_spk, bob_opk, candidate, &options) {
         Ok(accepted) => {
             assert!(
                 post_quantum.is_none(),
@@ -160,6 +161,10 @@ pub(crate) fn check_respond(candidate: &[u8], derived_from_genuine: bool) {
                     hex(candidate)
                 );
             }
+            // `respond` has no store: nothing to record, notice or write.
+            assert_eq!(accepted.notice, None);
+            assert_eq!(accepted.replay_record, None);
+            assert!(!accepted.store_keys_changed);
             let used = accepted.used_one_time_prekey;
             check_accepted(accepted, candidate, genuine);
             Some(used)
@@ -182,7 +187,7 @@ pub(crate) fn check_respond(candidate: &[u8], derived_from_genuine: bool) {
                 && bob_spk(m.signed_prekey_id()).is_some()
                 && !m.is_post_quantum()
             {
-                let r = Session::respond(&fx.bob, bob_spk, |_| None, candidate);
+                let r = Session::respond(&fx.bob, bob_spk, |_| None, candidate, &options);
                 assert_eq!(r.err(), Some(Error::UnknownOneTimePreKey(id)));
             }
         }
@@ -267,14 +272,14 @@ pub(crate) enum Expect {
     /// Either outcome is possible.
     Unknown,
     /// Accepted, using this one-time prekey.
-    Accept(Option<u64>),
+    Accept(Option<OneTimePreKeyId>),
     /// Refused.
     Refuse,
 }
 
 /// The post-quantum prekey an initial message names, and whether `store` holds it as a
 /// one-time key.
-pub(crate) fn pq_prekey_named(store: &PreKeyStore, message: &[u8]) -> Option<(u64, bool)> {
+pub(crate) fn pq_prekey_named(store: &LocalDevice, message: &[u8]) -> Option<(PqPreKeyId, bool)> {
     let Ok(Message::Initial(m)) = Message::parse(message) else {
         return None;
     };
@@ -291,7 +296,7 @@ pub(crate) fn pq_prekey_named(store: &PreKeyStore, message: &[u8]) -> Option<(u6
     Some((id, one_time))
 }
 
-/// `PreKeyStore::accept` of `message` on `store` (SPEC.md §8): on error the store is
+/// `LocalDevice::accept` of `message` on `store` (SPEC.md §8): on error the store is
 /// byte-identical; on success the one-time prekeys used (classical, post-quantum) are
 /// gone and nothing else is, a session that consumed none left a replay record under the
 /// signed prekey it named (which was not full), the notice is exactly what SPEC.md §8.3
@@ -301,11 +306,10 @@ pub(crate) fn pq_prekey_named(store: &PreKeyStore, message: &[u8]) -> Option<(u6
 /// a recorded one) without changing the store. `StoreFull` only for a message that
 /// consumes no one-time prekey and names a full signed prekey. Returns the store's answer.
 pub(crate) fn check_store_accept(
-    store: &mut PreKeyStore,
+    store: &mut LocalDevice,
     message: &[u8],
     expected: Expect,
 ) -> Result<Accepted, Error> {
-    let fx = fixture();
     let before = store.to_bytes();
     let view = store_view(&before);
     let one_time_before = store.one_time_prekeys().count();
@@ -314,10 +318,10 @@ pub(crate) fn check_store_accept(
     #[cfg(feature = "pqxdh")]
     let pq_one_time_before = store.pq_one_time_prekeys().count();
     let fields = match Message::parse(message) {
-        Ok(Message::Initial(m)) => Some((m.signed_prekey_id(), *m.base_key())),
+        Ok(Message::Initial(m)) => Some((m.signed_prekey_id(), m.base_key().to_bytes())),
         _ => None,
     };
-    match store.accept(&fx.bob, message) {
+    match store.accept(message, &SessionOptions::new()) {
         Ok(accepted) => {
             match expected {
                 Expect::Unknown => {}
@@ -386,6 +390,36 @@ pub(crate) fn check_store_accept(
                 None
             };
             assert_eq!(accepted.notice, expected_notice, "wrong notice");
+            // The journal entry (SPEC.md §8.4): the record added, exactly when one was, and
+            // whether the whole store must be written.
+            let record = accepted.replay_record;
+            assert_eq!(
+                record.map(|r| (r.signed_prekey_id(), r.base_key().to_bytes())),
+                consumed_nothing.then_some((spk, base_key)),
+                "wrong replay record"
+            );
+            assert_eq!(
+                accepted.store_keys_changed,
+                !consumed_nothing || expected_notice.is_some(),
+                "wrong store_keys_changed"
+            );
+            if let Some(record) = record {
+                let encoded = record.to_bytes();
+                assert_eq!(encoded[..2], [STORAGE_VERSION, 0x29]);
+                assert_eq!(ReplayRecord::from_bytes(&encoded), Ok(record));
+                // Replaying the journal on the store as it was gives the store as it is,
+                // with the same notice.
+                let mut journaled = LocalDevice::from_bytes(&before).unwrap();
+                assert_eq!(
+                    journaled.apply_replay_records(&[record]),
+                    Ok(expected_notice)
+                );
+                assert_eq!(
+                    *journaled.to_bytes(),
+                    *after,
+                    "a journaled replay record gives another store"
+                );
+            }
             match expected_notice {
                 Some(StoreNotice::SignedPreKeySwitched { previous, current }) => {
                     assert_eq!(view_after.current, current);
@@ -398,7 +432,7 @@ pub(crate) fn check_store_accept(
                     assert_eq!(view_after.standby, view.standby);
                 }
             }
-            let replay = store.accept(&fx.bob, message);
+            let replay = store.accept(message, &SessionOptions::new());
             let refused_as_expected = match replay.as_ref().err() {
                 Some(Error::UnknownOneTimePreKey(id)) => opk == Some(*id),
                 Some(Error::UnknownPqPreKey(id)) => pq_one_time == Some(*id),

@@ -1,8 +1,10 @@
 //! The seed corpora of every target (`fuzz/corpus/<target>/seed-*`).
 
 use crate::prelude::*;
+use crate::publish::{publish_fixture, publish_ops_from_bytes, PublishOp, PUBLISH_OP_VARIANTS};
 use crate::session::{ops_from_bytes, Op, Side};
 use crate::symmetric::{sym_ops_from_bytes, SymOp, CHAIN_LENGTHS, SYM_OP_VARIANTS};
+use doubleratchet_test_support::bundle_of;
 
 /// One seed file: `fuzz/corpus/<target>/seed-<name>`.
 pub struct Seed {
@@ -142,6 +144,208 @@ fn sym_ops_to_bytes(ops: &[SymOp]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Encodes operations in the input format of the `publish` target, the inverse of
+/// [`publish_ops_from_bytes`] (checked by [`seeds`]): `arbitrary` reads a `bool` as a byte
+/// (its lowest bit), an `Option` as a `bool` then the value, a `u16` little-endian.
+fn publish_ops_to_bytes(ops: &[PublishOp]) -> Vec<u8> {
+    const N: u64 = PUBLISH_OP_VARIANTS;
+    let mut out = Vec::new();
+    for op in ops {
+        match *op {
+            PublishOp::Upload {
+                carol,
+                signed,
+                created,
+                one_time,
+                rotate,
+                last_resort,
+                pq_one_time,
+                flip,
+                swap_identity,
+            } => {
+                variant(&mut out, 0, N);
+                out.extend_from_slice(&[
+                    u8::from(carol),
+                    signed,
+                    created,
+                    one_time,
+                    rotate,
+                    last_resort,
+                    pq_one_time,
+                ]);
+                match flip {
+                    None => out.push(0),
+                    Some(bit) => {
+                        out.push(1);
+                        out.extend_from_slice(&bit.to_le_bytes());
+                    }
+                }
+                out.push(u8::from(swap_identity));
+            }
+            PublishOp::Resend => variant(&mut out, 1, N),
+            PublishOp::Fetch => variant(&mut out, 2, N),
+            PublishOp::Evict { pq, key } => {
+                variant(&mut out, 3, N);
+                out.extend_from_slice(&[u8::from(pq), key]);
+            }
+        }
+    }
+    out
+}
+
+/// The fields of a [`PublishOp::Upload`] of the `publish` target's pool
+/// (`publish::make_publish_fixture`): signed prekeys Bob 11, 12, 13 and Carol 11; one-time
+/// prekeys 21..=25 and a second 21; post-quantum prekeys Bob one-time 31, 32, 33,
+/// last-resort 41, 42 and a last-resort 31, Carol one-time 34 and last-resort 43.
+#[derive(Clone, Copy, Default)]
+struct Upload {
+    carol: bool,
+    signed: u8,
+    created: u8,
+    one_time: u8,
+    rotate: u8,
+    last_resort: u8,
+    pq_one_time: u8,
+    flip: Option<u16>,
+    swap_identity: bool,
+}
+
+impl Upload {
+    fn op(self) -> PublishOp {
+        PublishOp::Upload {
+            carol: self.carol,
+            signed: self.signed,
+            created: self.created,
+            one_time: self.one_time,
+            rotate: self.rotate,
+            last_resort: self.last_resort,
+            pq_one_time: self.pq_one_time,
+            flip: self.flip,
+            swap_identity: self.swap_identity,
+        }
+    }
+}
+
+/// Bob's upload of signed prekey `signed`, the one-time prekeys of `one_time` (a bit per
+/// pool key), the last-resort post-quantum prekey `last_resort` (0 none, else pool index
+/// + 1) and the one-time post-quantum prekeys of `pq_one_time`.
+fn upload(signed: u8, one_time: u8, last_resort: u8, pq_one_time: u8) -> Upload {
+    Upload {
+        signed,
+        one_time,
+        last_resort,
+        pq_one_time,
+        ..Upload::default()
+    }
+}
+
+/// The `publish` target's scripts.
+fn publish_scripts() -> Vec<(&'static str, Vec<PublishOp>)> {
+    use PublishOp::{Evict, Fetch, Resend};
+    let damaged = |flip: Option<u16>, swap_identity: bool| {
+        Upload {
+            flip,
+            swap_identity,
+            ..upload(0, 0b11, 0, 0)
+        }
+        .op()
+    };
+    let carol = |u: Upload| Upload { carol: true, ..u }.op();
+    vec![
+        (
+            "upload-and-fetch",
+            vec![
+                upload(0, 0b00111, 4, 0b011).op(),
+                Fetch,
+                Fetch,
+                Fetch,
+                Fetch,
+                Resend,
+                Fetch,
+            ],
+        ),
+        (
+            // A rotation; the older set again (a rollback) and the current signed prekey
+            // with another creation time are refused.
+            "rotation-and-rollback",
+            vec![
+                upload(0, 0b001, 4, 0b001).op(),
+                Fetch,
+                Upload {
+                    rotate: 1,
+                    ..upload(1, 0b110, 5, 0b110)
+                }
+                .op(),
+                upload(0, 0b001, 4, 0b001).op(),
+                Upload {
+                    created: 1,
+                    ..upload(1, 0, 0, 0)
+                }
+                .op(),
+                Fetch,
+                Resend,
+                Fetch,
+            ],
+        ),
+        (
+            // Repeated ids within a set (refused by the constructors), a held id with
+            // another key, a last-resort key with a held one-time id.
+            "clashing-ids",
+            vec![
+                upload(0, 0b100001, 0, 0).op(),
+                upload(0, 0b000001, 0, 0b001).op(),
+                upload(0, 0b100000, 0, 0).op(),
+                upload(0, 0, 6, 0b001).op(),
+                upload(0, 0, 6, 0).op(),
+                upload(0, 0, 4, 0b001000).op(),
+                Fetch,
+                Fetch,
+            ],
+        ),
+        (
+            // Carol's device first; Bob's set is then another identity's; keys Carol did
+            // not sign are refused by the constructors.
+            "other-identity",
+            vec![
+                carol(upload(3, 0b011, 8, 0b1000000)),
+                upload(0, 0b100, 0, 0).op(),
+                carol(upload(0, 0, 0, 0)),
+                carol(upload(3, 0, 4, 0)),
+                Fetch,
+            ],
+        ),
+        (
+            // Another identity key; then one bit flipped in the signed prekey's creation
+            // time (not signed), in its key, in the absent last-resort key's zeros, in the
+            // first one-time prekey's key.
+            "damaged",
+            vec![
+                damaged(None, true),
+                damaged(Some(147 * 8), false),
+                damaged(Some(50 * 8 + 3), false),
+                damaged(Some(300 * 8), false),
+                damaged(Some(1440 * 8 + 1), false),
+                Fetch,
+            ],
+        ),
+        (
+            // More one-time prekeys than the server's bound, then evictions.
+            "bound-and-evict",
+            vec![
+                upload(0, 0b11111, 4, 0b111).op(),
+                Evict { pq: false, key: 2 },
+                Evict { pq: true, key: 1 },
+                Evict { pq: true, key: 3 },
+                Fetch,
+                Fetch,
+                Resend,
+                Fetch,
+                Fetch,
+            ],
+        ),
+    ]
 }
 
 /// The `symmetric` target's scripts. Pool indices: Alice's chain 1 is 0..5, her current
@@ -437,7 +641,7 @@ pub fn seeds() -> Vec<Seed> {
         with_mode(1, &[2, INITIAL_OPK_FLAG as u8, 0, 1]),
     );
     // The id of Bob's second one-time prekey (held, but not the one Alice used).
-    let field_opk_id = [&[0u8, 6][..], &fx.opk_ids[1].to_be_bytes()].concat();
+    let field_opk_id = [&[0u8, 6][..], &fx.opk_ids[1].to_u64().to_be_bytes()].concat();
     add("respond", "field-opk-id", with_mode(2, &field_opk_id));
     add(
         "respond",
@@ -471,7 +675,7 @@ pub fn seeds() -> Vec<Seed> {
         // decapsulation with the wrong key.
         let pq_field_id = [
             &[pick(last_resort), 7][..],
-            &fx.pq.one_time_ids[0].to_be_bytes(),
+            &fx.pq.one_time_ids[0].to_u64().to_be_bytes(),
         ]
         .concat();
         add("respond", "pq-field-id", with_mode(2, &pq_field_id));
@@ -548,10 +752,11 @@ pub fn seeds() -> Vec<Seed> {
         "sealed-one-time-prekey",
         key.seal(&fx.carol_opk, empty, &mut seal_rng).unwrap(),
     );
-    // Bob's classical store: a current and a standby signed prekey, three one-time
-    // prekeys (sequence numbers 0..=2), no records.
+    // Bob's classical device (type 0x2A): his identity, a current and a standby signed
+    // prekey created at time 0, three unpublished one-time prekeys (sequence numbers
+    // 0..=2), no records.
     add("load", "prekey-store", fx.classical_store_bytes.clone());
-    let classical_store = PreKeyStore::from_bytes(&fx.classical_store_bytes).unwrap();
+    let classical_store = LocalDevice::from_bytes(&fx.classical_store_bytes).unwrap();
     add(
         "load",
         "sealed-prekey-store",
@@ -561,11 +766,23 @@ pub fn seeds() -> Vec<Seed> {
     // probe without a one-time prekey fills the current signed prekey
     // (`SignedPreKeyFull`).
     let mut no_standby = without_standby(&fx.classical_store_bytes);
-    no_standby[2..6].copy_from_slice(&1u32.to_be_bytes());
+    no_standby[DEVICE_REPLAY_CAPACITY].copy_from_slice(&1u32.to_be_bytes());
     add("load", "prekey-store-no-standby", no_standby);
+    // The same with a one-time prekey cap of 3 (the `load` target's generation evicts the
+    // two oldest) and its first one-time prekey published.
+    let mut small_cap = LocalDevice::from_bytes(&fx.classical_store_bytes).unwrap();
+    small_cap.set_one_time_prekey_cap(3).unwrap();
+    assert_eq!(
+        small_cap.mark_one_time_prekeys_published(&fx.opk_ids[..1]),
+        1
+    );
+    let small_cap = small_cap.to_bytes().to_vec();
+    assert_eq!(small_cap[DEVICE_ONE_TIME_CAP], 3u32.to_be_bytes());
+    add("load", "prekey-store-small-cap", small_cap);
     // Replay records under two signed prekeys: replay capacity 2, two sessions without a
-    // one-time prekey filled the first (the store switched to its standby), a third left a
-    // record under the second, a new standby; one-time prekeys generated since.
+    // one-time prekey filled the first (the store switched to its standby), `maintain` a
+    // day later (the first replaced then, a new standby), a third session left a record
+    // under the second; one-time prekeys generated since.
     let records = store_with_records(&fx.classical_store_bytes);
     add(
         "load",
@@ -574,7 +791,7 @@ pub fn seeds() -> Vec<Seed> {
     );
     add("load", "prekey-store-records", records.to_bytes().to_vec());
     // PQXDH: stored sessions (type 0x25, and 0x28 with the PQXDH flag), a post-quantum
-    // prekey (0x26), stores with post-quantum prekeys and replay records (0x24); some
+    // prekey (0x26), devices with post-quantum prekeys and replay records (0x2A); some
     // sealed. Not every state: PQXDH states awaiting a reply are 1.4 KB.
     #[cfg(feature = "pqxdh")]
     {
@@ -628,12 +845,12 @@ pub fn seeds() -> Vec<Seed> {
     add(
         "bundle",
         "carol",
-        PreKeyBundle::new(&fx.carol, &fx.carol_spk, Some(&fx.carol_opk)).to_bytes(),
+        bundle_of(&fx.carol, &fx.carol_spk, Some(&fx.carol_opk)).to_bytes(),
     );
     add(
         "bundle",
         "alice-own",
-        PreKeyBundle::new(&fx.alice, &fx.alice_spk, None).to_bytes(),
+        bundle_of(&fx.alice, &fx.alice_spk, None).to_bytes(),
     );
     let mut forged = fx.bundle.to_bytes();
     forged[BUNDLE_SPK.end] ^= 1;
@@ -652,6 +869,35 @@ pub fn seeds() -> Vec<Seed> {
         let mut forged = fx.pq.bundle.to_bytes();
         forged[BUNDLE_PQ_SIGNATURE.start + 3] ^= 1;
         add("bundle", "bob-pq-bad-signature", forged);
+    }
+
+    // publish: each publishing encoding (every input is parsed as all four types), and
+    // scripts of operations against the model server.
+    let pfx = publish_fixture();
+    let signed = SignedPreKeyPublic::from_key(&pfx.signed[0].0, 1_767_225_600).unwrap();
+    add("publish", "signed-part", signed.to_bytes());
+    add("publish", "one-time-part", pfx.one_time[0].to_bytes());
+    let set = UploadSet::new(&pfx.identities[0], signed, pfx.one_time[..2].to_vec()).unwrap();
+    add("publish", "upload-set", set.to_bytes());
+    #[cfg(feature = "pqxdh")]
+    {
+        let one_time = PqPreKeyPublic::one_time(&pfx.pq[0].0).unwrap();
+        let last_resort = PqPreKeyPublic::last_resort(&pfx.pq[3].0, 1_767_312_000).unwrap();
+        add("publish", "pq-one-time-part", one_time.to_bytes());
+        add("publish", "pq-last-resort-part", last_resort.to_bytes());
+        let set = set
+            .with_post_quantum(Some(last_resort), vec![one_time])
+            .unwrap();
+        add("publish", "pq-upload-set", set.to_bytes());
+    }
+    for (name, ops) in publish_scripts() {
+        let bytes = publish_ops_to_bytes(&ops);
+        assert_eq!(
+            publish_ops_from_bytes(&bytes),
+            ops,
+            "publish ops encoding of {name} is wrong"
+        );
+        add("publish", name, bytes);
     }
 
     // safety_number: the genuine byte form, one that differs, one of a future version,
@@ -676,36 +922,48 @@ pub fn seeds() -> Vec<Seed> {
 
 /// Bob's classical store (`store_bytes`) with replay records under two signed prekeys:
 /// replay capacity 2; two sessions without a one-time prekey fill the current signed
-/// prekey, so the store switches to its standby; a new standby; a third session leaves a
-/// record under the second; two more one-time prekeys.
-pub(crate) fn store_with_records(store_bytes: &[u8]) -> PreKeyStore {
+/// prekey, so the store switches to its standby; `maintain` a day later stamps the first
+/// one's replacement time and generates a new standby (nothing is old enough to rotate or
+/// retire); a third session leaves a record under the second; two more one-time prekeys.
+pub(crate) fn store_with_records(store_bytes: &[u8]) -> LocalDevice {
     let fx = fixture();
-    let mut store = PreKeyStore::from_bytes(store_bytes).unwrap();
+    let mut store = LocalDevice::from_bytes(store_bytes).unwrap();
     let mut rng = rng(15);
     assert_eq!(store.set_replay_capacity(2), Ok(None));
     let first = store.current_signed_prekey().id();
     let standby = store.standby_signed_prekey().unwrap().id();
-    let without_opk = store.bundle(&fx.bob, None).unwrap();
+    let without_opk = store.bundle(None).unwrap();
     for i in 0..2 {
-        let mut a = Session::initiate(&fx.alice, &without_opk, &mut rng).unwrap();
+        let mut a =
+            Session::initiate(&fx.alice, &without_opk, &SessionOptions::new(), &mut rng).unwrap();
         let m = a.encrypt(b"record", &mut rng).unwrap();
-        let notice = store.accept(&fx.bob, &m).unwrap().notice;
+        let notice = store.accept(&m, &SessionOptions::new()).unwrap().notice;
         let expected = (i == 1).then_some(StoreNotice::SignedPreKeySwitched {
             previous: first,
             current: standby,
         });
         assert_eq!(notice, expected);
     }
-    assert!(store.replenish_standby(&fx.bob, &mut rng).unwrap());
-    let second = store.bundle(&fx.bob, None).unwrap();
-    let mut a = Session::initiate(&fx.alice, &second, &mut rng).unwrap();
+    let day = 24 * 60 * 60;
+    let report = store
+        .maintain(day, &PreKeyPolicy::default(), &mut rng)
+        .unwrap();
+    assert!(report.replenished_standby && report.rotated_signed_prekey.is_none());
+    assert!(report.retired_signed_prekeys.is_empty() && !report.clock_went_backwards);
+    let second = store.bundle(None).unwrap();
+    let mut a = Session::initiate(&fx.alice, &second, &SessionOptions::new(), &mut rng).unwrap();
     let m = a.encrypt(b"record", &mut rng).unwrap();
-    assert_eq!(store.accept(&fx.bob, &m).unwrap().notice, None);
+    assert_eq!(
+        store.accept(&m, &SessionOptions::new()).unwrap().notice,
+        None
+    );
     store.generate_one_time_prekeys(2, &mut rng).unwrap();
     let view = store_view(&store.to_bytes());
     assert_eq!(view.signed.len(), 2);
     assert_eq!(view.records(first).map(<[_]>::len), Some(2));
+    assert_eq!(view.signed(first).unwrap().superseded, Some(day));
     assert_eq!(view.records(standby).map(<[_]>::len), Some(1));
+    assert_eq!(view.standby_created, Some(day));
     store
 }
 

@@ -408,11 +408,11 @@ impl Harness {
     fn bob_accepts(&mut self, bytes: &[u8]) -> Result<Accepted, Error> {
         let fx = fixture();
         if !self.post_quantum {
-            return Session::respond(&fx.bob, bob_spk, bob_opk, bytes);
+            return Session::respond(&fx.bob, bob_spk, bob_opk, bytes, &SessionOptions::new());
         }
         with_bob_store(|store| {
             let before = store.to_bytes();
-            let result = store.accept(&fx.bob, bytes);
+            let result = store.accept(bytes, &SessionOptions::new());
             match &result {
                 Ok(accepted) => {
                     if let Some(id) = accepted.used_one_time_prekey {

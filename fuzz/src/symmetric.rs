@@ -107,11 +107,17 @@ fn make_symmetric_fixture(header_encryption: bool) -> SymmetricFixture {
     } else {
         SessionOptions::new()
     };
-    let mut a = Session::initiate_with(&fx.alice, &fx.bundle, &options, &mut rng).unwrap();
+    let mut a = Session::initiate(&fx.alice, &fx.bundle, &options, &mut rng).unwrap();
     let initial = alice_sends_chain(&mut a, 0, &mut rng);
-    let mut b = Session::respond(&fx.bob, bob_spk, bob_opk, &initial[0].wire)
-        .unwrap()
-        .session;
+    let mut b = Session::respond(
+        &fx.bob,
+        bob_spk,
+        bob_opk,
+        &initial[0].wire,
+        &SessionOptions::new(),
+    )
+    .unwrap()
+    .session;
     let mut pool = Vec::new();
     for chain in 1..CHAIN_LENGTHS.len() {
         let reply = b.encrypt(b"reply", &mut rng).unwrap();
@@ -131,7 +137,7 @@ fn make_symmetric_fixture(header_encryption: bool) -> SymmetricFixture {
                 .find(|m| m.chain == chain)
                 .unwrap();
             let parsed = Message::parse(&first.wire).unwrap();
-            parsed.ratchet_key().map_or([0; 32], |k| *k)
+            parsed.ratchet_key().map_or([0; 32], |k| k.to_bytes())
         })
         .collect();
     let skipped: usize = CHAIN_LENGTHS[..2].iter().map(|l| l - 1).sum();

@@ -120,6 +120,11 @@ fn safety_number_corpus() {
     replay("safety_number");
 }
 
+#[test]
+fn publish_corpus() {
+    replay("publish");
+}
+
 /// The seeds as the generator makes them from the current code pass, are exactly the
 /// committed files (`cargo run --bin make_seeds` rewrites them), and cover every target.
 #[test]

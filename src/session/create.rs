@@ -8,9 +8,9 @@ use rand_core::TryCryptoRng;
 
 use super::{Aad, InitiatorPhase, Origin, PendingInitial, Session, SessionOptions};
 use crate::error::Error;
+use crate::ids::{OneTimePreKeyId, PqPreKeyId, SignedPreKeyId};
 use crate::keys::{
-    x25519_public_from_bytes, IdentityKey, IdentityKeyPair, OneTimePreKey, RatchetKeyPair,
-    SignedPreKey,
+    x25519_public_from_bytes, IdentityKeyPair, OneTimePreKey, RatchetKeyPair, SignedPreKey,
 };
 use crate::padding::Padding;
 #[cfg(feature = "pqxdh")]
@@ -31,16 +31,16 @@ pub struct Accepted {
     pub plaintext: Vec<u8>,
     /// The id of the one-time prekey consumed by this session, if any. Delete it from the
     /// prekey store (and the server) so it is never used again.
-    pub used_one_time_prekey: Option<u64>,
+    pub used_one_time_prekey: Option<OneTimePreKeyId>,
     /// The id of the post-quantum prekey the initiator used (PQXDH only). A one-time one
-    /// has been deleted by [`PreKeyStore::accept`](crate::PreKeyStore::accept); delete it
+    /// has been deleted by [`LocalDevice::accept`](crate::LocalDevice::accept); delete it
     /// from the server too.
-    pub used_post_quantum_prekey: Option<u64>,
-    /// Set by [`PreKeyStore::accept`](crate::PreKeyStore::accept) when the store needs the
+    pub used_post_quantum_prekey: Option<PqPreKeyId>,
+    /// Set by [`LocalDevice::accept`](crate::LocalDevice::accept) when the store needs the
     /// app to act (publish a new signed prekey, or rotate); always `None` from
     /// [`Session::respond`].
     pub notice: Option<StoreNotice>,
-    /// The replay record [`PreKeyStore::accept`](crate::PreKeyStore::accept) added (a
+    /// The replay record [`LocalDevice::accept`](crate::LocalDevice::accept) added (a
     /// session that consumed no one-time prekey), for an app that journals records instead
     /// of rewriting the whole store after every accept (SPEC.md §8.4).
     pub replay_record: Option<ReplayRecord>,
@@ -73,53 +73,24 @@ pub(crate) struct ResponderKeys<'k> {
 
 impl Session {
     /// Starts a session with the owner of `bundle` (X3DH §3.3 or, for a bundle with a
-    /// post-quantum prekey, PQXDH §3.3; Double Ratchet §3.3), with default options.
+    /// post-quantum prekey, PQXDH §3.3; Double Ratchet §3.3) under `options`
+    /// ([`SessionOptions::default()`] pins nothing and accepts classical X3DH).
     ///
-    /// The bundle's signatures are verified before any other use of it. The returned
-    /// session sends initial messages until it decrypts the peer's first reply.
+    /// The policies are checked first, in this order, before the bundle is otherwise used:
+    /// the pinned identity ([`Error::IdentityMismatch`]: warn the user that the contact's key
+    /// changed, or that someone, for example the server, substituted it), PQXDH if required
+    /// ([`Error::PostQuantumRequired`]), the limits ([`Error::InvalidLimits`]). Then the
+    /// bundle's signatures are verified. The returned session sends initial messages until
+    /// it decrypts the peer's first reply.
     ///
     /// # Errors
-    /// [`Error::InvalidSignature`] for a bundle whose signature does not verify,
-    /// [`Error::WrongSession`] for the local identity's own bundle,
-    /// [`Error::InvalidPublicKey`], [`Error::NonContributoryKey`] and
-    /// [`Error::RandomnessUnavailable`].
+    /// The policy errors above, [`Error::WrongSession`] for the local identity's own
+    /// bundle, [`Error::InvalidSignature`] for a bundle whose signature does not verify,
+    /// [`Error::NonContributoryKey`] and [`Error::RandomnessUnavailable`].
     pub fn initiate<R: TryCryptoRng + ?Sized>(
         identity: &IdentityKeyPair,
         bundle: &PreKeyBundle,
-        rng: &mut R,
-    ) -> Result<Session, Error> {
-        Self::initiate_with(identity, bundle, &SessionOptions::new(), rng)
-    }
-
-    /// [`Session::initiate`] for a contact whose identity key the app has pinned (first
-    /// seen, or verified with a [`SafetyNumber`](crate::SafetyNumber)).
-    ///
-    /// A bundle carrying any other identity key is [`Error::IdentityMismatch`], reported
-    /// before the bundle is otherwise used, so the app can warn the user that the contact's
-    /// key changed (or that someone, for example the server, substituted it).
-    ///
-    /// # Errors
-    /// [`Error::IdentityMismatch`], then as [`Session::initiate`].
-    pub fn initiate_pinned<R: TryCryptoRng + ?Sized>(
-        identity: &IdentityKeyPair,
-        bundle: &PreKeyBundle,
-        pinned: &IdentityKey,
-        rng: &mut R,
-    ) -> Result<Session, Error> {
-        Self::initiate_with(identity, bundle, &SessionOptions::new().pin(pinned), rng)
-    }
-
-    /// [`Session::initiate`] with explicit [`SessionOptions`]. The policies are checked, in
-    /// this order, before the bundle is otherwise used: the pinned identity
-    /// ([`Error::IdentityMismatch`]), PQXDH if required ([`Error::PostQuantumRequired`]),
-    /// the limits ([`Error::InvalidLimits`]).
-    ///
-    /// # Errors
-    /// As above, then as [`Session::initiate`].
-    pub fn initiate_with<R: TryCryptoRng + ?Sized>(
-        identity: &IdentityKeyPair,
-        bundle: &PreKeyBundle,
-        options: &SessionOptions<'_>,
+        options: &SessionOptions,
         rng: &mut R,
     ) -> Result<Session, Error> {
         let header_encrypted = options.wants_header_encryption();
@@ -156,59 +127,47 @@ impl Session {
         })
     }
 
-    /// Accepts a session from a classical initial message (X3DH §3.4), with the default
-    /// [`Limits`]. For PQXDH initial messages, and to have one-time prekeys deleted for you,
-    /// use [`PreKeyStore::accept`](crate::PreKeyStore::accept).
+    /// Low level: accepts a session from a classical initial message (X3DH §3.4) with prekeys
+    /// the caller keeps itself. Prefer [`LocalDevice::accept`](crate::LocalDevice::accept),
+    /// which owns the prekeys, handles PQXDH, deletes consumed one-time prekeys and refuses
+    /// replays; this call does none of that.
     ///
     /// `signed_prekey` and `one_time_prekey` look up the responder's prekeys by the ids the
-    /// message names; returning `None` rejects the message. On success the caller must
-    /// delete the one-time prekey reported in [`Accepted::used_one_time_prekey`]; an initial
-    /// message naming a deleted one-time prekey then fails with
-    /// [`Error::UnknownOneTimePreKey`], so a replayed initial message cannot create a
-    /// second session.
+    /// message names; returning `None` rejects the message. `options` apply as in
+    /// `LocalDevice::accept` (pin, header encryption required, limits, padding); a PQXDH
+    /// message is [`Error::UnknownPqPreKey`]. On success the caller must delete the one-time
+    /// prekey reported in [`Accepted::used_one_time_prekey`], so that a replayed initial
+    /// message fails with [`Error::UnknownOneTimePreKey`] instead of creating a second
+    /// session; a message that used no one-time prekey can be replayed unless the caller
+    /// records its base key.
     ///
     /// To decrypt a later initial message of a session that already exists, call
     /// [`Session::decrypt`] on that session instead: route by
     /// [`InitialMessage::session_id`](crate::InitialMessage::session_id).
     ///
     /// # Errors
-    /// Any parse error, [`Error::NotInitialMessage`], [`Error::UnknownSignedPreKey`],
-    /// [`Error::UnknownOneTimePreKey`], [`Error::UnknownPqPreKey`] (a PQXDH message),
+    /// Any parse error, [`Error::NotInitialMessage`], the policy errors of
+    /// [`SessionOptions`], [`Error::UnknownPqPreKey`] (a PQXDH message),
+    /// [`Error::UnknownSignedPreKey`], [`Error::UnknownOneTimePreKey`],
     /// [`Error::WrongSession`] (a message from the local identity),
     /// [`Error::NonContributoryKey`], or any error of [`Session::decrypt`].
     pub fn respond<'k>(
         identity: &IdentityKeyPair,
-        signed_prekey: impl FnOnce(u64) -> Option<&'k SignedPreKey>,
-        one_time_prekey: impl FnOnce(u64) -> Option<&'k OneTimePreKey>,
+        signed_prekey: impl FnOnce(SignedPreKeyId) -> Option<&'k SignedPreKey>,
+        one_time_prekey: impl FnOnce(OneTimePreKeyId) -> Option<&'k OneTimePreKey>,
         message: &[u8],
+        options: &SessionOptions,
     ) -> Result<Accepted, Error> {
-        Self::respond_with_limits(
-            identity,
-            signed_prekey,
-            one_time_prekey,
-            message,
-            Limits::default(),
-        )
-    }
-
-    /// [`Session::respond`] with explicit [`Limits`], which also apply to the initial
-    /// message itself.
-    ///
-    /// # Errors
-    /// As [`Session::respond`], and [`Error::InvalidLimits`].
-    pub fn respond_with_limits<'k>(
-        identity: &IdentityKeyPair,
-        signed_prekey: impl FnOnce(u64) -> Option<&'k SignedPreKey>,
-        one_time_prekey: impl FnOnce(u64) -> Option<&'k OneTimePreKey>,
-        message: &[u8],
-        limits: Limits,
-    ) -> Result<Accepted, Error> {
-        let limits = limits.validate()?;
         let initial = match Message::parse(message)? {
             Message::Initial(m) => m,
             Message::Normal(_) => return Err(Error::NotInitialMessage),
         };
         let fields = &initial.fields;
+        let limits = options.check(
+            &fields.identity,
+            initial.is_post_quantum(),
+            initial.is_header_encrypted(),
+        )?;
         if let Some((id, _)) = fields.post_quantum {
             return Err(Error::UnknownPqPreKey(id));
         }
@@ -222,7 +181,7 @@ impl Session {
             #[cfg(feature = "pqxdh")]
             post_quantum_prekey: None,
         };
-        Self::accept_initial(identity, &keys, &initial, limits, Padding::default())
+        Self::accept_initial(identity, &keys, &initial, limits, options.padding_policy())
     }
 
     /// X3DH §3.4 / PQXDH §3.4 with the keys already looked up, then the first decryption.
@@ -313,7 +272,7 @@ fn agree(
     // The signed prekey's public half is known: no base-point multiplication.
     let dhs = RatchetKeyPair {
         secret: keys.signed_prekey.secret().clone(),
-        public: x25519_dalek::PublicKey::from(keys.signed_prekey.public_key()),
+        public: x25519_dalek::PublicKey::from(keys.signed_prekey.public_key().to_bytes()),
     };
     Ok(ResponderStart::new(agreement.sk, dhs, limits))
 }

@@ -16,6 +16,7 @@ mod create;
 mod options;
 mod storage;
 
+use crate::ids::{OneTimePreKeyId, SignedPreKeyId};
 use alloc::vec::Vec;
 
 use rand_core::TryCryptoRng;
@@ -83,8 +84,8 @@ enum InitiatorPhase {
 /// What the initiator repeats in every initial message until its first reply (SPEC.md §6.2).
 #[cfg_attr(fuzzing, derive(Clone))]
 struct PendingInitial {
-    signed_prekey_id: u64,
-    one_time_prekey_id: Option<u64>,
+    signed_prekey_id: SignedPreKeyId,
+    one_time_prekey_id: Option<OneTimePreKeyId>,
     /// PQXDH: the `PQPK` id and KEM ciphertext; its presence makes the session post-quantum.
     #[cfg(feature = "pqxdh")]
     post_quantum: Option<PqInitiation>,

@@ -20,9 +20,10 @@ use crate::ratchet::state::Limits;
 ///     .limits(Limits { max_skip: 100, max_stored_skipped: 500 });
 /// # let _ = options;
 /// ```
+#[must_use]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SessionOptions<'a> {
-    pinned: Option<&'a IdentityKey>,
+pub struct SessionOptions {
+    pinned: Option<IdentityKey>,
     require_post_quantum: bool,
     header_encryption: bool,
     require_header_encryption: bool,
@@ -30,7 +31,7 @@ pub struct SessionOptions<'a> {
     padding: Padding,
 }
 
-impl<'a> SessionOptions<'a> {
+impl SessionOptions {
     /// The defaults: no pin, classical or post-quantum, no header encryption, default
     /// limits, [`Padding::Padme`].
     pub fn new() -> Self {
@@ -39,8 +40,8 @@ impl<'a> SessionOptions<'a> {
 
     /// Requires the peer's identity key to be `pinned` (SPEC.md §9.2); any other key is
     /// [`Error::IdentityMismatch`] before any session exists.
-    pub fn pin(mut self, pinned: &'a IdentityKey) -> Self {
-        self.pinned = Some(pinned);
+    pub fn pin(mut self, pinned: &IdentityKey) -> Self {
+        self.pinned = Some(*pinned);
         self
     }
 
@@ -100,7 +101,7 @@ impl<'a> SessionOptions<'a> {
         post_quantum: bool,
         header_encrypted: bool,
     ) -> Result<Limits, Error> {
-        if self.pinned.is_some_and(|pinned| pinned != peer) {
+        if self.pinned.is_some_and(|pinned| pinned != *peer) {
             return Err(Error::IdentityMismatch);
         }
         if self.require_post_quantum && !post_quantum {

@@ -7,6 +7,7 @@
 //! combination the session's types cannot hold is refused with the error SPEC.md §10.1
 //! names for it.
 
+use crate::ids::{OneTimePreKeyId, SignedPreKeyId};
 use alloc::vec::Vec;
 
 use zeroize::Zeroizing;
@@ -176,12 +177,12 @@ fn write_pending(out: &mut Vec<u8>, pending: Option<&PendingInitial>) {
         return;
     };
     out.put_u8(1);
-    out.put_u64(p.signed_prekey_id);
-    let one_time = p.one_time_prekey_id.map(u64::to_be_bytes);
+    out.put_u64(p.signed_prekey_id.to_u64());
+    let one_time = p.one_time_prekey_id.map(|id| id.to_u64().to_be_bytes());
     out.put_optional(one_time.as_ref().map(|b| &b[..]), 8);
     #[cfg(feature = "pqxdh")]
     if let Some((id, ciphertext)) = &p.post_quantum {
-        out.put_u64(*id);
+        out.put_u64(id.to_u64());
         out.put(&ciphertext[..]);
     }
 }
@@ -191,12 +192,14 @@ fn read_pending(r: &mut Reader<'_>, post_quantum: bool) -> Result<Option<Pending
         return Ok(None);
     };
     let mut pr = Reader::new(&p);
-    let signed_prekey_id = pr.u64()?;
-    let one_time_prekey_id = pr.optional::<8>()?.map(u64::from_be_bytes);
+    let signed_prekey_id = SignedPreKeyId::from_u64(pr.u64()?);
+    let one_time_prekey_id = pr
+        .optional::<8>()?
+        .map(|b| OneTimePreKeyId::from_u64(u64::from_be_bytes(b)));
     // A PQXDH session awaiting its reply also repeats its KEM ciphertext.
     #[cfg(feature = "pqxdh")]
     let post_quantum = if post_quantum {
-        let id = r.u64()?;
+        let id = crate::ids::PqPreKeyId::from_u64(r.u64()?);
         let ciphertext = alloc::boxed::Box::new(r.array::<KEM_CIPHERTEXT_LENGTH>()?);
         Some((id, ciphertext))
     } else {

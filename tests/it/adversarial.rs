@@ -10,10 +10,14 @@ use aes_gcm_siv::aead::{AeadInOut, KeyInit};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use curve25519_dalek::constants::{EIGHT_TORSION, X25519_LOW_ORDER_POINTS};
 use curve25519_dalek::edwards::CompressedEdwardsY;
+use doubleratchet::OneTimePreKeyId;
+use doubleratchet::PreKeyPolicy;
+use doubleratchet::SessionOptions;
+use doubleratchet::SignedPreKeyId;
 use doubleratchet::{
     Error, IdentityKey, IdentityKeyPair, Limits, Message, OneTimePreKey, Padding, PreKeyBundle,
-    PreKeyStore, Session, SignedPreKey, StorageKey, BUNDLE_VERSION, MAX_MESSAGE_SIZE,
-    MAX_PLAINTEXT_SIZE, MAX_SKIP_CAP, PADME_MINIMUM, STORAGE_VERSION, WIRE_VERSION,
+    Session, SignedPreKey, StorageKey, BUNDLE_VERSION, MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE,
+    MAX_SKIP_CAP, PADME_MINIMUM, STORAGE_VERSION, WIRE_VERSION,
 };
 use doubleratchet_test_support::layout::{
     BUNDLE_IK, BUNDLE_OPK, BUNDLE_SIGNATURE, BUNDLE_SPK, INITIAL_BODY, INITIAL_DH, INITIAL_EK,
@@ -24,6 +28,7 @@ use doubleratchet_test_support::{
     assert_rejected, forge_header, get_u32, get_u64, message_number, previous_chain_length, rng,
     stored, text, FailingRng, Offer, Pair, Party,
 };
+use doubleratchet_test_support::{bundle_of, device_of};
 use hmac::{Hmac, Mac};
 use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha20Rng;
@@ -406,9 +411,9 @@ fn every_bit_flip_of_an_initial_message_is_rejected_by_the_prekey_store() {
                 Error::InvalidPublicKey
             }
         }
-        b if b < INITIAL_OPK_FLAG => Error::UnknownSignedPreKey(get_u64(x, INITIAL_SPK_ID)),
+        b if b < INITIAL_OPK_FLAG => Error::UnknownSignedPreKey(get_u64(x, INITIAL_SPK_ID).into()),
         INITIAL_OPK_FLAG => Error::InvalidEncoding,
-        b if b < INITIAL_DH => Error::UnknownOneTimePreKey(get_u64(x, INITIAL_OPK_ID)),
+        b if b < INITIAL_DH => Error::UnknownOneTimePreKey(get_u64(x, INITIAL_OPK_ID).into()),
         b if b < INITIAL_PN => {
             if x25519_acceptable(&key32(&x[INITIAL_DH..INITIAL_PN])) {
                 Error::DecryptionFailed
@@ -426,9 +431,9 @@ fn every_bit_flip_of_an_initial_message_is_rejected_by_the_prekey_store() {
         &[
             Error::UnexpectedType(0x0a),
             Error::InvalidPublicKey,
-            Error::UnknownSignedPreKey(o.bundle.signed_prekey_id() ^ (1 << 63)),
+            Error::UnknownSignedPreKey((o.bundle.signed_prekey_id().to_u64() ^ (1 << 63)).into()),
             Error::InvalidEncoding,
-            Error::UnknownOneTimePreKey(o.one_time_prekey() ^ 0x10),
+            Error::UnknownOneTimePreKey((o.one_time_prekey().to_u64() ^ 0x10).into()),
             Error::TooFarAhead,
             Error::DecryptionFailed,
         ],
@@ -752,12 +757,12 @@ fn maximal_counters_in_headers() {
 
 /// What `Session::respond_with_limits` does with `message`, given Bob's prekeys.
 fn respond_to(bob: &Party, message: &[u8], limits: Limits) -> Result<(), Error> {
-    Session::respond_with_limits(
+    Session::respond(
         &bob.identity,
         |id| bob.store.signed_prekey(id),
         |id| bob.store.one_time_prekey(id),
         message,
-        limits,
+        &SessionOptions::new().limits(limits),
     )
     .map(|_| ())
 }
@@ -767,7 +772,7 @@ fn accept_rejected(bob: &mut Party, message: &[u8], limits: Limits) -> Result<()
     let before = bob.store_state();
     let result = bob
         .store
-        .accept_with_limits(&bob.identity, message, limits)
+        .accept(message, &SessionOptions::new().limits(limits))
         .map(|_| ());
     assert!(result.is_err(), "accepted");
     assert_eq!(bob.store_state(), before, "a rejection changed the store");
@@ -808,14 +813,20 @@ fn plain_initial_message_too_far_ahead_is_refused_before_key_agreement() {
     // The checks that come first: the prekeys the message names, then its sender.
     let far = forge_header(&o.first, None, None, Some(max_skip + 1));
     let mut unknown_opk = far.clone();
-    doubleratchet_test_support::put_u64(&mut unknown_opk, INITIAL_OPK_ID, opk ^ 0x10);
+    doubleratchet_test_support::put_u64(&mut unknown_opk, INITIAL_OPK_ID, opk.to_u64() ^ 0x10);
     let mut unknown_spk = far.clone();
     doubleratchet_test_support::put_u64(&mut unknown_spk, INITIAL_SPK_ID, 77);
     let mut own = far.clone();
     own[INITIAL_IK..INITIAL_EK].copy_from_slice(o.bob.identity.public_key().as_bytes());
     for (m, want) in [
-        (&unknown_opk, Error::UnknownOneTimePreKey(opk ^ 0x10)),
-        (&unknown_spk, Error::UnknownSignedPreKey(77)),
+        (
+            &unknown_opk,
+            Error::UnknownOneTimePreKey((opk.to_u64() ^ 0x10).into()),
+        ),
+        (
+            &unknown_spk,
+            Error::UnknownSignedPreKey(SignedPreKeyId::from_u64(77)),
+        ),
         (&own, Error::WrongSession),
     ] {
         assert_eq!(respond_to(&o.bob, m, limits), Err(want));
@@ -843,7 +854,7 @@ fn plain_initial_message_too_far_ahead_is_refused_before_key_agreement() {
     let accepted = o
         .bob
         .store
-        .accept_with_limits(&o.bob.identity, &second, one)
+        .accept(&second, &SessionOptions::new().limits(one))
         .unwrap();
     assert_eq!(accepted.plaintext, b"second");
     assert_eq!(accepted.used_one_time_prekey, Some(opk));
@@ -858,6 +869,7 @@ fn plain_initial_message_too_far_ahead_is_refused_before_key_agreement() {
     let mut a = Session::initiate(
         &alice.identity,
         &bob.bundle_without_one_time_prekey(),
+        &SessionOptions::new(),
         &mut r,
     )
     .unwrap();
@@ -955,10 +967,9 @@ fn message_for_carols_bundle_is_rejected_by_bobs_store() {
     let opk_id = bob_bundle.one_time_prekey_id().unwrap();
     let carol_spk = SignedPreKey::generate(&carol, spk_id, &mut r).unwrap();
     let carol_opk = OneTimePreKey::generate(opk_id, &mut r).unwrap();
-    let carol_bundle = PreKeyBundle::from_bytes(
-        &PreKeyBundle::new(&carol, &carol_spk, Some(&carol_opk)).to_bytes(),
-    )
-    .unwrap();
+    let carol_bundle =
+        PreKeyBundle::from_bytes(&bundle_of(&carol, &carol_spk, Some(&carol_opk)).to_bytes())
+            .unwrap();
     assert_eq!(
         bob_bundle.signed_prekey_id(),
         carol_bundle.signed_prekey_id()
@@ -971,7 +982,13 @@ fn message_for_carols_bundle_is_rejected_by_bobs_store() {
         bob_bundle.to_bytes()[BUNDLE_SPK..BUNDLE_SPK + 32],
         carol_bundle.to_bytes()[BUNDLE_SPK..BUNDLE_SPK + 32]
     );
-    let mut a = Session::initiate(&alice.identity, &carol_bundle, &mut r).unwrap();
+    let mut a = Session::initiate(
+        &alice.identity,
+        &carol_bundle,
+        &SessionOptions::new(),
+        &mut r,
+    )
+    .unwrap();
     let m = a.encrypt(b"for carol", &mut r).unwrap();
     let before = bob.store_state();
     assert_eq!(bob.accept(&m).map(|_| ()), Err(Error::DecryptionFailed));
@@ -981,6 +998,7 @@ fn message_for_carols_bundle_is_rejected_by_bobs_store() {
         |id| (id == spk_id).then_some(&carol_spk),
         |id| (id == opk_id).then_some(&carol_opk),
         &m,
+        &SessionOptions::new(),
     )
     .unwrap();
     assert_eq!(accepted.used_one_time_prekey, Some(opk_id));
@@ -988,7 +1006,8 @@ fn message_for_carols_bundle_is_rejected_by_bobs_store() {
     let reply = c.encrypt(b"carol here", &mut r).unwrap();
     assert_eq!(a.decrypt(&reply).unwrap(), b"carol here");
     // Carol's session rejects Bob's would-be messages for the same reason.
-    let mut b_bundle_session = Session::initiate(&alice.identity, &bob_bundle, &mut r).unwrap();
+    let mut b_bundle_session =
+        Session::initiate(&alice.identity, &bob_bundle, &SessionOptions::new(), &mut r).unwrap();
     let to_bob = b_bundle_session.encrypt(b"for bob", &mut r).unwrap();
     assert_rejected(&mut c, &to_bob, Error::WrongSession);
 }
@@ -1000,8 +1019,10 @@ fn messages_of_another_session_between_the_same_pair_are_rejected() {
     let mut bob = Party::new(&mut r);
     let bundle1 = bob.bundle(&mut r);
     let bundle2 = bob.bundle(&mut r);
-    let mut a1 = Session::initiate(&alice.identity, &bundle1, &mut r).unwrap();
-    let mut a2 = Session::initiate(&alice.identity, &bundle2, &mut r).unwrap();
+    let mut a1 =
+        Session::initiate(&alice.identity, &bundle1, &SessionOptions::new(), &mut r).unwrap();
+    let mut a2 =
+        Session::initiate(&alice.identity, &bundle2, &SessionOptions::new(), &mut r).unwrap();
     let i1 = a1.encrypt(b"session 1", &mut r).unwrap();
     let i2 = a2.encrypt(b"session 2", &mut r).unwrap();
     let mut b1 = bob.accept(&i1).unwrap().session;
@@ -1040,6 +1061,7 @@ fn respond_refuses_normal_messages_and_self_sessions() {
             |id| p.bob.store.signed_prekey(id),
             |id| p.bob.store.one_time_prekey(id),
             &normal,
+            &SessionOptions::new()
         )
         .map(|_| ()),
         Err(Error::NotInitialMessage)
@@ -1053,7 +1075,7 @@ fn respond_refuses_normal_messages_and_self_sessions() {
     // Bob's own bundle cannot start a session with himself...
     let own = p.bob.bundle(&mut p.rng);
     assert_eq!(
-        Session::initiate(&p.bob.identity, &own, &mut p.rng).map(|_| ()),
+        Session::initiate(&p.bob.identity, &own, &SessionOptions::new(), &mut p.rng).map(|_| ()),
         Err(Error::WrongSession)
     );
     // ...and an initial message claiming to come from Bob is refused by Bob.
@@ -1171,7 +1193,7 @@ fn bundle_signed_for_another_identity_is_rejected() {
         // Refused before drawing any randomness.
         let mut probe = r.clone();
         assert_eq!(
-            Session::initiate(&alice.identity, &bundle, &mut r).map(|_| ()),
+            Session::initiate(&alice.identity, &bundle, &SessionOptions::new(), &mut r).map(|_| ()),
             Err(Error::InvalidSignature)
         );
         assert_eq!(probe.next_u64(), r.next_u64());
@@ -1179,7 +1201,7 @@ fn bundle_signed_for_another_identity_is_rejected() {
     for genuine in [bob_bytes, carol_bytes] {
         let bundle = PreKeyBundle::from_bytes(&genuine).unwrap();
         assert_eq!(bundle.verify(), Ok(()));
-        Session::initiate(&alice.identity, &bundle, &mut r).unwrap();
+        Session::initiate(&alice.identity, &bundle, &SessionOptions::new(), &mut r).unwrap();
     }
 }
 
@@ -1473,7 +1495,8 @@ fn authenticated_plaintext_without_end_marker_is_rejected_and_changes_nothing() 
     let mut bob = Party::new(&mut r);
     let bundle = bob.bundle(&mut r);
     let opk = bundle.one_time_prekey_id().unwrap();
-    let mut a = Session::initiate(&alice.identity, &bundle, &mut r).unwrap();
+    let mut a =
+        Session::initiate(&alice.identity, &bundle, &SessionOptions::new(), &mut r).unwrap();
     let ad = associated_data(&alice, &bob);
     let (ck, ns) = sending_chain(&a);
     assert_eq!(ns, 0);
@@ -1513,20 +1536,17 @@ fn failing_rng_is_a_typed_error_and_changes_nothing() {
     );
     assert_eq!(StorageKey::generate(&mut down()).map(|_| ()), UNAVAILABLE);
     assert_eq!(
-        OneTimePreKey::generate(1, &mut down()).map(|_| ()),
+        OneTimePreKey::generate(OneTimePreKeyId::from_u64(1), &mut down()).map(|_| ()),
         UNAVAILABLE
     );
 
     let mut p = Pair::started(170);
     let identity = &p.bob.identity;
     assert_eq!(
-        SignedPreKey::generate(identity, 9, &mut down()).map(|_| ()),
+        SignedPreKey::generate(identity, SignedPreKeyId::from_u64(9), &mut down()).map(|_| ()),
         UNAVAILABLE
     );
-    assert_eq!(
-        PreKeyStore::new(identity, &mut down()).map(|_| ()),
-        UNAVAILABLE
-    );
+    assert_eq!(device_of(identity, &mut down()).map(|_| ()), UNAVAILABLE);
     let before = p.bob.store_state();
     assert_eq!(
         p.bob
@@ -1536,10 +1556,7 @@ fn failing_rng_is_a_typed_error_and_changes_nothing() {
         UNAVAILABLE
     );
     assert_eq!(
-        p.bob
-            .store
-            .rotate_signed_prekey(&p.bob.identity, &mut down())
-            .map(|_| ()),
+        p.bob.store.rotate_signed_prekey(0, &mut down()).map(|_| ()),
         UNAVAILABLE
     );
     // Replacing the whole store draws a new current and standby signed prekey (id, then
@@ -1549,7 +1566,7 @@ fn failing_rng_is_a_typed_error_and_changes_nothing() {
         assert_eq!(
             p.bob
                 .store
-                .after_restore(&p.bob.identity, &mut FailingRng::new(working))
+                .after_restore(0, &mut FailingRng::new(working))
                 .map(|_| ()),
             UNAVAILABLE,
             "{working} working draws"
@@ -1557,7 +1574,10 @@ fn failing_rng_is_a_typed_error_and_changes_nothing() {
     }
     // With a standby already held, replenishing draws nothing.
     assert_eq!(
-        p.bob.store.replenish_standby(&p.bob.identity, &mut down()),
+        p.bob
+            .store
+            .maintain(0, &PreKeyPolicy::default(), &mut down())
+            .map(|m| m.replenished_standby),
         Ok(false)
     );
     assert_eq!(
@@ -1570,12 +1590,23 @@ fn failing_rng_is_a_typed_error_and_changes_nothing() {
     let bundle = p.bob.bundle(&mut p.rng);
     for working in [0, 1] {
         assert_eq!(
-            Session::initiate(&p.alice.identity, &bundle, &mut FailingRng::new(working))
-                .map(|_| ()),
+            Session::initiate(
+                &p.alice.identity,
+                &bundle,
+                &SessionOptions::new(),
+                &mut FailingRng::new(working)
+            )
+            .map(|_| ()),
             UNAVAILABLE
         );
     }
-    assert!(Session::initiate(&p.alice.identity, &bundle, &mut FailingRng::new(2)).is_ok());
+    assert!(Session::initiate(
+        &p.alice.identity,
+        &bundle,
+        &SessionOptions::new(),
+        &mut FailingRng::new(2)
+    )
+    .is_ok());
 
     // Bob's first send completes a deferred ratchet step and needs randomness.
     let before = stored(&p.b);

@@ -7,7 +7,7 @@
 //! both policies, a per-session setting that takes effect at once and is stored).
 
 use doubleratchet::{
-    Error, IdentityKeyPair, Limits, Message, Padding, PreKeyStore, Role, Session, SessionOptions,
+    Error, IdentityKeyPair, Limits, LocalDevice, Message, Padding, Role, Session, SessionOptions,
     StorageKey, MAX_PLAINTEXT_SIZE, PADME_MINIMUM, STORAGE_VERSION,
 };
 use doubleratchet_test_support::layout::{
@@ -264,6 +264,7 @@ fn lost_first_initial_message_is_recovered() {
         |id| bob.store.signed_prekey(id),
         |id| bob.store.one_time_prekey(id),
         &second,
+        &SessionOptions::new(),
     )
     .unwrap();
     assert_eq!(accepted.plaintext, b"second");
@@ -623,9 +624,9 @@ fn prekey_store_accept_consumes_the_one_time_prekey() {
     );
     assert_eq!(bob.store_state(), before);
     // The store survives a reload with the key still gone.
-    let mut reloaded = PreKeyStore::from_bytes(&bob.store.to_bytes()).unwrap();
+    let mut reloaded = LocalDevice::from_bytes(&bob.store.to_bytes()).unwrap();
     assert_eq!(
-        reloaded.accept(&bob.identity, &first).map(|_| ()),
+        reloaded.accept(&first, &SessionOptions::new()).map(|_| ()),
         Err(Error::UnknownOneTimePreKey(opk))
     );
     let reply = b.encrypt(b"hi", r).unwrap();
@@ -642,25 +643,22 @@ fn signed_prekey_rotation_and_retirement() {
     let old_bundle_2 = bob.bundle(&mut r);
     let old_spk = old_bundle.signed_prekey_id();
     assert_eq!(bob.store.current_signed_prekey().id(), old_spk);
-    // The standby is neither published nor accepted: rotating makes it current.
+    // The standby is neither published nor accepted. Rotating draws a fresh key that
+    // becomes current; the standby is kept for a switch and cannot be retired.
     let standby = bob.store.standby_signed_prekey().unwrap().id();
     assert!(bob.store.signed_prekey(standby).is_none());
-    let new_spk = bob
-        .store
-        .rotate_signed_prekey(&bob.identity, &mut r)
-        .unwrap();
+    let new_spk = bob.store.rotate_signed_prekey(0, &mut r).unwrap();
     assert_ne!(old_spk, new_spk);
-    assert_eq!(new_spk, standby);
+    assert_ne!(new_spk, standby);
     assert_eq!(bob.store.current_signed_prekey().id(), new_spk);
-    // ...and a new standby is drawn, which cannot be retired either.
-    let next_standby = bob.store.standby_signed_prekey().unwrap().id();
-    assert!(next_standby != new_spk && next_standby != old_spk);
-    assert!(!bob.store.retire_signed_prekey(next_standby));
+    assert_eq!(bob.store.standby_signed_prekey().unwrap().id(), standby);
+    assert!(!bob.store.retire_signed_prekey(standby));
     let new_bundle = bob.bundle(&mut r);
     assert_eq!(new_bundle.signed_prekey_id(), new_spk);
 
     // Made from the old bundle after the rotation: still accepted.
-    let mut a = Session::initiate(&alice.identity, &old_bundle, &mut r).unwrap();
+    let mut a =
+        Session::initiate(&alice.identity, &old_bundle, &SessionOptions::new(), &mut r).unwrap();
     let m = a.encrypt(b"old spk", &mut r).unwrap();
     let accepted = bob.accept(&m).unwrap();
     assert_eq!(accepted.plaintext, b"old spk");
@@ -674,7 +672,13 @@ fn signed_prekey_rotation_and_retirement() {
 
     // Another message made from the old key is now refused, and the store is unchanged
     // (its one-time prekey is kept).
-    let mut c = Session::initiate(&carol.identity, &old_bundle_2, &mut r).unwrap();
+    let mut c = Session::initiate(
+        &carol.identity,
+        &old_bundle_2,
+        &SessionOptions::new(),
+        &mut r,
+    )
+    .unwrap();
     let m = c.encrypt(b"too late", &mut r).unwrap();
     let before = bob.store_state();
     assert_eq!(
@@ -688,7 +692,8 @@ fn signed_prekey_rotation_and_retirement() {
         .is_some());
 
     // The new bundle works.
-    let mut c = Session::initiate(&carol.identity, &new_bundle, &mut r).unwrap();
+    let mut c =
+        Session::initiate(&carol.identity, &new_bundle, &SessionOptions::new(), &mut r).unwrap();
     let m = c.encrypt(b"new spk", &mut r).unwrap();
     let mut b = bob.accept(&m).unwrap().session;
     let back = b.encrypt(b"ok", &mut r).unwrap();
@@ -702,7 +707,8 @@ fn bundle_without_one_time_prekey() {
     let mut bob = Party::new(&mut r);
     let bundle = bob.bundle_without_one_time_prekey();
     assert_eq!(bundle.one_time_prekey_id(), None);
-    let mut a = Session::initiate(&alice.identity, &bundle, &mut r).unwrap();
+    let mut a =
+        Session::initiate(&alice.identity, &bundle, &SessionOptions::new(), &mut r).unwrap();
     let first = a.encrypt(b"last resort", &mut r).unwrap();
     let Message::Initial(parsed) = Message::parse(&first).unwrap() else {
         panic!("not an initial message");
@@ -734,7 +740,7 @@ fn bundle_without_one_time_prekey() {
         Err(Error::DuplicateOrExpired)
     );
     assert_eq!(bob.store_state(), before);
-    let reloaded = PreKeyStore::from_bytes(&bob.store.to_bytes()).unwrap();
+    let reloaded = LocalDevice::from_bytes(&bob.store.to_bytes()).unwrap();
     let mut bob_reloaded = Party {
         identity: IdentityKeyPair::from_bytes(&bob.identity.to_bytes()).unwrap(),
         store: reloaded,
@@ -795,7 +801,7 @@ fn sizes_on_the_wire_follow_the_padding_policy() {
         for (len, _, _) in &SIZES[..8] {
             let bundle = bob.bundle(&mut r);
             let options = SessionOptions::new().padding(padding);
-            let mut a = Session::initiate_with(&alice.identity, &bundle, &options, &mut r).unwrap();
+            let mut a = Session::initiate(&alice.identity, &bundle, &options, &mut r).unwrap();
             assert_eq!(a.padding(), padding);
             let plaintext = vec![0x42; *len];
             let m = a.encrypt(&plaintext, &mut r).unwrap();
@@ -863,14 +869,11 @@ fn padding_policy_is_per_session_takes_effect_at_once_and_is_stored() {
         |id| o.bob.store.signed_prekey(id),
         |id| o.bob.store.one_time_prekey(id),
         &o.first,
+        &SessionOptions::new(),
     )
     .unwrap();
     assert_eq!(responded.session.padding(), Padding::Padme);
-    let accepted = o
-        .bob
-        .store
-        .accept_with(&o.bob.identity, &o.first, &none)
-        .unwrap();
+    let accepted = o.bob.store.accept(&o.first, &none).unwrap();
     let mut p = Pair {
         alice: o.alice,
         bob: o.bob,

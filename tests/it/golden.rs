@@ -14,7 +14,7 @@
 //! `0x28`, flags `0x02`) and its sealed form; `post_quantum_golden_files` (with the `pqxdh`
 //! feature) for the PQXDH sessions (type `0x25`, and type `0x28` with flags `0x03`), the
 //! post-quantum prekey (`0x26`), the prekey store with post-quantum keys and replay records
-//! (type `0x24`, as every store) and the PQXDH bundle (`0x11`); `padding_none_golden_files`
+//! (type `0x2A`, the local device) and the PQXDH bundle (`0x11`); `padding_none_golden_files`
 //! for sessions whose padding policy is `Padding::None` (stored padding byte `0x00`; every
 //! other stored session has the default, Padmé, `0x01`); `prekey_store_golden_files` for a
 //! prekey store with replay records under two signed prekeys, a standby and one-time
@@ -23,18 +23,30 @@
 //! every sealed blob is checked against the construction of SPEC.md §7.6 with the
 //! `aes-gcm-siv` crate (`check_sealed_construction`).
 //!
+//! `publish_golden_files` checks the publishing formats (SPEC.md §5.9-§5.12): the public
+//! parts of the stand-alone signed and one-time prekeys (types `0x13`, `0x14`) and an
+//! upload set (`0x12`) holding them, field by field against the SPEC's layout and lengths,
+//! each re-encoding byte for byte, the set's parts equal to the stand-alone parts, and the
+//! bundle assembled from the parts equal to the bundle of the same keys (and, for the golden
+//! devices `prekey_store.bin` and `pq_prekey_store.bin`, to the device's own bundle);
+//! `post_quantum_publish_golden_files` (with `pqxdh`) does the same for the post-quantum
+//! parts of each kind (`0x15`) and an upload set with them.
+//!
 //! The files are generated deterministically from seeded RNGs by
 //! `doubleratchet_test_support::golden::generate`; `tools/vectors` checks that the committed
 //! files are what it generates (`cargo run -p doubleratchet-vectors`) and writes them with
 //! `--write` (README.md, "Regenerating the generated files").
 
+use doubleratchet::SessionOptions;
 use doubleratchet::{
-    Error, IdentityKeyPair, Message, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore, Role,
+    Error, IdentityKeyPair, LocalDevice, Message, OneTimePreKey, Padding, PreKeyBundle, Role,
     Session, SignedPreKey, StorageKey, StoreNotice, BUNDLE_LENGTH, BUNDLE_VERSION, PADME_MINIMUM,
     STORAGE_VERSION, WIRE_VERSION,
 };
+use doubleratchet::{OneTimePreKeyId, PqPreKeyId, SignedPreKeyId};
+use doubleratchet::{OneTimePreKeyPublic, SignedPreKeyPublic, UploadSet};
 #[cfg(feature = "pqxdh")]
-use doubleratchet::{PqPreKey, PqPreKeyKind, PQ_BUNDLE_LENGTH};
+use doubleratchet::{PqPreKey, PqPreKeyKind, PqPreKeyPublic, PQ_BUNDLE_LENGTH};
 use doubleratchet_test_support::golden::{
     all_files, generate, read, rng_for_context_seal, rng_for_he_seal, rng_for_seal,
     rng_for_store_seal, storage_key, FILES, HE_FILES, HE_HEADER_KEYS, HE_NEXT, HE_SEALED_NEXT,
@@ -44,10 +56,17 @@ use doubleratchet_test_support::golden::{
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet_test_support::golden::{
-    HE_PQ_HEADER_KEYS, HE_PQ_NEXT, HE_PQ_SKIPPED, PQ_FILES, PQ_INITIATOR_NEXT, PQ_RESPONDER_NEXT,
-    PQ_RESPONDER_SKIPPED,
+    HE_PQ_HEADER_KEYS, HE_PQ_NEXT, HE_PQ_SKIPPED, LAST_RESORT_CREATED, PQ_FILES, PQ_INITIATOR_NEXT,
+    PQ_PUBLISH_FILES, PQ_RESPONDER_NEXT, PQ_RESPONDER_SKIPPED, PUBLISH_PQ_ONE_TIME_IDS,
 };
-use doubleratchet_test_support::{load, padding_offset, ratchet_view, rng, stored, Cursor};
+use doubleratchet_test_support::golden::{
+    PUBLISH_FILES, PUBLISH_ONE_TIME_ID, SIGNED_PREKEY_CREATED,
+};
+#[cfg(feature = "pqxdh")]
+use doubleratchet_test_support::pq_bundle_of;
+use doubleratchet_test_support::{
+    bundle_of, load, padding_offset, ratchet_view, rng, stored, Cursor,
+};
 
 /// The format version every golden file is at: storage (SPEC.md §7), bundle (§5.4) and
 /// wire (§5.2-§5.3) version `0x02` of profile v2. (The v1 files were dropped with v1,
@@ -74,6 +93,23 @@ const PQ_PENDING_LENGTH: usize = 8 + 1088;
 const SIGNED_PREKEY_LENGTH: usize = 2 + 8 + 32 + 64;
 const ONE_TIME_PREKEY_LENGTH: usize = 2 + 8 + 32;
 const PQ_PREKEY_LENGTH: usize = 2 + 8 + 1 + 64 + 64;
+/// The publishing formats (SPEC.md §5.9-§5.12), each `version | type | ...`: a signed
+/// prekey's public part (id, `SPK`, signature, creation time), a one-time prekey's (id,
+/// `OPK`), a post-quantum prekey's (id, kind, `ek`, signature, creation time), and an
+/// upload set without one-time prekeys (`IK`, the signed part, the last-resort flag and
+/// part or zeros, the two counts).
+const SIGNED_PREKEY_PUBLIC_LENGTH: usize = 2 + 8 + 32 + 64 + 8;
+const ONE_TIME_PREKEY_PUBLIC_LENGTH: usize = 2 + 8 + 32;
+const PQ_PREKEY_PUBLIC_LENGTH: usize = 2 + 8 + 1 + 1184 + 64 + 8;
+const UPLOAD_SET_FIXED_LENGTH: usize =
+    2 + 32 + SIGNED_PREKEY_PUBLIC_LENGTH + 1 + PQ_PREKEY_PUBLIC_LENGTH + 4 + 4;
+/// Where an upload set's fields sit (SPEC.md §5.12): the signed prekey's part, the
+/// last-resort flag, the last-resort part (or zeros), and the one-time prekeys' count
+/// (their parts follow it).
+const SET_SIGNED: core::ops::Range<usize> = 34..34 + SIGNED_PREKEY_PUBLIC_LENGTH;
+const SET_LAST_RESORT_FLAG: usize = 148;
+const SET_LAST_RESORT: core::ops::Range<usize> = 149..149 + PQ_PREKEY_PUBLIC_LENGTH;
+const SET_ONE_TIME_COUNT: core::ops::Range<usize> = 1416..1420;
 /// The stored padding byte of each policy.
 const PADDING_NONE_BYTE: u8 = 0x00;
 const PADDING_PADME_BYTE: u8 = 0x01;
@@ -83,11 +119,12 @@ const TAG: usize = 16;
 /// to the 64-byte minimum (SPEC.md §4.9): every such body is 64 + 16 bytes on the wire.
 const PADME_BODY: usize = 64 + TAG;
 
-/// The version byte a golden file starts with: its format family's (SPEC.md §5.1).
+/// The version byte a golden file starts with: its format family's (SPEC.md §5.1). The
+/// public prekey parts and upload sets (§5.9-§5.12) are of the bundle family.
 fn family_version(name: &str) -> u8 {
     if name.ends_with("_message.bin") {
         WIRE_VERSION
-    } else if name.contains("bundle") {
+    } else if name.contains("bundle") || name.contains("_public") || name.contains("upload_set") {
         BUNDLE_VERSION
     } else {
         STORAGE_VERSION
@@ -130,56 +167,78 @@ fn check_body(name: &str, bytes: &[u8], body: usize) {
     );
 }
 
-/// A stored prekey store (type `0x24`; SPEC.md §7.5 in profile v2 part 2's layout), field
-/// by field.
+/// A stored local device (type `0x2A`; SPEC.md §7.5), field by field.
 #[derive(Debug)]
 struct StoreView {
     capacity: u32,
+    one_time_cap: u32,
     next_sequence: u64,
-    current: u64,
-    /// Each accepted signed prekey's id and replay records, as stored.
-    signed: Vec<(u64, Vec<[u8; 32]>)>,
-    standby: Option<u64>,
-    /// `(sequence, id)` of each one-time prekey, as stored.
-    one_time: Vec<(u64, u64)>,
-    pq_current: Option<u64>,
-    /// `(sequence, id, kind byte)` of each post-quantum prekey, as stored.
-    pq: Vec<(u64, u64, u8)>,
+    current: SignedPreKeyId,
+    /// Each accepted signed prekey's id, creation time, replacement time and replay
+    /// records, as stored.
+    signed: Vec<SignedView>,
+    standby: Option<SignedPreKeyId>,
+    /// `(sequence, published, id)` of each one-time prekey, as stored.
+    one_time: Vec<(u64, bool, OneTimePreKeyId)>,
+    pq_current: Option<PqPreKeyId>,
+    /// `(sequence, published, id, kind byte, created, superseded)` of each post-quantum
+    /// prekey, as stored.
+    pq: Vec<PqView>,
 }
+
+/// One stored signed prekey entry.
+#[derive(Debug)]
+struct SignedView {
+    id: SignedPreKeyId,
+    created: u64,
+    superseded: Option<u64>,
+    records: Vec<[u8; 32]>,
+}
+
+/// One stored post-quantum prekey entry: sequence, published, id, kind byte, times.
+type PqView = (u64, bool, PqPreKeyId, u8, u64, Option<u64>);
 
 impl StoreView {
     /// The records of the accepted signed prekey `id`.
-    fn records(&self, id: u64) -> &[[u8; 32]] {
-        &self.signed.iter().find(|(i, _)| *i == id).unwrap().1
+    fn records(&self, id: SignedPreKeyId) -> &[[u8; 32]] {
+        &self.signed.iter().find(|e| e.id == id).unwrap().records
+    }
+
+    /// The accepted signed prekeys' ids, as stored (ascending).
+    fn signed_ids(&self) -> Vec<SignedPreKeyId> {
+        self.signed.iter().map(|e| e.id).collect()
     }
 
     /// The one-time prekeys' ids, oldest (lowest sequence number) first.
-    fn one_time_by_age(&self) -> Vec<u64> {
+    fn one_time_by_age(&self) -> Vec<OneTimePreKeyId> {
         let mut aged = self.one_time.clone();
         aged.sort_unstable();
-        aged.into_iter().map(|(_, id)| id).collect()
+        aged.into_iter().map(|(_, _, id)| id).collect()
     }
 
     /// The one-time prekeys' sequence numbers, ascending.
     fn one_time_sequences(&self) -> Vec<u64> {
-        let mut sequences: Vec<u64> = self.one_time.iter().map(|(s, _)| *s).collect();
+        let mut sequences: Vec<u64> = self.one_time.iter().map(|(s, _, _)| *s).collect();
         sequences.sort_unstable();
         sequences
     }
 }
 
-/// Reads a stored prekey store; panics on anything but the layout below, to the last
-/// byte, and checks the rules every stored store keeps: ids never 0 and strictly
+/// Reads a stored local device; panics on anything but the layout below, to the last
+/// byte, and checks the rules every stored device keeps: ids never 0 and strictly
 /// increasing, records strictly increasing, the current id among the accepted signed
-/// prekeys, the standby not among them, sequence numbers distinct and below the next one.
+/// prekeys and the only one without a replacement time, the standby not among them,
+/// sequence numbers distinct and below the next one.
 ///
 /// ```text
-/// 02 | 24 | capacity u32 | next sequence u64 | current id u64 | s u32
-/// s x { 02 22 id(8) secret(32) sig(64) | r u32 | r x EK_A(32) }
-/// standby flag | 02 22 id(8) secret(32) sig(64), or 106 zeros
-/// t u32 | t x { sequence u64 | 02 23 id(8) secret(32) }
+/// 02 | 2A | 02 21 seed(32) | capacity u32 | one-time cap u32 | next sequence u64
+/// current id u64 | s u32
+/// s x { 02 22 id(8) secret(32) sig(64) | created u64 | replaced flag | u64 | r u32 | r x EK_A(32) }
+/// standby flag | 02 22 id(8) secret(32) sig(64) | created u64, or 114 zeros
+/// t u32 | t x { sequence u64 | published u8 | 02 23 id(8) secret(32) }
 /// current PQ last-resort flag | id u64 (zero if absent)
-/// q u32 | q x { sequence u64 | 02 26 id(8) kind(1) seed(64) sig(64) }
+/// q u32 | q x { sequence u64 | published u8 | 02 26 id(8) kind(1) seed(64) sig(64)
+///               | created u64 | replaced flag | u64 }
 /// ```
 fn store_view(bytes: &[u8]) -> StoreView {
     /// A stored key of type `kind` and `len` bytes: its id.
@@ -193,74 +252,117 @@ fn store_view(bytes: &[u8]) -> StoreView {
         assert!(ids.iter().all(|id| *id != 0), "id 0");
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids not increasing");
     }
+    fn optional(r: &mut Cursor<'_>) -> Option<u64> {
+        let flag = r.take(1)[0];
+        let value = r.u64();
+        match flag {
+            0 => {
+                assert_eq!(value, 0);
+                None
+            }
+            1 => Some(value),
+            other => panic!("flag {other}"),
+        }
+    }
+    fn published(r: &mut Cursor<'_>) -> bool {
+        match r.take(1)[0] {
+            0 => false,
+            1 => true,
+            other => panic!("published flag {other}"),
+        }
+    }
 
     let mut r = Cursor(bytes, 0);
-    assert_eq!(r.take(2), [STORAGE_VERSION, 0x24]);
+    assert_eq!(r.take(2), [STORAGE_VERSION, 0x2A]);
+    assert_eq!(r.take(2), [STORAGE_VERSION, 0x21]);
+    r.take(32);
     let capacity = r.u32();
+    let one_time_cap = r.u32();
     let next_sequence = r.u64();
-    let current = r.u64();
+    let current = SignedPreKeyId::from_u64(r.u64());
     let s = r.u32();
-    let signed: Vec<(u64, Vec<[u8; 32]>)> = (0..s)
+    let signed: Vec<SignedView> = (0..s)
         .map(|_| {
-            let id = key(&mut r, 0x22, SIGNED_PREKEY_LENGTH);
+            let id = SignedPreKeyId::from_u64(key(&mut r, 0x22, SIGNED_PREKEY_LENGTH));
+            let created = r.u64();
+            let superseded = optional(&mut r);
             let count = r.u32();
             let records: Vec<[u8; 32]> =
                 (0..count).map(|_| r.take(32).try_into().unwrap()).collect();
             assert!(records.windows(2).all(|w| w[0] < w[1]), "records");
-            (id, records)
+            SignedView {
+                id,
+                created,
+                superseded,
+                records,
+            }
         })
         .collect();
     let standby = match r.take(1)[0] {
         0 => {
-            assert_eq!(r.take(SIGNED_PREKEY_LENGTH), [0; SIGNED_PREKEY_LENGTH]);
+            assert_eq!(
+                r.take(SIGNED_PREKEY_LENGTH + 8),
+                [0; SIGNED_PREKEY_LENGTH + 8]
+            );
             None
         }
-        1 => Some(key(&mut r, 0x22, SIGNED_PREKEY_LENGTH)),
+        1 => {
+            let id = key(&mut r, 0x22, SIGNED_PREKEY_LENGTH);
+            r.u64();
+            Some(SignedPreKeyId::from_u64(id))
+        }
         other => panic!("standby flag {other}"),
     };
     let t = r.u32();
-    let one_time: Vec<(u64, u64)> = (0..t)
-        .map(|_| (r.u64(), key(&mut r, 0x23, ONE_TIME_PREKEY_LENGTH)))
-        .collect();
-    let flag = r.take(1)[0];
-    let id = r.u64();
-    let pq_current = match flag {
-        0 => {
-            assert_eq!(id, 0);
-            None
-        }
-        1 => Some(id),
-        other => panic!("last-resort flag {other}"),
-    };
-    let q = r.u32();
-    let pq: Vec<(u64, u64, u8)> = (0..q)
+    let one_time: Vec<(u64, bool, OneTimePreKeyId)> = (0..t)
         .map(|_| {
             let sequence = r.u64();
+            let published = published(&mut r);
+            let id = key(&mut r, 0x23, ONE_TIME_PREKEY_LENGTH);
+            (sequence, published, OneTimePreKeyId::from_u64(id))
+        })
+        .collect();
+    let pq_current = optional(&mut r).map(PqPreKeyId::from_u64);
+    let q = r.u32();
+    let pq: Vec<PqView> = (0..q)
+        .map(|_| {
+            let sequence = r.u64();
+            let published = published(&mut r);
             let key = r.take(PQ_PREKEY_LENGTH);
             assert_eq!(key[..2], [STORAGE_VERSION, 0x26]);
-            let id = u64::from_be_bytes(key[2..10].try_into().unwrap());
-            (sequence, id, key[10])
+            let id = PqPreKeyId::from_u64(u64::from_be_bytes(key[2..10].try_into().unwrap()));
+            let kind = key[10];
+            let created = r.u64();
+            let superseded = optional(&mut r);
+            (sequence, published, id, kind, created, superseded)
         })
         .collect();
     assert_eq!(r.1, bytes.len(), "bytes after the layout of SPEC.md §7.5");
 
-    increasing(signed.iter().map(|(id, _)| *id));
-    increasing(one_time.iter().map(|(_, id)| *id));
-    increasing(pq.iter().map(|(_, id, _)| *id));
-    assert!(signed.iter().any(|(id, _)| *id == current), "current");
+    increasing(signed.iter().map(|e| e.id.to_u64()));
+    increasing(one_time.iter().map(|(_, _, id)| id.to_u64()));
+    increasing(pq.iter().map(|p| p.2.to_u64()));
+    assert!(signed.iter().any(|e| e.id == current), "current");
+    assert!(
+        signed
+            .iter()
+            .all(|e| (e.id == current) == e.superseded.is_none()),
+        "only the current signed prekey has no replacement time"
+    );
     if let Some(standby) = standby {
-        assert!(standby != 0 && signed.iter().all(|(id, _)| *id != standby));
+        assert!(standby.to_u64() != 0 && signed.iter().all(|e| e.id != standby));
     }
     let mut sequences: Vec<u64> = one_time
         .iter()
-        .map(|(s, _)| *s)
-        .chain(pq.iter().map(|(s, _, _)| *s))
+        .map(|(s, _, _)| *s)
+        .chain(pq.iter().map(|p| p.0))
         .collect();
     sequences.sort_unstable();
     assert!(sequences.windows(2).all(|w| w[0] < w[1]), "sequences");
     assert!(sequences.iter().all(|s| *s < next_sequence), "sequences");
     StoreView {
         capacity,
+        one_time_cap,
         next_sequence,
         current,
         signed,
@@ -274,7 +376,7 @@ fn store_view(bytes: &[u8]) -> StoreView {
 /// The base key `EK_A` of an initial message.
 fn base_key(message: &[u8]) -> [u8; 32] {
     match Message::parse(message).unwrap() {
-        Message::Initial(m) => *m.base_key(),
+        Message::Initial(m) => m.base_key().to_bytes(),
         Message::Normal(_) => panic!("not an initial message"),
     }
 }
@@ -309,16 +411,16 @@ fn golden_files() {
     assert_eq!(spk_bytes[1..10], [0x22, 0, 0, 0, 0, 0, 0, 0, 7]);
     let spk = SignedPreKey::from_bytes(&spk_bytes).unwrap();
     assert_eq!(&spk.to_bytes()[..], &spk_bytes[..]);
-    assert_eq!(spk.id(), 7);
+    assert_eq!(spk.id(), SignedPreKeyId::from_u64(7));
 
     let opk_bytes = read("one_time_prekey.bin");
     assert_eq!(opk_bytes.len(), ONE_TIME_PREKEY_LENGTH);
     assert_eq!(opk_bytes[1..10], [0x23, 0, 0, 0, 0, 0, 0, 0, 42]);
     let opk = OneTimePreKey::from_bytes(&opk_bytes).unwrap();
     assert_eq!(&opk.to_bytes()[..], &opk_bytes[..]);
-    assert_eq!(opk.id(), 42);
+    assert_eq!(opk.id(), OneTimePreKeyId::from_u64(42));
     // The stand-alone prekeys are signed by the stored identity.
-    PreKeyBundle::new(&bob, &spk, Some(&opk)).verify().unwrap();
+    bundle_of(&bob, &spk, Some(&opk)).verify().unwrap();
 
     let bundle_bytes = read("bundle.bin");
     assert_eq!(bundle_bytes.len(), BUNDLE_LENGTH);
@@ -329,16 +431,16 @@ fn golden_files() {
     assert_eq!(bundle.identity_key(), bob.public_key());
     let bundle_spk = bundle.signed_prekey_id();
     let bundle_opk = bundle.one_time_prekey_id().unwrap();
-    assert_eq!(bundle_bytes[34..42], bundle_spk.to_be_bytes());
+    assert_eq!(bundle_bytes[34..42], bundle_spk.to_u64().to_be_bytes());
     assert_eq!(bundle_bytes[138], 1);
-    assert_eq!(bundle_bytes[139..147], bundle_opk.to_be_bytes());
+    assert_eq!(bundle_bytes[139..147], bundle_opk.to_u64().to_be_bytes());
 
     // Bob's store after the session and a rotation: the bundle's signed prekey is still
     // accepted, the standby became current, a new standby was drawn; the bundle's one-time
     // prekey (sequence number 1 of 0..=4) was used.
     let store_bytes = read("prekey_store.bin");
     let view = store_view(&store_bytes);
-    let store = PreKeyStore::from_bytes(&store_bytes).unwrap();
+    let store = LocalDevice::from_bytes(&store_bytes).unwrap();
     assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
     let current = store.current_signed_prekey().id();
     assert_ne!(current, bundle_spk);
@@ -346,7 +448,7 @@ fn golden_files() {
     assert!(store.signed_prekey(bundle_spk).is_some());
     let mut accepted = [bundle_spk, current];
     accepted.sort_unstable();
-    let signed: Vec<u64> = view.signed.iter().map(|(id, _)| *id).collect();
+    let signed = view.signed_ids();
     assert_eq!(signed, accepted);
     let standby = store.standby_signed_prekey().unwrap().id();
     assert_eq!(view.standby, Some(standby));
@@ -356,7 +458,7 @@ fn golden_files() {
     );
     // The session used a one-time prekey: no replay record.
     assert_eq!(store.replay_records(), 0);
-    assert!(view.signed.iter().all(|(_, records)| records.is_empty()));
+    assert!(view.signed.iter().all(|e| e.records.is_empty()));
     assert_eq!(view.capacity, 1024);
     assert_eq!(store.replay_capacity(), 1024);
     assert_eq!(view.next_sequence, 5);
@@ -365,7 +467,7 @@ fn golden_files() {
         [0, 2, 3, 4],
         "the one-time prekey of sequence number 1 was used by the session"
     );
-    let one_time: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    let one_time: Vec<_> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
     assert_eq!(one_time, view.one_time_by_age(), "oldest first");
     assert!(!one_time.contains(&bundle_opk));
     assert!(store.one_time_prekey(bundle_opk).is_none());
@@ -374,9 +476,9 @@ fn golden_files() {
     // The fresh initiator (default padding, Padmé) decrypts Bob's first reply.
     let initiator_bytes = read("session_initiator.bin");
     assert_eq!(initiator_bytes.len(), SESSION_LENGTH);
-    assert_eq!(initiator_bytes[100..108], bundle_spk.to_be_bytes());
+    assert_eq!(initiator_bytes[100..108], bundle_spk.to_u64().to_be_bytes());
     assert_eq!(initiator_bytes[108], 1);
-    assert_eq!(initiator_bytes[109..117], bundle_opk.to_be_bytes());
+    assert_eq!(initiator_bytes[109..117], bundle_opk.to_u64().to_be_bytes());
     let mut initiator = load(&initiator_bytes);
     check_padding("initiator", &initiator_bytes, &initiator, Padding::Padme);
     assert_eq!(initiator.role(), Role::Initiator);
@@ -699,13 +801,10 @@ fn post_quantum_golden_files() {
     assert_eq!(pq_bytes[1..11], [0x26, 0, 0, 0, 0, 0, 0, 0, 9, 0x02]);
     let pq_prekey = PqPreKey::from_bytes(&pq_bytes).unwrap();
     assert_eq!(&pq_prekey.to_bytes()[..], &pq_bytes[..]);
-    assert_eq!(pq_prekey.id(), 9);
+    assert_eq!(pq_prekey.id(), PqPreKeyId::from_u64(9));
     assert_eq!(pq_prekey.kind(), PqPreKeyKind::LastResort);
     let spk = SignedPreKey::from_bytes(&read("signed_prekey.bin")).unwrap();
-    PreKeyBundle::new(&bob, &spk, None)
-        .with_post_quantum_prekey(&pq_prekey)
-        .verify()
-        .unwrap();
+    pq_bundle_of(&bob, &spk, None, &pq_prekey).verify().unwrap();
 
     // The PQXDH bundle Alice used: type 0x11, 1435 bytes, the store's first one-time
     // prekey and first one-time post-quantum prekey (both used since).
@@ -720,8 +819,8 @@ fn post_quantum_golden_files() {
     assert_eq!(bundle.identity_key(), bob.public_key());
     let bundle_opk = bundle.one_time_prekey_id().unwrap();
     let bundle_pq = bundle.post_quantum_prekey_id().unwrap();
-    assert_eq!(bundle_bytes[139..147], bundle_opk.to_be_bytes());
-    assert_eq!(bundle_bytes[179..187], bundle_pq.to_be_bytes());
+    assert_eq!(bundle_bytes[139..147], bundle_opk.to_u64().to_be_bytes());
+    assert_eq!(bundle_bytes[179..187], bundle_pq.to_u64().to_be_bytes());
 
     // Alice's fresh PQXDH session (type 0x25, 1401 bytes: it repeats the post-quantum
     // prekey id and the KEM ciphertext while awaiting a reply) decrypts Bob's first reply.
@@ -729,7 +828,7 @@ fn post_quantum_golden_files() {
     assert_eq!(initiator_bytes.len(), SESSION_LENGTH + PQ_PENDING_LENGTH);
     assert_eq!(initiator_bytes.len(), 1401);
     assert_eq!(initiator_bytes[1], 0x25);
-    assert_eq!(initiator_bytes[117..125], bundle_pq.to_be_bytes());
+    assert_eq!(initiator_bytes[117..125], bundle_pq.to_u64().to_be_bytes());
     let mut initiator = load(&initiator_bytes);
     // The padding byte follows the post-quantum id, the KEM ciphertext and the limits.
     assert_eq!(padding_offset(&initiator_bytes), 125 + 8 + 1088);
@@ -798,12 +897,12 @@ fn post_quantum_golden_files() {
     assert_eq!(he.stored_skipped_keys(), HE_PQ_SKIPPED - 1);
     assert_eq!(he.decrypt(&next), Err(Error::DuplicateOrExpired));
 
-    // Bob's store: type 0x24 like every store (part 1 stored it as 0x27), with replay
+    // Bob's store: type 0x2A, the local device (0x24 and 0x27 are retired), with replay
     // records and post-quantum keys.
     let store_bytes = read("pq_prekey_store.bin");
-    assert_eq!(store_bytes[1], 0x24);
+    assert_eq!(store_bytes[1], 0x2A);
     let view = store_view(&store_bytes);
-    let mut store = PreKeyStore::from_bytes(&store_bytes).unwrap();
+    let mut store = LocalDevice::from_bytes(&store_bytes).unwrap();
     assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
     // Both records sit under the one accepted signed prekey, the current one, which the
     // bundle names; a standby waits.
@@ -816,16 +915,16 @@ fn post_quantum_golden_files() {
     // last-resort one 5; the first of each kind was used.
     assert_eq!(view.next_sequence, 6);
     assert_eq!(view.one_time_sequences(), [1, 2]);
-    let one_time: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    let one_time: Vec<_> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
     assert_eq!(one_time, view.one_time_by_age());
     assert!(
         !one_time.contains(&bundle_opk),
         "the bundle's one-time prekey was used"
     );
-    let mut pq_sequences: Vec<(u64, u8)> = view.pq.iter().map(|(s, _, k)| (*s, *k)).collect();
+    let mut pq_sequences: Vec<(u64, u8)> = view.pq.iter().map(|p| (p.0, p.3)).collect();
     pq_sequences.sort_unstable();
     assert_eq!(pq_sequences, [(4, 0x01), (5, 0x02)]);
-    let pq_one_time: Vec<u64> = store.pq_one_time_prekeys().map(PqPreKey::id).collect();
+    let pq_one_time: Vec<_> = store.pq_one_time_prekeys().map(PqPreKey::id).collect();
     assert_eq!(pq_one_time.len(), 1);
     assert_ne!(
         pq_one_time[0], bundle_pq,
@@ -837,7 +936,7 @@ fn post_quantum_golden_files() {
         Some(PqPreKeyKind::LastResort)
     );
     // The store publishes the same last-resort key it was stored with.
-    let last_resort = store.pq_bundle(&bob, None, None).unwrap();
+    let last_resort = store.pq_bundle(None, None).unwrap();
     assert_eq!(last_resort.post_quantum_prekey_id(), Some(last_resort_id));
     last_resort.verify().unwrap();
     // The replay record survived: the initial message of the header-encrypted PQXDH session,
@@ -847,7 +946,7 @@ fn post_quantum_golden_files() {
     check_body("replayed initial message", &replayed, PADME_BODY);
     assert!(view.records(view.current).contains(&base_key(&replayed)));
     assert_eq!(
-        store.accept(&bob, &replayed).err(),
+        store.accept(&replayed, &SessionOptions::new()).err(),
         Some(Error::DuplicateOrExpired)
     );
     assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
@@ -856,7 +955,7 @@ fn post_quantum_golden_files() {
     let message = read("pq_prekey_store.next_message.bin");
     check_message("next session's initial message", &message, 0x03);
     check_body("next session's initial message", &message, PADME_BODY);
-    let accepted = store.accept(&bob, &message).unwrap();
+    let accepted = store.accept(&message, &SessionOptions::new()).unwrap();
     assert_eq!(accepted.plaintext, b"golden pq: next session");
     assert_eq!(accepted.used_one_time_prekey, Some(one_time[0]));
     assert_eq!(accepted.used_post_quantum_prekey, Some(pq_one_time[0]));
@@ -864,7 +963,7 @@ fn post_quantum_golden_files() {
     assert!(accepted.session.is_post_quantum());
     assert_eq!(store.pq_one_time_prekeys().count(), 0);
     assert_eq!(
-        store.accept(&bob, &message).err(),
+        store.accept(&message, &SessionOptions::new()).err(),
         Some(Error::UnknownOneTimePreKey(one_time[0]))
     );
 }
@@ -877,16 +976,16 @@ fn prekey_store_golden_files() {
     // Replay capacity 2, two accepted signed prekeys: the first full (2 records), the
     // current one with 1; a standby; one-time prekeys of sequence numbers 0, 2, 3, 4, 5.
     let store_bytes = read("prekey_store_with_records.bin");
-    assert_eq!(store_bytes[..2], [FORMAT_VERSION, 0x24]);
+    assert_eq!(store_bytes[..2], [FORMAT_VERSION, 0x2A]);
     let view = store_view(&store_bytes);
     assert_eq!(view.capacity, STORE_REPLAY_CAPACITY);
     assert_eq!(view.signed.len(), 2);
     let full = view
         .signed
         .iter()
-        .find(|(id, _)| *id != view.current)
+        .find(|e| e.id != view.current)
         .unwrap()
-        .0;
+        .id;
     assert_eq!(view.records(full).len(), 2);
     assert_eq!(view.records(view.current).len(), 1);
     let standby = view.standby.unwrap();
@@ -895,31 +994,38 @@ fn prekey_store_golden_files() {
     assert_eq!((view.pq_current, view.pq.len()), (None, 0));
     assert_eq!(
         store_bytes.len(),
-        2 + 4
+        2 + 34
+            + 4
+            + 4
             + 8
             + 8
             + 4
-            + 2 * (SIGNED_PREKEY_LENGTH + 4)
+            + 2 * (SIGNED_PREKEY_LENGTH + 8 + 9 + 4)
             + 3 * 32
             + 1
             + SIGNED_PREKEY_LENGTH
+            + 8
             + 4
-            + 5 * (8 + ONE_TIME_PREKEY_LENGTH)
+            + 5 * (9 + ONE_TIME_PREKEY_LENGTH)
             + 9
             + 4
     );
 
-    let mut store = PreKeyStore::from_bytes(&store_bytes).unwrap();
+    let mut store = LocalDevice::from_bytes(&store_bytes).unwrap();
     assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
+    assert_eq!(store.identity_key(), bob.public_key());
     assert_eq!(store.replay_capacity(), STORE_REPLAY_CAPACITY);
     assert_eq!(store.replay_records(), 3);
+    assert_eq!(store.one_time_prekey_cap(), view.one_time_cap);
     assert_eq!(store.current_signed_prekey().id(), view.current);
+    let current = view.signed.iter().find(|e| e.id == view.current).unwrap();
+    assert_eq!(store.current_signed_prekey_created(), current.created);
     assert!(store.signed_prekey(full).is_some());
     assert_eq!(
         store.standby_signed_prekey().map(SignedPreKey::id),
         Some(standby)
     );
-    let one_time: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    let one_time: Vec<_> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
     assert_eq!(one_time, view.one_time_by_age(), "oldest first");
 
     // A recorded initial message (under the full signed prekey) is a replay.
@@ -928,21 +1034,24 @@ fn prekey_store_golden_files() {
     check_body("replayed message", &replayed, PADME_BODY);
     assert!(view.records(full).contains(&base_key(&replayed)));
     assert_eq!(
-        store.accept(&bob, &replayed).err(),
+        store.accept(&replayed, &SessionOptions::new()).err(),
         Some(Error::DuplicateOrExpired)
     );
     // A new session under the full signed prekey without a one-time prekey is refused.
     let refused = read("prekey_store_with_records.full_message.bin");
     check_message("refused message", &refused, 0x02);
     assert!(!view.records(full).contains(&base_key(&refused)));
-    assert_eq!(store.accept(&bob, &refused).err(), Some(Error::StoreFull));
+    assert_eq!(
+        store.accept(&refused, &SessionOptions::new()).err(),
+        Some(Error::StoreFull)
+    );
     assert_eq!(&store.to_bytes()[..], &store_bytes[..]);
     // The next session under the current signed prekey fills it: the store switches to
     // the stored standby and says so.
     let next = read("prekey_store_with_records.next_message.bin");
     check_message("next message", &next, 0x02);
     check_body("next message", &next, PADME_BODY);
-    let accepted = store.accept(&bob, &next).unwrap();
+    let accepted = store.accept(&next, &SessionOptions::new()).unwrap();
     assert_eq!(accepted.plaintext, STORE_NEXT);
     assert_eq!(accepted.used_one_time_prekey, None);
     assert_eq!(
@@ -957,17 +1066,17 @@ fn prekey_store_golden_files() {
     assert_eq!(store.replay_records(), 4);
     // Replayed, it is a duplicate (checked before the signed prekey's fill).
     assert_eq!(
-        store.accept(&bob, &next).err(),
+        store.accept(&next, &SessionOptions::new()).err(),
         Some(Error::DuplicateOrExpired)
     );
 
     // The same store sealed with an application context.
     let sealed = read("sealed_prekey_store_with_context.bin");
     assert_eq!(sealed.len(), 15 + store_bytes.len() + 16);
-    assert_eq!(sealed[..3], [FORMAT_VERSION, 0x30, 0x24]);
+    assert_eq!(sealed[..3], [FORMAT_VERSION, 0x30, 0x2A]);
     check_sealed_construction("sealed store", &sealed, &store_bytes, STORE_CONTEXT);
     let opened = storage_key()
-        .open::<PreKeyStore>(&sealed, STORE_CONTEXT)
+        .open::<LocalDevice>(&sealed, STORE_CONTEXT)
         .unwrap();
     assert_eq!(&opened.to_bytes()[..], &store_bytes[..]);
     assert_eq!(
@@ -976,13 +1085,376 @@ fn prekey_store_golden_files() {
             .unwrap(),
         sealed
     );
-    check_context_is_bound::<PreKeyStore>(&sealed, STORE_CONTEXT);
+    check_context_is_bound::<LocalDevice>(&sealed, STORE_CONTEXT);
     assert_eq!(
         storage_key()
-            .open::<PreKeyStore>(&sealed, SESSION_CONTEXT)
+            .open::<LocalDevice>(&sealed, SESSION_CONTEXT)
             .err(),
         Some(Error::DecryptionFailed)
     );
+}
+
+/// The `u32` at `range` of `bytes` (big-endian, SPEC.md §5.1).
+fn u32_at(bytes: &[u8], range: core::ops::Range<usize>) -> usize {
+    u32::from_be_bytes(bytes[range].try_into().unwrap()) as usize
+}
+
+/// The bundle of SPEC.md §5.4 (type `0x10`), field by field, of the identity `ik`, the
+/// signed prekey `spk` and, if given, the one-time prekey `opk`: what a device's own
+/// bundle of those keys is.
+fn expected_bundle(ik: &[u8; 32], spk: &SignedPreKey, opk: Option<&OneTimePreKey>) -> Vec<u8> {
+    let mut out = vec![BUNDLE_VERSION, 0x10];
+    out.extend_from_slice(ik);
+    out.extend_from_slice(&spk.id().to_u64().to_be_bytes());
+    out.extend_from_slice(spk.public_key().as_bytes());
+    out.extend_from_slice(&spk.signature());
+    match opk {
+        Some(k) => {
+            out.push(1);
+            out.extend_from_slice(&k.id().to_u64().to_be_bytes());
+            out.extend_from_slice(k.public_key().as_bytes());
+        }
+        None => out.extend_from_slice(&[0; 1 + 8 + 32]),
+    }
+    out
+}
+
+#[test]
+fn publish_golden_files() {
+    check_versions(&PUBLISH_FILES);
+    assert_eq!(
+        (
+            SIGNED_PREKEY_PUBLIC_LENGTH,
+            ONE_TIME_PREKEY_PUBLIC_LENGTH,
+            PQ_PREKEY_PUBLIC_LENGTH,
+            UPLOAD_SET_FIXED_LENGTH
+        ),
+        (114, 42, 1267, 1424),
+        "the lengths of SPEC.md §5.9-§5.12"
+    );
+    let alice = IdentityKeyPair::from_bytes(&read("alice_identity.bin")).unwrap();
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+    let spk = SignedPreKey::from_bytes(&read("signed_prekey.bin")).unwrap();
+    let opk = OneTimePreKey::from_bytes(&read("one_time_prekey.bin")).unwrap();
+
+    // The stand-alone signed prekey's public part: type 0x13, 114 bytes, with the
+    // creation time its stored form does not have.
+    let signed_bytes = read("signed_prekey_public.bin");
+    assert_eq!(signed_bytes.len(), SIGNED_PREKEY_PUBLIC_LENGTH);
+    assert_eq!(
+        signed_bytes[..10],
+        [BUNDLE_VERSION, 0x13, 0, 0, 0, 0, 0, 0, 0, 7]
+    );
+    assert_eq!(signed_bytes[10..42], *spk.public_key().as_bytes());
+    assert_eq!(signed_bytes[42..106], spk.signature());
+    assert_eq!(signed_bytes[106..], SIGNED_PREKEY_CREATED.to_be_bytes());
+    let signed = SignedPreKeyPublic::from_bytes(&signed_bytes).unwrap();
+    assert_eq!(signed.to_bytes(), signed_bytes);
+    assert_eq!(
+        signed,
+        SignedPreKeyPublic::from_key(&spk, SIGNED_PREKEY_CREATED).unwrap()
+    );
+    assert_eq!(
+        (signed.id(), signed.public_key(), signed.created()),
+        (spk.id(), spk.public_key(), SIGNED_PREKEY_CREATED)
+    );
+
+    // The stand-alone one-time prekey's public part: type 0x14, 42 bytes, id and key.
+    let one_time_bytes = read("one_time_prekey_public.bin");
+    assert_eq!(one_time_bytes.len(), ONE_TIME_PREKEY_PUBLIC_LENGTH);
+    assert_eq!(
+        one_time_bytes[..10],
+        [BUNDLE_VERSION, 0x14, 0, 0, 0, 0, 0, 0, 0, 42]
+    );
+    assert_eq!(one_time_bytes[10..], *opk.public_key().as_bytes());
+    let one_time = OneTimePreKeyPublic::from_bytes(&one_time_bytes).unwrap();
+    assert_eq!(one_time.to_bytes(), one_time_bytes);
+    assert_eq!(one_time, OneTimePreKeyPublic::from_key(&opk).unwrap());
+
+    // The classical upload set: type 0x12, 1424 + 42·2 bytes; Bob's identity key, the two
+    // parts above byte for byte, no last-resort key (flag 0, 1267 zeros), one-time
+    // prekeys 42 then 43, no post-quantum one-time prekeys.
+    let set_bytes = read("upload_set.bin");
+    assert_eq!(
+        set_bytes.len(),
+        UPLOAD_SET_FIXED_LENGTH + 2 * ONE_TIME_PREKEY_PUBLIC_LENGTH
+    );
+    assert_eq!(set_bytes[..2], [BUNDLE_VERSION, 0x12]);
+    assert_eq!(set_bytes[2..34], *bob.public_key().as_bytes());
+    assert_eq!(set_bytes[SET_SIGNED], signed_bytes[..]);
+    assert_eq!(set_bytes[SET_LAST_RESORT_FLAG], 0);
+    assert!(set_bytes[SET_LAST_RESORT].iter().all(|b| *b == 0));
+    assert_eq!(u32_at(&set_bytes, SET_ONE_TIME_COUNT), 2);
+    let first = SET_ONE_TIME_COUNT.end;
+    let second = first + ONE_TIME_PREKEY_PUBLIC_LENGTH;
+    let end = second + ONE_TIME_PREKEY_PUBLIC_LENGTH;
+    assert_eq!(set_bytes[first..second], one_time_bytes[..]);
+    let mut header = vec![BUNDLE_VERSION, 0x14];
+    header.extend_from_slice(&PUBLISH_ONE_TIME_ID.to_be_bytes());
+    assert_eq!(set_bytes[second..second + 10], header[..]);
+    assert_eq!(u32_at(&set_bytes, end..end + 4), 0);
+    let set = UploadSet::from_bytes(&set_bytes).unwrap();
+    assert_eq!(set.to_bytes(), set_bytes);
+    assert_eq!(set.identity_key(), bob.public_key());
+    assert_eq!(set.signed_prekey(), &signed);
+    let ids: Vec<u64> = set
+        .one_time_prekeys()
+        .iter()
+        .map(|k| k.id().to_u64())
+        .collect();
+    assert_eq!(ids, [42, PUBLISH_ONE_TIME_ID], "oldest first, as listed");
+    assert_eq!(set.one_time_prekeys()[0], one_time);
+    assert_eq!(
+        OneTimePreKeyPublic::from_bytes(&set_bytes[second..end]).as_ref(),
+        Ok(&set.one_time_prekeys()[1])
+    );
+    #[cfg(feature = "pqxdh")]
+    {
+        assert!(set.pq_last_resort_prekey().is_none());
+        assert!(set.pq_one_time_prekeys().is_empty());
+    }
+    // One value, one encoding: the set built from the parts is the same bytes.
+    let built = UploadSet::new(
+        bob.public_key(),
+        signed.clone(),
+        set.one_time_prekeys().to_vec(),
+    )
+    .unwrap();
+    assert_eq!(built, set);
+    assert_eq!(built.to_bytes(), set_bytes);
+    // Every signature is checked under the set's identity key: under Alice's, the signed
+    // prekey's fails. The creation time is not signed: changed, the set still parses, with
+    // the other time (a server compares it byte for byte, SPEC.md §8.5).
+    let mut foreign = set_bytes.clone();
+    foreign[2..34].copy_from_slice(alice.public_key().as_bytes());
+    assert_eq!(
+        UploadSet::from_bytes(&foreign).err(),
+        Some(Error::InvalidSignature)
+    );
+    let mut retimed = set_bytes.clone();
+    retimed[SET_SIGNED.end - 1] ^= 1;
+    let retimed = UploadSet::from_bytes(&retimed).unwrap();
+    assert_eq!(retimed.signed_prekey().created(), SIGNED_PREKEY_CREATED ^ 1);
+    assert_ne!(retimed.signed_prekey(), &signed);
+    // A build without PQXDH reads no set with post-quantum prekeys (SPEC.md §5.12).
+    #[cfg(not(feature = "pqxdh"))]
+    assert_eq!(
+        UploadSet::from_bytes(&read("pq_upload_set.bin")).err(),
+        Some(Error::InvalidEncoding)
+    );
+
+    // Assembled from the golden parts, the bundle is the one the device's own keys make
+    // (SPEC.md §5.4, field by field), with and without the one-time prekey, whatever the
+    // creation time (a bundle does not carry it).
+    let ik = bob.public_key().as_bytes();
+    for (one_time, opk) in [(Some(&one_time), Some(&opk)), (None, None)] {
+        let bundle =
+            PreKeyBundle::assemble(set.identity_key(), set.signed_prekey(), one_time).unwrap();
+        bundle.verify().unwrap();
+        assert_eq!(bundle.to_bytes(), expected_bundle(ik, &spk, opk));
+        let other_time = SignedPreKeyPublic::from_key(&spk, 0).unwrap();
+        let again = PreKeyBundle::assemble(bob.public_key(), &other_time, one_time).unwrap();
+        assert_eq!(again, bundle);
+    }
+    // Not under another identity.
+    assert_eq!(
+        PreKeyBundle::assemble(alice.public_key(), &signed, Some(&one_time)).err(),
+        Some(Error::InvalidSignature)
+    );
+
+    // The same holds for the golden device: `bundle.bin` named the signed prekey Bob's
+    // stored device still accepts (its one-time prekey was used since), and the device's
+    // own bundle of its current keys is the one assembled from their public parts.
+    let store = LocalDevice::from_bytes(&read("prekey_store.bin")).unwrap();
+    let golden = read("bundle.bin");
+    let then = PreKeyBundle::from_bytes(&golden)
+        .unwrap()
+        .signed_prekey_id();
+    let then = SignedPreKeyPublic::from_key(store.signed_prekey(then).unwrap(), 0).unwrap();
+    let assembled = PreKeyBundle::assemble(store.identity_key(), &then, None)
+        .unwrap()
+        .to_bytes();
+    assert_eq!(assembled[..138], golden[..138]);
+    assert_eq!(assembled[138..], [0; 1 + 8 + 32]);
+    let current = SignedPreKeyPublic::from_key(
+        store.current_signed_prekey(),
+        store.current_signed_prekey_created(),
+    )
+    .unwrap();
+    let oldest = store.one_time_prekeys().next().unwrap();
+    let oldest_part = OneTimePreKeyPublic::from_key(oldest).unwrap();
+    assert_eq!(
+        PreKeyBundle::assemble(store.identity_key(), &current, Some(&oldest_part)).unwrap(),
+        store.bundle(Some(oldest.id())).unwrap()
+    );
+}
+
+#[cfg(feature = "pqxdh")]
+#[test]
+fn post_quantum_publish_golden_files() {
+    check_versions(&PQ_PUBLISH_FILES);
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+    let spk = SignedPreKey::from_bytes(&read("signed_prekey.bin")).unwrap();
+    let pq_prekey = PqPreKey::from_bytes(&read("pq_prekey.bin")).unwrap();
+    let signed = SignedPreKeyPublic::from_bytes(&read("signed_prekey_public.bin")).unwrap();
+    let one_time_bytes = read("one_time_prekey_public.bin");
+    let one_time = OneTimePreKeyPublic::from_bytes(&one_time_bytes).unwrap();
+
+    // The stand-alone last-resort key's public part: type 0x15, 1267 bytes, id 9, kind
+    // 0x02, the key and signature of its stored form, and its creation time.
+    let last_resort_bytes = read("pq_prekey_public_last_resort.bin");
+    assert_eq!(last_resort_bytes.len(), PQ_PREKEY_PUBLIC_LENGTH);
+    assert_eq!(
+        last_resort_bytes[..11],
+        [BUNDLE_VERSION, 0x15, 0, 0, 0, 0, 0, 0, 0, 9, 0x02]
+    );
+    assert_eq!(last_resort_bytes[11..1195], pq_prekey.public_key()[..]);
+    assert_eq!(last_resort_bytes[1195..1259], pq_prekey.signature());
+    assert_eq!(last_resort_bytes[1259..], LAST_RESORT_CREATED.to_be_bytes());
+    let last_resort = PqPreKeyPublic::from_bytes(&last_resort_bytes).unwrap();
+    assert_eq!(last_resort.to_bytes(), last_resort_bytes);
+    assert_eq!(
+        last_resort,
+        PqPreKeyPublic::last_resort(&pq_prekey, LAST_RESORT_CREATED).unwrap()
+    );
+    assert_eq!(
+        (last_resort.kind(), last_resort.created()),
+        (PqPreKeyKind::LastResort, Some(LAST_RESORT_CREATED))
+    );
+
+    // A one-time post-quantum prekey's public part: kind 0x01 and a zero time field.
+    let pq_one_time_bytes = read("pq_prekey_public_one_time.bin");
+    assert_eq!(pq_one_time_bytes.len(), PQ_PREKEY_PUBLIC_LENGTH);
+    let id = PUBLISH_PQ_ONE_TIME_IDS[0].to_be_bytes();
+    assert_eq!(pq_one_time_bytes[..2], [BUNDLE_VERSION, 0x15]);
+    assert_eq!(pq_one_time_bytes[2..10], id);
+    assert_eq!(pq_one_time_bytes[10], 0x01);
+    assert_eq!(pq_one_time_bytes[1259..], [0; 8]);
+    let pq_one_time = PqPreKeyPublic::from_bytes(&pq_one_time_bytes).unwrap();
+    assert_eq!(pq_one_time.to_bytes(), pq_one_time_bytes);
+    assert_eq!(
+        (pq_one_time.kind(), pq_one_time.created()),
+        (PqPreKeyKind::OneTime, None)
+    );
+    // A time on a one-time key is not an encoding (SPEC.md §5.11).
+    let mut timed = pq_one_time_bytes.clone();
+    timed[PQ_PREKEY_PUBLIC_LENGTH - 1] = 1;
+    assert_eq!(
+        PqPreKeyPublic::from_bytes(&timed).err(),
+        Some(Error::InvalidEncoding)
+    );
+
+    // The upload set with post-quantum prekeys: 1424 + 42·1 + 1267·2 bytes; the last-resort
+    // part after the flag 0x01, one-time prekey 42, then one-time post-quantum prekeys 10
+    // and 11, each the standalone part's bytes.
+    let set_bytes = read("pq_upload_set.bin");
+    let n = 1;
+    let m = PUBLISH_PQ_ONE_TIME_IDS.len();
+    assert_eq!(
+        set_bytes.len(),
+        UPLOAD_SET_FIXED_LENGTH + n * ONE_TIME_PREKEY_PUBLIC_LENGTH + m * PQ_PREKEY_PUBLIC_LENGTH
+    );
+    assert_eq!(set_bytes.len(), 4000);
+    assert_eq!(set_bytes[..2], [BUNDLE_VERSION, 0x12]);
+    assert_eq!(set_bytes[2..34], *bob.public_key().as_bytes());
+    assert_eq!(set_bytes[SET_SIGNED], signed.to_bytes()[..]);
+    assert_eq!(set_bytes[SET_LAST_RESORT_FLAG], 1);
+    assert_eq!(set_bytes[SET_LAST_RESORT], last_resort_bytes[..]);
+    assert_eq!(u32_at(&set_bytes, SET_ONE_TIME_COUNT), n);
+    let c = SET_ONE_TIME_COUNT.end + n * ONE_TIME_PREKEY_PUBLIC_LENGTH;
+    assert_eq!(set_bytes[SET_ONE_TIME_COUNT.end..c], one_time_bytes[..]);
+    assert_eq!(u32_at(&set_bytes, c..c + 4), m);
+    let first = c + 4;
+    assert_eq!(
+        set_bytes[first..first + PQ_PREKEY_PUBLIC_LENGTH],
+        pq_one_time_bytes[..]
+    );
+    let set = UploadSet::from_bytes(&set_bytes).unwrap();
+    assert_eq!(set.to_bytes(), set_bytes);
+    assert_eq!(set.identity_key(), bob.public_key());
+    assert_eq!(set.signed_prekey(), &signed);
+    assert_eq!(set.one_time_prekeys(), [one_time]);
+    assert_eq!(set.pq_last_resort_prekey(), Some(&last_resort));
+    let ids: Vec<u64> = set
+        .pq_one_time_prekeys()
+        .iter()
+        .map(|k| k.id().to_u64())
+        .collect();
+    assert_eq!(ids, PUBLISH_PQ_ONE_TIME_IDS, "oldest first, as listed");
+    assert_eq!(set.pq_one_time_prekeys()[0], pq_one_time);
+    let second = &set.pq_one_time_prekeys()[1];
+    assert_eq!(second.kind(), PqPreKeyKind::OneTime);
+    assert_eq!(
+        second.to_bytes(),
+        set_bytes[first + PQ_PREKEY_PUBLIC_LENGTH..]
+    );
+    let built = UploadSet::new(bob.public_key(), signed.clone(), vec![one_time])
+        .unwrap()
+        .with_post_quantum(
+            Some(last_resort.clone()),
+            set.pq_one_time_prekeys().to_vec(),
+        )
+        .unwrap();
+    assert_eq!(built.to_bytes(), set_bytes);
+    // A one-time key in the last-resort place is refused.
+    let mut swapped = set_bytes.clone();
+    swapped[SET_LAST_RESORT].copy_from_slice(&pq_one_time_bytes);
+    assert_eq!(
+        UploadSet::from_bytes(&swapped).err(),
+        Some(Error::InvalidEncoding)
+    );
+
+    // Every post-quantum part makes a PQXDH bundle that verifies: the classical bundle of
+    // the same keys with type 0x11, then the part's id, key and signature (SPEC.md §5.4).
+    let opk = OneTimePreKey::from_bytes(&read("one_time_prekey.bin")).unwrap();
+    let classical = expected_bundle(bob.public_key().as_bytes(), &spk, Some(&opk));
+    for part in set
+        .pq_last_resort_prekey()
+        .into_iter()
+        .chain(set.pq_one_time_prekeys())
+    {
+        let bundle =
+            PreKeyBundle::assemble(set.identity_key(), set.signed_prekey(), Some(&one_time))
+                .unwrap()
+                .with_post_quantum(part)
+                .unwrap();
+        bundle.verify().unwrap();
+        let bytes = bundle.to_bytes();
+        assert_eq!(bytes.len(), PQ_BUNDLE_LENGTH);
+        assert_eq!(bytes[..2], [BUNDLE_VERSION, 0x11]);
+        assert_eq!(bytes[2..BUNDLE_LENGTH], classical[2..]);
+        assert_eq!(bytes[179..187], part.id().to_u64().to_be_bytes());
+        assert_eq!(bytes[187..1371], part.public_key()[..]);
+        assert_eq!(bytes[1371..], part.signature());
+    }
+    // The last-resort key's bundle is the one of its stored form.
+    assert_eq!(
+        PreKeyBundle::assemble(bob.public_key(), &signed, Some(&one_time))
+            .unwrap()
+            .with_post_quantum(&last_resort)
+            .unwrap(),
+        pq_bundle_of(&bob, &spk, Some(&opk), &pq_prekey)
+    );
+
+    // The golden PQXDH device: its last-resort bundle is the one assembled from the public
+    // parts of its current signed prekey (the one `pq_bundle.bin` names) and its current
+    // last-resort key.
+    let store = LocalDevice::from_bytes(&read("pq_prekey_store.bin")).unwrap();
+    let golden = read("pq_bundle.bin");
+    let device = store.pq_bundle(None, None).unwrap();
+    let last_resort_id = device.post_quantum_prekey_id().unwrap();
+    let key = store.pq_prekey(last_resort_id).unwrap();
+    let signed = SignedPreKeyPublic::from_key(
+        store.current_signed_prekey(),
+        store.current_signed_prekey_created(),
+    )
+    .unwrap();
+    let assembled = PreKeyBundle::assemble(store.identity_key(), &signed, None)
+        .unwrap()
+        .with_post_quantum(&PqPreKeyPublic::last_resort(key, 0).unwrap())
+        .unwrap();
+    assert_eq!(assembled, device);
+    assert_eq!(assembled.to_bytes()[..138], golden[..138]);
 }
 
 #[test]

@@ -6,10 +6,12 @@
 
 use doubleratchet_test_support::FailingRng;
 
+use doubleratchet::OneTimePreKeyId;
 use doubleratchet::{
-    Error, IdentityKeyPair, Limits, Message, Padding, PreKeyStore, Session, SessionOptions,
+    Error, IdentityKeyPair, Limits, LocalDevice, Message, Padding, Session, SessionOptions,
     MAX_SKIPPED_HEADER_KEYS, PADME_MINIMUM, STORAGE_VERSION, WIRE_VERSION,
 };
+use doubleratchet_test_support::device_of;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -30,22 +32,20 @@ const PQ_MODES: &[bool] = if cfg!(feature = "pqxdh") {
 /// missing) and the one-time prekey `opk`.
 #[cfg(feature = "pqxdh")]
 fn pq_bundle(
-    store: &mut PreKeyStore,
-    bob: &IdentityKeyPair,
-    opk: Option<u64>,
+    store: &mut LocalDevice,
+    opk: Option<OneTimePreKeyId>,
     rng: &mut ChaCha20Rng,
 ) -> doubleratchet::PreKeyBundle {
-    if store.pq_bundle(bob, opk, None).is_err() {
-        store.rotate_pq_last_resort_prekey(bob, rng).unwrap();
+    if store.pq_bundle(opk, None).is_err() {
+        store.rotate_pq_last_resort_prekey(0, rng).unwrap();
     }
-    store.pq_bundle(bob, opk, None).unwrap()
+    store.pq_bundle(opk, None).unwrap()
 }
 
 #[cfg(not(feature = "pqxdh"))]
 fn pq_bundle(
-    _: &mut PreKeyStore,
-    _: &IdentityKeyPair,
-    _: Option<u64>,
+    _: &mut LocalDevice,
+    _: Option<OneTimePreKeyId>,
     _: &mut ChaCha20Rng,
 ) -> doubleratchet::PreKeyBundle {
     unreachable!("PQXDH cases run only with the pqxdh feature (PQ_MODES)")
@@ -56,20 +56,20 @@ fn pair(seed: u64, post_quantum: bool) -> Pair {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let mut store = device_of(&bob, &mut rng).unwrap();
     store.generate_one_time_prekeys(1, &mut rng).unwrap();
     let opk = store.one_time_prekeys().next().map(|k| k.id());
     let bundle = if post_quantum {
-        pq_bundle(&mut store, &bob, opk, &mut rng)
+        pq_bundle(&mut store, opk, &mut rng)
     } else {
-        store.bundle(&bob, opk).unwrap()
+        store.bundle(opk).unwrap()
     };
     let options = SessionOptions::new().header_encryption();
-    let mut a = Session::initiate_with(&alice, &bundle, &options, &mut rng).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &options, &mut rng).unwrap();
     assert!(a.is_header_encrypted());
     let first = a.encrypt(b"hello", &mut rng).unwrap();
     assert_eq!(first[1], if post_quantum { 0x06 } else { 0x05 });
-    let accepted = store.accept(&bob, &first).unwrap();
+    let accepted = store.accept(&first, &SessionOptions::new()).unwrap();
     assert_eq!(accepted.plaintext, b"hello");
     let mut b = accepted.session;
     assert!(b.is_header_encrypted());
@@ -167,13 +167,16 @@ fn lost_first_message_and_routing_by_session_id() {
     let mut rng = ChaCha20Rng::seed_from_u64(930);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
-    let bundle = store.bundle(&bob, None).unwrap();
+    let mut store = device_of(&bob, &mut rng).unwrap();
+    let bundle = store.bundle(None).unwrap();
     let options = SessionOptions::new().header_encryption();
-    let mut a = Session::initiate_with(&alice, &bundle, &options, &mut rng).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &options, &mut rng).unwrap();
     let lost = a.encrypt(b"lost", &mut rng).unwrap();
     let second = a.encrypt(b"second", &mut rng).unwrap();
-    let mut b = store.accept(&bob, &second).unwrap().session;
+    let mut b = store
+        .accept(&second, &SessionOptions::new())
+        .unwrap()
+        .session;
     let Message::Initial(initial) = Message::parse(&lost).unwrap() else {
         panic!("not initial")
     };
@@ -182,7 +185,7 @@ fn lost_first_message_and_routing_by_session_id() {
     assert_eq!(b.decrypt(&lost).unwrap(), b"lost");
     // The store refuses both (replay records: no one-time prekey was used).
     assert_eq!(
-        store.accept(&bob, &lost).unwrap_err(),
+        store.accept(&lost, &SessionOptions::new()).unwrap_err(),
         Error::DuplicateOrExpired
     );
 }
@@ -297,33 +300,38 @@ fn mode_policies_and_mixing() {
     let mut rng = ChaCha20Rng::seed_from_u64(970);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let mut store = device_of(&bob, &mut rng).unwrap();
     store.generate_one_time_prekeys(4, &mut rng).unwrap();
-    let ids: Vec<u64> = store.one_time_prekeys().map(|k| k.id()).collect();
+    let ids: Vec<_> = store.one_time_prekeys().map(|k| k.id()).collect();
     // A responder requiring header encryption refuses a plain initial message.
-    let mut plain =
-        Session::initiate(&alice, &store.bundle(&bob, Some(ids[0])).unwrap(), &mut rng).unwrap();
+    let mut plain = Session::initiate(
+        &alice,
+        &store.bundle(Some(ids[0])).unwrap(),
+        &SessionOptions::new(),
+        &mut rng,
+    )
+    .unwrap();
     assert!(!plain.is_header_encrypted());
     let m = plain.encrypt(b"plain", &mut rng).unwrap();
     let strict = SessionOptions::new().require_header_encryption();
     let before = store.to_bytes();
     assert_eq!(
-        store.accept_with(&bob, &m, &strict).unwrap_err(),
+        store.accept(&m, &strict).unwrap_err(),
         Error::HeaderEncryptionRequired
     );
     assert_eq!(*store.to_bytes(), *before);
-    let mut plain_b = store.accept(&bob, &m).unwrap().session;
+    let mut plain_b = store.accept(&m, &SessionOptions::new()).unwrap().session;
     // A header-encrypted session and a plain one never accept each other's messages.
     let he_options = SessionOptions::new().header_encryption();
-    let mut he = Session::initiate_with(
+    let mut he = Session::initiate(
         &alice,
-        &store.bundle(&bob, Some(ids[1])).unwrap(),
+        &store.bundle(Some(ids[1])).unwrap(),
         &he_options,
         &mut rng,
     )
     .unwrap();
     let he_first = he.encrypt(b"he", &mut rng).unwrap();
-    let mut he_b = store.accept_with(&bob, &he_first, &strict).unwrap().session;
+    let mut he_b = store.accept(&he_first, &strict).unwrap().session;
     let plain_reply = plain_b.encrypt(b"p", &mut rng).unwrap();
     let he_reply = he_b.encrypt(b"h", &mut rng).unwrap();
     assert_eq!(he.decrypt(&plain_reply).unwrap_err(), Error::WrongSession);
@@ -418,9 +426,9 @@ fn sizes_on_the_wire_under_both_padding_policies() {
         let mut rng = ChaCha20Rng::seed_from_u64(1000 + u64::from(pq));
         let alice = IdentityKeyPair::generate(&mut rng).unwrap();
         let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-        let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+        let mut store = device_of(&bob, &mut rng).unwrap();
         if pq {
-            pq_bundle(&mut store, &bob, None, &mut rng);
+            pq_bundle(&mut store, None, &mut rng);
         }
         // Initial messages: IK_A, EK_A, prekey ids (and the PQ prekey id and KEM
         // ciphertext) before the sealed header.
@@ -431,16 +439,16 @@ fn sizes_on_the_wire_under_both_padding_policies() {
             let plaintext = vec![0xa5; len];
             let options = SessionOptions::new().header_encryption().padding(padding);
             let bundle = if pq {
-                pq_bundle(&mut store, &bob, None, &mut rng)
+                pq_bundle(&mut store, None, &mut rng)
             } else {
-                store.bundle(&bob, None).unwrap()
+                store.bundle(None).unwrap()
             };
-            let mut s = Session::initiate_with(&alice, &bundle, &options, &mut rng).unwrap();
+            let mut s = Session::initiate(&alice, &bundle, &options, &mut rng).unwrap();
             assert_eq!(s.padding(), padding);
             let m = s.encrypt(&plaintext, &mut rng).unwrap();
             assert_eq!(m[1], if pq { 0x06 } else { 0x05 });
             assert_eq!(m.len(), initial_prefix + encoded + 16, "{padding:?} {len}");
-            let accepted = store.accept(&bob, &m).unwrap();
+            let accepted = store.accept(&m, &SessionOptions::new()).unwrap();
             assert_eq!(accepted.plaintext, plaintext);
             // The responder's policy is its own: the default, whatever the sender's.
             assert_eq!(accepted.session.padding(), Padding::Padme);

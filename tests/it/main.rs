@@ -10,12 +10,15 @@
 
 mod adversarial;
 mod conversations;
+mod device;
+mod errors;
 mod golden;
 mod header_encryption;
 mod persistence;
 mod pqxdh;
 mod prekey_store;
 mod properties;
+mod publishing;
 mod rollback;
 mod safety_numbers;
 mod smoke;

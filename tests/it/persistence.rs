@@ -5,18 +5,22 @@
 //!   again gives the very same bytes, and the loaded object behaves exactly like the
 //!   original (same ciphertexts with a cloned RNG, same plaintexts, same errors). Prekey
 //!   ids are 64-bit (profile v2, part 2), in every layout.
-//! * The prekey store (type `0x24`, SPEC.md §7.5 in part 2's layout, read and built field
-//!   by field with [`StoreLayout`]): replay records under two signed prekeys, the replay
-//!   capacity, the standby and the sequence numbers survive storing; the loader refuses id
-//!   0, ids not strictly increasing, records not strictly increasing or not valid X25519
-//!   keys, more than 1024 records, a standby with an accepted id, more than 16 signed
-//!   prekeys counting the standby, duplicated or too large sequence numbers, a current id
-//!   not accepted, a non-zero absent standby, each with its typed error; a store at every
-//!   cap loads and fits `MAX_STORED_SIZE`.
+//! * The local device (type `0x2A`, SPEC.md §7.5: the identity key pair and the prekeys,
+//!   read and built field by field with [`StoreLayout`]): replay records under two signed
+//!   prekeys, the replay capacity, the one-time prekey cap, the signed prekeys' times, the
+//!   standby, the published flags and the sequence numbers survive storing; the loader
+//!   refuses id 0, ids not strictly increasing, records not strictly increasing or not
+//!   valid X25519 keys, more than 1024 records, a standby with an accepted id, more than 16
+//!   signed prekeys counting the standby, duplicated or too large sequence numbers, a
+//!   current id not accepted, a replacement time on the current signed prekey, a non-zero
+//!   absent standby or time, each with its typed error (a previous signed prekey without a
+//!   replacement time, as a switch inside `accept` leaves it, loads); a store at every cap
+//!   loads and fits `MAX_STORED_SIZE`.
 //! * Strict loading: every truncation, an appended byte, a wrong type byte (part 1's store
-//!   type `0x27` included), any other version byte (a future one, or v1's `0x01`) and
-//!   corrupted fields (the padding byte included) are each rejected with a specific
-//!   [`Error`], never a panic, and a giant count fails fast without allocating for it.
+//!   type `0x27` and the retired `0x24` included), any other version byte (a future one, or
+//!   v1's `0x01`) and corrupted fields (the padding byte included) are each rejected with a
+//!   specific [`Error`], never a panic, and a giant count fails fast without allocating for
+//!   it.
 //! * The padding policy (SPEC.md §4.9) is stored with the session, in its own byte right
 //!   after `max_stored_skipped`, and round-trips.
 //! * Sealing under a [`StorageKey`] for an application context: round trips, every flipped
@@ -30,18 +34,21 @@
 use std::time::{Duration, Instant};
 
 use doubleratchet::{
-    Error, IdentityKeyPair, Limits, Message, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore,
-    Role, Session, SessionOptions, SignedPreKey, StorageKey, StoreNotice, BUNDLE_LENGTH,
-    BUNDLE_VERSION, DEFAULT_MAX_STORED_SKIPPED, MAX_ONE_TIME_PREKEYS, MAX_PQ_LAST_RESORT_PREKEYS,
-    MAX_PQ_ONE_TIME_PREKEYS, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, MAX_SEAL_CONTEXT_LENGTH,
-    MAX_SIGNED_PREKEYS, MAX_SKIP_CAP, MAX_STORED_SIZE, MAX_STORED_SKIPPED_CAP, STORAGE_VERSION,
+    Error, IdentityKeyPair, Limits, LocalDevice, Message, OneTimePreKey, OneTimePreKeyId, Padding,
+    PreKeyBundle, PreKeyPolicy, Role, Session, SessionOptions, SignedPreKey, SignedPreKeyId,
+    SignedPreKeyPublic, StorageKey, StoreNotice, BUNDLE_LENGTH, BUNDLE_VERSION,
+    DEFAULT_MAX_STORED_SKIPPED, DEFAULT_ONE_TIME_PREKEY_CAP, MAX_ONE_TIME_PREKEYS,
+    MAX_PQ_LAST_RESORT_PREKEYS, MAX_PQ_ONE_TIME_PREKEYS, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY,
+    MAX_SEAL_CONTEXT_LENGTH, MAX_SIGNED_PREKEYS, MAX_SKIP_CAP, MAX_STORED_SIZE,
+    MAX_STORED_SKIPPED_CAP, STORAGE_VERSION,
 };
 #[cfg(feature = "pqxdh")]
-use doubleratchet::{PqPreKey, PqPreKeyKind};
+use doubleratchet::{PqPreKey, PqPreKeyId, PqPreKeyKind};
 use doubleratchet_test_support::{
     accepted_pair, accepted_pair_in_mode, established_pair, is_initial, load, reload, rng, stored,
     Parties,
 };
+use doubleratchet_test_support::{bundle_of, device_of};
 use rand_chacha::ChaCha20Rng;
 
 // ---------------------------------------------------------------------------------------
@@ -52,14 +59,18 @@ const TYPE_SESSION: u8 = 0x20;
 const TYPE_IDENTITY: u8 = 0x21;
 const TYPE_SIGNED_PREKEY: u8 = 0x22;
 const TYPE_ONE_TIME_PREKEY: u8 = 0x23;
-const TYPE_PREKEY_STORE: u8 = 0x24;
+/// A local device: identity key pair and prekeys (SPEC.md §7.5).
+const TYPE_LOCAL_DEVICE: u8 = 0x2A;
+/// Part 2's type of a prekey store (before the local device embedded its identity):
+/// retired, never released.
+const RETIRED_TYPE_PREKEY_STORE: u8 = 0x24;
 const TYPE_BUNDLE: u8 = 0x10;
 const TYPE_SEALED: u8 = 0x30;
 // The post-quantum (PQXDH) variants; a stored session of either type loads with the same
 // loader, and seals under the object type 0x20.
 const TYPE_SESSION_PQ: u8 = 0x25;
-/// Part 1's type of a prekey store with replay records or post-quantum state. Profile v2
-/// part 2 stores every prekey store as `0x24`; `0x27` is no type any more.
+/// Part 1's type of a prekey store with replay records or post-quantum state: no type any
+/// more (every local device is stored as `0x2A`).
 const RETIRED_TYPE_PREKEY_STORE_PQ: u8 = 0x27;
 const TYPE_BUNDLE_PQ: u8 = 0x11;
 /// A session with header encryption, read by the same loader.
@@ -106,19 +117,25 @@ const HE_SHIFT: usize = 1;
 const HE_FIXED: usize = 2 * 33 + 2 * 32 + 4;
 
 // ---------------------------------------------------------------------------------------
-// The stored prekey store layout (type `0x24`, profile v2 part 2; SPEC.md §7.5)
+// The stored local device layout (type `0x2A`; SPEC.md §7.5)
 // ---------------------------------------------------------------------------------------
 
-/// `version | 0x24 | replay capacity (u32) | next sequence (u64) | current SPK id (u64) |
-/// s (u32)`, then `s x { SPK (0x22, 106) | r (u32) | r x EK_A (32) }`, the standby slot
-/// `flag | SPK (106, zeros if absent)`, `t (u32) | t x { sequence (u64) | OPK (0x23, 42) }`,
-/// the current post-quantum last-resort id `flag | u64`, `q (u32) | q x { sequence (u64) |
-/// PQ prekey (0x26, 139) }`.
-const STORE_CAPACITY: usize = 2;
-const STORE_NEXT_SEQUENCE: usize = 6;
-const STORE_CURRENT: usize = 14;
-const STORE_SIGNED_COUNT: usize = 22;
-const STORE_SIGNED: usize = 26;
+/// `version | 0x2A | identity key pair (0x21, 34) | replay capacity (u32) | one-time cap
+/// (u32) | next sequence (u64) | current SPK id (u64) | s (u32)`, then `s x { SPK (0x22,
+/// 106) | created (u64) | replaced flag | u64 | r (u32) | r x EK_A (32) }`, the standby
+/// slot `flag | SPK (106) | created (u64)` (zeros if absent), `t (u32) | t x { sequence
+/// (u64) | published (u8) | OPK (0x23, 42) }`, the current post-quantum last-resort id
+/// `flag | u64`, `q (u32) | q x { sequence (u64) | published (u8) | PQ prekey (0x26, 139)
+/// | created (u64) | replaced flag | u64 }`.
+const STORE_IDENTITY: usize = 2;
+const STORE_CAPACITY: usize = STORE_IDENTITY + IDENTITY;
+const STORE_ONE_TIME_CAP: usize = STORE_CAPACITY + 4;
+const STORE_NEXT_SEQUENCE: usize = STORE_ONE_TIME_CAP + 4;
+const STORE_CURRENT: usize = STORE_NEXT_SEQUENCE + 8;
+const STORE_SIGNED_COUNT: usize = STORE_CURRENT + 8;
+const STORE_SIGNED: usize = STORE_SIGNED_COUNT + 4;
+/// A stored identity key pair (`0x21`): version, type, seed.
+const IDENTITY: usize = 2 + 32;
 /// A stored signed prekey (`0x22`): version, type, id (8), secret, signature.
 const SPK: usize = 2 + 8 + 32 + 64;
 /// A stored one-time prekey (`0x23`): version, type, id (8), secret.
@@ -127,31 +144,99 @@ const OPK: usize = 2 + 8 + 32;
 const PQ_PREKEY: usize = 2 + 8 + 1 + 64 + 64;
 /// One replay record: an initiator's base key `EK_A`.
 const RECORD: usize = 32;
+/// A creation time and an optional replacement time: `u64 | flag | u64`.
+const TIMES: usize = 8 + 1 + 8;
+/// The standby slot: flag, signed prekey, creation time.
+const STANDBY_SLOT: usize = 1 + SPK + 8;
+/// A stored one-time prekey entry: sequence, published flag, key.
+const ONE_TIME_ENTRY: usize = 8 + 1 + OPK;
+/// A stored post-quantum prekey entry: sequence, published flag, key, times.
+const PQ_ENTRY: usize = 8 + 1 + PQ_PREKEY + TIMES;
 
 /// The id of a stored signed, one-time or post-quantum prekey encoding.
 fn id_of(encoding: &[u8]) -> u64 {
     get_u64(encoding, 2)
 }
 
-/// A stored prekey store, field by field: what [`StoreLayout::parse`] reads and
+/// An optional time as stored: `(flag, value)`.
+type OptionalTime = (u8, u64);
+const ABSENT: OptionalTime = (0, 0);
+
+fn at(time: u64) -> OptionalTime {
+    (1, time)
+}
+
+/// One accepted signed prekey as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SignedLayout {
+    key: Vec<u8>,
+    created: u64,
+    /// When it stopped being current; absent for the current one.
+    superseded: OptionalTime,
+    records: Vec<[u8; 32]>,
+}
+
+impl SignedLayout {
+    fn id(&self) -> u64 {
+        id_of(&self.key)
+    }
+}
+
+/// One one-time (or post-quantum) prekey as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct AgedLayout {
+    sequence: u64,
+    published: u8,
+    key: Vec<u8>,
+    /// Post-quantum keys only: the creation time and the replacement time (0 and absent
+    /// for a one-time post-quantum key).
+    created: u64,
+    superseded: OptionalTime,
+}
+
+impl AgedLayout {
+    /// An unpublished key with this sequence number (and no times).
+    fn new(sequence: u64, key: Vec<u8>) -> Self {
+        AgedLayout {
+            sequence,
+            published: 0,
+            key,
+            created: 0,
+            superseded: ABSENT,
+        }
+    }
+
+    fn id(&self) -> u64 {
+        id_of(&self.key)
+    }
+}
+
+/// A stored local device, field by field: what [`StoreLayout::parse`] reads and
 /// [`StoreLayout::encode`] writes (counts from the lengths), so that a test can change one
 /// field of a valid store, or build one no API call makes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct StoreLayout {
+    /// The embedded identity key pair's encoding.
+    identity: Vec<u8>,
     capacity: u32,
+    one_time_cap: u32,
     next_sequence: u64,
     current: u64,
-    /// Each accepted signed prekey's encoding and its replay records.
-    signed: Vec<(Vec<u8>, Vec<[u8; 32]>)>,
+    /// Each accepted signed prekey with its times and replay records.
+    signed: Vec<SignedLayout>,
     standby_flag: u8,
-    /// The standby's encoding, or the slot's 106 bytes (zeros) if absent.
+    /// The standby slot after the flag: the standby's encoding and creation time, or
+    /// 114 zero bytes if absent.
     standby: Vec<u8>,
-    /// `(sequence, encoding)` of each one-time prekey.
-    one_time: Vec<(u64, Vec<u8>)>,
+    one_time: Vec<AgedLayout>,
     pq_current_flag: u8,
     pq_current: u64,
-    /// `(sequence, encoding)` of each post-quantum prekey.
-    pq: Vec<(u64, Vec<u8>)>,
+    pq: Vec<AgedLayout>,
+}
+
+/// A standby slot (after the flag) holding `key` created at `created`.
+fn standby_slot(key: &[u8], created: u64) -> Vec<u8> {
+    [key, &created.to_be_bytes()[..]].concat()
 }
 
 impl StoreLayout {
@@ -164,32 +249,62 @@ impl StoreLayout {
             at += n;
             out
         };
-        assert_eq!(take(2), [STORAGE_VERSION, TYPE_PREKEY_STORE]);
+        assert_eq!(take(2), [STORAGE_VERSION, TYPE_LOCAL_DEVICE]);
+        let identity = take(IDENTITY);
+        assert_eq!(identity[..2], [STORAGE_VERSION, TYPE_IDENTITY]);
         let capacity = get_u32(&take(4), 0);
+        let one_time_cap = get_u32(&take(4), 0);
         let next_sequence = get_u64(&take(8), 0);
         let current = get_u64(&take(8), 0);
         let s = get_u32(&take(4), 0);
+        fn optional(b: &[u8]) -> OptionalTime {
+            (b[0], get_u64(b, 1))
+        }
         let signed = (0..s)
             .map(|_| {
                 let key = take(SPK);
+                let created = get_u64(&take(8), 0);
+                let superseded = optional(&take(9));
                 let r = get_u32(&take(4), 0);
                 let records = (0..r).map(|_| take(RECORD).try_into().unwrap()).collect();
-                (key, records)
+                SignedLayout {
+                    key,
+                    created,
+                    superseded,
+                    records,
+                }
             })
             .collect();
         let standby_flag = take(1)[0];
-        let standby = take(SPK);
+        let standby = take(SPK + 8);
         let t = get_u32(&take(4), 0);
-        let one_time = (0..t).map(|_| (get_u64(&take(8), 0), take(OPK))).collect();
+        let one_time = (0..t)
+            .map(|_| {
+                let sequence = get_u64(&take(8), 0);
+                let published = take(1)[0];
+                AgedLayout {
+                    published,
+                    ..AgedLayout::new(sequence, take(OPK))
+                }
+            })
+            .collect();
         let pq_current_flag = take(1)[0];
         let pq_current = get_u64(&take(8), 0);
         let q = get_u32(&take(4), 0);
         let pq = (0..q)
-            .map(|_| (get_u64(&take(8), 0), take(PQ_PREKEY)))
+            .map(|_| AgedLayout {
+                sequence: get_u64(&take(8), 0),
+                published: take(1)[0],
+                key: take(PQ_PREKEY),
+                created: get_u64(&take(8), 0),
+                superseded: optional(&take(9)),
+            })
             .collect();
         assert_eq!(at, bytes.len(), "bytes after the store layout");
         StoreLayout {
+            identity,
             capacity,
+            one_time_cap,
             next_sequence,
             current,
             signed,
@@ -203,31 +318,43 @@ impl StoreLayout {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut out = vec![STORAGE_VERSION, TYPE_PREKEY_STORE];
+        fn put_optional(out: &mut Vec<u8>, (flag, value): OptionalTime) {
+            out.push(flag);
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        let mut out = vec![STORAGE_VERSION, TYPE_LOCAL_DEVICE];
+        out.extend_from_slice(&self.identity);
         out.extend_from_slice(&self.capacity.to_be_bytes());
+        out.extend_from_slice(&self.one_time_cap.to_be_bytes());
         out.extend_from_slice(&self.next_sequence.to_be_bytes());
         out.extend_from_slice(&self.current.to_be_bytes());
         out.extend_from_slice(&(self.signed.len() as u32).to_be_bytes());
-        for (key, records) in &self.signed {
-            out.extend_from_slice(key);
-            out.extend_from_slice(&(records.len() as u32).to_be_bytes());
-            for record in records {
+        for entry in &self.signed {
+            out.extend_from_slice(&entry.key);
+            out.extend_from_slice(&entry.created.to_be_bytes());
+            put_optional(&mut out, entry.superseded);
+            out.extend_from_slice(&(entry.records.len() as u32).to_be_bytes());
+            for record in &entry.records {
                 out.extend_from_slice(record);
             }
         }
         out.push(self.standby_flag);
         out.extend_from_slice(&self.standby);
         out.extend_from_slice(&(self.one_time.len() as u32).to_be_bytes());
-        for (sequence, key) in &self.one_time {
-            out.extend_from_slice(&sequence.to_be_bytes());
-            out.extend_from_slice(key);
+        for entry in &self.one_time {
+            out.extend_from_slice(&entry.sequence.to_be_bytes());
+            out.push(entry.published);
+            out.extend_from_slice(&entry.key);
         }
         out.push(self.pq_current_flag);
         out.extend_from_slice(&self.pq_current.to_be_bytes());
         out.extend_from_slice(&(self.pq.len() as u32).to_be_bytes());
-        for (sequence, key) in &self.pq {
-            out.extend_from_slice(&sequence.to_be_bytes());
-            out.extend_from_slice(key);
+        for entry in &self.pq {
+            out.extend_from_slice(&entry.sequence.to_be_bytes());
+            out.push(entry.published);
+            out.extend_from_slice(&entry.key);
+            out.extend_from_slice(&entry.created.to_be_bytes());
+            put_optional(&mut out, entry.superseded);
         }
         out
     }
@@ -237,7 +364,38 @@ impl StoreLayout {
     }
 
     fn one_time_ids(&self) -> Vec<u64> {
-        self.one_time.iter().map(|(_, key)| id_of(key)).collect()
+        self.one_time.iter().map(AgedLayout::id).collect()
+    }
+
+    fn signed_ids(&self) -> Vec<u64> {
+        self.signed.iter().map(SignedLayout::id).collect()
+    }
+
+    fn signed_ids_sorted(&self) -> Vec<u64> {
+        let mut ids = self.signed_ids();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The accepted signed prekey `id`.
+    fn signed_entry(&mut self, id: u64) -> &mut SignedLayout {
+        self.signed.iter_mut().find(|e| e.id() == id).unwrap()
+    }
+
+    /// Makes the accepted signed prekey `id` current, the current one replaced at `time`.
+    fn make_current(&mut self, id: u64, time: u64) {
+        let old = self.current;
+        self.signed_entry(old).superseded = at(time);
+        self.signed_entry(id).superseded = ABSENT;
+        self.current = id;
+    }
+
+    /// Sets the current id to `id` (which may name no accepted signed prekey), the one
+    /// current until now replaced at time 0: only the current id is wrong.
+    fn retarget(&mut self, id: u64) {
+        let old = self.current;
+        self.signed_entry(old).superseded = at(0);
+        self.current = id;
     }
 
     /// Where the standby slot starts in [`StoreLayout::encode`]'s output.
@@ -246,13 +404,13 @@ impl StoreLayout {
             + self
                 .signed
                 .iter()
-                .map(|(_, records)| SPK + 4 + RECORD * records.len())
+                .map(|e| SPK + TIMES + 4 + RECORD * e.records.len())
                 .sum::<usize>()
     }
 
     /// Where the one-time count starts.
     fn one_time_count_at(&self) -> usize {
-        self.standby_at() + 1 + SPK
+        self.standby_at() + STANDBY_SLOT
     }
 }
 
@@ -351,7 +509,7 @@ fn load_as(type_byte: u8, bytes: &[u8]) -> Result<(), Error> {
         TYPE_IDENTITY => outcome(IdentityKeyPair::from_bytes(bytes)),
         TYPE_SIGNED_PREKEY => outcome(SignedPreKey::from_bytes(bytes)),
         TYPE_ONE_TIME_PREKEY => outcome(OneTimePreKey::from_bytes(bytes)),
-        TYPE_PREKEY_STORE => outcome(PreKeyStore::from_bytes(bytes)),
+        TYPE_LOCAL_DEVICE => outcome(LocalDevice::from_bytes(bytes)),
         TYPE_BUNDLE | TYPE_BUNDLE_PQ => outcome(PreKeyBundle::from_bytes(bytes)),
         #[cfg(feature = "pqxdh")]
         TYPE_PQ_PREKEY => outcome(PqPreKey::from_bytes(bytes)),
@@ -365,7 +523,7 @@ const LOADER_TYPES: &[u8] = &[
     TYPE_IDENTITY,
     TYPE_SIGNED_PREKEY,
     TYPE_ONE_TIME_PREKEY,
-    TYPE_PREKEY_STORE,
+    TYPE_LOCAL_DEVICE,
     TYPE_BUNDLE,
     #[cfg(feature = "pqxdh")]
     TYPE_PQ_PREKEY,
@@ -381,7 +539,7 @@ fn same_loader(type_byte: u8) -> &'static [u8] {
         #[cfg(feature = "pqxdh")]
         TYPE_BUNDLE | TYPE_BUNDLE_PQ => &[TYPE_BUNDLE, TYPE_BUNDLE_PQ],
         // One type for every store, with or without post-quantum state or replay records.
-        TYPE_PREKEY_STORE => &[TYPE_PREKEY_STORE],
+        TYPE_LOCAL_DEVICE => &[TYPE_LOCAL_DEVICE],
         #[cfg(not(feature = "pqxdh"))]
         TYPE_SESSION | TYPE_SESSION_HE => &[TYPE_SESSION, TYPE_SESSION_HE],
         TYPE_IDENTITY => &[TYPE_IDENTITY],
@@ -422,8 +580,8 @@ fn open_in(
         TYPE_ONE_TIME_PREKEY => key
             .open::<OneTimePreKey>(sealed, context)
             .map(|k| k.to_bytes().to_vec()),
-        TYPE_PREKEY_STORE => key
-            .open::<PreKeyStore>(sealed, context)
+        TYPE_LOCAL_DEVICE => key
+            .open::<LocalDevice>(sealed, context)
             .map(|k| k.to_bytes().to_vec()),
         #[cfg(feature = "pqxdh")]
         TYPE_PQ_PREKEY => key
@@ -439,7 +597,7 @@ const SEALABLE_TYPES: &[u8] = &[
     TYPE_IDENTITY,
     TYPE_SIGNED_PREKEY,
     TYPE_ONE_TIME_PREKEY,
-    TYPE_PREKEY_STORE,
+    TYPE_LOCAL_DEVICE,
     #[cfg(feature = "pqxdh")]
     TYPE_PQ_PREKEY,
 ];
@@ -524,8 +682,9 @@ fn sample_sessions() -> Vec<(&'static str, Session)> {
 
     let mut rng = doubleratchet_test_support::rng(103);
     let parties = Parties::new(&mut rng);
-    let bundle = PreKeyBundle::new(&parties.bob, parties.store.current_signed_prekey(), None);
-    let no_one_time_prekey = Session::initiate(&parties.alice, &bundle, &mut rng).unwrap();
+    let bundle = parties.store.bundle(None).unwrap();
+    let no_one_time_prekey =
+        Session::initiate(&parties.alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
 
     let (_, mut limited, _, _) = established_pair(104);
     limited
@@ -550,13 +709,9 @@ fn sample_sessions() -> Vec<(&'static str, Session)> {
     let mut parties = Parties::new(&mut rng);
     let no_padding = SessionOptions::new().padding(Padding::None);
     let mut unpadded_initiator =
-        Session::initiate_with(&parties.alice, &parties.bundle, &no_padding, &mut rng).unwrap();
+        Session::initiate(&parties.alice, &parties.bundle, &no_padding, &mut rng).unwrap();
     let first = unpadded_initiator.encrypt(b"unpadded", &mut rng).unwrap();
-    let unpadded_responder = parties
-        .store
-        .accept_with(&parties.bob, &first, &no_padding)
-        .unwrap()
-        .session;
+    let unpadded_responder = parties.store.accept(&first, &no_padding).unwrap().session;
     vec![
         ("fresh initiator", fresh_initiator),
         ("fresh responder", fresh_responder),
@@ -583,33 +738,32 @@ fn sample_session(name: &str) -> Session {
 /// [`sample_store`] with the ids it drew.
 struct SampleStore {
     bob: IdentityKeyPair,
-    store: PreKeyStore,
+    store: LocalDevice,
     /// The signed prekey that was current before the rotation, still accepted.
-    first_signed: u64,
+    first_signed: SignedPreKeyId,
     /// The unused one-time prekeys, oldest first (the ones with sequence numbers 0, 1, 2,
     /// 4, ..., 9: the fourth generated was removed).
-    one_time: Vec<u64>,
+    one_time: Vec<OneTimePreKeyId>,
 }
 
-/// A prekey store with two accepted signed prekeys (the second current), a standby, and
+/// A local device with two accepted signed prekeys (the second current), a standby, and
 /// nine one-time prekeys (ten generated, the fourth removed); no replay records.
 fn sample_store_with_ids(seed: u64) -> SampleStore {
     let mut rng = rng(seed);
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let mut store = device_of(&bob, &mut rng).unwrap();
     let first_signed = store.current_signed_prekey().id();
     let standby = store.standby_signed_prekey().unwrap().id();
-    let mut one_time: Vec<u64> = store
+    let mut one_time: Vec<OneTimePreKeyId> = store
         .generate_one_time_prekeys(10, &mut rng)
         .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
+        .created;
     assert!(store.remove_one_time_prekey(one_time.remove(3)));
-    // The standby becomes current; a new standby is drawn.
-    assert_eq!(store.rotate_signed_prekey(&bob, &mut rng).unwrap(), standby);
+    // A fresh signed prekey becomes current; the standby is kept.
+    let rotated = store.rotate_signed_prekey(0, &mut rng).unwrap();
+    assert!(rotated != first_signed && rotated != standby);
     assert!(store.signed_prekey(first_signed).is_some());
-    assert!(store.standby_signed_prekey().is_some());
+    assert_eq!(store.standby_signed_prekey().unwrap().id(), standby);
     SampleStore {
         bob,
         store,
@@ -619,7 +773,7 @@ fn sample_store_with_ids(seed: u64) -> SampleStore {
 }
 
 /// [`sample_store_with_ids`] without the ids.
-fn sample_store(seed: u64) -> (IdentityKeyPair, PreKeyStore) {
+fn sample_store(seed: u64) -> (IdentityKeyPair, LocalDevice) {
     let s = sample_store_with_ids(seed);
     (s.bob, s.store)
 }
@@ -631,11 +785,11 @@ fn sample_store(seed: u64) -> (IdentityKeyPair, PreKeyStore) {
 struct RecordsStore {
     bob: IdentityKeyPair,
     alice: IdentityKeyPair,
-    store: PreKeyStore,
+    store: LocalDevice,
     /// The signed prekey whose records filled (no longer current, still accepted).
-    full: u64,
+    full: SignedPreKeyId,
     /// The current signed prekey, with one record.
-    current: u64,
+    current: SignedPreKeyId,
     /// An initial message the store recorded under `full`, and one under `current`.
     recorded: [Vec<u8>; 2],
     /// An initial message naming `full` without a one-time prekey, not recorded.
@@ -647,27 +801,28 @@ fn records_store(seed: u64) -> RecordsStore {
     let mut rng = rng(seed);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let mut store = device_of(&bob, &mut rng).unwrap();
     assert_eq!(store.set_replay_capacity(2), Ok(None));
-    let one_time: Vec<u64> = store
+    let one_time: Vec<OneTimePreKeyId> = store
         .generate_one_time_prekeys(5, &mut rng)
         .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
+        .created;
     let full = store.current_signed_prekey().id();
     let standby = store.standby_signed_prekey().unwrap().id();
-    let last_resort = store.bundle(&bob, None).unwrap();
+    let last_resort = store.bundle(None).unwrap();
     let first_message = |rng: &mut ChaCha20Rng| {
-        let mut a = Session::initiate(&alice, &last_resort, rng).unwrap();
+        let mut a = Session::initiate(&alice, &last_resort, &SessionOptions::new(), rng).unwrap();
         a.encrypt(b"no one-time prekey", rng).unwrap()
     };
     let m1 = first_message(&mut rng);
     let m2 = first_message(&mut rng);
     let unrecorded_for_full = first_message(&mut rng);
-    assert_eq!(store.accept(&bob, &m1).unwrap().notice, None);
     assert_eq!(
-        store.accept(&bob, &m2).unwrap().notice,
+        store.accept(&m1, &SessionOptions::new()).unwrap().notice,
+        None
+    );
+    assert_eq!(
+        store.accept(&m2, &SessionOptions::new()).unwrap().notice,
         Some(StoreNotice::SignedPreKeySwitched {
             previous: full,
             current: standby
@@ -675,17 +830,23 @@ fn records_store(seed: u64) -> RecordsStore {
     );
     assert_eq!(store.current_signed_prekey().id(), standby);
     assert!(store.standby_signed_prekey().is_none());
-    assert!(store.replenish_standby(&bob, &mut rng).unwrap());
+    assert!(store
+        .maintain(0, &PreKeyPolicy::default(), &mut rng)
+        .map(|m| m.replenished_standby)
+        .unwrap());
     // A session under the new current signed prekey, and two that consume one-time prekeys.
-    let bundle = store.bundle(&bob, None).unwrap();
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let bundle = store.bundle(None).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let m3 = a.encrypt(b"under the second", &mut rng).unwrap();
-    assert_eq!(store.accept(&bob, &m3).unwrap().notice, None);
+    assert_eq!(
+        store.accept(&m3, &SessionOptions::new()).unwrap().notice,
+        None
+    );
     for id in [one_time[0], one_time[3]] {
-        let bundle = store.bundle(&bob, Some(id)).unwrap();
-        let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+        let bundle = store.bundle(Some(id)).unwrap();
+        let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
         let m = a.encrypt(b"one-time", &mut rng).unwrap();
-        let accepted = store.accept(&bob, &m).unwrap();
+        let accepted = store.accept(&m, &SessionOptions::new()).unwrap();
         assert_eq!(accepted.used_one_time_prekey, Some(id));
         assert_eq!(accepted.notice, None);
     }
@@ -703,14 +864,14 @@ fn records_store(seed: u64) -> RecordsStore {
 }
 
 /// PQXDH objects: sessions (the initiator awaiting its reply carries the KEM ciphertext),
-/// a prekey store with post-quantum prekeys and a replay record (type 0x24, as every
+/// a prekey store with post-quantum prekeys and a replay record (type 0x2A, as every
 /// store), post-quantum prekeys of both kinds, and a PQXDH bundle.
 #[cfg(feature = "pqxdh")]
 struct PqSamples {
     initiator_awaiting: Session,
     initiator_established: Session,
     responder: Session,
-    store: PreKeyStore,
+    store: LocalDevice,
     one_time: PqPreKey,
     last_resort: PqPreKey,
     bundle: PreKeyBundle,
@@ -721,36 +882,56 @@ fn pq_samples(seed: u64) -> PqSamples {
     let mut rng = rng(seed);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
-    let one_time = store.generate_one_time_prekeys(2, &mut rng).unwrap()[0].id();
-    store
-        .generate_pq_one_time_prekeys(&bob, 2, &mut rng)
-        .unwrap();
-    store.rotate_pq_last_resort_prekey(&bob, &mut rng).unwrap();
+    let mut store = device_of(&bob, &mut rng).unwrap();
+    let one_time = store
+        .generate_one_time_prekeys(2, &mut rng)
+        .unwrap()
+        .created[0];
+    store.generate_pq_one_time_prekeys(2, &mut rng).unwrap();
+    store.rotate_pq_last_resort_prekey(0, &mut rng).unwrap();
     let pq_one_time = store.pq_one_time_prekeys().next().unwrap().id();
-    let bundle = store
-        .pq_bundle(&bob, Some(one_time), Some(pq_one_time))
-        .unwrap();
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let bundle = store.pq_bundle(Some(one_time), Some(pq_one_time)).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     assert!(a.is_post_quantum());
     let first = a.encrypt(b"pq first", &mut rng).unwrap();
     let initiator_awaiting = reload(&a);
-    let mut responder = store.accept(&bob, &first).unwrap().session;
+    let mut responder = store
+        .accept(&first, &SessionOptions::new())
+        .unwrap()
+        .session;
     let reply = responder.encrypt(b"pq reply", &mut rng).unwrap();
     a.decrypt(&reply).unwrap();
     // A last-resort session (no one-time prekey of either kind): the store records it.
-    let last_resort_bundle = store.pq_bundle(&bob, None, None).unwrap();
-    let mut other = Session::initiate(&alice, &last_resort_bundle, &mut rng).unwrap();
+    let last_resort_bundle = store.pq_bundle(None, None).unwrap();
+    let mut other = Session::initiate(
+        &alice,
+        &last_resort_bundle,
+        &SessionOptions::new(),
+        &mut rng,
+    )
+    .unwrap();
     let m = other.encrypt(b"last resort", &mut rng).unwrap();
-    store.accept(&bob, &m).unwrap();
+    store.accept(&m, &SessionOptions::new()).unwrap();
     assert_eq!(store.replay_records(), 1);
     PqSamples {
         initiator_awaiting,
         initiator_established: a,
         responder,
         store,
-        one_time: PqPreKey::generate(&bob, 9, PqPreKeyKind::OneTime, &mut rng).unwrap(),
-        last_resort: PqPreKey::generate(&bob, 10, PqPreKeyKind::LastResort, &mut rng).unwrap(),
+        one_time: PqPreKey::generate(
+            &bob,
+            PqPreKeyId::from_u64(9),
+            PqPreKeyKind::OneTime,
+            &mut rng,
+        )
+        .unwrap(),
+        last_resort: PqPreKey::generate(
+            &bob,
+            PqPreKeyId::from_u64(10),
+            PqPreKeyKind::LastResort,
+            &mut rng,
+        )
+        .unwrap(),
         bundle,
     }
 }
@@ -763,10 +944,29 @@ fn sample_blobs() -> Vec<(String, u8, Vec<u8>)> {
         .collect();
     let mut rng = rng(107);
     let id = IdentityKeyPair::generate(&mut rng).unwrap();
-    let spk = SignedPreKey::generate(&id, 0xdead_beef_0bad_cafe, &mut rng).unwrap();
-    let opk = OneTimePreKey::generate(u64::MAX, &mut rng).unwrap();
+    let spk = SignedPreKey::generate(
+        &id,
+        SignedPreKeyId::from_u64(0xdead_beef_0bad_cafe),
+        &mut rng,
+    )
+    .unwrap();
+    let opk = OneTimePreKey::generate(OneTimePreKeyId::from_u64(u64::MAX), &mut rng).unwrap();
     let (bob, store) = sample_store(108);
-    let empty_store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let empty_store = device_of(&bob, &mut rng).unwrap();
+    // Published one-time prekeys, and times other than 0: maintenance a while after the
+    // device was made rotates the signed prekey and retires the one replaced before.
+    let (_, mut maintained) = sample_store(112);
+    let published: Vec<OneTimePreKeyId> = maintained
+        .one_time_prekeys()
+        .take(4)
+        .map(OneTimePreKey::id)
+        .collect();
+    assert_eq!(maintained.mark_one_time_prekeys_published(&published), 4);
+    let done = maintained
+        .maintain(1_700_000_000, &PreKeyPolicy::default(), &mut rng)
+        .unwrap();
+    assert!(done.rotated_signed_prekey.is_some());
+    assert_eq!(done.retired_signed_prekeys.len(), 1);
     let records = records_store(110);
     let mut no_standby = records_store(111).store;
     let switched = no_standby.set_replay_capacity(1).unwrap();
@@ -788,34 +988,39 @@ fn sample_blobs() -> Vec<(String, u8, Vec<u8>)> {
     ));
     blobs.push((
         "prekey store".into(),
-        TYPE_PREKEY_STORE,
+        TYPE_LOCAL_DEVICE,
         store.to_bytes().to_vec(),
     ));
     blobs.push((
         "empty prekey store".into(),
-        TYPE_PREKEY_STORE,
+        TYPE_LOCAL_DEVICE,
         empty_store.to_bytes().to_vec(),
     ));
     blobs.push((
         "prekey store with records under two signed prekeys".into(),
-        TYPE_PREKEY_STORE,
+        TYPE_LOCAL_DEVICE,
         records.store.to_bytes().to_vec(),
     ));
     blobs.push((
         "prekey store without a standby".into(),
-        TYPE_PREKEY_STORE,
+        TYPE_LOCAL_DEVICE,
         no_standby.to_bytes().to_vec(),
+    ));
+    blobs.push((
+        "local device with published prekeys and times".into(),
+        TYPE_LOCAL_DEVICE,
+        maintained.to_bytes().to_vec(),
     ));
     let seventh = store.one_time_prekeys().nth(6).unwrap().id();
     blobs.push((
         "bundle".into(),
         TYPE_BUNDLE,
-        store.bundle(&bob, Some(seventh)).unwrap().to_bytes(),
+        store.bundle(Some(seventh)).unwrap().to_bytes(),
     ));
     blobs.push((
         "bundle without one-time prekey".into(),
         TYPE_BUNDLE,
-        store.bundle(&bob, None).unwrap().to_bytes(),
+        store.bundle(None).unwrap().to_bytes(),
     ));
     #[cfg(feature = "pqxdh")]
     {
@@ -829,7 +1034,7 @@ fn sample_blobs() -> Vec<(String, u8, Vec<u8>)> {
         }
         blobs.push((
             "PQXDH prekey store".into(),
-            TYPE_PREKEY_STORE,
+            TYPE_LOCAL_DEVICE,
             pq.store.to_bytes().to_vec(),
         ));
         blobs.push((
@@ -967,12 +1172,15 @@ fn fresh_initiator_round_trip_behaves_identically() {
     assert_eq!(bytes[PENDING_FLAG], 1);
     assert_eq!(
         get_u64(&bytes, PENDING_SPK),
-        parties.bundle.signed_prekey_id()
+        parties.bundle.signed_prekey_id().to_u64()
     );
     assert_eq!(bytes[PENDING_OPK_FLAG], 1);
     assert_eq!(
         Some(get_u64(&bytes, PENDING_OPK)),
-        parties.bundle.one_time_prekey_id()
+        parties
+            .bundle
+            .one_time_prekey_id()
+            .map(OneTimePreKeyId::to_u64)
     );
     assert_eq!(PENDING_OPK + 8, MAX_SKIP);
     assert_eq!(bytes[CKS_FLAG], 1);
@@ -1110,9 +1318,8 @@ fn awaiting_reply_state_round_trips() {
     // Without a one-time prekey the pending OPK field is absent (flag and id zero).
     let mut rng = doubleratchet_test_support::rng(5);
     let mut parties = Parties::new(&mut rng);
-    let spk = parties.store.current_signed_prekey();
-    let bundle = PreKeyBundle::new(&parties.bob, spk, None);
-    let a = Session::initiate(&parties.alice, &bundle, &mut rng).unwrap();
+    let bundle = parties.store.bundle(None).unwrap();
+    let a = Session::initiate(&parties.alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let bytes = stored(&a);
     assert_eq!(bytes[PENDING_FLAG], 1);
     assert_eq!(bytes[PENDING_OPK_FLAG..MAX_SKIP], [0u8; 9]);
@@ -1179,17 +1386,17 @@ fn identity_key_pair_round_trip_behaves_identically() {
     // Same signatures (Ed25519 is deterministic) ...
     let mut r1 = rng.clone();
     let mut r2 = rng.clone();
-    let spk1 = SignedPreKey::generate(&id, 9, &mut r1).unwrap();
-    let spk2 = SignedPreKey::generate(&loaded, 9, &mut r2).unwrap();
+    let spk1 = SignedPreKey::generate(&id, SignedPreKeyId::from_u64(9), &mut r1).unwrap();
+    let spk2 = SignedPreKey::generate(&loaded, SignedPreKeyId::from_u64(9), &mut r2).unwrap();
     assert_eq!(spk1.to_bytes().to_vec(), spk2.to_bytes().to_vec());
     // ... and the same X3DH: identical sessions from the same RNG state.
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let bob_spk = SignedPreKey::generate(&bob, 1, &mut rng).unwrap();
-    let bundle = PreKeyBundle::new(&bob, &bob_spk, None);
+    let bob_spk = SignedPreKey::generate(&bob, SignedPreKeyId::from_u64(1), &mut rng).unwrap();
+    let bundle = bundle_of(&bob, &bob_spk, None);
     let mut r1 = rng.clone();
     let mut r2 = rng.clone();
-    let s1 = Session::initiate(&id, &bundle, &mut r1).unwrap();
-    let s2 = Session::initiate(&loaded, &bundle, &mut r2).unwrap();
+    let s1 = Session::initiate(&id, &bundle, &SessionOptions::new(), &mut r1).unwrap();
+    let s2 = Session::initiate(&loaded, &bundle, &SessionOptions::new(), &mut r2).unwrap();
     assert_eq!(stored(&s1), stored(&s2));
 }
 
@@ -1198,8 +1405,10 @@ fn signed_and_one_time_prekey_round_trips_behave_identically() {
     let mut rng = rng(8);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let spk = SignedPreKey::generate(&bob, 0x0102_0304_0506_0708, &mut rng).unwrap();
-    let opk = OneTimePreKey::generate(0x0a0b_0c0d_0e0f_1011, &mut rng).unwrap();
+    let spk_id = SignedPreKeyId::from_u64(0x0102_0304_0506_0708);
+    let spk = SignedPreKey::generate(&bob, spk_id, &mut rng).unwrap();
+    let opk_id = OneTimePreKeyId::from_u64(0x0a0b_0c0d_0e0f_1011);
+    let opk = OneTimePreKey::generate(opk_id, &mut rng).unwrap();
 
     // Ids are 64-bit, big-endian (profile v2, part 2): 2 + 8 + 32 + 64 = 106 bytes.
     let spk_bytes = spk.to_bytes().to_vec();
@@ -1239,17 +1448,18 @@ fn signed_and_one_time_prekey_round_trips_behave_identically() {
     assert_eq!(opk2.public_key(), opk.public_key());
 
     // The loaded keys make the same bundle, and accept a session made from the original's.
-    let bundle = PreKeyBundle::new(&bob, &spk, Some(&opk));
-    let bundle2 = PreKeyBundle::new(&bob, &spk2, Some(&opk2));
+    let bundle = bundle_of(&bob, &spk, Some(&opk));
+    let bundle2 = bundle_of(&bob, &spk2, Some(&opk2));
     assert_eq!(bundle.to_bytes(), bundle2.to_bytes());
     bundle2.verify().unwrap();
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let m = a.encrypt(b"to the loaded keys", &mut rng).unwrap();
     let accepted = Session::respond(
         &bob,
         |id| (id == spk2.id()).then_some(&spk2),
         |id| (id == opk2.id()).then_some(&opk2),
         &m,
+        &SessionOptions::new(),
     )
     .unwrap();
     assert_eq!(accepted.plaintext, b"to the loaded keys");
@@ -1266,18 +1476,40 @@ fn prekey_store_round_trip_behaves_identically() {
         one_time,
     } = sample_store_with_ids(9);
     let bytes = store.to_bytes().to_vec();
-    // Header (version, type, replay capacity, next sequence, current id, s), two signed
-    // prekeys without records, the standby, nine one-time prekeys with their sequence
-    // numbers, and an empty post-quantum part.
+    // Header (version, type, identity, replay capacity, one-time cap, next sequence,
+    // current id, s), two signed prekeys with their times and no records, the standby with
+    // its creation time, nine one-time prekeys with their sequence numbers and published
+    // flags, and an empty post-quantum part.
     assert_eq!(
         bytes.len(),
-        2 + 4 + 8 + 8 + 4 + 2 * (SPK + 4) + 1 + SPK + 4 + 9 * (8 + OPK) + 9 + 4
+        2 + IDENTITY
+            + 4
+            + 4
+            + 8
+            + 8
+            + 4
+            + 2 * (SPK + TIMES + 4)
+            + STANDBY_SLOT
+            + 4
+            + 9 * ONE_TIME_ENTRY
+            + 9
+            + 4
     );
-    assert_eq!(bytes[..2], [STORAGE_VERSION, TYPE_PREKEY_STORE]);
+    assert_eq!(bytes[..2], [STORAGE_VERSION, TYPE_LOCAL_DEVICE]);
     let layout = StoreLayout::parse(&bytes);
     assert_eq!(layout.encode(), bytes);
+    // The device's identity key pair, as `IdentityKeyPair::to_bytes` stores it.
+    assert_eq!(layout.identity, bob.to_bytes().to_vec());
+    assert_eq!(
+        bytes[STORE_IDENTITY..STORE_IDENTITY + IDENTITY],
+        bob.to_bytes()[..]
+    );
+    assert_eq!(store.identity_key(), bob.public_key());
     assert_eq!(layout.capacity, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY);
     assert_eq!(get_u32(&bytes, STORE_CAPACITY), layout.capacity);
+    assert_eq!(layout.one_time_cap, DEFAULT_ONE_TIME_PREKEY_CAP);
+    assert_eq!(layout.one_time_cap, store.one_time_prekey_cap());
+    assert_eq!(get_u32(&bytes, STORE_ONE_TIME_CAP), layout.one_time_cap);
     assert_eq!(get_u64(&bytes, STORE_NEXT_SEQUENCE), layout.next_sequence);
     assert_eq!(get_u64(&bytes, STORE_CURRENT), layout.current);
     assert_eq!(get_u32(&bytes, STORE_SIGNED_COUNT), 2);
@@ -1286,11 +1518,25 @@ fn prekey_store_round_trip_behaves_identically() {
         [STORAGE_VERSION, TYPE_SIGNED_PREKEY]
     );
     assert_eq!(layout.next_sequence, 10);
-    assert_eq!(layout.current, store.current_signed_prekey().id());
-    let sequences: Vec<u64> = layout.one_time.iter().map(|(seq, _)| *seq).collect();
-    let mut by_id = one_time.clone();
+    assert_eq!(layout.current, store.current_signed_prekey().id().to_u64());
+    // Times: every key was made at time 0 (`device_of`, `rotate_signed_prekey(0, ..)`); the
+    // first signed prekey was replaced at 0, the current one has no replacement time.
+    for entry in &layout.signed {
+        assert_eq!(entry.created, 0);
+        let replaced = if entry.id() == layout.current {
+            ABSENT
+        } else {
+            at(0)
+        };
+        assert_eq!(entry.superseded, replaced);
+    }
+    assert_eq!(layout.signed_ids_sorted(), layout.signed_ids());
+    let sequences: Vec<u64> = layout.one_time.iter().map(|e| e.sequence).collect();
+    let mut by_id: Vec<u64> = one_time.iter().map(|id| id.to_u64()).collect();
     by_id.sort_unstable();
     assert_eq!(layout.one_time_ids(), by_id, "stored by id");
+    // None published yet.
+    assert!(layout.one_time.iter().all(|e| e.published == 0));
     // The sequence numbers of the stored keys: 0..=9 without the removed fourth.
     let mut sorted = sequences.clone();
     sorted.sort_unstable();
@@ -1298,10 +1544,15 @@ fn prekey_store_round_trip_behaves_identically() {
     assert_eq!(layout.standby_flag, 1);
     assert_eq!(
         layout.standby_id(),
-        Some(store.standby_signed_prekey().unwrap().id())
+        Some(store.standby_signed_prekey().unwrap().id().to_u64())
+    );
+    assert_eq!(
+        get_u64(&layout.standby, SPK),
+        0,
+        "the standby's creation time"
     );
 
-    let mut store2 = PreKeyStore::from_bytes(&bytes).unwrap();
+    let mut store2 = LocalDevice::from_bytes(&bytes).unwrap();
     assert_eq!(store2.to_bytes().to_vec(), bytes);
     assert_eq!(
         store2.current_signed_prekey().id(),
@@ -1313,7 +1564,7 @@ fn prekey_store_round_trip_behaves_identically() {
         store.standby_signed_prekey().map(SignedPreKey::id)
     );
     assert_eq!(store2.replay_capacity(), store.replay_capacity());
-    let ids = |s: &PreKeyStore| {
+    let ids = |s: &LocalDevice| {
         s.one_time_prekeys()
             .map(OneTimePreKey::id)
             .collect::<Vec<_>>()
@@ -1323,60 +1574,62 @@ fn prekey_store_round_trip_behaves_identically() {
     assert_eq!(ids(&store2), one_time);
     let sixth = one_time[5];
     assert_eq!(
-        store2.bundle(&bob, Some(sixth)).unwrap().to_bytes(),
-        store.bundle(&bob, Some(sixth)).unwrap().to_bytes()
+        store2.bundle(Some(sixth)).unwrap().to_bytes(),
+        store.bundle(Some(sixth)).unwrap().to_bytes()
     );
     // Both accept the same initial message into the same session and the same store.
     let mut rng = rng(10);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
-    let bundle = store.bundle(&bob, Some(sixth)).unwrap();
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let bundle = store.bundle(Some(sixth)).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let m = a.encrypt(b"hi store", &mut rng).unwrap();
-    let s1 = store.accept(&bob, &m).unwrap();
-    let s2 = store2.accept(&bob, &m).unwrap();
+    let s1 = store.accept(&m, &SessionOptions::new()).unwrap();
+    let s2 = store2.accept(&m, &SessionOptions::new()).unwrap();
     assert_eq!(s1.plaintext, s2.plaintext);
     assert_eq!(s1.notice, s2.notice);
     assert_eq!(stored(&s1.session), stored(&s2.session));
     assert_eq!(store.to_bytes().to_vec(), store2.to_bytes().to_vec());
     // The consumed one-time prekey stays consumed after a reload.
-    let mut store3 = PreKeyStore::from_bytes(&store2.to_bytes()).unwrap();
+    let mut store3 = LocalDevice::from_bytes(&store2.to_bytes()).unwrap();
     assert!(store3.one_time_prekey(sixth).is_none());
     assert_eq!(
-        store3.accept(&bob, &m).map(|acc| acc.plaintext),
+        store3
+            .accept(&m, &SessionOptions::new())
+            .map(|acc| acc.plaintext),
         Err(Error::UnknownOneTimePreKey(sixth))
     );
     // After a reload the store goes on as the original: the same RNG draws the same new
     // ids (never 0, none held), with the next sequence numbers, and the same rotation.
     let mut rng2 = rng.clone();
-    let fresh: Vec<u64> = store3
+    let fresh: Vec<OneTimePreKeyId> = store3
         .generate_one_time_prekeys(2, &mut rng)
         .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
-    let fresh2: Vec<u64> = store
+        .created;
+    let fresh2: Vec<OneTimePreKeyId> = store
         .generate_one_time_prekeys(2, &mut rng2)
         .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
+        .created;
     assert_eq!(fresh, fresh2);
     for id in &fresh {
-        assert!(*id != 0 && !one_time.contains(id));
+        assert!(id.to_u64() != 0 && !one_time.contains(id));
     }
     assert_eq!(ids(&store3)[ids(&store3).len() - 2..], fresh[..]);
     let layout = StoreLayout::parse(&store3.to_bytes());
     assert_eq!(layout.next_sequence, 12);
+    // The same rotation: a fresh current signed prekey (never 0, none held), the standby
+    // kept.
     let standby = store3.standby_signed_prekey().unwrap().id();
-    let rotated = store3.rotate_signed_prekey(&bob, &mut rng).unwrap();
-    assert_eq!(rotated, standby);
-    assert_eq!(
-        store.rotate_signed_prekey(&bob, &mut rng2).unwrap(),
-        rotated
-    );
+    let held: Vec<SignedPreKeyId> = store3
+        .previous_signed_prekeys()
+        .map(SignedPreKey::id)
+        .chain([store3.current_signed_prekey().id(), standby])
+        .collect();
+    let rotated = store3.rotate_signed_prekey(0, &mut rng).unwrap();
+    assert!(rotated.to_u64() != 0 && !held.contains(&rotated));
+    assert_eq!(store3.current_signed_prekey().id(), rotated);
+    assert_eq!(store3.standby_signed_prekey().unwrap().id(), standby);
+    assert_eq!(store.rotate_signed_prekey(0, &mut rng2).unwrap(), rotated);
     assert_eq!(store3.to_bytes().to_vec(), store.to_bytes().to_vec());
-    let new_standby = store3.standby_signed_prekey().unwrap().id();
-    assert!(new_standby != 0 && store3.signed_prekey(new_standby).is_none());
     assert!(store3.signed_prekey(first_signed).is_some());
 }
 
@@ -1399,45 +1652,54 @@ fn prekey_store_with_replay_records_round_trips_behaves_identically() {
     let bytes = store.to_bytes().to_vec();
     let layout = StoreLayout::parse(&bytes);
     assert_eq!(layout.encode(), bytes);
+    assert_eq!(layout.identity, bob.to_bytes().to_vec());
     assert_eq!(layout.capacity, 2);
-    assert_eq!(layout.current, current);
+    assert_eq!(layout.current, current.to_u64());
     // Two accepted signed prekeys, strictly increasing by id, with 2 and 1 records.
     let records: Vec<(u64, usize)> = layout
         .signed
         .iter()
-        .map(|(key, records)| (id_of(key), records.len()))
+        .map(|e| (e.id(), e.records.len()))
         .collect();
-    let mut expected = vec![(full, 2), (current, 1)];
+    let mut expected = vec![(full.to_u64(), 2), (current.to_u64(), 1)];
     expected.sort_unstable();
     assert_eq!(records, expected);
-    for (_, records) in &layout.signed {
-        assert!(records.windows(2).all(|w| w[0] < w[1]), "records sorted");
+    for entry in &layout.signed {
+        assert!(
+            entry.records.windows(2).all(|w| w[0] < w[1]),
+            "records sorted"
+        );
     }
+    // The full one was replaced by the switch inside `accept` (no clock), then stamped by
+    // the maintenance that followed (at time 0); the current one has no replacement time.
+    let mut l = layout.clone();
+    assert_eq!(l.signed_entry(full.to_u64()).superseded, at(0));
+    assert_eq!(l.signed_entry(current.to_u64()).superseded, ABSENT);
     // The records are the initiators' base keys.
     let base_key = |m: &[u8]| match Message::parse(m).unwrap() {
-        Message::Initial(i) => *i.base_key(),
+        Message::Initial(i) => i.base_key().to_bytes(),
         Message::Normal(_) => panic!("not an initial message"),
     };
-    let under = |id: u64| {
+    let under = |id: SignedPreKeyId| {
         layout
             .signed
             .iter()
-            .find(|(key, _)| id_of(key) == id)
-            .map(|(_, records)| records.clone())
+            .find(|e| e.id() == id.to_u64())
+            .map(|e| e.records.clone())
             .unwrap()
     };
     assert!(under(full).contains(&base_key(&recorded[0])));
     assert_eq!(under(current), [base_key(&recorded[1])]);
-    let standby = layout.standby_id().unwrap();
+    let standby = SignedPreKeyId::from_u64(layout.standby_id().unwrap());
     assert_ne!(standby, full);
     assert_ne!(standby, current);
     // Five one-time prekeys were generated (sequence numbers 0..=4), two used.
     assert_eq!(layout.next_sequence, 5);
-    let mut sequences: Vec<u64> = layout.one_time.iter().map(|(seq, _)| *seq).collect();
+    let mut sequences: Vec<u64> = layout.one_time.iter().map(|e| e.sequence).collect();
     sequences.sort_unstable();
     assert_eq!(sequences, [1, 2, 4]);
 
-    let mut loaded = PreKeyStore::from_bytes(&bytes).unwrap();
+    let mut loaded = LocalDevice::from_bytes(&bytes).unwrap();
     assert_eq!(loaded.to_bytes().to_vec(), bytes);
     assert_eq!(loaded.replay_capacity(), 2);
     assert_eq!(loaded.replay_records(), 3);
@@ -1449,15 +1711,18 @@ fn prekey_store_with_replay_records_round_trips_behaves_identically() {
     // Both refuse the recorded messages, and a new session under the full signed prekey,
     // without changing.
     for m in &recorded {
-        assert_eq!(store.accept(&bob, m).err(), Some(Error::DuplicateOrExpired));
         assert_eq!(
-            loaded.accept(&bob, m).err(),
+            store.accept(m, &SessionOptions::new()).err(),
+            Some(Error::DuplicateOrExpired)
+        );
+        assert_eq!(
+            loaded.accept(m, &SessionOptions::new()).err(),
             Some(Error::DuplicateOrExpired)
         );
     }
     for s in [&mut store, &mut loaded] {
         assert_eq!(
-            s.accept(&bob, &unrecorded_for_full).err(),
+            s.accept(&unrecorded_for_full, &SessionOptions::new()).err(),
             Some(Error::StoreFull)
         );
     }
@@ -1465,11 +1730,11 @@ fn prekey_store_with_replay_records_round_trips_behaves_identically() {
     assert_eq!(store.to_bytes().to_vec(), bytes);
     // The next session without a one-time prekey fills the current signed prekey: both
     // switch to the stored standby, with the same notice.
-    let bundle = loaded.bundle(&bob, None).unwrap();
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let bundle = loaded.bundle(None).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let m = a.encrypt(b"fills the second", &mut rng).unwrap();
-    let n1 = store.accept(&bob, &m).unwrap();
-    let n2 = loaded.accept(&bob, &m).unwrap();
+    let n1 = store.accept(&m, &SessionOptions::new()).unwrap();
+    let n2 = loaded.accept(&m, &SessionOptions::new()).unwrap();
     let switched = Some(StoreNotice::SignedPreKeySwitched {
         previous: current,
         current: standby,
@@ -1478,13 +1743,28 @@ fn prekey_store_with_replay_records_round_trips_behaves_identically() {
     assert_eq!(n2.notice, switched);
     assert_eq!(stored(&n1.session), stored(&n2.session));
     assert_eq!(loaded.to_bytes().to_vec(), store.to_bytes().to_vec());
-    let loaded = PreKeyStore::from_bytes(&loaded.to_bytes()).unwrap();
+    let loaded = LocalDevice::from_bytes(&loaded.to_bytes()).unwrap();
     assert_eq!(loaded.current_signed_prekey().id(), standby);
     assert!(loaded.standby_signed_prekey().is_none());
-    let layout = StoreLayout::parse(&loaded.to_bytes());
+    let mut layout = StoreLayout::parse(&loaded.to_bytes());
     assert_eq!(layout.standby_flag, 0);
-    assert_eq!(layout.standby, [0u8; SPK]);
+    assert_eq!(layout.standby, [0u8; SPK + 8]);
     assert_eq!(layout.signed.len(), 3);
+    // The switch inside `accept` has no clock: the replaced one has no replacement time
+    // yet, which loads (until maintenance stamps it, SPEC.md §8.5) ...
+    assert_eq!(layout.signed_entry(current.to_u64()).superseded, ABSENT);
+    assert_eq!(layout.current, standby.to_u64());
+    // ... and the next maintenance stamps it with its `now`.
+    let mut maintained = loaded;
+    maintained
+        .maintain(1_000, &PreKeyPolicy::default(), &mut rng)
+        .unwrap();
+    let mut layout = StoreLayout::parse(&maintained.to_bytes());
+    assert_eq!(layout.signed_entry(current.to_u64()).superseded, at(1_000));
+    assert_eq!(layout.signed_entry(full.to_u64()).superseded, at(0));
+    assert_eq!(layout.signed_entry(standby.to_u64()).superseded, ABSENT);
+    let again = LocalDevice::from_bytes(&maintained.to_bytes()).unwrap();
+    assert!(*again.to_bytes() == *maintained.to_bytes());
 }
 
 #[test]
@@ -1492,7 +1772,7 @@ fn bundle_round_trip() {
     let (bob, store) = sample_store(11);
     let third = store.one_time_prekeys().nth(2).unwrap().id();
     for one_time in [Some(third), None] {
-        let bundle = store.bundle(&bob, one_time).unwrap();
+        let bundle = store.bundle(one_time).unwrap();
         let bytes = bundle.to_bytes();
         assert_eq!(bytes.len(), BUNDLE_LENGTH);
         assert_eq!(BUNDLE_LENGTH, 179);
@@ -1507,7 +1787,7 @@ fn bundle_round_trip() {
         );
         assert_eq!(
             bytes[34..42],
-            store.current_signed_prekey().id().to_be_bytes()
+            store.current_signed_prekey().id().to_u64().to_be_bytes()
         );
         assert_eq!(loaded.identity_key(), bob.public_key());
         loaded.verify().unwrap();
@@ -2025,11 +2305,11 @@ fn giant_counts_fail_fast() {
     let layout = StoreLayout::parse(&store_bytes);
     let one_time_count_at = layout.one_time_count_at();
     assert_eq!(get_u32(&store_bytes, one_time_count_at), 9);
-    let records_at = STORE_SIGNED + SPK;
+    let records_at = STORE_SIGNED + SPK + TIMES;
     assert_eq!(get_u32(&store_bytes, records_at), 0);
-    let pq_count_at = one_time_count_at + 4 + 9 * (8 + OPK) + 9;
+    let pq_count_at = one_time_count_at + 4 + 9 * ONE_TIME_ENTRY + 9;
     assert_eq!(pq_count_at + 4, store_bytes.len());
-    let load_store = |b: &[u8]| PreKeyStore::from_bytes(b).err();
+    let load_store = |b: &[u8]| LocalDevice::from_bytes(b).err();
     for (what, at, counts, at_cap) in [
         ("one-time", one_time_count_at, [u32::MAX, 16_385], 16_384),
         ("signed", STORE_SIGNED_COUNT, [u32::MAX, 17], 16),
@@ -2139,7 +2419,7 @@ fn record(i: u32) -> [u8; 32] {
 
 /// A stored signed prekey of Bob's with the given id.
 fn signed_prekey_bytes(bob: &IdentityKeyPair, id: u64, rng: &mut ChaCha20Rng) -> Vec<u8> {
-    SignedPreKey::generate(bob, id, rng)
+    SignedPreKey::generate(bob, SignedPreKeyId::from_u64(id), rng)
         .unwrap()
         .to_bytes()
         .to_vec()
@@ -2178,9 +2458,9 @@ fn records_layout(seed: u64) -> (IdentityKeyPair, StoreLayout) {
 
 /// Loads the changed layout: `Ok` if it loads (and then it must re-encode to the same
 /// bytes), else the error.
-fn load_layout(layout: &StoreLayout) -> Result<PreKeyStore, Error> {
+fn load_layout(layout: &StoreLayout) -> Result<LocalDevice, Error> {
     let bytes = layout.encode();
-    let store = PreKeyStore::from_bytes(&bytes)?;
+    let store = LocalDevice::from_bytes(&bytes)?;
     assert_eq!(store.to_bytes().to_vec(), bytes, "not canonical");
     Ok(store)
 }
@@ -2208,14 +2488,14 @@ fn prekey_store_corruptions_are_rejected() {
     let (_, base) = records_layout(15);
     let bytes = base.encode();
     load_layout(&base).unwrap();
-    let load = |b: &[u8]| PreKeyStore::from_bytes(b).err();
+    let load = |b: &[u8]| LocalDevice::from_bytes(b).err();
     let one_time_count_at = base.one_time_count_at();
     let one_time_at = one_time_count_at + 4;
     let signed_at = |i: usize| {
         STORE_SIGNED
             + base.signed[..i]
                 .iter()
-                .map(|(_, r)| SPK + 4 + RECORD * r.len())
+                .map(|e| SPK + TIMES + 4 + RECORD * e.records.len())
                 .sum::<usize>()
     };
     let cases: Vec<(&str, Vec<u8>, Error)> = vec![
@@ -2236,14 +2516,15 @@ fn prekey_store_corruptions_are_rejected() {
             Error::UnsupportedVersion(1),
         ),
         (
-            // The second signed prekey's version (2) is then read as the standby flag.
+            // The current id may then be missing; else the second signed prekey's version
+            // (2) is read as the standby flag.
             "signed count one too few",
             with(&bytes, |b| put_u32(b, STORE_SIGNED_COUNT, 1)),
             Error::InvalidEncoding,
         ),
         (
-            // The post-quantum part (13 zero bytes) is then read as a sequence number and
-            // a key whose version byte is 0.
+            // The post-quantum part (13 zero bytes) is then read as a sequence number, a
+            // published flag and a key whose version byte is 0.
             "one-time count + 1",
             with(&bytes, |b| put_u32(b, one_time_count_at, 4)),
             Error::UnsupportedVersion(0),
@@ -2272,7 +2553,7 @@ fn prekey_store_corruptions_are_rejected() {
         ),
         (
             "one-time prekey of v1",
-            with(&bytes, |b| b[one_time_at + 2 * (8 + OPK) + 8] = V1),
+            with(&bytes, |b| b[one_time_at + 2 * ONE_TIME_ENTRY + 8 + 1] = V1),
             Error::UnsupportedVersion(V1),
         ),
         (
@@ -2287,13 +2568,42 @@ fn prekey_store_corruptions_are_rejected() {
         ),
         (
             "signed prekey type where a one-time prekey belongs",
-            with(&bytes, |b| b[one_time_at + 8 + 1] = TYPE_SIGNED_PREKEY),
+            with(&bytes, |b| b[one_time_at + 8 + 1 + 1] = TYPE_SIGNED_PREKEY),
             Error::UnexpectedType(TYPE_SIGNED_PREKEY),
         ),
         (
             "part 1's store type 0x27",
             with(&bytes, |b| b[1] = RETIRED_TYPE_PREKEY_STORE_PQ),
             Error::UnexpectedType(RETIRED_TYPE_PREKEY_STORE_PQ),
+        ),
+        (
+            "the retired prekey store type 0x24",
+            with(&bytes, |b| b[1] = RETIRED_TYPE_PREKEY_STORE),
+            Error::UnexpectedType(RETIRED_TYPE_PREKEY_STORE),
+        ),
+        (
+            "identity key pair with a future version",
+            with(&bytes, |b| b[STORE_IDENTITY] = STORAGE_VERSION + 1),
+            Error::UnsupportedVersion(STORAGE_VERSION + 1),
+        ),
+        (
+            "identity key pair of v1",
+            with(&bytes, |b| b[STORE_IDENTITY] = V1),
+            Error::UnsupportedVersion(V1),
+        ),
+        (
+            "signed prekey type where the identity key pair belongs",
+            with(&bytes, |b| b[STORE_IDENTITY + 1] = TYPE_SIGNED_PREKEY),
+            Error::UnexpectedType(TYPE_SIGNED_PREKEY),
+        ),
+        (
+            // Without the embedded identity (part 2's layout), the replay capacity's first
+            // byte is read as the identity's version.
+            "no identity key pair",
+            with(&bytes, |b| {
+                b.drain(STORE_IDENTITY..STORE_IDENTITY + IDENTITY);
+            }),
+            Error::UnsupportedVersion(0),
         ),
     ];
     for (name, bad, expected) in cases {
@@ -2306,8 +2616,8 @@ fn prekey_store_corruptions_are_rejected() {
 #[test]
 fn prekey_store_ids_are_checked() {
     let (_, base) = records_layout(41);
-    let spk0 = id_of(&base.signed[0].0);
-    let spk1 = id_of(&base.signed[1].0);
+    let spk0 = base.signed[0].id();
+    let spk1 = base.signed[1].id();
     assert!(spk0 < spk1);
     let other_current = if base.current == spk0 { spk1 } else { spk0 };
     let cases = vec![
@@ -2317,13 +2627,13 @@ fn prekey_store_ids_are_checked() {
                 if l.current == spk0 {
                     l.current = 0;
                 }
-                set_id(&mut l.signed[0].0, 0);
+                set_id(&mut l.signed[0].key, 0);
             }),
             Error::InvalidEncoding,
         ),
         (
             "the same signed prekey id twice",
-            changed(&base, |l| set_id(&mut l.signed[1].0, spk0)),
+            changed(&base, |l| set_id(&mut l.signed[1].key, spk0)),
             Error::InvalidEncoding,
         ),
         (
@@ -2333,19 +2643,19 @@ fn prekey_store_ids_are_checked() {
         ),
         (
             "one-time prekey id 0",
-            changed(&base, |l| set_id(&mut l.one_time[0].1, 0)),
+            changed(&base, |l| set_id(&mut l.one_time[0].key, 0)),
             Error::InvalidEncoding,
         ),
         (
             "the same one-time prekey twice",
-            changed(&base, |l| l.one_time[1].1 = l.one_time[0].1.clone()),
+            changed(&base, |l| l.one_time[1].key = l.one_time[0].key.clone()),
             Error::InvalidEncoding,
         ),
         (
             "the same one-time prekey id twice",
             changed(&base, |l| {
-                let id = id_of(&l.one_time[0].1);
-                set_id(&mut l.one_time[1].1, id);
+                let id = l.one_time[0].id();
+                set_id(&mut l.one_time[1].key, id);
             }),
             Error::InvalidEncoding,
         ),
@@ -2356,60 +2666,77 @@ fn prekey_store_ids_are_checked() {
         ),
         (
             "current id not among the signed prekeys",
-            changed(&base, |l| l.current = spk1 + 1),
+            changed(&base, |l| l.retarget(spk1 + 1)),
             Error::InvalidEncoding,
         ),
         (
             "current id 0",
-            changed(&base, |l| l.current = 0),
+            changed(&base, |l| l.retarget(0)),
             Error::InvalidEncoding,
         ),
         (
             "current id is the standby's",
-            changed(&base, |l| l.current = l.standby_id().unwrap()),
+            changed(&base, |l| l.retarget(l.standby_id().unwrap())),
             Error::InvalidEncoding,
         ),
     ];
     check_cases(cases);
     // Either accepted signed prekey may be the current one; the other stays accepted.
-    let store = load_layout(&changed(&base, |l| l.current = other_current)).unwrap();
-    assert_eq!(store.current_signed_prekey().id(), other_current);
-    assert!(store.signed_prekey(spk0).is_some() && store.signed_prekey(spk1).is_some());
+    let store = load_layout(&changed(&base, |l| l.make_current(other_current, 7))).unwrap();
+    assert_eq!(store.current_signed_prekey().id().to_u64(), other_current);
+    assert!(
+        store
+            .signed_prekey(SignedPreKeyId::from_u64(spk0))
+            .is_some()
+            && store
+                .signed_prekey(SignedPreKeyId::from_u64(spk1))
+                .is_some()
+    );
     // The largest id is an id.
     let store = load_layout(&changed(&base, |l| {
         if l.current == spk1 {
             l.current = u64::MAX;
         }
-        set_id(&mut l.signed[1].0, u64::MAX);
+        set_id(&mut l.signed[1].key, u64::MAX);
         let last = l.one_time.len() - 1;
-        set_id(&mut l.one_time[last].1, u64::MAX);
+        set_id(&mut l.one_time[last].key, u64::MAX);
     }))
     .unwrap();
-    assert!(store.signed_prekey(u64::MAX).is_some());
-    assert!(store.one_time_prekey(u64::MAX).is_some());
+    assert!(store
+        .signed_prekey(SignedPreKeyId::from_u64(u64::MAX))
+        .is_some());
+    assert!(store
+        .one_time_prekey(OneTimePreKeyId::from_u64(u64::MAX))
+        .is_some());
 }
 
 /// The replay records of a signed prekey: at most `MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY`,
 /// strictly increasing, each a valid X25519 public key; the replay capacity is 1 ..= 1024.
 #[test]
 fn prekey_store_replay_records_are_checked() {
-    let (bob, base) = records_layout(42);
-    let full = base.signed.iter().position(|(_, r)| r.len() == 2).unwrap();
+    let (_, base) = records_layout(42);
+    let full = base
+        .signed
+        .iter()
+        .position(|e| e.records.len() == 2)
+        .unwrap();
     let mut cases = vec![
         (
             "the same record twice",
-            changed(&base, |l| l.signed[full].1[1] = l.signed[full].1[0]),
+            changed(&base, |l| {
+                l.signed[full].records[1] = l.signed[full].records[0]
+            }),
             Error::InvalidEncoding,
         ),
         (
             "records in decreasing order",
-            changed(&base, |l| l.signed[full].1.swap(0, 1)),
+            changed(&base, |l| l.signed[full].records.swap(0, 1)),
             Error::InvalidEncoding,
         ),
         (
             "1025 records",
             changed(&base, |l| {
-                l.signed[full].1 = (0..=MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY)
+                l.signed[full].records = (0..=MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY)
                     .map(record)
                     .collect();
             }),
@@ -2437,7 +2764,7 @@ fn prekey_store_replay_records_are_checked() {
         for at in 0..2 {
             cases.push((
                 "a record that is not a valid X25519 key",
-                changed(&base, |l| l.signed[full].1[at] = key),
+                changed(&base, |l| l.signed[full].records[at] = key),
                 Error::InvalidPublicKey,
             ));
         }
@@ -2446,8 +2773,8 @@ fn prekey_store_replay_records_are_checked() {
     assert_eq!(MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, 1024);
     // 1024 records load, under every signed prekey, and the capacity may be 1 or 1024.
     let at_cap = changed(&base, |l| {
-        for (_, records) in &mut l.signed {
-            *records = (0..MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY)
+        for entry in &mut l.signed {
+            entry.records = (0..MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY)
                 .map(record)
                 .collect();
         }
@@ -2464,21 +2791,25 @@ fn prekey_store_replay_records_are_checked() {
     let mut store = load_layout(&changed(&base, |l| l.capacity = 1)).unwrap();
     let mut rng = rng(43);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
-    let bundle = store.bundle(&bob, None).unwrap();
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let bundle = store.bundle(None).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let m = a.encrypt(b"full", &mut rng).unwrap();
-    assert_eq!(store.accept(&bob, &m).err(), Some(Error::StoreFull));
+    assert_eq!(
+        store.accept(&m, &SessionOptions::new()).err(),
+        Some(Error::StoreFull)
+    );
 }
 
-/// The standby slot: absent means flag 0 and 106 zero bytes; a present standby's id is
-/// none of the accepted ones (and not 0); at most 16 signed prekeys counting it.
+/// The standby slot: absent means flag 0 and 114 zero bytes (a signed prekey and its
+/// creation time); a present standby's id is none of the accepted ones (and not 0); at
+/// most 16 signed prekeys counting it.
 #[test]
 fn prekey_store_standby_is_checked() {
     let (bob, base) = records_layout(44);
-    let accepted: Vec<u64> = base.signed.iter().map(|(k, _)| id_of(k)).collect();
+    let accepted = base.signed_ids();
     let absent = changed(&base, |l| {
         l.standby_flag = 0;
-        l.standby = vec![0; SPK];
+        l.standby = vec![0; SPK + 8];
     });
     let store = load_layout(&absent).unwrap();
     assert!(store.standby_signed_prekey().is_none());
@@ -2490,7 +2821,7 @@ fn prekey_store_standby_is_checked() {
             Error::InvalidEncoding,
         ));
     }
-    for at in 0..SPK {
+    for at in 0..SPK + 8 {
         cases.push((
             "absent standby with a non-zero byte",
             changed(&absent, |l| l.standby[at] = 1),
@@ -2505,6 +2836,11 @@ fn prekey_store_standby_is_checked() {
         ));
     }
     check_cases(cases);
+    // Any creation time loads.
+    for created in [1, u64::MAX] {
+        let key = base.standby[..SPK].to_vec();
+        load_layout(&changed(&base, |l| l.standby = standby_slot(&key, created))).unwrap();
+    }
 
     // At most 16 signed prekeys, counting the standby.
     let mut rng = rng(45);
@@ -2514,25 +2850,54 @@ fn prekey_store_standby_is_checked() {
         .iter()
         .map(|id| signed_prekey_bytes(&bob, *id, &mut rng))
         .collect();
+    // The first is current; the others were replaced in decreasing order of id (the
+    // last one the longest ago).
     let with_signed = |count: usize, standby: bool| {
         changed(&base, |l| {
-            l.signed = keys[..count].iter().map(|k| (k.clone(), vec![])).collect();
+            l.signed = keys[..count]
+                .iter()
+                .enumerate()
+                .map(|(i, k)| SignedLayout {
+                    key: k.clone(),
+                    created: 0,
+                    superseded: if i == 0 { ABSENT } else { at(100 - i as u64) },
+                    records: vec![],
+                })
+                .collect();
             l.current = ids[0];
             if standby {
                 l.standby_flag = 1;
-                l.standby = keys[16].clone();
+                l.standby = standby_slot(&keys[16], 0);
             } else {
                 l.standby_flag = 0;
-                l.standby = vec![0; SPK];
+                l.standby = vec![0; SPK + 8];
             }
         })
     };
     assert_eq!(MAX_SIGNED_PREKEYS, 16);
+    // With 16 held, maintenance makes room for the standby by retiring the
+    // longest-replaced signed prekey (not the lowest id), and reports it.
     let mut store = load_layout(&with_signed(16, false)).unwrap();
+    let done = store
+        .maintain(1_000, &PreKeyPolicy::default(), &mut rng)
+        .unwrap();
+    assert!(done.replenished_standby);
     assert_eq!(
-        store.replenish_standby(&bob, &mut rng),
-        Err(Error::StoreFull)
+        done.retired_signed_prekeys,
+        [SignedPreKeyId::from_u64(ids[15])]
     );
+    assert_eq!(done.rotated_signed_prekey, None);
+    assert!(store
+        .signed_prekey(SignedPreKeyId::from_u64(ids[15]))
+        .is_none());
+    assert!(ids[..15]
+        .iter()
+        .all(|id| store.signed_prekey(SignedPreKeyId::from_u64(*id)).is_some()));
+    assert!(store.standby_signed_prekey().is_some());
+    let layout = StoreLayout::parse(&store.to_bytes());
+    assert_eq!(layout.signed.len(), 15);
+    assert_eq!(layout.standby_flag, 1);
+    load_layout(&layout).unwrap();
     load_layout(&with_signed(15, true)).unwrap();
     check_cases(vec![
         (
@@ -2543,7 +2908,12 @@ fn prekey_store_standby_is_checked() {
         (
             "17 signed prekeys",
             changed(&with_signed(16, false), |l| {
-                l.signed.push((keys[16].clone(), vec![]));
+                l.signed.push(SignedLayout {
+                    key: keys[16].clone(),
+                    created: 0,
+                    superseded: at(0),
+                    records: vec![],
+                });
             }),
             Error::InvalidEncoding,
         ),
@@ -2563,29 +2933,123 @@ fn prekey_store_standby_id_0_is_refused() {
     )]);
 }
 
+/// The fields a local device adds to a stored store (SPEC.md §7.5): the one-time prekey
+/// cap (1 ..= 16 384), the signed prekeys' times (a replacement time on a previous one
+/// only; an absent time all zeros; any value loads) and the one-time prekeys' published
+/// flags (0 or 1).
+#[test]
+fn prekey_store_cap_times_and_published_flags_are_checked() {
+    let (_, base) = records_layout(51);
+    let current = base.current;
+    let previous = base
+        .signed_ids()
+        .into_iter()
+        .find(|id| *id != current)
+        .unwrap();
+    let mut cases = vec![
+        (
+            "one-time prekey cap 0",
+            changed(&base, |l| l.one_time_cap = 0),
+            Error::InvalidEncoding,
+        ),
+        (
+            "one-time prekey cap 16 385",
+            changed(&base, |l| l.one_time_cap = MAX_ONE_TIME_PREKEYS as u32 + 1),
+            Error::InvalidEncoding,
+        ),
+        (
+            "one-time prekey cap u32::MAX",
+            changed(&base, |l| l.one_time_cap = u32::MAX),
+            Error::InvalidEncoding,
+        ),
+        (
+            "the current signed prekey with a replacement time",
+            changed(&base, |l| l.signed_entry(current).superseded = at(5)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "an absent replacement time with non-zero bytes",
+            changed(&base, |l| l.signed_entry(current).superseded = (0, 5)),
+            Error::InvalidEncoding,
+        ),
+    ];
+    for flag in 2..=u8::MAX {
+        cases.push((
+            "replacement time flag other than 0 or 1",
+            changed(&base, |l| l.signed_entry(previous).superseded = (flag, 5)),
+            Error::InvalidEncoding,
+        ));
+        cases.push((
+            "published flag other than 0 or 1",
+            changed(&base, |l| l.one_time[1].published = flag),
+            Error::InvalidEncoding,
+        ));
+    }
+    check_cases(cases);
+    for cap in [1, MAX_ONE_TIME_PREKEYS as u32] {
+        let store = load_layout(&changed(&base, |l| l.one_time_cap = cap)).unwrap();
+        assert_eq!(store.one_time_prekey_cap(), cap);
+    }
+    // Any times load (the app's clock may be anything).
+    let store = load_layout(&changed(&base, |l| {
+        l.signed_entry(current).created = u64::MAX;
+        l.signed_entry(previous).created = 3;
+        l.signed_entry(previous).superseded = at(u64::MAX);
+    }))
+    .unwrap();
+    assert_eq!(store.current_signed_prekey_created(), u64::MAX);
+
+    // A previous signed prekey without a replacement time (a switch inside `accept`, which
+    // has no clock, leaves it so) loads; the next maintenance stamps it with its `now`.
+    let unstamped = changed(&base, |l| l.signed_entry(previous).superseded = ABSENT);
+    let mut store = load_layout(&unstamped).unwrap();
+    let mut rng = rng(52);
+    store
+        .maintain(77, &PreKeyPolicy::default(), &mut rng)
+        .unwrap();
+    let mut layout = StoreLayout::parse(&store.to_bytes());
+    assert_eq!(layout.signed_entry(previous).superseded, at(77));
+
+    // Published flags load, and say which one-time prekeys are published.
+    let layout = changed(&base, |l| l.one_time[1].published = 1);
+    let store = load_layout(&layout).unwrap();
+    let id = OneTimePreKeyId::from_u64(layout.one_time[1].id());
+    assert!(store.is_one_time_prekey_published(id));
+    assert_eq!(store.unpublished_one_time_prekeys().count(), 2);
+    // And `mark_one_time_prekeys_published` stores exactly that flag.
+    let mut store = records_store(53).store;
+    let id = store.one_time_prekeys().nth(1).unwrap().id();
+    assert_eq!(store.mark_one_time_prekeys_published(&[id]), 1);
+    let layout = StoreLayout::parse(&store.to_bytes());
+    for entry in &layout.one_time {
+        assert_eq!(entry.published == 1, entry.id() == id.to_u64());
+    }
+    load_layout(&layout).unwrap();
+}
+
 /// Sequence numbers: each below the stored next sequence, all distinct (one-time and
 /// post-quantum prekeys together); they, not the ids, order the one-time prekeys.
 #[test]
 fn prekey_store_sequence_numbers_are_checked() {
     let (_, base) = records_layout(47);
-    let sequences: Vec<u64> = base.one_time.iter().map(|(s, _)| *s).collect();
+    let sequences: Vec<u64> = base.one_time.iter().map(|e| e.sequence).collect();
     let highest = *sequences.iter().max().unwrap();
     assert_eq!(highest, 4);
     let at = |seq: u64| sequences.iter().position(|s| *s == seq).unwrap();
     let cases = vec![
         (
             "a duplicated sequence number",
-            changed(&base, |l| l.one_time[1].0 = l.one_time[0].0),
+            changed(&base, |l| l.one_time[1].sequence = l.one_time[0].sequence),
             Error::InvalidEncoding,
         ),
         (
             "a sequence number equal to the next sequence",
-            changed(&base, |l| l.one_time[at(4)].0 = 5),
+            changed(&base, |l| l.one_time[at(4)].sequence = 5),
             Error::InvalidEncoding,
         ),
         (
             "a sequence number of u64::MAX",
-            changed(&base, |l| l.one_time[0].0 = u64::MAX),
+            changed(&base, |l| l.one_time[0].sequence = u64::MAX),
             Error::InvalidEncoding,
         ),
         (
@@ -2602,26 +3066,26 @@ fn prekey_store_sequence_numbers_are_checked() {
     check_cases(cases);
     // Unused sequence numbers are fine (keys were consumed), and so is any next sequence
     // above them.
-    load_layout(&changed(&base, |l| l.one_time[at(4)].0 = 3)).unwrap();
+    load_layout(&changed(&base, |l| l.one_time[at(4)].sequence = 3)).unwrap();
     load_layout(&changed(&base, |l| l.next_sequence = u64::MAX)).unwrap();
     // The oldest first is by sequence number: reversed sequence numbers reverse the order.
     let ids = base.one_time_ids();
     let reversed = changed(&base, |l| {
         let n = l.one_time.len() as u64;
-        for (i, (seq, _)) in l.one_time.iter_mut().enumerate() {
-            *seq = n - 1 - i as u64;
+        for (i, entry) in l.one_time.iter_mut().enumerate() {
+            entry.sequence = n - 1 - i as u64;
         }
     });
     let store = load_layout(&reversed).unwrap();
-    let order: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    let order: Vec<u64> = store.one_time_prekeys().map(|k| k.id().to_u64()).collect();
     assert_eq!(order, ids.iter().rev().copied().collect::<Vec<_>>());
     let forward = changed(&base, |l| {
-        for (i, (seq, _)) in l.one_time.iter_mut().enumerate() {
-            *seq = i as u64;
+        for (i, entry) in l.one_time.iter_mut().enumerate() {
+            entry.sequence = i as u64;
         }
     });
     let store = load_layout(&forward).unwrap();
-    let order: Vec<u64> = store.one_time_prekeys().map(OneTimePreKey::id).collect();
+    let order: Vec<u64> = store.one_time_prekeys().map(|k| k.id().to_u64()).collect();
     assert_eq!(order, ids);
 }
 
@@ -2631,30 +3095,57 @@ fn prekey_store_sequence_numbers_are_checked() {
 #[cfg(feature = "pqxdh")]
 #[test]
 fn prekey_store_post_quantum_part_is_checked() {
-    let (bob, classical) = records_layout(48);
-    // Sequence numbers 0 and 3 are free (their one-time prekeys were used).
+    let (_, classical) = records_layout(48);
+    // Sequence numbers 0 and 3 are free (their one-time prekeys were used). A one-time key
+    // has no times; the current last-resort key a creation time and no replacement time.
+    let last_resort = |sequence: u64, id: u64, created: u64, superseded: OptionalTime| AgedLayout {
+        created,
+        superseded,
+        ..AgedLayout::new(sequence, pq_prekey_bytes(id, 0x02))
+    };
     let base = changed(&classical, |l| {
-        l.pq = vec![(0, pq_prekey_bytes(7, 0x01)), (3, pq_prekey_bytes(9, 0x02))];
+        l.pq = vec![
+            AgedLayout::new(0, pq_prekey_bytes(7, 0x01)),
+            last_resort(3, 9, 1_000, ABSENT),
+        ];
         l.pq_current_flag = 1;
         l.pq_current = 9;
     });
     let store = load_layout(&base).unwrap();
     assert_eq!(
-        store.pq_prekey(9).map(PqPreKey::kind),
+        store.pq_prekey(PqPreKeyId::from_u64(9)).map(PqPreKey::kind),
         Some(PqPreKeyKind::LastResort)
     );
-    let ids: Vec<u64> = store.pq_one_time_prekeys().map(PqPreKey::id).collect();
+    let ids: Vec<u64> = store
+        .pq_one_time_prekeys()
+        .map(|k| k.id().to_u64())
+        .collect();
     assert_eq!(ids, [7]);
-    let one_time_sequence = classical.one_time[0].0;
+    // A replaced last-resort key carries its replacement time.
+    let with_previous = changed(&base, |l| {
+        l.pq.push(last_resort(5, 10, 0, at(1_000)));
+        l.next_sequence = 6;
+    });
+    let store = load_layout(&with_previous).unwrap();
+    assert!(store.pq_prekey(PqPreKeyId::from_u64(10)).is_some());
+    // Published flags load.
+    let published = changed(&base, |l| {
+        for entry in &mut l.pq {
+            entry.published = 1;
+        }
+    });
+    let store = load_layout(&published).unwrap();
+    assert_eq!(store.unpublished_pq_one_time_prekeys().count(), 0);
+    let one_time_sequence = classical.one_time[0].sequence;
     let mut cases = vec![
         (
             "post-quantum prekey id 0",
-            changed(&base, |l| set_id(&mut l.pq[0].1, 0)),
+            changed(&base, |l| set_id(&mut l.pq[0].key, 0)),
             Error::InvalidEncoding,
         ),
         (
             "the same post-quantum prekey id twice",
-            changed(&base, |l| set_id(&mut l.pq[1].1, 7)),
+            changed(&base, |l| set_id(&mut l.pq[1].key, 7)),
             Error::InvalidEncoding,
         ),
         (
@@ -2664,17 +3155,17 @@ fn prekey_store_post_quantum_part_is_checked() {
         ),
         (
             "a sequence number of a one-time prekey again",
-            changed(&base, |l| l.pq[0].0 = one_time_sequence),
+            changed(&base, |l| l.pq[0].sequence = one_time_sequence),
             Error::InvalidEncoding,
         ),
         (
             "a duplicated post-quantum sequence number",
-            changed(&base, |l| l.pq[1].0 = 0),
+            changed(&base, |l| l.pq[1].sequence = 0),
             Error::InvalidEncoding,
         ),
         (
             "a post-quantum sequence number equal to the next sequence",
-            changed(&base, |l| l.pq[1].0 = 5),
+            changed(&base, |l| l.pq[1].sequence = 5),
             Error::InvalidEncoding,
         ),
         (
@@ -2695,7 +3186,12 @@ fn prekey_store_post_quantum_part_is_checked() {
         (
             "17 last-resort keys",
             changed(&base, |l| {
-                l.pq = (1..=17).map(|i| (i, pq_prekey_bytes(i, 0x02))).collect();
+                l.pq = (1..=17)
+                    .map(|i| {
+                        let replaced = if i == 17 { ABSENT } else { at(0) };
+                        last_resort(i, i, 0, replaced)
+                    })
+                    .collect();
                 l.next_sequence = 18;
                 l.one_time.clear();
                 l.pq_current = 17;
@@ -2703,6 +3199,45 @@ fn prekey_store_post_quantum_part_is_checked() {
             Error::InvalidEncoding,
         ),
     ];
+    cases.extend([
+        (
+            "a one-time post-quantum prekey with a creation time",
+            changed(&base, |l| l.pq[0].created = 1),
+            Error::InvalidEncoding,
+        ),
+        (
+            "a one-time post-quantum prekey with a replacement time",
+            changed(&base, |l| l.pq[0].superseded = at(1)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "the current last-resort key with a replacement time",
+            changed(&base, |l| l.pq[1].superseded = at(1_000)),
+            Error::InvalidEncoding,
+        ),
+        (
+            "a replaced last-resort key without a replacement time",
+            changed(&with_previous, |l| l.pq[2].superseded = ABSENT),
+            Error::InvalidEncoding,
+        ),
+        (
+            "an absent replacement time with non-zero bytes",
+            changed(&with_previous, |l| l.pq[1].superseded = (0, 1)),
+            Error::InvalidEncoding,
+        ),
+    ]);
+    for flag in 2..=u8::MAX {
+        cases.push((
+            "post-quantum published flag other than 0 or 1",
+            changed(&base, |l| l.pq[0].published = flag),
+            Error::InvalidEncoding,
+        ));
+        cases.push((
+            "replacement time flag other than 0 or 1",
+            changed(&with_previous, |l| l.pq[2].superseded = (flag, 1_000)),
+            Error::InvalidEncoding,
+        ));
+    }
     for flag in 2..=u8::MAX {
         cases.push((
             "current last-resort flag other than 0 or 1",
@@ -2711,15 +3246,16 @@ fn prekey_store_post_quantum_part_is_checked() {
         ));
     }
     check_cases(cases);
-    // No current last-resort key: flag and id zero.
+    // No current last-resort key: flag and id zero (the one held was replaced).
     let store = load_layout(&changed(&base, |l| {
         l.pq_current_flag = 0;
         l.pq_current = 0;
+        l.pq[1].superseded = at(2_000);
     }))
     .unwrap();
     assert_eq!(
-        store.pq_bundle(&bob, None, None).err(),
-        Some(Error::UnknownPqPreKey(0))
+        store.pq_bundle(None, None).err(),
+        Some(Error::UnknownPqPreKey(PqPreKeyId::from_u64(0)))
     );
 }
 
@@ -2731,7 +3267,9 @@ fn prekey_store_post_quantum_part_needs_the_feature() {
     check_cases(vec![
         (
             "a post-quantum prekey",
-            changed(&base, |l| l.pq = vec![(0, pq_prekey_bytes(7, 0x01))]),
+            changed(&base, |l| {
+                l.pq = vec![AgedLayout::new(0, pq_prekey_bytes(7, 0x01))];
+            }),
             Error::InvalidEncoding,
         ),
         (
@@ -2760,19 +3298,38 @@ fn prekey_store_at_every_cap_fits_max_stored_size() {
     let records: Vec<[u8; 32]> = (0..MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY)
         .map(record)
         .collect();
-    let one_time: Vec<(u64, Vec<u8>)> = (1..=MAX_ONE_TIME_PREKEYS as u64)
-        .map(|id| (id - 1, one_time_prekey_bytes(id)))
+    // Every other one published.
+    let one_time: Vec<AgedLayout> = (1..=MAX_ONE_TIME_PREKEYS as u64)
+        .map(|id| AgedLayout {
+            published: (id % 2) as u8,
+            ..AgedLayout::new(id - 1, one_time_prekey_bytes(id))
+        })
         .collect();
+    // The signed prekeys with ids 1 ..= `count`, each full; `current` has no replacement
+    // time, the others were replaced in order.
+    let signed_entries = |count: usize, current: u64| -> Vec<SignedLayout> {
+        signed[..count]
+            .iter()
+            .map(|k| SignedLayout {
+                key: k.clone(),
+                created: id_of(k),
+                superseded: if id_of(k) == current {
+                    ABSENT
+                } else {
+                    at(id_of(k) + 1)
+                },
+                records: records.clone(),
+            })
+            .collect()
+    };
     #[allow(unused_mut)]
     let mut largest = changed(&base, |l| {
         l.capacity = MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY;
-        l.signed = signed[..MAX_SIGNED_PREKEYS]
-            .iter()
-            .map(|k| (k.clone(), records.clone()))
-            .collect();
+        l.one_time_cap = MAX_ONE_TIME_PREKEYS as u32;
+        l.signed = signed_entries(MAX_SIGNED_PREKEYS, MAX_SIGNED_PREKEYS as u64);
         l.current = MAX_SIGNED_PREKEYS as u64;
         l.standby_flag = 0;
-        l.standby = vec![0; SPK];
+        l.standby = vec![0; SPK + 8];
         l.one_time = one_time.clone();
         l.next_sequence = MAX_ONE_TIME_PREKEYS as u64;
     });
@@ -2786,7 +3343,18 @@ fn prekey_store_at_every_cap_fits_max_stored_size() {
                 } else {
                     0x02
                 };
-                (first + id - 1, pq_prekey_bytes(id, kind))
+                let entry = AgedLayout::new(first + id - 1, pq_prekey_bytes(id, kind));
+                if kind == 0x01 {
+                    return entry;
+                }
+                // Last-resort keys: the last one current, the others replaced.
+                let last = (MAX_PQ_ONE_TIME_PREKEYS + MAX_PQ_LAST_RESORT_PREKEYS) as u64;
+                AgedLayout {
+                    published: 1,
+                    created: id,
+                    superseded: if id == last { ABSENT } else { at(id + 1) },
+                    ..entry
+                }
             })
             .collect();
         largest.pq_current_flag = 1;
@@ -2796,26 +3364,27 @@ fn prekey_store_at_every_cap_fits_max_stored_size() {
     // The other full shape: 15 accepted signed prekeys and a standby (which carries no
     // records), so a few records fewer.
     let with_standby = changed(&largest, |l| {
-        l.signed.pop();
+        l.signed = signed_entries(MAX_SIGNED_PREKEYS - 1, 1);
         l.current = 1;
         l.standby_flag = 1;
-        l.standby = signed[MAX_SIGNED_PREKEYS].clone();
+        l.standby = standby_slot(&signed[MAX_SIGNED_PREKEYS], 99);
     });
     let pq_part = if cfg!(feature = "pqxdh") {
-        (MAX_PQ_ONE_TIME_PREKEYS + MAX_PQ_LAST_RESORT_PREKEYS) * (8 + PQ_PREKEY)
+        (MAX_PQ_ONE_TIME_PREKEYS + MAX_PQ_LAST_RESORT_PREKEYS) * PQ_ENTRY
     } else {
         0
     };
     let expected = 2
+        + IDENTITY
+        + 4
         + 4
         + 8
         + 8
         + 4
-        + MAX_SIGNED_PREKEYS * (SPK + 4 + 1024 * RECORD)
-        + 1
-        + SPK
+        + MAX_SIGNED_PREKEYS * (SPK + TIMES + 4 + 1024 * RECORD)
+        + STANDBY_SLOT
         + 4
-        + MAX_ONE_TIME_PREKEYS * (8 + OPK)
+        + MAX_ONE_TIME_PREKEYS * ONE_TIME_ENTRY
         + 9
         + 4
         + pq_part;
@@ -2825,7 +3394,7 @@ fn prekey_store_at_every_cap_fits_max_stored_size() {
         (
             "15 signed prekeys and a standby",
             &with_standby,
-            expected - (SPK + 4 + 1024 * RECORD),
+            expected - (SPK + TIMES + 4 + 1024 * RECORD),
         ),
     ] {
         let bytes = layout.encode();
@@ -2835,9 +3404,14 @@ fn prekey_store_at_every_cap_fits_max_stored_size() {
             "{name}: {} bytes",
             bytes.len()
         );
-        let store = PreKeyStore::from_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let store = LocalDevice::from_bytes(&bytes).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert!(*store.to_bytes() == *bytes, "{name}: not canonical");
         assert_eq!(store.one_time_prekeys().count(), MAX_ONE_TIME_PREKEYS);
+        assert_eq!(
+            store.unpublished_one_time_prekeys().count(),
+            MAX_ONE_TIME_PREKEYS / 2
+        );
+        assert_eq!(store.one_time_prekey_cap(), MAX_ONE_TIME_PREKEYS as u32);
         assert_eq!(
             store.replay_records(),
             layout.signed.len() * MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY as usize
@@ -2858,16 +3432,21 @@ fn prekey_store_at_every_cap_fits_max_stored_size() {
             changed(&largest, |l| {
                 let id = MAX_ONE_TIME_PREKEYS as u64 + 1;
                 l.one_time
-                    .push((l.next_sequence, one_time_prekey_bytes(id)));
+                    .push(AgedLayout::new(l.next_sequence, one_time_prekey_bytes(id)));
                 l.next_sequence += 1;
             }),
+            Error::InvalidEncoding,
+        ),
+        (
+            "one-time prekey cap 16 384 + 1",
+            changed(&largest, |l| l.one_time_cap += 1),
             Error::InvalidEncoding,
         ),
         (
             "1025 replay records",
             changed(&largest, |l| {
                 l.signed[0]
-                    .1
+                    .records
                     .push(record(MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY));
             }),
             Error::InvalidEncoding,
@@ -2877,10 +3456,13 @@ fn prekey_store_at_every_cap_fits_max_stored_size() {
     over.push((
         "1024 + 1 one-time post-quantum prekeys",
         changed(&largest, |l| {
-            // The last of the last-resort keys becomes a one-time key, the current one
-            // another last-resort key.
+            // The last of the last-resort keys becomes a one-time key (without times), the
+            // current one another last-resort key (without a replacement time).
             let last = l.pq.len() - 1;
-            l.pq[last].1[10] = 0x01;
+            l.pq[last].key[10] = 0x01;
+            l.pq[last].created = 0;
+            l.pq[last].superseded = ABSENT;
+            l.pq[last - 1].superseded = ABSENT;
             l.pq_current -= 1;
         }),
         Error::InvalidEncoding,
@@ -2890,10 +3472,10 @@ fn prekey_store_at_every_cap_fits_max_stored_size() {
 
 #[test]
 fn bundle_corruptions_are_rejected() {
-    let (bob, store) = sample_store(16);
+    let (_, store) = sample_store(16);
     let second = store.one_time_prekeys().nth(1).unwrap().id();
-    let with_opk = store.bundle(&bob, Some(second)).unwrap().to_bytes();
-    let without = store.bundle(&bob, None).unwrap().to_bytes();
+    let with_opk = store.bundle(Some(second)).unwrap().to_bytes();
+    let without = store.bundle(None).unwrap().to_bytes();
     // SPEC.md §5.4 with 8-byte ids: identity, SPK id (34..42), SPK, signature, OPK flag,
     // OPK id (139..147), OPK.
     const IDENTITY: usize = 2;
@@ -2902,7 +3484,10 @@ fn bundle_corruptions_are_rejected() {
     const OPK_FLAG: usize = 138;
     const OPK_KEY: usize = 147;
     assert_eq!(with_opk[OPK_FLAG], 1);
-    assert_eq!(with_opk[OPK_FLAG + 1..OPK_KEY], second.to_be_bytes());
+    assert_eq!(
+        with_opk[OPK_FLAG + 1..OPK_KEY],
+        second.to_u64().to_be_bytes()
+    );
     assert_eq!(without[OPK_FLAG..], [0u8; 1 + 8 + 32]);
     for key in invalid_identity_keys() {
         let bad = with(&with_opk, |b| {
@@ -2928,7 +3513,7 @@ fn bundle_corruptions_are_rejected() {
     let mut rng = rng(17);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     assert_eq!(
-        Session::initiate(&alice, &forged, &mut rng).err(),
+        Session::initiate(&alice, &forged, &SessionOptions::new(), &mut rng).err(),
         Some(Error::InvalidSignature)
     );
 }
@@ -2942,12 +3527,17 @@ fn unsealed_key_blobs_have_no_integrity() {
     let changed = with(&id.to_bytes(), |b| b[10] ^= 1);
     let loaded = IdentityKeyPair::from_bytes(&changed).unwrap();
     assert_ne!(loaded.public_key(), id.public_key());
-    // A signed prekey's signature is kept as stored, not checked on load.
-    let spk = SignedPreKey::generate(&id, 1, &mut rng).unwrap();
+    // A signed prekey's signature is kept as stored, not checked on load: a changed secret
+    // loads with the old signature over the old public key, so the public part it gives
+    // no longer verifies, and a bundle assembled from it is refused.
+    let spk = SignedPreKey::generate(&id, SignedPreKeyId::from_u64(1), &mut rng).unwrap();
     let changed = SignedPreKey::from_bytes(&with(&spk.to_bytes(), |b| b[40] ^= 1)).unwrap();
+    assert_eq!(changed.signature(), spk.signature());
+    assert_ne!(changed.public_key(), spk.public_key());
+    let part = SignedPreKeyPublic::from_key(&changed, 0).unwrap();
     assert_eq!(
-        PreKeyBundle::new(&id, &changed, None).verify(),
-        Err(Error::InvalidSignature)
+        PreKeyBundle::assemble(id.public_key(), &part, None).err(),
+        Some(Error::InvalidSignature)
     );
 }
 
@@ -2966,7 +3556,7 @@ fn oversized_session_blob_is_too_large() {
 /// object). Minimal repro:
 /// `IdentityKeyPair::from_bytes(&[valid 34 bytes, then zeros up to MAX_STORED_SIZE + 1])`
 /// returns `Err(TrailingData)`, not `Err(TooLarge)`; the same for `SignedPreKey`,
-/// `OneTimePreKey` and `PreKeyStore`. Only `Session::from_bytes` (and `StorageKey::open`)
+/// `OneTimePreKey` and `LocalDevice`. Only `Session::from_bytes` (and `StorageKey::open`)
 /// check the size first.
 #[test]
 fn oversized_stored_objects_are_too_large() {
@@ -2996,8 +3586,8 @@ fn sealed_samples(key: &StorageKey, rng: &mut ChaCha20Rng) -> Vec<(String, u8, V
         ));
     }
     let id = IdentityKeyPair::generate(rng).unwrap();
-    let spk = SignedPreKey::generate(&id, 5, rng).unwrap();
-    let opk = OneTimePreKey::generate(6, rng).unwrap();
+    let spk = SignedPreKey::generate(&id, SignedPreKeyId::from_u64(5), rng).unwrap();
+    let opk = OneTimePreKey::generate(OneTimePreKeyId::from_u64(6), rng).unwrap();
     let (_, store) = sample_store(19);
     out.push((
         "identity".into(),
@@ -3019,7 +3609,7 @@ fn sealed_samples(key: &StorageKey, rng: &mut ChaCha20Rng) -> Vec<(String, u8, V
     ));
     out.push((
         "prekey store".into(),
-        TYPE_PREKEY_STORE,
+        TYPE_LOCAL_DEVICE,
         store.to_bytes().to_vec(),
         key.seal(&store, CONTEXT, rng).unwrap(),
     ));
@@ -3040,7 +3630,7 @@ fn sealed_samples(key: &StorageKey, rng: &mut ChaCha20Rng) -> Vec<(String, u8, V
         }
         out.push((
             "PQXDH prekey store".into(),
-            TYPE_PREKEY_STORE,
+            TYPE_LOCAL_DEVICE,
             pq.store.to_bytes().to_vec(),
             key.seal(&pq.store, CONTEXT, rng).unwrap(),
         ));
@@ -3381,7 +3971,7 @@ fn sealed_blob_is_the_spec_construction() {
         let sealed = key.seal(&store, context, &mut rng).unwrap();
         check(
             "store",
-            TYPE_PREKEY_STORE,
+            TYPE_LOCAL_DEVICE,
             &store.to_bytes(),
             &sealed,
             context,

@@ -3,32 +3,32 @@
 //! post-quantum prekeys with replay protection, persistence, and message sizes.
 #![cfg(feature = "pqxdh")]
 
+use doubleratchet::PqPreKeyId;
 use doubleratchet::{
-    Accepted, Error, IdentityKeyPair, Limits, Message, Padding, PqPreKey, PqPreKeyKind,
-    PreKeyBundle, PreKeyStore, Session, SessionOptions, StorageKey, StoreNotice, BUNDLE_LENGTH,
-    BUNDLE_VERSION, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, PQ_BUNDLE_LENGTH, STORAGE_VERSION,
-    WIRE_VERSION,
+    Accepted, Error, IdentityKeyPair, Limits, LocalDevice, Message, Padding, PqPreKey,
+    PqPreKeyKind, PqPreKeyPublic, PreKeyBundle, Session, SessionOptions, StorageKey, StoreNotice,
+    BUNDLE_LENGTH, BUNDLE_VERSION, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, PQ_BUNDLE_LENGTH,
+    STORAGE_VERSION, WIRE_VERSION,
 };
+use doubleratchet_test_support::device_of;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 struct Bob {
     identity: IdentityKeyPair,
-    store: PreKeyStore,
+    store: LocalDevice,
 }
 
 fn bob(rng: &mut ChaCha20Rng) -> Bob {
     let identity = IdentityKeyPair::generate(rng).unwrap();
-    let mut store = PreKeyStore::new(&identity, rng).unwrap();
+    let mut store = device_of(&identity, rng).unwrap();
     store.generate_one_time_prekeys(3, rng).unwrap();
-    store
-        .generate_pq_one_time_prekeys(&identity, 2, rng)
-        .unwrap();
-    store.rotate_pq_last_resort_prekey(&identity, rng).unwrap();
+    store.generate_pq_one_time_prekeys(2, rng).unwrap();
+    store.rotate_pq_last_resort_prekey(0, rng).unwrap();
     Bob { identity, store }
 }
 
-fn first_pq_one_time(b: &Bob) -> u64 {
+fn first_pq_one_time(b: &Bob) -> PqPreKeyId {
     b.store.pq_one_time_prekeys().next().unwrap().id()
 }
 
@@ -48,7 +48,7 @@ fn pqxdh_session_with_one_time_keys() {
     let mut b = bob(&mut rng);
     let opk = b.store.one_time_prekeys().next().unwrap().id();
     let pq = first_pq_one_time(&b);
-    let bundle = b.store.pq_bundle(&b.identity, Some(opk), Some(pq)).unwrap();
+    let bundle = b.store.pq_bundle(Some(opk), Some(pq)).unwrap();
     let encoded = bundle.to_bytes();
     assert_eq!(encoded.len(), PQ_BUNDLE_LENGTH);
     assert_eq!(encoded[0], BUNDLE_VERSION);
@@ -57,7 +57,7 @@ fn pqxdh_session_with_one_time_keys() {
     assert!(bundle.is_post_quantum());
     assert_eq!(bundle.post_quantum_prekey_id(), Some(pq));
 
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     assert!(a.is_post_quantum());
     let lost = a.encrypt(b"first (lost for a while)", &mut rng).unwrap();
     let second = a.encrypt(b"second", &mut rng).unwrap();
@@ -75,7 +75,7 @@ fn pqxdh_session_with_one_time_keys() {
         second.len() - 1219
     );
 
-    let accepted = b.store.accept(&b.identity, &second).unwrap();
+    let accepted = b.store.accept(&second, &SessionOptions::new()).unwrap();
     assert_eq!(accepted.plaintext, b"second");
     assert_eq!(accepted.used_one_time_prekey, Some(opk));
     assert_eq!(accepted.used_post_quantum_prekey, Some(pq));
@@ -91,7 +91,7 @@ fn pqxdh_session_with_one_time_keys() {
     assert_eq!(s.decrypt(&lost).unwrap(), b"first (lost for a while)");
     // A replay to the store fails: both one-time prekeys are gone.
     assert_eq!(
-        b.store.accept(&b.identity, &second).unwrap_err(),
+        b.store.accept(&second, &SessionOptions::new()).unwrap_err(),
         Error::UnknownOneTimePreKey(opk)
     );
     round_trips(&mut a, &mut s, &mut rng, 5);
@@ -104,15 +104,15 @@ fn last_resort_replay_is_refused_and_records_are_bounded_by_rotation() {
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let mut b = bob(&mut rng);
     // No classical one-time prekey, and the last-resort PQ prekey.
-    let bundle = b.store.pq_bundle(&b.identity, None, None).unwrap();
+    let bundle = b.store.pq_bundle(None, None).unwrap();
     let last_resort = bundle.post_quantum_prekey_id().unwrap();
     assert_eq!(
         b.store.pq_prekey(last_resort).unwrap().kind(),
         PqPreKeyKind::LastResort
     );
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let first = a.encrypt(b"hello", &mut rng).unwrap();
-    let accepted = b.store.accept(&b.identity, &first).unwrap();
+    let accepted = b.store.accept(&first, &SessionOptions::new()).unwrap();
     assert_eq!(accepted.used_post_quantum_prekey, Some(last_resort));
     assert!(
         b.store.pq_prekey(last_resort).is_some(),
@@ -123,7 +123,7 @@ fn last_resort_replay_is_refused_and_records_are_bounded_by_rotation() {
     // The same initial message again: refused, and the store is unchanged.
     let before = b.store.to_bytes();
     assert_eq!(
-        b.store.accept(&b.identity, &first).unwrap_err(),
+        b.store.accept(&first, &SessionOptions::new()).unwrap_err(),
         Error::DuplicateOrExpired
     );
     assert_eq!(*b.store.to_bytes(), *before);
@@ -131,7 +131,7 @@ fn last_resort_replay_is_refused_and_records_are_bounded_by_rotation() {
     // to the existing session, which decrypts it).
     let again = a.encrypt(b"again", &mut rng).unwrap();
     assert_eq!(
-        b.store.accept(&b.identity, &again).unwrap_err(),
+        b.store.accept(&again, &SessionOptions::new()).unwrap_err(),
         Error::DuplicateOrExpired
     );
     let mut s = accepted.session;
@@ -139,9 +139,9 @@ fn last_resort_replay_is_refused_and_records_are_bounded_by_rotation() {
 
     // A second, independent session on the same last-resort key is fine.
     let carol = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut c = Session::initiate(&carol, &bundle, &mut rng).unwrap();
+    let mut c = Session::initiate(&carol, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let from_carol = c.encrypt(b"hi from carol", &mut rng).unwrap();
-    b.store.accept(&b.identity, &from_carol).unwrap();
+    b.store.accept(&from_carol, &SessionOptions::new()).unwrap();
     assert_eq!(b.store.replay_records(), 2);
 
     // Both records are held by the signed prekey the messages named, not by the
@@ -151,10 +151,7 @@ fn last_resort_replay_is_refused_and_records_are_bounded_by_rotation() {
 
     // Rotating and retiring the last-resort key drops no record (records belong to signed
     // prekeys); a replay of an old message then names a key that no longer exists.
-    let new_last_resort = b
-        .store
-        .rotate_pq_last_resort_prekey(&b.identity, &mut rng)
-        .unwrap();
+    let new_last_resort = b.store.rotate_pq_last_resort_prekey(0, &mut rng).unwrap();
     assert_ne!(new_last_resort, last_resort);
     assert!(b.store.retire_pq_last_resort_prekey(last_resort));
     assert!(
@@ -164,19 +161,19 @@ fn last_resort_replay_is_refused_and_records_are_bounded_by_rotation() {
     assert_eq!(b.store.replay_records(), 2);
     let before = b.store.to_bytes();
     assert_eq!(
-        b.store.accept(&b.identity, &first).unwrap_err(),
+        b.store.accept(&first, &SessionOptions::new()).unwrap_err(),
         Error::UnknownPqPreKey(last_resort)
     );
     assert_eq!(*b.store.to_bytes(), *before);
 
     // Rotating and retiring the signed prekey drops its records; the replay then names a
     // signed prekey that no longer exists (checked first).
-    b.store.rotate_signed_prekey(&b.identity, &mut rng).unwrap();
+    b.store.rotate_signed_prekey(0, &mut rng).unwrap();
     assert!(b.store.retire_signed_prekey(signed));
     assert_eq!(b.store.replay_records(), 0);
     for replay in [&first, &from_carol] {
         assert_eq!(
-            b.store.accept(&b.identity, replay).unwrap_err(),
+            b.store.accept(replay, &SessionOptions::new()).unwrap_err(),
             Error::UnknownSignedPreKey(signed)
         );
     }
@@ -189,9 +186,9 @@ fn offer(
     rng: &mut ChaCha20Rng,
 ) -> (Vec<u8>, Result<Accepted, Error>) {
     let initiator = IdentityKeyPair::generate(rng).unwrap();
-    let mut a = Session::initiate(&initiator, bundle, rng).unwrap();
+    let mut a = Session::initiate(&initiator, bundle, &SessionOptions::new(), rng).unwrap();
     let m = a.encrypt(b"hi", rng).unwrap();
-    let result = b.store.accept(&b.identity, &m);
+    let result = b.store.accept(&m, &SessionOptions::new());
     (m, result)
 }
 
@@ -219,10 +216,10 @@ fn last_resort_records_fill_the_signed_prekey_and_switch_to_the_standby() {
     let first_spk = b.store.current_signed_prekey().id();
     let standby = b.store.standby_signed_prekey().unwrap().id();
     assert_ne!(first_spk, standby);
-    let last_resort = b.store.pq_bundle(&b.identity, None, None).unwrap();
+    let last_resort = b.store.pq_bundle(None, None).unwrap();
     let one_time = b
         .store
-        .pq_bundle(&b.identity, None, Some(first_pq_one_time(&b)))
+        .pq_bundle(None, Some(first_pq_one_time(&b)))
         .unwrap();
     assert_eq!(last_resort.signed_prekey_id(), first_spk);
     assert_eq!(one_time.signed_prekey_id(), first_spk);
@@ -249,7 +246,7 @@ fn last_resort_records_fill_the_signed_prekey_and_switch_to_the_standby() {
     let before = b.store.to_bytes();
     for replay in [&m1, &m2] {
         assert_eq!(
-            b.store.accept(&b.identity, replay).unwrap_err(),
+            b.store.accept(replay, &SessionOptions::new()).unwrap_err(),
             Error::DuplicateOrExpired
         );
     }
@@ -267,7 +264,7 @@ fn last_resort_records_fill_the_signed_prekey_and_switch_to_the_standby() {
     assert_eq!(b.store.replay_records(), 2);
 
     // The new current signed prekey, without a standby: filling it asks for a rotation.
-    let current = b.store.pq_bundle(&b.identity, None, None).unwrap();
+    let current = b.store.pq_bundle(None, None).unwrap();
     assert_eq!(current.signed_prekey_id(), standby);
     assert_eq!(offer(&mut b, &current, &mut rng).1.unwrap().notice, None);
     assert_eq!(
@@ -282,17 +279,17 @@ fn last_resort_records_fill_the_signed_prekey_and_switch_to_the_standby() {
     );
 
     // Rotating (no standby: a new key is drawn, then a new standby) lets sessions in again.
-    let rotated = b.store.rotate_signed_prekey(&b.identity, &mut rng).unwrap();
+    let rotated = b.store.rotate_signed_prekey(0, &mut rng).unwrap();
     assert!(rotated != first_spk && rotated != standby);
     let next_standby = b.store.standby_signed_prekey().unwrap().id();
     assert!(![first_spk, standby, rotated].contains(&next_standby));
-    let fresh = b.store.pq_bundle(&b.identity, None, None).unwrap();
+    let fresh = b.store.pq_bundle(None, None).unwrap();
     assert_eq!(offer(&mut b, &fresh, &mut rng).1.unwrap().notice, None);
     assert_eq!(b.store.replay_records(), 5);
 
     // The capacity and the records survive storage.
     let stored = b.store.to_bytes();
-    let reloaded = PreKeyStore::from_bytes(&stored).unwrap();
+    let reloaded = LocalDevice::from_bytes(&stored).unwrap();
     assert_eq!(reloaded.replay_capacity(), 2);
     assert_eq!(reloaded.replay_records(), 5);
     assert_eq!(*reloaded.to_bytes(), *stored);
@@ -302,7 +299,7 @@ fn last_resort_records_fill_the_signed_prekey_and_switch_to_the_standby() {
     assert!(b.store.retire_signed_prekey(standby));
     assert_eq!(b.store.replay_records(), 1);
     assert_eq!(
-        b.store.accept(&b.identity, &m1).unwrap_err(),
+        b.store.accept(&m1, &SessionOptions::new()).unwrap_err(),
         Error::UnknownSignedPreKey(first_spk)
     );
 }
@@ -312,23 +309,23 @@ fn classical_bundle_without_one_time_prekey_is_replay_protected_too() {
     let mut rng = ChaCha20Rng::seed_from_u64(702);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let mut b = bob(&mut rng);
-    let bundle = b.store.bundle(&b.identity, None).unwrap();
+    let bundle = b.store.bundle(None).unwrap();
     assert_eq!(bundle.to_bytes().len(), BUNDLE_LENGTH);
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     assert!(!a.is_post_quantum());
     let first = a.encrypt(b"x", &mut rng).unwrap();
-    b.store.accept(&b.identity, &first).unwrap();
+    b.store.accept(&first, &SessionOptions::new()).unwrap();
     assert_eq!(
-        b.store.accept(&b.identity, &first).unwrap_err(),
+        b.store.accept(&first, &SessionOptions::new()).unwrap_err(),
         Error::DuplicateOrExpired
     );
     // Retiring the signed prekey drops the record; the replay then names a retired key.
     let old = bundle.signed_prekey_id();
-    b.store.rotate_signed_prekey(&b.identity, &mut rng).unwrap();
+    b.store.rotate_signed_prekey(0, &mut rng).unwrap();
     assert!(b.store.retire_signed_prekey(old));
     assert_eq!(b.store.replay_records(), 0);
     assert_eq!(
-        b.store.accept(&b.identity, &first).unwrap_err(),
+        b.store.accept(&first, &SessionOptions::new()).unwrap_err(),
         Error::UnknownSignedPreKey(old)
     );
 }
@@ -339,29 +336,29 @@ fn require_post_quantum_policy() {
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let mut b = bob(&mut rng);
     let strict = SessionOptions::new().require_post_quantum();
-    let classical = b.store.bundle(&b.identity, None).unwrap();
+    let classical = b.store.bundle(None).unwrap();
     assert_eq!(
-        Session::initiate_with(&alice, &classical, &strict, &mut rng).unwrap_err(),
+        Session::initiate(&alice, &classical, &strict, &mut rng).unwrap_err(),
         Error::PostQuantumRequired
     );
-    let pq = b.store.pq_bundle(&b.identity, None, None).unwrap();
-    assert!(Session::initiate_with(&alice, &pq, &strict, &mut rng)
+    let pq = b.store.pq_bundle(None, None).unwrap();
+    assert!(Session::initiate(&alice, &pq, &strict, &mut rng)
         .unwrap()
         .is_post_quantum());
 
     // Responder side: a classical initial message is refused before any key is touched.
-    let mut a = Session::initiate(&alice, &classical, &mut rng).unwrap();
+    let mut a = Session::initiate(&alice, &classical, &SessionOptions::new(), &mut rng).unwrap();
     let m = a.encrypt(b"classical", &mut rng).unwrap();
     let before = b.store.to_bytes();
     assert_eq!(
-        b.store.accept_with(&b.identity, &m, &strict).unwrap_err(),
+        b.store.accept(&m, &strict).unwrap_err(),
         Error::PostQuantumRequired
     );
     assert_eq!(*b.store.to_bytes(), *before);
     // Without the policy it is accepted.
     assert!(!b
         .store
-        .accept(&b.identity, &m)
+        .accept(&m, &SessionOptions::new())
         .unwrap()
         .session
         .is_post_quantum());
@@ -374,7 +371,7 @@ fn pq_bundle_signature_and_key_checks() {
     let b = bob(&mut rng);
     let bundle = b
         .store
-        .pq_bundle(&b.identity, None, Some(first_pq_one_time(&b)))
+        .pq_bundle(None, Some(first_pq_one_time(&b)))
         .unwrap()
         .to_bytes();
     // A flipped bit in the PQ signature, and in the KEM key (signature no longer matches).
@@ -391,7 +388,8 @@ fn pq_bundle_signature_and_key_checks() {
                     "offset {offset}"
                 );
                 assert_eq!(
-                    Session::initiate(&alice, &parsed, &mut rng).unwrap_err(),
+                    Session::initiate(&alice, &parsed, &SessionOptions::new(), &mut rng)
+                        .unwrap_err(),
                     Error::InvalidSignature
                 );
             }
@@ -407,15 +405,37 @@ fn pq_bundle_signature_and_key_checks() {
         Error::InvalidPublicKey
     );
     // A validly signed PQ key, but signed by a different identity: the bundle's identity
-    // does not match the signer.
+    // does not match the signer. Assembling such a bundle from public parts is refused...
     let mallory = IdentityKeyPair::generate(&mut rng).unwrap();
-    let foreign = PqPreKey::generate(&mallory, 99, PqPreKeyKind::OneTime, &mut rng).unwrap();
-    let spliced = b
-        .store
-        .bundle(&b.identity, None)
-        .unwrap()
-        .with_post_quantum_prekey(&foreign);
+    let foreign = PqPreKey::generate(
+        &mallory,
+        PqPreKeyId::from_u64(99),
+        PqPreKeyKind::OneTime,
+        &mut rng,
+    )
+    .unwrap();
+    let foreign = PqPreKeyPublic::one_time(&foreign).unwrap();
+    assert_eq!(
+        b.store
+            .bundle(None)
+            .unwrap()
+            .with_post_quantum(&foreign)
+            .err(),
+        Some(Error::InvalidSignature)
+    );
+    // ...and one spliced in the bytes (Bob's bundle with Mallory's id, key and signature
+    // in place of his PQ prekey's) parses, but neither verifies nor starts a session.
+    let mut spliced = bundle.clone();
+    spliced[179..187].copy_from_slice(&99u64.to_be_bytes());
+    spliced[187..1371].copy_from_slice(foreign.public_key());
+    spliced[1371..].copy_from_slice(&foreign.signature());
+    let spliced = PreKeyBundle::from_bytes(&spliced).unwrap();
+    assert_eq!(spliced.post_quantum_prekey_id(), Some(foreign.id()));
     assert_eq!(spliced.verify(), Err(Error::InvalidSignature));
+    assert_eq!(
+        Session::initiate(&alice, &spliced, &SessionOptions::new(), &mut rng).unwrap_err(),
+        Error::InvalidSignature
+    );
     // Every truncation and an extension are rejected.
     for len in 0..bundle.len() {
         assert!(
@@ -438,9 +458,9 @@ fn tampered_kem_ciphertext_fails_without_creating_anything() {
     let mut b = bob(&mut rng);
     let bundle = b
         .store
-        .pq_bundle(&b.identity, None, Some(first_pq_one_time(&b)))
+        .pq_bundle(None, Some(first_pq_one_time(&b)))
         .unwrap();
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let m = a.encrypt(b"pq", &mut rng).unwrap();
     let before = b.store.to_bytes();
     // The KEM ciphertext follows the X3DH fields (2 + 81 bytes) and the PQPK id (8):
@@ -449,21 +469,23 @@ fn tampered_kem_ciphertext_fails_without_creating_anything() {
         let mut tampered = m.clone();
         tampered[offset] ^= 0x40;
         assert_eq!(
-            b.store.accept(&b.identity, &tampered).unwrap_err(),
+            b.store
+                .accept(&tampered, &SessionOptions::new())
+                .unwrap_err(),
             Error::DecryptionFailed
         );
         assert_eq!(*b.store.to_bytes(), *before);
     }
     // `Session::respond` has no post-quantum prekey lookup: it refuses PQXDH messages.
     assert_eq!(
-        Session::respond(&b.identity, |_| None, |_| None, &m).unwrap_err(),
+        Session::respond(&b.identity, |_| None, |_| None, &m, &SessionOptions::new()).unwrap_err(),
         Error::UnknownPqPreKey(bundle.post_quantum_prekey_id().unwrap())
     );
     // A classical session never accepts a PQXDH initial message, and vice versa.
-    let classical = b.store.bundle(&b.identity, None).unwrap();
-    let mut c = Session::initiate(&alice, &classical, &mut rng).unwrap();
+    let classical = b.store.bundle(None).unwrap();
+    let mut c = Session::initiate(&alice, &classical, &SessionOptions::new(), &mut rng).unwrap();
     let cm = c.encrypt(b"c", &mut rng).unwrap();
-    let mut cs = b.store.accept(&b.identity, &cm).unwrap().session;
+    let mut cs = b.store.accept(&cm, &SessionOptions::new()).unwrap().session;
     assert_eq!(cs.decrypt(&m).unwrap_err(), Error::WrongSession);
 }
 
@@ -474,9 +496,9 @@ fn persistence_of_pq_state() {
     let mut b = bob(&mut rng);
     let bundle = b
         .store
-        .pq_bundle(&b.identity, None, Some(first_pq_one_time(&b)))
+        .pq_bundle(None, Some(first_pq_one_time(&b)))
         .unwrap();
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let m1 = a.encrypt(b"one", &mut rng).unwrap();
 
     // The initiator awaiting its reply: type 0x25, 305 + 8 + 1088 = 1401 bytes, and it
@@ -494,23 +516,23 @@ fn persistence_of_pq_state() {
     }
 
     // The store with PQ keys and a replay record (a session on the last-resort key): type
-    // 0x24 (0x27 is gone), round trip, every truncation.
-    let accepted = b.store.accept(&b.identity, &m2).unwrap();
+    // 0x2A (0x24 and 0x27 are retired), round trip, every truncation.
+    let accepted = b.store.accept(&m2, &SessionOptions::new()).unwrap();
     let carol = IdentityKeyPair::generate(&mut rng).unwrap();
-    let last_resort = b.store.pq_bundle(&b.identity, None, None).unwrap();
-    let mut c = Session::initiate(&carol, &last_resort, &mut rng).unwrap();
+    let last_resort = b.store.pq_bundle(None, None).unwrap();
+    let mut c = Session::initiate(&carol, &last_resort, &SessionOptions::new(), &mut rng).unwrap();
     b.store
-        .accept(&b.identity, &c.encrypt(b"c", &mut rng).unwrap())
+        .accept(&c.encrypt(b"c", &mut rng).unwrap(), &SessionOptions::new())
         .unwrap();
     assert_eq!(b.store.replay_records(), 1);
     let store_bytes = b.store.to_bytes();
     assert_eq!(store_bytes[0], STORAGE_VERSION);
-    assert_eq!(store_bytes[1], 0x24);
-    let store = PreKeyStore::from_bytes(&store_bytes).unwrap();
+    assert_eq!(store_bytes[1], 0x2A);
+    let store = LocalDevice::from_bytes(&store_bytes).unwrap();
     assert_eq!(*store.to_bytes(), *store_bytes);
     for len in (0..store_bytes.len()).step_by(7) {
         assert!(
-            PreKeyStore::from_bytes(&store_bytes[..len]).is_err(),
+            LocalDevice::from_bytes(&store_bytes[..len]).is_err(),
             "len {len}"
         );
     }
@@ -529,7 +551,13 @@ fn persistence_of_pq_state() {
     );
 
     // A single PQ prekey, stored and sealed.
-    let key = PqPreKey::generate(&b.identity, 5, PqPreKeyKind::LastResort, &mut rng).unwrap();
+    let key = PqPreKey::generate(
+        &b.identity,
+        PqPreKeyId::from_u64(5),
+        PqPreKeyKind::LastResort,
+        &mut rng,
+    )
+    .unwrap();
     let bytes = key.to_bytes();
     // Version, type, id (8), kind, seed (64), signature (64).
     assert_eq!(bytes.len(), 139);
@@ -572,10 +600,10 @@ fn message_sizes() {
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let b = bob(&mut rng);
     let opk = b.store.one_time_prekeys().next().unwrap().id();
-    let classical = b.store.bundle(&b.identity, Some(opk)).unwrap();
+    let classical = b.store.bundle(Some(opk)).unwrap();
     let pq = b
         .store
-        .pq_bundle(&b.identity, Some(opk), Some(first_pq_one_time(&b)))
+        .pq_bundle(Some(opk), Some(first_pq_one_time(&b)))
         .unwrap();
     // Prekey ids are 8 bytes: 179 and 1435 bytes.
     assert_eq!(classical.to_bytes().len(), 179);
@@ -583,8 +611,8 @@ fn message_sizes() {
     let mut sizes = Vec::new();
     for (padding, encoded) in [(Padding::Padme, 72), (Padding::None, 65)] {
         let options = SessionOptions::new().padding(padding);
-        let mut x = Session::initiate_with(&alice, &classical, &options, &mut rng).unwrap();
-        let mut p = Session::initiate_with(&alice, &pq, &options, &mut rng).unwrap();
+        let mut x = Session::initiate(&alice, &classical, &options, &mut rng).unwrap();
+        let mut p = Session::initiate(&alice, &pq, &options, &mut rng).unwrap();
         let xm = x.encrypt(&[0u8; 64], &mut rng).unwrap();
         let pm = p.encrypt(&[0u8; 64], &mut rng).unwrap();
         assert_eq!(xm.len(), 123 + encoded + 16);
@@ -614,8 +642,8 @@ fn pqxdh_initial_message_too_far_ahead_is_refused_before_key_agreement() {
     let mut b = bob(&mut rng);
     let opk = b.store.one_time_prekeys().next().unwrap().id();
     let pq = first_pq_one_time(&b);
-    let bundle = b.store.pq_bundle(&b.identity, Some(opk), Some(pq)).unwrap();
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let bundle = b.store.pq_bundle(Some(opk), Some(pq)).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let first = a.encrypt(b"first", &mut rng).unwrap();
     // The ratchet header follows the 1179 bytes of framing, X3DH and PQXDH fields: DH, PN,
     // N.
@@ -630,28 +658,34 @@ fn pqxdh_initial_message_too_far_ahead_is_refused_before_key_agreement() {
     let before = b.store.to_bytes();
     for n in [max_skip + 1, u32::MAX] {
         assert_eq!(
-            b.store.accept(&b.identity, &forge(n)).unwrap_err(),
+            b.store
+                .accept(&forge(n), &SessionOptions::new())
+                .unwrap_err(),
             Error::TooFarAhead
         );
         assert_eq!(*b.store.to_bytes(), *before);
     }
     assert_eq!(
-        b.store.accept(&b.identity, &forge(max_skip)).unwrap_err(),
+        b.store
+            .accept(&forge(max_skip), &SessionOptions::new())
+            .unwrap_err(),
         Error::DecryptionFailed
     );
     // The post-quantum prekey id (8 bytes) follows the framing and X3DH fields (83 bytes);
     // the KEM ciphertext, 1088 bytes, follows it.
     let mut unknown = forge(max_skip + 1);
-    assert_eq!(unknown[83..91], pq.to_be_bytes());
+    assert_eq!(unknown[83..91], pq.to_u64().to_be_bytes());
     unknown[83..91].copy_from_slice(&77u64.to_be_bytes());
     assert_eq!(
-        b.store.accept(&b.identity, &unknown).unwrap_err(),
-        Error::UnknownPqPreKey(77)
+        b.store
+            .accept(&unknown, &SessionOptions::new())
+            .unwrap_err(),
+        Error::UnknownPqPreKey(PqPreKeyId::from_u64(77))
     );
     assert_eq!(*b.store.to_bytes(), *before);
     assert!(b.store.one_time_prekey(opk).is_some());
     assert!(b.store.pq_prekey(pq).is_some());
-    let accepted = b.store.accept(&b.identity, &first).unwrap();
+    let accepted = b.store.accept(&first, &SessionOptions::new()).unwrap();
     assert_eq!(accepted.plaintext, b"first");
     assert_eq!(accepted.used_post_quantum_prekey, Some(pq));
 }

@@ -7,7 +7,7 @@
 //!    prekeys iterate in generation order, not id order.
 //! 2. **Restore as an operation**: a store restored from an older copy accepts replays of
 //!    initial messages the newer state had accepted (the hazard); after
-//!    [`PreKeyStore::after_restore`] it refuses them. [`Restored`] lists exactly the new
+//!    [`LocalDevice::after_restore`] it refuses them. [`Restored`] lists exactly the new
 //!    ids; a failing RNG changes nothing.
 //! 3. **No lock-out by flooding**: last-resort initial messages fill the current signed
 //!    prekey's replay records, the store switches to its standby ([`StoreNotice`]), new
@@ -18,7 +18,7 @@
 //!    accept, the whole store written only when [`Accepted::store_keys_changed`]) writes
 //!    bytes linear in the accepts, where writing the whole store after every accept is
 //!    quadratic within a saturation; both totals are printed side by side. The journal
-//!    loads ([`PreKeyStore::apply_replay_records`]) to exactly the live store after every
+//!    loads ([`LocalDevice::apply_replay_records`]) to exactly the live store after every
 //!    accept, a crash between its writes loads a store that refuses every replay, and
 //!    applying is idempotent, skips retired prekeys and is all-or-nothing.
 //! 4. **Sealing bound to where the blob lives**: a blob sealed with one context does not
@@ -33,14 +33,16 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 use doubleratchet::rand_core::{TryCryptoRng, TryRng};
-#[cfg(feature = "pqxdh")]
-use doubleratchet::PqPreKeyKind;
 use doubleratchet::{
-    Accepted, Error, IdentityKeyPair, Message, PreKeyBundle, PreKeyStore, ReplayRecord, Restored,
-    Session, SessionId, StorageKey, StoreNotice, MAX_ONE_TIME_PREKEYS, MAX_PQ_LAST_RESORT_PREKEYS,
+    Accepted, Error, IdentityKeyPair, LocalDevice, Message, OneTimePreKeyId, PreKeyBundle,
+    PreKeyPolicy, ReplayRecord, Restored, Session, SessionId, SessionOptions, SignedPreKeyId,
+    StorageKey, StoreNotice, MAX_ONE_TIME_PREKEYS, MAX_PQ_LAST_RESORT_PREKEYS,
     MAX_PQ_ONE_TIME_PREKEYS, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY, MAX_SEAL_CONTEXT_LENGTH,
     MAX_SIGNED_PREKEYS, MAX_STORED_SIZE, STORAGE_VERSION,
 };
+#[cfg(feature = "pqxdh")]
+use doubleratchet::{PqPreKeyId, PqPreKeyKind};
+use doubleratchet_test_support::device_of;
 use doubleratchet_test_support::{rng, FailingRng};
 use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha20Rng;
@@ -49,31 +51,38 @@ use rand_chacha::ChaCha20Rng;
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-/// The layout of a stored prekey store (SPEC.md §7.5, type 0x24), to check its size.
+/// The layout of a stored local device (SPEC.md §7.5, type 0x2A), to check its size.
 mod layout {
-    /// `version | type | replay capacity u32 | next sequence u64 | current id u64 | s u32`.
-    pub(super) const HEADER: usize = 2 + 4 + 8 + 8 + 4;
+    /// The embedded identity key pair (0x21): `version | type | seed`.
+    pub(super) const IDENTITY: usize = 2 + 32;
+    /// `version | 0x2A | identity | replay capacity u32 | one-time cap u32 | next sequence
+    /// u64 | current id u64 | s u32`.
+    pub(super) const HEADER: usize = 2 + IDENTITY + 4 + 4 + 8 + 8 + 4;
     /// A stored signed prekey (0x22): `version | type | id u64 | secret | signature`.
     pub(super) const SIGNED_PREKEY: usize = 2 + 8 + 32 + 64;
+    /// A signed prekey's times: `created u64 | replaced flag | u64`.
+    pub(super) const TIMES: usize = 8 + 1 + 8;
     /// One replay record: the initiator's base key.
     pub(super) const RECORD: usize = 32;
-    /// The standby: flag, then a signed prekey or zeros.
-    pub(super) const STANDBY: usize = 1 + SIGNED_PREKEY;
-    /// `sequence u64 | one-time prekey (0x23)`.
-    pub(super) const ONE_TIME: usize = 8 + 2 + 8 + 32;
-    /// `sequence u64 | PQ prekey (0x26)`.
-    pub(super) const PQ: usize = 8 + 2 + 8 + 1 + 64 + 64;
+    /// The standby: flag, then a signed prekey and its creation time (u64), or zeros.
+    pub(super) const STANDBY: usize = 1 + SIGNED_PREKEY + 8;
+    /// `sequence u64 | published u8 | one-time prekey (0x23)`.
+    pub(super) const ONE_TIME: usize = 8 + 1 + 2 + 8 + 32;
+    /// `sequence u64 | published u8 | PQ prekey (0x26) | created u64 | replaced flag | u64`.
+    pub(super) const PQ: usize = 8 + 1 + (2 + 8 + 1 + 64 + 64) + 8 + 1 + 8;
     /// Offset of the stored sequence counter.
-    pub(super) const NEXT_SEQUENCE: usize = 2 + 4;
+    pub(super) const NEXT_SEQUENCE: usize = 2 + IDENTITY + 4 + 4;
+
+    /// The size of a stored signed prekey entry with `records` replay records.
+    pub(super) fn signed(records: usize) -> usize {
+        SIGNED_PREKEY + TIMES + 4 + records * RECORD
+    }
 
     /// The size of a store with `records[i]` replay records on accepted signed prekey `i`,
     /// `t` one-time and `q` post-quantum prekeys.
     pub(super) fn size(records: &[usize], t: usize, q: usize) -> usize {
         HEADER
-            + records
-                .iter()
-                .map(|r| SIGNED_PREKEY + 4 + r * RECORD)
-                .sum::<usize>()
+            + records.iter().map(|r| signed(*r)).sum::<usize>()
             + STANDBY
             + 4
             + t * ONE_TIME
@@ -95,7 +104,7 @@ fn initial(
     bundle: &PreKeyBundle,
     rng: &mut ChaCha20Rng,
 ) -> (Session, Vec<u8>) {
-    let mut session = Session::initiate(initiator, bundle, rng).unwrap();
+    let mut session = Session::initiate(initiator, bundle, &SessionOptions::new(), rng).unwrap();
     let message = session.encrypt(b"hello", rng).unwrap();
     (session, message)
 }
@@ -109,21 +118,24 @@ fn initial_message(
     initial(initiator, bundle, rng).1
 }
 
-fn store_bytes(store: &PreKeyStore) -> Vec<u8> {
+fn store_bytes(store: &LocalDevice) -> Vec<u8> {
     store.to_bytes().to_vec()
 }
 
 /// A copy of the store through its encoding (what a backup holds).
-fn copy(store: &PreKeyStore) -> PreKeyStore {
-    PreKeyStore::from_bytes(&store.to_bytes()).unwrap()
+fn copy(store: &LocalDevice) -> LocalDevice {
+    LocalDevice::from_bytes(&store.to_bytes()).unwrap()
 }
 
 /// Asserts that `accept` refuses `message` with `expected` and leaves the store
 /// byte-identical.
 #[track_caller]
-fn assert_refused(store: &mut PreKeyStore, bob: &IdentityKeyPair, message: &[u8], expected: Error) {
+fn assert_refused(store: &mut LocalDevice, message: &[u8], expected: Error) {
     let before = store_bytes(store);
-    assert_eq!(store.accept(bob, message).map(|_| ()), Err(expected));
+    assert_eq!(
+        store.accept(message, &SessionOptions::new()).map(|_| ()),
+        Err(expected)
+    );
     assert!(
         store_bytes(store) == before,
         "a refused message ({expected:?}) changed the store"
@@ -133,38 +145,54 @@ fn assert_refused(store: &mut PreKeyStore, bob: &IdentityKeyPair, message: &[u8]
 /// Asserts that the store's encoding fits [`MAX_STORED_SIZE`] and loads back to the same
 /// bytes; returns its length.
 #[track_caller]
-fn check_stored(store: &PreKeyStore) -> usize {
+fn check_stored(store: &LocalDevice) -> usize {
     let bytes = store.to_bytes();
     assert!(
         bytes.len() <= MAX_STORED_SIZE,
         "store of {} bytes exceeds MAX_STORED_SIZE",
         bytes.len()
     );
-    let again = PreKeyStore::from_bytes(&bytes).unwrap();
+    let again = LocalDevice::from_bytes(&bytes).unwrap();
     assert!(again.to_bytes().as_slice() == bytes.as_slice());
     bytes.len()
 }
 
-fn one_time_ids(store: &PreKeyStore) -> Vec<u64> {
+fn one_time_ids(store: &LocalDevice) -> Vec<OneTimePreKeyId> {
     store.one_time_prekeys().map(|k| k.id()).collect()
 }
 
 #[cfg(feature = "pqxdh")]
-fn pq_one_time_ids(store: &PreKeyStore) -> Vec<u64> {
+fn pq_one_time_ids(store: &LocalDevice) -> Vec<PqPreKeyId> {
     store.pq_one_time_prekeys().map(|k| k.id()).collect()
 }
 
-fn generate_one_time(store: &mut PreKeyStore, count: usize, rng: &mut ChaCha20Rng) -> Vec<u64> {
-    store
-        .generate_one_time_prekeys(count, rng)
-        .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect()
+/// Generates `count` one-time prekeys, none evicted; returns their ids.
+fn generate_one_time(
+    store: &mut LocalDevice,
+    count: usize,
+    rng: &mut ChaCha20Rng,
+) -> Vec<OneTimePreKeyId> {
+    let generated = store.generate_one_time_prekeys(count, rng).unwrap();
+    assert_eq!(generated.evicted, []);
+    generated.created
+}
+
+/// Prekey ids from the values an [`IdScript`] draws.
+fn spk(id: u64) -> SignedPreKeyId {
+    SignedPreKeyId::from_u64(id)
+}
+
+fn otk(id: u64) -> OneTimePreKeyId {
+    OneTimePreKeyId::from_u64(id)
+}
+
+#[cfg(feature = "pqxdh")]
+fn pqk(id: u64) -> PqPreKeyId {
+    PqPreKeyId::from_u64(id)
 }
 
 /// The stored sequence counter (SPEC.md §7.5).
-fn next_sequence(store: &PreKeyStore) -> u64 {
+fn next_sequence(store: &LocalDevice) -> u64 {
     let bytes = store.to_bytes();
     let mut b = [0u8; 8];
     b.copy_from_slice(&bytes[layout::NEXT_SEQUENCE..layout::NEXT_SEQUENCE + 8]);
@@ -226,10 +254,13 @@ impl TryCryptoRng for IdScript {}
 fn store_drawn_ids_are_nonzero_unique_and_use_all_64_bits() {
     let mut rng = rng(1);
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
-    let mut ids = Vec::new();
+    let mut store = device_of(&bob, &mut rng).unwrap();
+    // Room for all 1000 (the default cap would evict the oldest).
+    store.set_one_time_prekey_cap(1000).unwrap();
+    let mut ids: Vec<u64> = Vec::new();
     for _ in 0..4 {
-        ids.extend(generate_one_time(&mut store, 250, &mut rng));
+        let batch = generate_one_time(&mut store, 250, &mut rng);
+        ids.extend(batch.into_iter().map(OneTimePreKeyId::to_u64));
     }
     let unique: BTreeSet<u64> = ids.iter().copied().collect();
     assert_eq!(unique.len(), 1000, "one-time prekey ids repeat");
@@ -253,34 +284,38 @@ fn store_drawn_ids_are_nonzero_unique_and_use_all_64_bits() {
     // Signed prekeys: current, standby and every rotated one, all distinct and non-zero.
     let mut signed = BTreeSet::new();
     signed.insert(store.current_signed_prekey().id());
-    signed.insert(store.standby_signed_prekey().unwrap().id());
+    let standby = store.standby_signed_prekey().unwrap().id();
+    signed.insert(standby);
     for _ in 0..(MAX_SIGNED_PREKEYS - 2) {
-        let current = store.rotate_signed_prekey(&bob, &mut rng).unwrap();
+        let current = store.rotate_signed_prekey(0, &mut rng).unwrap();
         assert_eq!(current, store.current_signed_prekey().id());
         assert!(
-            signed.contains(&current),
-            "rotation makes the standby current"
+            signed.insert(current),
+            "rotation makes a fresh signed prekey current"
         );
-        assert!(signed.insert(store.standby_signed_prekey().unwrap().id()));
+        assert_eq!(
+            store.standby_signed_prekey().unwrap().id(),
+            standby,
+            "rotation keeps the standby"
+        );
     }
     assert_eq!(signed.len(), MAX_SIGNED_PREKEYS);
-    assert!(!signed.contains(&0));
+    assert!(!signed.contains(&spk(0)));
     assert_eq!(
-        store.rotate_signed_prekey(&bob, &mut rng),
+        store.rotate_signed_prekey(0, &mut rng),
         Err(Error::StoreFull)
     );
 
     #[cfg(feature = "pqxdh")]
     {
-        let mut pq: BTreeSet<u64> = BTreeSet::new();
-        for key in store
-            .generate_pq_one_time_prekeys(&bob, 8, &mut rng)
-            .unwrap()
-        {
-            assert!(pq.insert(key.id()));
+        let mut pq: BTreeSet<PqPreKeyId> = BTreeSet::new();
+        let generated = store.generate_pq_one_time_prekeys(8, &mut rng).unwrap();
+        assert_eq!(generated.evicted, []);
+        for id in generated.created {
+            assert!(pq.insert(id));
         }
-        assert!(pq.insert(store.rotate_pq_last_resort_prekey(&bob, &mut rng).unwrap()));
-        assert!(!pq.contains(&0));
+        assert!(pq.insert(store.rotate_pq_last_resort_prekey(0, &mut rng).unwrap()));
+        assert!(!pq.contains(&pqk(0)));
     }
     check_stored(&store);
 }
@@ -289,46 +324,45 @@ fn store_drawn_ids_are_nonzero_unique_and_use_all_64_bits() {
 fn a_draw_of_zero_or_of_a_held_id_is_drawn_again() {
     let mut rng = rng(2);
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let mut store = device_of(&bob, &mut rng).unwrap();
     let held = generate_one_time(&mut store, 3, &mut rng);
 
     // One-time prekeys: a held id, then 0, then a fresh id.
     let fresh = 0x8000_0000_0000_0001;
-    let mut script = IdScript::new(&[held[1], 0, fresh], None, 20);
-    let got: Vec<u64> = store
+    let mut script = IdScript::new(&[held[1].to_u64(), 0, fresh], None, 20);
+    let got: Vec<OneTimePreKeyId> = store
         .generate_one_time_prekeys(1, &mut script)
         .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
-    assert_eq!(got, [fresh]);
+        .created;
+    assert_eq!(got, [otk(fresh)]);
     assert_eq!(script.id_draws, 3);
-    assert_eq!(one_time_ids(&store), [held[0], held[1], held[2], fresh]);
+    assert_eq!(
+        one_time_ids(&store),
+        [held[0], held[1], held[2], otk(fresh)]
+    );
 
     // Within one batch: the second key's draw repeats the first key's id.
     let (a, b) = (u64::MAX, 7);
     let mut script = IdScript::new(&[a, a, b], None, 21);
-    let got: Vec<u64> = store
+    let got: Vec<OneTimePreKeyId> = store
         .generate_one_time_prekeys(2, &mut script)
         .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
-    assert_eq!(got, [a, b]);
+        .created;
+    assert_eq!(got, [otk(a), otk(b)]);
     assert_eq!(script.id_draws, 3);
 
-    // Signed prekeys: the rotation draws the new standby's id; the current, a previous and
-    // the standby being replaced are all held, and so is 0.
+    // Signed prekeys: the rotation draws the new current one's id (the standby is kept for
+    // a switch); the current, a previous and the standby are all held, and so is 0.
     let current = store.current_signed_prekey().id();
     let standby = store.standby_signed_prekey().unwrap().id();
-    let mut script = IdScript::new(&[current, 0, standby, 42], None, 22);
-    assert_eq!(store.rotate_signed_prekey(&bob, &mut script), Ok(standby));
-    assert_eq!(store.standby_signed_prekey().unwrap().id(), 42);
+    let mut script = IdScript::new(&[current.to_u64(), 0, standby.to_u64(), 42], None, 22);
+    assert_eq!(store.rotate_signed_prekey(0, &mut script), Ok(spk(42)));
+    assert_eq!(store.standby_signed_prekey().unwrap().id(), standby);
     assert_eq!(script.id_draws, 4);
     // Now `current` is a previous one: still held.
-    let mut script = IdScript::new(&[current, standby, 42, 0, 43], None, 23);
-    assert_eq!(store.rotate_signed_prekey(&bob, &mut script), Ok(42));
-    assert_eq!(store.standby_signed_prekey().unwrap().id(), 43);
+    let mut script = IdScript::new(&[current.to_u64(), standby.to_u64(), 42, 0, 43], None, 23);
+    assert_eq!(store.rotate_signed_prekey(0, &mut script), Ok(spk(43)));
+    assert_eq!(store.standby_signed_prekey().unwrap().id(), standby);
     assert_eq!(script.id_draws, 5);
     // A store without a standby draws the new current id, then the standby's, which must
     // differ from it.
@@ -336,54 +370,66 @@ fn a_draw_of_zero_or_of_a_held_id_is_drawn_again() {
     assert!(store.signed_prekey(current).is_none());
     let mut rotated = copy(&store);
     rotated.set_replay_capacity(1).unwrap();
-    let lr = published(rotated.bundle(&bob, None).unwrap());
+    let lr = published(rotated.bundle(None).unwrap());
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let accepted = rotated
-        .accept(&bob, &initial_message(&alice, &lr, &mut rng))
+        .accept(
+            &initial_message(&alice, &lr, &mut rng),
+            &SessionOptions::new(),
+        )
         .unwrap();
     assert_eq!(
         accepted.notice,
         Some(StoreNotice::SignedPreKeySwitched {
-            previous: 42,
-            current: 43
+            previous: spk(43),
+            current: standby
         })
     );
     assert!(rotated.standby_signed_prekey().is_none());
     let mut script = IdScript::new(&[43, 0, 100, 100, 101], None, 24);
-    assert_eq!(rotated.rotate_signed_prekey(&bob, &mut script), Ok(100));
-    assert_eq!(rotated.standby_signed_prekey().unwrap().id(), 101);
+    assert_eq!(rotated.rotate_signed_prekey(0, &mut script), Ok(spk(100)));
+    assert_eq!(rotated.standby_signed_prekey().unwrap().id(), spk(101));
     assert_eq!(script.id_draws, 5);
-    // replenish_standby draws against every accepted signed prekey.
+    // Maintenance replenishing the standby draws against every accepted signed prekey.
     rotated.set_replay_capacity(1).unwrap();
-    let lr = published(rotated.bundle(&bob, None).unwrap());
+    let lr = published(rotated.bundle(None).unwrap());
     rotated
-        .accept(&bob, &initial_message(&alice, &lr, &mut rng))
+        .accept(
+            &initial_message(&alice, &lr, &mut rng),
+            &SessionOptions::new(),
+        )
         .unwrap();
     assert!(rotated.standby_signed_prekey().is_none());
-    let mut script = IdScript::new(&[42, 43, 100, 101, 0, 5], None, 25);
-    assert_eq!(rotated.replenish_standby(&bob, &mut script), Ok(true));
-    assert_eq!(rotated.standby_signed_prekey().unwrap().id(), 5);
-    assert_eq!(script.id_draws, 6);
+    let mut script = IdScript::new(&[42, 43, standby.to_u64(), 100, 101, 0, 5], None, 25);
+    let maintenance = rotated
+        .maintain(0, &PreKeyPolicy::default(), &mut script)
+        .unwrap();
+    assert!(maintenance.replenished_standby);
+    assert_eq!(maintenance.rotated_signed_prekey, None);
+    assert_eq!(maintenance.retired_signed_prekeys, []);
+    assert_eq!(rotated.standby_signed_prekey().unwrap().id(), spk(5));
+    assert_eq!(script.id_draws, 7);
     check_stored(&rotated);
 
     #[cfg(feature = "pqxdh")]
     {
         // Post-quantum: one-time and last-resort ids share one space.
         let pq = store
-            .generate_pq_one_time_prekeys(&bob, 1, &mut rng)
-            .unwrap()[0]
-            .id();
-        let mut script = IdScript::new(&[pq, 0, 9], None, 26);
-        assert_eq!(store.rotate_pq_last_resort_prekey(&bob, &mut script), Ok(9));
-        assert_eq!(script.id_draws, 3);
-        let mut script = IdScript::new(&[9, pq, 10, 10, 0, 11], None, 27);
-        let got: Vec<u64> = store
-            .generate_pq_one_time_prekeys(&bob, 2, &mut script)
+            .generate_pq_one_time_prekeys(1, &mut rng)
             .unwrap()
-            .iter()
-            .map(|k| k.id())
-            .collect();
-        assert_eq!(got, [10, 11]);
+            .created[0];
+        let mut script = IdScript::new(&[pq.to_u64(), 0, 9], None, 26);
+        assert_eq!(
+            store.rotate_pq_last_resort_prekey(0, &mut script),
+            Ok(pqk(9))
+        );
+        assert_eq!(script.id_draws, 3);
+        let mut script = IdScript::new(&[9, pq.to_u64(), 10, 10, 0, 11], None, 27);
+        let got: Vec<PqPreKeyId> = store
+            .generate_pq_one_time_prekeys(2, &mut script)
+            .unwrap()
+            .created;
+        assert_eq!(got, [pqk(10), pqk(11)]);
         assert_eq!(script.id_draws, 6);
     }
     check_stored(&store);
@@ -393,22 +439,20 @@ fn a_draw_of_zero_or_of_a_held_id_is_drawn_again() {
 fn an_rng_stuck_on_a_held_id_fails_after_sixteen_draws_and_changes_nothing() {
     let mut rng = rng(3);
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let mut store = device_of(&bob, &mut rng).unwrap();
     let held = generate_one_time(&mut store, 2, &mut rng);
     #[cfg(feature = "pqxdh")]
     let pq = {
-        store
-            .generate_pq_one_time_prekeys(&bob, 1, &mut rng)
-            .unwrap();
-        store.rotate_pq_last_resort_prekey(&bob, &mut rng).unwrap()
+        store.generate_pq_one_time_prekeys(1, &mut rng).unwrap();
+        store.rotate_pq_last_resort_prekey(0, &mut rng).unwrap()
     };
     let before = store_bytes(&store);
 
-    let mut stuck = IdScript::new(&[], Some(held[0]), 30);
+    let mut stuck = IdScript::new(&[], Some(held[0].to_u64()), 30);
     assert_eq!(
         store
             .generate_one_time_prekeys(1, &mut stuck)
-            .map(|k| k.len()),
+            .map(|g| g.created.len()),
         Err(Error::RandomnessUnavailable)
     );
     assert_eq!(stuck.id_draws, 16);
@@ -419,16 +463,16 @@ fn an_rng_stuck_on_a_held_id_fails_after_sixteen_draws_and_changes_nothing() {
     assert_eq!(
         store
             .generate_one_time_prekeys(2, &mut stuck)
-            .map(|k| k.len()),
+            .map(|g| g.created.len()),
         Err(Error::RandomnessUnavailable)
     );
     assert_eq!(stuck.id_draws, 1 + 16);
     assert!(store_bytes(&store) == before);
 
     let current = store.current_signed_prekey().id();
-    let mut stuck = IdScript::new(&[], Some(current), 32);
+    let mut stuck = IdScript::new(&[], Some(current.to_u64()), 32);
     assert_eq!(
-        store.rotate_signed_prekey(&bob, &mut stuck),
+        store.rotate_signed_prekey(0, &mut stuck),
         Err(Error::RandomnessUnavailable)
     );
     assert_eq!(stuck.id_draws, 16);
@@ -436,17 +480,17 @@ fn an_rng_stuck_on_a_held_id_fails_after_sixteen_draws_and_changes_nothing() {
 
     #[cfg(feature = "pqxdh")]
     {
-        let mut stuck = IdScript::new(&[], Some(pq), 33);
+        let mut stuck = IdScript::new(&[], Some(pq.to_u64()), 33);
         assert_eq!(
-            store.rotate_pq_last_resort_prekey(&bob, &mut stuck),
+            store.rotate_pq_last_resort_prekey(0, &mut stuck),
             Err(Error::RandomnessUnavailable)
         );
         assert_eq!(stuck.id_draws, 16);
-        let mut stuck = IdScript::new(&[], Some(pq), 34);
+        let mut stuck = IdScript::new(&[], Some(pq.to_u64()), 34);
         assert_eq!(
             store
-                .generate_pq_one_time_prekeys(&bob, 1, &mut stuck)
-                .map(|k| k.len()),
+                .generate_pq_one_time_prekeys(1, &mut stuck)
+                .map(|g| g.created.len()),
             Err(Error::RandomnessUnavailable)
         );
         assert_eq!(stuck.id_draws, 16);
@@ -456,13 +500,13 @@ fn an_rng_stuck_on_a_held_id_fails_after_sixteen_draws_and_changes_nothing() {
     // A new store: the standby's id is drawn against the current one.
     let mut script = IdScript::new(&[5], Some(5), 35);
     assert_eq!(
-        PreKeyStore::new(&bob, &mut script).map(|_| ()),
+        device_of(&bob, &mut script).map(|_| ()),
         Err(Error::RandomnessUnavailable)
     );
     assert_eq!(script.id_draws, 1 + 16);
     let mut stuck = IdScript::new(&[], Some(0), 36);
     assert_eq!(
-        PreKeyStore::new(&bob, &mut stuck).map(|_| ()),
+        device_of(&bob, &mut stuck).map(|_| ()),
         Err(Error::RandomnessUnavailable)
     );
     assert_eq!(stuck.id_draws, 16);
@@ -472,23 +516,29 @@ fn an_rng_stuck_on_a_held_id_fails_after_sixteen_draws_and_changes_nothing() {
 fn copies_of_one_store_draw_distinct_ids_from_distinct_rng_streams() {
     let mut rng = rng(4);
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut live = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let mut live = device_of(&bob, &mut rng).unwrap();
+    // Room for every key issued below (the default cap would evict the oldest).
+    live.set_one_time_prekey_cap(MAX_ONE_TIME_PREKEYS as u32)
+        .unwrap();
     generate_one_time(&mut live, 10, &mut rng);
     let backup = store_bytes(&live);
 
     // The live store goes on publishing; a restored copy draws with another RNG stream.
     let issued_by_live = generate_one_time(&mut live, 300, &mut rng);
-    let mut restored = PreKeyStore::from_bytes(&backup).unwrap();
+    let mut restored = LocalDevice::from_bytes(&backup).unwrap();
     let issued_by_copy = generate_one_time(&mut restored, 300, &mut self::rng(40));
-    let live_set: BTreeSet<u64> = issued_by_live.iter().copied().collect();
+    let live_set: BTreeSet<OneTimePreKeyId> = issued_by_live.iter().copied().collect();
     assert!(issued_by_copy.iter().all(|id| !live_set.contains(id)));
 
     // What the copy cannot see: ids only the lost newer state issued. With an RNG that
     // repeats one of them the copy issues it again; a working RNG does so with probability
     // at most (ids issued by the newer state) x (ids drawn by the copy) / 2^64.
-    let mut restored = PreKeyStore::from_bytes(&backup).unwrap();
-    let mut script = IdScript::new(&[issued_by_live[0]], None, 41);
-    let again = restored.generate_one_time_prekeys(1, &mut script).unwrap()[0].id();
+    let mut restored = LocalDevice::from_bytes(&backup).unwrap();
+    let mut script = IdScript::new(&[issued_by_live[0].to_u64()], None, 41);
+    let again = restored
+        .generate_one_time_prekeys(1, &mut script)
+        .unwrap()
+        .created[0];
     assert_eq!(again, issued_by_live[0]);
 }
 
@@ -496,12 +546,12 @@ fn copies_of_one_store_draw_distinct_ids_from_distinct_rng_streams() {
 fn one_time_prekeys_iterate_in_generation_order_not_id_order() {
     let mut rng = rng(5);
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let mut store = device_of(&bob, &mut rng).unwrap();
     let mut generated = generate_one_time(&mut store, 20, &mut rng);
     // A descending script: in id order these would come first.
     let mut script = IdScript::new(&[30, 20, 10], None, 50);
     store.generate_one_time_prekeys(3, &mut script).unwrap();
-    generated.extend([30, 20, 10]);
+    generated.extend([otk(30), otk(20), otk(10)]);
     generated.extend(generate_one_time(&mut store, 20, &mut rng));
     assert_eq!(one_time_ids(&store), generated);
     let mut sorted = generated.clone();
@@ -522,16 +572,13 @@ fn one_time_prekeys_iterate_in_generation_order_not_id_order() {
     {
         let mut store = reloaded;
         let mut script = IdScript::new(&[9, 3, 7], None, 51);
-        store
-            .generate_pq_one_time_prekeys(&bob, 3, &mut script)
-            .unwrap();
-        store.rotate_pq_last_resort_prekey(&bob, &mut rng).unwrap();
+        store.generate_pq_one_time_prekeys(3, &mut script).unwrap();
+        store.rotate_pq_last_resort_prekey(0, &mut rng).unwrap();
         let mut script = IdScript::new(&[1, 8], None, 52);
-        store
-            .generate_pq_one_time_prekeys(&bob, 2, &mut script)
-            .unwrap();
-        assert_eq!(pq_one_time_ids(&store), [9, 3, 7, 1, 8]);
-        assert_eq!(pq_one_time_ids(&copy(&store)), [9, 3, 7, 1, 8]);
+        store.generate_pq_one_time_prekeys(2, &mut script).unwrap();
+        let expected = [9, 3, 7, 1, 8].map(pqk);
+        assert_eq!(pq_one_time_ids(&store), expected);
+        assert_eq!(pq_one_time_ids(&copy(&store)), expected);
         // Classical and PQ keys share the counter: the classical order is unchanged.
         assert_eq!(one_time_ids(&store), generated);
     }
@@ -546,7 +593,7 @@ fn one_time_prekeys_iterate_in_generation_order_not_id_order() {
 struct Restore {
     alice: IdentityKeyPair,
     bob: IdentityKeyPair,
-    store: PreKeyStore,
+    store: LocalDevice,
     backup: Vec<u8>,
     rng: ChaCha20Rng,
 }
@@ -556,14 +603,12 @@ impl Restore {
         let mut rng = rng(seed);
         let alice = IdentityKeyPair::generate(&mut rng).unwrap();
         let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-        let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+        let mut store = device_of(&bob, &mut rng).unwrap();
         generate_one_time(&mut store, 3, &mut rng);
         #[cfg(feature = "pqxdh")]
         {
-            store
-                .generate_pq_one_time_prekeys(&bob, 2, &mut rng)
-                .unwrap();
-            store.rotate_pq_last_resort_prekey(&bob, &mut rng).unwrap();
+            store.generate_pq_one_time_prekeys(2, &mut rng).unwrap();
+            store.rotate_pq_last_resort_prekey(0, &mut rng).unwrap();
         }
         let backup = store_bytes(&store);
         Restore {
@@ -575,32 +620,27 @@ impl Restore {
         }
     }
 
-    fn restored(&self) -> PreKeyStore {
-        PreKeyStore::from_bytes(&self.backup).unwrap()
+    fn restored(&self) -> LocalDevice {
+        LocalDevice::from_bytes(&self.backup).unwrap()
     }
 
     /// The live store accepts `message`, then refuses its replay with `replay_error`; a copy
     /// restored from the backup accepts it again (the hazard); a copy restored with
     /// `after_restore` refuses it.
     fn check(&mut self, message: &[u8], replay_error: Error) {
-        let accepted = self.store.accept(&self.bob, message).unwrap();
+        let accepted = self.store.accept(message, &SessionOptions::new()).unwrap();
         assert_eq!(accepted.plaintext, b"hello");
-        assert_refused(&mut self.store, &self.bob, message, replay_error);
+        assert_refused(&mut self.store, message, replay_error);
 
         let mut naive = self.restored();
-        let second = naive.accept(&self.bob, message).unwrap();
+        let second = naive.accept(message, &SessionOptions::new()).unwrap();
         assert_eq!(second.plaintext, b"hello");
         assert_eq!(second.session.id(), accepted.session.id());
 
         let mut restored = self.restored();
         let old_spk = restored.current_signed_prekey().id();
-        restored.after_restore(&self.bob, &mut self.rng).unwrap();
-        assert_refused(
-            &mut restored,
-            &self.bob,
-            message,
-            Error::UnknownSignedPreKey(old_spk),
-        );
+        restored.after_restore(0, &mut self.rng).unwrap();
+        assert_refused(&mut restored, message, Error::UnknownSignedPreKey(old_spk));
     }
 }
 
@@ -608,7 +648,7 @@ impl Restore {
 fn after_restore_refuses_a_replayed_message_that_consumed_a_one_time_prekey() {
     let mut r = Restore::new(10);
     let opk = r.store.one_time_prekeys().next().unwrap().id();
-    let bundle = published(r.store.bundle(&r.bob, Some(opk)).unwrap());
+    let bundle = published(r.store.bundle(Some(opk)).unwrap());
     let message = initial_message(&r.alice, &bundle, &mut r.rng);
     r.check(&message, Error::UnknownOneTimePreKey(opk));
 }
@@ -616,7 +656,7 @@ fn after_restore_refuses_a_replayed_message_that_consumed_a_one_time_prekey() {
 #[test]
 fn after_restore_refuses_a_last_resort_replay_whose_record_was_lost() {
     let mut r = Restore::new(11);
-    let bundle = published(r.store.bundle(&r.bob, None).unwrap());
+    let bundle = published(r.store.bundle(None).unwrap());
     let message = initial_message(&r.alice, &bundle, &mut r.rng);
     r.check(&message, Error::DuplicateOrExpired);
 }
@@ -626,13 +666,13 @@ fn after_restore_refuses_a_last_resort_replay_whose_record_was_lost() {
 fn after_restore_refuses_a_replayed_message_that_consumed_a_pq_one_time_prekey() {
     let mut r = Restore::new(12);
     let pq = r.store.pq_one_time_prekeys().next().unwrap().id();
-    let bundle = published(r.store.pq_bundle(&r.bob, None, Some(pq)).unwrap());
+    let bundle = published(r.store.pq_bundle(None, Some(pq)).unwrap());
     let message = initial_message(&r.alice, &bundle, &mut r.rng);
     r.check(&message, Error::UnknownPqPreKey(pq));
 
     // A PQ last-resort message records its base key too.
     let mut r = Restore::new(13);
-    let bundle = published(r.store.pq_bundle(&r.bob, None, None).unwrap());
+    let bundle = published(r.store.pq_bundle(None, None).unwrap());
     let message = initial_message(&r.alice, &bundle, &mut r.rng);
     r.check(&message, Error::DuplicateOrExpired);
 }
@@ -643,12 +683,15 @@ fn restored_lists_exactly_the_new_ids() {
     let mut store = r.restored();
     store.set_replay_capacity(7).unwrap();
     // Some replay records and a previous signed prekey, all of which go.
-    let lr = published(store.bundle(&r.bob, None).unwrap());
+    let lr = published(store.bundle(None).unwrap());
     store
-        .accept(&r.bob, &initial_message(&r.alice, &lr, &mut r.rng))
+        .accept(
+            &initial_message(&r.alice, &lr, &mut r.rng),
+            &SessionOptions::new(),
+        )
         .unwrap();
     let old_spk = store.current_signed_prekey().id();
-    store.rotate_signed_prekey(&r.bob, &mut r.rng).unwrap();
+    store.rotate_signed_prekey(0, &mut r.rng).unwrap();
     let old_signed = [
         old_spk,
         store.current_signed_prekey().id(),
@@ -656,10 +699,10 @@ fn restored_lists_exactly_the_new_ids() {
     ];
     let old_one_time = one_time_ids(&store);
     #[cfg(feature = "pqxdh")]
-    let old_pq: Vec<u64> = pq_one_time_ids(&store);
+    let old_pq: Vec<PqPreKeyId> = pq_one_time_ids(&store);
     let sequence = next_sequence(&store);
 
-    let restored: Restored = store.after_restore(&r.bob, &mut r.rng).unwrap();
+    let restored: Restored = store.after_restore(0, &mut r.rng).unwrap();
 
     // Signed: a new current one and a new standby; nothing old is accepted.
     assert_eq!(restored.signed_prekey, store.current_signed_prekey().id());
@@ -693,7 +736,7 @@ fn restored_lists_exactly_the_new_ids() {
             PqPreKeyKind::LastResort
         );
         // The current PQ bundle names the new last-resort key.
-        let bundle = store.pq_bundle(&r.bob, None, None).unwrap();
+        let bundle = store.pq_bundle(None, None).unwrap();
         assert_eq!(bundle.post_quantum_prekey_id(), Some(last_resort));
         new_keys += restored.pq_one_time_prekeys.len() as u64 + 1;
     }
@@ -707,13 +750,12 @@ fn restored_lists_exactly_the_new_ids() {
     check_stored(&store);
 
     // The new bundle works.
-    let bundle = published(
-        store
-            .bundle(&r.bob, Some(restored.one_time_prekeys[0]))
-            .unwrap(),
-    );
+    let bundle = published(store.bundle(Some(restored.one_time_prekeys[0])).unwrap());
     let accepted = store
-        .accept(&r.bob, &initial_message(&r.alice, &bundle, &mut r.rng))
+        .accept(
+            &initial_message(&r.alice, &bundle, &mut r.rng),
+            &SessionOptions::new(),
+        )
         .unwrap();
     assert_eq!(
         accepted.used_one_time_prekey,
@@ -721,8 +763,8 @@ fn restored_lists_exactly_the_new_ids() {
     );
 
     // A store without PQ keys reports none.
-    let mut plain = PreKeyStore::new(&r.bob, &mut r.rng).unwrap();
-    let restored = plain.after_restore(&r.bob, &mut r.rng).unwrap();
+    let mut plain = device_of(&r.bob, &mut r.rng).unwrap();
+    let restored = plain.after_restore(0, &mut r.rng).unwrap();
     assert!(restored.one_time_prekeys.is_empty());
     assert!(restored.pq_one_time_prekeys.is_empty());
     assert_eq!(restored.pq_last_resort_prekey, None);
@@ -737,7 +779,7 @@ fn after_restore_changes_nothing_when_the_rng_fails() {
     let mut draws = 0;
     loop {
         let mut failing = FailingRng::with_seed(draws, 150 + draws as u64);
-        match store.after_restore(&r.bob, &mut failing) {
+        match store.after_restore(0, &mut failing) {
             Err(e) => {
                 assert_eq!(e, Error::RandomnessUnavailable);
                 assert!(store_bytes(&store) == before, "changed after {draws} draws");
@@ -761,7 +803,7 @@ fn after_restore_changes_nothing_when_the_rng_fails() {
 struct Flood {
     bob: IdentityKeyPair,
     flooder: IdentityKeyPair,
-    store: PreKeyStore,
+    store: LocalDevice,
     rng: ChaCha20Rng,
     /// The largest stored size seen.
     largest: usize,
@@ -772,7 +814,7 @@ impl Flood {
         let mut rng = rng(seed);
         let bob = IdentityKeyPair::generate(&mut rng).unwrap();
         let flooder = IdentityKeyPair::generate(&mut rng).unwrap();
-        let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+        let mut store = device_of(&bob, &mut rng).unwrap();
         assert_eq!(
             store.replay_capacity(),
             MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY
@@ -790,7 +832,7 @@ impl Flood {
     }
 
     fn last_resort_bundle(&self) -> PreKeyBundle {
-        published(self.store.bundle(&self.bob, None).unwrap())
+        published(self.store.bundle(None).unwrap())
     }
 
     /// A new last-resort initial message from `bundle`.
@@ -799,7 +841,7 @@ impl Flood {
     }
 
     fn accept(&mut self, message: &[u8]) -> Result<Accepted, Error> {
-        self.store.accept(&self.bob, message)
+        self.store.accept(message, &SessionOptions::new())
     }
 
     /// Floods `count` last-resort messages from `bundle`; all but the last are accepted
@@ -829,7 +871,7 @@ impl Flood {
 
     #[track_caller]
     fn refused(&mut self, message: &[u8], expected: Error) {
-        assert_refused(&mut self.store, &self.bob, message, expected);
+        assert_refused(&mut self.store, message, expected);
     }
 }
 
@@ -837,7 +879,7 @@ impl Flood {
 fn replay_capacity_is_bounded() {
     let mut rng = rng(29);
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let mut store = device_of(&bob, &mut rng).unwrap();
     let before = store_bytes(&store);
     for bad in [0, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY + 1, u32::MAX] {
         assert_eq!(store.set_replay_capacity(bad), Err(Error::InvalidLimits));
@@ -857,19 +899,17 @@ fn a_flood_switches_to_the_standby_and_locks_out_no_new_contact() {
     let spk1 = f.store.current_signed_prekey().id();
     let spk2 = f.store.standby_signed_prekey().unwrap().id();
     let old_bundle = f.last_resort_bundle();
-    let old_bundle_with_opk = published(f.store.bundle(&f.bob, Some(opks[0])).unwrap());
+    let old_bundle_with_opk = published(f.store.bundle(Some(opks[0])).unwrap());
     #[cfg(feature = "pqxdh")]
     let old_pq_bundle = {
         let pq = f
             .store
-            .generate_pq_one_time_prekeys(&f.bob, 1, &mut f.rng)
-            .unwrap()[0]
-            .id();
-        f.store
-            .rotate_pq_last_resort_prekey(&f.bob, &mut f.rng)
-            .unwrap();
-        let one_time = published(f.store.pq_bundle(&f.bob, None, Some(pq)).unwrap());
-        let last_resort = published(f.store.pq_bundle(&f.bob, None, None).unwrap());
+            .generate_pq_one_time_prekeys(1, &mut f.rng)
+            .unwrap()
+            .created[0];
+        f.store.rotate_pq_last_resort_prekey(0, &mut f.rng).unwrap();
+        let one_time = published(f.store.pq_bundle(None, Some(pq)).unwrap());
+        let last_resort = published(f.store.pq_bundle(None, None).unwrap());
         (one_time, last_resort)
     };
     f.watch();
@@ -934,18 +974,30 @@ fn a_flood_switches_to_the_standby_and_locks_out_no_new_contact() {
     let m = f.message(&new_bundle);
     f.refused(&m, Error::StoreFull);
     // Sessions with a one-time prekey still go through.
-    let bundle = published(f.store.bundle(&f.bob, Some(opks[1])).unwrap());
+    let bundle = published(f.store.bundle(Some(opks[1])).unwrap());
     let m = initial_message(&dave, &bundle, &mut f.rng);
     assert_eq!(f.accept(&m).unwrap().notice, None);
 
     // A standby alone does not make the full prekey accept more records; rotating does.
-    assert_eq!(f.store.replenish_standby(&f.bob, &mut f.rng), Ok(true));
-    assert_eq!(f.store.replenish_standby(&f.bob, &mut f.rng), Ok(false));
-    let spk3 = f.store.standby_signed_prekey().unwrap().id();
+    assert_eq!(
+        f.store
+            .maintain(0, &PreKeyPolicy::default(), &mut f.rng)
+            .map(|m| m.replenished_standby),
+        Ok(true)
+    );
+    assert_eq!(
+        f.store
+            .maintain(0, &PreKeyPolicy::default(), &mut f.rng)
+            .map(|m| m.replenished_standby),
+        Ok(false)
+    );
+    let spk4 = f.store.standby_signed_prekey().unwrap().id();
     let m = f.message(&new_bundle);
     f.refused(&m, Error::StoreFull);
-    assert_eq!(f.store.rotate_signed_prekey(&f.bob, &mut f.rng), Ok(spk3));
-    let spk4 = f.store.standby_signed_prekey().unwrap().id();
+    // The rotation makes a fresh signed prekey current and keeps the standby.
+    let spk3 = f.store.rotate_signed_prekey(0, &mut f.rng).unwrap();
+    assert!(![spk1, spk2, spk4].contains(&spk3));
+    assert_eq!(f.store.standby_signed_prekey().unwrap().id(), spk4);
     f.watch();
     let bundle3 = f.last_resort_bundle();
     assert_eq!(bundle3.signed_prekey_id(), spk3);
@@ -953,7 +1005,7 @@ fn a_flood_switches_to_the_standby_and_locks_out_no_new_contact() {
     let m = initial_message(&erin, &bundle3, &mut f.rng);
     assert_eq!(f.accept(&m).unwrap().notice, None);
 
-    // With the standby the rotation made, the next fill switches again.
+    // With the standby the rotation kept, the next fill switches again.
     let (_, notice) = f.fill(&bundle3, 3);
     assert_eq!(
         notice,
@@ -973,10 +1025,7 @@ fn a_flood_switches_to_the_standby_and_locks_out_no_new_contact() {
     assert!(f.store.retire_signed_prekey(spk1));
     assert!(!f.store.retire_signed_prekey(spk1));
     assert_eq!(f.store.replay_records(), 8);
-    assert_eq!(
-        store_bytes(&f.store).len(),
-        size - (layout::SIGNED_PREKEY + 4 + 4 * layout::RECORD)
-    );
+    assert_eq!(store_bytes(&f.store).len(), size - layout::signed(4));
     for m in &flood1 {
         f.refused(m, Error::UnknownSignedPreKey(spk1));
     }
@@ -989,22 +1038,31 @@ fn a_flood_switches_to_the_standby_and_locks_out_no_new_contact() {
 #[test]
 fn sixteen_full_signed_prekeys_stay_under_max_stored_size() {
     let capacity = 2;
+    let policy = PreKeyPolicy::default();
     let mut f = Flood::new(31, capacity);
     let mut previous = Vec::new();
+    let mut floods = Vec::new();
     let mut full = None;
     let mut last_bundle = None;
+    // The app's clock: a minute between maintenance runs, far below the rotation age.
+    let mut now = 0;
     while full.is_none() {
         let bundle = f.last_resort_bundle();
-        let (_, notice) = f.fill(&bundle, capacity as usize);
+        let (flood, notice) = f.fill(&bundle, capacity as usize);
+        floods.push(flood);
         last_bundle = Some(bundle);
         match notice {
             Some(StoreNotice::SignedPreKeySwitched { previous: id, .. }) => {
                 previous.push(id);
-                // The app does as told; the 16th signed prekey is the last one.
-                match f.store.replenish_standby(&f.bob, &mut f.rng) {
-                    Ok(true) => {}
-                    Err(Error::StoreFull) => {}
-                    other => panic!("replenish_standby: {other:?}"),
+                // The app does as told while there is room: maintenance replenishes the
+                // standby, retiring nothing. Once the 16th signed prekey is current (15
+                // previous ones, no standby) the app holds off, so that all 16 fill.
+                if previous.len() < MAX_SIGNED_PREKEYS - 1 {
+                    now += 60;
+                    let done = f.store.maintain(now, &policy, &mut f.rng).unwrap();
+                    assert!(done.replenished_standby);
+                    assert_eq!(done.retired_signed_prekeys, []);
+                    assert_eq!(done.rotated_signed_prekey, None);
                 }
             }
             Some(StoreNotice::SignedPreKeyFull { id }) => full = Some(id),
@@ -1018,13 +1076,9 @@ fn sixteen_full_signed_prekeys_stay_under_max_stored_size() {
         f.store.replay_records(),
         MAX_SIGNED_PREKEYS * capacity as usize
     );
-    // Every cap of signed prekeys is reached: no rotation, no standby, no new record.
+    // Every cap of signed prekeys is reached: no rotation, no new record.
     assert_eq!(
-        f.store.rotate_signed_prekey(&f.bob, &mut f.rng),
-        Err(Error::StoreFull)
-    );
-    assert_eq!(
-        f.store.replenish_standby(&f.bob, &mut f.rng),
+        f.store.rotate_signed_prekey(now, &mut f.rng),
         Err(Error::StoreFull)
     );
     let m = f.message(&last_bundle.unwrap());
@@ -1044,22 +1098,54 @@ fn sixteen_full_signed_prekeys_stay_under_max_stored_size() {
     println!("largest prekey store: {largest} bytes; MAX_STORED_SIZE = {MAX_STORED_SIZE}");
     assert!(largest <= MAX_STORED_SIZE);
 
-    // Retiring one previous signed prekey makes room for a standby; a rotation, which
-    // draws a new standby, needs a second one retired.
-    let mut previous = previous.into_iter();
-    assert!(f.store.retire_signed_prekey(previous.next().unwrap()));
-    assert_eq!(f.store.replenish_standby(&f.bob, &mut f.rng), Ok(true));
+    // By hand: retiring one previous signed prekey makes room for a standby, which
+    // maintenance then generates without retiring anything.
+    let mut by_hand = copy(&f.store);
+    assert!(by_hand.retire_signed_prekey(previous[0]));
+    let done = by_hand.maintain(now + 60, &policy, &mut f.rng).unwrap();
+    assert!(done.replenished_standby);
+    assert_eq!(done.retired_signed_prekeys, []);
+
+    // Left to maintenance: it makes room for the standby itself, retiring the
+    // longest-replaced signed prekey (the first filled), and reports it.
+    now += 60;
+    let done = f.store.maintain(now, &policy, &mut f.rng).unwrap();
+    assert!(done.replenished_standby);
+    assert_eq!(done.retired_signed_prekeys, [previous[0]]);
+    assert_eq!(done.rotated_signed_prekey, None);
+    assert!(f.store.signed_prekey(previous[0]).is_none());
+    assert!(previous[1..]
+        .iter()
+        .all(|id| f.store.signed_prekey(*id).is_some()));
     assert_eq!(
-        f.store.rotate_signed_prekey(&f.bob, &mut f.rng),
+        f.store.replay_records(),
+        (MAX_SIGNED_PREKEYS - 1) * capacity as usize
+    );
+    for m in &floods[0] {
+        f.refused(m, Error::UnknownSignedPreKey(previous[0]));
+    }
+    let standby = f.store.standby_signed_prekey().unwrap().id();
+    // A rotation, which keeps the standby, needs a second one retired: `rotate_signed_prekey`
+    // refuses, and a due rotation in maintenance retires the next longest-replaced one.
+    assert_eq!(
+        f.store.rotate_signed_prekey(now, &mut f.rng),
         Err(Error::StoreFull)
     );
-    assert!(f.store.retire_signed_prekey(previous.next().unwrap()));
-    let standby = f.store.standby_signed_prekey().unwrap().id();
-    assert_eq!(
-        f.store.rotate_signed_prekey(&f.bob, &mut f.rng),
-        Ok(standby)
-    );
+    let full = f.store.current_signed_prekey().id();
+    now += policy.rotate_after;
+    let done = f.store.maintain(now, &policy, &mut f.rng).unwrap();
+    assert_eq!(done.retired_signed_prekeys, [previous[1]]);
+    assert!(!done.replenished_standby);
+    let rotated = done.rotated_signed_prekey.unwrap();
+    assert_eq!(f.store.current_signed_prekey().id(), rotated);
+    assert_eq!(f.store.standby_signed_prekey().unwrap().id(), standby);
+    assert!(f.store.signed_prekey(full).is_some(), "still accepted");
+    assert!(f.store.signed_prekey(previous[1]).is_none());
+    for m in &floods[1] {
+        f.refused(m, Error::UnknownSignedPreKey(previous[1]));
+    }
     let bundle = f.last_resort_bundle();
+    assert_eq!(bundle.signed_prekey_id(), rotated);
     let m = f.message(&bundle);
     assert_eq!(f.accept(&m).unwrap().notice, None);
     f.watch();
@@ -1070,7 +1156,7 @@ fn sixteen_full_signed_prekeys_stay_under_max_stored_size() {
 /// written and the replay records appended since, with what writing them cost.
 #[derive(Clone, Default)]
 struct Journaled {
-    /// The last whole store written (`PreKeyStore::to_bytes`).
+    /// The last whole store written (`LocalDevice::to_bytes`).
     store: Vec<u8>,
     /// `ReplayRecord::to_bytes` of the accepts since, in order.
     journal: Vec<u8>,
@@ -1092,13 +1178,13 @@ struct Journaled {
 
 impl Journaled {
     /// A device that has just written `store`.
-    fn new(store: &PreKeyStore) -> Journaled {
+    fn new(store: &LocalDevice) -> Journaled {
         let mut j = Journaled::default();
         j.rewrite(store);
         j
     }
 
-    fn write_store(&mut self, store: &PreKeyStore) {
+    fn write_store(&mut self, store: &LocalDevice) {
         self.store = store_bytes(store);
         self.store_bytes += self.store.len();
         self.store_writes += 1;
@@ -1118,14 +1204,14 @@ impl Journaled {
     /// The whole store, then an empty journal: after a change the app made (rotate,
     /// replenish, retire, generate), after an accept that changed the store's keys, or to
     /// compact.
-    fn rewrite(&mut self, store: &PreKeyStore) {
+    fn rewrite(&mut self, store: &LocalDevice) {
         self.write_store(store);
         self.truncate();
     }
 
     /// SPEC.md §8.4, in one transaction with the new session: the whole store and an empty
     /// journal if the accept changed the store's keys, else its record appended.
-    fn persist(&mut self, store: &PreKeyStore, accepted: &Accepted) {
+    fn persist(&mut self, store: &LocalDevice, accepted: &Accepted) {
         self.accepts += 1;
         let session = accepted.session.to_bytes().len();
         self.session_bytes += session;
@@ -1152,8 +1238,8 @@ impl Journaled {
 
     /// What a restart loads: the store, then the journal applied to it, with the notice
     /// applying gave.
-    fn load(&self) -> (PreKeyStore, Option<StoreNotice>) {
-        let mut store = PreKeyStore::from_bytes(&self.store).unwrap();
+    fn load(&self) -> (LocalDevice, Option<StoreNotice>) {
+        let mut store = LocalDevice::from_bytes(&self.store).unwrap();
         let notice = store.apply_replay_records(&self.records()).unwrap();
         (store, notice)
     }
@@ -1166,7 +1252,7 @@ impl Journaled {
 
 /// Asserts that the journal loads to exactly the live store; returns the load's notice.
 #[track_caller]
-fn assert_loads_to(journaled: &Journaled, live: &PreKeyStore) -> Option<StoreNotice> {
+fn assert_loads_to(journaled: &Journaled, live: &LocalDevice) -> Option<StoreNotice> {
     let (loaded, notice) = journaled.load();
     assert!(
         store_bytes(&loaded) == store_bytes(live),
@@ -1178,12 +1264,12 @@ fn assert_loads_to(journaled: &Journaled, live: &PreKeyStore) -> Option<StoreNot
 
 /// What the app wrote during a flood: the whole store after every accept (`bytes`) and,
 /// side by side, the journal form of SPEC.md §8.4 (`journal`), which also writes the whole
-/// store after each change the app makes (`replenish_standby`; not counted in `bytes`).
+/// store after each change the app makes (maintenance; not counted in `bytes`).
 struct Writes {
     accepts: usize,
     bytes: usize,
     journal: Journaled,
-    /// `replenish_standby` calls that changed the store.
+    /// Maintenance runs that changed the store (a standby generated).
     app_changes: usize,
     /// The journal is checked to load to the live store after every `check_every`-th
     /// accept, and after every accept that changed the store's keys.
@@ -1191,7 +1277,7 @@ struct Writes {
 }
 
 impl Writes {
-    fn new(store: &PreKeyStore, check_every: usize) -> Writes {
+    fn new(store: &LocalDevice, check_every: usize) -> Writes {
         Writes {
             accepts: 0,
             bytes: 0,
@@ -1201,18 +1287,27 @@ impl Writes {
         }
     }
 
-    /// Calls `replenish_standby` as a `SignedPreKeySwitched` tells the app to (`StoreFull`
-    /// once 16 signed prekeys are held); the journal form writes the store if it changed.
+    /// Runs maintenance as a `SignedPreKeySwitched` tells the app to, generating a standby,
+    /// while the standby fits beside the signed prekeys held (with 16 held, maintenance
+    /// would make room by retiring the longest-replaced one: the app holds off, so that
+    /// the flood fills all 16); the journal form writes the store if it changed.
     fn replenish(&mut self, f: &mut Flood) {
-        match f.store.replenish_standby(&f.bob, &mut f.rng) {
-            Ok(true) => {
-                self.app_changes += 1;
-                self.journal.rewrite(&f.store);
-                assert_loads_to(&self.journal, &f.store);
-            }
-            Err(Error::StoreFull) => {}
-            other => panic!("replenish_standby: {other:?}"),
+        let held = 1
+            + f.store.previous_signed_prekeys().count()
+            + usize::from(f.store.standby_signed_prekey().is_some());
+        if held >= MAX_SIGNED_PREKEYS {
+            return;
         }
+        let done = f
+            .store
+            .maintain(0, &PreKeyPolicy::default(), &mut f.rng)
+            .unwrap();
+        assert!(done.replenished_standby);
+        assert_eq!(done.retired_signed_prekeys, []);
+        assert_eq!(done.rotated_signed_prekey, None);
+        self.app_changes += 1;
+        self.journal.rewrite(&f.store);
+        assert_loads_to(&self.journal, &f.store);
     }
 
     /// Checks that the journal form wrote bytes linear in the accepts, and that writing the
@@ -1250,7 +1345,7 @@ impl Writes {
             "{what}: {n} accepts (capacity {capacity}); prekey-store bytes written: whole store \
              after every accept {} ({} per accept) vs journal {} ({} per accept; linear bound \
              {per_accept} per accept + 3 x {}) = {} whole-store writes ({} bytes: 1 at setup, \
-             {} after accepts with store_keys_changed, {} after replenish_standby) + {} \
+             {} after accepts with store_keys_changed, {} after maintenance) + {} \
              records appended ({} bytes); {:.0}x fewer; sessions written in both: {} bytes",
             self.bytes,
             self.bytes / n,
@@ -1305,7 +1400,7 @@ fn flood_writing(
 }
 
 /// The full-size flood: capacity 1024; fill the current signed prekey, the switch, fill the
-/// next (after the app replenished the standby, as the notice tells it to); then on until
+/// next (after the app's maintenance replenished the standby, as the notice tells it to); then on until
 /// all 16 signed prekeys are full (`SignedPreKeyFull`), and every one-time and PQ prekey cap
 /// is reached: the largest store there is. The app writes the whole store after every
 /// accept and, side by side, the journal form (SPEC.md §8.4), checked to load to the live
@@ -1379,7 +1474,8 @@ fn full_size_flood() {
     );
     writes.check_and_print(&f, capacity, "full-size flood, two signed prekeys filled");
 
-    // On until every signed prekey is full, the app replenishing after every switch.
+    // On until every signed prekey is full, the app replenishing after every switch while
+    // there is room.
     let mut bundle = bundle3;
     let mut count = capacity - 1;
     let full = loop {
@@ -1398,7 +1494,7 @@ fn full_size_flood() {
     let m = f.message(&bundle);
     f.refused(&m, Error::StoreFull);
     assert_eq!(
-        f.store.rotate_signed_prekey(&f.bob, &mut f.rng),
+        f.store.rotate_signed_prekey(0, &mut f.rng),
         Err(Error::StoreFull)
     );
     let size = check_stored(&f.store);
@@ -1423,18 +1519,19 @@ fn full_size_flood() {
 
     // Every one-time and PQ prekey cap reached as well: the largest store, still loadable.
     let t = Instant::now();
+    f.store
+        .set_one_time_prekey_cap(MAX_ONE_TIME_PREKEYS as u32)
+        .unwrap();
     let opks = generate_one_time(&mut f.store, MAX_ONE_TIME_PREKEYS, &mut f.rng);
-    assert_eq!(
-        f.store
-            .generate_one_time_prekeys(1, &mut f.rng)
-            .map(|k| k.len()),
-        Err(Error::StoreFull)
-    );
     // A contact with a one-time prekey of a full signed prekey is accepted.
-    let with_opk = published(f.store.bundle(&f.bob, Some(opks[0])).unwrap());
+    let with_opk = published(f.store.bundle(Some(opks[0])).unwrap());
     let m = initial_message(&f.flooder, &with_opk, &mut f.rng);
     assert_eq!(f.accept(&m).unwrap().used_one_time_prekey, Some(opks[0]));
     generate_one_time(&mut f.store, 1, &mut f.rng);
+    // At the cap, one more evicts the oldest.
+    let more = f.store.generate_one_time_prekeys(1, &mut f.rng).unwrap();
+    assert_eq!(more.evicted, [opks[1]]);
+    assert_eq!(f.store.one_time_prekeys().count(), MAX_ONE_TIME_PREKEYS);
     let pq = if cfg!(feature = "pqxdh") {
         MAX_PQ_ONE_TIME_PREKEYS + MAX_PQ_LAST_RESORT_PREKEYS
     } else {
@@ -1443,12 +1540,10 @@ fn full_size_flood() {
     #[cfg(feature = "pqxdh")]
     {
         f.store
-            .generate_pq_one_time_prekeys(&f.bob, MAX_PQ_ONE_TIME_PREKEYS, &mut f.rng)
+            .generate_pq_one_time_prekeys(MAX_PQ_ONE_TIME_PREKEYS, &mut f.rng)
             .unwrap();
         for _ in 0..MAX_PQ_LAST_RESORT_PREKEYS {
-            f.store
-                .rotate_pq_last_resort_prekey(&f.bob, &mut f.rng)
-                .unwrap();
+            f.store.rotate_pq_last_resort_prekey(0, &mut f.rng).unwrap();
         }
     }
     let size = check_stored(&f.store);
@@ -1462,20 +1557,29 @@ fn full_size_flood() {
     );
 
     // Retiring the first filled prekey drops its 1024 records; the space it frees takes a
-    // standby, and a second one retired lets the app rotate.
+    // standby, and a second one retired lets the app rotate (a fresh current signed
+    // prekey; the standby is kept).
     assert!(f.store.retire_signed_prekey(spk1));
     assert_eq!(
         f.store.replay_records(),
         (MAX_SIGNED_PREKEYS - 1) * capacity
     );
     f.refused(&flood1[0], Error::UnknownSignedPreKey(spk1));
-    assert_eq!(f.store.replenish_standby(&f.bob, &mut f.rng), Ok(true));
-    assert!(f.store.retire_signed_prekey(spk2));
+    let done = f
+        .store
+        .maintain(0, &PreKeyPolicy::default(), &mut f.rng)
+        .unwrap();
+    assert!(done.replenished_standby);
+    assert_eq!(done.retired_signed_prekeys, []);
     let standby = f.store.standby_signed_prekey().unwrap().id();
     assert_eq!(
-        f.store.rotate_signed_prekey(&f.bob, &mut f.rng),
-        Ok(standby)
+        f.store.rotate_signed_prekey(0, &mut f.rng),
+        Err(Error::StoreFull)
     );
+    assert!(f.store.retire_signed_prekey(spk2));
+    let rotated = f.store.rotate_signed_prekey(0, &mut f.rng).unwrap();
+    assert_ne!(rotated, standby);
+    assert_eq!(f.store.standby_signed_prekey().unwrap().id(), standby);
     let m = f.message(&f.last_resort_bundle());
     assert_eq!(f.accept(&m).unwrap().notice, None);
     println!("full-size flood done in {:?}", started.elapsed());
@@ -1511,10 +1615,10 @@ fn a_journaled_flood_writes_bytes_linear_in_the_accepts() {
 }
 
 /// A replay record under `signed_prekey_id` with a random (valid) base key.
-fn random_record(signed_prekey_id: u64, rng: &mut ChaCha20Rng) -> ReplayRecord {
+fn random_record(signed_prekey_id: SignedPreKeyId, rng: &mut ChaCha20Rng) -> ReplayRecord {
     let mut bytes = [0u8; ReplayRecord::LENGTH];
     bytes[..2].copy_from_slice(&[STORAGE_VERSION, 0x29]);
-    bytes[2..10].copy_from_slice(&signed_prekey_id.to_be_bytes());
+    bytes[2..10].copy_from_slice(&signed_prekey_id.to_u64().to_be_bytes());
     rng.fill_bytes(&mut bytes[10..]);
     bytes[ReplayRecord::LENGTH - 1] &= 0x3f;
     ReplayRecord::from_bytes(&bytes).unwrap()
@@ -1583,14 +1687,14 @@ impl Flood {
                 Kind::PqOneTime | Kind::BothOneTime => {
                     let keys = self
                         .store
-                        .generate_pq_one_time_prekeys(&self.bob, 1, &mut self.rng)
+                        .generate_pq_one_time_prekeys(1, &mut self.rng)
                         .unwrap();
-                    Some(Some(keys[0].id()))
+                    Some(Some(keys.created[0]))
                 }
                 Kind::PqLastResort => {
-                    if self.store.pq_bundle(&self.bob, None, None).is_err() {
+                    if self.store.pq_bundle(None, None).is_err() {
                         self.store
-                            .rotate_pq_last_resort_prekey(&self.bob, &mut self.rng)
+                            .rotate_pq_last_resort_prekey(0, &mut self.rng)
                             .unwrap();
                     }
                     Some(None)
@@ -1598,11 +1702,11 @@ impl Flood {
                 _ => None,
             };
             if let Some(pq_one_time) = pq {
-                let bundle = self.store.pq_bundle(&self.bob, opk, pq_one_time);
+                let bundle = self.store.pq_bundle(opk, pq_one_time);
                 return published(bundle.unwrap());
             }
         }
-        published(self.store.bundle(&self.bob, opk).unwrap())
+        published(self.store.bundle(opk).unwrap())
     }
 }
 
@@ -1719,11 +1823,11 @@ fn store_keys_changed_is_set_when_a_one_time_prekey_is_consumed_or_the_store_swi
 
     // A record that fills a previous signed prekey switches nothing (only the current
     // one's fill does): keys unchanged.
-    let spk3 = f.store.rotate_signed_prekey(&f.bob, &mut f.rng).unwrap();
+    let spk3 = f.store.rotate_signed_prekey(0, &mut f.rng).unwrap();
     let bundle3 = f.last_resort_bundle();
     let m = f.message(&bundle3);
     assert!(!accept_checked(&mut f, &m, Kind::LastResort).store_keys_changed);
-    let spk4 = f.store.rotate_signed_prekey(&f.bob, &mut f.rng).unwrap();
+    let spk4 = f.store.rotate_signed_prekey(0, &mut f.rng).unwrap();
     for _ in 1..capacity {
         let m = f.message(&bundle3);
         let accepted = accept_checked(&mut f, &m, Kind::LastResort);
@@ -1744,6 +1848,7 @@ fn store_keys_changed_is_set_when_a_one_time_prekey_is_consumed_or_the_store_swi
         |id| store.signed_prekey(id),
         |id| store.one_time_prekey(id),
         &m,
+        &SessionOptions::new(),
     )
     .unwrap();
     assert_eq!(accepted.replay_record, None);
@@ -1818,13 +1923,24 @@ fn the_journal_loads_to_the_live_store_after_every_accept() {
                 assert!(store_bytes(&f.store) == before);
             }
             15 if !full => {
-                let replenished = f.store.replenish_standby(&f.bob, &mut f.rng);
-                if replenished == Ok(true) {
+                // Maintenance may also just stamp the replacement time of a signed prekey
+                // a switch replaced, which `Maintenance` does not report: the app writes
+                // the store whenever it changed.
+                let held = store_bytes(&f.store);
+                let done = f
+                    .store
+                    .maintain(0, &PreKeyPolicy::default(), &mut f.rng)
+                    .unwrap();
+                if store_bytes(&f.store) != held {
                     j.rewrite(&f.store);
                 }
+                // With 16 signed prekeys held, making room for the standby retired the
+                // longest-replaced ones.
+                retired += done.retired_signed_prekeys.len();
+                bundles.retain(|b| !done.retired_signed_prekeys.contains(&b.signed_prekey_id()));
             }
             16 | 17 => {
-                let rotated = f.store.rotate_signed_prekey(&f.bob, &mut f.rng);
+                let rotated = f.store.rotate_signed_prekey(0, &mut f.rng);
                 if rotated.is_ok() {
                     full = false;
                     j.rewrite(&f.store);
@@ -1876,7 +1992,7 @@ fn the_journal_loads_to_the_live_store_after_every_accept() {
     // Every accepted message is refused by the loaded store.
     let (mut loaded, _) = j.load();
     for m in &accepted_messages {
-        assert!(loaded.accept(&f.bob, m).is_err());
+        assert!(loaded.accept(m, &SessionOptions::new()).is_err());
     }
 }
 
@@ -1927,7 +2043,7 @@ fn journal_steps(
 fn run_steps(
     j: &mut Journaled,
     steps: &[JournalStep],
-    live: &PreKeyStore,
+    live: &LocalDevice,
     record: Option<&ReplayRecord>,
 ) {
     for step in steps {
@@ -1996,11 +2112,16 @@ fn journal_crash_scenario(order: JournalOrder) -> bool {
         let accepted = match event {
             Event::Accept(_) => Some(f.accept(message.as_ref().unwrap()).unwrap()),
             Event::Replenish => {
-                assert_eq!(f.store.replenish_standby(&f.bob, &mut f.rng), Ok(true));
+                assert_eq!(
+                    f.store
+                        .maintain(0, &PreKeyPolicy::default(), &mut f.rng)
+                        .map(|m| m.replenished_standby),
+                    Ok(true)
+                );
                 None
             }
             Event::Rotate => {
-                f.store.rotate_signed_prekey(&f.bob, &mut f.rng).unwrap();
+                f.store.rotate_signed_prekey(0, &mut f.rng).unwrap();
                 None
             }
         };
@@ -2025,7 +2146,7 @@ fn journal_crash_scenario(order: JournalOrder) -> bool {
                 // accepted before the crash is accepted again, a second session.
                 let again = persisted
                     .iter()
-                    .any(|m| copy(&loaded).accept(&f.bob, m).is_ok());
+                    .any(|m| copy(&loaded).accept(m, &SessionOptions::new()).is_ok());
                 assert!(again, "{what}");
                 lost = true;
                 continue;
@@ -2043,7 +2164,7 @@ fn journal_crash_scenario(order: JournalOrder) -> bool {
             // Every message persisted before is refused, and the one in flight exactly
             // when its accept is durable.
             for m in &persisted {
-                let refused = loaded.accept(&f.bob, m);
+                let refused = loaded.accept(m, &SessionOptions::new());
                 assert!(
                     matches!(
                         refused,
@@ -2055,7 +2176,7 @@ fn journal_crash_scenario(order: JournalOrder) -> bool {
                 );
             }
             if let Some(m) = &message {
-                let again = copy(&loaded).accept(&f.bob, m);
+                let again = copy(&loaded).accept(m, &SessionOptions::new());
                 assert_eq!(again.is_err(), loaded_bytes == after, "{what}: {again:?}");
             }
         }
@@ -2104,7 +2225,7 @@ fn applying_replay_records_is_idempotent_and_skips_prekeys_no_longer_held() {
     let doubled: Vec<ReplayRecord> = records.iter().chain(&records).copied().collect();
     let reversed: Vec<ReplayRecord> = records.iter().rev().copied().collect();
     for batch in [doubled, reversed] {
-        let mut store = PreKeyStore::from_bytes(&j.store).unwrap();
+        let mut store = LocalDevice::from_bytes(&j.store).unwrap();
         assert_eq!(store.apply_replay_records(&batch), Ok(None));
         assert!(store_bytes(&store) == live);
     }
@@ -2114,7 +2235,7 @@ fn applying_replay_records_is_idempotent_and_skips_prekeys_no_longer_held() {
     // A record naming a key the store does not hold is skipped.
     let standby = f.store.standby_signed_prekey().unwrap().id();
     let mut rng = rng(39);
-    let stray = random_record(spk1 ^ 1, &mut rng);
+    let stray = random_record(spk(spk1.to_u64() ^ 1), &mut rng);
     assert_eq!(f.store.apply_replay_records(&[stray]), Ok(None));
     assert!(store_bytes(&f.store) == live);
 
@@ -2122,7 +2243,7 @@ fn applying_replay_records_is_idempotent_and_skips_prekeys_no_longer_held() {
     // takes no records): a copy that missed the switch's whole-store write makes the
     // switch first, then takes the record under its new current signed prekey.
     let under_standby = random_record(standby, &mut rng);
-    let mut copy = PreKeyStore::from_bytes(&live).unwrap();
+    let mut copy = LocalDevice::from_bytes(&live).unwrap();
     assert_eq!(
         copy.apply_replay_records(&[under_standby, stray]),
         Ok(Some(StoreNotice::SignedPreKeySwitched {
@@ -2146,7 +2267,7 @@ fn applying_replay_records_is_idempotent_and_skips_prekeys_no_longer_held() {
     j.write_store(&f.store);
     let mut stale = records.clone();
     stale.push(accepted.replay_record.unwrap());
-    let mut store = PreKeyStore::from_bytes(&j.store).unwrap();
+    let mut store = LocalDevice::from_bytes(&j.store).unwrap();
     assert_eq!(store.apply_replay_records(&stale), Ok(None));
     assert!(store_bytes(&store) == store_bytes(&f.store));
     assert_eq!(store.replay_records(), 0);
@@ -2165,7 +2286,7 @@ fn applying_replay_records_is_all_or_nothing_at_1024_per_signed_prekey() {
     let mut f = Flood::new(40, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY);
     let mut rng = rng(41);
     let spk1 = f.store.current_signed_prekey().id();
-    let spk2 = f.store.rotate_signed_prekey(&f.bob, &mut f.rng).unwrap();
+    let spk2 = f.store.rotate_signed_prekey(0, &mut f.rng).unwrap();
     let first: Vec<ReplayRecord> = (0..max - 24)
         .map(|_| random_record(spk1, &mut rng))
         .collect();
@@ -2234,8 +2355,11 @@ fn replay_record_encoding_is_checked() {
     let record = f.accept(&m).unwrap().replay_record.unwrap();
     let bytes = record.to_bytes();
     assert_eq!(bytes[..2], [STORAGE_VERSION, 0x29]);
-    assert_eq!(&bytes[2..10], &bundle.signed_prekey_id().to_be_bytes());
-    assert_eq!(&bytes[10..], initial.base_key());
+    assert_eq!(
+        &bytes[2..10],
+        &bundle.signed_prekey_id().to_u64().to_be_bytes()
+    );
+    assert_eq!(&bytes[10..], initial.base_key().as_bytes());
     assert_eq!(ReplayRecord::from_bytes(&bytes), Ok(record));
 
     // Version and type come first.
@@ -2285,7 +2409,7 @@ fn replay_record_encoding_is_checked() {
     p_minus_1[31] = 0x7f;
     let mut p = p_minus_1;
     p[0] = 0xed;
-    let mut top_bit = *initial.base_key();
+    let mut top_bit = initial.base_key().to_bytes();
     top_bit[31] |= 0x80;
     for key in [[0u8; 32], one, order_8, p_minus_1, p, top_bit] {
         let mut bad = bytes;
@@ -2321,7 +2445,7 @@ fn truncating_the_journal_before_writing_the_store_reenables_a_replay() {
     run_steps(&mut durable, &steps[..1], &f.store, None);
     let (mut loaded, _) = durable.load();
     // `first`'s record is gone: a replay of it opens a second session.
-    let again = loaded.accept(&f.bob, &first).unwrap();
+    let again = loaded.accept(&first, &SessionOptions::new()).unwrap();
     assert_eq!(again.session.id(), first_session);
     assert_eq!(f.accept(&first).map(|_| ()), Err(Error::DuplicateOrExpired));
 }
@@ -2335,10 +2459,10 @@ fn a_sealed_blob_opens_only_with_its_own_context() {
     let mut rng = rng(40);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
-    let bundle = published(store.bundle(&bob, None).unwrap());
+    let mut store = device_of(&bob, &mut rng).unwrap();
+    let bundle = published(store.bundle(None).unwrap());
     let m = initial_message(&alice, &bundle, &mut rng);
-    let session = store.accept(&bob, &m).unwrap().session;
+    let session = store.accept(&m, &SessionOptions::new()).unwrap().session;
     let key = StorageKey::generate(&mut rng).unwrap();
 
     let row_y: &[u8] = b"contact Y / row 7";
@@ -2373,11 +2497,11 @@ fn a_sealed_blob_opens_only_with_its_own_context() {
     // The store too.
     let sealed = key.seal(&store, b"device 1 / prekeys", &mut rng).unwrap();
     assert_eq!(
-        key.open::<PreKeyStore>(&sealed, b"device 2 / prekeys")
+        key.open::<LocalDevice>(&sealed, b"device 2 / prekeys")
             .map(|_| ()),
         Err(Error::DecryptionFailed)
     );
-    let opened: PreKeyStore = key.open(&sealed, b"device 1 / prekeys").unwrap();
+    let opened: LocalDevice = key.open(&sealed, b"device 1 / prekeys").unwrap();
     assert!(store_bytes(&opened) == store_bytes(&store));
 
     // Context length: up to MAX_SEAL_CONTEXT_LENGTH.
@@ -2482,7 +2606,7 @@ enum Handled {
 /// The responder's app: everything in memory is loaded from `storage` at boot.
 struct Responder {
     identity: IdentityKeyPair,
-    store: PreKeyStore,
+    store: LocalDevice,
     sessions: BTreeMap<SessionId, Session>,
     inbox: Vec<Vec<u8>>,
     storage: Storage,
@@ -2492,7 +2616,7 @@ impl Responder {
     fn boot(mut storage: Storage) -> Responder {
         storage.crash();
         let identity = IdentityKeyPair::from_bytes(&storage.durable[IDENTITY]).unwrap();
-        let store = PreKeyStore::from_bytes(&storage.durable[STORE]).unwrap();
+        let store = LocalDevice::from_bytes(&storage.durable[STORE]).unwrap();
         let sessions = storage
             .durable
             .iter()
@@ -2569,7 +2693,7 @@ impl Responder {
                 Err(e) => Handled::Refused(e),
             };
         }
-        let accepted = match self.store.accept(&self.identity, message) {
+        let accepted = match self.store.accept(message, &SessionOptions::new()) {
             Ok(a) => a,
             Err(e) => return Handled::Refused(e),
         };
@@ -2637,7 +2761,7 @@ struct Outcome {
     alice: Session,
     /// Whether the initiator decrypted the reply.
     replied: bool,
-    one_time_prekey: Option<u64>,
+    one_time_prekey: Option<OneTimePreKeyId>,
     /// Alice's first message.
     first: Vec<u8>,
     /// The responder's store as loaded after the crash.
@@ -2658,17 +2782,18 @@ fn crash_scenario(
     let mut rng = rng(seed);
     let alice_id = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob_id = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob_id, &mut rng).unwrap();
+    let mut store = device_of(&bob_id, &mut rng).unwrap();
     let opks = generate_one_time(&mut store, 2, &mut rng);
     let one_time_prekey = (!last_resort).then_some(opks[0]);
-    let bundle = published(store.bundle(&bob_id, one_time_prekey).unwrap());
+    let bundle = published(store.bundle(one_time_prekey).unwrap());
     let mut storage = Storage::default();
     storage.put(IDENTITY.into(), bob_id.to_bytes().to_vec());
     storage.put(STORE.into(), store_bytes(&store));
     storage.commit();
     let mut bob = Responder::boot(storage);
 
-    let mut alice = Session::initiate(&alice_id, &bundle, &mut rng).unwrap();
+    let mut alice =
+        Session::initiate(&alice_id, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let mut server: VecDeque<Vec<u8>> = VecDeque::new();
     let first_message = alice.encrypt(b"hello 1", &mut rng).unwrap();
     server.push_back(first_message.clone());
@@ -2774,7 +2899,7 @@ fn a_crash_after_any_step_of_the_documented_order_loses_and_duplicates_nothing()
                     // the routed message names it (SPEC.md §8.4).
                     let stale = session_durable && !store_durable;
                     let restarted =
-                        PreKeyStore::from_bytes(o.store_after_restart.as_ref().unwrap()).unwrap();
+                        LocalDevice::from_bytes(o.store_after_restart.as_ref().unwrap()).unwrap();
                     match o.one_time_prekey {
                         Some(opk) => {
                             assert_eq!(
@@ -2791,7 +2916,7 @@ fn a_crash_after_any_step_of_the_documented_order_loses_and_duplicates_nothing()
                     }
                     if stale {
                         let mut unrouted = restarted;
-                        let second = unrouted.accept(&bob.identity, &o.first).unwrap();
+                        let second = unrouted.accept(&o.first, &SessionOptions::new()).unwrap();
                         assert_eq!(second.session.id(), o.alice.id(), "{what}");
                     }
                 } else if let Some(opk) = o.one_time_prekey {

@@ -32,8 +32,9 @@
 
 use std::collections::VecDeque;
 
+use doubleratchet::SessionOptions;
 use doubleratchet::{
-    Error, IdentityKeyPair, Limits, Message, Padding, PreKeyStore, Session, MAX_SKIPPED_HEADER_KEYS,
+    Error, IdentityKeyPair, Limits, LocalDevice, Message, Padding, Session, MAX_SKIPPED_HEADER_KEYS,
 };
 use doubleratchet_test_support::{
     accepted_pair_in_mode, is_initial, reload, rng, sent_header, stored, view, Header, Parties,
@@ -363,11 +364,14 @@ fn store_bit_flip_case(
     for bit in 0..message.len() * 8 {
         let mut flipped = message.clone();
         flipped[bit / 8] ^= 1 << (bit % 8);
-        let result = parties.store.accept(&parties.bob, &flipped);
+        let result = parties.store.accept(&flipped, &SessionOptions::new());
         prop_assert!(result.is_err(), "bit {} accepted", bit);
         prop_assert_eq!(&parties.store.to_bytes()[..], &before[..], "bit {}", bit);
     }
-    let accepted = parties.store.accept(&parties.bob, &message).unwrap();
+    let accepted = parties
+        .store
+        .accept(&message, &SessionOptions::new())
+        .unwrap();
     prop_assert_eq!(accepted.plaintext, plaintext("i", index, len));
     prop_assert_eq!(accepted.session.is_header_encrypted(), header_encryption);
     Ok(())
@@ -444,7 +448,7 @@ enum Outcome {
 struct World {
     alice: IdentityKeyPair,
     bob: IdentityKeyPair,
-    store: PreKeyStore,
+    store: LocalDevice,
     rng: ChaCha20Rng,
     a: Session,
     b: Option<Session>,
@@ -482,7 +486,7 @@ impl World {
         World {
             alice: IdentityKeyPair::from_bytes(&self.alice.to_bytes()).unwrap(),
             bob: IdentityKeyPair::from_bytes(&self.bob.to_bytes()).unwrap(),
-            store: PreKeyStore::from_bytes(&self.store.to_bytes()).unwrap(),
+            store: LocalDevice::from_bytes(&self.store.to_bytes()).unwrap(),
             rng: self.rng.clone(),
             a: reload(&self.a),
             b: self.b.as_ref().map(reload),
@@ -517,7 +521,7 @@ impl World {
         } else {
             // Bob's first message: routed to his store, which makes his session.
             self.store
-                .accept_with_limits(&self.bob, &message.bytes, self.limits_b)
+                .accept(&message.bytes, &SessionOptions::new().limits(self.limits_b))
                 .map(|accepted| {
                     self.b = Some(accepted.session);
                     accepted.plaintext

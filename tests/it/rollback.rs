@@ -358,7 +358,7 @@ fn sessions(
     if header_encryption {
         options = options.header_encryption();
     }
-    let mut a = Session::initiate_with(&parties.alice, &parties.bundle, &options, &mut r).unwrap();
+    let mut a = Session::initiate(&parties.alice, &parties.bundle, &options, &mut r).unwrap();
     let first = a.encrypt(b"first", &mut r).unwrap();
     let (mut b, plaintext) = parties.accept(&first, Limits::default()).unwrap();
     assert_eq!(plaintext, b"first");
@@ -618,7 +618,7 @@ fn rollback_before_the_first_message() {
                 options = options.header_encryption();
             }
             let mut a =
-                Session::initiate_with(&parties.alice, &parties.bundle, &options, &mut r).unwrap();
+                Session::initiate(&parties.alice, &parties.bundle, &options, &mut r).unwrap();
             let sent = send_from_copies(&mut a, &mut r, seed);
             assert!(sent.same_position);
             assert_eq!(

@@ -2,10 +2,12 @@
 //! independently (tests/vectors/safety_numbers/generate.py), symmetry, sensitivity to
 //! either key, scanned-form comparison, and the substituted-bundle scenario end to end.
 
+use doubleratchet::SessionOptions;
 use doubleratchet::{
-    Error, IdentityKey, IdentityKeyPair, PreKeyBundle, PreKeyStore, SafetyNumber, ScanResult,
+    Error, IdentityKey, IdentityKeyPair, LocalDevice, PreKeyBundle, SafetyNumber, ScanResult,
     Session, SAFETY_NUMBER_LENGTH, SAFETY_NUMBER_VERSION,
 };
+use doubleratchet_test_support::device_of;
 use doubleratchet_test_support::hex::decode as hex;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -43,19 +45,19 @@ fn known_answer_vectors() {
 
 struct Party {
     identity: IdentityKeyPair,
-    store: PreKeyStore,
+    store: LocalDevice,
 }
 
 fn party(rng: &mut ChaCha20Rng) -> Party {
     let identity = IdentityKeyPair::generate(rng).unwrap();
-    let mut store = PreKeyStore::new(&identity, rng).unwrap();
+    let mut store = device_of(&identity, rng).unwrap();
     store.generate_one_time_prekeys(4, rng).unwrap();
     Party { identity, store }
 }
 
 fn bundle(p: &Party) -> PreKeyBundle {
     let id = p.store.one_time_prekeys().next().map(|k| k.id());
-    p.store.bundle(&p.identity, id).unwrap()
+    p.store.bundle(id).unwrap()
 }
 
 #[test]
@@ -63,9 +65,19 @@ fn same_number_on_both_sides_of_a_session() {
     let mut rng = ChaCha20Rng::seed_from_u64(81);
     let alice = party(&mut rng);
     let mut bob = party(&mut rng);
-    let mut a = Session::initiate(&alice.identity, &bundle(&bob), &mut rng).unwrap();
+    let mut a = Session::initiate(
+        &alice.identity,
+        &bundle(&bob),
+        &SessionOptions::new(),
+        &mut rng,
+    )
+    .unwrap();
     let first = a.encrypt(b"hi", &mut rng).unwrap();
-    let b = bob.store.accept(&bob.identity, &first).unwrap().session;
+    let b = bob
+        .store
+        .accept(&first, &SessionOptions::new())
+        .unwrap()
+        .session;
     let on_alice = SafetyNumber::of_session(&a);
     let on_bob = SafetyNumber::of_session(&b);
     assert_eq!(on_alice, on_bob);
@@ -145,16 +157,28 @@ fn substituted_bundle_is_detected() {
     // With a pin: a typed outcome before any session exists.
     let forged = bundle(&mallory);
     assert_eq!(
-        Session::initiate_pinned(&alice.identity, &forged, &pinned_bob, &mut rng).unwrap_err(),
+        Session::initiate(
+            &alice.identity,
+            &forged,
+            &SessionOptions::new().pin(&pinned_bob),
+            &mut rng
+        )
+        .unwrap_err(),
         Error::IdentityMismatch
     );
     // The genuine bundle passes the same check.
-    let mut a =
-        Session::initiate_pinned(&alice.identity, &bundle(&bob), &pinned_bob, &mut rng).unwrap();
+    let mut a = Session::initiate(
+        &alice.identity,
+        &bundle(&bob),
+        &SessionOptions::new().pin(&pinned_bob),
+        &mut rng,
+    )
+    .unwrap();
     assert_eq!(a.remote_identity(), &pinned_bob);
 
     // Without a pin, Alice talks to Mallory; the safety numbers Alice and Bob compare differ.
-    let mitm = Session::initiate(&alice.identity, &forged, &mut rng).unwrap();
+    let mitm =
+        Session::initiate(&alice.identity, &forged, &SessionOptions::new(), &mut rng).unwrap();
     let alice_sees = SafetyNumber::of_session(&mitm);
     let bob_sees = SafetyNumber::new(bob.identity.public_key(), alice.identity.public_key());
     assert_ne!(alice_sees.to_digits(), bob_sees.to_digits());
@@ -170,14 +194,17 @@ fn substituted_bundle_is_detected() {
     let pinned_alice_wrong = *mallory.identity.public_key();
     assert_eq!(
         bob.store
-            .accept_pinned(&bob.identity, &first, &pinned_alice_wrong)
+            .accept(&first, &SessionOptions::new().pin(&pinned_alice_wrong))
             .unwrap_err(),
         Error::IdentityMismatch
     );
     assert_eq!(*bob.store.to_bytes(), *before);
     let accepted = bob
         .store
-        .accept_pinned(&bob.identity, &first, alice.identity.public_key())
+        .accept(
+            &first,
+            &SessionOptions::new().pin(alice.identity.public_key()),
+        )
         .unwrap();
     assert_eq!(accepted.plaintext, b"hi");
 }

@@ -1,5 +1,9 @@
 //! End-to-end smoke test of the public API.
+use doubleratchet::OneTimePreKeyId;
+use doubleratchet::SessionOptions;
+use doubleratchet::SignedPreKeyId;
 use doubleratchet::*;
+use doubleratchet_test_support::bundle_of;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -8,11 +12,10 @@ fn hello_both_ways() {
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let spk = SignedPreKey::generate(&bob, 1, &mut rng).unwrap();
-    let opk = OneTimePreKey::generate(7, &mut rng).unwrap();
-    let bundle =
-        PreKeyBundle::from_bytes(&PreKeyBundle::new(&bob, &spk, Some(&opk)).to_bytes()).unwrap();
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let spk = SignedPreKey::generate(&bob, SignedPreKeyId::from_u64(1), &mut rng).unwrap();
+    let opk = OneTimePreKey::generate(OneTimePreKeyId::from_u64(7), &mut rng).unwrap();
+    let bundle = PreKeyBundle::from_bytes(&bundle_of(&bob, &spk, Some(&opk)).to_bytes()).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let w1 = a.encrypt(b"hi", &mut rng).unwrap();
     // Profile v2: one version byte per format family, and every plaintext padded.
     assert_eq!(
@@ -39,13 +42,14 @@ fn hello_both_ways() {
     let w2 = a.encrypt(b"again", &mut rng).unwrap();
     let acc = Session::respond(
         &bob,
-        |id| (id == 1).then_some(&spk),
-        |id| (id == 7).then_some(&opk),
+        |id| (id == 1.into()).then_some(&spk),
+        |id| (id == 7.into()).then_some(&opk),
         &w2,
+        &SessionOptions::new(),
     )
     .unwrap();
     assert_eq!(acc.plaintext, b"again");
-    assert_eq!(acc.used_one_time_prekey, Some(7));
+    assert_eq!(acc.used_one_time_prekey, Some(7.into()));
     let mut b = acc.session;
     assert_eq!(b.id(), a.id());
     assert_eq!(b.decrypt(&w1).unwrap(), b"hi");

@@ -43,9 +43,10 @@ use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use doubleratchet::{
-    Accepted, Error, IdentityKeyPair, Message, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore,
+    Accepted, Error, IdentityKeyPair, LocalDevice, Message, OneTimePreKey, Padding, PreKeyBundle,
     Session, SessionOptions, SignedPreKey,
 };
+use doubleratchet_test_support::bundle_of;
 use doubleratchet_test_support::hex::decode as decode_hex;
 use doubleratchet_test_support::padding_offset;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -478,7 +479,7 @@ struct World {
     wire: Vec<Option<Vec<u8>>>,
     used_one_time_prekey: Option<u64>,
     /// PQXDH: Bob's prekey store, and its encoding as loaded.
-    store: Option<PreKeyStore>,
+    store: Option<LocalDevice>,
     store_bytes: Vec<u8>,
     used_post_quantum_prekey: Option<u64>,
 }
@@ -487,44 +488,47 @@ struct World {
 #[cfg(feature = "pqxdh")]
 mod library_pq {
     use doubleratchet::{
-        IdentityKeyPair, OneTimePreKey, PqPreKey, PqPreKeyKind, PreKeyBundle, PreKeyStore,
-        SignedPreKey,
+        IdentityKeyPair, LocalDevice, OneTimePreKey, PqPreKey, PqPreKeyKind, SignedPreKey,
     };
+    use doubleratchet_test_support::pq_bundle_of;
     use rand_chacha::ChaCha20Rng;
 
     use super::PqSpec;
 
-    /// `PqPreKey::generate` from Bob's RNG, the PQXDH bundle, and Bob's prekey store loaded
-    /// from the three keys' stored encodings in the SPEC.md §7.5 type `0x24` framing (a
-    /// `PreKeyStore` draws its own random ids): capacity 1024, the signed prekey current
-    /// without records, no standby, the one-time prekey with sequence 0, the post-quantum
-    /// prekey with the next. Returns the bundle's bytes, the store, its bytes.
+    /// `PqPreKey::generate` from Bob's RNG, the PQXDH bundle, and Bob's local device loaded
+    /// from IK_B's and the three keys' stored encodings in the type `0x2A` framing (a
+    /// `LocalDevice` draws its own random ids): replay capacity 1024, one-time cap 200, every
+    /// time 0, nothing published, the signed prekey current without records, no standby, the
+    /// one-time prekey with sequence 0, the post-quantum prekey with the next. Returns the
+    /// bundle's bytes, the device, its bytes.
     pub(super) fn setup(
         spec: PqSpec,
         bob: &IdentityKeyPair,
         spk: &SignedPreKey,
         opk: Option<&OneTimePreKey>,
         rng: &mut ChaCha20Rng,
-    ) -> (Vec<u8>, PreKeyStore, Vec<u8>) {
+    ) -> (Vec<u8>, LocalDevice, Vec<u8>) {
         let kind = if spec.one_time {
             PqPreKeyKind::OneTime
         } else {
             PqPreKeyKind::LastResort
         };
-        let pq = PqPreKey::generate(bob, spec.id, kind, rng).unwrap();
-        let bundle = PreKeyBundle::new(bob, spk, opk).with_post_quantum_prekey(&pq);
-        let mut bytes = vec![super::STORAGE_VERSION, 0x24];
-        bytes.extend_from_slice(&1024u32.to_be_bytes());
+        let pq = PqPreKey::generate(bob, spec.id.into(), kind, rng).unwrap();
+        let bundle = pq_bundle_of(bob, spk, opk, &pq);
+        let mut bytes = vec![super::STORAGE_VERSION, 0x2A];
+        bytes.extend_from_slice(&bob.to_bytes()); // 0x02 0x21 seed
+        bytes.extend_from_slice(&1024u32.to_be_bytes()); // replay capacity
+        bytes.extend_from_slice(&200u32.to_be_bytes()); // one-time prekey cap
         let next_sequence = u64::from(opk.is_some()) + 1;
         bytes.extend_from_slice(&next_sequence.to_be_bytes());
-        bytes.extend_from_slice(&spk.id().to_be_bytes());
+        bytes.extend_from_slice(&spk.id().to_u64().to_be_bytes());
         bytes.extend_from_slice(&1u32.to_be_bytes());
         bytes.extend_from_slice(&spk.to_bytes());
-        bytes.extend_from_slice(&0u32.to_be_bytes());
-        bytes.extend_from_slice(&[0u8; 107]);
+        bytes.extend_from_slice(&[0u8; 8 + 9 + 4]); // created 0, current: no superseded, no records
+        bytes.extend_from_slice(&[0u8; 1 + 106 + 8]); // no standby
         bytes.extend_from_slice(&u32::from(opk.is_some()).to_be_bytes());
         if let Some(k) = opk {
-            bytes.extend_from_slice(&0u64.to_be_bytes());
+            bytes.extend_from_slice(&[0u8; 8 + 1]); // sequence 0, not published
             bytes.extend_from_slice(&k.to_bytes());
         }
         if spec.one_time {
@@ -535,30 +539,31 @@ mod library_pq {
         }
         bytes.extend_from_slice(&1u32.to_be_bytes());
         bytes.extend_from_slice(&(next_sequence - 1).to_be_bytes());
+        bytes.push(0x00); // not published
         bytes.extend_from_slice(&pq.to_bytes());
-        let store = PreKeyStore::from_bytes(&bytes).unwrap();
+        bytes.extend_from_slice(&[0u8; 8 + 9]); // created 0, no superseded
+        let store = LocalDevice::from_bytes(&bytes).unwrap();
         assert_eq!(&store.to_bytes()[..], &bytes[..], "store round trip");
         let published = store
             .pq_bundle(
-                bob,
                 opk.map(OneTimePreKey::id),
-                spec.one_time.then_some(spec.id),
+                spec.one_time.then_some(spec.id.into()),
             )
             .unwrap();
-        assert_eq!(published, bundle, "PreKeyStore::pq_bundle");
+        assert_eq!(published, bundle, "LocalDevice::pq_bundle");
         (bundle.to_bytes(), store, bytes)
     }
 
     /// Whether the store still holds the post-quantum prekey `id`.
-    pub(super) fn holds_pq_prekey(store: &PreKeyStore, id: u64) -> bool {
-        store.pq_prekey(id).is_some()
+    pub(super) fn holds_pq_prekey(store: &LocalDevice, id: u64) -> bool {
+        store.pq_prekey(id.into()).is_some()
     }
 }
 
 /// Without the `pqxdh` feature no PQXDH file is checked ([`load`]).
 #[cfg(not(feature = "pqxdh"))]
 mod library_pq {
-    use doubleratchet::{IdentityKeyPair, OneTimePreKey, PreKeyStore, SignedPreKey};
+    use doubleratchet::{IdentityKeyPair, LocalDevice, OneTimePreKey, SignedPreKey};
     use rand_chacha::ChaCha20Rng;
 
     use super::PqSpec;
@@ -569,11 +574,11 @@ mod library_pq {
         _: &SignedPreKey,
         _: Option<&OneTimePreKey>,
         _: &mut ChaCha20Rng,
-    ) -> (Vec<u8>, PreKeyStore, Vec<u8>) {
+    ) -> (Vec<u8>, LocalDevice, Vec<u8>) {
         unreachable!("PQXDH needs the pqxdh feature")
     }
 
-    pub(super) fn holds_pq_prekey(_: &PreKeyStore, _: u64) -> bool {
+    pub(super) fn holds_pq_prekey(_: &LocalDevice, _: u64) -> bool {
         unreachable!("PQXDH needs the pqxdh feature")
     }
 }
@@ -584,10 +589,11 @@ impl World {
         let mut bob_rng = ChaCha20Rng::seed_from_u64(s.bob_seed);
         let alice_identity = IdentityKeyPair::generate(&mut alice_rng).unwrap();
         let bob_identity = IdentityKeyPair::generate(&mut bob_rng).unwrap();
-        let spk = SignedPreKey::generate(&bob_identity, s.signed_prekey_id, &mut bob_rng).unwrap();
+        let spk =
+            SignedPreKey::generate(&bob_identity, s.signed_prekey_id.into(), &mut bob_rng).unwrap();
         let opk = s
             .one_time_prekey_id
-            .map(|id| OneTimePreKey::generate(id, &mut bob_rng).unwrap());
+            .map(|id| OneTimePreKey::generate(id.into(), &mut bob_rng).unwrap());
         let (bundle, store, store_bytes) = match s.post_quantum {
             Some(spec) => {
                 let (bundle, store, bytes) =
@@ -595,7 +601,7 @@ impl World {
                 (bundle, Some(store), bytes)
             }
             None => (
-                PreKeyBundle::new(&bob_identity, &spk, opk.as_ref()).to_bytes(),
+                bundle_of(&bob_identity, &spk, opk.as_ref()).to_bytes(),
                 None,
                 Vec::new(),
             ),
@@ -609,9 +615,15 @@ impl World {
             if s.alice_padding != Padding::default() {
                 options = options.padding(s.alice_padding);
             }
-            Session::initiate_with(&alice_identity, &received, &options, &mut alice_rng).unwrap()
+            Session::initiate(&alice_identity, &received, &options, &mut alice_rng).unwrap()
         } else {
-            Session::initiate(&alice_identity, &received, &mut alice_rng).unwrap()
+            Session::initiate(
+                &alice_identity,
+                &received,
+                &SessionOptions::new(),
+                &mut alice_rng,
+            )
+            .unwrap()
         };
         assert_eq!(alice.is_post_quantum(), s.post_quantum.is_some());
         assert_eq!(alice.is_header_encrypted(), s.header_encryption);
@@ -633,15 +645,15 @@ impl World {
         }
     }
 
-    /// Bob's `PreKeyStore::accept` (PQXDH; `Session::respond` refuses PQXDH messages).
+    /// Bob's `LocalDevice::accept` (PQXDH; `Session::respond` refuses PQXDH messages).
     fn accept(&mut self, message: &[u8]) -> Result<Accepted, Error> {
         let accepted = self
             .store
             .as_mut()
             .expect("accept needs a PQXDH file")
-            .accept(&self.bob_identity, message)?;
-        self.used_one_time_prekey = accepted.used_one_time_prekey;
-        self.used_post_quantum_prekey = accepted.used_post_quantum_prekey;
+            .accept(message, &SessionOptions::new())?;
+        self.used_one_time_prekey = accepted.used_one_time_prekey.map(u64::from);
+        self.used_post_quantum_prekey = accepted.used_post_quantum_prekey.map(u64::from);
         Ok(accepted)
     }
 
@@ -655,11 +667,12 @@ impl World {
             |id| (id == spk.id()).then_some(spk),
             |id| opk.filter(|k| k.id() == id),
             message,
+            &SessionOptions::new(),
         )?;
         if let Some(id) = accepted.used_one_time_prekey {
             assert_eq!(self.opk.as_ref().map(OneTimePreKey::id), Some(id));
             self.opk = None;
-            self.used_one_time_prekey = Some(id);
+            self.used_one_time_prekey = Some(id.to_u64());
         }
         Ok((accepted.session, accepted.plaintext))
     }
@@ -1003,7 +1016,7 @@ fn library_reproduces(name: &str, v: &Value) {
         );
         let store = world.store.as_ref().unwrap();
         if let Some(id) = s.one_time_prekey_id {
-            assert!(store.one_time_prekey(id).is_none(), "{name}");
+            assert!(store.one_time_prekey(id.into()).is_none(), "{name}");
         }
         assert_eq!(
             library_pq::holds_pq_prekey(store, spec.id),
@@ -1049,7 +1062,10 @@ fn library_reproduces(name: &str, v: &Value) {
             assert_eq!(parsed.message_number(), None);
         } else {
             assert!(!parsed.is_header_encrypted(), "{name}");
-            assert_eq!(parsed.ratchet_key().unwrap(), &b32(m, "ratchet_public"));
+            assert_eq!(
+                parsed.ratchet_key().unwrap().as_bytes(),
+                &b32(m, "ratchet_public")
+            );
             assert_eq!(
                 u64::from(parsed.previous_chain_length().unwrap()),
                 num(m, "pn")
@@ -1071,15 +1087,15 @@ fn library_reproduces(name: &str, v: &Value) {
             (Message::Initial(init), false) => {
                 let f = &m["initial_fields"];
                 assert_eq!(init.identity_key().as_bytes(), &b32(f, "identity_key"));
-                assert_eq!(init.base_key(), &b32(f, "base_key"));
-                assert_eq!(init.signed_prekey_id(), num(f, "signed_prekey_id"));
+                assert_eq!(init.base_key().as_bytes(), &b32(f, "base_key"));
+                assert_eq!(init.signed_prekey_id().to_u64(), num(f, "signed_prekey_id"));
                 assert_eq!(
-                    init.one_time_prekey_id(),
+                    init.one_time_prekey_id().map(u64::from),
                     (num(f, "one_time_prekey_flag") == 1).then(|| num(f, "one_time_prekey_id"))
                 );
                 assert_eq!(init.is_post_quantum(), is_pqxdh(v));
                 assert_eq!(
-                    init.post_quantum_prekey_id(),
+                    init.post_quantum_prekey_id().map(u64::from),
                     f["post_quantum_prekey_id"].as_u64()
                 );
                 let responder =
@@ -1490,18 +1506,21 @@ fn intermediate_values(name: &str, v: &Value) {
         assert!(v.get("pqxdh").is_none() && bob.get("prekey_store").is_none());
     }
 
-    // PQXDH: Bob's stored prekey store from the seeds (SPEC.md §7.3-§7.5 type 0x24, §7.7),
-    // as loaded and after the accept (SPEC.md §8.3): the one-time prekeys it consumed are
-    // gone, or, consuming none (a last-resort post-quantum prekey and no classical one-time
-    // prekey), it recorded EK_A under the signed prekey.
+    // PQXDH: Bob's stored local device from the seeds (type 0x2A: the identity, SPEC.md
+    // §7.2-§7.4 and §7.7 keys with times 0 and nothing published), as loaded and after the
+    // accept (SPEC.md §8.3): the one-time prekeys it consumed are gone, or, consuming none (a
+    // last-resort post-quantum prekey and no classical one-time prekey), it recorded EK_A
+    // under the signed prekey.
     if let Some((spec, seed, _, pq_signature)) = &kem_public {
         let store = |after_accept: bool| {
             let keep_opk = opk.is_some() && !after_accept;
             let keep_pq = !(spec.one_time && after_accept);
             let record = after_accept && opk.is_none() && !spec.one_time;
             let next_sequence = u64::from(opk.is_some()) + 1;
-            let mut store = vec![STORAGE_VERSION, 0x24];
-            store.extend_from_slice(&1024u32.to_be_bytes());
+            let mut store = vec![STORAGE_VERSION, 0x2A, STORAGE_VERSION, 0x21];
+            store.extend_from_slice(&b32(&bob["identity"], "seed"));
+            store.extend_from_slice(&1024u32.to_be_bytes()); // replay capacity
+            store.extend_from_slice(&200u32.to_be_bytes()); // one-time prekey cap
             store.extend_from_slice(&next_sequence.to_be_bytes());
             store.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
             store.extend_from_slice(&1u32.to_be_bytes());
@@ -1509,14 +1528,15 @@ fn intermediate_values(name: &str, v: &Value) {
             store.extend_from_slice(&s.signed_prekey_id.to_be_bytes());
             store.extend_from_slice(&spk);
             store.extend_from_slice(&signature);
+            store.extend_from_slice(&[0u8; 8 + 9]); // created 0; current: not superseded
             store.extend_from_slice(&u32::from(record).to_be_bytes());
             if record {
                 store.extend_from_slice(&ek_pub);
             }
-            store.extend_from_slice(&[0u8; 1 + 106]); // no standby
+            store.extend_from_slice(&[0u8; 1 + 106 + 8]); // no standby
             store.extend_from_slice(&u32::from(keep_opk).to_be_bytes());
             if let (true, Some((opk, _))) = (keep_opk, &opk) {
-                store.extend_from_slice(&0u64.to_be_bytes()); // sequence
+                store.extend_from_slice(&[0u8; 8 + 1]); // sequence 0, not published
                 store.extend_from_slice(&[STORAGE_VERSION, 0x23]);
                 store.extend_from_slice(&opk_id.to_be_bytes());
                 store.extend_from_slice(opk);
@@ -1530,11 +1550,15 @@ fn intermediate_values(name: &str, v: &Value) {
             store.extend_from_slice(&u32::from(keep_pq).to_be_bytes());
             if keep_pq {
                 store.extend_from_slice(&(next_sequence - 1).to_be_bytes());
+                store.push(0x00); // not published
                 store.extend_from_slice(&[STORAGE_VERSION, 0x26]);
                 store.extend_from_slice(&spec.id.to_be_bytes());
                 store.push(if spec.one_time { 0x01 } else { 0x02 });
                 store.extend_from_slice(seed);
                 store.extend_from_slice(pq_signature);
+                // Created 0 (one-time keys carry no time); not superseded (one-time, or the
+                // current last-resort key).
+                store.extend_from_slice(&[0u8; 8 + 9]);
             }
             store
         };
@@ -2209,7 +2233,7 @@ fn check_reject_case(name: &str, case: &Value, base: &Value) {
             let mut rng = ChaCha20Rng::seed_from_u64(s.alice_seed);
             let alice = IdentityKeyPair::generate(&mut rng).unwrap();
             PreKeyBundle::from_bytes(&input)
-                .and_then(|b| Session::initiate(&alice, &b, &mut rng))
+                .and_then(|b| Session::initiate(&alice, &b, &SessionOptions::new(), &mut rng))
                 .map(|_| ())
         }
         "respond" => world.respond(&input).map(|_| ()),
@@ -2539,7 +2563,7 @@ fn check_longest_message(file: &str, v: &Value, lm: &Value, base: &Value) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The prekey store (profile v2 part 2: SPEC.md §2.5 id draws, §7.5 type 0x24, §8.3)
+// The local device (issue 15: SPEC.md §2.5 id draws, stored type 0x2A, §8.3, §8.5)
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -2553,13 +2577,14 @@ fn prekey_store_v2() {
 #[cfg(not(feature = "pqxdh"))]
 fn check_store_file(file: &str) {
     let _ = load(file, "prekey_store").unwrap();
-    eprintln!("{file}: its store holds post-quantum prekeys, skipped without the pqxdh feature");
+    eprintln!("{file}: its device holds post-quantum prekeys, skipped without the pqxdh feature");
 }
 
-/// The prekey store file's checks (its store holds post-quantum prekeys).
+/// The prekey store file's checks (its device holds post-quantum prekeys).
 #[cfg(feature = "pqxdh")]
 mod store_check {
     use super::*;
+    use doubleratchet::{LocalDevice, OneTimePreKeyId, PqPreKeyId};
 
     /// Reads a stored object field by field.
     struct Cursor<'a> {
@@ -2578,6 +2603,14 @@ mod store_check {
             self.take(1)[0]
         }
 
+        fn flag(&mut self) -> bool {
+            match self.u8() {
+                0 => false,
+                1 => true,
+                other => panic!("flag {other}"),
+            }
+        }
+
         fn u32(&mut self) -> u32 {
             u32::from_be_bytes(self.take(4).try_into().unwrap())
         }
@@ -2589,37 +2622,106 @@ mod store_check {
         fn a32(&mut self) -> [u8; 32] {
             self.take(32).try_into().unwrap()
         }
+
+        /// An optional `N`-byte field: a flag, then the value or `N` zero bytes.
+        fn optional(&mut self, n: usize) -> Option<&'a [u8]> {
+            let present = self.flag();
+            let value = self.take(n);
+            match present {
+                true => Some(value),
+                false => {
+                    assert!(value.iter().all(|b| *b == 0), "an absent field is zero");
+                    None
+                }
+            }
+        }
+
+        fn optional_u64(&mut self) -> Option<u64> {
+            self.optional(8)
+                .map(|b| u64::from_be_bytes(b.try_into().unwrap()))
+        }
     }
 
-    /// An accepted signed prekey: secret, signature, replay records in order.
-    type SignedEntry = ([u8; 32], Vec<u8>, Vec<[u8; 32]>);
-    /// A post-quantum prekey: sequence, kind byte, seed, signature.
-    type PqEntry = (u64, u8, Vec<u8>, Vec<u8>);
+    fn put_optional_u64(out: &mut Vec<u8>, value: Option<u64>) {
+        out.push(u8::from(value.is_some()));
+        out.extend_from_slice(&value.unwrap_or(0).to_be_bytes());
+    }
 
-    /// A prekey store as SPEC.md §7.5 (type `0x24`) stores it.
+    /// An accepted signed prekey with its times (the app's clock) and replay records.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    struct SignedEntry {
+        secret: [u8; 32],
+        signature: Vec<u8>,
+        created: u64,
+        /// When it stopped being current: `None` for the current one, and for one a switch
+        /// inside `accept` (no clock) replaced.
+        superseded: Option<u64>,
+        records: Vec<[u8; 32]>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    struct Standby {
+        id: u64,
+        secret: [u8; 32],
+        signature: Vec<u8>,
+        created: u64,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    struct OneTime {
+        sequence: u64,
+        published: bool,
+        secret: [u8; 32],
+    }
+
+    /// A post-quantum prekey; `kind` 0x01 one-time (created 0, no superseded time), 0x02
+    /// last-resort.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    struct PqEntry {
+        sequence: u64,
+        published: bool,
+        kind: u8,
+        seed: Vec<u8>,
+        signature: Vec<u8>,
+        created: u64,
+        superseded: Option<u64>,
+    }
+
+    /// A local device as stored (type `0x2A`).
     #[derive(Clone, Debug, PartialEq, Eq)]
     struct StoreState {
+        identity_seed: [u8; 32],
         capacity: u32,
+        one_time_cap: u32,
         next_sequence: u64,
         current: u64,
-        /// Accepted signed prekeys: id -> (secret, signature, replay records in order).
         signed: BTreeMap<u64, SignedEntry>,
-        /// `(id, secret, signature)`.
-        standby: Option<(u64, [u8; 32], Vec<u8>)>,
-        /// id -> (sequence, secret).
-        one_time: BTreeMap<u64, (u64, [u8; 32])>,
+        standby: Option<Standby>,
+        one_time: BTreeMap<u64, OneTime>,
         pq_last_resort: Option<u64>,
-        /// id -> (sequence, kind byte, seed, signature).
         pq: BTreeMap<u64, PqEntry>,
     }
 
     impl StoreState {
-        /// Parses a valid stored store, asserting every rule of SPEC.md §7.5.
+        /// Parses a valid stored device, asserting every rule of its layout: `0x02 0x2A`, the
+        /// stored identity (`0x02 0x21 seed`), replay capacity, one-time cap, next sequence,
+        /// current id, the signed prekeys (each with created, superseded and records), the
+        /// standby (with created), the one-time prekeys (sequence, published, key), the
+        /// current last-resort id, the post-quantum prekeys (sequence, published, key,
+        /// created, superseded).
         fn parse(b: &[u8]) -> Self {
             let mut r = Cursor { b, at: 0 };
-            assert_eq!(r.take(2), [STORAGE_VERSION, 0x24], "store version and type");
+            assert_eq!(
+                r.take(2),
+                [STORAGE_VERSION, 0x2A],
+                "device version and type"
+            );
+            assert_eq!(r.take(2), [STORAGE_VERSION, 0x21], "the stored identity");
+            let identity_seed = r.a32();
             let capacity = r.u32();
             assert!((1..=1024).contains(&capacity), "replay capacity");
+            let one_time_cap = r.u32();
+            assert!((1..=16_384).contains(&one_time_cap), "one-time prekey cap");
             let next_sequence = r.u64();
             let current = r.u64();
             let s = r.u32();
@@ -2633,26 +2735,38 @@ mod store_check {
                 last = id;
                 let secret = r.a32();
                 let signature = r.take(64).to_vec();
+                let created = r.u64();
+                let superseded = r.optional_u64();
+                assert!(
+                    id != current || superseded.is_none(),
+                    "the current one is not superseded"
+                );
                 let count = r.u32();
                 assert!(count <= 1024);
                 let records: Vec<[u8; 32]> = (0..count).map(|_| r.a32()).collect();
                 assert!(records.windows(2).all(|w| w[0] < w[1]), "records increase");
-                signed.insert(id, (secret, signature, records));
+                let entry = SignedEntry {
+                    secret,
+                    signature,
+                    created,
+                    superseded,
+                    records,
+                };
+                signed.insert(id, entry);
             }
             assert!(signed.contains_key(&current), "the current id is held");
-            let standby = match r.u8() {
-                0 => {
-                    assert!(r.take(106).iter().all(|x| *x == 0));
-                    None
+            let standby = r.optional(106 + 8).map(|bytes| {
+                let mut s = Cursor { b: bytes, at: 0 };
+                assert_eq!(s.take(2), [STORAGE_VERSION, 0x22]);
+                let id = s.u64();
+                assert!(id != 0 && !signed.contains_key(&id), "standby id");
+                Standby {
+                    id,
+                    secret: s.a32(),
+                    signature: s.take(64).to_vec(),
+                    created: s.u64(),
                 }
-                1 => {
-                    assert_eq!(r.take(2), [STORAGE_VERSION, 0x22]);
-                    let id = r.u64();
-                    assert!(id != 0 && !signed.contains_key(&id), "standby id");
-                    Some((id, r.a32(), r.take(64).to_vec()))
-                }
-                other => panic!("standby flag {other}"),
-            };
+            });
             assert!(signed.len() + usize::from(standby.is_some()) <= 16);
             let mut sequences = std::collections::BTreeSet::new();
             let t = r.u32();
@@ -2660,44 +2774,64 @@ mod store_check {
             let mut last = 0u64;
             for _ in 0..t {
                 let sequence = r.u64();
+                let published = r.flag();
                 assert_eq!(r.take(2), [STORAGE_VERSION, 0x23]);
                 let id = r.u64();
                 assert!(id > last, "one-time prekey ids: never 0, increasing");
                 last = id;
                 assert!(sequence < next_sequence && sequences.insert(sequence));
-                one_time.insert(id, (sequence, r.a32()));
+                let key = OneTime {
+                    sequence,
+                    published,
+                    secret: r.a32(),
+                };
+                one_time.insert(id, key);
             }
-            let pq_last_resort = match r.u8() {
-                0 => {
-                    assert_eq!(r.u64(), 0);
-                    None
-                }
-                1 => Some(r.u64()),
-                other => panic!("last-resort flag {other}"),
-            };
+            let pq_last_resort = r.optional_u64();
             let q = r.u32();
             let mut pq = BTreeMap::new();
             let mut last = 0u64;
             for _ in 0..q {
                 let sequence = r.u64();
+                let published = r.flag();
                 assert_eq!(r.take(2), [STORAGE_VERSION, 0x26]);
                 let id = r.u64();
                 assert!(id > last, "post-quantum prekey ids: never 0, increasing");
                 last = id;
                 assert!(sequence < next_sequence && sequences.insert(sequence));
                 let kind = r.u8();
-                assert!(kind == 0x01 || kind == 0x02);
-                pq.insert(
-                    id,
-                    (sequence, kind, r.take(64).to_vec(), r.take(64).to_vec()),
-                );
+                let seed = r.take(64).to_vec();
+                let signature = r.take(64).to_vec();
+                let created = r.u64();
+                let superseded = r.optional_u64();
+                match kind {
+                    0x01 => assert!(created == 0 && superseded.is_none(), "one-time: no times"),
+                    0x02 => assert_eq!(
+                        superseded.is_none(),
+                        pq_last_resort == Some(id),
+                        "only the current last-resort key is not superseded"
+                    ),
+                    other => panic!("post-quantum prekey kind {other}"),
+                }
+                let entry = PqEntry {
+                    sequence,
+                    published,
+                    kind,
+                    seed,
+                    signature,
+                    created,
+                    superseded,
+                };
+                pq.insert(id, entry);
             }
             if let Some(id) = pq_last_resort {
-                assert_eq!(pq[&id].1, 0x02, "the current last-resort id names one");
+                assert_eq!(pq[&id].kind, 0x02, "the current last-resort id names one");
             }
-            assert_eq!(r.at, b.len(), "store length");
+            assert_eq!(r.at, b.len(), "device length");
             StoreState {
+                identity_seed,
                 capacity,
+                one_time_cap,
                 next_sequence,
                 current,
                 signed,
@@ -2708,59 +2842,81 @@ mod store_check {
             }
         }
 
-        /// The encoding (SPEC.md §7.5): the inverse of [`StoreState::parse`].
+        /// The encoding: the inverse of [`StoreState::parse`].
         fn encode(&self) -> Vec<u8> {
-            let mut out = vec![STORAGE_VERSION, 0x24];
+            let mut out = vec![STORAGE_VERSION, 0x2A, STORAGE_VERSION, 0x21];
+            out.extend_from_slice(&self.identity_seed);
             out.extend_from_slice(&self.capacity.to_be_bytes());
+            out.extend_from_slice(&self.one_time_cap.to_be_bytes());
             out.extend_from_slice(&self.next_sequence.to_be_bytes());
             out.extend_from_slice(&self.current.to_be_bytes());
             out.extend_from_slice(&(self.signed.len() as u32).to_be_bytes());
-            for (id, (secret, signature, records)) in &self.signed {
+            for (id, e) in &self.signed {
                 out.extend_from_slice(&[STORAGE_VERSION, 0x22]);
                 out.extend_from_slice(&id.to_be_bytes());
-                out.extend_from_slice(secret);
-                out.extend_from_slice(signature);
-                out.extend_from_slice(&(records.len() as u32).to_be_bytes());
-                records.iter().for_each(|r| out.extend_from_slice(r));
+                out.extend_from_slice(&e.secret);
+                out.extend_from_slice(&e.signature);
+                out.extend_from_slice(&e.created.to_be_bytes());
+                put_optional_u64(&mut out, e.superseded);
+                out.extend_from_slice(&(e.records.len() as u32).to_be_bytes());
+                e.records.iter().for_each(|r| out.extend_from_slice(r));
             }
             match &self.standby {
-                Some((id, secret, signature)) => {
+                Some(s) => {
                     out.extend_from_slice(&[0x01, STORAGE_VERSION, 0x22]);
-                    out.extend_from_slice(&id.to_be_bytes());
-                    out.extend_from_slice(secret);
-                    out.extend_from_slice(signature);
+                    out.extend_from_slice(&s.id.to_be_bytes());
+                    out.extend_from_slice(&s.secret);
+                    out.extend_from_slice(&s.signature);
+                    out.extend_from_slice(&s.created.to_be_bytes());
                 }
-                None => out.extend_from_slice(&[0u8; 107]),
+                None => out.extend_from_slice(&[0u8; 1 + 106 + 8]),
             }
             out.extend_from_slice(&(self.one_time.len() as u32).to_be_bytes());
-            for (id, (sequence, secret)) in &self.one_time {
-                out.extend_from_slice(&sequence.to_be_bytes());
+            for (id, k) in &self.one_time {
+                out.extend_from_slice(&k.sequence.to_be_bytes());
+                out.push(u8::from(k.published));
                 out.extend_from_slice(&[STORAGE_VERSION, 0x23]);
                 out.extend_from_slice(&id.to_be_bytes());
-                out.extend_from_slice(secret);
+                out.extend_from_slice(&k.secret);
             }
-            out.push(u8::from(self.pq_last_resort.is_some()));
-            out.extend_from_slice(&self.pq_last_resort.unwrap_or(0).to_be_bytes());
+            put_optional_u64(&mut out, self.pq_last_resort);
             out.extend_from_slice(&(self.pq.len() as u32).to_be_bytes());
-            for (id, (sequence, kind, seed, signature)) in &self.pq {
-                out.extend_from_slice(&sequence.to_be_bytes());
+            for (id, k) in &self.pq {
+                out.extend_from_slice(&k.sequence.to_be_bytes());
+                out.push(u8::from(k.published));
                 out.extend_from_slice(&[STORAGE_VERSION, 0x26]);
                 out.extend_from_slice(&id.to_be_bytes());
-                out.push(*kind);
-                out.extend_from_slice(seed);
-                out.extend_from_slice(signature);
+                out.push(k.kind);
+                out.extend_from_slice(&k.seed);
+                out.extend_from_slice(&k.signature);
+                out.extend_from_slice(&k.created.to_be_bytes());
+                put_optional_u64(&mut out, k.superseded);
             }
             out
         }
+
+        /// The ids of the held keys of `map` that pass `keep`, oldest (lowest sequence) first.
+        fn by_age<V>(
+            map: &BTreeMap<u64, V>,
+            sequence: impl Fn(&V) -> u64,
+            keep: impl Fn(&V) -> bool,
+        ) -> Vec<u64> {
+            let mut aged: Vec<(u64, u64)> = map
+                .iter()
+                .filter(|(_, v)| keep(v))
+                .map(|(id, v)| (sequence(v), *id))
+                .collect();
+            aged.sort_unstable();
+            aged.into_iter().map(|(_, id)| id).collect()
+        }
     }
 
-    /// The store's operations recomputed here from SPEC.md §2.5, §8 and §8.3, drawing from the
-    /// listed RNG values: an independent model of `PreKeyStore`.
+    /// The device's operations recomputed here from SPEC.md §2.5, §8, §8.3 and the issue 15
+    /// decisions, drawing from the listed RNG values: an independent model of `LocalDevice`.
     struct StoreModel {
         state: StoreState,
         /// Bob's draws not used yet, in order.
         draws: std::collections::VecDeque<Vec<u8>>,
-        identity_seed: [u8; 32],
     }
 
     /// `(kind, previous or id, current)` of a notice, as the file lists it.
@@ -2788,7 +2944,7 @@ mod store_check {
         }
 
         fn sign(&self, message: &[u8]) -> Vec<u8> {
-            SigningKey::from_bytes(&self.identity_seed)
+            SigningKey::from_bytes(&self.state.identity_seed)
                 .sign(message)
                 .to_bytes()
                 .to_vec()
@@ -2802,14 +2958,24 @@ mod store_check {
             (id, secret, signature)
         }
 
-        fn signed_taken(state: &StoreState, id: u64) -> bool {
-            state.signed.contains_key(&id) || state.standby.as_ref().is_some_and(|s| s.0 == id)
+        /// A signed prekey not named by any held one (current, previous, standby) nor `also`.
+        fn fresh_signed_prekey(&mut self, also: Option<u64>) -> (u64, [u8; 32], Vec<u8>) {
+            let state = self.state.clone();
+            self.signed_prekey(|s| {
+                state.signed.contains_key(&s)
+                    || state.standby.as_ref().is_some_and(|b| b.id == s)
+                    || also == Some(s)
+            })
         }
 
-        fn new(identity_seed: [u8; 32], draws: Vec<Vec<u8>>) -> Self {
+        /// `LocalDevice::from_identity(IK, now, rng)`: a current and a standby signed prekey,
+        /// both created at `now`.
+        fn new(identity_seed: [u8; 32], now: u64, draws: Vec<Vec<u8>>) -> Self {
             let mut model = StoreModel {
                 state: StoreState {
+                    identity_seed,
                     capacity: 1024,
+                    one_time_cap: doubleratchet::DEFAULT_ONE_TIME_PREKEY_CAP,
                     next_sequence: 0,
                     current: 0,
                     signed: BTreeMap::new(),
@@ -2819,92 +2985,169 @@ mod store_check {
                     pq: BTreeMap::new(),
                 },
                 draws: draws.into(),
-                identity_seed,
             };
-            let (id, secret, signature) = model.signed_prekey(|_| false);
+            let (id, secret, signature) = model.fresh_signed_prekey(None);
+            let (standby, standby_secret, standby_signature) = model.fresh_signed_prekey(Some(id));
             model.state.current = id;
-            model
-                .state
-                .signed
-                .insert(id, (secret, signature, Vec::new()));
-            model.state.standby = Some(model.signed_prekey(|s| s == id));
+            let entry = SignedEntry {
+                secret,
+                signature,
+                created: now,
+                superseded: None,
+                records: Vec::new(),
+            };
+            model.state.signed.insert(id, entry);
+            model.state.standby = Some(Standby {
+                id: standby,
+                secret: standby_secret,
+                signature: standby_signature,
+                created: now,
+            });
             model
         }
 
-        fn generate_one_time(&mut self, n: u64) -> Vec<u64> {
-            let mut batch = Vec::new();
+        /// `generate_one_time_prekeys(n)`: the new ids, then the oldest keys beyond the cap
+        /// evicted (by sequence, published or not). Returns `(created, evicted)`.
+        fn generate_one_time(&mut self, n: u64) -> (Vec<u64>, Vec<u64>) {
+            let cap = self.state.one_time_cap as usize;
+            let mut batch: Vec<(u64, [u8; 32])> = Vec::new();
             for _ in 0..n {
                 let held = self.state.one_time.clone();
-                let drawn = batch.clone();
+                let drawn: Vec<u64> = batch.iter().map(|(id, _)| *id).collect();
                 let id = self.draw_id(|id| held.contains_key(&id) || drawn.contains(&id));
-                let secret: [u8; 32] = self.draw();
-                let sequence = self.state.next_sequence + batch.len() as u64;
-                self.state.one_time.insert(id, (sequence, secret));
-                batch.push(id);
+                batch.push((id, self.draw()));
             }
-            self.state.next_sequence += n;
-            batch
-        }
-
-        fn generate_pq(&mut self, n: u64, kind: u8) -> Vec<u64> {
-            let mut batch = Vec::new();
-            for _ in 0..n {
-                let held = self.state.pq.clone();
-                let drawn = batch.clone();
-                let id = self.draw_id(|id| held.contains_key(&id) || drawn.contains(&id));
-                let seed: [u8; 64] = self.draw();
-                let signature = self.sign(&cat(&[&[0x0A], &kem::public_key(&seed)]));
-                let sequence = self.state.next_sequence;
+            let excess = (self.state.one_time.len() + batch.len()).saturating_sub(cap);
+            let mut evicted = StoreState::by_age(&self.state.one_time, |k| k.sequence, |_| true);
+            evicted.truncate(excess);
+            for id in &evicted {
+                self.state.one_time.remove(id);
+            }
+            for (id, secret) in &batch {
+                let key = OneTime {
+                    sequence: self.state.next_sequence,
+                    published: false,
+                    secret: *secret,
+                };
                 self.state.next_sequence += 1;
-                self.state
-                    .pq
-                    .insert(id, (sequence, kind, seed.to_vec(), signature));
-                batch.push(id);
+                self.state.one_time.insert(*id, key);
             }
-            if kind == 0x02 {
-                self.state.pq_last_resort = batch.last().copied();
-            }
-            batch
+            (batch.into_iter().map(|(id, _)| id).collect(), evicted)
         }
 
-        fn rotate_signed(&mut self) -> u64 {
-            let (id, secret, signature) = match self.state.standby.take() {
-                Some(standby) => standby,
-                None => {
-                    let state = self.state.clone();
-                    self.signed_prekey(|s| Self::signed_taken(&state, s))
-                }
+        /// A post-quantum prekey of `kind` drawn as `id, seed` (ids unique over both kinds).
+        fn pq_prekey(&mut self, kind: u8, taken: &[u64], created: u64) -> (u64, PqEntry) {
+            let held = self.state.pq.clone();
+            let id = self.draw_id(|id| held.contains_key(&id) || taken.contains(&id));
+            let seed: [u8; 64] = self.draw();
+            let signature = self.sign(&cat(&[&[0x0A], &kem::public_key(&seed)]));
+            let entry = PqEntry {
+                sequence: 0,
+                published: false,
+                kind,
+                seed: seed.to_vec(),
+                signature,
+                created,
+                superseded: None,
             };
-            let state = self.state.clone();
-            let standby = self.signed_prekey(|s| s == id || Self::signed_taken(&state, s));
-            self.state
-                .signed
-                .insert(id, (secret, signature, Vec::new()));
-            self.state.current = id;
-            self.state.standby = Some(standby);
+            (id, entry)
+        }
+
+        /// `generate_pq_one_time_prekeys(n)`, evicting the oldest one-time post-quantum keys
+        /// beyond the cap (at most 1024). Returns `(created, evicted)`.
+        fn generate_pq_one_time(&mut self, n: u64) -> (Vec<u64>, Vec<u64>) {
+            let cap = (self.state.one_time_cap as usize).min(1024);
+            let mut batch: Vec<(u64, PqEntry)> = Vec::new();
+            for _ in 0..n {
+                let drawn: Vec<u64> = batch.iter().map(|(id, _)| *id).collect();
+                batch.push(self.pq_prekey(0x01, &drawn, 0));
+            }
+            let one_time = |k: &PqEntry| k.kind == 0x01;
+            let held = self.state.pq.values().filter(|k| one_time(k)).count();
+            let excess = (held + batch.len()).saturating_sub(cap);
+            let mut evicted = StoreState::by_age(&self.state.pq, |k| k.sequence, one_time);
+            evicted.truncate(excess);
+            for id in &evicted {
+                self.state.pq.remove(id);
+            }
+            let mut created = Vec::new();
+            for (id, mut key) in batch {
+                key.sequence = self.state.next_sequence;
+                self.state.next_sequence += 1;
+                self.state.pq.insert(id, key);
+                created.push(id);
+            }
+            (created, evicted)
+        }
+
+        /// `rotate_pq_last_resort_prekey(now)`: a new current last-resort key created at
+        /// `now`; the previous current one superseded at `now`.
+        fn rotate_pq_last_resort(&mut self, now: u64) -> u64 {
+            let (id, mut key) = self.pq_prekey(0x02, &[], now);
+            key.sequence = self.state.next_sequence;
+            self.state.next_sequence += 1;
+            if let Some(old) = self.state.pq_last_resort {
+                self.state.pq.get_mut(&old).unwrap().superseded = Some(now);
+            }
+            self.state.pq.insert(id, key);
+            self.state.pq_last_resort = Some(id);
             id
         }
 
-        /// SPEC.md §8.3: the current signed prekey at capacity switches to the standby.
+        /// `rotate_signed_prekey(now)` (issue 15): a fresh key created at `now` becomes
+        /// current, the old current one is superseded at `now`; the standby is kept, or
+        /// without one a new standby is drawn after the new current one.
+        fn rotate_signed(&mut self, now: u64) -> u64 {
+            let (id, secret, signature) = self.fresh_signed_prekey(None);
+            if self.state.standby.is_none() {
+                let (standby, secret, signature) = self.fresh_signed_prekey(Some(id));
+                self.state.standby = Some(Standby {
+                    id: standby,
+                    secret,
+                    signature,
+                    created: now,
+                });
+            }
+            let current = self.state.current;
+            self.state.signed.get_mut(&current).unwrap().superseded = Some(now);
+            let entry = SignedEntry {
+                secret,
+                signature,
+                created: now,
+                superseded: None,
+                records: Vec::new(),
+            };
+            self.state.signed.insert(id, entry);
+            self.state.current = id;
+            id
+        }
+
+        /// SPEC.md §8.3: the current signed prekey at capacity switches to the standby, which
+        /// keeps its creation time; the replaced one has no supersession time (no clock).
         fn switch_if_full(&mut self) -> Option<NoticeTuple> {
             let previous = self.state.current;
-            if self.state.signed[&previous].2.len() < self.state.capacity as usize {
+            if self.state.signed[&previous].records.len() < self.state.capacity as usize {
                 return None;
             }
             match self.state.standby.take() {
-                Some((id, secret, signature)) => {
-                    self.state
-                        .signed
-                        .insert(id, (secret, signature, Vec::new()));
-                    self.state.current = id;
-                    Some(("signed_prekey_switched".into(), previous, id))
+                Some(s) => {
+                    let entry = SignedEntry {
+                        secret: s.secret,
+                        signature: s.signature,
+                        created: s.created,
+                        superseded: None,
+                        records: Vec::new(),
+                    };
+                    self.state.signed.insert(s.id, entry);
+                    self.state.current = s.id;
+                    Some(("signed_prekey_switched".into(), previous, s.id))
                 }
                 None => Some(("signed_prekey_full".into(), previous, previous)),
             }
         }
 
-        /// The store's part of `accept` for a genuine initial message (SPEC.md §8, §8.3, §10.1):
-        /// `Ok((notice, used one-time, used post-quantum))` or the error.
+        /// The device's part of `accept` for a genuine initial message (SPEC.md §8, §8.3,
+        /// §10.1): `Ok((notice, used one-time, used post-quantum))` or the error.
         #[allow(clippy::type_complexity)]
         fn accept(
             &mut self,
@@ -2916,21 +3159,21 @@ mod store_check {
             let opk = (message[74] == 0x01).then(|| word(75));
             let pq = (message[1] == 0x03 || message[1] == 0x06).then(|| word(83));
             if !self.state.signed.contains_key(&spk) {
-                return Err(format!("UnknownSignedPreKey({spk})"));
+                return Err(format!("UnknownSignedPreKey(SignedPreKeyId({spk}))"));
             }
             if let Some(id) = opk.filter(|id| !self.state.one_time.contains_key(id)) {
-                return Err(format!("UnknownOneTimePreKey({id})"));
+                return Err(format!("UnknownOneTimePreKey(OneTimePreKeyId({id}))"));
             }
             let pq_kind = match pq {
                 Some(id) => match self.state.pq.get(&id) {
-                    Some(key) => Some(key.1),
-                    None => return Err(format!("UnknownPqPreKey({id})")),
+                    Some(key) => Some(key.kind),
+                    None => return Err(format!("UnknownPqPreKey(PqPreKeyId({id}))")),
                 },
                 None => None,
             };
             let consumes = opk.is_some() || pq_kind == Some(0x01);
             if !consumes {
-                let records = &self.state.signed[&spk].2;
+                let records = &self.state.signed[&spk].records;
                 if records.contains(&base_key) {
                     return Err("DuplicateOrExpired".into());
                 }
@@ -2947,7 +3190,7 @@ mod store_check {
             if consumes {
                 return Ok((None, opk, pq));
             }
-            let records = &mut self.state.signed.get_mut(&spk).unwrap().2;
+            let records = &mut self.state.signed.get_mut(&spk).unwrap().records;
             records.push(base_key);
             records.sort_unstable();
             Ok((self.switch_if_full(), None, pq))
@@ -2975,23 +3218,44 @@ mod store_check {
     fn library_notice(n: Option<doubleratchet::StoreNotice>) -> Option<NoticeTuple> {
         use doubleratchet::StoreNotice;
         n.map(|n| match n {
-            StoreNotice::SignedPreKeySwitched { previous, current } => {
-                ("signed_prekey_switched".into(), previous, current)
+            StoreNotice::SignedPreKeySwitched { previous, current } => (
+                "signed_prekey_switched".into(),
+                previous.to_u64(),
+                current.to_u64(),
+            ),
+            StoreNotice::SignedPreKeyFull { id } => {
+                ("signed_prekey_full".into(), id.to_u64(), id.to_u64())
             }
-            StoreNotice::SignedPreKeyFull { id } => ("signed_prekey_full".into(), id, id),
             other => panic!("unknown notice {other:?}"),
         })
     }
 
-    /// (e) The prekey store file: (a) the library, driven from the seeds, reproduces every step
-    /// (returned ids, notices, errors, `to_bytes`) and every flood message; (b) every stored
-    /// store parses by SPEC.md §7.5 into exactly one encoding and equals this file's own model of
-    /// the store's operations, run on the listed RNG draws (which are the seeds' streams).
+    fn plain<I: Into<u64>>(ids: Vec<I>) -> Vec<u64> {
+        ids.into_iter().map(Into::into).collect()
+    }
+
+    /// A step's list of ids (`key`), if present.
+    fn listed_ids(step: &Value, key: &str) -> Option<Vec<u64>> {
+        step[key]
+            .as_array()
+            .map(|ids| ids.iter().map(|i| i.as_u64().unwrap()).collect())
+    }
+
+    /// (e) The prekey store file: (a) the library, driven from the seeds and the listed times,
+    /// reproduces every step (returned and evicted ids, counts, notices, errors, `to_bytes`)
+    /// and every flood message; (b) every stored device parses by its layout into exactly one
+    /// encoding and equals this file's own model of the device's operations, run on the
+    /// listed RNG draws (which are the seeds' streams).
     pub(super) fn check_store_file(file: &str) {
         let v = load(file, "prekey_store").unwrap();
         let c = &v["constants"];
-        assert_eq!(bytes(c, "store_type"), [0x24]);
-        assert_eq!(bytes(c, "retired_store_type"), [0x27]);
+        assert_eq!(bytes(c, "store_type"), [0x2A]);
+        let retired: Vec<Vec<u8>> = arr(c, "retired_store_types")
+            .iter()
+            .map(|t| decode_hex(t.as_str().unwrap()))
+            .collect();
+        assert_eq!(retired, [[0x24], [0x27]]);
+        assert_eq!(bytes(c, "identity_type"), [0x21]);
         assert_eq!(
             num(c, "max_replay_records_per_signed_prekey"),
             u64::from(doubleratchet::MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY)
@@ -2999,6 +3263,14 @@ mod store_check {
         assert_eq!(
             num(c, "max_signed_prekeys"),
             doubleratchet::MAX_SIGNED_PREKEYS as u64
+        );
+        assert_eq!(
+            num(c, "default_one_time_prekey_cap"),
+            u64::from(doubleratchet::DEFAULT_ONE_TIME_PREKEY_CAP)
+        );
+        assert_eq!(
+            num(c, "max_one_time_prekeys"),
+            doubleratchet::MAX_ONE_TIME_PREKEYS as u64
         );
         let g = &v["generated"];
         let flood = &v["flood"];
@@ -3035,7 +3307,7 @@ mod store_check {
             bob.public_key().as_bytes(),
             &b32(&g["bob_identity"], "ed25519_public")
         );
-        let mut store: Option<PreKeyStore> = None;
+        let mut store: Option<LocalDevice> = None;
         let mut alice_rng = ChaCha20Rng::seed_from_u64(num(flood, "alice_rng_seed"));
         let alice = IdentityKeyPair::generate(&mut alice_rng).unwrap();
         assert_eq!(
@@ -3057,80 +3329,117 @@ mod store_check {
         let mut previous_store: Vec<u8> = Vec::new();
         let mut made = 0;
         let mut alice_draw = 1;
+        let mut calls = std::collections::BTreeSet::new();
         for (in_flood, step) in &steps {
             let call = text(step, "call");
             let name = call.split('(').next().unwrap();
+            calls.insert(name.to_owned());
             let what = format!("{file}: step {} ({call})", num(step, "step"));
             let argument = step["argument"].as_u64();
-            let returned: Option<Vec<u64>> = step["returned_ids"]
-                .as_array()
-                .map(|ids| ids.iter().map(|i| i.as_u64().unwrap()).collect());
+            let now = step["now"].as_u64();
+            let returned = listed_ids(step, "returned_ids");
             let listed_store = bytes(step, "store");
-            // Library and model, side by side.
+            // Library and model, side by side: the ids each returned.
             let (library_ids, model_ids): (Option<Vec<u64>>, Option<Vec<u64>>) = match name {
-                "PreKeyStore::new" => {
-                    store = Some(PreKeyStore::new(&bob, &mut bob_rng).unwrap());
-                    let m = StoreModel::new(bob_seed, std::mem::take(&mut rest));
-                    let s = store.as_ref().unwrap();
+                "LocalDevice::from_identity" => {
+                    let now = now.unwrap();
+                    let copy = IdentityKeyPair::from_bytes(&bob.to_bytes()).unwrap();
+                    let s = LocalDevice::from_identity(copy, now, &mut bob_rng).unwrap();
+                    let m = StoreModel::new(bob_seed, now, std::mem::take(&mut rest));
                     let ids = vec![
-                        s.current_signed_prekey().id(),
-                        s.standby_signed_prekey().unwrap().id(),
+                        s.current_signed_prekey().id().to_u64(),
+                        s.standby_signed_prekey().unwrap().id().to_u64(),
                     ];
-                    let model_ids = vec![m.state.current, m.state.standby.as_ref().unwrap().0];
+                    let model_ids = vec![m.state.current, m.state.standby.as_ref().unwrap().id];
+                    assert_eq!(listed_store.len() as u64, num(c, "new_store_length"));
+                    store = Some(s);
                     model = Some(m);
                     (Some(ids), Some(model_ids))
                 }
-                "generate_one_time_prekeys" => {
+                "generate_one_time_prekeys" | "generate_pq_one_time_prekeys" => {
                     let n = argument.unwrap();
-                    let ids = store
-                        .as_mut()
-                        .unwrap()
-                        .generate_one_time_prekeys(n as usize, &mut bob_rng)
-                        .unwrap()
-                        .iter()
-                        .map(|k| k.id())
-                        .collect();
-                    (
-                        Some(ids),
-                        Some(model.as_mut().unwrap().generate_one_time(n)),
-                    )
+                    let s = store.as_mut().unwrap();
+                    let m = model.as_mut().unwrap();
+                    let (library, expected) = if name == "generate_one_time_prekeys" {
+                        let g = s
+                            .generate_one_time_prekeys(n as usize, &mut bob_rng)
+                            .unwrap();
+                        ((plain(g.created), plain(g.evicted)), m.generate_one_time(n))
+                    } else {
+                        let g = s
+                            .generate_pq_one_time_prekeys(n as usize, &mut bob_rng)
+                            .unwrap();
+                        (
+                            (plain(g.created), plain(g.evicted)),
+                            m.generate_pq_one_time(n),
+                        )
+                    };
+                    assert_eq!(library.1, expected.1, "{what}: evicted (library, model)");
+                    assert_eq!(
+                        listed_ids(step, "evicted_ids"),
+                        Some(expected.1),
+                        "{what}: evicted"
+                    );
+                    (Some(library.0), Some(expected.0))
                 }
-                "generate_pq_one_time_prekeys" => {
-                    let n = argument.unwrap();
-                    let ids = store
-                        .as_mut()
-                        .unwrap()
-                        .generate_pq_one_time_prekeys(&bob, n as usize, &mut bob_rng)
-                        .unwrap()
-                        .iter()
-                        .map(|k| k.id())
-                        .collect();
-                    (
-                        Some(ids),
-                        Some(model.as_mut().unwrap().generate_pq(n, 0x01)),
-                    )
+                "mark_one_time_prekeys_published" | "mark_pq_prekeys_published" => {
+                    let ids = listed_ids(step, "argument_ids").unwrap();
+                    let s = store.as_mut().unwrap();
+                    let m = model.as_mut().unwrap();
+                    let (got, expected) = if name == "mark_one_time_prekeys_published" {
+                        let typed: Vec<OneTimePreKeyId> = ids.iter().map(|i| (*i).into()).collect();
+                        let mut marked = 0;
+                        for id in &ids {
+                            if let Some(k) = m.state.one_time.get_mut(id) {
+                                marked += usize::from(!k.published);
+                                k.published = true;
+                            }
+                        }
+                        (s.mark_one_time_prekeys_published(&typed), marked)
+                    } else {
+                        let typed: Vec<PqPreKeyId> = ids.iter().map(|i| (*i).into()).collect();
+                        let mut marked = 0;
+                        for id in &ids {
+                            if let Some(k) = m.state.pq.get_mut(id) {
+                                marked += usize::from(!k.published);
+                                k.published = true;
+                            }
+                        }
+                        (s.mark_pq_prekeys_published(&typed), marked)
+                    };
+                    assert_eq!(got, expected, "{what}: marked");
+                    assert_eq!(num(step, "returned_count"), expected as u64, "{what}");
+                    (None, None)
                 }
                 "rotate_pq_last_resort_prekey" => {
+                    let now = now.unwrap();
                     let id = store
                         .as_mut()
                         .unwrap()
-                        .rotate_pq_last_resort_prekey(&bob, &mut bob_rng)
+                        .rotate_pq_last_resort_prekey(now, &mut bob_rng)
                         .unwrap();
                     (
-                        Some(vec![id]),
-                        Some(model.as_mut().unwrap().generate_pq(1, 0x02)),
+                        Some(vec![id.to_u64()]),
+                        Some(vec![model.as_mut().unwrap().rotate_pq_last_resort(now)]),
                     )
                 }
                 "rotate_signed_prekey" => {
+                    let now = now.unwrap();
                     let id = store
                         .as_mut()
                         .unwrap()
-                        .rotate_signed_prekey(&bob, &mut bob_rng)
+                        .rotate_signed_prekey(now, &mut bob_rng)
                         .unwrap();
                     (
-                        Some(vec![id]),
-                        Some(vec![model.as_mut().unwrap().rotate_signed()]),
+                        Some(vec![id.to_u64()]),
+                        Some(vec![model.as_mut().unwrap().rotate_signed(now)]),
                     )
+                }
+                "set_one_time_prekey_cap" => {
+                    let n = u32::try_from(argument.unwrap()).unwrap();
+                    store.as_mut().unwrap().set_one_time_prekey_cap(n).unwrap();
+                    model.as_mut().unwrap().state.one_time_cap = n;
+                    (None, None)
                 }
                 "set_replay_capacity" => {
                     let n = u32::try_from(argument.unwrap()).unwrap();
@@ -3144,7 +3453,10 @@ mod store_check {
                 }
                 "accept" => {
                     let i = usize::try_from(num(step, "message")).unwrap();
-                    let got = store.as_mut().unwrap().accept(&bob, &wire[i]);
+                    let got = store
+                        .as_mut()
+                        .unwrap()
+                        .accept(&wire[i], &SessionOptions::new());
                     let expected = model.as_mut().unwrap().accept(&wire[i]);
                     match (got, expected) {
                         (Ok(accepted), Ok((notice, opk, pq))) => {
@@ -3155,8 +3467,10 @@ mod store_check {
                             );
                             assert_eq!(library_notice(accepted.notice), notice, "{what}: notice");
                             assert_eq!(listed_notice(step), notice, "{what}: listed notice");
-                            assert_eq!(accepted.used_one_time_prekey, opk, "{what}");
-                            assert_eq!(accepted.used_post_quantum_prekey, pq, "{what}");
+                            let used_opk = accepted.used_one_time_prekey.map(u64::from);
+                            let used_pq = accepted.used_post_quantum_prekey.map(u64::from);
+                            assert_eq!(used_opk, opk, "{what}");
+                            assert_eq!(used_pq, pq, "{what}");
                             assert_eq!(step["used_one_time_prekey"].as_u64(), opk, "{what}");
                             assert_eq!(step["used_post_quantum_prekey"].as_u64(), pq, "{what}");
                         }
@@ -3174,7 +3488,7 @@ mod store_check {
                 }
                 "retire_signed_prekey" => {
                     let id = argument.unwrap();
-                    let removed = store.as_mut().unwrap().retire_signed_prekey(id);
+                    let removed = store.as_mut().unwrap().retire_signed_prekey(id.into());
                     let m = model.as_mut().unwrap();
                     let expected = id != m.state.current && m.state.signed.remove(&id).is_some();
                     assert_eq!(removed, expected, "{what}");
@@ -3187,21 +3501,46 @@ mod store_check {
             assert_eq!(returned, model_ids, "{what}: returned ids");
             let s = store.as_ref().unwrap();
             let m = model.as_ref().unwrap();
-            assert_eq!(s.to_bytes()[..], listed_store[..], "{what}: library store");
-            assert_eq!(m.state.encode(), listed_store, "{what}: model store");
+            assert_eq!(s.to_bytes()[..], listed_store[..], "{what}: library device");
+            assert_eq!(m.state.encode(), listed_store, "{what}: model device");
             assert_eq!(StoreState::parse(&listed_store), m.state, "{what}: parsed");
+            // The stored device loads and gives itself back.
+            let loaded = LocalDevice::from_bytes(&listed_store).unwrap();
+            assert_eq!(loaded.to_bytes()[..], listed_store[..], "{what}: reloaded");
             assert_eq!(num(step, "store_length"), listed_store.len() as u64);
+            // The library's accessors tell what the model holds.
             assert_eq!(num(step, "current_signed_prekey"), m.state.current);
-            assert_eq!(s.current_signed_prekey().id(), m.state.current);
-            let standby = m.state.standby.as_ref().map(|s| s.0);
+            assert_eq!(s.current_signed_prekey().id().to_u64(), m.state.current);
+            assert_eq!(
+                s.current_signed_prekey_created(),
+                m.state.signed[&m.state.current].created,
+                "{what}"
+            );
+            let standby = m.state.standby.as_ref().map(|s| s.id);
             assert_eq!(step["standby_signed_prekey"].as_u64(), standby, "{what}");
-            assert_eq!(s.standby_signed_prekey().map(SignedPreKey::id), standby);
-            let records: usize = m.state.signed.values().map(|e| e.2.len()).sum();
+            assert_eq!(s.standby_signed_prekey().map(|k| k.id().to_u64()), standby);
+            let records: usize = m.state.signed.values().map(|e| e.records.len()).sum();
             assert_eq!(num(step, "replay_records"), records as u64, "{what}");
             assert_eq!(s.replay_records(), records, "{what}");
+            assert_eq!(s.one_time_prekey_cap(), m.state.one_time_cap, "{what}");
+            let one_time = |k: &OneTime| k.sequence;
+            assert_eq!(
+                s.unpublished_one_time_prekeys()
+                    .map(|k| k.id().to_u64())
+                    .collect::<Vec<_>>(),
+                StoreState::by_age(&m.state.one_time, one_time, |k| !k.published),
+                "{what}: unpublished one-time prekeys"
+            );
+            assert_eq!(
+                s.one_time_prekeys()
+                    .map(|k| k.id().to_u64())
+                    .collect::<Vec<_>>(),
+                StoreState::by_age(&m.state.one_time, one_time, |_| true),
+                "{what}: one-time prekeys, oldest first"
+            );
             previous_store = listed_store;
 
-            // Flood messages made right after this step, from bundles of the store as it is.
+            // Flood messages made right after this step, from bundles of the device as it is.
             if *in_flood {
                 let step_index = num(step, "step");
                 while made < messages.len()
@@ -3210,23 +3549,32 @@ mod store_check {
                     let msg = &messages[made];
                     let opk = msg["one_time_prekey_id"].as_u64();
                     let pq = msg["post_quantum_prekey_id"].as_u64();
+                    let typed_opk = opk.map(OneTimePreKeyId::from_u64);
                     let bundle = match (pq, msg["post_quantum_prekey_kind"].as_str()) {
-                        (None, _) => s.bundle(&bob, opk).unwrap(),
-                        (Some(id), Some("one_time")) => s.pq_bundle(&bob, opk, Some(id)).unwrap(),
+                        (None, _) => s.bundle(typed_opk).unwrap(),
+                        (Some(id), Some("one_time")) => {
+                            s.pq_bundle(typed_opk, Some(id.into())).unwrap()
+                        }
                         (Some(id), Some("last_resort")) => {
-                            let b = s.pq_bundle(&bob, opk, None).unwrap();
-                            assert_eq!(b.post_quantum_prekey_id(), Some(id));
+                            let b = s.pq_bundle(typed_opk, None).unwrap();
+                            assert_eq!(b.post_quantum_prekey_id(), Some(id.into()));
                             b
                         }
                         other => panic!("{file}: message {made}: {other:?}"),
                     };
                     let received = PreKeyBundle::from_bytes(&bundle.to_bytes()).unwrap();
-                    let mut session = Session::initiate(&alice, &received, &mut alice_rng).unwrap();
+                    let mut session = Session::initiate(
+                        &alice,
+                        &received,
+                        &SessionOptions::new(),
+                        &mut alice_rng,
+                    )
+                    .unwrap();
                     let bytes_made = session
                         .encrypt(text(msg, "plaintext_utf8").as_bytes(), &mut alice_rng)
                         .unwrap();
                     assert_eq!(bytes_made, wire[made], "{file}: flood message {made}");
-                    // The X3DH fields (SPEC.md §5.3): the store's current signed prekey, the
+                    // The X3DH fields (SPEC.md §5.3): the device's current signed prekey, the
                     // offered keys, and EK_A from Alice's draw (then m for PQXDH, then DHs).
                     let w = &wire[made];
                     let word = |at: usize| u64::from_be_bytes(w[at..at + 8].try_into().unwrap());
@@ -3249,6 +3597,22 @@ mod store_check {
             model.unwrap().draws.is_empty(),
             "{file}: every Bob draw used"
         );
+        // Every call that changes the stored state is exercised.
+        for required in [
+            "LocalDevice::from_identity",
+            "generate_one_time_prekeys",
+            "mark_one_time_prekeys_published",
+            "generate_pq_one_time_prekeys",
+            "mark_pq_prekeys_published",
+            "rotate_pq_last_resort_prekey",
+            "rotate_signed_prekey",
+            "set_one_time_prekey_cap",
+            "set_replay_capacity",
+            "accept",
+            "retire_signed_prekey",
+        ] {
+            assert!(calls.contains(required), "{file}: no {required} step");
+        }
         // Every id drawn (an 8-byte draw) is non-zero and distinct: no draw was repeated.
         let ids: Vec<u64> = bob_draws
             .iter()
@@ -3267,31 +3631,34 @@ mod store_check {
             stream.try_fill_bytes(&mut y).unwrap();
             assert_eq!(x, y, "{file}: {who}'s draws");
         }
-        // Every signature in the stores verifies under IK_B (SPEC.md §2.3, §3.6).
+        // Every signature in the last generated and flood devices verifies under IK_B
+        // (SPEC.md §2.3, §3.6), and the stored identity is IK_B.
         let verifying =
             VerifyingKey::from_bytes(&b32(&g["bob_identity"], "ed25519_public")).unwrap();
-        let last = StoreState::parse(&bytes(
-            &arr(flood, "steps").last().unwrap().clone(),
-            "store",
-        ));
-        for (secret, signature, _) in last.signed.values() {
-            let sig = Signature::from_slice(signature).unwrap();
-            verifying
-                .verify_strict(&cat(&[&[0x05], &x25519_public(secret)]), &sig)
-                .unwrap();
-        }
-        for (_, _, seed, signature) in last.pq.values() {
-            let sig = Signature::from_slice(signature).unwrap();
-            verifying
-                .verify_strict(&cat(&[&[0x0A], &kem::public_key(seed)]), &sig)
-                .unwrap();
+        for steps in [arr(g, "steps"), arr(flood, "steps")] {
+            let last = StoreState::parse(&bytes(steps.last().unwrap(), "store"));
+            assert_eq!(last.identity_seed, bob_seed, "{file}: the stored identity");
+            let standby = last.standby.iter().map(|s| (&s.secret, &s.signature));
+            let signed = last.signed.values().map(|e| (&e.secret, &e.signature));
+            for (secret, signature) in signed.chain(standby) {
+                let sig = Signature::from_slice(signature).unwrap();
+                verifying
+                    .verify_strict(&cat(&[&[0x05], &x25519_public(secret)]), &sig)
+                    .unwrap();
+            }
+            for k in last.pq.values() {
+                let sig = Signature::from_slice(&k.signature).unwrap();
+                verifying
+                    .verify_strict(&cat(&[&[0x0A], &kem::public_key(&k.seed)]), &sig)
+                    .unwrap();
+            }
         }
 
-        // Stored stores that must not load.
+        // Stored devices that must not load.
         let rejects = arr(&v, "load_rejects");
         assert!(rejects.len() >= 10, "{file}");
         for case in &rejects {
-            let got = match PreKeyStore::from_bytes(&bytes(case, "input")) {
+            let got = match LocalDevice::from_bytes(&bytes(case, "input")) {
                 Ok(_) => "loaded".to_owned(),
                 Err(e) => format!("{e:?}"),
             };
@@ -3302,7 +3669,18 @@ mod store_check {
                 text(case, "name")
             );
         }
-        for required in ["0x27", "id_zero", "sequence", "records", "standby"] {
+        for required in [
+            "0x24",
+            "0x27",
+            "identity",
+            "cap",
+            "id_zero",
+            "sequence",
+            "records",
+            "standby",
+            "superseded",
+            "published",
+        ] {
             assert!(
                 rejects.iter().any(|c| text(c, "name").contains(required)),
                 "{file}: no {required} load reject"

@@ -6,45 +6,114 @@
 //! `*_pair` functions (Bob's store only, the sessions handed back as a tuple).
 
 use doubleratchet::{
-    Accepted, Error, IdentityKeyPair, Limits, PreKeyBundle, PreKeyStore, Session, SessionOptions,
+    Accepted, Error, IdentityKeyPair, Limits, LocalDevice, OneTimePreKey, OneTimePreKeyPublic,
+    PreKeyBundle, Session, SessionOptions, SignedPreKey, SignedPreKeyPublic,
 };
+#[cfg(feature = "pqxdh")]
+use doubleratchet::{PqPreKey, PqPreKeyKind, PqPreKeyPublic};
 use rand_chacha::ChaCha20Rng;
 
 use crate::rng::{rng, text};
+use doubleratchet::OneTimePreKeyId;
+
+/// The creation time [`bundle_of`] and [`pq_bundle_of`] give the public parts they build:
+/// a bundle does not carry it (SPEC.md §5.4, §5.9), so any value gives the same bytes.
+const BUNDLE_PART_CREATED: u64 = 0;
+
+/// The bundle of `identity`'s own keys `spk` and `opk`, built as a server builds it: from
+/// the public parts (SPEC.md §5.9, §5.10) with [`PreKeyBundle::assemble`], which verifies
+/// the signed prekey under `identity`. Its encoding is the one the device's own
+/// [`LocalDevice::bundle`] gives for the same keys.
+///
+/// Panics if `spk` is not signed by `identity` (or a key's id is 0): a test that wants a
+/// bundle that does not verify has to forge it explicitly (for example by patching the
+/// bytes of [`PreKeyBundle::to_bytes`]), not get one by passing the wrong identity.
+#[track_caller]
+pub fn bundle_of(
+    identity: &IdentityKeyPair,
+    spk: &SignedPreKey,
+    opk: Option<&OneTimePreKey>,
+) -> PreKeyBundle {
+    let signed = SignedPreKeyPublic::from_key(spk, BUNDLE_PART_CREATED)
+        .expect("bundle_of: the signed prekey's id is 0");
+    let one_time = opk.map(|k| {
+        OneTimePreKeyPublic::from_key(k).expect("bundle_of: the one-time prekey's id is 0")
+    });
+    PreKeyBundle::assemble(identity.public_key(), &signed, one_time.as_ref())
+        .expect("bundle_of: the signed prekey is not signed by this identity")
+}
+
+/// [`bundle_of`] with the post-quantum prekey `pq` (one-time or last-resort, by
+/// [`PqPreKey::kind`]): a PQXDH bundle, built with
+/// [`PreKeyBundle::with_post_quantum`], which verifies `pq`'s signature under `identity`.
+///
+/// Panics if a key is not signed by `identity` (or an id is 0), as [`bundle_of`].
+#[cfg(feature = "pqxdh")]
+#[track_caller]
+pub fn pq_bundle_of(
+    identity: &IdentityKeyPair,
+    spk: &SignedPreKey,
+    opk: Option<&OneTimePreKey>,
+    pq: &PqPreKey,
+) -> PreKeyBundle {
+    let part = match pq.kind() {
+        PqPreKeyKind::OneTime => PqPreKeyPublic::one_time(pq),
+        PqPreKeyKind::LastResort => PqPreKeyPublic::last_resort(pq, BUNDLE_PART_CREATED),
+    }
+    .expect("pq_bundle_of: the post-quantum prekey's id is 0");
+    bundle_of(identity, spk, opk)
+        .with_post_quantum(&part)
+        .expect("pq_bundle_of: the post-quantum prekey is not signed by this identity")
+}
+
+/// The local device of `identity`, created at time 0: the identity is copied (through its
+/// storage encoding), so the caller keeps using it, and the RNG is drawn from exactly as a
+/// device created with that identity draws.
+pub fn device_of<R: doubleratchet::rand_core::TryCryptoRng + ?Sized>(
+    identity: &IdentityKeyPair,
+    rng: &mut R,
+) -> Result<LocalDevice, Error> {
+    let copy = IdentityKeyPair::from_bytes(&identity.to_bytes())?;
+    LocalDevice::from_identity(copy, 0, rng)
+}
 
 /// A user of the crate: an identity and a prekey store.
 pub struct Party {
     /// The long-term identity.
     pub identity: IdentityKeyPair,
     /// The party's prekey store.
-    pub store: PreKeyStore,
+    pub store: LocalDevice,
 }
 
 impl Party {
     /// A new identity with a new store.
     pub fn new(rng: &mut ChaCha20Rng) -> Party {
         let identity = IdentityKeyPair::generate(rng).unwrap();
-        let store = PreKeyStore::new(&identity, rng).unwrap();
+        let store = device_of(&identity, rng).unwrap();
         Party { identity, store }
     }
 
     /// A freshly published bundle with a new one-time prekey, as a peer receives it (through
     /// its encoding).
     pub fn bundle(&mut self, rng: &mut ChaCha20Rng) -> PreKeyBundle {
-        let id = self.store.generate_one_time_prekeys(1, rng).unwrap()[0].id();
-        let bundle = self.store.bundle(&self.identity, Some(id)).unwrap();
+        let id = self
+            .store
+            .generate_one_time_prekeys(1, rng)
+            .unwrap()
+            .created[0];
+        let bundle = self.store.bundle(Some(id)).unwrap();
         PreKeyBundle::from_bytes(&bundle.to_bytes()).unwrap()
     }
 
     /// A last-resort bundle without a one-time prekey.
     pub fn bundle_without_one_time_prekey(&self) -> PreKeyBundle {
-        let bundle = self.store.bundle(&self.identity, None).unwrap();
+        let bundle = self.store.bundle(None).unwrap();
         PreKeyBundle::from_bytes(&bundle.to_bytes()).unwrap()
     }
 
     /// Accepts a session from an initial message through the prekey store.
     pub fn accept(&mut self, message: &[u8]) -> Result<Accepted, Error> {
-        self.store.accept(&self.identity, message)
+        self.store.accept(message, &SessionOptions::new())
     }
 
     /// The store's encoding, to compare before and after a rejected message.
@@ -77,7 +146,8 @@ impl Offer {
         let alice = Party::new(&mut rng);
         let mut bob = Party::new(&mut rng);
         let bundle = bob.bundle(&mut rng);
-        let mut a = Session::initiate(&alice.identity, &bundle, &mut rng).unwrap();
+        let mut a =
+            Session::initiate(&alice.identity, &bundle, &SessionOptions::new(), &mut rng).unwrap();
         let first = a.encrypt(b"first", &mut rng).unwrap();
         Offer {
             alice,
@@ -90,7 +160,7 @@ impl Offer {
     }
 
     /// The id of the one-time prekey the offer uses.
-    pub fn one_time_prekey(&self) -> u64 {
+    pub fn one_time_prekey(&self) -> OneTimePreKeyId {
         self.bundle.one_time_prekey_id().unwrap()
     }
 
@@ -184,7 +254,7 @@ pub struct Parties {
     /// Bob's identity.
     pub bob: IdentityKeyPair,
     /// Bob's prekey store.
-    pub store: PreKeyStore,
+    pub store: LocalDevice,
     /// The bundle Alice fetched, through its encoding.
     pub bundle: PreKeyBundle,
 }
@@ -201,12 +271,12 @@ impl Parties {
     pub fn with_kind(rng: &mut ChaCha20Rng, post_quantum: bool) -> Self {
         let alice = IdentityKeyPair::generate(rng).unwrap();
         let bob = IdentityKeyPair::generate(rng).unwrap();
-        let mut store = PreKeyStore::new(&bob, rng).unwrap();
-        let first = store.generate_one_time_prekeys(4, rng).unwrap()[0].id();
+        let mut store = device_of(&bob, rng).unwrap();
+        let first = store.generate_one_time_prekeys(4, rng).unwrap().created[0];
         let bundle = if post_quantum {
-            pq_bundle(&bob, &mut store, first, rng)
+            pq_bundle(&mut store, first, rng)
         } else {
-            store.bundle(&bob, Some(first)).unwrap()
+            store.bundle(Some(first)).unwrap()
         };
         // The bundle travels through the server as bytes.
         let bundle = PreKeyBundle::from_bytes(&bundle.to_bytes()).unwrap();
@@ -220,7 +290,7 @@ impl Parties {
 
     /// Alice's new session with Bob.
     pub fn initiate(&self, rng: &mut ChaCha20Rng) -> Session {
-        Session::initiate(&self.alice, &self.bundle, rng).unwrap()
+        Session::initiate(&self.alice, &self.bundle, &SessionOptions::new(), rng).unwrap()
     }
 
     /// Alice's new session with Bob, header-encrypted (SPEC.md §4.8) or not. Draws from
@@ -231,7 +301,7 @@ impl Parties {
         } else {
             SessionOptions::new()
         };
-        let session = Session::initiate_with(&self.alice, &self.bundle, &options, rng).unwrap();
+        let session = Session::initiate(&self.alice, &self.bundle, &options, rng).unwrap();
         assert_eq!(session.is_header_encrypted(), header_encryption);
         session
     }
@@ -239,29 +309,25 @@ impl Parties {
     /// Bob accepts an initial message through his store (which deletes the one-time
     /// prekey it used), with the given limits.
     pub fn accept(&mut self, message: &[u8], limits: Limits) -> Result<(Session, Vec<u8>), Error> {
-        let accepted = self.store.accept_with_limits(&self.bob, message, limits)?;
+        let accepted = self
+            .store
+            .accept(message, &SessionOptions::new().limits(limits))?;
         Ok((accepted.session, accepted.plaintext))
     }
 }
 
 #[cfg(feature = "pqxdh")]
 fn pq_bundle(
-    bob: &IdentityKeyPair,
-    store: &mut PreKeyStore,
-    one_time: u64,
+    store: &mut LocalDevice,
+    one_time: OneTimePreKeyId,
     rng: &mut ChaCha20Rng,
 ) -> PreKeyBundle {
-    let pq = store.generate_pq_one_time_prekeys(bob, 1, rng).unwrap()[0].id();
-    store.pq_bundle(bob, Some(one_time), Some(pq)).unwrap()
+    let pq = store.generate_pq_one_time_prekeys(1, rng).unwrap().created[0];
+    store.pq_bundle(Some(one_time), Some(pq)).unwrap()
 }
 
 #[cfg(not(feature = "pqxdh"))]
-fn pq_bundle(
-    _: &IdentityKeyPair,
-    _: &mut PreKeyStore,
-    _: u64,
-    _: &mut ChaCha20Rng,
-) -> PreKeyBundle {
+fn pq_bundle(_: &mut LocalDevice, _: OneTimePreKeyId, _: &mut ChaCha20Rng) -> PreKeyBundle {
     panic!("PQXDH sessions need the `pqxdh` feature of doubleratchet-test-support")
 }
 

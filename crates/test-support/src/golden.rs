@@ -1,4 +1,5 @@
-//! The golden files of the storage format (`tests/golden/`, see its README.md): their
+//! The golden files of the storage format and of the publishing formats (public prekey
+//! parts and upload sets, SPEC.md §5.9-§5.12) (`tests/golden/`, see its README.md): their
 //! generator, from seeded RNGs only, and the constants both the generator and the checks
 //! in `tests/it/golden.rs` need. `tools/vectors` compares [`generate`]'s output with the
 //! committed files byte for byte (and writes them with `--write`).
@@ -10,15 +11,21 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use doubleratchet::{
-    Error, IdentityKeyPair, OneTimePreKey, Padding, PreKeyStore, Session, SessionOptions,
-    SignedPreKey, StorageKey, StoreNotice,
+    Error, IdentityKeyPair, OneTimePreKey, OneTimePreKeyPublic, Padding, Session, SessionOptions,
+    SignedPreKey, SignedPreKeyPublic, StorageKey, StoreNotice, UploadSet,
 };
 #[cfg(feature = "pqxdh")]
-use doubleratchet::{PqPreKey, PqPreKeyKind};
+use doubleratchet::{PqPreKey, PqPreKeyKind, PqPreKeyPublic};
 use rand_chacha::ChaCha20Rng;
 
+use crate::fixtures::device_of;
 use crate::rng::rng;
 use crate::storage::{ratchet_view, stored};
+use doubleratchet::OneTimePreKeyId;
+#[cfg(feature = "pqxdh")]
+use doubleratchet::PqPreKeyId;
+use doubleratchet::PreKeyPolicy;
+use doubleratchet::SignedPreKeyId;
 
 /// Seed of the RNG that generates every key, session and message of the first generation
 /// (`FILES`).
@@ -37,6 +44,28 @@ pub const PQ_SEED: u64 = 0x0060_1de9;
 pub const PADDING_NONE_SEED: u64 = 0x0060_1dea;
 /// Seed of the RNG of the prekey store files (`STORE_FILES`).
 pub const STORE_SEED: u64 = 0x0060_1deb;
+/// Seed of the RNG of the classical publishing files (`PUBLISH_FILES`): the second one-time
+/// prekey of `upload_set.bin`.
+pub const PUBLISH_SEED: u64 = 0x0060_1dec;
+/// Seed of the RNG of the post-quantum publishing files (`PQ_PUBLISH_FILES`): the two
+/// one-time post-quantum prekeys.
+#[cfg(feature = "pqxdh")]
+pub const PQ_PUBLISH_SEED: u64 = 0x0060_1ded;
+/// The creation time the publishing files give the stand-alone signed prekey (2026-01-01
+/// 00:00:00 UTC, seconds since the Unix epoch): not part of the key's stored form nor of
+/// any bundle, only of its public part (SPEC.md §5.9).
+pub const SIGNED_PREKEY_CREATED: u64 = 1_767_225_600;
+/// The creation time the publishing files give the stand-alone last-resort post-quantum
+/// prekey (a day after [`SIGNED_PREKEY_CREATED`], so that the two fields cannot be
+/// confused), SPEC.md §5.11.
+#[cfg(feature = "pqxdh")]
+pub const LAST_RESORT_CREATED: u64 = SIGNED_PREKEY_CREATED + 86_400;
+/// Ids of the keys the publishing files add to the stand-alone ones (signed prekey 7,
+/// one-time prekey 42, last-resort post-quantum prekey 9): a second one-time prekey...
+pub const PUBLISH_ONE_TIME_ID: u64 = 43;
+/// ... and two one-time post-quantum prekeys.
+#[cfg(feature = "pqxdh")]
+pub const PUBLISH_PQ_ONE_TIME_IDS: [u64; 2] = [10, 11];
 /// Seed of the RNG that draws the sealing nonce of `sealed_session_with_context.bin`.
 pub const CONTEXT_SEAL_SEED: u64 = 0x5ea3;
 /// Seed of the RNG that draws the sealing nonce of `sealed_prekey_store_with_context.bin`.
@@ -156,6 +185,26 @@ pub const STORE_FILES: [&str; 5] = [
     "sealed_prekey_store_with_context.bin",
 ];
 
+/// The classical publishing files (SPEC.md §5.9, §5.10, §5.12): the public parts of the
+/// stand-alone signed and one-time prekeys, and an upload set without post-quantum prekeys
+/// (that signed prekey, one-time prekeys 42 and 43).
+pub const PUBLISH_FILES: [&str; 3] = [
+    "signed_prekey_public.bin",
+    "one_time_prekey_public.bin",
+    "upload_set.bin",
+];
+
+/// The post-quantum publishing files (SPEC.md §5.11, §5.12; the `pqxdh` feature): a
+/// public part of each kind (one-time prekey 10, and the stand-alone last-resort prekey 9),
+/// and an upload set with post-quantum prekeys (signed prekey 7, one-time prekey 42,
+/// last-resort prekey 9, one-time post-quantum prekeys 10 and 11).
+#[cfg(feature = "pqxdh")]
+pub const PQ_PUBLISH_FILES: [&str; 3] = [
+    "pq_prekey_public_one_time.bin",
+    "pq_prekey_public_last_resort.bin",
+    "pq_upload_set.bin",
+];
+
 /// The files of sessions whose padding policy is `Padding::None` (stored byte `0x00`).
 pub const PADDING_NONE_FILES: [&str; 4] = [
     "padding_none_session_initiator.bin",
@@ -170,8 +219,11 @@ pub fn all_files() -> Vec<&'static str> {
     files.extend(HE_FILES);
     files.extend(PADDING_NONE_FILES);
     files.extend(STORE_FILES);
+    files.extend(PUBLISH_FILES);
     #[cfg(feature = "pqxdh")]
     files.extend(PQ_FILES);
+    #[cfg(feature = "pqxdh")]
+    files.extend(PQ_PUBLISH_FILES);
     files
 }
 
@@ -196,9 +248,25 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     files.extend(generate_header_encrypted(&alice, &bob));
     files.extend(generate_padding_none(&alice, &bob));
     files.extend(generate_store(&alice, &bob));
+    let publish = generate_publish(&bob, &files);
+    files.extend(publish);
     #[cfg(feature = "pqxdh")]
     files.extend(generate_post_quantum(&alice, &bob));
+    #[cfg(feature = "pqxdh")]
+    {
+        let publish = generate_pq_publish(&bob, &files);
+        files.extend(publish);
+    }
     files
+}
+
+/// The bytes of the file `name` among those generated so far.
+fn generated<'a>(files: &'a [(&'static str, Vec<u8>)], name: &str) -> &'a [u8] {
+    files
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| &bytes[..])
+        .unwrap_or_else(|| panic!("{name} is generated after it is needed"))
 }
 
 /// `count` messages from `session`, with plaintexts `{prefix}{i}`.
@@ -222,16 +290,20 @@ fn generate_classical() -> (
     let mut rng = rng(SEED);
     let alice = IdentityKeyPair::generate(&mut rng).unwrap();
     let bob = IdentityKeyPair::generate(&mut rng).unwrap();
-    let mut store = PreKeyStore::new(&bob, &mut rng).unwrap();
+    let mut store = device_of(&bob, &mut rng).unwrap();
     // Five one-time prekeys (sequence numbers 0..=4); the bundle names the second.
-    let second = store.generate_one_time_prekeys(5, &mut rng).unwrap()[1].id();
-    let bundle = store.bundle(&bob, Some(second)).unwrap();
+    let second = store
+        .generate_one_time_prekeys(5, &mut rng)
+        .unwrap()
+        .created[1];
+    let bundle = store.bundle(Some(second)).unwrap();
     // Stand-alone prekeys, signed by Bob's identity.
-    let signed_prekey = SignedPreKey::generate(&bob, 7, &mut rng).unwrap();
-    let one_time_prekey = OneTimePreKey::generate(42, &mut rng).unwrap();
+    let signed_prekey =
+        SignedPreKey::generate(&bob, SignedPreKeyId::from_u64(7), &mut rng).unwrap();
+    let one_time_prekey = OneTimePreKey::generate(OneTimePreKeyId::from_u64(42), &mut rng).unwrap();
 
     // Alice's fresh session, stored before she sends anything.
-    let mut a = Session::initiate(&alice, &bundle, &mut rng).unwrap();
+    let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let session_initiator = stored(&a);
     // Alice's first chain: five initial messages; Bob accepts the fourth.
     let a0: Vec<Vec<u8>> = (0..5)
@@ -240,9 +312,12 @@ fn generate_classical() -> (
                 .unwrap()
         })
         .collect();
-    let mut b = store.accept(&bob, &a0[3]).unwrap().session;
+    let mut b = store
+        .accept(&a0[3], &SessionOptions::new())
+        .unwrap()
+        .session;
     // The standby becomes current; the bundle's signed prekey stays accepted.
-    store.rotate_signed_prekey(&bob, &mut rng).unwrap();
+    store.rotate_signed_prekey(0, &mut rng).unwrap();
     // Bob's first reply, which Alice's fresh stored session can decrypt.
     let reply = b.encrypt(INITIATOR_NEXT, &mut rng).unwrap();
     assert_eq!(a.decrypt(&reply).unwrap(), INITIATOR_NEXT);
@@ -304,14 +379,20 @@ fn generate_header_encrypted(
     bob: &IdentityKeyPair,
 ) -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = rng(HE_SEED);
-    let mut store = PreKeyStore::new(bob, &mut rng).unwrap();
-    let first = store.generate_one_time_prekeys(2, &mut rng).unwrap()[0].id();
-    let bundle = store.bundle(bob, Some(first)).unwrap();
+    let mut store = device_of(bob, &mut rng).unwrap();
+    let first = store
+        .generate_one_time_prekeys(2, &mut rng)
+        .unwrap()
+        .created[0];
+    let bundle = store.bundle(Some(first)).unwrap();
     let options = SessionOptions::new().header_encryption();
-    let mut a = Session::initiate_with(alice, &bundle, &options, &mut rng).unwrap();
+    let mut a = Session::initiate(alice, &bundle, &options, &mut rng).unwrap();
     // Alice's first chain: four initial messages; Bob accepts a0-1 (keeping a0-0's key).
     let a0 = send(&mut a, "golden he: a0-", 4, &mut rng);
-    let mut b = store.accept(bob, &a0[1]).unwrap().session;
+    let mut b = store
+        .accept(&a0[1], &SessionOptions::new())
+        .unwrap()
+        .session;
     let reply = b.encrypt(b"golden he: b0-0", &mut rng).unwrap();
     assert_eq!(a.decrypt(&reply).unwrap(), b"golden he: b0-0");
     // Alice's second chain: Bob receives only a1-2, keeping a0-2, a0-3 (end of the first
@@ -347,17 +428,20 @@ fn generate_padding_none(
     bob: &IdentityKeyPair,
 ) -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = rng(PADDING_NONE_SEED);
-    let mut store = PreKeyStore::new(bob, &mut rng).unwrap();
-    let only = store.generate_one_time_prekeys(1, &mut rng).unwrap()[0].id();
-    let bundle = store.bundle(bob, Some(only)).unwrap();
+    let mut store = device_of(bob, &mut rng).unwrap();
+    let only = store
+        .generate_one_time_prekeys(1, &mut rng)
+        .unwrap()
+        .created[0];
+    let bundle = store.bundle(Some(only)).unwrap();
     let options = SessionOptions::new().padding(Padding::None);
     // Alice's fresh session, stored before she sends anything.
-    let mut a = Session::initiate_with(alice, &bundle, &options, &mut rng).unwrap();
+    let mut a = Session::initiate(alice, &bundle, &options, &mut rng).unwrap();
     assert_eq!(a.padding(), Padding::None);
     let initiator = stored(&a);
     // Two initial messages; Bob accepts a0-1 (keeping a0-0's key), also without padding.
     let a0 = send(&mut a, "golden padding none: a0-", 2, &mut rng);
-    let mut b = store.accept_with(bob, &a0[1], &options).unwrap().session;
+    let mut b = store.accept(&a0[1], &options).unwrap().session;
     assert_eq!(b.padding(), Padding::None);
     assert_eq!(b.stored_skipped_keys(), 1);
     // Bob's first reply, which Alice's fresh stored session can decrypt.
@@ -385,54 +469,67 @@ fn generate_padding_none(
 /// prekey); and the store sealed with a context.
 fn generate_store(alice: &IdentityKeyPair, bob: &IdentityKeyPair) -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = rng(STORE_SEED);
-    let mut store = PreKeyStore::new(bob, &mut rng).unwrap();
+    let mut store = device_of(bob, &mut rng).unwrap();
     assert_eq!(store.set_replay_capacity(STORE_REPLAY_CAPACITY), Ok(None));
-    let one_time: Vec<u64> = store
+    let one_time: Vec<OneTimePreKeyId> = store
         .generate_one_time_prekeys(4, &mut rng)
         .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
+        .created;
     let first = store.current_signed_prekey().id();
     let standby = store.standby_signed_prekey().unwrap().id();
     // Three initial messages from a bundle without a one-time prekey: two fill the first
     // signed prekey's records, the third is refused.
-    let without_opk = store.bundle(bob, None).unwrap();
+    let without_opk = store.bundle(None).unwrap();
     let initial = |text: &[u8], rng: &mut ChaCha20Rng| {
-        let mut a = Session::initiate(alice, &without_opk, rng).unwrap();
+        let mut a = Session::initiate(alice, &without_opk, &SessionOptions::new(), rng).unwrap();
         a.encrypt(text, rng).unwrap()
     };
     let r0 = initial(b"golden store: r0", &mut rng);
     let r1 = initial(b"golden store: r1", &mut rng);
     let full = initial(b"golden store: refused", &mut rng);
-    assert_eq!(store.accept(bob, &r0).unwrap().notice, None);
     assert_eq!(
-        store.accept(bob, &r1).unwrap().notice,
+        store.accept(&r0, &SessionOptions::new()).unwrap().notice,
+        None
+    );
+    assert_eq!(
+        store.accept(&r1, &SessionOptions::new()).unwrap().notice,
         Some(StoreNotice::SignedPreKeySwitched {
             previous: first,
             current: standby,
         })
     );
-    assert_eq!(store.accept(bob, &full).err(), Some(Error::StoreFull));
-    assert!(store.replenish_standby(bob, &mut rng).unwrap());
+    assert_eq!(
+        store.accept(&full, &SessionOptions::new()).err(),
+        Some(Error::StoreFull)
+    );
+    assert!(store
+        .maintain(0, &PreKeyPolicy::default(), &mut rng)
+        .map(|m| m.replenished_standby)
+        .unwrap());
     // A record under the second signed prekey, and a session that uses the one-time
     // prekey of sequence number 1 (no record).
-    let second = store.bundle(bob, None).unwrap();
-    let mut a = Session::initiate(alice, &second, &mut rng).unwrap();
+    let second = store.bundle(None).unwrap();
+    let mut a = Session::initiate(alice, &second, &SessionOptions::new(), &mut rng).unwrap();
     let r2 = a.encrypt(b"golden store: r2", &mut rng).unwrap();
-    assert_eq!(store.accept(bob, &r2).unwrap().notice, None);
-    let with_opk = store.bundle(bob, Some(one_time[1])).unwrap();
-    let mut a = Session::initiate(alice, &with_opk, &mut rng).unwrap();
+    assert_eq!(
+        store.accept(&r2, &SessionOptions::new()).unwrap().notice,
+        None
+    );
+    let with_opk = store.bundle(Some(one_time[1])).unwrap();
+    let mut a = Session::initiate(alice, &with_opk, &SessionOptions::new(), &mut rng).unwrap();
     let m = a.encrypt(b"golden store: one-time", &mut rng).unwrap();
     assert_eq!(
-        store.accept(bob, &m).unwrap().used_one_time_prekey,
+        store
+            .accept(&m, &SessionOptions::new())
+            .unwrap()
+            .used_one_time_prekey,
         Some(one_time[1])
     );
     // Two more one-time prekeys: sequence numbers 4 and 5.
     store.generate_one_time_prekeys(2, &mut rng).unwrap();
     assert_eq!(store.replay_records(), 3);
     // The next session under the second signed prekey, which the stored store accepts.
-    let mut a = Session::initiate(alice, &second, &mut rng).unwrap();
+    let mut a = Session::initiate(alice, &second, &SessionOptions::new(), &mut rng).unwrap();
     let next = a.encrypt(STORE_NEXT, &mut rng).unwrap();
     let sealed = storage_key()
         .seal(&store, STORE_CONTEXT, &mut rng_for_store_seal())
@@ -458,45 +555,53 @@ fn generate_post_quantum(
     bob: &IdentityKeyPair,
 ) -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = rng(PQ_SEED);
-    let mut store = PreKeyStore::new(bob, &mut rng).unwrap();
+    let mut store = device_of(bob, &mut rng).unwrap();
     // Three one-time prekeys (sequence numbers 0..=2); two one-time post-quantum prekeys
     // (3, 4) and a last-resort one (5).
-    let one_time: Vec<u64> = store
+    let one_time: Vec<OneTimePreKeyId> = store
         .generate_one_time_prekeys(3, &mut rng)
         .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
-    let pq_one_time: Vec<u64> = store
-        .generate_pq_one_time_prekeys(bob, 2, &mut rng)
+        .created;
+    let pq_one_time: Vec<PqPreKeyId> = store
+        .generate_pq_one_time_prekeys(2, &mut rng)
         .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
-    let last_resort_id = store.rotate_pq_last_resort_prekey(bob, &mut rng).unwrap();
+        .created;
+    let last_resort_id = store.rotate_pq_last_resort_prekey(0, &mut rng).unwrap();
     assert!(!pq_one_time.contains(&last_resort_id));
     // A stand-alone post-quantum prekey, signed by Bob's identity.
-    let pq_prekey = PqPreKey::generate(bob, 9, PqPreKeyKind::LastResort, &mut rng).unwrap();
+    let pq_prekey = PqPreKey::generate(
+        bob,
+        PqPreKeyId::from_u64(9),
+        PqPreKeyKind::LastResort,
+        &mut rng,
+    )
+    .unwrap();
     let bundle = store
-        .pq_bundle(bob, Some(one_time[0]), Some(pq_one_time[0]))
+        .pq_bundle(Some(one_time[0]), Some(pq_one_time[0]))
         .unwrap();
 
     // Alice's fresh PQXDH session, stored before she sends anything; Bob accepts a0-2.
-    let mut a = Session::initiate(alice, &bundle, &mut rng).unwrap();
+    let mut a = Session::initiate(alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let pq_initiator = stored(&a);
     let a0 = send(&mut a, "golden pq: a0-", 3, &mut rng);
-    let mut b = store.accept(bob, &a0[2]).unwrap().session;
+    let mut b = store
+        .accept(&a0[2], &SessionOptions::new())
+        .unwrap()
+        .session;
     let reply = b.encrypt(PQ_INITIATOR_NEXT, &mut rng).unwrap();
     assert_eq!(a.decrypt(&reply).unwrap(), PQ_INITIATOR_NEXT);
     assert_eq!(b.stored_skipped_keys(), PQ_RESPONDER_SKIPPED);
 
     // A header-encrypted PQXDH session from the last-resort bundle (no one-time prekey of
     // either kind: the store keeps a replay record naming the last-resort key).
-    let last_resort = store.pq_bundle(bob, None, None).unwrap();
+    let last_resort = store.pq_bundle(None, None).unwrap();
     let options = SessionOptions::new().header_encryption();
-    let mut he_a = Session::initiate_with(alice, &last_resort, &options, &mut rng).unwrap();
+    let mut he_a = Session::initiate(alice, &last_resort, &options, &mut rng).unwrap();
     let he_first = he_a.encrypt(b"golden pq he: a0-0", &mut rng).unwrap();
-    let mut he_b = store.accept(bob, &he_first).unwrap().session;
+    let mut he_b = store
+        .accept(&he_first, &SessionOptions::new())
+        .unwrap()
+        .session;
     // Bob's first chain: Alice receives b0-2, keeping b0-0 and b0-1; she replies.
     let b0 = send(&mut he_b, "golden pq he: b0-", 3, &mut rng);
     assert_eq!(he_a.decrypt(&b0[2]).unwrap(), b"golden pq he: b0-2");
@@ -509,18 +614,18 @@ fn generate_post_quantum(
 
     // A classical session from a bundle without a one-time prekey: a second replay record,
     // naming no post-quantum key.
-    let classical = store.bundle(bob, None).unwrap();
-    let mut c = Session::initiate(alice, &classical, &mut rng).unwrap();
+    let classical = store.bundle(None).unwrap();
+    let mut c = Session::initiate(alice, &classical, &SessionOptions::new(), &mut rng).unwrap();
     let m = c.encrypt(b"golden pq: classical", &mut rng).unwrap();
-    store.accept(bob, &m).unwrap();
+    store.accept(&m, &SessionOptions::new()).unwrap();
     assert_eq!(store.replay_records(), 2);
 
     // The initial message of a session from the remaining one-time keys, which the stored
     // store accepts (its keys are the ones published).
     let remaining = store
-        .pq_bundle(bob, Some(one_time[1]), Some(pq_one_time[1]))
+        .pq_bundle(Some(one_time[1]), Some(pq_one_time[1]))
         .unwrap();
-    let mut next = Session::initiate(alice, &remaining, &mut rng).unwrap();
+    let mut next = Session::initiate(alice, &remaining, &SessionOptions::new(), &mut rng).unwrap();
     let next_message = next.encrypt(b"golden pq: next session", &mut rng).unwrap();
 
     vec![
@@ -538,5 +643,70 @@ fn generate_post_quantum(
         ("pq_prekey_store.bin", store.to_bytes().to_vec()),
         ("pq_prekey_store.replayed_message.bin", he_first),
         ("pq_prekey_store.next_message.bin", next_message),
+    ]
+}
+
+/// The files of `PUBLISH_FILES`, from the stand-alone prekeys of the first generation
+/// (read back from their generated encodings, so that this group draws nothing from the
+/// first generation's RNG) and one more one-time prekey from its own RNG.
+fn generate_publish(
+    bob: &IdentityKeyPair,
+    files: &[(&'static str, Vec<u8>)],
+) -> Vec<(&'static str, Vec<u8>)> {
+    let spk = SignedPreKey::from_bytes(generated(files, "signed_prekey.bin")).unwrap();
+    let opk = OneTimePreKey::from_bytes(generated(files, "one_time_prekey.bin")).unwrap();
+    let mut rng = rng(PUBLISH_SEED);
+    let second =
+        OneTimePreKey::generate(OneTimePreKeyId::from_u64(PUBLISH_ONE_TIME_ID), &mut rng).unwrap();
+    let signed = SignedPreKeyPublic::from_key(&spk, SIGNED_PREKEY_CREATED).unwrap();
+    let one_time = OneTimePreKeyPublic::from_key(&opk).unwrap();
+    let set = UploadSet::new(
+        bob.public_key(),
+        signed.clone(),
+        vec![one_time, OneTimePreKeyPublic::from_key(&second).unwrap()],
+    )
+    .unwrap();
+    vec![
+        ("signed_prekey_public.bin", signed.to_bytes()),
+        ("one_time_prekey_public.bin", one_time.to_bytes()),
+        ("upload_set.bin", set.to_bytes()),
+    ]
+}
+
+/// The files of `PQ_PUBLISH_FILES`: the stand-alone last-resort post-quantum prekey of the
+/// post-quantum group and two one-time post-quantum prekeys from this group's own RNG, in
+/// an upload set with the stand-alone signed prekey and one-time prekey 42.
+#[cfg(feature = "pqxdh")]
+fn generate_pq_publish(
+    bob: &IdentityKeyPair,
+    files: &[(&'static str, Vec<u8>)],
+) -> Vec<(&'static str, Vec<u8>)> {
+    let spk = SignedPreKey::from_bytes(generated(files, "signed_prekey.bin")).unwrap();
+    let opk = OneTimePreKey::from_bytes(generated(files, "one_time_prekey.bin")).unwrap();
+    let last_resort = PqPreKey::from_bytes(generated(files, "pq_prekey.bin")).unwrap();
+    assert_eq!(last_resort.kind(), PqPreKeyKind::LastResort);
+    let mut rng = rng(PQ_PUBLISH_SEED);
+    let one_time: Vec<PqPreKeyPublic> = PUBLISH_PQ_ONE_TIME_IDS
+        .iter()
+        .map(|id| {
+            let id = PqPreKeyId::from_u64(*id);
+            let key = PqPreKey::generate(bob, id, PqPreKeyKind::OneTime, &mut rng).unwrap();
+            PqPreKeyPublic::one_time(&key).unwrap()
+        })
+        .collect();
+    let last_resort = PqPreKeyPublic::last_resort(&last_resort, LAST_RESORT_CREATED).unwrap();
+    let signed = SignedPreKeyPublic::from_key(&spk, SIGNED_PREKEY_CREATED).unwrap();
+    let set = UploadSet::new(
+        bob.public_key(),
+        signed,
+        vec![OneTimePreKeyPublic::from_key(&opk).unwrap()],
+    )
+    .unwrap()
+    .with_post_quantum(Some(last_resort.clone()), one_time.clone())
+    .unwrap();
+    vec![
+        ("pq_prekey_public_one_time.bin", one_time[0].to_bytes()),
+        ("pq_prekey_public_last_resort.bin", last_resort.to_bytes()),
+        ("pq_upload_set.bin", set.to_bytes()),
     ]
 }

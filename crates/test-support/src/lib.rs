@@ -9,11 +9,13 @@
 //!   readers/writers of message header fields;
 //! - [`storage`]: storage encodings (`stored`, `load`, `reload`), the transactional
 //!   rejection check and a reader of the ratchet fields of a stored session (SPEC.md §7.1);
-//! - [`fixtures`]: Alice and Bob with identities and prekey stores, and session pairs at
-//!   the usual points of their life (offered, accepted, established) in every mode;
+//! - [`fixtures`]: Alice and Bob with identities and prekey stores, session pairs at the
+//!   usual points of their life (offered, accepted, established) in every mode, and the
+//!   bundle of given keys built from their public parts ([`bundle_of`]);
 //! - [`golden`]: the generator of the golden files of the storage format;
 //! - [`peer`]: a party routing incoming messages among its sessions as SPEC.md §6.3-§6.4
-//!   tell an app to.
+//!   tell an app to;
+//! - [`server`]: a prekey server for one device playing by SPEC.md §8.5.
 //!
 //! The fixtures draw from their RNG in a fixed order: golden files and seeds depend on it,
 //! so a change to a fixture's draws is a change to those files.
@@ -26,12 +28,15 @@ pub mod hex;
 pub mod layout;
 pub mod peer;
 pub mod rng;
+pub mod server;
 pub mod storage;
 pub mod wire;
 
+#[cfg(feature = "pqxdh")]
+pub use fixtures::pq_bundle_of;
 pub use fixtures::{
-    accepted_pair, accepted_pair_in_mode, established_pair, established_pair_in_mode, Offer, Pair,
-    Parties, Party, SessionPair,
+    accepted_pair, accepted_pair_in_mode, bundle_of, device_of, established_pair,
+    established_pair_in_mode, Offer, Pair, Parties, Party, SessionPair,
 };
 pub use peer::Peer;
 pub use rng::{below, rng, shuffle, text, FailingRng, RngDown};

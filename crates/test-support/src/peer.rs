@@ -5,6 +5,7 @@ use rand_chacha::ChaCha20Rng;
 
 use crate::fixtures::Party;
 use crate::storage::stored;
+use doubleratchet::SessionOptions;
 
 /// A party's sessions with one contact: initial messages are routed by session id (an
 /// unknown id creates a session through the prekey store), normal messages are tried on the
@@ -52,7 +53,8 @@ impl Peer {
 
     /// Starts a session from the contact's bundle.
     pub fn initiate(&mut self, bundle: &PreKeyBundle, rng: &mut ChaCha20Rng) {
-        let s = Session::initiate(&self.party.identity, bundle, rng).unwrap();
+        let s =
+            Session::initiate(&self.party.identity, bundle, &SessionOptions::new(), rng).unwrap();
         self.sessions.push(s);
         self.sending = Some(self.sessions.len() - 1);
     }

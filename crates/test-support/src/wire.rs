@@ -90,7 +90,7 @@ pub fn is_initial(message: &[u8]) -> bool {
 pub fn header(message: &[u8]) -> Header {
     let parsed = Message::parse(message).unwrap();
     (
-        *parsed.ratchet_key().unwrap(),
+        parsed.ratchet_key().unwrap().to_bytes(),
         parsed.message_number().unwrap(),
         parsed.previous_chain_length().unwrap(),
     )

@@ -63,12 +63,14 @@
 //!
 //! Profile v2 part 2: every prekey id is a `u64` (bundles of 179 / 1435 bytes, initial
 //! messages, the stored session's pending block, stored prekeys); the scenarios use
-//! full-width ids, distinct for every key. The model also keeps its own prekey store
-//! ([`StoreModel`]: replay records per signed prekey, the standby signed prekey, sequence
-//! numbers, the stored layout of type `0x24`) and writes
-//! * `prekey_store_v2.json`: a store generated from a seeded RNG (every id recomputed from
-//!   the draws), a flood of last-resort initial messages at replay capacity 3 (records, the
-//!   switch to the standby, `StoreFull`), and stored stores that must not load.
+//! full-width ids, distinct for every key. The model also keeps its own local device
+//! ([`StoreModel`]: the identity, replay records per signed prekey, the standby signed
+//! prekey, sequence numbers, times, published flags, the one-time cap, the stored layout of
+//! type `0x2A`) and writes
+//! * `prekey_store_v2.json`: a device generated from a seeded RNG at given times (every id
+//!   recomputed from the draws), a flood of last-resort initial messages at replay capacity
+//!   3 (records, the switch to the standby, `StoreFull`), and stored devices that must not
+//!   load.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Without PQXDH the prekey store (whose PQXDH stores and store file are skipped) is unused.
 #![cfg_attr(not(feature = "pqxdh"), allow(dead_code))]
@@ -80,9 +82,12 @@ use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use doubleratchet::{
-    Error, IdentityKeyPair, OneTimePreKey, Padding, PreKeyBundle, PreKeyStore, Session,
+    Error, IdentityKeyPair, LocalDevice, OneTimePreKey, Padding, PreKeyBundle, Session,
     SessionOptions, SignedPreKey, StoreNotice,
 };
+#[cfg(feature = "pqxdh")]
+use doubleratchet::{OneTimePreKeyId, PqPreKeyId};
+use doubleratchet_test_support::bundle_of;
 use doubleratchet_test_support::hex::{decode as hex_decode, decode_array as unhex, encode as hex};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
@@ -250,7 +255,7 @@ enum Op {
     /// Bob creates his session from initial message `i` (`Session::respond`).
     Respond(usize),
     /// Bob creates his session from PQXDH initial message `i` with his prekey store
-    /// (`PreKeyStore::accept`; `Session::respond` refuses PQXDH messages).
+    /// (`LocalDevice::accept`; `Session::respond` refuses PQXDH messages).
     Accept(usize),
     /// The party decrypts message `i` with its session.
     Decrypt(Party, usize),
@@ -493,7 +498,7 @@ const SCENARIOS: [Scenario; 6] = [
         description: "PQXDH (SPEC.md 3.6) with a one-time classical prekey (DH1..DH4) and a \
             one-time ML-KEM-768 prekey: SK = HKDF(IKM = 0xFF^32 || DH1 || DH2 || DH3 || DH4 || SS, \
             info = PQXDH_INFO). Alice sends two initial messages of type 0x03 (the same PQ prekey \
-            id and KEM ciphertext in both); Bob accepts the first with PreKeyStore::accept \
+            id and KEM ciphertext in both); Bob accepts the first with LocalDevice::accept \
             (deleting both one-time prekeys) and decrypts the second, replies (completing his \
             deferred DH ratchet step); Alice decrypts the reply and sends a normal message with a \
             new ratchet key (PN = 2) and a plaintext of 1000 bytes (L = 1001, which Padme pads \
@@ -658,7 +663,7 @@ const SCENARIOS: [Scenario; 6] = [
             "PQXDH (SPEC.md 3.6) without a classical one-time prekey (DH1..DH3) and with a \
             one-time ML-KEM-768 prekey, in header-encrypted mode (SPEC.md 4.8). Alice sends two \
             initial messages of type 0x06 (the same PQ prekey id and KEM ciphertext; the sealed \
-            header's AAD_h covers them); Bob's PreKeyStore::accept takes the first (NHKr = HKA \
+            header's AAD_h covers them); Bob's LocalDevice::accept takes the first (NHKr = HKA \
             opens it) and he decrypts the second (HKr); Bob sends two messages; Alice receives \
             N = 1 first (NHKr; N = 0's key is stored under the new HKr = NHKB), ratchets (PN = 2), \
             receives Bob's next chain (PN = 2; its plaintext ends in the byte 0x80, the UTF-8 \
@@ -1160,10 +1165,9 @@ struct PqModel {
     m: [u8; 32],
     ciphertext: [u8; KEM_CIPHERTEXT_LENGTH],
     shared_secret: [u8; 32],
-    /// Bob's prekey store holding SPK_B, OPK_B and this key (SPEC.md §7.5, type `0x24`), as
-    /// loaded.
+    /// Bob's local device holding IK_B, SPK_B, OPK_B and this key (type `0x2A`), as loaded.
     store: Vec<u8>,
-    /// The store after `PreKeyStore::accept` (one-time prekeys deleted, or a replay record).
+    /// The store after `LocalDevice::accept` (one-time prekeys deleted, or a replay record).
     store_after_accept: Vec<u8>,
     /// The model of Bob's store.
     store_model: Option<StoreModel>,
@@ -1173,12 +1177,38 @@ struct PqModel {
 const MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY: u32 = 1024;
 /// At most 16 signed prekeys: current, previous and standby together.
 const MAX_SIGNED_PREKEYS: usize = 16;
+/// The most one-time prekeys a device holds, whatever its cap.
+const MAX_ONE_TIME_PREKEYS: usize = 16_384;
+/// The most one-time post-quantum prekeys a device holds, whatever its cap.
+const MAX_PQ_ONE_TIME_PREKEYS: usize = 1024;
+/// The most last-resort post-quantum prekeys a device holds (current and replaced).
+const MAX_PQ_LAST_RESORT_PREKEYS: usize = 16;
+/// A new device's one-time prekey cap (issue 15 decisions: `DEFAULT_ONE_TIME_PREKEY_CAP`).
+const DEFAULT_ONE_TIME_PREKEY_CAP: u32 = 200;
 /// How many times `draw_id` draws before `RandomnessUnavailable`.
 const ID_DRAWS: usize = 16;
-/// The type byte of the stored prekey store (profile v2 part 2; `0x27` is gone).
-const TYPE_PREKEY_STORE: u8 = 0x24;
+/// The type byte of the stored local device (issue 15 decisions: identity, prekeys and
+/// publishing state in one object).
+const TYPE_LOCAL_DEVICE: u8 = 0x2A;
+/// The type byte of the prekey store before the local device (v2 part 2, never released):
+/// retired.
+const TYPE_RETIRED_PREKEY_STORE: u8 = 0x24;
+/// The type byte of the stored identity key pair (SPEC.md §7.2).
+const TYPE_IDENTITY: u8 = 0x21;
 /// The stored signed prekey (`0x02 | 0x22 | id(8) | secret(32) | sig(64)`), 106 bytes.
 const STORED_SIGNED_PREKEY_LENGTH: usize = 106;
+/// Offsets in a stored local device: after `0x02 0x2A` and the stored identity
+/// (`0x02 0x21 seed`), the replay capacity, the one-time cap, the next sequence number and
+/// the current signed prekey id.
+const DEVICE_REPLAY_CAPACITY_AT: usize = 2 + 34;
+const DEVICE_ONE_TIME_CAP_AT: usize = DEVICE_REPLAY_CAPACITY_AT + 4;
+const DEVICE_NEXT_SEQUENCE_AT: usize = DEVICE_ONE_TIME_CAP_AT + 4;
+const DEVICE_CURRENT_ID_AT: usize = DEVICE_NEXT_SEQUENCE_AT + 8;
+/// The length of a new device: the header through the current id, one signed prekey
+/// (106 + created 8 + superseded 9 + record count 4), the standby (1 + 106 + 8), the
+/// one-time count, the last-resort flag and id, the post-quantum count.
+const NEW_DEVICE_LENGTH: usize =
+    DEVICE_CURRENT_ID_AT + 8 + 4 + (106 + 8 + 9 + 4) + (1 + 106 + 8) + 4 + 9 + 4;
 
 /// A signed prekey of the store model: its X25519 secret as drawn and its signature over
 /// `0x05 || SPK` (SPEC.md §2.3).
@@ -1214,21 +1244,58 @@ impl SignedKeyModel {
     }
 }
 
-/// An accepted signed prekey with its replay records (the `EK_A` of each session accepted
-/// with it that consumed no one-time prekey), kept sorted.
+/// An accepted signed prekey with its times (the app's clock, seconds since the Unix epoch:
+/// when it was generated, and when it stopped being current, `None` while current and after
+/// a switch inside `accept`, which has no clock) and its replay records (the `EK_A` of each
+/// session accepted with it that consumed no one-time prekey), kept sorted.
 #[derive(Clone)]
 struct SignedEntryModel {
     key: SignedKeyModel,
+    created: u64,
+    superseded: Option<u64>,
     records: std::collections::BTreeSet<[u8; 32]>,
 }
 
-/// A post-quantum prekey of the store model (SPEC.md §7.7).
+impl SignedEntryModel {
+    fn new(key: SignedKeyModel, created: u64) -> Self {
+        SignedEntryModel {
+            key,
+            created,
+            superseded: None,
+            records: Default::default(),
+        }
+    }
+}
+
+/// The standby signed prekey with its generation time.
+#[derive(Clone)]
+struct StandbyModel {
+    id: u64,
+    key: SignedKeyModel,
+    created: u64,
+}
+
+/// A one-time prekey of the store model: the sequence number that orders keys by age,
+/// whether the app marked it published, and its secret as drawn.
+#[derive(Clone, Copy)]
+struct OneTimeModel {
+    sequence: u64,
+    published: bool,
+    secret: [u8; 32],
+}
+
+/// A post-quantum prekey of the store model (SPEC.md §7.7), with its sequence number and
+/// published flag; a last-resort one also has times, as a signed prekey.
 #[derive(Clone)]
 struct PqKeyModel {
     sequence: u64,
+    published: bool,
     kind: PqKind,
     seed: [u8; KEM_SEED_LENGTH],
     signature: [u8; 64],
+    /// Last-resort keys only (0 and `None` for one-time keys).
+    created: u64,
+    superseded: Option<u64>,
 }
 
 /// What the store tells the app after an accept (`StoreNotice`).
@@ -1240,21 +1307,24 @@ enum NoticeModel {
     Full { id: u64 },
 }
 
-/// The responder's prekey store as the team's v2 part 2 decisions describe it (SPEC.md §8,
-/// stored layout §7.5 type `0x24`), written from those decisions alone: signed prekeys (the
-/// current one and previous ones, each with its replay records), a standby signed prekey,
-/// one-time prekeys and post-quantum prekeys with sequence numbers, the replay capacity and
-/// the sequence counter.
+/// The responder's local device as the team's v2 part 2 and issue 15 decisions describe it
+/// (SPEC.md §8, stored as type `0x2A`), written from those decisions alone: the identity
+/// key pair, signed prekeys (the current one and previous ones, each with its times and
+/// replay records), a standby signed prekey with its time, one-time prekeys and
+/// post-quantum prekeys with sequence numbers and published flags, the replay capacity,
+/// the one-time prekey cap and the sequence counter.
 #[derive(Clone)]
 struct StoreModel {
+    identity_seed: [u8; 32],
     replay_capacity: u32,
+    one_time_cap: u32,
     next_sequence: u64,
     current: u64,
     /// Every accepted signed prekey (current and previous), by id.
     signed: std::collections::BTreeMap<u64, SignedEntryModel>,
-    standby: Option<(u64, SignedKeyModel)>,
-    /// One-time prekeys by id: `(sequence, secret as drawn)`.
-    one_time: std::collections::BTreeMap<u64, (u64, [u8; 32])>,
+    standby: Option<StandbyModel>,
+    /// One-time prekeys by id.
+    one_time: std::collections::BTreeMap<u64, OneTimeModel>,
     pq_current_last_resort: Option<u64>,
     pq: std::collections::BTreeMap<u64, PqKeyModel>,
 }
@@ -1273,27 +1343,41 @@ fn draw_id(drawer: &mut Drawer, purpose: &str, taken: impl Fn(u64) -> bool) -> u
     panic!("RandomnessUnavailable");
 }
 
+/// The ids of the `excess` oldest (lowest sequence) entries of `keys` that pass `among`,
+/// oldest first: the keys a generation beyond the cap evicts.
+fn oldest<V>(
+    keys: &std::collections::BTreeMap<u64, V>,
+    excess: usize,
+    sequence: impl Fn(&V) -> u64,
+    among: impl Fn(&V) -> bool,
+) -> Vec<u64> {
+    let mut by_age: Vec<(u64, u64)> = keys
+        .iter()
+        .filter(|(_, v)| among(v))
+        .map(|(id, v)| (sequence(v), *id))
+        .collect();
+    by_age.sort_unstable();
+    by_age.into_iter().take(excess).map(|(_, id)| id).collect()
+}
+
 impl StoreModel {
-    /// A store holding exactly the given keys, without records or standby, with the
-    /// default replay capacity; sequence numbers in the order given (the one-time prekey,
-    /// then the post-quantum prekey), `next_sequence` one past the last.
+    /// A device of `identity` holding exactly the given keys, created at time 0, without
+    /// records, standby or anything published, with the default replay capacity and
+    /// one-time cap; sequence numbers in the order given (the one-time prekey, then the
+    /// post-quantum prekey), `next_sequence` one past the last.
     fn holding(
+        identity: &Identity,
         signed: (u64, SignedKeyModel),
         one_time: Option<(u64, [u8; 32])>,
         pq: Option<(u64, PqKind, [u8; KEM_SEED_LENGTH], [u8; 64])>,
     ) -> Self {
         let mut store = StoreModel {
+            identity_seed: identity.seed,
             replay_capacity: MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY,
+            one_time_cap: DEFAULT_ONE_TIME_PREKEY_CAP,
             next_sequence: 0,
             current: signed.0,
-            signed: [(
-                signed.0,
-                SignedEntryModel {
-                    key: signed.1,
-                    records: Default::default(),
-                },
-            )]
-            .into(),
+            signed: [(signed.0, SignedEntryModel::new(signed.1, 0))].into(),
             standby: None,
             one_time: Default::default(),
             pq_current_last_resort: None,
@@ -1301,7 +1385,14 @@ impl StoreModel {
         };
         if let Some((id, secret)) = one_time {
             let sequence = store.take_sequence();
-            store.one_time.insert(id, (sequence, secret));
+            store.one_time.insert(
+                id,
+                OneTimeModel {
+                    sequence,
+                    published: false,
+                    secret,
+                },
+            );
         }
         if let Some((id, kind, seed, signature)) = pq {
             let sequence = store.take_sequence();
@@ -1309,9 +1400,12 @@ impl StoreModel {
                 id,
                 PqKeyModel {
                     sequence,
+                    published: false,
                     kind,
                     seed,
                     signature,
+                    created: 0,
+                    superseded: None,
                 },
             );
             if kind == PqKind::LastResort {
@@ -1328,45 +1422,80 @@ impl StoreModel {
 
     /// Whether `id` names a signed prekey held: current, previous or standby.
     fn signed_taken(&self, id: u64) -> bool {
-        self.signed.contains_key(&id) || self.standby.as_ref().is_some_and(|(s, _)| *s == id)
+        self.signed.contains_key(&id) || self.standby.as_ref().is_some_and(|s| s.id == id)
     }
 
-    /// `PreKeyStore::new`: current id, current secret, standby id, standby secret.
-    fn new(identity: &Identity, drawer: &mut Drawer) -> Self {
-        let current_id = draw_id(drawer, "PreKeyStore::new: current signed prekey", |_| false);
-        let current = SignedKeyModel::new(
-            identity,
-            drawer.draw("PreKeyStore::new: current signed prekey secret".into()),
-        );
-        let standby_id = draw_id(drawer, "PreKeyStore::new: standby signed prekey", |id| {
-            id == current_id
+    /// How many signed prekeys are held: current, previous and standby.
+    fn signed_count(&self) -> usize {
+        self.signed.len() + usize::from(self.standby.is_some())
+    }
+
+    /// A fresh signed prekey: its id (not 0, not held, not `also_taken`), then its secret.
+    fn draw_signed(
+        &self,
+        identity: &Identity,
+        purpose: &str,
+        also_taken: Option<u64>,
+        drawer: &mut Drawer,
+    ) -> (u64, SignedKeyModel) {
+        let id = draw_id(drawer, purpose, |id| {
+            self.signed_taken(id) || also_taken == Some(id)
         });
-        let standby = SignedKeyModel::new(
-            identity,
-            drawer.draw("PreKeyStore::new: standby signed prekey secret".into()),
-        );
-        StoreModel {
+        let key = SignedKeyModel::new(identity, drawer.draw(format!("{purpose}: secret")));
+        (id, key)
+    }
+
+    /// `LocalDevice::from_identity(IK, now, rng)` (and `LocalDevice::new` after drawing the
+    /// identity): current id, current secret, standby id, standby secret; both created at
+    /// `now`; nothing else held; the default replay capacity and one-time cap.
+    fn new(identity: &Identity, now: u64, drawer: &mut Drawer) -> Self {
+        let mut store = StoreModel {
+            identity_seed: identity.seed,
             replay_capacity: MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY,
+            one_time_cap: DEFAULT_ONE_TIME_PREKEY_CAP,
             next_sequence: 0,
-            current: current_id,
-            signed: [(
-                current_id,
-                SignedEntryModel {
-                    key: current,
-                    records: Default::default(),
-                },
-            )]
-            .into(),
-            standby: Some((standby_id, standby)),
+            current: 0,
+            signed: Default::default(),
+            standby: None,
             one_time: Default::default(),
             pq_current_last_resort: None,
             pq: Default::default(),
-        }
+        };
+        let (current, key) = store.draw_signed(
+            identity,
+            "LocalDevice::from_identity: current signed prekey",
+            None,
+            drawer,
+        );
+        let (standby, standby_key) = store.draw_signed(
+            identity,
+            "LocalDevice::from_identity: standby signed prekey",
+            Some(current),
+            drawer,
+        );
+        store.current = current;
+        store
+            .signed
+            .insert(current, SignedEntryModel::new(key, now));
+        store.standby = Some(StandbyModel {
+            id: standby,
+            key: standby_key,
+            created: now,
+        });
+        store
     }
 
     /// `generate_one_time_prekeys(count)`: per key its id (not 0, not held, not in the
-    /// batch), then its secret; sequence numbers in generation order. Returns the ids.
-    fn generate_one_time_prekeys(&mut self, count: usize, drawer: &mut Drawer) -> Vec<u64> {
+    /// batch), then its secret; then the oldest held keys (by sequence, published or not)
+    /// beyond the cap are evicted; the new keys get sequence numbers in generation order,
+    /// unpublished. Returns the new ids and the evicted ones, oldest first.
+    fn generate_one_time_prekeys(
+        &mut self,
+        count: usize,
+        drawer: &mut Drawer,
+    ) -> (Vec<u64>, Vec<u64>) {
+        let cap = (self.one_time_cap as usize).min(MAX_ONE_TIME_PREKEYS);
+        assert!(count <= cap, "StoreFull");
         let mut batch: Vec<(u64, [u8; 32])> = Vec::new();
         for i in 0..count {
             let purpose = format!("generate_one_time_prekeys({count}): key {i}");
@@ -1376,11 +1505,54 @@ impl StoreModel {
             let secret = drawer.draw(format!("{purpose}: secret"));
             batch.push((id, secret));
         }
+        let excess = (self.one_time.len() + count).saturating_sub(cap);
+        let evicted = oldest(&self.one_time, excess, |k| k.sequence, |_| true);
+        for id in &evicted {
+            self.one_time.remove(id);
+        }
         for (id, secret) in &batch {
             let sequence = self.take_sequence();
-            self.one_time.insert(*id, (sequence, *secret));
+            self.one_time.insert(
+                *id,
+                OneTimeModel {
+                    sequence,
+                    published: false,
+                    secret: *secret,
+                },
+            );
         }
-        batch.iter().map(|(id, _)| *id).collect()
+        (batch.iter().map(|(id, _)| *id).collect(), evicted)
+    }
+
+    /// `set_one_time_prekey_cap(cap)` for `cap` in 1..=16384: nothing is evicted now.
+    fn set_one_time_prekey_cap(&mut self, cap: u32) {
+        assert!((1..=MAX_ONE_TIME_PREKEYS as u32).contains(&cap));
+        self.one_time_cap = cap;
+    }
+
+    /// `mark_one_time_prekeys_published(ids)`: held ones are marked; returns how many were
+    /// not marked before.
+    fn mark_one_time_prekeys_published(&mut self, ids: &[u64]) -> usize {
+        let mut marked = 0;
+        for id in ids {
+            if let Some(key) = self.one_time.get_mut(id) {
+                marked += usize::from(!key.published);
+                key.published = true;
+            }
+        }
+        marked
+    }
+
+    /// `mark_pq_prekeys_published(ids)`, as for the one-time prekeys (either kind).
+    fn mark_pq_prekeys_published(&mut self, ids: &[u64]) -> usize {
+        let mut marked = 0;
+        for id in ids {
+            if let Some(key) = self.pq.get_mut(id) {
+                marked += usize::from(!key.published);
+                key.published = true;
+            }
+        }
+        marked
     }
 
     /// A post-quantum prekey of `kind` from its 64-byte seed, signed over `0x0A || ek`.
@@ -1388,20 +1560,27 @@ impl StoreModel {
         let ek = kem::public_key(&seed);
         PqKeyModel {
             sequence: 0,
+            published: false,
             kind,
             seed,
             signature: ed25519_sign(&identity.seed, &cat(&[&[KEM_ENCODING_PREFIX], &ek])),
+            created: 0,
+            superseded: None,
         }
     }
 
     /// `generate_pq_one_time_prekeys(count)`: per key its id (not 0, not held by the
-    /// post-quantum keys of either kind, not in the batch), then its 64-byte seed.
+    /// post-quantum keys of either kind, not in the batch), then its 64-byte seed; then the
+    /// oldest one-time post-quantum keys beyond the cap (the smaller of the device's and
+    /// 1024) are evicted. Returns the new ids and the evicted ones.
     fn generate_pq_one_time_prekeys(
         &mut self,
         identity: &Identity,
         count: usize,
         drawer: &mut Drawer,
-    ) -> Vec<u64> {
+    ) -> (Vec<u64>, Vec<u64>) {
+        let cap = (self.one_time_cap as usize).min(MAX_PQ_ONE_TIME_PREKEYS);
+        assert!(count <= cap, "StoreFull");
         let mut batch: Vec<(u64, PqKeyModel)> = Vec::new();
         for i in 0..count {
             let purpose = format!("generate_pq_one_time_prekeys({count}): key {i}");
@@ -1413,58 +1592,82 @@ impl StoreModel {
             ));
             batch.push((id, Self::pq_key(identity, PqKind::OneTime, seed)));
         }
+        let one_time = |k: &PqKeyModel| k.kind == PqKind::OneTime;
+        let held = self.pq.values().filter(|k| one_time(k)).count();
+        let excess = (held + count).saturating_sub(cap);
+        let evicted = oldest(&self.pq, excess, |k| k.sequence, one_time);
+        for id in &evicted {
+            self.pq.remove(id);
+        }
         let ids = batch.iter().map(|(id, _)| *id).collect();
         for (id, mut key) in batch {
             key.sequence = self.take_sequence();
             self.pq.insert(id, key);
         }
-        ids
+        (ids, evicted)
     }
 
-    /// `rotate_pq_last_resort_prekey`: a new last-resort key (id, then seed), made current.
-    fn rotate_pq_last_resort_prekey(&mut self, identity: &Identity, drawer: &mut Drawer) -> u64 {
+    /// `rotate_pq_last_resort_prekey(now)`: a new last-resort key (id, then seed), created
+    /// at `now`, made current; the previous current one is superseded at `now`.
+    fn rotate_pq_last_resort_prekey(
+        &mut self,
+        identity: &Identity,
+        now: u64,
+        drawer: &mut Drawer,
+    ) -> u64 {
+        let last_resort = self
+            .pq
+            .values()
+            .filter(|k| k.kind == PqKind::LastResort)
+            .count();
+        assert!(last_resort < MAX_PQ_LAST_RESORT_PREKEYS, "StoreFull");
         let purpose = "rotate_pq_last_resort_prekey";
         let id = draw_id(drawer, purpose, |id| self.pq.contains_key(&id));
         let seed = drawer.draw_bytes::<KEM_SEED_LENGTH>(format!(
             "{purpose}: ML-KEM-768 seed d || z (64 bytes, one call)"
         ));
+        if let Some(old) = self.pq_current_last_resort {
+            self.pq.get_mut(&old).unwrap().superseded = Some(now);
+        }
         let mut key = Self::pq_key(identity, PqKind::LastResort, seed);
         key.sequence = self.take_sequence();
+        key.created = now;
         self.pq.insert(id, key);
         self.pq_current_last_resort = Some(id);
         id
     }
 
-    /// `rotate_signed_prekey`: the standby becomes current, or without one a new key (id,
-    /// secret) does; then a new standby (id, secret). The old current stays accepted.
-    fn rotate_signed_prekey(&mut self, identity: &Identity, drawer: &mut Drawer) -> u64 {
+    /// `rotate_signed_prekey(now)` (issue 15): a new key (id, secret) created at `now`
+    /// becomes current; the standby is kept, or without one a new standby (id, secret) is
+    /// drawn too, created at `now`. The old current one stays accepted, superseded at `now`.
+    fn rotate_signed_prekey(&mut self, identity: &Identity, now: u64, drawer: &mut Drawer) -> u64 {
         let needed = if self.standby.is_some() { 1 } else { 2 };
         assert!(
-            self.signed.len() + usize::from(self.standby.is_some()) + needed <= MAX_SIGNED_PREKEYS
+            self.signed_count() + needed <= MAX_SIGNED_PREKEYS,
+            "StoreFull"
         );
-        let (id, key) = match self.standby.take() {
-            Some(standby) => standby,
-            None => {
-                let purpose = "rotate_signed_prekey: new current signed prekey";
-                let id = draw_id(drawer, purpose, |id| self.signed_taken(id));
-                (
-                    id,
-                    SignedKeyModel::new(identity, drawer.draw(format!("{purpose}: secret"))),
-                )
-            }
-        };
-        let purpose = "rotate_signed_prekey: new standby signed prekey";
-        let standby_id = draw_id(drawer, purpose, |s| s == id || self.signed_taken(s));
-        let standby = SignedKeyModel::new(identity, drawer.draw(format!("{purpose}: secret")));
-        self.signed.insert(
-            id,
-            SignedEntryModel {
-                key,
-                records: Default::default(),
-            },
+        let (id, key) = self.draw_signed(
+            identity,
+            "rotate_signed_prekey: new current signed prekey",
+            None,
+            drawer,
         );
+        if self.standby.is_none() {
+            let (standby, standby_key) = self.draw_signed(
+                identity,
+                "rotate_signed_prekey: new standby signed prekey",
+                Some(id),
+                drawer,
+            );
+            self.standby = Some(StandbyModel {
+                id: standby,
+                key: standby_key,
+                created: now,
+            });
+        }
+        self.signed.get_mut(&self.current).unwrap().superseded = Some(now);
+        self.signed.insert(id, SignedEntryModel::new(key, now));
         self.current = id;
-        self.standby = Some((standby_id, standby));
         id
     }
 
@@ -1482,32 +1685,30 @@ impl StoreModel {
     }
 
     /// Once the current signed prekey carries `replay_capacity` records: the standby becomes
-    /// current (the old current a previous one), or without a standby the app is told.
+    /// current, keeping its creation time (the old current a previous one, with no time it
+    /// was superseded: the switch has no clock), or without a standby the app is told.
     fn switch_if_full(&mut self) -> Option<NoticeModel> {
         let previous = self.current;
         if self.signed[&previous].records.len() < self.replay_capacity as usize {
             return None;
         }
         match self.standby.take() {
-            Some((id, key)) => {
+            Some(standby) => {
                 self.signed.insert(
-                    id,
-                    SignedEntryModel {
-                        key,
-                        records: Default::default(),
-                    },
+                    standby.id,
+                    SignedEntryModel::new(standby.key, standby.created),
                 );
-                self.current = id;
+                self.current = standby.id;
                 Some(NoticeModel::Switched {
                     previous,
-                    current: id,
+                    current: standby.id,
                 })
             }
             None => Some(NoticeModel::Full { id: previous }),
         }
     }
 
-    /// The store's part of `PreKeyStore::accept` for a genuine initial message: the
+    /// The store's part of `LocalDevice::accept` for a genuine initial message: the
     /// prekey lookups (signed, one-time, post-quantum), then for a session that consumes no
     /// one-time prekey of either kind the replay checks (a recorded `EK_A`:
     /// `DuplicateOrExpired`; a full signed prekey: `StoreFull`); on success the one-time
@@ -1515,17 +1716,20 @@ impl StoreModel {
     /// current signed prekey switches). Errors in the library's `Debug` form.
     fn accept(&mut self, f: &InitialFields) -> Result<Option<NoticeModel>, String> {
         if !self.signed.contains_key(&f.signed_prekey_id) {
-            return Err(format!("UnknownSignedPreKey({})", f.signed_prekey_id));
+            return Err(format!(
+                "UnknownSignedPreKey(SignedPreKeyId({}))",
+                f.signed_prekey_id
+            ));
         }
         if let Some(id) = f.one_time_prekey_id {
             if !self.one_time.contains_key(&id) {
-                return Err(format!("UnknownOneTimePreKey({id})"));
+                return Err(format!("UnknownOneTimePreKey(OneTimePreKeyId({id}))"));
             }
         }
         let pq_kind = match &f.post_quantum {
             Some((id, _)) => match self.pq.get(id) {
                 Some(k) => Some(k.kind),
-                None => return Err(format!("UnknownPqPreKey({id})")),
+                None => return Err(format!("UnknownPqPreKey(PqPreKeyId({id}))")),
             },
             None => None,
         };
@@ -1556,54 +1760,65 @@ impl StoreModel {
         Ok(self.switch_if_full())
     }
 
-    /// The stored prekey store, type `0x24` (decisions part 2, SPEC.md §7.5):
-    /// `0x02 | 0x24 | capacity u32 | next sequence u64 | current id u64 | s u32 |
-    /// s x (0x22 signed prekey | r u32 | r x EK_A) | standby flag | 0x22 or zeros |
-    /// t u32 | t x (sequence u64 | 0x23 one-time prekey) | last-resort flag | id u64 |
-    /// q u32 | q x (sequence u64 | 0x26 post-quantum prekey)`, every list by increasing id,
-    /// the records by increasing `EK_A`.
+    /// The stored local device, type `0x2A` (issue 15 decisions; layout of SPEC.md §7.5
+    /// extended): `0x02 | 0x2A | 0x02 0x21 identity seed (32) | replay capacity u32 |
+    /// one-time cap u32 | next sequence u64 | current id u64 | s u32 | s x (0x22 signed
+    /// prekey | created u64 | superseded (flag, u64; absent: 9 zero bytes) | r u32 | r x
+    /// EK_A) | standby (flag, 0x22 signed prekey, created u64; absent: 115 zero bytes) |
+    /// t u32 | t x (sequence u64 | published u8 | 0x23 one-time prekey) | last-resort
+    /// (flag, id u64) | q u32 | q x (sequence u64 | published u8 | 0x26 post-quantum prekey
+    /// | created u64 | superseded (flag, u64))`, every list by increasing id, the records by
+    /// increasing `EK_A`. One-time post-quantum keys have created 0 and no superseded time.
     fn encode(&self) -> Vec<u8> {
-        let mut out = vec![STORAGE_VERSION, TYPE_PREKEY_STORE];
+        let mut out = vec![
+            STORAGE_VERSION,
+            TYPE_LOCAL_DEVICE,
+            STORAGE_VERSION,
+            TYPE_IDENTITY,
+        ];
+        out.extend_from_slice(&self.identity_seed);
         out.extend_from_slice(&self.replay_capacity.to_be_bytes());
+        out.extend_from_slice(&self.one_time_cap.to_be_bytes());
         out.extend_from_slice(&self.next_sequence.to_be_bytes());
         out.extend_from_slice(&self.current.to_be_bytes());
         out.extend_from_slice(&(self.signed.len() as u32).to_be_bytes());
         for (id, entry) in &self.signed {
             out.extend_from_slice(&entry.key.encode(*id));
+            out.extend_from_slice(&entry.created.to_be_bytes());
+            put_optional(&mut out, entry.superseded.map(u64::to_be_bytes));
             out.extend_from_slice(&(entry.records.len() as u32).to_be_bytes());
             for ek in &entry.records {
                 out.extend_from_slice(ek);
             }
         }
         match &self.standby {
-            Some((id, key)) => {
+            Some(standby) => {
                 out.push(0x01);
-                out.extend_from_slice(&key.encode(*id));
+                out.extend_from_slice(&standby.key.encode(standby.id));
+                out.extend_from_slice(&standby.created.to_be_bytes());
             }
-            None => out.extend_from_slice(&[0u8; 1 + STORED_SIGNED_PREKEY_LENGTH]),
+            None => out.extend_from_slice(&[0u8; 1 + STORED_SIGNED_PREKEY_LENGTH + 8]),
         }
         out.extend_from_slice(&(self.one_time.len() as u32).to_be_bytes());
-        for (id, (sequence, secret)) in &self.one_time {
-            out.extend_from_slice(&sequence.to_be_bytes());
+        for (id, key) in &self.one_time {
+            out.extend_from_slice(&key.sequence.to_be_bytes());
+            out.push(u8::from(key.published));
             out.extend_from_slice(&[STORAGE_VERSION, 0x23]);
             out.extend_from_slice(&id.to_be_bytes());
-            out.extend_from_slice(secret);
+            out.extend_from_slice(&key.secret);
         }
-        match self.pq_current_last_resort {
-            Some(id) => {
-                out.push(0x01);
-                out.extend_from_slice(&id.to_be_bytes());
-            }
-            None => out.extend_from_slice(&[0u8; 9]),
-        }
+        put_optional(&mut out, self.pq_current_last_resort.map(u64::to_be_bytes));
         out.extend_from_slice(&(self.pq.len() as u32).to_be_bytes());
         for (id, key) in &self.pq {
             out.extend_from_slice(&key.sequence.to_be_bytes());
+            out.push(u8::from(key.published));
             out.extend_from_slice(&[STORAGE_VERSION, 0x26]);
             out.extend_from_slice(&id.to_be_bytes());
             out.push(key.kind.byte());
             out.extend_from_slice(&key.seed);
             out.extend_from_slice(&key.signature);
+            out.extend_from_slice(&key.created.to_be_bytes());
+            put_optional(&mut out, key.superseded.map(u64::to_be_bytes));
         }
         out
     }
@@ -1938,10 +2153,11 @@ impl Model {
             one_time_prekey_id: s.one_time_prekey_id,
             post_quantum: pq.as_ref().map(|pq| (pq.id, pq.ciphertext)),
         };
-        // Bob's store (loaded, SPEC.md §7.5 type 0x24): SPK_B (no records, no standby),
-        // OPK_B with sequence 0 if any, then the post-quantum prekey with the next sequence.
+        // Bob's device (loaded, type 0x2A): IK_B, SPK_B (no records, no standby), OPK_B with
+        // sequence 0 if any, then the post-quantum prekey with the next sequence.
         let pq = pq.map(|mut pq| {
             let model = StoreModel::holding(
+                &bob,
                 (
                     s.signed_prekey_id,
                     SignedKeyModel {
@@ -2534,7 +2750,7 @@ impl Model {
                     pairs: Vec::new(),
                 }
             }),
-            // Session::respond and PreKeyStore::accept give the default policy.
+            // Session::respond and LocalDevice::accept give the default policy.
             padding: Pad::Padme,
         });
     }
@@ -2594,10 +2810,10 @@ struct World {
     bob: Option<Session>,
     wire: Vec<Option<Vec<u8>>>,
     /// PQXDH: Bob's prekey store, with which he accepts the session.
-    store: Option<PreKeyStore>,
+    store: Option<LocalDevice>,
     /// PQXDH: the store's encoding as loaded (SPEC.md §7.5).
     store_bytes: Vec<u8>,
-    /// PQXDH: `PreKeyStore::to_bytes` after the accept.
+    /// PQXDH: `LocalDevice::to_bytes` after the accept.
     store_after_accept: Vec<u8>,
 }
 
@@ -2607,10 +2823,11 @@ impl World {
         let mut bob_rng = ChaCha20Rng::seed_from_u64(s.bob_seed);
         let alice_identity = IdentityKeyPair::generate(&mut alice_rng).unwrap();
         let bob_identity = IdentityKeyPair::generate(&mut bob_rng).unwrap();
-        let spk = SignedPreKey::generate(&bob_identity, s.signed_prekey_id, &mut bob_rng).unwrap();
+        let spk =
+            SignedPreKey::generate(&bob_identity, s.signed_prekey_id.into(), &mut bob_rng).unwrap();
         let opk = s
             .one_time_prekey_id
-            .map(|id| OneTimePreKey::generate(id, &mut bob_rng).unwrap());
+            .map(|id| OneTimePreKey::generate(id.into(), &mut bob_rng).unwrap());
         let (bundle, store, store_bytes) = match &s.post_quantum {
             Some(spec) => {
                 let (bundle, store, bytes) =
@@ -2618,7 +2835,7 @@ impl World {
                 (bundle, Some(store), bytes)
             }
             None => (
-                PreKeyBundle::new(&bob_identity, &spk, opk.as_ref()).to_bytes(),
+                bundle_of(&bob_identity, &spk, opk.as_ref()).to_bytes(),
                 None,
                 Vec::new(),
             ),
@@ -2634,9 +2851,15 @@ impl World {
             if s.alice_padding != Pad::Padme {
                 options = options.padding(s.alice_padding.library());
             }
-            Session::initiate_with(&alice_identity, &received, &options, &mut alice_rng).unwrap()
+            Session::initiate(&alice_identity, &received, &options, &mut alice_rng).unwrap()
         } else {
-            Session::initiate(&alice_identity, &received, &mut alice_rng).unwrap()
+            Session::initiate(
+                &alice_identity,
+                &received,
+                &SessionOptions::new(),
+                &mut alice_rng,
+            )
+            .unwrap()
         };
         assert_eq!(alice.is_post_quantum(), s.post_quantum.is_some());
         assert_eq!(alice.is_header_encrypted(), s.header_encryption);
@@ -2657,13 +2880,13 @@ impl World {
         }
     }
 
-    /// Bob's `PreKeyStore::accept` (PQXDH): on success the store deletes the one-time
+    /// Bob's `LocalDevice::accept` (PQXDH): on success the store deletes the one-time
     /// prekeys the message used, or records its `EK_A` if it used none.
     fn accept(&mut self, message: &[u8]) -> Result<doubleratchet::Accepted, Error> {
         self.store
             .as_mut()
             .expect("accept needs a PQXDH scenario")
-            .accept(&self.bob_identity, message)
+            .accept(message, &SessionOptions::new())
     }
 
     /// Bob's `Session::respond` with the prekeys he still holds.
@@ -2675,6 +2898,7 @@ impl World {
             |id| (id == spk.id()).then_some(spk),
             |id| opk.filter(|k| k.id() == id),
             message,
+            &SessionOptions::new(),
         )?;
         if let Some(id) = accepted.used_one_time_prekey {
             assert_eq!(self.opk.as_ref().map(OneTimePreKey::id), Some(id));
@@ -2743,9 +2967,12 @@ fn run_library(s: &Scenario) -> (World, Vec<(Party, Vec<u8>)>) {
             let wire = world.wire[i].clone().unwrap();
             let accepted = world.accept(&wire).unwrap();
             assert_eq!(accepted.plaintext, s.messages[i].1.as_bytes());
-            assert_eq!(accepted.used_one_time_prekey, s.one_time_prekey_id);
             assert_eq!(
-                accepted.used_post_quantum_prekey,
+                accepted.used_one_time_prekey.map(u64::from),
+                s.one_time_prekey_id
+            );
+            assert_eq!(
+                accepted.used_post_quantum_prekey.map(u64::from),
                 s.post_quantum.map(|p| p.id)
             );
             assert!(accepted.session.is_post_quantum());
@@ -2771,10 +2998,14 @@ fn run_library(s: &Scenario) -> (World, Vec<(Party, Vec<u8>)>) {
                 |id| (id == spk.id()).then_some(spk),
                 |id| opk.filter(|k| k.id() == id),
                 &wire,
+                &SessionOptions::new(),
             )
             .unwrap();
             assert_eq!(accepted.plaintext, s.messages[i].1.as_bytes());
-            assert_eq!(accepted.used_one_time_prekey, s.one_time_prekey_id);
+            assert_eq!(
+                accepted.used_one_time_prekey.map(u64::from),
+                s.one_time_prekey_id
+            );
             // The responder follows the mode of the initial message (SPEC.md §4.8), and pads
             // with the default policy whatever the initiator's (SPEC.md §4.9).
             assert_eq!(accepted.session.is_header_encrypted(), s.header_encryption);
@@ -2794,81 +3025,89 @@ fn run_library(s: &Scenario) -> (World, Vec<(Party, Vec<u8>)>) {
 #[cfg(feature = "pqxdh")]
 mod library_pq {
     use doubleratchet::{
-        IdentityKeyPair, OneTimePreKey, PqPreKey, PqPreKeyKind, PreKeyBundle, PreKeyStore,
-        SignedPreKey,
+        IdentityKeyPair, LocalDevice, OneTimePreKey, PqPreKey, PqPreKeyKind, SignedPreKey,
     };
+    use doubleratchet_test_support::pq_bundle_of;
     use rand_chacha::ChaCha20Rng;
 
     use super::{PqKind, PqSpec, Scenario, STORAGE_VERSION};
 
     /// `PqPreKey::generate` (after the classical prekeys, from Bob's RNG), the PQXDH bundle,
-    /// and Bob's prekey store holding the three keys. `PreKeyStore` draws its own random ids,
-    /// so the store is loaded from the keys' stored encodings (SPEC.md §7.3, §7.4, §7.7) in
-    /// the §7.5 type `0x24` framing (capacity 1024, no records, no standby, sequence 0 for
-    /// the one-time prekey if any, the next for the post-quantum prekey). Returns the
-    /// bundle's bytes, the store and its encoding.
+    /// and Bob's local device holding IK_B and the three keys. `LocalDevice` draws its own
+    /// random ids, so the device is loaded from the keys' stored encodings (SPEC.md §7.2,
+    /// §7.3, §7.4, §7.7) in the type `0x2A` framing (replay capacity 1024, one-time cap 200,
+    /// every time 0, nothing published, no records, no standby, sequence 0 for the one-time
+    /// prekey if any, the next for the post-quantum prekey). Returns the bundle's bytes, the
+    /// device and its encoding.
     pub(super) fn setup(
         spec: &PqSpec,
         bob: &IdentityKeyPair,
         spk: &SignedPreKey,
         opk: Option<&OneTimePreKey>,
         rng: &mut ChaCha20Rng,
-    ) -> (Vec<u8>, PreKeyStore, Vec<u8>) {
+    ) -> (Vec<u8>, LocalDevice, Vec<u8>) {
         let kind = match spec.kind {
             PqKind::OneTime => PqPreKeyKind::OneTime,
             PqKind::LastResort => PqPreKeyKind::LastResort,
         };
-        let pq = PqPreKey::generate(bob, spec.id, kind, rng).unwrap();
-        let bundle = PreKeyBundle::new(bob, spk, opk).with_post_quantum_prekey(&pq);
-        assert_eq!(bundle.post_quantum_prekey_id(), Some(spec.id));
+        let pq = PqPreKey::generate(bob, spec.id.into(), kind, rng).unwrap();
+        let bundle = pq_bundle_of(bob, spk, opk, &pq);
+        assert_eq!(bundle.post_quantum_prekey_id(), Some(spec.id.into()));
 
-        let mut bytes = vec![STORAGE_VERSION, 0x24];
-        bytes.extend_from_slice(&1024u32.to_be_bytes());
+        let mut bytes = vec![STORAGE_VERSION, 0x2A];
+        bytes.extend_from_slice(&bob.to_bytes()); // 0x02 0x21 seed
+        bytes.extend_from_slice(&1024u32.to_be_bytes()); // replay capacity
+        bytes.extend_from_slice(&200u32.to_be_bytes()); // one-time prekey cap
         let next_sequence = u64::from(opk.is_some()) + 1;
         bytes.extend_from_slice(&next_sequence.to_be_bytes());
-        bytes.extend_from_slice(&spk.id().to_be_bytes());
+        bytes.extend_from_slice(&spk.id().to_u64().to_be_bytes());
         bytes.extend_from_slice(&1u32.to_be_bytes());
         bytes.extend_from_slice(&spk.to_bytes());
+        bytes.extend_from_slice(&0u64.to_be_bytes()); // created
+        bytes.extend_from_slice(&[0u8; 9]); // not superseded: it is current
         bytes.extend_from_slice(&0u32.to_be_bytes()); // no replay records
-        bytes.extend_from_slice(&[0u8; 1 + 106]); // no standby
+        bytes.extend_from_slice(&[0u8; 1 + 106 + 8]); // no standby
         bytes.extend_from_slice(&u32::from(opk.is_some()).to_be_bytes());
         if let Some(k) = opk {
-            bytes.extend_from_slice(&0u64.to_be_bytes());
+            bytes.extend_from_slice(&0u64.to_be_bytes()); // sequence
+            bytes.push(0x00); // not published
             bytes.extend_from_slice(&k.to_bytes());
         }
         match kind {
             PqPreKeyKind::LastResort => {
                 bytes.push(0x01);
-                bytes.extend_from_slice(&pq.id().to_be_bytes());
+                bytes.extend_from_slice(&pq.id().to_u64().to_be_bytes());
             }
             _ => bytes.extend_from_slice(&[0u8; 9]),
         }
         bytes.extend_from_slice(&1u32.to_be_bytes());
         bytes.extend_from_slice(&(next_sequence - 1).to_be_bytes());
+        bytes.push(0x00); // not published
         bytes.extend_from_slice(&pq.to_bytes());
-        let store = PreKeyStore::from_bytes(&bytes).unwrap();
+        bytes.extend_from_slice(&0u64.to_be_bytes()); // created
+        bytes.extend_from_slice(&[0u8; 9]); // current last-resort, or one-time: no superseded
+        let store = LocalDevice::from_bytes(&bytes).unwrap();
         assert_eq!(&store.to_bytes()[..], &bytes[..], "store round trip");
         // The store publishes the same bundle.
         let published = store
             .pq_bundle(
-                bob,
                 opk.map(OneTimePreKey::id),
-                (spec.kind == PqKind::OneTime).then_some(spec.id),
+                (spec.kind == PqKind::OneTime).then_some(spec.id.into()),
             )
             .unwrap();
-        assert_eq!(published, bundle, "PreKeyStore::pq_bundle");
+        assert_eq!(published, bundle, "LocalDevice::pq_bundle");
         (bundle.to_bytes(), store, bytes)
     }
 
     /// After a successful accept (SPEC.md §8): one-time prekeys of both kinds deleted; a
     /// last-resort key kept, with a replay record for the session.
-    pub(super) fn check_store_after_accept(s: &Scenario, store: &PreKeyStore) {
+    pub(super) fn check_store_after_accept(s: &Scenario, store: &LocalDevice) {
         let spec = s.post_quantum.unwrap();
         if let Some(id) = s.one_time_prekey_id {
-            assert!(store.one_time_prekey(id).is_none());
+            assert!(store.one_time_prekey(id.into()).is_none());
         }
         let one_time = spec.kind == PqKind::OneTime;
-        assert_eq!(store.pq_prekey(spec.id).is_none(), one_time);
+        assert_eq!(store.pq_prekey(spec.id.into()).is_none(), one_time);
         let needs_record = s.one_time_prekey_id.is_none() && !one_time;
         assert_eq!(store.replay_records(), usize::from(needs_record));
     }
@@ -2877,7 +3116,7 @@ mod library_pq {
 /// Without the `pqxdh` feature the PQXDH scenarios are skipped ([`supported`]).
 #[cfg(not(feature = "pqxdh"))]
 mod library_pq {
-    use doubleratchet::{IdentityKeyPair, OneTimePreKey, PreKeyStore, SignedPreKey};
+    use doubleratchet::{IdentityKeyPair, LocalDevice, OneTimePreKey, SignedPreKey};
     use rand_chacha::ChaCha20Rng;
 
     use super::{PqSpec, Scenario};
@@ -2888,11 +3127,11 @@ mod library_pq {
         _: &SignedPreKey,
         _: Option<&OneTimePreKey>,
         _: &mut ChaCha20Rng,
-    ) -> (Vec<u8>, PreKeyStore, Vec<u8>) {
+    ) -> (Vec<u8>, LocalDevice, Vec<u8>) {
         unreachable!("PQXDH needs the pqxdh feature")
     }
 
-    pub(super) fn check_store_after_accept(_: &Scenario, _: &PreKeyStore) {
+    pub(super) fn check_store_after_accept(_: &Scenario, _: &LocalDevice) {
         unreachable!("PQXDH needs the pqxdh feature")
     }
 }
@@ -2922,7 +3161,7 @@ const METHOD_CRATES: &str = "x25519-dalek, curve25519-dalek, ed25519-dalek, sha2
 fn provenance_pq() -> Provenance {
     Provenance {
         spec: "SPEC.md, protocol profile v2 (PQXDH: sections 1-6, 3.6, 4.9, 5.3 type 0x03, 5.4 \
-               type 0x11, 7.1 type 0x25, 7.5 type 0x24, 7.7, 8.3; u64 prekey ids)",
+               type 0x11, 7.1 type 0x25, the local device type 0x2A, 7.7, 8.3; u64 prekey ids)",
         rng: "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); every X25519/Ed25519 key \
               generation is one try_fill_bytes of 32 bytes, PqPreKey::generate one of 64 bytes \
               (the ML-KEM seed d || z), and Session::initiate draws the 32-byte ML-KEM \
@@ -2931,8 +3170,8 @@ fn provenance_pq() -> Provenance {
                  independently from the SPEC.md v2 formulas with the crates named in \
                  method_crates and ml-kem (ML-KEM-768 KeyGen from the seed, Encaps_internal \
                  with m, Decaps), and asserted equal to the library's output before writing: \
-                 every message, the bundle, Bob's prekey store as loaded and after the accept \
-                 (SPEC.md 7.5 type 0x24), and each party's whole stored session (SPEC.md 7.1) \
+                 every message, the bundle, Bob's local device as loaded and after the accept \
+                 (type 0x2A), and each party's whole stored session (SPEC.md 7.1) \
                  after every event",
         ..provenance()
     }
@@ -2948,7 +3187,8 @@ fn provenance_he(post_quantum: bool) -> Provenance {
     Provenance {
         spec: if post_quantum {
             "SPEC.md, protocol profile v2 (header encryption: sections 2.5, 4.8, 4.9, 5.3 type \
-             0x06, 7.1 type 0x28; PQXDH: 3.6, 5.4 type 0x11, 7.5 type 0x24, 7.7; u64 prekey ids)"
+             0x06, 7.1 type 0x28; PQXDH: 3.6, 5.4 type 0x11, the local device type 0x2A, 7.7; u64 \
+             prekey ids)"
         } else {
             "SPEC.md, protocol profile v2 (header encryption: sections 2.5, 4.8, 4.9, 5.3 types \
              0x04 and 0x05, 7.1 type 0x28)"
@@ -3170,10 +3410,10 @@ struct BobJson {
     one_time_prekey: Option<OneTimePreKeyJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     post_quantum_prekey: Option<PqPreKeyJson>,
-    /// The stored prekey store (SPEC.md §7.5, type `0x24`) Bob accepts with.
+    /// The stored local device (type `0x2A`) Bob accepts with.
     #[serde(skip_serializing_if = "Option::is_none")]
     prekey_store: Option<String>,
-    /// The store after `PreKeyStore::accept`: one-time prekeys deleted, or `EK_A` recorded.
+    /// The store after `LocalDevice::accept`: one-time prekeys deleted, or `EK_A` recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     prekey_store_after_accept: Option<String>,
     ratchet_keys: Vec<KeyPairJson>,
@@ -3409,7 +3649,11 @@ fn event_json(step: usize, op: Op) -> EventJson {
     }
 }
 
-/// The `setup` steps of a PQXDH file.
+/// The `setup` steps of a PQXDH file. The bundle step still names `PreKeyBundle::new`,
+/// now crate-internal (the generator builds the same bytes from the public parts with
+/// `PreKeyBundle::assemble`, see `doubleratchet_test_support::pq_bundle_of`): the strings
+/// are kept so that the committed files stay byte for byte what they are, like
+/// [`GENERATOR`]; change them with the next regeneration that changes the files anyway.
 const PQ_SETUP: &[&str] = &[
     "alice_rng = ChaCha20Rng::seed_from_u64(alice_rng_seed); bob_rng = ChaCha20Rng::seed_from_u64(bob_rng_seed)",
     "IK_A = IdentityKeyPair::generate(alice_rng); IK_B = IdentityKeyPair::generate(bob_rng)",
@@ -3417,9 +3661,9 @@ const PQ_SETUP: &[&str] = &[
     "if one_time_prekey_id is not null: OPK_B = OneTimePreKey::generate(one_time_prekey_id, bob_rng)",
     "PQPK_B = PqPreKey::generate(IK_B, post_quantum_prekey_id, post_quantum_prekey_kind, bob_rng) (one 64-byte draw: the ML-KEM seed d || z)",
     "bundle = PreKeyBundle::new(IK_B, SPK_B, OPK_B).with_post_quantum_prekey(PQPK_B).to_bytes() (type 0x11); Alice parses it with PreKeyBundle::from_bytes",
-    "Bob's store = PreKeyStore::from_bytes(bob.prekey_store): SPK_B, OPK_B and PQPK_B in the SPEC.md 7.5 type 0x24 encoding (replay capacity 1024, next sequence = the number of keys below, SPK_B current with no replay records, no standby, OPK_B with sequence 0, PQPK_B with the next sequence, the current last-resort id if PQPK_B is last-resort); PreKeyStore draws its own random ids, so it is loaded rather than generated; PreKeyStore::pq_bundle gives the same bundle",
-    "alice = Session::initiate(IK_A, bundle, alice_rng) (draws EK_A, then m, then the first ratchet key)",
-    "then the events in order: encrypt uses the party's own rng; accept is PreKeyStore::accept(IK_B, message) on Bob's store and creates Bob's session (Session::respond refuses PQXDH messages); the store then deletes one-time prekeys of both kinds, or records EK_A under SPK_B if the message used none (Accepted::notice is None: the capacity is far off); PreKeyStore::to_bytes then gives bob.prekey_store_after_accept",
+    "Bob's device = LocalDevice::from_bytes(bob.prekey_store): IK_B, SPK_B, OPK_B and PQPK_B in the local device encoding, type 0x2A (replay capacity 1024, one-time prekey cap 200, next sequence = the number of keys below, SPK_B current, created at time 0, with no replay records, no standby, OPK_B with sequence 0, PQPK_B with the next sequence and created at time 0 if last-resort, nothing marked published, the current last-resort id if PQPK_B is last-resort); LocalDevice draws its own random ids, so it is loaded rather than generated; LocalDevice::pq_bundle gives the same bundle",
+    "alice = Session::initiate(IK_A, bundle, &SessionOptions::new(), alice_rng) (draws EK_A, then m, then the first ratchet key)",
+    "then the events in order: encrypt uses the party's own rng; accept is LocalDevice::accept(message, &SessionOptions::new()) on Bob's device and creates Bob's session (Session::respond refuses PQXDH messages); the store then deletes one-time prekeys of both kinds, or records EK_A under SPK_B if the message used none (Accepted::notice is None: the capacity is far off); LocalDevice::to_bytes then gives bob.prekey_store_after_accept",
 ];
 
 /// A file's `setup` steps; header-encrypted files initiate with
@@ -3433,12 +3677,12 @@ fn setup_steps(s: &Scenario, steps: Vec<&'static str>) -> Vec<String> {
     if s.alice_padding == Pad::None {
         options.push_str(".padding(Padding::None)");
     }
-    let initiate = "alice = Session::initiate(IK_A, bundle, alice_rng)";
+    let initiate = "alice = Session::initiate(IK_A, bundle, &SessionOptions::new(), alice_rng)";
     let mut out: Vec<String> = steps
         .into_iter()
         .map(|step| match step.strip_prefix(initiate) {
             Some(rest) if options != "SessionOptions::new()" => {
-                format!("alice = Session::initiate_with(IK_A, bundle, {options}, alice_rng){rest}")
+                format!("alice = Session::initiate(IK_A, bundle, &{options}, alice_rng){rest}")
             }
             _ => step.to_owned(),
         })
@@ -3460,7 +3704,7 @@ fn setup_steps(s: &Scenario, steps: Vec<&'static str>) -> Vec<String> {
             "SessionOptions::padding(Padding::None)"
         },
         if s.post_quantum.is_some() {
-            "PreKeyStore::accept"
+            "LocalDevice::accept"
         } else {
             "Session::respond"
         },
@@ -3472,7 +3716,7 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
     let (protocol, api) = match &m.pq {
         Some(_) => (
             "PQXDH, SPEC.md 3.6",
-            "Session::initiate / encrypt / PreKeyStore::accept / decrypt",
+            "Session::initiate / encrypt / LocalDevice::accept / decrypt",
         ),
         None => (
             "SPEC.md protocol profile v2",
@@ -3532,10 +3776,10 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
     }
     if s.header_encryption {
         let api = if m.pq.is_some() {
-            "Session::initiate_with(.., SessionOptions::new().header_encryption(), ..) / encrypt / \
-             PreKeyStore::accept / decrypt"
+            "Session::initiate(.., &SessionOptions::new().header_encryption(), ..) / encrypt / \
+             LocalDevice::accept / decrypt"
         } else {
-            "Session::initiate_with(.., SessionOptions::new().header_encryption(), ..) / encrypt / \
+            "Session::initiate(.., &SessionOptions::new().header_encryption(), ..) / encrypt / \
              respond / decrypt"
         };
         comment[3] = format!(
@@ -3669,8 +3913,10 @@ fn vector_file(s: &Scenario, m: &Model) -> VectorFile {
                 "IK_A = IdentityKeyPair::generate(alice_rng); IK_B = IdentityKeyPair::generate(bob_rng)",
                 "SPK_B = SignedPreKey::generate(IK_B, signed_prekey_id, bob_rng)",
                 "if one_time_prekey_id is not null: OPK_B = OneTimePreKey::generate(one_time_prekey_id, bob_rng)",
+                // Names the now crate-internal `PreKeyBundle::new`, kept byte for byte (see
+                // `PQ_SETUP`).
                 "bundle = PreKeyBundle::new(IK_B, SPK_B, OPK_B).to_bytes(); Alice parses it with PreKeyBundle::from_bytes",
-                "alice = Session::initiate(IK_A, bundle, alice_rng)",
+                "alice = Session::initiate(IK_A, bundle, &SessionOptions::new(), alice_rng)",
                 "then the events in order: encrypt uses the party's own rng; respond is Session::respond(IK_B, SPK_B by id, OPK_B by id) and creates Bob's session; Bob deletes OPK_B once it is used",
             ]
                 },
@@ -4429,7 +4675,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
         "respond",
         Bob,
         replace_at(m0, SPK_ID_AT, &UNKNOWN_ID.to_be_bytes()),
-        &format!("UnknownSignedPreKey({UNKNOWN_ID})"),
+        &format!("UnknownSignedPreKey(SignedPreKeyId({UNKNOWN_ID}))"),
         None,
     );
     if let Some(id) = s.one_time_prekey_id {
@@ -4443,7 +4689,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
             "respond",
             Bob,
             replace_at(m0, OPK_ID_AT, &(id + 1).to_be_bytes()),
-            &format!("UnknownOneTimePreKey({})", id + 1),
+            &format!("UnknownOneTimePreKey(OneTimePreKeyId({}))", id + 1),
             None,
         );
         add(
@@ -4455,7 +4701,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
             "respond",
             Bob,
             m0.clone(),
-            &format!("UnknownOneTimePreKey({id})"),
+            &format!("UnknownOneTimePreKey(OneTimePreKeyId({id}))"),
             None,
         );
     }
@@ -4544,7 +4790,7 @@ fn reject_cases(s: &Scenario, m: &Model) -> Vec<RejectCase> {
             SPK_ID_AT,
             &UNKNOWN_ID.to_be_bytes(),
         ),
-        &format!("UnknownSignedPreKey({UNKNOWN_ID})"),
+        &format!("UnknownSignedPreKey(SignedPreKeyId({UNKNOWN_ID}))"),
         Some(0),
     );
     add(
@@ -5030,7 +5276,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         "accept",
         Bob,
         far(&replace_at(m0, PQ_ID_AT, &(pq.id + 1).to_be_bytes())),
-        &format!("UnknownPqPreKey({})", pq.id + 1),
+        &format!("UnknownPqPreKey(PqPreKeyId({}))", pq.id + 1),
         Some(0),
     ));
 
@@ -5047,7 +5293,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         "accept",
         Bob,
         replace_at(m0, PQ_ID_AT, &(pq.id + 1).to_be_bytes()),
-        &format!("UnknownPqPreKey({})", pq.id + 1),
+        &format!("UnknownPqPreKey(PqPreKeyId({}))", pq.id + 1),
         Some(0),
     ));
     cases.push(case(
@@ -5061,7 +5307,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         "accept",
         Bob,
         replace_at(m0, PQ_ID_AT, &spk_id.to_be_bytes()),
-        &format!("UnknownPqPreKey({spk_id})"),
+        &format!("UnknownPqPreKey(PqPreKeyId({spk_id}))"),
         Some(0),
     ));
     cases.push(case(
@@ -5077,7 +5323,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         "accept",
         Bob,
         m0.clone(),
-        &format!("UnknownOneTimePreKey({opk_id})"),
+        &format!("UnknownOneTimePreKey(OneTimePreKeyId({opk_id}))"),
         None,
     ));
     cases.push(case(
@@ -5090,7 +5336,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         "respond",
         Bob,
         m0.clone(),
-        &format!("UnknownPqPreKey({})", pq.id),
+        &format!("UnknownPqPreKey(PqPreKeyId({}))", pq.id),
         None,
     ));
 
@@ -5342,19 +5588,19 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
             "pq_initial_signed_prekey_id_zero",
             SPK_ID_AT,
             "the signed prekey id",
-            "UnknownSignedPreKey(0)",
+            "UnknownSignedPreKey(SignedPreKeyId(0))",
         ),
         (
             "pq_initial_one_time_prekey_id_zero",
             OPK_ID_AT,
             "the one-time prekey id; its flag stays 0x01",
-            "UnknownOneTimePreKey(0)",
+            "UnknownOneTimePreKey(OneTimePreKeyId(0))",
         ),
         (
             "pq_initial_pq_prekey_id_zero",
             PQ_ID_AT,
             "the post-quantum prekey id",
-            "UnknownPqPreKey(0)",
+            "UnknownPqPreKey(PqPreKeyId(0))",
         ),
     ] {
         cases.push(case(
@@ -5454,7 +5700,7 @@ fn pq_reject_cases(a: &Scenario, ma: &Model, b: &Scenario, mb: &Model) -> Vec<Re
         "accept",
         Bob,
         replace_at(ma_b, PQ_ID_AT, &(pq_b.id + 1).to_be_bytes()),
-        &format!("UnknownPqPreKey({})", pq_b.id + 1),
+        &format!("UnknownPqPreKey(PqPreKeyId({}))", pq_b.id + 1),
         Some(accepted),
     ));
     cases
@@ -6363,7 +6609,7 @@ fn he_reject_cases(
                 p,
                 name,
                 format!(
-                    "message 0 (type 0x06) given to Bob's prekey store (PreKeyStore::accept) with \
+                    "message 0 (type 0x06) given to Bob's prekey store (LocalDevice::accept) with \
                      {what}. The failed accept changes nothing: the store then accepts the genuine \
                      message"
                 ),
@@ -6463,7 +6709,7 @@ fn run_reject(s: &Scenario, case: &RejectCase, input: &[u8]) -> String {
             let mut rng = ChaCha20Rng::seed_from_u64(s.alice_seed);
             let alice = IdentityKeyPair::generate(&mut rng).unwrap();
             PreKeyBundle::from_bytes(input)
-                .and_then(|b| Session::initiate(&alice, &b, &mut rng))
+                .and_then(|b| Session::initiate(&alice, &b, &SessionOptions::new(), &mut rng))
                 .map(|_| ())
         }
         "respond" => {
@@ -6478,6 +6724,7 @@ fn run_reject(s: &Scenario, case: &RejectCase, input: &[u8]) -> String {
                     |id| (id == spk.id()).then_some(spk),
                     |id| opk.filter(|k| k.id() == id),
                     &genuine,
+                    &SessionOptions::new(),
                 )
                 .unwrap();
                 assert_eq!(
@@ -7284,7 +7531,7 @@ fn check_plaintext_lengths() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The prekey store (profile v2 part 2: SPEC.md §2.5 id draws, §7.5 type 0x24, §8)
+// The local device (issue 15: SPEC.md §2.5 id draws, stored type 0x2A, §8)
 // ---------------------------------------------------------------------------------------
 
 /// Bob's RNG seed in `prekey_store_v2.json`.
@@ -7293,6 +7540,13 @@ const STORE_BOB_SEED: u64 = 0x5702E;
 const STORE_ALICE_SEED: u64 = 0xA11CE7;
 /// The replay capacity of the flood scenario.
 const FLOOD_CAPACITY: u32 = 3;
+/// The app's clock when Bob's device is created: 2026-12-02T00:00:00Z, seconds since the
+/// Unix epoch. Later calls pass later times.
+const STORE_T0: u64 = 1_796_169_600;
+const HOUR: u64 = 60 * 60;
+const DAY: u64 = 24 * HOUR;
+/// The one-time prekey cap the generated device ends with (the default is 200).
+const GENERATED_ONE_TIME_CAP: u32 = 4;
 
 #[derive(Serialize)]
 struct NoticeJson {
@@ -7327,22 +7581,36 @@ impl NoticeModel {
 #[derive(Serialize)]
 struct StoreStepJson {
     step: usize,
-    /// The call, on Bob's store.
+    /// The call, on Bob's device.
     call: String,
     /// The call's number argument, if any: the count of `generate_*`, the capacity of
-    /// `set_replay_capacity`, the id of `retire_signed_prekey`.
+    /// `set_replay_capacity`, the cap of `set_one_time_prekey_cap`, the id of
+    /// `retire_signed_prekey`.
     #[serde(skip_serializing_if = "Option::is_none")]
     argument: Option<u64>,
+    /// The ids passed to `mark_one_time_prekeys_published` or `mark_pq_prekeys_published`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    argument_ids: Option<Vec<u64>>,
+    /// The time passed (`now`, seconds since the Unix epoch), for the calls that take one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    now: Option<u64>,
     /// `accept`: the index of the message in `flood.messages`.
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<usize>,
-    /// The ids the call returned (new keys in the order returned), if any.
+    /// The ids the call returned (new keys in the order returned; `Generated::created`),
+    /// if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     returned_ids: Option<Vec<u64>>,
+    /// `generate_*`: `Generated::evicted`, the oldest keys evicted to stay within the cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    evicted_ids: Option<Vec<u64>>,
+    /// `mark_*_published`: how many keys were newly marked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    returned_count: Option<usize>,
     /// `retire_signed_prekey`: whether a key was removed.
     #[serde(skip_serializing_if = "Option::is_none")]
     returned: Option<bool>,
-    /// `accept` that fails: the error (`Debug` form); the store is unchanged.
+    /// `accept` that fails: the error (`Debug` form); the device is unchanged.
     #[serde(skip_serializing_if = "Option::is_none")]
     expected_error: Option<String>,
     /// A successful `accept`: `Accepted::used_one_time_prekey` and
@@ -7354,8 +7622,8 @@ struct StoreStepJson {
     /// A successful `accept` or `set_replay_capacity`: the notice (null: none).
     #[serde(skip_serializing_if = "Option::is_none")]
     notice: Option<Option<NoticeJson>>,
-    /// The store after the call: its current and standby signed prekey ids, its replay
-    /// records over all signed prekeys, and its `PreKeyStore::to_bytes` (SPEC.md §7.5).
+    /// The device after the call: its current and standby signed prekey ids, its replay
+    /// records over all signed prekeys, and its `LocalDevice::to_bytes` (type `0x2A`).
     current_signed_prekey: u64,
     standby_signed_prekey: Option<u64>,
     replay_records: usize,
@@ -7366,7 +7634,7 @@ struct StoreStepJson {
 #[derive(Serialize)]
 struct FloodMessageJson {
     index: usize,
-    /// Where Alice's bundle came from: Bob's store right after flood step
+    /// Where Alice's bundle came from: Bob's device right after flood step
     /// `made_after_flood_step`.
     bundle_from: String,
     made_after_flood_step: usize,
@@ -7386,7 +7654,7 @@ struct FloodMessageJson {
 struct LoadRejectJson {
     name: String,
     description: String,
-    /// The store it was made from: a step of `generated` or `flood`.
+    /// The device it was made from: a step of `generated` or `flood`.
     from: String,
     input: String,
     expected_error: String,
@@ -7396,12 +7664,15 @@ struct LoadRejectJson {
 struct StoreConstants {
     storage_version: String,
     store_type: String,
-    retired_store_type: String,
+    retired_store_types: Vec<String>,
+    identity_type: String,
     signed_prekey_type: String,
     one_time_prekey_type: String,
     post_quantum_prekey_type: String,
     max_replay_records_per_signed_prekey: u32,
     max_signed_prekeys: usize,
+    default_one_time_prekey_cap: u32,
+    max_one_time_prekeys: usize,
     id_draws: usize,
     new_store_length: usize,
 }
@@ -7443,35 +7714,43 @@ struct StoreFile {
 /// The library's notice in the model's terms.
 fn notice_model(n: Option<StoreNotice>) -> Option<NoticeModel> {
     n.map(|n| match n {
-        StoreNotice::SignedPreKeySwitched { previous, current } => {
-            NoticeModel::Switched { previous, current }
-        }
-        StoreNotice::SignedPreKeyFull { id } => NoticeModel::Full { id },
+        StoreNotice::SignedPreKeySwitched { previous, current } => NoticeModel::Switched {
+            previous: previous.to_u64(),
+            current: current.to_u64(),
+        },
+        StoreNotice::SignedPreKeyFull { id } => NoticeModel::Full { id: id.to_u64() },
         other => panic!("unknown notice {other:?}"),
     })
+}
+
+/// Ids as the model and the file hold them.
+fn plain_ids<I: Into<u64>>(ids: Vec<I>) -> Vec<u64> {
+    ids.into_iter().map(Into::into).collect()
 }
 
 /// What a flood message's bundle offers.
 #[derive(Clone, Copy)]
 enum Offer {
-    /// `store.bundle(IK_B, None)`: last resort, X3DH.
+    /// `device.bundle(None)`: last resort, X3DH.
     LastResort,
-    /// `store.bundle(IK_B, Some(one_time_ids[i]))`.
+    /// `device.bundle(Some(one_time_ids[i]))`, the `i`-th oldest one-time prekey held
+    /// after the generated steps.
     OneTime(usize),
-    /// `store.pq_bundle(IK_B, None, None)`: the current last-resort ML-KEM key.
+    /// `device.pq_bundle(None, None)`: the current last-resort ML-KEM key.
     PqLastResort,
-    /// `store.pq_bundle(IK_B, None, Some(pq_one_time_ids[i]))`.
+    /// `device.pq_bundle(None, Some(pq_one_time_ids[i]))`.
     PqOneTime(usize),
 }
 
-/// One step of the flood, after the generated store.
+/// One step of the flood, after the generated device.
 #[derive(Clone, Copy)]
 enum FloodOp {
     SetCapacity(u32),
-    /// Alice makes message `i` from a bundle of the store as it is now.
+    /// Alice makes message `i` from a bundle of the device as it is now.
     Make(usize, Offer),
     Accept(usize),
-    Rotate,
+    /// `rotate_signed_prekey(now)`.
+    Rotate(u64),
     /// Retire the signed prekey that message `i` names.
     RetireNamedBy(usize),
 }
@@ -7499,59 +7778,131 @@ const FLOOD: &[FloodOp] = &[
     FloodOp::Accept(7),
     FloodOp::Accept(8),
     FloodOp::Accept(9),
-    FloodOp::Rotate,
+    FloodOp::Rotate(STORE_T0 + 14 * DAY),
     FloodOp::RetireNamedBy(0),
     FloodOp::Accept(3),
 ];
 
-/// The store's state summary and bytes, after a step; the model's encoding must equal the
-/// library's.
+/// The held keys of `map` by age (sequence), oldest first, that pass `keep`.
+fn by_age<V>(
+    map: &std::collections::BTreeMap<u64, V>,
+    sequence: impl Fn(&V) -> u64,
+    keep: impl Fn(&V) -> bool,
+) -> Vec<u64> {
+    oldest(map, map.len(), sequence, keep)
+}
+
+/// The device's state summary and bytes, after a step; the model's encoding must equal the
+/// library's, and the library's accessors must tell what the model holds.
+#[cfg(feature = "pqxdh")]
 fn store_step(
     step: usize,
     call: String,
     model: &StoreModel,
-    library: &PreKeyStore,
+    library: &LocalDevice,
 ) -> StoreStepJson {
     let bytes = model.encode();
     assert_same(
-        &format!("prekey store after {call}"),
+        &format!("local device after {call}"),
         &bytes,
         &library.to_bytes(),
     );
-    assert_eq!(library.current_signed_prekey().id(), model.current);
+    assert_eq!(library.current_signed_prekey().id().to_u64(), model.current);
     assert_eq!(
-        library.standby_signed_prekey().map(SignedPreKey::id),
-        model.standby.as_ref().map(|(id, _)| *id)
+        library.current_signed_prekey_created(),
+        model.signed[&model.current].created
+    );
+    assert_eq!(
+        library.standby_signed_prekey().map(|k| k.id().to_u64()),
+        model.standby.as_ref().map(|s| s.id)
+    );
+    let previous: Vec<u64> = model
+        .signed
+        .keys()
+        .copied()
+        .filter(|id| *id != model.current)
+        .collect();
+    assert_eq!(
+        library
+            .previous_signed_prekeys()
+            .map(|k| k.id().to_u64())
+            .collect::<Vec<_>>(),
+        previous
     );
     let records = model.signed.values().map(|e| e.records.len()).sum();
     assert_eq!(library.replay_records(), records);
+    assert_eq!(library.replay_capacity(), model.replay_capacity);
+    assert_eq!(library.one_time_prekey_cap(), model.one_time_cap);
+    // One-time prekeys of both kinds, oldest first, and the unpublished ones.
+    let one_time = |k: &OneTimeModel| k.sequence;
+    assert_eq!(
+        library
+            .one_time_prekeys()
+            .map(|k| k.id().to_u64())
+            .collect::<Vec<_>>(),
+        by_age(&model.one_time, one_time, |_| true)
+    );
+    assert_eq!(
+        library
+            .unpublished_one_time_prekeys()
+            .map(|k| k.id().to_u64())
+            .collect::<Vec<_>>(),
+        by_age(&model.one_time, one_time, |k| !k.published)
+    );
+    let pq = |k: &PqKeyModel| k.sequence;
+    let pq_one_time = |k: &PqKeyModel| k.kind == PqKind::OneTime;
+    assert_eq!(
+        library
+            .pq_one_time_prekeys()
+            .map(|k| k.id().to_u64())
+            .collect::<Vec<_>>(),
+        by_age(&model.pq, pq, pq_one_time)
+    );
+    assert_eq!(
+        library
+            .unpublished_pq_one_time_prekeys()
+            .map(|k| k.id().to_u64())
+            .collect::<Vec<_>>(),
+        by_age(&model.pq, pq, |k| pq_one_time(k) && !k.published)
+    );
+    assert_eq!(
+        library
+            .current_pq_last_resort_prekey()
+            .map(|k| k.id().to_u64()),
+        model.pq_current_last_resort
+    );
     // The model's encoding loads, and gives itself back.
     assert_same(
-        &format!("prekey store round trip after {call}"),
-        &PreKeyStore::from_bytes(&bytes).unwrap().to_bytes(),
+        &format!("local device round trip after {call}"),
+        &LocalDevice::from_bytes(&bytes).unwrap().to_bytes(),
         &bytes,
     );
     StoreStepJson {
         step,
         call,
         argument: None,
+        argument_ids: None,
+        now: None,
         message: None,
         returned_ids: None,
+        evicted_ids: None,
+        returned_count: None,
         returned: None,
         expected_error: None,
         used_one_time_prekey: None,
         used_post_quantum_prekey: None,
         notice: None,
         current_signed_prekey: model.current,
-        standby_signed_prekey: model.standby.as_ref().map(|(id, _)| *id),
+        standby_signed_prekey: model.standby.as_ref().map(|s| s.id),
         replay_records: records,
         store_length: bytes.len(),
         store: hex(&bytes),
     }
 }
 
-/// `prekey_store_v2.json`: a store generated from a seeded RNG (ids recomputed from the
-/// draws), and a flood of last-resort initial messages at a small replay capacity.
+/// `prekey_store_v2.json`: a local device generated from a seeded RNG (ids recomputed from
+/// the draws) at given times, and a flood of last-resort initial messages at a small replay
+/// capacity.
 #[cfg(feature = "pqxdh")]
 fn prekey_store_file() -> StoreFile {
     // --- generated -------------------------------------------------------------------------
@@ -7562,21 +7913,32 @@ fn prekey_store_file() -> StoreFile {
     assert_eq!(bob.public_key().as_bytes(), &bob_model.ed25519_public);
     let mut steps = Vec::new();
 
-    let mut store = PreKeyStore::new(&bob, &mut bob_rng).unwrap();
-    let mut model = StoreModel::new(&bob_model, &mut b);
-    let mut st = store_step(0, "PreKeyStore::new(IK_B, rng)".into(), &model, &store);
-    st.returned_ids = Some(vec![model.current, model.standby.as_ref().unwrap().0]);
-    assert_eq!(st.store_length, 260, "a new store");
+    // The device owns a copy of IK_B; Alice's bundles are checked against `bob`.
+    let copy = IdentityKeyPair::from_bytes(&bob.to_bytes()).unwrap();
+    let now = STORE_T0;
+    let mut store = LocalDevice::from_identity(copy, now, &mut bob_rng).unwrap();
+    assert_eq!(store.identity_key(), bob.public_key());
+    let mut model = StoreModel::new(&bob_model, now, &mut b);
+    let mut st = store_step(
+        0,
+        "LocalDevice::from_identity(IK_B, now, rng)".into(),
+        &model,
+        &store,
+    );
+    st.now = Some(now);
+    st.returned_ids = Some(vec![model.current, model.standby.as_ref().unwrap().id]);
+    assert_eq!(st.store_length, NEW_DEVICE_LENGTH, "a new device");
     steps.push(st);
 
-    let ids: Vec<u64> = store
-        .generate_one_time_prekeys(3, &mut bob_rng)
-        .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
-    let one_time_ids = model.generate_one_time_prekeys(3, &mut b);
-    assert_eq!(ids, one_time_ids, "generate_one_time_prekeys ids");
+    let generated = store.generate_one_time_prekeys(3, &mut bob_rng).unwrap();
+    let (first_ids, evicted) = model.generate_one_time_prekeys(3, &mut b);
+    assert_eq!(
+        plain_ids(generated.created),
+        first_ids,
+        "one-time prekey ids"
+    );
+    assert_eq!(plain_ids(generated.evicted), evicted);
+    assert!(evicted.is_empty());
     let mut st = store_step(
         1,
         "generate_one_time_prekeys(3, rng)".into(),
@@ -7584,49 +7946,147 @@ fn prekey_store_file() -> StoreFile {
         &store,
     );
     st.argument = Some(3);
-    st.returned_ids = Some(ids);
+    st.returned_ids = Some(first_ids.clone());
+    st.evicted_ids = Some(evicted);
     steps.push(st);
 
-    let ids: Vec<u64> = store
-        .generate_pq_one_time_prekeys(&bob, 1, &mut bob_rng)
-        .unwrap()
-        .iter()
-        .map(|k| k.id())
-        .collect();
-    let pq_one_time_ids = model.generate_pq_one_time_prekeys(&bob_model, 1, &mut b);
-    assert_eq!(ids, pq_one_time_ids, "generate_pq_one_time_prekeys ids");
+    let marked_ids = first_ids[..2].to_vec();
+    let ids: Vec<OneTimePreKeyId> = marked_ids.iter().map(|id| (*id).into()).collect();
+    let marked = store.mark_one_time_prekeys_published(&ids);
+    assert_eq!(marked, model.mark_one_time_prekeys_published(&marked_ids));
+    assert_eq!(marked, 2);
     let mut st = store_step(
         2,
-        "generate_pq_one_time_prekeys(IK_B, 1, rng)".into(),
+        "mark_one_time_prekeys_published(ids)".into(),
+        &model,
+        &store,
+    );
+    st.argument_ids = Some(marked_ids);
+    st.returned_count = Some(marked);
+    steps.push(st);
+
+    let generated = store.generate_pq_one_time_prekeys(1, &mut bob_rng).unwrap();
+    let (pq_one_time_ids, evicted) = model.generate_pq_one_time_prekeys(&bob_model, 1, &mut b);
+    assert_eq!(
+        plain_ids(generated.created),
+        pq_one_time_ids,
+        "PQ one-time prekey ids"
+    );
+    assert_eq!(plain_ids(generated.evicted), evicted);
+    let mut st = store_step(
+        3,
+        "generate_pq_one_time_prekeys(1, rng)".into(),
         &model,
         &store,
     );
     st.argument = Some(1);
-    st.returned_ids = Some(ids);
+    st.returned_ids = Some(pq_one_time_ids.clone());
+    st.evicted_ids = Some(evicted);
     steps.push(st);
 
-    let id = store
-        .rotate_pq_last_resort_prekey(&bob, &mut bob_rng)
-        .unwrap();
-    assert_eq!(id, model.rotate_pq_last_resort_prekey(&bob_model, &mut b));
+    let now = STORE_T0 + HOUR;
+    let first_last_resort = store
+        .rotate_pq_last_resort_prekey(now, &mut bob_rng)
+        .unwrap()
+        .to_u64();
+    assert_eq!(
+        first_last_resort,
+        model.rotate_pq_last_resort_prekey(&bob_model, now, &mut b)
+    );
     let mut st = store_step(
-        3,
-        "rotate_pq_last_resort_prekey(IK_B, rng)".into(),
+        4,
+        "rotate_pq_last_resort_prekey(now, rng)".into(),
         &model,
         &store,
     );
+    st.now = Some(now);
+    st.returned_ids = Some(vec![first_last_resort]);
+    steps.push(st);
+
+    let marked_ids = vec![pq_one_time_ids[0], first_last_resort];
+    let ids: Vec<PqPreKeyId> = marked_ids.iter().map(|id| (*id).into()).collect();
+    let marked = store.mark_pq_prekeys_published(&ids);
+    assert_eq!(marked, model.mark_pq_prekeys_published(&marked_ids));
+    assert_eq!(marked, 2);
+    let mut st = store_step(5, "mark_pq_prekeys_published(ids)".into(), &model, &store);
+    st.argument_ids = Some(marked_ids);
+    st.returned_count = Some(marked);
+    steps.push(st);
+
+    let now = STORE_T0 + 7 * DAY;
+    let standby_before = model.standby.as_ref().unwrap().id;
+    let id = store
+        .rotate_signed_prekey(now, &mut bob_rng)
+        .unwrap()
+        .to_u64();
+    assert_eq!(id, model.rotate_signed_prekey(&bob_model, now, &mut b));
+    assert_ne!(id, standby_before, "a fresh key becomes current");
+    assert_eq!(
+        model.standby.as_ref().map(|s| s.id),
+        Some(standby_before),
+        "the standby is kept"
+    );
+    let mut st = store_step(6, "rotate_signed_prekey(now, rng)".into(), &model, &store);
+    st.now = Some(now);
     st.returned_ids = Some(vec![id]);
     steps.push(st);
 
-    let id = store.rotate_signed_prekey(&bob, &mut bob_rng).unwrap();
-    let standby_before = model.standby.as_ref().unwrap().0;
-    assert_eq!(id, model.rotate_signed_prekey(&bob_model, &mut b));
-    assert_eq!(id, standby_before, "the standby becomes current");
-    let mut st = store_step(4, "rotate_signed_prekey(IK_B, rng)".into(), &model, &store);
+    let id = store
+        .rotate_pq_last_resort_prekey(now, &mut bob_rng)
+        .unwrap()
+        .to_u64();
+    assert_eq!(
+        id,
+        model.rotate_pq_last_resort_prekey(&bob_model, now, &mut b)
+    );
+    let mut st = store_step(
+        7,
+        "rotate_pq_last_resort_prekey(now, rng)".into(),
+        &model,
+        &store,
+    );
+    st.now = Some(now);
     st.returned_ids = Some(vec![id]);
+    steps.push(st);
+
+    store
+        .set_one_time_prekey_cap(GENERATED_ONE_TIME_CAP)
+        .unwrap();
+    model.set_one_time_prekey_cap(GENERATED_ONE_TIME_CAP);
+    let mut st = store_step(
+        8,
+        format!("set_one_time_prekey_cap({GENERATED_ONE_TIME_CAP})"),
+        &model,
+        &store,
+    );
+    st.argument = Some(u64::from(GENERATED_ONE_TIME_CAP));
+    steps.push(st);
+
+    let generated = store.generate_one_time_prekeys(2, &mut bob_rng).unwrap();
+    let (ids, evicted) = model.generate_one_time_prekeys(2, &mut b);
+    assert_eq!(plain_ids(generated.created), ids, "one-time prekey ids");
+    assert_eq!(plain_ids(generated.evicted), evicted);
+    assert_eq!(
+        evicted,
+        [first_ids[0]],
+        "the oldest (published) one is evicted"
+    );
+    let mut st = store_step(
+        9,
+        "generate_one_time_prekeys(2, rng)".into(),
+        &model,
+        &store,
+    );
+    st.argument = Some(2);
+    st.returned_ids = Some(ids);
+    st.evicted_ids = Some(evicted);
     steps.push(st);
     let generated_draws = b.draws.len();
     let generated_store = model.encode();
+    let generated_model = model.clone();
+    let last_generated = format!("generated step {}", steps.len() - 1);
+    // The one-time prekeys held, oldest first.
+    let one_time_ids = by_age(&model.one_time, |k| k.sequence, |_| true);
 
     // --- flood -----------------------------------------------------------------------------
     let mut alice_rng = ChaCha20Rng::seed_from_u64(STORE_ALICE_SEED);
@@ -7653,40 +8113,42 @@ fn prekey_store_file() -> StoreFile {
                 assert_eq!(messages.len(), i);
                 let (bundle, what, opk, pq) = match offer {
                     Offer::LastResort => (
-                        store.bundle(&bob, None).unwrap(),
-                        "store.bundle(IK_B, None)".to_owned(),
+                        store.bundle(None).unwrap(),
+                        "device.bundle(None)".to_owned(),
                         None,
                         None,
                     ),
                     Offer::OneTime(k) => (
-                        store.bundle(&bob, Some(one_time_ids[k])).unwrap(),
-                        format!("store.bundle(IK_B, Some({}))", one_time_ids[k]),
+                        store.bundle(Some(one_time_ids[k].into())).unwrap(),
+                        format!("device.bundle(Some({}))", one_time_ids[k]),
                         Some(one_time_ids[k]),
                         None,
                     ),
                     Offer::PqLastResort => (
-                        store.pq_bundle(&bob, None, None).unwrap(),
-                        "store.pq_bundle(IK_B, None, None)".to_owned(),
+                        store.pq_bundle(None, None).unwrap(),
+                        "device.pq_bundle(None, None)".to_owned(),
                         None,
                         Some((model.pq_current_last_resort.unwrap(), PqKind::LastResort)),
                     ),
                     Offer::PqOneTime(k) => (
                         store
-                            .pq_bundle(&bob, None, Some(pq_one_time_ids[k]))
+                            .pq_bundle(None, Some(pq_one_time_ids[k].into()))
                             .unwrap(),
-                        format!("store.pq_bundle(IK_B, None, Some({}))", pq_one_time_ids[k]),
+                        format!("device.pq_bundle(None, Some({}))", pq_one_time_ids[k]),
                         None,
                         Some((pq_one_time_ids[k], PqKind::OneTime)),
                     ),
                 };
                 let received = PreKeyBundle::from_bytes(&bundle.to_bytes()).unwrap();
                 let plaintext = format!("Flood message {i}.");
-                let mut session = Session::initiate(&alice, &received, &mut alice_rng).unwrap();
+                let mut session =
+                    Session::initiate(&alice, &received, &SessionOptions::new(), &mut alice_rng)
+                        .unwrap();
                 let bytes = session
                     .encrypt(plaintext.as_bytes(), &mut alice_rng)
                     .unwrap();
                 // The model: Alice's draws (SPEC.md 2.5) and the X3DH fields the message
-                // must carry: the store's current signed prekey and the offered keys.
+                // must carry: the device's current signed prekey and the offered keys.
                 let ek = a.draw(format!("Session::initiate (message {i}): EK_A secret"));
                 if pq.is_some() {
                     a.draw(format!(
@@ -7718,20 +8180,24 @@ fn prekey_store_file() -> StoreFile {
             FloodOp::Accept(i) => {
                 let (fields, _) = InitialFields::parse(&wire[i], wire[i][1] == 0x03);
                 let expected = model.accept(&fields);
-                let got = store.accept(&bob, &wire[i]);
-                let mut st = store_step(step, "accept(IK_B, message)".into(), &model, &store);
+                let got = store.accept(&wire[i], &SessionOptions::new());
+                let mut st = store_step(
+                    step,
+                    "accept(message, &SessionOptions::new())".into(),
+                    &model,
+                    &store,
+                );
                 st.message = Some(i);
                 match (expected, got) {
                     (Ok(notice), Ok(accepted)) => {
                         assert_eq!(notice_model(accepted.notice), notice, "notice of {i}");
                         assert_eq!(accepted.plaintext, messages[i].plaintext_utf8.as_bytes());
-                        assert_eq!(accepted.used_one_time_prekey, fields.one_time_prekey_id);
-                        assert_eq!(
-                            accepted.used_post_quantum_prekey,
-                            fields.post_quantum.map(|(id, _)| id)
-                        );
-                        st.used_one_time_prekey = accepted.used_one_time_prekey;
-                        st.used_post_quantum_prekey = accepted.used_post_quantum_prekey;
+                        let used_one_time = accepted.used_one_time_prekey.map(u64::from);
+                        let used_pq = accepted.used_post_quantum_prekey.map(u64::from);
+                        assert_eq!(used_one_time, fields.one_time_prekey_id);
+                        assert_eq!(used_pq, fields.post_quantum.map(|(id, _)| id));
+                        st.used_one_time_prekey = used_one_time;
+                        st.used_post_quantum_prekey = used_pq;
                         if matches!(notice, Some(NoticeModel::Switched { .. })) {
                             after_switch = Some(step);
                         }
@@ -7748,21 +8214,29 @@ fn prekey_store_file() -> StoreFile {
                 }
                 flood_steps.push(st);
             }
-            FloodOp::Rotate => {
-                let id = store.rotate_signed_prekey(&bob, &mut bob_rng).unwrap();
-                assert_eq!(id, model.rotate_signed_prekey(&bob_model, &mut b));
+            FloodOp::Rotate(now) => {
+                assert!(
+                    model.standby.is_none(),
+                    "the flood rotates without a standby"
+                );
+                let id = store
+                    .rotate_signed_prekey(now, &mut bob_rng)
+                    .unwrap()
+                    .to_u64();
+                assert_eq!(id, model.rotate_signed_prekey(&bob_model, now, &mut b));
                 let mut st = store_step(
                     step,
-                    "rotate_signed_prekey(IK_B, rng)".into(),
+                    "rotate_signed_prekey(now, rng)".into(),
                     &model,
                     &store,
                 );
+                st.now = Some(now);
                 st.returned_ids = Some(vec![id]);
                 flood_steps.push(st);
             }
             FloodOp::RetireNamedBy(i) => {
                 let id = u64_at(&wire[i], SPK_ID_AT);
-                let removed = store.retire_signed_prekey(id);
+                let removed = store.retire_signed_prekey(id.into());
                 assert_eq!(removed, model.retire_signed_prekey(id));
                 let mut st =
                     store_step(step, format!("retire_signed_prekey({id})"), &model, &store);
@@ -7784,7 +8258,10 @@ fn prekey_store_file() -> StoreFile {
             "StoreFull",
             "DuplicateOrExpired",
             "StoreFull",
-            &format!("UnknownSignedPreKey({})", u64_at(&wire[3], SPK_ID_AT))
+            &format!(
+                "UnknownSignedPreKey(SignedPreKeyId({}))",
+                u64_at(&wire[3], SPK_ID_AT)
+            )
         ]
     );
     // No hidden draws on either side.
@@ -7796,10 +8273,14 @@ fn prekey_store_file() -> StoreFile {
     }
     let flood_store = model.encode();
 
-    // --- stored stores that must not load ------------------------------------------------------
-    let load_rejects = store_load_rejects(&generated_store, &flood_store, &model);
+    // --- stored devices that must not load ----------------------------------------------------
+    let load_rejects = store_load_rejects(
+        (&last_generated, &generated_store, &generated_model),
+        &flood_store,
+        &model,
+    );
     for case in &load_rejects {
-        let got = match PreKeyStore::from_bytes(&hex_decode(&case.input)) {
+        let got = match LocalDevice::from_bytes(&hex_decode(&case.input)) {
             Ok(_) => "loaded".to_owned(),
             Err(e) => format!("{e:?}"),
         };
@@ -7810,9 +8291,11 @@ fn prekey_store_file() -> StoreFile {
     let flood_bob_draws = bob_draws.split_off(generated_draws);
     StoreFile {
         comment: vec![
-            "Known-answer vectors for the doubleratchet crate's prekey store, SPEC.md protocol profile v2 \
-             part 2 (random u64 prekey ids, SPEC.md 2.5 and 8.1; the stored store, type 0x24, SPEC.md 7.5; \
-             replay records per signed prekey, the standby signed prekey and the switch, SPEC.md 8.3)."
+            "Known-answer vectors for the doubleratchet crate's local device (LocalDevice: the identity key \
+             pair and its prekeys), SPEC.md protocol profile v2 with the issue 15 decisions (random u64 prekey \
+             ids, SPEC.md 2.5 and 8.1; the stored device, type 0x2A; creation and supersession times, \
+             published flags and the one-time prekey cap; replay records per signed prekey, the standby \
+             signed prekey and the switch, SPEC.md 8.3)."
                 .into(),
             format!(
                 "Produced on {DATE} by examples/generate_vectors.rs (cargo run --example generate_vectors); do \
@@ -7821,61 +8304,77 @@ fn prekey_store_file() -> StoreFile {
             "generated: Bob's RNG (rand_chacha 0.10 ChaCha20Rng::seed_from_u64(bob_rng_seed)) draws IK_B's seed, \
              then each step's keys: an id is one 8-byte try_fill_bytes read big-endian (drawn again if 0 or taken), \
              then the key material (32 bytes, or the 64-byte ML-KEM seed d || z), in the order of rng_draws; each \
-             step lists the ids it returned and PreKeyStore::to_bytes after it. Every id, key, signature, sequence \
-             number and stored byte was recomputed from the draws by the generator's own model of the store, \
-             independently of the library, and asserted equal to the library's before writing."
+             step lists its arguments (now: the app's clock, seconds since the Unix epoch), what it returned and \
+             LocalDevice::to_bytes after it. Every id, key, signature, sequence number, time, flag and stored \
+             byte was recomputed from the draws by the generator's own model of the device, independently of \
+             the library, and asserted equal to the library's before writing."
                 .into(),
             format!(
-                "flood: the generated store, then set_replay_capacity({FLOOD_CAPACITY}); Alice (her own seeded RNG) \
-                 makes initial messages from bundles Bob's store publishes and Bob's store accepts them: a session \
-                 that consumes no one-time prekey of either kind records EK_A under the signed prekey it names; \
-                 once the current one carries {FLOOD_CAPACITY} records the standby becomes current \
-                 (signed_prekey_switched), without a standby the store says signed_prekey_full; a signed prekey \
-                 at capacity refuses further last-resort messages (StoreFull) but not those that consume a \
-                 one-time prekey; a recorded EK_A is DuplicateOrExpired first; retiring a signed prekey drops its \
-                 records (UnknownSignedPreKey). A failed accept changes nothing."
+                "flood: the generated device, then set_replay_capacity({FLOOD_CAPACITY}); Alice (her own seeded RNG) \
+                 makes initial messages from bundles Bob's device publishes and Bob's device accepts them: a \
+                 session that consumes no one-time prekey of either kind records EK_A under the signed prekey it \
+                 names; once the current one carries {FLOOD_CAPACITY} records the standby becomes current \
+                 (signed_prekey_switched; it keeps its creation time, and the replaced key has no supersession \
+                 time until the next maintain: accept has no clock), without a standby the device says \
+                 signed_prekey_full; a signed prekey at capacity refuses further last-resort messages \
+                 (StoreFull) but not those that consume a one-time prekey; a recorded EK_A is \
+                 DuplicateOrExpired first; rotate_signed_prekey(now) without a standby draws a new current \
+                 and a new standby; retiring a signed prekey drops its records (UnknownSignedPreKey). A failed \
+                 accept changes nothing."
             ),
-            "load_rejects: stored stores (made from the stores above) that PreKeyStore::from_bytes must refuse, \
-             with the error (the crate's Error variant, Debug form). Byte strings are lowercase hex; ids are \
-             JSON integers up to 2^64 - 1. tests/vectors.rs checks this file."
+            "load_rejects: stored devices (made from the devices above) that LocalDevice::from_bytes must \
+             refuse, with the error (the crate's Error variant, Debug form). Byte strings are lowercase hex; \
+             ids and times are JSON integers up to 2^64 - 1. tests/it/vectors.rs checks this file."
                 .into(),
         ],
         kind: "prekey_store",
         provenance: Provenance {
-            spec: "SPEC.md, protocol profile v2 part 2 (2.5 id draws, 7.3, 7.4, 7.5 type 0x24, 7.7, 8, \
-                   8.1, 8.3, 10.1 loading a prekey store)",
+            spec: "SPEC.md, protocol profile v2 part 2 and the issue 15 decisions (2.5 id draws, 7.2, 7.3, \
+                   7.4, 7.7, the local device type 0x2A replacing the prekey store type 0x24, 8, 8.1, 8.3, \
+                   8.5, 10.1 loading a device)",
             rng: "rand_chacha 0.10 ChaCha20Rng::seed_from_u64(seed); an id draw is one try_fill_bytes of \
                   8 bytes (big-endian), an X25519 secret or Ed25519 seed one of 32 bytes, an ML-KEM seed one \
                   of 64 bytes (SPEC.md 2.5)",
-            method: "the library's public API (PreKeyStore::new, generate_one_time_prekeys, \
-                     generate_pq_one_time_prekeys, rotate_pq_last_resort_prekey, rotate_signed_prekey, \
-                     set_replay_capacity, bundle, pq_bundle, accept, retire_signed_prekey, to_bytes, \
-                     from_bytes; Session::initiate and encrypt for Alice) produced every value; the \
-                     generator's independent model of the store (from the team's written v2 part 2 \
-                     decisions) recomputed every id, stored store, notice and error, and each was \
-                     asserted equal before writing",
+            method: "the library's public API (LocalDevice::from_identity, generate_one_time_prekeys, \
+                     mark_one_time_prekeys_published, generate_pq_one_time_prekeys, \
+                     rotate_pq_last_resort_prekey, mark_pq_prekeys_published, rotate_signed_prekey, \
+                     set_one_time_prekey_cap, set_replay_capacity, bundle, pq_bundle, accept, \
+                     retire_signed_prekey, to_bytes, from_bytes; Session::initiate and encrypt for \
+                     Alice) produced every value; the generator's independent model of the device \
+                     (from the team's written v2 part 2 and issue 15 decisions) recomputed every id, \
+                     stored device, notice and error, and each was asserted equal before writing",
             ..provenance_pq()
         },
         constants: StoreConstants {
             storage_version: hex(&[STORAGE_VERSION]),
-            store_type: hex(&[TYPE_PREKEY_STORE]),
-            retired_store_type: hex(&[0x27]),
+            store_type: hex(&[TYPE_LOCAL_DEVICE]),
+            retired_store_types: vec![hex(&[TYPE_RETIRED_PREKEY_STORE]), hex(&[0x27])],
+            identity_type: hex(&[TYPE_IDENTITY]),
             signed_prekey_type: hex(&[0x22]),
             one_time_prekey_type: hex(&[0x23]),
             post_quantum_prekey_type: hex(&[0x26]),
             max_replay_records_per_signed_prekey: MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY,
             max_signed_prekeys: MAX_SIGNED_PREKEYS,
+            default_one_time_prekey_cap: DEFAULT_ONE_TIME_PREKEY_CAP,
+            max_one_time_prekeys: MAX_ONE_TIME_PREKEYS,
             id_draws: ID_DRAWS,
-            new_store_length: 260,
+            new_store_length: NEW_DEVICE_LENGTH,
         },
         generated: GeneratedStoreJson {
-            description: "IK_B = IdentityKeyPair::generate(rng); store = PreKeyStore::new(IK_B, rng) (current \
-                          and standby signed prekeys); generate_one_time_prekeys(3); \
-                          generate_pq_one_time_prekeys(IK_B, 1); rotate_pq_last_resort_prekey(IK_B); \
-                          rotate_signed_prekey(IK_B) (the standby becomes current, the first one a \
-                          previous one, a new standby is drawn). Sequence numbers: the three one-time \
-                          prekeys 0, 1, 2, the one-time post-quantum prekey 3, the last-resort one 4."
-                .into(),
+            description: format!(
+                "IK_B = IdentityKeyPair::generate(rng); device = LocalDevice::from_identity(IK_B, \
+                 {STORE_T0}, rng) (a current and a standby signed prekey, both created at that time); \
+                 generate_one_time_prekeys(3); mark_one_time_prekeys_published(the first two); \
+                 generate_pq_one_time_prekeys(1); rotate_pq_last_resort_prekey(now + 1 hour); \
+                 mark_pq_prekeys_published(the one-time and the last-resort post-quantum prekey); \
+                 rotate_signed_prekey(now + 7 days) (a fresh key becomes current, the first one is \
+                 superseded then, the standby is kept); rotate_pq_last_resort_prekey(now + 7 days) \
+                 (the first last-resort key is superseded then); \
+                 set_one_time_prekey_cap({GENERATED_ONE_TIME_CAP}); generate_one_time_prekeys(2) \
+                 (the oldest one-time prekey, published, is evicted). Sequence numbers: the first \
+                 three one-time prekeys 0, 1, 2, the one-time post-quantum prekey 3, the last-resort \
+                 ones 4 and 5, the last two one-time prekeys 6 and 7."
+            ),
             bob_rng_seed: STORE_BOB_SEED,
             bob_identity: bob_model.json(),
             rng_draws: bob_draws,
@@ -7883,11 +8382,13 @@ fn prekey_store_file() -> StoreFile {
         },
         flood: FloodJson {
             description: format!(
-                "Continues from the last generated store (Bob's RNG continues too). Messages 0-4 are made while \
-                 the second signed prekey is current, 5-9 after the switch to the standby; message 2 is PQXDH \
-                 with the last-resort ML-KEM key (no one-time prekey of either kind: it makes a record), \
-                 message 5 PQXDH with the one-time ML-KEM key (consumes it: no record), message 4 X3DH with a \
-                 one-time prekey; the others X3DH last-resort. Replay capacity {FLOOD_CAPACITY}."
+                "Continues from the last generated device (Bob's RNG continues too). Messages 0-4 are made \
+                 while the signed prekey of the generated rotation is current, 5-9 after the switch to the \
+                 standby; message 2 is PQXDH with the current last-resort ML-KEM key (no one-time prekey of \
+                 either kind: it makes a record), message 5 PQXDH with the one-time ML-KEM key (consumes \
+                 it: no record), message 4 X3DH with the oldest one-time prekey held; the others X3DH \
+                 last-resort. Replay capacity {FLOOD_CAPACITY}; the rotation is at {}.",
+                STORE_T0 + 14 * DAY
             ),
             alice_rng_seed: STORE_ALICE_SEED,
             alice_identity: alice_model.json(),
@@ -7900,10 +8401,24 @@ fn prekey_store_file() -> StoreFile {
     }
 }
 
-/// Stored stores that must not load (SPEC.md 7.5, 10.1): every one is a valid store with
+impl StoreModel {
+    /// The offset of the standby field in [`StoreModel::encode`].
+    fn standby_at(&self) -> usize {
+        DEVICE_CURRENT_ID_AT
+            + 8
+            + 4
+            + self
+                .signed
+                .values()
+                .map(|e| STORED_SIGNED_PREKEY_LENGTH + 8 + 9 + 4 + 32 * e.records.len())
+                .sum::<usize>()
+    }
+}
+
+/// Stored devices that must not load (SPEC.md 7.5, 10.1): every one is a valid device with
 /// one field changed, so the first failing check is the changed field's.
 fn store_load_rejects(
-    generated: &[u8],
+    (last_generated, generated, generated_model): (&str, &[u8], &StoreModel),
     flood: &[u8],
     flood_model: &StoreModel,
 ) -> Vec<LoadRejectJson> {
@@ -7917,11 +8432,19 @@ fn store_load_rejects(
             expected_error: error.into(),
         })
     };
-    let last_generated = "generated step 4";
     let last_flood = "the last flood step";
     add(
+        "store_retired_type_0x24",
+        "the generated device with type byte 0x24 (the prekey store of v2 part 2, never released, \
+         retired by the local device)"
+            .into(),
+        last_generated,
+        replace_at(generated, 1, &[TYPE_RETIRED_PREKEY_STORE]),
+        "UnexpectedType(36)",
+    );
+    add(
         "store_retired_type_0x27",
-        "the generated store with type byte 0x27 (the retired store type of profile v1 and v2 part 1)"
+        "the generated device with type byte 0x27 (the retired store type of profile v1 and v2 part 1)"
             .into(),
         last_generated,
         replace_at(generated, 1, &[0x27]),
@@ -7929,59 +8452,169 @@ fn store_load_rejects(
     );
     add(
         "store_v1_version",
-        "the generated store with version byte 0x01".into(),
+        "the generated device with version byte 0x01".into(),
         last_generated,
         replace_at(generated, 0, &[0x01]),
         "UnsupportedVersion(1)",
     );
     add(
-        "store_replay_capacity_zero",
-        "the generated store with replay capacity (offset 2..6) 0".into(),
+        "store_identity_type",
+        "the generated device with the type byte of its identity key pair (offset 3) 0x22, a \
+         signed prekey's"
+            .into(),
         last_generated,
-        replace_at(generated, 2, &0u32.to_be_bytes()),
+        replace_at(generated, 3, &[0x22]),
+        "UnexpectedType(34)",
+    );
+    add(
+        "store_replay_capacity_zero",
+        format!(
+            "the generated device with replay capacity (offset {DEVICE_REPLAY_CAPACITY_AT}..{}) 0",
+            DEVICE_REPLAY_CAPACITY_AT + 4
+        ),
+        last_generated,
+        replace_at(generated, DEVICE_REPLAY_CAPACITY_AT, &0u32.to_be_bytes()),
         "InvalidEncoding",
     );
     add(
         "store_replay_capacity_1025",
-        "the generated store with replay capacity 1025, above MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY"
+        "the generated device with replay capacity 1025, above MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY"
             .into(),
         last_generated,
-        replace_at(generated, 2, &1025u32.to_be_bytes()),
+        replace_at(generated, DEVICE_REPLAY_CAPACITY_AT, &1025u32.to_be_bytes()),
+        "InvalidEncoding",
+    );
+    add(
+        "store_one_time_cap_zero",
+        format!(
+            "the generated device with one-time prekey cap (offset {DEVICE_ONE_TIME_CAP_AT}..{}) 0",
+            DEVICE_ONE_TIME_CAP_AT + 4
+        ),
+        last_generated,
+        replace_at(generated, DEVICE_ONE_TIME_CAP_AT, &0u32.to_be_bytes()),
+        "InvalidEncoding",
+    );
+    let above = MAX_ONE_TIME_PREKEYS as u32 + 1;
+    add(
+        "store_one_time_cap_above_max",
+        format!(
+            "the generated device with one-time prekey cap {above}, above MAX_ONE_TIME_PREKEYS"
+        ),
+        last_generated,
+        replace_at(generated, DEVICE_ONE_TIME_CAP_AT, &above.to_be_bytes()),
         "InvalidEncoding",
     );
     add(
         "store_current_id_not_held",
         format!(
-            "the generated store with the current signed prekey id (offset 14..22) set to \
-             {UNKNOWN_ID}, which names none of its signed prekeys"
+            "the generated device with the current signed prekey id (offset {DEVICE_CURRENT_ID_AT}..{}) \
+             set to {UNKNOWN_ID}, which names none of its signed prekeys",
+            DEVICE_CURRENT_ID_AT + 8
         ),
         last_generated,
-        replace_at(generated, 14, &UNKNOWN_ID.to_be_bytes()),
+        replace_at(generated, DEVICE_CURRENT_ID_AT, &UNKNOWN_ID.to_be_bytes()),
         "InvalidEncoding",
     );
     add(
         "store_truncated",
-        "the generated store without its last byte".into(),
+        "the generated device without its last byte".into(),
         last_generated,
         generated[..generated.len() - 1].to_vec(),
         "Truncated",
     );
     add(
         "store_trailing_byte",
-        "the generated store with one byte 0x00 appended".into(),
+        "the generated device with one byte 0x00 appended".into(),
         last_generated,
         cat(&[generated, &[0x00]]),
         "TrailingData",
     );
-    // Changes made on the model, then encoded: each breaks exactly one rule of SPEC.md 7.5.
-    let mut m = flood_model.clone();
-    let (standby_id, _) = m.standby.clone().unwrap();
+    // Changes made on the models, then encoded: each breaks exactly one rule.
+    let mut m = generated_model.clone();
     let current = m.current;
-    m.standby.as_mut().unwrap().0 = current;
+    m.signed.get_mut(&current).unwrap().superseded = Some(STORE_T0 + 7 * DAY);
+    add(
+        "store_current_superseded",
+        format!(
+            "the generated device with its current signed prekey {current} given a supersession \
+             time: only replaced keys carry one"
+        ),
+        last_generated,
+        m.encode(),
+        "InvalidEncoding",
+    );
+    let mut m = generated_model.clone();
+    let current_last_resort = m.pq_current_last_resort.unwrap();
+    m.pq.get_mut(&current_last_resort).unwrap().superseded = Some(STORE_T0 + 7 * DAY);
+    add(
+        "store_current_last_resort_superseded",
+        format!(
+            "the generated device with its current last-resort post-quantum prekey \
+             {current_last_resort} given a supersession time"
+        ),
+        last_generated,
+        m.encode(),
+        "InvalidEncoding",
+    );
+    let mut m = generated_model.clone();
+    let (&pq_one_time, _) =
+        m.pq.iter()
+            .find(|(_, k)| k.kind == PqKind::OneTime)
+            .unwrap();
+    m.pq.get_mut(&pq_one_time).unwrap().created = STORE_T0;
+    add(
+        "store_pq_one_time_created",
+        format!(
+            "the generated device with its one-time post-quantum prekey {pq_one_time} given a \
+             creation time: one-time keys carry none (0)"
+        ),
+        last_generated,
+        m.encode(),
+        "InvalidEncoding",
+    );
+    // The published flag of the first one-time prekey (by id): 2.
+    let (&first, _) = generated_model.one_time.iter().next().unwrap();
+    let key_at = generated
+        .windows(10)
+        .position(|w| w == cat(&[&[STORAGE_VERSION, 0x23], &first.to_be_bytes()]))
+        .unwrap();
+    assert_eq!(
+        generated[key_at - 1],
+        u8::from(generated_model.one_time[&first].published)
+    );
+    add(
+        "store_published_flag_2",
+        format!(
+            "the generated device with the published flag of one-time prekey {first} (offset {}) \
+             set to 2: a flag is 0 or 1",
+            key_at - 1
+        ),
+        last_generated,
+        replace_at(generated, key_at - 1, &[0x02]),
+        "InvalidEncoding",
+    );
+    let mut m = generated_model.clone();
+    m.standby = None;
+    let at = m.standby_at() + 1 + STORED_SIGNED_PREKEY_LENGTH;
+    add(
+        "store_absent_standby_not_zero",
+        format!(
+            "the generated device without its standby, the absent standby's creation time \
+             (offset {at}..{}) not zero: an absent field is all zero",
+            at + 8
+        ),
+        last_generated,
+        replace_at(&m.encode(), at, &STORE_T0.to_be_bytes()),
+        "InvalidEncoding",
+    );
+    let mut m = flood_model.clone();
+    let standby_id = m.standby.as_ref().unwrap().id;
+    let current = m.current;
+    m.standby.as_mut().unwrap().id = current;
     add(
         "store_standby_id_is_current_id",
         format!(
-            "the last flood store with the standby's id {standby_id} replaced by the current signed \
+            "the last flood device with the standby's id {standby_id} replaced by the current signed \
              prekey's id {current} (the signature does not cover the id): a standby id must differ \
              from every accepted one"
         ),
@@ -7996,7 +8629,7 @@ fn store_load_rejects(
     add(
         "store_one_time_prekey_id_zero",
         format!(
-            "the last flood store with its first one-time prekey's id {first} replaced by 0 (still \
+            "the last flood device with its first one-time prekey's id {first} replaced by 0 (still \
              the first by id): 0 is never an id"
         ),
         last_flood,
@@ -8007,7 +8640,7 @@ fn store_load_rejects(
     let highest = m
         .one_time
         .values()
-        .map(|(sequence, _)| *sequence)
+        .map(|k| k.sequence)
         .chain(m.pq.values().map(|k| k.sequence))
         .max()
         .unwrap();
@@ -8015,22 +8648,24 @@ fn store_load_rejects(
     add(
         "store_sequence_not_below_next",
         format!(
-            "the last flood store with the next sequence number (offset 6..14) set to {highest}, \
-             the sequence number a held key carries: every sequence number must be below it"
+            "the last flood device with the next sequence number (offset {DEVICE_NEXT_SEQUENCE_AT}..{}) \
+             set to {highest}, the sequence number a held key carries: every sequence number must be \
+             below it",
+            DEVICE_NEXT_SEQUENCE_AT + 8
         ),
         last_flood,
         m.encode(),
         "InvalidEncoding",
     );
     let mut m = flood_model.clone();
-    let sequences: Vec<u64> = m.one_time.values().map(|(s, _)| *s).collect();
+    let sequences: Vec<u64> = m.one_time.values().map(|k| k.sequence).collect();
     assert!(sequences.len() >= 2);
     let second = *m.one_time.keys().nth(1).unwrap();
-    m.one_time.get_mut(&second).unwrap().0 = sequences[0];
+    m.one_time.get_mut(&second).unwrap().sequence = sequences[0];
     add(
         "store_duplicate_sequence",
         format!(
-            "the last flood store with its second one-time prekey's sequence number set to the \
+            "the last flood device with its second one-time prekey's sequence number set to the \
              first one's ({}): sequence numbers are distinct",
             sequences[0]
         ),
@@ -8051,7 +8686,7 @@ fn store_load_rejects(
     add(
         "store_replay_records_not_increasing",
         format!(
-            "the last flood store with the first two replay records of signed prekey {spk} (offsets \
+            "the last flood device with the first two replay records of signed prekey {spk} (offsets \
              {at} and {}) swapped: records are strictly increasing",
             at + 32
         ),
@@ -8063,7 +8698,7 @@ fn store_load_rejects(
     add(
         "store_replay_record_small_order",
         format!(
-            "the last flood store with the first replay record of signed prekey {spk} (offset {at}) \
+            "the last flood device with the first replay record of signed prekey {spk} (offset {at}) \
              replaced by u = 1 (SPEC.md 2.2)"
         ),
         last_flood,
@@ -8280,7 +8915,7 @@ pub(crate) fn generate() -> Vec<(String, String)> {
                 "Each case: replay the base vector's setup (including Bob's prekey store) and its first \
                  after_events events, then apply operation to input. initiate: Alice (identity from the base \
                  vector's alice seed) parses the input as a bundle and calls Session::initiate. accept: Bob's \
-                 prekey store (PreKeyStore::accept) accepts input; afterwards then_decrypts (if not null) \
+                 prekey store (LocalDevice::accept) accepts input; afterwards then_decrypts (if not null) \
                  names the genuine base message the store must then still accept (a failed accept changes \
                  nothing). respond: Bob calls Session::respond with SPK_B and OPK_B by id. decrypt: party's \
                  session decrypts input; afterwards then_decrypts (if not null) names the genuine base \
@@ -8314,7 +8949,7 @@ pub(crate) fn generate() -> Vec<(String, String)> {
                  SessionOptions::new().header_encryption(); PQXDH bases: Bob's prekey store as in that file) and \
                  its first after_events events, then apply operation to input. respond: Bob calls \
                  Session::respond with the prekeys he still holds. accept: Bob's prekey store calls \
-                 PreKeyStore::accept. decrypt: party's session decrypts input. Every case names in then_decrypts \
+                 LocalDevice::accept. decrypt: party's session decrypts input. Every case names in then_decrypts \
                  the genuine base message that must still be accepted (respond, accept) or decrypt (decrypt) \
                  afterwards: a failed call changes nothing (SPEC.md 4.7)."
                     .into(),
