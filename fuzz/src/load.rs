@@ -242,11 +242,7 @@ pub(crate) fn exercise_session(mut s: Session) {
         Err(e) => assert_eq!(e, Error::ChainExhausted),
     }
     reload_session(&s.to_bytes());
-    s.set_limits(Limits {
-        max_skip: 2,
-        max_stored_skipped: 1,
-    })
-    .unwrap();
+    s.set_limits(Limits::new(2, 1)).unwrap();
     assert!(s.stored_skipped_keys() <= 1);
     reload_session(&s.to_bytes());
 }
@@ -589,7 +585,8 @@ pub(crate) fn exercise_clock(store: &LocalDevice, now: u64) {
 /// than `now` are clamped to it (`clock_went_backwards`) and an unknown replacement time
 /// becomes `now`; replaced signed (and last-resort) prekeys replaced at least
 /// `retire_after` ago are retired; the current one rotates (a fresh key created `now`, the
-/// old one replaced `now`) when it is at least `rotate_after` old, the longest-replaced
+/// old one replaced `now`) when it is at least `rotate_after` old or was created after
+/// `now` (its published creation time cannot change under its id), the longest-replaced
 /// ones retired first if the device would hold more than 16; a missing standby is
 /// generated; likewise the last-resort post-quantum prekey. `StoreFull` only when a due
 /// last-resort rotation finds no sequence number; the device is then unchanged.
@@ -597,9 +594,10 @@ pub(crate) fn check_maintain(store: &mut LocalDevice, now: u64, policy: &PreKeyP
     let before = store.to_bytes();
     let old = store_view(&before);
     let result = store.maintain(now, policy, &mut rng(16));
+    let rotation_due = |created: u64| created > now || now - created >= policy.rotate_after;
     let lr_due = old
         .pq_current
-        .is_some_and(|id| now.saturating_sub(old.pq(id).unwrap().created) >= policy.rotate_after);
+        .is_some_and(|id| rotation_due(old.pq(id).unwrap().created));
     let report = match result {
         Ok(report) => report,
         Err(e) => {
@@ -647,7 +645,7 @@ pub(crate) fn check_maintain(store: &mut LocalDevice, now: u64, policy: &PreKeyP
         .map(|e| e.id)
         .collect();
     expected.signed.retain(|e| !retired.contains(&e.id));
-    let rotate = now.saturating_sub(old.current_entry().created) >= policy.rotate_after;
+    let rotate = rotation_due(old.current_entry().created);
     let adding = usize::from(rotate) + usize::from(old.standby.is_none());
     while expected.signed_count() + adding > MAX_SIGNED_PREKEYS {
         let Some(oldest) = expected

@@ -1,4 +1,4 @@
-//! Scheduled rotation and retirement of signed and last-resort prekeys (SPEC.md §8.5),
+//! Scheduled rotation and retirement of signed and last-resort prekeys (SPEC.md §8),
 //! driven by the app's clock: this crate has none (`no_std`), so every call takes `now`,
 //! seconds since the Unix epoch.
 
@@ -59,7 +59,8 @@ const DAY: u64 = 24 * 60 * 60;
 pub struct Maintenance {
     /// The new current signed prekey, if it was rotated.
     pub rotated_signed_prekey: Option<SignedPreKeyId>,
-    /// The signed prekeys retired (no longer accepted): tell the server to drop them.
+    /// The signed prekeys retired (no longer accepted). Nothing to tell the server: it
+    /// serves only the signed prekey of the last upload set (SPEC.md §8.5).
     pub retired_signed_prekeys: Vec<SignedPreKeyId>,
     /// Whether a standby signed prekey was generated (after a switch used the last one).
     pub replenished_standby: bool,
@@ -118,8 +119,17 @@ impl SignedEntry {
     }
 }
 
+/// Whether a current key created at `created` is due for rotation at `now` (SPEC.md §8):
+/// old enough, or created "in the future" (the clock went backwards). Its creation time is
+/// published with it, so it cannot be moved back to `now` under the same id: a server
+/// would refuse the next upload set (SPEC.md §8.5). A fresh key created at `now` replaces
+/// it instead.
+pub(super) fn rotation_due(created: u64, now: u64, policy: &PreKeyPolicy) -> bool {
+    created > now || now - created >= policy.rotate_after
+}
+
 impl LocalDevice {
-    /// Keeps the device's prekeys fresh (SPEC.md §8.5); call it at start-up and then
+    /// Keeps the device's prekeys fresh (SPEC.md §8); call it at start-up and then
     /// daily, with the app's clock. In this order:
     ///
     /// 1. every stored time later than `now` is set to `now` (the clock went backwards:
@@ -127,12 +137,14 @@ impl LocalDevice {
     ///    [`LocalDevice::accept`] replaced gets `now` as the time it was replaced;
     /// 2. replaced signed (and last-resort post-quantum) prekeys replaced at least
     ///    `retire_after` ago are retired;
-    /// 3. the current signed prekey is rotated if it is at least `rotate_after` old (first
+    /// 3. the current signed prekey is rotated if it is at least `rotate_after` old or was
+    ///    created after `now` (its published creation time cannot change; first
     ///    retiring the longest-replaced ones if [`MAX_SIGNED_PREKEYS`] would be exceeded),
     ///    likewise the last-resort post-quantum prekey, and a missing standby is generated.
     ///
     /// A clock that jumps forward rotates and retires early, as time passing would; one
-    /// that jumps back delays them by at most the jump. After a rotation, publish the
+    /// that jumps back behind the current keys' creation rotates them (they were created
+    /// "in the future") and delays retirement by at most the jump. After a rotation, publish the
     /// device's prekeys again ([`Maintenance::needs_upload`]).
     ///
     /// # Errors
@@ -146,7 +158,7 @@ impl LocalDevice {
         rng: &mut R,
     ) -> Result<Maintenance, Error> {
         // Every draw first, on the side: an RNG failure leaves the device as it was.
-        let rotate = now.saturating_sub(self.current.created) >= policy.rotate_after;
+        let rotate = rotation_due(self.current.created, now, policy);
         let (next, standby) = self.draw_signed(rotate, now, rng)?;
         #[cfg(feature = "pqxdh")]
         let fresh_pq = self.draw_last_resort(now, policy, rng)?;

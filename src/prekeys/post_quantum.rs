@@ -212,7 +212,7 @@ impl LocalDevice {
             .pq
             .current_last_resort
             .and_then(|id| self.pq.last_resort_times.get(&id))
-            .is_some_and(|t| now.saturating_sub(t.created) >= policy.rotate_after);
+            .is_some_and(|t| super::maintain::rotation_due(t.created, now, policy));
         match due {
             true => Ok(Some(self.draw_pq_last_resort(rng)?)),
             false => Ok(None),

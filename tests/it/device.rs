@@ -7,6 +7,7 @@ use doubleratchet::{
     Error, LocalDevice, OneTimePreKeyId, PreKeyBundle, PreKeyPolicy, SessionOptions,
     SignedPreKeyId, StoreNotice, DEFAULT_ONE_TIME_PREKEY_CAP,
 };
+use doubleratchet_test_support::server::Server;
 use doubleratchet_test_support::{rng, FailingRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -143,43 +144,63 @@ fn maintain_rotates_after_the_policy_age_and_retires_after_the_grace_period() {
 }
 
 #[test]
-fn a_clock_that_goes_backwards_delays_rotation_and_never_rotates_early() {
+fn a_clock_that_goes_backwards_rotates_the_published_keys_and_uploads_stay_accepted() {
     let mut r = rng(23);
     let mut device = LocalDevice::new(T0, &mut r).unwrap();
+    let mut server = Server::new();
+    let set = device.upload_set().unwrap();
+    server.upload(&set.to_bytes()).unwrap();
+    device.mark_published(&set);
     let first = device.current_signed_prekey().id();
-    // The app's clock is set back 100 days (a restore, a changed date).
+    // The app's clock is set back 100 days (a restore, a changed date). The current signed
+    // prekey was created "in the future": its published creation time cannot change under
+    // its id, so it is rotated, and the replacement is created at the new `now`.
     let back = T0 - 100 * DAY;
     let report = device.maintain(back, &policy(), &mut r).unwrap();
     assert!(report.clock_went_backwards && report.changed);
-    assert!(
-        !report.needs_upload(),
-        "no rotation because of a clock change"
-    );
+    let rotated = report.rotated_signed_prekey.expect("rotated");
+    assert!(report.needs_upload());
+    assert_ne!(rotated, first);
     assert_eq!(device.current_signed_prekey_created(), back);
-    // The age restarts at the clamped time: rotation waits the policy age from there.
+    // The next set is accepted; had the creation time been moved back under the same id,
+    // the server would refuse it (SPEC.md §8.5).
+    let set = device.upload_set().unwrap();
+    assert_eq!(server.upload(&set.to_bytes()), Ok(()));
+    assert_eq!(server.signed_prekey().unwrap().id(), rotated);
+    // The replaced key stays accepted for the grace period, from the new clock.
+    assert!(device.signed_prekey(first).is_some());
+
+    // From here the ages count from the new clock: rotation waits the policy age.
     let report = device
         .maintain(back + 7 * DAY - 1, &policy(), &mut r)
         .unwrap();
     assert!(!report.clock_went_backwards && !report.changed);
     let report = device.maintain(back + 7 * DAY, &policy(), &mut r).unwrap();
-    assert!(report.rotated_signed_prekey.is_some());
+    let second = device.current_signed_prekey().id();
+    assert_eq!(report.rotated_signed_prekey, Some(second));
 
-    // A replaced key's replacement time is clamped too, so its grace period is never
-    // cut short by a clock going back and then forward again.
+    // A replaced key's replacement time is clamped too, so its grace period is never cut
+    // short by a clock going back and then forward again. Going back a day behind the
+    // current key's creation rotates it again.
     let replaced_at = back + 7 * DAY;
     let report = device
         .maintain(replaced_at - DAY, &policy(), &mut r)
         .unwrap();
     assert!(report.clock_went_backwards);
+    assert!(report.rotated_signed_prekey.is_some());
+    let set = device.upload_set().unwrap();
+    assert_eq!(server.upload(&set.to_bytes()), Ok(()));
     let report = device
         .maintain(replaced_at - DAY + 30 * DAY - 1, &policy(), &mut r)
         .unwrap();
-    assert!(report.retired_signed_prekeys.is_empty());
-    assert!(device.signed_prekey(first).is_some());
+    assert!(!report.retired_signed_prekeys.contains(&rotated));
+    assert!(device.signed_prekey(rotated).is_some());
     let report = device
         .maintain(replaced_at - DAY + 30 * DAY, &policy(), &mut r)
         .unwrap();
-    assert_eq!(report.retired_signed_prekeys, [first]);
+    assert!(report.retired_signed_prekeys.contains(&rotated));
+    assert!(report.retired_signed_prekeys.contains(&second));
+    assert!(device.signed_prekey(rotated).is_none() && device.signed_prekey(second).is_none());
 }
 
 #[test]
