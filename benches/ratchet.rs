@@ -755,12 +755,7 @@ fn skipped(c: &mut Criterion) {
         let mut pair = established(8);
         if size > GAP {
             let n = u32::try_from(size).unwrap();
-            pair.bob
-                .set_limits(Limits {
-                    max_skip: n,
-                    max_stored_skipped: n,
-                })
-                .unwrap();
+            pair.bob.set_limits(Limits::new(n, n)).unwrap();
         }
         let mut late: Vec<Vec<u8>> = (0..size)
             .map(|_| pair.alice.encrypt(&pt, &mut pair.rng).unwrap())

@@ -41,6 +41,7 @@ fn show(from: &str, to: &str, wire: &[u8], note: &str) {
     let kind = match Message::parse(wire) {
         Ok(Message::Initial(_)) => "initial",
         Ok(Message::Normal(_)) => "normal ",
+        Ok(_) => "other  ",
         Err(_) => "invalid",
     };
     let n = Message::parse(wire)
@@ -160,7 +161,7 @@ fn run() -> Result<(), DemoError> {
     show("alice", "bob", &lost_first, "(late)");
     let route = match step("parse", Message::parse(&lost_first))? {
         Message::Initial(m) => m.session_id(&bob),
-        Message::Normal(_) => return Err(DemoError::Mismatch("expected an initial message")),
+        _ => return Err(DemoError::Mismatch("expected an initial message")),
     };
     let sealed = database
         .get(route.as_bytes())

@@ -39,6 +39,8 @@ pub struct SafetyNumber {
 
 /// The outcome of comparing a scanned safety number with the local one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[must_use = "a scan result says whether the safety numbers match"]
 pub enum ScanResult {
     /// The scanned number is the local one: the two parties see the same keys.
     Match,

@@ -72,6 +72,7 @@ pub(crate) fn read_version_and_type_of(
 // allocate, and a parsed message lives briefly on the stack.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Message<'a> {
     /// A normal Double Ratchet message.
     Normal(NormalMessage<'a>),

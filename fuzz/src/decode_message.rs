@@ -67,6 +67,7 @@ pub(crate) fn check_message_layout(m: &Message<'_>, data: &[u8]) {
             let pq_len = if pq.is_some() { PQ_FIELDS } else { 0 };
             (kind, X3DH_FIELDS + pq_len)
         }
+        _ => panic!("Message::parse returned a message type this target does not know"),
     };
     assert_eq!(data[1], kind);
     let header_len = if he { SEALED_HEADER } else { PLAIN_HEADER };

@@ -544,14 +544,14 @@ impl Harness {
                 max_stored,
             } => {
                 let valid = max_skip != u8::MAX;
-                let limits = Limits {
-                    max_skip: if valid {
+                let limits = Limits::new(
+                    if valid {
                         u32::from(max_skip)
                     } else {
                         MAX_SKIP_CAP + 1
                     },
-                    max_stored_skipped: u32::from(max_stored),
-                };
+                    u32::from(max_stored),
+                );
                 if let Some(s) = slot(&mut self.alice, &mut self.bob, side) {
                     let before = s.to_bytes();
                     match s.set_limits(limits) {

@@ -43,10 +43,7 @@ const SYM_CONTEXT: &[u8] = b"fuzz: symmetric";
 /// Bob's limits in the fixture: low enough that a corrupted message number costs at most
 /// a few dozen chain steps before it is refused (and rolled back), high enough that the
 /// pool never reaches them.
-pub(crate) const FIXTURE_LIMITS: Limits = Limits {
-    max_skip: 32,
-    max_stored_skipped: 64,
-};
+pub(crate) const FIXTURE_LIMITS: Limits = Limits::new(32, 64);
 /// The most reloads an input makes (later `Reload` operations do nothing): loading a
 /// session computes its ratchet public key, a scalar multiplication that costs more than
 /// the rest of an input.
@@ -417,14 +414,14 @@ impl Receiver {
 
     fn set_limits(&mut self, max_skip: u8, max_stored: u8) {
         let valid = max_skip != u8::MAX;
-        let limits = Limits {
-            max_skip: if valid {
+        let limits = Limits::new(
+            if valid {
                 u32::from(max_skip)
             } else {
                 MAX_SKIP_CAP + 1
             },
-            max_stored_skipped: u32::from(max_stored),
-        };
+            u32::from(max_stored),
+        );
         let before = self.bob.to_bytes();
         match self.bob.set_limits(limits) {
             Ok(()) => {

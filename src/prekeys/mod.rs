@@ -47,7 +47,7 @@ pub use maintain::{Maintenance, PreKeyPolicy};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StoreNotice {
     /// The current signed prekey's replay records filled, so the store made its standby
-    /// signed prekey current. Publish a bundle with the new one, and call
+    /// signed prekey current. Upload it ([`LocalDevice::upload_set`]), and call
     /// [`LocalDevice::maintain`] so that the next switch finds a standby. Messages
     /// that name `previous` and consume no one-time prekey are refused from now on
     /// ([`Error::StoreFull`]); those that consume one are still accepted.
@@ -59,7 +59,9 @@ pub enum StoreNotice {
     },
     /// The current signed prekey's replay records filled and there was no standby: new
     /// sessions without a one-time prekey are refused ([`Error::StoreFull`]) until the app
-    /// calls [`LocalDevice::maintain`] (or [`LocalDevice::rotate_signed_prekey`]) and publishes the new bundle.
+    /// calls [`LocalDevice::rotate_signed_prekey`] and uploads the new key
+    /// ([`LocalDevice::upload_set`]); [`LocalDevice::maintain`] does not rotate a full key
+    /// before it is due.
     SignedPreKeyFull {
         /// The signed prekey whose records filled.
         id: SignedPreKeyId,
@@ -69,6 +71,7 @@ pub enum StoreNotice {
 /// What [`LocalDevice::after_restore`] generated: every id the app must publish, in place
 /// of every prekey of this device the server holds.
 #[non_exhaustive]
+#[must_use = "what a restore did must be acted on (publish, re-upload)"]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restored {
     /// The new current signed prekey.
@@ -82,7 +85,7 @@ pub struct Restored {
 }
 
 /// A signed prekey still accepted, with the base keys of the sessions accepted with it
-/// that consumed no one-time prekey, and its times (SPEC.md §8.5).
+/// that consumed no one-time prekey, and its times (SPEC.md §8).
 struct SignedEntry {
     // Boxed, like every secret the store holds: moving an entry (a switch, a rotation)
     // moves a pointer and leaves no copy of the key in freed memory.

@@ -48,7 +48,10 @@ const HE_BLOCK_LENGTH: usize = crate::format::HE_FIXED_LENGTH - 1;
 /// A message more than `max_skip` keys ahead in its chain, or whose `PN` is more than
 /// `max_skip` ahead in the chain it ends, is rejected before any key is derived. At most
 /// `max_stored_skipped` skipped keys are stored; the oldest is evicted first.
+///
+/// Build one with [`Limits::new`] or [`Limits::default`]; the fields are public to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Limits {
     /// `MAX_SKIP`; at most [`MAX_SKIP_CAP`].
     pub max_skip: u32,
@@ -66,6 +69,16 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Limits with the given `max_skip` and `max_stored_skipped`, unchecked: sessions check
+    /// them when they are set ([`Limits::validate`]).
+    #[must_use]
+    pub const fn new(max_skip: u32, max_stored_skipped: u32) -> Self {
+        Limits {
+            max_skip,
+            max_stored_skipped,
+        }
+    }
+
     /// Checks the limits against the hard caps.
     ///
     /// # Errors

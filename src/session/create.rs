@@ -24,13 +24,16 @@ use crate::x3dh::{self, PreKeyBundle};
 /// What [`Session::respond`] returns: the new session, the first plaintext, and the
 /// one-time prekey the initiator used, which the app must now delete.
 #[non_exhaustive]
+#[must_use = "the session must be stored and the plaintext delivered"]
 pub struct Accepted {
     /// The responder's new session.
     pub session: Session,
     /// The plaintext of the initial message.
     pub plaintext: Vec<u8>,
-    /// The id of the one-time prekey consumed by this session, if any. Delete it from the
-    /// prekey store (and the server) so it is never used again.
+    /// The id of the one-time prekey consumed by this session, if any.
+    /// [`LocalDevice::accept`](crate::LocalDevice::accept) has deleted it; an app that
+    /// keeps its prekeys itself ([`Session::respond`]) must delete it so it is never used
+    /// again. The server dropped it when it handed it out (SPEC.md §8.5).
     pub used_one_time_prekey: Option<OneTimePreKeyId>,
     /// The id of the post-quantum prekey the initiator used (PQXDH only). A one-time one
     /// has been deleted by [`LocalDevice::accept`](crate::LocalDevice::accept); delete it

@@ -17,7 +17,7 @@ use crate::ratchet::state::Limits;
 /// let options = SessionOptions::new()
 ///     .pin(contact.public_key())
 ///     .require_post_quantum()
-///     .limits(Limits { max_skip: 100, max_stored_skipped: 500 });
+///     .limits(Limits::new(100, 500));
 /// # let _ = options;
 /// ```
 #[must_use]

@@ -316,11 +316,7 @@ fn messages_from_old_chains_are_rejected() {
     assert_rejected(&mut p.b, &decrypted, Error::DecryptionFailed);
 
     // Keys that were never stored (max_stored_skipped = 0).
-    p.b.set_limits(Limits {
-        max_skip: 1000,
-        max_stored_skipped: 0,
-    })
-    .unwrap();
+    p.b.set_limits(Limits::new(1000, 0)).unwrap();
     let m = new_chain_message(&mut p, b"first");
     assert_eq!(p.b.decrypt(&m).unwrap(), b"first");
     let lost = p.a_sends(b"never stored");
@@ -602,11 +598,7 @@ fn too_far_ahead_in_the_current_chain() {
     assert_eq!(p.b.decrypt(&m).unwrap(), b"x");
 
     // Genuine messages, with a small bound: Bob expects N = 2.
-    p.b.set_limits(Limits {
-        max_skip: 20,
-        max_stored_skipped: 100,
-    })
-    .unwrap();
+    p.b.set_limits(Limits::new(20, 100)).unwrap();
     let msgs: Vec<_> = (0..22).map(|i| p.a_sends(&text("a", i))).collect();
     assert_eq!(message_number(&msgs[21]), 23);
     assert_rejected(&mut p.b, &msgs[21], Error::TooFarAhead);
@@ -632,11 +624,7 @@ fn too_far_ahead_in_a_new_chain() {
     );
 
     // Genuine messages with a small bound: the new chain's N = 21 is one too many.
-    p.b.set_limits(Limits {
-        max_skip: 20,
-        max_stored_skipped: 100,
-    })
-    .unwrap();
+    p.b.set_limits(Limits::new(20, 100)).unwrap();
     let msgs: Vec<_> = (0..21).map(|i| p.a_sends(&text("a", i))).collect();
     assert_eq!(message_number(&msgs[20]), 21);
     assert_rejected(&mut p.b, &msgs[20], Error::TooFarAhead);
@@ -665,11 +653,7 @@ fn previous_chain_length_too_far_ahead() {
 
     // Genuine: 21 messages of Alice's chain are lost, then she ratchets; PN = 22 is 21
     // ahead of Bob's Nr = 1.
-    p.b.set_limits(Limits {
-        max_skip: 20,
-        max_stored_skipped: 100,
-    })
-    .unwrap();
+    p.b.set_limits(Limits::new(20, 100)).unwrap();
     let lost: Vec<_> = (0..21).map(|i| p.a_sends(&text("lost", i))).collect();
     let next = new_chain_message(&mut p, b"next chain");
     assert_eq!(previous_chain_length(&next), 22);
@@ -683,11 +667,7 @@ fn previous_chain_length_too_far_ahead() {
 fn maximal_counters_in_headers() {
     for max_skip in [Limits::default().max_skip, MAX_SKIP_CAP] {
         let mut p = Pair::established(123);
-        p.b.set_limits(Limits {
-            max_skip,
-            max_stored_skipped: 2000,
-        })
-        .unwrap();
+        p.b.set_limits(Limits::new(max_skip, 2000)).unwrap();
         let current = p.a_sends(b"current chain");
         let m = new_chain_message(&mut p, b"new chain");
         for (pn, n) in [(None, Some(u32::MAX)), (Some(u32::MAX), None)] {
@@ -837,19 +817,13 @@ fn plain_initial_message_too_far_ahead_is_refused_before_key_agreement() {
     // max_skip = 0 and accepted under max_skip = 1.
     let second = o.a.encrypt(b"second", &mut o.rng).unwrap();
     assert_eq!(message_number(&second), 1);
-    let none = Limits {
-        max_skip: 0,
-        max_stored_skipped: 10,
-    };
+    let none = Limits::new(0, 10);
     assert_eq!(respond_to(&o.bob, &second, none), Err(Error::TooFarAhead));
     assert_eq!(
         accept_rejected(&mut o.bob, &second, none),
         Err(Error::TooFarAhead)
     );
-    let one = Limits {
-        max_skip: 1,
-        ..none
-    };
+    let one = Limits::new(1, none.max_stored_skipped);
     assert!(respond_to(&o.bob, &second, one).is_ok());
     let accepted = o
         .bob
@@ -879,7 +853,7 @@ fn plain_initial_message_too_far_ahead_is_refused_before_key_agreement() {
         accept_rejected(&mut bob, &far, limits),
         Err(Error::TooFarAhead)
     );
-    bob.accept(&first).unwrap();
+    let _accepted = bob.accept(&first).unwrap();
     assert_eq!(
         accept_rejected(&mut bob, &far, limits),
         Err(Error::DuplicateOrExpired)

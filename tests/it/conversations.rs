@@ -346,10 +346,7 @@ fn later_initial_messages_decrypt_after_the_one_time_prekey_is_deleted() {
 fn ten_thousand_messages_shuffled_within_the_window() {
     const COUNT: usize = 10_000;
     let mut p = Pair::established(8);
-    let wide = Limits {
-        max_skip: COUNT as u32,
-        max_stored_skipped: COUNT as u32,
-    };
+    let wide = Limits::new(COUNT as u32, COUNT as u32);
     p.b.set_limits(wide).unwrap();
     assert_eq!(p.b.limits(), wide);
     let mut msgs: Vec<(usize, Vec<u8>)> = (0..COUNT)
@@ -373,11 +370,7 @@ fn ten_thousand_messages_shuffled_within_the_window() {
 #[test]
 fn store_eviction_drops_the_oldest_key_first() {
     let mut p = Pair::established(9);
-    p.b.set_limits(Limits {
-        max_skip: 1000,
-        max_stored_skipped: 5,
-    })
-    .unwrap();
+    p.b.set_limits(Limits::new(1000, 5)).unwrap();
     // Alice's current chain is at N = 1; these are N = 1..=11.
     let msgs: Vec<_> = (0..11).map(|i| p.a_sends(&text("a", i))).collect();
     assert_eq!(p.b.decrypt(&msgs[10]).unwrap(), text("a", 10));
@@ -400,11 +393,7 @@ fn store_eviction_drops_the_oldest_key_first() {
     assert_eq!(p.b.decrypt(&y[3]).unwrap(), text("y", 3));
     assert_eq!(p.b.stored_skipped_keys(), 6);
     let mut b = Session::from_bytes(&p.b.to_bytes()).unwrap();
-    b.set_limits(Limits {
-        max_skip: 1000,
-        max_stored_skipped: 4,
-    })
-    .unwrap();
+    b.set_limits(Limits::new(1000, 4)).unwrap();
     assert_eq!(b.stored_skipped_keys(), 4);
     // x[0] and x[1] were evicted. Their chain is no longer the current one, so the session
     // cannot tell them from forgeries: DecryptionFailed (SPEC.md §4.7), not

@@ -47,11 +47,8 @@ fn another_sessions_message_is_try_another_session_in_every_position() {
         let (_, mut a1, mut b1, _) = established_pair_in_mode(31, false, header_encryption);
         let (_, _, mut b2, _) = established_pair_in_mode(32, false, header_encryption);
         // A small `max_skip`, so that a foreign message can exceed it cheaply.
-        b2.set_limits(Limits {
-            max_skip: 4,
-            ..Limits::default()
-        })
-        .unwrap();
+        b2.set_limits(Limits::new(4, Limits::default().max_stored_skipped))
+            .unwrap();
 
         let messages = messages_in_every_position(&mut a1, &mut b1, 33);
         let before = b2.to_bytes();

@@ -377,7 +377,7 @@ fn store_view(bytes: &[u8]) -> StoreView {
 fn base_key(message: &[u8]) -> [u8; 32] {
     match Message::parse(message).unwrap() {
         Message::Initial(m) => m.base_key().to_bytes(),
-        Message::Normal(_) => panic!("not an initial message"),
+        _ => panic!("not an initial message"),
     }
 }
 

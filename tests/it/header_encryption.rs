@@ -345,11 +345,7 @@ fn mode_policies_and_mixing() {
 #[test]
 fn limits_apply_in_header_encrypted_mode() {
     let mut p = pair(980, false);
-    p.b.set_limits(Limits {
-        max_skip: 5,
-        max_stored_skipped: 3,
-    })
-    .unwrap();
+    p.b.set_limits(Limits::new(5, 3)).unwrap();
     let ms: Vec<Vec<u8>> = (0..8u8)
         .map(|i| p.a.encrypt(&[i], &mut p.rng).unwrap())
         .collect();

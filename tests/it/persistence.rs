@@ -687,18 +687,10 @@ fn sample_sessions() -> Vec<(&'static str, Session)> {
         Session::initiate(&parties.alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
 
     let (_, mut limited, _, _) = established_pair(104);
-    limited
-        .set_limits(Limits {
-            max_skip: 7,
-            max_stored_skipped: 3,
-        })
-        .unwrap();
+    limited.set_limits(Limits::new(7, 3)).unwrap();
     let (_, mut at_caps, _, _) = established_pair(105);
     at_caps
-        .set_limits(Limits {
-            max_skip: MAX_SKIP_CAP,
-            max_stored_skipped: MAX_STORED_SKIPPED_CAP,
-        })
+        .set_limits(Limits::new(MAX_SKIP_CAP, MAX_STORED_SKIPPED_CAP))
         .unwrap();
 
     let skipped = conversation_with_skipped_keys(106);
@@ -911,7 +903,7 @@ fn pq_samples(seed: u64) -> PqSamples {
     )
     .unwrap();
     let m = other.encrypt(b"last resort", &mut rng).unwrap();
-    store.accept(&m, &SessionOptions::new()).unwrap();
+    let _accepted = store.accept(&m, &SessionOptions::new()).unwrap();
     assert_eq!(store.replay_records(), 1);
     PqSamples {
         initiator_awaiting,
@@ -1332,10 +1324,7 @@ fn awaiting_reply_state_round_trips() {
 #[test]
 fn custom_limits_round_trip_and_still_apply() {
     let (_, mut a, mut b, mut rng) = established_pair(6);
-    let limits = Limits {
-        max_skip: 7,
-        max_stored_skipped: 3,
-    };
+    let limits = Limits::new(7, 3);
     b.set_limits(limits).unwrap();
     let bytes = stored(&b);
     assert_eq!(get_u32(&bytes, MAX_SKIP), 7);
@@ -1678,7 +1667,7 @@ fn prekey_store_with_replay_records_round_trips_behaves_identically() {
     // The records are the initiators' base keys.
     let base_key = |m: &[u8]| match Message::parse(m).unwrap() {
         Message::Initial(i) => i.base_key().to_bytes(),
-        Message::Normal(_) => panic!("not an initial message"),
+        _ => panic!("not an initial message"),
     };
     let under = |id: SignedPreKeyId| {
         layout
@@ -2193,13 +2182,7 @@ fn session_limits_above_caps_are_rejected() {
     }
     // Zero limits are valid.
     let zero = with(&bytes, |b| b[MAX_SKIP..PADDING].fill(0));
-    assert_eq!(
-        load(&zero).limits(),
-        Limits {
-            max_skip: 0,
-            max_stored_skipped: 0
-        }
-    );
+    assert_eq!(load(&zero).limits(), Limits::new(0, 0));
 }
 
 #[test]

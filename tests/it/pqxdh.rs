@@ -141,7 +141,7 @@ fn last_resort_replay_is_refused_and_records_are_bounded_by_rotation() {
     let carol = IdentityKeyPair::generate(&mut rng).unwrap();
     let mut c = Session::initiate(&carol, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let from_carol = c.encrypt(b"hi from carol", &mut rng).unwrap();
-    b.store.accept(&from_carol, &SessionOptions::new()).unwrap();
+    let _accepted = b.store.accept(&from_carol, &SessionOptions::new()).unwrap();
     assert_eq!(b.store.replay_records(), 2);
 
     // Both records are held by the signed prekey the messages named, not by the
@@ -314,7 +314,7 @@ fn classical_bundle_without_one_time_prekey_is_replay_protected_too() {
     let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     assert!(!a.is_post_quantum());
     let first = a.encrypt(b"x", &mut rng).unwrap();
-    b.store.accept(&first, &SessionOptions::new()).unwrap();
+    let _accepted = b.store.accept(&first, &SessionOptions::new()).unwrap();
     assert_eq!(
         b.store.accept(&first, &SessionOptions::new()).unwrap_err(),
         Error::DuplicateOrExpired
@@ -521,7 +521,8 @@ fn persistence_of_pq_state() {
     let carol = IdentityKeyPair::generate(&mut rng).unwrap();
     let last_resort = b.store.pq_bundle(None, None).unwrap();
     let mut c = Session::initiate(&carol, &last_resort, &SessionOptions::new(), &mut rng).unwrap();
-    b.store
+    let _accepted = b
+        .store
         .accept(&c.encrypt(b"c", &mut rng).unwrap(), &SessionOptions::new())
         .unwrap();
     assert_eq!(b.store.replay_records(), 1);

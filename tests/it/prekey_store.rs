@@ -393,7 +393,7 @@ fn a_draw_of_zero_or_of_a_held_id_is_drawn_again() {
     // Maintenance replenishing the standby draws against every accepted signed prekey.
     rotated.set_replay_capacity(1).unwrap();
     let lr = published(rotated.bundle(None).unwrap());
-    rotated
+    let _accepted = rotated
         .accept(
             &initial_message(&alice, &lr, &mut rng),
             &SessionOptions::new(),
@@ -639,7 +639,7 @@ impl Restore {
 
         let mut restored = self.restored();
         let old_spk = restored.current_signed_prekey().id();
-        restored.after_restore(0, &mut self.rng).unwrap();
+        let _restored = restored.after_restore(0, &mut self.rng).unwrap();
         assert_refused(&mut restored, message, Error::UnknownSignedPreKey(old_spk));
     }
 }
@@ -684,7 +684,7 @@ fn restored_lists_exactly_the_new_ids() {
     store.set_replay_capacity(7).unwrap();
     // Some replay records and a previous signed prekey, all of which go.
     let lr = published(store.bundle(None).unwrap());
-    store
+    let _accepted = store
         .accept(
             &initial_message(&r.alice, &lr, &mut r.rng),
             &SessionOptions::new(),
@@ -2653,7 +2653,7 @@ impl Responder {
     fn handle(&mut self, message: &[u8], steps: &[Step], crash_after: Option<usize>) -> Handled {
         let initial = match Message::parse(message).unwrap() {
             Message::Initial(m) => m,
-            Message::Normal(_) => {
+            _ => {
                 let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
                 for id in ids {
                     let session = self.sessions.get_mut(&id).unwrap();

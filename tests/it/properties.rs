@@ -639,10 +639,7 @@ fn limits() -> impl Strategy<Value = Limits> {
         prop::sample::select(vec![0u32, 1, 2, 3, 5, 8, 1000]),
         prop::sample::select(vec![0u32, 1, 2, 4, 2000]),
     )
-        .prop_map(|(max_skip, max_stored_skipped)| Limits {
-            max_skip,
-            max_stored_skipped,
-        })
+        .prop_map(|(max_skip, max_stored_skipped)| Limits::new(max_skip, max_stored_skipped))
 }
 
 // ---------------------------------------------------------------------------------------

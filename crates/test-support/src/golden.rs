@@ -617,7 +617,7 @@ fn generate_post_quantum(
     let classical = store.bundle(None).unwrap();
     let mut c = Session::initiate(alice, &classical, &SessionOptions::new(), &mut rng).unwrap();
     let m = c.encrypt(b"golden pq: classical", &mut rng).unwrap();
-    store.accept(&m, &SessionOptions::new()).unwrap();
+    let _accepted = store.accept(&m, &SessionOptions::new()).unwrap();
     assert_eq!(store.replay_records(), 2);
 
     // The initial message of a session from the remaining one-time keys, which the stored

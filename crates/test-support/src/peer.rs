@@ -102,6 +102,8 @@ impl Peer {
                 }
             }
             Message::Normal(_) => self.receive_normal(message),
+            // A message type added after this code was written: not for these sessions.
+            _ => Err(Error::UnexpectedType(message[1])),
         }
     }
 
