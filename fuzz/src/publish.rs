@@ -227,7 +227,10 @@ fn check_framing<T>(data: &[u8], kind: u8, result: &Result<T, Error>, signed: bo
                     | Error::TrailingData
                     | Error::InvalidEncoding
                     | Error::InvalidPublicKey
-            ) || (signed && *e == Error::InvalidSignature),
+            ) || (signed && *e == Error::InvalidSignature)
+                // A part inside a set fails with its own framing errors (SPEC.md §5.12).
+                || (kind == TYPE_UPLOAD_SET
+                    && matches!(e, Error::UnsupportedVersion(_) | Error::UnexpectedType(_))),
             "undocumented error {e:?} for type {kind:#04x}"
         ),
     }
