@@ -36,8 +36,8 @@ pub struct Accepted {
     /// again. The server dropped it when it handed it out (SPEC.md §8.5).
     pub used_one_time_prekey: Option<OneTimePreKeyId>,
     /// The id of the post-quantum prekey the initiator used (PQXDH only). A one-time one
-    /// has been deleted by [`LocalDevice::accept`](crate::LocalDevice::accept); delete it
-    /// from the server too.
+    /// has been deleted by [`LocalDevice::accept`](crate::LocalDevice::accept), and the
+    /// server dropped it when it handed it out (SPEC.md §8.5); a last-resort one stays.
     pub used_post_quantum_prekey: Option<PqPreKeyId>,
     /// Set by [`LocalDevice::accept`](crate::LocalDevice::accept) when the store needs the
     /// app to act (publish a new signed prekey, or rotate); always `None` from
