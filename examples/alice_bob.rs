@@ -2,7 +2,10 @@
 //! it, and messages flow both ways, including lost and out-of-order ones. Bob stores his
 //! session sealed under an app key between messages, as a messaging app would. Plaintexts
 //! are padded, so short and longer messages look alike. Finally they verify each other
-//! with safety numbers, and a substituted bundle is caught.
+//! with safety numbers, and a substituted bundle is caught. Last, Carol and Dave keep their
+//! sessions in session records: both initiate at once and the records converge on one
+//! session, and when Dave loses his records a signed decryption-error request makes Carol
+//! start a new session.
 //!
 //! Run with `cargo run --example alice_bob`. The program checks every step and exits with
 //! a non-zero status if anything goes wrong.
@@ -12,8 +15,8 @@ use std::process::ExitCode;
 
 use doubleratchet::SessionOptions;
 use doubleratchet::{
-    Error, LocalDevice, Message, OneTimePreKeyId, OsRng, PreKeyBundle, SafetyNumber, ScanResult,
-    Session, StorageKey,
+    Error, LocalDevice, Message, OneTimePreKeyId, OsRng, PreKeyBundle, RecordLimits, ResetOutcome,
+    SafetyNumber, ScanResult, Session, SessionRecord, StorageKey,
 };
 
 /// A failed step of the demo.
@@ -294,8 +297,101 @@ fn run() -> Result<(), DemoError> {
         }
     }
 
+    records(&mut rng, now)?;
+
     println!("All checks passed.");
     Ok(())
+}
+
+/// Steps 13-15: sessions held in session records (SPEC.md §6.6-§6.8), as an app keeps them.
+fn records(rng: &mut OsRng, now: u64) -> Result<(), DemoError> {
+    let options = SessionOptions::new();
+    let limits = RecordLimits::default();
+    let mut carol = step("carol device", LocalDevice::new(now, rng))?;
+    let mut dave = step("dave device", LocalDevice::new(now, rng))?;
+    let (c_id, d_id) = (*carol.identity_key(), *dave.identity_key());
+    let mut carol_dave = step("record", SessionRecord::new(&c_id, &d_id, limits))?;
+    let mut dave_carol = step("record", SessionRecord::new(&d_id, &c_id, limits))?;
+
+    println!("13. Carol and Dave each start a session from the other's bundle at once.");
+    let bundle = step("bundle", dave.bundle(None))?;
+    step(
+        "initiate",
+        carol_dave.initiate(&carol, &bundle, &options, now, rng),
+    )?;
+    let bundle = step("bundle", carol.bundle(None))?;
+    step(
+        "initiate",
+        dave_carol.initiate(&dave, &bundle, &options, now, rng),
+    )?;
+    for round in 0..3 {
+        // Their messages cross every time; the records pick one sending session.
+        let to_dave = step("encrypt", carol_dave.encrypt(b"hi Dave", rng))?;
+        let to_carol = step("encrypt", dave_carol.encrypt(b"hi Carol", rng))?;
+        show("carol", "dave", &to_dave, "crossing");
+        show("dave", "carol", &to_carol, "crossing");
+        let got = step(
+            "receive",
+            dave_carol.receive(&mut dave, &to_dave, &options, now),
+        )?;
+        expect("dave reads", &got.plaintext, b"hi Dave")?;
+        let got = step(
+            "receive",
+            carol_dave.receive(&mut carol, &to_carol, &options, now),
+        )?;
+        expect("carol reads", &got.plaintext, b"hi Carol")?;
+        let (c, d) = (carol_dave.sending_session(), dave_carol.sending_session());
+        let same = c.map(Session::id) == d.map(Session::id);
+        println!(
+            "        after round {}: {} sessions each, same sending session: {same}",
+            round + 1,
+            carol_dave.len()
+        );
+        if !same {
+            return Err(DemoError::Mismatch("records did not converge"));
+        }
+    }
+
+    println!("14. Dave's phone is replaced and his records are lost: he cannot decrypt Carol.");
+    let lost = step("encrypt", carol_dave.encrypt(b"still there?", rng))?;
+    let mut dave_carol = step("record", SessionRecord::new(&d_id, &c_id, limits))?;
+    match dave_carol.receive(&mut dave, &lost, &options, now) {
+        Err(e) => println!("        dave: {e} ({:?})", e.kind()),
+        Ok(_) => return Err(DemoError::Mismatch("a lost record decrypted")),
+    }
+    let request = step("request", dave_carol.decryption_error(&dave, &lost, now))?;
+    println!(
+        "        dave sends a signed decryption-error request ({} bytes)",
+        request.len()
+    );
+
+    println!("15. Carol's record resets the broken session; she starts a new one.");
+    match step(
+        "handle",
+        carol_dave.handle_decryption_error(&request, now + 5),
+    )? {
+        ResetOutcome::Reset(_) => println!("        carol: session reset"),
+        _ => return Err(DemoError::Mismatch("request not acted on")),
+    }
+    match step(
+        "replay",
+        carol_dave.handle_decryption_error(&request, now + 7200),
+    )? {
+        ResetOutcome::Stale => println!("        the same request replayed later: ignored"),
+        _ => return Err(DemoError::Mismatch("replayed request acted on")),
+    }
+    let bundle = step("bundle", dave.bundle(None))?;
+    step(
+        "initiate",
+        carol_dave.initiate(&carol, &bundle, &options, now, rng),
+    )?;
+    let again = step("encrypt", carol_dave.encrypt(b"still there?", rng))?;
+    show("carol", "dave", &again, "new session");
+    let got = step(
+        "receive",
+        dave_carol.receive(&mut dave, &again, &options, now),
+    )?;
+    expect("dave reads", &got.plaintext, b"still there?")
 }
 
 fn main() -> ExitCode {

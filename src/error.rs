@@ -81,6 +81,14 @@ pub enum Error {
     InvalidLimits,
     /// A prekey store is full, or its id space is exhausted.
     StoreFull,
+    /// A [`SessionRecord`](crate::SessionRecord) has no session to send on: none was
+    /// ever made, or the last sending session was archived (by a decryption-error request,
+    /// SPEC.md §6.8, or by the app). Also a normal message given to a record without any
+    /// session.
+    NoSession,
+    /// A [`SessionRecord`](crate::SessionRecord) was given a device, or a decryption-error
+    /// request was addressed to, a local identity other than the record's own.
+    WrongRecord,
     /// An internal invariant of this crate failed: a bug, never the result of any input.
     /// The operation changed nothing; please report it.
     Internal,
@@ -104,10 +112,13 @@ pub enum ErrorKind {
     /// message by its [`InitialMessage::session_id`](crate::InitialMessage::session_id),
     /// and try a normal message on the contact's other sessions, most recently used first
     /// (a failed decryption changes nothing). Drop the message when no session decrypts
-    /// it: a forged message fails this way in every session.
+    /// it: a forged message fails this way in every session. A
+    /// [`SessionRecord`](crate::SessionRecord) has already done this routing: from it, the
+    /// error means no session it tried decrypted the message.
     TryAnotherSession,
     /// This session cannot go on: start a new one with the contact
-    /// ([`Session::initiate`](crate::Session::initiate) from a freshly fetched bundle) and
+    /// ([`SessionRecord::initiate`](crate::SessionRecord::initiate) or
+    /// [`Session::initiate`](crate::Session::initiate) from a freshly fetched bundle) and
     /// send on it; keep the old one to decrypt messages still in flight.
     Reinitiate,
     /// The device's prekeys need attention: a prekey store is full, or an initial message
@@ -164,6 +175,8 @@ impl Error {
     /// | [`ChainExhausted`](Error::ChainExhausted) | [`Reinitiate`](ErrorKind::Reinitiate) | the sending chain is at its last message number, and stays there until the peer replies |
     /// | [`InvalidLimits`](Error::InvalidLimits) | [`FixCall`](ErrorKind::FixCall) | limits or a replay capacity out of range (or a stored session blob holding such limits: corrupt) |
     /// | [`StoreFull`](Error::StoreFull) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | a prekey store is at a cap: retire old signed prekeys, rotate a full one, generate fewer |
+    /// | [`NoSession`](Error::NoSession) | [`Reinitiate`](ErrorKind::Reinitiate) | a record with no sending session (none yet, or archived after a decryption-error request): fetch a bundle and initiate |
+    /// | [`WrongRecord`](Error::WrongRecord) | [`FixCall`](ErrorKind::FixCall) | a device, or a request, of another local identity than the record's |
     /// | [`Internal`](Error::Internal) | [`Bug`](ErrorKind::Bug) | an invariant of this crate failed |
     ///
     /// An error is of kind [`ErrorKind::TryAnotherSession`] exactly when a message of
@@ -189,14 +202,16 @@ impl Error {
             Error::WrongSession | Error::TooFarAhead | Error::DecryptionFailed => {
                 ErrorKind::TryAnotherSession
             }
-            Error::ChainExhausted => ErrorKind::Reinitiate,
+            Error::ChainExhausted | Error::NoSession => ErrorKind::Reinitiate,
             Error::UnknownSignedPreKey(_)
             | Error::UnknownOneTimePreKey(_)
             | Error::UnknownPqPreKey(_)
             | Error::StoreFull => ErrorKind::ReplenishPreKeys,
             Error::IdentityMismatch => ErrorKind::VerifyIdentity,
             Error::RandomnessUnavailable => ErrorKind::RetryLater,
-            Error::NotInitialMessage | Error::InvalidLimits => ErrorKind::FixCall,
+            Error::NotInitialMessage | Error::InvalidLimits | Error::WrongRecord => {
+                ErrorKind::FixCall
+            }
             Error::Internal => ErrorKind::Bug,
         }
     }
@@ -229,6 +244,8 @@ impl fmt::Display for Error {
             Error::ChainExhausted => f.write_str("sending chain exhausted"),
             Error::InvalidLimits => f.write_str("invalid session limits"),
             Error::StoreFull => f.write_str("prekey store is full"),
+            Error::NoSession => f.write_str("the record has no session to use"),
+            Error::WrongRecord => f.write_str("belongs to another local identity's record"),
             Error::Internal => f.write_str("internal error (a bug in doubleratchet)"),
         }
     }
@@ -295,6 +312,8 @@ mod tests {
         ChainExhausted => Reinitiate,
         InvalidLimits => FixCall,
         StoreFull => ReplenishPreKeys,
+        NoSession => Reinitiate,
+        WrongRecord => FixCall,
         Internal => Bug,
     }
 

@@ -9,7 +9,8 @@
 //! session's role and flag bytes (`session::storage`), the key-encoding prefixes `0x05` and
 //! `0x0A` (`keys`, `pq`) and the safety number's construction version (`fingerprint`).
 
-/// Version byte of every message on the wire (types `0x01`..`0x06`, SPEC.md §5.2-§5.3).
+/// Version byte of every message on the wire (types `0x01`..`0x06`, SPEC.md §5.2-§5.3) and
+/// of decryption-error requests (type `0x07`, §6.8).
 pub const WIRE_VERSION: u8 = 0x02;
 /// Version byte of prekey bundles and of what a device publishes to build them: the upload
 /// set and the prekeys' public parts (types `0x10`..`0x15`, SPEC.md §5.4, §5.9-§5.12).
@@ -39,6 +40,9 @@ pub(crate) const SEALED_AD_LABEL: &[u8] = b"doubleratchet v2 sealed";
 pub(crate) const HEADER_KEYS_INFO: &[u8] = b"doubleratchet v2 header keys";
 /// HKDF info of `KDF_RK_HE` (SPEC.md §4.8).
 pub(crate) const ROOT_HE_INFO: &[u8] = b"doubleratchet v2 root HE";
+/// Domain label prefixed to what a decryption-error request's signature covers (SPEC.md
+/// §6.8).
+pub(crate) const DECRYPTION_ERROR_LABEL: &[u8] = b"doubleratchet v2 decryption error";
 /// Domain label of the safety number hash (SPEC.md §9.1), unchanged from profile v1 so
 /// that the digits stay the same.
 pub(crate) const SAFETY_NUMBER_LABEL: &[u8] = b"doubleratchet v1 safety number";
@@ -143,6 +147,19 @@ pub(crate) const STORE_REPLAY_RECORD_LENGTH: usize = PUBLIC_KEY_LENGTH;
 /// Length of a journaled replay record: version, type `0x29`, signed prekey id, `EK_A`
 /// (SPEC.md §8.4).
 pub(crate) const REPLAY_RECORD_LENGTH: usize = 2 + 8 + PUBLIC_KEY_LENGTH;
+/// Length of a decryption-error request (type `0x07`, SPEC.md §6.8): version, type, the
+/// requester's and the recipient's identity keys, the optional session id and ratchet key,
+/// the time, the signature.
+pub(crate) const DECRYPTION_ERROR_LENGTH: usize =
+    2 + 2 * PUBLIC_KEY_LENGTH + 2 * 33 + 8 + SIGNATURE_LENGTH;
+/// Length of a stored session record without sessions (type `0x2B`, SPEC.md §7.8):
+/// version, type, the two identities, the limits, the last decrypting session (optional),
+/// the last reset (optional), the sending flag and the count of archived sessions.
+pub(crate) const RECORD_FIXED_LENGTH: usize =
+    2 + 2 * PUBLIC_KEY_LENGTH + (4 + 4 + 4 + 8 + 8) + 33 + 17 + 1 + 4;
+/// Length of a stored record entry before its session's encoding: the time it was added,
+/// the retired flag and the encoding's length (SPEC.md §7.8).
+pub(crate) const RECORD_ENTRY_OVERHEAD: usize = 8 + 1 + 4;
 /// Length of a safety number's byte form: version, type, the two halves (SPEC.md §9.1).
 pub const SAFETY_NUMBER_LENGTH: usize = 2 + 32 + 32;
 
@@ -199,6 +216,32 @@ pub(crate) const MAX_UPLOAD_SET_LENGTH: usize = UPLOAD_SET_FIXED_LENGTH
     + ONE_TIME_PREKEY_PUBLIC_LENGTH * MAX_UPLOAD_ONE_TIME_PREKEYS
     + PQ_PREKEY_PUBLIC_LENGTH * MAX_UPLOAD_PQ_PREKEYS;
 const _: () = assert!(MAX_UPLOAD_SET_LENGTH <= MAX_MESSAGE_SIZE);
+/// Default bound on a record's archived sessions (SPEC.md §6.7).
+pub const DEFAULT_MAX_ARCHIVED: u32 = 40;
+/// Hard cap on a record's archived sessions (SPEC.md §6.7).
+pub const MAX_ARCHIVED_CAP: u32 = 64;
+/// Default bound on how many sessions of a record derive keys for one message (SPEC.md
+/// §6.6).
+pub const DEFAULT_MAX_TRIALS: u32 = 3;
+/// Default bound on the skipped keys stored by all the sessions of a record together
+/// (SPEC.md §6.7).
+pub const DEFAULT_RECORD_STORED_SKIPPED: u32 = 4000;
+/// Hard cap on the skipped keys stored by all the sessions of a record together.
+pub const MAX_RECORD_STORED_SKIPPED_CAP: u32 = 65_536;
+/// The longest stored session record (SPEC.md §7.8): [`MAX_ARCHIVED_CAP`] archived sessions
+/// and a sending one, each header-encrypted and awaiting its first PQXDH reply with
+/// [`MAX_SKIPPED_HEADER_KEYS`] header-key pairs, and [`MAX_RECORD_STORED_SKIPPED_CAP`]
+/// skipped keys among them.
+pub const MAX_RECORD_SIZE: usize = RECORD_FIXED_LENGTH
+    + (MAX_ARCHIVED_CAP as usize + 1)
+        * (RECORD_ENTRY_OVERHEAD
+            + SESSION_FIXED_LENGTH
+            + HE_FIXED_LENGTH
+            + PQ_PENDING_LENGTH
+            + HEADER_KEY_PAIR_LENGTH * MAX_SKIPPED_HEADER_KEYS)
+    + SKIPPED_ENTRY_LENGTH * MAX_RECORD_STORED_SKIPPED_CAP as usize;
+const _: () = assert!(MAX_RECORD_SIZE <= MAX_STORED_SIZE);
+const _: () = assert!(MAX_RECORD_SIZE == 4_690_402, "SPEC.md §7.8");
 /// The longest application context [`StorageKey::seal`](crate::StorageKey::seal) and
 /// [`StorageKey::open`](crate::StorageKey::open) take (SPEC.md §7.6).
 pub const MAX_SEAL_CONTEXT_LENGTH: usize = 1024;
@@ -293,6 +336,8 @@ pub(crate) const TYPE_NORMAL_HE: u8 = 0x04;
 pub(crate) const TYPE_INITIAL_HE: u8 = 0x05;
 /// Type byte of a PQXDH initial message of a header-encrypted session.
 pub(crate) const TYPE_INITIAL_PQ_HE: u8 = 0x06;
+/// Type byte of a decryption-error request (SPEC.md §6.8).
+pub(crate) const TYPE_DECRYPTION_ERROR: u8 = 0x07;
 /// Type byte of a prekey bundle (SPEC.md §5.4).
 pub(crate) const TYPE_BUNDLE: u8 = 0x10;
 /// Type byte of a post-quantum (PQXDH) prekey bundle (SPEC.md §5.4).
@@ -326,6 +371,8 @@ pub(crate) const TYPE_PQ_PREKEY: u8 = 0x26;
 pub(crate) const TYPE_SESSION_HE: u8 = 0x28;
 /// Object type byte of one journaled replay record (SPEC.md §8.4).
 pub(crate) const TYPE_REPLAY_RECORD: u8 = 0x29;
+/// Object type byte of a stored session record (SPEC.md §7.8).
+pub(crate) const TYPE_SESSION_RECORD: u8 = 0x2B;
 /// Type byte of a sealed blob (SPEC.md §7.6).
 pub(crate) const TYPE_SEALED: u8 = 0x30;
 /// Type byte of a safety number's byte form (SPEC.md §9.1).
@@ -353,6 +400,7 @@ const TYPES: &[(u8, Family)] = &[
     (TYPE_NORMAL_HE, Family::Wire),
     (TYPE_INITIAL_HE, Family::Wire),
     (TYPE_INITIAL_PQ_HE, Family::Wire),
+    (TYPE_DECRYPTION_ERROR, Family::Wire),
     (TYPE_BUNDLE, Family::Bundle),
     (TYPE_BUNDLE_PQ, Family::Bundle),
     (TYPE_UPLOAD_SET, Family::Bundle),
@@ -368,6 +416,7 @@ const TYPES: &[(u8, Family)] = &[
     (TYPE_SESSION_HE, Family::Storage),
     (TYPE_REPLAY_RECORD, Family::Storage),
     (TYPE_LOCAL_DEVICE, Family::Storage),
+    (TYPE_SESSION_RECORD, Family::Storage),
     (TYPE_SEALED, Family::Storage),
     (TYPE_SAFETY_NUMBER, Family::SafetyNumber),
 ];
@@ -383,6 +432,7 @@ const LABELS: &[(&str, &[u8])] = &[
     ("HEADER_KEYS_INFO", HEADER_KEYS_INFO),
     ("ROOT_HE_INFO", ROOT_HE_INFO),
     ("SAFETY_NUMBER_LABEL", SAFETY_NUMBER_LABEL),
+    ("DECRYPTION_ERROR_LABEL", DECRYPTION_ERROR_LABEL),
 ];
 
 /// Every length and limit, by its SPEC.md §5.8 name.
@@ -448,6 +498,21 @@ const NUMBERS: &[(&str, usize)] = &[
     ("DEVICE_ONE_TIME_ENTRY_LENGTH", DEVICE_ONE_TIME_ENTRY_LENGTH),
     ("DEVICE_PQ_ENTRY_LENGTH", DEVICE_PQ_ENTRY_LENGTH),
     ("MAX_LOCAL_DEVICE_SIZE", MAX_LOCAL_DEVICE_SIZE),
+    ("DECRYPTION_ERROR_LENGTH", DECRYPTION_ERROR_LENGTH),
+    ("RECORD_FIXED_LENGTH", RECORD_FIXED_LENGTH),
+    ("RECORD_ENTRY_OVERHEAD", RECORD_ENTRY_OVERHEAD),
+    ("DEFAULT_MAX_ARCHIVED", DEFAULT_MAX_ARCHIVED as usize),
+    ("MAX_ARCHIVED_CAP", MAX_ARCHIVED_CAP as usize),
+    ("DEFAULT_MAX_TRIALS", DEFAULT_MAX_TRIALS as usize),
+    (
+        "DEFAULT_RECORD_STORED_SKIPPED",
+        DEFAULT_RECORD_STORED_SKIPPED as usize,
+    ),
+    (
+        "MAX_RECORD_STORED_SKIPPED_CAP",
+        MAX_RECORD_STORED_SKIPPED_CAP as usize,
+    ),
+    ("MAX_RECORD_SIZE", MAX_RECORD_SIZE),
     ("MAX_SEAL_CONTEXT_LENGTH", MAX_SEAL_CONTEXT_LENGTH),
     ("MAX_UPLOAD_ONE_TIME_PREKEYS", MAX_UPLOAD_ONE_TIME_PREKEYS),
     ("MAX_UPLOAD_PQ_PREKEYS", MAX_UPLOAD_PQ_PREKEYS),
@@ -627,6 +692,7 @@ mod tests {
             (TYPE_SIGNED_PREKEY, SIGNED_PREKEY_LENGTH),
             (TYPE_ONE_TIME_PREKEY, ONE_TIME_PREKEY_LENGTH),
             (TYPE_PQ_PREKEY, PQ_PREKEY_LENGTH),
+            (TYPE_DECRYPTION_ERROR, DECRYPTION_ERROR_LENGTH),
         ];
         let mut seen = Vec::new();
         for line in SPEC.lines() {

@@ -18,6 +18,7 @@ mod pq;
 mod prekeys;
 mod publish;
 mod ratchet;
+mod record;
 #[cfg(test)]
 mod rfc_vectors;
 mod seal;
@@ -33,6 +34,10 @@ pub use crate::format::MAX_UPLOAD_ONE_TIME_PREKEYS;
 #[cfg(feature = "pqxdh")]
 pub use crate::format::MAX_UPLOAD_PQ_PREKEYS;
 pub use crate::format::{BUNDLE_VERSION, SAFETY_NUMBER_VERSION, STORAGE_VERSION, WIRE_VERSION};
+pub use crate::format::{
+    DEFAULT_MAX_ARCHIVED, DEFAULT_MAX_TRIALS, DEFAULT_RECORD_STORED_SKIPPED, MAX_ARCHIVED_CAP,
+    MAX_RECORD_SIZE, MAX_RECORD_STORED_SKIPPED_CAP,
+};
 pub use crate::format::{
     DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, MAX_SEAL_CONTEXT_LENGTH, MAX_SKIPPED_HEADER_KEYS,
     MAX_SKIP_CAP, MAX_STORED_SIZE, MAX_STORED_SKIPPED_CAP,
@@ -54,6 +59,7 @@ pub use crate::prekeys::{
 pub use crate::publish::PqPreKeyPublic;
 pub use crate::publish::{OneTimePreKeyPublic, SignedPreKeyPublic, UploadSet};
 pub use crate::ratchet::state::Limits;
+pub use crate::record::{Received, RecordLimits, RecordStatus, ResetOutcome, SessionRecord};
 pub use crate::seal::{Storable, StorageKey};
 pub use crate::session::{Accepted, Role, Session, SessionOptions};
 pub use crate::wire::{

@@ -26,7 +26,7 @@ use crate::format::TYPE_PQ_PREKEY;
 use crate::format::{
     MAX_SEAL_CONTEXT_LENGTH, MAX_STORED_SIZE, NONCE_LENGTH, SEALED_AD_LABEL, SEALED_HEADER_LENGTH,
     STORAGE_VERSION, TAG_LENGTH, TYPE_IDENTITY, TYPE_LOCAL_DEVICE, TYPE_ONE_TIME_PREKEY,
-    TYPE_SEALED, TYPE_SESSION, TYPE_SIGNED_PREKEY,
+    TYPE_SEALED, TYPE_SESSION, TYPE_SESSION_RECORD, TYPE_SIGNED_PREKEY,
 };
 use crate::keys::{fill_random, IdentityKeyPair, OneTimePreKey, SignedPreKey};
 use crate::session::Session;
@@ -94,7 +94,8 @@ mod private {
 
 /// The objects [`StorageKey::seal`] and [`StorageKey::open`] accept: [`Session`],
 /// [`IdentityKeyPair`], [`SignedPreKey`], [`OneTimePreKey`],
-/// [`LocalDevice`](crate::LocalDevice) and (with `pqxdh`) `PqPreKey`. Sealed: no other type can implement it.
+/// [`LocalDevice`](crate::LocalDevice), [`SessionRecord`](crate::SessionRecord) and (with
+/// `pqxdh`) `PqPreKey`. Sealed: no other type can implement it.
 pub trait Storable: private::Sealed {}
 
 macro_rules! storable {
@@ -117,6 +118,7 @@ storable!(IdentityKeyPair, TYPE_IDENTITY);
 storable!(SignedPreKey, TYPE_SIGNED_PREKEY);
 storable!(OneTimePreKey, TYPE_ONE_TIME_PREKEY);
 storable!(crate::prekeys::LocalDevice, TYPE_LOCAL_DEVICE);
+storable!(crate::record::SessionRecord, TYPE_SESSION_RECORD);
 #[cfg(feature = "pqxdh")]
 storable!(crate::pq::PqPreKey, TYPE_PQ_PREKEY);
 

@@ -75,6 +75,11 @@ impl SessionId {
         ]))
     }
 
+    /// An identifier read back from storage.
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        SessionId(bytes)
+    }
+
     /// The 32 bytes of the identifier.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

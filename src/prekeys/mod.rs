@@ -248,6 +248,11 @@ impl LocalDevice {
         self.identity.public_key()
     }
 
+    /// The identity key pair, for signing within the crate.
+    pub(crate) fn identity_pair(&self) -> &IdentityKeyPair {
+        &self.identity
+    }
+
     /// Starts a session with the owner of `bundle` under this device's identity: see
     /// [`Session::initiate`].
     ///

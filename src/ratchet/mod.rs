@@ -100,6 +100,37 @@ enum Chain {
     Next,
 }
 
+/// Which key a message needs in one session, found with every bound checked and no key
+/// derived (SPEC.md §6.6): what a record weighs before it tries a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// A stored skipped key: one AEAD open, no derivation.
+    Stored,
+    /// The current receiving chain: at most `max_skip + 1` chain steps.
+    Current,
+    /// A new chain: one DH, one root step and at most `2 * max_skip + 1` chain steps.
+    Next,
+}
+
+/// A session's verdict on a message, from weighing it without deriving a key (SPEC.md
+/// §6.6).
+pub(crate) struct Weight {
+    /// The session holds the message's chain: it is where the message belongs.
+    pub(crate) held: bool,
+    /// The message's header (opened, in header-encrypted mode) and the key it needs, or
+    /// why the session cannot decrypt it.
+    pub(crate) route: Result<(Header, Route), Error>,
+}
+
+/// A header opened by one of the state's header keys, and which.
+struct Opened {
+    header: Header,
+    /// Opened by the header key of a chain with stored skipped keys.
+    by_skipped: bool,
+    /// Otherwise: `HKr` (the current chain) or `NHKr` (the next).
+    chain: Chain,
+}
+
 /// Everything one send changes, computed before anything is changed (§3.4
 /// `RatchetEncrypt`), and what the caller needs to encrypt the message.
 pub(crate) struct SendPlan {
@@ -206,6 +237,25 @@ impl RatchetState {
         };
     }
 
+    /// Which key a message with this cleartext header needs (§3.5), with every bound
+    /// checked and nothing derived (SPEC.md §4.4, §6.6): a stored skipped key, the current
+    /// receiving chain, or a DH ratchet step to a new chain.
+    pub(crate) fn route(&self, header: &Header) -> Result<Route, Error> {
+        if self.is_header_encrypted() {
+            return Err(Error::WrongSession);
+        }
+        if self.skipped.get(&header.dh, header.n).is_some() {
+            return Ok(Route::Stored);
+        }
+        if self.dhr.as_bytes() == &header.dh {
+            self.check_current(header)?;
+            Ok(Route::Current)
+        } else {
+            check_step(&self.step_from(), header)?;
+            Ok(Route::Next)
+        }
+    }
+
     /// §3.5 `RatchetDecrypt` for a cleartext header, transactional. `body` is ciphertext
     /// followed by the 16-byte tag; `aad` is the associated data the sender authenticated.
     pub(crate) fn decrypt(
@@ -214,33 +264,113 @@ impl RatchetState {
         aad: &[u8],
         body: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        if self.is_header_encrypted() {
-            return Err(Error::WrongSession);
-        }
+        let route = self.route(header)?;
         let (ciphertext, tag) = split_tag(body)?;
+        self.decrypt_routed(header, route, aad, ciphertext, &tag)
+    }
 
-        // TrySkippedMessageKeys.
-        if let Some(mk) = self.skipped.get(&header.dh, header.n) {
-            let plaintext = open(mk, aad, ciphertext, &tag)?;
-            self.skipped.remove(&header.dh, header.n);
-            return Ok(plaintext);
+    /// The header of a header-encrypted message and which key it needs (§4.6
+    /// `DecryptHeader`): the header keys of stored skipped keys, then `HKr`, then `NHKr` (at
+    /// most `MAX_SKIPPED_HEADER_KEYS + 2` trial decryptions of the 40-byte header), then
+    /// the bounds. No message key is derived.
+    pub(crate) fn route_he(
+        &self,
+        sealed: &[u8; ENCRYPTED_HEADER_LENGTH],
+        header_aad: &[u8],
+    ) -> Result<(Header, Route), Error> {
+        let opened = self.open_header(sealed, header_aad)?;
+        self.route_opened(opened)
+    }
+
+    /// How a message weighs in this state (SPEC.md §6.6): whether the state holds the
+    /// message's chain (its ratchet key is `DHr` or has stored skipped keys), and its route.
+    pub(crate) fn weigh(&self, header: &Header) -> Weight {
+        Weight {
+            held: self.dhr.as_bytes() == &header.dh || self.skipped.has_chain(&header.dh),
+            route: self.route(header).map(|route| (*header, route)),
         }
+    }
 
-        let chain = if self.dhr.as_bytes() == &header.dh {
-            Chain::Current
-        } else {
-            Chain::Next
+    /// [`RatchetState::weigh`] for an encrypted header: the state holds the message if one of
+    /// its header keys opens the header.
+    pub(crate) fn weigh_he(
+        &self,
+        sealed: &[u8; ENCRYPTED_HEADER_LENGTH],
+        header_aad: &[u8],
+    ) -> Weight {
+        match self.open_header(sealed, header_aad) {
+            Ok(opened) => Weight {
+                held: true,
+                route: self.route_opened(opened),
+            },
+            Err(e) => Weight {
+                held: false,
+                route: Err(e),
+            },
+        }
+    }
+
+    /// `TrySkippedMessageKeysHE`'s header trial, then `DecryptHeader` (`HKr`, then `NHKr`).
+    fn open_header(
+        &self,
+        sealed: &[u8; ENCRYPTED_HEADER_LENGTH],
+        header_aad: &[u8],
+    ) -> Result<Opened, Error> {
+        let Mode::HeaderEncrypted(he) = &self.mode else {
+            return Err(Error::WrongSession);
         };
-        let plan = self.plan_receive(header, chain)?;
-        let plaintext = open(&plan.mk, aad, ciphertext, &tag)?;
-        self.commit(plan);
-        Ok(plaintext)
+        if let Some(header) = he.open_skipped(sealed, header_aad)? {
+            return Ok(Opened {
+                header,
+                by_skipped: true,
+                chain: Chain::Current,
+            });
+        }
+        let (header, chain) = he.open_current_or_next(sealed, header_aad)?;
+        Ok(Opened {
+            header,
+            by_skipped: false,
+            chain,
+        })
+    }
+
+    /// The key an opened header needs, with the bounds checked.
+    fn route_opened(&self, opened: Opened) -> Result<(Header, Route), Error> {
+        let Opened {
+            header,
+            by_skipped,
+            chain,
+        } = opened;
+        let current = self.dhr.to_bytes();
+        if by_skipped {
+            if self.skipped.get(&header.dh, header.n).is_some() {
+                return Ok((header, Route::Stored));
+            }
+            // Not stored: a later message of the current chain, or a duplicate.
+            if current != header.dh {
+                return Err(Error::DuplicateOrExpired);
+            }
+            self.check_current(&header)?;
+            return Ok((header, Route::Current));
+        }
+        // The header key says which chain; the ratchet key must agree.
+        if (current == header.dh) != (chain == Chain::Current) {
+            return Err(Error::DecryptionFailed);
+        }
+        match chain {
+            Chain::Current => {
+                self.check_current(&header)?;
+                Ok((header, Route::Current))
+            }
+            Chain::Next => {
+                check_step(&self.step_from(), &header)?;
+                Ok((header, Route::Next))
+            }
+        }
     }
 
     /// §4.6 `RatchetDecryptHE`, transactional: `sealed` is the encrypted header, which
-    /// authenticates `header_aad`; `aad` is the body's associated data. Tries the header
-    /// keys of stored skipped keys, then `HKr`, then `NHKr`: at most
-    /// `MAX_SKIPPED_HEADER_KEYS + 2` trial decryptions.
+    /// authenticates `header_aad`; `aad` is the body's associated data.
     pub(crate) fn decrypt_he(
         &mut self,
         sealed: &[u8; ENCRYPTED_HEADER_LENGTH],
@@ -248,40 +378,74 @@ impl RatchetState {
         aad: &[u8],
         body: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        let Mode::HeaderEncrypted(he) = &self.mode else {
-            return Err(Error::WrongSession);
-        };
+        let (header, route) = self.route_he(sealed, header_aad)?;
         let (ciphertext, tag) = split_tag(body)?;
-        let current = self.dhr.to_bytes();
+        self.decrypt_routed(&header, route, aad, ciphertext, &tag)
+    }
 
-        // TrySkippedMessageKeysHE.
-        let found = he.open_skipped(sealed, header_aad)?;
-        if let Some(header) = &found {
-            if let Some(mk) = self.skipped.get(&header.dh, header.n) {
-                let plaintext = open(mk, aad, ciphertext, &tag)?;
+    /// Decrypts, transactionally, a message whose header and route weighing found
+    /// ([`RatchetState::weigh`], [`RatchetState::weigh_he`]) in this same state, so that a
+    /// header-encrypted header is not opened twice.
+    pub(crate) fn decrypt_weighed(
+        &mut self,
+        header: &Header,
+        route: Route,
+        aad: &[u8],
+        body: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let (ciphertext, tag) = split_tag(body)?;
+        self.decrypt_routed(header, route, aad, ciphertext, &tag)
+    }
+
+    /// Decrypts with the key `route` names: a stored key is deleted once it decrypts;
+    /// otherwise the plan is committed once the message authenticates.
+    fn decrypt_routed(
+        &mut self,
+        header: &Header,
+        route: Route,
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LENGTH],
+    ) -> Result<Vec<u8>, Error> {
+        let chain = match route {
+            Route::Stored => {
+                let mk = self
+                    .skipped
+                    .get(&header.dh, header.n)
+                    .ok_or(Error::Internal)?;
+                let plaintext = open(mk, aad, ciphertext, tag)?;
                 self.skipped.remove(&header.dh, header.n);
                 self.forget_empty_header_keys();
                 return Ok(plaintext);
             }
-            // Not stored: a later message of the current chain, or a duplicate.
-            if current != header.dh {
-                return Err(Error::DuplicateOrExpired);
-            }
-        }
-
-        // DecryptHeader: HKr, then NHKr.
-        let (header, chain) = match found {
-            Some(header) => (header, Chain::Current),
-            None => he.open_current_or_next(sealed, header_aad)?,
+            Route::Current => Chain::Current,
+            Route::Next => Chain::Next,
         };
-        // The header key says which chain; the ratchet key must agree.
-        if (current == header.dh) != (chain == Chain::Current) {
-            return Err(Error::DecryptionFailed);
-        }
-        let plan = self.plan_receive(&header, chain)?;
-        let plaintext = open(&plan.mk, aad, ciphertext, &tag)?;
+        let plan = self.plan_receive(header, chain)?;
+        let plaintext = open(&plan.mk, aad, ciphertext, tag)?;
         self.commit(plan);
         Ok(plaintext)
+    }
+
+    /// The public key of `DHs`, the ratchet key of the messages this state sends.
+    pub(crate) fn sending_ratchet_key(&self) -> [u8; 32] {
+        self.dhs.public.to_bytes()
+    }
+
+    /// The bounds of a message in the current receiving chain (§4.4), checked before any
+    /// key is derived; returns `Nr` after the message.
+    fn check_current(&self, header: &Header) -> Result<(&ReceivingChain, u32), Error> {
+        // The initiator's DHr starts as the responder's signed prekey, which never sends:
+        // no chain, nothing to decrypt.
+        let chain = self.receiving.as_ref().ok_or(Error::DecryptionFailed)?;
+        if header.n < chain.n {
+            return Err(Error::DuplicateOrExpired);
+        }
+        if header.n - chain.n > self.limits.max_skip {
+            return Err(Error::TooFarAhead);
+        }
+        let nr = header.n.checked_add(1).ok_or(Error::TooFarAhead)?;
+        Ok((chain, nr))
     }
 
     /// The checks and derivations of §3.5 / §4.6, without changing `self`.
@@ -298,16 +462,7 @@ impl RatchetState {
 
     /// A message in the current receiving chain: skip to its key.
     fn plan_current(&self, header: &Header) -> Result<ReceivePlan, Error> {
-        // The initiator's DHr starts as the responder's signed prekey, which never sends:
-        // no chain, nothing to decrypt.
-        let chain = self.receiving.as_ref().ok_or(Error::DecryptionFailed)?;
-        if header.n < chain.n {
-            return Err(Error::DuplicateOrExpired);
-        }
-        if header.n - chain.n > self.limits.max_skip {
-            return Err(Error::TooFarAhead);
-        }
-        let nr = header.n.checked_add(1).ok_or(Error::TooFarAhead)?;
+        let (chain, nr) = self.check_current(header)?;
         let mut run = Staged::new(header.dh, chain.n, (header.n - chain.n) as usize);
         let (ck, mk) = skip_to(chain.ck.clone(), chain.n, header.n, &mut run);
         let mut header_keys = Vec::new();
@@ -528,11 +683,9 @@ impl ResponderStart {
     }
 }
 
-/// §3.5 `DHRatchet`'s receiving half (§4.6 `DHRatchetHE`) and the skipping around it,
-/// planned: `SkipMessageKeys(PN)` on the chain being ended, the root step, then the skip
-/// to the message's key in the new chain. Both bounds are checked before any key is
-/// derived (SPEC.md §4.4).
-fn plan_step(from: &StepFrom<'_>, header: &Header) -> Result<(StepPlan, ReceivePlan), Error> {
+/// The checks of a DH ratchet step to the chain of `header` (SPEC.md §4.4), before any key
+/// is derived: the peer's ratchet key and `Nr` after the message.
+fn check_step(from: &StepFrom<'_>, header: &Header) -> Result<(PublicKey, u32), Error> {
     // A message carrying our own ratchet key is one of ours reflected back, never the
     // peer's.
     if header.dh == from.dhs.public.to_bytes() {
@@ -547,7 +700,15 @@ fn plan_step(from: &StepFrom<'_>, header: &Header) -> Result<(StepPlan, ReceiveP
         return Err(Error::TooFarAhead);
     }
     let nr = header.n.checked_add(1).ok_or(Error::TooFarAhead)?;
-    let remote = x25519_public_from_bytes(&header.dh)?;
+    Ok((x25519_public_from_bytes(&header.dh)?, nr))
+}
+
+/// §3.5 `DHRatchet`'s receiving half (§4.6 `DHRatchetHE`) and the skipping around it,
+/// planned: `SkipMessageKeys(PN)` on the chain being ended, the root step, then the skip
+/// to the message's key in the new chain. Both bounds are checked before any key is
+/// derived (SPEC.md §4.4).
+fn plan_step(from: &StepFrom<'_>, header: &Header) -> Result<(StepPlan, ReceivePlan), Error> {
+    let (remote, nr) = check_step(from, header)?;
     let dh_out = diffie_hellman(&from.dhs.secret, &remote)?;
     let mut skipped = Vec::new();
     let mut header_keys = Vec::new();

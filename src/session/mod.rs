@@ -29,7 +29,7 @@ use crate::format::{AD_LENGTH, MAX_PLAINTEXT_SIZE, MAX_PREFIX_LENGTH, TAG_LENGTH
 use crate::keys::IdentityKey;
 use crate::padding::Padding;
 use crate::ratchet::state::Limits;
-use crate::ratchet::{RatchetState, SendPlan};
+use crate::ratchet::{Header, RatchetState, Route, SendPlan, Weight};
 use crate::wire::{
     prefix_length, write_framing, write_header, InitialFields, Message, NormalMessage, WireHeader,
 };
@@ -272,7 +272,54 @@ impl Session {
         }
     }
 
-    fn decrypt_ratchet(&mut self, message: &NormalMessage<'_>) -> Result<Vec<u8>, Error> {
+    /// How `message` weighs in this session (SPEC.md §6.6): whether the session holds its
+    /// chain, and which key it needs, with every bound checked and no message key derived
+    /// (a header-encrypted header is opened to find out).
+    pub(crate) fn weigh(&self, message: &NormalMessage<'_>) -> Weight {
+        match &message.header {
+            WireHeader::Plain(header) => self.ratchet.weigh(header),
+            WireHeader::Encrypted {
+                sealed,
+                aad_len: framing,
+            } => {
+                let part = self
+                    .aad(message.prefix)
+                    .and_then(|aad| Ok(self.ratchet.weigh_he(sealed, aad.header_part(*framing)?)));
+                part.unwrap_or_else(|e| Weight {
+                    held: false,
+                    route: Err(e),
+                })
+            }
+        }
+    }
+
+    /// The ratchet public key of the messages this session sends (`DHs`).
+    pub(crate) fn sending_ratchet_key(&self) -> [u8; 32] {
+        self.ratchet.sending_ratchet_key()
+    }
+
+    /// Decrypts a normal message whose header and route [`Session::weigh`] found in this
+    /// same state, transactionally.
+    pub(crate) fn decrypt_weighed(
+        &mut self,
+        message: &NormalMessage<'_>,
+        header: &Header,
+        route: Route,
+    ) -> Result<Vec<u8>, Error> {
+        let aad = self.aad(message.prefix)?;
+        let plaintext =
+            self.ratchet
+                .decrypt_weighed(header, route, aad.as_slice(), message.body)?;
+        self.origin.replied();
+        Ok(plaintext)
+    }
+
+    /// Decrypts the ratchet part of a message (normal, or an initial message's inner part
+    /// once its X3DH fields were matched), transactionally.
+    pub(crate) fn decrypt_ratchet(
+        &mut self,
+        message: &NormalMessage<'_>,
+    ) -> Result<Vec<u8>, Error> {
         let aad = self.aad(message.prefix)?;
         let plaintext = match &message.header {
             WireHeader::Plain(header) => {
@@ -372,6 +419,11 @@ impl Session {
     /// [`Error::InvalidLimits`] above the hard caps; the session is then unchanged.
     pub fn set_limits(&mut self, limits: Limits) -> Result<(), Error> {
         self.ratchet.set_limits(limits)
+    }
+
+    /// Evicts the oldest skipped keys beyond `cap` (a record's bound, SPEC.md §6.7).
+    pub(crate) fn evict_skipped_to(&mut self, cap: usize) {
+        self.ratchet.evict_skipped_to(cap);
     }
 
     /// How many skipped message keys the session currently stores.

@@ -1,14 +1,14 @@
 //! Whole conversations through the public API: alternating and bursty traffic, seeded random
 //! interleavings with reordering and reloads, lost messages (the first initial message
 //! included), late initial messages, 10 000 shuffled messages, the skipped-key store's
-//! eviction order, simultaneous initiation with the documented routing strategy, and the
+//! eviction order, simultaneous initiation through session records (SPEC.md §6.4), and the
 //! prekey store's lifecycle (one-time prekey consumption, signed prekey rotation,
 //! last-resort bundles), and the padding policy of SPEC.md §4.9 (sizes on the wire under
 //! both policies, a per-session setting that takes effect at once and is stored).
 
 use doubleratchet::{
-    Error, IdentityKeyPair, Limits, LocalDevice, Message, Padding, Role, Session, SessionOptions,
-    StorageKey, MAX_PLAINTEXT_SIZE, PADME_MINIMUM, STORAGE_VERSION,
+    Error, IdentityKeyPair, Limits, LocalDevice, Message, Padding, Role, Session, SessionId,
+    SessionOptions, StorageKey, MAX_PLAINTEXT_SIZE, PADME_MINIMUM, STORAGE_VERSION,
 };
 use doubleratchet_test_support::layout::{
     INITIAL_BODY, NORMAL_BODY, TAG, TYPE_INITIAL, TYPE_NORMAL,
@@ -101,13 +101,9 @@ fn deliver(to: &mut Peer, queue: &mut Vec<InFlight>, index: usize) {
     assert_eq!(to.receive(&m.wire).unwrap(), m.plaintext);
 }
 
-/// Reloads every session of `peer` from its storage encoding.
+/// Reloads the record of `peer` from its storage encoding.
 fn reload(peer: &mut Peer) {
-    for s in &mut peer.sessions {
-        let bytes = s.to_bytes();
-        *s = Session::from_bytes(&bytes).unwrap();
-        assert_eq!(s.to_bytes().as_slice(), bytes.as_slice());
-    }
+    peer.reload();
 }
 
 #[test]
@@ -164,11 +160,13 @@ fn random_interleavings_with_reordering_and_reloads() {
             }
         }
         assert!(sent > 50, "seed {seed}: too little traffic");
-        assert_eq!(alice.sessions.len(), 1, "seed {seed}");
-        assert_eq!(bob.sessions.len(), 1, "seed {seed}");
-        assert_eq!(alice.sessions[0].id(), bob.sessions[0].id());
-        assert_eq!(alice.sessions[0].stored_skipped_keys(), 0, "seed {seed}");
-        assert_eq!(bob.sessions[0].stored_skipped_keys(), 0, "seed {seed}");
+        assert_eq!(alice.session_count(), 1, "seed {seed}");
+        assert_eq!(bob.session_count(), 1, "seed {seed}");
+        assert_eq!(alice.sending_id(), bob.sending_id());
+        for peer in [&alice, &bob] {
+            let record = peer.record().unwrap();
+            assert_eq!(record.stored_skipped_keys(), 0, "seed {seed}");
+        }
     }
 }
 
@@ -424,19 +422,35 @@ fn simultaneous_start(seed: u64) -> (Peer, Peer, rand_chacha::ChaCha20Rng) {
     assert_eq!(alice.receive(&from_b).unwrap(), b"hi alice");
     assert_eq!(bob.receive(&from_a).unwrap(), b"hi bob");
     for peer in [&alice, &bob] {
-        assert_eq!(peer.sessions.len(), 2);
-        assert_eq!(peer.sessions[0].role(), Role::Initiator);
-        assert_eq!(peer.sessions[1].role(), Role::Responder);
+        assert_eq!(peer.session_count(), 2);
+        let roles: Vec<Role> = peer.sessions().iter().map(Session::role).collect();
+        assert!(roles.contains(&Role::Initiator) && roles.contains(&Role::Responder));
     }
     // Each side's initiated session pairs with the other's accepted one.
-    assert_eq!(alice.sessions[0].id(), bob.sessions[1].id());
-    assert_eq!(alice.sessions[1].id(), bob.sessions[0].id());
-    assert_ne!(alice.sessions[0].id(), alice.sessions[1].id());
+    let initiated = session_of_role(&alice, Role::Initiator);
+    assert_eq!(initiated, session_of_role(&bob, Role::Responder));
+    assert_eq!(
+        session_of_role(&alice, Role::Responder),
+        session_of_role(&bob, Role::Initiator)
+    );
+    assert_ne!(initiated, session_of_role(&alice, Role::Responder));
     (alice, bob, r)
 }
 
+/// The id of `peer`'s only session of `role`.
+fn session_of_role(peer: &Peer, role: Role) -> SessionId {
+    let ids: Vec<SessionId> = peer
+        .sessions()
+        .iter()
+        .filter(|s| s.role() == role)
+        .map(Session::id)
+        .collect();
+    assert_eq!(ids.len(), 1);
+    ids[0]
+}
+
 fn converged(alice: &Peer, bob: &Peer) -> bool {
-    alice.sending_session().map(Session::id) == bob.sending_session().map(Session::id)
+    alice.sending_id().is_some() && alice.sending_id() == bob.sending_id()
 }
 
 #[test]
@@ -447,7 +461,11 @@ fn simultaneous_initiation_converges_and_keeps_working() {
     // already send on the session with the smaller id.
     assert!(converged(&alice, &bob));
     let preferred = alice.sending_session().unwrap().id();
-    assert!(alice.sessions.iter().all(|s| preferred <= s.id()));
+    assert!(alice
+        .record()
+        .unwrap()
+        .session_ids()
+        .all(|id| preferred <= id));
 
     for round in 0..60 {
         let alice_turn = round % 2 == 0;
@@ -465,10 +483,14 @@ fn simultaneous_initiation_converges_and_keeps_working() {
     }
 
     // The other pair keeps working too: one message on it decrypts and moves nobody.
-    let other = |p: &Peer| p.sessions.iter().position(|s| s.id() != preferred).unwrap();
+    let other = |p: &Peer| {
+        let record = p.record().unwrap();
+        record.session_ids().find(|id| *id != preferred).unwrap()
+    };
     let pt = b"on the other session".to_vec();
     let i = other(&bob);
-    let m = bob.sessions[i].encrypt(&pt, &mut r).unwrap();
+    assert_eq!(i, other(&alice));
+    let m = bob.send_on(i, &pt, &mut r);
     assert_eq!(alice.receive(&m).unwrap(), pt);
     assert!(converged(&alice, &bob));
     let m = alice.send(b"and back", &mut r);
@@ -478,7 +500,7 @@ fn simultaneous_initiation_converges_and_keeps_working() {
     // preferred one) move the receiver over.
     for k in 0..2 {
         let pt = text("abandon", k);
-        let m = bob.sessions[i].encrypt(&pt, &mut r).unwrap();
+        let m = bob.send_on(i, &pt, &mut r);
         assert_eq!(alice.receive(&m).unwrap(), pt);
     }
     assert_ne!(alice.sending_session().unwrap().id(), preferred);
@@ -490,7 +512,7 @@ fn simultaneous_initiation_converges_and_keeps_working() {
     }
     assert!(converged(&alice, &bob));
     for peer in [&alice, &bob] {
-        assert_eq!(peer.sessions.len(), 2);
+        assert_eq!(peer.session_count(), 2);
     }
 }
 
@@ -537,8 +559,8 @@ fn simultaneous_initiation_with_crossing_and_random_traffic() {
         let m = bob.send(b"settled", &mut r);
         assert_eq!(alice.receive(&m).unwrap(), b"settled");
         assert!(converged(&alice, &bob), "seed {seed}");
-        assert_eq!(alice.sessions.len(), 2);
-        assert_eq!(bob.sessions.len(), 2);
+        assert_eq!(alice.session_count(), 2);
+        assert_eq!(bob.session_count(), 2);
     }
 }
 

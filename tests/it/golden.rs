@@ -23,6 +23,13 @@
 //! every sealed blob is checked against the construction of SPEC.md §7.6 with the
 //! `aes-gcm-siv` crate (`check_sealed_construction`).
 //!
+//! `session_record_golden_files` checks a session record (type `0x2B`, SPEC.md §7.8) field
+//! by field: Bob's record with a sending session, an archived header-encrypted session and
+//! an archived retired one, skipped keys, the last decrypting session and the last reset;
+//! each of its sessions decrypts the message stored for it (with the §6.4 rule applied
+//! after it), the stored last reset still refuses a stale request and rate-limits a new
+//! one, and the record sealed with a context opens with that context only.
+//!
 //! `publish_golden_files` checks the publishing formats (SPEC.md §5.9-§5.12): the public
 //! parts of the stand-alone signed and one-time prekeys (types `0x13`, `0x14`) and an
 //! upload set (`0x12`) holding them, field by field against the SPEC's layout and lengths,
@@ -47,12 +54,17 @@ use doubleratchet::{OneTimePreKeyId, PqPreKeyId, SignedPreKeyId};
 use doubleratchet::{OneTimePreKeyPublic, SignedPreKeyPublic, UploadSet};
 #[cfg(feature = "pqxdh")]
 use doubleratchet::{PqPreKey, PqPreKeyKind, PqPreKeyPublic, PQ_BUNDLE_LENGTH};
+use doubleratchet::{RecordLimits, RecordStatus, ResetOutcome, SessionRecord};
 use doubleratchet_test_support::golden::{
     all_files, generate, read, rng_for_context_seal, rng_for_he_seal, rng_for_seal,
     rng_for_store_seal, storage_key, FILES, HE_FILES, HE_HEADER_KEYS, HE_NEXT, HE_SEALED_NEXT,
     HE_SKIPPED, INITIATOR_NEXT, PADDING_NONE_FILES, PADDING_NONE_INITIATOR_NEXT,
     PADDING_NONE_RESPONDER_NEXT, RESPONDER_NEXT, RESPONDER_SKIPPED, SESSION_CONTEXT, STORE_CONTEXT,
     STORE_FILES, STORE_NEXT, STORE_REPLAY_CAPACITY,
+};
+use doubleratchet_test_support::golden::{
+    record_limits, rng_for_record_seal, RECORD_ARCHIVED_NEXT, RECORD_CONTEXT, RECORD_CREATED,
+    RECORD_FILES, RECORD_NEXT, RECORD_RESET, RECORD_RETIRED_NEXT, RECORD_SKIPPED,
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet_test_support::golden::{
@@ -65,7 +77,7 @@ use doubleratchet_test_support::golden::{
 #[cfg(feature = "pqxdh")]
 use doubleratchet_test_support::pq_bundle_of;
 use doubleratchet_test_support::{
-    bundle_of, load, padding_offset, ratchet_view, rng, stored, Cursor,
+    bundle_of, device_of, load, padding_offset, ratchet_view, rng, stored, Cursor,
 };
 
 /// The format version every golden file is at: storage (SPEC.md §7), bundle (§5.4) and
@@ -1092,6 +1104,275 @@ fn prekey_store_golden_files() {
             .err(),
         Some(Error::DecryptionFailed)
     );
+}
+
+/// A stored session record (type `0x2B`, SPEC.md §7.8), field by field.
+#[derive(Debug)]
+struct RecordView {
+    local: [u8; 32],
+    remote: [u8; 32],
+    /// `max_archived`, `max_trials`, `max_stored_skipped`.
+    bounds: [u32; 3],
+    /// `unacknowledged_after`, `reset_interval`.
+    ages: [u64; 2],
+    last_decrypted: Option<[u8; 32]>,
+    /// The last reset's request time and record time.
+    last_reset: Option<(u64, u64)>,
+    has_sending: bool,
+    /// Each entry in stored order (the sending session first): its time, retired flag and
+    /// session encoding.
+    entries: Vec<(u64, bool, Vec<u8>)>,
+}
+
+/// Reads a stored session record; panics on anything but the layout below, to the last
+/// byte (flags `0x00` or `0x01`, zeros after an absent optional field).
+///
+/// ```text
+/// 02 | 2B | IK_local (32) | IK_remote (32)
+/// max_archived u32 | max_trials u32 | max_stored_skipped u32
+/// unacknowledged_after u64 | reset_interval u64
+/// flag | last decrypting session id (32) | flag | request time u64 | record time u64
+/// sending flag | a u32
+/// (sending flag + a) x { created u64 | retired flag | len u32 | session (len) }
+/// ```
+fn record_view(bytes: &[u8]) -> RecordView {
+    fn flag(r: &mut Cursor<'_>) -> bool {
+        match r.u8() {
+            0 => false,
+            1 => true,
+            other => panic!("flag {other}"),
+        }
+    }
+    fn optional<const N: usize>(r: &mut Cursor<'_>) -> Option<[u8; N]> {
+        let present = flag(r);
+        let value: [u8; N] = r.take(N).try_into().unwrap();
+        if present {
+            Some(value)
+        } else {
+            assert_eq!(value, [0; N], "bytes of an absent field");
+            None
+        }
+    }
+
+    let mut r = Cursor(bytes, 0);
+    assert_eq!(r.take(2), [STORAGE_VERSION, 0x2B]);
+    let local = r.take(32).try_into().unwrap();
+    let remote = r.take(32).try_into().unwrap();
+    let bounds = [r.u32(), r.u32(), r.u32()];
+    let ages = [r.u64(), r.u64()];
+    let last_decrypted = optional::<32>(&mut r);
+    let last_reset = optional::<16>(&mut r).map(|b| {
+        (
+            u64::from_be_bytes(b[..8].try_into().unwrap()),
+            u64::from_be_bytes(b[8..].try_into().unwrap()),
+        )
+    });
+    let has_sending = flag(&mut r);
+    let archived = r.u32() as usize;
+    assert_eq!(r.1, 149, "RECORD_FIXED_LENGTH");
+    let entries = (0..usize::from(has_sending) + archived)
+        .map(|_| {
+            let created = r.u64();
+            let retired = flag(&mut r);
+            let len = r.u32() as usize;
+            (created, retired, r.take(len).to_vec())
+        })
+        .collect();
+    assert_eq!(r.1, bytes.len(), "bytes after the layout of SPEC.md §7.8");
+    RecordView {
+        local,
+        remote,
+        bounds,
+        ages,
+        last_decrypted,
+        last_reset,
+        has_sending,
+        entries,
+    }
+}
+
+/// Loads a stored record and checks that storing it again gives the same bytes.
+#[track_caller]
+fn load_record(bytes: &[u8]) -> SessionRecord {
+    let record = SessionRecord::from_bytes(bytes).unwrap();
+    assert_eq!(&record.to_bytes()[..], bytes, "re-encoding a loaded record");
+    record
+}
+
+#[test]
+fn session_record_golden_files() {
+    check_versions(&RECORD_FILES);
+    let alice = IdentityKeyPair::from_bytes(&read("alice_identity.bin")).unwrap();
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+
+    // Bob's record with Alice's device: the sending session s3, then the archived s2
+    // (header-encrypted) and s1 (retired), each made by Bob at its own time.
+    let bytes = read("session_record.bin");
+    let view = record_view(&bytes);
+    assert_eq!(&view.local, bob.public_key().as_bytes());
+    assert_eq!(&view.remote, alice.public_key().as_bytes());
+    let limits = record_limits();
+    assert_eq!(
+        view.bounds,
+        [
+            limits.max_archived,
+            limits.max_trials,
+            limits.max_stored_skipped
+        ]
+    );
+    assert_eq!(view.bounds, [8, 2, 100]);
+    assert_eq!(view.ages, [7 * 86_400, 600]);
+    assert_eq!(view.last_reset, Some(RECORD_RESET));
+    assert!(view.has_sending);
+    let created: Vec<u64> = view.entries.iter().map(|e| e.0).collect();
+    assert_eq!(
+        created,
+        [RECORD_CREATED[2], RECORD_CREATED[1], RECORD_CREATED[0]]
+    );
+    let retired: Vec<bool> = view.entries.iter().map(|e| e.1).collect();
+    assert_eq!(retired, [false, false, true]);
+    let kinds: Vec<u8> = view.entries.iter().map(|e| e.2[1]).collect();
+    assert_eq!(kinds, [0x20, 0x28, 0x20]);
+    let sessions: Vec<Session> = view.entries.iter().map(|e| load(&e.2)).collect();
+    let [s3, s2, s1] = [0, 1, 2].map(|i| sessions[i].id());
+    for (i, session) in sessions.iter().enumerate() {
+        assert_eq!(session.local_identity(), bob.public_key(), "session {i}");
+        assert_eq!(session.remote_identity(), alice.public_key(), "session {i}");
+        assert_eq!(session.role(), Role::Initiator, "session {i}");
+        assert!(!session.awaiting_reply(), "session {i}");
+        check_padding(
+            "record session",
+            &view.entries[i].2,
+            session,
+            Padding::Padme,
+        );
+    }
+    let skipped: Vec<usize> = sessions.iter().map(Session::stored_skipped_keys).collect();
+    assert_eq!(skipped, [2, 2, 0]);
+    assert_eq!(skipped.iter().sum::<usize>(), RECORD_SKIPPED);
+    assert!(sessions[1].is_header_encrypted());
+    assert_eq!(ratchet_view(&view.entries[1].2).header_key_chains.len(), 1);
+    assert_eq!(view.last_decrypted, Some(*s3.as_bytes()));
+    assert_eq!(
+        bytes.len(),
+        149 + 3 * 13
+            + (SESSION_LENGTH + 2 * 68)
+            + (HE_SESSION_LENGTH + 2 * 68 + 64)
+            + SESSION_LENGTH
+    );
+
+    let record = load_record(&bytes);
+    assert_eq!(record.local_identity(), bob.public_key());
+    assert_eq!(record.remote_identity(), alice.public_key());
+    assert_eq!(record.limits(), limits);
+    assert_eq!(record.len(), 3);
+    assert_eq!(record.session_ids().collect::<Vec<_>>(), [s3, s2, s1]);
+    assert_eq!(record.sending_session().unwrap().id(), s3);
+    assert_eq!(record.stored_skipped_keys(), RECORD_SKIPPED);
+    assert_eq!(record.status(RECORD_CREATED[2]), RecordStatus::Ready);
+
+    // s3's a0-0, with a skipped key of the sending session: nothing moves.
+    let next = read("session_record.next_message.bin");
+    check_message("record next message", &next, 0x01);
+    check_body("record next message", &next, PADME_BODY);
+    let mut record = load_record(&bytes);
+    assert_eq!(record.decrypt(&next).unwrap(), RECORD_NEXT);
+    assert_eq!(record.session_ids().collect::<Vec<_>>(), [s3, s2, s1]);
+    assert_eq!(record.stored_skipped_keys(), RECORD_SKIPPED - 1);
+    // Replayed, it fails and changes nothing. (s3 refuses it while weighing, as a
+    // duplicate; the retired s1, with cleartext headers and another ratchet key, is then
+    // its only candidate, tried as a new chain: `DecryptionFailed`, SPEC.md §6.6 steps
+    // 4-6.)
+    let after = record.to_bytes();
+    assert!(matches!(
+        record.decrypt(&next),
+        Err(Error::DecryptionFailed | Error::DuplicateOrExpired)
+    ));
+    assert_eq!(
+        record.to_bytes(),
+        after,
+        "a failed decryption changes nothing"
+    );
+
+    // s2's a0-0 (header-encrypted), with a skipped key and its chain's header key of the
+    // archived session: s2's id is smaller than s3's, so s2 becomes the sending session
+    // (SPEC.md §6.4 clause 2) and s3 the most recently used archived one.
+    let archived = read("session_record.archived_message.bin");
+    check_message("record archived message", &archived, 0x04);
+    check_body("record archived message", &archived, PADME_BODY);
+    let mut record = load_record(&bytes);
+    assert_eq!(record.decrypt(&archived).unwrap(), RECORD_ARCHIVED_NEXT);
+    assert!(s2 < s3);
+    assert_eq!(record.session_ids().collect::<Vec<_>>(), [s2, s3, s1]);
+    assert_eq!(record.sending_session().unwrap().id(), s2);
+    assert_eq!(record.stored_skipped_keys(), RECORD_SKIPPED - 1);
+
+    // s1's a0-1, the next message of the retired session's receiving chain: it decrypts,
+    // and s1 becomes the most recently used archived session, never the sending one.
+    let retired = read("session_record.retired_message.bin");
+    check_message("record retired message", &retired, 0x01);
+    check_body("record retired message", &retired, PADME_BODY);
+    let mut record = load_record(&bytes);
+    assert_eq!(record.decrypt(&retired).unwrap(), RECORD_RETIRED_NEXT);
+    assert_eq!(record.session_ids().collect::<Vec<_>>(), [s3, s1, s2]);
+    let after = record.to_bytes();
+    assert!(matches!(
+        record.decrypt(&retired),
+        Err(Error::DecryptionFailed | Error::DuplicateOrExpired)
+    ));
+    assert_eq!(record.to_bytes(), after);
+
+    // The stored last reset: a request no newer is stale; a newer one within
+    // `reset_interval` (600 s) of it is rate-limited; after it, this request (which names
+    // a ratchet key of Alice's, not Bob's sending session) changes nothing either.
+    let alice_device = device_of(&alice, &mut rng(1)).unwrap();
+    let requester = SessionRecord::new(
+        alice.public_key(),
+        bob.public_key(),
+        RecordLimits::default(),
+    )
+    .unwrap();
+    let (request_time, at) = RECORD_RESET;
+    let request = |time: u64| {
+        requester
+            .decryption_error(&alice_device, &next, time)
+            .unwrap()
+    };
+    let mut record = load_record(&bytes);
+    for (time, now, outcome) in [
+        (request_time, at + 10_000, ResetOutcome::Stale),
+        (request_time + 1, at + 599, ResetOutcome::RateLimited),
+        (request_time + 1, at + 600, ResetOutcome::NotSending),
+    ] {
+        assert_eq!(
+            record.handle_decryption_error(&request(time), now),
+            Ok(outcome)
+        );
+        assert_eq!(&record.to_bytes()[..], &bytes[..]);
+    }
+
+    // The record sealed with an application context.
+    let sealed = read("sealed_session_record_with_context.bin");
+    assert_eq!(sealed.len(), 15 + bytes.len() + 16);
+    assert_eq!(sealed[..3], [FORMAT_VERSION, 0x30, 0x2B]);
+    check_sealed_construction("sealed record", &sealed, &bytes, RECORD_CONTEXT);
+    let mut opened = storage_key()
+        .open::<SessionRecord>(&sealed, RECORD_CONTEXT)
+        .unwrap();
+    assert_eq!(&opened.to_bytes()[..], &bytes[..]);
+    assert_eq!(
+        storage_key()
+            .seal(&opened, RECORD_CONTEXT, &mut rng_for_record_seal())
+            .unwrap(),
+        sealed
+    );
+    check_context_is_bound::<SessionRecord>(&sealed, RECORD_CONTEXT);
+    assert_eq!(
+        storage_key().open::<Session>(&sealed, RECORD_CONTEXT).err(),
+        Some(Error::UnexpectedType(0x2B)),
+        "a sealed record is not a sealed session"
+    );
+    assert_eq!(opened.decrypt(&next).unwrap(), RECORD_NEXT);
 }
 
 /// The `u32` at `range` of `bytes` (big-endian, SPEC.md §5.1).

@@ -19,6 +19,7 @@ mod pqxdh;
 mod prekey_store;
 mod properties;
 mod publishing;
+mod records;
 mod rollback;
 mod safety_numbers;
 mod smoke;

@@ -117,6 +117,7 @@ const TEXT_KEYS: &[&str] = &[
     "post_quantum_prekey_kind",
     "root_info",
     "session_id_label",
+    "decryption_error_label",
     "name",
     "description",
     "setup",
@@ -758,7 +759,7 @@ fn check_hex_fields(file: &str, key: &str, v: &Value) {
 }
 
 /// The vector files of profile v2, each checked by its own test below.
-const FILES: [&str; 11] = [
+const FILES: [&str; 12] = [
     "x3dh_ratchet_v2.json",
     "x3dh_ratchet_no_opk_v2.json",
     "pqxdh_ratchet_v2.json",
@@ -770,6 +771,7 @@ const FILES: [&str; 11] = [
     "reject_he_v2.json",
     "padding_v2.json",
     "prekey_store_v2.json",
+    "decryption_error_v2.json",
 ];
 
 #[test]
@@ -804,7 +806,10 @@ fn files_are_well_formed() {
         assert!(text(p, "method_crates").contains("aes-gcm-siv"), "{name}");
         let kind = text(v, "kind");
         assert!(
-            matches!(kind, "conversation" | "reject" | "padding" | "prekey_store"),
+            matches!(
+                kind,
+                "conversation" | "reject" | "padding" | "prekey_store" | "decryption_error"
+            ),
             "{name}: unknown kind"
         );
         assert_eq!(
@@ -815,6 +820,8 @@ fn files_are_well_formed() {
                 "padding"
             } else if name.starts_with("prekey_store") {
                 "prekey_store"
+            } else if name.starts_with("decryption_error") {
+                "decryption_error"
             } else {
                 "conversation"
             },
@@ -3686,5 +3693,87 @@ mod store_check {
                 "{file}: no {required} load reject"
             );
         }
+    }
+}
+
+/// `decryption_error_v2.json` (SPEC.md §6.8): the library makes each request byte for byte
+/// from the requester's seed and the failed message; the signature verifies under the
+/// requester's identity over the label and the first 140 bytes, the named fields sit at
+/// their offsets, and the recipient's record checks the request (valid: `NotSending` in a
+/// record without sessions; one altered byte of the signature: `InvalidSignature`).
+#[test]
+fn decryption_error_requests() {
+    use doubleratchet::{RecordLimits, ResetOutcome, SessionRecord};
+    let v = &load_all()["decryption_error_v2.json"];
+    let device_of_seed = |seed: &str| {
+        let mut stored = vec![0x02, 0x21];
+        stored.extend_from_slice(&decode_hex(seed));
+        let identity = IdentityKeyPair::from_bytes(&stored).unwrap();
+        LocalDevice::from_identity(identity, 0, &mut ChaCha20Rng::seed_from_u64(1)).unwrap()
+    };
+    let requester = device_of_seed(text(v, "requester_seed"));
+    let recipient = device_of_seed(text(v, "recipient_seed"));
+    assert_eq!(
+        requester.identity_key().as_bytes()[..],
+        decode_hex(text(v, "requester_identity"))[..]
+    );
+    let label = text(v, "decryption_error_label").as_bytes();
+    let verifying = VerifyingKey::from_bytes(requester.identity_key().as_bytes()).unwrap();
+    let cases = arr(v, "cases");
+    assert_eq!(cases.len(), 3);
+    for case in &cases {
+        let name = text(case, "name");
+        let request = decode_hex(text(case, "request"));
+        assert_eq!(request.len(), 204, "{name}");
+        let signed = decode_hex(text(case, "signed_part"));
+        assert_eq!(request[..140], signed[..], "{name}");
+        let signature = Signature::from_bytes(request[140..].try_into().unwrap());
+        verifying
+            .verify_strict(&[label, &signed[..]].concat(), &signature)
+            .unwrap_or_else(|_| panic!("{name}: signature"));
+        for (field, at) in [("session_id", 66), ("ratchet_key", 99)] {
+            match case[field].as_str() {
+                Some(h) => {
+                    assert_eq!(request[at], 1, "{name}: {field} flag");
+                    assert_eq!(
+                        request[at + 1..at + 33],
+                        decode_hex(h)[..],
+                        "{name}: {field}"
+                    );
+                }
+                None => assert_eq!(request[at..at + 33], [0u8; 33], "{name}: {field}"),
+            }
+        }
+        let time = case["time"].as_u64().unwrap();
+        assert_eq!(request[132..140], time.to_be_bytes(), "{name}: time");
+
+        let record = SessionRecord::new(
+            requester.identity_key(),
+            recipient.identity_key(),
+            RecordLimits::default(),
+        )
+        .unwrap();
+        let failed = decode_hex(text(case, "failed_message"));
+        let made = record.decryption_error(&requester, &failed, time).unwrap();
+        assert_eq!(made, request, "{name}: the library's request");
+
+        let mut theirs = SessionRecord::new(
+            recipient.identity_key(),
+            requester.identity_key(),
+            RecordLimits::default(),
+        )
+        .unwrap();
+        let mut forged = request.clone();
+        forged[203] ^= 0x01;
+        assert_eq!(
+            theirs.handle_decryption_error(&forged, time),
+            Err(Error::InvalidSignature),
+            "{name}"
+        );
+        assert_eq!(
+            theirs.handle_decryption_error(&request, time),
+            Ok(ResetOutcome::NotSending),
+            "{name}"
+        );
     }
 }

@@ -11,8 +11,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use doubleratchet::{
-    Error, IdentityKeyPair, OneTimePreKey, OneTimePreKeyPublic, Padding, Session, SessionOptions,
-    SignedPreKey, SignedPreKeyPublic, StorageKey, StoreNotice, UploadSet,
+    Error, IdentityKeyPair, OneTimePreKey, OneTimePreKeyPublic, Padding, RecordLimits,
+    RecordStatus, ResetOutcome, Session, SessionOptions, SessionRecord, SignedPreKey,
+    SignedPreKeyPublic, StorageKey, StoreNotice, UploadSet,
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet::{PqPreKey, PqPreKeyKind, PqPreKeyPublic};
@@ -80,6 +81,42 @@ pub const STORE_CONTEXT: &[u8] = b"golden: bob/prekey store";
 pub const STORE_REPLAY_CAPACITY: u32 = 2;
 /// The plaintext of `prekey_store_with_records.next_message.bin`.
 pub const STORE_NEXT: &[u8] = b"golden store: next session";
+/// Seed of the RNG of the session record files (`RECORD_FILES`).
+pub const RECORD_SEED: u64 = 0x0060_1dee;
+/// Seed of the RNG that draws the sealing nonce of `sealed_session_record_with_context.bin`.
+pub const RECORD_SEAL_SEED: u64 = 0x5ea5;
+/// The application context of `sealed_session_record_with_context.bin`.
+pub const RECORD_CONTEXT: &[u8] = b"golden: contacts/alice/record";
+/// When the sessions of `session_record.bin` entered it (the app's time, seconds): the
+/// first (plain, retired by a decryption-error request) at 2026-01-01 00:00:00 UTC, the
+/// second (header-encrypted) an hour later, the third (the sending session) two hours
+/// later.
+pub const RECORD_CREATED: [u64; 3] = [1_767_225_600, 1_767_229_200, 1_767_232_800];
+/// The decryption-error request `session_record.bin` acted on: the requester's time in it,
+/// and the record's time when it acted (its `last_reset`).
+pub const RECORD_RESET: (u64, u64) = (1_767_227_400, 1_767_228_000);
+/// The plaintext of `session_record.next_message.bin` (Alice's message a0-0 of the sending
+/// session, whose key the record holds as a skipped key).
+pub const RECORD_NEXT: &[u8] = b"golden record: s3 a0-0";
+/// The plaintext of `session_record.archived_message.bin` (Alice's message a0-0 of the
+/// archived header-encrypted session, held as a skipped key with its chain's header key).
+pub const RECORD_ARCHIVED_NEXT: &[u8] = b"golden record: s2 a0-0";
+/// The plaintext of `session_record.retired_message.bin` (Alice's message a0-1 of the
+/// retired session, the next of its current receiving chain).
+pub const RECORD_RETIRED_NEXT: &[u8] = b"golden record: s1 a0-1";
+/// Skipped keys held by `session_record.bin`: two in the sending session, two in the
+/// archived header-encrypted one.
+pub const RECORD_SKIPPED: usize = 4;
+/// The limits of `session_record.bin`: every field differs from its default and from the
+/// others, so that a field read in the wrong place cannot go unnoticed.
+pub fn record_limits() -> RecordLimits {
+    RecordLimits::default()
+        .with_max_archived(8)
+        .with_max_trials(2)
+        .with_max_stored_skipped(100)
+        .with_unacknowledged_after(7 * 86_400)
+        .with_reset_interval(600)
+}
 
 /// The fixed storage key of `sealed_session.bin`: bytes 0x00, 0x01, ..., 0x1f.
 pub fn storage_key() -> StorageKey {
@@ -185,6 +222,18 @@ pub const STORE_FILES: [&str; 5] = [
     "sealed_prekey_store_with_context.bin",
 ];
 
+/// The session record files (SPEC.md §7.8, type `0x2B`): Bob's record with Alice's device
+/// (a sending session, an archived header-encrypted one and an archived retired one,
+/// skipped keys, the last decrypting session and the last reset), a message for each of
+/// its sessions, and the record sealed with a context.
+pub const RECORD_FILES: [&str; 5] = [
+    "session_record.bin",
+    "session_record.next_message.bin",
+    "session_record.archived_message.bin",
+    "session_record.retired_message.bin",
+    "sealed_session_record_with_context.bin",
+];
+
 /// The classical publishing files (SPEC.md §5.9, §5.10, §5.12): the public parts of the
 /// stand-alone signed and one-time prekeys, and an upload set without post-quantum prekeys
 /// (that signed prekey, one-time prekeys 42 and 43).
@@ -220,6 +269,7 @@ pub fn all_files() -> Vec<&'static str> {
     files.extend(PADDING_NONE_FILES);
     files.extend(STORE_FILES);
     files.extend(PUBLISH_FILES);
+    files.extend(RECORD_FILES);
     #[cfg(feature = "pqxdh")]
     files.extend(PQ_FILES);
     #[cfg(feature = "pqxdh")]
@@ -250,6 +300,7 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     files.extend(generate_store(&alice, &bob));
     let publish = generate_publish(&bob, &files);
     files.extend(publish);
+    files.extend(generate_record(&alice, &bob));
     #[cfg(feature = "pqxdh")]
     files.extend(generate_post_quantum(&alice, &bob));
     #[cfg(feature = "pqxdh")]
@@ -546,6 +597,106 @@ fn generate_store(alice: &IdentityKeyPair, bob: &IdentityKeyPair) -> Vec<(&'stat
 /// The RNG that draws the sealing nonce of `sealed_prekey_store_with_context.bin`.
 pub fn rng_for_store_seal() -> ChaCha20Rng {
     rng(STORE_SEAL_SEED)
+}
+
+/// The files of `RECORD_FILES`: Bob's session record with Alice's device, made by the
+/// record's own operations.
+///
+/// 1. Bob initiates session s1 (X3DH, cleartext headers) from Alice's bundle; Alice accepts
+///    it and replies; Bob's next message on it is one Alice cannot decrypt (she lost her
+///    state, as far as the record knows): her decryption-error request archives s1 as
+///    retired and sets the record's last reset.
+/// 2. Bob initiates s2 (header-encrypted): the sending session. Alice sends three messages
+///    on it; Bob receives the third, keeping the keys of the first two and their chain's
+///    header key.
+/// 3. Bob initiates s3 (cleartext headers): the sending session, s2 archived before s1.
+///    Alice sends three messages on it; Bob receives the third, keeping the keys of the
+///    first two; s3 is the last decrypting session.
+///
+/// The messages stored next to the record: s3's a0-0 (a skipped key of the sending
+/// session), s2's a0-0 (a skipped key of the archived header-encrypted session) and s1's
+/// a0-1 (the next message of the retired session's receiving chain).
+fn generate_record(alice: &IdentityKeyPair, bob: &IdentityKeyPair) -> Vec<(&'static str, Vec<u8>)> {
+    let mut rng = rng(RECORD_SEED);
+    let bob_device = device_of(bob, &mut rng).unwrap();
+    let mut alice_device = device_of(alice, &mut rng).unwrap();
+    let one_time = alice_device
+        .generate_one_time_prekeys(3, &mut rng)
+        .unwrap()
+        .created;
+    let mut record =
+        SessionRecord::new(bob.public_key(), alice.public_key(), record_limits()).unwrap();
+    let plain = SessionOptions::new();
+    let he = SessionOptions::new().header_encryption();
+
+    // s1: initiated, answered, then reset by Alice's request.
+    let bundle = alice_device.bundle(Some(one_time[0])).unwrap();
+    let s1 = record
+        .initiate(&bob_device, &bundle, &plain, RECORD_CREATED[0], &mut rng)
+        .unwrap();
+    let initial = record.encrypt(b"golden record: s1 b0-0", &mut rng).unwrap();
+    let mut a1 = alice_device.accept(&initial, &plain).unwrap().session;
+    let reply = a1.encrypt(b"golden record: s1 a0-0", &mut rng).unwrap();
+    assert_eq!(record.decrypt(&reply).unwrap(), b"golden record: s1 a0-0");
+    assert_eq!(record.status(RECORD_CREATED[0]), RecordStatus::Ready);
+    let lost = record.encrypt(b"golden record: s1 b1-0", &mut rng).unwrap();
+    let alice_record = SessionRecord::new(
+        alice.public_key(),
+        bob.public_key(),
+        RecordLimits::default(),
+    )
+    .unwrap();
+    let request = alice_record
+        .decryption_error(&alice_device, &lost, RECORD_RESET.0)
+        .unwrap();
+    assert_eq!(
+        record.handle_decryption_error(&request, RECORD_RESET.1),
+        Ok(ResetOutcome::Reset(s1))
+    );
+    assert_eq!(record.status(RECORD_RESET.1), RecordStatus::NoSession);
+
+    // s2: header-encrypted; Bob keeps the keys of a0-0 and a0-1.
+    let bundle = alice_device.bundle(Some(one_time[1])).unwrap();
+    let s2 = record
+        .initiate(&bob_device, &bundle, &he, RECORD_CREATED[1], &mut rng)
+        .unwrap();
+    let initial = record.encrypt(b"golden record: s2 b0-0", &mut rng).unwrap();
+    let mut a2 = alice_device.accept(&initial, &he).unwrap().session;
+    assert!(a2.is_header_encrypted());
+    let a2_0 = send(&mut a2, "golden record: s2 a0-", 3, &mut rng);
+    assert_eq!(record.decrypt(&a2_0[2]).unwrap(), b"golden record: s2 a0-2");
+
+    // s3: the sending session; Bob keeps the keys of a0-0 and a0-1.
+    let bundle = alice_device.bundle(Some(one_time[2])).unwrap();
+    let s3 = record
+        .initiate(&bob_device, &bundle, &plain, RECORD_CREATED[2], &mut rng)
+        .unwrap();
+    let initial = record.encrypt(b"golden record: s3 b0-0", &mut rng).unwrap();
+    let mut a3 = alice_device.accept(&initial, &plain).unwrap().session;
+    let a3_0 = send(&mut a3, "golden record: s3 a0-", 3, &mut rng);
+    assert_eq!(record.decrypt(&a3_0[2]).unwrap(), b"golden record: s3 a0-2");
+
+    let ids: Vec<_> = record.session_ids().collect();
+    assert_eq!(ids, [s3, s2, s1]);
+    assert_eq!(record.stored_skipped_keys(), RECORD_SKIPPED);
+    assert_eq!(record.status(RECORD_CREATED[2]), RecordStatus::Ready);
+    // The retired session's next message, on the chain Bob already receives.
+    let retired = a1.encrypt(RECORD_RETIRED_NEXT, &mut rng).unwrap();
+    let sealed = storage_key()
+        .seal(&record, RECORD_CONTEXT, &mut rng_for_record_seal())
+        .unwrap();
+    vec![
+        ("session_record.bin", record.to_bytes().to_vec()),
+        ("session_record.next_message.bin", a3_0[0].clone()),
+        ("session_record.archived_message.bin", a2_0[0].clone()),
+        ("session_record.retired_message.bin", retired),
+        ("sealed_session_record_with_context.bin", sealed),
+    ]
+}
+
+/// The RNG that draws the sealing nonce of `sealed_session_record_with_context.bin`.
+pub fn rng_for_record_seal() -> ChaCha20Rng {
+    rng(RECORD_SEAL_SEED)
 }
 
 /// The files of `PQ_FILES`, all from one prekey store of Bob's with post-quantum keys.

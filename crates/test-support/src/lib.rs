@@ -13,8 +13,11 @@
 //!   usual points of their life (offered, accepted, established) in every mode, and the
 //!   bundle of given keys built from their public parts ([`bundle_of`]);
 //! - [`golden`]: the generator of the golden files of the storage format;
-//! - [`peer`]: a party routing incoming messages among its sessions as SPEC.md §6.3-§6.4
-//!   tell an app to;
+//! - [`peer`]: a party keeping its sessions with one contact in a
+//!   [`SessionRecord`](doubleratchet::SessionRecord), which routes incoming messages among
+//!   them as SPEC.md §6.3-§6.4 tell an app to;
+//! - [`record`]: the storage encoding of a session record (SPEC.md §7.8) split into its
+//!   fixed fields and entries;
 //! - [`server`]: a prekey server for one device playing by SPEC.md §8.5.
 //!
 //! The fixtures draw from their RNG in a fixed order: golden files and seeds depend on it,
@@ -27,6 +30,7 @@ pub mod golden;
 pub mod hex;
 pub mod layout;
 pub mod peer;
+pub mod record;
 pub mod rng;
 pub mod server;
 pub mod storage;
