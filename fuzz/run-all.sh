@@ -37,14 +37,15 @@ if [ "${FUZZ_COVERAGE:-}" != all ]; then
   target_dir=target/own-coverage
 fi
 
-# Targets built without AddressSanitizer: the two stateful protocol targets, `session` (whole
-# conversations) and `symmetric` (the DH-free path: chain steps, skipped keys,
-# transactional decryption). The crate forbids `unsafe`, and what these targets look for
-# are panics, failed assertions and sessions changed by a rejection, none of which needs
-# ASan, while ASan (with its leak checks) costs them about three quarters of their
-# executions. Every other target keeps ASan and drives the same dependencies (X25519,
-# Ed25519, ML-KEM, AES-GCM-SIV, SHA-2), so their unsafe code stays covered by it.
-no_sanitizer_targets="session symmetric"
+# Targets built without AddressSanitizer: the three stateful protocol targets, `session`
+# (whole conversations), `symmetric` (the DH-free path: chain steps, skipped keys,
+# transactional decryption) and `record` (a session record's routing, requests and
+# bounds). The crate forbids `unsafe`, and what these targets look for are panics, failed
+# assertions and state changed by a rejection, none of which needs ASan, while ASan (with
+# its leak checks) costs them about three quarters of their executions. Every other
+# target keeps ASan and drives the same dependencies (X25519, Ed25519, ML-KEM,
+# AES-GCM-SIV, SHA-2), so their unsafe code stays covered by it.
+no_sanitizer_targets="session symmetric record"
 
 # cargo-fuzz's build flags for one target: its sanitizer, and a target directory per
 # sanitizer (cargo would otherwise rebuild everything whenever the flags change).
@@ -72,11 +73,11 @@ for target in $targets; do
   cargo fuzz build $(build_args "$target") "$target"
 done
 
-# Per-target libFuzzer flags. The session target's input is a list of up to 64
-# operations: let it use long inputs from the start instead of growing them slowly.
+# Per-target libFuzzer flags. The session and record targets' inputs are lists of up to
+# 64 operations: let them use long inputs from the start instead of growing them slowly.
 target_args() {
   case "$1" in
-    session) echo "-len_control=0 -max_len=512" ;;
+    session | record) echo "-len_control=0 -max_len=512" ;;
     *) echo "" ;;
   esac
 }

@@ -99,6 +99,67 @@ pub(crate) const LOAD_CONTEXTS: [&[u8]; 2] = [b"fuzz: load", b""];
 /// The context each side's session is sealed with in the `session` target's `Reload`.
 pub(crate) const SESSION_CONTEXTS: [&[u8]; 2] = [b"fuzz: alice's session", b"fuzz: bob's session"];
 
+/// The context the `record` target's sealed reloads use.
+pub(crate) const RECORD_CONTEXT: &[u8] = b"fuzz: record";
+
+/// A stored session record (type `0x2B`, SPEC.md §7.8): `version | 0x2B | IK_local (32) |
+/// IK_remote (32) | max_archived (u32) | max_trials (u32) | max_stored_skipped (u32) |
+/// unacknowledged_after (u64) | reset_interval (u64) | last decrypting session: flag | id
+/// (32) | last reset: flag | request time (u64) | time (u64) | has_sending (flag) |
+/// archived count (u32)`, absent fields all zero; then the entries, the sending session
+/// first: `created (u64) | retired (flag) | length (u32) | session (§7.1)`.
+pub(crate) const TYPE_SESSION_RECORD: u8 = 0x2B;
+pub(crate) const RECORD_LOCAL: core::ops::Range<usize> = 2..34;
+pub(crate) const RECORD_REMOTE: core::ops::Range<usize> = 34..66;
+pub(crate) const RECORD_MAX_ARCHIVED: usize = 66;
+pub(crate) const RECORD_MAX_TRIALS: usize = 70;
+pub(crate) const RECORD_MAX_STORED_SKIPPED: usize = 74;
+pub(crate) const RECORD_UNACKNOWLEDGED_AFTER: usize = 78;
+pub(crate) const RECORD_RESET_INTERVAL: usize = 86;
+pub(crate) const RECORD_LAST_DECRYPTED: usize = 94;
+pub(crate) const RECORD_LAST_RESET: usize = 127;
+pub(crate) const RECORD_HAS_SENDING: usize = 144;
+pub(crate) const RECORD_ARCHIVED_COUNT: usize = 145;
+/// Where the entries start: also the length of a record without sessions.
+pub(crate) const RECORD_ENTRIES: usize = 149;
+/// An entry's fields before its session's encoding.
+pub(crate) const RECORD_ENTRY_OVERHEAD: usize = 8 + 1 + 4;
+
+/// A decryption-error request (type `0x07`, SPEC.md §6.8), 204 bytes: `version | 0x07 |
+/// IK_requester (32) | IK_recipient (32) | flag | session id (32) | flag | ratchet key (32)
+/// | time (u64) | signature (64)`, absent fields all zero.
+pub(crate) const TYPE_DECRYPTION_ERROR: u8 = 0x07;
+pub(crate) const REQUEST_LENGTH: usize = 204;
+pub(crate) const REQUEST_REQUESTER: core::ops::Range<usize> = 2..34;
+pub(crate) const REQUEST_RECIPIENT: core::ops::Range<usize> = 34..66;
+pub(crate) const REQUEST_SESSION_ID: usize = 66;
+pub(crate) const REQUEST_RATCHET_KEY: usize = 99;
+pub(crate) const REQUEST_TIME: core::ops::Range<usize> = 132..140;
+
+/// The big-endian `u32` at `at`.
+pub(crate) fn be_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+/// The big-endian `u64` at `at`.
+pub(crate) fn be_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
+/// An optional 32-byte field at `at` (SPEC.md §7.8, §6.8): a flag byte, `0x00` with 32 zero
+/// bytes or `0x01` with the value. Panics on anything else: only valid encodings are read.
+pub(crate) fn optional_32(bytes: &[u8], at: usize) -> Option<[u8; 32]> {
+    let value: [u8; 32] = bytes[at + 1..at + 33].try_into().unwrap();
+    match bytes[at] {
+        0 => {
+            assert_eq!(value, [0; 32], "an absent field is not zero");
+            None
+        }
+        1 => Some(value),
+        flag => panic!("flag {flag:#04x} at {at}"),
+    }
+}
+
 /// The publishing formats (SPEC.md §5.9-§5.12), all of the bundle family (version
 /// `BUNDLE_VERSION`): type bytes and lengths.
 pub(crate) const TYPE_UPLOAD_SET: u8 = 0x12;

@@ -17,7 +17,7 @@
 //! - one module per target: [`decode_message`](mod@decode_message),
 //!   [`session`](mod@session), [`symmetric`](mod@symmetric), [`respond`](mod@respond),
 //!   [`load`](mod@load), [`bundle`](mod@bundle), [`safety_number`](mod@safety_number),
-//!   [`publish`](mod@publish);
+//!   [`publish`](mod@publish), [`record`](mod@record), [`record_load`](mod@record_load);
 //! - [`store_view`]: a stored local device (`0x2A`) read field by field (`load`, `respond`);
 //! - [`seeds`](mod@seeds): the seed corpora.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -29,6 +29,8 @@ pub mod layout;
 pub mod load;
 mod prelude;
 pub mod publish;
+pub mod record;
+pub mod record_load;
 pub mod respond;
 pub mod safety_number;
 pub mod seeds;
@@ -40,6 +42,8 @@ pub use bundle::bundle;
 pub use decode_message::decode_message;
 pub use load::load;
 pub use publish::{publish, publish_ops_from_bytes, PublishOp};
+pub use record::{record, record_ops_from_bytes, RecordOp};
+pub use record_load::record_load;
 pub use respond::respond;
 pub use safety_number::safety_number;
 pub use seeds::{seeds, Seed};
@@ -60,4 +64,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("safety_number", safety_number),
     ("symmetric", symmetric),
     ("publish", publish),
+    ("record", record),
+    ("record_load", record_load),
 ];

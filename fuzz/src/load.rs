@@ -1,4 +1,6 @@
-//! The `load` target: every stored type's `from_bytes` and `StorageKey::open`.
+//! The `load` target: every stored type's `from_bytes` and `StorageKey::open` (a session
+//! record's only as far as no other type may load its bytes: the `record_load` target
+//! checks the records themselves).
 
 use crate::decode_message::check_message_layout;
 use crate::prelude::*;
@@ -62,6 +64,11 @@ pub fn load(data: &[u8]) {
         assert_eq!(k.signature(), data[75..139]);
         loaded += 1;
     }
+    // A session record (`0x2B`): the `record_load` target checks what loads; here only
+    // that no other type loads the same bytes.
+    if SessionRecord::from_bytes(data).is_ok() {
+        loaded += 1;
+    }
     assert!(loaded <= 1, "{loaded} types load the same bytes");
 
     let key = &fx.storage_key;
@@ -108,6 +115,11 @@ pub fn load(data: &[u8]) {
             check_reseal(&k, &k.to_bytes(), context, |b, c| {
                 key.open::<PqPreKey>(b, c).map(|k| k.to_bytes().to_vec())
             });
+            opened += 1;
+        }
+    }
+    for context in LOAD_CONTEXTS {
+        if key.open::<SessionRecord>(data, context).is_ok() {
             opened += 1;
         }
     }
@@ -182,6 +194,7 @@ pub(crate) fn check_reseal<T: doubleratchet::Storable>(
         key.open::<SignedPreKey>(&blob, context).is_ok(),
         key.open::<OneTimePreKey>(&blob, context).is_ok(),
         key.open::<LocalDevice>(&blob, context).is_ok(),
+        key.open::<SessionRecord>(&blob, context).is_ok(),
         #[cfg(feature = "pqxdh")]
         key.open::<PqPreKey>(&blob, context).is_ok(),
     ];

@@ -12,6 +12,10 @@ pub(crate) use doubleratchet::{
     MAX_SKIP_CAP, PADME_MINIMUM, SAFETY_NUMBER_LENGTH, SAFETY_NUMBER_VERSION, STORAGE_VERSION,
     WIRE_VERSION,
 };
+pub(crate) use doubleratchet::{
+    ErrorKind, RecordLimits, RecordStatus, ResetOutcome, SessionId, SessionRecord,
+    MAX_ARCHIVED_CAP, MAX_RECORD_SIZE, MAX_RECORD_STORED_SKIPPED_CAP,
+};
 pub(crate) use doubleratchet::{OneTimePreKeyPublic, SignedPreKeyPublic, UploadSet};
 #[cfg(feature = "pqxdh")]
 pub(crate) use doubleratchet::{

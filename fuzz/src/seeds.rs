@@ -2,6 +2,9 @@
 
 use crate::prelude::*;
 use crate::publish::{publish_fixture, publish_ops_from_bytes, PublishOp, PUBLISH_OP_VARIANTS};
+use crate::record::{
+    record_fixture, record_ops_from_bytes, reload_record, RecordOp, RECORD_OP_VARIANTS,
+};
 use crate::session::{ops_from_bytes, Op, Side};
 use crate::symmetric::{sym_ops_from_bytes, SymOp, CHAIN_LENGTHS, SYM_OP_VARIANTS};
 use doubleratchet_test_support::bundle_of;
@@ -193,6 +196,392 @@ fn publish_ops_to_bytes(ops: &[PublishOp]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Encodes operations in the input format of the `record` target, the inverse of
+/// [`record_ops_from_bytes`] (checked by [`seeds`]): a `bool` is a byte, an `Option` a
+/// `bool` then the value, `u16` and `i16` little-endian.
+fn record_ops_to_bytes(ops: &[RecordOp]) -> Vec<u8> {
+    const N: u64 = RECORD_OP_VARIANTS;
+    let mut out = Vec::new();
+    for op in ops {
+        match *op {
+            RecordOp::Deliver {
+                msg,
+                receive,
+                options,
+            } => {
+                variant(&mut out, 0, N);
+                out.extend_from_slice(&[msg, u8::from(receive), options]);
+            }
+            RecordOp::FlipBit { msg, bit, receive } => {
+                variant(&mut out, 1, N);
+                out.push(msg);
+                out.extend_from_slice(&bit.to_le_bytes());
+                out.push(u8::from(receive));
+            }
+            RecordOp::Truncate { msg, at, receive } => {
+                variant(&mut out, 2, N);
+                out.push(msg);
+                out.extend_from_slice(&at.to_le_bytes());
+                out.push(u8::from(receive));
+            }
+            RecordOp::Splice { a, b, at, receive } => {
+                variant(&mut out, 3, N);
+                out.extend_from_slice(&[a, b]);
+                out.extend_from_slice(&at.to_le_bytes());
+                out.push(u8::from(receive));
+            }
+            RecordOp::Reflect { msg, receive } => {
+                variant(&mut out, 4, N);
+                out.extend_from_slice(&[msg, u8::from(receive)]);
+            }
+            RecordOp::Encrypt { len } => {
+                variant(&mut out, 5, N);
+                out.push(len);
+            }
+            RecordOp::Request { req } => {
+                variant(&mut out, 6, N);
+                out.push(req);
+            }
+            RecordOp::CorruptRequest { req, bit } => {
+                variant(&mut out, 7, N);
+                out.push(req);
+                out.extend_from_slice(&bit.to_le_bytes());
+            }
+            RecordOp::MakeRequest { msg, flip } => {
+                variant(&mut out, 8, N);
+                out.push(msg);
+                match flip {
+                    None => out.push(0),
+                    Some(bit) => {
+                        out.push(1);
+                        out.extend_from_slice(&bit.to_le_bytes());
+                    }
+                }
+            }
+            RecordOp::Archive => variant(&mut out, 9, N),
+            RecordOp::SetLimits {
+                max_archived,
+                max_trials,
+                max_stored_skipped,
+                unacknowledged_after,
+                reset_interval,
+            } => {
+                variant(&mut out, 10, N);
+                out.extend_from_slice(&[max_archived, max_trials]);
+                out.extend_from_slice(&max_stored_skipped.to_le_bytes());
+                out.extend_from_slice(&unacknowledged_after.to_le_bytes());
+                out.extend_from_slice(&reset_interval.to_le_bytes());
+            }
+            RecordOp::Initiate {
+                header_encryption,
+                post_quantum,
+            } => {
+                variant(&mut out, 11, N);
+                out.extend_from_slice(&[u8::from(header_encryption), u8::from(post_quantum)]);
+            }
+            RecordOp::Reload { sealed } => {
+                variant(&mut out, 12, N);
+                out.push(u8::from(sealed));
+            }
+            RecordOp::Tick { minutes } => {
+                variant(&mut out, 13, N);
+                out.extend_from_slice(&minutes.to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// The `record` target's scripts, naming pool messages and requests by their labels in
+/// the fixture (`record::make_record_fixture`). Accepted in the fixture: `s2-initial-0`,
+/// `s1-chain1-1`, `s1-chain2-2`, `s2-more-1`, `s3-chain1-0`; `s4` and `s5` are not held.
+fn record_scripts() -> Vec<(&'static str, Vec<RecordOp>)> {
+    use RecordOp::*;
+    let rfx = record_fixture();
+    let m = |label: &str| u8::try_from(rfx.message(label)).unwrap();
+    let q = |label: &str| u8::try_from(rfx.request(label)).unwrap();
+    let deliver = |label: &str, receive: bool| Deliver {
+        msg: m(label),
+        receive,
+        options: 0,
+    };
+    let limits = |max_archived: u8, max_trials: u8, max_stored_skipped: u16| SetLimits {
+        max_archived,
+        max_trials,
+        max_stored_skipped,
+        unacknowledged_after: 43_200,
+        reset_interval: 60,
+    };
+    let fresh = [
+        "s1-chain1-0",
+        "s1-chain1-2",
+        "s1-chain1-3",
+        "s1-chain2-0",
+        "s1-chain2-1",
+        "s2-initial-1",
+        "s2-initial-2",
+        "s2-more-0",
+        "s2-more-2",
+        "s3-chain1-1",
+        "s3-chain1-2",
+        "s3-chain2-0",
+        "s3-chain2-1",
+        "s4-initial-0",
+        "s4-initial-1",
+        "s5-initial-0",
+    ];
+    #[allow(unused_mut)]
+    let mut scripts = vec![
+        (
+            "in-order",
+            fresh
+                .iter()
+                .enumerate()
+                .map(|(i, l)| deliver(l, i % 3 == 0 || l.starts_with("s4") || l.starts_with("s5")))
+                .collect(),
+        ),
+        (
+            "reverse",
+            fresh.iter().rev().map(|l| deliver(l, true)).collect(),
+        ),
+        (
+            // Replays of what the fixture accepted, a message twice, Alice's own messages.
+            "replays",
+            vec![
+                deliver("s2-initial-0", true),
+                deliver("s1-chain1-1", false),
+                deliver("s1-chain2-2", true),
+                deliver("s2-more-1", false),
+                deliver("s3-chain1-0", true),
+                deliver("s1-chain1-0", false),
+                deliver("s1-chain1-0", true),
+                Reflect {
+                    msg: 0,
+                    receive: true,
+                },
+                Reflect {
+                    msg: 2,
+                    receive: false,
+                },
+                Reflect {
+                    msg: 4,
+                    receive: false,
+                },
+            ],
+        ),
+        (
+            // Bob's new sessions: refused by `decrypt` and by options they do not meet,
+            // accepted by `receive`; a replay of the last-resort one; Alice then sends.
+            "new-sessions",
+            vec![
+                deliver("s5-initial-0", false),
+                Deliver {
+                    msg: m("s5-initial-0"),
+                    receive: true,
+                    options: 2,
+                },
+                Deliver {
+                    msg: m("s4-initial-1"),
+                    receive: true,
+                    options: 1,
+                },
+                Deliver {
+                    msg: m("s5-initial-0"),
+                    receive: true,
+                    options: 1,
+                },
+                deliver("s4-initial-1", true),
+                deliver("s4-initial-1", true),
+                deliver("s4-initial-0", false),
+                Encrypt { len: 10 },
+                deliver("s2-more-2", false),
+                deliver("s2-more-0", false),
+                Encrypt { len: 70 },
+                Encrypt { len: 0 },
+            ],
+        ),
+        (
+            // Sending on the sending session (s3), on new chains, with the clock moving.
+            "send",
+            vec![
+                Encrypt { len: 5 },
+                deliver("s3-chain2-0", false),
+                Encrypt { len: 63 },
+                Encrypt { len: 64 },
+                Tick { minutes: 600 },
+                deliver("s3-chain1-2", true),
+                Encrypt { len: 200 },
+                deliver("s1-chain1-3", false),
+                deliver("s1-chain1-2", false),
+                Encrypt { len: 1 },
+            ],
+        ),
+        (
+            // A reset by the request naming s3, a stale and a rate-limited one, one naming
+            // no sending session; after an hour a second reset (s1 became the sending
+            // session again); Carol's, one to Carol, altered ones; requests Alice makes.
+            "requests",
+            vec![
+                Request {
+                    req: q("s3-initial-at-2000"),
+                },
+                Request {
+                    req: q("s3-initial-at-2000"),
+                },
+                Encrypt { len: 3 },
+                Request {
+                    req: q("answer-1-at-6000"),
+                },
+                Tick { minutes: 120 },
+                Request {
+                    req: q("s3-answer-at-6000"),
+                },
+                deliver("s1-chain2-0", false),
+                Request {
+                    req: q("s1-initial-at-6000"),
+                },
+                Request { req: q("carol") },
+                Request { req: q("to-carol") },
+                CorruptRequest {
+                    req: q("s1-initial-at-6000"),
+                    bit: 1000,
+                },
+                CorruptRequest {
+                    req: q("answer-2-at-6000"),
+                    bit: 300,
+                },
+                deliver("s3-chain2-1", false),
+                Encrypt { len: 8 },
+                MakeRequest {
+                    msg: m("s1-chain1-0"),
+                    flip: None,
+                },
+                MakeRequest {
+                    msg: m("s4-initial-0"),
+                    flip: None,
+                },
+                MakeRequest {
+                    msg: m("s2-initial-1"),
+                    flip: Some(20),
+                },
+            ],
+        ),
+        (
+            // Lower limits (evictions), archiving, refused limits, new sessions, reloads.
+            "limits-and-archive",
+            vec![
+                limits(1, 1, 3),
+                deliver("s1-chain1-0", false),
+                deliver("s2-more-0", true),
+                Archive,
+                limits(65, 3, 10),
+                limits(2, 0, 10),
+                limits(2, 66, 10),
+                limits(2, 2, u16::MAX),
+                Initiate {
+                    header_encryption: true,
+                    post_quantum: false,
+                },
+                Encrypt { len: 4 },
+                Initiate {
+                    header_encryption: false,
+                    post_quantum: true,
+                },
+                Reload { sealed: true },
+                deliver("s4-initial-0", true),
+                Reload { sealed: false },
+                limits(0, 1, 0),
+                Archive,
+                Archive,
+                deliver("s3-chain1-1", false),
+            ],
+        ),
+        (
+            // Altered messages, then the originals.
+            "tamper",
+            vec![
+                FlipBit {
+                    msg: m("s1-chain1-0"),
+                    bit: 300,
+                    receive: false,
+                },
+                FlipBit {
+                    msg: m("s4-initial-0"),
+                    bit: 600,
+                    receive: true,
+                },
+                Truncate {
+                    msg: m("s2-more-0"),
+                    at: 60,
+                    receive: false,
+                },
+                Splice {
+                    a: m("s1-chain2-0"),
+                    b: m("s1-chain2-1"),
+                    at: 50,
+                    receive: true,
+                },
+                Splice {
+                    a: m("s4-initial-0"),
+                    b: m("s4-initial-1"),
+                    at: 40,
+                    receive: true,
+                },
+                deliver("s1-chain1-0", false),
+                deliver("s4-initial-0", true),
+                deliver("s1-chain2-0", false),
+            ],
+        ),
+        (
+            // A session initiated and never answered: unacknowledged after 30 days; the
+            // clock going back.
+            "unacknowledged",
+            vec![
+                Initiate {
+                    header_encryption: false,
+                    post_quantum: false,
+                },
+                Tick { minutes: 30_000 },
+                Encrypt { len: 2 },
+                Tick { minutes: 30_000 },
+                Tick { minutes: -32_768 },
+                Tick { minutes: -32_768 },
+                Encrypt { len: 2 },
+            ],
+        ),
+    ];
+    // With PQXDH the sending session is `s6` (Alice's PQXDH session): a reset of it, a
+    // stale and a rate-limited request, then `s3` sending again and reset, and the retired
+    // `s6` still decrypting.
+    #[cfg(feature = "pqxdh")]
+    scripts.push((
+        "pq-requests",
+        vec![
+            Request {
+                req: q("s6-initial-at-8000"),
+            },
+            Request {
+                req: q("s6-initial-at-8000"),
+            },
+            Request {
+                req: q("s3-initial-at-9000"),
+            },
+            Tick { minutes: 61 },
+            Request {
+                req: q("s3-initial-at-9000"),
+            },
+            deliver("s3-chain2-0", false),
+            Request {
+                req: q("s3-initial-at-9000"),
+            },
+            deliver("s6-chain1-0", true),
+            Encrypt { len: 1 },
+            deliver("s6-chain1-2", false),
+        ],
+    ));
+    scripts
 }
 
 /// The fields of a [`PublishOp::Upload`] of the `publish` target's pool
@@ -898,6 +1287,39 @@ pub fn seeds() -> Vec<Seed> {
             "publish ops encoding of {name} is wrong"
         );
         add("publish", name, bytes);
+    }
+
+    // record: scripts in the target's input format.
+    for (name, ops) in record_scripts() {
+        let bytes = record_ops_to_bytes(&ops);
+        assert_eq!(
+            record_ops_from_bytes(&bytes),
+            ops,
+            "record ops encoding of {name} is wrong"
+        );
+        add("record", name, bytes);
+    }
+
+    // record_load: Alice's record at each stage of the `record` target's fixture (empty,
+    // after the simultaneous initiation, the fixture, after a reset, with small limits;
+    // with PQXDH also the fixture with its PQXDH session), some sealed.
+    let rfx = record_fixture();
+    let mut seal_rng = rng(16);
+    for (name, bytes) in &rfx.snapshots {
+        add("record_load", &format!("record-{name}"), bytes.clone());
+        let context = match name.as_str() {
+            "fixture" | "pq-fixture" => Some(context),
+            "reset" => Some(empty),
+            _ => None,
+        };
+        if let Some(context) = context {
+            let r = reload_record(bytes);
+            add(
+                "record_load",
+                &format!("sealed-record-{name}"),
+                key.seal(&r, context, &mut seal_rng).unwrap(),
+            );
+        }
     }
 
     // safety_number: the genuine byte form, one that differs, one of a future version,

@@ -125,6 +125,16 @@ fn publish_corpus() {
     replay("publish");
 }
 
+#[test]
+fn record_corpus() {
+    replay("record");
+}
+
+#[test]
+fn record_load_corpus() {
+    replay("record_load");
+}
+
 /// The seeds as the generator makes them from the current code pass, are exactly the
 /// committed files (`cargo run --bin make_seeds` rewrites them), and cover every target.
 #[test]
