@@ -553,10 +553,12 @@ impl Shape {
         self.sending.is_none() && self.archived.is_empty()
     }
 
-    /// SPEC.md §6.6 step 7 after session `id` (held) decrypted a message.
-    pub(crate) fn promote(&mut self, id: Id) {
+    /// SPEC.md §6.6 step 7 after session `id` (held) decrypted a message; `accepted`: it
+    /// was just accepted from the device's prekeys (only such a session fills an empty
+    /// sending place).
+    pub(crate) fn promote(&mut self, id: Id, accepted: bool) {
+        let previous = self.last_decrypted.replace(id);
         if self.sending.is_some_and(|s| s.id == id) {
-            self.last_decrypted = Some(id);
             return;
         }
         let at = self
@@ -567,10 +569,11 @@ impl Shape {
         let entry = self.archived.remove(at);
         let switch = !entry.retired
             && match self.sending {
-                None => true,
-                Some(sending) => id < sending.id || self.last_decrypted == Some(id),
+                None => accepted,
+                Some(sending) => id < sending.id || previous == Some(id),
             };
         let demoted = if switch {
+            self.sending_changed();
             self.sending.replace(entry)
         } else {
             Some(entry)
@@ -578,7 +581,14 @@ impl Shape {
         if let Some(e) = demoted {
             self.archived.insert(0, e);
         }
-        self.last_decrypted = Some(id);
+    }
+
+    /// SPEC.md §6.8: when the sending session changes, the last reset's request time is
+    /// forgotten (set to 0).
+    fn sending_changed(&mut self) {
+        if let Some((request_time, _)) = &mut self.last_reset {
+            *request_time = 0;
+        }
     }
 
     /// SPEC.md §6.7: the least recently used archived sessions beyond `max_archived` are
@@ -595,6 +605,8 @@ impl Shape {
     /// SPEC.md §6.4 clause 1: a new session sends; the previous sending session becomes the
     /// most recently used archived one.
     pub(crate) fn install_sending(&mut self, entry: EntryShape) {
+        self.last_decrypted = None;
+        self.sending_changed();
         if let Some(previous) = self.sending.replace(entry) {
             self.archived.insert(0, previous);
         }
@@ -1188,7 +1200,7 @@ impl Harness {
                         },
                     );
                 }
-                expected.promote(m.session);
+                expected.promote(m.session, !held);
                 expected.bound_archive();
                 self.tracker
                     .expect(&expected, &format!("accepting {}", m.label));

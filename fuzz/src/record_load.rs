@@ -139,7 +139,7 @@ pub(crate) fn exercise_record(mut r: SessionRecord) {
                 } else {
                     assert!(before.contains(id));
                 }
-                expected.promote(id);
+                expected.promote(id, got.new_session);
                 expected.bound_archive();
                 t.expect(&expected, "receive");
             }
@@ -240,7 +240,7 @@ fn decrypt_probe(r: &mut SessionRecord, t: &mut Tracker, now: u64, i: usize) {
                 assert_eq!(id, m.session, "an initial message routed elsewhere");
             }
             let mut expected = before;
-            expected.promote(id);
+            expected.promote(id, false);
             expected.bound_archive();
             t.expect(&expected, &format!("decrypting {}", m.label));
         }

@@ -298,15 +298,10 @@ impl RatchetState {
         sealed: &[u8; ENCRYPTED_HEADER_LENGTH],
         header_aad: &[u8],
     ) -> Weight {
-        match self.open_header(sealed, header_aad) {
-            Ok(opened) => Weight {
-                held: true,
-                route: self.route_opened(opened),
-            },
-            Err(e) => Weight {
-                held: false,
-                route: Err(e),
-            },
+        let (held, opened) = self.try_open_header(sealed, header_aad);
+        Weight {
+            held,
+            route: opened.and_then(|opened| self.route_opened(opened)),
         }
     }
 
@@ -316,22 +311,45 @@ impl RatchetState {
         sealed: &[u8; ENCRYPTED_HEADER_LENGTH],
         header_aad: &[u8],
     ) -> Result<Opened, Error> {
+        self.try_open_header(sealed, header_aad).1
+    }
+
+    /// [`RatchetState::open_header`], and whether one of the header keys opened the header
+    /// (also when what it opened is then refused: a stored pair's header key opening a
+    /// header with another ratchet key settles it, SPEC.md §10.1).
+    fn try_open_header(
+        &self,
+        sealed: &[u8; ENCRYPTED_HEADER_LENGTH],
+        header_aad: &[u8],
+    ) -> (bool, Result<Opened, Error>) {
         let Mode::HeaderEncrypted(he) = &self.mode else {
-            return Err(Error::WrongSession);
+            return (false, Err(Error::WrongSession));
         };
-        if let Some(header) = he.open_skipped(sealed, header_aad)? {
-            return Ok(Opened {
-                header,
-                by_skipped: true,
-                chain: Chain::Current,
-            });
+        match he.open_skipped(sealed, header_aad) {
+            Ok(Some(header)) => {
+                return (
+                    true,
+                    Ok(Opened {
+                        header,
+                        by_skipped: true,
+                        chain: Chain::Current,
+                    }),
+                )
+            }
+            Err(e) => return (true, Err(e)),
+            Ok(None) => {}
         }
-        let (header, chain) = he.open_current_or_next(sealed, header_aad)?;
-        Ok(Opened {
-            header,
-            by_skipped: false,
-            chain,
-        })
+        match he.open_current_or_next(sealed, header_aad) {
+            Ok((header, chain)) => (
+                true,
+                Ok(Opened {
+                    header,
+                    by_skipped: false,
+                    chain,
+                }),
+            ),
+            Err(e) => (false, Err(e)),
+        }
     }
 
     /// The key an opened header needs, with the bounds checked.

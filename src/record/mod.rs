@@ -294,7 +294,9 @@ impl SessionRecord {
 
     /// Starts a new session from the contact's `bundle` (see [`Session::initiate`]) and
     /// makes it the sending session (SPEC.md §6.4, clause 1); the previous sending session
-    /// is archived and keeps decrypting. Returns the new session's id.
+    /// is archived and keeps decrypting, and can become the sending session again by the
+    /// §6.4 rule (SPEC.md §6.6). To replace it for good (after a restore, to re-key), call
+    /// [`SessionRecord::archive_sending_session`] first. Returns the new session's id.
     ///
     /// # Errors
     /// [`Error::WrongRecord`] for a device of another identity than the record's local
@@ -353,7 +355,12 @@ impl SessionRecord {
     /// replay: [`Error::DuplicateOrExpired`]), or else of the first session weighed
     /// (SPEC.md §6.6). The record is then unchanged.
     pub fn decrypt(&mut self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        let (slot, plaintext) = match Message::parse(message)? {
+        self.decrypt_held(message).map(|(_, plaintext)| plaintext)
+    }
+
+    /// [`SessionRecord::decrypt`], with the id of the session that decrypted.
+    fn decrypt_held(&mut self, message: &[u8]) -> Result<(SessionId, Vec<u8>), Error> {
+        let (slot, id, plaintext) = match Message::parse(message)? {
             Message::Normal(m) => self.decrypt_normal(&m)?,
             Message::Initial(m) => {
                 if m.identity_key() != &self.remote {
@@ -362,13 +369,13 @@ impl SessionRecord {
                 let slot = self
                     .find(&m.session_id(&self.local))
                     .ok_or(Error::WrongSession)?;
-                let plaintext = self.session_mut(slot)?.decrypt(message)?;
-                (slot, plaintext)
+                let entry = self.entry_mut(slot)?;
+                (slot, entry.id, entry.session.decrypt(message)?)
             }
         };
-        self.promote(slot)?;
+        self.promote(slot, id, false);
         self.bound_skipped();
-        Ok(plaintext)
+        Ok((id, plaintext))
     }
 
     /// Decrypts any message, as [`SessionRecord::decrypt`], and accepts an initial message
@@ -402,7 +409,7 @@ impl SessionRecord {
         let entry = Entry::new(accepted.session, now, false);
         let session_id = entry.id;
         self.archived.insert(0, entry);
-        self.promote(Slot::Archived(0))?;
+        self.promote(Slot::Archived(0), session_id, true);
         self.bound_archive();
         self.bound_skipped();
         Ok(Received {
@@ -417,10 +424,10 @@ impl SessionRecord {
 
     /// [`SessionRecord::decrypt`], as a [`Received`] without a new session.
     fn received_by(&mut self, message: &[u8]) -> Result<Received, Error> {
-        let plaintext = self.decrypt(message)?;
+        let (session_id, plaintext) = self.decrypt_held(message)?;
         Ok(Received {
             plaintext,
-            session_id: self.last_decrypted.ok_or(Error::Internal)?,
+            session_id,
             new_session: false,
             notice: None,
             replay_record: None,
@@ -430,7 +437,10 @@ impl SessionRecord {
 
     /// SPEC.md §6.6: weighs the sessions of the message's header mode without deriving a
     /// key, then tries at most `max_trials` of them, each transactionally.
-    fn decrypt_normal(&mut self, message: &NormalMessage<'_>) -> Result<(Slot, Vec<u8>), Error> {
+    fn decrypt_normal(
+        &mut self,
+        message: &NormalMessage<'_>,
+    ) -> Result<(Slot, SessionId, Vec<u8>), Error> {
         if self.is_empty() {
             return Err(Error::NoSession);
         }
@@ -438,11 +448,9 @@ impl SessionRecord {
         let mut tried_error = None;
         let trials = self.limits.max_trials as usize;
         for (slot, header, route) in candidates.into_iter().take(trials) {
-            match self
-                .session_mut(slot)?
-                .decrypt_weighed(message, &header, route)
-            {
-                Ok(plaintext) => return Ok((slot, plaintext)),
+            let entry = self.entry_mut(slot)?;
+            match entry.session.decrypt_weighed(message, &header, route) {
+                Ok(plaintext) => return Ok((slot, entry.id, plaintext)),
                 Err(e) => {
                     tried_error.get_or_insert(e);
                 }
@@ -489,43 +497,51 @@ impl SessionRecord {
         (new_chain, error)
     }
 
-    /// SPEC.md §6.4, clause 2, after the session in `slot` decrypted a message: it becomes
-    /// the sending session if it may send and its id is smaller than the sending session's,
-    /// or the previous message also decrypted with it, or there is no sending session.
-    /// Otherwise it becomes the most recently used archived session.
-    fn promote(&mut self, slot: Slot) -> Result<(), Error> {
-        let index = match slot {
-            Slot::Sending => {
-                self.last_decrypted = self.sending.as_ref().map(|e| e.id);
-                return Ok(());
-            }
-            Slot::Archived(index) => index,
+    /// SPEC.md §6.4, clause 2, after the session in `slot` decrypted a message (or, with
+    /// `accepted`, was just accepted from the device's prekeys): it becomes the sending
+    /// session if it is not retired and its id is smaller than the sending session's, or
+    /// the previous message also decrypted with it; with no sending session, only a session
+    /// just accepted takes the place (an archived one stays archived: the place was emptied
+    /// on purpose, §6.8). Otherwise it becomes the most recently used archived session.
+    /// `id` is the session's.
+    fn promote(&mut self, slot: Slot, id: SessionId, accepted: bool) {
+        let previous = self.last_decrypted.replace(id);
+        let entry = match slot {
+            Slot::Archived(index) if index < self.archived.len() => self.archived.remove(index),
+            // The sending session stays (and an archived slot is always in range: nothing
+            // moves between weighing and the decryption).
+            _ => return,
         };
-        if index >= self.archived.len() {
-            return Err(Error::Internal);
-        }
-        let entry = self.archived.remove(index);
-        let id = entry.id;
         let switch = !entry.retired
             && match &self.sending {
-                None => true,
-                Some(sending) => id < sending.id || self.last_decrypted == Some(id),
+                None => accepted,
+                Some(sending) => id < sending.id || previous == Some(id),
             };
-        let archived = if switch {
-            self.sending.replace(entry)
+        if switch {
+            self.sending_changed();
+            if let Some(demoted) = self.sending.replace(entry) {
+                self.archived.insert(0, demoted);
+            }
         } else {
-            Some(entry)
-        };
-        if let Some(entry) = archived {
             self.archived.insert(0, entry);
         }
-        self.last_decrypted = Some(id);
-        Ok(())
+    }
+
+    /// The sending session changes: a reset's request time no longer counts (SPEC.md §6.8:
+    /// it concerned the session before).
+    fn sending_changed(&mut self) {
+        if let Some(mark) = &mut self.last_reset {
+            mark.request_time = 0;
+        }
     }
 
     /// Makes `entry` the sending session (SPEC.md §6.4, clause 1), archiving the previous
     /// one as the most recently used.
     fn install_sending(&mut self, entry: Box<Entry>) {
+        // The last decrypting session no longer counts for clause 2: the new session sends
+        // until a message decrypts with another one (SPEC.md §6.6).
+        self.last_decrypted = None;
+        self.sending_changed();
         if let Some(previous) = self.sending.replace(entry) {
             self.archived.insert(0, previous);
         }
@@ -567,7 +583,8 @@ impl SessionRecord {
 
     /// Archives the sending session as retired: it keeps decrypting, but never sends again
     /// (SPEC.md §6.4, §6.8). Returns its id; the record then has no sending session until
-    /// the app initiates a new one or the contact starts one.
+    /// the app initiates a new one or the contact starts one (no archived session takes
+    /// the place).
     pub fn archive_sending_session(&mut self) -> Option<SessionId> {
         let mut entry = self.sending.take()?;
         entry.retired = true;
@@ -671,12 +688,12 @@ impl SessionRecord {
             .map(|(slot, _)| slot)
     }
 
-    fn session_mut(&mut self, slot: Slot) -> Result<&mut Session, Error> {
+    fn entry_mut(&mut self, slot: Slot) -> Result<&mut Entry, Error> {
         let entry = match slot {
-            Slot::Sending => self.sending.as_mut(),
-            Slot::Archived(i) => self.archived.get_mut(i),
+            Slot::Sending => self.sending.as_deref_mut(),
+            Slot::Archived(i) => self.archived.get_mut(i).map(|e| &mut **e),
         };
-        entry.map(|e| &mut e.session).ok_or(Error::Internal)
+        entry.ok_or(Error::Internal)
     }
 
     fn check_device(&self, device: &LocalDevice) -> Result<(), Error> {

@@ -15,7 +15,10 @@ use zeroize::Zeroizing;
 use super::{Entry, RecordLimits, ResetMark, SessionRecord};
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
-use crate::format::{MAX_RECORD_SIZE, STORAGE_VERSION, TYPE_SESSION_RECORD};
+use crate::format::{
+    MAX_RECORD_SIZE, RECORD_ENTRY_OVERHEAD, RECORD_FIXED_LENGTH, STORAGE_VERSION,
+    TYPE_SESSION_RECORD,
+};
 use crate::keys::IdentityKey;
 use crate::seal::write_stored_header;
 use crate::session::Session;
@@ -27,7 +30,20 @@ impl SessionRecord {
     /// skipped keys, the limits and the routing state. Store it after every call that
     /// changed the record.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::new());
+        // Each session's encoding first, so that the output is allocated once at its exact
+        // size: a growing buffer would leave copies of the keys in freed memory.
+        let sessions: Vec<Zeroizing<Vec<u8>>> = self
+            .sending
+            .iter()
+            .chain(&self.archived)
+            .map(|e| e.session.to_bytes())
+            .collect();
+        let len = RECORD_FIXED_LENGTH
+            + sessions
+                .iter()
+                .map(|s| RECORD_ENTRY_OVERHEAD + s.len())
+                .sum::<usize>();
+        let mut out = Zeroizing::new(Vec::with_capacity(len));
         write_stored_header(&mut out, TYPE_SESSION_RECORD);
         out.put(self.local.as_bytes());
         out.put(self.remote.as_bytes());
@@ -46,9 +62,10 @@ impl SessionRecord {
         out.put_u8(u8::from(self.sending.is_some()));
         // At most MAX_ARCHIVED_CAP, checked whenever the archive grows.
         out.put_u32(self.archived.len() as u32);
-        for entry in self.sending.iter().chain(&self.archived) {
-            entry.write(&mut out);
+        for (entry, session) in self.sending.iter().chain(&self.archived).zip(&sessions) {
+            entry.write(session, &mut out);
         }
+        debug_assert_eq!(out.len(), len);
         out
     }
 
@@ -135,14 +152,14 @@ impl SessionRecord {
 }
 
 impl Entry {
-    /// `created (u64) | retired (flag) | length (u32) | session (§7.1)`.
-    fn write(&self, out: &mut Vec<u8>) {
+    /// `created (u64) | retired (flag) | length (u32) | session (§7.1)`, with `session`
+    /// this entry's session's encoding.
+    fn write(&self, session: &[u8], out: &mut Vec<u8>) {
         out.put_u64(self.created);
         out.put_u8(u8::from(self.retired));
-        let session = self.session.to_bytes();
         // A stored session is at most MAX_STORED_SIZE bytes.
         out.put_u32(session.len() as u32);
-        out.put(&session);
+        out.put(session);
     }
 
     /// One entry, whose session must be between `local` and `remote`.

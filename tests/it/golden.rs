@@ -1222,7 +1222,9 @@ fn session_record_golden_files() {
     );
     assert_eq!(view.bounds, [8, 2, 100]);
     assert_eq!(view.ages, [7 * 86_400, 600]);
-    assert_eq!(view.last_reset, Some(RECORD_RESET));
+    // The request time of the reset was cleared when s2, then s3, became the sending
+    // session (SPEC.md §6.8); the record's time of it stays for the rate limit.
+    assert_eq!(view.last_reset, Some((0, RECORD_RESET.1)));
     assert!(view.has_sending);
     let created: Vec<u64> = view.entries.iter().map(|e| e.0).collect();
     assert_eq!(
@@ -1322,9 +1324,10 @@ fn session_record_golden_files() {
     ));
     assert_eq!(record.to_bytes(), after);
 
-    // The stored last reset: a request no newer is stale; a newer one within
-    // `reset_interval` (600 s) of it is rate-limited; after it, this request (which names
-    // a ratchet key of Alice's, not Bob's sending session) changes nothing either.
+    // The stored last reset: a request no newer than its (cleared) request time is stale; a
+    // newer one within `reset_interval` (600 s) of it is rate-limited; after it, this
+    // request (which names a ratchet key of Alice's, not Bob's sending session) changes
+    // nothing either.
     let alice_device = device_of(&alice, &mut rng(1)).unwrap();
     let requester = SessionRecord::new(
         alice.public_key(),
@@ -1340,9 +1343,9 @@ fn session_record_golden_files() {
     };
     let mut record = load_record(&bytes);
     for (time, now, outcome) in [
-        (request_time, at + 10_000, ResetOutcome::Stale),
-        (request_time + 1, at + 599, ResetOutcome::RateLimited),
-        (request_time + 1, at + 600, ResetOutcome::NotSending),
+        (0, at + 10_000, ResetOutcome::Stale),
+        (request_time, at + 599, ResetOutcome::RateLimited),
+        (request_time, at + 600, ResetOutcome::NotSending),
     ] {
         assert_eq!(
             record.handle_decryption_error(&request(time), now),

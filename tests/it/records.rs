@@ -2483,3 +2483,102 @@ fn sealed_records_open_only_with_their_key_and_context() {
     let tampered = key.open::<SessionRecord>(&flipped, b"contact 7 / device 2");
     assert_eq!(tampered.map(|_| ()), Err(Error::DecryptionFailed));
 }
+
+// ---------------------------------------------------------------------------------------
+// Replacing the sending session (SPEC.md §6.6 step 7, §6.8)
+// ---------------------------------------------------------------------------------------
+
+/// A session the app initiates stays the sending session when a late message of the
+/// previous one arrives, unless that one's id is smaller: `initiate` forgets the last
+/// decrypting session, so clause 2's "the previous message also decrypted with it" cannot
+/// undo the new session at once.
+#[test]
+fn initiate_is_not_undone_by_a_late_message_of_the_previous_session() {
+    let mut c = Contact::new(41, RecordLimits::default());
+    let old = c.add_established(Mode::Classical, 0);
+    // The previous message decrypted with `old`; now Alice starts a new session whose id is
+    // smaller than `old`'s (drawn until it is), so clause 2's id condition is false.
+    let new = loop {
+        let id = c.add(Mode::Classical, 1);
+        if id < old {
+            break id;
+        }
+    };
+    let late = c.bob_sends(old, b"late");
+    assert_eq!(c.record.decrypt(&late).unwrap(), b"late");
+    assert_eq!(c.record.sending_session().unwrap().id(), new);
+    // A second message on `old` in a row moves the sending session (clause 2).
+    let again = c.bob_sends(old, b"again");
+    assert_eq!(c.record.decrypt(&again).unwrap(), b"again");
+    assert_eq!(c.record.sending_session().unwrap().id(), old);
+}
+
+/// With no sending session (after `archive_sending_session` or a reset), a late message of
+/// an archived session does not make it the sending session again; a session accepted from
+/// the contact's new initial message does.
+#[test]
+fn an_emptied_sending_place_is_filled_only_by_a_new_session() {
+    let mut d = Duo::new(42, Mode::Classical);
+    let mut r = rng(4242);
+    // Alice has an older session too: Bob initiated one she accepted, then hers became
+    // sending again.
+    let bundle = fresh_bundle(&mut d.alice.store, false, &mut r);
+    let bob_old =
+        d.ba.initiate(&d.bob.store, &bundle, &SessionOptions::new(), 1, &mut r)
+            .unwrap();
+    let m = d.ba.encrypt(b"from bob", &mut r).unwrap();
+    let got =
+        d.ab.receive(&mut d.alice.store, &m, &SessionOptions::new(), 1)
+            .unwrap();
+    assert_eq!(got.session_id, bob_old);
+    let retired = d.ab.archive_sending_session().unwrap();
+    assert!(d.ab.sending_session().is_none());
+    // A late message on a non-retired archived session: decrypted, but no sending session.
+    let late = d.ba.encrypt(b"late", &mut r).unwrap();
+    let expected_id = d.ba.sending_session().unwrap().id();
+    assert!(expected_id == bob_old || expected_id == retired);
+    assert_eq!(d.ab.decrypt(&late).unwrap(), b"late");
+    assert!(d.ab.sending_session().is_none());
+    assert_eq!(d.ab.status(2), RecordStatus::NoSession);
+    assert_eq!(d.ab.encrypt(b"x", &mut r).unwrap_err(), Error::NoSession);
+    // Bob starts a new session: accepted, it takes the place.
+    let bundle = fresh_bundle(&mut d.alice.store, false, &mut r);
+    let fresh =
+        d.ba.initiate(&d.bob.store, &bundle, &SessionOptions::new(), 3, &mut r)
+            .unwrap();
+    let m = d.ba.encrypt(b"new", &mut r).unwrap();
+    let got =
+        d.ab.receive(&mut d.alice.store, &m, &SessionOptions::new(), 3)
+            .unwrap();
+    assert!(got.new_session);
+    assert_eq!(d.ab.sending_session().unwrap().id(), fresh);
+    let _ = reloaded(&d.ab);
+}
+
+/// A request dated far ahead (a requester with a wrong clock) does not make every later
+/// request stale: the request time of a reset counts only until the sending session
+/// changes.
+#[test]
+fn a_future_dated_request_does_not_lock_out_later_ones() {
+    let mut d = Duo::new(43, Mode::Classical);
+    let mut r = rng(4343);
+    let m = d.ab.encrypt(b"lost", &mut r).unwrap();
+    let future =
+        d.ba.decryption_error(&d.bob.store, &m, u64::MAX - 1)
+            .unwrap();
+    assert!(matches!(
+        d.ab.handle_decryption_error(&future, 100).unwrap(),
+        ResetOutcome::Reset(_)
+    ));
+    let bundle = fresh_bundle(&mut d.bob.store, false, &mut r);
+    let new =
+        d.ab.initiate(&d.alice.store, &bundle, &SessionOptions::new(), 200, &mut r)
+            .unwrap();
+    // Bob, his clock right again, cannot accept the new session's first message either.
+    let first = d.ab.encrypt(b"again", &mut r).unwrap();
+    let request = d.ba.decryption_error(&d.bob.store, &first, 300).unwrap();
+    assert_outcome(&mut d.ab, &request, 100 + 3599, ResetOutcome::RateLimited);
+    assert_outcome(&mut d.ab, &request, 100 + 3600, ResetOutcome::Reset(new));
+    // The same request again is stale.
+    assert_outcome(&mut d.ab, &request, 100 + 7200, ResetOutcome::Stale);
+}

@@ -93,7 +93,8 @@ pub const RECORD_CONTEXT: &[u8] = b"golden: contacts/alice/record";
 /// later.
 pub const RECORD_CREATED: [u64; 3] = [1_767_225_600, 1_767_229_200, 1_767_232_800];
 /// The decryption-error request `session_record.bin` acted on: the requester's time in it,
-/// and the record's time when it acted (its `last_reset`).
+/// and the record's time when it acted. The record stores `(0, time it acted)`: the request
+/// time is cleared when the sending session changes (SPEC.md §6.8).
 pub const RECORD_RESET: (u64, u64) = (1_767_227_400, 1_767_228_000);
 /// The plaintext of `session_record.next_message.bin` (Alice's message a0-0 of the sending
 /// session, whose key the record holds as a skipped key).
