@@ -265,8 +265,7 @@ impl RatchetState {
         body: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let route = self.route(header)?;
-        let (ciphertext, tag) = split_tag(body)?;
-        self.decrypt_routed(header, route, aad, ciphertext, &tag)
+        self.decrypt_weighed(header, route, aad, body)
     }
 
     /// The header of a header-encrypted message and which key it needs (§4.6
@@ -397,13 +396,13 @@ impl RatchetState {
         body: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let (header, route) = self.route_he(sealed, header_aad)?;
-        let (ciphertext, tag) = split_tag(body)?;
-        self.decrypt_routed(&header, route, aad, ciphertext, &tag)
+        self.decrypt_weighed(&header, route, aad, body)
     }
 
-    /// Decrypts, transactionally, a message whose header and route weighing found
-    /// ([`RatchetState::weigh`], [`RatchetState::weigh_he`]) in this same state, so that a
-    /// header-encrypted header is not opened twice.
+    /// Decrypts, transactionally, a message whose header and route were found in this same
+    /// state (by [`RatchetState::route`], [`RatchetState::route_he`] or weighing, so that a
+    /// header-encrypted header is not opened twice): a stored key is deleted once it
+    /// decrypts; otherwise the plan is committed once the message authenticates.
     pub(crate) fn decrypt_weighed(
         &mut self,
         header: &Header,
@@ -412,26 +411,13 @@ impl RatchetState {
         body: &[u8],
     ) -> Result<Vec<u8>, Error> {
         let (ciphertext, tag) = split_tag(body)?;
-        self.decrypt_routed(header, route, aad, ciphertext, &tag)
-    }
-
-    /// Decrypts with the key `route` names: a stored key is deleted once it decrypts;
-    /// otherwise the plan is committed once the message authenticates.
-    fn decrypt_routed(
-        &mut self,
-        header: &Header,
-        route: Route,
-        aad: &[u8],
-        ciphertext: &[u8],
-        tag: &[u8; TAG_LENGTH],
-    ) -> Result<Vec<u8>, Error> {
         let chain = match route {
             Route::Stored => {
                 let mk = self
                     .skipped
                     .get(&header.dh, header.n)
                     .ok_or(Error::Internal)?;
-                let plaintext = open(mk, aad, ciphertext, tag)?;
+                let plaintext = open(mk, aad, ciphertext, &tag)?;
                 self.skipped.remove(&header.dh, header.n);
                 self.forget_empty_header_keys();
                 return Ok(plaintext);
@@ -440,7 +426,7 @@ impl RatchetState {
             Route::Next => Chain::Next,
         };
         let plan = self.plan_receive(header, chain)?;
-        let plaintext = open(&plan.mk, aad, ciphertext, tag)?;
+        let plaintext = open(&plan.mk, aad, ciphertext, &tag)?;
         self.commit(plan);
         Ok(plaintext)
     }

@@ -316,10 +316,7 @@ impl Session {
 
     /// Decrypts the ratchet part of a message (normal, or an initial message's inner part
     /// once its X3DH fields were matched), transactionally.
-    pub(crate) fn decrypt_ratchet(
-        &mut self,
-        message: &NormalMessage<'_>,
-    ) -> Result<Vec<u8>, Error> {
+    fn decrypt_ratchet(&mut self, message: &NormalMessage<'_>) -> Result<Vec<u8>, Error> {
         let aad = self.aad(message.prefix)?;
         let plaintext = match &message.header {
             WireHeader::Plain(header) => {
