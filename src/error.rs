@@ -89,6 +89,18 @@ pub enum Error {
     /// A [`SessionRecord`](crate::SessionRecord) was given a device, or a decryption-error
     /// request was addressed to, a local identity other than the record's own.
     WrongRecord,
+    /// A device not in the newest device list of its account (SPEC.md §9.5): removed, or
+    /// the list held is older than the device. Also [`Account::remove_device`](crate::Account::remove_device)
+    /// of a device not listed.
+    UnknownDevice(crate::DeviceId),
+    /// A device list under the pinned account key whose counter is not higher than the
+    /// newest one held: a replayed or reordered list (SPEC.md §9.5).
+    StaleDeviceList,
+    /// A device id or identity key listed twice, or an identity key equal to the account
+    /// key (SPEC.md §9.4).
+    DuplicateDevice,
+    /// An account already lists [`MAX_DEVICES`](crate::MAX_DEVICES) devices.
+    TooManyDevices,
     /// An internal invariant of this crate failed: a bug, never the result of any input.
     /// The operation changed nothing; please report it.
     Internal,
@@ -141,6 +153,11 @@ pub enum ErrorKind {
     /// call meant for another kind of message): a bug in the app to fix, not an input to
     /// drop.
     FixCall,
+    /// A device is not in the newest device list the app holds for its account: it was
+    /// removed, or the list is out of date. Fetch the account's newest list
+    /// ([`Contact::update_devices`](crate::Contact::update_devices)), then retry; drop the
+    /// message if the device is still not listed.
+    RefreshDevices,
     /// A bug in this crate (an internal invariant failed; no input causes it): please
     /// report it.
     Bug,
@@ -177,6 +194,10 @@ impl Error {
     /// | [`StoreFull`](Error::StoreFull) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | a prekey store is at a cap: retire old signed prekeys, rotate a full one, generate fewer |
     /// | [`NoSession`](Error::NoSession) | [`Reinitiate`](ErrorKind::Reinitiate) | a record with no sending session (none yet, or archived after a decryption-error request): fetch a bundle and initiate |
     /// | [`WrongRecord`](Error::WrongRecord) | [`FixCall`](ErrorKind::FixCall) | a device, or a request, of another local identity than the record's |
+    /// | [`UnknownDevice`](Error::UnknownDevice) | [`RefreshDevices`](ErrorKind::RefreshDevices) | the device is not in the newest list held: fetch the account's list, then retry or drop |
+    /// | [`StaleDeviceList`](Error::StaleDeviceList) | [`DropMessage`](ErrorKind::DropMessage) | an old list replayed (by the server, say): keep the newer one |
+    /// | [`DuplicateDevice`](Error::DuplicateDevice) | [`FixCall`](ErrorKind::FixCall) | the device is already in the list |
+    /// | [`TooManyDevices`](Error::TooManyDevices) | [`FixCall`](ErrorKind::FixCall) | remove a device first |
     /// | [`Internal`](Error::Internal) | [`Bug`](ErrorKind::Bug) | an invariant of this crate failed |
     ///
     /// An error is of kind [`ErrorKind::TryAnotherSession`] exactly when a message of
@@ -198,7 +219,8 @@ impl Error {
             | Error::InvalidSignature
             | Error::PostQuantumRequired
             | Error::HeaderEncryptionRequired
-            | Error::DuplicateOrExpired => ErrorKind::DropMessage,
+            | Error::DuplicateOrExpired
+            | Error::StaleDeviceList => ErrorKind::DropMessage,
             Error::WrongSession | Error::TooFarAhead | Error::DecryptionFailed => {
                 ErrorKind::TryAnotherSession
             }
@@ -209,9 +231,12 @@ impl Error {
             | Error::StoreFull => ErrorKind::ReplenishPreKeys,
             Error::IdentityMismatch => ErrorKind::VerifyIdentity,
             Error::RandomnessUnavailable => ErrorKind::RetryLater,
-            Error::NotInitialMessage | Error::InvalidLimits | Error::WrongRecord => {
-                ErrorKind::FixCall
-            }
+            Error::NotInitialMessage
+            | Error::InvalidLimits
+            | Error::WrongRecord
+            | Error::DuplicateDevice
+            | Error::TooManyDevices => ErrorKind::FixCall,
+            Error::UnknownDevice(_) => ErrorKind::RefreshDevices,
             Error::Internal => ErrorKind::Bug,
         }
     }
@@ -246,6 +271,10 @@ impl fmt::Display for Error {
             Error::StoreFull => f.write_str("prekey store is full"),
             Error::NoSession => f.write_str("the record has no session to use"),
             Error::WrongRecord => f.write_str("belongs to another local identity's record"),
+            Error::UnknownDevice(id) => write!(f, "device {id} is not in the newest device list"),
+            Error::StaleDeviceList => f.write_str("device list is not newer than the one held"),
+            Error::DuplicateDevice => f.write_str("device already listed"),
+            Error::TooManyDevices => f.write_str("too many devices for one account"),
             Error::Internal => f.write_str("internal error (a bug in doubleratchet)"),
         }
     }
@@ -314,6 +343,10 @@ mod tests {
         StoreFull => ReplenishPreKeys,
         NoSession => Reinitiate,
         WrongRecord => FixCall,
+        UnknownDevice(crate::DeviceId::new(7)) => RefreshDevices,
+        StaleDeviceList => DropMessage,
+        DuplicateDevice => FixCall,
+        TooManyDevices => FixCall,
         Internal => Bug,
     }
 
@@ -355,6 +388,7 @@ mod tests {
                 Error::UnknownSignedPreKey(_)
                 | Error::UnknownOneTimePreKey(_)
                 | Error::UnknownPqPreKey(_) => assert!(message.ends_with(" 7"), "{message}"),
+                Error::UnknownDevice(_) => assert!(message.starts_with("device 7 "), "{message}"),
                 _ => {}
             }
         }

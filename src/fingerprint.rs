@@ -85,6 +85,12 @@ impl SafetyNumber {
         SafetyNumber { bytes }
     }
 
+    /// The safety number of two accounts (SPEC.md §9.5): computed as for identity keys, from
+    /// the account keys. Users of several devices compare this one number per contact.
+    pub fn of_accounts(a: &crate::AccountKey, b: &crate::AccountKey) -> Self {
+        Self::new(a.ed25519(), b.ed25519())
+    }
+
     /// The safety number of a session: its local and remote identity keys.
     pub fn of_session(session: &crate::Session) -> Self {
         Self::new(session.local_identity(), session.remote_identity())

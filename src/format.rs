@@ -46,6 +46,8 @@ pub(crate) const DECRYPTION_ERROR_LABEL: &[u8] = b"doubleratchet v2 decryption e
 /// Domain label of the safety number hash (SPEC.md §9.1), unchanged from profile v1 so
 /// that the digits stay the same.
 pub(crate) const SAFETY_NUMBER_LABEL: &[u8] = b"doubleratchet v1 safety number";
+/// Domain label prefixed to what a device list's signature covers (SPEC.md §9.4).
+pub(crate) const DEVICE_LIST_LABEL: &[u8] = b"doubleratchet v2 device list";
 
 // ---------------------------------------------------------------------------------------
 // Lengths (SPEC.md §5.8), in bytes.
@@ -160,6 +162,29 @@ pub(crate) const RECORD_FIXED_LENGTH: usize =
 /// Length of a stored record entry before its session's encoding: the time it was added,
 /// the retired flag and the encoding's length (SPEC.md §7.8).
 pub(crate) const RECORD_ENTRY_OVERHEAD: usize = 8 + 1 + 4;
+/// Length of a device list without devices (type `0x16`, SPEC.md §9.4): version, type,
+/// account key, counter, count, signature.
+pub(crate) const DEVICE_LIST_FIXED_LENGTH: usize = 2 + PUBLIC_KEY_LENGTH + 8 + 1 + SIGNATURE_LENGTH;
+/// Length of one device in a device list: id (`u32`) and identity key (SPEC.md §9.4).
+pub(crate) const DEVICE_LIST_ENTRY_LENGTH: usize = 4 + PUBLIC_KEY_LENGTH;
+/// Length of the longest device list: [`MAX_DEVICES`] devices (SPEC.md §9.4).
+pub(crate) const MAX_DEVICE_LIST_LENGTH: usize =
+    DEVICE_LIST_FIXED_LENGTH + DEVICE_LIST_ENTRY_LENGTH * MAX_DEVICES;
+const _: () = assert!(MAX_DEVICE_LIST_LENGTH == 683, "SPEC.md §9.4");
+/// Length of a stored account without its list (type `0x2C`, SPEC.md §7.9): version, type,
+/// the account key's seed, the list's length.
+pub(crate) const ACCOUNT_FIXED_LENGTH: usize = 2 + KEY_LENGTH + 4;
+/// The longest stored account (SPEC.md §7.9).
+pub(crate) const MAX_ACCOUNT_SIZE: usize = ACCOUNT_FIXED_LENGTH + MAX_DEVICE_LIST_LENGTH;
+/// Length of a stored contact without its list (type `0x2D`, SPEC.md §7.10): version, type,
+/// the local identity key, trust, post-quantum flag, the record limits, the list's length.
+pub(crate) const CONTACT_FIXED_LENGTH: usize =
+    2 + PUBLIC_KEY_LENGTH + 1 + 1 + (4 + 4 + 4 + 8 + 8) + 4;
+/// The longest stored contact (SPEC.md §7.10).
+pub(crate) const MAX_CONTACT_SIZE: usize = CONTACT_FIXED_LENGTH + MAX_DEVICE_LIST_LENGTH;
+/// Randomness drawn per device before a fan-out (SPEC.md §2.5, §9.6): the most one
+/// encryption uses, a new ratchet key and a header nonce.
+pub(crate) const FAN_OUT_RANDOM_LENGTH: usize = KEY_LENGTH + NONCE_LENGTH;
 /// Length of a safety number's byte form: version, type, the two halves (SPEC.md §9.1).
 pub const SAFETY_NUMBER_LENGTH: usize = 2 + 32 + 32;
 
@@ -318,6 +343,8 @@ const _: () = assert!(LOCAL_DEVICE_FIXED_LENGTH == 196, "SPEC.md §7.5");
 /// How many times a fresh prekey id is drawn before the RNG is declared broken: a working
 /// RNG repeats a held 64-bit id with probability below 2^-49 per draw (SPEC.md §2.5, §8.1).
 pub(crate) const ID_DRAWS: usize = 16;
+/// The most devices one account lists (SPEC.md §9.4).
+pub const MAX_DEVICES: usize = 16;
 /// Number of SHA-512 iterations per half of a safety number (SPEC.md §9.1).
 pub const SAFETY_NUMBER_ITERATIONS: u32 = 5200;
 
@@ -352,6 +379,12 @@ pub(crate) const TYPE_ONE_TIME_PREKEY_PUBLIC: u8 = 0x14;
 /// Type byte of a post-quantum prekey's public part (SPEC.md §5.11).
 #[cfg_attr(not(feature = "pqxdh"), allow(dead_code))]
 pub(crate) const TYPE_PQ_PREKEY_PUBLIC: u8 = 0x15;
+/// Type byte of a signed device list (SPEC.md §9.4).
+pub(crate) const TYPE_DEVICE_LIST: u8 = 0x16;
+/// Object type byte of a stored account: account key and device list (SPEC.md §7.9).
+pub(crate) const TYPE_ACCOUNT: u8 = 0x2C;
+/// Object type byte of a stored contact's own state (SPEC.md §7.10).
+pub(crate) const TYPE_CONTACT: u8 = 0x2D;
 /// Object type byte of a stored session (SPEC.md §7.1).
 pub(crate) const TYPE_SESSION: u8 = 0x20;
 /// Object type byte of a stored identity key pair (SPEC.md §7.2).
@@ -407,6 +440,7 @@ const TYPES: &[(u8, Family)] = &[
     (TYPE_SIGNED_PREKEY_PUBLIC, Family::Bundle),
     (TYPE_ONE_TIME_PREKEY_PUBLIC, Family::Bundle),
     (TYPE_PQ_PREKEY_PUBLIC, Family::Bundle),
+    (TYPE_DEVICE_LIST, Family::Bundle),
     (TYPE_SESSION, Family::Storage),
     (TYPE_IDENTITY, Family::Storage),
     (TYPE_SIGNED_PREKEY, Family::Storage),
@@ -417,6 +451,8 @@ const TYPES: &[(u8, Family)] = &[
     (TYPE_REPLAY_RECORD, Family::Storage),
     (TYPE_LOCAL_DEVICE, Family::Storage),
     (TYPE_SESSION_RECORD, Family::Storage),
+    (TYPE_ACCOUNT, Family::Storage),
+    (TYPE_CONTACT, Family::Storage),
     (TYPE_SEALED, Family::Storage),
     (TYPE_SAFETY_NUMBER, Family::SafetyNumber),
 ];
@@ -433,6 +469,7 @@ const LABELS: &[(&str, &[u8])] = &[
     ("ROOT_HE_INFO", ROOT_HE_INFO),
     ("SAFETY_NUMBER_LABEL", SAFETY_NUMBER_LABEL),
     ("DECRYPTION_ERROR_LABEL", DECRYPTION_ERROR_LABEL),
+    ("DEVICE_LIST_LABEL", DEVICE_LIST_LABEL),
 ];
 
 /// Every length and limit, by its SPEC.md §5.8 name.
@@ -513,6 +550,15 @@ const NUMBERS: &[(&str, usize)] = &[
         MAX_RECORD_STORED_SKIPPED_CAP as usize,
     ),
     ("MAX_RECORD_SIZE", MAX_RECORD_SIZE),
+    ("DEVICE_LIST_FIXED_LENGTH", DEVICE_LIST_FIXED_LENGTH),
+    ("DEVICE_LIST_ENTRY_LENGTH", DEVICE_LIST_ENTRY_LENGTH),
+    ("MAX_DEVICES", MAX_DEVICES),
+    ("MAX_DEVICE_LIST_LENGTH", MAX_DEVICE_LIST_LENGTH),
+    ("ACCOUNT_FIXED_LENGTH", ACCOUNT_FIXED_LENGTH),
+    ("MAX_ACCOUNT_SIZE", MAX_ACCOUNT_SIZE),
+    ("CONTACT_FIXED_LENGTH", CONTACT_FIXED_LENGTH),
+    ("MAX_CONTACT_SIZE", MAX_CONTACT_SIZE),
+    ("FAN_OUT_RANDOM_LENGTH", FAN_OUT_RANDOM_LENGTH),
     ("MAX_SEAL_CONTEXT_LENGTH", MAX_SEAL_CONTEXT_LENGTH),
     ("MAX_UPLOAD_ONE_TIME_PREKEYS", MAX_UPLOAD_ONE_TIME_PREKEYS),
     ("MAX_UPLOAD_PQ_PREKEYS", MAX_UPLOAD_PQ_PREKEYS),

@@ -4,6 +4,7 @@
 
 extern crate alloc;
 
+mod account;
 mod aead;
 mod backend;
 mod codec;
@@ -26,11 +27,14 @@ mod session;
 mod wire;
 mod x3dh;
 
+pub use crate::account::{
+    encrypt_to_devices, Account, AccountKey, Contact, Delivery, DeviceId, DeviceList, DeviceUpdate,
+    IdentityChange, Trust,
+};
 pub use crate::error::{Error, ErrorKind};
 pub use crate::fingerprint::{
     SafetyNumber, ScanResult, SAFETY_NUMBER_ITERATIONS, SAFETY_NUMBER_LENGTH,
 };
-pub use crate::format::MAX_UPLOAD_ONE_TIME_PREKEYS;
 #[cfg(feature = "pqxdh")]
 pub use crate::format::MAX_UPLOAD_PQ_PREKEYS;
 pub use crate::format::{BUNDLE_VERSION, SAFETY_NUMBER_VERSION, STORAGE_VERSION, WIRE_VERSION};
@@ -42,6 +46,7 @@ pub use crate::format::{
     DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, MAX_SEAL_CONTEXT_LENGTH, MAX_SKIPPED_HEADER_KEYS,
     MAX_SKIP_CAP, MAX_STORED_SIZE, MAX_STORED_SKIPPED_CAP,
 };
+pub use crate::format::{MAX_DEVICES, MAX_UPLOAD_ONE_TIME_PREKEYS};
 pub use crate::ids::{OneTimePreKeyId, PqPreKeyId, SignedPreKeyId};
 pub use crate::keys::{
     IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey, X25519PublicKey, PUBLIC_KEY_LENGTH,

@@ -94,7 +94,8 @@ mod private {
 
 /// The objects [`StorageKey::seal`] and [`StorageKey::open`] accept: [`Session`],
 /// [`IdentityKeyPair`], [`SignedPreKey`], [`OneTimePreKey`],
-/// [`LocalDevice`](crate::LocalDevice), [`SessionRecord`](crate::SessionRecord) and (with
+/// [`LocalDevice`](crate::LocalDevice), [`SessionRecord`](crate::SessionRecord),
+/// [`Account`](crate::Account), [`Contact`](crate::Contact) and (with
 /// `pqxdh`) `PqPreKey`. Sealed: no other type can implement it.
 pub trait Storable: private::Sealed {}
 
@@ -119,6 +120,8 @@ storable!(SignedPreKey, TYPE_SIGNED_PREKEY);
 storable!(OneTimePreKey, TYPE_ONE_TIME_PREKEY);
 storable!(crate::prekeys::LocalDevice, TYPE_LOCAL_DEVICE);
 storable!(crate::record::SessionRecord, TYPE_SESSION_RECORD);
+storable!(crate::account::Account, crate::format::TYPE_ACCOUNT);
+storable!(crate::account::Contact, crate::format::TYPE_CONTACT);
 #[cfg(feature = "pqxdh")]
 storable!(crate::pq::PqPreKey, TYPE_PQ_PREKEY);
 

@@ -182,7 +182,7 @@ impl Entry {
 impl RecordLimits {
     /// `max_archived (u32) | max_trials (u32) | max_stored_skipped (u32) |
     /// unacknowledged_after (u64) | reset_interval (u64)`.
-    fn write(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         out.put_u32(self.max_archived);
         out.put_u32(self.max_trials);
         out.put_u32(self.max_stored_skipped);
@@ -190,7 +190,7 @@ impl RecordLimits {
         out.put_u64(self.reset_interval);
     }
 
-    fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
         let limits = RecordLimits {
             max_archived: r.u32()?,
             max_trials: r.u32()?,

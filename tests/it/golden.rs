@@ -39,6 +39,13 @@
 //! `post_quantum_publish_golden_files` (with `pqxdh`) does the same for the post-quantum
 //! parts of each kind (`0x15`) and an upload set with them.
 //!
+//! `account_golden_files` and `contact_golden_files` check a stored account (type `0x2C`,
+//! SPEC.md §7.9) and a stored contact (type `0x2D`, §7.10) field by field, with the device
+//! list they embed (§9.4: layout, and its signature verified with `ed25519-dalek` over
+//! `DEVICE_LIST_LABEL || signed part`); each re-encodes byte for byte, keeps working after
+//! loading (the account signs its next list, the contact's post-quantum memory refuses a
+//! classical bundle), and is there sealed with a context too.
+//!
 //! The files are generated deterministically from seeded RNGs by
 //! `doubleratchet_test_support::golden::generate`; `tools/vectors` checks that the committed
 //! files are what it generates (`cargo run -p doubleratchet-vectors`) and writes them with
@@ -65,6 +72,10 @@ use doubleratchet_test_support::golden::{
 use doubleratchet_test_support::golden::{
     record_limits, rng_for_record_seal, RECORD_ARCHIVED_NEXT, RECORD_CONTEXT, RECORD_CREATED,
     RECORD_FILES, RECORD_NEXT, RECORD_RESET, RECORD_RETIRED_NEXT, RECORD_SKIPPED,
+};
+use doubleratchet_test_support::golden::{
+    rng_for_account_seal, rng_for_contact_seal, ACCOUNT_CONTEXT, ACCOUNT_COUNTER, ACCOUNT_FILES,
+    BOB_DEVICE_ID, BOB_REMOVED_DEVICE_ID, BOB_SECOND_DEVICE_ID, CONTACT_CONTEXT, CONTACT_FILES,
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet_test_support::golden::{
@@ -1752,4 +1763,273 @@ fn golden_generator_is_deterministic() {
     }
     let names: Vec<&str> = first.iter().map(|(name, _)| *name).collect();
     assert_eq!(names, all_files());
+}
+
+/// A device list's `(account key, counter, [(device id, identity key)])`.
+type ListView = ([u8; 32], u64, Vec<(u32, [u8; 32])>);
+
+/// The device list embedded in a stored account or contact (SPEC.md §9.4), field by field,
+/// after checking its layout and its signature (strict Ed25519 over `DEVICE_LIST_LABEL ||
+/// the bytes before it`).
+fn device_list_view(name: &str, list: &[u8]) -> ListView {
+    use ed25519_dalek::{Signature, VerifyingKey};
+    let mut r = Cursor(list, 0);
+    assert_eq!(r.u8(), BUNDLE_VERSION, "{name}: list version");
+    assert_eq!(r.u8(), 0x16, "{name}: list type");
+    let account: [u8; 32] = r.take(32).try_into().unwrap();
+    let counter = r.u64();
+    let n = usize::from(r.u8());
+    assert!(n <= doubleratchet::MAX_DEVICES, "{name}");
+    let devices: Vec<(u32, [u8; 32])> = (0..n)
+        .map(|_| (r.u32(), r.take(32).try_into().unwrap()))
+        .collect();
+    assert!(
+        devices.windows(2).all(|w| w[0].0 < w[1].0),
+        "{name}: ids strictly ascending"
+    );
+    let signed = list.len() - 64;
+    assert_eq!(signed, 43 + 36 * n, "{name}: list length");
+    let signature: [u8; 64] = r.take(64).try_into().unwrap();
+    assert_eq!(r.1, list.len(), "{name}: nothing after the signature");
+    VerifyingKey::from_bytes(&account)
+        .unwrap()
+        .verify_strict(
+            &[&b"doubleratchet v2 device list"[..], &list[..signed]].concat(),
+            &Signature::from_bytes(&signature),
+        )
+        .unwrap_or_else(|_| panic!("{name}: the list's signature"));
+    (account, counter, devices)
+}
+
+/// `u32 len || list` at `at` in a stored account or contact: the list, which must end the
+/// object.
+fn embedded_list<'a>(name: &str, bytes: &'a [u8], at: usize) -> &'a [u8] {
+    let len = u32_at(bytes, at..at + 4);
+    assert_eq!(
+        bytes.len(),
+        at + 4 + len,
+        "{name}: the list ends the object"
+    );
+    &bytes[at + 4..]
+}
+
+#[test]
+fn account_golden_files() {
+    use doubleratchet::{Account, DeviceId, DeviceList};
+    use ed25519_dalek::SigningKey;
+    check_versions(&ACCOUNT_FILES);
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+
+    // SPEC.md §7.9: version, type, the account key's seed, `len`, the list.
+    let bytes = read("account.bin");
+    assert_eq!(bytes[..2], [STORAGE_VERSION, 0x2C]);
+    let seed: [u8; 32] = bytes[2..34].try_into().unwrap();
+    let account_key = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    let list = embedded_list("account.bin", &bytes, 34);
+    assert_eq!(bytes.len(), 38 + 107 + 2 * 36);
+    let (key, counter, devices) = device_list_view("account.bin", list);
+    assert_eq!(
+        key, account_key,
+        "the list is signed by the stored seed's key"
+    );
+    assert_eq!(counter, ACCOUNT_COUNTER);
+    assert_eq!(devices.len(), 2);
+    assert_eq!(
+        devices[1],
+        (BOB_DEVICE_ID, *bob.public_key().as_bytes()),
+        "Bob's device (identity.bin)"
+    );
+    assert_eq!(devices[0].0, BOB_SECOND_DEVICE_ID);
+
+    let account = Account::from_bytes(&bytes).unwrap();
+    assert_eq!(
+        &account.to_bytes()[..],
+        &bytes[..],
+        "re-encoding the account"
+    );
+    assert_eq!(account.account_key().as_bytes(), &account_key);
+    let held = account.device_list();
+    assert_eq!(held.to_bytes(), list);
+    assert_eq!(held.counter(), ACCOUNT_COUNTER);
+    let listed: Vec<(u32, [u8; 32])> = held
+        .devices()
+        .map(|(id, key)| (id.get(), *key.as_bytes()))
+        .collect();
+    assert_eq!(listed, devices);
+    assert_eq!(
+        held.identity(DeviceId::new(BOB_DEVICE_ID)),
+        Some(bob.public_key())
+    );
+    assert_eq!(held.identity(DeviceId::new(BOB_REMOVED_DEVICE_ID)), None);
+    assert_eq!(DeviceList::from_bytes(list).unwrap(), *held);
+
+    // The loaded account signs its next list with the stored key and the next counter.
+    let mut next = Account::from_bytes(&bytes).unwrap();
+    let new_device = IdentityKeyPair::generate(&mut rng(1)).unwrap();
+    let signed = next
+        .add_device(
+            DeviceId::new(BOB_REMOVED_DEVICE_ID - 1),
+            new_device.public_key(),
+        )
+        .unwrap()
+        .to_bytes();
+    let (key, counter, devices) = device_list_view("the next list", &signed);
+    assert_eq!(
+        (key, counter, devices.len()),
+        (account_key, ACCOUNT_COUNTER + 1, 3)
+    );
+    assert_eq!(
+        next.remove_device(DeviceId::new(BOB_REMOVED_DEVICE_ID))
+            .err(),
+        Some(Error::UnknownDevice(DeviceId::new(BOB_REMOVED_DEVICE_ID)))
+    );
+
+    // The account sealed with an application context.
+    let sealed = read("sealed_account_with_context.bin");
+    assert_eq!(sealed.len(), 15 + bytes.len() + 16);
+    assert_eq!(sealed[..3], [FORMAT_VERSION, 0x30, 0x2C]);
+    check_sealed_construction("sealed account", &sealed, &bytes, ACCOUNT_CONTEXT);
+    let opened = storage_key()
+        .open::<Account>(&sealed, ACCOUNT_CONTEXT)
+        .unwrap();
+    assert_eq!(&opened.to_bytes()[..], &bytes[..]);
+    assert_eq!(
+        storage_key()
+            .seal(&opened, ACCOUNT_CONTEXT, &mut rng_for_account_seal())
+            .unwrap(),
+        sealed
+    );
+    check_context_is_bound::<Account>(&sealed, ACCOUNT_CONTEXT);
+    assert_eq!(
+        storage_key()
+            .open::<doubleratchet::Contact>(&sealed, ACCOUNT_CONTEXT)
+            .err(),
+        Some(Error::UnexpectedType(0x2C)),
+        "a sealed account is not a sealed contact"
+    );
+}
+
+#[test]
+fn contact_golden_files() {
+    use doubleratchet::{Contact, DeviceId, DeviceUpdate, Trust};
+    check_versions(&CONTACT_FILES);
+    let alice = IdentityKeyPair::from_bytes(&read("alice_identity.bin")).unwrap();
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+    let account = read("account.bin");
+    let account_list = embedded_list("account.bin", &account, 34);
+
+    // SPEC.md §7.10: version, type, the local identity, trust, post-quantum memory, the
+    // record limits (as in §7.8), `len`, the list.
+    let bytes = read("contact.bin");
+    assert_eq!(bytes[..2], [STORAGE_VERSION, 0x2D]);
+    assert_eq!(
+        &bytes[2..34],
+        alice.public_key().as_bytes(),
+        "local identity"
+    );
+    assert_eq!(bytes[34], 0x00, "trust: first use");
+    assert_eq!(bytes[35], 0x01, "post-quantum memory set");
+    let limits = record_limits();
+    let mut encoded_limits = Vec::new();
+    encoded_limits.extend_from_slice(&limits.max_archived.to_be_bytes());
+    encoded_limits.extend_from_slice(&limits.max_trials.to_be_bytes());
+    encoded_limits.extend_from_slice(&limits.max_stored_skipped.to_be_bytes());
+    encoded_limits.extend_from_slice(&limits.unacknowledged_after.to_be_bytes());
+    encoded_limits.extend_from_slice(&limits.reset_interval.to_be_bytes());
+    assert_eq!(bytes[36..64], encoded_limits[..], "record limits");
+    let list = embedded_list("contact.bin", &bytes, 64);
+    assert_eq!(list, account_list, "the list of account.bin");
+    let (account_key, counter, devices) = device_list_view("contact.bin", list);
+    assert_eq!(counter, ACCOUNT_COUNTER);
+
+    let contact = Contact::from_bytes(&bytes).unwrap();
+    assert_eq!(
+        &contact.to_bytes()[..],
+        &bytes[..],
+        "re-encoding the contact"
+    );
+    assert_eq!(contact.account_key().as_bytes(), &account_key);
+    assert_eq!(contact.local_identity(), alice.public_key());
+    assert_eq!(contact.trust(), Trust::FirstUse);
+    assert!(contact.requires_post_quantum());
+    assert_eq!(contact.limits(), limits);
+    assert_eq!(contact.device_list().counter(), ACCOUNT_COUNTER);
+    let listed: Vec<(u32, [u8; 32])> = contact
+        .device_list()
+        .devices()
+        .map(|(id, key)| (id.get(), *key.as_bytes()))
+        .collect();
+    assert_eq!(listed, devices);
+    assert_eq!(
+        contact.records().count(),
+        0,
+        "records are stored on their own"
+    );
+
+    // The loaded contact keeps its rules: the held list changes nothing, a classical bundle
+    // of Bob's device is refused (the post-quantum memory), an unlisted device is unknown.
+    let mut loaded = Contact::from_bytes(&bytes).unwrap();
+    assert_eq!(
+        loaded.update_devices(contact.device_list()),
+        Ok(DeviceUpdate::Unchanged)
+    );
+    let alice_device = device_of(&alice, &mut rng(1)).unwrap();
+    let classical = PreKeyBundle::from_bytes(&read("bundle.bin")).unwrap();
+    assert_eq!(classical.identity_key(), bob.public_key());
+    let options = SessionOptions::new();
+    assert_eq!(
+        loaded
+            .initiate(
+                &alice_device,
+                DeviceId::new(BOB_DEVICE_ID),
+                &classical,
+                &options,
+                0,
+                &mut rng(2)
+            )
+            .err(),
+        Some(Error::PostQuantumRequired)
+    );
+    assert_eq!(
+        loaded
+            .initiate(
+                &alice_device,
+                DeviceId::new(BOB_REMOVED_DEVICE_ID),
+                &classical,
+                &options,
+                0,
+                &mut rng(2)
+            )
+            .err(),
+        Some(Error::UnknownDevice(DeviceId::new(BOB_REMOVED_DEVICE_ID)))
+    );
+    assert_eq!(
+        &loaded.to_bytes()[..],
+        &bytes[..],
+        "a failed call changes nothing"
+    );
+
+    // The contact sealed with an application context.
+    let sealed = read("sealed_contact_with_context.bin");
+    assert_eq!(sealed.len(), 15 + bytes.len() + 16);
+    assert_eq!(sealed[..3], [FORMAT_VERSION, 0x30, 0x2D]);
+    check_sealed_construction("sealed contact", &sealed, &bytes, CONTACT_CONTEXT);
+    let opened = storage_key()
+        .open::<Contact>(&sealed, CONTACT_CONTEXT)
+        .unwrap();
+    assert_eq!(&opened.to_bytes()[..], &bytes[..]);
+    assert_eq!(
+        storage_key()
+            .seal(&opened, CONTACT_CONTEXT, &mut rng_for_contact_seal())
+            .unwrap(),
+        sealed
+    );
+    check_context_is_bound::<Contact>(&sealed, CONTACT_CONTEXT);
+    assert_eq!(
+        storage_key()
+            .open::<doubleratchet::Account>(&sealed, CONTACT_CONTEXT)
+            .err(),
+        Some(Error::UnexpectedType(0x2D)),
+        "a sealed contact is not a sealed account"
+    );
 }

@@ -8,6 +8,7 @@
 //! `cargo test --release --test it prekey_store:: -- --ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounts;
 mod adversarial;
 mod conversations;
 mod device;

@@ -27,8 +27,8 @@ use doubleratchet::{
     MAX_RECORD_SIZE, MAX_RECORD_STORED_SKIPPED_CAP, WIRE_VERSION,
 };
 use doubleratchet_test_support::record::{
-    StoredEntry, StoredRecord, ARCHIVED_COUNT, ENTRIES, HAS_SENDING, LAST_DECRYPTED, LAST_RESET,
-    LOCAL, MAX_ARCHIVED, MAX_STORED_SKIPPED, MAX_TRIALS, REMOTE,
+    Mode, StoredEntry, StoredRecord, ARCHIVED_COUNT, ENTRIES, HAS_SENDING, LAST_DECRYPTED,
+    LAST_RESET, LOCAL, MAX_ARCHIVED, MAX_STORED_SKIPPED, MAX_TRIALS, REMOTE,
 };
 use doubleratchet_test_support::{
     below, device_of, forge_header, put_u32, rng, text, ChaCha20Rng, Party, Peer,
@@ -40,92 +40,6 @@ use proptest::test_runner::TestCaseError;
 // ---------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------
-
-/// The key agreement and header mode of the sessions a test makes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    Classical,
-    HeaderEncrypted,
-    #[cfg(feature = "pqxdh")]
-    PostQuantum,
-    #[cfg(feature = "pqxdh")]
-    PostQuantumHeaderEncrypted,
-}
-
-impl Mode {
-    /// Every mode this build has.
-    fn all() -> Vec<Mode> {
-        #[cfg(feature = "pqxdh")]
-        return vec![
-            Mode::Classical,
-            Mode::HeaderEncrypted,
-            Mode::PostQuantum,
-            Mode::PostQuantumHeaderEncrypted,
-        ];
-        #[cfg(not(feature = "pqxdh"))]
-        return vec![Mode::Classical, Mode::HeaderEncrypted];
-    }
-
-    fn header_encrypted(self) -> bool {
-        match self {
-            Mode::Classical => false,
-            Mode::HeaderEncrypted => true,
-            #[cfg(feature = "pqxdh")]
-            Mode::PostQuantum => false,
-            #[cfg(feature = "pqxdh")]
-            Mode::PostQuantumHeaderEncrypted => true,
-        }
-    }
-
-    fn post_quantum(self) -> bool {
-        match self {
-            Mode::Classical | Mode::HeaderEncrypted => false,
-            #[cfg(feature = "pqxdh")]
-            Mode::PostQuantum | Mode::PostQuantumHeaderEncrypted => true,
-        }
-    }
-
-    /// The options an initiator makes a session of this mode with (the responder follows
-    /// the initial message, and the bundle decides PQXDH).
-    fn options(self) -> SessionOptions {
-        if self.header_encrypted() {
-            SessionOptions::new().header_encryption()
-        } else {
-            SessionOptions::new()
-        }
-    }
-}
-
-/// A freshly published bundle of `device` with a new one-time prekey (and, for PQXDH, a new
-/// one-time post-quantum prekey), as a contact receives it: through its encoding.
-fn fresh_bundle(device: &mut LocalDevice, post_quantum: bool, r: &mut ChaCha20Rng) -> PreKeyBundle {
-    let one_time = device.generate_one_time_prekeys(1, r).unwrap().created[0];
-    let bundle = if post_quantum {
-        pq_bundle(device, one_time, r)
-    } else {
-        device.bundle(Some(one_time)).unwrap()
-    };
-    PreKeyBundle::from_bytes(&bundle.to_bytes()).unwrap()
-}
-
-#[cfg(feature = "pqxdh")]
-fn pq_bundle(
-    device: &mut LocalDevice,
-    one_time: doubleratchet::OneTimePreKeyId,
-    r: &mut ChaCha20Rng,
-) -> PreKeyBundle {
-    let pq = device.generate_pq_one_time_prekeys(1, r).unwrap().created[0];
-    device.pq_bundle(Some(one_time), Some(pq)).unwrap()
-}
-
-#[cfg(not(feature = "pqxdh"))]
-fn pq_bundle(
-    _: &mut LocalDevice,
-    _: doubleratchet::OneTimePreKeyId,
-    _: &mut ChaCha20Rng,
-) -> PreKeyBundle {
-    unreachable!("no PQXDH mode without the feature")
-}
 
 /// The record's storage encoding, to compare states byte for byte.
 fn bytes(record: &SessionRecord) -> Vec<u8> {
@@ -234,7 +148,7 @@ impl Contact {
     /// Alice initiates a session in `mode` at `now` (it becomes her sending session) and
     /// Bob accepts its first message.
     fn add(&mut self, mode: Mode, now: u64) -> SessionId {
-        let bundle = fresh_bundle(&mut self.bob, mode.post_quantum(), &mut self.r);
+        let bundle = mode.bundle(&mut self.bob, &mut self.r);
         let id = self
             .record
             .initiate(&self.alice, &bundle, &mode.options(), now, &mut self.r)
@@ -364,8 +278,8 @@ fn new_record_and_misuse_is_refused_without_change() {
         rec.encrypt(b"x", &mut rng(2))
     });
     let mut cb = SessionRecord::new(carol.identity_key(), bob.identity_key(), limits).unwrap();
-    let carol_bundle = fresh_bundle(&mut carol, false, &mut r);
-    let bob_bundle = fresh_bundle(&mut bob, false, &mut r);
+    let carol_bundle = Mode::Classical.bundle(&mut carol, &mut r);
+    let bob_bundle = Mode::Classical.bundle(&mut bob, &mut r);
     cb.initiate(&carol, &bob_bundle, &opts, 0, &mut r).unwrap();
     let carols_initial = cb.encrypt(b"to bob", &mut r).unwrap();
     let mut b_session = bob.accept(&carols_initial, &opts).unwrap().session;
@@ -375,7 +289,7 @@ fn new_record_and_misuse_is_refused_without_change() {
     });
 
     // The wrong device, the wrong contact's bundle, invalid limits.
-    let bob_bundle = fresh_bundle(&mut bob, false, &mut r);
+    let bob_bundle = Mode::Classical.bundle(&mut bob, &mut r);
     assert_refused(&mut ab, Error::WrongRecord, |rec| {
         rec.initiate(&carol, &bob_bundle, &opts, 0, &mut rng(3))
     });
@@ -405,7 +319,7 @@ fn new_record_and_misuse_is_refused_without_change() {
     let mut ba = SessionRecord::new(bob.identity_key(), alice.identity_key(), limits).unwrap();
     ba.initiate(
         &bob,
-        &fresh_bundle(&mut alice, false, &mut r),
+        &Mode::Classical.bundle(&mut alice, &mut r),
         &opts,
         0,
         &mut r,
@@ -547,8 +461,8 @@ fn simultaneous_random_schedule(mode: Mode, seed: u64) {
     let mut r = rng(seed);
     let mut alice = Peer::with_options(&mut r, mode.options(), RecordLimits::default());
     let mut bob = Peer::with_options(&mut r, mode.options(), RecordLimits::default());
-    let bundle_b = fresh_bundle(&mut bob.party.store, mode.post_quantum(), &mut r);
-    let bundle_a = fresh_bundle(&mut alice.party.store, mode.post_quantum(), &mut r);
+    let bundle_b = mode.bundle(&mut bob.party.store, &mut r);
+    let bundle_a = mode.bundle(&mut alice.party.store, &mut r);
     let id_a = alice.initiate(&bundle_b, &mut r);
     let id_b = bob.initiate(&bundle_a, &mut r);
     assert_ne!(id_a, id_b);
@@ -689,8 +603,8 @@ fn simultaneous_initiation_strictly_crossing_converges_every_round() {
         let mut r = rng(500 + k as u64);
         let mut alice = Peer::with_options(&mut r, mode.options(), RecordLimits::default());
         let mut bob = Peer::with_options(&mut r, mode.options(), RecordLimits::default());
-        let bundle_b = fresh_bundle(&mut bob.party.store, mode.post_quantum(), &mut r);
-        let bundle_a = fresh_bundle(&mut alice.party.store, mode.post_quantum(), &mut r);
+        let bundle_b = mode.bundle(&mut bob.party.store, &mut r);
+        let bundle_a = mode.bundle(&mut alice.party.store, &mut r);
         let smaller = alice
             .initiate(&bundle_b, &mut r)
             .min(bob.initiate(&bundle_a, &mut r));
@@ -817,7 +731,7 @@ fn a_session_accepted_by_receive_is_held_by_the_record() {
     let sending = ab
         .initiate(
             &alice,
-            &fresh_bundle(&mut bob, false, &mut r),
+            &Mode::Classical.bundle(&mut bob, &mut r),
             &opts,
             0,
             &mut r,
@@ -826,7 +740,7 @@ fn a_session_accepted_by_receive_is_held_by_the_record() {
     // Bob starts a session whose id is larger than Alice's sending session's.
     let mut b = loop {
         let s = bob
-            .initiate(&fresh_bundle(&mut alice, false, &mut r), &opts, &mut r)
+            .initiate(&Mode::Classical.bundle(&mut alice, &mut r), &opts, &mut r)
             .unwrap();
         if s.id() > sending {
             break s;
@@ -857,7 +771,7 @@ fn an_evicted_responder_session_cannot_come_back_through_the_prekeys() {
     // Bob initiates; Alice accepts; Bob never hears back, so he keeps sending initial
     // messages.
     let mut b = bob
-        .initiate(&fresh_bundle(&mut alice, false, &mut r), &opts, &mut r)
+        .initiate(&Mode::Classical.bundle(&mut alice, &mut r), &opts, &mut r)
         .unwrap();
     let first = b.encrypt(b"first", &mut r).unwrap();
     let got = ab.receive(&mut alice, &first, &opts, 0).unwrap();
@@ -867,7 +781,7 @@ fn an_evicted_responder_session_cannot_come_back_through_the_prekeys() {
     for _ in 0..2 {
         ab.initiate(
             &alice,
-            &fresh_bundle(&mut bob, false, &mut r),
+            &Mode::Classical.bundle(&mut bob, &mut r),
             &opts,
             1,
             &mut r,
@@ -1296,7 +1210,7 @@ fn hostile_flood(mode: Mode, trials: u32, seed: u64) {
     // starts (decrypt does not accept sessions; receive would, so it is given a corrupted
     // one), in both modes, and that session's normal messages.
     for other in [Mode::Classical, Mode::HeaderEncrypted] {
-        let bundle = fresh_bundle(&mut c.alice, false, &mut c.r);
+        let bundle = Mode::Classical.bundle(&mut c.alice, &mut c.r);
         let mut b = c.bob.initiate(&bundle, &other.options(), &mut c.r).unwrap();
         let initial = b.encrypt(b"new", &mut c.r).unwrap();
         let mut corrupted = initial.clone();
@@ -1306,7 +1220,7 @@ fn hostile_flood(mode: Mode, trials: u32, seed: u64) {
         let mut a = c
             .alice
             .initiate(
-                &fresh_bundle(&mut c.bob, false, &mut c.r),
+                &Mode::Classical.bundle(&mut c.bob, &mut c.r),
                 &other.options(),
                 &mut c.r,
             )
@@ -1384,7 +1298,7 @@ impl Duo {
         let (a, b) = (alice.store.identity_key(), bob.store.identity_key());
         let mut ab = SessionRecord::new(a, b, limits).unwrap();
         let mut ba = SessionRecord::new(b, a, limits).unwrap();
-        let bundle = fresh_bundle(&mut bob.store, mode.post_quantum(), &mut r);
+        let bundle = mode.bundle(&mut bob.store, &mut r);
         ab.initiate(&alice.store, &bundle, &mode.options(), 0, &mut r)
             .unwrap();
         let hi = ab.encrypt(b"hi", &mut r).unwrap();
@@ -1491,7 +1405,7 @@ fn decryption_error_after_lost_state_resets_once_and_the_conversation_resumes() 
             assert_eq!(d.ab.status(1100), RecordStatus::NoSession);
         }
         // Alice initiates again from Bob's new bundle; Bob accepts; they talk.
-        let bundle = fresh_bundle(&mut bob2, mode.post_quantum(), &mut d.r);
+        let bundle = mode.bundle(&mut bob2, &mut d.r);
         let new =
             d.ab.initiate(&d.alice.store, &bundle, &mode.options(), 2000, &mut d.r)
                 .unwrap();
@@ -1551,7 +1465,7 @@ fn decryption_error_from_a_record_restored_from_an_old_copy() {
     let request = restored.decryption_error(&d.bob.store, &m, 7).unwrap();
     assert_eq!(request[REQ_KEY_FLAG], 1);
     assert_outcome(&mut d.ab, &request, 50, ResetOutcome::Reset(old));
-    let bundle = fresh_bundle(&mut d.bob.store, false, &mut d.r);
+    let bundle = Mode::Classical.bundle(&mut d.bob.store, &mut d.r);
     let new =
         d.ab.initiate(
             &d.alice.store,
@@ -1584,7 +1498,7 @@ fn decryption_error_for_an_initial_message_names_its_session() {
     let (a, b) = (*alice.store.identity_key(), *bob.store.identity_key());
     let (a, b) = (&a, &b);
     let mut ab = SessionRecord::new(a, b, RecordLimits::default()).unwrap();
-    let bundle = fresh_bundle(&mut bob.store, false, &mut r);
+    let bundle = Mode::Classical.bundle(&mut bob.store, &mut r);
     let s1 = ab
         .initiate(&alice.store, &bundle, &SessionOptions::new(), 0, &mut r)
         .unwrap();
@@ -1604,7 +1518,7 @@ fn decryption_error_for_an_initial_message_names_its_session() {
     let s2 = ab2
         .initiate(
             &alice.store,
-            &fresh_bundle(&mut bob.store, false, &mut r),
+            &Mode::Classical.bundle(&mut bob.store, &mut r),
             &SessionOptions::new(),
             1,
             &mut r,
@@ -1620,7 +1534,7 @@ fn decryption_error_for_an_initial_message_names_its_session() {
         SessionRecord::new(carol.store.identity_key(), b, RecordLimits::default()).unwrap();
     cb.initiate(
         &carol.store,
-        &fresh_bundle(&mut bob.store, false, &mut r),
+        &Mode::Classical.bundle(&mut bob.store, &mut r),
         &SessionOptions::new(),
         0,
         &mut r,
@@ -1811,7 +1725,7 @@ fn status_reports_an_unacknowledged_session_until_a_reply() {
     let mut ab = SessionRecord::new(alice.identity_key(), bob.identity_key(), limits).unwrap();
     let mut b = bob
         .initiate(
-            &fresh_bundle(&mut alice, false, &mut r),
+            &Mode::Classical.bundle(&mut alice, &mut r),
             &SessionOptions::new(),
             &mut r,
         )
@@ -1925,7 +1839,7 @@ fn run_ops(ops: &[Op], seed: u64, reload: bool) -> Result<Vec<Vec<u8>>, TestCase
         })
         .collect();
     // Alice starts, so that there is traffic from the first operation.
-    let bundle = fresh_bundle(&mut sides[1].device, false, &mut r);
+    let bundle = Mode::Classical.bundle(&mut sides[1].device, &mut r);
     let a = &mut sides[0];
     a.record
         .initiate(&a.device, &bundle, &SessionOptions::new(), 0, &mut r)
@@ -2021,7 +1935,7 @@ fn run_ops(ops: &[Op], seed: u64, reload: bool) -> Result<Vec<Vec<u8>>, TestCase
                 format!("{:?}", result.err())
             }
             Op::Initiate(_, he) => {
-                let bundle = fresh_bundle(&mut sides[other].device, false, &mut r);
+                let bundle = Mode::Classical.bundle(&mut sides[other].device, &mut r);
                 let options = if *he {
                     SessionOptions::new().header_encryption()
                 } else {
@@ -2313,7 +2227,7 @@ fn stored_records_breaking_the_record_invariants_are_refused() {
     let mut with_carol = c
         .alice
         .initiate(
-            &fresh_bundle(&mut carol, false, &mut r),
+            &Mode::Classical.bundle(&mut carol, &mut r),
             &SessionOptions::new(),
             &mut r,
         )
@@ -2522,7 +2436,7 @@ fn an_emptied_sending_place_is_filled_only_by_a_new_session() {
     let mut r = rng(4242);
     // Alice has an older session too: Bob initiated one she accepted, then hers became
     // sending again.
-    let bundle = fresh_bundle(&mut d.alice.store, false, &mut r);
+    let bundle = Mode::Classical.bundle(&mut d.alice.store, &mut r);
     let bob_old =
         d.ba.initiate(&d.bob.store, &bundle, &SessionOptions::new(), 1, &mut r)
             .unwrap();
@@ -2542,7 +2456,7 @@ fn an_emptied_sending_place_is_filled_only_by_a_new_session() {
     assert_eq!(d.ab.status(2), RecordStatus::NoSession);
     assert_eq!(d.ab.encrypt(b"x", &mut r).unwrap_err(), Error::NoSession);
     // Bob starts a new session: accepted, it takes the place.
-    let bundle = fresh_bundle(&mut d.alice.store, false, &mut r);
+    let bundle = Mode::Classical.bundle(&mut d.alice.store, &mut r);
     let fresh =
         d.ba.initiate(&d.bob.store, &bundle, &SessionOptions::new(), 3, &mut r)
             .unwrap();
@@ -2570,7 +2484,7 @@ fn a_future_dated_request_does_not_lock_out_later_ones() {
         d.ab.handle_decryption_error(&future, 100).unwrap(),
         ResetOutcome::Reset(_)
     ));
-    let bundle = fresh_bundle(&mut d.bob.store, false, &mut r);
+    let bundle = Mode::Classical.bundle(&mut d.bob.store, &mut r);
     let new =
         d.ab.initiate(&d.alice.store, &bundle, &SessionOptions::new(), 200, &mut r)
             .unwrap();

@@ -17,7 +17,12 @@
 //!   length's encoded length under both policies, recomputed and checked through the
 //!   library (each message opened with its message key, derived here), `TooLarge` changing
 //!   nothing, the encode and decode examples, the longest message, and the stored padding
-//!   byte.
+//!   byte;
+//! * `device_list_v2.json` (`"kind": "device_list"`, SPEC.md §9.4): every list is rebuilt
+//!   here from its seeds and fields (layout, `ed25519-dalek` signature over
+//!   `DEVICE_LIST_LABEL || signed_part`, strict verification), parsed and re-encoded by
+//!   `DeviceList`, and signed again by the library's `Account` from the listed steps; every
+//!   reject input is refused by `DeviceList::from_bytes` with the listed error.
 //!
 //! PQXDH conversation files (those with a `pqxdh` object) are checked the same way, with the
 //! ML-KEM-768 values recomputed with the `ml-kem` crate directly; they, the reject cases
@@ -118,6 +123,7 @@ const TEXT_KEYS: &[&str] = &[
     "root_info",
     "session_id_label",
     "decryption_error_label",
+    "device_list_label",
     "name",
     "description",
     "setup",
@@ -759,7 +765,7 @@ fn check_hex_fields(file: &str, key: &str, v: &Value) {
 }
 
 /// The vector files of profile v2, each checked by its own test below.
-const FILES: [&str; 12] = [
+const FILES: [&str; 13] = [
     "x3dh_ratchet_v2.json",
     "x3dh_ratchet_no_opk_v2.json",
     "pqxdh_ratchet_v2.json",
@@ -772,6 +778,7 @@ const FILES: [&str; 12] = [
     "padding_v2.json",
     "prekey_store_v2.json",
     "decryption_error_v2.json",
+    "device_list_v2.json",
 ];
 
 #[test]
@@ -803,12 +810,23 @@ fn files_are_well_formed() {
             "{name}"
         );
         assert!(text(p, "spec").contains("profile v2"), "{name}");
-        assert!(text(p, "method_crates").contains("aes-gcm-siv"), "{name}");
         let kind = text(v, "kind");
+        // The device lists use no AEAD: their crates are the two Ed25519 ones.
+        let crate_named = if kind == "device_list" {
+            "ed25519-dalek"
+        } else {
+            "aes-gcm-siv"
+        };
+        assert!(text(p, "method_crates").contains(crate_named), "{name}");
         assert!(
             matches!(
                 kind,
-                "conversation" | "reject" | "padding" | "prekey_store" | "decryption_error"
+                "conversation"
+                    | "reject"
+                    | "padding"
+                    | "prekey_store"
+                    | "decryption_error"
+                    | "device_list"
             ),
             "{name}: unknown kind"
         );
@@ -822,6 +840,8 @@ fn files_are_well_formed() {
                 "prekey_store"
             } else if name.starts_with("decryption_error") {
                 "decryption_error"
+            } else if name.starts_with("device_list") {
+                "device_list"
             } else {
                 "conversation"
             },
@@ -3775,5 +3795,231 @@ fn decryption_error_requests() {
             Ok(ResetOutcome::NotSending),
             "{name}"
         );
+    }
+}
+
+/// An RNG serving the given bytes only, one call per draw, recording each call's length:
+/// what `Account::new` is given in `device_list_v2.json` (its one draw is the account seed,
+/// SPEC.md §2.5).
+struct ListedBytes {
+    bytes: Vec<u8>,
+    calls: Vec<usize>,
+}
+
+impl doubleratchet::rand_core::TryRng for ListedBytes {
+    type Error = doubleratchet_test_support::RngDown;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        self.calls.push(dst.len());
+        if dst.len() > self.bytes.len() {
+            return Err(doubleratchet_test_support::RngDown);
+        }
+        dst.copy_from_slice(&self.bytes[..dst.len()]);
+        self.bytes.drain(..dst.len());
+        Ok(())
+    }
+}
+
+impl doubleratchet::rand_core::TryCryptoRng for ListedBytes {}
+
+/// `device_list_v2.json` (SPEC.md §9.4): each list's bytes follow from its seeds and fields
+/// by the SPEC.md table (recomputed here with `ed25519-dalek`: keys from seeds, the
+/// signature over `DEVICE_LIST_LABEL || signed_part`, strict verification); the library
+/// parses each list to the listed fields and re-encodes it byte for byte, and its `Account`
+/// signs exactly these bytes from the listed steps; every reject input is refused by
+/// `DeviceList::from_bytes` with the listed error.
+#[test]
+fn device_list_v2() {
+    use doubleratchet::{Account, DeviceId, DeviceList, IdentityKey, MAX_DEVICES};
+    const TYPE_DEVICE_LIST: u8 = 0x16;
+    let v = load("device_list_v2.json", "device_list").unwrap();
+    let c = &v["constants"];
+    let label = text(c, "device_list_label").as_bytes();
+    assert_eq!(label, b"doubleratchet v2 device list");
+    assert_eq!(bytes(c, "bundle_version"), [BUNDLE_VERSION]);
+    assert_eq!(bytes(c, "device_list_type"), [TYPE_DEVICE_LIST]);
+    let (fixed, entry) = (2 + 32 + 8 + 1 + 64, 4 + 32);
+    assert_eq!(
+        [
+            num(c, "max_devices"),
+            num(c, "device_list_fixed_length"),
+            num(c, "device_list_entry_length"),
+            num(c, "max_device_list_length"),
+        ],
+        [16, 107, 36, 683]
+    );
+    assert_eq!(MAX_DEVICES, 16);
+    assert_eq!(fixed + entry * MAX_DEVICES, 683);
+    let public = |seed: &[u8; 32]| SigningKey::from_bytes(seed).verifying_key().to_bytes();
+    let identity = |key: &[u8]| IdentityKey::from_bytes(key.try_into().unwrap()).unwrap();
+
+    let lists = arr(&v, "lists");
+    let sizes: Vec<usize> = lists.iter().map(|l| arr(l, "devices").len()).collect();
+    for n in [0, 1, 3, MAX_DEVICES] {
+        assert!(sizes.contains(&n), "a list of {n} devices");
+    }
+    for list in &lists {
+        let name = text(list, "name");
+        let seed = b32(list, "account_seed");
+        let account_key = public(&seed);
+        assert_eq!(account_key, b32(list, "account_key"), "{name}: account key");
+        let counter = num(list, "counter");
+        assert!(counter >= 1, "{name}: counter");
+        let devices = arr(list, "devices");
+        assert!(devices.len() <= MAX_DEVICES, "{name}");
+
+        // The signed part, field by field (SPEC.md §9.4).
+        let mut signed = vec![BUNDLE_VERSION, TYPE_DEVICE_LIST];
+        signed.extend_from_slice(&account_key);
+        signed.extend_from_slice(&counter.to_be_bytes());
+        signed.push(devices.len() as u8);
+        let mut listed: Vec<(u32, [u8; 32])> = Vec::new();
+        for d in &devices {
+            let id = u32::try_from(num(d, "id")).unwrap();
+            let key = public(&b32(d, "identity_seed"));
+            assert_eq!(key, b32(d, "identity_key"), "{name}: device {id}");
+            assert!(key != account_key, "{name}: device {id}");
+            assert!(
+                listed.iter().all(|(i, k)| *i < id && *k != key),
+                "{name}: ids ascending, keys distinct"
+            );
+            signed.extend_from_slice(&id.to_be_bytes());
+            signed.extend_from_slice(&key);
+            listed.push((id, key));
+        }
+        assert_eq!(signed, bytes(list, "signed_part"), "{name}: signed part");
+        let message = [label, &signed[..]].concat();
+        assert_eq!(
+            message,
+            bytes(list, "signed_message"),
+            "{name}: signed message"
+        );
+        let signature = SigningKey::from_bytes(&seed).sign(&message).to_bytes();
+        assert_eq!(
+            signature[..],
+            bytes(list, "signature")[..],
+            "{name}: signature"
+        );
+        VerifyingKey::from_bytes(&account_key)
+            .unwrap()
+            .verify_strict(&message, &Signature::from_bytes(&signature))
+            .unwrap_or_else(|_| panic!("{name}: strict verification"));
+        let encoded = bytes(list, "bytes");
+        assert_eq!(
+            encoded,
+            [&signed[..], &signature[..]].concat(),
+            "{name}: bytes"
+        );
+        assert_eq!(
+            encoded.len(),
+            fixed + entry * devices.len(),
+            "{name}: length"
+        );
+
+        // The library parses the list to these fields and re-encodes it.
+        let parsed = DeviceList::from_bytes(&encoded).unwrap();
+        assert_eq!(parsed.to_bytes(), encoded, "{name}: to_bytes");
+        assert_eq!(parsed.account_key().as_bytes(), &account_key, "{name}");
+        assert_eq!(parsed.counter(), counter, "{name}");
+        assert_eq!(parsed.len(), devices.len(), "{name}");
+        let got: Vec<(u32, [u8; 32])> = parsed
+            .devices()
+            .map(|(id, key)| (id.get(), *key.as_bytes()))
+            .collect();
+        assert_eq!(got, listed, "{name}: devices");
+
+        // The library's Account signs the same bytes from the listed steps.
+        let mut account: Option<Account> = None;
+        for step in arr(list, "library_steps") {
+            let id = step["device_id"]
+                .as_u64()
+                .map(|id| DeviceId::new(id as u32));
+            match text(&step, "op") {
+                "Account::new" => {
+                    let mut rng = ListedBytes {
+                        bytes: seed.to_vec(),
+                        calls: Vec::new(),
+                    };
+                    let key = identity(&bytes(&step, "identity_key"));
+                    account = Some(Account::new(id.unwrap(), &key, &mut rng).unwrap());
+                    assert_eq!(rng.calls, [32], "{name}: Account::new draws the seed");
+                }
+                "Account::from_bytes" => {
+                    let stored = bytes(&step, "stored_account");
+                    let loaded = Account::from_bytes(&stored).unwrap();
+                    assert_eq!(
+                        &loaded.to_bytes()[..],
+                        &stored[..],
+                        "{name}: stored account"
+                    );
+                    assert_eq!(stored[..2], [STORAGE_VERSION, 0x2C], "{name}");
+                    assert_eq!(stored[2..34], seed, "{name}: stored seed");
+                    account = Some(loaded);
+                }
+                "Account::add_device" => {
+                    let key = identity(&bytes(&step, "identity_key"));
+                    account
+                        .as_mut()
+                        .unwrap()
+                        .add_device(id.unwrap(), &key)
+                        .unwrap();
+                }
+                "Account::remove_device" => {
+                    account
+                        .as_mut()
+                        .unwrap()
+                        .remove_device(id.unwrap())
+                        .unwrap();
+                }
+                other => panic!("{name}: unknown step {other}"),
+            }
+        }
+        let account = account.unwrap();
+        assert_eq!(account.account_key().as_bytes(), &account_key, "{name}");
+        assert_eq!(
+            account.device_list().to_bytes(),
+            encoded,
+            "{name}: the list the library's Account signs"
+        );
+    }
+
+    // Every reject, with the error SPEC.md §9.4's parse order gives.
+    let rejects = arr(&v, "rejects");
+    let names: Vec<&str> = lists.iter().map(|l| text(l, "name")).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for case in &rejects {
+        let name = text(case, "name");
+        assert!(names.contains(&text(case, "from")), "{name}: from");
+        let input = bytes(case, "input");
+        let expected = text(case, "expected_error");
+        let got = DeviceList::from_bytes(&input)
+            .map(|_| "Ok".to_owned())
+            .unwrap_or_else(|e| format!("{e:?}"));
+        assert_eq!(got, expected, "reject {name}");
+        seen.insert(expected.to_owned());
+    }
+    for required in [
+        "TooLarge",
+        "UnsupportedVersion(1)",
+        "UnexpectedType(16)",
+        "InvalidPublicKey",
+        "InvalidEncoding",
+        "Truncated",
+        "TrailingData",
+        "InvalidSignature",
+    ] {
+        assert!(seen.contains(required), "no reject with {required}");
     }
 }

@@ -11,12 +11,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use doubleratchet::{
-    Error, IdentityKeyPair, OneTimePreKey, OneTimePreKeyPublic, Padding, RecordLimits,
-    RecordStatus, ResetOutcome, Session, SessionOptions, SessionRecord, SignedPreKey,
+    Account, DeviceId, Error, IdentityKeyPair, OneTimePreKey, OneTimePreKeyPublic, Padding,
+    RecordLimits, RecordStatus, ResetOutcome, Session, SessionOptions, SessionRecord, SignedPreKey,
     SignedPreKeyPublic, StorageKey, StoreNotice, UploadSet,
 };
 #[cfg(feature = "pqxdh")]
-use doubleratchet::{PqPreKey, PqPreKeyKind, PqPreKeyPublic};
+use doubleratchet::{Contact, PqPreKey, PqPreKeyKind, PqPreKeyPublic};
 use rand_chacha::ChaCha20Rng;
 
 use crate::fixtures::device_of;
@@ -118,6 +118,34 @@ pub fn record_limits() -> RecordLimits {
         .with_unacknowledged_after(7 * 86_400)
         .with_reset_interval(600)
 }
+
+/// Seed of the RNG of the account files (`ACCOUNT_FILES`): the account key's seed (its
+/// first 32 bytes, `Account::new`'s one draw, SPEC.md §2.5), then the identities of Bob's
+/// second and third devices.
+pub const ACCOUNT_SEED: u64 = 0x0060_1def;
+/// Seed of the RNG that draws the sealing nonce of `sealed_account_with_context.bin`.
+pub const ACCOUNT_SEAL_SEED: u64 = 0x5ea6;
+/// The application context of `sealed_account_with_context.bin`.
+pub const ACCOUNT_CONTEXT: &[u8] = b"golden: bob/account";
+/// The device id of Bob's device (`identity.bin`) in his account's list.
+pub const BOB_DEVICE_ID: u32 = 0xB0B0_0001;
+/// The device id of Bob's second device, below [`BOB_DEVICE_ID`] so that the list's order
+/// (by ascending id) is not the order the devices were added in.
+pub const BOB_SECOND_DEVICE_ID: u32 = 0x0000_0002;
+/// The device id of Bob's third device, added and then removed again.
+pub const BOB_REMOVED_DEVICE_ID: u32 = 0x7FFF_FFFF;
+/// The counter of `account.bin`'s list: `Account::new` signs 1, then two devices added and
+/// one removed.
+pub const ACCOUNT_COUNTER: u64 = 4;
+/// Seed of the RNG of the contact files (`CONTACT_FILES`): the two devices and the session
+/// Alice's contact initiates.
+pub const CONTACT_SEED: u64 = 0x0060_1df0;
+/// Seed of the RNG that draws the sealing nonce of `sealed_contact_with_context.bin`.
+pub const CONTACT_SEAL_SEED: u64 = 0x5ea7;
+/// The application context of `sealed_contact_with_context.bin`.
+pub const CONTACT_CONTEXT: &[u8] = b"golden: alice/contacts/bob";
+/// When Alice's contact initiated the session with Bob's device (2026-01-01 00:00:00 UTC).
+pub const CONTACT_INITIATED: u64 = 1_767_225_600;
 
 /// The fixed storage key of `sealed_session.bin`: bytes 0x00, 0x01, ..., 0x1f.
 pub fn storage_key() -> StorageKey {
@@ -235,6 +263,17 @@ pub const RECORD_FILES: [&str; 5] = [
     "sealed_session_record_with_context.bin",
 ];
 
+/// The account files (SPEC.md §7.9, type `0x2C`): Bob's account, holding the account key's
+/// seed and the newest list it signed (Bob's device `identity.bin` and a second device),
+/// and the account sealed with a context.
+pub const ACCOUNT_FILES: [&str; 2] = ["account.bin", "sealed_account_with_context.bin"];
+
+/// The contact files (SPEC.md §7.10, type `0x2D`): Alice's contact of Bob's account (the
+/// list of `account.bin`, trust on first use, the post-quantum memory set by a session
+/// initiated from a PQXDH bundle), and the contact sealed with a context. Generated with
+/// the `pqxdh` feature only (setting the memory needs a PQXDH bundle); read by every build.
+pub const CONTACT_FILES: [&str; 2] = ["contact.bin", "sealed_contact_with_context.bin"];
+
 /// The classical publishing files (SPEC.md §5.9, §5.10, §5.12): the public parts of the
 /// stand-alone signed and one-time prekeys, and an upload set without post-quantum prekeys
 /// (that signed prekey, one-time prekeys 42 and 43).
@@ -275,6 +314,9 @@ pub fn all_files() -> Vec<&'static str> {
     files.extend(PQ_FILES);
     #[cfg(feature = "pqxdh")]
     files.extend(PQ_PUBLISH_FILES);
+    files.extend(ACCOUNT_FILES);
+    #[cfg(feature = "pqxdh")]
+    files.extend(CONTACT_FILES);
     files
 }
 
@@ -308,6 +350,12 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
     {
         let publish = generate_pq_publish(&bob, &files);
         files.extend(publish);
+    }
+    files.extend(generate_account(&bob));
+    #[cfg(feature = "pqxdh")]
+    {
+        let contact = generate_contact(&alice, &bob, &files);
+        files.extend(contact);
     }
     files
 }
@@ -861,4 +909,86 @@ fn generate_pq_publish(
         ("pq_prekey_public_last_resort.bin", last_resort.to_bytes()),
         ("pq_upload_set.bin", set.to_bytes()),
     ]
+}
+
+/// The files of `ACCOUNT_FILES`: Bob's account, made by the account's own operations. Its
+/// key's seed is the first draw of this group's RNG (`Account::new`); Bob's device
+/// (`identity.bin`) is its first device (counter 1); a second device is added (counter 2),
+/// a third added (3) and removed again (4).
+fn generate_account(bob: &IdentityKeyPair) -> Vec<(&'static str, Vec<u8>)> {
+    let mut rng = rng(ACCOUNT_SEED);
+    let mut account =
+        Account::new(DeviceId::new(BOB_DEVICE_ID), bob.public_key(), &mut rng).unwrap();
+    let second = IdentityKeyPair::generate(&mut rng).unwrap();
+    let third = IdentityKeyPair::generate(&mut rng).unwrap();
+    account
+        .add_device(DeviceId::new(BOB_SECOND_DEVICE_ID), second.public_key())
+        .unwrap();
+    account
+        .add_device(DeviceId::new(BOB_REMOVED_DEVICE_ID), third.public_key())
+        .unwrap();
+    account
+        .remove_device(DeviceId::new(BOB_REMOVED_DEVICE_ID))
+        .unwrap();
+    assert_eq!(account.device_list().counter(), ACCOUNT_COUNTER);
+    let sealed = storage_key()
+        .seal(&account, ACCOUNT_CONTEXT, &mut rng_for_account_seal())
+        .unwrap();
+    vec![
+        ("account.bin", account.to_bytes().to_vec()),
+        ("sealed_account_with_context.bin", sealed),
+    ]
+}
+
+/// The RNG that draws the sealing nonce of `sealed_account_with_context.bin`.
+pub fn rng_for_account_seal() -> ChaCha20Rng {
+    rng(ACCOUNT_SEAL_SEED)
+}
+
+/// The files of `CONTACT_FILES`: Alice's contact of Bob's account, from the list of
+/// `account.bin` (read back, so that this group draws nothing from the account group's
+/// RNG), trusted on first use, with the limits of `session_record.bin`; initiating a PQXDH
+/// session with Bob's device (its last-resort bundle, no one-time prekey) sets the
+/// post-quantum memory. The record that session made is not part of the contact (SPEC.md
+/// §7.10).
+#[cfg(feature = "pqxdh")]
+fn generate_contact(
+    alice: &IdentityKeyPair,
+    bob: &IdentityKeyPair,
+    files: &[(&'static str, Vec<u8>)],
+) -> Vec<(&'static str, Vec<u8>)> {
+    let account = Account::from_bytes(generated(files, "account.bin")).unwrap();
+    let mut rng = rng(CONTACT_SEED);
+    let alice_device = device_of(alice, &mut rng).unwrap();
+    let mut bob_device = device_of(bob, &mut rng).unwrap();
+    bob_device
+        .rotate_pq_last_resort_prekey(0, &mut rng)
+        .unwrap();
+    let bundle = bob_device.pq_bundle(None, None).unwrap();
+    let mut contact =
+        Contact::first_use(alice.public_key(), account.device_list(), record_limits()).unwrap();
+    assert!(!contact.requires_post_quantum());
+    contact
+        .initiate(
+            &alice_device,
+            DeviceId::new(BOB_DEVICE_ID),
+            &bundle,
+            &SessionOptions::new(),
+            CONTACT_INITIATED,
+            &mut rng,
+        )
+        .unwrap();
+    assert!(contact.requires_post_quantum());
+    let sealed = storage_key()
+        .seal(&contact, CONTACT_CONTEXT, &mut rng_for_contact_seal())
+        .unwrap();
+    vec![
+        ("contact.bin", contact.to_bytes().to_vec()),
+        ("sealed_contact_with_context.bin", sealed),
+    ]
+}
+
+/// The RNG that draws the sealing nonce of `sealed_contact_with_context.bin`.
+pub fn rng_for_contact_seal() -> ChaCha20Rng {
+    rng(CONTACT_SEAL_SEED)
 }

@@ -43,7 +43,7 @@ pub use fixtures::{
     established_pair_in_mode, Offer, Pair, Parties, Party, SessionPair,
 };
 pub use peer::Peer;
-pub use rng::{below, rng, shuffle, text, FailingRng, RngDown};
+pub use rng::{below, rng, shuffle, text, FailingRng, ListedRng, RngDown};
 pub use storage::{
     assert_rejected, load, padding_offset, ratchet_view, reload, sent_header, stored, view, Cursor,
     RatchetView,

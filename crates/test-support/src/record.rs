@@ -13,7 +13,10 @@
 //! | entries, the sending one first: created (u64) | retired (flag) | length (u32) | session (§7.1)
 //! ```
 
-use doubleratchet::{Error, Session, SessionId, SessionRecord};
+use doubleratchet::{
+    Error, LocalDevice, PreKeyBundle, Session, SessionId, SessionOptions, SessionRecord,
+};
+use rand_chacha::ChaCha20Rng;
 
 use crate::wire::{get_u32, get_u64};
 
@@ -146,5 +149,82 @@ impl StoredRecord {
     /// The index of the entry of session `id`.
     pub fn position(&self, id: SessionId) -> Option<usize> {
         self.entries.iter().position(|e| e.load().id() == id)
+    }
+}
+
+/// The key agreement and header mode of the sessions a test makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// X3DH, cleartext headers.
+    Classical,
+    /// X3DH, encrypted headers.
+    HeaderEncrypted,
+    /// PQXDH, cleartext headers.
+    #[cfg(feature = "pqxdh")]
+    PostQuantum,
+    /// PQXDH, encrypted headers.
+    #[cfg(feature = "pqxdh")]
+    PostQuantumHeaderEncrypted,
+}
+
+impl Mode {
+    /// Every mode this build has.
+    pub fn all() -> Vec<Mode> {
+        #[cfg(feature = "pqxdh")]
+        return vec![
+            Mode::Classical,
+            Mode::HeaderEncrypted,
+            Mode::PostQuantum,
+            Mode::PostQuantumHeaderEncrypted,
+        ];
+        #[cfg(not(feature = "pqxdh"))]
+        return vec![Mode::Classical, Mode::HeaderEncrypted];
+    }
+
+    /// Whether sessions of this mode encrypt their headers.
+    pub fn header_encrypted(self) -> bool {
+        match self {
+            Mode::Classical => false,
+            Mode::HeaderEncrypted => true,
+            #[cfg(feature = "pqxdh")]
+            Mode::PostQuantum => false,
+            #[cfg(feature = "pqxdh")]
+            Mode::PostQuantumHeaderEncrypted => true,
+        }
+    }
+
+    /// Whether sessions of this mode are agreed with PQXDH.
+    pub fn post_quantum(self) -> bool {
+        match self {
+            Mode::Classical | Mode::HeaderEncrypted => false,
+            #[cfg(feature = "pqxdh")]
+            Mode::PostQuantum | Mode::PostQuantumHeaderEncrypted => true,
+        }
+    }
+
+    /// The options an initiator makes a session of this mode with (the responder follows
+    /// the initial message, and the bundle decides PQXDH).
+    pub fn options(self) -> SessionOptions {
+        if self.header_encrypted() {
+            SessionOptions::new().header_encryption()
+        } else {
+            SessionOptions::new()
+        }
+    }
+
+    /// A freshly published bundle of `device` with a new one-time prekey (and, in a
+    /// post-quantum mode, a new one-time post-quantum prekey), as a contact receives it:
+    /// through its encoding.
+    pub fn bundle(self, device: &mut LocalDevice, rng: &mut ChaCha20Rng) -> PreKeyBundle {
+        let one_time = device.generate_one_time_prekeys(1, rng).unwrap().created[0];
+        let bundle = match self {
+            #[cfg(feature = "pqxdh")]
+            Mode::PostQuantum | Mode::PostQuantumHeaderEncrypted => {
+                let pq = device.generate_pq_one_time_prekeys(1, rng).unwrap().created[0];
+                device.pq_bundle(Some(one_time), Some(pq)).unwrap()
+            }
+            _ => device.bundle(Some(one_time)).unwrap(),
+        };
+        PreKeyBundle::from_bytes(&bundle.to_bytes()).unwrap()
     }
 }

@@ -100,3 +100,50 @@ impl TryRng for FailingRng {
 }
 
 impl TryCryptoRng for FailingRng {}
+
+/// Serves exactly the bytes given, each call filling what it asks for, and fails
+/// ([`RngDown`]) once they run out; it records the length of every call. For draws a test
+/// prescribes byte for byte: a seed, or one device's share of a fan-out.
+pub struct ListedRng {
+    bytes: Vec<u8>,
+    /// The length of every call, failed ones included.
+    pub calls: Vec<usize>,
+}
+
+impl ListedRng {
+    /// An RNG serving `bytes`.
+    pub fn new(bytes: &[u8]) -> ListedRng {
+        ListedRng {
+            bytes: bytes.to_vec(),
+            calls: Vec::new(),
+        }
+    }
+}
+
+impl TryRng for ListedRng {
+    type Error = RngDown;
+
+    fn try_next_u32(&mut self) -> Result<u32, RngDown> {
+        let mut b = [0u8; 4];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, RngDown> {
+        let mut b = [0u8; 8];
+        self.try_fill_bytes(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), RngDown> {
+        self.calls.push(dst.len());
+        if dst.len() > self.bytes.len() {
+            return Err(RngDown);
+        }
+        dst.copy_from_slice(&self.bytes[..dst.len()]);
+        self.bytes.drain(..dst.len());
+        Ok(())
+    }
+}
+
+impl TryCryptoRng for ListedRng {}

@@ -71,10 +71,16 @@
 //!   recomputed from the draws), a flood of last-resort initial messages at replay capacity
 //!   3 (records, the switch to the standby, `StoreFull`), and stored devices that must not
 //!   load.
+//!
+//! Two files have modules of their own: `decryption_error_v2.json` ([`records`], SPEC.md
+//! §6.8) and `device_list_v2.json` ([`device_lists`], SPEC.md §9.4: signed device lists
+//! built from the SPEC.md table with `ed25519-dalek` and compared with what the library's
+//! `Account` signs, and rejects checked against an independent parser of §9.4).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Without PQXDH the prekey store (whose PQXDH stores and store file are skipped) is unused.
 #![cfg_attr(not(feature = "pqxdh"), allow(dead_code))]
 
+mod device_lists;
 mod records;
 
 use std::collections::HashMap;
@@ -9011,6 +9017,7 @@ pub(crate) fn generate() -> Vec<(String, String)> {
         "built without the pqxdh feature: prekey_store_v2.json is neither written nor checked"
     );
     outputs.push(records::generate());
+    outputs.push(device_lists::generate());
 
     outputs
 }
