@@ -17,13 +17,16 @@
 //! - one module per target: [`decode_message`](mod@decode_message),
 //!   [`session`](mod@session), [`symmetric`](mod@symmetric), [`respond`](mod@respond),
 //!   [`load`](mod@load), [`bundle`](mod@bundle), [`safety_number`](mod@safety_number),
-//!   [`publish`](mod@publish), [`record`](mod@record), [`record_load`](mod@record_load);
+//!   [`publish`](mod@publish), [`record`](mod@record), [`record_load`](mod@record_load),
+//!   [`device_list`](mod@device_list), [`contact_load`](mod@contact_load);
 //! - [`store_view`]: a stored local device (`0x2A`) read field by field (`load`, `respond`);
 //! - [`seeds`](mod@seeds): the seed corpora.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bundle;
+pub mod contact_load;
 pub mod decode_message;
+pub mod device_list;
 pub mod fixture;
 pub mod layout;
 pub mod load;
@@ -39,7 +42,9 @@ pub mod store_view;
 pub mod symmetric;
 
 pub use bundle::bundle;
+pub use contact_load::contact_load;
 pub use decode_message::decode_message;
+pub use device_list::{device_list, list_ops_from_bytes, ListOp};
 pub use load::load;
 pub use publish::{publish, publish_ops_from_bytes, PublishOp};
 pub use record::{record, record_ops_from_bytes, RecordOp};
@@ -66,4 +71,6 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("publish", publish),
     ("record", record),
     ("record_load", record_load),
+    ("device_list", device_list),
+    ("contact_load", contact_load),
 ];

@@ -1,5 +1,9 @@
 //! The seed corpora of every target (`fuzz/corpus/<target>/seed-*`).
 
+use crate::device_list::{
+    list_fixture, list_ops_from_bytes, ListOp, DEVICE_IDS, LIST_COUNT, LIST_ENTRIES, LIST_ENTRY,
+    LIST_OP_VARIANTS,
+};
 use crate::prelude::*;
 use crate::publish::{publish_fixture, publish_ops_from_bytes, PublishOp, PUBLISH_OP_VARIANTS};
 use crate::record::{
@@ -7,6 +11,7 @@ use crate::record::{
 };
 use crate::session::{ops_from_bytes, Op, Side};
 use crate::symmetric::{sym_ops_from_bytes, SymOp, CHAIN_LENGTHS, SYM_OP_VARIANTS};
+use doubleratchet::{Contact, DeviceId, MAX_DEVICES};
 use doubleratchet_test_support::bundle_of;
 
 /// One seed file: `fuzz/corpus/<target>/seed-<name>`.
@@ -582,6 +587,223 @@ fn record_scripts() -> Vec<(&'static str, Vec<RecordOp>)> {
         ],
     ));
     scripts
+}
+
+/// Encodes operations in the input format of the `device_list` target, the inverse of
+/// [`list_ops_from_bytes`] (checked by [`seeds`]).
+fn list_ops_to_bytes(ops: &[ListOp]) -> Vec<u8> {
+    const N: u64 = LIST_OP_VARIANTS;
+    let mut out = Vec::new();
+    for op in ops {
+        match *op {
+            ListOp::Add { b, id, key } => {
+                variant(&mut out, 0, N);
+                out.extend_from_slice(&[u8::from(b), id, key]);
+            }
+            ListOp::Remove { b, id } => {
+                variant(&mut out, 1, N);
+                out.extend_from_slice(&[u8::from(b), id]);
+            }
+            ListOp::Feed { list } => {
+                variant(&mut out, 2, N);
+                out.push(list);
+            }
+            ListOp::Tamper { list, at, mode } => {
+                variant(&mut out, 3, N);
+                out.push(list);
+                out.extend_from_slice(&at.to_le_bytes());
+                out.push(mode);
+            }
+            ListOp::Accept { change } => {
+                variant(&mut out, 4, N);
+                out.push(change);
+            }
+            ListOp::Restore { id, mode } => {
+                variant(&mut out, 5, N);
+                out.extend_from_slice(&[id, mode]);
+            }
+            ListOp::Encrypt { len } => {
+                variant(&mut out, 6, N);
+                out.push(len);
+            }
+            ListOp::MarkVerified => variant(&mut out, 7, N),
+            ListOp::Reload { sealed } => {
+                variant(&mut out, 8, N);
+                out.push(u8::from(sealed));
+            }
+            ListOp::Rollback { b, snapshot } => {
+                variant(&mut out, 9, N);
+                out.extend_from_slice(&[u8::from(b), snapshot]);
+            }
+        }
+    }
+    out
+}
+
+/// The index in `DEVICE_IDS` of device id `id`.
+fn id_index(id: u32) -> u8 {
+    u8::try_from(DEVICE_IDS.iter().position(|i| *i == id).unwrap()).unwrap()
+}
+
+/// The `device_list` target's scripts. Lists are numbered in the order they are produced:
+/// 0 is A's first list (device 1, key 1), 1 is B's (device 1, key 2), then every list an
+/// account signs. Keys 0..=17 are device keys (0 the local device, 1 the device with a
+/// prepared session), 18 and 19 the accounts' keys.
+fn list_scripts() -> Vec<(&'static str, Vec<ListOp>)> {
+    use ListOp::*;
+    let add = |id: u32, key: u8| Add {
+        b: false,
+        id: id_index(id),
+        key,
+    };
+    let remove = |id: u32| Remove {
+        b: false,
+        id: id_index(id),
+    };
+    let feed = |list: u8| Feed { list };
+    let restore = |id: u32, mode: u8| Restore {
+        id: id_index(id),
+        mode,
+    };
+    // A grows to 16 devices (ids 2..=16, keys 3..=17: lists 2..=16), then is full; removes
+    // device 1 (list 17) and adds another (list 18).
+    let mut full: Vec<ListOp> = (2..=16u32).map(|id| add(id, id as u8 + 1)).collect();
+    full.extend([
+        add(17, 2),
+        feed(16),
+        remove(1),
+        add(u32::MAX, 0),
+        add(0, 1),
+        feed(18),
+        feed(17),
+        feed(16),
+    ]);
+    vec![
+        (
+            // Adds and removes; replays of older lists (which would bring a removed device
+            // back) refused; the held list unchanged; refused changes.
+            "add-remove-replay",
+            vec![
+                add(2, 3),
+                feed(2),
+                add(3, 4),
+                remove(2),
+                feed(4),
+                feed(2),
+                feed(3),
+                feed(0),
+                feed(4),
+                remove(9),
+                add(1, 5),
+                add(5, 1),
+                add(5, 18),
+                add(5, 19),
+                feed(5),
+            ],
+        ),
+        (
+            // B's lists are identity changes; accepting one pins B; changes computed
+            // against another key are stale; back to A; trust.
+            "identity-change",
+            vec![
+                feed(1),
+                Add {
+                    b: true,
+                    id: id_index(2),
+                    key: 6,
+                },
+                feed(2),
+                Accept { change: 1 },
+                feed(0),
+                Accept { change: 0 },
+                feed(1),
+                feed(2),
+                Accept { change: 2 },
+                feed(0),
+                MarkVerified,
+                feed(1),
+                Accept { change: 3 },
+            ],
+        ),
+        (
+            // Records put back (with a session for device 1; the local device listed has
+            // none; refusals); fan-out with and without randomness; reloads; a removed
+            // device's record dropped and not brought back by a replay.
+            "records",
+            vec![
+                add(2, 0),
+                add(3, 7),
+                feed(3),
+                restore(1, 0),
+                restore(3, 0),
+                restore(2, 0),
+                restore(3, 0),
+                restore(4, 0),
+                restore(2, 1),
+                restore(3, 2),
+                Encrypt { len: 5 },
+                Encrypt { len: 15 },
+                Reload { sealed: true },
+                remove(1),
+                feed(4),
+                feed(3),
+                Encrypt { len: 3 },
+                Reload { sealed: false },
+            ],
+        ),
+        (
+            // A restored from its first stored state signs counter 2 again, with another
+            // device: refused; counter 3 is taken.
+            "rollback",
+            vec![
+                add(2, 3),
+                feed(2),
+                Rollback {
+                    b: false,
+                    snapshot: 0,
+                },
+                add(4, 5),
+                feed(3),
+                add(5, 6),
+                feed(4),
+                feed(2),
+                feed(3),
+            ],
+        ),
+        ("full", full),
+        (
+            // Altered bytes of lists never parse.
+            "tamper",
+            vec![
+                Tamper {
+                    list: 0,
+                    at: 0,
+                    mode: 0,
+                },
+                Tamper {
+                    list: 0,
+                    at: (LIST_COUNT * 8) as u16,
+                    mode: 0,
+                },
+                Tamper {
+                    list: 0,
+                    at: 100,
+                    mode: 1,
+                },
+                Tamper {
+                    list: 1,
+                    at: 7,
+                    mode: 2,
+                },
+                Tamper {
+                    list: 0,
+                    at: ((LIST_ENTRIES + LIST_ENTRY) * 8 + 3) as u16,
+                    mode: 0,
+                },
+                feed(0),
+            ],
+        ),
+    ]
 }
 
 /// The fields of a [`PublishOp::Upload`] of the `publish` target's pool
@@ -1321,6 +1543,94 @@ pub fn seeds() -> Vec<Seed> {
             );
         }
     }
+
+    // device_list: lists as bytes (A's first, B's, A's with 16 devices and with none), and
+    // scripts in the target's input format.
+    let lfx = list_fixture();
+    let mut a = lfx.account(false);
+    add("device_list", "list-a", a.device_list().to_bytes());
+    add(
+        "device_list",
+        "list-b",
+        lfx.account(true).device_list().to_bytes(),
+    );
+    let first_a = a.device_list().clone();
+    for id in 2..=16u32 {
+        a.add_device(DeviceId::new(id), &lfx.keys[id as usize + 1])
+            .unwrap();
+    }
+    let full = a.device_list().clone();
+    assert_eq!(full.len(), MAX_DEVICES);
+    add("device_list", "list-full", full.to_bytes());
+    let mut no_devices = lfx.account(false);
+    no_devices.remove_device(DeviceId::new(1)).unwrap();
+    add(
+        "device_list",
+        "list-empty",
+        no_devices.device_list().to_bytes(),
+    );
+    for (name, ops) in list_scripts() {
+        let bytes = list_ops_to_bytes(&ops);
+        assert_eq!(
+            list_ops_from_bytes(&bytes),
+            ops,
+            "device_list ops encoding of {name} is wrong"
+        );
+        add("device_list", name, bytes);
+    }
+
+    // contact_load: stored accounts (A, B, A with 16 devices and with none) and contacts
+    // (first use; verified with the full list and small limits; with the post-quantum
+    // memory; with an empty list), two of them sealed.
+    let mut seal_rng = rng(17);
+    add("contact_load", "account-a", lfx.accounts[0].clone());
+    add("contact_load", "account-b", lfx.accounts[1].clone());
+    add("contact_load", "account-full", a.to_bytes().to_vec());
+    add(
+        "contact_load",
+        "account-empty",
+        no_devices.to_bytes().to_vec(),
+    );
+    let account_a = lfx.account(false);
+    add(
+        "contact_load",
+        "sealed-account-a",
+        key.seal(&account_a, context, &mut seal_rng).unwrap(),
+    );
+    let local = lfx.local.public_key();
+    let first_use = Contact::first_use(local, &first_a, RecordLimits::default()).unwrap();
+    add(
+        "contact_load",
+        "contact-first-use",
+        first_use.to_bytes().to_vec(),
+    );
+    let small = RecordLimits::default()
+        .with_max_archived(2)
+        .with_max_trials(1)
+        .with_max_stored_skipped(0)
+        .with_unacknowledged_after(60)
+        .with_reset_interval(0);
+    let verified = Contact::verified(local, full.account_key(), &full, small).unwrap();
+    add(
+        "contact_load",
+        "contact-verified-full",
+        verified.to_bytes().to_vec(),
+    );
+    let mut post_quantum = first_use.to_bytes().to_vec();
+    post_quantum[crate::contact_load::CONTACT_POST_QUANTUM] = 1;
+    add("contact_load", "contact-post-quantum", post_quantum);
+    let empty_contact =
+        Contact::first_use(local, no_devices.device_list(), RecordLimits::default()).unwrap();
+    add(
+        "contact_load",
+        "contact-empty-list",
+        empty_contact.to_bytes().to_vec(),
+    );
+    add(
+        "contact_load",
+        "sealed-contact-first-use",
+        key.seal(&first_use, empty, &mut seal_rng).unwrap(),
+    );
 
     // safety_number: the genuine byte form, one that differs, one of a future version,
     // and Alice's and Bob's identity keys (which the target computes the number of).

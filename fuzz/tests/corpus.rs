@@ -135,6 +135,16 @@ fn record_load_corpus() {
     replay("record_load");
 }
 
+#[test]
+fn device_list_corpus() {
+    replay("device_list");
+}
+
+#[test]
+fn contact_load_corpus() {
+    replay("contact_load");
+}
+
 /// The seeds as the generator makes them from the current code pass, are exactly the
 /// committed files (`cargo run --bin make_seeds` rewrites them), and cover every target.
 #[test]
