@@ -1,0 +1,616 @@
+//! A messenger on `doubleratchet`: two users, three devices, each device's whole state in
+//! its own SQLite database, and an in-process relay (its own SQLite database) standing in
+//! for the server. See README.md for what it shows, the schema and the write ordering.
+//!
+//! Run with `cargo run -p doubleratchet-messenger`. Every step is checked; the first
+//! failed check prints what failed and exits with a non-zero status.
+
+mod client;
+mod db;
+mod harness;
+mod keystore;
+mod relay;
+
+use std::fs;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use doubleratchet::{DeviceId, DeviceList, Error, SafetyNumber, Trust};
+
+use crate::client::{Client, Crash, ListOutcome};
+use crate::harness::{check, check_eq, note, say, section, step, Clock, Failure, Outcome};
+use crate::keystore::Keystore;
+use crate::relay::{Address, Queued, Relay};
+
+/// The app's clock at the start of the run (seconds since the Unix epoch).
+const START: u64 = 1_790_000_000;
+
+fn addresses(list: &[Address]) -> Vec<String> {
+    list.iter().map(ToString::to_string).collect()
+}
+
+fn texts(report: &client::SyncReport) -> Vec<&str> {
+    report.delivered.iter().map(|m| m.text.as_str()).collect()
+}
+
+fn run(dir: &Path) -> Outcome {
+    let clock = Clock::new(START);
+    let keystore = step("keystore", Keystore::open(dir.join("keystore")))?;
+    let mut relay = step("open the relay", Relay::open(&dir.join("relay.sqlite3")))?;
+    let one = DeviceId::new(1);
+    let two = DeviceId::new(2);
+    let (alice_1, bob_1, bob_2) = (
+        Address::new("alice", one),
+        Address::new("bob", one),
+        Address::new("bob", two),
+    );
+
+    section("1. Registration and prekey upload");
+    let mut alice = Client::register(
+        dir,
+        &keystore,
+        "alice-phone",
+        "alice",
+        one,
+        &mut relay,
+        clock.now(),
+    )?;
+    let mut bob_phone = Client::register(
+        dir,
+        &keystore,
+        "bob-phone",
+        "bob",
+        one,
+        &mut relay,
+        clock.now(),
+    )?;
+    let queued = step("queued", relay.queued(&bob_1))?;
+    check_eq(
+        "one-time prekeys the relay queues for bob#1",
+        queued,
+        Queued {
+            classical: 5,
+            post_quantum: 2,
+        },
+    )?;
+    let again = step("upload again", bob_phone.upload_prekeys(&mut relay))?;
+    check_eq(
+        "a second upload (keys marked published) queues nothing more",
+        again,
+        queued,
+    )?;
+
+    section("2. Bob links his laptop to his account");
+    clock.advance(60);
+    let mut bob_laptop = Client::create_unlinked(dir, &keystore, "bob-laptop", "bob", clock.now())?;
+    let qr = bob_laptop.identity_key();
+    say(
+        "bob-laptop",
+        "shows its identity key as a QR code; bob-phone scans it",
+    );
+    let grant = bob_phone.link_device(&mut relay, &qr)?;
+    bob_laptop.complete_link(&mut relay, &grant)?;
+    let list = step("bob's list", relay.device_list("bob"))?;
+    let list = step("verify bob's list", DeviceList::from_bytes(&list))?;
+    check_eq("bob's list counter", list.counter(), 2)?;
+    check_eq(
+        "bob's devices",
+        list.devices().map(|(id, _)| id.get()).collect::<Vec<_>>(),
+        vec![1, 2],
+    )?;
+    check(
+        "the laptop pinned the phone's account key",
+        bob_laptop.account_key()? == bob_phone.account_key()?,
+    )?;
+
+    section("3. First contact: Alice writes to Bob (trust on first use, a session per device)");
+    clock.advance(60);
+    let sent = alice.send(&mut relay, "bob", "Hi Bob! It's Alice.", clock.now())?;
+    let bob_contact = alice
+        .contact("bob")
+        .ok_or_else(|| Failure::new("alice", "no contact bob"))?;
+    check_eq(
+        "alice pinned bob's account key",
+        *bob_contact.account_key(),
+        bob_phone.account_key()?,
+    )?;
+    check_eq("trust", bob_contact.trust(), Trust::FirstUse)?;
+    check_eq(
+        "sessions alice started (device, post-quantum)",
+        sent.initiated.clone(),
+        vec![(bob_1.clone(), true), (bob_2.clone(), true)],
+    )?;
+    check_eq(
+        "messages posted",
+        addresses(&sent.posted.iter().map(|p| p.to.clone()).collect::<Vec<_>>()),
+        vec!["bob#1".to_owned(), "bob#2".to_owned()],
+    )?;
+    check(
+        "both are initial messages",
+        sent.posted.iter().all(|p| p.initial),
+    )?;
+    check_eq(
+        "one-time prekeys left at the relay for bob#1 (one handed out)",
+        step("queued", relay.queued(&bob_1))?,
+        Queued {
+            classical: 4,
+            post_quantum: 1,
+        },
+    )?;
+    let got = bob_phone.sync(&mut relay, clock.now())?;
+    check_eq("bob-phone reads", texts(&got), vec!["Hi Bob! It's Alice."])?;
+    check("it started a new session", got.delivered[0].new_session)?;
+    check_eq("from", got.delivered[0].from.clone(), alice_1.clone())?;
+    check_eq(
+        "bob-phone's write-ahead log after the commit and checkpoint (bytes)",
+        bob_phone.wal_bytes(),
+        0,
+    )?;
+    say("bob-laptop", "is offline; its copy waits at the relay");
+    check_eq(
+        "messages waiting for bob#2",
+        step("pending", relay.pending(&bob_2))?,
+        1,
+    )?;
+
+    section("4. Fan-out: Bob's phone answers Alice, with a copy to his own laptop");
+    clock.advance(60);
+    let sent = bob_phone.send(&mut relay, "alice", "Hi Alice! Got it.", clock.now())?;
+    check_eq(
+        "session started with bob's own laptop",
+        sent.initiated.clone(),
+        vec![(bob_2.clone(), true)],
+    )?;
+    check_eq(
+        "posted to",
+        addresses(&sent.posted.iter().map(|p| p.to.clone()).collect::<Vec<_>>()),
+        vec!["alice#1".to_owned(), "bob#2".to_owned()],
+    )?;
+    check(
+        "to alice a normal message (her session is answered), to the laptop an initial one",
+        !sent.posted[0].initial && sent.posted[1].initial,
+    )?;
+    let got = alice.sync(&mut relay, clock.now())?;
+    check_eq("alice reads", texts(&got), vec!["Hi Alice! Got it."])?;
+    let (alice_key, bob_key) = (alice.account_key()?, bob_phone.account_key()?);
+    let on_alice = SafetyNumber::of_accounts(&alice_key, &bob_key);
+    let on_bob = SafetyNumber::of_accounts(&bob_key, &alice_key);
+    say(
+        "alice-phone",
+        format!("safety number with bob:   {}", on_alice.to_digits()),
+    );
+    say(
+        "bob-phone",
+        format!("safety number with alice: {}", on_bob.to_digits()),
+    );
+    check(
+        "they compare them in person: equal",
+        on_alice.to_digits() == on_bob.to_digits(),
+    )?;
+    alice.mark_verified("bob")?;
+    bob_phone.mark_verified("alice")?;
+    check_eq(
+        "alice's trust in bob",
+        alice.contact("bob").map(|c| c.trust()),
+        Some(Trust::Verified),
+    )?;
+
+    section("5. Out-of-order and lost messages");
+    clock.advance(60);
+    let mut to_phone = Vec::new();
+    for i in 1..=4 {
+        let sent = alice.send(&mut relay, "bob", &format!("burst {i}"), clock.now())?;
+        let seq = sent
+            .posted
+            .iter()
+            .find(|p| p.to == bob_1)
+            .map(|p| p.seq)
+            .ok_or_else(|| Failure::new("burst", "nothing posted to bob#1"))?;
+        to_phone.push(seq);
+    }
+    step("lose", relay.lose(to_phone[1]))?;
+    relay.faults.newest_first = true;
+    say(
+        "relay",
+        "loses \"burst 2\" on its way to bob#1 and delivers the rest newest first",
+    );
+    let got = bob_phone.sync(&mut relay, clock.now())?;
+    relay.faults.newest_first = false;
+    check_eq(
+        "bob-phone reads, in arrival order",
+        texts(&got),
+        vec!["burst 4", "burst 3", "burst 1"],
+    )?;
+    let skipped = bob_phone
+        .contact("alice")
+        .and_then(|c| c.record(one))
+        .map(|r| r.stored_skipped_keys());
+    check_eq(
+        "skipped message keys held for the lost message",
+        skipped,
+        Some(1),
+    )?;
+
+    section("6. A crash between decrypt and commit, then a restart from disk");
+    clock.advance(60);
+    say("bob-laptop", "comes online with 6 messages waiting");
+    check_eq(
+        "messages waiting for bob#2",
+        step("pending", relay.pending(&bob_2))?,
+        6,
+    )?;
+    let crashed = bob_laptop.sync_then_crash(&mut relay, clock.now(), Crash::BeforeCommit)?;
+    check(
+        "the app crashed before committing",
+        crashed.crashed && crashed.delivered.is_empty(),
+    )?;
+    check_eq(
+        "messages still waiting at the relay (nothing was acknowledged)",
+        step("pending", relay.pending(&bob_2))?,
+        6,
+    )?;
+    let mut bob_laptop = Client::open(dir, &keystore, "bob-laptop")?;
+    check_eq(
+        "session records on bob-laptop's disk (the decrypted one was never committed)",
+        bob_laptop.stored_records("alice")?,
+        0,
+    )?;
+    bob_laptop.startup(&mut relay, clock.now())?;
+    let got = bob_laptop.sync(&mut relay, clock.now())?;
+    let want = vec![
+        "Hi Bob! It's Alice.",
+        "Hi Alice! Got it.",
+        "burst 1",
+        "burst 2",
+        "burst 3",
+        "burst 4",
+    ];
+    check_eq(
+        "bob-laptop reads, after the restart",
+        texts(&got),
+        want.clone(),
+    )?;
+    check(
+        "the first one started a new session again, from the one-time prekey still on disk",
+        got.delivered[0].new_session,
+    )?;
+    check_eq(
+        "the copy of bob-phone's message: from, conversation",
+        (
+            got.delivered[1].from.clone(),
+            got.delivered[1].conversation.as_str(),
+        ),
+        (bob_1.clone(), "alice"),
+    )?;
+    let inbox = bob_laptop.inbox()?;
+    check_eq(
+        "bob-laptop's stored inbox: each message exactly once",
+        inbox.iter().map(|(_, _, t)| t.as_str()).collect::<Vec<_>>(),
+        want,
+    )?;
+    check_eq(
+        "nothing left at the relay for bob#2",
+        step("pending", relay.pending(&bob_2))?,
+        0,
+    )?;
+
+    clock.advance(60);
+    note("the laptop crashes again, this time after the commit and before the ack");
+    alice.send(&mut relay, "bob", "Are you on the laptop now?", clock.now())?;
+    let crashed = bob_laptop.sync_then_crash(&mut relay, clock.now(), Crash::BeforeAck)?;
+    check("the app crashed after committing", crashed.crashed)?;
+    let mut bob_laptop = Client::open(dir, &keystore, "bob-laptop")?;
+    bob_laptop.startup(&mut relay, clock.now())?;
+    let got = bob_laptop.sync(&mut relay, clock.now())?;
+    check(
+        "the relay delivered it again; it was recognised, not decrypted again",
+        got.delivered.is_empty() && got.redelivered.len() == 1,
+    )?;
+    let count = bob_laptop
+        .inbox()?
+        .iter()
+        .filter(|(_, _, t)| t == "Are you on the laptop now?")
+        .count();
+    check_eq("copies of that message in bob-laptop's inbox", count, 1)?;
+    let got = bob_phone.sync(&mut relay, clock.now())?;
+    check_eq(
+        "bob-phone reads",
+        texts(&got),
+        vec!["Are you on the laptop now?"],
+    )?;
+
+    section("7. Bob removes his laptop; the relay replays an old list; the laptop is refused");
+    clock.advance(60);
+    let list = bob_phone.remove_device(&mut relay, two)?;
+    check_eq("bob's new list counter", list.counter(), 3)?;
+    check_eq(
+        "bob-phone's stored records for its own laptop",
+        bob_phone.stored_records("bob")?,
+        0,
+    )?;
+    match alice.refresh(&relay, "bob")? {
+        ListOutcome::Updated { added, removed } => check_eq(
+            "alice sees bob's devices removed",
+            (added, removed),
+            (vec![], vec![two]),
+        )?,
+        other => return Err(Failure::new("alice refreshes bob", format!("{other:?}"))),
+    }
+    check_eq(
+        "alice's stored records for bob (the laptop's deleted)",
+        alice.stored_records("bob")?,
+        1,
+    )?;
+    relay.faults.serve_list_counter = Some(2);
+    say(
+        "relay",
+        "now serves bob's list #2 again, the one with the laptop in it",
+    );
+    match alice.refresh(&relay, "bob")? {
+        ListOutcome::Stale {
+            offered,
+            held,
+            error,
+        } => check_eq(
+            "refused (offered, held, error)",
+            (offered, held, error),
+            (2, 3, Error::StaleDeviceList),
+        )?,
+        other => {
+            return Err(Failure::new(
+                "replayed list",
+                format!("accepted: {other:?}"),
+            ))
+        }
+    }
+    let sent = alice.send(&mut relay, "bob", "Laptop gone?", clock.now())?;
+    check_eq(
+        "alice's message, sent while the relay replays, goes to",
+        addresses(&sent.posted.iter().map(|p| p.to.clone()).collect::<Vec<_>>()),
+        vec!["bob#1".to_owned()],
+    )?;
+    relay.faults.serve_list_counter = None;
+    let got = bob_phone.sync(&mut relay, clock.now())?;
+    check_eq("bob-phone reads", texts(&got), vec!["Laptop gone?"])?;
+    note("the removed laptop (stolen, its app patched to skip its list checks) writes to alice");
+    let sent = bob_laptop.compose(
+        &mut relay,
+        "alice",
+        "It's Bob, on my laptop. Trust me.",
+        clock.now(),
+    )?;
+    check_eq(
+        "the relay refuses both copies (to alice, and to bob's phone)",
+        sent.bounced
+            .iter()
+            .map(|b| (b.to.clone(), b.why.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (alice_1.clone(), "sender bob#2 is not a listed device"),
+            (bob_1.clone(), "sender bob#2 is not a listed device"),
+        ],
+    )?;
+    check("nothing was posted", sent.posted.is_empty())?;
+    let body = sent.bounced[0].body.clone();
+    say(
+        "relay",
+        "(compromised) injects it into alice's mailbox anyway, as from bob#2",
+    );
+    step("inject", relay.inject(&bob_2, &alice_1, &body))?;
+    let inbox_before = alice.inbox()?.len();
+    let got = alice.sync(&mut relay, clock.now())?;
+    check_eq(
+        "alice refuses it",
+        got.dropped
+            .iter()
+            .map(|d| (d.from.clone(), d.error))
+            .collect::<Vec<_>>(),
+        vec![(bob_2.clone(), Some(Error::UnknownDevice(two)))],
+    )?;
+    check_eq(
+        "alice's inbox grew by",
+        alice.inbox()?.len() - inbox_before,
+        0,
+    )?;
+    drop(bob_laptop);
+
+    section("8. Identity change: Bob reinstalls, with a new account key");
+    clock.advance(3600);
+    let old_bob_key = bob_phone.account_key()?;
+    let old_path = bob_phone.path().to_path_buf();
+    drop(bob_phone);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = old_path.clone().into_os_string();
+        path.push(suffix);
+        if Path::new(&path).exists() {
+            step("wipe the old app", fs::remove_file(&path))?;
+        }
+    }
+    step("wipe the old key", keystore.remove("bob-phone"))?;
+    say(
+        "bob-phone",
+        "app deleted with its database and key; reinstalled",
+    );
+    let mut bob_new = Client::register(
+        dir,
+        &keystore,
+        "bob-phone-new",
+        "bob",
+        one,
+        &mut relay,
+        clock.now(),
+    )?;
+    let new_bob_key = bob_new.account_key()?;
+    let sent = alice.send(&mut relay, "bob", "Bob, are you there?", clock.now())?;
+    let change = sent
+        .blocked
+        .ok_or_else(|| Failure::new("identity change", "not detected"))?;
+    check("nothing was sent", sent.posted.is_empty())?;
+    check_eq("the change: old key", *change.old_key(), old_bob_key)?;
+    check_eq("the change: new key", *change.new_key(), new_bob_key)?;
+    let (old, new) = change.safety_numbers(&alice_key);
+    let rule = "-".repeat(80);
+    println!();
+    println!("      +{rule}+");
+    for line in [
+        String::from("bob's safety number has changed. bob may have reinstalled the app, or"),
+        String::from("someone may be trying to intercept your messages. Compare the new number"),
+        String::from("with bob in person before you continue."),
+        format!("  was: {}", old.to_digits()),
+        format!("  now: {}", new.to_digits()),
+        String::from("                                        [ Accept new number ]  [ Not now ]"),
+    ] {
+        println!("      | {line:<78} |");
+    }
+    println!("      +{rule}+");
+    println!();
+    check(
+        "the old number is the one alice and bob compared",
+        old.to_digits() == on_alice.to_digits(),
+    )?;
+    check(
+        "the new number is the one on bob's reinstalled phone",
+        new.to_digits() == SafetyNumber::of_accounts(&new_bob_key, &alice_key).to_digits(),
+    )?;
+    check_eq(
+        "until alice decides, her contact still pins",
+        alice.contact("bob").map(|c| *c.account_key()),
+        Some(old_bob_key),
+    )?;
+    say(
+        "alice-phone",
+        "alice compares the new number with bob in person: it matches; she accepts",
+    );
+    alice.accept_identity_change("bob", change)?;
+    check_eq(
+        "alice's contact now pins",
+        alice.contact("bob").map(|c| (*c.account_key(), c.trust())),
+        Some((new_bob_key, Trust::FirstUse)),
+    )?;
+    check_eq(
+        "alice's stored records for bob (the old phone's deleted)",
+        alice.stored_records("bob")?,
+        0,
+    )?;
+    alice.mark_verified("bob")?;
+    relay.faults.strip_post_quantum = true;
+    say(
+        "relay",
+        "hands out bob's bundle with its post-quantum prekey stripped (a downgrade)",
+    );
+    let sent = alice.send(&mut relay, "bob", "Welcome back, Bob.", clock.now())?;
+    check_eq(
+        "refused (alice's contact remembers bob offered post-quantum prekeys)",
+        sent.refused.clone(),
+        vec![(bob_1.clone(), Error::PostQuantumRequired)],
+    )?;
+    check("nothing was sent", sent.posted.is_empty())?;
+    relay.faults.strip_post_quantum = false;
+    let sent = alice.send(&mut relay, "bob", "Welcome back, Bob.", clock.now())?;
+    check_eq(
+        "with the real bundle",
+        sent.initiated.clone(),
+        vec![(bob_1.clone(), true)],
+    )?;
+    let got = bob_new.sync(&mut relay, clock.now())?;
+    check_eq(
+        "bob's new phone reads",
+        texts(&got),
+        vec!["Welcome back, Bob."],
+    )?;
+    bob_new.send(
+        &mut relay,
+        "alice",
+        "Thanks! New phone, same Bob.",
+        clock.now(),
+    )?;
+    let got = alice.sync(&mut relay, clock.now())?;
+    check_eq(
+        "alice reads",
+        texts(&got),
+        vec!["Thanks! New phone, same Bob."],
+    )?;
+
+    section("9. Everything restarts from disk");
+    clock.advance(60);
+    drop(alice);
+    drop(bob_new);
+    let mut alice = Client::open(dir, &keystore, "alice-phone")?;
+    let mut bob_new = Client::open(dir, &keystore, "bob-phone-new")?;
+    alice.startup(&mut relay, clock.now())?;
+    bob_new.startup(&mut relay, clock.now())?;
+    alice.send(
+        &mut relay,
+        "bob",
+        "Still here after a restart?",
+        clock.now(),
+    )?;
+    let got = bob_new.sync(&mut relay, clock.now())?;
+    check_eq(
+        "bob reads",
+        texts(&got),
+        vec!["Still here after a restart?"],
+    )?;
+    bob_new.send(&mut relay, "alice", "Yes.", clock.now())?;
+    let got = alice.sync(&mut relay, clock.now())?;
+    check_eq("alice reads", texts(&got), vec!["Yes."])?;
+    check_eq(
+        "alice's inbox",
+        alice
+            .inbox()?
+            .into_iter()
+            .map(|(from, _, text)| format!("{from}: {text}"))
+            .collect::<Vec<_>>(),
+        vec![
+            "bob#1: Hi Alice! Got it.".to_owned(),
+            "bob#1: Thanks! New phone, same Bob.".to_owned(),
+            "bob#1: Yes.".to_owned(),
+        ],
+    )?;
+    check(
+        "every device's write-ahead log is empty (checkpointed after its last commit)",
+        alice.wal_bytes() == 0 && bob_new.wal_bytes() == 0,
+    )?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "doubleratchet-messenger-{}-{nanos}",
+        std::process::id()
+    ));
+    println!(
+        "Each device keeps its state in its own SQLite database under {}",
+        dir.display()
+    );
+    let result = fs::create_dir(&dir)
+        .map_err(|e| Failure::new("create the temporary directory", e))
+        .and_then(|()| run(&dir));
+    let cleanup = fs::remove_dir_all(&dir);
+    match (result, cleanup) {
+        (Ok(()), Ok(())) => {
+            println!();
+            println!(
+                "All checks passed in {:.2?}; {} removed.",
+                started.elapsed(),
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        (Err(failure), _) => {
+            eprintln!();
+            eprintln!("FAILED: {failure}");
+            ExitCode::FAILURE
+        }
+        (Ok(()), Err(e)) => {
+            eprintln!("FAILED: removing {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}
