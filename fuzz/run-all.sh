@@ -77,12 +77,12 @@ done
 
 # Per-target libFuzzer flags. The session and record targets' inputs are lists of up to
 # 64 operations: let them use long inputs from the start instead of growing them slowly.
-# The device_list target's input is both a device list (up to 683 bytes) and a list of up
-# to 48 operations.
+# The device_list target's input is a device list (up to 1 707 bytes), a device link (134
+# bytes) and a list of up to 48 operations.
 target_args() {
   case "$1" in
     session | record) echo "-len_control=0 -max_len=512" ;;
-    device_list) echo "-len_control=0 -max_len=700" ;;
+    device_list) echo "-len_control=0 -max_len=1800" ;;
     *) echo "" ;;
   esac
 }

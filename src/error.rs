@@ -37,7 +37,9 @@ pub enum Error {
     InvalidPublicKey,
     /// A Diffie-Hellman output was all zeros (the peer's key is non-contributory).
     NonContributoryKey,
-    /// A prekey bundle's signature does not verify under its identity key.
+    /// A signature does not verify: a prekey bundle's or a published prekey's under its
+    /// identity key, a decryption-error request's, a device list's under its account key,
+    /// or a device link's under the device's identity key.
     InvalidSignature,
     /// An initial message names a signed prekey id the responder does not have.
     UnknownSignedPreKey(SignedPreKeyId),
@@ -60,7 +62,8 @@ pub enum Error {
     /// or was sent by the local identity to itself, or a message's header mode (encrypted
     /// or not) differs from the session's.
     WrongSession,
-    /// The pinned identity key for this contact differs from the one offered.
+    /// The pinned identity key for this contact differs from the one offered (or, from a
+    /// [`Contact`](crate::Contact), the account key given differs from the pinned one).
     IdentityMismatch,
     /// The message is further ahead in its chain (or names a longer previous chain) than
     /// the session's `max_skip` allows.
@@ -87,7 +90,10 @@ pub enum Error {
     /// session.
     NoSession,
     /// A [`SessionRecord`](crate::SessionRecord) was given a device, or a decryption-error
-    /// request was addressed to, a local identity other than the record's own.
+    /// request was addressed to, a local identity other than the record's own. Also a
+    /// [`Contact`](crate::Contact) call naming the local device itself, a record restored
+    /// into the wrong contact, and a [`DeviceLink`](crate::DeviceLink) or list of another
+    /// account given to an [`Account`](crate::Account).
     WrongRecord,
     /// A device not in the newest device list of its account (SPEC.md §9.5): removed, or
     /// the list held is older than the device. Also [`Account::remove_device`](crate::Account::remove_device)
@@ -96,6 +102,10 @@ pub enum Error {
     /// A device list under the pinned account key whose counter is not higher than the
     /// newest one held: a replayed or reordered list (SPEC.md §9.5).
     StaleDeviceList,
+    /// Another device list under the pinned account key with the same counter as the one
+    /// held: the account key signed two lists with one counter (an account restored from an
+    /// old copy, or a stolen account key) (SPEC.md §9.5).
+    ForkedDeviceList,
     /// A device id or identity key listed twice, or an identity key equal to the account
     /// key (SPEC.md §9.4).
     DuplicateDevice,
@@ -176,7 +186,7 @@ impl Error {
     /// | [`TooLarge`](Error::TooLarge) | [`DropMessage`](ErrorKind::DropMessage) | above a size limit (from [`Session::encrypt`](crate::Session::encrypt): split the plaintext) |
     /// | [`InvalidPublicKey`](Error::InvalidPublicKey) | [`DropMessage`](ErrorKind::DropMessage) | a key no honest peer sends, whatever the session |
     /// | [`NonContributoryKey`](Error::NonContributoryKey) | [`DropMessage`](ErrorKind::DropMessage) | a key no honest peer sends, whatever the session |
-    /// | [`InvalidSignature`](Error::InvalidSignature) | [`DropMessage`](ErrorKind::DropMessage) | a forged or corrupted bundle: its prekey is not signed by the identity key it carries (that key itself is not in question) |
+    /// | [`InvalidSignature`](Error::InvalidSignature) | [`DropMessage`](ErrorKind::DropMessage) | a forged or corrupted bundle, request, device list or device link: not signed by the key it carries (that key itself is not in question) |
     /// | [`UnknownSignedPreKey`](Error::UnknownSignedPreKey) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | seen only by the device that owns the prekeys: the sender used a bundle with a signed prekey this device no longer holds (retired, or lost in a restore) |
     /// | [`UnknownOneTimePreKey`](Error::UnknownOneTimePreKey) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | as above for a one-time prekey (consumed, evicted, or lost in a restore) |
     /// | [`UnknownPqPreKey`](Error::UnknownPqPreKey) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | as above for a post-quantum prekey |
@@ -191,11 +201,12 @@ impl Error {
     /// | [`RandomnessUnavailable`](Error::RandomnessUnavailable) | [`RetryLater`](ErrorKind::RetryLater) | the RNG failed; the call changed nothing |
     /// | [`ChainExhausted`](Error::ChainExhausted) | [`Reinitiate`](ErrorKind::Reinitiate) | the sending chain is at its last message number, and stays there until the peer replies |
     /// | [`InvalidLimits`](Error::InvalidLimits) | [`FixCall`](ErrorKind::FixCall) | limits or a replay capacity out of range (or a stored session blob holding such limits: corrupt) |
-    /// | [`StoreFull`](Error::StoreFull) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | a prekey store is at a cap: retire old signed prekeys, rotate a full one, generate fewer |
+    /// | [`StoreFull`](Error::StoreFull) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | a prekey store is at a cap: retire old signed prekeys, rotate a full one, generate fewer (from [`Account`](crate::Account): its counter is at `u64::MAX`, a crafted stored account: make a new account) |
     /// | [`NoSession`](Error::NoSession) | [`Reinitiate`](ErrorKind::Reinitiate) | a record with no sending session (none yet, or archived after a decryption-error request): fetch a bundle and initiate |
     /// | [`WrongRecord`](Error::WrongRecord) | [`FixCall`](ErrorKind::FixCall) | a device, or a request, of another local identity than the record's |
     /// | [`UnknownDevice`](Error::UnknownDevice) | [`RefreshDevices`](ErrorKind::RefreshDevices) | the device is not in the newest list held: fetch the account's list, then retry or drop |
     /// | [`StaleDeviceList`](Error::StaleDeviceList) | [`DropMessage`](ErrorKind::DropMessage) | an old list replayed (by the server, say): keep the newer one |
+    /// | [`ForkedDeviceList`](Error::ForkedDeviceList) | [`VerifyIdentity`](ErrorKind::VerifyIdentity) | the account key signed two lists with one counter: keep the held list and warn the user (the contact restored an old account copy, or lost its account key) |
     /// | [`DuplicateDevice`](Error::DuplicateDevice) | [`FixCall`](ErrorKind::FixCall) | the device is already in the list |
     /// | [`TooManyDevices`](Error::TooManyDevices) | [`FixCall`](ErrorKind::FixCall) | remove a device first |
     /// | [`Internal`](Error::Internal) | [`Bug`](ErrorKind::Bug) | an invariant of this crate failed |
@@ -229,7 +240,7 @@ impl Error {
             | Error::UnknownOneTimePreKey(_)
             | Error::UnknownPqPreKey(_)
             | Error::StoreFull => ErrorKind::ReplenishPreKeys,
-            Error::IdentityMismatch => ErrorKind::VerifyIdentity,
+            Error::IdentityMismatch | Error::ForkedDeviceList => ErrorKind::VerifyIdentity,
             Error::RandomnessUnavailable => ErrorKind::RetryLater,
             Error::NotInitialMessage
             | Error::InvalidLimits
@@ -253,7 +264,7 @@ impl fmt::Display for Error {
             Error::TooLarge => f.write_str("input exceeds the maximum size"),
             Error::InvalidPublicKey => f.write_str("invalid public key"),
             Error::NonContributoryKey => f.write_str("non-contributory Diffie-Hellman output"),
-            Error::InvalidSignature => f.write_str("invalid prekey signature"),
+            Error::InvalidSignature => f.write_str("invalid signature"),
             Error::UnknownSignedPreKey(id) => write!(f, "unknown signed prekey {id}"),
             Error::UnknownOneTimePreKey(id) => write!(f, "unknown one-time prekey {id}"),
             Error::UnknownPqPreKey(id) => write!(f, "unknown post-quantum prekey {id}"),
@@ -261,7 +272,9 @@ impl fmt::Display for Error {
             Error::HeaderEncryptionRequired => f.write_str("header encryption required"),
             Error::NotInitialMessage => f.write_str("not an initial message"),
             Error::WrongSession => f.write_str("message belongs to another session"),
-            Error::IdentityMismatch => f.write_str("identity key differs from the pinned one"),
+            Error::IdentityMismatch => {
+                f.write_str("identity or account key differs from the pinned one")
+            }
             Error::TooFarAhead => f.write_str("message skips more keys than allowed"),
             Error::DuplicateOrExpired => f.write_str("message already received or expired"),
             Error::DecryptionFailed => f.write_str("decryption failed"),
@@ -270,9 +283,12 @@ impl fmt::Display for Error {
             Error::InvalidLimits => f.write_str("invalid session limits"),
             Error::StoreFull => f.write_str("prekey store is full"),
             Error::NoSession => f.write_str("the record has no session to use"),
-            Error::WrongRecord => f.write_str("belongs to another local identity's record"),
+            Error::WrongRecord => f.write_str("belongs to another local identity or account"),
             Error::UnknownDevice(id) => write!(f, "device {id} is not in the newest device list"),
             Error::StaleDeviceList => f.write_str("device list is not newer than the one held"),
+            Error::ForkedDeviceList => {
+                f.write_str("another device list with the same counter as the one held")
+            }
             Error::DuplicateDevice => f.write_str("device already listed"),
             Error::TooManyDevices => f.write_str("too many devices for one account"),
             Error::Internal => f.write_str("internal error (a bug in doubleratchet)"),
@@ -345,6 +361,7 @@ mod tests {
         WrongRecord => FixCall,
         UnknownDevice(crate::DeviceId::new(7)) => RefreshDevices,
         StaleDeviceList => DropMessage,
+        ForkedDeviceList => VerifyIdentity,
         DuplicateDevice => FixCall,
         TooManyDevices => FixCall,
         Internal => Bug,

@@ -48,6 +48,8 @@ pub(crate) const DECRYPTION_ERROR_LABEL: &[u8] = b"doubleratchet v2 decryption e
 pub(crate) const SAFETY_NUMBER_LABEL: &[u8] = b"doubleratchet v1 safety number";
 /// Domain label prefixed to what a device list's signature covers (SPEC.md §9.4).
 pub(crate) const DEVICE_LIST_LABEL: &[u8] = b"doubleratchet v2 device list";
+/// Domain label prefixed to what a device link's signature covers (SPEC.md §9.4).
+pub(crate) const DEVICE_LINK_LABEL: &[u8; 28] = b"doubleratchet v2 device link";
 
 // ---------------------------------------------------------------------------------------
 // Lengths (SPEC.md §5.8), in bytes.
@@ -165,12 +167,17 @@ pub(crate) const RECORD_ENTRY_OVERHEAD: usize = 8 + 1 + 4;
 /// Length of a device list without devices (type `0x16`, SPEC.md §9.4): version, type,
 /// account key, counter, count, signature.
 pub(crate) const DEVICE_LIST_FIXED_LENGTH: usize = 2 + PUBLIC_KEY_LENGTH + 8 + 1 + SIGNATURE_LENGTH;
-/// Length of one device in a device list: id (`u32`) and identity key (SPEC.md §9.4).
-pub(crate) const DEVICE_LIST_ENTRY_LENGTH: usize = 4 + PUBLIC_KEY_LENGTH;
+/// Length of one device in a device list: id (`u32`), identity key and link signature
+/// (SPEC.md §9.4).
+pub(crate) const DEVICE_LIST_ENTRY_LENGTH: usize = 4 + PUBLIC_KEY_LENGTH + SIGNATURE_LENGTH;
+/// Length of a device link (type `0x17`, SPEC.md §9.4): version, type, account key, device
+/// id, identity key, signature.
+pub(crate) const DEVICE_LINK_LENGTH: usize =
+    2 + PUBLIC_KEY_LENGTH + 4 + PUBLIC_KEY_LENGTH + SIGNATURE_LENGTH;
 /// Length of the longest device list: [`MAX_DEVICES`] devices (SPEC.md §9.4).
 pub(crate) const MAX_DEVICE_LIST_LENGTH: usize =
     DEVICE_LIST_FIXED_LENGTH + DEVICE_LIST_ENTRY_LENGTH * MAX_DEVICES;
-const _: () = assert!(MAX_DEVICE_LIST_LENGTH == 683, "SPEC.md §9.4");
+const _: () = assert!(MAX_DEVICE_LIST_LENGTH == 1707, "SPEC.md §9.4");
 /// Length of a stored account without its list (type `0x2C`, SPEC.md §7.9): version, type,
 /// the account key's seed, the list's length.
 pub(crate) const ACCOUNT_FIXED_LENGTH: usize = 2 + KEY_LENGTH + 4;
@@ -381,6 +388,8 @@ pub(crate) const TYPE_ONE_TIME_PREKEY_PUBLIC: u8 = 0x14;
 pub(crate) const TYPE_PQ_PREKEY_PUBLIC: u8 = 0x15;
 /// Type byte of a signed device list (SPEC.md §9.4).
 pub(crate) const TYPE_DEVICE_LIST: u8 = 0x16;
+/// Type byte of a device link (SPEC.md §9.4).
+pub(crate) const TYPE_DEVICE_LINK: u8 = 0x17;
 /// Object type byte of a stored account: account key and device list (SPEC.md §7.9).
 pub(crate) const TYPE_ACCOUNT: u8 = 0x2C;
 /// Object type byte of a stored contact's own state (SPEC.md §7.10).
@@ -441,6 +450,7 @@ const TYPES: &[(u8, Family)] = &[
     (TYPE_ONE_TIME_PREKEY_PUBLIC, Family::Bundle),
     (TYPE_PQ_PREKEY_PUBLIC, Family::Bundle),
     (TYPE_DEVICE_LIST, Family::Bundle),
+    (TYPE_DEVICE_LINK, Family::Bundle),
     (TYPE_SESSION, Family::Storage),
     (TYPE_IDENTITY, Family::Storage),
     (TYPE_SIGNED_PREKEY, Family::Storage),
@@ -470,6 +480,7 @@ const LABELS: &[(&str, &[u8])] = &[
     ("SAFETY_NUMBER_LABEL", SAFETY_NUMBER_LABEL),
     ("DECRYPTION_ERROR_LABEL", DECRYPTION_ERROR_LABEL),
     ("DEVICE_LIST_LABEL", DEVICE_LIST_LABEL),
+    ("DEVICE_LINK_LABEL", DEVICE_LINK_LABEL),
 ];
 
 /// Every length and limit, by its SPEC.md §5.8 name.
@@ -552,6 +563,7 @@ const NUMBERS: &[(&str, usize)] = &[
     ("MAX_RECORD_SIZE", MAX_RECORD_SIZE),
     ("DEVICE_LIST_FIXED_LENGTH", DEVICE_LIST_FIXED_LENGTH),
     ("DEVICE_LIST_ENTRY_LENGTH", DEVICE_LIST_ENTRY_LENGTH),
+    ("DEVICE_LINK_LENGTH", DEVICE_LINK_LENGTH),
     ("MAX_DEVICES", MAX_DEVICES),
     ("MAX_DEVICE_LIST_LENGTH", MAX_DEVICE_LIST_LENGTH),
     ("ACCOUNT_FIXED_LENGTH", ACCOUNT_FIXED_LENGTH),
@@ -739,6 +751,7 @@ mod tests {
             (TYPE_ONE_TIME_PREKEY, ONE_TIME_PREKEY_LENGTH),
             (TYPE_PQ_PREKEY, PQ_PREKEY_LENGTH),
             (TYPE_DECRYPTION_ERROR, DECRYPTION_ERROR_LENGTH),
+            (TYPE_DEVICE_LINK, DEVICE_LINK_LENGTH),
         ];
         let mut seen = Vec::new();
         for line in SPEC.lines() {

@@ -28,8 +28,8 @@ mod wire;
 mod x3dh;
 
 pub use crate::account::{
-    encrypt_to_devices, Account, AccountKey, Contact, Delivery, DeviceId, DeviceList, DeviceUpdate,
-    IdentityChange, Trust,
+    encrypt_to_devices, Account, AccountKey, Contact, Delivery, DeviceId, DeviceLink, DeviceList,
+    DeviceUpdate, IdentityChange, Trust,
 };
 pub use crate::error::{Error, ErrorKind};
 pub use crate::fingerprint::{

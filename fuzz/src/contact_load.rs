@@ -17,11 +17,16 @@
 //! state stores and loads again.
 
 use crate::device_list::{
-    accept_checked, account_change, check_account_reloads, feed_checked, list_fixture,
-    parse_checked, AccountModel, ContactModel, DEVICE_IDS, DEVICE_KEYS,
+    accept_checked, account_change, adopt_checked, check_account_reloads, feed_checked,
+    list_fixture, mark_verified_checked, parse_checked, AccountModel, ContactModel, DEVICE_IDS,
+    DEVICE_KEYS,
 };
 use crate::prelude::*;
-use doubleratchet::{Account, Contact, DeviceId, DeviceList, Storable, Trust};
+use doubleratchet::{
+    Account, AccountKey, Contact, DeviceId, DeviceLink, DeviceList, Storable, Trust,
+};
+use doubleratchet_test_support::device_of;
+use doubleratchet_test_support::rng::FailingRng;
 
 /// Type bytes of a stored account and contact, and of a stored identity key pair.
 pub(crate) const TYPE_ACCOUNT: u8 = 0x2C;
@@ -290,33 +295,45 @@ pub fn contact_load(data: &[u8]) {
     assert!(opened <= 1, "a sealed blob opens {opened} times");
 }
 
-/// A device id not in `model` (from [`DEVICE_IDS`]) and a device key of the pool not in it
-/// and not its account key.
-fn fresh_device(model: &AccountModel) -> (u32, IdentityKey) {
+/// A device id not in `model` (from [`DEVICE_IDS`]) and the index of a device key of the
+/// pool not in it and not its account key (`ListFixture::key`).
+fn fresh_device(model: &AccountModel) -> (u32, u8) {
     let fx = list_fixture();
     let id = *DEVICE_IDS
         .iter()
         .find(|id| !model.devices.contains_key(id))
         .unwrap();
-    let key = *fx.keys[..DEVICE_KEYS]
+    let key = fx.keys[..DEVICE_KEYS]
         .iter()
-        .find(|k| !model.devices.values().any(|d| d == *k) && k.as_bytes() != model.key.as_bytes())
+        .position(|k| {
+            !model.devices.values().any(|d| d == k) && k.as_bytes() != model.key.as_bytes()
+        })
         .unwrap();
-    (id, key)
+    (id, u8::try_from(key).unwrap())
+}
+
+/// An account key of the fixture's other than `key`.
+fn other_account(key: &AccountKey) -> AccountKey {
+    let fx = list_fixture();
+    *fx.account_keys.iter().find(|k| *k != key).unwrap()
 }
 
 /// Uses a loaded account: adds a fresh device, one with a listed id, one with a listed
-/// identity key and one with the account key itself, removes an unlisted and a listed
-/// device, each against the model ([`account_change`]: the documented errors, the
-/// account unchanged by a failure, new lists with the next counter that parse back); the
-/// account then stores and loads again.
+/// identity key, one with the account key itself and one from a link made for another
+/// account, removes an unlisted and a listed device, each against the model
+/// ([`account_change`]: the documented errors, the account unchanged by a failure, new
+/// lists with the next counter that parse back); adopts lists against the model (its own,
+/// another account's, an older one, a fork with its counter, a newer one); the account
+/// then stores and loads again.
 fn exercise_account(mut a: Account) {
+    let fx = list_fixture();
+    let stored = a.to_bytes().to_vec();
     let mut model = AccountModel::of(a.device_list());
     model.check(&a);
-    let own = IdentityKey::from_bytes(model.key.as_bytes()).unwrap();
-    let add = |a: &mut Account, model: &mut AccountModel, id: u32, key: IdentityKey| {
-        let expected = model.add(id, &key);
-        let change = |a: &mut Account| a.add_device(DeviceId::new(id), &key).cloned();
+    let account = model.key;
+    let add = |a: &mut Account, model: &mut AccountModel, link: DeviceLink| {
+        let expected = model.add(&link);
+        let change = |a: &mut Account| a.add_device(&link).cloned();
         if account_change(a, expected.clone(), change).is_some() {
             *model = expected.unwrap();
         }
@@ -328,13 +345,44 @@ fn exercise_account(mut a: Account) {
             *model = expected.unwrap();
         }
     };
+    let first = a.device_list().clone();
+    // Its own list, and another account's.
+    model = adopt_checked(&mut a, &model, &first);
+    let foreign = fx
+        .account(fx.account_keys[0] == account)
+        .device_list()
+        .clone();
+    model = adopt_checked(&mut a, &model, &foreign);
+
     let (id, key) = fresh_device(&model);
-    add(&mut a, &mut model, id, key);
+    add(&mut a, &mut model, fx.link(key, &account, id));
+    let (other_id, other_key) = fresh_device(&model);
+    add(
+        &mut a,
+        &mut model,
+        fx.link(other_key, &other_account(&account), other_id),
+    );
     if let Some((&listed_id, &listed_key)) = model.devices.iter().next() {
         let (other_id, other_key) = fresh_device(&model);
-        add(&mut a, &mut model, listed_id, other_key);
-        add(&mut a, &mut model, other_id, listed_key);
-        add(&mut a, &mut model, other_id, own);
+        add(&mut a, &mut model, fx.link(other_key, &account, listed_id));
+        let listed = fx
+            .devices
+            .iter()
+            .find(|d| *d.identity_key() == listed_key)
+            .map(|d| d.link(&account, DeviceId::new(other_id)));
+        if let Some(link) = listed {
+            add(&mut a, &mut model, link);
+        }
+        // A device whose identity key is the account key: its seed is in the stored
+        // account (SPEC.md §7.9).
+        let seed = [&[STORAGE_VERSION, 0x21][..], &stored[ACCOUNT_SEED]].concat();
+        let own = device_of(&IdentityKeyPair::from_bytes(&seed).unwrap(), &mut rng(5)).unwrap();
+        assert_eq!(own.identity_key().as_bytes(), account.as_bytes());
+        add(
+            &mut a,
+            &mut model,
+            own.link(&account, DeviceId::new(other_id)),
+        );
         remove(&mut a, &mut model, listed_id);
     }
     let unlisted = *DEVICE_IDS
@@ -344,6 +392,41 @@ fn exercise_account(mut a: Account) {
     remove(&mut a, &mut model, unlisted);
     model.check(&a);
     check_account_reloads(&a);
+
+    // Adopting: the list it started from is older; a copy restored from the stored bytes
+    // adopts the newest list; another copy that signed another list with the same counter
+    // is a fork for it.
+    let newest = a.device_list().clone();
+    model = adopt_checked(&mut a, &model, &first);
+    let mut restored = Account::from_bytes(&stored).unwrap();
+    let restored_model = AccountModel::of(restored.device_list());
+    let adopted = adopt_checked(&mut restored, &restored_model, &newest);
+    assert_eq!(adopted, model);
+    if newest.counter() > first.counter() && first.counter() < u64::MAX {
+        let mut forked = Account::from_bytes(&stored).unwrap();
+        let mut forked_model = restored_model.clone();
+        // A device the newest list does not hold, so that the lists differ.
+        let key = fx.keys[..DEVICE_KEYS].iter().position(|k| {
+            k.as_bytes() != account.as_bytes()
+                && !forked_model.devices.values().any(|d| d == k)
+                && !model.devices.values().any(|d| d == k)
+        });
+        let (id, _) = fresh_device(&forked_model);
+        let link = key.map(|key| fx.link(u8::try_from(key).unwrap(), &account, id));
+        let expected = link.as_ref().map(|link| forked_model.add(link));
+        if let Some(fork) = link.zip(expected.clone()).and_then(|(link, expected)| {
+            account_change(&mut forked, expected, |f| f.add_device(&link).cloned())
+        }) {
+            forked_model = expected.unwrap().unwrap();
+            let mut copy = Account::from_bytes(&stored).unwrap();
+            let _ = adopt_checked(&mut copy, &restored_model, &fork);
+            // The account that went on from the same counter: a fork only if it is at the
+            // fork's counter.
+            model = adopt_checked(&mut a, &model, &fork);
+            let _ = adopt_checked(&mut forked, &forked_model, &newest);
+        }
+    }
+    model.check(&a);
 }
 
 /// Uses a loaded contact (see the module documentation): every step against the
@@ -365,7 +448,7 @@ fn exercise_contact(mut c: Contact) {
 
     // Its own list.
     let own = c.device_list().clone();
-    assert!(feed_checked(&mut c, &mut model, &own).is_none());
+    assert_eq!(feed_checked(&mut c, &mut model, &own), (None, None));
 
     // Records for its devices (not the local one): put back once, refused twice; an
     // unlisted device refused.
@@ -384,6 +467,7 @@ fn exercise_contact(mut c: Contact) {
             crate::device_list::RecordModel {
                 remote: key,
                 sending: false,
+                reset: false,
             },
         );
     }
@@ -397,11 +481,28 @@ fn exercise_contact(mut c: Contact) {
             fx.keys[3]
         };
         let record = SessionRecord::new(&local, &key, c.limits()).unwrap();
+        let unlisted = DeviceId::new(unlisted);
         assert_eq!(
-            c.restore_record(DeviceId::new(unlisted), record),
-            Err(Error::UnknownDevice(DeviceId::new(unlisted)))
+            c.restore_record(unlisted, record),
+            Err(Error::UnknownDevice(unlisted))
         );
+        // The decryption-error calls name a listed device first.
+        assert_eq!(
+            c.decryption_error(&fx.devices[0], unlisted, &fx.failed, 0),
+            Err(Error::UnknownDevice(unlisted))
+        );
+        assert_eq!(
+            c.handle_decryption_error(unlisted, &fx.reset_request, 0),
+            Err(Error::UnknownDevice(unlisted))
+        );
+        assert_eq!(c.archive_sending_session(unlisted), None);
     }
+    // No record has a sending session: nothing to archive.
+    let before = c.to_bytes().to_vec();
+    for &(id, _) in &devices {
+        assert_eq!(c.archive_sending_session(id), None);
+    }
+    assert_eq!(*c.to_bytes(), before);
     model.check(&c);
 
     // Fan-out: a delivery per listed device but the local one, none with a session.
@@ -421,30 +522,60 @@ fn exercise_contact(mut c: Contact) {
         assert_eq!(d.result.as_ref().err(), Some(&Error::NoSession));
     }
     assert_eq!(*c.to_bytes(), before);
+    // Without randomness: refused if there is a target, else the RNG is not called.
+    let failed = c.encrypt(b"fan-out", &mut FailingRng::new(0));
+    if targets.is_empty() {
+        assert!(
+            failed.is_ok_and(|d| d.is_empty()),
+            "fan-out without a target"
+        );
+    } else {
+        assert_eq!(failed.err(), Some(Error::RandomnessUnavailable));
+    }
+    assert_eq!(*c.to_bytes(), before);
+    model.check(&c);
 
-    // Account A's lists (counters 1 and 2): an identity change (or, if the contact pinned
-    // A, taken or refused by counter); accepting the last change pins A.
+    // Account A's lists (counters 1 and 2, and a fork of 2 with another device): an
+    // identity change (or, if the contact pinned A, taken or refused by counter);
+    // accepting the last change pins A; then the fork is refused.
     let mut a = fx.account(false);
     let first = a.device_list().clone();
     let (id, key) = fresh_device(&AccountModel::of(&first));
-    let second = a.add_device(DeviceId::new(id), &key).unwrap().clone();
+    let link = fx.link(key, first.account_key(), id);
+    let second = a.add_device(&link).unwrap().clone();
+    let mut forked = fx.account(false);
+    let mut with_second = AccountModel::of(&first);
+    with_second.devices.insert(id, fx.key(key));
+    let (_, fork_key) = fresh_device(&with_second);
+    let fork_link = fx.link(fork_key, first.account_key(), id);
+    let fork = forked.add_device(&fork_link).unwrap().clone();
+    assert_eq!(fork.counter(), second.counter());
+    assert_ne!(fork, second);
+    let held = model.list.counter();
     let mut change = None;
     for list in [&second, &first] {
-        change = feed_checked(&mut c, &mut model, list).or(change);
+        change = feed_checked(&mut c, &mut model, list).0.or(change);
     }
     if let Some(change) = change {
-        accept_checked(&mut c, &mut model, change);
+        assert!(accept_checked(&mut c, &mut model, change.clone(), held));
         assert_eq!(c.account_key(), first.account_key());
         assert_eq!(c.trust(), Trust::FirstUse);
         for list in [&first, &second] {
-            assert!(feed_checked(&mut c, &mut model, list).is_none());
+            assert!(feed_checked(&mut c, &mut model, list).0.is_none());
         }
+        // The contact moved on since the change was seen.
+        assert!(!accept_checked(&mut c, &mut model, change, held));
     }
+    let _ = feed_checked(&mut c, &mut model, &fork);
     reload(&c);
 
-    // Trust and the post-quantum memory: only their bytes change.
+    // Trust and the post-quantum memory: only their bytes change. Another key than the
+    // pinned one is refused.
+    let other = other_account(c.account_key());
+    mark_verified_checked(&mut c, &mut model, &other);
     let before = c.to_bytes().to_vec();
-    c.mark_verified();
+    let pinned = *c.account_key();
+    mark_verified_checked(&mut c, &mut model, &pinned);
     c.forget_post_quantum();
     let after = c.to_bytes().to_vec();
     assert_eq!(after[CONTACT_TRUST], 1);
@@ -454,7 +585,6 @@ fn exercise_contact(mut c: Contact) {
             assert_eq!(x, y, "byte {i} changed");
         }
     }
-    model.trust = Trust::Verified;
     model.check(&c);
     reload(&c);
 }

@@ -1,7 +1,7 @@
-//! The `device_list` target: signed device lists (SPEC.md §9.4, type `0x16`) and a contact
-//! taking them (§9.5).
+//! The `device_list` target: signed device lists (SPEC.md §9.4, type `0x16`), device links
+//! (§9.4, type `0x17`), accounts signing lists (§9.3) and a contact taking them (§9.5).
 //!
-//! Every input is used twice:
+//! Every input is used three times:
 //!
 //! 1. as the encoding of a device list: `DeviceList::from_bytes` never panics and refuses
 //!    exactly as a reading of §9.4 in field order predicts ([`expected_parse`]: `TooLarge`
@@ -9,36 +9,49 @@
 //!    `InvalidEncoding` for a zero counter, more than `MAX_DEVICES` devices, ids not
 //!    strictly ascending, an identity key listed twice or equal to the account key,
 //!    `Truncated` / `TrailingData`; a structurally valid list is taken or
-//!    `InvalidSignature`); what parses re-encodes to exactly the input and agrees with it
-//!    field by field ([`check_list`]);
-//! 2. as a list of operations ([`ListOp`], decoded with `arbitrary`) on two accounts, A and
+//!    `InvalidSignature`); what parses re-encodes to exactly the input, agrees with it
+//!    field by field, and carries for each device the link that device signed
+//!    ([`check_list`]);
+//! 2. as the encoding of a device link: `DeviceLink::from_bytes` likewise
+//!    ([`expected_link`]: `TooLarge`, framing, the account key, the identity key,
+//!    `Truncated`, then `InvalidEncoding` for an identity key equal to the account key; a
+//!    well-formed link is taken or `InvalidSignature`, and a link taken of a pool device is
+//!    exactly the one that device signs);
+//! 3. as a list of operations ([`ListOp`], decoded with `arbitrary`) on two accounts, A and
 //!    B (fixed keys, loaded from their stored encodings), and a [`Contact`] first seen
-//!    through A's first list. The accounts add and remove devices (a pool of identity keys,
-//!    the accounts' own keys among them, and ids that collide) and can be restored from an
-//!    earlier stored encoding (they then sign counters they signed before, with other
-//!    devices); the contact is given any list either account produced so far (old ones are
-//!    replays), bytes of one altered, accepts identity changes it reported, gets session
-//!    records put back, encrypts to its devices, is marked verified, and is stored and
-//!    loaded (plain or sealed).
+//!    through A's first list. The accounts add devices from their links (a pool of device
+//!    identities, the accounts' own keys among them, ids that collide, and links made for
+//!    the other account) and remove devices, can be restored from an earlier stored
+//!    encoding (then, unless they adopt their newest published list, they sign counters
+//!    they signed before, with other devices) and adopt any list; the contact is given any
+//!    list either account produced so far (old ones are replays, others forks), bytes of
+//!    one altered, accepts identity changes it reported, gets session records put back,
+//!    encrypts to its devices, makes and handles decryption-error requests, archives
+//!    sending sessions, is marked verified, and is stored and loaded (plain or sealed).
 //!
-//! It asserts, against a model written from SPEC.md §9.3-§9.6: an account's add or remove
-//! succeeds or fails exactly as documented (`DuplicateDevice`, `TooManyDevices`,
-//! `UnknownDevice`), a failure leaves its encoding unchanged, a new list has the next
+//! It asserts, against a model written from SPEC.md §9.3-§9.6: an account's add, remove or
+//! adopt succeeds or fails exactly as documented (`StoreFull`, `WrongRecord`,
+//! `TooManyDevices`, `DuplicateDevice`, `UnknownDevice`, `StaleDeviceList`,
+//! `ForkedDeviceList`), a failure leaves its encoding unchanged, a new list has the next
 //! counter and exactly the model's devices and parses back to itself, and a stored account
 //! loads to the same bytes; the contact takes a list under its pinned key exactly when its
 //! counter is higher than the held one's (the records of devices no longer listed with the
 //! same identity key are dropped, and the update names exactly the devices added and
-//! removed), says `Unchanged` for the held list itself and refuses every other list under
-//! that key with `StaleDeviceList`, so that a replayed list never brings back a removed
-//! device; a list under another key is an `IdentityChanged` carrying the pinned key, the
-//! new key and the list, and nothing changes until the app accepts it; accepting pins the
-//! new key (trust on first use) and takes its list, and a change computed against another
-//! pinned key is `StaleDeviceList`; every refusal leaves the contact's encoding and its
-//! records byte-identical; altered list bytes never parse; `restore_record` and fan-out
-//! (`Contact::encrypt`: one delivery per listed device but the local one, in id order,
-//! `NoSession` without a sending session, all or nothing when the RNG fails) follow their
-//! documentation; and after every operation the contact's key, trust, list and records are
-//! the model's and its encoding loads and stores again to the same bytes.
+//! removed), says `Unchanged` for the held list itself, refuses a lower counter with
+//! `StaleDeviceList` and another list with the held counter with `ForkedDeviceList`; while
+//! an account never signed a counter twice (every restore followed by `adopt`), a device
+//! the contact saw removed never comes back unless the account added it again; a list
+//! under another key is an `IdentityChanged` carrying the pinned key, the new key and the
+//! list, and nothing changes until the app accepts it; accepting pins the new key (trust
+//! on first use) and takes its list, and a change seen under another pinned key or another
+//! held counter is `StaleDeviceList`; `mark_verified` takes only the pinned key; every
+//! refusal leaves the contact's encoding and its records byte-identical; altered list
+//! bytes never parse; `restore_record`, the decryption-error calls, `archive_sending_session`
+//! and fan-out (`Contact::encrypt`: one delivery per listed device but the local one, in id
+//! order, `NoSession` without a sending session, all or nothing when the RNG fails, the RNG
+//! not called without a target) follow their documentation; and after every operation the
+//! contact's key, trust, list and records are the model's and its encoding loads and
+//! stores again to the same bytes.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashSet};
@@ -46,8 +59,8 @@ use std::sync::OnceLock;
 
 use crate::prelude::*;
 use doubleratchet::{
-    Account, AccountKey, Contact, DeviceId, DeviceList, DeviceUpdate, IdentityChange, Trust,
-    MAX_DEVICES,
+    Account, AccountKey, Contact, DeviceId, DeviceLink, DeviceList, DeviceUpdate, IdentityChange,
+    Trust, MAX_DEVICES,
 };
 use doubleratchet_test_support::device_of;
 use doubleratchet_test_support::rng::FailingRng;
@@ -55,7 +68,7 @@ use doubleratchet_test_support::rng::FailingRng;
 thread_local! {
     /// Encodings (lists, accounts, contacts) already checked to load and store again: the
     /// accounts are deterministic, so inputs reach the same lists over and over, and each
-    /// check verifies a signature.
+    /// check verifies signatures.
     static CHECKED: RefCell<HashSet<Vec<u8>>> = RefCell::new(HashSet::new());
 }
 
@@ -77,7 +90,7 @@ pub(crate) fn check_once(bytes: &[u8], check: impl FnOnce(&[u8])) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The encoding (SPEC.md §9.4)
+// The encodings (SPEC.md §9.4)
 // ---------------------------------------------------------------------------------------
 
 /// Type byte of a device list.
@@ -88,38 +101,57 @@ pub(crate) const LIST_ACCOUNT: core::ops::Range<usize> = 2..34;
 pub(crate) const LIST_COUNTER: usize = 34;
 /// The number of devices (`u8`).
 pub(crate) const LIST_COUNT: usize = 42;
-/// The first device: `id (u32) || identity key (32)` per device.
+/// The first device: `id (u32) || identity key (32) || link signature (64)` per device.
 pub(crate) const LIST_ENTRIES: usize = 43;
-pub(crate) const LIST_ENTRY: usize = 4 + 32;
+/// A device's identity key within its entry.
+pub(crate) const ENTRY_KEY: core::ops::Range<usize> = 4..36;
+/// A device's link signature within its entry.
+pub(crate) const ENTRY_LINK: core::ops::Range<usize> = 36..100;
+pub(crate) const LIST_ENTRY: usize = 4 + 32 + 64;
 pub(crate) const LIST_SIGNATURE: usize = 64;
-/// The longest list: `MAX_DEVICES` devices (683 bytes).
+/// The longest list: `MAX_DEVICES` devices (1 707 bytes).
 pub(crate) const MAX_LIST_LENGTH: usize = LIST_ENTRIES + LIST_ENTRY * MAX_DEVICES + LIST_SIGNATURE;
 
-/// What [`expected_parse`] says `DeviceList::from_bytes` must do.
+/// Type byte of a device link.
+pub(crate) const TYPE_DEVICE_LINK: u8 = 0x17;
+/// A device link: `version || type || account key (32) || id (u32) || identity key (32) ||
+/// signature (64)`, 134 bytes.
+pub(crate) const LINK_ACCOUNT: core::ops::Range<usize> = 2..34;
+pub(crate) const LINK_ID: usize = 34;
+pub(crate) const LINK_IDENTITY: core::ops::Range<usize> = 38..70;
+pub(crate) const LINK_SIGNATURE: core::ops::Range<usize> = 70..134;
+pub(crate) const LINK_LENGTH: usize = 134;
+
+/// What [`expected_parse`] and [`expected_link`] say a parser must do.
 #[derive(Debug)]
 pub(crate) enum Expect {
-    /// The list is well formed: it parses, or its signature does not verify.
+    /// The encoding is well formed: it parses, or a signature does not verify.
     WellFormed,
     /// Refused with one of these errors.
     Refused(Vec<Error>),
 }
 
+/// The errors of a version and type byte, for type `kind`.
+fn framing(data: &[u8], kind: u8) -> Option<Error> {
+    match data {
+        [] | [BUNDLE_VERSION] => Some(Error::Truncated),
+        [v, ..] if *v != BUNDLE_VERSION => Some(Error::UnsupportedVersion(*v)),
+        [_, t, ..] if *t != kind => Some(Error::UnexpectedType(*t)),
+        _ => None,
+    }
+}
+
 /// SPEC.md §9.4 read in field order. Within one device, a parser may check the id's order
-/// before or after reading and validating the identity key: both errors are allowed.
+/// before or after reading and validating the identity key: both errors are allowed. The
+/// duplicate and account-key checks come before the device's link signature is read.
 pub(crate) fn expected_parse(data: &[u8]) -> Expect {
-    use Error::{
-        InvalidEncoding, InvalidPublicKey, TooLarge, TrailingData, Truncated, UnexpectedType,
-        UnsupportedVersion,
-    };
+    use Error::{InvalidEncoding, InvalidPublicKey, TooLarge, TrailingData, Truncated};
     let refuse = |errors: &[Error]| Expect::Refused(errors.to_vec());
     if data.len() > MAX_LIST_LENGTH {
         return refuse(&[TooLarge]);
     }
-    match data {
-        [] | [BUNDLE_VERSION] => return refuse(&[Truncated]),
-        [v, ..] if *v != BUNDLE_VERSION => return refuse(&[UnsupportedVersion(*v)]),
-        [_, t, ..] if *t != TYPE_DEVICE_LIST => return refuse(&[UnexpectedType(*t)]),
-        _ => {}
+    if let Some(e) = framing(data, TYPE_DEVICE_LIST) {
+        return refuse(&[e]);
     }
     let Some(account) = data.get(LIST_ACCOUNT) else {
         return refuse(&[Truncated]);
@@ -149,7 +181,7 @@ pub(crate) fn expected_parse(data: &[u8]) -> Expect {
         }
         let id = be_u32(data, at);
         let ascending = ids.last().is_none_or(|last| *last < id);
-        let Some(key) = data.get(at + 4..at + LIST_ENTRY) else {
+        let Some(key) = data.get(at + ENTRY_KEY.start..at + ENTRY_KEY.end) else {
             return refuse(if ascending {
                 &[Truncated]
             } else {
@@ -165,6 +197,9 @@ pub(crate) fn expected_parse(data: &[u8]) -> Expect {
         };
         if !ascending || key == account || keys.contains(&key) {
             return refuse(&[InvalidEncoding]);
+        }
+        if data.len() < at + LIST_ENTRY {
+            return refuse(&[Truncated]);
         }
         ids.push(id);
         keys.push(key);
@@ -198,7 +233,9 @@ pub(crate) fn parse_checked(data: &[u8]) -> Result<DeviceList, Error> {
 }
 
 /// A parsed list agrees with its encoding `data` field by field, keeps SPEC.md §9.4's
-/// rules, re-encodes to exactly `data`, and parses again to itself.
+/// rules, re-encodes to exactly `data`, and parses again to itself; each device's link is
+/// its entry's, for the list's account, parses from its own encoding and, for a device of
+/// the fixture's pool, is exactly the link that device signs.
 pub(crate) fn check_list(list: &DeviceList, data: &[u8]) {
     assert_eq!(
         list.to_bytes(),
@@ -214,25 +251,119 @@ pub(crate) fn check_list(list: &DeviceList, data: &[u8]) {
     assert!(list.len() <= MAX_DEVICES);
     assert_eq!(list.is_empty(), data[LIST_COUNT] == 0);
     assert_eq!(list.devices().len(), list.len());
+    assert_eq!(list.links().len(), list.len());
     let mut previous: Option<DeviceId> = None;
     let mut seen: HashSet<[u8; 32]> = HashSet::new();
-    for (i, (id, key)) in list.devices().enumerate() {
+    for (i, ((id, key), link)) in list.devices().zip(list.links()).enumerate() {
         let at = LIST_ENTRIES + i * LIST_ENTRY;
         assert_eq!(id.get(), be_u32(data, at));
-        assert_eq!(key.as_bytes()[..], data[at + 4..at + LIST_ENTRY]);
+        assert_eq!(
+            key.as_bytes()[..],
+            data[at + ENTRY_KEY.start..at + ENTRY_KEY.end]
+        );
         assert!(previous.is_none_or(|p| p < id), "ids not ascending");
         previous = Some(id);
         assert!(seen.insert(*key.as_bytes()), "an identity key listed twice");
         assert_ne!(key.as_bytes(), list.account_key().as_bytes());
         assert_eq!(list.identity(id), Some(key));
         assert_eq!(list.device_of(key), Some(id));
+        assert_eq!(link.account_key(), list.account_key());
+        assert_eq!(link.device_id(), id);
+        assert_eq!(link.identity_key(), key);
+        assert_eq!(
+            link.to_bytes()[LINK_SIGNATURE],
+            data[at + ENTRY_LINK.start..at + ENTRY_LINK.end]
+        );
     }
     let _ = format!("{list:?}");
     assert_eq!(list.clone(), *list);
     check_once(data, |data| {
         let again = DeviceList::from_bytes(data).unwrap();
         assert_eq!(again, *list);
+        for link in list.links() {
+            let bytes = link.to_bytes();
+            assert_eq!(DeviceLink::from_bytes(&bytes).as_ref(), Ok(link));
+            check_pool_link(link);
+        }
     });
+}
+
+/// A link with a pool device's identity key is exactly the link that device signs (Ed25519
+/// signatures are deterministic, and a forgery is taken as impossible).
+fn check_pool_link(link: &DeviceLink) {
+    let fx = list_fixture();
+    if let Some(device) = fx
+        .devices
+        .iter()
+        .find(|d| d.identity_key() == link.identity_key())
+    {
+        assert_eq!(
+            device.link(link.account_key(), link.device_id()),
+            *link,
+            "a link of a pool device it did not sign"
+        );
+    }
+}
+
+/// SPEC.md §9.4's device link read in field order.
+pub(crate) fn expected_link(data: &[u8]) -> Expect {
+    use Error::{InvalidEncoding, InvalidPublicKey, TooLarge, Truncated};
+    let refuse = |errors: &[Error]| Expect::Refused(errors.to_vec());
+    if data.len() > LINK_LENGTH {
+        return refuse(&[TooLarge]);
+    }
+    if let Some(e) = framing(data, TYPE_DEVICE_LINK) {
+        return refuse(&[e]);
+    }
+    let Some(account) = data.get(LINK_ACCOUNT) else {
+        return refuse(&[Truncated]);
+    };
+    let Ok(account) = IdentityKey::from_bytes(account.try_into().unwrap()) else {
+        return refuse(&[InvalidPublicKey]);
+    };
+    let Some(identity) = data.get(LINK_IDENTITY) else {
+        return refuse(&[Truncated]);
+    };
+    let Ok(identity) = IdentityKey::from_bytes(identity.try_into().unwrap()) else {
+        return refuse(&[InvalidPublicKey]);
+    };
+    if data.len() < LINK_LENGTH {
+        return refuse(&[Truncated]);
+    }
+    if identity == account {
+        return refuse(&[InvalidEncoding]);
+    }
+    Expect::WellFormed
+}
+
+/// `DeviceLink::from_bytes(data)` against [`expected_link`]; a link that parses agrees
+/// with `data` field by field and re-encodes to it, and is a pool device's own if its
+/// identity key is one.
+pub(crate) fn link_checked(data: &[u8]) -> Result<DeviceLink, Error> {
+    let result = DeviceLink::from_bytes(data);
+    match (expected_link(data), &result) {
+        (Expect::WellFormed, Ok(link)) => {
+            assert_eq!(link.to_bytes()[..], *data, "a link re-encodes differently");
+            assert_eq!(link.account_key().as_bytes()[..], data[LINK_ACCOUNT]);
+            assert_eq!(link.device_id().get(), be_u32(data, LINK_ID));
+            assert_eq!(link.identity_key().as_bytes()[..], data[LINK_IDENTITY]);
+            assert_ne!(
+                link.identity_key().as_bytes(),
+                link.account_key().as_bytes()
+            );
+            let _ = format!("{link:?}");
+            check_pool_link(link);
+        }
+        (Expect::WellFormed, Err(e)) => {
+            assert_eq!(*e, Error::InvalidSignature, "a well-formed link refused")
+        }
+        (Expect::Refused(allowed), r) => assert!(
+            r.as_ref().is_err_and(|e| allowed.contains(e)),
+            "device link: {:?}, expected one of {allowed:?}",
+            r.as_ref().map(|_| ())
+        ),
+    }
+    result
 }
 
 // ---------------------------------------------------------------------------------------
@@ -267,12 +398,18 @@ pub(crate) const DEVICE_IDS: [u32; 20] = [
     u32::MAX,
 ];
 
-/// Two accounts, a pool of device identities, and a session record of the local device's
-/// with device key 1; all from fixed seeds.
+/// The time of the requests of [`ListFixture::request`] and [`ListFixture::reset_request`].
+pub(crate) const REQUEST_TIME: u64 = 100;
+
+/// Two accounts, a pool of devices, a session record of the local device's with device key
+/// 1, and decryption-error requests between the two; all from fixed seeds.
 pub(crate) struct ListFixture {
     /// The device identity keys; then (as keys 18 and 19 of an operation) the two accounts'
     /// keys as identity keys.
     pub(crate) keys: Vec<IdentityKey>,
+    /// A device of each key of [`ListFixture::key`] (20: the pool, then a device whose
+    /// identity key is account A's key, and one with B's), to sign links.
+    pub(crate) devices: Vec<LocalDevice>,
     /// The contact's local device identity (key 0).
     pub(crate) local: IdentityKeyPair,
     /// Accounts A and B, stored (`0x2C`): A lists device 1 with key 1, B device 1 with key 2
@@ -282,16 +419,27 @@ pub(crate) struct ListFixture {
     /// The local device's record with device key 1 (`0x2B`): a sending session initiated
     /// from that device's bundle, awaiting a reply.
     pub(crate) record: Vec<u8>,
+    /// An initial message of device key 1 to the local device, which the local device
+    /// cannot decrypt (for `Contact::decryption_error`).
+    pub(crate) failed: Vec<u8>,
+    /// The local device's request about `failed` (SPEC.md §6.8) at [`REQUEST_TIME`]:
+    /// deterministic (an Ed25519 signature).
+    pub(crate) request: Vec<u8>,
+    /// Device key 1's request about the local device's message in the session of
+    /// `record`, at [`REQUEST_TIME`]: it names that session.
+    pub(crate) reset_request: Vec<u8>,
 }
 
 impl ListFixture {
     /// Key `i` of an operation: a device key, or (18, 19) account A's or B's key.
     pub(crate) fn key(&self, i: u8) -> IdentityKey {
-        let i = usize::from(i) % (DEVICE_KEYS + 2);
-        match i.checked_sub(DEVICE_KEYS) {
-            None => self.keys[i],
-            Some(a) => IdentityKey::from_bytes(self.account_keys[a].as_bytes()).unwrap(),
-        }
+        *self.devices[usize::from(i) % (DEVICE_KEYS + 2)].identity_key()
+    }
+
+    /// The link the device of key `i` ([`ListFixture::key`]) signs as device `id` of
+    /// `account`.
+    pub(crate) fn link(&self, i: u8, account: &AccountKey, id: u32) -> DeviceLink {
+        self.devices[usize::from(i) % (DEVICE_KEYS + 2)].link(account, DeviceId::new(id))
     }
 
     /// A copy of account `b` (A or B) as the fixture made it: kept between inputs while
@@ -334,31 +482,71 @@ fn make_list_fixture() -> ListFixture {
         .map(|_| IdentityKeyPair::generate(&mut rng).unwrap())
         .collect();
     let keys: Vec<IdentityKey> = pairs.iter().map(|p| *p.public_key()).collect();
-    let a = Account::new(DeviceId::new(1), &keys[1], &mut rng).unwrap();
-    let b = Account::new(DeviceId::new(1), &keys[2], &mut rng).unwrap();
+    let mut devices: Vec<LocalDevice> = pairs
+        .iter()
+        .map(|p| device_of(p, &mut rng).unwrap())
+        .collect();
+    let a = Account::new(&devices[1], DeviceId::new(1), &mut rng).unwrap();
+    let b = Account::new(&devices[2], DeviceId::new(1), &mut rng).unwrap();
     let account_keys = [*a.account_key(), *b.account_key()];
     assert_ne!(account_keys[0], account_keys[1]);
-    for account in [&a, &b] {
+    let accounts = [a.to_bytes().to_vec(), b.to_bytes().to_vec()];
+    for (account, stored) in [&a, &b].into_iter().zip(&accounts) {
         let list = account.device_list();
         assert_eq!(list.counter(), 1);
         assert_eq!(list.len(), 1);
-        check_list(list, &list.to_bytes());
+        assert_eq!(DeviceList::from_bytes(&list.to_bytes()).as_ref(), Ok(list));
+        // A device whose identity key is the account key (its seed is in the stored
+        // account, SPEC.md §7.9).
+        let seed = [&[STORAGE_VERSION, 0x21][..], &stored[2..34]].concat();
+        let pair = IdentityKeyPair::from_bytes(&seed).unwrap();
+        assert_eq!(
+            pair.public_key().as_bytes(),
+            account.account_key().as_bytes()
+        );
+        devices.push(device_of(&pair, &mut rng).unwrap());
     }
-    // The local device's session with device key 1, from that device's bundle.
-    let local_device = device_of(&pairs[0], &mut rng).unwrap();
-    let remote_device = device_of(&pairs[1], &mut rng).unwrap();
+    // The local device's session with device key 1, from that device's bundle, with one
+    // message sent; device key 1's request about it.
+    let (local_device, remote_device) = (&devices[0], &devices[1]);
     let bundle = remote_device.bundle(None).unwrap();
     let mut record = SessionRecord::new(&keys[0], &keys[1], RecordLimits::default()).unwrap();
     record
-        .initiate(&local_device, &bundle, &SessionOptions::new(), 0, &mut rng)
+        .initiate(local_device, &bundle, &SessionOptions::new(), 0, &mut rng)
+        .unwrap();
+    let sent = record.encrypt(b"sent", &mut rng).unwrap();
+    let remote_record = SessionRecord::new(&keys[1], &keys[0], RecordLimits::default()).unwrap();
+    let reset_request = remote_record
+        .decryption_error(remote_device, &sent, REQUEST_TIME)
+        .unwrap();
+    // Device key 1's own session with the local device: its first message, and the local
+    // device's request about it.
+    let mut theirs = SessionRecord::new(&keys[1], &keys[0], RecordLimits::default()).unwrap();
+    theirs
+        .initiate(
+            remote_device,
+            &local_device.bundle(None).unwrap(),
+            &SessionOptions::new(),
+            0,
+            &mut rng,
+        )
+        .unwrap();
+    let failed = theirs.encrypt(b"failed", &mut rng).unwrap();
+    let request = SessionRecord::new(&keys[0], &keys[1], RecordLimits::default())
+        .unwrap()
+        .decryption_error(local_device, &failed, REQUEST_TIME)
         .unwrap();
     let mut pairs = pairs.into_iter();
     ListFixture {
         keys,
+        devices,
         local: pairs.next().unwrap(),
-        accounts: [a.to_bytes().to_vec(), b.to_bytes().to_vec()],
+        accounts,
         account_keys,
         record: record.to_bytes().to_vec(),
+        failed,
+        request,
+        reset_request,
     }
 }
 
@@ -372,12 +560,15 @@ const MAX_LIST_OPS: usize = 48;
 const MAX_RELOADS: usize = 4;
 /// The context the contact is sealed with.
 const CONTACT_CONTEXT: &[u8] = b"fuzz: contact";
+/// The app's time of `Contact::handle_decryption_error`.
+const HANDLE_TIME: u64 = 200;
 
 /// One operation of the stateful part. `b` picks account B rather than A; ids and keys are
 /// picked modulo [`DEVICE_IDS`] and the key pool (`ListFixture::key`).
 #[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListOp {
-    /// The account adds device `id` with identity key `key` and signs a new list.
+    /// The device of key `key` signs its link as device `id` of the account (of the other
+    /// account, if `other`), and the account adds it and signs a new list.
     Add {
         /// Account B rather than A.
         b: bool,
@@ -385,6 +576,8 @@ pub enum ListOp {
         id: u8,
         /// Index into the key pool (the last two: the accounts' keys).
         key: u8,
+        /// The link is made for the other account (`WrongRecord`).
+        other: bool,
     },
     /// The account removes device `id` and signs a new list.
     Remove {
@@ -429,8 +622,11 @@ pub enum ListOp {
         /// Plaintext length.
         len: u8,
     },
-    /// The users compared safety numbers.
-    MarkVerified,
+    /// The users compared safety numbers: the screen showed account A's key (B's if `b`).
+    MarkVerified {
+        /// The screen showed B's key.
+        b: bool,
+    },
     /// The contact is stored and loaded (sealed first, if `sealed`), its records stored and
     /// put back.
     Reload {
@@ -438,24 +634,54 @@ pub enum ListOp {
         sealed: bool,
     },
     /// The account is replaced by one of its earlier stored encodings (a restore from a
-    /// backup): its next lists reuse counters it signed before.
+    /// backup); with `adopt`, it then adopts the newest list it published (the last it
+    /// signed), as SPEC.md §9.3 says; without, its next lists reuse counters it signed
+    /// before.
     Rollback {
         /// Account B rather than A.
         b: bool,
         /// Index into the account's stored encodings, oldest first.
         snapshot: u8,
+        /// `Account::adopt` of the account's last list afterwards.
+        adopt: bool,
+    },
+    /// The account adopts list `list` (any list produced so far).
+    Adopt {
+        /// Account B rather than A.
+        b: bool,
+        /// Index into the lists produced.
+        list: u8,
+    },
+    /// `Contact::decryption_error` for device `id` about the fixture's message of device
+    /// key 1.
+    DecryptionError {
+        /// Index into [`DEVICE_IDS`].
+        id: u8,
+    },
+    /// `Contact::handle_decryption_error` of device key 1's request (about the prepared
+    /// session) as if from device `id`.
+    HandleDecryptionError {
+        /// Index into [`DEVICE_IDS`].
+        id: u8,
+    },
+    /// `Contact::archive_sending_session` of device `id`.
+    Archive {
+        /// Index into [`DEVICE_IDS`].
+        id: u8,
     },
 }
 
 /// The number of [`ListOp`] variants (for the seeds' encoder).
-pub(crate) const LIST_OP_VARIANTS: u64 = 10;
+pub(crate) const LIST_OP_VARIANTS: u64 = 14;
 
 /// Decodes the stateful part's operations from the input.
 pub fn list_ops_from_bytes(data: &[u8]) -> Vec<ListOp> {
     decode_ops(data, MAX_LIST_OPS)
 }
 
-/// The model of one account: its key, counter and devices (by id).
+/// The model of one account: its key, counter and devices (by id). Ed25519 signatures are
+/// deterministic, so the model determines the list's bytes: two lists are the same exactly
+/// when their models are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AccountModel {
     pub(crate) key: AccountKey,
@@ -479,11 +705,14 @@ impl AccountModel {
         assert_eq!(*self, AccountModel::of(list), "the account's list");
     }
 
-    /// What `add_device(id, key)` must do (SPEC.md §9.3, §9.4): the model after it, or the
-    /// documented error.
-    pub(crate) fn add(&self, id: u32, key: &IdentityKey) -> Result<AccountModel, Error> {
+    /// What `add_device(link)` must do (SPEC.md §9.3, §9.4, §10.1): the model after it, or
+    /// the documented error.
+    pub(crate) fn add(&self, link: &DeviceLink) -> Result<AccountModel, Error> {
+        let (id, key) = (link.device_id().get(), link.identity_key());
         if self.counter == u64::MAX {
             Err(Error::StoreFull)
+        } else if *link.account_key() != self.key {
+            Err(Error::WrongRecord)
         } else if self.devices.len() >= MAX_DEVICES {
             Err(Error::TooManyDevices)
         } else if self.devices.contains_key(&id)
@@ -510,6 +739,23 @@ impl AccountModel {
             next.counter += 1;
             next.devices.remove(&id);
             Ok(next)
+        }
+    }
+
+    /// What `adopt(published)` must do (SPEC.md §9.3): whether the list is newer, with the
+    /// model after it, or the documented error.
+    pub(crate) fn adopt(&self, published: &DeviceList) -> Result<(bool, AccountModel), Error> {
+        let other = AccountModel::of(published);
+        if other.key != self.key {
+            Err(Error::WrongRecord)
+        } else if other == *self {
+            Ok((false, other))
+        } else if other.counter < self.counter {
+            Err(Error::StaleDeviceList)
+        } else if other.counter == self.counter {
+            Err(Error::ForkedDeviceList)
+        } else {
+            Ok((true, other))
         }
     }
 }
@@ -549,6 +795,40 @@ pub(crate) fn account_change(
     }
 }
 
+/// `account.adopt(published)` against its model: the documented result, the account's
+/// list the published one when it was newer, and unchanged otherwise. Returns the model
+/// after it.
+pub(crate) fn adopt_checked(
+    account: &mut Account,
+    model: &AccountModel,
+    published: &DeviceList,
+) -> AccountModel {
+    let before = account.to_bytes().to_vec();
+    let expected = model.adopt(published);
+    let result = account.adopt(published);
+    match expected {
+        Ok((newer, after)) => {
+            assert_eq!(result, Ok(newer), "adopt of {published:?}");
+            assert_eq!(account.device_list(), published);
+            if !newer {
+                assert_eq!(*account.to_bytes(), before, "adopting the held list");
+            }
+            after.check(account);
+            after
+        }
+        Err(e) => {
+            assert_eq!(result, Err(e), "adopt of {published:?}");
+            assert_eq!(
+                *account.to_bytes(),
+                before,
+                "a refused adopt changed the account"
+            );
+            model.check(account);
+            model.clone()
+        }
+    }
+}
+
 /// The stored account loads and stores again to the same bytes, with the same list.
 pub(crate) fn check_account_reloads(account: &Account) {
     check_once(&account.to_bytes(), |stored| {
@@ -562,12 +842,13 @@ pub(crate) fn check_account_reloads(account: &Account) {
     });
 }
 
-/// A contact's record, as the model sees it: its remote identity and whether it has a
-/// sending session.
+/// A contact's record, as the model sees it: its remote identity, whether it has a
+/// sending session, and whether it acted on the fixture's reset request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RecordModel {
     pub(crate) remote: IdentityKey,
     pub(crate) sending: bool,
+    pub(crate) reset: bool,
 }
 
 /// The model of a contact (SPEC.md §9.5).
@@ -580,7 +861,6 @@ pub(crate) struct ContactModel {
     /// The highest counter taken under the pinned key since it was pinned.
     pub(crate) highest: u64,
 }
-
 impl ContactModel {
     /// The model of a contact without records.
     pub(crate) fn of(contact: &Contact) -> ContactModel {
@@ -668,14 +948,15 @@ pub(crate) fn snapshot(contact: &Contact) -> Snapshot {
 
 /// `update_devices(list)` against the model (SPEC.md §9.5): a list under another key is
 /// reported (returned) and changes nothing; the held list is `Unchanged`; a list under the
-/// pinned key with a counter not higher is `StaleDeviceList` and changes nothing (so a
-/// replayed list never brings back a removed device); a higher one is taken, dropping the
-/// records of devices no longer listed with their key.
+/// pinned key with a lower counter is `StaleDeviceList` (so a replayed list never brings
+/// back a removed device), another with the held counter `ForkedDeviceList`, and neither
+/// changes anything; a higher one is taken, dropping the records of devices no longer
+/// listed with their key. Returns the change reported, and the update of a list taken.
 pub(crate) fn feed_checked(
     contact: &mut Contact,
     m: &mut ContactModel,
     list: &DeviceList,
-) -> Option<IdentityChange> {
+) -> (Option<IdentityChange>, Option<DeviceUpdate>) {
     let before = snapshot(contact);
     let result = contact.update_devices(list);
     let mut reported = None;
@@ -702,31 +983,46 @@ pub(crate) fn feed_checked(
             before,
             "the held list changed the contact"
         );
-    } else if list.counter() <= m.list.counter() {
+    } else if list.counter() < m.list.counter() {
         assert_eq!(result, Err(Error::StaleDeviceList));
         assert_eq!(
             snapshot(contact),
             before,
             "a stale list changed the contact"
         );
+    } else if list.counter() == m.list.counter() {
+        assert_eq!(result, Err(Error::ForkedDeviceList));
+        assert_eq!(
+            snapshot(contact),
+            before,
+            "a forked list changed the contact"
+        );
     } else {
         assert!(list.counter() > m.highest);
         m.highest = list.counter();
         let expected = m.replace(list);
-        assert_eq!(result, Ok(expected));
+        assert_eq!(result.as_ref(), Ok(&expected));
+        m.check(contact);
+        return (None, Some(expected));
     }
     m.check(contact);
-    reported
+    (reported, None)
 }
 
-/// `accept_identity_change(change)` against the model: a change computed against another
-/// key than the pinned one is `StaleDeviceList` and changes nothing; otherwise the new key
-/// is pinned (trust on first use) and its list taken, dropping the records of devices not
-/// listed in it with their key.
-pub(crate) fn accept_checked(contact: &mut Contact, m: &mut ContactModel, change: IdentityChange) {
+/// `accept_identity_change(change)` against the model, for a change reported while the
+/// contact held a list with counter `held`: a change seen under another pinned key or
+/// another held counter is `StaleDeviceList` and changes nothing; otherwise the new key is
+/// pinned (trust on first use) and its list taken, dropping the records of devices not
+/// listed in it with their key. Returns whether it was accepted.
+pub(crate) fn accept_checked(
+    contact: &mut Contact,
+    m: &mut ContactModel,
+    change: IdentityChange,
+    held: u64,
+) -> bool {
     let before = snapshot(contact);
     let new_list = change.device_list().clone();
-    let stale = *change.old_key() != m.pinned;
+    let stale = *change.old_key() != m.pinned || held != m.list.counter();
     let result = contact.accept_identity_change(change);
     if stale {
         assert_eq!(result, Err(Error::StaleDeviceList));
@@ -743,20 +1039,64 @@ pub(crate) fn accept_checked(contact: &mut Contact, m: &mut ContactModel, change
         assert_eq!(result, Ok(expected));
     }
     m.check(contact);
+    !stale
+}
+
+/// `mark_verified(compared)` against the model: only the pinned key is taken (trust
+/// verified); another is `IdentityMismatch` and changes nothing.
+pub(crate) fn mark_verified_checked(
+    contact: &mut Contact,
+    m: &mut ContactModel,
+    compared: &AccountKey,
+) {
+    let before = snapshot(contact);
+    let result = contact.mark_verified(compared);
+    if *compared == m.pinned {
+        assert_eq!(result, Ok(()));
+        m.trust = Trust::Verified;
+    } else {
+        assert_eq!(result, Err(Error::IdentityMismatch));
+        assert_eq!(
+            snapshot(contact),
+            before,
+            "a refused mark changed the contact"
+        );
+    }
+    m.check(contact);
+}
+
+/// What the harness knows of one account's history, for the properties of restores
+/// (SPEC.md §9.3).
+#[derive(Clone, Debug, Default)]
+struct History {
+    /// The highest counter the account signed.
+    max_signed: u64,
+    /// The account signed a counter it had signed before (restored without adopting its
+    /// newest list): a contact may then take back a removed device.
+    reused: bool,
+    /// Every device added with a successful `add_device`: the counter of the list, the id
+    /// and the identity key.
+    added: Vec<(u64, u32, IdentityKey)>,
+    /// The last list the account signed: what the server holds.
+    published: Option<DeviceList>,
 }
 
 struct Harness {
     fx: &'static ListFixture,
     accounts: [Account; 2],
     models: [AccountModel; 2],
+    histories: [History; 2],
     /// Each account's stored encodings (after every change) with the model of each.
     snapshots: [Vec<(Vec<u8>, AccountModel)>; 2],
     /// Every list produced, in order.
     lists: Vec<DeviceList>,
     contact: Contact,
     model: ContactModel,
-    /// Every identity change the contact reported.
-    changes: Vec<IdentityChange>,
+    /// Devices the contact saw removed under the pinned key, with the counter of the list
+    /// that removed them (cleared when another key is pinned: its counters start afresh).
+    gone: BTreeMap<(u32, [u8; 32]), u64>,
+    /// Every identity change the contact reported, with the counter it held then.
+    changes: Vec<(IdentityChange, u64)>,
     rng: ChaCha20Rng,
     reloads: usize,
 }
@@ -769,6 +1109,19 @@ impl Harness {
             AccountModel::of(accounts[0].device_list()),
             AccountModel::of(accounts[1].device_list()),
         ];
+        let histories = [0, 1].map(|i| History {
+            max_signed: 1,
+            reused: false,
+            added: vec![(
+                1,
+                1,
+                *accounts[i]
+                    .device_list()
+                    .identity(DeviceId::new(1))
+                    .unwrap(),
+            )],
+            published: Some(accounts[i].device_list().clone()),
+        });
         let local = fx.local.public_key();
         let first = accounts[0].device_list().clone();
         let limits = RecordLimits::default();
@@ -796,8 +1149,10 @@ impl Harness {
             lists: vec![first, accounts[1].device_list().clone()],
             accounts,
             models,
+            histories,
             contact,
             model,
+            gone: BTreeMap::new(),
             changes: Vec::new(),
             rng: rng(0xDE71_0002),
             reloads: 0,
@@ -808,7 +1163,7 @@ impl Harness {
 
     fn apply(&mut self, op: ListOp) {
         match op {
-            ListOp::Add { b, id, key } => self.add(b, id, key),
+            ListOp::Add { b, id, key, other } => self.add(b, id, key, other),
             ListOp::Remove { b, id } => self.remove(b, id),
             ListOp::Feed { list } => {
                 let list = self.lists[usize::from(list) % self.lists.len()].clone();
@@ -818,21 +1173,19 @@ impl Harness {
             ListOp::Accept { change } => self.accept(change),
             ListOp::Restore { id, mode } => self.restore(id, mode),
             ListOp::Encrypt { len } => self.encrypt(len),
-            ListOp::MarkVerified => {
-                self.contact.mark_verified();
-                self.model.trust = Trust::Verified;
+            ListOp::MarkVerified { b } => {
+                let key = self.fx.account_keys[usize::from(b)];
+                mark_verified_checked(&mut self.contact, &mut self.model, &key);
             }
             ListOp::Reload { sealed } => self.reload(sealed),
-            ListOp::Rollback { b, snapshot } => {
-                let i = usize::from(b);
-                let (bytes, model) =
-                    self.snapshots[i][usize::from(snapshot) % self.snapshots[i].len()].clone();
-                let account = Account::from_bytes(&bytes).unwrap();
-                assert_eq!(*account.to_bytes(), bytes);
-                model.check(&account);
-                self.accounts[i] = account;
-                self.models[i] = model;
+            ListOp::Rollback { b, snapshot, adopt } => self.rollback(b, snapshot, adopt),
+            ListOp::Adopt { b, list } => {
+                let list = self.lists[usize::from(list) % self.lists.len()].clone();
+                self.adopt(usize::from(b), &list);
             }
+            ListOp::DecryptionError { id } => self.decryption_error(id),
+            ListOp::HandleDecryptionError { id } => self.handle_decryption_error(id),
+            ListOp::Archive { id } => self.archive(id),
         }
         self.check_contact();
         for i in 0..2 {
@@ -847,24 +1200,39 @@ impl Harness {
         i: usize,
         expected: Result<AccountModel, Error>,
         change: impl FnOnce(&mut Account) -> Result<DeviceList, Error>,
-    ) {
+    ) -> Option<DeviceList> {
         let model = expected.clone();
-        if let Some(list) = account_change(&mut self.accounts[i], expected, change) {
-            self.models[i] = model.unwrap();
-            let stored = self.accounts[i].to_bytes().to_vec();
-            self.snapshots[i].push((stored, self.models[i].clone()));
-            self.lists.push(list);
+        let list = account_change(&mut self.accounts[i], expected, change)?;
+        self.models[i] = model.unwrap();
+        self.push_snapshot(i);
+        let history = &mut self.histories[i];
+        if list.counter() <= history.max_signed {
+            history.reused = true;
         }
+        history.max_signed = history.max_signed.max(list.counter());
+        history.published = Some(list.clone());
+        self.lists.push(list.clone());
+        Some(list)
     }
 
-    fn add(&mut self, b: bool, id: u8, key: u8) {
+    /// Keeps the account's stored encoding with its model (what a rollback restores).
+    fn push_snapshot(&mut self, i: usize) {
+        let stored = self.accounts[i].to_bytes().to_vec();
+        self.snapshots[i].push((stored, self.models[i].clone()));
+    }
+
+    fn add(&mut self, b: bool, id: u8, key: u8, other: bool) {
         let i = usize::from(b);
         let id = DEVICE_IDS[usize::from(id) % DEVICE_IDS.len()];
-        let key = self.fx.key(key);
-        let expected = self.models[i].add(id, &key);
-        self.account_op(i, expected, |a| {
-            a.add_device(DeviceId::new(id), &key).cloned()
-        });
+        let link = self
+            .fx
+            .link(key, &self.fx.account_keys[i ^ usize::from(other)], id);
+        let expected = self.models[i].add(&link);
+        if let Some(list) = self.account_op(i, expected, |a| a.add_device(&link).cloned()) {
+            self.histories[i]
+                .added
+                .push((list.counter(), id, *link.identity_key()));
+        }
     }
 
     fn remove(&mut self, b: bool, id: u8) {
@@ -874,10 +1242,75 @@ impl Harness {
         self.account_op(i, expected, |a| a.remove_device(DeviceId::new(id)).cloned());
     }
 
-    /// The contact is given `list`.
+    /// The account is restored from one of its stored encodings and, with `adopt`, adopts
+    /// the last list it published.
+    fn rollback(&mut self, b: bool, snapshot: u8, adopt: bool) {
+        let i = usize::from(b);
+        let (bytes, model) =
+            self.snapshots[i][usize::from(snapshot) % self.snapshots[i].len()].clone();
+        let account = Account::from_bytes(&bytes).unwrap();
+        assert_eq!(*account.to_bytes(), bytes);
+        model.check(&account);
+        self.accounts[i] = account;
+        self.models[i] = model;
+        if adopt {
+            let published = self.histories[i].published.clone().unwrap();
+            self.adopt(i, &published);
+            // With the newest list adopted, the account's next list has a counter it
+            // never signed.
+            if !self.histories[i].reused {
+                assert_eq!(self.models[i].counter, self.histories[i].max_signed);
+            }
+        }
+    }
+
+    /// Account `i` adopts `list`, against the model.
+    fn adopt(&mut self, i: usize, list: &DeviceList) {
+        let before = self.models[i].clone();
+        self.models[i] = adopt_checked(&mut self.accounts[i], &before, list);
+        if self.models[i] != before {
+            self.push_snapshot(i);
+        }
+    }
+
+    /// The contact is given `list`. While the list's account never signed a counter twice,
+    /// a device the contact saw removed comes back only if the account added it again
+    /// after the list that removed it.
     fn feed(&mut self, list: &DeviceList) {
-        if let Some(change) = feed_checked(&mut self.contact, &mut self.model, list) {
-            self.changes.push(change);
+        let held = self.model.list.counter();
+        let previous = self.model.list.clone();
+        let (change, update) = feed_checked(&mut self.contact, &mut self.model, list);
+        if let Some(change) = change {
+            self.changes.push((change, held));
+        }
+        if let Some(DeviceUpdate::Updated { added, removed }) = update {
+            let account = self
+                .fx
+                .account_keys
+                .iter()
+                .position(|k| k == list.account_key())
+                .unwrap();
+            let history = &self.histories[account];
+            for id in added {
+                let key = *list.identity(id).unwrap();
+                if let Some(removed_at) = self.gone.remove(&(id.get(), *key.as_bytes())) {
+                    assert!(
+                        history.reused
+                            || history.added.iter().any(|(c, i, k)| {
+                                *i == id.get()
+                                    && *k == key
+                                    && *c > removed_at
+                                    && *c <= list.counter()
+                            }),
+                        "device {id} came back without being added again"
+                    );
+                }
+            }
+            for id in removed {
+                let key = *previous.identity(id).unwrap();
+                self.gone
+                    .insert((id.get(), *key.as_bytes()), list.counter());
+            }
         }
     }
 
@@ -899,8 +1332,11 @@ impl Harness {
         if self.changes.is_empty() {
             return;
         }
-        let change = self.changes[usize::from(change) % self.changes.len()].clone();
-        accept_checked(&mut self.contact, &mut self.model, change);
+        let (change, held) = self.changes[usize::from(change) % self.changes.len()].clone();
+        if accept_checked(&mut self.contact, &mut self.model, change, held) {
+            // The new key's counters start afresh (SPEC.md §9.5).
+            self.gone.clear();
+        }
     }
 
     fn restore(&mut self, id: u8, mode: u8) {
@@ -950,9 +1386,14 @@ impl Harness {
         };
         assert_eq!(result, expected, "restore_record of device {id}");
         if result.is_ok() {
-            self.model
-                .records
-                .insert(id, RecordModel { remote, sending });
+            self.model.records.insert(
+                id,
+                RecordModel {
+                    remote,
+                    sending,
+                    reset: false,
+                },
+            );
         } else {
             assert_eq!(
                 snapshot(&self.contact),
@@ -975,12 +1416,14 @@ impl Harness {
         if len % 16 == 15 {
             let before = snapshot(&self.contact);
             let result = self.contact.encrypt(&plaintext, &mut FailingRng::new(0));
-            match result {
-                Err(e) => assert_eq!(e, Error::RandomnessUnavailable),
-                Ok(d) => assert!(
-                    targets.is_empty() && d.is_empty(),
-                    "fan-out without randomness"
-                ),
+            if targets.is_empty() {
+                // No target: the RNG is not called.
+                assert!(
+                    result.is_ok_and(|d| d.is_empty()),
+                    "fan-out without a target"
+                );
+            } else {
+                assert_eq!(result.err(), Some(Error::RandomnessUnavailable));
             }
             assert_eq!(
                 snapshot(&self.contact),
@@ -1049,6 +1492,100 @@ impl Harness {
         self.contact = loaded;
     }
 
+    /// `Contact::decryption_error` for device `id` about the fixture's initial message of
+    /// device key 1: `UnknownDevice` for a device not listed, `WrongRecord` for the local
+    /// device, `IdentityMismatch` for a device listed with another key than key 1 (the
+    /// message names its sender), else the request the fixture made; the contact does not
+    /// change.
+    fn decryption_error(&mut self, id: u8) {
+        let fx = self.fx;
+        let id = DeviceId::new(DEVICE_IDS[usize::from(id) % DEVICE_IDS.len()]);
+        let before = snapshot(&self.contact);
+        let result = self
+            .contact
+            .decryption_error(&fx.devices[0], id, &fx.failed, REQUEST_TIME);
+        let expected = match self.model.list.identity(id) {
+            None => Err(Error::UnknownDevice(id)),
+            Some(k) if k == fx.local.public_key() => Err(Error::WrongRecord),
+            Some(k) if *k == fx.keys[1] => Ok(fx.request.clone()),
+            Some(_) => Err(Error::IdentityMismatch),
+        };
+        assert_eq!(result, expected, "decryption_error for device {id}");
+        assert_eq!(
+            snapshot(&self.contact),
+            before,
+            "decryption_error changed the contact"
+        );
+    }
+
+    /// `Contact::handle_decryption_error` of device key 1's request about the prepared
+    /// session, as if from device `id`: `UnknownDevice` for a device not listed,
+    /// `WrongRecord` for the local device, `IdentityMismatch` for a device listed with
+    /// another key; from key 1, the record's outcome (SPEC.md §6.8): `Reset` of the
+    /// prepared sending session the first time, `Stale` after that, `NotSending` without
+    /// that session. Only `Reset` changes the contact.
+    fn handle_decryption_error(&mut self, id: u8) {
+        let fx = self.fx;
+        let id = DeviceId::new(DEVICE_IDS[usize::from(id) % DEVICE_IDS.len()]);
+        let before = snapshot(&self.contact);
+        let result = self
+            .contact
+            .handle_decryption_error(id, &fx.reset_request, HANDLE_TIME);
+        let record = self.model.records.get(&id.get()).copied();
+        match self.model.list.identity(id) {
+            None => assert_eq!(result, Err(Error::UnknownDevice(id))),
+            Some(k) if k == fx.local.public_key() => assert_eq!(result, Err(Error::WrongRecord)),
+            Some(k) if *k != fx.keys[1] => assert_eq!(result, Err(Error::IdentityMismatch)),
+            Some(_) => match record {
+                Some(r) if r.reset => assert_eq!(result, Ok(ResetOutcome::Stale)),
+                Some(r) if r.sending => {
+                    assert!(
+                        matches!(result, Ok(ResetOutcome::Reset(_))),
+                        "reset request: {result:?}"
+                    );
+                    let r = self.model.records.get_mut(&id.get()).unwrap();
+                    r.sending = false;
+                    r.reset = true;
+                    return;
+                }
+                _ => assert_eq!(result, Ok(ResetOutcome::NotSending)),
+            },
+        }
+        assert_eq!(
+            snapshot(&self.contact),
+            before,
+            "handle_decryption_error changed the contact without a reset"
+        );
+    }
+
+    /// `Contact::archive_sending_session` of device `id`: the sending session's id if the
+    /// device has one (the next message needs a new session), else `None` and nothing
+    /// changes.
+    fn archive(&mut self, id: u8) {
+        let id = DEVICE_IDS[usize::from(id) % DEVICE_IDS.len()];
+        let before = snapshot(&self.contact);
+        let sending_id = self
+            .contact
+            .record(DeviceId::new(id))
+            .and_then(|r| r.sending_session().map(|_| ()));
+        let result = self.contact.archive_sending_session(DeviceId::new(id));
+        match self.model.records.get_mut(&id) {
+            Some(r) if r.sending => {
+                assert!(sending_id.is_some());
+                assert!(result.is_some(), "no sending session archived for {id}");
+                r.sending = false;
+            }
+            _ => {
+                assert_eq!(result, None);
+                assert_eq!(
+                    snapshot(&self.contact),
+                    before,
+                    "archiving nothing changed the contact"
+                );
+            }
+        }
+    }
+
     /// The contact agrees with the model; its encoding loads and stores again.
     fn check_contact(&self) {
         let c = &self.contact;
@@ -1066,10 +1603,11 @@ impl Harness {
     }
 }
 
-/// The target: the input as a device list, then as operations on two accounts and a
+/// The target: the input as a device list and as a device link, then as operations on two accounts and a
 /// contact (see the module documentation).
 pub fn device_list(data: &[u8]) {
     let _ = parse_checked(data);
+    let _ = link_checked(data);
     let mut h = Harness::new();
     for op in list_ops_from_bytes(data) {
         h.apply(op);

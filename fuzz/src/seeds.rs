@@ -596,9 +596,9 @@ fn list_ops_to_bytes(ops: &[ListOp]) -> Vec<u8> {
     let mut out = Vec::new();
     for op in ops {
         match *op {
-            ListOp::Add { b, id, key } => {
+            ListOp::Add { b, id, key, other } => {
                 variant(&mut out, 0, N);
-                out.extend_from_slice(&[u8::from(b), id, key]);
+                out.extend_from_slice(&[u8::from(b), id, key, u8::from(other)]);
             }
             ListOp::Remove { b, id } => {
                 variant(&mut out, 1, N);
@@ -626,14 +626,33 @@ fn list_ops_to_bytes(ops: &[ListOp]) -> Vec<u8> {
                 variant(&mut out, 6, N);
                 out.push(len);
             }
-            ListOp::MarkVerified => variant(&mut out, 7, N),
+            ListOp::MarkVerified { b } => {
+                variant(&mut out, 7, N);
+                out.push(u8::from(b));
+            }
             ListOp::Reload { sealed } => {
                 variant(&mut out, 8, N);
                 out.push(u8::from(sealed));
             }
-            ListOp::Rollback { b, snapshot } => {
+            ListOp::Rollback { b, snapshot, adopt } => {
                 variant(&mut out, 9, N);
-                out.extend_from_slice(&[u8::from(b), snapshot]);
+                out.extend_from_slice(&[u8::from(b), snapshot, u8::from(adopt)]);
+            }
+            ListOp::Adopt { b, list } => {
+                variant(&mut out, 10, N);
+                out.extend_from_slice(&[u8::from(b), list]);
+            }
+            ListOp::DecryptionError { id } => {
+                variant(&mut out, 11, N);
+                out.push(id);
+            }
+            ListOp::HandleDecryptionError { id } => {
+                variant(&mut out, 12, N);
+                out.push(id);
+            }
+            ListOp::Archive { id } => {
+                variant(&mut out, 13, N);
+                out.push(id);
             }
         }
     }
@@ -648,13 +667,15 @@ fn id_index(id: u32) -> u8 {
 /// The `device_list` target's scripts. Lists are numbered in the order they are produced:
 /// 0 is A's first list (device 1, key 1), 1 is B's (device 1, key 2), then every list an
 /// account signs. Keys 0..=17 are device keys (0 the local device, 1 the device with a
-/// prepared session), 18 and 19 the accounts' keys.
+/// prepared session), 18 and 19 the accounts' keys. An account's stored encodings (for
+/// `Rollback`) are numbered likewise: 0 its first, then one per list it signs or adopts.
 fn list_scripts() -> Vec<(&'static str, Vec<ListOp>)> {
     use ListOp::*;
     let add = |id: u32, key: u8| Add {
         b: false,
         id: id_index(id),
         key,
+        other: false,
     };
     let remove = |id: u32| Remove {
         b: false,
@@ -665,6 +686,15 @@ fn list_scripts() -> Vec<(&'static str, Vec<ListOp>)> {
         id: id_index(id),
         mode,
     };
+    let rollback = |snapshot: u8, adopt: bool| Rollback {
+        b: false,
+        snapshot,
+        adopt,
+    };
+    let adopt = |list: u8| Adopt { b: false, list };
+    let decryption_error = |id: u32| DecryptionError { id: id_index(id) };
+    let handle = |id: u32| HandleDecryptionError { id: id_index(id) };
+    let archive = |id: u32| Archive { id: id_index(id) };
     // A grows to 16 devices (ids 2..=16, keys 3..=17: lists 2..=16), then is full; removes
     // device 1 (list 17) and adds another (list 18).
     let mut full: Vec<ListOp> = (2..=16u32).map(|id| add(id, id as u8 + 1)).collect();
@@ -681,7 +711,8 @@ fn list_scripts() -> Vec<(&'static str, Vec<ListOp>)> {
     vec![
         (
             // Adds and removes; replays of older lists (which would bring a removed device
-            // back) refused; the held list unchanged; refused changes.
+            // back) refused; the held list unchanged; refused changes, a link made for
+            // the other account among them.
             "add-remove-replay",
             vec![
                 add(2, 3),
@@ -697,13 +728,20 @@ fn list_scripts() -> Vec<(&'static str, Vec<ListOp>)> {
                 add(1, 5),
                 add(5, 1),
                 add(5, 18),
+                Add {
+                    b: false,
+                    id: id_index(6),
+                    key: 8,
+                    other: true,
+                },
                 add(5, 19),
                 feed(5),
             ],
         ),
         (
-            // B's lists are identity changes; accepting one pins B; changes computed
-            // against another key are stale; back to A; trust.
+            // B's lists are identity changes; accepting one pins B; changes seen under
+            // another key are stale; back to A; trust only for the pinned key; a change
+            // seen before the contact took a newer list is stale.
             "identity-change",
             vec![
                 feed(1),
@@ -711,6 +749,7 @@ fn list_scripts() -> Vec<(&'static str, Vec<ListOp>)> {
                     b: true,
                     id: id_index(2),
                     key: 6,
+                    other: false,
                 },
                 feed(2),
                 Accept { change: 1 },
@@ -720,15 +759,23 @@ fn list_scripts() -> Vec<(&'static str, Vec<ListOp>)> {
                 feed(2),
                 Accept { change: 2 },
                 feed(0),
-                MarkVerified,
+                MarkVerified { b: true },
+                MarkVerified { b: false },
                 feed(1),
+                add(3, 7),
+                feed(3),
                 Accept { change: 3 },
+                feed(1),
+                Accept { change: 4 },
+                MarkVerified { b: false },
             ],
         ),
         (
             // Records put back (with a session for device 1; the local device listed has
-            // none; refusals); fan-out with and without randomness; reloads; a removed
-            // device's record dropped and not brought back by a replay.
+            // none; refusals); fan-out with and without randomness; decryption-error
+            // requests made and handled (a reset of device 1's session, then stale, also
+            // after a reload); reloads; a removed device's record dropped and not brought
+            // back by a replay.
             "records",
             vec![
                 add(2, 0),
@@ -743,7 +790,19 @@ fn list_scripts() -> Vec<(&'static str, Vec<ListOp>)> {
                 restore(3, 2),
                 Encrypt { len: 5 },
                 Encrypt { len: 15 },
+                decryption_error(1),
+                decryption_error(2),
+                decryption_error(3),
+                decryption_error(4),
+                archive(3),
+                handle(2),
+                handle(3),
+                handle(4),
+                handle(1),
+                handle(1),
+                Encrypt { len: 4 },
                 Reload { sealed: true },
+                handle(1),
                 remove(1),
                 feed(4),
                 feed(3),
@@ -752,27 +811,83 @@ fn list_scripts() -> Vec<(&'static str, Vec<ListOp>)> {
             ],
         ),
         (
-            // A restored from its first stored state signs counter 2 again, with another
-            // device: refused; counter 3 is taken.
+            // A sending session archived: fan-out has no session for it, and a reset
+            // request finds nothing to reset.
+            "archive",
+            vec![
+                restore(1, 0),
+                Encrypt { len: 1 },
+                archive(1),
+                archive(1),
+                Encrypt { len: 2 },
+                handle(1),
+                Reload { sealed: false },
+                remove(1),
+                feed(2),
+                Encrypt { len: 15 },
+            ],
+        ),
+        (
+            // A restored from its first stored state without adopting signs counter 2
+            // again, with another device: the contact holding the first counter-2 list
+            // answers ForkedDeviceList and does not change; counter 3 is taken; replays
+            // refused. Then, restored from the state that still lists device 2 (removed
+            // since, and seen removed by the contact), it signs a list that brings device
+            // 2 back and the contact takes it: what adopting prevents.
             "rollback",
             vec![
                 add(2, 3),
                 feed(2),
-                Rollback {
-                    b: false,
-                    snapshot: 0,
-                },
+                rollback(0, false),
                 add(4, 5),
                 feed(3),
                 add(5, 6),
                 feed(4),
                 feed(2),
                 feed(3),
+                rollback(1, false),
+                add(6, 7),
+                feed(5),
+                add(7, 8),
+                feed(6),
+            ],
+        ),
+        (
+            // A restored from an older state adopts its newest list (the server's) first:
+            // its next lists have new counters, and device 2, removed, never comes back.
+            // Adopting the held list changes nothing; another account's is WrongRecord,
+            // an older one StaleDeviceList, another with the held counter
+            // ForkedDeviceList.
+            "rollback-adopt",
+            vec![
+                add(2, 3),
+                add(3, 4),
+                feed(3),
+                remove(2),
+                feed(4),
+                rollback(1, true),
+                add(5, 6),
+                feed(5),
+                feed(4),
+                rollback(2, false),
+                adopt(3),
+                add(6, 7),
+                adopt(4),
+                adopt(1),
+                adopt(2),
+                feed(6),
+                adopt(5),
+                add(7, 8),
+                feed(7),
+                rollback(0, true),
+                add(8, 9),
+                feed(8),
             ],
         ),
         ("full", full),
         (
-            // Altered bytes of lists never parse.
+            // Altered bytes of lists never parse: the header, the count, a cut, a byte
+            // appended, a device's link signature, the list signature.
             "tamper",
             vec![
                 Tamper {
@@ -794,6 +909,11 @@ fn list_scripts() -> Vec<(&'static str, Vec<ListOp>)> {
                     list: 1,
                     at: 7,
                     mode: 2,
+                },
+                Tamper {
+                    list: 0,
+                    at: ((LIST_ENTRIES + 40) * 8 + 5) as u16,
+                    mode: 0,
                 },
                 Tamper {
                     list: 0,
@@ -1544,8 +1664,9 @@ pub fn seeds() -> Vec<Seed> {
         }
     }
 
-    // device_list: lists as bytes (A's first, B's, A's with 16 devices and with none), and
-    // scripts in the target's input format.
+    // device_list: lists as bytes (A's first, B's, A's with 16 devices and with none), links
+    // as bytes (key 3 as A's device 2; A's own key as its device 5, refused), and scripts in
+    // the target's input format.
     let lfx = list_fixture();
     let mut a = lfx.account(false);
     add("device_list", "list-a", a.device_list().to_bytes());
@@ -1554,9 +1675,20 @@ pub fn seeds() -> Vec<Seed> {
         "list-b",
         lfx.account(true).device_list().to_bytes(),
     );
+    let account_a = *a.account_key();
+    add(
+        "device_list",
+        "link-a-2",
+        lfx.link(3, &account_a, 2).to_bytes().to_vec(),
+    );
+    add(
+        "device_list",
+        "link-account-key",
+        lfx.link(18, &account_a, 5).to_bytes().to_vec(),
+    );
     let first_a = a.device_list().clone();
     for id in 2..=16u32 {
-        a.add_device(DeviceId::new(id), &lfx.keys[id as usize + 1])
+        a.add_device(&lfx.link(id as u8 + 1, &account_a, id))
             .unwrap();
     }
     let full = a.device_list().clone();

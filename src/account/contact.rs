@@ -19,7 +19,7 @@ use crate::fingerprint::SafetyNumber;
 use crate::format::FAN_OUT_RANDOM_LENGTH;
 use crate::keys::{fill_random, IdentityKey};
 use crate::prekeys::LocalDevice;
-use crate::record::{Received, RecordLimits, SessionRecord};
+use crate::record::{Received, RecordLimits, ResetOutcome, SessionRecord};
 use crate::session::SessionOptions;
 use crate::x3dh::{PreKeyBundle, SessionId};
 
@@ -67,6 +67,8 @@ pub struct IdentityChange(Box<Change>);
 #[derive(Clone, PartialEq, Eq)]
 struct Change {
     old: AccountKey,
+    /// The counter of the list the contact held when the change was seen.
+    held: u64,
     list: DeviceList,
 }
 
@@ -212,10 +214,19 @@ impl Contact {
         self.trust
     }
 
-    /// Records that the users compared safety numbers
-    /// ([`SafetyNumber::of_accounts`](crate::SafetyNumber::of_accounts)) and they matched.
-    pub fn mark_verified(&mut self) {
+    /// Records that the users compared the safety number
+    /// ([`SafetyNumber::of_accounts`](crate::SafetyNumber::of_accounts)) of `compared`, the
+    /// account key the verification screen showed, and it matched.
+    ///
+    /// # Errors
+    /// [`Error::IdentityMismatch`] if `compared` is no longer the pinned key (an identity
+    /// change was accepted meanwhile): nothing changed; verify the new key.
+    pub fn mark_verified(&mut self, compared: &AccountKey) -> Result<(), Error> {
+        if compared != self.account_key() {
+            return Err(Error::IdentityMismatch);
+        }
         self.trust = Trust::Verified;
+        Ok(())
     }
 
     /// This device's identity key.
@@ -252,17 +263,6 @@ impl Contact {
         self.position(id).ok().map(|i| &self.records[i].1)
     }
 
-    /// The record of device `id`, to call what the contact does not wrap:
-    /// [`SessionRecord::handle_decryption_error`], [`SessionRecord::decryption_error`],
-    /// [`SessionRecord::archive_sending_session`], [`SessionRecord::set_limits`]. (A record
-    /// cannot change its identities, so the contact's rules still hold.)
-    pub fn record_mut(&mut self, id: DeviceId) -> Option<&mut SessionRecord> {
-        match self.position(id) {
-            Ok(i) => Some(&mut self.records[i].1),
-            Err(_) => None,
-        }
-    }
-
     /// Every record, by ascending device id.
     pub fn records(&self) -> impl Iterator<Item = (DeviceId, &SessionRecord)> + '_ {
         self.records.iter().map(|(id, record)| (*id, record))
@@ -274,16 +274,19 @@ impl Contact {
     /// with the contact's new state, in one transaction.
     ///
     /// # Errors
-    /// [`Error::StaleDeviceList`] for a list under the pinned key whose counter is not
-    /// higher than the held one's (a server replaying an old list must not re-add a removed
-    /// device), unless it is the held list itself ([`DeviceUpdate::Unchanged`]). The
-    /// contact is then unchanged. A list under another key is not an error:
+    /// [`Error::StaleDeviceList`] for a list under the pinned key whose counter is lower
+    /// than the held one's (a server replaying an old list must not re-add a removed
+    /// device); [`Error::ForkedDeviceList`] for another list with the held counter (the
+    /// account key signed two lists with one counter: restored from an old copy without
+    /// [`Account::adopt`](crate::Account::adopt), or stolen). The contact is then
+    /// unchanged. (The held list itself is not an error: [`DeviceUpdate::Unchanged`].) A list under another key is not an error:
     /// [`DeviceUpdate::IdentityChanged`].
     pub fn update_devices(&mut self, list: &DeviceList) -> Result<DeviceUpdate, Error> {
         if list.account_key() != self.account_key() {
             return Ok(DeviceUpdate::IdentityChanged(IdentityChange(Box::new(
                 Change {
                     old: *self.account_key(),
+                    held: self.list.counter(),
                     list: list.clone(),
                 },
             ))));
@@ -291,10 +294,11 @@ impl Contact {
         if *list == self.list {
             return Ok(DeviceUpdate::Unchanged);
         }
-        if list.counter() <= self.list.counter() {
-            return Err(Error::StaleDeviceList);
+        match list.counter().cmp(&self.list.counter()) {
+            core::cmp::Ordering::Less => Err(Error::StaleDeviceList),
+            core::cmp::Ordering::Equal => Err(Error::ForkedDeviceList),
+            core::cmp::Ordering::Greater => Ok(self.replace_list(list)),
         }
-        Ok(self.replace_list(list))
     }
 
     /// Pins the new account key of `change` (trust on first use: [`Trust::FirstUse`] until
@@ -303,13 +307,14 @@ impl Contact {
     /// The post-quantum memory stays.
     ///
     /// # Errors
-    /// [`Error::StaleDeviceList`] if the contact's key is no longer the change's old key (the
-    /// change was computed against an earlier state). The contact is then unchanged.
+    /// [`Error::StaleDeviceList`] if the contact changed since the change was seen (another
+    /// key pinned, or a newer list taken under the old key: show the user the current state
+    /// again). The contact is then unchanged.
     pub fn accept_identity_change(
         &mut self,
         change: IdentityChange,
     ) -> Result<DeviceUpdate, Error> {
-        if change.old_key() != self.account_key() {
+        if change.old_key() != self.account_key() || change.0.held != self.list.counter() {
             return Err(Error::StaleDeviceList);
         }
         self.trust = Trust::FirstUse;
@@ -408,8 +413,63 @@ impl Contact {
         encrypt_to_devices(&mut [self], plaintext, rng)
     }
 
+    /// A decryption-error request (SPEC.md §6.8) for `failed`, a message from device `from`
+    /// that no session could decrypt: see [`SessionRecord::decryption_error`]. The contact
+    /// does not change.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`] for a device not listed; [`Error::WrongRecord`] for the local
+    /// device itself; the errors of [`SessionRecord::decryption_error`].
+    pub fn decryption_error(
+        &self,
+        device: &LocalDevice,
+        from: DeviceId,
+        failed: &[u8],
+        now: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let identity = self.list.identity(from).ok_or(Error::UnknownDevice(from))?;
+        match self.position(from) {
+            Ok(i) => self.records[i].1.decryption_error(device, failed, now),
+            Err(_) => SessionRecord::new(&self.local, identity, self.limits)?
+                .decryption_error(device, failed, now),
+        }
+    }
+
+    /// Acts on a decryption-error request from device `from` (SPEC.md §6.8): see
+    /// [`SessionRecord::handle_decryption_error`]. A device without a record has no sending
+    /// session ([`ResetOutcome::NotSending`](crate::ResetOutcome::NotSending), after the
+    /// request is checked).
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`] for a device not listed; [`Error::WrongRecord`] for the local
+    /// device itself; the errors of [`SessionRecord::handle_decryption_error`]. The contact is
+    /// then unchanged.
+    pub fn handle_decryption_error(
+        &mut self,
+        from: DeviceId,
+        request: &[u8],
+        now: u64,
+    ) -> Result<ResetOutcome, Error> {
+        let identity = *self.list.identity(from).ok_or(Error::UnknownDevice(from))?;
+        match self.position(from) {
+            Ok(i) => self.records[i].1.handle_decryption_error(request, now),
+            Err(_) => SessionRecord::new(&self.local, &identity, self.limits)?
+                .handle_decryption_error(request, now),
+        }
+    }
+
+    /// Archives the sending session of device `to` (see
+    /// [`SessionRecord::archive_sending_session`]), so that the next message to it needs a
+    /// new session ([`Contact::initiate`]); returns its id, or `None` without one.
+    pub fn archive_sending_session(&mut self, to: DeviceId) -> Option<SessionId> {
+        let i = self.position(to).ok()?;
+        self.records[i].1.archive_sending_session()
+    }
+
     /// Puts back a record stored on its own (see the type's documentation) after
-    /// [`Contact::from_bytes`].
+    /// [`Contact::from_bytes`]. Put back only what the contact's own records stored: a
+    /// record changed outside the contact (a session initiated on it directly, say) has not
+    /// been through the contact's rules (the post-quantum memory above all).
     ///
     /// # Errors
     /// [`Error::UnknownDevice`] for a device not in the list; [`Error::WrongRecord`] for a
@@ -513,7 +573,9 @@ pub fn encrypt_to_devices<R: TryCryptoRng + ?Sized>(
     for contact in contacts.iter_mut() {
         let account = *contact.account_key();
         let local = contact.local;
-        for (device, identity) in contact.list.entries().to_vec() {
+        let devices: Vec<(DeviceId, IdentityKey)> =
+            contact.list.devices().map(|(d, k)| (d, *k)).collect();
+        for (device, identity) in devices {
             if identity == local {
                 continue;
             }

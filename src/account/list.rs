@@ -1,5 +1,6 @@
-//! The signed device list (SPEC.md §9.4, type `0x16`): an account's devices, each an id and
-//! an identity key, under a counter that only grows, signed by the account key over
+//! The signed device list (SPEC.md §9.4, type `0x16`): an account's devices, each an id, an
+//! identity key and the device's link signature (`link.rs`), under a counter that only
+//! grows, signed by the account key over
 //! `DEVICE_LIST_LABEL || the list's bytes before the signature`. The label keeps the
 //! signature apart from every other signature in the protocol (a signed prekey signs
 //! `0x05 || u`, a post-quantum prekey `0x0A || ek`, a decryption-error request its own
@@ -10,7 +11,7 @@ use core::fmt;
 
 use ed25519_dalek::Signature;
 
-use super::{AccountKey, DeviceId};
+use super::{AccountKey, DeviceId, DeviceLink};
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
 use crate::format::{
@@ -32,8 +33,9 @@ use crate::wire::read_version_and_type;
 pub struct DeviceList {
     account: AccountKey,
     counter: u64,
-    /// Sorted by id, ids and identity keys distinct, none the account key.
-    devices: Vec<(DeviceId, IdentityKey)>,
+    /// Sorted by id, ids and identity keys distinct, none the account key; each link is
+    /// for this account.
+    devices: Vec<DeviceLink>,
     signature: [u8; SIGNATURE_LENGTH],
 }
 
@@ -42,9 +44,9 @@ impl DeviceList {
     pub(crate) fn sign(
         key: &IdentityKeyPair,
         counter: u64,
-        mut devices: Vec<(DeviceId, IdentityKey)>,
+        mut devices: Vec<DeviceLink>,
     ) -> Result<Self, Error> {
-        devices.sort_by_key(|(id, _)| *id);
+        devices.sort_by_key(DeviceLink::device_id);
         let account = AccountKey(*key.public_key());
         check_devices(&account, counter, &devices)?;
         let mut list = DeviceList {
@@ -67,7 +69,8 @@ impl DeviceList {
     /// [`Error::InvalidPublicKey`], [`Error::Truncated`], [`Error::TrailingData`];
     /// [`Error::InvalidEncoding`] for a zero counter, more than [`MAX_DEVICES`] devices, ids
     /// not strictly ascending, an identity key listed twice or equal to the account key;
-    /// then [`Error::InvalidSignature`].
+    /// then [`Error::InvalidSignature`] for the account's signature, then for each device's
+    /// link signature.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() > MAX_DEVICE_LIST_LENGTH {
             return Err(Error::TooLarge);
@@ -83,35 +86,40 @@ impl DeviceList {
         if count > MAX_DEVICES {
             return Err(Error::InvalidEncoding);
         }
-        let mut devices = Vec::with_capacity(count);
+        let mut read: Vec<(DeviceId, IdentityKey, [u8; SIGNATURE_LENGTH])> =
+            Vec::with_capacity(count);
         for _ in 0..count {
             let id = DeviceId(r.u32()?);
             let identity = IdentityKey::from_bytes(&r.array()?)?;
-            if devices.last().is_some_and(|(last, _)| *last >= id) {
+            if read.last().is_some_and(|(last, _, _)| *last >= id) {
                 return Err(Error::InvalidEncoding);
             }
-            if identity == *account.ed25519() || devices.iter().any(|(_, k)| *k == identity) {
+            if identity == *account.ed25519() || read.iter().any(|(_, k, _)| *k == identity) {
                 return Err(Error::InvalidEncoding);
             }
-            devices.push((id, identity));
+            read.push((id, identity, r.array()?));
         }
         let signature = r.array()?;
         r.finish()?;
-        let list = DeviceList {
+        // The account's signature over the bytes read, then each device's link.
+        let signed = bytes
+            .get(..bytes.len() - SIGNATURE_LENGTH)
+            .ok_or(Error::Internal)?;
+        account
+            .ed25519()
+            .verifying_key()
+            .verify_strict(&signed_message(signed), &Signature::from_bytes(&signature))
+            .map_err(|_| Error::InvalidSignature)?;
+        let devices = read
+            .iter()
+            .map(|(id, identity, link)| DeviceLink::verified(&account, *id, identity, link))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(DeviceList {
             account,
             counter,
             devices,
             signature,
-        };
-        list.account
-            .ed25519()
-            .verifying_key()
-            .verify_strict(
-                &signed_message(&list.signed_part()),
-                &Signature::from_bytes(&list.signature),
-            )
-            .map_err(|_| Error::InvalidSignature)?;
-        Ok(list)
+        })
     }
 
     /// The encoding (SPEC.md §9.4), to publish.
@@ -133,23 +141,21 @@ impl DeviceList {
 
     /// The devices, by ascending id.
     pub fn devices(&self) -> impl ExactSizeIterator<Item = (DeviceId, &IdentityKey)> + '_ {
-        self.devices.iter().map(|(id, key)| (*id, key))
+        self.devices
+            .iter()
+            .map(|l| (l.device_id(), l.identity_key()))
     }
 
     /// The identity key of device `id`, if listed.
     pub fn identity(&self, id: DeviceId) -> Option<&IdentityKey> {
-        self.devices
-            .iter()
-            .find(|(d, _)| *d == id)
-            .map(|(_, key)| key)
+        self.devices().find(|(d, _)| *d == id).map(|(_, key)| key)
     }
 
     /// The id of the device with identity key `identity`, if listed.
     pub fn device_of(&self, identity: &IdentityKey) -> Option<DeviceId> {
-        self.devices
-            .iter()
-            .find(|(_, key)| key == identity)
-            .map(|(id, _)| *id)
+        self.devices()
+            .find(|(_, key)| *key == identity)
+            .map(|(id, _)| id)
     }
 
     /// The number of devices.
@@ -162,7 +168,8 @@ impl DeviceList {
         self.devices.is_empty()
     }
 
-    pub(crate) fn entries(&self) -> &[(DeviceId, IdentityKey)] {
+    /// The devices' links, by ascending id.
+    pub fn links(&self) -> &[DeviceLink] {
         &self.devices
     }
 
@@ -177,29 +184,34 @@ impl DeviceList {
         out.put_u64(self.counter);
         // At most MAX_DEVICES (16), checked by every constructor.
         out.put_u8(self.devices.len() as u8);
-        for (id, key) in &self.devices {
-            out.put_u32(id.0);
-            out.put(key.as_bytes());
+        for link in &self.devices {
+            out.put_u32(link.device_id().0);
+            out.put(link.identity_key().as_bytes());
+            out.put(link.signature());
         }
         out
     }
 }
 
 /// The rules of SPEC.md §9.4 a list must keep (sorted input).
-fn check_devices(
-    account: &AccountKey,
-    counter: u64,
-    devices: &[(DeviceId, IdentityKey)],
-) -> Result<(), Error> {
+fn check_devices(account: &AccountKey, counter: u64, devices: &[DeviceLink]) -> Result<(), Error> {
     if counter == 0 {
         return Err(Error::Internal);
+    }
+    if devices.iter().any(|l| l.account_key() != account) {
+        return Err(Error::WrongRecord);
     }
     if devices.len() > MAX_DEVICES {
         return Err(Error::TooManyDevices);
     }
-    for (i, (id, key)) in devices.iter().enumerate() {
+    for (i, link) in devices.iter().enumerate() {
+        let (id, key) = (link.device_id(), link.identity_key());
         let earlier = &devices[..i];
-        if key == account.ed25519() || earlier.iter().any(|(d, k)| d == id || k == key) {
+        if key == account.ed25519()
+            || earlier
+                .iter()
+                .any(|l| l.device_id() == id || l.identity_key() == key)
+        {
             return Err(Error::DuplicateDevice);
         }
     }
@@ -219,7 +231,7 @@ impl fmt::Debug for DeviceList {
         f.debug_struct("DeviceList")
             .field("account", &self.account)
             .field("counter", &self.counter)
-            .field("devices", &self.devices)
+            .field("devices", &self.devices().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }

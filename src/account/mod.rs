@@ -13,6 +13,7 @@
 //! * `storage.rs` holds the storage encodings of both (§7.9, §7.10).
 
 mod contact;
+mod link;
 mod list;
 mod storage;
 
@@ -23,9 +24,11 @@ use rand_core::TryCryptoRng;
 pub use self::contact::{
     encrypt_to_devices, Contact, Delivery, DeviceUpdate, IdentityChange, Trust,
 };
+pub use self::link::DeviceLink;
 pub use self::list::DeviceList;
 use crate::error::Error;
 use crate::keys::{IdentityKey, IdentityKeyPair};
+use crate::prekeys::LocalDevice;
 
 /// A device's number within its account (SPEC.md §9.3): chosen by the account's manager,
 /// unique within one list. It names the device to the server (its mailbox and bundle) and
@@ -117,18 +120,19 @@ pub struct Account {
 }
 
 impl Account {
-    /// A new account: a fresh account key and a list (counter 1) holding one device, `id`
-    /// with identity key `identity`.
+    /// A new account managed by `device`: a fresh account key and a list (counter 1) holding
+    /// `device` alone, as device `id`, with its link ([`LocalDevice::link`]).
     ///
     /// # Errors
     /// [`Error::RandomnessUnavailable`] if the RNG fails.
     pub fn new<R: TryCryptoRng + ?Sized>(
+        device: &LocalDevice,
         id: DeviceId,
-        identity: &IdentityKey,
         rng: &mut R,
     ) -> Result<Self, Error> {
         let key = IdentityKeyPair::generate(rng)?;
-        let list = DeviceList::sign(&key, 1, alloc::vec![(id, *identity)])?;
+        let link = device.link(&AccountKey(*key.public_key()), id);
+        let list = DeviceList::sign(&key, 1, alloc::vec![link])?;
         Ok(Account { key, list })
     }
 
@@ -142,21 +146,19 @@ impl Account {
         &self.list
     }
 
-    /// Adds a device and signs a new list with the next counter; returns it. Store the
-    /// account, then publish the list.
+    /// Adds the device of `link` (made by the new device with [`LocalDevice::link`] for this
+    /// account, and carried here out of band) and signs a new list with the next counter;
+    /// returns it. Store the account, then publish the list.
     ///
     /// # Errors
+    /// [`Error::StoreFull`] if the counter is at `u64::MAX` (checked first);
+    /// [`Error::WrongRecord`] for a link made for another account;
+    /// [`Error::TooManyDevices`] beyond [`MAX_DEVICES`](crate::MAX_DEVICES);
     /// [`Error::DuplicateDevice`] if the id or the identity key is already listed (or the
-    /// identity key is the account key); [`Error::TooManyDevices`] beyond
-    /// [`MAX_DEVICES`](crate::MAX_DEVICES);
-    /// [`Error::StoreFull`] if the counter is at `u64::MAX`. The account is then unchanged.
-    pub fn add_device(
-        &mut self,
-        id: DeviceId,
-        identity: &IdentityKey,
-    ) -> Result<&DeviceList, Error> {
-        let mut devices = self.list.entries().to_vec();
-        devices.push((id, *identity));
+    /// identity key is the account key). The account is then unchanged.
+    pub fn add_device(&mut self, link: &DeviceLink) -> Result<&DeviceList, Error> {
+        let mut devices = self.list.links().to_vec();
+        devices.push(*link);
         self.resign(devices)
     }
 
@@ -165,23 +167,49 @@ impl Account {
     /// publish the list.
     ///
     /// # Errors
-    /// [`Error::UnknownDevice`] if `id` is not listed; [`Error::StoreFull`] if the counter
-    /// is at `u64::MAX`. The account is then unchanged.
+    /// [`Error::UnknownDevice`] if `id` is not listed (here a mistake in the call, whatever
+    /// its kind says); [`Error::StoreFull`] if the counter is at `u64::MAX`. The account is
+    /// then unchanged.
     pub fn remove_device(&mut self, id: DeviceId) -> Result<&DeviceList, Error> {
-        let mut devices = self.list.entries().to_vec();
+        let mut devices = self.list.links().to_vec();
         let before = devices.len();
-        devices.retain(|(d, _)| *d != id);
+        devices.retain(|l| l.device_id() != id);
         if devices.len() == before {
             return Err(Error::UnknownDevice(id));
         }
         self.resign(devices)
     }
 
+    /// Takes `published`, a newer list this account signed, as its own (SPEC.md §9.3): after
+    /// the account was restored from an older copy, fetch the account's newest list from the
+    /// server and adopt it *before* adding or removing a device, or the account would sign
+    /// counters it already used (a contact holding the newer list refuses the new one, and
+    /// a contact holding an older list may take back a device that was removed). Returns
+    /// whether the list was newer; the held list itself changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::WrongRecord`] for a list under another account key;
+    /// [`Error::StaleDeviceList`] for an older list; [`Error::ForkedDeviceList`] for another
+    /// list with the held counter. The account is then unchanged.
+    pub fn adopt(&mut self, published: &DeviceList) -> Result<bool, Error> {
+        if published.account_key() != self.account_key() {
+            return Err(Error::WrongRecord);
+        }
+        if *published == self.list {
+            return Ok(false);
+        }
+        match published.counter().cmp(&self.list.counter()) {
+            core::cmp::Ordering::Less => Err(Error::StaleDeviceList),
+            core::cmp::Ordering::Equal => Err(Error::ForkedDeviceList),
+            core::cmp::Ordering::Greater => {
+                self.list = published.clone();
+                Ok(true)
+            }
+        }
+    }
+
     /// Signs `devices` with the next counter and makes it the account's list.
-    fn resign(
-        &mut self,
-        devices: alloc::vec::Vec<(DeviceId, IdentityKey)>,
-    ) -> Result<&DeviceList, Error> {
+    fn resign(&mut self, devices: alloc::vec::Vec<DeviceLink>) -> Result<&DeviceList, Error> {
         let counter = self.list.counter().checked_add(1).ok_or(Error::StoreFull)?;
         self.list = DeviceList::sign(&self.key, counter, devices)?;
         Ok(&self.list)

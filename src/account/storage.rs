@@ -19,7 +19,7 @@ use crate::seal::{read_stored_header, write_stored_header};
 /// Appends `u32 len || list`.
 fn write_list(out: &mut Vec<u8>, list: &DeviceList) {
     let bytes = list.to_bytes();
-    // At most MAX_DEVICE_LIST_LENGTH (683).
+    // At most MAX_DEVICE_LIST_LENGTH (1 707).
     out.put_u32(bytes.len() as u32);
     out.put(&bytes);
 }

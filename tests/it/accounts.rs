@@ -1,13 +1,22 @@
 //! Accounts with several devices (SPEC.md §7.9-§7.10, §9.3-§9.6), through the public API:
 //!
-//! - device-list rules (§9.4-§9.5): a replayed or equal-counter list is `StaleDeviceList`
-//!   and changes nothing, the held list is `Unchanged`, a signature by another key or over
-//!   any altered byte is `InvalidSignature`, a list under another account key is an
-//!   `IdentityChange` that changes nothing until accepted (then pinned as first use; a
-//!   stale change is refused), a removed device is refused in both directions and its
+//! - device-list rules (§9.4-§9.5): a replayed list is `StaleDeviceList`, another list with
+//!   the held counter `ForkedDeviceList`, both changing nothing; the held list is
+//!   `Unchanged`, a signature by another key or over any altered byte is
+//!   `InvalidSignature`, a list under another account key is an `IdentityChange` that
+//!   changes nothing until accepted (then pinned as first use; a change seen before the
+//!   contact moved is refused), a removed device is refused in both directions and its
 //!   record dropped, and the device cap and the strict parse (each rule with its error);
-//!   lists are also built and signed by hand (ed25519-dalek, from the account's seed) to
-//!   reach what the library never signs;
+//!   lists are also built and signed by hand (ed25519-dalek, from the account's and the
+//!   devices' seeds) to reach what the library never signs;
+//! - device links (§9.4): every listed device's consent, so that no account can list
+//!   another user's device identity key (the unknown-key share): a link by another key, for
+//!   another account or another id is `InvalidSignature`, and `Account::add_device` refuses
+//!   a link for another account; the link's own encoding and parse order;
+//! - restored accounts (§9.3): `Account::adopt` of the newest published list, without which
+//!   a restored account forks its counter;
+//! - decryption-error requests through a contact (§6.8), and the post-quantum memory with
+//!   no way around it;
 //! - fan-out (§9.6): one `Delivery` per listed device but the local one, by ascending id;
 //!   a device without a sending session does not stop the others; the user's own other
 //!   devices; a failing RNG changes nothing; the randomness drawn up front (44 bytes per
@@ -28,10 +37,10 @@ use std::collections::BTreeSet;
 
 use doubleratchet::rand_core::TryRng;
 use doubleratchet::{
-    encrypt_to_devices, Account, AccountKey, Contact, Delivery, DeviceId, DeviceList, DeviceUpdate,
-    Error, ErrorKind, IdentityChange, IdentityKey, IdentityKeyPair, PreKeyBundle, Received,
-    RecordLimits, SafetyNumber, SessionOptions, SessionRecord, StorageKey, Trust, BUNDLE_VERSION,
-    MAX_DEVICES, STORAGE_VERSION,
+    encrypt_to_devices, Account, AccountKey, Contact, Delivery, DeviceId, DeviceLink, DeviceList,
+    DeviceUpdate, Error, ErrorKind, IdentityChange, IdentityKey, IdentityKeyPair, LocalDevice,
+    PreKeyBundle, Received, RecordLimits, ResetOutcome, SafetyNumber, SessionOptions,
+    SessionRecord, StorageKey, Trust, BUNDLE_VERSION, MAX_DEVICES, STORAGE_VERSION,
 };
 use doubleratchet_test_support::record::Mode;
 use doubleratchet_test_support::{hex, rng, text, ChaCha20Rng, FailingRng, ListedRng, Party};
@@ -47,14 +56,22 @@ use rand_chacha::rand_core::Rng;
 
 /// What a device list's signature covers, before the list's bytes (§9.4).
 const DEVICE_LIST_LABEL: &[u8] = b"doubleratchet v2 device list";
+/// What a device link's signature covers, before the account key and the id (§9.4).
+const DEVICE_LINK_LABEL: &[u8] = b"doubleratchet v2 device link";
 const TYPE_DEVICE_LIST: u8 = 0x16;
+const TYPE_DEVICE_LINK: u8 = 0x17;
+const TYPE_IDENTITY: u8 = 0x21;
 const TYPE_ACCOUNT: u8 = 0x2C;
 const TYPE_CONTACT: u8 = 0x2D;
 
-/// A list without devices; one device; the longest list (16 devices).
+/// A list without devices; one device (id, identity key, link signature); the longest
+/// list (16 devices).
 const LIST_FIXED: usize = 107;
-const LIST_ENTRY: usize = 36;
-const MAX_LIST: usize = 683;
+const LIST_ENTRY: usize = 100;
+const MAX_LIST: usize = 1707;
+/// Offsets in a list entry: the identity key, the link signature.
+const ENTRY_KEY: usize = 4;
+const ENTRY_LINK: usize = 36;
 /// Offsets in a list: account key, counter, device count, the first device.
 const LIST_ACCOUNT: usize = 2;
 const LIST_COUNTER: usize = 34;
@@ -66,7 +83,7 @@ const SIGNATURE: usize = 64;
 const ACCOUNT_SEED: usize = 2;
 const ACCOUNT_LIST_LEN: usize = 34;
 const ACCOUNT_LIST: usize = 38;
-const MAX_ACCOUNT: usize = 721;
+const MAX_ACCOUNT: usize = 1745;
 
 /// Offsets in a stored contact: local identity, trust, post-quantum flag, limits, the
 /// list's length, the list; the largest.
@@ -76,7 +93,14 @@ const CONTACT_PQ: usize = 35;
 const CONTACT_LIMITS: usize = 36;
 const CONTACT_LIST_LEN: usize = 64;
 const CONTACT_LIST: usize = 68;
-const MAX_CONTACT: usize = 751;
+const MAX_CONTACT: usize = 1775;
+
+/// A device link (§9.4) and its offsets: account key, device id, identity key, signature.
+const LINK_LENGTH: usize = 134;
+const LINK_ACCOUNT: usize = 2;
+const LINK_ID: usize = 34;
+const LINK_IDENTITY: usize = 38;
+const LINK_SIGNATURE: usize = 70;
 
 /// Randomness drawn per target device of a fan-out (§9.6).
 const FAN_OUT_RANDOM: usize = 44;
@@ -108,6 +132,65 @@ fn identity(r: &mut ChaCha20Rng) -> IdentityKey {
     *IdentityKeyPair::generate(r).unwrap().public_key()
 }
 
+/// A fresh Ed25519 seed: an identity (§7.2) known only to the test, to sign links by hand.
+fn fresh_seed(r: &mut ChaCha20Rng) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    r.fill_bytes(&mut seed);
+    seed
+}
+
+/// The Ed25519 seed of an identity key pair: bytes 2..34 of its storage encoding (§7.2).
+fn seed_of_identity(pair: &IdentityKeyPair) -> [u8; 32] {
+    pair.to_bytes()[2..34].try_into().unwrap()
+}
+
+/// The device of the identity `seed` (a prekey store around it), for the library's own
+/// [`LocalDevice::link`].
+fn device_of_seed(seed: &[u8; 32], r: &mut ChaCha20Rng) -> LocalDevice {
+    let mut stored = vec![STORAGE_VERSION, TYPE_IDENTITY];
+    stored.extend_from_slice(seed);
+    LocalDevice::from_identity(IdentityKeyPair::from_bytes(&stored).unwrap(), 0, r).unwrap()
+}
+
+/// The link signature by `seed`'s key: `Sig(IK_d, DEVICE_LINK_LABEL || account || id)`.
+fn link_signature(seed: &[u8; 32], account: &[u8; 32], id: u32) -> [u8; 64] {
+    let mut message = DEVICE_LINK_LABEL.to_vec();
+    message.extend_from_slice(account);
+    message.extend_from_slice(&id.to_be_bytes());
+    SigningKey::from_bytes(seed).sign(&message).to_bytes()
+}
+
+/// A link's encoding (§9.4) from its fields, as written.
+fn link_bytes(account: &[u8; 32], id: u32, key: &[u8; 32], signature: &[u8; 64]) -> Vec<u8> {
+    let mut out = vec![BUNDLE_VERSION, TYPE_DEVICE_LINK];
+    out.extend_from_slice(account);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(key);
+    out.extend_from_slice(signature);
+    out
+}
+
+/// The link of the device of `seed` as device `id` of `account`, signed by hand and
+/// parsed.
+fn link_of(seed: &[u8; 32], account: &AccountKey, id: u32) -> DeviceLink {
+    let signature = link_signature(seed, account.as_bytes(), id);
+    DeviceLink::from_bytes(&link_bytes(
+        account.as_bytes(),
+        id,
+        &public_of(seed),
+        &signature,
+    ))
+    .unwrap()
+}
+
+/// A device of a hand-built list (§9.4): id, identity key, link signature.
+type Entry = (u32, [u8; 32], [u8; 64]);
+
+/// The entry of the device of `seed` as device `id` of `account`, with its true link.
+fn entry(seed: &[u8; 32], account: &[u8; 32], id: u32) -> Entry {
+    (id, public_of(seed), link_signature(seed, account, id))
+}
+
 /// The account key's Ed25519 seed, read from the storage encoding (§7.9, bytes 2..34).
 fn seed_of(account: &Account) -> [u8; 32] {
     account.to_bytes()[ACCOUNT_SEED..ACCOUNT_SEED + 32]
@@ -115,10 +198,19 @@ fn seed_of(account: &Account) -> [u8; 32] {
         .unwrap()
 }
 
-/// A list's devices as `(id, identity key bytes)`.
-fn entries(list: &DeviceList) -> Vec<(u32, [u8; 32])> {
-    list.devices()
-        .map(|(d, k)| (d.get(), k.to_bytes()))
+/// A list's devices as entries: id, identity key and link signature (read from the links'
+/// encodings).
+fn entries(list: &DeviceList) -> Vec<Entry> {
+    list.links()
+        .iter()
+        .map(|l| {
+            let bytes = l.to_bytes();
+            (
+                l.device_id().get(),
+                l.identity_key().to_bytes(),
+                bytes[LINK_SIGNATURE..].try_into().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -128,14 +220,15 @@ fn listed(list: &DeviceList) -> Vec<u32> {
 }
 
 /// A list's bytes before the signature (§9.4), with `count` written as given.
-fn list_body(account: &[u8; 32], counter: u64, count: u8, devices: &[(u32, [u8; 32])]) -> Vec<u8> {
+fn list_body(account: &[u8; 32], counter: u64, count: u8, devices: &[Entry]) -> Vec<u8> {
     let mut out = vec![BUNDLE_VERSION, TYPE_DEVICE_LIST];
     out.extend_from_slice(account);
     out.extend_from_slice(&counter.to_be_bytes());
     out.push(count);
-    for (d, key) in devices {
+    for (d, key, link) in devices {
         out.extend_from_slice(&d.to_be_bytes());
         out.extend_from_slice(key);
+        out.extend_from_slice(link);
     }
     out
 }
@@ -159,8 +252,9 @@ fn public_of(seed: &[u8; 32]) -> [u8; 32] {
     SigningKey::from_bytes(seed).verifying_key().to_bytes()
 }
 
-/// A list of `devices` (written in the order given) under `counter`, signed by `seed`'s key.
-fn signed_list(seed: &[u8; 32], counter: u64, devices: &[(u32, [u8; 32])]) -> Vec<u8> {
+/// A list of `devices` (written in the order given, links as given) under `counter`,
+/// signed by `seed`'s key.
+fn signed_list(seed: &[u8; 32], counter: u64, devices: &[Entry]) -> Vec<u8> {
     let body = list_body(&public_of(seed), counter, devices.len() as u8, devices);
     sign_body(seed, body)
 }
@@ -241,6 +335,16 @@ impl Device {
     fn key(&self) -> &IdentityKey {
         self.party.identity.public_key()
     }
+
+    /// The identity's Ed25519 seed, to sign by hand.
+    fn seed(&self) -> [u8; 32] {
+        seed_of_identity(&self.party.identity)
+    }
+
+    /// The device's consent to be its id in `account`, made by the library.
+    fn link(&self, account: &AccountKey) -> DeviceLink {
+        self.party.store.link(account, self.id)
+    }
 }
 
 /// A user: an account and its devices (in the order they were added), with every list the
@@ -254,10 +358,11 @@ struct User {
 impl User {
     fn new(device_ids: &[u32], r: &mut ChaCha20Rng) -> User {
         let devices: Vec<Device> = device_ids.iter().map(|&n| Device::new(n, r)).collect();
-        let mut account = Account::new(devices[0].id, devices[0].key(), r).unwrap();
+        let mut account = Account::new(&devices[0].party.store, devices[0].id, r).unwrap();
         let mut history = vec![account.device_list().clone()];
         for d in &devices[1..] {
-            history.push(account.add_device(d.id, d.key()).unwrap().clone());
+            let link = d.link(account.account_key());
+            history.push(account.add_device(&link).unwrap().clone());
         }
         User {
             account,
@@ -285,12 +390,18 @@ impl User {
     /// Adds device `n` (a new identity); returns the new list.
     fn add(&mut self, n: u32, r: &mut ChaCha20Rng) -> DeviceList {
         let device = Device::new(n, r);
-        let list = self
-            .account
-            .add_device(device.id, device.key())
-            .unwrap()
-            .clone();
+        let link = device.link(self.key());
+        let list = self.account.add_device(&link).unwrap().clone();
         self.devices.push(device);
+        self.history.push(list.clone());
+        list
+    }
+
+    /// Lists device `n` again (removed before, its keys and link unchanged); returns the
+    /// new list.
+    fn readd(&mut self, n: u32) -> DeviceList {
+        let link = self.device(n).link(self.key());
+        let list = self.account.add_device(&link).unwrap().clone();
         self.history.push(list.clone());
         list
     }
@@ -481,9 +592,31 @@ fn hand_signed_lists_match_the_library() {
         );
     }
 
+    // Each entry carries the device's link, signed by the device's identity key over the
+    // label, the account key and its id: the link the device itself makes, whose encoding
+    // is the hand-built one.
+    for (k, (d, key, link)) in entries(list).iter().enumerate() {
+        let offset = LIST_ENTRIES + k * LIST_ENTRY;
+        assert_eq!(bytes[offset..offset + ENTRY_KEY], d.to_be_bytes());
+        assert_eq!(&bytes[offset + ENTRY_KEY..offset + ENTRY_LINK], key);
+        assert_eq!(&bytes[offset + ENTRY_LINK..offset + LIST_ENTRY], link);
+        let device = bob.device(*d);
+        assert_eq!(
+            *link,
+            link_signature(&device.seed(), bob.key().as_bytes(), *d)
+        );
+        let own = device.link(bob.key());
+        assert_eq!(list.links()[k], own);
+        assert_eq!(
+            own.to_bytes()[..],
+            link_bytes(bob.key().as_bytes(), *d, key, link)[..]
+        );
+    }
+
     let parsed = DeviceList::from_bytes(&bytes).unwrap();
     assert_eq!(parsed, *list);
     assert_eq!(parsed.to_bytes(), bytes);
+    assert_eq!(parsed.links(), list.links());
     for d in &bob.devices {
         assert_eq!(list.identity(d.id), Some(d.key()));
         assert_eq!(list.device_of(d.key()), Some(d.id));
@@ -498,14 +631,23 @@ fn every_change_signs_a_list_with_the_next_counter() {
     let a = Device::new(7, &mut r);
     let b = Device::new(3, &mut r);
     assert_eq!(
-        Account::new(id(7), a.key(), &mut FailingRng::new(0)).err(),
+        Account::new(&a.party.store, id(7), &mut FailingRng::new(0)).err(),
         Some(Error::RandomnessUnavailable)
     );
-    let mut account = Account::new(id(7), a.key(), &mut r).unwrap();
+    let mut account = Account::new(&a.party.store, id(7), &mut r).unwrap();
     assert_eq!(account.device_list().counter(), 1);
     assert_eq!(listed(account.device_list()), [7]);
+    // The first list carries the managing device's own link.
+    assert_eq!(
+        account.device_list().links(),
+        [a.link(account.account_key())]
+    );
 
-    let list = account.add_device(id(3), b.key()).unwrap().clone();
+    let link = b.link(account.account_key());
+    assert_eq!(link.account_key(), account.account_key());
+    assert_eq!(link.device_id(), id(3));
+    assert_eq!(link.identity_key(), b.key());
+    let list = account.add_device(&link).unwrap().clone();
     assert_eq!(list.counter(), 2);
     assert_eq!(listed(&list), [3, 7]);
     assert_eq!(account.device_list(), &list);
@@ -529,8 +671,9 @@ fn every_change_signs_a_list_with_the_next_counter() {
     assert!(empty.is_empty());
     assert_eq!(empty.to_bytes().len(), LIST_FIXED);
     assert_eq!(DeviceList::from_bytes(&empty.to_bytes()).unwrap(), empty);
-    // A removed device can come back, under a new counter.
-    assert_eq!(account.add_device(id(7), a.key()).unwrap().counter(), 5);
+    // A removed device can come back with its link, under a new counter.
+    let link = a.link(account.account_key());
+    assert_eq!(account.add_device(&link).unwrap().counter(), 5);
 
     // The account's Debug output never shows the seed.
     let seed = seed_of(&account);
@@ -541,10 +684,14 @@ fn every_change_signs_a_list_with_the_next_counter() {
 #[test]
 fn an_account_lists_at_most_max_devices() {
     let mut r = rng(3);
-    let keys: Vec<IdentityKey> = (0..=MAX_DEVICES).map(|_| identity(&mut r)).collect();
-    let mut account = Account::new(id(0), &keys[0], &mut r).unwrap();
-    for (n, key) in keys.iter().enumerate().take(MAX_DEVICES).skip(1) {
-        account.add_device(id(n as u32), key).unwrap();
+    let first = Device::new(0, &mut r);
+    // Device n's identity seed; device 0 is the managing one.
+    let mut seeds = vec![first.seed()];
+    seeds.extend((0..MAX_DEVICES).map(|_| fresh_seed(&mut r)));
+    let mut account = Account::new(&first.party.store, id(0), &mut r).unwrap();
+    let key = *account.account_key();
+    for (n, seed) in seeds.iter().enumerate().take(MAX_DEVICES).skip(1) {
+        account.add_device(&link_of(seed, &key, n as u32)).unwrap();
     }
     assert_eq!(account.device_list().len(), MAX_DEVICES);
     assert_eq!(account.device_list().counter(), MAX_DEVICES as u64);
@@ -554,42 +701,68 @@ fn an_account_lists_at_most_max_devices() {
     let full = account.to_bytes().to_vec();
     assert_eq!(Account::from_bytes(&full).unwrap().to_bytes()[..], full[..]);
 
-    assert_eq!(
-        account.add_device(id(99), &keys[MAX_DEVICES]).err(),
-        Some(Error::TooManyDevices)
-    );
+    // Full: a 17th device is refused; a link for another account is a wrong call before
+    // that, and a duplicate is refused by the cap first (§10.1).
+    let other_account = AccountKey::from_bytes(&public_of(&[9u8; 32])).unwrap();
+    let account_seed = seed_of(&account);
+    // The account key itself as a device: a link no parse gives, made by a device whose
+    // identity is the account key pair.
+    let as_device = device_of_seed(&account_seed, &mut r).link(&key, id(99));
+    assert_eq!(as_device.identity_key().as_bytes(), key.as_bytes());
+    for (name, link, expected) in [
+        (
+            "a new device",
+            link_of(&seeds[MAX_DEVICES], &key, 99),
+            Error::TooManyDevices,
+        ),
+        (
+            "a link for another account",
+            link_of(&seeds[MAX_DEVICES], &other_account, 99),
+            Error::WrongRecord,
+        ),
+        (
+            "a listed device",
+            link_of(&seeds[3], &key, 3),
+            Error::TooManyDevices,
+        ),
+    ] {
+        assert_eq!(account.add_device(&link).err(), Some(expected), "{name}");
+        assert_eq!(account.to_bytes()[..], full[..], "{name}");
+    }
     assert_eq!(Error::TooManyDevices.kind(), ErrorKind::FixCall);
-    assert_eq!(account.to_bytes()[..], full[..]);
 
     // Duplicates, at a list with room.
     account.remove_device(id(15)).unwrap();
     let before = account.to_bytes().to_vec();
-    let account_key = IdentityKey::from_bytes(account.account_key().as_bytes()).unwrap();
-    for (name, d, key) in [
-        ("listed id", 3, keys[MAX_DEVICES]),
-        ("listed identity key", 99, keys[3]),
-        ("the account key", 99, account_key),
+    for (name, link) in [
+        ("listed id", link_of(&seeds[MAX_DEVICES], &key, 3)),
+        ("listed identity key", link_of(&seeds[3], &key, 99)),
+        ("the account key", as_device),
     ] {
         assert_eq!(
-            account.add_device(id(d), &key).err(),
+            account.add_device(&link).err(),
             Some(Error::DuplicateDevice),
             "{name}"
         );
         assert_eq!(account.to_bytes()[..], before[..], "{name}");
     }
+    assert_eq!(Error::DuplicateDevice.kind(), ErrorKind::FixCall);
     // A removed device's id and key are free again.
     assert_eq!(
-        account.add_device(id(15), &keys[15]).unwrap().len(),
+        account
+            .add_device(&link_of(&seeds[15], &key, 15))
+            .unwrap()
+            .len(),
         MAX_DEVICES
     );
 
     // 17 devices signed by hand under the account key: the list is longer than the
     // longest, refused by its size before anything is read (§9.4: `TooLarge` first).
-    let seed = seed_of(&account);
-    let seventeen: Vec<(u32, [u8; 32])> = keys
+    let seed = account_seed;
+    let seventeen: Vec<Entry> = seeds
         .iter()
         .enumerate()
-        .map(|(n, k)| (n as u32, k.to_bytes()))
+        .map(|(n, s)| entry(s, key.as_bytes(), n as u32))
         .collect();
     let long = signed_list(&seed, 100, &seventeen);
     assert_eq!(long.len(), LIST_FIXED + 17 * LIST_ENTRY);
@@ -615,19 +788,41 @@ fn an_account_lists_at_most_max_devices() {
 fn the_counter_ends_at_u64_max() {
     let mut r = rng(4);
     let seed = [7u8; 32];
-    let a = identity(&mut r);
-    let b = identity(&mut r);
-    let list = signed_list(&seed, u64::MAX, &[(1, a.to_bytes())]);
+    let key = AccountKey::from_bytes(&public_of(&seed)).unwrap();
+    let a = fresh_seed(&mut r);
+    let b = fresh_seed(&mut r);
+    let list = signed_list(&seed, u64::MAX, &[entry(&a, key.as_bytes(), 1)]);
     let mut account = Account::from_bytes(&account_bytes(&seed, &list)).unwrap();
     assert_eq!(account.device_list().counter(), u64::MAX);
     let before = account.to_bytes().to_vec();
-    assert_eq!(account.add_device(id(2), &b).err(), Some(Error::StoreFull));
+    assert_eq!(
+        account.add_device(&link_of(&b, &key, 2)).err(),
+        Some(Error::StoreFull)
+    );
+    // The counter's room is checked first: before the link's account, before the device.
+    let elsewhere = AccountKey::from_bytes(&public_of(&[8u8; 32])).unwrap();
+    assert_eq!(
+        account.add_device(&link_of(&b, &elsewhere, 2)).err(),
+        Some(Error::StoreFull)
+    );
+    assert_eq!(
+        account.add_device(&link_of(&a, &key, 1)).err(),
+        Some(Error::StoreFull)
+    );
     assert_eq!(account.remove_device(id(1)).err(), Some(Error::StoreFull));
+    // A device not listed is refused before the counter.
+    assert_eq!(
+        account.remove_device(id(2)).err(),
+        Some(Error::UnknownDevice(id(2)))
+    );
     assert_eq!(account.to_bytes()[..], before[..]);
     // One below the end still signs.
-    let list = signed_list(&seed, u64::MAX - 1, &[(1, a.to_bytes())]);
+    let list = signed_list(&seed, u64::MAX - 1, &[entry(&a, key.as_bytes(), 1)]);
     let mut account = Account::from_bytes(&account_bytes(&seed, &list)).unwrap();
-    assert_eq!(account.add_device(id(2), &b).unwrap().counter(), u64::MAX);
+    assert_eq!(
+        account.add_device(&link_of(&b, &key, 2)).unwrap().counter(),
+        u64::MAX
+    );
 }
 
 #[test]
@@ -635,8 +830,10 @@ fn lists_are_parsed_strictly() {
     let mut r = rng(5);
     let seed = [0x42u8; 32];
     let account = public_of(&seed);
-    let k: Vec<[u8; 32]> = (0..3).map(|_| identity(&mut r).to_bytes()).collect();
-    let valid = signed_list(&seed, 9, &[(1, k[0]), (2, k[1]), (70_000, k[2])]);
+    // Three device seeds, and `e(i, d)`: device `i` as id `d`, with its true link.
+    let k: Vec<[u8; 32]> = (0..3).map(|_| fresh_seed(&mut r)).collect();
+    let e = |i: usize, d: u32| entry(&k[i], &account, d);
+    let valid = signed_list(&seed, 9, &[e(0, 1), e(1, 2), e(2, 70_000)]);
     let list = DeviceList::from_bytes(&valid).unwrap();
     assert_eq!(listed(&list), [1, 2, 70_000]);
     assert_eq!(list.counter(), 9);
@@ -658,7 +855,7 @@ fn lists_are_parsed_strictly() {
         &seed,
         9,
         &(0..16)
-            .map(|n| (n, identity(&mut r).to_bytes()))
+            .map(|n| entry(&fresh_seed(&mut r), &account, n))
             .collect::<Vec<_>>(),
     );
     assert_eq!(too_large.len(), MAX_LIST);
@@ -676,40 +873,53 @@ fn lists_are_parsed_strictly() {
     };
     let count_short = {
         // A count of 3 over 2 entries and 20 more bytes: the third entry is cut short.
-        let mut body = list_body(&account, 9, 3, &[(1, k[0]), (2, k[1])]);
+        let mut body = list_body(&account, 9, 3, &[e(0, 1), e(1, 2)]);
         body.extend_from_slice(&[0x7f; 20]);
         body
     };
     let count_long = {
         // A count of 1 over 2 entries: bytes are left over.
-        let body = list_body(&account, 9, 1, &[(1, k[0]), (2, k[1])]);
+        let body = list_body(&account, 9, 1, &[e(0, 1), e(1, 2)]);
         sign_body(&seed, body)
     };
+    // Entries whose link signature is not the device's consent to this entry.
+    let (_, key1, link1) = e(1, 2);
+    let elsewhere = public_of(&[0x43; 32]);
+    let broken = |link: [u8; 64]| signed_list(&seed, 9, &[e(0, 1), (2, key1, link)]);
+    let mut flipped_link = link1;
+    flipped_link[10] ^= 0x04;
+    // A fault in the encoding is found before any signature is checked.
+    let bad_link_then_unsorted = signed_list(&seed, 9, &[(2, key1, [0; 64]), e(0, 1)]);
+    let mut bad_link_then_trailing = broken([0; 64]);
+    bad_link_then_trailing.push(0);
+    let mut bad_link_and_bad_list_signature = broken([0; 64]);
+    let end = bad_link_and_bad_list_signature.len();
+    bad_link_and_bad_list_signature[end - 1] ^= 0x01;
 
     let cases: Vec<(&str, Vec<u8>, Error)> = vec![
         (
             "ids not ascending",
-            signed_list(&seed, 9, &[(2, k[1]), (1, k[0])]),
+            signed_list(&seed, 9, &[e(1, 2), e(0, 1)]),
             Error::InvalidEncoding,
         ),
         (
             "id listed twice",
-            signed_list(&seed, 9, &[(1, k[0]), (1, k[1])]),
+            signed_list(&seed, 9, &[e(0, 1), e(1, 1)]),
             Error::InvalidEncoding,
         ),
         (
             "identity key listed twice",
-            signed_list(&seed, 9, &[(1, k[0]), (2, k[0])]),
+            signed_list(&seed, 9, &[e(0, 1), e(0, 2)]),
             Error::InvalidEncoding,
         ),
         (
-            "identity key equal to the account key",
-            signed_list(&seed, 9, &[(1, k[0]), (2, account)]),
+            "identity key equal to the account key (its own link)",
+            signed_list(&seed, 9, &[e(0, 1), entry(&seed, &account, 2)]),
             Error::InvalidEncoding,
         ),
         (
             "counter 0",
-            signed_list(&seed, 0, &[(1, k[0])]),
+            signed_list(&seed, 0, &[e(0, 1)]),
             Error::InvalidEncoding,
         ),
         ("count beyond the entries", count_short, Error::Truncated),
@@ -721,20 +931,103 @@ fn lists_are_parsed_strictly() {
         ("type", kind, Error::UnexpectedType(0x15)),
         (
             "account key of small order",
-            sign_body(&seed, list_body(&weak, 9, 1, &[(1, k[0])])),
+            sign_body(&seed, list_body(&weak, 9, 1, &[e(0, 1)])),
             Error::InvalidPublicKey,
         ),
         (
             "device key of small order",
-            signed_list(&seed, 9, &[(1, k[0]), (2, weak)]),
+            signed_list(&seed, 9, &[e(0, 1), (2, weak, [0; 64])]),
+            Error::InvalidPublicKey,
+        ),
+        (
+            "device key of small order, then ids not ascending",
+            signed_list(&seed, 9, &[e(0, 5), (2, weak, [0; 64])]),
             Error::InvalidPublicKey,
         ),
         ("signature of nothing", unsigned, Error::InvalidSignature),
+        // The account signed each of these; a device's link does not verify.
+        ("link of zeros", broken([0; 64]), Error::InvalidSignature),
+        (
+            "link with a bit flipped",
+            broken(flipped_link),
+            Error::InvalidSignature,
+        ),
+        (
+            "link by another device's key",
+            broken(link_signature(&k[2], &account, 2)),
+            Error::InvalidSignature,
+        ),
+        (
+            "link for another id",
+            broken(link_signature(&k[1], &account, 3)),
+            Error::InvalidSignature,
+        ),
+        (
+            "link for another account",
+            broken(link_signature(&k[1], &elsewhere, 2)),
+            Error::InvalidSignature,
+        ),
+        (
+            "link by the account key",
+            broken(link_signature(&seed, &account, 2)),
+            Error::InvalidSignature,
+        ),
+        (
+            "link without the label",
+            broken(
+                SigningKey::from_bytes(&k[1])
+                    .sign(&[&account[..], &2u32.to_be_bytes()].concat())
+                    .to_bytes(),
+            ),
+            Error::InvalidSignature,
+        ),
+        (
+            "link under the list's label",
+            broken(
+                SigningKey::from_bytes(&k[1])
+                    .sign(&[DEVICE_LIST_LABEL, &account[..], &2u32.to_be_bytes()].concat())
+                    .to_bytes(),
+            ),
+            Error::InvalidSignature,
+        ),
+        (
+            "link with the id little-endian",
+            broken(
+                SigningKey::from_bytes(&k[1])
+                    .sign(&[DEVICE_LINK_LABEL, &account[..], &2u32.to_le_bytes()].concat())
+                    .to_bytes(),
+            ),
+            Error::InvalidSignature,
+        ),
+        (
+            "bad link, then ids not ascending",
+            bad_link_then_unsorted,
+            Error::InvalidEncoding,
+        ),
+        (
+            "bad link, then a trailing byte",
+            bad_link_then_trailing,
+            Error::TrailingData,
+        ),
+        (
+            "bad link and bad list signature",
+            bad_link_and_bad_list_signature,
+            Error::InvalidSignature,
+        ),
         ("empty", vec![], Error::Truncated),
     ];
     for (name, bytes, expected) in cases {
         assert_eq!(DeviceList::from_bytes(&bytes), Err(expected), "{name}");
     }
+    // The true link under the same construction verifies (so each refusal above is the
+    // link's).
+    assert!(DeviceList::from_bytes(&broken(link1)).is_ok());
+    // A device link is not a list.
+    let link = link_bytes(&account, 2, &key1, &link1);
+    assert_eq!(
+        DeviceList::from_bytes(&link),
+        Err(Error::UnexpectedType(TYPE_DEVICE_LINK))
+    );
 
     every_prefix_is_truncated(&valid, DeviceList::from_bytes);
 }
@@ -798,10 +1091,13 @@ fn a_signature_by_another_key_or_over_other_bytes_is_refused() {
                 Error::InvalidEncoding,
                 Error::InvalidPublicKey,
             ],
-            b if b < entries_end && (b - LIST_ENTRIES) % LIST_ENTRY < 4 => {
+            b if b < entries_end && (b - LIST_ENTRIES) % LIST_ENTRY < ENTRY_KEY => {
                 &[Error::InvalidSignature, Error::InvalidEncoding]
             }
-            b if b < entries_end => &[Error::InvalidPublicKey, Error::InvalidSignature],
+            b if b < entries_end && (b - LIST_ENTRIES) % LIST_ENTRY < ENTRY_LINK => {
+                &[Error::InvalidPublicKey, Error::InvalidSignature]
+            }
+            // A link's bytes, and the list's signature.
             _ => &[Error::InvalidSignature],
         };
         assert!(
@@ -809,6 +1105,402 @@ fn a_signature_by_another_key_or_over_other_bytes_is_refused() {
             "byte {byte} bit {bit}: {e:?}, expected one of {expected:?}"
         );
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Device links: no account lists a device that did not consent (§9.4)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn device_links_round_trip_and_are_parsed_in_order() {
+    let mut r = rng(37);
+    let bob = User::new(&BOB, &mut r);
+    let d = bob.device(17);
+    let account = *bob.key().as_bytes();
+    let key = d.key().to_bytes();
+    let link = d.link(bob.key());
+    assert_eq!(link.account_key(), bob.key());
+    assert_eq!(link.device_id(), id(17));
+    assert_eq!(link.identity_key(), d.key());
+    // The layout of §9.4, signed deterministically: the hand-signed link is the device's.
+    let bytes = link.to_bytes();
+    assert_eq!(bytes.len(), LINK_LENGTH);
+    assert_eq!(bytes[0], BUNDLE_VERSION);
+    assert_eq!(bytes[1], TYPE_DEVICE_LINK);
+    assert_eq!(bytes[LINK_ACCOUNT..LINK_ID], account);
+    assert_eq!(bytes[LINK_ID..LINK_IDENTITY], 17u32.to_be_bytes());
+    assert_eq!(bytes[LINK_IDENTITY..LINK_SIGNATURE], key);
+    let signature = link_signature(&d.seed(), &account, 17);
+    assert_eq!(bytes[LINK_SIGNATURE..], signature);
+    assert_eq!(bytes[..], link_bytes(&account, 17, &key, &signature)[..]);
+    let parsed = DeviceLink::from_bytes(&bytes).unwrap();
+    assert_eq!(parsed, link);
+    assert_eq!(parsed.to_bytes(), bytes);
+    assert_eq!(link_of(&d.seed(), bob.key(), 17), link);
+    // Draws no randomness: the same link every time; it is the one in Bob's list.
+    assert_eq!(d.link(bob.key()), link);
+    assert!(bob.list().links().contains(&link));
+    assert_ne!(d.party.store.link(bob.key(), id(18)), link);
+    let debug = format!("{link:?}");
+    assert!(debug.contains("DeviceLink"), "{debug}");
+    assert!(!debug.contains(&hex::encode(&d.seed())), "{debug}");
+
+    // Every field, in the order of §9.4.
+    let with = |offset: usize, value: &[u8]| {
+        let mut v = bytes.to_vec();
+        v[offset..offset + value.len()].copy_from_slice(value);
+        v
+    };
+    let weak = {
+        let mut b = [0u8; 32];
+        b[0] = 1;
+        b
+    };
+    let mut trailing = bytes.to_vec();
+    trailing.push(0);
+    let account_seed = seed_of(&bob.account);
+    let other = fresh_seed(&mut r);
+    let cases: Vec<(&str, Vec<u8>, Error)> = vec![
+        ("one byte above", trailing, Error::TooLarge),
+        (
+            "above, of another version",
+            vec![0x01; LINK_LENGTH + 1],
+            Error::TooLarge,
+        ),
+        ("empty", vec![], Error::Truncated),
+        ("version", with(0, &[0x01]), Error::UnsupportedVersion(0x01)),
+        (
+            "version, then type",
+            with(0, &[0x03, TYPE_DEVICE_LIST]),
+            Error::UnsupportedVersion(0x03),
+        ),
+        (
+            "type (a list's)",
+            with(1, &[TYPE_DEVICE_LIST]),
+            Error::UnexpectedType(TYPE_DEVICE_LIST),
+        ),
+        (
+            "type, then the account key",
+            with(1, &[[0x15].as_slice(), &weak].concat()),
+            Error::UnexpectedType(0x15),
+        ),
+        (
+            "account key of small order",
+            with(LINK_ACCOUNT, &weak),
+            Error::InvalidPublicKey,
+        ),
+        (
+            "account key of small order, cut short after it",
+            with(LINK_ACCOUNT, &weak)[..LINK_IDENTITY].to_vec(),
+            Error::InvalidPublicKey,
+        ),
+        (
+            "cut in the id",
+            bytes[..LINK_ID + 2].to_vec(),
+            Error::Truncated,
+        ),
+        (
+            "identity key of small order",
+            with(LINK_IDENTITY, &weak),
+            Error::InvalidPublicKey,
+        ),
+        (
+            "identity key of small order, cut short after it",
+            with(LINK_IDENTITY, &weak)[..LINK_SIGNATURE].to_vec(),
+            Error::InvalidPublicKey,
+        ),
+        (
+            "cut in the signature",
+            bytes[..LINK_LENGTH - 1].to_vec(),
+            Error::Truncated,
+        ),
+        (
+            "identity key equal to the account key, signed by it",
+            link_bytes(
+                &account,
+                17,
+                &account,
+                &link_signature(&account_seed, &account, 17),
+            ),
+            Error::InvalidEncoding,
+        ),
+        (
+            "identity key equal to the account key, unsigned",
+            link_bytes(&account, 17, &account, &[0; 64]),
+            Error::InvalidEncoding,
+        ),
+        (
+            "signature of zeros",
+            with(LINK_SIGNATURE, &[0; 64]),
+            Error::InvalidSignature,
+        ),
+        (
+            "another id",
+            with(LINK_ID, &18u32.to_be_bytes()),
+            Error::InvalidSignature,
+        ),
+        (
+            "another account",
+            with(LINK_ACCOUNT, &public_of(&other)),
+            Error::InvalidSignature,
+        ),
+        (
+            "another identity",
+            with(LINK_IDENTITY, &public_of(&other)),
+            Error::InvalidSignature,
+        ),
+        (
+            "signed by another key",
+            with(LINK_SIGNATURE, &link_signature(&other, &account, 17)),
+            Error::InvalidSignature,
+        ),
+        (
+            "signed by the account key",
+            with(LINK_SIGNATURE, &link_signature(&account_seed, &account, 17)),
+            Error::InvalidSignature,
+        ),
+        (
+            "signed under the list's label",
+            with(
+                LINK_SIGNATURE,
+                &SigningKey::from_bytes(&d.seed())
+                    .sign(&[DEVICE_LIST_LABEL, &account[..], &17u32.to_be_bytes()].concat())
+                    .to_bytes(),
+            ),
+            Error::InvalidSignature,
+        ),
+    ];
+    for (name, input, expected) in cases {
+        assert_eq!(DeviceLink::from_bytes(&input), Err(expected), "{name}");
+    }
+    every_prefix_is_truncated(&bytes, DeviceLink::from_bytes);
+    // Every bit flipped: refused, with the error of where the bit is.
+    every_bit_flip(&bytes, |byte, bit, flipped| {
+        let e = DeviceLink::from_bytes(flipped).unwrap_err();
+        let expected: &[Error] = match byte {
+            0 => &[Error::UnsupportedVersion(flipped[0])],
+            1 => &[Error::UnexpectedType(flipped[1])],
+            LINK_ACCOUNT..LINK_ID | LINK_IDENTITY..LINK_SIGNATURE => {
+                &[Error::InvalidPublicKey, Error::InvalidSignature]
+            }
+            _ => &[Error::InvalidSignature],
+        };
+        assert!(
+            expected.contains(&e),
+            "byte {byte} bit {bit}: {e:?}, expected one of {expected:?}"
+        );
+    });
+    // A list is no link: too long, or (without devices) of another type.
+    assert_eq!(
+        DeviceLink::from_bytes(&bob.list().to_bytes()),
+        Err(Error::TooLarge)
+    );
+    let empty = signed_list(&account_seed, 9, &[]);
+    assert_eq!(empty.len(), LIST_FIXED);
+    assert_eq!(
+        DeviceLink::from_bytes(&empty),
+        Err(Error::UnexpectedType(TYPE_DEVICE_LIST))
+    );
+}
+
+#[test]
+fn no_account_can_list_another_users_device() {
+    let mut r = rng(38);
+    let alice = User::new(&[ALICE], &mut r);
+    let bob = User::new(&BOB, &mut r);
+    let mut mallory = User::new(&[9], &mut r);
+    let m_seed = seed_of(&mallory.account);
+    let m_key = *mallory.key().as_bytes();
+    let victim = bob.device(5);
+    let victim_key = victim.key().to_bytes();
+    // Bob's device 5's link, as Bob's list publishes it.
+    let (_, _, bobs_link) = entries(bob.list())
+        .into_iter()
+        .find(|(d, _, _)| *d == 5)
+        .unwrap();
+    assert_eq!(
+        bobs_link,
+        link_signature(&victim.seed(), bob.key().as_bytes(), 5)
+    );
+
+    // Mallory signs, with her own account key, a list of her device 9 and of Bob's device
+    // 5's identity key (as her device 5), with each link she can come by. Her signature is
+    // valid; the link is not Bob's device's consent to her account.
+    let own = entries(mallory.list());
+    let claim = |link: [u8; 64]| {
+        let devices = [(5, victim_key, link), own[0]];
+        signed_list(&m_seed, 2, &devices)
+    };
+    let cases: Vec<(&str, [u8; 64])> = vec![
+        (
+            "Bob's link for Bob's account, copied from his list",
+            bobs_link,
+        ),
+        (
+            "signed by Mallory's device",
+            link_signature(&mallory.device(9).seed(), &m_key, 5),
+        ),
+        (
+            "signed by Mallory's account key",
+            link_signature(&m_seed, &m_key, 5),
+        ),
+        ("zeros", [0; 64]),
+        // Bob's device consented to Mallory's account, but as device 6.
+        (
+            "Bob's link as another id",
+            link_signature(&victim.seed(), &m_key, 6),
+        ),
+    ];
+    for (name, link) in cases {
+        let forged = claim(link);
+        assert_eq!(
+            DeviceList::from_bytes(&forged),
+            Err(Error::InvalidSignature),
+            "{name}"
+        );
+        // Nor from storage: an account or a contact holding the list does not load.
+        assert_eq!(
+            Account::from_bytes(&account_bytes(&m_seed, &forged)).err(),
+            Some(Error::InvalidSignature),
+            "{name}"
+        );
+        let mut contact = Contact::first_use(
+            alice.devices[0].key(),
+            mallory.list(),
+            RecordLimits::default(),
+        )
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+        contact.truncate(CONTACT_LIST_LEN);
+        contact.extend_from_slice(&(forged.len() as u32).to_be_bytes());
+        contact.extend_from_slice(&forged);
+        assert_eq!(
+            Contact::from_bytes(&contact).err(),
+            Some(Error::InvalidSignature),
+            "{name}"
+        );
+    }
+    // Only Bob's device's consent to Mallory's account as that id would do: the refusals
+    // above are the links'.
+    let consented = claim(link_signature(&victim.seed(), &m_key, 5));
+    assert_eq!(
+        DeviceList::from_bytes(&consented).unwrap().identity(id(5)),
+        Some(victim.key())
+    );
+
+    // Nor can Mallory's account list it through the API: Bob's device's link names Bob's
+    // account.
+    let before = mallory.account.to_bytes().to_vec();
+    let link = victim.link(bob.key());
+    assert_eq!(
+        mallory.account.add_device(&link).err(),
+        Some(Error::WrongRecord)
+    );
+    assert_eq!(
+        mallory.account.add_device(&bob.list().links()[0]).err(),
+        Some(Error::WrongRecord)
+    );
+    assert_eq!(mallory.account.to_bytes()[..], before[..]);
+    assert_eq!(Error::WrongRecord.kind(), ErrorKind::FixCall);
+    // And the link cannot be re-targeted: its encoding with Mallory's account key, or with
+    // another id, does not verify.
+    let mut retargeted = link.to_bytes();
+    retargeted[LINK_ACCOUNT..LINK_ID].copy_from_slice(&m_key);
+    assert_eq!(
+        DeviceLink::from_bytes(&retargeted),
+        Err(Error::InvalidSignature)
+    );
+    let mut renumbered = link.to_bytes();
+    renumbered[LINK_ID..LINK_IDENTITY].copy_from_slice(&6u32.to_be_bytes());
+    assert_eq!(
+        DeviceLink::from_bytes(&renumbered),
+        Err(Error::InvalidSignature)
+    );
+    // Mallory's list still names only her device.
+    assert_eq!(listed(mallory.list()), [9]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Restored accounts (§9.3)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_restored_account_adopts_the_newest_list_before_signing() {
+    let mut r = rng(39);
+    let alice = User::new(&[ALICE], &mut r);
+    let mut bob = User::new(&BOB, &mut r);
+    let local = alice.devices[0].key();
+    let limits = RecordLimits::default();
+    // Bob's account stored at counter 3; Alice's device has one contact holding that list.
+    let old_copy = bob.account.to_bytes().to_vec();
+    let mut behind = Contact::first_use(local, bob.list(), limits).unwrap();
+    // Then Bob adds device 40 and publishes counter 4, which another contact takes.
+    let published = bob.add(40, &mut r);
+    assert_eq!(published.counter(), 4);
+    let mut current = Contact::first_use(local, bob.list(), limits).unwrap();
+    let d41 = Device::new(41, &mut r);
+    let link41 = d41.link(bob.key());
+
+    // Without adopting, the restored copy signs counter 4 again: a fork. The contact holding
+    // the published list refuses it and stays as it was; a contact holding an older list
+    // would take it, and lose device 40 (what adopting prevents).
+    let mut forgetful = Account::from_bytes(&old_copy).unwrap();
+    let fork = forgetful.add_device(&link41).unwrap().clone();
+    assert_eq!(fork.counter(), 4);
+    assert_eq!(listed(&fork), [5, 17, 30, 41]);
+    assert_refused(&mut current, Error::ForkedDeviceList, |c| {
+        c.update_devices(&fork)
+    });
+    assert_eq!(current.device_list(), &published);
+    let mut misled = Contact::from_bytes(&behind.to_bytes()).unwrap();
+    assert_eq!(misled.update_devices(&fork), Ok(updated(&[41], &[])));
+    assert_eq!(misled.device_list().identity(id(40)), None);
+    // Too late to adopt the published list: it is another list with the forked counter.
+    let before = forgetful.to_bytes().to_vec();
+    assert_eq!(forgetful.adopt(&published), Err(Error::ForkedDeviceList));
+    assert_eq!(forgetful.to_bytes()[..], before[..]);
+
+    // Restored again, the account adopts the published list first (fetched: its bytes).
+    let mut restored = Account::from_bytes(&old_copy).unwrap();
+    let before = restored.to_bytes().to_vec();
+    let seed = seed_of(&restored);
+    let fork3 = DeviceList::from_bytes(&signed_list(&seed, 3, &entries(&bob.history[1]))).unwrap();
+    let held = restored.device_list().clone();
+    let cases: [(&str, &DeviceList, Error); 3] = [
+        ("another account's list", alice.list(), Error::WrongRecord),
+        ("an older list", &bob.history[1], Error::StaleDeviceList),
+        (
+            "another list with the held counter",
+            &fork3,
+            Error::ForkedDeviceList,
+        ),
+    ];
+    for (name, list, expected) in cases {
+        assert_eq!(restored.adopt(list), Err(expected), "{name}");
+        assert_eq!(restored.to_bytes()[..], before[..], "{name}");
+    }
+    assert_eq!(restored.adopt(&held), Ok(false));
+    assert_eq!(restored.to_bytes()[..], before[..]);
+    let fetched = DeviceList::from_bytes(&published.to_bytes()).unwrap();
+    assert_eq!(restored.adopt(&fetched), Ok(true));
+    assert_eq!(restored.device_list(), &published);
+    // It is the account Bob lost, byte for byte.
+    assert_eq!(restored.to_bytes()[..], bob.account.to_bytes()[..]);
+    assert_eq!(restored.adopt(&published), Ok(false));
+    assert_eq!(restored.adopt(&held), Err(Error::StaleDeviceList));
+
+    // Adding device 41 now signs counter 5, with device 40: every contact takes it.
+    let next = restored.add_device(&link41).unwrap().clone();
+    assert_eq!(next.counter(), 5);
+    assert_eq!(listed(&next), [5, 17, 30, 40, 41]);
+    assert_eq!(current.update_devices(&next), Ok(updated(&[41], &[])));
+    assert_eq!(current.device_list(), &next);
+    assert_eq!(behind.update_devices(&next), Ok(updated(&[40, 41], &[])));
+    // Even the misled contact comes back to device 40.
+    assert_eq!(misled.update_devices(&next), Ok(updated(&[40], &[])));
+    // The lost account would have signed the same list.
+    assert_eq!(bob.account.add_device(&link41).unwrap(), &next);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -849,15 +1541,20 @@ fn a_contact_is_pinned_on_first_use_or_verified() {
     );
 
     let mut first = Contact::first_use(local, bob.list(), RecordLimits::default()).unwrap();
-    first.mark_verified();
+    // The users compared the safety number of another key: nothing changes.
+    assert_refused(&mut first, Error::IdentityMismatch, |c| {
+        c.mark_verified(alice.key())
+    });
+    assert_eq!(first.trust(), Trust::FirstUse);
+    assert_eq!(first.mark_verified(bob.key()), Ok(()));
     assert_eq!(first.trust(), Trust::Verified);
     assert!(snapshot(&first) == snapshot(&verified));
-    verified.mark_verified();
+    assert_eq!(verified.mark_verified(bob.key()), Ok(()));
     assert_eq!(verified.trust(), Trust::Verified);
 }
 
 #[test]
-fn replayed_and_equal_counter_lists_are_stale() {
+fn replayed_lists_are_stale_and_equal_counter_lists_forked() {
     let mut s = Scene::established(10, Mode::Classical);
     let held = s.bob.list().clone();
     assert_eq!(held.counter(), 3);
@@ -891,21 +1588,33 @@ fn replayed_and_equal_counter_lists_are_stale() {
     assert_eq!(Error::StaleDeviceList.kind(), ErrorKind::DropMessage);
 
     // An equal counter with other devices: the account restored from a copy stored before
-    // device 40, then adding device 41, signs another list with counter 4.
+    // device 40, then adding device 41, signs another list with counter 4: forked.
     let mut rolled_back = Account::from_bytes(&stored).unwrap();
-    let other = identity(&mut s.r);
-    let fork = rolled_back.add_device(id(41), &other).unwrap().clone();
+    let other = fresh_seed(&mut s.r);
+    let fork = rolled_back
+        .add_device(&link_of(&other, s.bob.key(), 41))
+        .unwrap()
+        .clone();
     assert_eq!(fork.counter(), newer.counter());
     assert_ne!(fork, newer);
-    assert_refused(&mut s.alice_view, Error::StaleDeviceList, |c| {
+    assert_refused(&mut s.alice_view, Error::ForkedDeviceList, |c| {
         c.update_devices(&fork)
     });
+    assert_eq!(Error::ForkedDeviceList.kind(), ErrorKind::VerifyIdentity);
     // The same by hand: counter 4 with the devices of counter 3.
     let seed = seed_of(&s.bob.account);
     let same_counter = DeviceList::from_bytes(&signed_list(&seed, 4, &entries(&held))).unwrap();
-    assert_refused(&mut s.alice_view, Error::StaleDeviceList, |c| {
+    assert_refused(&mut s.alice_view, Error::ForkedDeviceList, |c| {
         c.update_devices(&same_counter)
     });
+    // The held list signed again by hand is the same bytes (Ed25519 is deterministic):
+    // unchanged, not a fork.
+    let resigned = DeviceList::from_bytes(&signed_list(&seed, 4, &entries(&newer))).unwrap();
+    assert_eq!(resigned, newer);
+    assert_eq!(
+        s.alice_view.update_devices(&resigned),
+        Ok(DeviceUpdate::Unchanged)
+    );
 
     // The contact still holds the newest list, and still reaches every device.
     assert_eq!(s.alice_view.device_list(), &newer);
@@ -1002,8 +1711,7 @@ fn a_removed_device_is_refused_and_its_record_dropped() {
 
     // Bob's device 17 is still in Bob's devices but Alice's view of it is gone: a new
     // session would need a list that lists it again.
-    let key17 = *s.bob.device(17).key();
-    let back = s.bob.account.add_device(id(17), &key17).unwrap().clone();
+    let back = s.bob.readd(17);
     assert_eq!(s.alice_view.update_devices(&back), Ok(updated(&[17], &[])));
     assert!(s.alice_view.record(id(17)).is_none());
     s.initiate(17);
@@ -1063,7 +1771,7 @@ fn an_id_reused_with_another_key_is_added_and_removed() {
 #[test]
 fn a_list_under_another_account_key_is_an_identity_change() {
     let mut s = Scene::established(13, Mode::Classical);
-    s.alice_view.mark_verified();
+    s.alice_view.mark_verified(s.bob.key()).unwrap();
     let old_key = *s.bob.key();
     let old_list = s.bob.list().clone();
     let before = snapshot(&s.alice_view);
@@ -1075,12 +1783,12 @@ fn a_list_under_another_account_key_is_an_identity_change() {
     // Bob reinstalls his account: a new account key listing devices 30 and 5 (the same
     // identities), a new device 40, and not 17.
     let d40 = Device::new(40, &mut s.r);
-    let mut reinstalled = Account::new(id(30), s.bob.device(30).key(), &mut s.r).unwrap();
-    reinstalled
-        .add_device(id(5), s.bob.device(5).key())
-        .unwrap();
+    let mut reinstalled = Account::new(&s.bob.device(30).party.store, id(30), &mut s.r).unwrap();
+    let link5 = s.bob.device(5).link(reinstalled.account_key());
+    reinstalled.add_device(&link5).unwrap();
     let first_new = reinstalled.device_list().clone();
-    reinstalled.add_device(id(40), d40.key()).unwrap();
+    let link40 = d40.link(reinstalled.account_key());
+    reinstalled.add_device(&link40).unwrap();
     let new_list = reinstalled.device_list().clone();
     // Counters are per account key: the new lists are not higher than the held one.
     assert!(first_new.counter() < old_list.counter());
@@ -1365,8 +2073,9 @@ fn a_contact_that_offered_post_quantum_keys_must_keep_offering_them() {
             &mut s.r,
         )
     });
-    let mut other = Account::new(id(17), s.bob.device(17).key(), &mut s.r).unwrap();
-    other.add_device(id(5), s.bob.device(5).key()).unwrap();
+    let mut other = Account::new(&s.bob.device(17).party.store, id(17), &mut s.r).unwrap();
+    let link5 = s.bob.device(5).link(other.account_key());
+    other.add_device(&link5).unwrap();
     let DeviceUpdate::IdentityChanged(change) = copy.update_devices(other.device_list()).unwrap()
     else {
         panic!("expected an identity change");
@@ -1390,6 +2099,247 @@ fn a_contact_that_offered_post_quantum_keys_must_keep_offering_them() {
     s.mode = Mode::PostQuantum;
     s.initiate(17);
     assert!(s.alice_view.requires_post_quantum());
+}
+
+#[test]
+fn mark_verified_refuses_a_key_no_longer_pinned() {
+    let mut r = rng(40);
+    let alice = User::new(&[ALICE], &mut r);
+    let bob = User::new(&BOB, &mut r);
+    let reinstalled = User::new(&[5], &mut r);
+    let mut contact =
+        Contact::first_use(alice.devices[0].key(), bob.list(), RecordLimits::default()).unwrap();
+    // The verification screen showed Bob's key; meanwhile a change is seen but not
+    // accepted: Bob's key is still the pinned one.
+    let DeviceUpdate::IdentityChanged(change) = contact.update_devices(reinstalled.list()).unwrap()
+    else {
+        panic!("expected an identity change");
+    };
+    assert_eq!(contact.mark_verified(bob.key()), Ok(()));
+    assert_eq!(contact.trust(), Trust::Verified);
+    // The change accepted: first use again, and Bob's old key verifies nothing.
+    let _ = contact.accept_identity_change(change).unwrap();
+    assert_eq!(contact.trust(), Trust::FirstUse);
+    assert_refused(&mut contact, Error::IdentityMismatch, |c| {
+        c.mark_verified(bob.key())
+    });
+    assert_eq!(contact.trust(), Trust::FirstUse);
+    assert_eq!(contact.to_bytes()[CONTACT_TRUST], 0);
+    assert_eq!(Error::IdentityMismatch.kind(), ErrorKind::VerifyIdentity);
+    // The new key, compared, is verified (and stored so).
+    assert_eq!(contact.mark_verified(reinstalled.key()), Ok(()));
+    assert_eq!(contact.trust(), Trust::Verified);
+    assert_eq!(contact.to_bytes()[CONTACT_TRUST], 1);
+}
+
+#[test]
+fn a_change_seen_before_a_newer_list_was_taken_is_stale() {
+    let mut r = rng(41);
+    let alice = User::new(&[ALICE], &mut r);
+    let mut bob = User::new(&BOB, &mut r);
+    let other = User::new(&[5], &mut r);
+    let mut contact =
+        Contact::first_use(alice.devices[0].key(), bob.list(), RecordLimits::default()).unwrap();
+    let change = match contact.update_devices(other.list()).unwrap() {
+        DeviceUpdate::IdentityChanged(change) => change,
+        update => panic!("expected an identity change, got {update:?}"),
+    };
+    // The held list again and a replayed older one do not move the contact: the change is
+    // still acceptable.
+    assert_eq!(
+        contact.update_devices(bob.list()),
+        Ok(DeviceUpdate::Unchanged)
+    );
+    assert_refused(&mut contact, Error::StaleDeviceList, |c| {
+        c.update_devices(&bob.history[0])
+    });
+    let mut copy = Contact::from_bytes(&contact.to_bytes()).unwrap();
+    assert_eq!(
+        copy.accept_identity_change(change.clone()),
+        Ok(updated(&[5], &[5, 17, 30]))
+    );
+    assert_eq!(copy.account_key(), other.key());
+
+    // A newer list under the old key taken since: the user decided on a state that is
+    // gone. Refused, nothing changed.
+    let newer = bob.add(40, &mut r);
+    assert_eq!(contact.update_devices(&newer), Ok(updated(&[40], &[])));
+    assert_refused(&mut contact, Error::StaleDeviceList, |c| {
+        c.accept_identity_change(change.clone())
+    });
+    assert_eq!(contact.account_key(), bob.key());
+    assert_eq!(contact.device_list(), &newer);
+    // The same list seen again from the current state is a change that can be accepted.
+    let again = match contact.update_devices(other.list()).unwrap() {
+        DeviceUpdate::IdentityChanged(change) => change,
+        update => panic!("expected an identity change, got {update:?}"),
+    };
+    assert_eq!(
+        contact.accept_identity_change(again),
+        Ok(updated(&[5], &[5, 17, 30, 40]))
+    );
+    assert_eq!(contact.account_key(), other.key());
+}
+
+#[test]
+fn decryption_error_requests_go_through_the_contact() {
+    let mut s = Scene::established(42, Mode::Classical);
+    let i5 = s.bob.index(5);
+    let i17 = s.bob.index(17);
+    // A message to device 5 that device 5 cannot decrypt.
+    let mut deliveries = s.alice_sends(b"lost on 5");
+    assert_eq!(targets(&deliveries), BOB_SORTED);
+    let mut failed = deliveries.remove(0).result.unwrap();
+    let last = failed.len() - 1;
+    failed[last] ^= 0x01;
+    assert_eq!(
+        s.bob_receives(5, &failed).err(),
+        Some(Error::DecryptionFailed)
+    );
+    let to_17 = deliveries[0].result.clone().unwrap();
+    s.deliver(deliveries, b"lost on 5");
+
+    // Device 5 asks Alice's device for a new session.
+    let bob5 = &s.bob.devices[i5].party.store;
+    let request = s.bob_views[i5]
+        .decryption_error(bob5, id(ALICE), &failed, NOW)
+        .unwrap();
+    assert_eq!(
+        s.bob_views[i5]
+            .decryption_error(bob5, id(99), &failed, NOW)
+            .err(),
+        Some(Error::UnknownDevice(id(99)))
+    );
+    // Another device's store: a wrong call.
+    assert_eq!(
+        s.bob_views[i5]
+            .decryption_error(&s.bob.devices[i17].party.store, id(ALICE), &failed, NOW)
+            .err(),
+        Some(Error::WrongRecord)
+    );
+
+    // Alice's device: an unlisted device, or the request claimed from another listed
+    // device, is refused without a change.
+    assert_refused(&mut s.alice_view, Error::UnknownDevice(id(99)), |c| {
+        c.handle_decryption_error(id(99), &request, NOW)
+    });
+    assert_refused(&mut s.alice_view, Error::IdentityMismatch, |c| {
+        c.handle_decryption_error(id(17), &request, NOW)
+    });
+    let mut truncated = request.clone();
+    truncated.pop();
+    assert_refused(&mut s.alice_view, Error::Truncated, |c| {
+        c.handle_decryption_error(id(5), &truncated, NOW)
+    });
+    // From device 5: its sending session is archived.
+    let sending = s
+        .alice_view
+        .record(id(5))
+        .unwrap()
+        .sending_session()
+        .unwrap()
+        .id();
+    assert_eq!(
+        s.alice_view.handle_decryption_error(id(5), &request, NOW),
+        Ok(ResetOutcome::Reset(sending))
+    );
+    assert!(s
+        .alice_view
+        .record(id(5))
+        .unwrap()
+        .sending_session()
+        .is_none());
+    assert_eq!(
+        s.alice_view.handle_decryption_error(id(5), &request, NOW),
+        Ok(ResetOutcome::Stale)
+    );
+    let deliveries = s.alice_sends(b"no session with 5");
+    assert_eq!(deliveries[0].result, Err(Error::NoSession));
+    s.deliver(deliveries, b"no session with 5");
+
+    // Contact::initiate again: a new session reaches device 5.
+    s.initiate(5);
+    let deliveries = s.alice_sends(b"new session");
+    assert!(deliveries.iter().all(|d| d.result.is_ok()));
+    for d in deliveries {
+        let received = s.bob_receives(d.device.get(), &d.result.unwrap()).unwrap();
+        assert_eq!(received.plaintext, b"new session");
+        assert_eq!(received.new_session, d.device == id(5));
+    }
+
+    // A listed device without a record has no sending session: the request is checked,
+    // and no record is made.
+    let list = s.bob.remove(17);
+    assert_eq!(s.alice_view.update_devices(&list), Ok(updated(&[], &[17])));
+    let list = s.bob.readd(17);
+    assert_eq!(s.alice_view.update_devices(&list), Ok(updated(&[17], &[])));
+    let request17 = s.bob_views[i17]
+        .decryption_error(&s.bob.devices[i17].party.store, id(ALICE), &to_17, NOW)
+        .unwrap();
+    let before = snapshot(&s.alice_view);
+    assert_eq!(
+        s.alice_view
+            .handle_decryption_error(id(17), &request17, NOW),
+        Ok(ResetOutcome::NotSending)
+    );
+    assert!(snapshot(&s.alice_view) == before);
+    assert_refused(&mut s.alice_view, Error::IdentityMismatch, |c| {
+        c.handle_decryption_error(id(17), &request, NOW)
+    });
+
+    // The local device itself is a wrong call, both ways.
+    let mut own = Contact::verified(
+        s.alice.devices[0].key(),
+        s.alice.key(),
+        s.alice.list(),
+        RecordLimits::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        own.decryption_error(&s.alice.devices[0].party.store, id(ALICE), &failed, NOW)
+            .err(),
+        Some(Error::WrongRecord)
+    );
+    assert_refused(&mut own, Error::WrongRecord, |c| {
+        c.handle_decryption_error(id(ALICE), &request, NOW)
+    });
+}
+
+#[cfg(feature = "pqxdh")]
+#[test]
+fn the_post_quantum_memory_outlives_an_archived_session() {
+    let mut s = Scene::established(43, Mode::PostQuantum);
+    assert!(s.alice_view.requires_post_quantum());
+    // The sending session with device 5 archived (as after a decryption-error request):
+    // the next session is still refused a classical bundle. The contact is the only way to
+    // initiate (it gives no mutable access to a record).
+    assert!(s.alice_view.archive_sending_session(id(5)).is_some());
+    assert_eq!(s.alice_view.archive_sending_session(id(5)), None);
+    assert_eq!(s.alice_view.archive_sending_session(id(99)), None);
+    let i5 = s.bob.index(5);
+    let classical = s.bob.devices[i5].party.bundle(&mut s.r);
+    assert!(!classical.is_post_quantum());
+    assert_refused(&mut s.alice_view, Error::PostQuantumRequired, |c| {
+        c.initiate(
+            &s.alice.devices[0].party.store,
+            id(5),
+            &classical,
+            &SessionOptions::new(),
+            NOW,
+            &mut s.r,
+        )
+    });
+    assert!(s
+        .alice_view
+        .record(id(5))
+        .unwrap()
+        .sending_session()
+        .is_none());
+    // A post-quantum bundle is taken.
+    s.initiate(5);
+    let deliveries = s.alice_sends(b"post-quantum again");
+    assert!(deliveries.iter().all(|d| d.result.is_ok()));
+    s.deliver(deliveries, b"post-quantum again");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1441,17 +2391,16 @@ fn fan_out_gives_one_delivery_per_device_by_ascending_id() {
 fn a_device_that_cannot_send_does_not_stop_the_others() {
     let mut s = Scene::established(21, Mode::Classical);
     // Device 17's record has no sending session (archived, as after a decryption-error
-    // request). The contact gives no mutable access to a record, so the contact is rebuilt
-    // from storage with that record.
-    let mut rebuilt = Contact::from_bytes(&s.alice_view.to_bytes()).unwrap();
-    for (d, record) in s.alice_view.records() {
-        let mut copy = SessionRecord::from_bytes(&record.to_bytes()).unwrap();
-        if d == id(17) {
-            assert!(copy.archive_sending_session().is_some());
-        }
-        rebuilt.restore_record(d, copy).unwrap();
-    }
-    s.alice_view = rebuilt;
+    // request).
+    let sending = s
+        .alice_view
+        .record(id(17))
+        .unwrap()
+        .sending_session()
+        .unwrap()
+        .id();
+    assert_eq!(s.alice_view.archive_sending_session(id(17)), Some(sending));
+    assert_eq!(s.alice_view.archive_sending_session(id(17)), None);
     let broken = s.alice_view.record(id(17)).unwrap().to_bytes().to_vec();
 
     let deliveries = s.alice_sends(b"despite 17");
@@ -1608,8 +2557,7 @@ fn each_device_reads_its_own_44_bytes_of_one_draw() {
             s.alice_view.update_devices(&without),
             Ok(updated(&[], &[17]))
         );
-        let key17 = *s.bob.device(17).key();
-        let with = s.bob.account.add_device(id(17), &key17).unwrap().clone();
+        let with = s.bob.readd(17);
         assert_eq!(s.alice_view.update_devices(&with), Ok(updated(&[17], &[])));
         assert!(s.alice_view.record(id(17)).is_none());
 
@@ -1691,6 +2639,55 @@ fn fan_out_randomness_suffices_across_ratchet_steps() {
     }
 }
 
+#[test]
+fn fan_out_without_targets_draws_no_randomness() {
+    let mut r = rng(44);
+    let mut alice = User::new(&[ALICE], &mut r);
+    let bob = User::new(&[5], &mut r);
+    let local = *alice.devices[0].key();
+    let limits = RecordLimits::default();
+    // The own account with only the local device; an account that removed every device.
+    let mut own = Contact::verified(&local, alice.key(), alice.list(), limits).unwrap();
+    let gone = alice.remove(ALICE);
+    assert!(gone.is_empty());
+    let mut to_nobody = Contact::first_use(&local, &gone, limits).unwrap();
+    // An RNG that serves one draw: none of these calls takes it.
+    let mut failing = FailingRng::new(1);
+    assert!(own.encrypt(b"nobody", &mut failing).unwrap().is_empty());
+    assert!(to_nobody
+        .encrypt(b"nobody", &mut failing)
+        .unwrap()
+        .is_empty());
+    assert!(encrypt_to_devices(&mut [], b"nobody", &mut failing)
+        .unwrap()
+        .is_empty());
+    assert!(
+        encrypt_to_devices(&mut [&mut own, &mut to_nobody], b"nobody", &mut failing)
+            .unwrap()
+            .is_empty()
+    );
+    let mut dead = FailingRng::new(0);
+    assert!(own.encrypt(b"nobody", &mut dead).unwrap().is_empty());
+    // One target: the draw is taken (the device has no session), then the RNG is spent.
+    let mut to_bob = Contact::first_use(&local, bob.list(), limits).unwrap();
+    let deliveries = encrypt_to_devices(
+        &mut [&mut own, &mut to_bob, &mut to_nobody],
+        b"x",
+        &mut failing,
+    )
+    .unwrap();
+    assert_eq!(targets(&deliveries), [5]);
+    assert_eq!(deliveries[0].result, Err(Error::NoSession));
+    assert_eq!(
+        to_bob.encrypt(b"x", &mut failing).err(),
+        Some(Error::RandomnessUnavailable)
+    );
+    assert_eq!(
+        to_bob.encrypt(b"x", &mut dead).err(),
+        Some(Error::RandomnessUnavailable)
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Persistence (§7.9, §7.10)
 // ---------------------------------------------------------------------------------------
@@ -1713,9 +2710,9 @@ fn accounts_round_trip_and_sign_on() {
     assert_eq!(loaded.account_key(), bob.key());
     assert_eq!(loaded.device_list(), bob.list());
     // The restored key signs as the original does.
-    let new = identity(&mut r);
-    let a = bob.account.add_device(id(77), &new).unwrap().clone();
-    let b = loaded.add_device(id(77), &new).unwrap().clone();
+    let new = link_of(&fresh_seed(&mut r), bob.key(), 77);
+    let a = bob.account.add_device(&new).unwrap().clone();
+    let b = loaded.add_device(&new).unwrap().clone();
     assert_eq!(a.to_bytes(), b.to_bytes());
 }
 
@@ -1723,7 +2720,7 @@ fn accounts_round_trip_and_sign_on() {
 fn contacts_round_trip_with_their_records() {
     for mode in Mode::all() {
         let mut s = Scene::established(31, mode);
-        s.alice_view.mark_verified();
+        s.alice_view.mark_verified(s.bob.key()).unwrap();
         let stored = s.alice_view.to_bytes().to_vec();
         let list = s.bob.list().to_bytes();
         assert_eq!(stored.len(), CONTACT_LIST + list.len());
@@ -2074,7 +3071,9 @@ fn histories(
     let mut r = rng(seed);
     let local = identity(&mut r);
     let mut next = 0u32;
-    let mut account = Account::new(id(next), &identity(&mut r), &mut r).unwrap();
+    let manager = LocalDevice::new(0, &mut r).unwrap();
+    let mut account = Account::new(&manager, id(next), &mut r).unwrap();
+    let key = *account.account_key();
     next += 1;
     let mut lists = vec![account.device_list().clone()];
     // The ids removed by the time each list was signed (ids are never reused).
@@ -2083,7 +3082,7 @@ fn histories(
     for (add, at) in ops {
         let len = account.device_list().len();
         if *add || len == 0 {
-            let result = account.add_device(id(next), &identity(&mut r));
+            let result = account.add_device(&link_of(&fresh_seed(&mut r), &key, next));
             if len == MAX_DEVICES {
                 prop_assert_eq!(result.err(), Some(Error::TooManyDevices));
                 continue;

@@ -41,8 +41,10 @@
 //!
 //! `account_golden_files` and `contact_golden_files` check a stored account (type `0x2C`,
 //! SPEC.md §7.9) and a stored contact (type `0x2D`, §7.10) field by field, with the device
-//! list they embed (§9.4: layout, and its signature verified with `ed25519-dalek` over
-//! `DEVICE_LIST_LABEL || signed part`); each re-encodes byte for byte, keeps working after
+//! list they embed (§9.4: layout, each device's link signature verified with
+//! `ed25519-dalek` over `DEVICE_LINK_LABEL || account key || device id`, and the list
+//! signature over `DEVICE_LIST_LABEL || signed part`); each re-encodes byte for byte, keeps
+//! working after
 //! loading (the account signs its next list, the contact's post-quantum memory refuses a
 //! classical bundle), and is there sealed with a context too.
 //!
@@ -1769,8 +1771,10 @@ fn golden_generator_is_deterministic() {
 type ListView = ([u8; 32], u64, Vec<(u32, [u8; 32])>);
 
 /// The device list embedded in a stored account or contact (SPEC.md §9.4), field by field,
-/// after checking its layout and its signature (strict Ed25519 over `DEVICE_LIST_LABEL ||
-/// the bytes before it`).
+/// after checking its layout, each device's link signature (strict Ed25519 by the device's
+/// identity key over `DEVICE_LINK_LABEL || account key || u32 device id`) and the list's
+/// signature (strict Ed25519 by the account key over `DEVICE_LIST_LABEL || the bytes before
+/// it`).
 fn device_list_view(name: &str, list: &[u8]) -> ListView {
     use ed25519_dalek::{Signature, VerifyingKey};
     let mut r = Cursor(list, 0);
@@ -1781,14 +1785,31 @@ fn device_list_view(name: &str, list: &[u8]) -> ListView {
     let n = usize::from(r.u8());
     assert!(n <= doubleratchet::MAX_DEVICES, "{name}");
     let devices: Vec<(u32, [u8; 32])> = (0..n)
-        .map(|_| (r.u32(), r.take(32).try_into().unwrap()))
+        .map(|_| {
+            let id = r.u32();
+            let key: [u8; 32] = r.take(32).try_into().unwrap();
+            let link: [u8; 64] = r.take(64).try_into().unwrap();
+            VerifyingKey::from_bytes(&key)
+                .unwrap()
+                .verify_strict(
+                    &[
+                        &b"doubleratchet v2 device link"[..],
+                        &account[..],
+                        &id.to_be_bytes(),
+                    ]
+                    .concat(),
+                    &Signature::from_bytes(&link),
+                )
+                .unwrap_or_else(|_| panic!("{name}: the link signature of device {id}"));
+            (id, key)
+        })
         .collect();
     assert!(
         devices.windows(2).all(|w| w[0].0 < w[1].0),
         "{name}: ids strictly ascending"
     );
     let signed = list.len() - 64;
-    assert_eq!(signed, 43 + 36 * n, "{name}: list length");
+    assert_eq!(signed, 43 + 100 * n, "{name}: list length");
     let signature: [u8; 64] = r.take(64).try_into().unwrap();
     assert_eq!(r.1, list.len(), "{name}: nothing after the signature");
     VerifyingKey::from_bytes(&account)
@@ -1826,7 +1847,7 @@ fn account_golden_files() {
     let seed: [u8; 32] = bytes[2..34].try_into().unwrap();
     let account_key = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
     let list = embedded_list("account.bin", &bytes, 34);
-    assert_eq!(bytes.len(), 38 + 107 + 2 * 36);
+    assert_eq!(bytes.len(), 38 + 107 + 2 * 100);
     let (key, counter, devices) = device_list_view("account.bin", list);
     assert_eq!(
         key, account_key,
@@ -1862,17 +1883,18 @@ fn account_golden_files() {
     );
     assert_eq!(held.identity(DeviceId::new(BOB_REMOVED_DEVICE_ID)), None);
     assert_eq!(DeviceList::from_bytes(list).unwrap(), *held);
+    // Bob's device's entry carries the link his device makes (deterministic: SPEC.md §9.4).
+    let bob_link = device_of(&bob, &mut rng(1))
+        .unwrap()
+        .link(account.account_key(), DeviceId::new(BOB_DEVICE_ID));
+    assert_eq!(held.links()[1], bob_link, "Bob's device's link");
 
     // The loaded account signs its next list with the stored key and the next counter.
     let mut next = Account::from_bytes(&bytes).unwrap();
-    let new_device = IdentityKeyPair::generate(&mut rng(1)).unwrap();
-    let signed = next
-        .add_device(
-            DeviceId::new(BOB_REMOVED_DEVICE_ID - 1),
-            new_device.public_key(),
-        )
-        .unwrap()
-        .to_bytes();
+    let new_identity = IdentityKeyPair::generate(&mut rng(1)).unwrap();
+    let new_device = device_of(&new_identity, &mut rng(2)).unwrap();
+    let link = new_device.link(next.account_key(), DeviceId::new(BOB_REMOVED_DEVICE_ID - 1));
+    let signed = next.add_device(&link).unwrap().to_bytes();
     let (key, counter, devices) = device_list_view("the next list", &signed);
     assert_eq!(
         (key, counter, devices.len()),

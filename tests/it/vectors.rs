@@ -19,10 +19,13 @@
 //!   nothing, the encode and decode examples, the longest message, and the stored padding
 //!   byte;
 //! * `device_list_v2.json` (`"kind": "device_list"`, SPEC.md §9.4): every list is rebuilt
-//!   here from its seeds and fields (layout, `ed25519-dalek` signature over
-//!   `DEVICE_LIST_LABEL || signed_part`, strict verification), parsed and re-encoded by
-//!   `DeviceList`, and signed again by the library's `Account` from the listed steps; every
-//!   reject input is refused by `DeviceList::from_bytes` with the listed error.
+//!   here from its seeds and fields (layout, each device's link signature over
+//!   `DEVICE_LINK_LABEL || account key || id`, the list signature over
+//!   `DEVICE_LIST_LABEL || signed_part`, both with `ed25519-dalek`, strict verification),
+//!   parsed and re-encoded by `DeviceList`, and signed again by the library's `Account` from
+//!   the listed steps; every device link is rebuilt likewise, made again by
+//!   `LocalDevice::link` and parsed by `DeviceLink`; every reject input is refused by
+//!   `DeviceList::from_bytes` (or `DeviceLink::from_bytes`) with the listed error.
 //!
 //! PQXDH conversation files (those with a `pqxdh` object) are checked the same way, with the
 //! ML-KEM-768 values recomputed with the `ml-kem` crate directly; they, the reject cases
@@ -124,6 +127,8 @@ const TEXT_KEYS: &[&str] = &[
     "session_id_label",
     "decryption_error_label",
     "device_list_label",
+    "device_link_label",
+    "listed_in",
     "name",
     "description",
     "setup",
@@ -3834,36 +3839,76 @@ impl doubleratchet::rand_core::TryRng for ListedBytes {
 
 impl doubleratchet::rand_core::TryCryptoRng for ListedBytes {}
 
+/// The local device of an identity seed (its stored form, SPEC.md §7.2, loaded): what
+/// `device_list_v2.json`'s steps give `Account::new` and sign links with. Its prekeys play
+/// no part in lists or links.
+fn device_of_seed(seed: &[u8; 32]) -> LocalDevice {
+    let stored = [&[STORAGE_VERSION, 0x21][..], seed].concat();
+    let identity = IdentityKeyPair::from_bytes(&stored).unwrap();
+    doubleratchet_test_support::device_of(&identity, &mut ChaCha20Rng::seed_from_u64(0x918))
+        .unwrap()
+}
+
 /// `device_list_v2.json` (SPEC.md §9.4): each list's bytes follow from its seeds and fields
-/// by the SPEC.md table (recomputed here with `ed25519-dalek`: keys from seeds, the
-/// signature over `DEVICE_LIST_LABEL || signed_part`, strict verification); the library
-/// parses each list to the listed fields and re-encodes it byte for byte, and its `Account`
-/// signs exactly these bytes from the listed steps; every reject input is refused by
-/// `DeviceList::from_bytes` with the listed error.
+/// by the SPEC.md table (recomputed here with `ed25519-dalek`: keys from seeds, each device's
+/// link signature over `DEVICE_LINK_LABEL || account key || id`, the list signature over
+/// `DEVICE_LIST_LABEL || signed_part`, strict verification); the library parses each list to
+/// the listed fields and re-encodes it byte for byte, and its `Account` signs exactly these
+/// bytes from the listed steps; each device link likewise follows from its fields, is what
+/// `LocalDevice::link` makes and parses with `DeviceLink`; every reject input is refused by
+/// `DeviceList::from_bytes` (a link reject by `DeviceLink::from_bytes`) with the listed
+/// error.
 #[test]
 fn device_list_v2() {
-    use doubleratchet::{Account, DeviceId, DeviceList, IdentityKey, MAX_DEVICES};
+    use doubleratchet::{Account, AccountKey, DeviceId, DeviceLink, DeviceList, MAX_DEVICES};
     const TYPE_DEVICE_LIST: u8 = 0x16;
+    const TYPE_DEVICE_LINK: u8 = 0x17;
     let v = load("device_list_v2.json", "device_list").unwrap();
     let c = &v["constants"];
     let label = text(c, "device_list_label").as_bytes();
     assert_eq!(label, b"doubleratchet v2 device list");
+    let link_label = text(c, "device_link_label").as_bytes();
+    assert_eq!(link_label, b"doubleratchet v2 device link");
     assert_eq!(bytes(c, "bundle_version"), [BUNDLE_VERSION]);
     assert_eq!(bytes(c, "device_list_type"), [TYPE_DEVICE_LIST]);
-    let (fixed, entry) = (2 + 32 + 8 + 1 + 64, 4 + 32);
+    assert_eq!(bytes(c, "device_link_type"), [TYPE_DEVICE_LINK]);
+    let (fixed, entry, link_length) = (2 + 32 + 8 + 1 + 64, 4 + 32 + 64, 2 + 32 + 4 + 32 + 64);
     assert_eq!(
         [
             num(c, "max_devices"),
             num(c, "device_list_fixed_length"),
             num(c, "device_list_entry_length"),
             num(c, "max_device_list_length"),
+            num(c, "device_link_length"),
         ],
-        [16, 107, 36, 683]
+        [16, 107, 100, 1707, 134]
     );
     assert_eq!(MAX_DEVICES, 16);
-    assert_eq!(fixed + entry * MAX_DEVICES, 683);
+    assert_eq!(fixed + entry * MAX_DEVICES, 1707);
+    assert_eq!(link_length, 134);
     let public = |seed: &[u8; 32]| SigningKey::from_bytes(seed).verifying_key().to_bytes();
-    let identity = |key: &[u8]| IdentityKey::from_bytes(key.try_into().unwrap()).unwrap();
+    let sign = |seed: &[u8; 32], message: &[u8]| SigningKey::from_bytes(seed).sign(message);
+    let verify = |key: &[u8; 32], message: &[u8], signature: &[u8]| {
+        VerifyingKey::from_bytes(key)
+            .unwrap()
+            .verify_strict(
+                message,
+                &Signature::from_bytes(signature.try_into().unwrap()),
+            )
+            .is_ok()
+    };
+    // DEVICE_LINK_LABEL || account key || u32 id.
+    let link_message =
+        |account: &[u8; 32], id: u32| [link_label, &account[..], &id.to_be_bytes()].concat();
+    // The device link (type 0x17) field by field.
+    let link_encoding = |account: &[u8; 32], id: u32, key: &[u8; 32], signature: &[u8]| {
+        let mut out = vec![BUNDLE_VERSION, TYPE_DEVICE_LINK];
+        out.extend_from_slice(account);
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(key);
+        out.extend_from_slice(signature);
+        out
+    };
 
     let lists = arr(&v, "lists");
     let sizes: Vec<usize> = lists.iter().map(|l| arr(l, "devices").len()).collect();
@@ -3880,24 +3925,40 @@ fn device_list_v2() {
         let devices = arr(list, "devices");
         assert!(devices.len() <= MAX_DEVICES, "{name}");
 
-        // The signed part, field by field (SPEC.md §9.4).
+        // The signed part, field by field (SPEC.md §9.4), each device with its link.
         let mut signed = vec![BUNDLE_VERSION, TYPE_DEVICE_LIST];
         signed.extend_from_slice(&account_key);
         signed.extend_from_slice(&counter.to_be_bytes());
         signed.push(devices.len() as u8);
         let mut listed: Vec<(u32, [u8; 32])> = Vec::new();
+        let mut links: Vec<Vec<u8>> = Vec::new();
         for d in &devices {
             let id = u32::try_from(num(d, "id")).unwrap();
-            let key = public(&b32(d, "identity_seed"));
+            let identity_seed = b32(d, "identity_seed");
+            let key = public(&identity_seed);
             assert_eq!(key, b32(d, "identity_key"), "{name}: device {id}");
             assert!(key != account_key, "{name}: device {id}");
             assert!(
                 listed.iter().all(|(i, k)| *i < id && *k != key),
                 "{name}: ids ascending, keys distinct"
             );
+            let message = link_message(&account_key, id);
+            assert_eq!(message, bytes(d, "link_message"), "{name}: device {id}");
+            let link_signature = sign(&identity_seed, &message).to_bytes();
+            assert_eq!(
+                link_signature[..],
+                bytes(d, "link_signature")[..],
+                "{name}: device {id}: link signature"
+            );
+            assert!(
+                verify(&key, &message, &link_signature),
+                "{name}: device {id}"
+            );
             signed.extend_from_slice(&id.to_be_bytes());
             signed.extend_from_slice(&key);
+            signed.extend_from_slice(&link_signature);
             listed.push((id, key));
+            links.push(link_encoding(&account_key, id, &key, &link_signature));
         }
         assert_eq!(signed, bytes(list, "signed_part"), "{name}: signed part");
         let message = [label, &signed[..]].concat();
@@ -3906,16 +3967,16 @@ fn device_list_v2() {
             bytes(list, "signed_message"),
             "{name}: signed message"
         );
-        let signature = SigningKey::from_bytes(&seed).sign(&message).to_bytes();
+        let signature = sign(&seed, &message).to_bytes();
         assert_eq!(
             signature[..],
             bytes(list, "signature")[..],
             "{name}: signature"
         );
-        VerifyingKey::from_bytes(&account_key)
-            .unwrap()
-            .verify_strict(&message, &Signature::from_bytes(&signature))
-            .unwrap_or_else(|_| panic!("{name}: strict verification"));
+        assert!(
+            verify(&account_key, &message, &signature),
+            "{name}: strict verification"
+        );
         let encoded = bytes(list, "bytes");
         assert_eq!(
             encoded,
@@ -3939,6 +4000,12 @@ fn device_list_v2() {
             .map(|(id, key)| (id.get(), *key.as_bytes()))
             .collect();
         assert_eq!(got, listed, "{name}: devices");
+        let got: Vec<Vec<u8>> = parsed
+            .links()
+            .iter()
+            .map(|l| l.to_bytes().to_vec())
+            .collect();
+        assert_eq!(got, links, "{name}: links");
 
         // The library's Account signs the same bytes from the listed steps.
         let mut account: Option<Account> = None;
@@ -3952,8 +4019,13 @@ fn device_list_v2() {
                         bytes: seed.to_vec(),
                         calls: Vec::new(),
                     };
-                    let key = identity(&bytes(&step, "identity_key"));
-                    account = Some(Account::new(id.unwrap(), &key, &mut rng).unwrap());
+                    let device = device_of_seed(&b32(&step, "identity_seed"));
+                    assert_eq!(
+                        device.identity_key().as_bytes()[..],
+                        bytes(&step, "identity_key")[..],
+                        "{name}"
+                    );
+                    account = Some(Account::new(&device, id.unwrap(), &mut rng).unwrap());
                     assert_eq!(rng.calls, [32], "{name}: Account::new draws the seed");
                 }
                 "Account::from_bytes" => {
@@ -3969,12 +4041,20 @@ fn device_list_v2() {
                     account = Some(loaded);
                 }
                 "Account::add_device" => {
-                    let key = identity(&bytes(&step, "identity_key"));
-                    account
-                        .as_mut()
-                        .unwrap()
-                        .add_device(id.unwrap(), &key)
-                        .unwrap();
+                    let account = account.as_mut().unwrap();
+                    let device = device_of_seed(&b32(&step, "identity_seed"));
+                    let link = device.link(account.account_key(), id.unwrap());
+                    assert_eq!(
+                        link.to_bytes()[..],
+                        bytes(&step, "link")[..],
+                        "{name}: LocalDevice::link"
+                    );
+                    assert_eq!(
+                        link.identity_key().as_bytes()[..],
+                        bytes(&step, "identity_key")[..],
+                        "{name}"
+                    );
+                    account.add_device(&link).unwrap();
                 }
                 "Account::remove_device" => {
                     account
@@ -3995,31 +4075,100 @@ fn device_list_v2() {
         );
     }
 
-    // Every reject, with the error SPEC.md §9.4's parse order gives.
-    let rejects = arr(&v, "rejects");
-    let names: Vec<&str> = lists.iter().map(|l| text(l, "name")).collect();
-    let mut seen = std::collections::BTreeSet::new();
-    for case in &rejects {
-        let name = text(case, "name");
-        assert!(names.contains(&text(case, "from")), "{name}: from");
-        let input = bytes(case, "input");
-        let expected = text(case, "expected_error");
-        let got = DeviceList::from_bytes(&input)
-            .map(|_| "Ok".to_owned())
-            .unwrap_or_else(|e| format!("{e:?}"));
-        assert_eq!(got, expected, "reject {name}");
-        seen.insert(expected.to_owned());
+    // Every device link: field by field, made again by LocalDevice::link, parsed back.
+    let links = arr(&v, "links");
+    let list_names: Vec<&str> = lists.iter().map(|l| text(l, "name")).collect();
+    assert!(!links.is_empty());
+    for l in &links {
+        let name = text(l, "name");
+        let account = b32(l, "account_key");
+        let id = u32::try_from(num(l, "device_id")).unwrap();
+        let identity_seed = b32(l, "identity_seed");
+        let key = public(&identity_seed);
+        assert_eq!(key, b32(l, "identity_key"), "{name}: identity key");
+        let message = link_message(&account, id);
+        assert_eq!(
+            message,
+            bytes(l, "signed_message"),
+            "{name}: signed message"
+        );
+        let signature = sign(&identity_seed, &message).to_bytes();
+        assert_eq!(
+            signature[..],
+            bytes(l, "signature")[..],
+            "{name}: signature"
+        );
+        assert!(
+            verify(&key, &message, &signature),
+            "{name}: strict verification"
+        );
+        let encoded = link_encoding(&account, id, &key, &signature);
+        assert_eq!(encoded, bytes(l, "bytes"), "{name}: bytes");
+        assert_eq!(encoded.len(), link_length, "{name}: length");
+
+        let made = device_of_seed(&identity_seed).link(
+            &AccountKey::from_bytes(&account).unwrap(),
+            DeviceId::new(id),
+        );
+        assert_eq!(
+            made.to_bytes()[..],
+            encoded[..],
+            "{name}: LocalDevice::link"
+        );
+        let parsed = DeviceLink::from_bytes(&encoded).unwrap();
+        assert_eq!(parsed, made, "{name}: DeviceLink::from_bytes");
+        assert_eq!(parsed.account_key().as_bytes(), &account, "{name}");
+        assert_eq!(parsed.device_id(), DeviceId::new(id), "{name}");
+        assert_eq!(parsed.identity_key().as_bytes(), &key, "{name}");
+        if let Some(list) = l["listed_in"].as_str() {
+            let at = list_names.iter().position(|n| *n == list).unwrap();
+            let carried = DeviceList::from_bytes(&bytes(&lists[at], "bytes")).unwrap();
+            assert!(
+                carried.links().contains(&parsed),
+                "{name}: listed in {list}"
+            );
+        }
     }
-    for required in [
-        "TooLarge",
-        "UnsupportedVersion(1)",
-        "UnexpectedType(16)",
-        "InvalidPublicKey",
-        "InvalidEncoding",
-        "Truncated",
-        "TrailingData",
-        "InvalidSignature",
+
+    // Every reject, with the error SPEC.md §9.4's parse orders give.
+    let link_names: Vec<&str> = links.iter().map(|l| text(l, "name")).collect();
+    for (key, names, parse) in [
+        (
+            "rejects",
+            &list_names,
+            (|input: &[u8]| DeviceList::from_bytes(input).map(|_| ())) as fn(&[u8]) -> _,
+        ),
+        ("link_rejects", &link_names, |input: &[u8]| {
+            DeviceLink::from_bytes(input).map(|_| ())
+        }),
     ] {
-        assert!(seen.contains(required), "no reject with {required}");
+        let mut seen = std::collections::BTreeSet::new();
+        let mut case_names = std::collections::BTreeSet::new();
+        for case in arr(&v, key) {
+            let name = text(&case, "name");
+            assert!(case_names.insert(name.to_owned()), "{key}: {name} twice");
+            assert!(names.contains(&text(&case, "from")), "{key}: {name}: from");
+            let input = bytes(&case, "input");
+            let expected = text(&case, "expected_error");
+            let got = parse(&input)
+                .map(|()| "Ok".to_owned())
+                .unwrap_or_else(|e: Error| format!("{e:?}"));
+            assert_eq!(got, expected, "{key}: {name}");
+            seen.insert(expected.to_owned());
+        }
+        for required in [
+            "TooLarge",
+            "UnsupportedVersion(1)",
+            "InvalidPublicKey",
+            "InvalidEncoding",
+            "Truncated",
+            "InvalidSignature",
+        ] {
+            assert!(seen.contains(required), "{key}: no reject with {required}");
+        }
+        // A link's length is fixed: anything longer is TooLarge, so no link is TrailingData.
+        if key == "rejects" {
+            assert!(seen.contains("TrailingData") && seen.contains("UnexpectedType(16)"));
+        }
     }
 }

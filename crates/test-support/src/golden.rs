@@ -914,19 +914,24 @@ fn generate_pq_publish(
 /// The files of `ACCOUNT_FILES`: Bob's account, made by the account's own operations. Its
 /// key's seed is the first draw of this group's RNG (`Account::new`); Bob's device
 /// (`identity.bin`) is its first device (counter 1); a second device is added (counter 2),
-/// a third added (3) and removed again (4).
+/// a third added (3) and removed again (4). Each device joins with its own link
+/// (`LocalDevice::link`, SPEC.md §9.4), which the list carries.
 fn generate_account(bob: &IdentityKeyPair) -> Vec<(&'static str, Vec<u8>)> {
     let mut rng = rng(ACCOUNT_SEED);
-    let mut account =
-        Account::new(DeviceId::new(BOB_DEVICE_ID), bob.public_key(), &mut rng).unwrap();
+    // The devices' prekeys play no part: they are drawn from an RNG of their own.
+    let mut device_rng = rng_for_account_devices();
+    let bob_device = device_of(bob, &mut device_rng).unwrap();
+    let mut account = Account::new(&bob_device, DeviceId::new(BOB_DEVICE_ID), &mut rng).unwrap();
     let second = IdentityKeyPair::generate(&mut rng).unwrap();
     let third = IdentityKeyPair::generate(&mut rng).unwrap();
-    account
-        .add_device(DeviceId::new(BOB_SECOND_DEVICE_ID), second.public_key())
-        .unwrap();
-    account
-        .add_device(DeviceId::new(BOB_REMOVED_DEVICE_ID), third.public_key())
-        .unwrap();
+    for (identity, id) in [
+        (&second, BOB_SECOND_DEVICE_ID),
+        (&third, BOB_REMOVED_DEVICE_ID),
+    ] {
+        let device = device_of(identity, &mut device_rng).unwrap();
+        let link = device.link(account.account_key(), DeviceId::new(id));
+        account.add_device(&link).unwrap();
+    }
     account
         .remove_device(DeviceId::new(BOB_REMOVED_DEVICE_ID))
         .unwrap();
@@ -938,6 +943,11 @@ fn generate_account(bob: &IdentityKeyPair) -> Vec<(&'static str, Vec<u8>)> {
         ("account.bin", account.to_bytes().to_vec()),
         ("sealed_account_with_context.bin", sealed),
     ]
+}
+
+/// The RNG the devices of `account.bin` draw their prekeys from (not part of the file).
+pub fn rng_for_account_devices() -> ChaCha20Rng {
+    rng(ACCOUNT_SEED ^ 0xde71ce)
 }
 
 /// The RNG that draws the sealing nonce of `sealed_account_with_context.bin`.

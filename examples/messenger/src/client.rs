@@ -26,9 +26,10 @@ use std::path::{Path, PathBuf};
 
 use doubleratchet::rand_core::TryRng;
 use doubleratchet::{
-    encrypt_to_devices, Account, AccountKey, Contact, DeviceId, DeviceList, DeviceUpdate, Error,
-    IdentityChange, IdentityKey, LocalDevice, Message, OsRng, PreKeyBundle, PreKeyPolicy,
-    RecordLimits, RecordStatus, SessionOptions, SessionRecord, Storable, StorageKey, StoreNotice,
+    encrypt_to_devices, Account, AccountKey, Contact, DeviceId, DeviceLink, DeviceList,
+    DeviceUpdate, Error, IdentityChange, IdentityKey, LocalDevice, Message, OsRng, PreKeyBundle,
+    PreKeyPolicy, RecordLimits, RecordStatus, SessionOptions, SessionRecord, Storable, StorageKey,
+    StoreNotice,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -242,13 +243,15 @@ fn decode_payload(bytes: &[u8]) -> Option<(String, String)> {
     ))
 }
 
-/// What the primary device hands a device it links (over the QR code / local channel):
-/// the account's name, the device's id and the account key to pin as verified.
+/// What the managing device shows in a QR code for the device it is linking: the account's
+/// name, the id it gives the new device and the account key. The new device scans it, pins
+/// the key as verified (the physical channel vouches for it) and signs its device link for
+/// it.
 #[derive(Clone, Debug)]
-pub struct LinkGrant {
+pub struct LinkOffer {
     /// The account's name at the relay.
     pub user: String,
-    /// The id the primary gave the new device.
+    /// The id the managing device gives the new device.
     pub device: DeviceId,
     /// The account key, verified by the physical channel.
     pub account_key: AccountKey,
@@ -279,6 +282,9 @@ pub enum ListOutcome {
     },
     /// A list under another account key: nothing changed; the user must decide.
     IdentityChanged(IdentityChange),
+    /// The relay served bytes that are no valid list (a bad signature, the account's or a
+    /// device link's): nothing changed, and no contact is made from it.
+    Invalid(Error),
 }
 
 /// One message posted to the relay.
@@ -308,6 +314,8 @@ pub struct Bounced {
 pub struct SendReport {
     /// Sending stopped before anything was encrypted: the contact's account key changed.
     pub blocked: Option<IdentityChange>,
+    /// Sending stopped before anything was encrypted: the contact's list did not verify.
+    pub invalid_list: Option<Error>,
     /// Sessions started, with whether each is post-quantum (PQXDH).
     pub initiated: Vec<(Address, bool)>,
     /// Devices the library refused to start a session with.
@@ -318,6 +326,16 @@ pub struct SendReport {
     pub posted: Vec<Posted>,
     /// Messages the relay refused.
     pub bounced: Vec<Bounced>,
+}
+
+/// What [`Client::startup`] did.
+#[derive(Debug, Default)]
+pub struct StartupReport {
+    /// On the device that holds the account, what `Account::adopt` said of the account's
+    /// newest published list: `Ok(false)` when the stored account already holds it.
+    pub adopted: Option<Result<bool, Error>>,
+    /// The outbox left by a crash, posted.
+    pub reposted: SendReport,
 }
 
 /// A message delivered to the user.
@@ -444,7 +462,7 @@ impl Client {
         client.me.device = device;
         let account = step(
             "new account",
-            Account::new(device, client.device.identity_key(), &mut OsRng),
+            Account::new(&client.device, device, &mut OsRng),
         )?;
         let me = step(
             "own contact",
@@ -483,8 +501,9 @@ impl Client {
         Ok(client)
     }
 
-    /// A new device of an existing account, before it is linked: it has its keys, and
-    /// shows its identity key (as a QR code) to the primary device.
+    /// A new device of an existing account, before it is linked: it has its keys; it scans
+    /// the managing device's [`LinkOffer`] and answers with its signed device link
+    /// ([`Client::sign_link`]).
     pub fn create_unlinked(
         dir: &Path,
         keystore: &Keystore,
@@ -580,10 +599,13 @@ impl Client {
         })
     }
 
-    /// What an app does after starting: prekey maintenance on the app's clock (rotations
-    /// are due weekly: nothing in this run), re-posting an outbox left by a crash, topping
-    /// up the relay's one-time prekeys.
-    pub fn startup(&mut self, relay: &mut Relay, now: u64) -> Outcome<SendReport> {
+    /// What an app does after starting: on the device that holds the account, adopting
+    /// the account's newest published list (in case the database was restored from an
+    /// older copy, SPEC.md §9.3); prekey maintenance on the app's clock (rotations are due
+    /// weekly: nothing in this run); re-posting an outbox left by a crash; topping up the
+    /// relay's one-time prekeys.
+    pub fn startup(&mut self, relay: &mut Relay, now: u64) -> Outcome<StartupReport> {
+        let adopted = self.adopt_published(relay)?;
         let report = step(
             "maintain",
             self.device
@@ -595,10 +617,54 @@ impl Client {
         if report.needs_upload() {
             self.upload_prekeys(relay)?;
         }
-        let mut sent = SendReport::default();
-        self.flush_outbox(relay, &mut sent)?;
+        let mut reposted = SendReport::default();
+        self.flush_outbox(relay, &mut reposted)?;
         self.replenish(relay)?;
-        Ok(sent)
+        Ok(StartupReport { adopted, reposted })
+    }
+
+    /// On the device that holds the account: fetches the account's newest published list
+    /// and passes it to `Account::adopt` before the account signs anything, so that an
+    /// account restored from an older copy never signs a counter it already used. A newer
+    /// list is stored with the account and the own contact. A list the account refuses
+    /// (older, forked, another account key: the relay misbehaves) changes nothing.
+    fn adopt_published(&mut self, relay: &Relay) -> Outcome<Option<Result<bool, Error>>> {
+        let Some(account) = self.account.as_mut() else {
+            return Ok(None);
+        };
+        let held = account.device_list().counter();
+        let bytes = at_relay("fetch own list", relay.device_list(&self.me.user))?;
+        let adopted = DeviceList::from_bytes(&bytes)
+            .and_then(|list| account.adopt(&list).map(|newer| (newer, list)));
+        match adopted {
+            Ok((false, _)) => {
+                say(
+                    &self.label,
+                    format!(
+                        "the relay's list for the account is its own #{held}: nothing to adopt"
+                    ),
+                );
+                Ok(Some(Ok(false)))
+            }
+            Ok((true, list)) => {
+                self.store_own_list(&list)?;
+                say(
+                    &self.label,
+                    format!(
+                        "the account was older (#{held}): adopted the published list #{}",
+                        list.counter()
+                    ),
+                );
+                Ok(Some(Ok(true)))
+            }
+            Err(error) => {
+                say(
+                    &self.label,
+                    format!("REFUSED the relay's list for the account: {error}; keeping #{held}"),
+                );
+                Ok(Some(Err(error)))
+            }
+        }
     }
 
     /// This device's identity key.
@@ -691,12 +757,13 @@ impl Client {
         Ok((classical, post_quantum))
     }
 
-    /// Links a new device to the account this (primary) device holds: adds its identity
-    /// key under the next free id, stores the account, publishes the new list.
-    pub fn link_device(&mut self, relay: &mut Relay, identity: &IdentityKey) -> Outcome<LinkGrant> {
+    /// Starts linking a new device to the account this (managing) device holds: the
+    /// [`LinkOffer`] to show in a QR code, with the next free device id. Nothing changes
+    /// until the new device's link comes back ([`Client::add_linked_device`]).
+    pub fn offer_link(&self) -> Outcome<LinkOffer> {
         let account = self
             .account
-            .as_mut()
+            .as_ref()
             .ok_or_else(|| Failure::new("link", "this device does not hold the account"))?;
         let next = account
             .device_list()
@@ -705,23 +772,79 @@ impl Client {
             .max()
             .unwrap_or(0)
             + 1;
-        let id = DeviceId::new(next);
-        let list = step("add the device", account.add_device(id, identity))?.clone();
-        let grant = LinkGrant {
+        let offer = LinkOffer {
             user: self.me.user.clone(),
-            device: id,
+            device: DeviceId::new(next),
             account_key: *account.account_key(),
         };
+        say(
+            &self.label,
+            format!(
+                "shows a QR code: account {}, account key {}…, device id {}",
+                offer.user,
+                short_hex(offer.account_key.as_bytes(), 6),
+                offer.device
+            ),
+        );
+        Ok(offer)
+    }
+
+    /// On the new device, after scanning `offer`: its device link (SPEC.md §9.4), this
+    /// device's consent to be `offer.device` of the account, to show as a QR code.
+    pub fn sign_link(&self, offer: &LinkOffer) -> DeviceLink {
+        self.device.link(&offer.account_key, offer.device)
+    }
+
+    /// On the managing device: parses the link scanned from the new device's QR code,
+    /// checks that it is for this account and the offered id, adds the device, stores the
+    /// account, then publishes the new list.
+    pub fn add_linked_device(
+        &mut self,
+        relay: &mut Relay,
+        offer: &LinkOffer,
+        scanned: &[u8],
+    ) -> Outcome<DeviceList> {
+        let link = step("parse the device link", DeviceLink::from_bytes(scanned))?;
+        let account = self
+            .account
+            .as_mut()
+            .ok_or_else(|| Failure::new("link", "this device does not hold the account"))?;
+        if link.account_key() != account.account_key() {
+            return Err(Failure::new(
+                "link",
+                "the device link is for another account",
+            ));
+        }
+        if link.device_id() != offer.device {
+            return Err(Failure::new(
+                "link",
+                format!(
+                    "the device link is for device {}, not the offered {}",
+                    link.device_id(),
+                    offer.device
+                ),
+            ));
+        }
+        say(
+            &self.label,
+            format!(
+                "the link verifies: signed by identity {}… for account key {}… (this account), device #{}",
+                short_hex(link.identity_key().as_bytes(), 6),
+                short_hex(link.account_key().as_bytes(), 6),
+                link.device_id()
+            ),
+        );
+        let list = step("add the device", account.add_device(&link))?.clone();
         self.own_list_changed(relay, &list)?;
         say(
             &self.label,
             format!(
-                "linked device #{id} (identity {}…): list #{} signed and published",
-                short_hex(identity.as_bytes(), 6),
+                "linked device #{}: list #{} (with its link) signed and published",
+                link.device_id(),
                 list.counter()
             ),
         );
-        Ok(grant)
+        Ok(list)
     }
 
     /// Removes a device from the account this (primary) device holds.
@@ -745,6 +868,16 @@ impl Client {
     /// After the account signed `list`: the account and the own contact are stored (one
     /// transaction), then the list is published.
     fn own_list_changed(&mut self, relay: &mut Relay, list: &DeviceList) -> Outcome {
+        self.store_own_list(list)?;
+        at_relay(
+            "publish the list",
+            relay.publish_list(&self.me.user, &list.to_bytes()),
+        )
+    }
+
+    /// The own contact takes `list`, the account's new list; the account and the own
+    /// contact are stored, and the records of removed devices deleted, in one transaction.
+    fn store_own_list(&mut self, list: &DeviceList) -> Outcome {
         let user = self.me.user.clone();
         let me = self
             .contacts
@@ -771,19 +904,16 @@ impl Client {
             )?;
         }
         sql("commit", tx.commit())?;
-        sql("checkpoint", db::checkpoint(&self.db))?;
-        at_relay(
-            "publish the list",
-            relay.publish_list(&user, &list.to_bytes()),
-        )
+        sql("checkpoint", db::checkpoint(&self.db))
     }
 
-    /// Completes linking on the new device: the list the relay serves must list this
-    /// device under its identity key and be signed by the account key the primary showed.
-    pub fn complete_link(&mut self, relay: &mut Relay, grant: &LinkGrant) -> Outcome {
-        let bytes = at_relay("fetch own list", relay.device_list(&grant.user))?;
+    /// Completes linking on the new device: the list the relay serves must be signed by the
+    /// account key scanned from the managing device's QR code, and list this device under
+    /// its identity key and the offered id.
+    pub fn complete_link(&mut self, relay: &mut Relay, offer: &LinkOffer) -> Outcome {
+        let bytes = at_relay("fetch own list", relay.device_list(&offer.user))?;
         let list = step("own list", DeviceList::from_bytes(&bytes))?;
-        if list.identity(grant.device) != Some(self.device.identity_key()) {
+        if list.identity(offer.device) != Some(self.device.identity_key()) {
             return Err(Failure::new(
                 "link",
                 "this device is not in the account's list",
@@ -793,21 +923,21 @@ impl Client {
             "own contact",
             Contact::verified(
                 self.device.identity_key(),
-                &grant.account_key,
+                &offer.account_key,
                 &list,
                 self.limits,
             ),
         )?;
-        self.me = Address::new(&grant.user, grant.device);
+        self.me = Address::new(&offer.user, offer.device);
         let tx = sql("begin", self.db.transaction())?;
         sql(
             "store meta",
             tx.execute(
                 "INSERT INTO meta (singleton, user, device) VALUES (1, ?1, ?2)",
-                params![grant.user, sql_device(grant.device)],
+                params![offer.user, sql_device(offer.device)],
             ),
         )?;
-        put_contact(&tx, &self.key, &grant.user, &me)?;
+        put_contact(&tx, &self.key, &offer.user, &me)?;
         sql("commit", tx.commit())?;
         sql("checkpoint", db::checkpoint(&self.db))?;
         say(
@@ -815,11 +945,11 @@ impl Client {
             format!(
                 "linked as {}: account key {}… pinned as verified (from the QR code), list #{}",
                 self.me,
-                short_hex(grant.account_key.as_bytes(), 6),
+                short_hex(offer.account_key.as_bytes(), 6),
                 list.counter()
             ),
         );
-        self.contacts.insert(grant.user.clone(), me);
+        self.contacts.insert(offer.user.clone(), me);
         self.upload_prekeys(relay)?;
         Ok(())
     }
@@ -834,7 +964,16 @@ impl Client {
             return Ok(ListOutcome::Unchanged);
         }
         let bytes = at_relay("fetch a list", relay.device_list(user))?;
-        let list = step("verify the list", DeviceList::from_bytes(&bytes))?;
+        let list = match DeviceList::from_bytes(&bytes) {
+            Ok(list) => list,
+            Err(error) => {
+                say(
+                    &self.label,
+                    format!("REFUSED {user}'s list: {error} ({error:?}); nothing changed"),
+                );
+                return Ok(ListOutcome::Invalid(error));
+            }
+        };
         let Some(contact) = self.contacts.get_mut(user) else {
             let contact = step(
                 "new contact",
@@ -876,7 +1015,7 @@ impl Client {
             }
             Ok(DeviceUpdate::IdentityChanged(change)) => Ok(ListOutcome::IdentityChanged(change)),
             Ok(other) => Err(Failure::new("list update", format!("unexpected {other:?}"))),
-            Err(error @ Error::StaleDeviceList) => {
+            Err(error @ (Error::StaleDeviceList | Error::ForkedDeviceList)) => {
                 say(
                     &self.label,
                     format!(
@@ -920,15 +1059,36 @@ impl Client {
         }
     }
 
-    /// The users compared safety numbers in person and they matched.
-    pub fn mark_verified(&mut self, user: &str) -> Outcome {
+    /// The users compared the safety number of `compared` (the account key the
+    /// verification screen showed) in person, and it matched. The library's refusal
+    /// (`IdentityMismatch`: another key was pinned since the screen was shown) is returned
+    /// as `Ok(Err(..))`, with nothing changed.
+    pub fn mark_verified(
+        &mut self,
+        user: &str,
+        compared: &AccountKey,
+    ) -> Outcome<Result<(), Error>> {
         let contact = self
             .contacts
             .get_mut(user)
             .ok_or_else(|| Failure::new("verify", "unknown contact"))?;
-        contact.mark_verified();
+        if let Err(error) = contact.mark_verified(compared) {
+            say(
+                &self.label,
+                format!("NOT VERIFIED: {error} ({error:?}); {user} must be verified again"),
+            );
+            return Ok(Err(error));
+        }
         put_contact(&self.db, &self.key, user, contact)?;
-        sql("checkpoint", db::checkpoint(&self.db))
+        sql("checkpoint", db::checkpoint(&self.db))?;
+        say(
+            &self.label,
+            format!(
+                "{user}'s account key {}… marked verified",
+                short_hex(compared.as_bytes(), 6)
+            ),
+        );
+        Ok(Ok(()))
     }
 
     /// Sends `text` to `to`: refreshes both device lists (the contact's and the user's
@@ -941,18 +1101,37 @@ impl Client {
         now: u64,
     ) -> Outcome<SendReport> {
         let own = self.me.user.clone();
-        if let ListOutcome::IdentityChanged(change) = self.refresh(relay, to)? {
-            say(
-                &self.label,
-                format!("NOT SENT: {to}'s account key changed; the user must decide"),
-            );
-            return Ok(SendReport {
-                blocked: Some(change),
-                ..SendReport::default()
-            });
+        match self.refresh(relay, to)? {
+            ListOutcome::IdentityChanged(change) => {
+                say(
+                    &self.label,
+                    format!("NOT SENT: {to}'s account key changed; the user must decide"),
+                );
+                return Ok(SendReport {
+                    blocked: Some(change),
+                    ..SendReport::default()
+                });
+            }
+            ListOutcome::Invalid(error) if !self.contacts.contains_key(to) => {
+                say(
+                    &self.label,
+                    format!("NOT SENT: {to}'s list does not verify"),
+                );
+                return Ok(SendReport {
+                    invalid_list: Some(error),
+                    ..SendReport::default()
+                });
+            }
+            _ => {}
         }
-        if let ListOutcome::IdentityChanged(_) = self.refresh(relay, &own)? {
-            return Err(Failure::new("send", "own account key changed"));
+        match self.refresh(relay, &own)? {
+            ListOutcome::IdentityChanged(_) => {
+                return Err(Failure::new("send", "own account key changed"))
+            }
+            ListOutcome::Invalid(error) => {
+                return Err(Failure::new("send", format!("own list invalid: {error}")))
+            }
+            _ => {}
         }
         self.compose(relay, to, text, now)
     }
@@ -1246,6 +1425,47 @@ impl Client {
         Ok(report)
     }
 
+    /// Refuses a message for `error`: records its sequence number (so it is never retried),
+    /// then acknowledges it.
+    fn drop_message(
+        &mut self,
+        relay: &mut Relay,
+        envelope: &crate::relay::Envelope,
+        error: Error,
+        report: &mut SyncReport,
+    ) -> Outcome {
+        let from = &envelope.from;
+        let tx = sql("begin", self.db.transaction())?;
+        sql(
+            "record the drop",
+            tx.execute(
+                "INSERT INTO dropped (relay_seq, from_user, from_device, reason)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    envelope.seq,
+                    from.user,
+                    sql_device(from.device),
+                    error.to_string()
+                ],
+            ),
+        )?;
+        sql("commit", tx.commit())?;
+        sql("checkpoint", db::checkpoint(&self.db))?;
+        at_relay("ack", relay.ack(&self.me, envelope.seq))?;
+        say(
+            &self.label,
+            format!(
+                "<- {from} REFUSED: {error} ({error:?}, {:?}); dropped",
+                error.kind()
+            ),
+        );
+        report.dropped.push(Dropped {
+            from: from.clone(),
+            error: Some(error),
+        });
+        Ok(())
+    }
+
     /// Processes one message; returns whether the app crashed.
     fn receive_one(
         &mut self,
@@ -1257,7 +1477,12 @@ impl Client {
     ) -> Outcome<bool> {
         let from = &envelope.from;
         if !self.contacts.contains_key(&from.user) {
-            self.refresh(relay, &from.user)?;
+            if let ListOutcome::Invalid(error) = self.refresh(relay, &from.user)? {
+                // No contact is made from a list that does not verify: the message is
+                // refused with the list's error.
+                self.drop_message(relay, envelope, error, report)?;
+                return Ok(false);
+            }
         }
         let mut refreshed = false;
         let received = loop {
@@ -1285,34 +1510,7 @@ impl Client {
                     }
                 }
                 Err(error) => {
-                    let tx = sql("begin", self.db.transaction())?;
-                    sql(
-                        "record the drop",
-                        tx.execute(
-                            "INSERT INTO dropped (relay_seq, from_user, from_device, reason)
-                             VALUES (?1, ?2, ?3, ?4)",
-                            params![
-                                envelope.seq,
-                                from.user,
-                                sql_device(from.device),
-                                error.to_string()
-                            ],
-                        ),
-                    )?;
-                    sql("commit", tx.commit())?;
-                    sql("checkpoint", db::checkpoint(&self.db))?;
-                    at_relay("ack", relay.ack(&self.me, envelope.seq))?;
-                    say(
-                        &self.label,
-                        format!(
-                            "<- {from} REFUSED: {error} ({error:?}, {:?}); dropped",
-                            error.kind()
-                        ),
-                    );
-                    report.dropped.push(Dropped {
-                        from: from.clone(),
-                        error: Some(error),
-                    });
+                    self.drop_message(relay, envelope, error, report)?;
                     return Ok(false);
                 }
             }

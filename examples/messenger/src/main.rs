@@ -7,6 +7,7 @@
 
 mod client;
 mod db;
+mod forge;
 mod harness;
 mod keystore;
 mod relay;
@@ -16,12 +17,17 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use doubleratchet::{DeviceId, DeviceList, Error, SafetyNumber, Trust};
+use doubleratchet::{
+    DeviceId, DeviceLink, DeviceList, Error, LocalDevice, OsRng, SafetyNumber, Trust,
+};
 
 use crate::client::{Client, Crash, ListOutcome};
-use crate::harness::{check, check_eq, note, say, section, step, Clock, Failure, Outcome};
+use crate::forge::{link_signature, Entry, Mallory};
+use crate::harness::{
+    check, check_eq, note, say, section, short_hex, step, Clock, Failure, Outcome,
+};
 use crate::keystore::Keystore;
-use crate::relay::{Address, Queued, Relay};
+use crate::relay::{Address, Queued, Relay, RelayError};
 
 /// The app's clock at the start of the run (seconds since the Unix epoch).
 const START: u64 = 1_790_000_000;
@@ -32,6 +38,22 @@ fn addresses(list: &[Address]) -> Vec<String> {
 
 fn texts(report: &client::SyncReport) -> Vec<&str> {
     report.delivered.iter().map(|m| m.text.as_str()).collect()
+}
+
+/// Prints a device link's encoding (SPEC.md §9.4) field by field, as the QR code carries it.
+fn show_link(bytes: &[u8; 134]) {
+    for (range, field) in [
+        (0..2, "version 0x02, type 0x17 (device link)"),
+        (2..34, "account key"),
+        (34..38, "device id"),
+        (38..70, "identity key"),
+        (70..102, "signature by the identity key"),
+        (102..134, ""),
+    ] {
+        let len = range.len();
+        let line = format!("      {:<64}  {field}", short_hex(&bytes[range], len));
+        println!("{}", line.trim_end());
+    }
 }
 
 fn run(dir: &Path) -> Outcome {
@@ -81,18 +103,53 @@ fn run(dir: &Path) -> Outcome {
         queued,
     )?;
 
-    section("2. Bob links his laptop to his account");
+    section("2. Bob links his laptop to his account (QR codes both ways, a signed device link)");
     clock.advance(60);
     let mut bob_laptop = Client::create_unlinked(dir, &keystore, "bob-laptop", "bob", clock.now())?;
-    let qr = bob_laptop.identity_key();
+    let offer = bob_phone.offer_link()?;
     say(
         "bob-laptop",
-        "shows its identity key as a QR code; bob-phone scans it",
+        "scans it, signs its device link for that account and shows it as a QR code:",
     );
-    let grant = bob_phone.link_device(&mut relay, &qr)?;
-    bob_laptop.complete_link(&mut relay, &grant)?;
+    let link = bob_laptop.sign_link(&offer);
+    let scanned = link.to_bytes();
+    show_link(&scanned);
+    check_eq(
+        "the link: type, account key, device id, identity key",
+        (
+            format!("{:#04x}", scanned[1]),
+            *link.account_key(),
+            link.device_id(),
+            *link.identity_key(),
+        ),
+        (
+            String::from("0x17"),
+            offer.account_key,
+            two,
+            bob_laptop.identity_key(),
+        ),
+    )?;
+    let mut misread = scanned;
+    misread[37] ^= 1;
+    check_eq(
+        "the link misread in one bit of its device id does not parse",
+        DeviceLink::from_bytes(&misread).map(|l| l.device_id()),
+        Err(Error::InvalidSignature),
+    )?;
+    say("bob-phone", "scans the laptop's QR code");
+    let list = bob_phone.add_linked_device(&mut relay, &offer, &scanned)?;
+    check_eq(
+        "the counter of the list bob-phone signed",
+        list.counter(),
+        2,
+    )?;
+    bob_laptop.complete_link(&mut relay, &offer)?;
     let list = step("bob's list", relay.device_list("bob"))?;
     let list = step("verify bob's list", DeviceList::from_bytes(&list))?;
+    check(
+        "bob's published list carries the laptop's own link",
+        list.links().contains(&link),
+    )?;
     check_eq("bob's list counter", list.counter(), 2)?;
     check_eq(
         "bob's devices",
@@ -174,8 +231,21 @@ fn run(dir: &Path) -> Outcome {
     let got = alice.sync(&mut relay, clock.now())?;
     check_eq("alice reads", texts(&got), vec!["Hi Alice! Got it."])?;
     let (alice_key, bob_key) = (alice.account_key()?, bob_phone.account_key()?);
-    let on_alice = SafetyNumber::of_accounts(&alice_key, &bob_key);
-    let on_bob = SafetyNumber::of_accounts(&bob_key, &alice_key);
+    // Each screen shows the number of the key its contact pinned.
+    let pinned_bob = alice
+        .contact("bob")
+        .map(|c| *c.account_key())
+        .ok_or_else(|| Failure::new("alice", "no contact bob"))?;
+    let pinned_alice = bob_phone
+        .contact("alice")
+        .map(|c| *c.account_key())
+        .ok_or_else(|| Failure::new("bob-phone", "no contact alice"))?;
+    check(
+        "each pinned the other's real account key",
+        pinned_bob == bob_key && pinned_alice == alice_key,
+    )?;
+    let on_alice = SafetyNumber::of_accounts(&alice_key, &pinned_bob);
+    let on_bob = SafetyNumber::of_accounts(&bob_key, &pinned_alice);
     say(
         "alice-phone",
         format!("safety number with bob:   {}", on_alice.to_digits()),
@@ -188,8 +258,16 @@ fn run(dir: &Path) -> Outcome {
         "they compare them in person: equal",
         on_alice.to_digits() == on_bob.to_digits(),
     )?;
-    alice.mark_verified("bob")?;
-    bob_phone.mark_verified("alice")?;
+    check_eq(
+        "alice marks bob verified (the key her screen showed)",
+        alice.mark_verified("bob", &pinned_bob)?,
+        Ok(()),
+    )?;
+    check_eq(
+        "bob marks alice verified",
+        bob_phone.mark_verified("alice", &pinned_alice)?,
+        Ok(()),
+    )?;
     check_eq(
         "alice's trust in bob",
         alice.contact("bob").map(|c| c.trust()),
@@ -415,7 +493,120 @@ fn run(dir: &Path) -> Outcome {
     )?;
     drop(bob_laptop);
 
-    section("8. Identity change: Bob reinstalls, with a new account key");
+    section("8. Mallory tries to list Bob's phone in her own account");
+    clock.advance(60);
+    let mallory = Mallory::new()?;
+    let mallory_key = mallory.account_key()?;
+    let mallory_phone = step(
+        "mallory's device",
+        LocalDevice::new(clock.now(), &mut OsRng),
+    )?;
+    let her_link = mallory_phone.link(&mallory_key, one);
+    let honest = mallory.sign_list(
+        1,
+        &[Entry {
+            id: one,
+            identity: *mallory_phone.identity_key(),
+            link_signature: link_signature(&her_link),
+        }],
+    );
+    check_eq(
+        "mallory's list of her own device (her link) verifies: her list signatures are sound",
+        DeviceList::from_bytes(&honest).map(|l| l.len()),
+        Ok(1),
+    )?;
+    let bob_phone_key = bob_phone.identity_key();
+    let bobs_list = step("bob's list", relay.device_list("bob"))?;
+    let bobs_list = step("verify bob's list", DeviceList::from_bytes(&bobs_list))?;
+    let bobs_link = bobs_list
+        .links()
+        .iter()
+        .find(|l| l.device_id() == one)
+        .copied()
+        .ok_or_else(|| Failure::new("bob's list", "no device 1"))?;
+    let claim = |link_signature| {
+        mallory.sign_list(
+            1,
+            &[Entry {
+                id: one,
+                identity: bob_phone_key,
+                link_signature,
+            }],
+        )
+    };
+    say(
+        "mallory",
+        format!(
+            "signs a list of account \"mallory\" naming bob's phone identity {}…",
+            short_hex(bob_phone_key.as_bytes(), 6)
+        ),
+    );
+    check_eq(
+        "with her own device's link signature in it: the list does not parse",
+        DeviceList::from_bytes(&claim(link_signature(&her_link))).map(|l| l.len()),
+        Err(Error::InvalidSignature),
+    )?;
+    let forged = claim(link_signature(&bobs_link));
+    check_eq(
+        "with bob's genuine link copied from his list (it names bob's account): refused too",
+        DeviceList::from_bytes(&forged).map(|l| l.len()),
+        Err(Error::InvalidSignature),
+    )?;
+    match relay.publish_list("mallory", &forged) {
+        Err(RelayError::Invalid(error)) => check_eq(
+            "an honest relay refuses to publish it",
+            error,
+            Error::InvalidSignature,
+        )?,
+        other => {
+            return Err(Failure::new(
+                "publish the forged list",
+                format!("{other:?}"),
+            ))
+        }
+    }
+    step("plant", relay.plant_list("mallory", &forged))?;
+    say("relay", "(compromised) serves it as mallory's list anyway");
+    let sent = bob_phone.send(&mut relay, "alice", "Lunch tomorrow?", clock.now())?;
+    let seq = sent
+        .posted
+        .iter()
+        .find(|p| p.to == alice_1)
+        .map(|p| p.seq)
+        .ok_or_else(|| Failure::new("bob-phone", "nothing posted to alice#1"))?;
+    let mallory_1 = Address::new("mallory", one);
+    step("relabel", relay.relabel(seq, &mallory_1))?;
+    say(
+        "relay",
+        "hands bob's message to alice as from mallory#1, bob's phone in mallory's list",
+    );
+    let inbox_before = alice.inbox()?.len();
+    let got = alice.sync(&mut relay, clock.now())?;
+    check_eq(
+        "alice refuses it: mallory's list does not verify",
+        got.dropped
+            .iter()
+            .map(|d| (d.from.clone(), d.error))
+            .collect::<Vec<_>>(),
+        vec![(mallory_1.clone(), Some(Error::InvalidSignature))],
+    )?;
+    check_eq(
+        "alice's inbox grew by",
+        alice.inbox()?.len() - inbox_before,
+        0,
+    )?;
+    let sent = alice.send(&mut relay, "mallory", "Hi Mallory?", clock.now())?;
+    check_eq(
+        "alice cannot write to mallory either (her list does not verify)",
+        (sent.invalid_list, sent.posted.len()),
+        (Some(Error::InvalidSignature), 0),
+    )?;
+    check(
+        "alice has no contact mallory",
+        alice.contact("mallory").is_none(),
+    )?;
+
+    section("9. Identity change: Bob reinstalls, with a new account key");
     clock.advance(3600);
     let old_bob_key = bob_phone.account_key()?;
     let old_path = bob_phone.path().to_path_buf();
@@ -482,6 +673,7 @@ fn run(dir: &Path) -> Outcome {
         "alice-phone",
         "alice compares the new number with bob in person: it matches; she accepts",
     );
+    let compared = *change.new_key();
     alice.accept_identity_change("bob", change)?;
     check_eq(
         "alice's contact now pins",
@@ -493,7 +685,16 @@ fn run(dir: &Path) -> Outcome {
         alice.stored_records("bob")?,
         0,
     )?;
-    alice.mark_verified("bob")?;
+    check_eq(
+        "a verification screen left open on the old number does not verify the new key",
+        alice.mark_verified("bob", &old_bob_key)?,
+        Err(Error::IdentityMismatch),
+    )?;
+    check_eq(
+        "alice marks the new key verified (the number she compared)",
+        alice.mark_verified("bob", &compared)?,
+        Ok(()),
+    )?;
     relay.faults.strip_post_quantum = true;
     say(
         "relay",
@@ -532,14 +733,24 @@ fn run(dir: &Path) -> Outcome {
         vec!["Thanks! New phone, same Bob."],
     )?;
 
-    section("9. Everything restarts from disk");
+    section("10. Everything restarts from disk");
     clock.advance(60);
     drop(alice);
     drop(bob_new);
     let mut alice = Client::open(dir, &keystore, "alice-phone")?;
     let mut bob_new = Client::open(dir, &keystore, "bob-phone-new")?;
-    alice.startup(&mut relay, clock.now())?;
-    bob_new.startup(&mut relay, clock.now())?;
+    let started = alice.startup(&mut relay, clock.now())?;
+    check_eq(
+        "alice-phone adopts its account's published list (it already holds it)",
+        started.adopted,
+        Some(Ok(false)),
+    )?;
+    let started = bob_new.startup(&mut relay, clock.now())?;
+    check_eq(
+        "bob's new phone: adopted, messages left in the outbox to re-post",
+        (started.adopted, started.reposted.posted.len()),
+        (Some(Ok(false)), 0),
+    )?;
     alice.send(
         &mut relay,
         "bob",

@@ -311,6 +311,19 @@ impl Relay {
         Ok(())
     }
 
+    /// Stores `bytes` as `user`'s newest list without verifying anything: what a
+    /// compromised relay can do ([`Relay::publish_list`] refuses a list that does not
+    /// verify). The clients verify every list they fetch.
+    pub fn plant_list(&mut self, user: &str, bytes: &[u8]) -> Result<(), RelayError> {
+        let key = bytes.get(2..34).unwrap_or_default();
+        self.db.execute(
+            "INSERT INTO accounts (user, account_key, counter, list) VALUES (?1, ?2, 0, ?3)
+             ON CONFLICT (user) DO UPDATE SET account_key = ?2, counter = 0, list = ?3",
+            params![user, key, bytes],
+        )?;
+        Ok(())
+    }
+
     /// The device list of `user`: the newest, or with [`Faults::serve_list_counter`] an
     /// older one of the same account.
     pub fn device_list(&self, user: &str) -> Result<Vec<u8>, RelayError> {
@@ -688,6 +701,16 @@ impl Relay {
         self.db.execute(
             "DELETE FROM mailbox WHERE seq = ?1 AND to_user = ?2 AND to_device = ?3",
             params![seq, to.user, device_sql(to.device)],
+        )?;
+        Ok(())
+    }
+
+    /// Rewrites who sent message `seq`: what a compromised relay can do. The recipient
+    /// checks the claimed sender against that account's device list.
+    pub fn relabel(&mut self, seq: i64, from: &Address) -> Result<(), RelayError> {
+        self.db.execute(
+            "UPDATE mailbox SET from_user = ?1, from_device = ?2 WHERE seq = ?3",
+            params![from.user, device_sql(from.device), seq],
         )?;
         Ok(())
     }

@@ -74,8 +74,9 @@
 //!
 //! Two files have modules of their own: `decryption_error_v2.json` ([`records`], SPEC.md
 //! §6.8) and `device_list_v2.json` ([`device_lists`], SPEC.md §9.4: signed device lists
-//! built from the SPEC.md table with `ed25519-dalek` and compared with what the library's
-//! `Account` signs, and rejects checked against an independent parser of §9.4).
+//! and device links built from the SPEC.md tables with `ed25519-dalek` and compared with
+//! what the library's `Account` signs and `LocalDevice::link` makes, and rejects checked
+//! against independent parsers of §9.4).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Without PQXDH the prekey store (whose PQXDH stores and store file are skipped) is unused.
 #![cfg_attr(not(feature = "pqxdh"), allow(dead_code))]
