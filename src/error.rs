@@ -96,8 +96,8 @@ pub enum Error {
     /// account given to an [`Account`](crate::Account).
     WrongRecord,
     /// A device not in the newest device list of its account (SPEC.md §9.5): removed, or
-    /// the list held is older than the device. Also [`Account::remove_device`](crate::Account::remove_device)
-    /// of a device not listed.
+    /// the list held is older than the device. Also
+    /// [`Account::remove_device`](crate::Account::remove_device) of a device not listed.
     UnknownDevice(crate::DeviceId),
     /// A device list under the pinned account key whose counter is not higher than the
     /// newest one held: a replayed or reordered list (SPEC.md §9.5).

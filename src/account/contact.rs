@@ -279,8 +279,8 @@ impl Contact {
     /// device); [`Error::ForkedDeviceList`] for another list with the held counter (the
     /// account key signed two lists with one counter: restored from an old copy without
     /// [`Account::adopt`](crate::Account::adopt), or stolen). The contact is then
-    /// unchanged. (The held list itself is not an error: [`DeviceUpdate::Unchanged`].) A list under another key is not an error:
-    /// [`DeviceUpdate::IdentityChanged`].
+    /// unchanged. Not errors: the held list itself ([`DeviceUpdate::Unchanged`]) and a list
+    /// under another key ([`DeviceUpdate::IdentityChanged`]).
     pub fn update_devices(&mut self, list: &DeviceList) -> Result<DeviceUpdate, Error> {
         if list.account_key() != self.account_key() {
             return Ok(DeviceUpdate::IdentityChanged(IdentityChange(Box::new(
@@ -303,8 +303,8 @@ impl Contact {
 
     /// Pins the new account key of `change` (trust on first use: [`Trust::FirstUse`] until
     /// [`Contact::mark_verified`]) and takes its list; the records of devices not listed
-    /// with the same id and identity key in the new list are dropped. Call it only after the user accepted the change.
-    /// The post-quantum memory stays.
+    /// with the same id and identity key in the new list are dropped. Call it only after the
+    /// user accepted the change. The post-quantum memory stays.
     ///
     /// # Errors
     /// [`Error::StaleDeviceList`] if the contact changed since the change was seen (another

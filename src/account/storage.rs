@@ -78,7 +78,8 @@ impl Account {
 impl Contact {
     /// The storage encoding of the contact's own state (SPEC.md §7.10): this device's
     /// identity, the trust, the post-quantum memory, the record limits and the newest list.
-    /// The records are stored on their own ([`SessionRecord::to_bytes`](crate::SessionRecord::to_bytes)).
+    /// The records are stored on their own
+    /// ([`SessionRecord::to_bytes`](crate::SessionRecord::to_bytes)).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(MAX_CONTACT_SIZE));
         write_stored_header(&mut out, TYPE_CONTACT);
