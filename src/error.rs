@@ -111,6 +111,19 @@ pub enum Error {
     DuplicateDevice,
     /// An account already lists [`MAX_DEVICES`](crate::MAX_DEVICES) devices.
     TooManyDevices,
+    /// A group message or distribution names another group than the [`Group`](crate::Group)
+    /// given it (SPEC.md §11.5).
+    WrongGroup,
+    /// A group distribution or message from a device that is not (or no longer) a member of
+    /// the group, or [`Group::remove_member`](crate::Group::remove_member) of a device that
+    /// is not one (SPEC.md §11.4).
+    NotGroupMember,
+    /// A group message on a sender chain the member's chains do not hold: its distribution
+    /// has not arrived (or was lost), or the chain was evicted (SPEC.md §11.5).
+    UnknownChain,
+    /// A group distribution naming a chain id already held with another signing key: it
+    /// never replaces the held chain (SPEC.md §11.4).
+    ConflictingChain,
     /// An internal invariant of this crate failed: a bug, never the result of any input.
     /// The operation changed nothing; please report it.
     Internal,
@@ -168,6 +181,10 @@ pub enum ErrorKind {
     /// ([`Contact::update_devices`](crate::Contact::update_devices)), then retry; drop the
     /// message if the device is still not listed.
     RefreshDevices,
+    /// A group message on a sender chain whose distribution has not arrived: keep the
+    /// message and retry once the sender's distribution arrived (it comes over the pairwise
+    /// session), or ask the sender to send it again; drop the message if it never comes.
+    AwaitDistribution,
     /// A bug in this crate (an internal invariant failed; no input causes it): please
     /// report it.
     Bug,
@@ -209,6 +226,10 @@ impl Error {
     /// | [`ForkedDeviceList`](Error::ForkedDeviceList) | [`VerifyIdentity`](ErrorKind::VerifyIdentity) | the account key signed two lists with one counter: keep the held list and warn the user (the contact restored an old account copy, or lost its account key) |
     /// | [`DuplicateDevice`](Error::DuplicateDevice) | [`FixCall`](ErrorKind::FixCall) | the device is already in the list |
     /// | [`TooManyDevices`](Error::TooManyDevices) | [`FixCall`](ErrorKind::FixCall) | remove a device first |
+    /// | [`WrongGroup`](Error::WrongGroup) | [`DropMessage`](ErrorKind::DropMessage) | a message or distribution of another group: not for this one |
+    /// | [`NotGroupMember`](Error::NotGroupMember) | [`DropMessage`](ErrorKind::DropMessage) | from a device that is not a member (removed, or never added); from [`Group::remove_member`](crate::Group::remove_member), a call mistake |
+    /// | [`UnknownChain`](Error::UnknownChain) | [`AwaitDistribution`](ErrorKind::AwaitDistribution) | the sender's distribution for this chain has not arrived |
+    /// | [`ConflictingChain`](Error::ConflictingChain) | [`DropMessage`](ErrorKind::DropMessage) | a chain id already held with another signing key: the held chain stays |
     /// | [`Internal`](Error::Internal) | [`Bug`](ErrorKind::Bug) | an invariant of this crate failed |
     ///
     /// An error is of kind [`ErrorKind::TryAnotherSession`] exactly when a message of
@@ -231,7 +252,11 @@ impl Error {
             | Error::PostQuantumRequired
             | Error::HeaderEncryptionRequired
             | Error::DuplicateOrExpired
-            | Error::StaleDeviceList => ErrorKind::DropMessage,
+            | Error::StaleDeviceList
+            | Error::WrongGroup
+            | Error::NotGroupMember
+            | Error::ConflictingChain => ErrorKind::DropMessage,
+            Error::UnknownChain => ErrorKind::AwaitDistribution,
             Error::WrongSession | Error::TooFarAhead | Error::DecryptionFailed => {
                 ErrorKind::TryAnotherSession
             }
@@ -291,6 +316,12 @@ impl fmt::Display for Error {
             }
             Error::DuplicateDevice => f.write_str("device already listed"),
             Error::TooManyDevices => f.write_str("too many devices for one account"),
+            Error::WrongGroup => f.write_str("message or distribution of another group"),
+            Error::NotGroupMember => f.write_str("device is not a member of the group"),
+            Error::UnknownChain => f.write_str("no distribution held for this sender chain"),
+            Error::ConflictingChain => {
+                f.write_str("chain id already held with another signing key")
+            }
             Error::Internal => f.write_str("internal error (a bug in doubleratchet)"),
         }
     }
@@ -364,6 +395,10 @@ mod tests {
         ForkedDeviceList => VerifyIdentity,
         DuplicateDevice => FixCall,
         TooManyDevices => FixCall,
+        WrongGroup => DropMessage,
+        NotGroupMember => DropMessage,
+        UnknownChain => AwaitDistribution,
+        ConflictingChain => DropMessage,
         Internal => Bug,
     }
 

@@ -194,6 +194,42 @@ pub(crate) const MAX_CONTACT_SIZE: usize = CONTACT_FIXED_LENGTH + MAX_DEVICE_LIS
 pub(crate) const FAN_OUT_RANDOM_LENGTH: usize = KEY_LENGTH + NONCE_LENGTH;
 /// Length of a safety number's byte form: version, type, the two halves (SPEC.md §9.1).
 pub const SAFETY_NUMBER_LENGTH: usize = 2 + 32 + 32;
+/// Length of a group id: chosen by the app, fixed-width (SPEC.md §11.1).
+pub const GROUP_ID_LENGTH: usize = 32;
+/// Length of a sender chain's id (a random `u64`, SPEC.md §11.1).
+pub(crate) const CHAIN_ID_LENGTH: usize = 8;
+/// Length of a group message's framing before the ciphertext (type `0x08`, SPEC.md §11.3):
+/// version, type, group id, chain id, iteration, key commitment.
+pub(crate) const GROUP_PREFIX_LENGTH: usize =
+    2 + GROUP_ID_LENGTH + CHAIN_ID_LENGTH + 4 + KEY_LENGTH;
+/// Bytes a group message adds to its encoded plaintext: the framing, the tag and the
+/// signature (SPEC.md §11.3).
+pub(crate) const GROUP_MESSAGE_OVERHEAD: usize =
+    GROUP_PREFIX_LENGTH + TAG_LENGTH + SIGNATURE_LENGTH;
+/// Length of a sender-key distribution (type `0x09`, SPEC.md §11.2): version, type, group
+/// id, chain id, iteration, chain key, signing key.
+pub(crate) const DISTRIBUTION_LENGTH: usize =
+    2 + GROUP_ID_LENGTH + CHAIN_ID_LENGTH + 4 + KEY_LENGTH + PUBLIC_KEY_LENGTH;
+/// Length of a stored group without members (type `0x2E`, SPEC.md §7.11): version, type,
+/// group id, the local identity key, padding, the sending chain (id, iteration, chain key,
+/// signing seed), the member count.
+pub(crate) const GROUP_FIXED_LENGTH: usize = 2
+    + GROUP_ID_LENGTH
+    + PUBLIC_KEY_LENGTH
+    + 1
+    + (CHAIN_ID_LENGTH + 4 + KEY_LENGTH + KEY_LENGTH)
+    + 4;
+/// Length of a stored member's chains without chains (type `0x2F`, SPEC.md §7.12): version,
+/// type, group id, the member's identity key, the retired count and the chain count.
+pub(crate) const MEMBER_CHAINS_FIXED_LENGTH: usize =
+    2 + GROUP_ID_LENGTH + PUBLIC_KEY_LENGTH + 1 + 1;
+/// Length of one stored receiving chain without skipped keys (SPEC.md §7.12): chain id,
+/// signing key, next iteration, chain key, skipped count.
+pub(crate) const MEMBER_CHAIN_FIXED_LENGTH: usize =
+    CHAIN_ID_LENGTH + PUBLIC_KEY_LENGTH + 4 + KEY_LENGTH + 4;
+/// Length of one stored skipped group key: iteration, message key, commitment (SPEC.md
+/// §7.12).
+pub(crate) const GROUP_SKIPPED_ENTRY_LENGTH: usize = 4 + KEY_LENGTH + KEY_LENGTH;
 
 // ---------------------------------------------------------------------------------------
 // Limits (SPEC.md §5.8).
@@ -352,6 +388,34 @@ const _: () = assert!(LOCAL_DEVICE_FIXED_LENGTH == 196, "SPEC.md §7.5");
 pub(crate) const ID_DRAWS: usize = 16;
 /// The most devices one account lists (SPEC.md §9.4).
 pub const MAX_DEVICES: usize = 16;
+/// How far ahead of a chain's next iteration a group message may be: the chain steps one
+/// group message can cost (SPEC.md §11.4).
+pub const MAX_GROUP_JUMP: u32 = 25_000;
+/// The most skipped message keys one receiving sender chain stores; beyond it the oldest
+/// are evicted (SPEC.md §11.4).
+pub const MAX_GROUP_SKIPPED: usize = 2_000;
+/// The most sender chains kept per group member: the newest, and older ones for late
+/// messages (SPEC.md §11.4).
+pub const MAX_MEMBER_CHAINS: usize = 5;
+/// The most retired chain ids remembered per group member, so that a distribution of an
+/// evicted chain is not taken again (SPEC.md §11.4).
+pub const MAX_RETIRED_CHAINS: usize = 16;
+/// The most member devices a group holds (SPEC.md §11.1).
+pub const MAX_GROUP_MEMBERS: usize = 4_096;
+/// The longest stored group: [`MAX_GROUP_MEMBERS`] members (SPEC.md §7.11).
+pub(crate) const MAX_GROUP_SIZE: usize = GROUP_FIXED_LENGTH + PUBLIC_KEY_LENGTH * MAX_GROUP_MEMBERS;
+/// The longest stored member's chains: [`MAX_RETIRED_CHAINS`] retired ids and
+/// [`MAX_MEMBER_CHAINS`] chains holding [`MAX_GROUP_SKIPPED`] keys each (SPEC.md §7.12).
+pub(crate) const MAX_MEMBER_CHAINS_SIZE: usize = MEMBER_CHAINS_FIXED_LENGTH
+    + CHAIN_ID_LENGTH * MAX_RETIRED_CHAINS
+    + MAX_MEMBER_CHAINS
+        * (MEMBER_CHAIN_FIXED_LENGTH + GROUP_SKIPPED_ENTRY_LENGTH * MAX_GROUP_SKIPPED);
+const _: () = assert!(MAX_MEMBER_CHAINS_SIZE <= MAX_STORED_SIZE);
+const _: () = assert!(MAX_MEMBER_CHAINS_SIZE == 680_596, "SPEC.md §7.12");
+const _: () = assert!(MAX_GROUP_SIZE == 131_219, "SPEC.md §7.11");
+const _: () = assert!(GROUP_MESSAGE_OVERHEAD == 158, "SPEC.md §11.3");
+const _: () = assert!(DISTRIBUTION_LENGTH == 110, "SPEC.md §11.2");
+const _: () = assert!(MAX_GROUP_SIZE <= MAX_STORED_SIZE);
 /// Number of SHA-512 iterations per half of a safety number (SPEC.md §9.1).
 pub const SAFETY_NUMBER_ITERATIONS: u32 = 5200;
 
@@ -372,6 +436,10 @@ pub(crate) const TYPE_INITIAL_HE: u8 = 0x05;
 pub(crate) const TYPE_INITIAL_PQ_HE: u8 = 0x06;
 /// Type byte of a decryption-error request (SPEC.md §6.8).
 pub(crate) const TYPE_DECRYPTION_ERROR: u8 = 0x07;
+/// Type byte of a group message (SPEC.md §11.3).
+pub(crate) const TYPE_GROUP_MESSAGE: u8 = 0x08;
+/// Type byte of a sender-key distribution (SPEC.md §11.2).
+pub(crate) const TYPE_DISTRIBUTION: u8 = 0x09;
 /// Type byte of a prekey bundle (SPEC.md §5.4).
 pub(crate) const TYPE_BUNDLE: u8 = 0x10;
 /// Type byte of a post-quantum (PQXDH) prekey bundle (SPEC.md §5.4).
@@ -415,6 +483,11 @@ pub(crate) const TYPE_SESSION_HE: u8 = 0x28;
 pub(crate) const TYPE_REPLAY_RECORD: u8 = 0x29;
 /// Object type byte of a stored session record (SPEC.md §7.8).
 pub(crate) const TYPE_SESSION_RECORD: u8 = 0x2B;
+/// Object type byte of a stored group: the local device's sending chain and the members
+/// (SPEC.md §7.11).
+pub(crate) const TYPE_GROUP: u8 = 0x2E;
+/// Object type byte of a stored member's receiving chains in one group (SPEC.md §7.12).
+pub(crate) const TYPE_MEMBER_CHAINS: u8 = 0x2F;
 /// Type byte of a sealed blob (SPEC.md §7.6).
 pub(crate) const TYPE_SEALED: u8 = 0x30;
 /// Type byte of a safety number's byte form (SPEC.md §9.1).
@@ -443,6 +516,8 @@ const TYPES: &[(u8, Family)] = &[
     (TYPE_INITIAL_HE, Family::Wire),
     (TYPE_INITIAL_PQ_HE, Family::Wire),
     (TYPE_DECRYPTION_ERROR, Family::Wire),
+    (TYPE_GROUP_MESSAGE, Family::Wire),
+    (TYPE_DISTRIBUTION, Family::Wire),
     (TYPE_BUNDLE, Family::Bundle),
     (TYPE_BUNDLE_PQ, Family::Bundle),
     (TYPE_UPLOAD_SET, Family::Bundle),
@@ -463,6 +538,8 @@ const TYPES: &[(u8, Family)] = &[
     (TYPE_SESSION_RECORD, Family::Storage),
     (TYPE_ACCOUNT, Family::Storage),
     (TYPE_CONTACT, Family::Storage),
+    (TYPE_GROUP, Family::Storage),
+    (TYPE_MEMBER_CHAINS, Family::Storage),
     (TYPE_SEALED, Family::Storage),
     (TYPE_SAFETY_NUMBER, Family::SafetyNumber),
 ];
@@ -572,6 +649,22 @@ const NUMBERS: &[(&str, usize)] = &[
     ("MAX_CONTACT_SIZE", MAX_CONTACT_SIZE),
     ("FAN_OUT_RANDOM_LENGTH", FAN_OUT_RANDOM_LENGTH),
     ("MAX_SEAL_CONTEXT_LENGTH", MAX_SEAL_CONTEXT_LENGTH),
+    ("GROUP_ID_LENGTH", GROUP_ID_LENGTH),
+    ("CHAIN_ID_LENGTH", CHAIN_ID_LENGTH),
+    ("GROUP_PREFIX_LENGTH", GROUP_PREFIX_LENGTH),
+    ("GROUP_MESSAGE_OVERHEAD", GROUP_MESSAGE_OVERHEAD),
+    ("DISTRIBUTION_LENGTH", DISTRIBUTION_LENGTH),
+    ("MAX_GROUP_MEMBERS", MAX_GROUP_MEMBERS),
+    ("MAX_GROUP_JUMP", MAX_GROUP_JUMP as usize),
+    ("MAX_GROUP_SKIPPED", MAX_GROUP_SKIPPED),
+    ("MAX_MEMBER_CHAINS", MAX_MEMBER_CHAINS),
+    ("MAX_RETIRED_CHAINS", MAX_RETIRED_CHAINS),
+    ("GROUP_FIXED_LENGTH", GROUP_FIXED_LENGTH),
+    ("MAX_GROUP_SIZE", MAX_GROUP_SIZE),
+    ("MEMBER_CHAINS_FIXED_LENGTH", MEMBER_CHAINS_FIXED_LENGTH),
+    ("MEMBER_CHAIN_FIXED_LENGTH", MEMBER_CHAIN_FIXED_LENGTH),
+    ("GROUP_SKIPPED_ENTRY_LENGTH", GROUP_SKIPPED_ENTRY_LENGTH),
+    ("MAX_MEMBER_CHAINS_SIZE", MAX_MEMBER_CHAINS_SIZE),
     ("MAX_UPLOAD_ONE_TIME_PREKEYS", MAX_UPLOAD_ONE_TIME_PREKEYS),
     ("MAX_UPLOAD_PQ_PREKEYS", MAX_UPLOAD_PQ_PREKEYS),
     ("MAX_UPLOAD_SET_LENGTH", MAX_UPLOAD_SET_LENGTH),
@@ -752,6 +845,7 @@ mod tests {
             (TYPE_PQ_PREKEY, PQ_PREKEY_LENGTH),
             (TYPE_DECRYPTION_ERROR, DECRYPTION_ERROR_LENGTH),
             (TYPE_DEVICE_LINK, DEVICE_LINK_LENGTH),
+            (TYPE_DISTRIBUTION, DISTRIBUTION_LENGTH),
         ];
         let mut seen = Vec::new();
         for line in SPEC.lines() {

@@ -11,6 +11,7 @@ mod codec;
 mod error;
 mod fingerprint;
 mod format;
+mod group;
 mod ids;
 mod keys;
 mod padding;
@@ -46,7 +47,14 @@ pub use crate::format::{
     DEFAULT_MAX_SKIP, DEFAULT_MAX_STORED_SKIPPED, MAX_SEAL_CONTEXT_LENGTH, MAX_SKIPPED_HEADER_KEYS,
     MAX_SKIP_CAP, MAX_STORED_SIZE, MAX_STORED_SKIPPED_CAP,
 };
+pub use crate::format::{
+    GROUP_ID_LENGTH, MAX_GROUP_JUMP, MAX_GROUP_MEMBERS, MAX_GROUP_SKIPPED, MAX_MEMBER_CHAINS,
+    MAX_RETIRED_CHAINS,
+};
 pub use crate::format::{MAX_DEVICES, MAX_UPLOAD_ONE_TIME_PREKEYS};
+pub use crate::group::{
+    Distribution, DistributionOutcome, Group, GroupId, GroupMessage, MemberChains,
+};
 pub use crate::ids::{OneTimePreKeyId, PqPreKeyId, SignedPreKeyId};
 pub use crate::keys::{
     IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey, X25519PublicKey, PUBLIC_KEY_LENGTH,

@@ -95,7 +95,8 @@ mod private {
 /// The objects [`StorageKey::seal`] and [`StorageKey::open`] accept: [`Session`],
 /// [`IdentityKeyPair`], [`SignedPreKey`], [`OneTimePreKey`],
 /// [`LocalDevice`](crate::LocalDevice), [`SessionRecord`](crate::SessionRecord),
-/// [`Account`](crate::Account), [`Contact`](crate::Contact) and (with
+/// [`Account`](crate::Account), [`Contact`](crate::Contact), [`Group`](crate::Group),
+/// [`MemberChains`](crate::MemberChains) and (with
 /// `pqxdh`) `PqPreKey`. Sealed: no other type can implement it.
 pub trait Storable: private::Sealed {}
 
@@ -122,6 +123,11 @@ storable!(crate::prekeys::LocalDevice, TYPE_LOCAL_DEVICE);
 storable!(crate::record::SessionRecord, TYPE_SESSION_RECORD);
 storable!(crate::account::Account, crate::format::TYPE_ACCOUNT);
 storable!(crate::account::Contact, crate::format::TYPE_CONTACT);
+storable!(crate::group::Group, crate::format::TYPE_GROUP);
+storable!(
+    crate::group::MemberChains,
+    crate::format::TYPE_MEMBER_CHAINS
+);
 #[cfg(feature = "pqxdh")]
 storable!(crate::pq::PqPreKey, TYPE_PQ_PREKEY);
 

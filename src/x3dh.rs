@@ -4,7 +4,7 @@
 //! ```text
 //! DH1 = DH(IK_A, SPK_B)   DH2 = DH(EK_A, IK_B)   DH3 = DH(EK_A, SPK_B)   DH4 = DH(EK_A, OPK_B)
 //! SK  = HKDF(salt = 0^32, IKM = 0xFF^32 || DH1 || DH2 || DH3 [|| DH4], info = X3DH_INFO, L = 32)
-//! AD  = IK_A || IK_B     (the two 32-byte Ed25519 public keys, not X3DH's Encode; SPEC.md §12)
+//! AD  = IK_A || IK_B     (the two 32-byte Ed25519 public keys, not X3DH's Encode; SPEC.md §13)
 //! ```
 //!
 //! The initiator verifies the bundle's signature (§3.2) before computing any DH.
@@ -413,7 +413,7 @@ pub(crate) struct Agreement {
     pub(crate) sk: RootKey,
 }
 
-/// `AD = IK_A || IK_B` (X3DH §3.3, with the raw Ed25519 keys: SPEC.md §3.3, §12): the
+/// `AD = IK_A || IK_B` (X3DH §3.3, with the raw Ed25519 keys: SPEC.md §3.3, §13): the
 /// initiator's identity key first.
 pub(crate) fn associated_data(initiator: &IdentityKey, responder: &IdentityKey) -> AssociatedData {
     let mut ad = [0u8; AD_LENGTH];
