@@ -50,6 +50,8 @@ pub(crate) const SAFETY_NUMBER_LABEL: &[u8] = b"doubleratchet v1 safety number";
 pub(crate) const DEVICE_LIST_LABEL: &[u8] = b"doubleratchet v2 device list";
 /// Domain label prefixed to what a device link's signature covers (SPEC.md §9.4).
 pub(crate) const DEVICE_LINK_LABEL: &[u8; 28] = b"doubleratchet v2 device link";
+/// Domain label prefixed to what a distribution's sender binding covers (SPEC.md §11.2).
+pub(crate) const GROUP_SENDER_LABEL: &[u8; 29] = b"doubleratchet v2 group sender";
 
 // ---------------------------------------------------------------------------------------
 // Lengths (SPEC.md §5.8), in bytes.
@@ -207,9 +209,9 @@ pub(crate) const GROUP_PREFIX_LENGTH: usize =
 pub(crate) const GROUP_MESSAGE_OVERHEAD: usize =
     GROUP_PREFIX_LENGTH + TAG_LENGTH + SIGNATURE_LENGTH;
 /// Length of a sender-key distribution (type `0x09`, SPEC.md §11.2): version, type, group
-/// id, chain id, iteration, chain key, signing key.
+/// id, chain id, iteration, chain key, signing key, sender binding.
 pub(crate) const DISTRIBUTION_LENGTH: usize =
-    2 + GROUP_ID_LENGTH + CHAIN_ID_LENGTH + 4 + KEY_LENGTH + PUBLIC_KEY_LENGTH;
+    2 + GROUP_ID_LENGTH + CHAIN_ID_LENGTH + 4 + KEY_LENGTH + PUBLIC_KEY_LENGTH + SIGNATURE_LENGTH;
 /// Length of a stored group without members (type `0x2E`, SPEC.md §7.11): version, type,
 /// group id, the local identity key, padding, the sending chain (id, iteration, chain key,
 /// signing seed), the member count.
@@ -414,7 +416,7 @@ const _: () = assert!(MAX_MEMBER_CHAINS_SIZE <= MAX_STORED_SIZE);
 const _: () = assert!(MAX_MEMBER_CHAINS_SIZE == 680_596, "SPEC.md §7.12");
 const _: () = assert!(MAX_GROUP_SIZE == 131_219, "SPEC.md §7.11");
 const _: () = assert!(GROUP_MESSAGE_OVERHEAD == 158, "SPEC.md §11.3");
-const _: () = assert!(DISTRIBUTION_LENGTH == 110, "SPEC.md §11.2");
+const _: () = assert!(DISTRIBUTION_LENGTH == 174, "SPEC.md §11.2");
 const _: () = assert!(MAX_GROUP_SIZE <= MAX_STORED_SIZE);
 /// Number of SHA-512 iterations per half of a safety number (SPEC.md §9.1).
 pub const SAFETY_NUMBER_ITERATIONS: u32 = 5200;
@@ -558,6 +560,7 @@ const LABELS: &[(&str, &[u8])] = &[
     ("DECRYPTION_ERROR_LABEL", DECRYPTION_ERROR_LABEL),
     ("DEVICE_LIST_LABEL", DEVICE_LIST_LABEL),
     ("DEVICE_LINK_LABEL", DEVICE_LINK_LABEL),
+    ("GROUP_SENDER_LABEL", GROUP_SENDER_LABEL),
 ];
 
 /// Every length and limit, by its SPEC.md §5.8 name.

@@ -6,6 +6,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use ed25519_dalek::Signature;
 use zeroize::Zeroizing;
 
 use super::chain::GroupChainKey;
@@ -13,15 +14,19 @@ use super::GroupId;
 use crate::codec::{Reader, Writer};
 use crate::error::Error;
 use crate::format::{
-    DISTRIBUTION_LENGTH, GROUP_MESSAGE_OVERHEAD, GROUP_PREFIX_LENGTH, KEY_LENGTH, MAX_MESSAGE_SIZE,
+    CHAIN_ID_LENGTH, DISTRIBUTION_LENGTH, GROUP_ID_LENGTH, GROUP_MESSAGE_OVERHEAD,
+    GROUP_PREFIX_LENGTH, GROUP_SENDER_LABEL, KEY_LENGTH, MAX_MESSAGE_SIZE, PUBLIC_KEY_LENGTH,
     SIGNATURE_LENGTH, TAG_LENGTH, TYPE_DISTRIBUTION, TYPE_GROUP_MESSAGE, WIRE_VERSION,
 };
-use crate::keys::IdentityKey;
+use crate::keys::{IdentityKey, IdentityKeyPair};
 use crate::wire::read_version_and_type;
 
-/// A sender-key distribution (SPEC.md §11.2, type `0x09`, 110 bytes): what a member needs
+/// A sender-key distribution (SPEC.md §11.2, type `0x09`, 174 bytes): what a member needs
 /// to decrypt one sender chain from `iteration` on: the group, the chain id, the chain key
-/// at `iteration` and the chain's signing key.
+/// at `iteration` and the chain's signing key, with the signing key's signature binding the
+/// chain to the sender device (checked by
+/// [`Group::process_distribution`](crate::Group::process_distribution) against the device
+/// the distribution came from).
 ///
 /// It holds a secret chain key: send it only inside a pairwise session (as the plaintext
 /// of [`SessionRecord::encrypt`](crate::SessionRecord::encrypt) or
@@ -33,9 +38,69 @@ pub struct Distribution {
     pub(crate) iteration: u32,
     pub(crate) chain_key: GroupChainKey,
     pub(crate) signing_key: IdentityKey,
+    /// The sender binding (SPEC.md §11.2).
+    pub(crate) binding: [u8; SIGNATURE_LENGTH],
+}
+
+/// What a distribution's sender binding signs (SPEC.md §11.2).
+const BINDING_MESSAGE_LENGTH: usize =
+    GROUP_SENDER_LABEL.len() + GROUP_ID_LENGTH + CHAIN_ID_LENGTH + 2 * PUBLIC_KEY_LENGTH;
+
+fn binding_message(
+    group: &GroupId,
+    chain_id: u64,
+    signing_key: &IdentityKey,
+    sender: &IdentityKey,
+) -> [u8; BINDING_MESSAGE_LENGTH] {
+    let mut out = [0u8; BINDING_MESSAGE_LENGTH];
+    let parts: [&[u8]; 5] = [
+        GROUP_SENDER_LABEL,
+        group.as_bytes(),
+        &chain_id.to_be_bytes(),
+        signing_key.as_bytes(),
+        sender.as_bytes(),
+    ];
+    let mut at = 0;
+    for part in parts {
+        out[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    out
 }
 
 impl Distribution {
+    /// The distribution of a chain at `iteration`, bound to `sender` by the chain's signing
+    /// key.
+    pub(crate) fn bind(
+        group: GroupId,
+        chain_id: u64,
+        iteration: u32,
+        chain_key: GroupChainKey,
+        signing: &IdentityKeyPair,
+        sender: &IdentityKey,
+    ) -> Self {
+        let signing_key = *signing.public_key();
+        let binding = signing.sign(&binding_message(&group, chain_id, &signing_key, sender));
+        Distribution {
+            group,
+            chain_id,
+            iteration,
+            chain_key,
+            signing_key,
+            binding,
+        }
+    }
+
+    /// Verifies the sender binding under `sender` (SPEC.md §11.4 step 5):
+    /// [`Error::InvalidSignature`].
+    pub(crate) fn verify_binding(&self, sender: &IdentityKey) -> Result<(), Error> {
+        let message = binding_message(&self.group, self.chain_id, &self.signing_key, sender);
+        self.signing_key
+            .verifying_key()
+            .verify_strict(&message, &Signature::from_bytes(&self.binding))
+            .map_err(|_| Error::InvalidSignature)
+    }
+
     /// The encoding (SPEC.md §11.2), to send inside a pairwise session.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(DISTRIBUTION_LENGTH));
@@ -46,6 +111,7 @@ impl Distribution {
         out.put_u32(self.iteration);
         out.put(&self.chain_key.0);
         out.put(self.signing_key.as_bytes());
+        out.put(&self.binding);
         out
     }
 
@@ -54,7 +120,9 @@ impl Distribution {
     /// # Errors
     /// [`Error::Truncated`], [`Error::TrailingData`], [`Error::UnsupportedVersion`],
     /// [`Error::UnexpectedType`], and [`Error::InvalidPublicKey`] for a signing key that is
-    /// not a canonical Ed25519 point of large order.
+    /// not a canonical Ed25519 point of large order. The sender binding is verified by
+    /// [`Group::process_distribution`](crate::Group::process_distribution), which knows
+    /// the sender.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         let mut r = Reader::new(bytes);
         read_version_and_type(&mut r, WIRE_VERSION, TYPE_DISTRIBUTION)?;
@@ -63,6 +131,7 @@ impl Distribution {
         let iteration = r.u32()?;
         let chain_key = GroupChainKey(*Zeroizing::new(r.array::<KEY_LENGTH>()?));
         let signing_key = IdentityKey::from_bytes(&r.array()?)?;
+        let binding = r.array()?;
         r.finish()?;
         Ok(Distribution {
             group,
@@ -70,6 +139,7 @@ impl Distribution {
             iteration,
             chain_key,
             signing_key,
+            binding,
         })
     }
 

@@ -215,13 +215,14 @@ impl Group {
     /// The sending chain's distribution at its current iteration: whoever receives it can
     /// decrypt the messages sent from now on, not the earlier ones.
     pub fn distribution(&self) -> Distribution {
-        Distribution {
-            group: self.id,
-            chain_id: self.sending.id,
-            iteration: self.sending.iteration,
-            chain_key: self.sending.key.clone(),
-            signing_key: *self.sending.signing.public_key(),
-        }
+        Distribution::bind(
+            self.id,
+            self.sending.id,
+            self.sending.iteration,
+            self.sending.key.clone(),
+            &self.sending.signing,
+            &self.own,
+        )
     }
 
     /// Adds a member device and returns the distribution to send it (the current chain
@@ -321,6 +322,8 @@ impl Group {
     /// another group; [`Error::NotGroupMember`] if `sender` is not a member;
     /// [`Error::WrongRecord`] if `chains` are not `sender`'s in this group;
     /// [`Error::InvalidEncoding`] for iteration 2^32 - 1 (an exhausted chain);
+    /// [`Error::InvalidSignature`] if the distribution is not bound to `sender` (SPEC.md
+    /// §11.2: another member's chain passed off as `sender`'s, or a corrupted one);
     /// [`Error::DuplicateOrExpired`] for a chain evicted lately; [`Error::ConflictingChain`]
     /// for a held chain id with another signing key. `chains` are unchanged.
     pub fn process_distribution(
@@ -337,6 +340,7 @@ impl Group {
         if distribution.iteration == u32::MAX {
             return Err(Error::InvalidEncoding);
         }
+        distribution.verify_binding(sender)?;
         chains.take(distribution)
     }
 
@@ -406,5 +410,69 @@ impl fmt::Debug for Group {
             .field("iteration", &self.sending.iteration)
             .field("members", &self.members.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::MAX_GROUP_JUMP;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    fn identity(rng: &mut ChaCha20Rng) -> Result<IdentityKey, Error> {
+        Ok(*IdentityKeyPair::generate(rng)?.public_key())
+    }
+
+    /// A member cannot pass another member's chain off as its own (SPEC.md §11.2): the
+    /// binding names the device the chain's owner distributed it from.
+    #[test]
+    fn distribution_is_bound_to_its_sender() -> Result<(), Error> {
+        let mut rng = ChaCha20Rng::seed_from_u64(18);
+        let (a, b, m) = (
+            identity(&mut rng)?,
+            identity(&mut rng)?,
+            identity(&mut rng)?,
+        );
+        let id = GroupId::from_bytes([1; 32]);
+        let alice = Group::new(id, &a, &[b, m], &mut rng)?;
+        let bob = Group::new(id, &b, &[a, m], &mut rng)?;
+        let stolen = alice.distribution().to_bytes();
+        let mut as_mallory = MemberChains::new(&id, &m);
+        assert_eq!(
+            bob.process_distribution(&m, &stolen, &mut as_mallory),
+            Err(Error::InvalidSignature)
+        );
+        assert_eq!(as_mallory.chain_ids().len(), 0);
+        let mut as_alice = MemberChains::new(&id, &a);
+        assert_eq!(
+            bob.process_distribution(&a, &stolen, &mut as_alice),
+            Ok(DistributionOutcome::Added { evicted: None })
+        );
+        Ok(())
+    }
+
+    /// The bound check comes before the signature (SPEC.md §11.5): a message too far
+    /// ahead is `TooFarAhead` whatever its signature.
+    #[test]
+    fn bound_is_checked_before_the_signature() -> Result<(), Error> {
+        let mut rng = ChaCha20Rng::seed_from_u64(19);
+        let (a, b) = (identity(&mut rng)?, identity(&mut rng)?);
+        let id = GroupId::from_bytes([2; 32]);
+        let mut alice = Group::new(id, &a, &[b], &mut rng)?;
+        let bob = Group::new(id, &b, &[a], &mut rng)?;
+        let mut chains = MemberChains::new(&id, &a);
+        let _ = bob.process_distribution(&a, &alice.distribution().to_bytes(), &mut chains)?;
+        let mut message = alice.encrypt(b"x")?;
+        let far = MAX_GROUP_JUMP + 1;
+        message[42..46].copy_from_slice(&far.to_be_bytes());
+        assert_eq!(bob.decrypt(&mut chains, &message), Err(Error::TooFarAhead));
+        let within = MAX_GROUP_JUMP;
+        message[42..46].copy_from_slice(&within.to_be_bytes());
+        assert_eq!(
+            bob.decrypt(&mut chains, &message),
+            Err(Error::InvalidSignature)
+        );
+        Ok(())
     }
 }
