@@ -413,6 +413,29 @@ impl Contact {
         encrypt_to_devices(&mut [self], plaintext, rng)
     }
 
+    /// Encrypts `plaintext` to one listed device `to` only, on its record's sending
+    /// session (SPEC.md §9.6): for what one device must get and the contact's other devices
+    /// must not, such as a group [`Distribution`](crate::Distribution) (SPEC.md §11.2).
+    /// Store the contact's record for `to` before sending the message.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`] for a device not in the newest list; [`Error::WrongRecord`]
+    /// for the local device itself; [`Error::NoSession`] for a device without a record;
+    /// any error of [`SessionRecord::encrypt`]. The contact is then unchanged.
+    pub fn encrypt_to<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        to: DeviceId,
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, Error> {
+        let identity = *self.list.identity(to).ok_or(Error::UnknownDevice(to))?;
+        if identity == self.local {
+            return Err(Error::WrongRecord);
+        }
+        let i = self.position(to).map_err(|_| Error::NoSession)?;
+        self.records[i].1.encrypt(plaintext, rng)
+    }
+
     /// A decryption-error request (SPEC.md §6.8) for `failed`, a message from device `from`
     /// that no session could decrypt: see [`SessionRecord::decryption_error`]. The contact
     /// does not change.

@@ -28,10 +28,13 @@ use crate::wire::read_version_and_type;
 /// [`Group::process_distribution`](crate::Group::process_distribution) against the device
 /// the distribution came from).
 ///
-/// It holds a secret chain key: send it only inside a pairwise session (as the plaintext
-/// of [`SessionRecord::encrypt`](crate::SessionRecord::encrypt) or
-/// [`Contact::encrypt`](crate::Contact::encrypt)) to the one member it is for, and never
-/// log it. Its bytes are zeroized on drop; `Debug` shows no key.
+/// It holds a secret chain key: send it only inside a pairwise session to the one member
+/// device it is for (as the plaintext of
+/// [`SessionRecord::encrypt`](crate::SessionRecord::encrypt) or
+/// [`Contact::encrypt_to`](crate::Contact::encrypt_to), not `Contact::encrypt`, which
+/// reaches every device of the account), and never log it. Its bytes (and `to_bytes`'s)
+/// are zeroized on drop; `Debug` shows no key. On the receiving side, wipe the plaintext
+/// that carried it once processed.
 pub struct Distribution {
     pub(crate) group: GroupId,
     pub(crate) chain_id: u64,

@@ -3160,3 +3160,37 @@ proptest! {
         histories(seed, &ops, &feed)?;
     }
 }
+
+#[test]
+fn encrypt_to_reaches_one_device_only() {
+    let mut s = Scene::new(40, Mode::Classical);
+    s.initiate(5);
+    s.initiate(30);
+    let before = snapshot(&s.alice_view);
+    // Not listed, no record, and the contact unchanged by each refusal.
+    assert_eq!(
+        s.alice_view.encrypt_to(id(99), b"x", &mut s.r),
+        Err(Error::UnknownDevice(id(99)))
+    );
+    assert_eq!(
+        s.alice_view.encrypt_to(id(17), b"x", &mut s.r),
+        Err(Error::NoSession)
+    );
+    assert!(snapshot(&s.alice_view) == before);
+    // One message, for device 30 only: it decrypts there; device 5's record did not move.
+    let five = s.alice_view.record(id(5)).unwrap().to_bytes().to_vec();
+    let message = s
+        .alice_view
+        .encrypt_to(id(30), b"only 30", &mut s.r)
+        .unwrap();
+    assert_eq!(s.alice_view.record(id(5)).unwrap().to_bytes()[..], five[..]);
+    assert_eq!(s.bob_receives(30, &message).unwrap().plaintext, b"only 30");
+    assert!(s.bob_receives(5, &message).is_err());
+    // The local device itself, when the contact is the user's own account.
+    let local = *s.bob.devices[s.bob.index(5)].key();
+    let mut own = Contact::first_use(&local, s.bob.list(), RecordLimits::default()).unwrap();
+    assert_eq!(
+        own.encrypt_to(id(5), b"x", &mut s.r),
+        Err(Error::WrongRecord)
+    );
+}

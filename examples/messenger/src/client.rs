@@ -20,6 +20,12 @@
 //!   between re-posts the outbox at the next start.
 //! * **Accounts**: the account is stored before its new list is published, so a crash never
 //!   leaves a published list whose counter the stored account would sign again.
+//! * **Groups** (`groups.rs`): a group message is committed with the group's advanced
+//!   sending chain before it leaves (a group restored from an older copy would send an
+//!   iteration twice); what a device owes other members (its distribution, a member list)
+//!   is committed with the change that caused it and sent afterwards, like the outbox.
+
+mod groups;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -27,16 +33,19 @@ use std::path::{Path, PathBuf};
 use doubleratchet::rand_core::TryRng;
 use doubleratchet::{
     encrypt_to_devices, Account, AccountKey, Contact, DeviceId, DeviceLink, DeviceList,
-    DeviceUpdate, Error, IdentityChange, IdentityKey, LocalDevice, Message, OsRng, PreKeyBundle,
-    PreKeyPolicy, RecordLimits, RecordStatus, SessionOptions, SessionRecord, Storable, StorageKey,
-    StoreNotice,
+    DeviceUpdate, DistributionOutcome, Error, GroupId, IdentityChange, IdentityKey, LocalDevice,
+    Message, OsRng, PreKeyBundle, PreKeyPolicy, RecordLimits, RecordStatus, SessionOptions,
+    SessionRecord, Storable, StorageKey, StoreNotice,
 };
 use rusqlite::{params, Connection, OptionalExtension};
+use zeroize::Zeroizing;
+
+use self::groups::{Effect, GroupEntry, MembersNotice};
 
 use crate::db;
 use crate::harness::{say, short_hex, step, Failure, Outcome};
 use crate::keystore::Keystore;
-use crate::relay::{Address, Queued, Relay, RelayError};
+use crate::relay::{Address, Envelope, Kind, Queued, Relay, RelayError};
 
 /// How many one-time prekeys of each kind the device keeps queued at the relay, and below
 /// how many it uploads more. Small numbers, so that the run shows a replenishment.
@@ -95,6 +104,42 @@ CREATE TABLE IF NOT EXISTS outbox (          -- ciphertexts committed but not ye
     to_user   TEXT NOT NULL,
     to_device INTEGER NOT NULL,
     body      BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (          -- this device's Group in each group it is in
+    id           BLOB PRIMARY KEY,           -- the 32-byte group id
+    name         TEXT NOT NULL,
+    admin_user   TEXT NOT NULL,              -- the device that manages the member list
+    admin_device INTEGER NOT NULL,
+    sealed       BLOB NOT NULL               -- sealed, context 'group/<id>/<admin>'
+);
+CREATE TABLE IF NOT EXISTS member_chains (   -- one MemberChains per (group, other member)
+    group_id BLOB NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    member   BLOB NOT NULL,                  -- the member device's identity key
+    sealed   BLOB NOT NULL,                  -- sealed, context 'chains/<group id>/<member>'
+    PRIMARY KEY (group_id, member)
+);
+CREATE TABLE IF NOT EXISTS group_owed (      -- what this device owes a member, sent after commit
+    group_id BLOB NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    member   BLOB NOT NULL,                  -- the member device's identity key
+    what     INTEGER NOT NULL,               -- 1: the member list (admin), 2: the distribution
+    PRIMARY KEY (group_id, member, what)
+);
+CREATE TABLE IF NOT EXISTS group_outbox (    -- group messages committed but not yet posted
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id  BLOB NOT NULL,
+    group_id   BLOB NOT NULL,
+    recipients TEXT NOT NULL,                -- 'user#device', space-separated
+    body       BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS control (         -- pairwise group control messages handled
+    relay_seq   INTEGER PRIMARY KEY,         -- (a redelivery is recognised)
+    from_user   TEXT NOT NULL,
+    from_device INTEGER NOT NULL,
+    what        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS awaiting (        -- group messages left at the relay until their
+    relay_seq INTEGER PRIMARY KEY,           -- sender's distribution arrives (UnknownChain)
+    since     INTEGER NOT NULL
 );
 ";
 
@@ -218,11 +263,19 @@ fn store_list_update(
     sql("checkpoint", db::checkpoint(db))
 }
 
-/// The plaintext of every message: the conversation it belongs to (the account it was
-/// sent to) and the text. Fan-out encrypts one plaintext for every device, the sender's
-/// own other devices included: they read the conversation from it.
+/// The first byte of a pairwise plaintext: what the rest is. The client recognises each
+/// type; a group's chain keys never travel as text.
+const PAYLOAD_TEXT: u8 = 1;
+/// A sender-key distribution (SPEC.md §11.2), for the one device it is sent to.
+const PAYLOAD_DISTRIBUTION: u8 = 2;
+/// A group's member list, from the device that manages it.
+const PAYLOAD_MEMBERS: u8 = 3;
+
+/// A text message's plaintext: the conversation it belongs to (the account it was sent to)
+/// and the text. Fan-out encrypts one plaintext for every device, the sender's own other
+/// devices included: they read the conversation from it.
 fn encode_payload(conversation: &str, text: &str) -> Vec<u8> {
-    let mut out = vec![1u8];
+    let mut out = vec![PAYLOAD_TEXT];
     // Names are short (the run's own); a real app would use a proper encoding.
     out.push(u8::try_from(conversation.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(conversation.as_bytes());
@@ -230,17 +283,100 @@ fn encode_payload(conversation: &str, text: &str) -> Vec<u8> {
     out
 }
 
-fn decode_payload(bytes: &[u8]) -> Option<(String, String)> {
-    let (&version, rest) = bytes.split_first()?;
-    let (&len, rest) = rest.split_first()?;
-    if version != 1 || rest.len() < usize::from(len) {
-        return None;
+/// A pairwise plaintext, decoded.
+enum Payload<'a> {
+    /// A text message.
+    Text { conversation: String, text: String },
+    /// A distribution's bytes (borrowed from the zeroized plaintext).
+    Distribution(&'a [u8]),
+    /// A group's member list.
+    Members(MembersNotice),
+}
+
+fn decode_payload(bytes: &[u8]) -> Option<Payload<'_>> {
+    let (&kind, rest) = bytes.split_first()?;
+    match kind {
+        PAYLOAD_TEXT => {
+            let (&len, rest) = rest.split_first()?;
+            if rest.len() < usize::from(len) {
+                return None;
+            }
+            let (conversation, text) = rest.split_at(usize::from(len));
+            Some(Payload::Text {
+                conversation: String::from_utf8(conversation.to_vec()).ok()?,
+                text: String::from_utf8(text.to_vec()).ok()?,
+            })
+        }
+        PAYLOAD_DISTRIBUTION => Some(Payload::Distribution(rest)),
+        PAYLOAD_MEMBERS => MembersNotice::decode(rest).map(Payload::Members),
+        _ => None,
     }
-    let (conversation, text) = rest.split_at(usize::from(len));
-    Some((
-        String::from_utf8(conversation.to_vec()).ok()?,
-        String::from_utf8(text.to_vec()).ok()?,
-    ))
+}
+
+/// Starts a session with device `at` of `contact`, from a bundle the relay hands out, if
+/// the device has no sending session or one never answered. Returns whether it started one;
+/// a failure is put in `report`.
+fn start_session(
+    label: &str,
+    device: &LocalDevice,
+    relay: &mut Relay,
+    at: &Address,
+    contact: &mut Contact,
+    now: u64,
+    report: &mut SendReport,
+) -> bool {
+    let needs_session = match contact.record(at.device).map(|r| r.status(now)) {
+        None | Some(RecordStatus::NoSession) => true,
+        Some(RecordStatus::Unacknowledged { .. }) => true,
+        Some(_) => false,
+    };
+    if !needs_session {
+        return false;
+    }
+    let bundle = match relay.bundle(at) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            report.failed.push((at.clone(), e.to_string()));
+            return false;
+        }
+    };
+    let bundle = match PreKeyBundle::from_bytes(&bundle) {
+        Ok(b) => b,
+        Err(e) => {
+            report.refused.push((at.clone(), e));
+            return false;
+        }
+    };
+    let options = SessionOptions::new();
+    match contact.initiate(device, at.device, &bundle, &options, now, &mut OsRng) {
+        Ok(_) => {
+            say(
+                label,
+                format!(
+                    "started a {} session with {at} from its bundle (one-time prekey: {})",
+                    if bundle.is_post_quantum() {
+                        "PQXDH"
+                    } else {
+                        "X3DH"
+                    },
+                    if bundle.one_time_prekey_id().is_some() {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                ),
+            );
+            report
+                .initiated
+                .push((at.clone(), bundle.is_post_quantum()));
+            true
+        }
+        Err(e) => {
+            say(label, format!("REFUSED the bundle for {at}: {e} ({e:?})"));
+            report.refused.push((at.clone(), e));
+            false
+        }
+    }
 }
 
 /// What the managing device shows in a QR code for the device it is linking: the account's
@@ -374,6 +510,16 @@ pub struct SyncReport {
     pub held: Vec<(Address, IdentityChange)>,
     /// Whether the app crashed during the sync (see [`Client::sync_then_crash`]).
     pub crashed: bool,
+    /// Distributions taken into a member's chains: the device that sent it, the outcome.
+    pub distributions: Vec<(Address, DistributionOutcome)>,
+    /// Member lists applied, by the device that manages the group.
+    pub memberships: Vec<Address>,
+    /// Group messages left at the relay until their sender's distribution arrives
+    /// (`UnknownChain`, of kind `AwaitDistribution`).
+    pub awaiting: Vec<(Address, Error)>,
+    /// What the device owed other members after the messages (its distribution after
+    /// joining or rotating), sent in their pairwise sessions.
+    pub sent: SendReport,
 }
 
 /// Where [`Client::sync_then_crash`] crashes, at the first message that decrypts.
@@ -397,6 +543,8 @@ pub struct Client {
     account: Option<Account>,
     /// Every contact by account name, the user's own account included (its other devices).
     contacts: BTreeMap<String, Contact>,
+    /// Every group this device is in. Members' chains are loaded from disk when needed.
+    groups: BTreeMap<GroupId, GroupEntry>,
     limits: RecordLimits,
 }
 
@@ -443,6 +591,7 @@ impl Client {
             device,
             account: None,
             contacts: BTreeMap::new(),
+            groups: BTreeMap::new(),
             limits: RecordLimits::default(),
         })
     }
@@ -578,12 +727,18 @@ impl Client {
                 .ok_or_else(|| Failure::new("load records", format!("no contact {name}")))?;
             step("restore a record", contact.restore_record(id, record))?;
         }
+        let (groups, chains) = groups::load_groups(&db, &key)?;
         say(
             label,
             format!(
-                "started from disk: device, {}{} contact(s), {count} session record(s)",
+                "started from disk: device, {}{} contact(s), {count} session record(s){}",
                 if account.is_some() { "account, " } else { "" },
-                contacts.len()
+                contacts.len(),
+                if groups.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} group(s), {chains} member chains", groups.len())
+                }
             ),
         );
         Ok(Client {
@@ -595,6 +750,7 @@ impl Client {
             device: device_state,
             account,
             contacts,
+            groups,
             limits: RecordLimits::default(),
         })
     }
@@ -1199,50 +1355,9 @@ impl Client {
                 .map(|(id, _)| id)
                 .collect();
             for id in devices {
-                let needs_session = match contact.record(id).map(|r| r.status(now)) {
-                    None | Some(RecordStatus::NoSession) => true,
-                    Some(RecordStatus::Unacknowledged { .. }) => true,
-                    Some(_) => false,
-                };
-                if !needs_session {
-                    continue;
-                }
                 let at = Address::new(name, id);
-                let bundle = match relay.bundle(&at) {
-                    Ok(bytes) => bytes,
-                    Err(e) => {
-                        report.failed.push((at, e.to_string()));
-                        continue;
-                    }
-                };
-                let bundle = match PreKeyBundle::from_bytes(&bundle) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        report.refused.push((at, e));
-                        continue;
-                    }
-                };
-                let options = SessionOptions::new();
-                match contact.initiate(&self.device, id, &bundle, &options, now, &mut OsRng) {
-                    Ok(_) => {
-                        say(
-                            &self.label,
-                            format!(
-                                "started a {} session with {at} from its bundle (one-time prekey: {})",
-                                if bundle.is_post_quantum() { "PQXDH" } else { "X3DH" },
-                                if bundle.one_time_prekey_id().is_some() { "yes" } else { "no" }
-                            ),
-                        );
-                        report.initiated.push((at, bundle.is_post_quantum()));
-                        touched.insert((name.to_string(), id));
-                    }
-                    Err(e) => {
-                        say(
-                            &self.label,
-                            format!("REFUSED the bundle for {at}: {e} ({e:?})"),
-                        );
-                        report.refused.push((at, e));
-                    }
+                if start_session(&self.label, &self.device, relay, &at, contact, now, report) {
+                    touched.insert((name.to_string(), id));
                 }
             }
         }
@@ -1316,7 +1431,7 @@ impl Client {
         sql("checkpoint", db::checkpoint(&self.db))
     }
 
-    /// Posts the outbox to the relay, emptying it.
+    /// Posts the outbox (and the group outbox) to the relay, emptying it.
     fn flush_outbox(&mut self, relay: &mut Relay, report: &mut SendReport) -> Outcome {
         // (row id, client id, recipient user, recipient device, ciphertext)
         type Row = (i64, Vec<u8>, String, i64, Vec<u8>);
@@ -1361,6 +1476,7 @@ impl Client {
                 self.db.execute("DELETE FROM outbox WHERE id = ?1", [id]),
             )?;
         }
+        self.flush_group_outbox(relay, report)?;
         // Not secret (ciphertexts), but the log is kept empty between operations.
         sql("checkpoint", db::checkpoint(&self.db))
     }
@@ -1395,34 +1511,55 @@ impl Client {
         crash: Option<Crash>,
     ) -> Outcome<SyncReport> {
         let mut report = SyncReport::default();
-        for envelope in at_relay("fetch the mailbox", relay.fetch(&self.me))? {
-            let seen: i64 = sql(
-                "look up the message",
-                self.db.query_row(
-                    "SELECT (SELECT COUNT(*) FROM inbox WHERE relay_seq = ?1)
-                          + (SELECT COUNT(*) FROM dropped WHERE relay_seq = ?1)",
-                    [envelope.seq],
-                    |r| r.get(0),
-                ),
-            )?;
-            if seen > 0 {
-                say(
-                    &self.label,
-                    format!(
-                        "<- {} message {} again: already stored, acknowledged without decrypting",
-                        envelope.from, envelope.seq
-                    ),
-                );
-                at_relay("ack", relay.ack(&self.me, envelope.seq))?;
-                report.redelivered.push(envelope.seq);
-                continue;
+        loop {
+            // A group message waiting for its distribution is tried again in a second pass
+            // when a distribution arrived later in the same mailbox.
+            report.awaiting.clear();
+            let added = report.distributions.len();
+            for envelope in at_relay("fetch the mailbox", relay.fetch(&self.me))? {
+                if self.seen(&envelope)? {
+                    say(
+                        &self.label,
+                        format!(
+                            "<- {} message {} again: already stored, acknowledged without decrypting",
+                            envelope.from, envelope.seq
+                        ),
+                    );
+                    at_relay("ack", relay.ack(&self.me, envelope.seq))?;
+                    report.redelivered.push(envelope.seq);
+                    continue;
+                }
+                match envelope.kind {
+                    Kind::Direct => {
+                        if self.receive_one(relay, &envelope, now, crash, &mut report)? {
+                            report.crashed = true;
+                            return Ok(report);
+                        }
+                    }
+                    Kind::Group => self.receive_group(relay, &envelope, now, &mut report)?,
+                }
             }
-            if self.receive_one(relay, &envelope, now, crash, &mut report)? {
-                report.crashed = true;
-                return Ok(report);
+            if report.awaiting.is_empty() || report.distributions.len() == added {
+                break;
             }
         }
+        report.sent = self.flush_owed(relay, now)?;
         Ok(report)
+    }
+
+    /// Whether the message was handled before (delivered, refused, or a control message).
+    fn seen(&self, envelope: &Envelope) -> Outcome<bool> {
+        let seen: i64 = sql(
+            "look up the message",
+            self.db.query_row(
+                "SELECT (SELECT COUNT(*) FROM inbox WHERE relay_seq = ?1)
+                      + (SELECT COUNT(*) FROM dropped WHERE relay_seq = ?1)
+                      + (SELECT COUNT(*) FROM control WHERE relay_seq = ?1)",
+                [envelope.seq],
+                |r| r.get(0),
+            ),
+        )?;
+        Ok(seen > 0)
     }
 
     /// Refuses a message for `error`: records its sequence number (so it is never retried),
@@ -1430,12 +1567,16 @@ impl Client {
     fn drop_message(
         &mut self,
         relay: &mut Relay,
-        envelope: &crate::relay::Envelope,
+        envelope: &Envelope,
         error: Error,
         report: &mut SyncReport,
     ) -> Outcome {
         let from = &envelope.from;
         let tx = sql("begin", self.db.transaction())?;
+        sql(
+            "stop waiting",
+            tx.execute("DELETE FROM awaiting WHERE relay_seq = ?1", [envelope.seq]),
+        )?;
         sql(
             "record the drop",
             tx.execute(
@@ -1470,7 +1611,7 @@ impl Client {
     fn receive_one(
         &mut self,
         relay: &mut Relay,
-        envelope: &crate::relay::Envelope,
+        envelope: &Envelope,
         now: u64,
         crash: Option<Crash>,
         report: &mut SyncReport,
@@ -1515,47 +1656,44 @@ impl Client {
                 }
             }
         };
+        // The sender of a group control message is the remote identity of the pairwise
+        // session that decrypted it, never a field of the message.
+        let sender = self
+            .contacts
+            .get(&from.user)
+            .and_then(|c| c.record(from.device))
+            .map(|r| *r.remote_identity())
+            .ok_or_else(|| Failure::new("receive", "no record"))?;
+        let mut received = received;
+        // A distribution carries a chain key: the plaintext is zeroized when dropped.
+        let plaintext = Zeroizing::new(std::mem::take(&mut received.plaintext));
+        let own = from.user == self.me.user;
+        let effect = match decode_payload(&plaintext) {
+            Some(Payload::Text { conversation, text }) if own || conversation == self.me.user => {
+                Effect::Text { conversation, text }
+            }
+            Some(Payload::Text { .. }) | None => Effect::Refused {
+                error: None,
+                reason: String::from("malformed or misaddressed payload"),
+            },
+            Some(Payload::Distribution(bytes)) => self.take_distribution(&sender, bytes)?,
+            Some(Payload::Members(notice)) => self.apply_members(relay, from, notice)?,
+        };
         let contact = self
             .contacts
             .get(&from.user)
             .ok_or_else(|| Failure::new("receive", "no contact"))?;
-        let own = from.user == self.me.user;
-        let payload = decode_payload(&received.plaintext)
-            .filter(|(conversation, _)| own || *conversation == self.me.user);
         // One transaction: the record first, then the device if the message started a new
-        // session (SPEC.md §8.4: never the device alone), and the plaintext with the relay's
-        // sequence number (SPEC.md §6.5: once the record is saved the message is refused as
-        // already received, so the plaintext must not be saved later).
+        // session (SPEC.md §8.4: never the device alone), and what the message brought with
+        // the relay's sequence number (SPEC.md §6.5: once the record is saved the message is
+        // refused as already received, so its content must not be saved later): the
+        // plaintext, or a member's chains, or the group's new state.
         let tx = sql("begin", self.db.transaction())?;
         put_record(&tx, &self.key, &from.user, contact, from.device)?;
         if received.new_session {
             put_device(&tx, &self.key, &self.device)?;
         }
-        match &payload {
-            Some((conversation, text)) => sql(
-                "store the message",
-                tx.execute(
-                    "INSERT INTO inbox (relay_seq, from_user, from_device, conversation, body, received_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        envelope.seq,
-                        from.user,
-                        sql_device(from.device),
-                        conversation,
-                        text,
-                        db::to_sql(now)
-                    ],
-                ),
-            )?,
-            None => sql(
-                "record the drop",
-                tx.execute(
-                    "INSERT INTO dropped (relay_seq, from_user, from_device, reason)
-                     VALUES (?1, ?2, ?3, 'malformed or misaddressed payload')",
-                    params![envelope.seq, from.user, sql_device(from.device)],
-                ),
-            )?,
-        };
+        groups::write_effect(&tx, &self.key, &self.groups, envelope, &effect, now)?;
         if crash == Some(Crash::BeforeCommit) {
             say(
                 &self.label,
@@ -1583,17 +1721,18 @@ impl Client {
             return Ok(true);
         }
         at_relay("ack", relay.ack(&self.me, envelope.seq))?;
-        let Some((conversation, text)) = payload else {
-            say(
-                &self.label,
-                format!("<- {from} dropped: malformed or misaddressed payload"),
-            );
-            report.dropped.push(Dropped {
-                from: from.clone(),
-                error: None,
-            });
-            return Ok(false);
+        let (conversation, text) = match effect {
+            Effect::Text { conversation, text } => (conversation, text),
+            other => {
+                self.report_effect(from, other, received.new_session, report);
+                self.after_receive(relay, received.notice, received.new_session, now)?;
+                return Ok(false);
+            }
         };
+        let contact = self
+            .contacts
+            .get(&from.user)
+            .ok_or_else(|| Failure::new("receive", "no contact"))?;
         let post_quantum = contact
             .record(from.device)
             .and_then(|r| r.sessions().find(|s| s.id() == received.session_id))
@@ -1621,7 +1760,20 @@ impl Client {
             text,
             new_session: received.new_session,
         });
-        if let Some(notice) = received.notice {
+        self.after_receive(relay, received.notice, received.new_session, now)?;
+        Ok(false)
+    }
+
+    /// After a message's commit: acts on the device's store notice, and tops up one-time
+    /// prekeys after a new session consumed one.
+    fn after_receive(
+        &mut self,
+        relay: &mut Relay,
+        notice: Option<StoreNotice>,
+        new_session: bool,
+        now: u64,
+    ) -> Outcome {
+        if let Some(notice) = notice {
             // The current signed prekey's replay records filled (SPEC.md §8.3): act on the
             // notice after persisting, persist again, upload the new signed prekey.
             match notice {
@@ -1639,10 +1791,10 @@ impl Client {
             self.store_device()?;
             self.upload_prekeys(relay)?;
         }
-        if received.new_session {
+        if new_session {
             self.replenish(relay)?;
         }
-        Ok(false)
+        Ok(())
     }
 
     /// Every delivered message, oldest first: (sender, conversation, text).

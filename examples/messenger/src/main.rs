@@ -1,6 +1,7 @@
-//! A messenger on `doubleratchet`: two users, three devices, each device's whole state in
-//! its own SQLite database, and an in-process relay (its own SQLite database) standing in
-//! for the server. See README.md for what it shows, the schema and the write ordering.
+//! A messenger on `doubleratchet`: two users and their devices, each device's whole state
+//! in its own SQLite database, and an in-process relay (its own SQLite database) standing in
+//! for the server; at the end, a three-device group with sender keys and a removal. See
+//! README.md for what it shows, the schema and the write ordering.
 //!
 //! Run with `cargo run -p doubleratchet-messenger`. Every step is checked; the first
 //! failed check prints what failed and exits with a non-zero status.
@@ -38,6 +39,27 @@ fn addresses(list: &[Address]) -> Vec<String> {
 
 fn texts(report: &client::SyncReport) -> Vec<&str> {
     report.delivered.iter().map(|m| m.text.as_str()).collect()
+}
+
+/// The devices a send reached, sorted.
+fn posted_to(report: &client::SendReport) -> Vec<Address> {
+    let mut out: Vec<Address> = report.posted.iter().map(|p| p.to.clone()).collect();
+    out.sort_by_key(ToString::to_string);
+    out
+}
+
+/// The messages a sync refused: sender and error.
+fn refusals(report: &client::SyncReport) -> Vec<(Address, Option<Error>)> {
+    report
+        .dropped
+        .iter()
+        .map(|d| (d.from.clone(), d.error))
+        .collect()
+}
+
+/// What `Client::stored_chains` found on disk: each member and how many chains it holds.
+fn chains_held(stored: &[(String, usize, usize)]) -> Vec<(&str, usize)> {
+    stored.iter().map(|(at, n, _)| (at.as_str(), *n)).collect()
 }
 
 /// Prints a device link's encoding (SPEC.md §9.4) field by field, as the QR code carries it.
@@ -782,6 +804,321 @@ fn run(dir: &Path) -> Outcome {
     check(
         "every device's write-ahead log is empty (checkpointed after its last commit)",
         alice.wal_bytes() == 0 && bob_new.wal_bytes() == 0,
+    )?;
+
+    section("11. A group with sender keys: Alice's phone, her new laptop and Bob's phone");
+    clock.advance(60);
+    let alice_2 = Address::new("alice", two);
+    let mut alice_laptop =
+        Client::create_unlinked(dir, &keystore, "alice-laptop", "alice", clock.now())?;
+    let offer = alice.offer_link()?;
+    say(
+        "alice-laptop",
+        "scans it and shows its signed device link; alice-phone scans that",
+    );
+    let link = alice_laptop.sign_link(&offer).to_bytes();
+    alice.add_linked_device(&mut relay, &offer, &link)?;
+    alice_laptop.complete_link(&mut relay, &offer)?;
+    let (group, sent) = alice.create_group(
+        &mut relay,
+        "weekend",
+        &[alice_2.clone(), bob_1.clone()],
+        clock.now(),
+    )?;
+    check_eq(
+        "alice-phone sends each member the member list and its distribution, each to that device only",
+        posted_to(&sent),
+        vec![alice_2.clone(), alice_2.clone(), bob_1.clone(), bob_1.clone()],
+    )?;
+    let got = bob_new.sync(&mut relay, clock.now())?;
+    check_eq(
+        "bob-phone: member lists applied, distributions taken, texts",
+        (
+            got.memberships.len(),
+            got.distributions.len(),
+            got.delivered.len(),
+        ),
+        (1, 1, 0),
+    )?;
+    check_eq(
+        "bob-phone sends its own distribution to",
+        posted_to(&got.sent),
+        vec![alice_1.clone(), alice_2.clone()],
+    )?;
+    let got = alice_laptop.sync(&mut relay, clock.now())?;
+    check_eq(
+        "alice-laptop: member lists applied, distributions taken (alice's and bob's)",
+        (got.memberships.len(), got.distributions.len()),
+        (1, 2),
+    )?;
+    check_eq(
+        "alice-laptop sends its own distribution to",
+        posted_to(&got.sent),
+        vec![alice_1.clone(), bob_1.clone()],
+    )?;
+    let got = alice.sync(&mut relay, clock.now())?;
+    check_eq(
+        "alice-phone takes the distributions of",
+        addresses(
+            &got.distributions
+                .iter()
+                .map(|d| d.0.clone())
+                .collect::<Vec<_>>(),
+        ),
+        vec!["bob#1".to_owned(), "alice#2".to_owned()],
+    )?;
+    let got = bob_new.sync(&mut relay, clock.now())?;
+    check_eq(
+        "bob-phone takes the distribution of",
+        addresses(
+            &got.distributions
+                .iter()
+                .map(|d| d.0.clone())
+                .collect::<Vec<_>>(),
+        ),
+        vec!["alice#2".to_owned()],
+    )?;
+    check_eq(
+        "alice-phone's member chains on disk (member, chains)",
+        chains_held(&alice.stored_chains(&group)?),
+        vec![("alice#2", 1), ("bob#1", 1)],
+    )?;
+    check_eq(
+        "alice-laptop's",
+        chains_held(&alice_laptop.stored_chains(&group)?),
+        vec![("alice#1", 1), ("bob#1", 1)],
+    )?;
+    check_eq(
+        "bob-phone's",
+        chains_held(&bob_new.stored_chains(&group)?),
+        vec![("alice#1", 1), ("alice#2", 1)],
+    )?;
+
+    note("each member writes once to the group; the relay fans each message out");
+    let sent = alice.send_group(&mut relay, &group, "Hike on Saturday?", clock.now())?;
+    check_eq(
+        "alice-phone's message reaches",
+        posted_to(&sent),
+        vec![alice_2.clone(), bob_1.clone()],
+    )?;
+    let bodies = [&alice_2, &bob_1]
+        .into_iter()
+        .map(|at| {
+            step("fetch", relay.fetch(at)).and_then(|m| {
+                m.last()
+                    .map(|e| e.body.clone())
+                    .ok_or_else(|| Failure::new("fetch", "empty"))
+            })
+        })
+        .collect::<Outcome<Vec<_>>>()?;
+    check(
+        "the relay put the same bytes in both mailboxes",
+        bodies[0] == bodies[1],
+    )?;
+    let got = bob_new.sync(&mut relay, clock.now())?;
+    check_eq("bob-phone reads", texts(&got), vec!["Hike on Saturday?"])?;
+    let got = alice_laptop.sync(&mut relay, clock.now())?;
+    check_eq("alice-laptop reads", texts(&got), vec!["Hike on Saturday?"])?;
+    let sent = bob_new.send_group(&mut relay, &group, "I'm in.", clock.now())?;
+    let held = sent
+        .posted
+        .iter()
+        .find(|p| p.to == alice_1)
+        .map(|p| p.seq)
+        .ok_or_else(|| Failure::new("bob-phone", "nothing posted to alice#1"))?;
+    bob_new.send_group(&mut relay, &group, "I'll bring the map.", clock.now())?;
+    relay.faults.held_back.insert(held);
+    say(
+        "relay",
+        "holds back bob's \"I'm in.\" on its way to alice#1",
+    );
+    alice_laptop.send_group(&mut relay, &group, "Me too, from my laptop.", clock.now())?;
+    let got = alice.sync(&mut relay, clock.now())?;
+    check_eq(
+        "alice-phone reads",
+        texts(&got),
+        vec!["I'll bring the map.", "Me too, from my laptop."],
+    )?;
+    check_eq(
+        "alice-phone's chains of bob#1 on disk: (member, chains, skipped keys)",
+        alice
+            .stored_chains(&group)?
+            .into_iter()
+            .find(|c| c.0 == "bob#1"),
+        Some(("bob#1".to_owned(), 1, 1)),
+    )?;
+
+    note("all three devices restart from disk in the middle of the conversation");
+    clock.advance(60);
+    drop(alice);
+    drop(alice_laptop);
+    drop(bob_new);
+    let mut alice = Client::open(dir, &keystore, "alice-phone")?;
+    let mut alice_laptop = Client::open(dir, &keystore, "alice-laptop")?;
+    let mut bob_new = Client::open(dir, &keystore, "bob-phone-new")?;
+    for client in [&mut alice, &mut alice_laptop, &mut bob_new] {
+        client.startup(&mut relay, clock.now())?;
+    }
+    relay.faults.held_back.clear();
+    say("relay", "delivers the held-back message");
+    let got = alice.sync(&mut relay, clock.now())?;
+    check_eq(
+        "alice-phone reads it, with the skipped key stored on disk",
+        texts(&got),
+        vec!["I'm in."],
+    )?;
+    check_eq(
+        "alice-phone's chains of bob#1: the skipped key is used up",
+        alice
+            .stored_chains(&group)?
+            .into_iter()
+            .find(|c| c.0 == "bob#1"),
+        Some(("bob#1".to_owned(), 1, 0)),
+    )?;
+    let got = bob_new.sync(&mut relay, clock.now())?;
+    check_eq(
+        "bob-phone reads",
+        texts(&got),
+        vec!["Me too, from my laptop."],
+    )?;
+    let got = alice_laptop.sync(&mut relay, clock.now())?;
+    check_eq(
+        "alice-laptop reads",
+        texts(&got),
+        vec!["I'm in.", "I'll bring the map."],
+    )?;
+
+    section(
+        "12. Alice takes her laptop out of the group: everyone rotates; the laptop is shut out",
+    );
+    clock.advance(60);
+    let (before, _) = alice.group_chain(&group)?;
+    let sent = alice.remove_group_member(&mut relay, &group, &alice_2, clock.now())?;
+    check(
+        "alice-phone's sending chain is a new one",
+        alice.group_chain(&group)?.0 != before,
+    )?;
+    check_eq(
+        "the new member list and distribution go to",
+        posted_to(&sent),
+        vec![bob_1.clone(), bob_1.clone()],
+    )?;
+    check_eq(
+        "alice-phone's member chains on disk (the laptop's deleted)",
+        chains_held(&alice.stored_chains(&group)?),
+        vec![("bob#1", 1)],
+    )?;
+    let (before, _) = bob_new.group_chain(&group)?;
+    let got = bob_new.sync(&mut relay, clock.now())?;
+    check(
+        "bob-phone rotated its own sending chain on learning of the removal",
+        bob_new.group_chain(&group)?.0 != before,
+    )?;
+    check_eq(
+        "bob-phone's new distribution goes to alice#1 only, not to alice#2 (same account, not a member)",
+        posted_to(&got.sent),
+        vec![alice_1.clone()],
+    )?;
+    check_eq(
+        "bob-phone's member chains on disk (alice#1's old and new chains; the laptop's deleted)",
+        chains_held(&bob_new.stored_chains(&group)?),
+        vec![("alice#1", 2)],
+    )?;
+    check_eq(
+        "bob-phone's members",
+        addresses(&bob_new.group_members(&group)?),
+        vec!["alice#1".to_owned()],
+    )?;
+    let got = alice.sync(&mut relay, clock.now())?;
+    check_eq(
+        "alice-phone takes bob's new distribution",
+        got.distributions.len(),
+        1,
+    )?;
+    let sent = alice.send_group(
+        &mut relay,
+        &group,
+        "The laptop is out. See you at 8.",
+        clock.now(),
+    )?;
+    check_eq(
+        "alice-phone's message reaches",
+        posted_to(&sent),
+        vec![bob_1.clone()],
+    )?;
+    step("copy", relay.copy_to(sent.posted[0].seq, &alice_2))?;
+    say(
+        "relay",
+        "(compromised) copies it into alice#2's mailbox as well",
+    );
+    let got = bob_new.sync(&mut relay, clock.now())?;
+    check_eq(
+        "bob-phone reads",
+        texts(&got),
+        vec!["The laptop is out. See you at 8."],
+    )?;
+    let sent = bob_new.send_group(&mut relay, &group, "See you at 8.", clock.now())?;
+    check_eq(
+        "bob-phone's message reaches",
+        posted_to(&sent),
+        vec![alice_1.clone()],
+    )?;
+    step("copy", relay.copy_to(sent.posted[0].seq, &alice_2))?;
+    say(
+        "relay",
+        "(compromised) copies it into alice#2's mailbox as well",
+    );
+    let got = alice.sync(&mut relay, clock.now())?;
+    check_eq("alice-phone reads", texts(&got), vec!["See you at 8."])?;
+    let inbox_before = alice_laptop.inbox()?.len();
+    let got = alice_laptop.sync(&mut relay, clock.now())?;
+    check_eq(
+        "alice-laptop cannot decrypt them: it holds no distribution for the new chains",
+        got.awaiting.clone(),
+        vec![
+            (alice_1.clone(), Error::UnknownChain),
+            (bob_1.clone(), Error::UnknownChain),
+        ],
+    )?;
+    check_eq(
+        "alice-laptop's inbox grew by",
+        alice_laptop.inbox()?.len() - inbox_before,
+        0,
+    )?;
+    note("the laptop, not told it was removed, writes to the group");
+    let sent = alice_laptop.send_group(&mut relay, &group, "Am I still in?", clock.now())?;
+    check_eq(
+        "the relay, which knows no group, delivers it to",
+        posted_to(&sent),
+        vec![alice_1.clone(), bob_1.clone()],
+    )?;
+    let got = alice.sync(&mut relay, clock.now())?;
+    check_eq(
+        "alice-phone refuses it",
+        refusals(&got),
+        vec![(alice_2.clone(), Some(Error::NotGroupMember))],
+    )?;
+    let got = bob_new.sync(&mut relay, clock.now())?;
+    check_eq(
+        "bob-phone refuses it",
+        refusals(&got),
+        vec![(alice_2.clone(), Some(Error::NotGroupMember))],
+    )?;
+    clock.advance(24 * 3600);
+    let got = alice_laptop.sync(&mut relay, clock.now())?;
+    check_eq(
+        "a day later alice-laptop drops the two messages: their distributions never came",
+        refusals(&got),
+        vec![
+            (alice_1.clone(), Some(Error::UnknownChain)),
+            (bob_1.clone(), Some(Error::UnknownChain)),
+        ],
+    )?;
+    check(
+        "every device's write-ahead log is empty",
+        [&alice, &alice_laptop, &bob_new]
+            .iter()
+            .all(|c| c.wal_bytes() == 0),
     )?;
     Ok(())
 }

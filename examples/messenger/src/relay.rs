@@ -5,12 +5,16 @@
 //!   attack step makes it serve an old one);
 //! * each device's published prekeys, applied and handed out by the rules of SPEC.md §8.5
 //!   (one-time prekeys queued, each handed out once, atomically);
-//! * a mailbox per device: a message stays until the recipient device acknowledges it.
+//! * a mailbox per device: a message stays until the recipient device acknowledges it. A
+//!   group message is posted once with its recipients, and the relay puts the same bytes in
+//!   each recipient's mailbox ([`Relay::post_group`]); the relay knows no group, only who
+//!   the sender addressed.
 //!
 //! How a real server authenticates the device that uploads or sends (a registration token,
 //! a phone number check) is out of scope: the relay trusts the address a client names. The
 //! clients never trust the relay: every list, bundle and message is verified end to end.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
@@ -91,18 +95,50 @@ fn refused<T>(why: impl Into<String>) -> Result<T, RelayError> {
     Err(RelayError::Refused(why.into()))
 }
 
+/// What a mailbox entry is: the relay tells the recipient which decryption applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A message of a pairwise session, encrypted for this device alone.
+    Direct,
+    /// A group message (sender keys): the same bytes went to every recipient.
+    Group,
+}
+
+impl Kind {
+    fn to_sql(self) -> &'static str {
+        match self {
+            Kind::Direct => "direct",
+            Kind::Group => "group",
+        }
+    }
+
+    fn from_sql(s: &str) -> Result<Self, RelayError> {
+        match s {
+            "direct" => Ok(Kind::Direct),
+            "group" => Ok(Kind::Group),
+            _ => refused("corrupt mailbox kind"),
+        }
+    }
+}
+
 /// A message waiting in a mailbox.
 #[derive(Clone, Debug)]
 pub struct Envelope {
     /// The relay's sequence number: unique, never reused; the recipient acknowledges by it
     /// and records it to recognise a message delivered twice.
     pub seq: i64,
+    /// A pairwise or a group message.
+    pub kind: Kind,
     /// Who sent it, as the relay says (the recipient checks it against the sender's
     /// device list and the session's identity key).
     pub from: Address,
     /// The ciphertext.
     pub body: Vec<u8>,
 }
+
+/// What [`Relay::post_group`] did for each recipient: the sequence number of its copy, or
+/// why the relay refused it.
+pub type FanOut = Vec<(Address, Result<i64, String>)>;
 
 /// How many one-time prekeys the relay still queues for a device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +158,9 @@ pub struct Faults {
     pub strip_post_quantum: bool,
     /// Deliver mailboxes newest first (out of order).
     pub newest_first: bool,
+    /// Messages (sequence numbers) the network holds back: not delivered until taken out
+    /// of the set, then delivered after the ones that overtook them.
+    pub held_back: BTreeSet<i64>,
 }
 
 const KIND_SIGNED: &str = "signed";
@@ -181,10 +220,52 @@ CREATE TABLE IF NOT EXISTS mailbox (
     from_user   TEXT NOT NULL,
     from_device INTEGER NOT NULL,
     client_id   BLOB NOT NULL,              -- the sender's id for the message: a resend is a no-op
+    kind        TEXT NOT NULL,              -- 'direct' (pairwise) or 'group' (sender keys)
     body        BLOB NOT NULL,
     UNIQUE (from_user, from_device, client_id, to_user, to_device)
 );
 ";
+
+/// Queues `body` in `to`'s mailbox (a listed device), idempotent by the sender's
+/// `client_id`; returns its sequence number.
+fn deliver(
+    db: &Connection,
+    kind: Kind,
+    from: &Address,
+    to: &Address,
+    client_id: &[u8],
+    body: &[u8],
+) -> Result<i64, RelayError> {
+    if Relay::listed_identity(db, to)?.is_none() {
+        return refused(format!("recipient {to} is not a listed device"));
+    }
+    db.execute(
+        "INSERT OR IGNORE INTO mailbox
+         (from_user, from_device, client_id, to_user, to_device, kind, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            from.user,
+            device_sql(from.device),
+            client_id,
+            to.user,
+            device_sql(to.device),
+            kind.to_sql(),
+            body
+        ],
+    )?;
+    Ok(db.query_row(
+        "SELECT seq FROM mailbox WHERE from_user = ?1 AND from_device = ?2
+         AND client_id = ?3 AND to_user = ?4 AND to_device = ?5",
+        params![
+            from.user,
+            device_sql(from.device),
+            client_id,
+            to.user,
+            device_sql(to.device)
+        ],
+        |r| r.get(0),
+    )?)
+}
 
 /// A device's stored identity key, signed prekey part and last-resort post-quantum part.
 type HeldPrekeys = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
@@ -614,56 +695,75 @@ impl Relay {
         if Self::listed_identity(&self.db, from)?.is_none() {
             return refused(format!("sender {from} is not a listed device"));
         }
-        self.deliver(from, to, client_id, body)
+        deliver(&self.db, Kind::Direct, from, to, client_id, body)
+    }
+
+    /// Posts one group message from `from` to every device in `to`: the sender uploads it
+    /// once and the relay puts the same bytes in each recipient's mailbox, in one
+    /// transaction (a resend with the same `client_id` queues nothing twice). The sender
+    /// must be a listed device; each recipient too, else that recipient alone is refused.
+    /// The relay does not know the group: it cannot tell a member from a removed one, and
+    /// does not need to (the members refuse what a removed device sends). Returns each
+    /// recipient's sequence number, or why the relay refused it.
+    pub fn post_group(
+        &mut self,
+        from: &Address,
+        to: &[Address],
+        client_id: &[u8],
+        body: &[u8],
+    ) -> Result<FanOut, RelayError> {
+        let tx = self
+            .db
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if Self::listed_identity(&tx, from)?.is_none() {
+            return refused(format!("sender {from} is not a listed device"));
+        }
+        let mut out = Vec::with_capacity(to.len());
+        for at in to {
+            let result = match deliver(&tx, Kind::Group, from, at, client_id, body) {
+                Ok(seq) => Ok(seq),
+                Err(RelayError::Refused(why)) => Err(why),
+                Err(e) => return Err(e),
+            };
+            out.push((at.clone(), result));
+        }
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Puts a message in `to`'s mailbox as if `from` had sent it, with no check of the
     /// sender: what a compromised relay (or someone holding a removed device's credentials
     /// at a careless one) can do.
     pub fn inject(&mut self, from: &Address, to: &Address, body: &[u8]) -> Result<i64, RelayError> {
-        self.deliver(from, to, b"injected", body)
+        deliver(&self.db, Kind::Direct, from, to, b"injected", body)
     }
 
-    fn deliver(
-        &mut self,
-        from: &Address,
-        to: &Address,
-        client_id: &[u8],
-        body: &[u8],
-    ) -> Result<i64, RelayError> {
-        if Self::listed_identity(&self.db, to)?.is_none() {
-            return refused(format!("recipient {to} is not a listed device"));
-        }
-        let keys = params![
-            from.user,
-            device_sql(from.device),
-            client_id,
-            to.user,
-            device_sql(to.device)
-        ];
-        self.db.execute(
-            "INSERT OR IGNORE INTO mailbox
-             (from_user, from_device, client_id, to_user, to_device, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                from.user,
-                device_sql(from.device),
-                client_id,
-                to.user,
-                device_sql(to.device),
-                body
-            ],
+    /// Copies message `seq` (its sender, kind and bytes) into `to`'s mailbox as well: what
+    /// a compromised relay can do with a group message, to let a device the sender did not
+    /// address try it. Returns the copy's sequence number.
+    pub fn copy_to(&mut self, seq: i64, to: &Address) -> Result<i64, RelayError> {
+        let (user, device, kind, body): (String, i64, String, Vec<u8>) = self.db.query_row(
+            "SELECT from_user, from_device, kind, body FROM mailbox WHERE seq = ?1",
+            [seq],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        Ok(self.db.query_row(
-            "SELECT seq FROM mailbox WHERE from_user = ?1 AND from_device = ?2
-             AND client_id = ?3 AND to_user = ?4 AND to_device = ?5",
-            keys,
-            |r| r.get(0),
-        )?)
+        let device =
+            u32::try_from(device).map_err(|_| RelayError::Refused("corrupt device id".into()))?;
+        let from = Address::new(&user, DeviceId::new(device));
+        let client_id = format!("copy of {seq}");
+        deliver(
+            &self.db,
+            Kind::from_sql(&kind)?,
+            &from,
+            to,
+            client_id.as_bytes(),
+            &body,
+        )
     }
 
     /// The messages waiting for device `to`, oldest first (newest first with
-    /// [`Faults::newest_first`]). They stay until acknowledged.
+    /// [`Faults::newest_first`]), but those the network holds back
+    /// ([`Faults::held_back`]). They stay until acknowledged.
     pub fn fetch(&self, to: &Address) -> Result<Vec<Envelope>, RelayError> {
         let order = if self.faults.newest_first {
             "DESC"
@@ -671,24 +771,29 @@ impl Relay {
             "ASC"
         };
         let mut stmt = self.db.prepare(&format!(
-            "SELECT seq, from_user, from_device, body FROM mailbox
+            "SELECT seq, kind, from_user, from_device, body FROM mailbox
              WHERE to_user = ?1 AND to_device = ?2 ORDER BY seq {order}"
         ))?;
         let rows = stmt.query_map(params![to.user, device_sql(to.device)], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, user, device, body) = row?;
+            let (seq, kind, user, device, body) = row?;
+            if self.faults.held_back.contains(&seq) {
+                continue;
+            }
             let device = u32::try_from(device)
                 .map_err(|_| RelayError::Refused("corrupt device id".into()))?;
             out.push(Envelope {
                 seq,
+                kind: Kind::from_sql(&kind)?,
                 from: Address::new(&user, DeviceId::new(device)),
                 body,
             });
