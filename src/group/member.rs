@@ -13,6 +13,7 @@ use core::fmt;
 
 use ed25519_dalek::Signature;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
 
 use super::chain::{GroupChainKey, GroupMessageKeys};
 use super::message::{Distribution, GroupMessage};
@@ -22,7 +23,8 @@ use crate::format::{MAX_GROUP_JUMP, MAX_GROUP_SKIPPED, MAX_MEMBER_CHAINS, MAX_RE
 use crate::keys::IdentityKey;
 use crate::padding::decoded_length;
 
-/// What [`Group::process_distribution`](crate::Group::process_distribution) did.
+/// What [`Group::process_distribution`](crate::Group::process_distribution) did (SPEC.md
+/// §11.4).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[must_use = "an added chain changed the member's chains: store them"]
@@ -33,8 +35,12 @@ pub enum DistributionOutcome {
         /// [`MAX_MEMBER_CHAINS`](crate::MAX_MEMBER_CHAINS) chains.
         evicted: Option<u64>,
     },
-    /// The chain is already held with this signing key: nothing changed (a repeated
-    /// distribution never moves a chain back, nor forward).
+    /// A held chain moved forward to the distribution's iteration (a receiver that fell
+    /// behind): the member's chains changed; store them. Its chain key was checked against
+    /// the held one when the distance allowed (at most `MAX_GROUP_JUMP`).
+    Advanced,
+    /// The chain is already held with this signing key at this iteration or later: nothing
+    /// changed (a repeated or older distribution never moves a chain back).
     Known,
 }
 
@@ -59,7 +65,7 @@ pub struct MemberChains {
 pub(crate) struct ReceivingChain {
     pub(crate) id: u64,
     pub(crate) signing_key: IdentityKey,
-    /// The next iteration not yet derived; below `u32::MAX`.
+    /// The next iteration not yet derived (`u32::MAX`: nothing more can be received).
     pub(crate) next: u32,
     /// The chain key at `next`.
     pub(crate) key: GroupChainKey,
@@ -89,8 +95,9 @@ impl MemberChains {
         MemberChains {
             group: *group,
             member: *member,
-            retired: Vec::new(),
-            chains: Vec::new(),
+            retired: Vec::with_capacity(MAX_RETIRED_CHAINS),
+            // Never reallocated, so a chain key never moves to memory that is freed unwiped.
+            chains: Vec::with_capacity(MAX_MEMBER_CHAINS),
         }
     }
 
@@ -114,17 +121,13 @@ impl MemberChains {
         self.chains.iter().map(|c| c.skipped.len()).sum()
     }
 
-    /// SPEC.md §11.4, distribution rules 3-5 (the group and the member were checked).
+    /// SPEC.md §11.4 steps 6-8 (the distribution was checked up to its binding).
     pub(crate) fn take(&mut self, d: Distribution) -> Result<DistributionOutcome, Error> {
         if self.retired.contains(&d.chain_id) {
             return Err(Error::DuplicateOrExpired);
         }
-        if let Some(held) = self.chains.iter().find(|c| c.id == d.chain_id) {
-            return if held.signing_key == d.signing_key {
-                Ok(DistributionOutcome::Known)
-            } else {
-                Err(Error::ConflictingChain)
-            };
+        if let Some(held) = self.chains.iter_mut().find(|c| c.id == d.chain_id) {
+            return held.take(d);
         }
         let evicted = if self.chains.len() >= MAX_MEMBER_CHAINS {
             let old = self.chains.remove(0);
@@ -148,11 +151,13 @@ impl MemberChains {
 
     /// SPEC.md §11.5, steps 3-8 (the framing was parsed, the group and member checked).
     pub(crate) fn decrypt(&mut self, message: &GroupMessage<'_>) -> Result<Vec<u8>, Error> {
-        let index = self
-            .chains
-            .iter()
-            .position(|c| c.id == message.chain_id())
-            .ok_or(Error::UnknownChain)?;
+        let Some(index) = self.chains.iter().position(|c| c.id == message.chain_id()) else {
+            return Err(if self.retired.contains(&message.chain_id()) {
+                Error::DuplicateOrExpired
+            } else {
+                Error::UnknownChain
+            });
+        };
         let chain = &self.chains[index];
         let iteration = message.iteration();
         let source = chain.source(iteration)?;
@@ -177,7 +182,13 @@ impl MemberChains {
         }
         let mut plaintext = message.ciphertext().to_vec();
         keys.open_in_place(message.prefix(), &mut plaintext, &message.tag()?)?;
-        let len = decoded_length(&plaintext)?;
+        let len = match decoded_length(&plaintext) {
+            Ok(len) => len,
+            Err(e) => {
+                plaintext.zeroize();
+                return Err(e);
+            }
+        };
         plaintext.truncate(len);
         self.commit(index, iteration, ahead);
         Ok(plaintext)
@@ -192,20 +203,57 @@ impl MemberChains {
             None => {
                 chain.skipped.remove(&iteration);
             }
-            Some(Ahead { next_key, skipped }) => {
-                chain.key = next_key;
+            Some(ahead) => {
                 // `source` refused u32::MAX, so this does not overflow.
-                chain.next = iteration.saturating_add(1);
-                chain.skipped.extend(skipped);
-                while chain.skipped.len() > MAX_GROUP_SKIPPED {
-                    chain.skipped.pop_first();
-                }
+                chain.advance(iteration.saturating_add(1), ahead);
             }
         }
     }
 }
 
 impl ReceivingChain {
+    /// A distribution of this chain (same id): SPEC.md §11.4 step 7.
+    fn take(&mut self, d: Distribution) -> Result<DistributionOutcome, Error> {
+        if self.signing_key != d.signing_key {
+            return Err(Error::ConflictingChain);
+        }
+        if d.iteration < self.next {
+            return Ok(DistributionOutcome::Known);
+        }
+        if d.iteration - self.next > MAX_GROUP_JUMP {
+            // Too far to check: the chain's owner (the binding proved it) moves it on.
+            self.next = d.iteration;
+            self.key = d.chain_key.clone();
+            return Ok(DistributionOutcome::Advanced);
+        }
+        let (key, skipped) = self.walk(d.iteration);
+        if !bool::from(key.0.ct_eq(&d.chain_key.0)) {
+            return Err(Error::ConflictingChain);
+        }
+        if d.iteration == self.next {
+            return Ok(DistributionOutcome::Known);
+        }
+        self.advance(
+            d.iteration,
+            Ahead {
+                next_key: key,
+                skipped,
+            },
+        );
+        Ok(DistributionOutcome::Advanced)
+    }
+
+    /// Moves the chain to `next` with the chain key there, storing the skipped keys and
+    /// evicting the oldest beyond `MAX_GROUP_SKIPPED`.
+    fn advance(&mut self, next: u32, ahead: Ahead) {
+        self.key = ahead.next_key;
+        self.next = next;
+        self.skipped.extend(ahead.skipped);
+        while self.skipped.len() > MAX_GROUP_SKIPPED {
+            self.skipped.pop_first();
+        }
+    }
+
     /// The bound checks of SPEC.md §11.5 step 4, before any derivation.
     fn source(&self, iteration: u32) -> Result<Source, Error> {
         if iteration < self.next {
@@ -221,11 +269,11 @@ impl ReceivingChain {
         Ok(Source::Ahead)
     }
 
-    /// Steps from `next` to `iteration` (at most `MAX_GROUP_JUMP` steps, checked): the
-    /// message's keys, the chain key after it, and the keys of the skipped iterations that
-    /// will be kept (the last `MAX_GROUP_SKIPPED`); the others are stepped over without
-    /// deriving their keys.
-    fn derive(&self, iteration: u32) -> (Box<GroupMessageKeys>, Ahead) {
+    /// Steps from `next` to `iteration` (at most `MAX_GROUP_JUMP` steps, checked by the
+    /// caller): the chain key at `iteration`, and the keys of the skipped iterations that
+    /// will be kept (the last `MAX_GROUP_SKIPPED` before `iteration`); the others are
+    /// stepped over without deriving their keys.
+    fn walk(&self, iteration: u32) -> (GroupChainKey, Vec<(u32, Box<GroupMessageKeys>)>) {
         let keep_from = iteration
             .saturating_sub(MAX_GROUP_SKIPPED as u32)
             .max(self.next);
@@ -239,6 +287,13 @@ impl ReceivingChain {
             skipped.push((i, Box::new(keys)));
             key = next;
         }
+        (key, skipped)
+    }
+
+    /// The keys of message `iteration` (at or ahead of `next`) and what its decryption
+    /// will change: [`ReceivingChain::walk`], then one step.
+    fn derive(&self, iteration: u32) -> (Box<GroupMessageKeys>, Ahead) {
+        let (key, skipped) = self.walk(iteration);
         let (next_key, keys) = key.step();
         (Box::new(keys), Ahead { next_key, skipped })
     }

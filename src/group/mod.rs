@@ -213,7 +213,8 @@ impl Group {
     }
 
     /// The sending chain's distribution at its current iteration: whoever receives it can
-    /// decrypt the messages sent from now on, not the earlier ones.
+    /// decrypt the messages sent from now on, not the earlier ones. (Of an exhausted chain,
+    /// receivers refuse it: [`Group::rotate`] first.)
     pub fn distribution(&self) -> Distribution {
         Distribution::bind(
             self.id,
@@ -230,11 +231,15 @@ impl Group {
     ///
     /// # Errors
     /// [`Error::DuplicateDevice`] if already a member, [`Error::WrongRecord`] for the local
-    /// identity, [`Error::TooManyDevices`] at [`MAX_GROUP_MEMBERS`](crate::MAX_GROUP_MEMBERS).
-    /// The group is unchanged.
+    /// identity, [`Error::TooManyDevices`] at [`MAX_GROUP_MEMBERS`](crate::MAX_GROUP_MEMBERS),
+    /// [`Error::ChainExhausted`] if the sending chain is ([`Group::rotate`] first: its
+    /// distribution would be refused). The group is unchanged.
     pub fn add_member(&mut self, device: &IdentityKey) -> Result<Distribution, Error> {
         if *device == self.own {
             return Err(Error::WrongRecord);
+        }
+        if self.sending.iteration == u32::MAX {
+            return Err(Error::ChainExhausted);
         }
         let at = match self.position(device) {
             Ok(_) => return Err(Error::DuplicateDevice),
@@ -274,6 +279,26 @@ impl Group {
     /// [`Error::RandomnessUnavailable`]; the group is unchanged.
     pub fn rotate<R: TryCryptoRng + ?Sized>(&mut self, rng: &mut R) -> Result<Distribution, Error> {
         self.sending = SendingChain::generate(rng, Some(self.sending.id))?;
+        Ok(self.distribution())
+    }
+
+    /// For a group restored from an older copy (SPEC.md §11.6): replaces the member list
+    /// with the current one, `members` (the restored copy may list devices removed since),
+    /// and rotates. Send the returned distribution to every member of the new list, and
+    /// delete the [`MemberChains`] of devices no longer listed.
+    ///
+    /// # Errors
+    /// As [`Group::new`]; the group is unchanged.
+    pub fn after_restore<R: TryCryptoRng + ?Sized>(
+        &mut self,
+        members: &[IdentityKey],
+        rng: &mut R,
+    ) -> Result<Distribution, Error> {
+        let mut sorted = members.to_vec();
+        sorted.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        check_members(&self.own, &sorted)?;
+        self.sending = SendingChain::generate(rng, Some(self.sending.id))?;
+        self.members = sorted;
         Ok(self.distribution())
     }
 
@@ -353,10 +378,15 @@ impl Group {
     /// Those of [`GroupMessage::parse`]; [`Error::WrongGroup`] for a message naming another
     /// group; [`Error::WrongRecord`] for chains of another group; [`Error::NotGroupMember`]
     /// if their member is not (or no longer) a member; [`Error::UnknownChain`] for a chain
-    /// not held (its distribution has not arrived); [`Error::DuplicateOrExpired`] for an
-    /// iteration already received or whose key was evicted; [`Error::TooFarAhead`] beyond
-    /// [`MAX_GROUP_JUMP`](crate::MAX_GROUP_JUMP); [`Error::InvalidSignature`];
-    /// [`Error::DecryptionFailed`]. `chains` are unchanged.
+    /// not held (its distribution has not arrived: keep a bounded number of such messages
+    /// per sender and ask the sender for its distribution, rate-limited: anyone can send
+    /// messages naming unknown chains); [`Error::DuplicateOrExpired`] for an iteration
+    /// already received or whose key was evicted, or a chain evicted lately;
+    /// [`Error::TooFarAhead`] beyond [`MAX_GROUP_JUMP`](crate::MAX_GROUP_JUMP) (a receiver
+    /// that fell that far behind asks the sender for a fresh distribution, which moves the
+    /// chain on: [`DistributionOutcome::Advanced`]); [`Error::InvalidSignature`];
+    /// [`Error::DecryptionFailed`] (after a valid signature: the sender misbehaved, or
+    /// gave this device another chain key than it used). `chains` are unchanged.
     pub fn decrypt(&self, chains: &mut MemberChains, message: &[u8]) -> Result<Vec<u8>, Error> {
         let message = GroupMessage::parse(message)?;
         if *message.group_id() != self.id {
@@ -472,6 +502,139 @@ mod tests {
         assert_eq!(
             bob.decrypt(&mut chains, &message),
             Err(Error::InvalidSignature)
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod distribution_rules {
+    use super::*;
+    use crate::format::{MAX_GROUP_JUMP, MAX_MEMBER_CHAINS};
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    struct Pair {
+        alice: Group,
+        bob: Group,
+        chains: MemberChains,
+        a: IdentityKey,
+    }
+
+    fn pair(seed: u64) -> Result<Pair, Error> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let a = *IdentityKeyPair::generate(&mut rng)?.public_key();
+        let b = *IdentityKeyPair::generate(&mut rng)?.public_key();
+        let id = GroupId::from_bytes([3; 32]);
+        let alice = Group::new(id, &a, &[b], &mut rng)?;
+        let bob = Group::new(id, &b, &[a], &mut rng)?;
+        let mut chains = MemberChains::new(&id, &a);
+        let _ = bob.process_distribution(&a, &alice.distribution().to_bytes(), &mut chains)?;
+        Ok(Pair {
+            alice,
+            bob,
+            chains,
+            a,
+        })
+    }
+
+    /// SPEC.md §11.4 step 7: a newer distribution moves the chain on (checked against the
+    /// held key), an older or equal one changes nothing, another chain key conflicts.
+    #[test]
+    fn newer_distributions_advance_and_are_checked() -> Result<(), Error> {
+        let mut p = pair(30)?;
+        let first = p.alice.encrypt(b"one")?;
+        let second = p.alice.encrypt(b"two")?;
+        let third = p.alice.encrypt(b"three")?;
+        let newer = p.alice.distribution().to_bytes();
+        assert_eq!(
+            p.bob.process_distribution(&p.a, &newer, &mut p.chains),
+            Ok(DistributionOutcome::Advanced)
+        );
+        // The skipped iterations' keys were kept: the late messages still decrypt.
+        assert_eq!(p.bob.decrypt(&mut p.chains, &second)?, b"two");
+        assert_eq!(p.bob.decrypt(&mut p.chains, &first)?, b"one");
+        assert_eq!(p.bob.decrypt(&mut p.chains, &third)?, b"three");
+        assert_eq!(
+            p.bob.process_distribution(&p.a, &newer, &mut p.chains),
+            Ok(DistributionOutcome::Known)
+        );
+        // Another chain key under the same chain id and signing key.
+        let mut forged = Distribution::from_bytes(&p.alice.distribution().to_bytes())?;
+        forged.chain_key.0[0] ^= 1;
+        let before = p.chains.to_bytes();
+        assert_eq!(
+            p.bob
+                .process_distribution(&p.a, &forged.to_bytes(), &mut p.chains),
+            Err(Error::ConflictingChain)
+        );
+        assert_eq!(p.chains.to_bytes(), before);
+        Ok(())
+    }
+
+    /// A receiver more than `MAX_GROUP_JUMP` behind is stuck on messages, and a fresh
+    /// distribution of the same chain moves it on.
+    #[test]
+    fn a_receiver_far_behind_recovers_by_distribution() -> Result<(), Error> {
+        let mut p = pair(31)?;
+        p.alice.sending.iteration = MAX_GROUP_JUMP + 5;
+        // Same chain, far ahead: the sender's chain key there is unknown to Bob.
+        let mut key = p.alice.sending.key.clone();
+        for _ in 0..MAX_GROUP_JUMP + 5 {
+            key = key.advance();
+        }
+        p.alice.sending.key = key;
+        let message = p.alice.encrypt(b"far")?;
+        assert_eq!(
+            p.bob.decrypt(&mut p.chains, &message),
+            Err(Error::TooFarAhead)
+        );
+        // A fresh distribution (beyond the jump bound: taken from the owner unchecked).
+        let now = p.alice.distribution().to_bytes();
+        assert_eq!(
+            p.bob.process_distribution(&p.a, &now, &mut p.chains),
+            Ok(DistributionOutcome::Advanced)
+        );
+        assert_eq!(
+            p.bob.decrypt(&mut p.chains, &p.alice.encrypt(b"again")?)?,
+            b"again"
+        );
+        Ok(())
+    }
+
+    /// Messages on an evicted chain are `DuplicateOrExpired`, not `UnknownChain`.
+    #[test]
+    fn evicted_chains_are_expired() -> Result<(), Error> {
+        let mut p = pair(32)?;
+        let mut rng = ChaCha20Rng::seed_from_u64(33);
+        let old = p.alice.encrypt(b"old chain")?;
+        for _ in 0..MAX_MEMBER_CHAINS {
+            let d = p.alice.rotate(&mut rng)?.to_bytes();
+            let _ = p.bob.process_distribution(&p.a, &d, &mut p.chains)?;
+        }
+        assert_eq!(
+            p.bob.decrypt(&mut p.chains, &old),
+            Err(Error::DuplicateOrExpired)
+        );
+        Ok(())
+    }
+
+    /// `after_restore` takes the current member list and rotates.
+    #[test]
+    fn after_restore_replaces_members_and_rotates() -> Result<(), Error> {
+        let mut p = pair(34)?;
+        let mut rng = ChaCha20Rng::seed_from_u64(35);
+        let c = *IdentityKeyPair::generate(&mut rng)?.public_key();
+        let old_chain = p.alice.chain_id();
+        let members = p.alice.members().to_vec();
+        let _ = p.alice.add_member(&c)?;
+        let d = p.alice.after_restore(&members, &mut rng)?;
+        assert!(!p.alice.is_member(&c));
+        assert_ne!(d.chain_id(), old_chain);
+        assert_eq!(d.iteration(), 0);
+        assert_eq!(
+            p.alice.after_restore(&[p.a], &mut rng).map(|_| ()),
+            Err(Error::WrongRecord)
         );
         Ok(())
     }

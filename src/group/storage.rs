@@ -74,15 +74,17 @@ impl Group {
             let mut members: Vec<IdentityKey> = Vec::with_capacity(count);
             for _ in 0..count {
                 let member = IdentityKey::from_bytes(&r.array()?)?;
-                if members
-                    .last()
-                    .is_some_and(|last| last.as_bytes() >= member.as_bytes())
+                // Checked as read (SPEC.md §10.1): ascending, and not the local device.
+                if member == own
+                    || members
+                        .last()
+                        .is_some_and(|last| last.as_bytes() >= member.as_bytes())
                 {
                     return Err(Error::InvalidEncoding);
                 }
                 members.push(member);
             }
-            check_members(&own, &members).map_err(|_| Error::InvalidEncoding)?;
+            check_members(&own, &members).map_err(|_| Error::Internal)?;
             Ok(Group {
                 id,
                 own,
@@ -157,7 +159,7 @@ impl MemberChains {
             if retired_count > MAX_RETIRED_CHAINS || chain_count > MAX_MEMBER_CHAINS {
                 return Err(Error::InvalidEncoding);
             }
-            let mut retired: Vec<u64> = Vec::with_capacity(retired_count);
+            let mut retired: Vec<u64> = Vec::with_capacity(MAX_RETIRED_CHAINS);
             for _ in 0..retired_count {
                 let id = r.u64()?;
                 if retired.contains(&id) {
@@ -165,13 +167,15 @@ impl MemberChains {
                 }
                 retired.push(id);
             }
-            let mut chains: Vec<ReceivingChain> = Vec::with_capacity(chain_count);
+            // Never reallocated (as in `MemberChains::new`).
+            let mut chains: Vec<ReceivingChain> = Vec::with_capacity(MAX_MEMBER_CHAINS);
             for _ in 0..chain_count {
-                let chain = read_chain(r)?;
-                if retired.contains(&chain.id) || chains.iter().any(|c| c.id == chain.id) {
+                // The id is checked as soon as it is read (SPEC.md §10.1).
+                let id = r.u64()?;
+                if retired.contains(&id) || chains.iter().any(|c| c.id == id) {
                     return Err(Error::InvalidEncoding);
                 }
-                chains.push(chain);
+                chains.push(read_chain(id, r)?);
             }
             Ok(MemberChains {
                 group,
@@ -183,9 +187,8 @@ impl MemberChains {
     }
 }
 
-/// One stored receiving chain (SPEC.md §7.12).
-fn read_chain(r: &mut Reader<'_>) -> Result<ReceivingChain, Error> {
-    let id = r.u64()?;
+/// One stored receiving chain after its id (SPEC.md §7.12).
+fn read_chain(id: u64, r: &mut Reader<'_>) -> Result<ReceivingChain, Error> {
     let signing_key = IdentityKey::from_bytes(&r.array()?)?;
     let next = r.u32()?;
     let key = GroupChainKey(*Zeroizing::new(r.array::<KEY_LENGTH>()?));
