@@ -14,6 +14,7 @@ mod conversations;
 mod device;
 mod errors;
 mod golden;
+mod groups;
 mod header_encryption;
 mod persistence;
 mod pqxdh;
