@@ -182,6 +182,10 @@ impl fmt::Debug for Distribution {
 /// an app routes by (which group, which chain, which iteration) before giving the bytes to
 /// [`Group::decrypt`](crate::Group::decrypt). Parsing checks the framing only; nothing is
 /// authenticated until `decrypt`.
+///
+/// Pick the group by the group id, and the [`MemberChains`](crate::MemberChains) by the
+/// sender your transport names: never by the chain id alone, since whose chains decrypt
+/// the message is who the message is shown from.
 #[derive(Clone, Copy)]
 pub struct GroupMessage<'a> {
     bytes: &'a [u8],

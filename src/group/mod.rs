@@ -371,7 +371,9 @@ impl Group {
 
     /// Decrypts a group message from the member whose `chains` these are (SPEC.md §11.5):
     /// parse, chain lookup, bound check, signature, derivation, decryption, in this order.
-    /// The member is whoever the transport says sent the message; the signature proves it.
+    /// The plaintext is [`MemberChains::member`]'s: pass the chains of the device the
+    /// transport says sent the message (keyed by group and sender, sealed with a context
+    /// naming both), and the signature proves it; show the plaintext as that member's.
     /// Store `chains` after a success.
     ///
     /// # Errors

@@ -48,6 +48,13 @@
 //! loading (the account signs its next list, the contact's post-quantum memory refuses a
 //! classical bundle), and is there sealed with a context too.
 //!
+//! `group_golden_files` checks a stored group (type `0x2E`, SPEC.md §7.11) and a member's
+//! stored chains (type `0x2F`, §7.12: five chains, a retired id, kept keys) field by field;
+//! each re-encodes byte for byte, the group encrypts exactly the next message stored next to
+//! it (its commitment, ciphertext and signature recomputed with the primitive crates) and
+//! gives a distribution whose sender binding verifies, the chains decrypt that message and
+//! the one stored next to them with a kept key, and both are there sealed with a context.
+//!
 //! The files are generated deterministically from seeded RNGs by
 //! `doubleratchet_test_support::golden::generate`; `tools/vectors` checks that the committed
 //! files are what it generates (`cargo run -p doubleratchet-vectors`) and writes them with
@@ -78,6 +85,10 @@ use doubleratchet_test_support::golden::{
 use doubleratchet_test_support::golden::{
     rng_for_account_seal, rng_for_contact_seal, ACCOUNT_CONTEXT, ACCOUNT_COUNTER, ACCOUNT_FILES,
     BOB_DEVICE_ID, BOB_REMOVED_DEVICE_ID, BOB_SECOND_DEVICE_ID, CONTACT_CONTEXT, CONTACT_FILES,
+};
+use doubleratchet_test_support::golden::{
+    rng_for_group_seal, rng_for_member_chains_seal, GROUP_CONTEXT, GROUP_FILES, GROUP_NEXT,
+    MEMBER_CHAINS_CONTEXT, MEMBER_CHAINS_NEXT, MEMBER_CHAINS_SKIPPED,
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet_test_support::golden::{
@@ -2053,5 +2064,301 @@ fn contact_golden_files() {
             .err(),
         Some(Error::UnexpectedType(0x2D)),
         "a sealed contact is not a sealed account"
+    );
+}
+
+/// `group.bin` (SPEC.md §7.11), `member_chains.bin` (§7.12), the messages stored next to them
+/// and both sealed with a context: read field by field, re-encoded byte for byte, and still
+/// working (the group encrypts exactly its stored next message, the chains decrypt both
+/// messages, one with a kept key of the newest chain).
+#[test]
+fn group_golden_files() {
+    use doubleratchet::{DistributionOutcome, Group, GroupId, GroupMessage, MemberChains};
+    use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+    check_versions(&GROUP_FILES);
+    let alice = IdentityKeyPair::from_bytes(&read("alice_identity.bin")).unwrap();
+    let bob = IdentityKeyPair::from_bytes(&read("identity.bin")).unwrap();
+    let verify = |key: &[u8; 32], message: &[u8], signature: &[u8]| {
+        VerifyingKey::from_bytes(key)
+            .unwrap()
+            .verify_strict(
+                message,
+                &Signature::from_bytes(signature.try_into().unwrap()),
+            )
+            .is_ok()
+    };
+
+    // SPEC.md §7.11: version, type, group id, the local identity, padding, the sending chain
+    // (id, next iteration, chain key, signing seed), `m`, the members.
+    let bytes = read("group.bin");
+    assert_eq!(bytes[..2], [STORAGE_VERSION, 0x2E]);
+    assert_eq!(bytes.len(), 147 + 2 * 32, "two other members");
+    let group_id: [u8; 32] = bytes[2..34].try_into().unwrap();
+    assert_eq!(
+        &bytes[34..66],
+        alice.public_key().as_bytes(),
+        "Alice's group"
+    );
+    assert_eq!(bytes[66], PADDING_PADME_BYTE, "padding: Padme, the default");
+    let chain_id = u64::from_be_bytes(bytes[67..75].try_into().unwrap());
+    assert_eq!(
+        u32_at(&bytes, 75..79),
+        3,
+        "next iteration: a6-0..a6-2 were sent"
+    );
+    let chain_key: [u8; 32] = bytes[79..111].try_into().unwrap();
+    let seed: [u8; 32] = bytes[111..143].try_into().unwrap();
+    let signing_key = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    assert_eq!(u32_at(&bytes, 143..147), 2);
+    let members: Vec<[u8; 32]> = bytes[147..]
+        .chunks(32)
+        .map(|k| k.try_into().unwrap())
+        .collect();
+    assert!(members[0] < members[1], "members strictly ascending");
+    assert!(members.contains(bob.public_key().as_bytes()));
+    let carol = *members
+        .iter()
+        .find(|m| *m != bob.public_key().as_bytes())
+        .unwrap();
+
+    let group = Group::from_bytes(&bytes).unwrap();
+    assert_eq!(&group.to_bytes()[..], &bytes[..], "re-encoding the group");
+    assert_eq!(group.id().as_bytes(), &group_id);
+    assert_eq!(group.own_identity(), alice.public_key());
+    assert_eq!(group.chain_id(), chain_id);
+    assert_eq!(group.iteration(), 3);
+    assert_eq!(group.padding(), Padding::Padme);
+    let listed: Vec<[u8; 32]> = group.members().iter().map(|m| *m.as_bytes()).collect();
+    assert_eq!(listed, members);
+    // Its distribution (SPEC.md §11.2): the chain key at iteration 3, the seed's public key,
+    // and the binding to Alice's identity.
+    let distribution = group.distribution().to_bytes();
+    assert_eq!(distribution.len(), 174);
+    assert_eq!(&distribution[..2], &[WIRE_VERSION, 0x09]);
+    assert_eq!(&distribution[2..34], &group_id);
+    assert_eq!(&distribution[34..42], &chain_id.to_be_bytes());
+    assert_eq!(&distribution[42..46], &3u32.to_be_bytes());
+    assert_eq!(&distribution[46..78], &chain_key);
+    assert_eq!(&distribution[78..110], &signing_key);
+    let binding = [
+        &b"doubleratchet v2 group sender"[..],
+        &group_id,
+        &chain_id.to_be_bytes(),
+        &signing_key,
+        alice.public_key().as_bytes(),
+    ]
+    .concat();
+    assert!(
+        verify(&signing_key, &binding, &distribution[110..]),
+        "binding"
+    );
+
+    // The stored group encrypts exactly the stored next message (deterministic, §11.3):
+    // iteration 3 under the stored chain key, signed by the stored seed.
+    let next = read("group.next_message.bin");
+    let mut sending = Group::from_bytes(&bytes).unwrap();
+    assert_eq!(sending.encrypt(GROUP_NEXT).unwrap(), next);
+    assert_eq!(sending.iteration(), 4);
+    assert_eq!(next.len(), 158 + 64, "Padme: the 64-byte minimum");
+    let parsed = GroupMessage::parse(&next).unwrap();
+    assert_eq!(parsed.group_id().as_bytes(), &group_id);
+    assert_eq!(parsed.chain_id(), chain_id);
+    assert_eq!(parsed.iteration(), 3);
+    // KDF_GCK of the stored chain key (SPEC.md §11.1), with the hmac crate.
+    let hmac = |input: u8| -> [u8; 32] {
+        use aes_gcm_siv::aead::KeyInit;
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&chain_key).unwrap();
+        mac.update(&[input]);
+        mac.finalize().into_bytes().into()
+    };
+    assert_eq!(
+        &next[46..78],
+        &hmac(0x04),
+        "the key commitment of iteration 3"
+    );
+    assert!(verify(
+        &signing_key,
+        &next[..next.len() - 64],
+        &next[next.len() - 64..]
+    ));
+    {
+        use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+        let opened = aes_gcm_siv::Aes256GcmSiv::new_from_slice(&hmac(0x03))
+            .unwrap()
+            .decrypt(
+                &aes_gcm_siv::Nonce::from([0u8; 12]),
+                Payload {
+                    msg: &next[78..next.len() - 64],
+                    aad: &next[..78],
+                },
+            )
+            .unwrap();
+        assert_eq!(&opened[..GROUP_NEXT.len()], GROUP_NEXT);
+        assert_eq!(opened[GROUP_NEXT.len()], 0x80);
+    }
+
+    // SPEC.md §7.12: version, type, group id, the member, `r`, `c`, the retired ids, the
+    // chains (id, signing key, next, chain key, `k`, skipped keys).
+    let chains_bytes = read("member_chains.bin");
+    assert_eq!(chains_bytes[..2], [STORAGE_VERSION, 0x2F]);
+    assert_eq!(&chains_bytes[2..34], &group_id);
+    assert_eq!(
+        &chains_bytes[34..66],
+        alice.public_key().as_bytes(),
+        "Alice's chains"
+    );
+    assert_eq!(
+        (chains_bytes[66], chains_bytes[67]),
+        (1, 5),
+        "one retired id, five chains"
+    );
+    let retired = u64::from_be_bytes(chains_bytes[68..76].try_into().unwrap());
+    let mut r = Cursor(&chains_bytes, 76);
+    let mut chains_view = Vec::new();
+    for _ in 0..5 {
+        let id = r.u64();
+        let key: [u8; 32] = r.take(32).try_into().unwrap();
+        let next = r.u32();
+        let _chain_key = r.take(32);
+        let k = r.u32() as usize;
+        let skipped: Vec<u32> = (0..k)
+            .map(|_| {
+                let i = r.u32();
+                let _keys = r.take(64);
+                assert!(i < next);
+                i
+            })
+            .collect();
+        chains_view.push((id, key, next, skipped));
+    }
+    assert_eq!(r.1, chains_bytes.len(), "nothing after the last chain");
+    assert!(
+        chains_view.iter().all(|c| c.0 != retired),
+        "retired ids are not held"
+    );
+    let newest = chains_view.last().unwrap();
+    assert_eq!(
+        (newest.0, newest.1, newest.2, newest.3.clone()),
+        (chain_id, signing_key, 3, vec![0, 1]),
+        "the newest chain is group.bin's, at iteration 3, with a6-0 and a6-1 kept"
+    );
+    assert_eq!(
+        chains_view[0].3,
+        [0, 2],
+        "the oldest chain (a2) keeps a2-0 and a2-2"
+    );
+    assert!(chains_view[1..4].iter().all(|c| c.2 == 0 && c.3.is_empty()));
+    let chains = MemberChains::from_bytes(&chains_bytes).unwrap();
+    assert_eq!(
+        &chains.to_bytes()[..],
+        &chains_bytes[..],
+        "re-encoding the chains"
+    );
+    assert_eq!(chains.group_id().as_bytes(), &group_id);
+    assert_eq!(chains.member(), alice.public_key());
+    assert_eq!(chains.stored_skipped(), MEMBER_CHAINS_SKIPPED);
+    let ids: Vec<u64> = chains.chain_ids().collect();
+    assert_eq!(ids, chains_view.iter().map(|c| c.0).collect::<Vec<_>>());
+
+    // Bob's side: a group of the same id with Alice as a member decrypts both messages; a
+    // failed call changes nothing.
+    let bobs = Group::new(
+        GroupId::from_bytes(group_id),
+        bob.public_key(),
+        &[
+            *alice.public_key(),
+            doubleratchet::IdentityKey::from_bytes(&carol).unwrap(),
+        ],
+        &mut rng(1),
+    )
+    .unwrap();
+    let mut loaded = MemberChains::from_bytes(&chains_bytes).unwrap();
+    let kept = read("member_chains.next_message.bin");
+    assert_eq!(
+        bobs.decrypt(&mut loaded, &kept).unwrap(),
+        MEMBER_CHAINS_NEXT
+    );
+    assert_eq!(loaded.stored_skipped(), MEMBER_CHAINS_SKIPPED - 1);
+    assert_eq!(
+        bobs.decrypt(&mut loaded, &kept).err(),
+        Some(Error::DuplicateOrExpired)
+    );
+    assert_eq!(bobs.decrypt(&mut loaded, &next).unwrap(), GROUP_NEXT);
+    assert_eq!(loaded.stored_skipped(), MEMBER_CHAINS_SKIPPED - 1);
+    let mut fresh = MemberChains::from_bytes(&chains_bytes).unwrap();
+    assert_eq!(
+        bobs.decrypt(&mut fresh, &next).unwrap(),
+        GROUP_NEXT,
+        "in any order"
+    );
+    // The stored group's distribution is known to the chains; a rotated chain is added and
+    // evicts the oldest (a2).
+    assert_eq!(
+        bobs.process_distribution(alice.public_key(), &distribution, &mut fresh),
+        Ok(DistributionOutcome::Known)
+    );
+    let rotated = sending.rotate(&mut rng(2)).unwrap().to_bytes();
+    assert_eq!(
+        bobs.process_distribution(alice.public_key(), &rotated, &mut fresh),
+        Ok(DistributionOutcome::Added {
+            evicted: Some(chains_view[0].0)
+        })
+    );
+
+    // Both sealed with an application context.
+    for (name, plain, context, object_type) in [
+        ("sealed_group_with_context.bin", &bytes, GROUP_CONTEXT, 0x2E),
+        (
+            "sealed_member_chains_with_context.bin",
+            &chains_bytes,
+            MEMBER_CHAINS_CONTEXT,
+            0x2F,
+        ),
+    ] {
+        let sealed = read(name);
+        assert_eq!(sealed.len(), 15 + plain.len() + 16, "{name}");
+        assert_eq!(sealed[..3], [FORMAT_VERSION, 0x30, object_type], "{name}");
+        check_sealed_construction(name, &sealed, plain, context);
+    }
+    let sealed = read("sealed_group_with_context.bin");
+    let opened = storage_key().open::<Group>(&sealed, GROUP_CONTEXT).unwrap();
+    assert_eq!(&opened.to_bytes()[..], &bytes[..]);
+    assert_eq!(
+        storage_key()
+            .seal(&opened, GROUP_CONTEXT, &mut rng_for_group_seal())
+            .unwrap(),
+        sealed
+    );
+    check_context_is_bound::<Group>(&sealed, GROUP_CONTEXT);
+    assert_eq!(
+        storage_key()
+            .open::<MemberChains>(&sealed, GROUP_CONTEXT)
+            .err(),
+        Some(Error::UnexpectedType(0x2E)),
+        "a sealed group is not sealed member chains"
+    );
+    let sealed = read("sealed_member_chains_with_context.bin");
+    let opened = storage_key()
+        .open::<MemberChains>(&sealed, MEMBER_CHAINS_CONTEXT)
+        .unwrap();
+    assert_eq!(&opened.to_bytes()[..], &chains_bytes[..]);
+    assert_eq!(
+        storage_key()
+            .seal(
+                &opened,
+                MEMBER_CHAINS_CONTEXT,
+                &mut rng_for_member_chains_seal()
+            )
+            .unwrap(),
+        sealed
+    );
+    check_context_is_bound::<MemberChains>(&sealed, MEMBER_CHAINS_CONTEXT);
+    assert_eq!(
+        storage_key()
+            .open::<Group>(&sealed, MEMBER_CHAINS_CONTEXT)
+            .err(),
+        Some(Error::UnexpectedType(0x2F)),
+        "sealed member chains are not a sealed group"
     );
 }

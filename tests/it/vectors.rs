@@ -25,7 +25,15 @@
 //!   parsed and re-encoded by `DeviceList`, and signed again by the library's `Account` from
 //!   the listed steps; every device link is rebuilt likewise, made again by
 //!   `LocalDevice::link` and parsed by `DeviceLink`; every reject input is refused by
-//!   `DeviceList::from_bytes` (or `DeviceLink::from_bytes`) with the listed error.
+//!   `DeviceList::from_bytes` (or `DeviceLink::from_bytes`) with the listed error;
+//! * `group_v2.json` (`"kind": "group"`, SPEC.md §11, §7.11, §7.12): the chain steps
+//!   (`KDF_GCK` with `hmac`), every distribution (layout, and its sender binding signed and
+//!   strictly verified with `ed25519-dalek`), every message (encoding, AES-256-GCM-SIV,
+//!   signature) and every stored group and member chains (their layouts, and each stored key
+//!   derived again from its chain's distribution) are recomputed here; the library replays
+//!   the group operations from their random bytes, encrypts each message byte for byte from
+//!   its stored group, goes through every receiving step with the listed outcome and stored
+//!   state, and fails every reject with the listed error, changing nothing.
 //!
 //! PQXDH conversation files (those with a `pqxdh` object) are checked the same way, with the
 //! ML-KEM-768 values recomputed with the `ml-kem` crate directly; they, the reject cases
@@ -143,6 +151,9 @@ const TEXT_KEYS: &[&str] = &[
     "call",
     "bundle_from",
     "from",
+    "outcome",
+    "input_from",
+    "chain",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -770,7 +781,7 @@ fn check_hex_fields(file: &str, key: &str, v: &Value) {
 }
 
 /// The vector files of profile v2, each checked by its own test below.
-const FILES: [&str; 13] = [
+const FILES: [&str; 14] = [
     "x3dh_ratchet_v2.json",
     "x3dh_ratchet_no_opk_v2.json",
     "pqxdh_ratchet_v2.json",
@@ -784,6 +795,7 @@ const FILES: [&str; 13] = [
     "prekey_store_v2.json",
     "decryption_error_v2.json",
     "device_list_v2.json",
+    "group_v2.json",
 ];
 
 #[test]
@@ -832,6 +844,7 @@ fn files_are_well_formed() {
                     | "prekey_store"
                     | "decryption_error"
                     | "device_list"
+                    | "group"
             ),
             "{name}: unknown kind"
         );
@@ -847,6 +860,8 @@ fn files_are_well_formed() {
                 "decryption_error"
             } else if name.starts_with("device_list") {
                 "device_list"
+            } else if name.starts_with("group") {
+                "group"
             } else {
                 "conversation"
             },
@@ -4170,5 +4185,699 @@ fn device_list_v2() {
         if key == "rejects" {
             assert!(seen.contains("TrailingData") && seen.contains("UnexpectedType(16)"));
         }
+    }
+}
+
+/// A stored group's fields (SPEC.md §7.11), read here by the table.
+struct StoredGroup {
+    group: [u8; 32],
+    own: [u8; 32],
+    padding: u8,
+    chain_id: u64,
+    iteration: u32,
+    chain_key: [u8; 32],
+    seed: [u8; 32],
+    members: Vec<[u8; 32]>,
+}
+
+fn stored_group(what: &str, b: &[u8]) -> StoredGroup {
+    let a32 = |at: usize| -> [u8; 32] { b[at..at + 32].try_into().unwrap() };
+    assert_eq!(b[..2], [STORAGE_VERSION, 0x2E], "{what}: version and type");
+    let m = u32::from_be_bytes(b[143..147].try_into().unwrap()) as usize;
+    assert_eq!(b.len(), 147 + 32 * m, "{what}: length");
+    let members: Vec<[u8; 32]> = (0..m).map(|k| a32(147 + 32 * k)).collect();
+    assert!(
+        members.windows(2).all(|w| w[0] < w[1]),
+        "{what}: members ascending"
+    );
+    let own = a32(34);
+    assert!(
+        !members.contains(&own),
+        "{what}: the local device is no member"
+    );
+    assert!(b[66] <= 1, "{what}: padding byte");
+    StoredGroup {
+        group: a32(2),
+        own,
+        padding: b[66],
+        chain_id: u64::from_be_bytes(b[67..75].try_into().unwrap()),
+        iteration: u32::from_be_bytes(b[75..79].try_into().unwrap()),
+        chain_key: a32(79),
+        seed: a32(111),
+        members,
+    }
+}
+
+/// A stored member's chains (SPEC.md §7.12), read here by the table: `(group, member,
+/// retired ids, [(chain id, signing key, next, chain key, [(iteration, mk, cm)])])`.
+type GroupSkipped = Vec<(u32, [u8; 32], [u8; 32])>;
+type StoredChains = (
+    [u8; 32],
+    [u8; 32],
+    Vec<u64>,
+    Vec<(u64, [u8; 32], u32, [u8; 32], GroupSkipped)>,
+);
+
+fn stored_chains(what: &str, b: &[u8]) -> StoredChains {
+    let mut r = doubleratchet_test_support::Cursor(b, 0);
+    assert_eq!((r.u8(), r.u8()), (STORAGE_VERSION, 0x2F), "{what}");
+    let group: [u8; 32] = r.take(32).try_into().unwrap();
+    let member: [u8; 32] = r.take(32).try_into().unwrap();
+    let (retired_count, chain_count) = (r.u8(), r.u8());
+    assert!(retired_count <= 16 && chain_count <= 5, "{what}: counts");
+    let retired: Vec<u64> = (0..retired_count).map(|_| r.u64()).collect();
+    let mut chains = Vec::new();
+    for _ in 0..chain_count {
+        let id = r.u64();
+        let signing: [u8; 32] = r.take(32).try_into().unwrap();
+        let next = r.u32();
+        let ck: [u8; 32] = r.take(32).try_into().unwrap();
+        let k = r.u32();
+        assert!(k <= 2000, "{what}: skipped count");
+        let skipped: GroupSkipped = (0..k)
+            .map(|_| {
+                let i = r.u32();
+                let mk: [u8; 32] = r.take(32).try_into().unwrap();
+                let cm: [u8; 32] = r.take(32).try_into().unwrap();
+                (i, mk, cm)
+            })
+            .collect();
+        assert!(
+            skipped.windows(2).all(|w| w[0].0 < w[1].0) && skipped.iter().all(|s| s.0 < next),
+            "{what}: skipped iterations"
+        );
+        chains.push((id, signing, next, ck, skipped));
+    }
+    assert_eq!(r.1, b.len(), "{what}: nothing after the last chain");
+    (group, member, retired, chains)
+}
+
+/// `group_v2.json` (SPEC.md §11, §7.11, §7.12): every value is recomputed here from the
+/// SPEC.md formulas with the primitive crates (`KDF_GCK` with `hmac`, the encoding of
+/// §4.9, AES-256-GCM-SIV, Ed25519 signatures and strict verification, the layouts of
+/// §11.2, §11.3, §7.11, §7.12), and the library replays every listed operation: the group
+/// operations from their random bytes, each message from its stored group, the receiving
+/// steps, the encryption limits and the rejects.
+#[test]
+fn group_v2() {
+    use doubleratchet::{
+        Distribution, DistributionOutcome, Group, GroupId, GroupMessage, IdentityKey, MemberChains,
+    };
+    use doubleratchet_test_support::ListedRng;
+    const SENDER_LABEL: &[u8] = b"doubleratchet v2 group sender";
+    let v = load("group_v2.json", "group").unwrap();
+    let c = &v["constants"];
+    for (key, byte) in [
+        ("wire_version", WIRE_VERSION),
+        ("storage_version", STORAGE_VERSION),
+        ("group_message_type", 0x08),
+        ("distribution_type", 0x09),
+        ("group_type", 0x2E),
+        ("member_chains_type", 0x2F),
+        ("message_key_input", 0x03),
+        ("commitment_input", 0x04),
+        ("chain_key_input", 0x05),
+    ] {
+        assert_eq!(bytes(c, key), [byte], "{key}");
+    }
+    let lengths: Vec<u64> = [
+        "group_prefix_length",
+        "group_message_overhead",
+        "distribution_length",
+        "group_fixed_length",
+        "max_group_members",
+        "max_group_size",
+        "member_chains_fixed_length",
+        "member_chain_fixed_length",
+        "group_skipped_entry_length",
+        "max_member_chains",
+        "max_retired_chains",
+        "max_group_skipped",
+        "max_group_jump",
+        "max_member_chains_size",
+        "max_message_size",
+        "max_plaintext_size",
+    ]
+    .iter()
+    .map(|k| num(c, k))
+    .collect();
+    assert_eq!(
+        lengths,
+        [
+            78,
+            158,
+            174,
+            147,
+            4096,
+            147 + 32 * 4096,
+            68,
+            80,
+            68,
+            5,
+            16,
+            2000,
+            25_000,
+            68 + 8 * 16 + 5 * (80 + 68 * 2000),
+            MAX_MESSAGE_SIZE as u64,
+            MAX_PLAINTEXT_SIZE as u64,
+        ]
+    );
+    assert_eq!(
+        (
+            doubleratchet::MAX_GROUP_MEMBERS,
+            doubleratchet::MAX_MEMBER_CHAINS,
+            doubleratchet::MAX_RETIRED_CHAINS,
+            doubleratchet::MAX_GROUP_SKIPPED,
+            doubleratchet::MAX_GROUP_JUMP,
+            doubleratchet::GROUP_ID_LENGTH,
+        ),
+        (4096, 5, 16, 2000, 25_000, 32)
+    );
+
+    // KDF_GCK (SPEC.md §11.1).
+    let kdf = |ck: &[u8; 32]| -> ([u8; 32], [u8; 32], [u8; 32]) {
+        let h = |input: u8| -> [u8; 32] { hmac(ck, &[input]).try_into().unwrap() };
+        (h(0x03), h(0x04), h(0x05))
+    };
+    let stepped = |ck: &[u8; 32], steps: u32| {
+        let mut ck = *ck;
+        for _ in 0..steps {
+            ck = kdf(&ck).2;
+        }
+        ck
+    };
+    let public = |seed: &[u8; 32]| SigningKey::from_bytes(seed).verifying_key().to_bytes();
+    let sign =
+        |seed: &[u8; 32], message: &[u8]| SigningKey::from_bytes(seed).sign(message).to_bytes();
+    let verify = |key: &[u8; 32], message: &[u8], signature: &[u8]| {
+        VerifyingKey::from_bytes(key).is_ok_and(|k| {
+            k.verify_strict(
+                message,
+                &Signature::from_bytes(signature.try_into().unwrap()),
+            )
+            .is_ok()
+        })
+    };
+    let binding_message =
+        |group: &[u8; 32], chain_id: u64, signing: &[u8; 32], sender: &[u8; 32]| {
+            cat(&[
+                SENDER_LABEL,
+                group,
+                &chain_id.to_be_bytes(),
+                signing,
+                sender,
+            ])
+        };
+    // The distribution of a stored group's state (SPEC.md §11.2), bound to its own device.
+    let distribution_of = |g: &StoredGroup| {
+        let signing = public(&g.seed);
+        let binding = sign(
+            &g.seed,
+            &binding_message(&g.group, g.chain_id, &signing, &g.own),
+        );
+        cat(&[
+            &[WIRE_VERSION, 0x09],
+            &g.group,
+            &g.chain_id.to_be_bytes(),
+            &g.iteration.to_be_bytes(),
+            &g.chain_key,
+            &signing,
+            &binding,
+        ])
+    };
+    let identity = |k: &[u8; 32]| IdentityKey::from_bytes(k).unwrap();
+    let group_id = b32(&v, "group_id");
+
+    for id in arr(&v, "identities") {
+        assert_eq!(
+            public(&b32(&id, "seed")),
+            b32(&id, "identity_key"),
+            "{}",
+            text(&id, "name")
+        );
+    }
+
+    // Distributions: field by field, the binding verifies, the library gives the same bytes.
+    let distributions = arr(&v, "distributions");
+    let mut first_keys: BTreeMap<u64, (u32, [u8; 32])> = BTreeMap::new();
+    for d in &distributions {
+        let name = text(d, "name");
+        let from = stored_group(name, &bytes(d, "from_group"));
+        let encoded = bytes(d, "bytes");
+        assert_eq!(encoded.len(), 174, "{name}");
+        assert_eq!(
+            encoded,
+            distribution_of(&from),
+            "{name}: the stored group's distribution"
+        );
+        assert_eq!(b32(d, "group_id"), from.group, "{name}");
+        assert_eq!(num(d, "chain_id"), from.chain_id, "{name}");
+        assert_eq!(num(d, "iteration"), u64::from(from.iteration), "{name}");
+        assert_eq!(b32(d, "chain_key"), from.chain_key, "{name}");
+        let signing = b32(d, "signing_key");
+        assert_eq!(signing, public(&from.seed), "{name}");
+        assert_eq!(b32(d, "sender_key"), from.own, "{name}");
+        let message = binding_message(&from.group, from.chain_id, &signing, &from.own);
+        assert_eq!(message, bytes(d, "binding_message"), "{name}");
+        assert_eq!(message.len(), 133, "{name}");
+        assert!(
+            verify(&signing, &message, &bytes(d, "binding")),
+            "{name}: binding"
+        );
+        assert_eq!(encoded[110..], bytes(d, "binding")[..], "{name}");
+        let library = Group::from_bytes(&bytes(d, "from_group")).unwrap();
+        assert_eq!(
+            &library.distribution().to_bytes()[..],
+            &encoded[..],
+            "{name}: library"
+        );
+        let parsed = Distribution::from_bytes(&encoded).unwrap();
+        assert_eq!(&parsed.to_bytes()[..], &encoded[..], "{name}");
+        assert_eq!(parsed.group_id().as_bytes(), &from.group);
+        assert_eq!(parsed.chain_id(), from.chain_id);
+        assert_eq!(parsed.iteration(), from.iteration);
+        assert_eq!(parsed.signing_key().as_bytes(), &signing);
+        first_keys
+            .entry(from.chain_id)
+            .or_insert((from.iteration, from.chain_key));
+    }
+
+    // Chain steps: KDF_GCK of the listed chain key; a1's keys follow from its first one.
+    let a1_first = distributions
+        .iter()
+        .find(|d| text(d, "name") == "a1_at_0")
+        .map(|d| b32(d, "chain_key"))
+        .unwrap();
+    let steps = arr(&v, "chain_steps");
+    assert!(steps.len() >= 5);
+    for s in &steps {
+        let ck = b32(s, "chain_key");
+        let (mk, cm, next) = kdf(&ck);
+        let i = u32::try_from(num(s, "iteration")).unwrap();
+        assert_eq!(mk, b32(s, "message_key"), "chain step {i}");
+        assert_eq!(cm, b32(s, "commitment"), "chain step {i}");
+        assert_eq!(next, b32(s, "next_chain_key"), "chain step {i}");
+        if text(s, "chain") == "a1" {
+            assert_eq!(stepped(&a1_first, i), ck, "a1 at {i}");
+        }
+    }
+
+    // Group operations, replayed by the library from the listed random bytes.
+    for op in arr(&v, "group_ops") {
+        let name = text(&op, "name");
+        let after_bytes = bytes(&op, "group_after");
+        let after = stored_group(name, &after_bytes);
+        let random = op["random"].as_str().map(decode_hex);
+        let mut rng = ListedRng::new(random.as_deref().unwrap_or(&[]));
+        let (library, returned) = match text(&op, "op") {
+            "Group::new" => {
+                let members: Vec<IdentityKey> = arr(&op, "members")
+                    .iter()
+                    .map(|m| identity(&decode_hex(m.as_str().unwrap()).try_into().unwrap()))
+                    .collect();
+                let g = Group::new(
+                    GroupId::from_bytes(after.group),
+                    &identity(&b32(&op, "own")),
+                    &members,
+                    &mut rng,
+                )
+                .unwrap();
+                let mut sorted: Vec<[u8; 32]> = members.iter().map(|m| *m.as_bytes()).collect();
+                sorted.sort_unstable();
+                assert_eq!(after.members, sorted, "{name}: members sorted");
+                let d = g.distribution().to_bytes().to_vec();
+                (g, d)
+            }
+            other => {
+                let before_bytes = bytes(&op, "group_before");
+                let before = stored_group(name, &before_bytes);
+                let mut g = Group::from_bytes(&before_bytes).unwrap();
+                let d = match other {
+                    "Group::rotate" => g.rotate(&mut rng).unwrap(),
+                    "Group::remove_member" => {
+                        let device = b32(&op, "device");
+                        let mut left = before.members.clone();
+                        left.retain(|m| *m != device);
+                        assert_eq!(after.members, left, "{name}");
+                        g.remove_member(&identity(&device), &mut rng).unwrap()
+                    }
+                    "Group::after_restore" => {
+                        let members: Vec<[u8; 32]> = arr(&op, "members")
+                            .iter()
+                            .map(|m| decode_hex(m.as_str().unwrap()).try_into().unwrap())
+                            .collect();
+                        let mut sorted = members.clone();
+                        sorted.sort_unstable();
+                        assert_eq!(after.members, sorted, "{name}: the current members");
+                        let listed: Vec<IdentityKey> = members.iter().map(identity).collect();
+                        g.after_restore(&listed, &mut rng).unwrap()
+                    }
+                    "Group::add_member" => {
+                        let device = b32(&op, "device");
+                        let mut more = before.members.clone();
+                        more.push(device);
+                        more.sort_unstable();
+                        assert_eq!(after.members, more, "{name}");
+                        assert_eq!(
+                            (after.chain_id, after.iteration, after.chain_key),
+                            (before.chain_id, before.iteration, before.chain_key),
+                            "{name}: the chain is unchanged"
+                        );
+                        g.add_member(&identity(&device)).unwrap()
+                    }
+                    other => panic!("{name}: unknown op {other}"),
+                };
+                if other != "Group::add_member" {
+                    // A new chain: its id is not the previous one (SPEC.md §11.1).
+                    let r = random.as_deref().unwrap();
+                    let drawn = u64::from_be_bytes(r[..8].try_into().unwrap());
+                    let id = if drawn == before.chain_id {
+                        drawn.wrapping_add(1)
+                    } else {
+                        drawn
+                    };
+                    assert_eq!(after.chain_id, id, "{name}: chain id");
+                    assert_ne!(after.chain_id, before.chain_id, "{name}");
+                }
+                (g, d.to_bytes().to_vec())
+            }
+        };
+        if let Some(r) = &random {
+            assert_eq!(rng.calls, [72], "{name}: one draw of 72 bytes");
+            assert_eq!(
+                (after.iteration, &after.chain_key[..], &after.seed[..]),
+                (0, &r[8..40], &r[40..]),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            &library.to_bytes()[..],
+            &after_bytes[..],
+            "{name}: group_after"
+        );
+        assert_eq!(returned, bytes(&op, "distribution"), "{name}: distribution");
+        assert_eq!(returned, distribution_of(&after), "{name}: distribution");
+        assert_eq!(num(&op, "chain_id"), after.chain_id, "{name}");
+    }
+
+    // Messages: recomputed from the stored group, and encrypted by the library from it.
+    let mut plaintexts: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut policies = std::collections::BTreeSet::new();
+    let mut lengths = std::collections::BTreeSet::new();
+    for m in arr(&v, "messages") {
+        let name = text(&m, "name");
+        let group_bytes = bytes(&m, "group");
+        let g = stored_group(name, &group_bytes);
+        let pt = bytes(&m, "plaintext");
+        let padding = policy(text(&m, "padding"));
+        assert_eq!(g.padding, policy_byte(padding), "{name}: padding byte");
+        assert_eq!(b32(&m, "chain_key"), g.chain_key, "{name}");
+        assert_eq!(num(&m, "iteration"), u64::from(g.iteration), "{name}");
+        assert_eq!(num(&m, "chain_id"), g.chain_id, "{name}");
+        let (mk, cm, next) = kdf(&g.chain_key);
+        assert_eq!(b32(&m, "message_key"), mk, "{name}");
+        assert_eq!(b32(&m, "commitment"), cm, "{name}");
+        assert_eq!(b32(&m, "next_chain_key"), next, "{name}");
+        let prefix = cat(&[
+            &[WIRE_VERSION, 0x08],
+            &g.group,
+            &g.chain_id.to_be_bytes(),
+            &g.iteration.to_be_bytes(),
+            &cm,
+        ]);
+        assert_eq!(prefix, bytes(&m, "prefix"), "{name}");
+        let encoded = encode(&pt, padding);
+        assert_eq!(encoded, bytes(&m, "encoded"), "{name}");
+        let sealed = message_seal(&mk, &prefix, &encoded);
+        assert_eq!(sealed, bytes(&m, "ciphertext"), "{name}");
+        let signed = cat(&[&prefix, &sealed]);
+        let signing = public(&g.seed);
+        assert_eq!(signing, b32(&m, "signing_key"), "{name}");
+        let signature = sign(&g.seed, &signed);
+        assert_eq!(signature[..], bytes(&m, "signature")[..], "{name}");
+        assert!(verify(&signing, &signed, &signature), "{name}");
+        let wire = cat(&[&signed, &signature]);
+        assert_eq!(wire, bytes(&m, "bytes"), "{name}");
+        assert_eq!(wire.len(), 158 + encoded.len(), "{name}");
+        assert_eq!(
+            message_open(&mk, &prefix, &sealed).and_then(|e| decode(&e)),
+            Some(pt.clone())
+        );
+        // The group after it: the chain one step on, nothing else changed.
+        let after = bytes(&m, "group_after");
+        let expected_after = cat(&[
+            &group_bytes[..75],
+            &(g.iteration + 1).to_be_bytes(),
+            &next,
+            &group_bytes[111..],
+        ]);
+        assert_eq!(after, expected_after, "{name}: group_after");
+        // The library, from the stored group.
+        let mut library = Group::from_bytes(&group_bytes).unwrap();
+        assert_eq!(library.padding(), padding, "{name}");
+        assert_eq!(
+            library.encrypt(&pt).unwrap(),
+            wire,
+            "{name}: Group::encrypt"
+        );
+        assert_eq!(&library.to_bytes()[..], &after[..], "{name}: to_bytes");
+        let parsed = GroupMessage::parse(&wire).unwrap();
+        assert_eq!(
+            (
+                parsed.group_id().as_bytes(),
+                parsed.chain_id(),
+                parsed.iteration()
+            ),
+            (&g.group, g.chain_id, g.iteration),
+            "{name}"
+        );
+        plaintexts.insert(name.to_owned(), pt.clone());
+        policies.insert(text(&m, "padding").to_owned());
+        lengths.insert(pt.len());
+    }
+    assert!(policies.contains("padme") && policies.contains("none"));
+    assert!([0, 63, 64, 65, 1000].iter().all(|l| lengths.contains(l)));
+
+    // Encryption limits.
+    for e in arr(&v, "encrypt_limits") {
+        let name = text(&e, "name");
+        let group_bytes = bytes(&e, "group");
+        let pt = vec![0u8; num(&e, "plaintext_zeros") as usize];
+        let mut library = Group::from_bytes(&group_bytes).unwrap();
+        match e["expected_error"].as_str() {
+            Some(expected) => {
+                let got = library.encrypt(&pt).err().map(|e| format!("{e:?}"));
+                assert_eq!(got.as_deref(), Some(expected), "{name}");
+                assert_eq!(
+                    &library.to_bytes()[..],
+                    &group_bytes[..],
+                    "{name}: unchanged"
+                );
+            }
+            None => {
+                let g = stored_group(name, &group_bytes);
+                let (mk, cm, _) = kdf(&g.chain_key);
+                let prefix = cat(&[
+                    &[WIRE_VERSION, 0x08],
+                    &g.group,
+                    &g.chain_id.to_be_bytes(),
+                    &g.iteration.to_be_bytes(),
+                    &cm,
+                ]);
+                let padding = if g.padding == 0 {
+                    Padding::None
+                } else {
+                    Padding::Padme
+                };
+                let signed = cat(&[&prefix, &message_seal(&mk, &prefix, &encode(&pt, padding))]);
+                let wire = cat(&[&signed, &sign(&g.seed, &signed)]);
+                assert_eq!(wire.len() as u64, num(&e, "message_length"), "{name}");
+                assert!(wire.len() <= MAX_MESSAGE_SIZE);
+                let digest = doubleratchet_test_support::hex::encode(&Sha256::digest(&wire));
+                assert_eq!(digest, text(&e, "message_sha256"), "{name}");
+                let made = library.encrypt(&pt).unwrap();
+                assert!(made == wire, "{name}: Group::encrypt");
+                assert_eq!(
+                    &library.to_bytes()[..],
+                    &bytes(&e, "group_after")[..],
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    // Receivers: the library replays every step; the listed stored chains follow from the
+    // distributions' chain keys by KDF_GCK.
+    let message_names: BTreeMap<Vec<u8>, String> = arr(&v, "messages")
+        .iter()
+        .map(|m| (bytes(m, "bytes"), text(m, "name").to_owned()))
+        .collect();
+    let mut checked_states = 0;
+    for rv in arr(&v, "receivers") {
+        let rname = text(&rv, "name");
+        let group = Group::from_bytes(&bytes(&rv, "group")).unwrap();
+        let member = b32(&rv, "member");
+        let initial = bytes(&rv, "chains_initial");
+        assert_eq!(
+            &MemberChains::new(&GroupId::from_bytes(group_id), &identity(&member)).to_bytes()[..],
+            &initial[..],
+            "{rname}: MemberChains::new"
+        );
+        let mut chains = MemberChains::from_bytes(&initial).unwrap();
+        for (k, s) in arr(&rv, "steps").iter().enumerate() {
+            let what = format!("{rname}: step {k} ({})", text(s, "description"));
+            let input = bytes(s, "input");
+            let before = chains.to_bytes().to_vec();
+            let failed = match text(s, "op") {
+                "Group::process_distribution" => {
+                    match group.process_distribution(&identity(&member), &input, &mut chains) {
+                        Ok(DistributionOutcome::Added { evicted }) => {
+                            assert_eq!(text(s, "outcome"), "added", "{what}");
+                            assert_eq!(s["evicted"].as_u64(), evicted, "{what}: evicted");
+                            false
+                        }
+                        Ok(DistributionOutcome::Advanced) => {
+                            assert_eq!(text(s, "outcome"), "advanced", "{what}");
+                            false
+                        }
+                        Ok(DistributionOutcome::Known) => {
+                            assert_eq!(text(s, "outcome"), "known", "{what}");
+                            assert_eq!(&chains.to_bytes()[..], &before[..], "{what}");
+                            false
+                        }
+                        Ok(other) => panic!("{what}: {other:?}"),
+                        Err(e) => {
+                            assert_eq!(format!("{e:?}"), text(s, "expected_error"), "{what}");
+                            true
+                        }
+                    }
+                }
+                "Group::decrypt" => match group.decrypt(&mut chains, &input) {
+                    Ok(pt) => {
+                        assert_eq!(pt, bytes(s, "plaintext"), "{what}");
+                        if let Some(name) = message_names.get(&input) {
+                            assert_eq!(pt, plaintexts[name], "{what}: {name}'s plaintext");
+                        }
+                        false
+                    }
+                    Err(e) => {
+                        assert_eq!(format!("{e:?}"), text(s, "expected_error"), "{what}");
+                        true
+                    }
+                },
+                other => panic!("{what}: unknown op {other}"),
+            };
+            let after = chains.to_bytes().to_vec();
+            if failed {
+                assert_eq!(after, before, "{what}: a failed call changes nothing");
+            }
+            assert_eq!(after.len() as u64, num(s, "chains_after_length"), "{what}");
+            assert_eq!(
+                doubleratchet_test_support::hex::encode(&Sha256::digest(&after)),
+                text(s, "chains_after_sha256"),
+                "{what}"
+            );
+            let ids: Vec<u64> = chains.chain_ids().collect();
+            let listed: Vec<u64> = arr(s, "chain_ids")
+                .iter()
+                .map(|i| i.as_u64().unwrap())
+                .collect();
+            assert_eq!(ids, listed, "{what}: chain ids");
+            assert_eq!(
+                chains.stored_skipped() as u64,
+                num(s, "stored_skipped"),
+                "{what}"
+            );
+            let (g, mbr, retired, held) = stored_chains(&what, &after);
+            assert_eq!((g, mbr), (group_id, member), "{what}");
+            let listed: Vec<u64> = arr(s, "retired")
+                .iter()
+                .map(|i| i.as_u64().unwrap())
+                .collect();
+            assert_eq!(retired, listed, "{what}: retired ids");
+            if let Some(state) = s["chains_after"].as_str() {
+                assert_eq!(after, decode_hex(state), "{what}: chains_after");
+                // Every key stored follows from the chain's distribution by KDF_GCK.
+                for (id, _, next, ck, skipped) in &held {
+                    let (from, first) = first_keys[id];
+                    assert_eq!(stepped(&first, next - from), *ck, "{what}: chain {id}");
+                    for (i, mk, cm) in skipped {
+                        let (m, c, _) = kdf(&stepped(&first, i - from));
+                        assert_eq!((m, c), (*mk, *cm), "{what}: chain {id}, key {i}");
+                    }
+                }
+                checked_states += 1;
+            }
+        }
+    }
+    assert!(checked_states > 20);
+
+    // Rejects: the listed error, and a failed call leaves the chains as they were.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut names = std::collections::BTreeSet::new();
+    for case in arr(&v, "rejects") {
+        let name = text(&case, "name");
+        assert!(names.insert(name.to_owned()), "{name} twice");
+        let mut input = bytes(&case, "input");
+        if let Some(len) = case["input_zero_extended_to"].as_u64() {
+            input.resize(len as usize, 0);
+        }
+        let expected = text(&case, "expected_error");
+        let error = |r: Result<(), doubleratchet::Error>| r.err().map(|e| format!("{e:?}"));
+        let got = match text(&case, "operation") {
+            "Distribution::from_bytes" => error(Distribution::from_bytes(&input).map(|_| ())),
+            "GroupMessage::parse" => error(GroupMessage::parse(&input).map(|_| ())),
+            "Group::from_bytes" => error(Group::from_bytes(&input).map(|_| ())),
+            "MemberChains::from_bytes" => error(MemberChains::from_bytes(&input).map(|_| ())),
+            "Group::add_member" => {
+                let stored = bytes(&case, "group");
+                let mut group = Group::from_bytes(&stored).unwrap();
+                let device = identity(&input.clone().try_into().unwrap());
+                let got = error(group.add_member(&device).map(|_| ()));
+                assert_eq!(&group.to_bytes()[..], &stored[..], "{name}: unchanged");
+                got
+            }
+            op @ ("Group::process_distribution" | "Group::decrypt") => {
+                let group = Group::from_bytes(&bytes(&case, "group")).unwrap();
+                let stored = bytes(&case, "chains");
+                let mut chains = MemberChains::from_bytes(&stored).unwrap();
+                let got = if op == "Group::decrypt" {
+                    error(group.decrypt(&mut chains, &input).map(|_| ()))
+                } else {
+                    let sender = identity(&b32(&case, "sender_key"));
+                    error(
+                        group
+                            .process_distribution(&sender, &input, &mut chains)
+                            .map(|_| ()),
+                    )
+                };
+                assert_eq!(&chains.to_bytes()[..], &stored[..], "{name}: unchanged");
+                got
+            }
+            other => panic!("{name}: unknown operation {other}"),
+        };
+        assert_eq!(got.as_deref(), Some(expected), "{name}");
+        seen.insert(expected.to_owned());
+    }
+    for required in [
+        "TooLarge",
+        "Truncated",
+        "TrailingData",
+        "UnsupportedVersion(1)",
+        "UnexpectedType(8)",
+        "InvalidPublicKey",
+        "InvalidEncoding",
+        "InvalidSignature",
+        "DecryptionFailed",
+        "WrongGroup",
+        "WrongRecord",
+        "NotGroupMember",
+        "UnknownChain",
+        "DuplicateOrExpired",
+        "TooFarAhead",
+        "ConflictingChain",
+        "ChainExhausted",
+    ] {
+        assert!(seen.contains(required), "no reject with {required}");
     }
 }

@@ -147,6 +147,28 @@ pub const CONTACT_CONTEXT: &[u8] = b"golden: alice/contacts/bob";
 /// When Alice's contact initiated the session with Bob's device (2026-01-01 00:00:00 UTC).
 pub const CONTACT_INITIATED: u64 = 1_767_225_600;
 
+/// Seed of the RNG of the group files (`GROUP_FILES`): the group id, the identities of
+/// Carol and Dave (the group's other members), and every sending chain's 72 random bytes.
+pub const GROUP_SEED: u64 = 0x0060_1df1;
+/// Seed of the RNG that draws the sealing nonce of `sealed_group_with_context.bin`.
+pub const GROUP_SEAL_SEED: u64 = 0x5ea8;
+/// Seed of the RNG that draws the sealing nonce of `sealed_member_chains_with_context.bin`.
+pub const MEMBER_CHAINS_SEAL_SEED: u64 = 0x5ea9;
+/// The application context of `sealed_group_with_context.bin`.
+pub const GROUP_CONTEXT: &[u8] = b"golden: groups/alice/group";
+/// The application context of `sealed_member_chains_with_context.bin`.
+pub const MEMBER_CHAINS_CONTEXT: &[u8] = b"golden: groups/bob/chains of alice";
+/// The plaintext of `group.next_message.bin`: what `group.bin` encrypts next (Alice's a6-3,
+/// deterministic: SPEC.md §11.3), which `member_chains.bin` decrypts as the next message
+/// of its newest chain.
+pub const GROUP_NEXT: &[u8] = b"golden group: a6-3";
+/// The plaintext of `member_chains.next_message.bin` (Alice's a6-0, whose key
+/// `member_chains.bin` holds as a skipped key).
+pub const MEMBER_CHAINS_NEXT: &[u8] = b"golden group: a6-0";
+/// Skipped keys held by `member_chains.bin`: a2-0 and a2-2 of chain a2, a6-0 and a6-1 of
+/// chain a6.
+pub const MEMBER_CHAINS_SKIPPED: usize = 4;
+
 /// The fixed storage key of `sealed_session.bin`: bytes 0x00, 0x01, ..., 0x1f.
 pub fn storage_key() -> StorageKey {
     StorageKey::from_bytes(core::array::from_fn(|i| i as u8))
@@ -294,6 +316,19 @@ pub const PQ_PUBLISH_FILES: [&str; 3] = [
     "pq_upload_set.bin",
 ];
 
+/// The group files (SPEC.md §7.11, §7.12, §11): Alice's group (type `0x2E`) with the next
+/// message it encrypts, Bob's chains of Alice (type `0x2F`: five chains, one retired id,
+/// skipped keys) with a message one of its skipped keys decrypts, and both sealed with a
+/// context.
+pub const GROUP_FILES: [&str; 6] = [
+    "group.bin",
+    "group.next_message.bin",
+    "member_chains.bin",
+    "member_chains.next_message.bin",
+    "sealed_group_with_context.bin",
+    "sealed_member_chains_with_context.bin",
+];
+
 /// The files of sessions whose padding policy is `Padding::None` (stored byte `0x00`).
 pub const PADDING_NONE_FILES: [&str; 4] = [
     "padding_none_session_initiator.bin",
@@ -317,6 +352,7 @@ pub fn all_files() -> Vec<&'static str> {
     files.extend(ACCOUNT_FILES);
     #[cfg(feature = "pqxdh")]
     files.extend(CONTACT_FILES);
+    files.extend(GROUP_FILES);
     files
 }
 
@@ -357,6 +393,7 @@ pub fn generate() -> Vec<(&'static str, Vec<u8>)> {
         let contact = generate_contact(&alice, &bob, &files);
         files.extend(contact);
     }
+    files.extend(generate_group(&alice, &bob));
     files
 }
 
@@ -1001,4 +1038,107 @@ fn generate_contact(
 /// The RNG that draws the sealing nonce of `sealed_contact_with_context.bin`.
 pub fn rng_for_contact_seal() -> ChaCha20Rng {
     rng(CONTACT_SEAL_SEED)
+}
+
+/// The files of `GROUP_FILES`, made by the group operations themselves from this group's
+/// own RNG: the group id (32 bytes), Carol's and Dave's identities, then Alice's group
+/// (`Group::new` with members Bob, Carol, Dave: chain a1) and Bob's (members Alice, Carol,
+/// Dave), each drawing its chain's 72 bytes, then each rotation's 72 bytes.
+///
+/// Bob takes a1's distribution. Alice rotates to a2 and sends a2-0..a2-3; Bob receives a2-3
+/// and a2-1, keeping the keys of a2-0 and a2-2. Alice rotates to a3, a4, a5, then removes
+/// Dave (rotating to a6); Bob takes each distribution, and a6's evicts a1 (its id
+/// retired). Alice sends a6-0..a6-2; Bob receives a6-2, keeping a6-0 and a6-1. The stored
+/// group is Alice's (chain a6 at iteration 3), the stored chains Bob's of Alice.
+fn generate_group(alice: &IdentityKeyPair, bob: &IdentityKeyPair) -> Vec<(&'static str, Vec<u8>)> {
+    use doubleratchet::rand_core::TryRng;
+    use doubleratchet::{DistributionOutcome, Group, GroupId, MemberChains};
+
+    let mut rng = rng(GROUP_SEED);
+    let mut id = [0u8; 32];
+    rng.try_fill_bytes(&mut id).unwrap();
+    let id = GroupId::from_bytes(id);
+    let carol = IdentityKeyPair::generate(&mut rng).unwrap();
+    let dave = IdentityKeyPair::generate(&mut rng).unwrap();
+    let (a, b, c, d) = (
+        *alice.public_key(),
+        *bob.public_key(),
+        *carol.public_key(),
+        *dave.public_key(),
+    );
+    let mut alice_group = Group::new(id, &a, &[b, c, d], &mut rng).unwrap();
+    let bob_group = Group::new(id, &b, &[a, c, d], &mut rng).unwrap();
+    let mut chains = MemberChains::new(&id, &a);
+    let take = |distribution: &[u8], chains: &mut MemberChains| {
+        bob_group
+            .process_distribution(&a, distribution, chains)
+            .unwrap()
+    };
+    let send = |group: &mut Group, chain: &str, count: usize| -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|i| {
+                group
+                    .encrypt(format!("golden group: {chain}-{i}").as_bytes())
+                    .unwrap()
+            })
+            .collect()
+    };
+    let a1 = alice_group.chain_id();
+    let _ = take(&alice_group.distribution().to_bytes(), &mut chains);
+    let a2 = alice_group.rotate(&mut rng).unwrap().to_bytes();
+    let _ = take(&a2, &mut chains);
+    let a2_messages = send(&mut alice_group, "a2", 4);
+    for i in [3, 1] {
+        assert_eq!(
+            bob_group.decrypt(&mut chains, &a2_messages[i]).unwrap(),
+            format!("golden group: a2-{i}").as_bytes()
+        );
+    }
+    for _ in 0..3 {
+        let next = alice_group.rotate(&mut rng).unwrap().to_bytes();
+        let _ = take(&next, &mut chains);
+    }
+    let a6 = alice_group.remove_member(&d, &mut rng).unwrap().to_bytes();
+    assert_eq!(
+        take(&a6, &mut chains),
+        DistributionOutcome::Added { evicted: Some(a1) }
+    );
+    let a6_messages = send(&mut alice_group, "a6", 3);
+    assert_eq!(
+        bob_group.decrypt(&mut chains, &a6_messages[2]).unwrap(),
+        b"golden group: a6-2"
+    );
+    assert_eq!(chains.stored_skipped(), MEMBER_CHAINS_SKIPPED);
+    assert_eq!(chains.chain_ids().len(), 5);
+    assert_eq!(alice_group.iteration(), 3);
+    let group_bytes = alice_group.to_bytes().to_vec();
+    let sealed_group = storage_key()
+        .seal(&alice_group, GROUP_CONTEXT, &mut rng_for_group_seal())
+        .unwrap();
+    let next = alice_group.encrypt(GROUP_NEXT).unwrap();
+    let sealed_chains = storage_key()
+        .seal(
+            &chains,
+            MEMBER_CHAINS_CONTEXT,
+            &mut rng_for_member_chains_seal(),
+        )
+        .unwrap();
+    vec![
+        ("group.bin", group_bytes),
+        ("group.next_message.bin", next),
+        ("member_chains.bin", chains.to_bytes().to_vec()),
+        ("member_chains.next_message.bin", a6_messages[0].clone()),
+        ("sealed_group_with_context.bin", sealed_group),
+        ("sealed_member_chains_with_context.bin", sealed_chains),
+    ]
+}
+
+/// The RNG that draws the sealing nonce of `sealed_group_with_context.bin`.
+pub fn rng_for_group_seal() -> ChaCha20Rng {
+    rng(GROUP_SEAL_SEED)
+}
+
+/// The RNG that draws the sealing nonce of `sealed_member_chains_with_context.bin`.
+pub fn rng_for_member_chains_seal() -> ChaCha20Rng {
+    rng(MEMBER_CHAINS_SEAL_SEED)
 }

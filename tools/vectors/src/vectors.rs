@@ -72,16 +72,20 @@
 //!   3 (records, the switch to the standby, `StoreFull`), and stored devices that must not
 //!   load.
 //!
-//! Two files have modules of their own: `decryption_error_v2.json` ([`records`], SPEC.md
-//! §6.8) and `device_list_v2.json` ([`device_lists`], SPEC.md §9.4: signed device lists
+//! Three files have modules of their own: `decryption_error_v2.json` ([`records`], SPEC.md
+//! §6.8), `device_list_v2.json` ([`device_lists`], SPEC.md §9.4: signed device lists
 //! and device links built from the SPEC.md tables with `ed25519-dalek` and compared with
 //! what the library's `Account` signs and `LocalDevice::link` makes, and rejects checked
-//! against independent parsers of §9.4).
+//! against independent parsers of §9.4) and `group_v2.json` ([`groups`], SPEC.md §11: the
+//! sender-key chain step, distributions, group messages, the stored group and member
+//! chains of §7.11-§7.12 and receiving, from an independent model of the SPEC.md text,
+//! compared with what the library does from the model's own bytes).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Without PQXDH the prekey store (whose PQXDH stores and store file are skipped) is unused.
 #![cfg_attr(not(feature = "pqxdh"), allow(dead_code))]
 
 mod device_lists;
+mod groups;
 mod records;
 
 use std::collections::HashMap;
@@ -9019,6 +9023,7 @@ pub(crate) fn generate() -> Vec<(String, String)> {
     );
     outputs.push(records::generate());
     outputs.push(device_lists::generate());
+    outputs.push(groups::generate());
 
     outputs
 }

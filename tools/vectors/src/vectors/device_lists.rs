@@ -314,7 +314,7 @@ fn library_link(seed: &[u8; 32], account: &[u8; 32], id: u32, what: &str) -> Dev
 }
 
 /// SPEC.md §2.1: decompresses, is the canonical encoding of its point, not of small order.
-fn identity_key_valid(bytes: &[u8]) -> bool {
+pub(super) fn identity_key_valid(bytes: &[u8]) -> bool {
     let bytes: [u8; 32] = bytes.try_into().unwrap();
     match CompressedEdwardsY(bytes).decompress() {
         Some(point) => point.compress().to_bytes() == bytes && !point.is_small_order(),
@@ -679,7 +679,7 @@ fn make_list(spec: &ListSpec, rng: &mut ChaCha20Rng) -> (ListJson, Built) {
 
 /// `S + L` for the signature's `S` (bytes 32..64, little-endian): the same scalar modulo
 /// `L`, not reduced.
-fn s_plus_l(signature: &[u8]) -> [u8; 32] {
+pub(super) fn s_plus_l(signature: &[u8]) -> [u8; 32] {
     let s: [u8; 32] = signature[32..64].try_into().unwrap();
     let l: [u8; 32] = unhex(GROUP_ORDER_L);
     let mut out = [0u8; 32];
@@ -699,7 +699,7 @@ fn s_plus_l(signature: &[u8]) -> [u8; 32] {
 
 /// A non-canonical encoding of a point that is not of small order: `y + p` for the
 /// smallest `y` (2 ..= 18, so that `y + p < 2^255`) giving such a point.
-fn non_canonical_key() -> [u8; 32] {
+pub(super) fn non_canonical_key() -> [u8; 32] {
     for y in 2u8..=18 {
         let mut bytes = [0xFFu8; 32];
         bytes[0] = 0xED + y;
@@ -715,7 +715,7 @@ fn non_canonical_key() -> [u8; 32] {
 }
 
 /// The smallest `y` whose 32-byte encoding is no curve point.
-fn off_curve_key() -> [u8; 32] {
+pub(super) fn off_curve_key() -> [u8; 32] {
     for y in 2u8..=255 {
         let mut bytes = [0u8; 32];
         bytes[0] = y;
@@ -727,7 +727,7 @@ fn off_curve_key() -> [u8; 32] {
 }
 
 /// The neutral point (y = 1, order 1).
-fn small_order_key() -> [u8; 32] {
+pub(super) fn small_order_key() -> [u8; 32] {
     let mut identity_point = [0u8; 32];
     identity_point[0] = 1;
     identity_point
