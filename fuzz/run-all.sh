@@ -39,15 +39,18 @@ fi
 
 # Targets built without AddressSanitizer: the stateful protocol targets, `session`
 # (whole conversations), `symmetric` (the DH-free path: chain steps, skipped keys,
-# transactional decryption), `record` (a session record's routing, requests and bounds)
-# and `device_list` (accounts signing device lists, a contact taking them). The crate
+# transactional decryption), `record` (a session record's routing, requests and bounds),
+# `device_list` (accounts signing device lists, a contact taking them) and `group_session`
+# (three group members sending, receiving, removing and rotating). The crate
 # forbids `unsafe`, and what these targets look for are panics, failed assertions and
 # state changed by a rejection, none of which needs ASan, while ASan (with its leak
 # checks) costs them a large share of their executions. Every other target keeps ASan
 # and drives the same dependencies (X25519, Ed25519, ML-KEM, AES-GCM-SIV, SHA-2), so
-# their unsafe code stays covered by it; `contact_load` (the stored account and contact
-# types) is a loader like `load` and `record_load` and keeps it.
-no_sanitizer_targets="session symmetric record device_list"
+# their unsafe code stays covered by it; `contact_load` and `group_load` (the stored
+# account, contact, group and member chains types) are loaders like `load` and
+# `record_load` and keep it, as does `group_message` (hostile bytes against a fixed
+# receiver, like `decode_message`).
+no_sanitizer_targets="session symmetric record device_list group_session"
 
 # cargo-fuzz's build flags for one target: its sanitizer, and a target directory per
 # sanitizer (cargo would otherwise rebuild everything whenever the flags change).
@@ -78,10 +81,11 @@ done
 # Per-target libFuzzer flags. The session and record targets' inputs are lists of up to
 # 64 operations: let them use long inputs from the start instead of growing them slowly.
 # The device_list target's input is a device list (up to 1 707 bytes), a device link (134
-# bytes) and a list of up to 48 operations.
+# bytes) and a list of up to 48 operations. The group_session target's is a list of up to
+# 64 operations of at most 8 bytes each.
 target_args() {
   case "$1" in
-    session | record) echo "-len_control=0 -max_len=512" ;;
+    session | record | group_session) echo "-len_control=0 -max_len=512" ;;
     device_list) echo "-len_control=0 -max_len=1800" ;;
     *) echo "" ;;
   esac

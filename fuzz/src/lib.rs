@@ -18,8 +18,13 @@
 //!   [`session`](mod@session), [`symmetric`](mod@symmetric), [`respond`](mod@respond),
 //!   [`load`](mod@load), [`bundle`](mod@bundle), [`safety_number`](mod@safety_number),
 //!   [`publish`](mod@publish), [`record`](mod@record), [`record_load`](mod@record_load),
-//!   [`device_list`](mod@device_list), [`contact_load`](mod@contact_load);
+//!   [`device_list`](mod@device_list), [`contact_load`](mod@contact_load),
+//!   [`group_message`](mod@group_message), [`group_session`](mod@group_session),
+//!   [`group_load`](mod@group_load);
 //! - [`store_view`]: a stored local device (`0x2A`) read field by field (`load`, `respond`);
+//! - [`group_fixture`]: what the group targets share (the group objects' layout, stored
+//!   member chains read field by field, a reference receiver of SPEC.md §11.4-§11.5, and
+//!   the fixed group of `group_message` and `group_load`);
 //! - [`seeds`](mod@seeds): the seed corpora.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -28,6 +33,10 @@ pub mod contact_load;
 pub mod decode_message;
 pub mod device_list;
 pub mod fixture;
+pub mod group_fixture;
+pub mod group_load;
+pub mod group_message;
+pub mod group_session;
 pub mod layout;
 pub mod load;
 mod prelude;
@@ -45,6 +54,9 @@ pub use bundle::bundle;
 pub use contact_load::contact_load;
 pub use decode_message::decode_message;
 pub use device_list::{device_list, list_ops_from_bytes, ListOp};
+pub use group_load::group_load;
+pub use group_message::group_message;
+pub use group_session::{group_ops_from_bytes, group_session, GroupOp};
 pub use load::load;
 pub use publish::{publish, publish_ops_from_bytes, PublishOp};
 pub use record::{record, record_ops_from_bytes, RecordOp};
@@ -73,4 +85,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("record_load", record_load),
     ("device_list", device_list),
     ("contact_load", contact_load),
+    ("group_message", group_message),
+    ("group_session", group_session),
+    ("group_load", group_load),
 ];

@@ -4,6 +4,8 @@ use crate::device_list::{
     list_fixture, list_ops_from_bytes, ListOp, DEVICE_IDS, LIST_COUNT, LIST_ENTRIES, LIST_ENTRY,
     LIST_OP_VARIANTS,
 };
+use crate::group_fixture::{group_fixture, GROUP_PREFIX, MESSAGE_ITERATION, SIGNATURE};
+use crate::group_session::{group_ops_from_bytes, GroupOp, GROUP_OP_VARIANTS};
 use crate::prelude::*;
 use crate::publish::{publish_fixture, publish_ops_from_bytes, PublishOp, PUBLISH_OP_VARIANTS};
 use crate::record::{
@@ -657,6 +659,295 @@ fn list_ops_to_bytes(ops: &[ListOp]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Encodes operations in the input format of the `group_session` target, the inverse of
+/// [`group_ops_from_bytes`] (checked by [`seeds`]).
+fn group_ops_to_bytes(ops: &[GroupOp]) -> Vec<u8> {
+    const N: u64 = GROUP_OP_VARIANTS;
+    let mut out = Vec::new();
+    for op in ops {
+        match *op {
+            GroupOp::Encrypt {
+                from,
+                len,
+                unpadded,
+            } => {
+                variant(&mut out, 0, N);
+                out.extend_from_slice(&[from, len, u8::from(unpadded)]);
+            }
+            GroupOp::Deliver { msg, to, spoof } => {
+                variant(&mut out, 1, N);
+                out.extend_from_slice(&[msg, to, u8::from(spoof)]);
+            }
+            GroupOp::Duplicate { msg } => {
+                variant(&mut out, 2, N);
+                out.push(msg);
+            }
+            GroupOp::Reorder { a, b } => {
+                variant(&mut out, 3, N);
+                out.extend_from_slice(&[a, b]);
+            }
+            GroupOp::Tamper { msg, at, xor } => {
+                variant(&mut out, 4, N);
+                out.push(msg);
+                out.extend_from_slice(&at.to_le_bytes());
+                out.push(xor);
+            }
+            GroupOp::Distribute { from, to } => {
+                variant(&mut out, 5, N);
+                out.extend_from_slice(&[from, to]);
+            }
+            GroupOp::Resend { dist, to } => {
+                variant(&mut out, 6, N);
+                out.extend_from_slice(&[dist, to]);
+            }
+            GroupOp::Remove { by, who } => {
+                variant(&mut out, 7, N);
+                out.extend_from_slice(&[by, who]);
+            }
+            GroupOp::Add { by, who } => {
+                variant(&mut out, 8, N);
+                out.extend_from_slice(&[by, who]);
+            }
+            GroupOp::Rotate { by } => {
+                variant(&mut out, 9, N);
+                out.push(by);
+            }
+            GroupOp::Reload { who, sealed } => {
+                variant(&mut out, 10, N);
+                out.extend_from_slice(&[who, u8::from(sealed)]);
+            }
+        }
+    }
+    out
+}
+
+/// The `group_session` target's scripts. Members are 0, 1 and 2; a receiver `to` is an
+/// index into the sender's others: 0's are (1, 2), 1's (2, 0), 2's (0, 1). Pool messages
+/// and distributions are numbered in the order they are made; distributions 0, 1 and 2
+/// are the members' first ones (taken by everyone at the start).
+fn group_session_scripts() -> Vec<(&'static str, Vec<GroupOp>)> {
+    use GroupOp::{
+        Add, Deliver, Distribute, Duplicate, Encrypt, Reload, Remove, Reorder, Resend, Rotate,
+        Tamper,
+    };
+    let enc = |from, len| Encrypt {
+        from,
+        len,
+        unpadded: false,
+    };
+    let to = |msg, to| Deliver {
+        msg,
+        to,
+        spoof: false,
+    };
+    vec![
+        // Everyone sends once; every message reaches both others; one arrives twice.
+        (
+            "exchange",
+            vec![
+                enc(0, 10),
+                enc(1, 70),
+                enc(2, 0),
+                to(0, 0),
+                to(0, 1),
+                to(1, 0),
+                to(1, 1),
+                to(2, 0),
+                to(2, 1),
+                to(0, 0),
+            ],
+        ),
+        // Four messages from 0 to 1 out of order (skipped keys used later), again, and an
+        // unpadded one; a duplicated pool entry and a reordered pool.
+        (
+            "out-of-order",
+            vec![
+                enc(0, 1),
+                enc(0, 2),
+                enc(0, 3),
+                enc(0, 4),
+                to(3, 0),
+                to(0, 0),
+                to(2, 0),
+                to(1, 0),
+                to(3, 0),
+                Encrypt {
+                    from: 0,
+                    len: 100,
+                    unpadded: true,
+                },
+                Duplicate { msg: 4 },
+                Reorder { a: 5, b: 0 },
+                to(0, 0),
+                to(5, 0),
+                to(4, 1),
+            ],
+        ),
+        // Altered copies (a byte changed, cut short, to nothing) are refused and change
+        // nothing; a copy altered back is the original and decrypts, once; the third
+        // member's chains refuse it.
+        (
+            "tamper",
+            vec![
+                enc(0, 20),
+                Tamper {
+                    msg: 0,
+                    at: 50,
+                    xor: 1,
+                },
+                Tamper {
+                    msg: 0,
+                    at: 100,
+                    xor: 0,
+                },
+                Tamper {
+                    msg: 0,
+                    at: 200,
+                    xor: 0x80,
+                },
+                Tamper {
+                    msg: 1,
+                    at: 50,
+                    xor: 1,
+                },
+                to(1, 0),
+                to(2, 0),
+                to(3, 0),
+                to(4, 0),
+                Deliver {
+                    msg: 0,
+                    to: 0,
+                    spoof: true,
+                },
+                to(0, 0),
+                // Cut to nothing (altered no further) and to 20 bytes (no chain id).
+                Tamper {
+                    msg: 0,
+                    at: 0,
+                    xor: 0,
+                },
+                Tamper {
+                    msg: 5,
+                    at: 3,
+                    xor: 1,
+                },
+                Tamper {
+                    msg: 0,
+                    at: 20,
+                    xor: 0,
+                },
+                to(5, 0),
+                to(6, 1),
+            ],
+        ),
+        // 1 and 2 remove 0 and rotate, then exchange their new chains; 0's messages and
+        // distributions are refused by both; 0 does not hold their new chains.
+        (
+            "remove-rotate",
+            vec![
+                enc(0, 5),
+                Remove { by: 1, who: 1 },
+                Remove { by: 2, who: 0 },
+                to(0, 0),
+                to(0, 1),
+                Distribute { from: 1, to: 0 },
+                Distribute { from: 2, to: 1 },
+                Distribute { from: 1, to: 1 },
+                enc(1, 5),
+                to(1, 0),
+                to(1, 1),
+                Resend { dist: 0, to: 0 },
+                Resend { dist: 3, to: 0 },
+                enc(0, 6),
+                to(2, 0),
+                Remove { by: 1, who: 1 },
+            ],
+        ),
+        // 1 removes 0, then adds it back (twice: `DuplicateDevice`): fresh chains for 0,
+        // which has no chain until 0 sends its distribution again; messages before it are
+        // not decrypted, later ones are, once; 1's distribution again is `Known` at 0.
+        (
+            "add-back",
+            vec![
+                enc(0, 5),
+                Remove { by: 1, who: 1 },
+                Add { by: 1, who: 1 },
+                Add { by: 1, who: 1 },
+                to(0, 0),
+                Distribute { from: 0, to: 0 },
+                enc(0, 6),
+                to(0, 0),
+                to(1, 0),
+                to(1, 0),
+                Distribute { from: 1, to: 1 },
+                Resend { dist: 1, to: 1 },
+            ],
+        ),
+        // 0 rotates six times, each chain taken by 1: the first chain is evicted and
+        // retired; its distribution is refused and its message has no chain.
+        (
+            "evict",
+            vec![
+                enc(0, 1),
+                Rotate { by: 0 },
+                Distribute { from: 0, to: 0 },
+                Rotate { by: 0 },
+                Distribute { from: 0, to: 0 },
+                Rotate { by: 0 },
+                Distribute { from: 0, to: 0 },
+                Rotate { by: 0 },
+                Distribute { from: 0, to: 0 },
+                Rotate { by: 0 },
+                Distribute { from: 0, to: 0 },
+                Resend { dist: 0, to: 0 },
+                to(0, 0),
+                to(0, 1),
+                enc(0, 2),
+                to(1, 0),
+            ],
+        ),
+        // A newer distribution moves a held chain forward (`Advanced`, the skipped keys
+        // kept: the messages between still decrypt); an old one again changes nothing
+        // (`Known`: the iteration is not moved back); stores and loads, plain and sealed,
+        // between messages.
+        (
+            "advance-resend-reload",
+            vec![
+                enc(0, 1),
+                enc(0, 2),
+                enc(0, 3),
+                to(2, 0),
+                enc(0, 4),
+                Distribute { from: 0, to: 0 },
+                Resend { dist: 0, to: 0 },
+                Reload {
+                    who: 1,
+                    sealed: true,
+                },
+                to(2, 0),
+                to(0, 0),
+                Reload {
+                    who: 0,
+                    sealed: false,
+                },
+                enc(0, 5),
+                Reload {
+                    who: 1,
+                    sealed: false,
+                },
+                to(3, 0),
+                to(4, 0),
+                to(1, 0),
+                Reload {
+                    who: 2,
+                    sealed: true,
+                },
+                to(1, 1),
+            ],
+        ),
+    ]
 }
 
 /// The index in `DEVICE_IDS` of device id `id`.
@@ -1762,6 +2053,122 @@ pub fn seeds() -> Vec<Seed> {
         "contact_load",
         "sealed-contact-first-use",
         key.seal(&first_use, empty, &mut seal_rng).unwrap(),
+    );
+
+    // group_message: the fixture's messages (ahead, skipped, received already, before the
+    // distribution, of a retired and of a pending chain, near 2^32 - 1, made by hand by A's
+    // chain 4, signed by C's chain, of another group), two out of bounds, and
+    // distributions (a pending chain, older ones of held chains, a retired chain's, a
+    // conflicting one, an exhausted one, C's next chain, another group's).
+    let gfx = group_fixture();
+    for label in [
+        "a-chain4-6",
+        "a-chain4-3",
+        "a-chain4-2",
+        "a-chain5-0",
+        "a-chain5-3",
+        "a-chain0-0",
+        "a-chain6-1",
+        "c-chain0-max-3",
+        "c-chain0-max-2",
+        "c-chain0-max-1",
+        "c-chain1-0",
+        "a-chain4-3-other",
+        "a-chain4-7-other",
+        "a-chain4-4-no-end-marker",
+        "a-chain4-6-wrong-commitment",
+        "a-chain4-1-damaged",
+        "a-chain4-6-signed-by-c",
+        "a-other-group-0",
+    ] {
+        add(
+            "group_message",
+            &format!("msg-{label}"),
+            gfx.message(label).to_vec(),
+        );
+    }
+    // Chain 4 is at iteration 6: 25 001 ahead is too far; 2 100 ahead is not (signed again
+    // by the target, it costs 2 100 steps and is refused).
+    for (name, iteration) in [("too-far-ahead", 6 + 25_001u32), ("far-ahead", 6 + 2_100)] {
+        let mut m = gfx.message("a-chain4-7").to_vec();
+        m[MESSAGE_ITERATION..MESSAGE_ITERATION + 4].copy_from_slice(&iteration.to_be_bytes());
+        add("group_message", &format!("msg-a-chain4-{name}"), m);
+    }
+    assert!(gfx.message("a-chain4-7").len() > GROUP_PREFIX + SIGNATURE);
+    for label in [
+        "a-chain6",
+        "a-chain6-at-1",
+        "a-chain4",
+        "a-chain5-at-2",
+        "a-chain5-at-5",
+        "a-chain0",
+        "a-chain4-conflicting",
+        "a-chain6-exhausted",
+        "c-chain1",
+        "a-other-group",
+    ] {
+        add(
+            "group_message",
+            &format!("dist-{label}"),
+            gfx.distribution(label).to_vec(),
+        );
+    }
+
+    // Chain 5 (held at iteration 2) 25 001 iterations ahead: its chain key taken unchecked.
+    let mut far = gfx.distribution("a-chain5-at-5").to_vec();
+    far[crate::group_fixture::DIST_ITERATION..crate::group_fixture::DIST_ITERATION + 4]
+        .copy_from_slice(&(2 + 25_001u32).to_be_bytes());
+    add("group_message", "dist-a-chain5-far-ahead", far);
+
+    // group_session: scripts in the target's input format.
+    for (name, ops) in group_session_scripts() {
+        let bytes = group_ops_to_bytes(&ops);
+        assert_eq!(
+            group_ops_from_bytes(&bytes),
+            ops,
+            "group_session ops encoding of {name} is wrong"
+        );
+        add("group_session", name, bytes);
+    }
+
+    // group_load: stored groups and member chains, B's group and A's chains sealed.
+    for (name, bytes) in gfx.stored_groups.iter().chain(&gfx.stored_chains) {
+        add("group_load", name, bytes.clone());
+    }
+    // A's chains with chain 4's signing key replaced by C's chain's: chain 4's genuine
+    // messages are refused there, and its message signed by C's chain decrypts.
+    let mut foreign = crate::group_fixture::ChainsView::parse(&gfx.stored_chains[0].1);
+    let chain4 = be_u64(
+        gfx.message("a-chain4-6"),
+        crate::group_fixture::MESSAGE_CHAIN,
+    );
+    let c0 = be_u64(
+        gfx.message("c-chain0-max-3"),
+        crate::group_fixture::MESSAGE_CHAIN,
+    );
+    foreign
+        .chains
+        .iter_mut()
+        .find(|c| c.id == chain4)
+        .unwrap()
+        .signing = gfx.registry.chains[&c0].signing;
+    add(
+        "group_load",
+        "chains-a-chain4-signed-by-c",
+        foreign.encode(),
+    );
+    let mut seal_rng = rng(18);
+    let receiver = doubleratchet::Group::from_bytes(&gfx.stored_groups[0].1).unwrap();
+    add(
+        "group_load",
+        "sealed-group-b",
+        key.seal(&receiver, context, &mut seal_rng).unwrap(),
+    );
+    let chains_a = doubleratchet::MemberChains::from_bytes(&gfx.stored_chains[0].1).unwrap();
+    add(
+        "group_load",
+        "sealed-chains-a",
+        key.seal(&chains_a, empty, &mut seal_rng).unwrap(),
     );
 
     // safety_number: the genuine byte form, one that differs, one of a future version,

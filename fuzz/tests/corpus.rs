@@ -145,6 +145,21 @@ fn contact_load_corpus() {
     replay("contact_load");
 }
 
+#[test]
+fn group_message_corpus() {
+    replay("group_message");
+}
+
+#[test]
+fn group_session_corpus() {
+    replay("group_session");
+}
+
+#[test]
+fn group_load_corpus() {
+    replay("group_load");
+}
+
 /// The seeds as the generator makes them from the current code pass, are exactly the
 /// committed files (`cargo run --bin make_seeds` rewrites them), and cover every target.
 #[test]
