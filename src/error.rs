@@ -39,7 +39,8 @@ pub enum Error {
     NonContributoryKey,
     /// A signature does not verify: a prekey bundle's or a published prekey's under its
     /// identity key, a decryption-error request's, a device list's under its account key,
-    /// or a device link's under the device's identity key.
+    /// or a device link's under the device's identity key; a group message's under its
+    /// chain's signing key, or a distribution's sender binding (SPEC.md §11).
     InvalidSignature,
     /// An initial message names a signed prekey id the responder does not have.
     UnknownSignedPreKey(SignedPreKeyId),
@@ -66,7 +67,9 @@ pub enum Error {
     /// [`Contact`](crate::Contact), the account key given differs from the pinned one).
     IdentityMismatch,
     /// The message is further ahead in its chain (or names a longer previous chain) than
-    /// the session's `max_skip` allows.
+    /// the session's `max_skip` allows. From [`Group::decrypt`](crate::Group::decrypt): more
+    /// than [`MAX_GROUP_JUMP`](crate::MAX_GROUP_JUMP) ahead of the sender's chain; ask the
+    /// sender for a fresh distribution, which moves the chain on (SPEC.md §11.4).
     TooFarAhead,
     /// The message's number is below the next expected one in the current receiving chain
     /// and its key is not stored: it was already decrypted, or its skipped key was evicted.
@@ -74,11 +77,14 @@ pub enum Error {
     /// replayed initial message refused by a [`LocalDevice`](crate::LocalDevice)'s replay
     /// records.
     DuplicateOrExpired,
-    /// The message does not authenticate under the key the session derives for it.
+    /// The message does not authenticate under the key the session derives for it. From
+    /// [`Group::decrypt`](crate::Group::decrypt), after a valid signature: the sender gave
+    /// this device another chain key than the message used (SPEC.md §11.7); drop it.
     DecryptionFailed,
     /// The random number generator failed.
     RandomnessUnavailable,
-    /// A sending chain reached its maximum length (2^32 - 1 messages).
+    /// A sending chain reached its maximum length (2^32 - 1 messages). From a
+    /// [`Group`](crate::Group): call [`Group::rotate`](crate::Group::rotate).
     ChainExhausted,
     /// Limits above the hard caps.
     InvalidLimits,
@@ -93,7 +99,9 @@ pub enum Error {
     /// request was addressed to, a local identity other than the record's own. Also a
     /// [`Contact`](crate::Contact) call naming the local device itself, a record restored
     /// into the wrong contact, and a [`DeviceLink`](crate::DeviceLink) or list of another
-    /// account given to an [`Account`](crate::Account).
+    /// account given to an [`Account`](crate::Account); a [`Group`](crate::Group) given
+    /// [`MemberChains`](crate::MemberChains) of another group or member, or its own device
+    /// as a member.
     WrongRecord,
     /// A device not in the newest device list of its account (SPEC.md §9.5): removed, or
     /// the list held is older than the device. Also
@@ -107,9 +115,10 @@ pub enum Error {
     /// old copy, or a stolen account key) (SPEC.md §9.5).
     ForkedDeviceList,
     /// A device id or identity key listed twice, or an identity key equal to the account
-    /// key (SPEC.md §9.4).
+    /// key (SPEC.md §9.4); a group member added or listed twice.
     DuplicateDevice,
-    /// An account already lists [`MAX_DEVICES`](crate::MAX_DEVICES) devices.
+    /// An account already lists [`MAX_DEVICES`](crate::MAX_DEVICES) devices, or a group
+    /// [`MAX_GROUP_MEMBERS`](crate::MAX_GROUP_MEMBERS) members.
     TooManyDevices,
     /// A group message or distribution names another group than the [`Group`](crate::Group)
     /// given it (SPEC.md §11.5).
@@ -119,10 +128,13 @@ pub enum Error {
     /// is not one (SPEC.md §11.4).
     NotGroupMember,
     /// A group message on a sender chain the member's chains do not hold: its distribution
-    /// has not arrived (or was lost), or the chain was evicted (SPEC.md §11.5).
+    /// has not arrived (or was lost). (A chain evicted lately is
+    /// [`Error::DuplicateOrExpired`]; one evicted long ago, whose id was forgotten, is this.)
+    /// (SPEC.md §11.5)
     UnknownChain,
-    /// A group distribution naming a chain id already held with another signing key: it
-    /// never replaces the held chain (SPEC.md §11.4).
+    /// A group distribution naming a chain id already held with another signing key, or with
+    /// another chain key than the held chain's at that iteration: it never replaces the held
+    /// chain (SPEC.md §11.4).
     ConflictingChain,
     /// An internal invariant of this crate failed: a bug, never the result of any input.
     /// The operation changed nothing; please report it.
@@ -203,7 +215,7 @@ impl Error {
     /// | [`TooLarge`](Error::TooLarge) | [`DropMessage`](ErrorKind::DropMessage) | above a size limit (from [`Session::encrypt`](crate::Session::encrypt): split the plaintext) |
     /// | [`InvalidPublicKey`](Error::InvalidPublicKey) | [`DropMessage`](ErrorKind::DropMessage) | a key no honest peer sends, whatever the session |
     /// | [`NonContributoryKey`](Error::NonContributoryKey) | [`DropMessage`](ErrorKind::DropMessage) | a key no honest peer sends, whatever the session |
-    /// | [`InvalidSignature`](Error::InvalidSignature) | [`DropMessage`](ErrorKind::DropMessage) | a forged or corrupted bundle, request, device list or device link: not signed by the key it carries (that key itself is not in question) |
+    /// | [`InvalidSignature`](Error::InvalidSignature) | [`DropMessage`](ErrorKind::DropMessage) | a forged or corrupted bundle, request, device list, device link, group message or distribution: not signed by the key it carries (that key itself is not in question) |
     /// | [`UnknownSignedPreKey`](Error::UnknownSignedPreKey) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | seen only by the device that owns the prekeys: the sender used a bundle with a signed prekey this device no longer holds (retired, or lost in a restore) |
     /// | [`UnknownOneTimePreKey`](Error::UnknownOneTimePreKey) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | as above for a one-time prekey (consumed, evicted, or lost in a restore) |
     /// | [`UnknownPqPreKey`](Error::UnknownPqPreKey) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | as above for a post-quantum prekey |
@@ -212,11 +224,11 @@ impl Error {
     /// | [`NotInitialMessage`](Error::NotInitialMessage) | [`FixCall`](ErrorKind::FixCall) | a normal message given to a call that starts a session: route messages with [`Message::parse`](crate::Message::parse) |
     /// | [`WrongSession`](Error::WrongSession) | [`TryAnotherSession`](ErrorKind::TryAnotherSession) | a message of another session or of the other header mode (a bundle or message of the local identity itself: nothing to try, drop it) |
     /// | [`IdentityMismatch`](Error::IdentityMismatch) | [`VerifyIdentity`](ErrorKind::VerifyIdentity) | the contact's identity key differs from the pinned one |
-    /// | [`TooFarAhead`](Error::TooFarAhead) | [`TryAnotherSession`](ErrorKind::TryAnotherSession) | checked before authentication: without header encryption, another session's message can look far ahead (its ratchet key is new to this session) |
+    /// | [`TooFarAhead`](Error::TooFarAhead) | [`TryAnotherSession`](ErrorKind::TryAnotherSession) | checked before authentication: without header encryption, another session's message can look far ahead (its ratchet key is new to this session); from a group: ask the sender for a fresh distribution |
     /// | [`DuplicateOrExpired`](Error::DuplicateOrExpired) | [`DropMessage`](ErrorKind::DropMessage) | a replay, or a message whose key this session already used or evicted: no other session holds it |
-    /// | [`DecryptionFailed`](Error::DecryptionFailed) | [`TryAnotherSession`](ErrorKind::TryAnotherSession) | forged, or encrypted under another session's keys (also a sealed blob opened under another key or context) |
+    /// | [`DecryptionFailed`](Error::DecryptionFailed) | [`TryAnotherSession`](ErrorKind::TryAnotherSession) | forged, or encrypted under another session's keys (also a sealed blob opened under another key or context); from a group, after a valid signature: the sender misbehaved, drop it |
     /// | [`RandomnessUnavailable`](Error::RandomnessUnavailable) | [`RetryLater`](ErrorKind::RetryLater) | the RNG failed; the call changed nothing |
-    /// | [`ChainExhausted`](Error::ChainExhausted) | [`Reinitiate`](ErrorKind::Reinitiate) | the sending chain is at its last message number, and stays there until the peer replies |
+    /// | [`ChainExhausted`](Error::ChainExhausted) | [`Reinitiate`](ErrorKind::Reinitiate) | the sending chain is at its last message number, and stays there until the peer replies (a group's: `Group::rotate`) |
     /// | [`InvalidLimits`](Error::InvalidLimits) | [`FixCall`](ErrorKind::FixCall) | limits or a replay capacity out of range (or a stored session blob holding such limits: corrupt) |
     /// | [`StoreFull`](Error::StoreFull) | [`ReplenishPreKeys`](ErrorKind::ReplenishPreKeys) | a prekey store is at a cap: retire old signed prekeys, rotate a full one, generate fewer (from [`Account`](crate::Account): its counter is at `u64::MAX`, a crafted stored account: make a new account) |
     /// | [`NoSession`](Error::NoSession) | [`Reinitiate`](ErrorKind::Reinitiate) | a record with no sending session (none yet, or archived after a decryption-error request): fetch a bundle and initiate |
@@ -229,7 +241,7 @@ impl Error {
     /// | [`WrongGroup`](Error::WrongGroup) | [`DropMessage`](ErrorKind::DropMessage) | a message or distribution of another group: not for this one |
     /// | [`NotGroupMember`](Error::NotGroupMember) | [`DropMessage`](ErrorKind::DropMessage) | from a device that is not a member (removed, or never added); from [`Group::remove_member`](crate::Group::remove_member), a call mistake |
     /// | [`UnknownChain`](Error::UnknownChain) | [`AwaitDistribution`](ErrorKind::AwaitDistribution) | the sender's distribution for this chain has not arrived |
-    /// | [`ConflictingChain`](Error::ConflictingChain) | [`DropMessage`](ErrorKind::DropMessage) | a chain id already held with another signing key: the held chain stays |
+    /// | [`ConflictingChain`](Error::ConflictingChain) | [`DropMessage`](ErrorKind::DropMessage) | a chain id already held with another signing key or chain key: the held chain stays |
     /// | [`Internal`](Error::Internal) | [`Bug`](ErrorKind::Bug) | an invariant of this crate failed |
     ///
     /// An error is of kind [`ErrorKind::TryAnotherSession`] exactly when a message of

@@ -416,6 +416,8 @@ const _: () = assert!(MAX_MEMBER_CHAINS_SIZE <= MAX_STORED_SIZE);
 const _: () = assert!(MAX_MEMBER_CHAINS_SIZE == 680_596, "SPEC.md §7.12");
 const _: () = assert!(MAX_GROUP_SIZE == 131_219, "SPEC.md §7.11");
 const _: () = assert!(GROUP_MESSAGE_OVERHEAD == 158, "SPEC.md §11.3");
+// Every plaintext a session may send also fits one group message.
+const _: () = assert!(GROUP_MESSAGE_OVERHEAD + MAX_ENCODED_PLAINTEXT <= MAX_MESSAGE_SIZE);
 const _: () = assert!(DISTRIBUTION_LENGTH == 174, "SPEC.md §11.2");
 const _: () = assert!(MAX_GROUP_SIZE <= MAX_STORED_SIZE);
 /// Number of SHA-512 iterations per half of a safety number (SPEC.md §9.1).

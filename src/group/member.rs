@@ -27,7 +27,7 @@ use crate::padding::decoded_length;
 /// §11.4).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[must_use = "an added chain changed the member's chains: store them"]
+#[must_use = "unless Known, the member's chains changed: store them"]
 pub enum DistributionOutcome {
     /// A new chain: the member's chains changed; store them.
     Added {
@@ -149,7 +149,7 @@ impl MemberChains {
         Ok(DistributionOutcome::Added { evicted })
     }
 
-    /// SPEC.md §11.5, steps 3-8 (the framing was parsed, the group and member checked).
+    /// SPEC.md §11.5, steps 4-9 (the framing was parsed, the group and member checked).
     pub(crate) fn decrypt(&mut self, message: &GroupMessage<'_>) -> Result<Vec<u8>, Error> {
         let Some(index) = self.chains.iter().position(|c| c.id == message.chain_id()) else {
             return Err(if self.retired.contains(&message.chain_id()) {
@@ -254,7 +254,7 @@ impl ReceivingChain {
         }
     }
 
-    /// The bound checks of SPEC.md §11.5 step 4, before any derivation.
+    /// The bound checks of SPEC.md §11.5 step 5, before any derivation.
     fn source(&self, iteration: u32) -> Result<Source, Error> {
         if iteration < self.next {
             return if self.skipped.contains_key(&iteration) {

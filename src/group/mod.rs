@@ -271,9 +271,10 @@ impl Group {
     }
 
     /// Starts a new sending chain (SPEC.md §11.6) and returns its distribution, to send to
-    /// every member: after a member left, when the chain is exhausted
-    /// ([`Error::ChainExhausted`]), or after restoring the group from an older copy (whose
-    /// chain would repeat iterations that members have already received).
+    /// every member: when the chain is exhausted ([`Error::ChainExhausted`]), or on the app's
+    /// own schedule. (A member's removal rotates by itself: [`Group::remove_member`]; a group
+    /// restored from an older copy calls [`Group::after_restore`] instead, which also takes
+    /// the current member list.)
     ///
     /// # Errors
     /// [`Error::RandomnessUnavailable`]; the group is unchanged.
@@ -339,8 +340,8 @@ impl Group {
 
     /// Takes a member's distribution (SPEC.md §11.4) into its `chains`. `sender` is the
     /// member device the distribution came from: the remote identity of the pairwise
-    /// session that decrypted it, never a field of the distribution. Store `chains` when
-    /// the outcome is [`DistributionOutcome::Added`].
+    /// session that decrypted it, never a field of the distribution. Store `chains` unless
+    /// the outcome is [`DistributionOutcome::Known`] (`Added` and `Advanced` changed them).
     ///
     /// # Errors
     /// Those of [`Distribution::from_bytes`]; [`Error::WrongGroup`] for a distribution of

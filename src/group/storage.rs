@@ -71,7 +71,9 @@ impl Group {
             if count > MAX_GROUP_MEMBERS {
                 return Err(Error::InvalidEncoding);
             }
-            let mut members: Vec<IdentityKey> = Vec::with_capacity(count);
+            // No count is trusted before its bytes are present (member keys are public).
+            let mut members: Vec<IdentityKey> =
+                Vec::with_capacity(count.min(r.remaining() / PUBLIC_KEY_LENGTH));
             for _ in 0..count {
                 let member = IdentityKey::from_bytes(&r.array()?)?;
                 // Checked as read (SPEC.md §10.1): ascending, and not the local device.

@@ -383,7 +383,8 @@ pub(super) fn write_effect(
         Effect::Chains {
             chains, outcome, ..
         } => {
-            if matches!(outcome, DistributionOutcome::Added { .. }) {
+            // Added and Advanced both changed the chains; only Known changed nothing.
+            if !matches!(outcome, DistributionOutcome::Known) {
                 put_chains(tx, key, chains)?;
             }
             control("distribution")
