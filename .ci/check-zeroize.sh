@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Check that the dependencies holding our secrets wipe them: the `zeroize` feature must be
 # enabled on each crate below, in every feature set we ship (default, no_std with PQXDH,
-# no_std without PQXDH).
+# no_std without PQXDH, and the `aws-lc` backend, which still takes HMAC, HKDF, SHA-256,
+# Ed25519 and ML-KEM from these crates and falls back to x25519-dalek where AWS-LC refuses).
+# AWS-LC wipes its own secrets in C (`OPENSSL_free` cleanses every allocation; see
+# src/backend/awslc.rs): `aws-lc-rs` has no zeroize feature to check.
 #
 # How: for each crate, `cargo tree -e normal,features -i <crate>@<version> --prefix depth`
 # prints the crate at depth 0 and each of its enabled features as a depth-1 node
@@ -60,6 +63,7 @@ check_set() {
 check_set "default features" yes
 check_set "no_std with PQXDH" yes --no-default-features --features pqxdh
 check_set "no_std without PQXDH" no --no-default-features
+check_set "aws-lc backend" yes --features aws-lc
 
 if [ "$failures" -ne 0 ]; then
     echo "check-zeroize: FAIL: $failures check(s) failed: a crate lacks the zeroize feature or is missing (see above)" >&2

@@ -147,8 +147,8 @@ fn build(seed: u64, shape: Shape) -> Built {
     alice.reverse();
     assert_eq!(record.len(), SESSIONS);
     let stored = StoredRecord::of(&record);
-    for (entry, a) in stored.entries.iter().zip(&alice) {
-        assert_eq!(entry.load().id(), a.id());
+    for (i, (entry, a)) in stored.entries.iter().zip(&alice).enumerate() {
+        assert_eq!(stored.session(i).id(), a.id());
         let view = ratchet_view(&entry.session);
         if shape == Shape::HeaderKeys {
             assert_eq!(view.header_key_chains.len(), MAX_SKIPPED_HEADER_KEYS);
@@ -161,7 +161,7 @@ fn build(seed: u64, shape: Shape) -> Built {
 
 /// A copy of `session` (through its storage encoding).
 fn copy(session: &Session) -> Session {
-    Session::from_bytes(&session.to_bytes()).unwrap()
+    Session::from_bytes(&session.to_bytes(), session.local_identity()).unwrap()
 }
 
 /// `built`'s record reduced to its sending session.

@@ -148,7 +148,7 @@ fn run() -> Result<(), DemoError> {
         database[&row].len()
     );
     // A blob copied into another contact's row does not open there.
-    match app_key.open::<Session>(&database[&row], &session_context("mallory", &row)) {
+    match app_key.open_session(&database[&row], &session_context("mallory", &row), &bob) {
         Err(Error::DecryptionFailed) => {
             println!("   (the same blob under Mallory's row context: refused)")
         }
@@ -169,9 +169,10 @@ fn run() -> Result<(), DemoError> {
     let sealed = database
         .get(route.as_bytes())
         .ok_or(DemoError::Mismatch("no stored session for that id"))?;
+    // A stored session leaves out Bob's own identity key: he opens it with his key.
     let mut b_loaded: Session = step(
         "open",
-        app_key.open(sealed, &session_context("alice", route.as_bytes())),
+        app_key.open_session(sealed, &session_context("alice", route.as_bytes()), &bob),
     )?;
     let late = step("decrypt late", b_loaded.decrypt(&lost_first))?;
     expect("bob reads", &late, b"Hi Bob, it's Alice.")?;

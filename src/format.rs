@@ -132,10 +132,14 @@ pub(crate) const SIGNED_PREKEY_LENGTH: usize = 2 + 8 + KEY_LENGTH + SIGNATURE_LE
 pub(crate) const ONE_TIME_PREKEY_LENGTH: usize = 2 + 8 + KEY_LENGTH;
 /// Length of a stored post-quantum prekey (type `0x26`, SPEC.md §7.7).
 pub(crate) const PQ_PREKEY_LENGTH: usize = 2 + 8 + 1 + KEM_SEED_LENGTH + SIGNATURE_LENGTH;
-/// Length of a stored session (types `0x20`, `0x25`) without skipped keys or PQXDH part
-/// (SPEC.md §7.1).
-pub(crate) const SESSION_FIXED_LENGTH: usize =
-    2 + 1 + 32 * 3 + (1 + 8 + 1 + 8) + 8 + 1 + 32 + 32 + 3 * 33 + 12 + 4;
+/// Length of a stored session (types `0x20`, `0x25`) without chain keys, pending fields or
+/// skipped keys (SPEC.md §7.1): version, type, state flags, remote identity key, `EK_A`,
+/// limits, padding byte, `RK`, `DHs`, `DHr`, `Ns`, `Nr`, `PN`, `k`.
+pub(crate) const SESSION_BASE_LENGTH: usize = 2 + 1 + 32 * 2 + 8 + 1 + 32 * 3 + 12 + 4;
+/// The longest stored session (types `0x20`, `0x25`) without skipped keys or PQXDH part
+/// (SPEC.md §7.1): [`SESSION_BASE_LENGTH`] with both chain keys and the classical pending
+/// fields (signed and one-time prekey ids).
+pub(crate) const SESSION_FIXED_LENGTH: usize = SESSION_BASE_LENGTH + 2 * 32 + 8 + 8;
 /// Extra length of a PQXDH session awaiting its first reply: `PQPK` id and KEM ciphertext
 /// (`p` of SPEC.md §7.1).
 pub(crate) const PQ_PENDING_LENGTH: usize = PQ_FIELDS_LENGTH;
@@ -311,7 +315,7 @@ pub const MAX_RECORD_SIZE: usize = RECORD_FIXED_LENGTH
             + HEADER_KEY_PAIR_LENGTH * MAX_SKIPPED_HEADER_KEYS)
     + SKIPPED_ENTRY_LENGTH * MAX_RECORD_STORED_SKIPPED_CAP as usize;
 const _: () = assert!(MAX_RECORD_SIZE <= MAX_STORED_SIZE);
-const _: () = assert!(MAX_RECORD_SIZE == 4_690_402, "SPEC.md §7.8");
+const _: () = assert!(MAX_RECORD_SIZE == 4_687_997, "SPEC.md §7.8");
 /// The longest application context [`StorageKey::seal`](crate::StorageKey::seal) and
 /// [`StorageKey::open`](crate::StorageKey::open) take (SPEC.md §7.6).
 pub const MAX_SEAL_CONTEXT_LENGTH: usize = 1024;
@@ -423,8 +427,9 @@ const _: () = assert!(MAX_GROUP_SIZE <= MAX_STORED_SIZE);
 /// Number of SHA-512 iterations per half of a safety number (SPEC.md §9.1).
 pub const SAFETY_NUMBER_ITERATIONS: u32 = 5200;
 
-const _: () = assert!(MAX_STORED_SIZE == 6_803_584, "SPEC.md §7");
-const _: () = assert!(SESSION_FIXED_LENGTH == 305, "SPEC.md §7.1");
+const _: () = assert!(MAX_STORED_SIZE == 6_803_547, "SPEC.md §7");
+const _: () = assert!(SESSION_BASE_LENGTH == 188, "SPEC.md §7.1");
+const _: () = assert!(SESSION_FIXED_LENGTH == 268, "SPEC.md §7.1");
 
 /// Type byte of a normal message (SPEC.md §5.2).
 pub(crate) const TYPE_NORMAL: u8 = 0x01;
@@ -601,6 +606,7 @@ const NUMBERS: &[(&str, usize)] = &[
     ("SIGNED_PREKEY_LENGTH", SIGNED_PREKEY_LENGTH),
     ("ONE_TIME_PREKEY_LENGTH", ONE_TIME_PREKEY_LENGTH),
     ("PQ_PREKEY_LENGTH", PQ_PREKEY_LENGTH),
+    ("SESSION_BASE_LENGTH", SESSION_BASE_LENGTH),
     ("SESSION_FIXED_LENGTH", SESSION_FIXED_LENGTH),
     ("PQ_PENDING_LENGTH", PQ_PENDING_LENGTH),
     ("SKIPPED_ENTRY_LENGTH", SKIPPED_ENTRY_LENGTH),

@@ -145,6 +145,15 @@ pub(crate) fn diffie_hellman(
     backend::x25519(secret.as_bytes(), public.as_bytes())
 }
 
+/// [`diffie_hellman`] of one secret with each of `publics`, in order (the backend may
+/// share work between them).
+pub(crate) fn diffie_hellman_many<const N: usize>(
+    secret: &StaticSecret,
+    publics: [&PublicKey; N],
+) -> Result<[Zeroizing<[u8; 32]>; N], Error> {
+    backend::x25519_many(secret.as_bytes(), publics.map(PublicKey::as_bytes))
+}
+
 /// The X25519 public key of `secret`, computed by the crypto interface.
 #[inline]
 pub(crate) fn x25519_public(secret: &StaticSecret) -> PublicKey {
@@ -434,18 +443,47 @@ impl fmt::Debug for OneTimePreKey {
 /// A Double Ratchet key pair (`DHs`, §3.2): an X25519 secret and its public key.
 pub(crate) struct RatchetKeyPair {
     pub(crate) secret: StaticSecret,
-    pub(crate) public: PublicKey,
+    /// The public key, if computed: a key pair loaded from storage (where only the secret
+    /// is kept, SPEC.md §7.1) computes it when it is first needed, so that loading a
+    /// session to receive on its current chain costs no base-point multiplication.
+    public: Option<PublicKey>,
 }
 
 impl RatchetKeyPair {
     pub(crate) fn generate<R: TryCryptoRng + ?Sized>(rng: &mut R) -> Result<Self, Error> {
-        Ok(Self::from_secret(random_x25519(rng)?))
+        let secret = random_x25519(rng)?;
+        Ok(RatchetKeyPair {
+            public: Some(x25519_public(&secret)),
+            secret,
+        })
     }
 
-    pub(crate) fn from_secret(secret: StaticSecret) -> Self {
+    /// A key pair whose public half is already known (`public` must be `secret`'s).
+    pub(crate) fn from_parts(secret: StaticSecret, public: PublicKey) -> Self {
         RatchetKeyPair {
-            public: x25519_public(&secret),
             secret,
+            public: Some(public),
+        }
+    }
+
+    /// A stored secret: its public key is computed when first needed.
+    pub(crate) fn from_stored_secret(secret: StaticSecret) -> Self {
+        RatchetKeyPair {
+            secret,
+            public: None,
+        }
+    }
+
+    /// The public key (computed from the secret if it was not yet).
+    pub(crate) fn public(&self) -> PublicKey {
+        self.public.unwrap_or_else(|| x25519_public(&self.secret))
+    }
+
+    /// Computes and keeps the public key, so that later calls of
+    /// [`RatchetKeyPair::public`] are free. Changes no stored state.
+    pub(crate) fn cache_public(&mut self) {
+        if self.public.is_none() {
+            self.public = Some(x25519_public(&self.secret));
         }
     }
 }

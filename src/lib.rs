@@ -73,7 +73,7 @@ pub use crate::publish::PqPreKeyPublic;
 pub use crate::publish::{OneTimePreKeyPublic, SignedPreKeyPublic, UploadSet};
 pub use crate::ratchet::state::Limits;
 pub use crate::record::{Received, RecordLimits, RecordStatus, ResetOutcome, SessionRecord};
-pub use crate::seal::{Storable, StorageKey};
+pub use crate::seal::{Openable, Storable, StorageKey};
 pub use crate::session::{Accepted, Role, Session, SessionOptions};
 pub use crate::wire::{
     InitialMessage, Message, NormalMessage, MAX_MESSAGE_SIZE, MAX_PLAINTEXT_SIZE,

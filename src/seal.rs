@@ -28,7 +28,7 @@ use crate::format::{
     STORAGE_VERSION, TAG_LENGTH, TYPE_IDENTITY, TYPE_LOCAL_DEVICE, TYPE_ONE_TIME_PREKEY,
     TYPE_SEALED, TYPE_SESSION, TYPE_SESSION_RECORD, TYPE_SIGNED_PREKEY,
 };
-use crate::keys::{fill_random, IdentityKeyPair, OneTimePreKey, SignedPreKey};
+use crate::keys::{fill_random, IdentityKey, IdentityKeyPair, OneTimePreKey, SignedPreKey};
 use crate::session::Session;
 use crate::wire::read_version_and_type;
 
@@ -87,18 +87,28 @@ mod private {
         const OBJECT_TYPE: u8;
         /// The storage encoding.
         fn encode(&self) -> zeroize::Zeroizing<alloc::vec::Vec<u8>>;
+    }
+
+    /// Implemented by the sealable types that load from their bytes alone.
+    #[allow(unreachable_pub)]
+    pub trait Decode: Sealed {
         /// Strict decoding of the storage encoding.
         fn decode(bytes: &[u8]) -> Result<Self, crate::Error>;
     }
 }
 
-/// The objects [`StorageKey::seal`] and [`StorageKey::open`] accept: [`Session`],
-/// [`IdentityKeyPair`], [`SignedPreKey`], [`OneTimePreKey`],
-/// [`LocalDevice`](crate::LocalDevice), [`SessionRecord`](crate::SessionRecord),
-/// [`Account`](crate::Account), [`Contact`](crate::Contact), [`Group`](crate::Group),
-/// [`MemberChains`](crate::MemberChains) and (with
-/// `pqxdh`) `PqPreKey`. Sealed: no other type can implement it.
+/// The objects [`StorageKey::seal`] accepts: [`Session`], [`IdentityKeyPair`],
+/// [`SignedPreKey`], [`OneTimePreKey`], [`LocalDevice`](crate::LocalDevice),
+/// [`SessionRecord`](crate::SessionRecord), [`Account`](crate::Account),
+/// [`Contact`](crate::Contact), [`Group`](crate::Group),
+/// [`MemberChains`](crate::MemberChains) and (with `pqxdh`) `PqPreKey`. Sealed: no other
+/// type can implement it.
 pub trait Storable: private::Sealed {}
+
+/// The [`Storable`] objects [`StorageKey::open`] loads from their bytes alone: all but
+/// [`Session`], whose stored form leaves out the local identity key (SPEC.md §7.1) and
+/// which [`StorageKey::open_session`] opens. Sealed: no other type can implement it.
+pub trait Openable: Storable + private::Decode {}
 
 macro_rules! storable {
     ($ty:ty, $tag:expr) => {
@@ -107,29 +117,38 @@ macro_rules! storable {
             fn encode(&self) -> Zeroizing<Vec<u8>> {
                 self.to_bytes()
             }
-            fn decode(bytes: &[u8]) -> Result<Self, Error> {
-                <$ty>::from_bytes(bytes)
-            }
         }
         impl Storable for $ty {}
     };
 }
 
+macro_rules! openable {
+    ($ty:ty, $tag:expr) => {
+        storable!($ty, $tag);
+        impl private::Decode for $ty {
+            fn decode(bytes: &[u8]) -> Result<Self, Error> {
+                <$ty>::from_bytes(bytes)
+            }
+        }
+        impl Openable for $ty {}
+    };
+}
+
 storable!(Session, TYPE_SESSION);
-storable!(IdentityKeyPair, TYPE_IDENTITY);
-storable!(SignedPreKey, TYPE_SIGNED_PREKEY);
-storable!(OneTimePreKey, TYPE_ONE_TIME_PREKEY);
-storable!(crate::prekeys::LocalDevice, TYPE_LOCAL_DEVICE);
-storable!(crate::record::SessionRecord, TYPE_SESSION_RECORD);
-storable!(crate::account::Account, crate::format::TYPE_ACCOUNT);
-storable!(crate::account::Contact, crate::format::TYPE_CONTACT);
-storable!(crate::group::Group, crate::format::TYPE_GROUP);
-storable!(
+openable!(IdentityKeyPair, TYPE_IDENTITY);
+openable!(SignedPreKey, TYPE_SIGNED_PREKEY);
+openable!(OneTimePreKey, TYPE_ONE_TIME_PREKEY);
+openable!(crate::prekeys::LocalDevice, TYPE_LOCAL_DEVICE);
+openable!(crate::record::SessionRecord, TYPE_SESSION_RECORD);
+openable!(crate::account::Account, crate::format::TYPE_ACCOUNT);
+openable!(crate::account::Contact, crate::format::TYPE_CONTACT);
+openable!(crate::group::Group, crate::format::TYPE_GROUP);
+openable!(
     crate::group::MemberChains,
     crate::format::TYPE_MEMBER_CHAINS
 );
 #[cfg(feature = "pqxdh")]
-storable!(crate::pq::PqPreKey, TYPE_PQ_PREKEY);
+openable!(crate::pq::PqPreKey, TYPE_PQ_PREKEY);
 
 /// A 32-byte application key that seals stored objects (SPEC.md §7.6), so that sessions
 /// and keys can be kept in a database the app does not fully trust.
@@ -224,7 +243,31 @@ impl StorageKey {
     /// sealed blob, or a different object type), [`Error::DecryptionFailed`] (wrong key,
     /// another context, or any altered byte: an AEAD cannot tell which), or any error of
     /// the object's own `from_bytes`.
-    pub fn open<T: Storable>(&self, sealed: &[u8], context: &[u8]) -> Result<T, Error> {
+    pub fn open<T: Openable>(&self, sealed: &[u8], context: &[u8]) -> Result<T, Error> {
+        T::decode(&self.open_bytes(sealed, context, T::OBJECT_TYPE)?)
+    }
+
+    /// Opens a [`Session`] sealed by [`StorageKey::seal`] with the same context, for the
+    /// device whose identity key is `local` (see [`Session::from_bytes`]).
+    ///
+    /// # Errors
+    /// As [`StorageKey::open`], with the errors of [`Session::from_bytes`].
+    pub fn open_session(
+        &self,
+        sealed: &[u8],
+        context: &[u8],
+        local: &IdentityKey,
+    ) -> Result<Session, Error> {
+        Session::from_bytes(&self.open_bytes(sealed, context, TYPE_SESSION)?, local)
+    }
+
+    /// The plaintext of a sealed blob of `expected` object type (SPEC.md §7.6).
+    fn open_bytes(
+        &self,
+        sealed: &[u8],
+        context: &[u8],
+        expected: u8,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
         if sealed.len() > SEALED_HEADER_LENGTH + MAX_STORED_SIZE + TAG_LENGTH {
             return Err(Error::TooLarge);
         }
@@ -234,7 +277,7 @@ impl StorageKey {
         let mut r = Reader::new(sealed);
         read_version_and_type(&mut r, STORAGE_VERSION, TYPE_SEALED)?;
         let object_type = r.u8()?;
-        if object_type != T::OBJECT_TYPE {
+        if object_type != expected {
             return Err(Error::UnexpectedType(object_type));
         }
         let nonce = r.array::<NONCE_LENGTH>()?;
@@ -253,7 +296,7 @@ impl StorageKey {
             plaintext.as_mut_slice(),
             &tag_bytes,
         )?;
-        T::decode(&plaintext)
+        Ok(plaintext)
     }
 }
 

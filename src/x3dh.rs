@@ -24,8 +24,8 @@ use crate::format::{AD_LENGTH, BUNDLE_VERSION, PUBLIC_KEY_LENGTH, SIGNATURE_LENG
 use crate::ids::PqPreKeyId;
 use crate::ids::{OneTimePreKeyId, SignedPreKeyId};
 use crate::keys::{
-    diffie_hellman, encode_x25519, random_x25519, x25519_public, IdentityKey, IdentityKeyPair,
-    OneTimePreKey, SignedPreKey, X25519PublicKey,
+    diffie_hellman, diffie_hellman_many, encode_x25519, random_x25519, x25519_public, IdentityKey,
+    IdentityKeyPair, OneTimePreKey, SignedPreKey, X25519PublicKey,
 };
 #[cfg(feature = "pqxdh")]
 use crate::pq::{
@@ -489,15 +489,18 @@ pub(crate) fn agree_initiator(
 ) -> Result<Agreement, Error> {
     let spk = PublicKey::from(bundle.signed_prekey.to_bytes());
     let dh1 = diffie_hellman(identity.dh_secret(), &spk)?;
-    let dh2 = diffie_hellman(ephemeral, bundle.identity.x25519())?;
-    let dh3 = diffie_hellman(ephemeral, &spk)?;
+    // DH2, DH3 (and DH4) share `EK_A`: one call, so that a backend can share its work.
     match &bundle.one_time_prekey {
         Some((_, opk)) => {
             let opk = PublicKey::from(opk.to_bytes());
-            let dh4 = diffie_hellman(ephemeral, &opk)?;
+            let [dh2, dh3, dh4] =
+                diffie_hellman_many(ephemeral, [bundle.identity.x25519(), &spk, &opk])?;
             Ok(derive(&[&dh1, &dh2, &dh3, &dh4], kem_secret))
         }
-        None => Ok(derive(&[&dh1, &dh2, &dh3], kem_secret)),
+        None => {
+            let [dh2, dh3] = diffie_hellman_many(ephemeral, [bundle.identity.x25519(), &spk])?;
+            Ok(derive(&[&dh1, &dh2, &dh3], kem_secret))
+        }
     }
 }
 
@@ -510,9 +513,9 @@ pub(crate) fn respond(
     base_key: &PublicKey,
     kem_secret: Option<&[u8; 32]>,
 ) -> Result<Agreement, Error> {
-    let dh1 = diffie_hellman(signed_prekey.secret(), initiator.x25519())?;
+    // DH1 and DH3 share the signed prekey: one call, so that a backend can share its work.
+    let [dh1, dh3] = diffie_hellman_many(signed_prekey.secret(), [initiator.x25519(), base_key])?;
     let dh2 = diffie_hellman(identity.dh_secret(), base_key)?;
-    let dh3 = diffie_hellman(signed_prekey.secret(), base_key)?;
     match one_time_prekey {
         Some(opk) => {
             let dh4 = diffie_hellman(opk.secret(), base_key)?;

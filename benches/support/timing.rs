@@ -188,3 +188,100 @@ pub(crate) fn time(ns: f64) -> String {
         format!("{:.3} ms", ns / 1e6)
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Interleaved rounds: the workloads of a ratio timed one after the other, round after
+// round, so that both sides of the ratio are measured milliseconds apart (criterion
+// measures one benchmark after the other, seconds apart, and a change of load between two
+// of them moves their ratio).
+// ---------------------------------------------------------------------------------------
+
+/// `rounds` rounds over `workloads`: each round calls every workload once, starting with
+/// workload `r mod N` in round `r`, so that each takes every place in the order equally
+/// often. A workload times itself (see [`per_op`]) and returns nanoseconds per operation.
+/// Row `r` of the result holds round `r`'s times, by workload.
+pub(crate) fn interleaved_rounds<const N: usize>(
+    rounds: usize,
+    workloads: &mut [&mut dyn FnMut() -> f64; N],
+) -> Vec<[f64; N]> {
+    (0..rounds)
+        .map(|r| {
+            let mut row = [0.0; N];
+            for k in 0..N {
+                let w = (r + k) % N;
+                row[w] = workloads[w]();
+            }
+            row
+        })
+        .collect()
+}
+
+/// One workload's part of a round: `inputs` made untimed, then `op` on each of them
+/// timed, the outputs dropped after the clock stops. Nanoseconds per operation.
+pub(crate) fn per_op<I, O>(inputs: Vec<I>, mut op: impl FnMut(I) -> O) -> f64 {
+    let n = inputs.len().max(1);
+    let mut outputs = Vec::with_capacity(inputs.len());
+    let start = Instant::now();
+    for input in inputs {
+        outputs.push(op(black_box(input)));
+    }
+    let elapsed = start.elapsed();
+    drop(black_box(outputs));
+    elapsed.as_nanos() as f64 / n as f64
+}
+
+/// The median of `values` (the upper one of an even count); NaN if there is none.
+pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// How a ratio of two workloads `a` and `b` of the rounds is shown, and its target.
+#[derive(Clone, Copy)]
+pub(crate) enum Ratio {
+    /// `a / b`, with the most it may be.
+    Over(Option<f64>),
+    /// `b / a` (how many times faster `a` is), with the least it may be.
+    #[allow(dead_code)] // Used by benches/compare/benches/olm.rs only.
+    FasterBy(Option<f64>),
+}
+
+/// Prints the rounds' medians: each workload's time (`names[i]`), then for each
+/// `(label, a, b, ratio)` the median of the rounds' ratios and the ratio of the medians,
+/// with the verdict on the former.
+pub(crate) fn report_rounds<const N: usize>(
+    title: &str,
+    rows: &[[f64; N]],
+    names: &[&str; N],
+    ratios: &[(&str, usize, usize, Ratio)],
+) {
+    let col = |i: usize| median(rows.iter().map(|r| r[i]));
+    println!(
+        "\nInterleaved rounds, {title}: {} rounds, the {N} workloads in rotating order each \
+         round; medians over the rounds:",
+        rows.len()
+    );
+    for (i, name) in names.iter().enumerate() {
+        println!("  {name:<34} {:>11}", time(col(i)));
+    }
+    for &(label, a, b, ratio) in ratios {
+        let (shown, x, y, target) = match ratio {
+            Ratio::Over(t) => ("ours / other", a, b, t),
+            Ratio::FasterBy(t) => ("faster by   ", b, a, t),
+        };
+        let per_round = median(rows.iter().map(|r| r[x] / r[y]));
+        let verdict = match (ratio, target) {
+            (Ratio::Over(_), Some(t)) if per_round <= t => format!("(target <= {t:.2}x: met)"),
+            (Ratio::Over(_), Some(t)) => format!("(target <= {t:.2}x: NOT met)"),
+            (Ratio::FasterBy(_), Some(t)) if per_round >= t => format!("(target >= {t:.1}x: met)"),
+            (Ratio::FasterBy(_), Some(t)) => format!("(target >= {t:.1}x: NOT met)"),
+            (_, None) => String::new(),
+        };
+        println!(
+            "  {label:<32} {shown}: median of the rounds' {per_round:>7.3}x, of the medians \
+             {:>7.3}x {verdict}",
+            col(x) / col(y)
+        );
+    }
+}

@@ -452,12 +452,124 @@ pub(crate) fn he_options() -> SessionOptions {
     SessionOptions::new().header_encryption()
 }
 
-/// Loads `bytes` as a session and checks it re-encodes to exactly `bytes`.
-pub(crate) fn reload_session(bytes: &[u8]) -> Session {
-    let s = Session::from_bytes(bytes)
+/// Loads `bytes` as a session of the device whose identity key is `local` (a stored
+/// session does not hold it, SPEC.md §7.1) and checks it re-encodes to exactly `bytes`.
+pub(crate) fn reload_session(bytes: &[u8], local: &IdentityKey) -> Session {
+    let s = Session::from_bytes(bytes, local)
         .unwrap_or_else(|e| panic!("a session's own encoding does not load: {e:?}"));
     assert_eq!(*s.to_bytes(), bytes, "session re-encodes differently");
+    assert_eq!(s.local_identity(), local);
     s
+}
+
+/// Stores `s` and loads it again for its own device ([`reload_session`]).
+pub(crate) fn reload(s: &Session) -> Session {
+    reload_session(&s.to_bytes(), s.local_identity())
+}
+
+/// The identity keys the targets load stored sessions of unknown origin with (arbitrary
+/// bytes, a sealed blob): Alice's and Bob's, the devices of every session of the fixture
+/// (each is Alice's with Bob or Bob's with Alice).
+pub(crate) fn session_locals() -> [&'static IdentityKey; 2] {
+    let fx = fixture();
+    [fx.alice.public_key(), fx.bob.public_key()]
+}
+
+/// The identity key of the device a fixture state belongs to, by its name (`alice-*` or
+/// `bob-*`).
+pub(crate) fn state_owner(name: &str) -> &'static IdentityKey {
+    let fx = fixture();
+    if name.starts_with("alice") {
+        fx.alice.public_key()
+    } else {
+        assert!(name.starts_with("bob"), "a state of no one: {name}");
+        fx.bob.public_key()
+    }
+}
+
+/// Loads a stored session of unknown origin for each of [`session_locals`] with `load`
+/// (`Session::from_bytes`, or `StorageKey::open_session` of a sealed blob) and returns the
+/// first session that loads (Alice's, then Bob's). The local key is not stored, so the two
+/// loads agree: both load the same encoding, each with its own local identity, or both
+/// fail with the same error, except that a session whose stored remote identity is the
+/// local key is `InvalidEncoding` for that key (SPEC.md §7.1). `plain` is the stored form
+/// when the caller has it (not sealed): then a disagreement is also checked against its
+/// remote identity field.
+pub(crate) fn load_fixture_session(
+    plain: Option<&[u8]>,
+    load: impl Fn(&IdentityKey) -> Result<Session, Error>,
+) -> Result<Session, Error> {
+    let locals = session_locals();
+    let results = locals.map(load);
+    // A load for `locals[i]` that is refused because the session is `locals[i]`'s own peer
+    // naming itself: `InvalidEncoding`, and the stored remote identity is that key.
+    let refused_as_own = |i: usize| {
+        assert_eq!(
+            results[i].as_ref().err(),
+            Some(&Error::InvalidEncoding),
+            "the two local keys disagree on a stored session"
+        );
+        if let Some(bytes) = plain {
+            assert_eq!(
+                bytes[session_remote_range(bytes)],
+                locals[i].as_bytes()[..],
+                "InvalidEncoding for one local key only, whose remote identity is another"
+            );
+        }
+    };
+    match (&results[0], &results[1]) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(
+                *a.to_bytes(),
+                *b.to_bytes(),
+                "the local key changed the session"
+            );
+            assert_ne!(a.remote_identity(), locals[0]);
+            assert_ne!(b.remote_identity(), locals[1]);
+        }
+        (Ok(s), Err(_)) => {
+            assert_eq!(s.remote_identity(), locals[1]);
+            refused_as_own(1);
+        }
+        (Err(_), Ok(s)) => {
+            assert_eq!(s.remote_identity(), locals[0]);
+            refused_as_own(0);
+        }
+        (Err(a), Err(b)) if a == b => {}
+        (Err(_), Err(_)) => {
+            // One key is the stored remote identity (refused as soon as it is read), the
+            // other fails later.
+            let own = if results[0].as_ref().err() == Some(&Error::InvalidEncoding) {
+                0
+            } else {
+                1
+            };
+            refused_as_own(own);
+        }
+    }
+    for (result, local) in results.iter().zip(locals) {
+        if let Ok(s) = result {
+            assert_eq!(s.local_identity(), local);
+        }
+    }
+    let [alice, bob] = results;
+    alice.or(bob)
+}
+
+/// Whether a stored session of unknown origin loads for either of [`session_locals`].
+pub(crate) fn loads_as_session(bytes: &[u8]) -> bool {
+    session_locals()
+        .iter()
+        .any(|local| Session::from_bytes(bytes, local).is_ok())
+}
+
+/// Whether a sealed blob opens as a session (`StorageKey::open_session`) for either of
+/// [`session_locals`].
+pub(crate) fn opens_as_session(blob: &[u8], context: &[u8]) -> bool {
+    let key = &fixture().storage_key;
+    session_locals()
+        .iter()
+        .any(|local| key.open_session(blob, context, local).is_ok())
 }
 
 /// Decodes a stateful target's input into at most `max` operations with `arbitrary`,
@@ -474,32 +586,39 @@ pub(crate) fn decode_ops<T: for<'a> Arbitrary<'a>>(data: &[u8], max: usize) -> V
     ops
 }
 
-/// A fresh copy of the session `bytes` encode (a prepared fixture state), as
-/// [`reload_session`] gives. Under `--cfg fuzzing` (cargo-fuzz's builds, where `Session` is
-/// `Clone`) each encoding is loaded and checked once per process, at most
-/// [`MAX_PREPARED`] of them, and then cloned: a load costs an X25519 base-point
-/// multiplication and identity-key decompressions, a clone a few copies.
-pub(crate) fn copy_session(bytes: &[u8]) -> Session {
+/// A fresh copy of the session `bytes` encode (a prepared fixture state) for the device
+/// whose identity key is `local`, as [`reload_session`] gives. Under `--cfg fuzzing`
+/// (cargo-fuzz's builds, where `Session` is `Clone`) each encoding is loaded and checked
+/// once per process, at most [`MAX_PREPARED`] of them, and then cloned: a load costs an
+/// X25519 base-point multiplication and identity-key decompressions, a clone a few copies.
+pub(crate) fn copy_session(bytes: &[u8], local: &IdentityKey) -> Session {
     #[cfg(fuzzing)]
     {
         use std::collections::HashMap;
         thread_local! {
             static PREPARED: RefCell<HashMap<Vec<u8>, Session>> = RefCell::new(HashMap::new());
         }
-        if let Some(s) = PREPARED.with(|p| p.borrow().get(bytes).cloned()) {
+        // Each prepared encoding is one device's: a copy for another device is loaded.
+        let prepared = PREPARED.with(|p| {
+            p.borrow()
+                .get(bytes)
+                .filter(|s| s.local_identity() == local)
+                .cloned()
+        });
+        if let Some(s) = prepared {
             return s;
         }
-        let s = reload_session(bytes);
+        let s = reload_session(bytes, local);
         PREPARED.with(|p| {
             let mut p = p.borrow_mut();
-            if p.len() < MAX_PREPARED {
+            if p.len() < MAX_PREPARED && !p.contains_key(bytes) {
                 p.insert(bytes.to_vec(), s.clone());
             }
         });
         s
     }
     #[cfg(not(fuzzing))]
-    reload_session(bytes)
+    reload_session(bytes, local)
 }
 
 /// The most encodings [`copy_session`] keeps loaded.

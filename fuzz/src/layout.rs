@@ -60,12 +60,27 @@ pub(crate) const TYPE_BUNDLE_PQ: u8 = 0x11;
 pub(crate) const TYPE_SESSION: u8 = 0x20;
 pub(crate) const TYPE_SESSION_PQ: u8 = 0x25;
 pub(crate) const TYPE_SESSION_HE: u8 = 0x28;
-/// A stored session's padding byte (SPEC.md §7.1): after version, type, role, the two
-/// identities and `EK_A`, the pending flag and prekey ids and the limits. Type `0x28` has a
-/// flags byte after the role; a PQXDH session awaiting its reply stores the post-quantum
-/// prekey id and KEM ciphertext before the limits.
-pub(crate) const SESSION_PADDING: usize = 3 + 3 * 32 + (1 + 8 + 1 + 8) + 8;
-pub(crate) const SESSION_PENDING_FLAG: usize = 3 + 3 * 32;
+/// A stored session (SPEC.md §7.1): `version | type | state flags | [flags, type 0x28] |
+/// IK_remote (32) | EK_A (32) | [pending fields] | limits (2 x u32) | padding | RK | DHs
+/// secret | DHr | [CKs] | [CKr] | Ns | Nr | PN | k | skipped keys | [header keys, 0x28]`.
+/// The local identity is not stored (the loading device passes its own). The state flags
+/// byte says which optional fields are stored: the pending fields (an initiator awaiting its
+/// first reply: the signed prekey id, the one-time prekey id if it names one, and for PQXDH
+/// the post-quantum prekey id and KEM ciphertext) and each chain key.
+pub(crate) const SESSION_STATE: usize = 2;
+/// State flags: the responder's session.
+pub(crate) const STATE_RESPONDER: u8 = 0x01;
+/// State flags: awaiting the first reply (the pending fields are stored).
+pub(crate) const STATE_AWAITING_REPLY: u8 = 0x02;
+/// State flags: the pending fields hold a one-time prekey id.
+pub(crate) const STATE_ONE_TIME_PREKEY: u8 = 0x04;
+/// State flags: `CKs` is stored.
+pub(crate) const STATE_SENDING_CHAIN: u8 = 0x08;
+/// State flags: `CKr` is stored.
+pub(crate) const STATE_RECEIVING_CHAIN: u8 = 0x10;
+/// Where a stored session's remote identity key starts, after the state flags (type
+/// `0x28` has its flags byte before it).
+pub(crate) const SESSION_REMOTE: usize = 3;
 /// The safety number's byte form type (SPEC.md §9.1).
 pub(crate) const TYPE_SAFETY_NUMBER: u8 = 0x40;
 /// The stored local device (type `0x2A`, SPEC.md §7.5): header `version | 0x2A`, the
@@ -229,21 +244,42 @@ pub(crate) fn other_padding(padding: Padding) -> Padding {
     }
 }
 
-/// Where a loaded session's encoding keeps its padding byte.
-pub(crate) fn session_padding_offset(encoding: &[u8]) -> usize {
-    let (flags, post_quantum) = match encoding[1] {
+/// Whether a stored session's type (and for `0x28` its flags byte) says header encryption
+/// and PQXDH: `(flags bytes, post_quantum)`, the count of type flags bytes (0 or 1) being
+/// where the fields after the state flags move.
+fn session_kind(encoding: &[u8]) -> (usize, bool) {
+    match encoding[1] {
         TYPE_SESSION => (0, false),
         TYPE_SESSION_PQ => (0, true),
         TYPE_SESSION_HE => (1, encoding[3] == 0x03),
         t => panic!("not a stored session: type {t:#04x}"),
-    };
-    let awaiting = encoding[SESSION_PENDING_FLAG + flags] == 1;
-    let pending_pq = if post_quantum && awaiting {
-        PQ_FIELDS
+    }
+}
+
+/// Where a stored session's remote identity key sits.
+pub(crate) fn session_remote_range(encoding: &[u8]) -> core::ops::Range<usize> {
+    let (flags, _) = session_kind(encoding);
+    let start = SESSION_REMOTE + flags;
+    start..start + 32
+}
+
+/// Where a loaded session's encoding keeps its padding byte: after the remote identity,
+/// `EK_A`, the pending fields its state flags name, and the limits.
+pub(crate) fn session_padding_offset(encoding: &[u8]) -> usize {
+    let (flags, post_quantum) = session_kind(encoding);
+    let state = encoding[SESSION_STATE];
+    let pending = if state & STATE_AWAITING_REPLY != 0 {
+        let one_time = if state & STATE_ONE_TIME_PREKEY != 0 {
+            8
+        } else {
+            0
+        };
+        let pq = if post_quantum { PQ_FIELDS } else { 0 };
+        8 + one_time + pq
     } else {
         0
     };
-    SESSION_PADDING + flags + pending_pq
+    SESSION_REMOTE + flags + 2 * 32 + pending + 8
 }
 
 /// The classical one-time prekey an initial message names.

@@ -7,15 +7,20 @@ use crate::prelude::*;
 use crate::respond::{check_store_accept, Expect};
 
 /// Every stored type's `from_bytes` (with PQXDH also `PqPreKey`), and `StorageKey::open`
-/// of each with a fixed key and each of two application contexts: whatever loads
-/// re-encodes to exactly the input; a session's stored type (`0x20`, `0x25`, `0x28` and
-/// its flags) agrees with its modes; at most one type (and context) accepts any input; and
+/// of each (`open_session` for a session) with a fixed key and each of two application
+/// contexts: whatever loads re-encodes to exactly the input; a session (which does not
+/// store its local identity) is loaded for Alice and for Bob, and the two loads agree
+/// ([`load_fixture_session`]); a session's stored type (`0x20`, `0x25`, `0x28` and its
+/// flags) and state flags agree with its modes; at most one type (and context) accepts any
+/// input; and
 /// a loaded session or local device (`0x2A`) can be used, stays consistent, and stores
 /// again.
 pub fn load(data: &[u8]) {
     let fx = fixture();
     let mut loaded = 0;
-    if let Ok(s) = Session::from_bytes(data) {
+    // A stored session does not hold its local identity: loaded for Alice and for Bob
+    // (the fixture's devices), which must agree.
+    if let Ok(s) = load_fixture_session(Some(data), |local| Session::from_bytes(data, local)) {
         assert_eq!(*s.to_bytes(), data, "session re-encodes differently");
         check_session_type(&s, data);
         exercise_session(s);
@@ -74,10 +79,12 @@ pub fn load(data: &[u8]) {
     let key = &fx.storage_key;
     let mut opened = 0;
     for context in LOAD_CONTEXTS {
-        if let Ok(s) = key.open::<Session>(data, context) {
+        if let Ok(s) = load_fixture_session(None, |local| key.open_session(data, context, local)) {
             check_session_type(&s, &s.to_bytes());
+            let local = *s.local_identity();
             check_reseal(&s, &s.to_bytes(), context, |b, c| {
-                key.open::<Session>(b, c).map(|s| s.to_bytes().to_vec())
+                key.open_session(b, c, &local)
+                    .map(|s| s.to_bytes().to_vec())
             });
             exercise_session(s);
             opened += 1;
@@ -130,13 +137,16 @@ pub fn load(data: &[u8]) {
     // A context longer than MAX_SEAL_CONTEXT_LENGTH is refused before anything is read.
     let too_long = [0x6c; MAX_SEAL_CONTEXT_LENGTH + 1];
     assert_eq!(
-        key.open::<Session>(data, &too_long).err(),
+        key.open_session(data, &too_long, fx.alice.public_key())
+            .err(),
         Some(Error::TooLarge)
     );
 }
 
 /// A stored session's type byte names its modes (SPEC.md §7.1): `0x20` classical, `0x25`
-/// PQXDH, `0x28` header-encrypted with flags byte 3 (`0x02` X3DH, `0x03` PQXDH).
+/// PQXDH, `0x28` header-encrypted with flags byte 3 (`0x02` X3DH, `0x03` PQXDH); its state
+/// flags byte (2) its role and whether it awaits a reply; its remote identity and padding
+/// byte sit where the flags put them.
 pub(crate) fn check_session_type(s: &Session, encoding: &[u8]) {
     let (post_quantum, header_encrypted) = match encoding[1] {
         TYPE_SESSION => (false, false),
@@ -153,6 +163,32 @@ pub(crate) fn check_session_type(s: &Session, encoding: &[u8]) {
         header_encrypted,
         "wrong header mode"
     );
+    // The state flags byte: role and pending fields as the API reports them, no unknown
+    // bit, a one-time prekey only in pending fields.
+    let state = encoding[SESSION_STATE];
+    let known = STATE_RESPONDER
+        | STATE_AWAITING_REPLY
+        | STATE_ONE_TIME_PREKEY
+        | STATE_SENDING_CHAIN
+        | STATE_RECEIVING_CHAIN;
+    assert_eq!(state & !known, 0, "unknown state flags loaded");
+    assert_eq!(
+        state & STATE_RESPONDER != 0,
+        s.role() == Role::Responder,
+        "the state flags disagree with the role"
+    );
+    assert_eq!(
+        state & STATE_AWAITING_REPLY != 0,
+        s.awaiting_reply(),
+        "the state flags disagree with awaiting_reply"
+    );
+    assert!(state & STATE_ONE_TIME_PREKEY == 0 || s.awaiting_reply());
+    assert_eq!(
+        encoding[session_remote_range(encoding)],
+        s.remote_identity().as_bytes()[..],
+        "the remote identity is not where SPEC.md §7.1 puts it"
+    );
+    assert_ne!(s.remote_identity(), s.local_identity());
     assert_eq!(
         encoding[session_padding_offset(encoding)],
         padding_byte(s.padding()),
@@ -189,7 +225,7 @@ pub(crate) fn check_reseal<T: doubleratchet::Storable>(
         );
     }
     let opens = [
-        key.open::<Session>(&blob, context).is_ok(),
+        opens_as_session(&blob, context),
         key.open::<IdentityKeyPair>(&blob, context).is_ok(),
         key.open::<SignedPreKey>(&blob, context).is_ok(),
         key.open::<OneTimePreKey>(&blob, context).is_ok(),
@@ -213,7 +249,7 @@ pub(crate) fn exercise_session(mut s: Session) {
         if let Ok(p) = decrypt_checked(&mut s, wire) {
             assert_eq!(&p, plaintext, "a probe decrypted to something else");
         }
-        reload_session(&s.to_bytes());
+        reload(&s);
     }
     // The other padding policy changes the padding byte and nothing else, and stores and
     // loads; then the session's own policy again.
@@ -221,7 +257,7 @@ pub(crate) fn exercise_session(mut s: Session) {
     let at = session_padding_offset(&before);
     let padding = s.padding();
     s.set_padding(other_padding(padding));
-    let other = reload_session(&s.to_bytes());
+    let other = reload(&s);
     assert_eq!(other.padding(), other_padding(padding));
     let mut expected = before.to_vec();
     expected[at] = padding_byte(other_padding(padding));
@@ -254,10 +290,10 @@ pub(crate) fn exercise_session(mut s: Session) {
         }
         Err(e) => assert_eq!(e, Error::ChainExhausted),
     }
-    reload_session(&s.to_bytes());
+    reload(&s);
     s.set_limits(Limits::new(2, 1)).unwrap();
     assert!(s.stored_skipped_keys() <= 1);
-    reload_session(&s.to_bytes());
+    reload(&s);
 }
 
 /// A day, in seconds (the unit of [`PreKeyPolicy`]'s defaults: rotate after 7, retire 30

@@ -1310,7 +1310,7 @@ impl Harness {
         match self.bob.entry(id) {
             std::collections::hash_map::Entry::Occupied(e) => Some(e.into_mut()),
             std::collections::hash_map::Entry::Vacant(e) => {
-                Some(e.insert(copy_session(bob_state(id)?)))
+                Some(e.insert(copy_session(bob_state(id)?, fixture().bob.public_key())))
             }
         }
     }
@@ -1546,7 +1546,12 @@ impl Harness {
                 Some(Error::DecryptionFailed),
                 "a sealed record opened with another context"
             );
-            assert!(key.open::<Session>(&blob, RECORD_CONTEXT).is_err());
+            assert_eq!(
+                key.open_session(&blob, RECORD_CONTEXT, self.record.local_identity())
+                    .err(),
+                Some(Error::UnexpectedType(TYPE_SESSION_RECORD)),
+                "a sealed record opened as a session"
+            );
             key.open::<SessionRecord>(&blob, RECORD_CONTEXT).unwrap()
         } else {
             reload_record(&bytes)

@@ -256,11 +256,11 @@ pub(crate) fn check_accepted(accepted: Accepted, candidate: &[u8], genuine: Opti
         decrypt_checked(&mut s, candidate),
         Err(Error::DuplicateOrExpired)
     );
-    let mut s = reload_session(&s.to_bytes());
+    let mut s = reload(&s);
     let reply = s.encrypt(b"reply", &mut rng(3)).unwrap();
     assert!(matches!(Message::parse(&reply), Ok(Message::Normal(_))));
     if let Some(g) = genuine {
-        let mut a = reload_session(&g.alice_state);
+        let mut a = reload_session(&g.alice_state, fx.alice.public_key());
         assert!(a.awaiting_reply());
         assert_eq!(decrypt_checked(&mut a, &reply).unwrap(), b"reply");
         assert!(!a.awaiting_reply());

@@ -1734,7 +1734,7 @@ pub fn seeds() -> Vec<Seed> {
     let [context, empty] = LOAD_CONTEXTS;
     let mut seal_rng = rng(11);
     for (mode, name, state) in fx.states.iter().filter(|(m, _, _)| !m.contains("pq")) {
-        let s = Session::from_bytes(state).unwrap();
+        let s = Session::from_bytes(state, state_owner(name)).unwrap();
         if *mode == "nopad-" {
             // Sessions without padding (padding byte 0x00): two states, not sealed.
             assert_eq!(s.padding(), Padding::None);
@@ -1833,7 +1833,7 @@ pub fn seeds() -> Vec<Seed> {
                 add("load", &format!("{mode}session-{name}"), state.clone());
             }
             if (*mode, *name) == ("pq-", "bob-after-reply") {
-                let s = Session::from_bytes(state).unwrap();
+                let s = Session::from_bytes(state, state_owner(name)).unwrap();
                 add(
                     "load",
                     &format!("sealed-{mode}session-{name}"),

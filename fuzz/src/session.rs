@@ -220,7 +220,7 @@ pub(crate) fn fresh_alice(header_encryption: bool, post_quantum: bool) -> (&'sta
 impl Harness {
     fn new(header_encryption: bool, post_quantum: bool, padding: [Padding; 2]) -> Harness {
         let (fresh, post_quantum) = fresh_alice(header_encryption, post_quantum);
-        let mut alice = copy_session(fresh);
+        let mut alice = copy_session(fresh, fixture().alice.public_key());
         assert_eq!(alice.is_header_encrypted(), header_encryption);
         assert_eq!(alice.is_post_quantum(), post_quantum);
         assert_eq!(alice.padding(), Padding::Padme, "the default policy");
@@ -361,9 +361,10 @@ impl Harness {
         let fx = fixture();
         let key = (self.post_quantum, bytes.to_vec());
         let known = ACCEPTED.with(|memo| {
-            memo.borrow()
-                .get(&key)
-                .map(|start| (copy_session(&start.state), start.plaintext.clone()))
+            memo.borrow().get(&key).map(|start| {
+                let bob = copy_session(&start.state, fx.bob.public_key());
+                (bob, start.plaintext.clone())
+            })
         });
         let (session, plaintext) = match known {
             Some(known) => known,
@@ -517,16 +518,17 @@ impl Harness {
                         let context = SESSION_CONTEXTS[side.index()];
                         let key = &fx.storage_key;
                         let blob = key.seal(&*s, context, seal_rng).unwrap();
+                        let local = *s.local_identity();
                         for other in [SESSION_CONTEXTS[side.other().index()], b""] {
                             assert_eq!(
-                                key.open::<Session>(&blob, other).err(),
+                                key.open_session(&blob, other, &local).err(),
                                 Some(Error::DecryptionFailed),
                                 "a sealed session opened with another context"
                             );
                         }
-                        key.open::<Session>(&blob, context).unwrap()
+                        key.open_session(&blob, context, &local).unwrap()
                     } else {
-                        reload_session(&bytes)
+                        reload(s)
                     };
                     assert_eq!(*loaded.to_bytes(), *bytes);
                     assert_eq!(loaded.id(), s.id());

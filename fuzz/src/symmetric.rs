@@ -225,7 +225,7 @@ struct Receiver {
 impl Receiver {
     fn new(header_encryption: bool) -> Receiver {
         let fx = symmetric_fixture(header_encryption);
-        let bob = copy_session(&fx.bob_state);
+        let bob = copy_session(&fx.bob_state, fixture().bob.public_key());
         assert_eq!(bob.is_header_encrypted(), header_encryption);
         Receiver {
             fx,
@@ -402,9 +402,10 @@ impl Receiver {
         let loaded = if sealed {
             let key = &fixture().storage_key;
             let blob = key.seal(&self.bob, SYM_CONTEXT, &mut self.rng).unwrap();
-            key.open::<Session>(&blob, SYM_CONTEXT).unwrap()
+            key.open_session(&blob, SYM_CONTEXT, self.bob.local_identity())
+                .unwrap()
         } else {
-            reload_session(&bytes)
+            reload_session(&bytes, self.bob.local_identity())
         };
         assert_eq!(*loaded.to_bytes(), *bytes);
         assert_eq!(loaded.limits(), self.bob.limits());

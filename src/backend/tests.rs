@@ -65,8 +65,11 @@ fn x25519_public_and_contributory_check() {
 }
 
 /// What code outside `src/backend/` must not contain: the crates of the routed primitives
-/// and the X25519 operations of `x25519-dalek` (its key types may still hold bytes).
+/// (AWS-LC's included, whatever it is used for) and the X25519 operations of
+/// `x25519-dalek` (its key types may still hold bytes).
 const FORBIDDEN: &[&str] = &[
+    "aws_lc_rs",
+    "aws_lc_sys",
     "hmac::",
     "hkdf::",
     "aes_gcm_siv",
@@ -167,4 +170,330 @@ fn crypto_only_through_the_backend() {
         }
     }
     assert!(found.is_empty(), "crypto outside src/backend/:\n{found:#?}");
+}
+
+/// With the `aws-lc` feature both implementations are compiled in: AWS-LC's primitives are
+/// checked against the default implementation's directly, on random and edge inputs. (The
+/// vectors and golden files, which the test suite checks under both backends, show the
+/// outputs byte-identical in use; these tests cover inputs no protocol run makes.)
+#[cfg(feature = "aws-lc")]
+mod aws_lc_against_rustcrypto {
+    use rand_chacha::rand_core::{Rng as _, SeedableRng};
+    use rand_chacha::ChaCha20Rng;
+
+    use std::vec;
+
+    use super::super::awslc::{x25519_aws_lc, x25519_public_aws_lc, AwsLc};
+    use super::super::rustcrypto::RustCrypto;
+    use super::*;
+
+    /// p = 2^255 - 19, little-endian.
+    const P: [u8; 32] = {
+        let mut p = [0xffu8; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        p
+    };
+
+    /// `x + k` modulo 2^256, little-endian.
+    fn add(x: &[u8; 32], k: u8) -> [u8; 32] {
+        let mut out = *x;
+        let mut carry = u16::from(k);
+        for byte in &mut out {
+            let sum = u16::from(*byte) + carry;
+            *byte = sum as u8;
+            carry = sum >> 8;
+        }
+        out
+    }
+
+    /// `x` with bit 255 set.
+    fn high(x: &[u8; 32]) -> [u8; 32] {
+        let mut out = *x;
+        out[31] |= 0x80;
+        out
+    }
+
+    fn bytes32(value: &str) -> [u8; 32] {
+        hex(value).try_into().unwrap()
+    }
+
+    /// The canonical u-coordinates of the points of small order (1, 2, 4, 8) on the curve
+    /// and its twist (RFC 7748 §6.1, and the list on Bernstein's Curve25519 page): 0, 1,
+    /// the two points of order 8, and p - 1. X25519 of any of them is all zero.
+    fn low_order() -> [[u8; 32]; 5] {
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let mut minus_one = P;
+        minus_one[0] -= 1;
+        [
+            [0u8; 32],
+            one,
+            bytes32("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+            bytes32("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+            minus_one,
+        ]
+    }
+
+    /// Every u-coordinate whose X25519 must be all zero: the canonical ones, their
+    /// non-canonical forms below 2^255 (0 + p and 1 + p; the others + p exceed 2^255), and
+    /// all of these with bit 255 set (which X25519 ignores).
+    fn all_zero_inputs() -> Vec<[u8; 32]> {
+        let mut points: Vec<[u8; 32]> = low_order().to_vec();
+        points.extend([P, add(&P, 1)]);
+        let with_high_bit: Vec<[u8; 32]> = points.iter().map(high).collect();
+        points.extend(with_high_bit);
+        points
+    }
+
+    /// Inputs that are not reduced or not canonical but give a non-zero output: each
+    /// value from p + 2 up to 2^255 - 1, the low-order points + p with bit 255 set (which
+    /// the mask turns into other points: what libsodium's old blocklist held), 2^255 - 1
+    /// and 2^256 - 1.
+    fn odd_inputs() -> Vec<[u8; 32]> {
+        let mut points: Vec<[u8; 32]> = (2..19).map(|k| add(&P, k)).collect();
+        for point in &low_order()[2..] {
+            let mut sum = *point;
+            let mut carry = 0u16;
+            for (byte, p) in sum.iter_mut().zip(P) {
+                let total = u16::from(*byte) + u16::from(p) + carry;
+                *byte = total as u8;
+                carry = total >> 8;
+            }
+            points.push(sum);
+        }
+        points.push([0xff; 32]);
+        points
+    }
+
+    /// AWS-LC itself (not the fallback) computes what x25519-dalek computes, for an input
+    /// whose output is not all zero.
+    fn same_x25519(secret: &[u8; 32], public: &[u8; 32]) {
+        let theirs = RustCrypto::x25519(secret, public).unwrap();
+        let ours = x25519_aws_lc(secret, public);
+        if *theirs == [0u8; 32] {
+            assert!(ours.is_none(), "AWS-LC returned an all-zero X25519");
+        } else {
+            assert_eq!(
+                ours.as_deref(),
+                Some(&*theirs),
+                "X25519({secret:02x?}, {public:02x?})"
+            );
+        }
+        assert_eq!(*AwsLc::x25519(secret, public).unwrap(), *theirs);
+    }
+
+    fn same_public(secret: &[u8; 32]) {
+        let theirs = RustCrypto::x25519_public(secret);
+        assert_eq!(x25519_public_aws_lc(secret), Some(theirs));
+        assert_eq!(AwsLc::x25519_public(secret), theirs);
+    }
+
+    #[test]
+    fn x25519_random_inputs() {
+        let mut rng = ChaCha20Rng::seed_from_u64(19_02);
+        for i in 0..300 {
+            let mut secret = [0u8; 32];
+            let mut public = [0u8; 32];
+            rng.fill_bytes(&mut secret);
+            rng.fill_bytes(&mut public);
+            if i % 2 == 0 {
+                // Half of them with bit 255 clear, half with it set.
+                public[31] &= 0x7f;
+            } else {
+                public[31] |= 0x80;
+            }
+            same_x25519(&secret, &public);
+            same_public(&secret);
+            // A public key is the DH with the base point, and both sides agree.
+            let peer = AwsLc::x25519_public(&public);
+            assert_eq!(
+                *AwsLc::x25519(&secret, &peer).unwrap(),
+                *RustCrypto::x25519(&public, &AwsLc::x25519_public(&secret)).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn x25519_edge_scalars_and_coordinates() {
+        let mut rng = ChaCha20Rng::seed_from_u64(19_03);
+        let mut base = [0u8; 32];
+        base[0] = 9;
+        let mut scalars = vec![[0u8; 32], [0xff; 32], base];
+        for _ in 0..4 {
+            let mut s = [0u8; 32];
+            rng.fill_bytes(&mut s);
+            scalars.push(s);
+        }
+        let mut inputs = all_zero_inputs();
+        inputs.extend(odd_inputs());
+        inputs.extend([base, high(&base)]);
+        for secret in &scalars {
+            same_public(secret);
+            for public in &inputs {
+                same_x25519(secret, public);
+            }
+        }
+    }
+
+    /// A low-order point is `NonContributoryKey` through the shared check, as on the
+    /// default backend (AWS-LC itself refuses it; the fallback gives the all-zero output
+    /// that the check turns into the error). Nothing else is refused (`same_x25519` checks
+    /// that AWS-LC computes every other output itself).
+    #[test]
+    fn non_contributory_parity() {
+        let mut rng = ChaCha20Rng::seed_from_u64(19_04);
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        for public in all_zero_inputs() {
+            assert_eq!(*RustCrypto::x25519(&secret, &public).unwrap(), [0u8; 32]);
+            assert!(x25519_aws_lc(&secret, &public).is_none());
+            assert_eq!(*AwsLc::x25519(&secret, &public).unwrap(), [0u8; 32]);
+            assert_eq!(
+                x25519(&secret, &public).map(|_| ()),
+                Err(Error::NonContributoryKey),
+                "{public:02x?}"
+            );
+        }
+        for public in odd_inputs() {
+            assert!(x25519(&secret, &public).is_ok(), "{public:02x?}");
+        }
+    }
+
+    /// `x25519_many` (one import of the scalar for several DHs) gives, for every element,
+    /// what `x25519` gives, low-order points included, and the shared check refuses a batch
+    /// with one all-zero output.
+    #[test]
+    fn x25519_many_matches_single() {
+        let mut rng = ChaCha20Rng::seed_from_u64(19_05);
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        let mut publics = odd_inputs();
+        publics.extend(all_zero_inputs());
+        for _ in 0..20 {
+            let mut public = [0u8; 32];
+            rng.fill_bytes(&mut public);
+            publics.push(public);
+        }
+        for pair in publics.windows(3) {
+            let many = AwsLc::x25519_many(&secret, [&pair[0], &pair[1], &pair[2]]).unwrap();
+            let default = RustCrypto::x25519_many(&secret, [&pair[0], &pair[1], &pair[2]]);
+            for (i, public) in pair.iter().enumerate() {
+                let single = RustCrypto::x25519(&secret, public).unwrap();
+                assert_eq!(*many[i], *single, "{public:02x?}");
+                assert_eq!(*default.as_ref().unwrap()[i], *single);
+            }
+            let checked = x25519_many(&secret, [&pair[0], &pair[1], &pair[2]]).map(|_| ());
+            let expected = pair.iter().try_for_each(|p| x25519(&secret, p).map(|_| ()));
+            assert_eq!(checked, expected);
+        }
+    }
+
+    /// Seal under one implementation, open under the other, for random keys, nonces,
+    /// associated data and every length from 0 to 300, then a few larger ones (both sides
+    /// of the open's stack backup, and 64 KiB + 7).
+    #[test]
+    fn gcm_siv_random_inputs() {
+        let mut rng = ChaCha20Rng::seed_from_u64(19_05);
+        let lengths = (0..=300).chain([511, 512, 513, 4096, 65_536 + 7]);
+        for len in lengths {
+            let (key, nonce, aad, plaintext) = random_case(&mut rng, len);
+            let mut ours = plaintext.clone();
+            let mut theirs = plaintext.clone();
+            let tag = AwsLc::aead_seal(&key, &nonce, &aad, &mut ours).unwrap();
+            let expected = RustCrypto::aead_seal(&key, &nonce, &aad, &mut theirs).unwrap();
+            assert_eq!((tag, &ours), (expected, &theirs), "length {len}");
+            AwsLc::aead_open(&key, &nonce, &aad, &mut theirs, &tag).unwrap();
+            RustCrypto::aead_open(&key, &nonce, &aad, &mut ours, &tag).unwrap();
+            assert_eq!(ours, plaintext);
+            assert_eq!(theirs, plaintext);
+        }
+    }
+
+    fn random_case(rng: &mut ChaCha20Rng, len: usize) -> ([u8; 32], [u8; 12], Vec<u8>, Vec<u8>) {
+        let mut key = [0u8; 32];
+        let mut nonce = [0u8; 12];
+        rng.fill_bytes(&mut key);
+        rng.fill_bytes(&mut nonce);
+        let mut aad = vec![0u8; (rng.next_u32() % 200) as usize];
+        rng.fill_bytes(&mut aad);
+        let mut plaintext = vec![0u8; len];
+        rng.fill_bytes(&mut plaintext);
+        (key, nonce, aad, plaintext)
+    }
+
+    /// An open to attempt: key, nonce, associated data, ciphertext, tag.
+    type OpenCase = ([u8; 32], [u8; 12], Vec<u8>, Vec<u8>, [u8; 16]);
+
+    /// A failed open leaves the ciphertext in the buffer under both implementations,
+    /// whatever was wrong (tag, ciphertext, associated data, nonce, key), on both sides of
+    /// the stack backup.
+    #[test]
+    fn gcm_siv_failed_open_keeps_the_ciphertext() {
+        let mut rng = ChaCha20Rng::seed_from_u64(19_06);
+        for len in [0, 1, 16, 17, 72, 300, 512, 513, 5000] {
+            let (key, nonce, aad, mut ciphertext) = random_case(&mut rng, len);
+            let tag = AwsLc::aead_seal(&key, &nonce, &aad, &mut ciphertext).unwrap();
+            let mut bad_tag = tag;
+            bad_tag[15] ^= 0x80;
+            let mut bad_nonce = nonce;
+            bad_nonce[0] ^= 1;
+            let mut bad_key = key;
+            bad_key[31] ^= 1;
+            let mut bad_aad = aad.clone();
+            bad_aad.push(0);
+            let mut cases: Vec<OpenCase> = vec![
+                (key, nonce, aad.clone(), ciphertext.clone(), bad_tag),
+                (bad_key, nonce, aad.clone(), ciphertext.clone(), tag),
+                (key, bad_nonce, aad.clone(), ciphertext.clone(), tag),
+                (key, nonce, bad_aad, ciphertext.clone(), tag),
+            ];
+            if len > 0 {
+                let mut flipped = ciphertext.clone();
+                flipped[len / 2] ^= 4;
+                cases.push((key, nonce, aad.clone(), flipped, tag));
+            }
+            for (key, nonce, aad, input, tag) in cases {
+                for open in [AwsLc::aead_open, RustCrypto::aead_open] {
+                    let mut buf = input.clone();
+                    assert_eq!(
+                        open(&key, &nonce, &aad, &mut buf, &tag),
+                        Err(Error::DecryptionFailed)
+                    );
+                    assert_eq!(buf, input, "length {len}");
+                }
+            }
+        }
+    }
+
+    /// The feature selects AWS-LC for the whole crate.
+    #[test]
+    fn aws_lc_is_active() {
+        assert_eq!(
+            core::any::type_name::<Active>(),
+            core::any::type_name::<AwsLc>()
+        );
+    }
+
+    /// HMAC (the fused `KDF_CK` pair too), HKDF and SHA-256 are RustCrypto's under both
+    /// backends.
+    #[test]
+    fn delegated_primitives() {
+        let mut okm = [[0u8; 80]; 2];
+        AwsLc::hkdf_sha256(b"salt", b"ikm", b"info", &mut okm[0]).unwrap();
+        RustCrypto::hkdf_sha256(b"salt", b"ikm", b"info", &mut okm[1]).unwrap();
+        assert_eq!(okm[0], okm[1]);
+        assert_eq!(
+            *AwsLc::hmac_sha256_once(b"k", b"m"),
+            *RustCrypto::hmac_sha256_once(b"k", b"m")
+        );
+        assert_eq!(AwsLc::sha256(&[b"a", b"b"]), RustCrypto::sha256(&[b"ab"]));
+        let mut pairs = [[[0u8; 32]; 2]; 2];
+        let [ours, theirs] = &mut pairs;
+        let [ours_first, ours_second] = ours;
+        AwsLc::hmac_sha256_byte_pair(&[7; 32], (1, 2), ours_first, ours_second);
+        let [theirs_first, theirs_second] = theirs;
+        RustCrypto::hmac_sha256_byte_pair(&[7; 32], (1, 2), theirs_first, theirs_second);
+        assert_eq!(pairs[0], pairs[1]);
+    }
 }

@@ -14,7 +14,7 @@
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::aead;
-use crate::backend::{self, HmacSha256 as _};
+use crate::backend;
 use crate::error::Error;
 use crate::format::ROOT_INFO;
 use crate::format::{NONCE_LENGTH, TAG_LENGTH};
@@ -48,18 +48,13 @@ impl RootKey {
 }
 
 impl ChainKey {
-    /// `KDF_CK(ck) -> (ck', mk)`. The HMAC key schedule is computed once and shared by the
-    /// two outputs.
+    /// `KDF_CK(ck) -> (ck', mk)`: `mk = HMAC(ck, 0x01)`, `ck' = HMAC(ck, 0x02)`, in one
+    /// call of the crypto interface that computes the HMAC key schedule once for both and
+    /// writes the two keys straight into their wiping types.
     pub(crate) fn step(&self) -> (ChainKey, MessageKey) {
-        let keyed = backend::hmac_sha256(&self.0);
-        let mut for_message = keyed.clone();
-        for_message.update(&[0x01]);
-        let mut for_chain = keyed;
-        for_chain.update(&[0x02]);
         let mut mk = MessageKey([0u8; 32]);
         let mut ck = ChainKey([0u8; 32]);
-        for_message.finalize_into(&mut mk.0);
-        for_chain.finalize_into(&mut ck.0);
+        backend::hmac_sha256_byte_pair(&self.0, (0x01, 0x02), &mut mk.0, &mut ck.0);
         (ck, mk)
     }
 }
@@ -122,12 +117,13 @@ mod storage {
     }
 
     impl ChainKey {
-        pub(crate) fn write_optional(key: Option<&Self>, out: &mut Vec<u8>) {
-            out.put_optional(key.map(|k| &k.0[..]), 32);
+        pub(crate) fn write(&self, out: &mut Vec<u8>) {
+            out.put(&self.0);
         }
 
-        pub(crate) fn read_optional(r: &mut Reader<'_>) -> Result<Option<Self>, Error> {
-            Ok(r.optional::<32>()?.map(ChainKey))
+        pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
+            let bytes = Zeroizing::new(r.array::<32>()?);
+            Ok(ChainKey(*bytes))
         }
     }
 

@@ -168,12 +168,13 @@ impl RatchetState {
         &self,
         rng: &mut R,
     ) -> Result<SendPlan, Error> {
-        let (chain, n, step) = match &self.sending {
+        // The chain step reads the current `CKs` in place (no copy of it to wipe).
+        let ((cks, mk), n, step) = match &self.sending {
             SendingChain::Active { n: u32::MAX, .. } => return Err(Error::ChainExhausted),
-            SendingChain::Active { ck, n } => (ck.clone(), *n, None),
+            SendingChain::Active { ck, n } => (ck.step(), *n, None),
             SendingChain::Deferred => {
                 let (ck, step) = self.plan_send_step(rng)?;
-                (ck, 0, Some(step))
+                (ck.step(), 0, Some(step))
             }
         };
         let hks = match &self.mode {
@@ -184,10 +185,9 @@ impl RatchetState {
             }
             Mode::Plain => None,
         };
-        let (cks, mk) = chain.step();
         let dhs = step.as_ref().map_or(&self.dhs, |step| &step.dhs);
         let header = Header {
-            dh: dhs.public.to_bytes(),
+            dh: dhs.public().to_bytes(),
             pn: self.pn,
             n,
         };
@@ -431,9 +431,19 @@ impl RatchetState {
         Ok(plaintext)
     }
 
+    /// Computes the public key of `DHs` if this state was loaded without it and its next
+    /// message goes on the current sending chain (a deferred chain generates a new `DHs`),
+    /// so that every send after the first costs no base-point multiplication. Changes no
+    /// stored state.
+    pub(crate) fn prepare_send(&mut self) {
+        if matches!(self.sending, SendingChain::Active { .. }) {
+            self.dhs.cache_public();
+        }
+    }
+
     /// The public key of `DHs`, the ratchet key of the messages this state sends.
     pub(crate) fn sending_ratchet_key(&self) -> [u8; 32] {
-        self.dhs.public.to_bytes()
+        self.dhs.public().to_bytes()
     }
 
     /// The bounds of a message in the current receiving chain (§4.4), checked before any
@@ -468,7 +478,7 @@ impl RatchetState {
     fn plan_current(&self, header: &Header) -> Result<ReceivePlan, Error> {
         let (chain, nr) = self.check_current(header)?;
         let mut run = Staged::new(header.dh, chain.n, (header.n - chain.n) as usize);
-        let (ck, mk) = skip_to(chain.ck.clone(), chain.n, header.n, &mut run);
+        let (ck, mk) = skip_to(&chain.ck, chain.n, header.n, &mut run);
         let mut header_keys = Vec::new();
         if let Some(hkr) = self.hkr() {
             if !run.keys.is_empty() {
@@ -479,7 +489,13 @@ impl RatchetState {
             step: None,
             chain: ReceivingChain { ck, n: nr },
             mk,
-            skipped: alloc::vec![run],
+            // No allocation for the usual message, the chain's next: an empty run stores
+            // nothing.
+            skipped: if run.keys.is_empty() {
+                Vec::new()
+            } else {
+                alloc::vec![run]
+            },
             header_keys,
         })
     }
@@ -692,7 +708,7 @@ impl ResponderStart {
 fn check_step(from: &StepFrom<'_>, header: &Header) -> Result<(PublicKey, u32), Error> {
     // A message carrying our own ratchet key is one of ours reflected back, never the
     // peer's.
-    if header.dh == from.dhs.public.to_bytes() {
+    if header.dh == from.dhs.public().to_bytes() {
         return Err(Error::DecryptionFailed);
     }
     if let Some(end) = &from.ending {
@@ -721,8 +737,10 @@ fn plan_step(from: &StepFrom<'_>, header: &Header) -> Result<(StepPlan, ReceiveP
     }
     let (rk, ck, header_step) = from.root_step(&dh_out, header, &mut header_keys);
     let mut run = Staged::new(header.dh, 0, header.n as usize);
-    let (ck, mk) = skip_to(ck, 0, header.n, &mut run);
-    skipped.push(run);
+    let (ck, mk) = skip_to(&ck, 0, header.n, &mut run);
+    if !run.keys.is_empty() {
+        skipped.push(run);
+    }
     let step = StepPlan {
         rk,
         dhr: remote,
@@ -779,7 +797,7 @@ impl Ending<'_> {
         }
         let dh = self.dhr.to_bytes();
         let mut run = Staged::new(dh, self.chain.n, (pn - self.chain.n) as usize);
-        let (_, last) = skip_to(self.chain.ck.clone(), self.chain.n, pn - 1, &mut run);
+        let (_, last) = skip_to(&self.chain.ck, self.chain.n, pn - 1, &mut run);
         run.keys.push(Some(last));
         skipped.push(run);
         if let Some(hkr) = self.hkr {
@@ -798,19 +816,16 @@ fn split_tag(body: &[u8]) -> Result<(&[u8], [u8; TAG_LENGTH]), Error> {
 }
 
 /// Advances `ck` (at index `from`) to index `to`, storing the keys of `from..to` in
-/// `run`, and returns the chain key after `to` and the message key at `to`.
-/// Requires `from <= to`; callers bound `to - from` by `max_skip`.
-fn skip_to(mut ck: ChainKey, from: u32, to: u32, run: &mut Staged) -> (ChainKey, MessageKey) {
-    let mut i = from;
-    loop {
-        let (next, mk) = ck.step();
-        ck = next;
-        if i >= to {
-            return (ck, mk);
-        }
+/// `run`, and returns the chain key after `to` and the message key at `to`. `ck` itself is
+/// read in place, not copied. Requires `from <= to`; callers bound `to - from` by
+/// `max_skip`.
+fn skip_to(ck: &ChainKey, from: u32, to: u32, run: &mut Staged) -> (ChainKey, MessageKey) {
+    let (mut ck, mut mk) = ck.step();
+    for _ in from..to {
         run.keys.push(Some(mk));
-        i += 1;
+        (ck, mk) = ck.step();
     }
+    (ck, mk)
 }
 
 /// `DECRYPT(mk, ciphertext, aad)`, then the plaintext decoding of SPEC.md §4.9.

@@ -35,10 +35,10 @@ use crate::format::{
     MAX_SKIP_CAP, MAX_STORED_SKIPPED_CAP,
 };
 
-/// Length of [`RatchetState::write`]'s output without skipped keys nor header-encryption
-/// block: `RK`, `DHs`, `DHr`, `CKs`, `CKr` (optional encodings), `Ns`, `Nr`, `PN` and the
-/// skipped-key count.
-pub(crate) const RATCHET_FIXED_LENGTH: usize = 32 + 32 + 3 * 33 + 12 + 4;
+/// Length of [`RatchetState::write`]'s output without skipped keys, header-encryption
+/// block nor chain keys: `RK`, `DHs`, `DHr`, `Ns`, `Nr`, `PN` and the skipped-key count.
+/// Each chain key present (`CKs`, `CKr`; the session's flags byte says which) adds 32.
+pub(crate) const RATCHET_FIXED_LENGTH: usize = 32 * 3 + 12 + 4;
 /// Extra length of a header-encrypted state (SPEC.md §7.1, type `0x28`) after the flags
 /// byte: `HKs`, `HKr` (optional encodings), `NHKs`, `NHKr` and the count of header-key pairs.
 const HE_BLOCK_LENGTH: usize = crate::format::HE_FIXED_LENGTH - 1;
@@ -304,7 +304,9 @@ impl RatchetState {
 
     /// Length of [`RatchetState::write`]'s output.
     pub(crate) fn stored_length(&self) -> usize {
+        let (cks, ckr) = self.stored_chains();
         RATCHET_FIXED_LENGTH
+            + 32 * (usize::from(cks) + usize::from(ckr))
             + self.skipped.stored_length()
             + match &self.mode {
                 Mode::Plain => 0,
@@ -312,17 +314,28 @@ impl RatchetState {
             }
     }
 
+    /// Which chain keys [`RatchetState::write`] writes: `(CKs, CKr)`. The session stores
+    /// them in its flags byte (SPEC.md §7.1), before the ratchet state's fields.
+    pub(crate) fn stored_chains(&self) -> (bool, bool) {
+        (self.sending.parts().0.is_some(), self.receiving.is_some())
+    }
+
     /// The ratchet state's fields of a stored session after the padding byte (SPEC.md
-    /// §7.1): `RK`, `DHs`, `DHr`, `CKs`, `CKr`, `Ns`, `Nr`, `PN`, the skipped keys and, in
-    /// header-encrypted mode, the header keys. The session writes the limits
-    /// ([`Limits::write`]) and its padding byte before them.
+    /// §7.1): `RK`, `DHs`, `DHr`, `CKs` and `CKr` (each only if present, as
+    /// [`RatchetState::stored_chains`] says), `Ns`, `Nr`, `PN`, the skipped keys and, in
+    /// header-encrypted mode, the header keys. The session writes its flags byte, the
+    /// limits ([`Limits::write`]) and its padding byte before them.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         self.rk.write(out);
         out.put(self.dhs.secret.as_bytes());
-        out.put_optional(Some(self.dhr.as_bytes()), 32);
+        out.put(self.dhr.as_bytes());
         let (cks, ns) = self.sending.parts();
-        ChainKey::write_optional(cks, out);
-        ChainKey::write_optional(self.receiving.as_ref().map(|c| &c.ck), out);
+        if let Some(ck) = cks {
+            ck.write(out);
+        }
+        if let Some(receiving) = &self.receiving {
+            receiving.ck.write(out);
+        }
         out.put_u32(ns);
         out.put_u32(self.receiving.as_ref().map_or(0, |c| c.n));
         out.put_u32(self.pn);
@@ -333,28 +346,36 @@ impl RatchetState {
     }
 
     /// Reads what [`RatchetState::write`] writes, checking each field as it is read
-    /// (SPEC.md §7.1), for a session whose stored `limits` were read before. The session's
-    /// type says whether it is `header_encrypted`; a state without header encryption ends
-    /// the session, so bytes after its skipped keys are [`Error::TrailingData`].
+    /// (SPEC.md §7.1), for a session whose stored `limits` and flags (`chains`: whether
+    /// `CKs` and `CKr` are stored) were read before. The session's type says whether it is
+    /// `header_encrypted`; a state without header encryption ends the session, so bytes
+    /// after its skipped keys are [`Error::TrailingData`].
     pub(crate) fn read(
         r: &mut Reader<'_>,
         limits: Limits,
+        chains: (bool, bool),
         header_encrypted: bool,
     ) -> Result<Self, Error> {
         let rk = RootKey::read(r)?;
-        let dhs = RatchetKeyPair::from_secret(read_x25519_secret(r)?);
-        let dhr = match r.optional::<32>()? {
-            Some(k) => Some(x25519_public_from_bytes(&k)?),
-            None => None,
+        // Its public key is computed when first needed (RatchetKeyPair::public).
+        let dhs = RatchetKeyPair::from_stored_secret(read_x25519_secret(r)?);
+        // A session the API hands out always knows the peer's ratchet key.
+        let dhr = x25519_public_from_bytes(&r.array()?)?;
+        let cks = if chains.0 {
+            Some(ChainKey::read(r)?)
+        } else {
+            None
         };
-        let cks = ChainKey::read_optional(r)?;
-        let ckr = ChainKey::read_optional(r)?;
+        let ckr = if chains.1 {
+            Some(ChainKey::read(r)?)
+        } else {
+            None
+        };
         let (ns, nr, pn) = (r.u32()?, r.u32()?, r.u32()?);
         // Every state the ratchet reaches: a chain counter is zero while its chain is
-        // absent, and a session the API hands out always knows the peer's ratchet key.
+        // absent.
         let sending = SendingChain::from_parts(cks, ns)?;
         let receiving = ReceivingChain::from_parts(ckr, nr)?;
-        let dhr = dhr.ok_or(Error::InvalidEncoding)?;
         let skipped = SkippedKeys::read(r, limits.max_stored_skipped, !header_encrypted)?;
         let mode = match header_encrypted {
             true => Mode::HeaderEncrypted(HeaderKeys::read(r, &skipped)?),

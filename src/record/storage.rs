@@ -171,10 +171,10 @@ impl Entry {
         let created = r.u64()?;
         let retired = r.flag()?;
         let length = r.u32()? as usize;
-        let session = Session::from_bytes(r.take(length)?)?;
-        if session.local_identity() != local || session.remote_identity() != remote {
-            return Err(Error::InvalidEncoding);
-        }
+        // The session's local identity is the record's (a stored session does not repeat
+        // it); its stored remote identity must be the record's (checked by the loader,
+        // byte for byte, in place of a second validation of the same key).
+        let session = Session::from_record_bytes(r.take(length)?, local, remote)?;
         Ok(Entry::new(session, created, retired))
     }
 }

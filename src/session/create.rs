@@ -273,10 +273,10 @@ fn agree(
         kem_secret.as_deref(),
     )?;
     // The signed prekey's public half is known: no base-point multiplication.
-    let dhs = RatchetKeyPair {
-        secret: keys.signed_prekey.secret().clone(),
-        public: x25519_dalek::PublicKey::from(keys.signed_prekey.public_key().to_bytes()),
-    };
+    let dhs = RatchetKeyPair::from_parts(
+        keys.signed_prekey.secret().clone(),
+        x25519_dalek::PublicKey::from(keys.signed_prekey.public_key().to_bytes()),
+    );
     Ok(ResponderStart::new(agreement.sk, dhs, limits))
 }
 

@@ -25,7 +25,10 @@ pub use self::create::Accepted;
 pub(crate) use self::create::ResponderKeys;
 pub use self::options::SessionOptions;
 use crate::error::Error;
-use crate::format::{AD_LENGTH, MAX_PLAINTEXT_SIZE, MAX_PREFIX_LENGTH, TAG_LENGTH};
+use crate::format::{
+    AD_LENGTH, HE_NORMAL_PREFIX_LENGTH, MAX_PLAINTEXT_SIZE, MAX_PREFIX_LENGTH,
+    NORMAL_PREFIX_LENGTH, TAG_LENGTH,
+};
 use crate::keys::IdentityKey;
 use crate::padding::Padding;
 use crate::ratchet::state::Limits;
@@ -148,32 +151,54 @@ impl Origin {
     }
 }
 
-/// A message's associated data `AD || prefix` (SPEC.md §4.1), built on the stack.
-struct Aad {
-    bytes: [u8; AD_LENGTH + MAX_PREFIX_LENGTH],
-    len: usize,
+/// The longest prefix of a normal message, plain or header-encrypted.
+const SHORT_PREFIX: usize = if NORMAL_PREFIX_LENGTH > HE_NORMAL_PREFIX_LENGTH {
+    NORMAL_PREFIX_LENGTH
+} else {
+    HE_NORMAL_PREFIX_LENGTH
+};
+
+/// A message's associated data `AD || prefix` (SPEC.md §4.1): on the stack, at its size,
+/// for a normal message's prefix (every message on an established session); on the heap
+/// for an initial message's, which can be up to [`MAX_PREFIX_LENGTH`] bytes (one
+/// allocation next to a handshake's X25519 and ML-KEM work).
+enum Aad {
+    Short {
+        bytes: [u8; AD_LENGTH + SHORT_PREFIX],
+        len: usize,
+    },
+    Long(Vec<u8>),
 }
 
 impl Aad {
-    /// `AD || prefix` on the stack.
+    /// `AD || prefix`.
     ///
     /// # Errors
     /// [`Error::Internal`] for a prefix longer than the longest framing, which no message
     /// this crate writes or parses has.
     fn new(ad: &[u8; AD_LENGTH], prefix: &[u8]) -> Result<Self, Error> {
+        if prefix.len() > MAX_PREFIX_LENGTH {
+            return Err(Error::Internal);
+        }
         let len = AD_LENGTH + prefix.len();
-        let mut aad = Aad {
-            bytes: [0u8; AD_LENGTH + MAX_PREFIX_LENGTH],
-            len,
-        };
-        let bytes = aad.bytes.get_mut(..len).ok_or(Error::Internal)?;
-        bytes[..AD_LENGTH].copy_from_slice(ad);
-        bytes[AD_LENGTH..].copy_from_slice(prefix);
-        Ok(aad)
+        if prefix.len() <= SHORT_PREFIX {
+            let mut bytes = [0u8; AD_LENGTH + SHORT_PREFIX];
+            bytes[..AD_LENGTH].copy_from_slice(ad);
+            bytes[AD_LENGTH..len].copy_from_slice(prefix);
+            Ok(Aad::Short { bytes, len })
+        } else {
+            let mut bytes = Vec::with_capacity(len);
+            bytes.extend_from_slice(ad);
+            bytes.extend_from_slice(prefix);
+            Ok(Aad::Long(bytes))
+        }
     }
 
     fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len]
+        match self {
+            Aad::Short { bytes, len } => &bytes[..*len],
+            Aad::Long(bytes) => bytes,
+        }
     }
 
     /// In header-encrypted mode, the header's associated data: `AD ||` the `framing` bytes
@@ -206,6 +231,7 @@ impl Session {
         if plaintext.len() > MAX_PLAINTEXT_SIZE {
             return Err(Error::TooLarge);
         }
+        self.ratchet.prepare_send();
         let plan = self.ratchet.plan_send(rng)?;
         let message = self.seal_message(&plan, plaintext)?;
         self.ratchet.commit_send(plan);

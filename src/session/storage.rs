@@ -1,7 +1,12 @@
 //! The storage encoding of a session (SPEC.md §7.1, types `0x20`, `0x25`, `0x28`): the
-//! session's own fields (role, flags, identities, `EK_A`, the initiator's pending fields,
-//! the padding byte), around the ratchet state's part ([`RatchetState::write`], with the
-//! limits, skipped keys and header keys).
+//! session's own fields (the state flags, the remote identity, `EK_A`, the initiator's
+//! pending fields, the padding byte), around the ratchet state's part
+//! ([`RatchetState::write`], with the limits, skipped keys and header keys).
+//!
+//! Nothing is stored twice or stored that can be derived: the local identity key is the
+//! loading device's own (the caller passes it), the `DHs` public key is recomputed, and
+//! absent fields (chain keys, the pending fields) take no bytes, their presence being bits
+//! of the one flags byte. A session between two established chains is 252 bytes.
 //!
 //! Loading checks each field as it is read, in the order of SPEC.md §7.1's table; a
 //! combination the session's types cannot hold is refused with the error SPEC.md §10.1
@@ -18,8 +23,8 @@ use crate::error::Error;
 #[cfg(feature = "pqxdh")]
 use crate::format::KEM_CIPHERTEXT_LENGTH;
 use crate::format::{
-    PQ_PENDING_LENGTH, SESSION_FIXED_LENGTH, STORAGE_VERSION, TYPE_SESSION, TYPE_SESSION_HE,
-    TYPE_SESSION_PQ,
+    PQ_PENDING_LENGTH, SESSION_BASE_LENGTH, SESSION_FIXED_LENGTH, STORAGE_VERSION, TYPE_SESSION,
+    TYPE_SESSION_HE, TYPE_SESSION_PQ,
 };
 use crate::keys::{x25519_public_from_bytes, IdentityKey};
 use crate::padding::Padding;
@@ -39,32 +44,50 @@ const FLAG_POST_QUANTUM: u8 = 0x01;
 /// Flags byte of a type `0x28` session: header-encrypted (always set).
 const FLAG_HEADER_ENCRYPTED: u8 = 0x02;
 
-const ROLE_INITIATOR: u8 = 0x01;
-const ROLE_RESPONDER: u8 = 0x02;
+/// State flags (byte 2, SPEC.md §7.1): the responder's session (clear: the initiator's).
+const STATE_RESPONDER: u8 = 0x01;
+/// State flags: an initiator awaiting its first reply; the pending fields follow `EK_A`.
+const STATE_AWAITING_REPLY: u8 = 0x02;
+/// State flags: the pending fields name a one-time prekey (only with
+/// [`STATE_AWAITING_REPLY`]).
+const STATE_ONE_TIME_PREKEY: u8 = 0x04;
+/// State flags: `CKs` is stored.
+const STATE_SENDING_CHAIN: u8 = 0x08;
+/// State flags: `CKr` is stored.
+const STATE_RECEIVING_CHAIN: u8 = 0x10;
+const STATE_KNOWN: u8 = STATE_RESPONDER
+    | STATE_AWAITING_REPLY
+    | STATE_ONE_TIME_PREKEY
+    | STATE_SENDING_CHAIN
+    | STATE_RECEIVING_CHAIN;
 
-/// Length of the session's fields before the limits: version, type, role, the identities,
-/// `EK_A`, the pending flag, signed prekey id and optional one-time prekey id.
-const SESSION_HEAD_LENGTH: usize = 2 + 1 + 32 * 3 + (1 + 8 + 1 + 8);
-// SPEC.md §7.1: a stored session with no skipped keys is its head, the limits, the padding
-// byte and the ratchet state.
-const _: () = assert!(SESSION_FIXED_LENGTH == SESSION_HEAD_LENGTH + 8 + 1 + RATCHET_FIXED_LENGTH);
+/// Length of the session's fields before the pending fields: version, type, the state
+/// flags, the remote identity key and `EK_A`.
+const SESSION_HEAD_LENGTH: usize = 2 + 1 + 32 * 2;
+// SPEC.md §7.1: a stored session with no skipped keys, no pending fields and no chain keys
+// is its head, the limits, the padding byte and the ratchet state.
+const _: () = assert!(SESSION_BASE_LENGTH == SESSION_HEAD_LENGTH + 8 + 1 + RATCHET_FIXED_LENGTH);
+const _: () = assert!(SESSION_FIXED_LENGTH == SESSION_BASE_LENGTH + 2 * 32 + PENDING_LENGTH);
+
+/// The pending fields of a classical initiator awaiting its reply, at their longest: the
+/// signed prekey id and the one-time prekey id.
+const PENDING_LENGTH: usize = 8 + 8;
 
 impl Session {
     /// The storage encoding of the whole session (SPEC.md §7.1), including its skipped-key
     /// store and limits. Store it after every successful `encrypt` or `decrypt`.
+    ///
+    /// The local identity key is not in it: load with [`Session::from_bytes`] and the same
+    /// device's identity key.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let pending = self.origin.pending();
         let header_encrypted = self.ratchet.is_header_encrypted();
         let len = SESSION_HEAD_LENGTH
+            + pending.map_or(0, PendingInitial::stored_length)
             + 8
             + 1
             + self.ratchet.stored_length()
-            + usize::from(header_encrypted)
-            + if pending.is_some_and(PendingInitial::is_post_quantum) {
-                PQ_PENDING_LENGTH
-            } else {
-                0
-            };
+            + usize::from(header_encrypted);
         let mut out = Zeroizing::new(Vec::with_capacity(len));
         let post_quantum = self.origin.is_post_quantum();
         let kind = match (header_encrypted, post_quantum) {
@@ -73,52 +96,107 @@ impl Session {
             (false, false) => TYPE_SESSION,
         };
         write_stored_header(&mut out, kind);
-        out.put_u8(match self.origin.role() {
-            Role::Initiator => ROLE_INITIATOR,
-            Role::Responder => ROLE_RESPONDER,
-        });
+        out.put_u8(self.state_flags());
         if header_encrypted {
             let pq = if post_quantum { FLAG_POST_QUANTUM } else { 0 };
             out.put_u8(FLAG_HEADER_ENCRYPTED | pq);
         }
-        out.put(self.local_identity.as_bytes());
         out.put(self.remote_identity.as_bytes());
         out.put(&self.base_key);
-        write_pending(&mut out, pending);
+        if let Some(pending) = pending {
+            pending.write(&mut out);
+        }
         self.ratchet.limits().write(&mut out);
         out.put_u8(self.padding.to_byte());
         self.ratchet.write(&mut out);
+        debug_assert_eq!(out.len(), len);
         out
     }
 
-    /// Loads a stored session, validating every field (SPEC.md §7.1).
+    /// The state flags byte (SPEC.md §7.1): role, pending fields, stored chain keys.
+    fn state_flags(&self) -> u8 {
+        let mut flags = 0;
+        if self.origin.role() == Role::Responder {
+            flags |= STATE_RESPONDER;
+        }
+        if let Some(pending) = self.origin.pending() {
+            flags |= STATE_AWAITING_REPLY;
+            if pending.one_time_prekey_id.is_some() {
+                flags |= STATE_ONE_TIME_PREKEY;
+            }
+        }
+        let (sending, receiving) = self.ratchet.stored_chains();
+        if sending {
+            flags |= STATE_SENDING_CHAIN;
+        }
+        if receiving {
+            flags |= STATE_RECEIVING_CHAIN;
+        }
+        flags
+    }
+
+    /// Loads a session stored by [`Session::to_bytes`], validating every field (SPEC.md
+    /// §7.1). `local` is the identity key of the device loading it, the one the session
+    /// was agreed with: the stored form does not repeat it. Another key is not detected
+    /// here (it is not stored to compare with); such a session's messages fail to
+    /// authenticate on both sides, as its associated data differs from the peer's.
     ///
     /// # Errors
     /// [`Error::TooLarge`], [`Error::Truncated`], [`Error::TrailingData`],
-    /// [`Error::UnsupportedVersion`], [`Error::UnexpectedType`], [`Error::InvalidEncoding`],
-    /// [`Error::InvalidPublicKey`] or [`Error::InvalidLimits`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+    /// [`Error::UnsupportedVersion`], [`Error::UnexpectedType`], [`Error::InvalidEncoding`]
+    /// (including a stored remote identity equal to `local`), [`Error::InvalidPublicKey`]
+    /// or [`Error::InvalidLimits`].
+    pub fn from_bytes(bytes: &[u8], local: &IdentityKey) -> Result<Self, Error> {
+        Self::load(bytes, local, None)
+    }
+
+    /// Loads a session stored inside a session record (SPEC.md §7.8), whose two identity
+    /// keys the record has read and validated: the session's stored remote identity key
+    /// must be the record's, byte for byte ([`Error::InvalidEncoding`] otherwise), and is
+    /// not validated a second time.
+    pub(crate) fn from_record_bytes(
+        bytes: &[u8],
+        local: &IdentityKey,
+        remote: &IdentityKey,
+    ) -> Result<Self, Error> {
+        Self::load(bytes, local, Some(remote))
+    }
+
+    fn load(
+        bytes: &[u8],
+        local: &IdentityKey,
+        known_remote: Option<&IdentityKey>,
+    ) -> Result<Self, Error> {
         let mut r = stored_reader(bytes)?;
         let kind = read_version_and_type_of(&mut r, STORAGE_VERSION, SESSION_TYPES)?;
-        let role = read_role(&mut r)?;
+        let state = r.u8()?;
+        let role = read_role(state)?;
         let (post_quantum, header_encrypted) = read_flags(&mut r, kind)?;
-        let local_identity = IdentityKey::from_bytes(&r.array()?)?;
-        let remote_identity = IdentityKey::from_bytes(&r.array()?)?;
-        if local_identity == remote_identity {
+        let remote_bytes: [u8; 32] = r.array()?;
+        let remote_identity = match known_remote {
+            Some(remote) if remote.as_bytes() == &remote_bytes => *remote,
+            Some(_) => return Err(Error::InvalidEncoding),
+            None => IdentityKey::from_bytes(&remote_bytes)?,
+        };
+        if *local == remote_identity {
             return Err(Error::InvalidEncoding);
         }
         let base_key: [u8; 32] = r.array()?;
         x25519_public_from_bytes(&base_key)?;
-        let pending = read_pending(&mut r, post_quantum)?;
+        let pending = read_pending(&mut r, state, post_quantum)?;
         let origin = Origin::from_parts(role, post_quantum, pending)?;
         let limits = Limits::read(&mut r)?;
         let padding = Padding::from_byte(r.u8()?)?;
-        let ratchet = RatchetState::read(&mut r, limits, header_encrypted)?;
+        let chains = (
+            state & STATE_SENDING_CHAIN != 0,
+            state & STATE_RECEIVING_CHAIN != 0,
+        );
+        let ratchet = RatchetState::read(&mut r, limits, chains, header_encrypted)?;
         r.finish()?;
         Ok(Session {
             ratchet,
             origin,
-            local_identity,
+            local_identity: *local,
             remote_identity,
             base_key,
             padding,
@@ -148,12 +226,20 @@ impl Origin {
     }
 }
 
-fn read_role(r: &mut Reader<'_>) -> Result<Role, Error> {
-    match r.u8()? {
-        ROLE_INITIATOR => Ok(Role::Initiator),
-        ROLE_RESPONDER => Ok(Role::Responder),
-        _ => Err(Error::InvalidEncoding),
+/// The role from the state flags, after refusing the bits no session sets: an unknown
+/// bit, and a one-time prekey without pending fields. (A responder with pending fields is
+/// refused by [`Origin::from_parts`].)
+fn read_role(state: u8) -> Result<Role, Error> {
+    if state & !STATE_KNOWN != 0
+        || (state & STATE_ONE_TIME_PREKEY != 0 && state & STATE_AWAITING_REPLY == 0)
+    {
+        return Err(Error::InvalidEncoding);
     }
+    Ok(if state & STATE_RESPONDER != 0 {
+        Role::Responder
+    } else {
+        Role::Initiator
+    })
 }
 
 /// `(post_quantum, header_encrypted)` from the type and, for type `0x28`, the flags byte.
@@ -170,32 +256,51 @@ fn read_flags(r: &mut Reader<'_>, kind: u8) -> Result<(bool, bool), Error> {
     }
 }
 
-/// The awaiting-reply flag, the ids, and for PQXDH the `PQPK` id and KEM ciphertext.
-fn write_pending(out: &mut Vec<u8>, pending: Option<&PendingInitial>) {
-    let Some(p) = pending else {
-        out.put_optional(None, 8 + 1 + 8);
-        return;
-    };
-    out.put_u8(1);
-    out.put_u64(p.signed_prekey_id.to_u64());
-    let one_time = p.one_time_prekey_id.map(|id| id.to_u64().to_be_bytes());
-    out.put_optional(one_time.as_ref().map(|b| &b[..]), 8);
-    #[cfg(feature = "pqxdh")]
-    if let Some((id, ciphertext)) = &p.post_quantum {
-        out.put_u64(id.to_u64());
-        out.put(&ciphertext[..]);
+impl PendingInitial {
+    /// Length of the pending fields [`PendingInitial::write`] writes.
+    fn stored_length(&self) -> usize {
+        let one_time = if self.one_time_prekey_id.is_some() {
+            8
+        } else {
+            0
+        };
+        let post_quantum = if self.is_post_quantum() {
+            PQ_PENDING_LENGTH
+        } else {
+            0
+        };
+        8 + one_time + post_quantum
+    }
+
+    /// The signed prekey id, the one-time prekey id if there is one (the state flags say),
+    /// and for PQXDH the `PQPK` id and KEM ciphertext.
+    fn write(&self, out: &mut Vec<u8>) {
+        out.put_u64(self.signed_prekey_id.to_u64());
+        if let Some(id) = self.one_time_prekey_id {
+            out.put_u64(id.to_u64());
+        }
+        #[cfg(feature = "pqxdh")]
+        if let Some((id, ciphertext)) = &self.post_quantum {
+            out.put_u64(id.to_u64());
+            out.put(&ciphertext[..]);
+        }
     }
 }
 
-fn read_pending(r: &mut Reader<'_>, post_quantum: bool) -> Result<Option<PendingInitial>, Error> {
-    let Some(p) = r.optional::<17>()? else {
+fn read_pending(
+    r: &mut Reader<'_>,
+    state: u8,
+    post_quantum: bool,
+) -> Result<Option<PendingInitial>, Error> {
+    if state & STATE_AWAITING_REPLY == 0 {
         return Ok(None);
+    }
+    let signed_prekey_id = SignedPreKeyId::from_u64(r.u64()?);
+    let one_time_prekey_id = if state & STATE_ONE_TIME_PREKEY != 0 {
+        Some(OneTimePreKeyId::from_u64(r.u64()?))
+    } else {
+        None
     };
-    let mut pr = Reader::new(&p);
-    let signed_prekey_id = SignedPreKeyId::from_u64(pr.u64()?);
-    let one_time_prekey_id = pr
-        .optional::<8>()?
-        .map(|b| OneTimePreKeyId::from_u64(u64::from_be_bytes(b)));
     // A PQXDH session awaiting its reply also repeats its KEM ciphertext.
     #[cfg(feature = "pqxdh")]
     let post_quantum = if post_quantum {

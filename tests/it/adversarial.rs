@@ -24,11 +24,12 @@ use doubleratchet_test_support::layout::{
     INITIAL_IK, INITIAL_N, INITIAL_OPK_FLAG, INITIAL_OPK_ID, INITIAL_PN, INITIAL_SPK_ID,
     NORMAL_BODY, NORMAL_DH, NORMAL_N, NORMAL_PN, TAG,
 };
+use doubleratchet_test_support::storage::{STATE_RECEIVING_CHAIN, STATE_SENDING_CHAIN};
 use doubleratchet_test_support::{
     assert_rejected, forge_header, get_u32, get_u64, message_number, previous_chain_length, rng,
     stored, text, FailingRng, Offer, Pair, Party,
 };
-use doubleratchet_test_support::{bundle_of, device_of};
+use doubleratchet_test_support::{bundle_of, device_of, padding_offset};
 use hmac::{Hmac, Mac};
 use rand_chacha::rand_core::Rng;
 use rand_chacha::ChaCha20Rng;
@@ -290,12 +291,12 @@ fn replay_after_reload_is_rejected() {
     let m3 = p.a_sends(b"three");
     assert_eq!(p.b.decrypt(&m3).unwrap(), b"three");
     assert_eq!(p.b.decrypt(&m1).unwrap(), b"one");
-    let mut b = Session::from_bytes(&p.b.to_bytes()).unwrap();
+    let mut b = Session::from_bytes(&p.b.to_bytes(), p.b.local_identity()).unwrap();
     assert_rejected(&mut b, &m3, Error::DuplicateOrExpired);
     assert_rejected(&mut b, &m1, Error::DuplicateOrExpired);
     // The skipped key survives the reload, and is deleted once used.
     assert_eq!(b.decrypt(&m2).unwrap(), b"two");
-    let mut b = Session::from_bytes(&b.to_bytes()).unwrap();
+    let mut b = Session::from_bytes(&b.to_bytes(), b.local_identity()).unwrap();
     assert_rejected(&mut b, &m2, Error::DuplicateOrExpired);
     assert_eq!(b.stored_skipped_keys(), 0);
 }
@@ -1311,14 +1312,21 @@ fn sending_chain(session: &Session) -> ([u8; 32], u32) {
         bytes[1], 0x20,
         "not a classical session without header encryption"
     );
-    // Version, type, role; IK_A, IK_B, EK_A; the awaiting flag, SPK id, OPK flag and id;
-    // the limits and the padding policy; RK, DHs, then DHr and CKs as optional keys.
-    let cks = 3 + 3 * 32 + (1 + 8 + 1 + 8) + 8 + 1 + 32 + 32 + 33;
-    assert_eq!(bytes[cks], 1, "no sending chain");
-    let ns = cks + 33 + 33;
+    // Version, type, state flags; IK_remote, EK_A; the pending fields the flags announce;
+    // the limits and the padding policy (`padding_offset`); RK, DHs, DHr, then CKs and CKr
+    // if the flags say they are stored.
+    let state = bytes[2];
+    assert_ne!(state & STATE_SENDING_CHAIN, 0, "no sending chain");
+    let cks = padding_offset(&bytes) + 1 + 3 * 32;
+    let ckr = if state & STATE_RECEIVING_CHAIN != 0 {
+        32
+    } else {
+        0
+    };
+    let ns = cks + 32 + ckr;
     let skipped = get_u32(&bytes, ns + 12) as usize;
     assert_eq!(bytes.len(), ns + 16 + 68 * skipped);
-    (key32(&bytes[cks + 1..cks + 33]), get_u32(&bytes, ns))
+    (key32(&bytes[cks..cks + 32]), get_u32(&bytes, ns))
 }
 
 fn hmac_sha256(key: &[u8; 32], byte: u8) -> [u8; 32] {

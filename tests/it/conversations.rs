@@ -14,8 +14,8 @@ use doubleratchet_test_support::layout::{
     INITIAL_BODY, NORMAL_BODY, TAG, TYPE_INITIAL, TYPE_NORMAL,
 };
 use doubleratchet_test_support::{
-    assert_rejected, below, message_number, previous_chain_length, ratchet_key, rng, shuffle, text,
-    Offer, Pair, Party, Peer,
+    assert_rejected, below, message_number, padding_offset, previous_chain_length, ratchet_key,
+    rng, shuffle, text, Offer, Pair, Party, Peer,
 };
 
 #[test]
@@ -390,7 +390,7 @@ fn store_eviction_drops_the_oldest_key_first() {
     let y: Vec<_> = (0..4).map(|i| p.a_sends(&text("y", i))).collect();
     assert_eq!(p.b.decrypt(&y[3]).unwrap(), text("y", 3));
     assert_eq!(p.b.stored_skipped_keys(), 6);
-    let mut b = Session::from_bytes(&p.b.to_bytes()).unwrap();
+    let mut b = Session::from_bytes(&p.b.to_bytes(), p.b.local_identity()).unwrap();
     b.set_limits(Limits::new(1000, 4)).unwrap();
     assert_eq!(b.stored_skipped_keys(), 4);
     // x[0] and x[1] were evicted. Their chain is no longer the current one, so the session
@@ -915,24 +915,27 @@ fn padding_policy_is_per_session_takes_effect_at_once_and_is_stored() {
     let mut b = q.bob.accept(&second).unwrap().session;
     assert_eq!(b.decrypt(&q.first).unwrap(), b"first");
 
-    // The policy is stored (SPEC.md §7.1: one byte after max_stored_skipped, offset 125 of
-    // a classical session): the two encodings differ in that byte alone, and each loads
-    // back to its policy.
+    // The policy is stored (SPEC.md §7.1: one byte after max_stored_skipped, offset 75 of
+    // a classical session between two chains): the two encodings differ in that byte
+    // alone, and each loads back to its policy.
+    let alice = *p.alice.identity.public_key();
     let with_none = p.a.to_bytes().to_vec();
     p.a.set_padding(Padding::Padme);
     let with_padme = p.a.to_bytes().to_vec();
     assert_eq!(with_none[0], STORAGE_VERSION);
-    assert_eq!(with_none.len(), 305);
-    assert_eq!((with_none[125], with_padme[125]), (0x00, 0x01));
+    assert_eq!(with_none.len(), 252);
+    let at = padding_offset(&with_none);
+    assert_eq!(at, 75);
+    assert_eq!((with_none[at], with_padme[at]), (0x00, 0x01));
     let differing: Vec<usize> = (0..with_none.len())
         .filter(|&i| with_none[i] != with_padme[i])
         .collect();
-    assert_eq!(differing, [125]);
+    assert_eq!(differing, [at]);
     for (bytes, padding, encoded) in [
         (&with_none, Padding::None, 6),
         (&with_padme, Padding::Padme, PADME_MINIMUM),
     ] {
-        let mut a = Session::from_bytes(bytes).unwrap();
+        let mut a = Session::from_bytes(bytes, &alice).unwrap();
         assert_eq!(a.padding(), padding);
         assert_eq!(&a.to_bytes()[..], &bytes[..]);
         let m = a.encrypt(b"12345", &mut p.rng).unwrap();
@@ -943,7 +946,7 @@ fn padding_policy_is_per_session_takes_effect_at_once_and_is_stored() {
     p.a.set_padding(Padding::None);
     let context = b"bob/sessions/1";
     let sealed = key.seal(&p.a, context, &mut p.rng).unwrap();
-    let mut opened: Session = key.open(&sealed, context).unwrap();
+    let mut opened = key.open_session(&sealed, context, &alice).unwrap();
     assert_eq!(opened.padding(), Padding::None);
     assert_eq!(
         opened.encrypt(b"12345", &mut p.rng).unwrap().len(),
@@ -952,13 +955,13 @@ fn padding_policy_is_per_session_takes_effect_at_once_and_is_stored() {
     // Any other policy byte is refused.
     for byte in [0x02, 0x80, 0xff] {
         let mut bad = with_none.clone();
-        bad[125] = byte;
+        bad[at] = byte;
         assert_eq!(
-            Session::from_bytes(&bad).map(|_| ()),
+            Session::from_bytes(&bad, &alice).map(|_| ()),
             Err(Error::InvalidEncoding)
         );
     }
     // The session the stored copies came from goes on as if nothing happened.
-    p.a = Session::from_bytes(&with_none).unwrap();
+    p.a = Session::from_bytes(&with_none, &alice).unwrap();
     p.ping_pong(2);
 }

@@ -100,6 +100,9 @@ use doubleratchet_test_support::golden::{
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet_test_support::pq_bundle_of;
+use doubleratchet_test_support::storage::{
+    STATE_AWAITING_REPLY, STATE_ONE_TIME_PREKEY, STATE_RECEIVING_CHAIN, STATE_SENDING_CHAIN,
+};
 use doubleratchet_test_support::{
     bundle_of, device_of, load, padding_offset, ratchet_view, rng, stored, Cursor,
 };
@@ -109,22 +112,42 @@ use doubleratchet_test_support::{
 /// which was never released.)
 const FORMAT_VERSION: u8 = 0x02;
 
-/// A stored session's layout (SPEC.md §7.1) up to its padding byte: version, type, role,
-/// the identities and `EK_A` (3 x 32), the pending flag and prekey ids (1 + 8 + 1 + 8), the
-/// limits (4 + 4). Type `0x28` has a flags byte after the role, and a PQXDH session
-/// awaiting its reply the post-quantum prekey id and KEM ciphertext (8 + 1088) before the
-/// limits.
-const PADDING_OFFSET: usize = 3 + 3 * 32 + 18 + 8;
-/// A stored session without skipped keys (type `0x20`; profile v2 part 2, 8-byte prekey
-/// ids: part 1's 297 + 8).
-const SESSION_LENGTH: usize = 305;
-/// A header-encrypted session (type `0x28`) without skipped keys: a flags byte, `HKs`,
-/// `HKr` (each a flag and 32 bytes), `NHKs`, `NHKr` and a count.
-const HE_SESSION_LENGTH: usize = SESSION_LENGTH + 1 + 2 * 33 + 2 * 32 + 4;
+/// Where a stored session's pending fields start (SPEC.md §7.1): after the version, the
+/// type, the state flags, the remote identity key and `EK_A` (2 x 32). (The local identity
+/// key is not stored: the loading device passes its own.) Type `0x28` has a flags byte
+/// after the state flags, which moves every later offset by one.
+const PENDING_OFFSET: usize = 3 + 2 * 32;
+/// The pending fields of an X3DH initiator awaiting its reply with a one-time prekey (state
+/// flags `0x02 | 0x04`): the signed and the one-time prekey id.
+const PENDING_LENGTH: usize = 8 + 8;
+/// A stored session's padding byte without pending fields: after the limits (4 + 4). An
+/// initiator awaiting its reply has its pending fields before the limits.
+const PADDING_OFFSET: usize = PENDING_OFFSET + 8;
+/// A stored session (type `0x20`) with neither chain key, pending fields nor skipped keys:
+/// the fields up to the padding byte, the padding byte, `RK`, `DHs`, `DHr` (3 x 32), `Ns`,
+/// `Nr`, `PN` and the count of skipped keys (4 x 4).
+const SESSION_BASE_LENGTH: usize = PADDING_OFFSET + 1 + 3 * 32 + 4 * 4;
+/// A chain key (`CKs`, `CKr`): stored only when its bit of the state flags is set.
+const CHAIN_KEY_LENGTH: usize = 32;
+/// A session between two established chains, without skipped keys (type `0x20`).
+const SESSION_LENGTH: usize = SESSION_BASE_LENGTH + 2 * CHAIN_KEY_LENGTH;
+/// An X3DH initiator awaiting its reply, with a one-time prekey: its sending chain and the
+/// two prekey ids.
+const INITIATOR_LENGTH: usize = SESSION_BASE_LENGTH + CHAIN_KEY_LENGTH + PENDING_LENGTH;
+/// A session whose last step was a receiving DH ratchet step (a responder that has not
+/// sent yet, an initiator that has received since it last sent): `CKr` only, its sending
+/// chain derived at its next send.
+const RECEIVED_LENGTH: usize = SESSION_BASE_LENGTH + CHAIN_KEY_LENGTH;
+/// What a header-encrypted session (type `0x28`) without skipped keys adds: a flags byte,
+/// `HKs`, `HKr` (each a flag and 32 bytes), `NHKs`, `NHKr` and a count.
+const HE_LENGTH: usize = 1 + 2 * 33 + 2 * 32 + 4;
 /// What a PQXDH session awaiting its reply stores in addition: the post-quantum prekey id
 /// and the KEM ciphertext.
 #[cfg(feature = "pqxdh")]
 const PQ_PENDING_LENGTH: usize = 8 + 1088;
+/// The state flags of a stored session (SPEC.md §7.1, byte 2): the responder's session.
+/// (The other bits are those of `doubleratchet_test_support::storage`.)
+const STATE_RESPONDER: u8 = 0x01;
 /// Stored prekeys (SPEC.md §7.3, §7.4, §3.6), each `version | type | id (8 bytes) | ...`.
 const SIGNED_PREKEY_LENGTH: usize = 2 + 8 + 32 + 64;
 const ONE_TIME_PREKEY_LENGTH: usize = 2 + 8 + 32;
@@ -511,11 +534,26 @@ fn golden_files() {
 
     // The fresh initiator (default padding, Padmé) decrypts Bob's first reply.
     let initiator_bytes = read("session_initiator.bin");
-    assert_eq!(initiator_bytes.len(), SESSION_LENGTH);
-    assert_eq!(initiator_bytes[100..108], bundle_spk.to_u64().to_be_bytes());
-    assert_eq!(initiator_bytes[108], 1);
-    assert_eq!(initiator_bytes[109..117], bundle_opk.to_u64().to_be_bytes());
-    let mut initiator = load(&initiator_bytes);
+    assert_eq!(initiator_bytes.len(), INITIATOR_LENGTH);
+    assert_eq!(INITIATOR_LENGTH, 236);
+    assert_eq!(
+        initiator_bytes[2],
+        STATE_AWAITING_REPLY | STATE_ONE_TIME_PREKEY | STATE_SENDING_CHAIN
+    );
+    assert_eq!(initiator_bytes[3..35], bob.public_key().as_bytes()[..]);
+    assert_eq!(
+        initiator_bytes[PENDING_OFFSET..PENDING_OFFSET + 8],
+        bundle_spk.to_u64().to_be_bytes()
+    );
+    assert_eq!(
+        initiator_bytes[PENDING_OFFSET + 8..PENDING_OFFSET + 16],
+        bundle_opk.to_u64().to_be_bytes()
+    );
+    assert_eq!(
+        padding_offset(&initiator_bytes),
+        PADDING_OFFSET + PENDING_LENGTH
+    );
+    let mut initiator = load(&initiator_bytes, alice.public_key());
     check_padding("initiator", &initiator_bytes, &initiator, Padding::Padme);
     assert_eq!(initiator.role(), Role::Initiator);
     assert!(initiator.awaiting_reply());
@@ -530,12 +568,16 @@ fn golden_files() {
     assert_eq!(initiator.decrypt(&reply), Err(Error::DuplicateOrExpired));
 
     // The responder with skipped keys decrypts a1-0 with one of them.
+    // It has not sent yet: CKr only, its sending chain waits for its first send.
     let responder_bytes = read("session_responder_with_skipped.bin");
+    assert_eq!(responder_bytes[2], STATE_RESPONDER | STATE_RECEIVING_CHAIN);
+    assert_eq!(responder_bytes[3..35], alice.public_key().as_bytes()[..]);
     assert_eq!(
         responder_bytes.len(),
-        SESSION_LENGTH + 68 * RESPONDER_SKIPPED
+        RECEIVED_LENGTH + 68 * RESPONDER_SKIPPED
     );
-    let mut responder = load(&responder_bytes);
+    assert_eq!(padding_offset(&responder_bytes), PADDING_OFFSET);
+    let mut responder = load(&responder_bytes, bob.public_key());
     check_padding("responder", &responder_bytes, &responder, Padding::Padme);
     assert_eq!(responder.role(), Role::Responder);
     assert_eq!(responder.id(), initiator.id());
@@ -555,7 +597,9 @@ fn golden_files() {
     assert_eq!(sealed.len(), 15 + responder_bytes.len() + 16);
     assert_eq!(sealed[..3], [FORMAT_VERSION, 0x30, 0x20]);
     check_sealed_construction("sealed session", &sealed, &responder_bytes, b"");
-    let mut opened = storage_key().open::<Session>(&sealed, b"").unwrap();
+    let mut opened = storage_key()
+        .open_session(&sealed, b"", bob.public_key())
+        .unwrap();
     assert_eq!(stored(&opened), responder_bytes);
     // Sealing is deterministic given the nonce RNG.
     assert_eq!(
@@ -569,12 +613,14 @@ fn golden_files() {
     assert_eq!(opened.decrypt(&next).unwrap(), b"golden: a1-1");
     assert_eq!(
         StorageKey::from_bytes([0; 32])
-            .open::<Session>(&sealed, b"")
+            .open_session(&sealed, b"", bob.public_key())
             .err(),
         Some(Error::DecryptionFailed)
     );
     assert_eq!(
-        storage_key().open::<Session>(&sealed, b"\0").err(),
+        storage_key()
+            .open_session(&sealed, b"\0", bob.public_key())
+            .err(),
         Some(Error::DecryptionFailed),
         "sealed with the empty context"
     );
@@ -591,7 +637,7 @@ fn golden_files() {
         SESSION_CONTEXT,
     );
     let mut opened = storage_key()
-        .open::<Session>(&sealed, SESSION_CONTEXT)
+        .open_session(&sealed, SESSION_CONTEXT, bob.public_key())
         .unwrap();
     assert_eq!(stored(&opened), responder_bytes);
     assert_eq!(
@@ -600,17 +646,29 @@ fn golden_files() {
             .unwrap(),
         sealed
     );
-    check_context_is_bound::<Session>(&sealed, SESSION_CONTEXT);
+    check_context_is_bound_with(SESSION_CONTEXT, |context| {
+        storage_key()
+            .open_session(&sealed, context, bob.public_key())
+            .map(|_| ())
+    });
     let next = read("sealed_session.next_message.bin");
     assert_eq!(opened.decrypt(&next).unwrap(), b"golden: a1-1");
 }
 
 /// A sealed golden blob opens with its own context only: not with the empty one, nor one
 /// a byte shorter or longer, nor one with a byte changed.
-fn check_context_is_bound<T: doubleratchet::Storable + std::fmt::Debug>(
+fn check_context_is_bound<T: doubleratchet::Openable + std::fmt::Debug>(
     sealed: &[u8],
     context: &[u8],
 ) {
+    check_context_is_bound_with(context, |other| {
+        storage_key().open::<T>(sealed, other).map(|_| ())
+    });
+}
+
+/// [`check_context_is_bound`] with the blob opened by `open` (given the context): for a
+/// sealed session, which opens with the loading device's identity key.
+fn check_context_is_bound_with(context: &[u8], open: impl Fn(&[u8]) -> Result<(), Error>) {
     assert!(!context.is_empty());
     let longer = [context, &[0u8][..]].concat();
     let changed: Vec<u8> = context
@@ -620,7 +678,7 @@ fn check_context_is_bound<T: doubleratchet::Storable + std::fmt::Debug>(
         .collect();
     for other in [&b""[..], &context[..context.len() - 1], &longer, &changed] {
         assert_eq!(
-            storage_key().open::<T>(sealed, other).err(),
+            open(other).err(),
             Some(Error::DecryptionFailed),
             "opened with {other:?}"
         );
@@ -663,13 +721,17 @@ fn header_encrypted_golden_files() {
     let session_bytes = read("he_session_responder_with_skipped.bin");
     assert_eq!(session_bytes[1], 0x28);
     assert_eq!(session_bytes[3], 0x02);
-    // SPEC.md §7.1: 440 bytes, 68 per skipped key, 64 per skipped-chain header key.
-    assert_eq!(HE_SESSION_LENGTH, 440);
+    // SPEC.md §7.1: Bob has not sent since Alice's last chain reached him (CKr only): 220
+    // + 135 bytes, 68 per skipped key, 64 per skipped-chain header key.
+    assert_eq!(session_bytes[2], STATE_RESPONDER | STATE_RECEIVING_CHAIN);
+    assert_eq!(session_bytes[4..36], alice.public_key().as_bytes()[..]);
+    assert_eq!(RECEIVED_LENGTH + HE_LENGTH, 355);
     assert_eq!(
         session_bytes.len(),
-        HE_SESSION_LENGTH + 68 * HE_SKIPPED + 64 * HE_HEADER_KEYS
+        RECEIVED_LENGTH + HE_LENGTH + 68 * HE_SKIPPED + 64 * HE_HEADER_KEYS
     );
-    let mut session = load(&session_bytes);
+    assert_eq!(padding_offset(&session_bytes), PADDING_OFFSET + 1);
+    let mut session = load(&session_bytes, bob.public_key());
     check_padding("he session", &session_bytes, &session, Padding::Padme);
     assert!(session.is_header_encrypted());
     assert!(!session.is_post_quantum());
@@ -707,7 +769,9 @@ fn header_encrypted_golden_files() {
         "every session is sealed as object type 0x20"
     );
     check_sealed_construction("he sealed session", &sealed, &session_bytes, b"");
-    let mut opened = storage_key().open::<Session>(&sealed, b"").unwrap();
+    let mut opened = storage_key()
+        .open_session(&sealed, b"", bob.public_key())
+        .unwrap();
     assert_eq!(stored(&opened), session_bytes);
     assert_eq!(
         storage_key()
@@ -723,7 +787,7 @@ fn header_encrypted_golden_files() {
     assert_eq!(opened.stored_skipped_keys(), HE_SKIPPED - 1);
     assert_eq!(
         StorageKey::from_bytes([0; 32])
-            .open::<Session>(&sealed, b"")
+            .open_session(&sealed, b"", bob.public_key())
             .err(),
         Some(Error::DecryptionFailed)
     );
@@ -737,12 +801,20 @@ fn padding_none_golden_files() {
     // Without padding a body is the plaintext, the 0x80 end marker and the tag.
     let unpadded = |plaintext: &[u8]| plaintext.len() + 1 + TAG;
 
-    // Alice's fresh session with the policy Padding::None: type 0x20, 305 bytes, padding
-    // byte 0x00.
+    // Alice's fresh session with the policy Padding::None: type 0x20, 236 bytes, padding
+    // byte 0x00 after her pending fields and the limits.
     let initiator_bytes = read("padding_none_session_initiator.bin");
-    assert_eq!(initiator_bytes.len(), SESSION_LENGTH);
+    assert_eq!(initiator_bytes.len(), INITIATOR_LENGTH);
     assert_eq!(initiator_bytes[1], 0x20);
-    let initiator = load(&initiator_bytes);
+    assert_eq!(
+        initiator_bytes[2],
+        STATE_AWAITING_REPLY | STATE_ONE_TIME_PREKEY | STATE_SENDING_CHAIN
+    );
+    assert_eq!(
+        padding_offset(&initiator_bytes),
+        PADDING_OFFSET + PENDING_LENGTH
+    );
+    let initiator = load(&initiator_bytes, alice.public_key());
     check_padding("initiator", &initiator_bytes, &initiator, Padding::None);
     assert_eq!(initiator.role(), Role::Initiator);
     assert!(initiator.awaiting_reply());
@@ -754,7 +826,7 @@ fn padding_none_golden_files() {
     let a0 = read("padding_none_session_responder_with_skipped.next_message.bin");
     check_message("a0-0", &a0, 0x02);
     check_body("a0-0", &a0, unpadded(PADDING_NONE_RESPONDER_NEXT));
-    let mut sender = load(&initiator_bytes);
+    let mut sender = load(&initiator_bytes, alice.public_key());
     assert_eq!(
         sender
             .encrypt(PADDING_NONE_RESPONDER_NEXT, &mut rng(0))
@@ -765,10 +837,10 @@ fn padding_none_golden_files() {
     // same message padded to 64 bytes, and back to Padding::None the very same bytes.
     let padme_bytes = {
         let mut b = initiator_bytes.clone();
-        b[PADDING_OFFSET] = PADDING_PADME_BYTE;
+        b[PADDING_OFFSET + PENDING_LENGTH] = PADDING_PADME_BYTE;
         b
     };
-    let mut padme = load(&padme_bytes);
+    let mut padme = load(&padme_bytes, alice.public_key());
     check_padding("initiator as Padmé", &padme_bytes, &padme, Padding::Padme);
     let padded = padme
         .encrypt(PADDING_NONE_RESPONDER_NEXT, &mut rng(0))
@@ -780,7 +852,7 @@ fn padding_none_golden_files() {
         a0[..framing],
         "the same framing and header"
     );
-    let mut back = load(&padme_bytes);
+    let mut back = load(&padme_bytes, alice.public_key());
     back.set_padding(Padding::None);
     assert_eq!(stored(&back), initiator_bytes);
 
@@ -797,10 +869,15 @@ fn padding_none_golden_files() {
     assert_eq!(initiator.padding(), Padding::None);
 
     // Bob's session with the policy Padding::None, holding the key of a0-0.
+    // (It has sent since: both chains.)
     let responder_bytes = read("padding_none_session_responder_with_skipped.bin");
     assert_eq!(responder_bytes.len(), SESSION_LENGTH + 68);
     assert_eq!(responder_bytes[1], 0x20);
-    let mut responder = load(&responder_bytes);
+    assert_eq!(
+        responder_bytes[2],
+        STATE_RESPONDER | STATE_SENDING_CHAIN | STATE_RECEIVING_CHAIN
+    );
+    let mut responder = load(&responder_bytes, bob.public_key());
     check_padding("responder", &responder_bytes, &responder, Padding::None);
     assert_eq!(responder.role(), Role::Responder);
     assert_eq!(responder.id(), initiator.id());
@@ -809,7 +886,9 @@ fn padding_none_golden_files() {
     // The receiver's policy plays no part in decoding: a copy of it decrypts the padded
     // form of a0-0 (the same message key) to the same plaintext.
     assert_eq!(
-        load(&responder_bytes).decrypt(&padded).unwrap(),
+        load(&responder_bytes, bob.public_key())
+            .decrypt(&padded)
+            .unwrap(),
         PADDING_NONE_RESPONDER_NEXT
     );
     assert_eq!(responder.decrypt(&a0).unwrap(), PADDING_NONE_RESPONDER_NEXT);
@@ -858,16 +937,33 @@ fn post_quantum_golden_files() {
     assert_eq!(bundle_bytes[139..147], bundle_opk.to_u64().to_be_bytes());
     assert_eq!(bundle_bytes[179..187], bundle_pq.to_u64().to_be_bytes());
 
-    // Alice's fresh PQXDH session (type 0x25, 1401 bytes: it repeats the post-quantum
+    // Alice's fresh PQXDH session (type 0x25, 1332 bytes: it repeats the post-quantum
     // prekey id and the KEM ciphertext while awaiting a reply) decrypts Bob's first reply.
     let initiator_bytes = read("pq_session_initiator.bin");
-    assert_eq!(initiator_bytes.len(), SESSION_LENGTH + PQ_PENDING_LENGTH);
-    assert_eq!(initiator_bytes.len(), 1401);
+    assert_eq!(initiator_bytes.len(), INITIATOR_LENGTH + PQ_PENDING_LENGTH);
+    assert_eq!(initiator_bytes.len(), 1332);
     assert_eq!(initiator_bytes[1], 0x25);
-    assert_eq!(initiator_bytes[117..125], bundle_pq.to_u64().to_be_bytes());
-    let mut initiator = load(&initiator_bytes);
+    assert_eq!(
+        initiator_bytes[2],
+        STATE_AWAITING_REPLY | STATE_ONE_TIME_PREKEY | STATE_SENDING_CHAIN
+    );
+    // The pending fields: the signed prekey id, the one-time prekey id, the post-quantum
+    // prekey id, the KEM ciphertext.
+    assert_eq!(
+        initiator_bytes[PENDING_OFFSET + 8..PENDING_OFFSET + 16],
+        bundle_opk.to_u64().to_be_bytes()
+    );
+    let pq_id = PENDING_OFFSET + PENDING_LENGTH;
+    assert_eq!(
+        initiator_bytes[pq_id..pq_id + 8],
+        bundle_pq.to_u64().to_be_bytes()
+    );
+    let mut initiator = load(&initiator_bytes, alice.public_key());
     // The padding byte follows the post-quantum id, the KEM ciphertext and the limits.
-    assert_eq!(padding_offset(&initiator_bytes), 125 + 8 + 1088);
+    assert_eq!(
+        padding_offset(&initiator_bytes),
+        PADDING_OFFSET + PENDING_LENGTH + 8 + 1088
+    );
     check_padding("pq initiator", &initiator_bytes, &initiator, Padding::Padme);
     assert_eq!(initiator.role(), Role::Initiator);
     assert!(initiator.is_post_quantum());
@@ -880,8 +976,11 @@ fn post_quantum_golden_files() {
     check_body("pq reply", &reply, PADME_BODY);
     assert_eq!(initiator.decrypt(&reply).unwrap(), PQ_INITIATOR_NEXT);
     assert!(!initiator.awaiting_reply());
-    // No longer awaiting a reply: the ciphertext is gone from the stored form.
-    assert_eq!(stored(&initiator).len(), SESSION_LENGTH);
+    // No longer awaiting a reply: the pending fields, the ciphertext with them, are gone
+    // from the stored form; the sending chain waits for Alice's next send.
+    let replied = stored(&initiator);
+    assert_eq!(replied[2], STATE_RECEIVING_CHAIN);
+    assert_eq!(replied.len(), RECEIVED_LENGTH);
     assert_eq!(initiator.decrypt(&reply), Err(Error::DuplicateOrExpired));
 
     // Bob's PQXDH session (type 0x25, responder) decrypts a0-0, an initial message (type
@@ -889,10 +988,14 @@ fn post_quantum_golden_files() {
     let responder_bytes = read("pq_session_responder.bin");
     assert_eq!(responder_bytes[1], 0x25);
     assert_eq!(
+        responder_bytes[2],
+        STATE_RESPONDER | STATE_SENDING_CHAIN | STATE_RECEIVING_CHAIN
+    );
+    assert_eq!(
         responder_bytes.len(),
         SESSION_LENGTH + 68 * PQ_RESPONDER_SKIPPED
     );
-    let mut responder = load(&responder_bytes);
+    let mut responder = load(&responder_bytes, bob.public_key());
     check_padding("pq responder", &responder_bytes, &responder, Padding::Padme);
     assert_eq!(responder.role(), Role::Responder);
     assert!(responder.is_post_quantum());
@@ -908,11 +1011,12 @@ fn post_quantum_golden_files() {
     let he_bytes = read("he_pq_session_initiator_with_skipped.bin");
     assert_eq!(he_bytes[1], 0x28);
     assert_eq!(he_bytes[3], 0x03);
+    assert_eq!(he_bytes[2], STATE_RECEIVING_CHAIN);
     assert_eq!(
         he_bytes.len(),
-        HE_SESSION_LENGTH + 68 * HE_PQ_SKIPPED + 64 * HE_PQ_HEADER_KEYS
+        RECEIVED_LENGTH + HE_LENGTH + 68 * HE_PQ_SKIPPED + 64 * HE_PQ_HEADER_KEYS
     );
-    let mut he = load(&he_bytes);
+    let mut he = load(&he_bytes, alice.public_key());
     check_padding("he pq session", &he_bytes, &he, Padding::Padme);
     assert!(he.is_header_encrypted());
     assert!(he.is_post_quantum());
@@ -1259,7 +1363,13 @@ fn session_record_golden_files() {
     assert_eq!(retired, [false, false, true]);
     let kinds: Vec<u8> = view.entries.iter().map(|e| e.2[1]).collect();
     assert_eq!(kinds, [0x20, 0x28, 0x20]);
-    let sessions: Vec<Session> = view.entries.iter().map(|e| load(&e.2)).collect();
+    // Each loads with the record's local identity (Bob's), which its sessions do not
+    // store.
+    let sessions: Vec<Session> = view
+        .entries
+        .iter()
+        .map(|e| load(&e.2, bob.public_key()))
+        .collect();
     let [s3, s2, s1] = [0, 1, 2].map(|i| sessions[i].id());
     for (i, session) in sessions.iter().enumerate() {
         assert_eq!(session.local_identity(), bob.public_key(), "session {i}");
@@ -1279,11 +1389,21 @@ fn session_record_golden_files() {
     assert!(sessions[1].is_header_encrypted());
     assert_eq!(ratchet_view(&view.entries[1].2).header_key_chains.len(), 1);
     assert_eq!(view.last_decrypted, Some(*s3.as_bytes()));
+    // s3 and s2 have received since they last sent (CKr only), s1 has both chains.
+    let states: Vec<u8> = view.entries.iter().map(|e| e.2[2]).collect();
+    assert_eq!(
+        states,
+        [
+            STATE_RECEIVING_CHAIN,
+            STATE_RECEIVING_CHAIN,
+            STATE_SENDING_CHAIN | STATE_RECEIVING_CHAIN
+        ]
+    );
     assert_eq!(
         bytes.len(),
         149 + 3 * 13
-            + (SESSION_LENGTH + 2 * 68)
-            + (HE_SESSION_LENGTH + 2 * 68 + 64)
+            + (RECEIVED_LENGTH + 2 * 68)
+            + (RECEIVED_LENGTH + HE_LENGTH + 2 * 68 + 64)
             + SESSION_LENGTH
     );
 
@@ -1395,7 +1515,9 @@ fn session_record_golden_files() {
     );
     check_context_is_bound::<SessionRecord>(&sealed, RECORD_CONTEXT);
     assert_eq!(
-        storage_key().open::<Session>(&sealed, RECORD_CONTEXT).err(),
+        storage_key()
+            .open_session(&sealed, RECORD_CONTEXT, bob.public_key())
+            .err(),
         Some(Error::UnexpectedType(0x2B)),
         "a sealed record is not a sealed session"
     );

@@ -11,7 +11,8 @@ use doubleratchet::{
     Error, IdentityKeyPair, Limits, LocalDevice, Message, Padding, Session, SessionOptions,
     MAX_SKIPPED_HEADER_KEYS, PADME_MINIMUM, STORAGE_VERSION, WIRE_VERSION,
 };
-use doubleratchet_test_support::device_of;
+use doubleratchet_test_support::storage::{STATE_RECEIVING_CHAIN, STATE_SENDING_CHAIN};
+use doubleratchet_test_support::{device_of, padding_offset};
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -88,9 +89,14 @@ fn bytes(s: &Session) -> Vec<u8> {
 fn conversation_both_modes_with_ratchet_steps() {
     for &pq in PQ_MODES {
         let mut p = pair(900 + u64::from(pq), pq);
-        // SPEC.md §7.1: 305 + 135 bytes once both header keys are set, nothing skipped.
-        assert_eq!(p.a.to_bytes().len(), 440);
-        assert_eq!(p.b.to_bytes().len(), 440);
+        // SPEC.md §7.1: 188 bytes, 32 per stored chain key and 135 for header encryption
+        // once both header keys are set, nothing skipped. Alice has received Bob's reply
+        // (her sending chain waits for her next send); Bob has both chains.
+        let (a, b) = (p.a.to_bytes(), p.b.to_bytes());
+        assert_eq!(a[2], STATE_RECEIVING_CHAIN);
+        assert_eq!(a.len(), 188 + 32 + 135);
+        assert_eq!(b[2], 0x01 | STATE_SENDING_CHAIN | STATE_RECEIVING_CHAIN);
+        assert_eq!(b.len(), 252 + 135);
         for round in 0..10u8 {
             for k in 0..=round % 3 {
                 let m = p.a.encrypt(&[round, k], &mut p.rng).unwrap();
@@ -268,25 +274,29 @@ fn persistence_round_trips_at_every_step() {
                 assert_eq!(saved[0], STORAGE_VERSION);
                 assert_eq!(saved[1], 0x28);
                 assert_eq!(saved[3], if pq { 0x03 } else { 0x02 });
-                let reloaded = Session::from_bytes(&saved).unwrap();
+                let reloaded = Session::from_bytes(&saved, s.local_identity()).unwrap();
                 assert_eq!(*reloaded.to_bytes(), *saved);
                 *s = reloaded;
             }
         }
         let saved = p.b.to_bytes();
+        let bob = *p.b.local_identity();
         for len in 0..saved.len() {
-            assert!(Session::from_bytes(&saved[..len]).is_err(), "len {len}");
+            assert!(
+                Session::from_bytes(&saved[..len], &bob).is_err(),
+                "len {len}"
+            );
         }
         let mut longer = saved.to_vec();
         longer.push(0);
         assert_eq!(
-            Session::from_bytes(&longer).unwrap_err(),
+            Session::from_bytes(&longer, &bob).unwrap_err(),
             Error::TrailingData
         );
         let mut bad_flags = saved.to_vec();
         bad_flags[3] = 0x01;
         assert_eq!(
-            Session::from_bytes(&bad_flags).unwrap_err(),
+            Session::from_bytes(&bad_flags, &bob).unwrap_err(),
             Error::InvalidEncoding
         );
         while let Some(m) = pending.pop() {
@@ -391,13 +401,19 @@ fn failing_rng_changes_nothing_in_header_encrypted_mode() {
 fn stored_session_without_sending_header_key_is_refused() {
     let p = pair(995, false);
     let mut stored = bytes(&p.a);
-    assert_eq!(stored.len(), 440);
-    // After the skipped-key count (offset 301 + flags byte = 302..306), HKs: flag + key.
-    assert_eq!(stored[302..306], [0; 4]);
-    assert_eq!(stored[306], 1);
-    stored[306..339].fill(0);
+    // Alice has received Bob's reply: CKr is stored, CKs waits for her next send.
+    assert_eq!(stored[2], STATE_RECEIVING_CHAIN);
+    assert_eq!(stored.len(), 188 + 32 + 135);
+    // After the padding byte: RK, DHs, DHr, CKr, Ns, Nr, PN, then the skipped-key count
+    // (zero), then HKs: flag + key.
+    let count = padding_offset(&stored) + 1 + 3 * 32 + 32 + 12;
+    assert_eq!(count, 217);
+    assert_eq!(stored[count..count + 4], [0; 4]);
+    let hks = count + 4;
+    assert_eq!(stored[hks], 1);
+    stored[hks..hks + 33].fill(0);
     assert_eq!(
-        Session::from_bytes(&stored).unwrap_err(),
+        Session::from_bytes(&stored, p.a.local_identity()).unwrap_err(),
         Error::InvalidEncoding
     );
 }
@@ -476,28 +492,32 @@ fn sizes_on_the_wire_under_both_padding_policies() {
 }
 
 /// The padding policy is stored in a header-encrypted session (type 0x28: after the flags
-/// byte and the limits, at offset 126) and survives a reload.
+/// byte and the limits, at offset 76 of a session without pending fields) and survives a
+/// reload.
 #[test]
 fn padding_policy_is_stored_in_header_encrypted_sessions() {
     let mut p = pair(1010, false);
     assert_eq!(p.a.padding(), Padding::Padme);
     let padme = bytes(&p.a);
-    assert_eq!(padme[126], 0x01);
+    let at = padding_offset(&padme);
+    assert_eq!(at, 76);
+    assert_eq!(padme[at], 0x01);
     p.a.set_padding(Padding::None);
     let none = bytes(&p.a);
-    assert_eq!(none[126], 0x00);
+    assert_eq!(none[at], 0x00);
     let differing: Vec<usize> = (0..padme.len()).filter(|&i| padme[i] != none[i]).collect();
-    assert_eq!(differing, [126]);
-    let mut reloaded = Session::from_bytes(&none).unwrap();
+    assert_eq!(differing, [at]);
+    let alice = *p.a.local_identity();
+    let mut reloaded = Session::from_bytes(&none, &alice).unwrap();
     assert_eq!(reloaded.padding(), Padding::None);
     assert_eq!(bytes(&reloaded), none);
     let m = reloaded.encrypt(&[1; 10], &mut p.rng).unwrap();
     assert_eq!(m.len(), 2 + 68 + 11 + 16);
     assert_eq!(p.b.decrypt(&m).unwrap(), [1; 10]);
     let mut bad = none.clone();
-    bad[126] = 0x02;
+    bad[at] = 0x02;
     assert_eq!(
-        Session::from_bytes(&bad).unwrap_err(),
+        Session::from_bytes(&bad, &alice).unwrap_err(),
         Error::InvalidEncoding
     );
 }

@@ -23,6 +23,12 @@
 //!   it.
 //! * The padding policy (SPEC.md §4.9) is stored with the session, in its own byte right
 //!   after `max_stored_skipped`, and round-trips.
+//! * The session layout (SPEC.md §7.1, read with [`SessionLayout`]): no local identity key
+//!   (a session loads with the loading device's, and refuses one equal to the stored remote
+//!   identity; with another device's it loads and then decrypts nothing), and a state
+//!   flags byte whose combinations no session has are refused, absent fields taking no
+//!   bytes; the sizes are pinned (252 bytes between two established chains, 236 for an
+//!   X3DH initiator awaiting its reply with a one-time prekey).
 //! * Sealing under a [`StorageKey`] for an application context: round trips, every flipped
 //!   bit, every truncation, the wrong key, object-type confusion and another context
 //!   (another one, the empty one, one a byte longer) are rejected; a context over
@@ -34,21 +40,24 @@
 use std::time::{Duration, Instant};
 
 use doubleratchet::{
-    Error, IdentityKeyPair, Limits, LocalDevice, Message, OneTimePreKey, OneTimePreKeyId, Padding,
-    PreKeyBundle, PreKeyPolicy, Role, Session, SessionOptions, SignedPreKey, SignedPreKeyId,
-    SignedPreKeyPublic, StorageKey, StoreNotice, BUNDLE_LENGTH, BUNDLE_VERSION,
-    DEFAULT_MAX_STORED_SKIPPED, DEFAULT_ONE_TIME_PREKEY_CAP, MAX_ONE_TIME_PREKEYS,
+    Error, IdentityKey, IdentityKeyPair, Limits, LocalDevice, Message, OneTimePreKey,
+    OneTimePreKeyId, Padding, PreKeyBundle, PreKeyPolicy, Role, Session, SessionOptions,
+    SignedPreKey, SignedPreKeyId, SignedPreKeyPublic, StorageKey, StoreNotice, BUNDLE_LENGTH,
+    BUNDLE_VERSION, DEFAULT_MAX_STORED_SKIPPED, DEFAULT_ONE_TIME_PREKEY_CAP, MAX_ONE_TIME_PREKEYS,
     MAX_PQ_LAST_RESORT_PREKEYS, MAX_PQ_ONE_TIME_PREKEYS, MAX_REPLAY_RECORDS_PER_SIGNED_PREKEY,
     MAX_SEAL_CONTEXT_LENGTH, MAX_SIGNED_PREKEYS, MAX_SKIP_CAP, MAX_STORED_SIZE,
     MAX_STORED_SKIPPED_CAP, STORAGE_VERSION,
 };
 #[cfg(feature = "pqxdh")]
 use doubleratchet::{PqPreKey, PqPreKeyId, PqPreKeyKind};
-use doubleratchet_test_support::{
-    accepted_pair, accepted_pair_in_mode, established_pair, is_initial, load, reload, rng, stored,
-    Parties,
+use doubleratchet_test_support::storage::{
+    STATE_AWAITING_REPLY, STATE_ONE_TIME_PREKEY, STATE_RECEIVING_CHAIN, STATE_SENDING_CHAIN,
 };
-use doubleratchet_test_support::{bundle_of, device_of};
+use doubleratchet_test_support::{
+    accepted_pair, accepted_pair_in_mode, assert_rejected, established_pair,
+    established_pair_in_mode, is_initial, load, reload, rng, stored, Parties,
+};
+use doubleratchet_test_support::{bundle_of, device_of, padding_offset, ratchet_view};
 use rand_chacha::ChaCha20Rng;
 
 // ---------------------------------------------------------------------------------------
@@ -78,43 +87,139 @@ const TYPE_SESSION_HE: u8 = 0x28;
 #[cfg(feature = "pqxdh")]
 const TYPE_PQ_PREKEY: u8 = 0x26;
 
-const ROLE: usize = 2;
-const LOCAL_IDENTITY: usize = 3;
-const REMOTE_IDENTITY: usize = 35;
-const BASE_KEY: usize = 67;
-const PENDING_FLAG: usize = 99;
-/// The pending initial-message block (profile v2, part 2): `flag(1) | SPK id(8) | OPK
-/// flag(1) | OPK id(8)`, 18 bytes (v1 and part 1: 1 + 4 + 1 + 4 = 10).
-const PENDING_SPK: usize = 100;
-const PENDING_OPK_FLAG: usize = 108;
-const PENDING_OPK: usize = 109;
-const PENDING_LENGTH: usize = 1 + 8 + 1 + 8;
-const MAX_SKIP: usize = 117;
-const MAX_STORED: usize = 121;
-/// The padding policy (profile v2): `0x00` none, `0x01` Padmé; every later field moved
-/// by one byte.
-const PADDING: usize = 125;
-const ROOT_KEY: usize = 126;
-const DHS: usize = 158;
-const DHR_FLAG: usize = 190;
-const CKS_FLAG: usize = 223;
-const CKR_FLAG: usize = 256;
-const NS: usize = 289;
-const NR: usize = 293;
-const PN: usize = 297;
-const COUNT: usize = 301;
-const ENTRIES: usize = 305;
+/// The state flags (profile v2, SPEC.md §7.1): `0x01` responder (clear: initiator), `0x02`
+/// awaiting the first reply (the pending fields are stored), `0x04` the pending fields
+/// name a one-time prekey, `0x08` `CKs` stored, `0x10` `CKr` stored.
+const STATE: usize = 2;
+const STATE_RESPONDER: u8 = 0x01;
+/// The bits no session sets.
+const STATE_UNKNOWN: u8 = !(STATE_RESPONDER
+    | STATE_AWAITING_REPLY
+    | STATE_ONE_TIME_PREKEY
+    | STATE_SENDING_CHAIN
+    | STATE_RECEIVING_CHAIN);
+/// The local identity key is not stored (the loading device passes its own): the remote
+/// one follows the state flags.
+const REMOTE_IDENTITY: usize = 3;
+const BASE_KEY: usize = 35;
+/// The pending fields of an initiator awaiting its reply: `SPK id (8) | OPK id (8, only
+/// with 0x04)` (and for PQXDH the post-quantum prekey id and KEM ciphertext); absent
+/// otherwise.
+const PENDING: usize = 67;
+/// One skipped key: ratchet key, `N`, message key.
 const ENTRY: usize = 32 + 4 + 32;
-const SESSION_FIXED: usize = ENTRIES;
+/// A chain key (`CKs`, `CKr`), stored only when its state flag is set.
+const CHAIN_KEY: usize = 32;
+/// A stored session (type `0x20`) with neither chain key, pending fields nor skipped keys:
+/// version, type, state flags, `IK_remote`, `EK_A`, limits, padding byte, `RK`, `DHs`,
+/// `DHr`, `Ns`, `Nr`, `PN`, the count.
+const SESSION_BASE: usize = 3 + 2 * 32 + 8 + 1 + 3 * 32 + 3 * 4 + 4;
+/// A session between two established chains (both chain keys), not awaiting a reply.
+const SESSION_ESTABLISHED: usize = SESSION_BASE + 2 * CHAIN_KEY;
+/// The longest stored session without skipped keys or post-quantum part: both chain keys
+/// and both prekey ids.
+const SESSION_FIXED: usize = SESSION_ESTABLISHED + 8 + 8;
 
 /// What a PQXDH session awaiting its reply stores in addition: the post-quantum prekey id
 /// (8 bytes) and the KEM ciphertext.
 const PQ_PENDING: usize = 8 + 1088;
-/// A header-encrypted session (type `0x28`) has a flags byte after the role, so each of
-/// its fields sits one byte later; after the skipped keys it stores `HKs`, `HKr` (each a
+/// A header-encrypted session (type `0x28`) has a flags byte after the state flags, so each
+/// later field sits one byte later; after the skipped keys it stores `HKs`, `HKr` (each a
 /// flag and 32 bytes), `NHKs`, `NHKr` and the count of skipped-chain header keys.
 const HE_SHIFT: usize = 1;
 const HE_FIXED: usize = 2 * 33 + 2 * 32 + 4;
+
+/// Where the fields of one stored session sit (SPEC.md §7.1): they move with its type (the
+/// flags byte of `0x28`) and with its state flags (pending fields, chain keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SessionLayout {
+    /// 1 for type `0x28`, else 0.
+    shift: usize,
+    /// The length of the pending fields.
+    pending: usize,
+    cks: bool,
+    ckr: bool,
+}
+
+impl SessionLayout {
+    /// The layout the type and state flags of `bytes` announce.
+    fn of(bytes: &[u8]) -> Self {
+        let (shift, post_quantum) = match bytes[1] {
+            TYPE_SESSION => (0, false),
+            TYPE_SESSION_PQ => (0, true),
+            TYPE_SESSION_HE => (HE_SHIFT, bytes[3] == 0x03),
+            other => panic!("not a session: {other:#x}"),
+        };
+        let state = bytes[STATE];
+        let pending = if state & STATE_AWAITING_REPLY == 0 {
+            0
+        } else {
+            8 + if state & STATE_ONE_TIME_PREKEY != 0 {
+                8
+            } else {
+                0
+            } + if post_quantum { PQ_PENDING } else { 0 }
+        };
+        SessionLayout {
+            shift,
+            pending,
+            cks: state & STATE_SENDING_CHAIN != 0,
+            ckr: state & STATE_RECEIVING_CHAIN != 0,
+        }
+    }
+
+    fn pending(&self) -> usize {
+        PENDING + self.shift
+    }
+    fn max_skip(&self) -> usize {
+        self.pending() + self.pending
+    }
+    fn max_stored(&self) -> usize {
+        self.max_skip() + 4
+    }
+    fn padding(&self) -> usize {
+        self.max_skip() + 8
+    }
+    fn root_key(&self) -> usize {
+        self.padding() + 1
+    }
+    fn dhs(&self) -> usize {
+        self.root_key() + 32
+    }
+    fn dhr(&self) -> usize {
+        self.dhs() + 32
+    }
+    /// Where `CKs` is (or, if absent, would be).
+    fn cks(&self) -> usize {
+        self.dhr() + 32
+    }
+    /// Where `CKr` is (or, if absent, would be).
+    fn ckr(&self) -> usize {
+        self.cks() + if self.cks { CHAIN_KEY } else { 0 }
+    }
+    fn ns(&self) -> usize {
+        self.ckr() + if self.ckr { CHAIN_KEY } else { 0 }
+    }
+    fn nr(&self) -> usize {
+        self.ns() + 4
+    }
+    fn pn(&self) -> usize {
+        self.ns() + 8
+    }
+    fn count(&self) -> usize {
+        self.ns() + 12
+    }
+    /// The first skipped key; also the length of a type `0x20` or `0x25` session without
+    /// skipped keys.
+    fn entries(&self) -> usize {
+        self.ns() + 16
+    }
+}
+
+/// The layout of a stored session.
+fn layout(bytes: &[u8]) -> SessionLayout {
+    SessionLayout::of(bytes)
+}
 
 // ---------------------------------------------------------------------------------------
 // The stored local device layout (type `0x2A`; SPEC.md §7.5)
@@ -492,8 +597,9 @@ fn with(bytes: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     out
 }
 
-fn load_session(bytes: &[u8]) -> Result<Session, Error> {
-    Session::from_bytes(bytes)
+/// Loads a stored session for the device whose identity key is `local`.
+fn load_session(bytes: &[u8], local: &IdentityKey) -> Result<Session, Error> {
+    Session::from_bytes(bytes, local)
 }
 
 /// The outcome of loading, without the loaded value (so results of different types
@@ -502,10 +608,14 @@ fn outcome<T>(result: Result<T, Error>) -> Result<(), Error> {
     result.map(drop)
 }
 
-/// Every loader of a stored type, by the type byte it expects.
-fn load_as(type_byte: u8, bytes: &[u8]) -> Result<(), Error> {
+/// Every loader of a stored type, by the type byte it expects. `local` is the identity key
+/// of the device loading it, which only the session loader takes (a stored session does not
+/// hold it).
+fn load_as(type_byte: u8, bytes: &[u8], local: &IdentityKey) -> Result<(), Error> {
     match type_byte {
-        TYPE_SESSION | TYPE_SESSION_PQ | TYPE_SESSION_HE => outcome(Session::from_bytes(bytes)),
+        TYPE_SESSION | TYPE_SESSION_PQ | TYPE_SESSION_HE => {
+            outcome(Session::from_bytes(bytes, local))
+        }
         TYPE_IDENTITY => outcome(IdentityKeyPair::from_bytes(bytes)),
         TYPE_SIGNED_PREKEY => outcome(SignedPreKey::from_bytes(bytes)),
         TYPE_ONE_TIME_PREKEY => outcome(OneTimePreKey::from_bytes(bytes)),
@@ -557,20 +667,28 @@ fn same_loader(type_byte: u8) -> &'static [u8] {
 /// them); [`seal_context_is_bound`] checks that it is bound into the blob.
 const CONTEXT: &[u8] = b"contacts/7/session";
 
-/// Opens a sealed blob with [`CONTEXT`] as the type with the given object type byte.
-fn open_as(key: &StorageKey, type_byte: u8, sealed: &[u8]) -> Result<Vec<u8>, Error> {
-    open_in(key, type_byte, sealed, CONTEXT)
+/// Opens a sealed blob with [`CONTEXT`] as the type with the given object type byte, a
+/// session for the device whose identity key is `local`.
+fn open_as(
+    key: &StorageKey,
+    type_byte: u8,
+    sealed: &[u8],
+    local: &IdentityKey,
+) -> Result<Vec<u8>, Error> {
+    open_in(key, type_byte, sealed, CONTEXT, local)
 }
 
-/// Opens a sealed blob with `context` as the type with the given object type byte.
+/// Opens a sealed blob with `context` as the type with the given object type byte, a
+/// session for the device whose identity key is `local`.
 fn open_in(
     key: &StorageKey,
     type_byte: u8,
     sealed: &[u8],
     context: &[u8],
+    local: &IdentityKey,
 ) -> Result<Vec<u8>, Error> {
     match type_byte {
-        TYPE_SESSION => key.open::<Session>(sealed, context).map(|s| stored(&s)),
+        TYPE_SESSION => key.open_session(sealed, context, local).map(|s| stored(&s)),
         TYPE_IDENTITY => key
             .open::<IdentityKeyPair>(sealed, context)
             .map(|k| k.to_bytes().to_vec()),
@@ -928,12 +1046,25 @@ fn pq_samples(seed: u64) -> PqSamples {
     }
 }
 
-/// One valid blob of every loadable type, with its type byte.
-fn sample_blobs() -> Vec<(String, u8, Vec<u8>)> {
-    let mut blobs: Vec<(String, u8, Vec<u8>)> = sample_sessions()
+/// The identity key of a device that made none of the samples: what the loaders of the
+/// types other than sessions are given (they do not use it).
+fn stranger() -> IdentityKey {
+    *IdentityKeyPair::generate(&mut rng(0x5747))
+        .unwrap()
+        .public_key()
+}
+
+/// One valid blob of every loadable type, with its type byte and the identity key of the
+/// device that loads it (a session's own local identity; [`stranger`] for the others).
+fn sample_blobs() -> Vec<(String, u8, Vec<u8>, IdentityKey)> {
+    let mut sessions: Vec<(String, u8, Vec<u8>, IdentityKey)> = sample_sessions()
         .into_iter()
-        .map(|(name, s)| (format!("session: {name}"), TYPE_SESSION, stored(&s)))
+        .map(|(name, s)| {
+            let local = *s.local_identity();
+            (format!("session: {name}"), TYPE_SESSION, stored(&s), local)
+        })
         .collect();
+    let mut blobs: Vec<(String, u8, Vec<u8>)> = Vec::new();
     let mut rng = rng(107);
     let id = IdentityKeyPair::generate(&mut rng).unwrap();
     let spk = SignedPreKey::generate(
@@ -1022,7 +1153,12 @@ fn sample_blobs() -> Vec<(String, u8, Vec<u8>)> {
             ("PQXDH established initiator", &pq.initiator_established),
             ("PQXDH responder", &pq.responder),
         ] {
-            blobs.push((format!("session: {name}"), TYPE_SESSION_PQ, stored(session)));
+            sessions.push((
+                format!("session: {name}"),
+                TYPE_SESSION_PQ,
+                stored(session),
+                *session.local_identity(),
+            ));
         }
         blobs.push((
             "PQXDH prekey store".into(),
@@ -1041,10 +1177,16 @@ fn sample_blobs() -> Vec<(String, u8, Vec<u8>)> {
         ));
         blobs.push(("PQXDH bundle".into(), TYPE_BUNDLE_PQ, pq.bundle.to_bytes()));
     }
-    for (name, type_byte, bytes) in &blobs {
+    let stranger = stranger();
+    sessions.extend(
+        blobs
+            .into_iter()
+            .map(|(name, type_byte, bytes)| (name, type_byte, bytes, stranger)),
+    );
+    for (name, type_byte, bytes, _) in &sessions {
         assert_eq!(bytes[1], *type_byte, "{name}");
     }
-    blobs
+    sessions
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1056,17 +1198,41 @@ fn session_layout_matches_spec() {
     for (name, session) in sample_sessions() {
         let bytes = stored(&session);
         let count = session.stored_skipped_keys();
-        assert_eq!(bytes.len(), SESSION_FIXED + ENTRY * count, "{name}");
+        let l = layout(&bytes);
         assert_eq!(bytes[0], STORAGE_VERSION, "{name}");
         assert_eq!(bytes[1], TYPE_SESSION, "{name}");
-        let role = match session.role() {
-            Role::Initiator => 1,
-            Role::Responder => 2,
-        };
-        assert_eq!(bytes[ROLE], role, "{name}");
+        // The state flags: the role, the pending fields, the chain keys stored, and no
+        // other bit.
+        let state = bytes[STATE];
+        assert_eq!(state & STATE_UNKNOWN, 0, "{name}");
         assert_eq!(
-            bytes[LOCAL_IDENTITY..REMOTE_IDENTITY],
-            session.local_identity().to_bytes(),
+            state & STATE_RESPONDER != 0,
+            session.role() == Role::Responder,
+            "{name}"
+        );
+        assert_eq!(
+            state & STATE_AWAITING_REPLY != 0,
+            session.awaiting_reply(),
+            "{name}"
+        );
+        if state & STATE_ONE_TIME_PREKEY != 0 {
+            assert!(session.awaiting_reply(), "{name}");
+        }
+        // The pending fields are there only while awaiting: 8 bytes per prekey id.
+        let pending = if session.awaiting_reply() {
+            8 + if state & STATE_ONE_TIME_PREKEY != 0 {
+                8
+            } else {
+                0
+            }
+        } else {
+            0
+        };
+        assert_eq!(l.pending, pending, "{name}");
+        let chains = usize::from(l.cks) + usize::from(l.ckr);
+        assert_eq!(
+            bytes.len(),
+            SESSION_BASE + CHAIN_KEY * chains + pending + ENTRY * count,
             "{name}"
         );
         assert_eq!(
@@ -1074,27 +1240,38 @@ fn session_layout_matches_spec() {
             session.remote_identity().to_bytes(),
             "{name}"
         );
+        // The local identity key is not stored anywhere in it.
+        let local = session.local_identity().to_bytes();
+        assert!(!bytes.windows(32).any(|w| w == local), "{name}");
         assert_eq!(
-            bytes[PENDING_FLAG],
-            u8::from(session.awaiting_reply()),
-            "{name}"
-        );
-        assert_eq!(
-            get_u32(&bytes, MAX_SKIP),
+            get_u32(&bytes, l.max_skip()),
             session.limits().max_skip,
             "{name}"
         );
         assert_eq!(
-            get_u32(&bytes, MAX_STORED),
+            get_u32(&bytes, l.max_stored()),
             session.limits().max_stored_skipped,
             "{name}"
         );
-        assert_eq!(bytes[PADDING], padding_byte(session.padding()), "{name}");
+        assert_eq!(l.padding(), padding_offset(&bytes), "{name}");
         assert_eq!(
-            bytes[DHR_FLAG], 1,
-            "{name}: every session knows the peer's key"
+            bytes[l.padding()],
+            padding_byte(session.padding()),
+            "{name}"
         );
-        assert_eq!(get_u32(&bytes, COUNT) as usize, count, "{name}");
+        // Every session knows the peer's ratchet key: no flag, always 32 bytes.
+        let view = ratchet_view(&bytes);
+        assert_eq!(view.dhr[..], bytes[l.dhr()..l.dhr() + 32], "{name}");
+        assert_eq!((view.has_cks, view.has_ckr), (l.cks, l.ckr), "{name}");
+        // A counter of an absent chain is zero.
+        if !l.cks {
+            assert_eq!(get_u32(&bytes, l.ns()), 0, "{name}");
+        }
+        if !l.ckr {
+            assert_eq!(get_u32(&bytes, l.nr()), 0, "{name}");
+        }
+        assert_eq!(get_u32(&bytes, l.count()) as usize, count, "{name}");
+        assert_eq!(l.entries() + ENTRY * count, bytes.len(), "{name}");
     }
 }
 
@@ -1102,7 +1279,7 @@ fn session_layout_matches_spec() {
 fn every_session_reencodes_byte_identically() {
     for (name, session) in sample_sessions() {
         let bytes = stored(&session);
-        let loaded = Session::from_bytes(&bytes).unwrap();
+        let loaded = Session::from_bytes(&bytes, session.local_identity()).unwrap();
         assert_eq!(stored(&loaded), bytes, "{name}");
         assert_eq!(loaded.id(), session.id(), "{name}");
         assert_eq!(loaded.role(), session.role(), "{name}");
@@ -1159,25 +1336,29 @@ fn fresh_initiator_round_trip_behaves_identically() {
     let mut parties = Parties::new(&mut rng);
     let mut a = parties.initiate(&mut rng);
     let bytes = stored(&a);
-    assert_eq!(bytes.len(), SESSION_FIXED);
-    assert_eq!(bytes[ROLE], 1);
-    assert_eq!(bytes[PENDING_FLAG], 1);
+    // An initiator (0x01 clear) awaiting its reply, naming a one-time prekey, with its
+    // sending chain: the base length, CKs and the two prekey ids (236 bytes).
     assert_eq!(
-        get_u64(&bytes, PENDING_SPK),
+        bytes[STATE],
+        STATE_AWAITING_REPLY | STATE_ONE_TIME_PREKEY | STATE_SENDING_CHAIN
+    );
+    assert_eq!(bytes.len(), SESSION_BASE + CHAIN_KEY + 8 + 8);
+    assert_eq!(bytes.len(), 236);
+    assert_eq!(
+        get_u64(&bytes, PENDING),
         parties.bundle.signed_prekey_id().to_u64()
     );
-    assert_eq!(bytes[PENDING_OPK_FLAG], 1);
     assert_eq!(
-        Some(get_u64(&bytes, PENDING_OPK)),
+        Some(get_u64(&bytes, PENDING + 8)),
         parties
             .bundle
             .one_time_prekey_id()
             .map(OneTimePreKeyId::to_u64)
     );
-    assert_eq!(PENDING_OPK + 8, MAX_SKIP);
-    assert_eq!(bytes[CKS_FLAG], 1);
-    assert_eq!(bytes[CKR_FLAG], 0);
-    let mut a2 = load(&bytes);
+    let l = layout(&bytes);
+    assert_eq!(PENDING + 16, l.max_skip());
+    assert!(l.cks && !l.ckr);
+    let mut a2 = load(&bytes, parties.alice.public_key());
     assert!(a2.awaiting_reply());
 
     let first = assert_same_encryption(&mut a, &mut a2, &mut rng, b"hello");
@@ -1199,15 +1380,16 @@ fn fresh_initiator_round_trip_behaves_identically() {
 fn fresh_responder_round_trip_behaves_identically() {
     let (_, mut a, mut b, mut rng) = accepted_pair(2);
     let bytes = stored(&b);
-    assert_eq!(bytes.len(), SESSION_FIXED);
-    assert_eq!(bytes[ROLE], 2);
-    assert_eq!(bytes[PENDING_FLAG], 0);
-    assert_eq!(bytes[PENDING_FLAG..MAX_SKIP], [0u8; PENDING_LENGTH]);
-    // After respond: a receiving chain, the sending half of the ratchet step deferred.
-    assert_eq!(bytes[CKS_FLAG], 0);
-    assert_eq!(bytes[CKR_FLAG], 1);
-    assert_eq!(get_u32(&bytes, NR), 1);
-    let mut b2 = load(&bytes);
+    // After respond: a receiving chain, the sending half of the ratchet step deferred
+    // (CKs not stored), no pending fields (the limits follow EK_A): 220 bytes.
+    assert_eq!(bytes[STATE], STATE_RESPONDER | STATE_RECEIVING_CHAIN);
+    assert_eq!(bytes.len(), SESSION_BASE + CHAIN_KEY);
+    let l = layout(&bytes);
+    assert_eq!(l.max_skip(), PENDING);
+    assert!(!l.cks && l.ckr);
+    assert_eq!(get_u32(&bytes, l.ns()), 0);
+    assert_eq!(get_u32(&bytes, l.nr()), 1);
+    let mut b2 = load(&bytes, b.local_identity());
     assert_eq!(b2.role(), Role::Responder);
     assert_eq!(b2.id(), a.id());
 
@@ -1239,9 +1421,10 @@ fn session_with_skipped_keys_round_trip_behaves_identically() {
     } = conversation_with_skipped_keys(3);
     for (session, inbox, skipped) in [(&mut b, &to_b, 6), (&mut a, &to_a, 4)] {
         let bytes = stored(session);
-        assert_eq!(get_u32(&bytes, COUNT), skipped);
-        assert_eq!(bytes.len(), SESSION_FIXED + ENTRY * skipped as usize);
-        let mut loaded = load(&bytes);
+        let l = layout(&bytes);
+        assert_eq!(get_u32(&bytes, l.count()), skipped);
+        assert_eq!(bytes.len(), l.entries() + ENTRY * skipped as usize);
+        let mut loaded = load(&bytes, session.local_identity());
         assert_eq!(loaded.stored_skipped_keys(), skipped as usize);
         // Deliver the held messages in a scrambled order; both sessions agree on each.
         let mut order: Vec<usize> = (0..inbox.len()).collect();
@@ -1295,27 +1478,36 @@ fn awaiting_reply_state_round_trips() {
         assert_eq!(b.decrypt(&m).unwrap(), [i]);
     }
     let bytes = stored(&a);
-    assert_eq!(bytes[PENDING_FLAG], 1);
-    // Not awaiting: after the reply the flag and its fields are zero, and stay so.
+    assert_ne!(bytes[STATE] & STATE_AWAITING_REPLY, 0);
+    assert_eq!(layout(&bytes).pending, 8 + 8);
+    // Not awaiting: after the reply the flags are clear and the fields gone, and stay so.
     let reply = b.encrypt(b"reply", &mut rng).unwrap();
     assert_eq!(a.decrypt(&reply).unwrap(), b"reply");
     let bytes = stored(&a);
-    assert_eq!(bytes[PENDING_FLAG..MAX_SKIP], [0u8; PENDING_LENGTH]);
-    let mut a = load(&bytes);
+    assert_eq!(
+        bytes[STATE] & (STATE_AWAITING_REPLY | STATE_ONE_TIME_PREKEY),
+        0
+    );
+    assert_eq!(layout(&bytes).pending, 0);
+    assert_eq!(padding_offset(&bytes), PENDING + 8);
+    let mut a = load(&bytes, a.local_identity());
     assert!(!a.awaiting_reply());
     let m = a.encrypt(b"normal", &mut rng).unwrap();
     assert!(!is_initial(&m));
     assert_eq!(b.decrypt(&m).unwrap(), b"normal");
 
-    // Without a one-time prekey the pending OPK field is absent (flag and id zero).
+    // Without a one-time prekey the pending OPK field is absent (its flag clear, no bytes):
+    // the limits follow the signed prekey id.
     let mut rng = doubleratchet_test_support::rng(5);
     let mut parties = Parties::new(&mut rng);
     let bundle = parties.store.bundle(None).unwrap();
     let a = Session::initiate(&parties.alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let bytes = stored(&a);
-    assert_eq!(bytes[PENDING_FLAG], 1);
-    assert_eq!(bytes[PENDING_OPK_FLAG..MAX_SKIP], [0u8; 9]);
-    let mut a = load(&bytes);
+    assert_eq!(bytes[STATE], STATE_AWAITING_REPLY | STATE_SENDING_CHAIN);
+    assert_eq!(layout(&bytes).pending, 8);
+    assert_eq!(get_u64(&bytes, PENDING), bundle.signed_prekey_id().to_u64());
+    assert_eq!(bytes.len(), SESSION_BASE + CHAIN_KEY + 8);
+    let mut a = load(&bytes, parties.alice.public_key());
     let m = a.encrypt(b"no opk", &mut rng).unwrap();
     let (_, plaintext) = parties.accept(&m, Limits::default()).unwrap();
     assert_eq!(plaintext, b"no opk");
@@ -1327,9 +1519,10 @@ fn custom_limits_round_trip_and_still_apply() {
     let limits = Limits::new(7, 3);
     b.set_limits(limits).unwrap();
     let bytes = stored(&b);
-    assert_eq!(get_u32(&bytes, MAX_SKIP), 7);
-    assert_eq!(get_u32(&bytes, MAX_STORED), 3);
-    let mut b2 = load(&bytes);
+    let l = layout(&bytes);
+    assert_eq!(get_u32(&bytes, l.max_skip()), 7);
+    assert_eq!(get_u32(&bytes, l.max_stored()), 3);
+    let mut b2 = load(&bytes, b.local_identity());
     assert_eq!(b2.limits(), limits);
     let held: Vec<Vec<u8>> = (0..10u8)
         .map(|i| a.encrypt(&[i], &mut rng).unwrap())
@@ -1789,11 +1982,11 @@ fn bundle_round_trip() {
 
 #[test]
 fn every_truncation_is_rejected() {
-    for (name, type_byte, bytes) in sample_blobs() {
-        assert!(load_as(type_byte, &bytes).is_ok(), "{name}");
+    for (name, type_byte, bytes, local) in sample_blobs() {
+        assert!(load_as(type_byte, &bytes, &local).is_ok(), "{name}");
         for len in 0..bytes.len() {
             assert_eq!(
-                load_as(type_byte, &bytes[..len]),
+                load_as(type_byte, &bytes[..len], &local),
                 Err(Error::Truncated),
                 "{name}: truncated to {len} of {} bytes",
                 bytes.len()
@@ -1804,11 +1997,11 @@ fn every_truncation_is_rejected() {
 
 #[test]
 fn appended_bytes_are_rejected() {
-    for (name, type_byte, bytes) in sample_blobs() {
+    for (name, type_byte, bytes, local) in sample_blobs() {
         for extra in [&[0u8][..], &[0xff], &[0; ENTRY], &[1; 1000]] {
             let longer = [&bytes[..], extra].concat();
             assert_eq!(
-                load_as(type_byte, &longer),
+                load_as(type_byte, &longer, &local),
                 Err(Error::TrailingData),
                 "{name} + {} bytes",
                 extra.len()
@@ -1819,14 +2012,14 @@ fn appended_bytes_are_rejected() {
 
 #[test]
 fn wrong_type_byte_is_rejected() {
-    for (name, type_byte, bytes) in sample_blobs() {
+    for (name, type_byte, bytes, local) in sample_blobs() {
         for other in 0..=u8::MAX {
             if same_loader(type_byte).contains(&other) {
                 continue; // see `sibling_type_bytes_are_typed_errors_or_canonical`
             }
             let changed = with(&bytes, |b| b[1] = other);
             assert_eq!(
-                load_as(type_byte, &changed),
+                load_as(type_byte, &changed, &local),
                 Err(Error::UnexpectedType(other)),
                 "{name} with type {other:#x}"
             );
@@ -1835,7 +2028,7 @@ fn wrong_type_byte_is_rejected() {
         for &loader in LOADER_TYPES {
             if !same_loader(loader).contains(&type_byte) {
                 assert_eq!(
-                    load_as(loader, &bytes),
+                    load_as(loader, &bytes, &local),
                     Err(Error::UnexpectedType(type_byte)),
                     "{name} loaded as {loader:#x}"
                 );
@@ -1850,7 +2043,7 @@ fn wrong_type_byte_is_rejected() {
 #[test]
 fn sibling_type_bytes_are_typed_errors_or_canonical() {
     let mut loaded = 0;
-    for (name, type_byte, bytes) in sample_blobs() {
+    for (name, type_byte, bytes, local) in sample_blobs() {
         for &sibling in same_loader(type_byte) {
             if sibling == type_byte {
                 continue;
@@ -1858,7 +2051,7 @@ fn sibling_type_bytes_are_typed_errors_or_canonical() {
             let changed = with(&bytes, |b| b[1] = sibling);
             let reencoded = match type_byte {
                 TYPE_SESSION | TYPE_SESSION_PQ | TYPE_SESSION_HE => {
-                    Session::from_bytes(&changed).map(|s| stored(&s))
+                    Session::from_bytes(&changed, &local).map(|s| stored(&s))
                 }
                 _ => PreKeyBundle::from_bytes(&changed).map(|b| b.to_bytes()),
             };
@@ -1888,12 +2081,12 @@ fn sibling_type_bytes_are_typed_errors_or_canonical() {
 
 #[test]
 fn other_version_byte_is_rejected() {
-    for (name, type_byte, bytes) in sample_blobs() {
+    for (name, type_byte, bytes, local) in sample_blobs() {
         assert_eq!(bytes[0], version_of(type_byte), "{name}");
         for version in (0..=u8::MAX).filter(|v| *v != version_of(type_byte)) {
             let changed = with(&bytes, |b| b[0] = version);
             assert_eq!(
-                load_as(type_byte, &changed),
+                load_as(type_byte, &changed, &local),
                 Err(Error::UnsupportedVersion(version)),
                 "{name} with version {version}"
             );
@@ -1907,37 +2100,51 @@ fn other_version_byte_is_rejected() {
 #[test]
 fn v1_objects_are_unsupported_version_1() {
     assert_eq!([STORAGE_VERSION, BUNDLE_VERSION], [0x02, 0x02]);
-    for (name, type_byte, bytes) in sample_blobs() {
+    for (name, type_byte, bytes, local) in sample_blobs() {
         let v1 = with(&bytes, |b| b[0] = V1);
         assert_eq!(
-            load_as(type_byte, &v1),
+            load_as(type_byte, &v1, &local),
             Err(Error::UnsupportedVersion(1)),
             "{name}"
         );
     }
-    // A session in v1's layout: 296 bytes without skipped keys, no padding byte, 4-byte
-    // prekey ids (this responder's pending block is all zeros: 1 + 4 + 1 + 4 of them).
-    let bytes = skipped_session_bytes();
-    assert_eq!(bytes[PENDING_FLAG..MAX_SKIP], [0u8; PENDING_LENGTH]);
-    let v1_layout = with(&bytes, |b| {
-        b[0] = V1;
-        b.remove(PADDING);
-        b.drain(PENDING_FLAG..PENDING_FLAG + (PENDING_LENGTH - 10));
-    });
+    // A session in v1's layout: 296 bytes without skipped keys: a role byte (1 initiator,
+    // 2 responder), the local and remote identities and EK_A, the pending block (a
+    // responder's is all zeros: flag, 4-byte SPK id, flag, 4-byte OPK id), the limits and
+    // no padding byte, RK, DHs, then DHr, CKs and CKr each as a flag and 32 bytes, the
+    // counters, the skipped keys. Built from this responder's v2 fields.
+    let (bytes, local) = skipped_session_bytes();
+    let l = layout(&bytes);
+    let v1_parts: [&[u8]; 13] = [
+        &[V1, TYPE_SESSION, 2][..],
+        local.as_bytes(),
+        &bytes[REMOTE_IDENTITY..PENDING],
+        &[0; 1 + 4 + 1 + 4],
+        &bytes[l.max_skip()..l.padding()],
+        &bytes[l.root_key()..l.dhr()],
+        &[1],
+        &bytes[l.dhr()..l.cks()],
+        &[1],
+        &bytes[l.cks()..l.ckr()],
+        &[1],
+        &bytes[l.ckr()..l.ns()],
+        &bytes[l.ns()..],
+    ];
+    let v1_layout = v1_parts.concat();
     assert_eq!(v1_layout.len(), 296 + 6 * ENTRY);
     assert_eq!(
-        load_session(&v1_layout).err(),
+        load_session(&v1_layout, &local).err(),
         Some(Error::UnsupportedVersion(1))
     );
-    // Relabelled 0x02 it is not a v2 session (a field short, every later one misplaced).
-    assert!(load_session(&with(&v1_layout, |b| b[0] = STORAGE_VERSION)).is_err());
+    // Relabelled 0x02 it is not a v2 session (every field after the type misplaced).
+    assert!(load_session(&with(&v1_layout, |b| b[0] = STORAGE_VERSION), &local).is_err());
     // Sealed blobs of v1.
     let mut rng = rng(32);
     let key = StorageKey::generate(&mut rng).unwrap();
-    for (name, type_byte, _, sealed) in sealed_samples(&key, &mut rng) {
+    for (name, type_byte, _, sealed, local) in sealed_samples(&key, &mut rng) {
         let v1 = with(&sealed, |b| b[0] = V1);
         assert_eq!(
-            open_as(&key, type_byte, &v1),
+            open_as(&key, type_byte, &v1, &local),
             Err(Error::UnsupportedVersion(1)),
             "{name}"
         );
@@ -1951,17 +2158,31 @@ fn padding_samples(seed: u64) -> Vec<(&'static str, Session, usize)> {
     let (_, _, classical, _) = accepted_pair(seed);
     let (_, header_encrypted, _, _) = accepted_pair_in_mode(seed + 1, false, true);
     assert!(header_encrypted.is_header_encrypted());
-    // Alice's header-encrypted session, awaiting a reply, holds no skipped keys: 440 bytes
-    // (part 1: 432; the pending block's two ids grew by 4 bytes each).
+    // Bob's classical session (a responder, no pending fields): the padding byte right
+    // after the limits, at 75.
+    let padding = PENDING + 8;
+    assert_eq!(padding, 75);
+    // Alice's header-encrypted session, awaiting a reply (her sending chain, both prekey
+    // ids), holds no skipped keys: 236 + 135 = 371 bytes, the padding byte after the flags
+    // byte and the pending fields.
+    let he_bytes = stored(&header_encrypted);
     assert_eq!(
-        stored(&header_encrypted).len(),
-        SESSION_FIXED + HE_SHIFT + HE_FIXED
+        he_bytes[STATE],
+        STATE_AWAITING_REPLY | STATE_ONE_TIME_PREKEY | STATE_SENDING_CHAIN
     );
-    assert_eq!(SESSION_FIXED + HE_SHIFT + HE_FIXED, 440);
+    assert_eq!(
+        he_bytes.len(),
+        SESSION_BASE + CHAIN_KEY + 16 + HE_SHIFT + HE_FIXED
+    );
+    assert_eq!(SESSION_BASE + CHAIN_KEY + 16 + HE_SHIFT + HE_FIXED, 371);
     #[allow(unused_mut)]
     let mut samples = vec![
-        ("classical", classical, PADDING),
-        ("header-encrypted", header_encrypted, PADDING + HE_SHIFT),
+        ("classical", classical, padding),
+        (
+            "header-encrypted",
+            header_encrypted,
+            padding + HE_SHIFT + 16,
+        ),
     ];
     #[cfg(feature = "pqxdh")]
     for (name, header_encryption) in [
@@ -1971,7 +2192,7 @@ fn padding_samples(seed: u64) -> Vec<(&'static str, Session, usize)> {
         let (_, a, _, _) = accepted_pair_in_mode(seed + 2, true, header_encryption);
         assert!(a.awaiting_reply() && a.is_post_quantum());
         let shift = if header_encryption { HE_SHIFT } else { 0 };
-        samples.push((name, a, PADDING + shift + PQ_PENDING));
+        samples.push((name, a, padding + shift + 16 + PQ_PENDING));
     }
     samples
 }
@@ -1986,18 +2207,25 @@ fn padding_byte_round_trips() {
     let mut seal_rng = rng(34);
     for (name, mut session, at) in padding_samples(33) {
         assert_eq!(session.padding(), Padding::Padme, "{name}: the default");
+        let local = *session.local_identity();
         let padme = stored(&session);
+        assert_eq!(at, layout(&padme).padding(), "{name}");
+        assert_eq!(at, padding_offset(&padme), "{name}");
         assert_eq!(padme[at], PADDING_PADME, "{name}");
         session.set_padding(Padding::None);
         assert_eq!(session.padding(), Padding::None);
         let none = stored(&session);
         assert_eq!(none[at], PADDING_NONE, "{name}");
         assert_eq!(with(&padme, |b| b[at] = PADDING_NONE), none, "{name}");
-        assert_eq!(load(&padme).padding(), Padding::Padme, "{name}");
-        let mut loaded = load(&none);
+        assert_eq!(load(&padme, &local).padding(), Padding::Padme, "{name}");
+        let mut loaded = load(&none, &local);
         assert_eq!(loaded.padding(), Padding::None, "{name}");
         let opened = key
-            .open::<Session>(&key.seal(&loaded, CONTEXT, &mut seal_rng).unwrap(), CONTEXT)
+            .open_session(
+                &key.seal(&loaded, CONTEXT, &mut seal_rng).unwrap(),
+                CONTEXT,
+                &local,
+            )
             .unwrap();
         assert_eq!(opened.padding(), Padding::None, "{name}");
         assert_eq!(stored(&opened), none, "{name}");
@@ -2022,21 +2250,29 @@ fn padding_byte_round_trips() {
 /// session kind.
 #[test]
 fn padding_byte_other_than_none_or_padme_is_invalid_encoding() {
-    let mut blobs: Vec<(&str, Vec<u8>, usize)> = padding_samples(37)
+    let mut blobs: Vec<(&str, Vec<u8>, usize, IdentityKey)> = padding_samples(37)
         .into_iter()
-        .map(|(name, session, at)| (name, stored(&session), at))
+        .map(|(name, session, at)| (name, stored(&session), at, *session.local_identity()))
         .collect();
-    blobs.push(("with skipped keys", skipped_session_bytes(), PADDING));
-    let unpadded = stored(&sample_session("responder without padding"));
-    blobs.push(("without padding", unpadded, PADDING));
-    for (name, bytes, at) in blobs {
+    let (skipped, local) = skipped_session_bytes();
+    let at = layout(&skipped).padding();
+    blobs.push(("with skipped keys", skipped, at, local));
+    let unpadded = sample_session("responder without padding");
+    let bytes = stored(&unpadded);
+    let at = layout(&bytes).padding();
+    blobs.push(("without padding", bytes, at, *unpadded.local_identity()));
+    for (name, bytes, at, local) in blobs {
         for value in 0..=u8::MAX {
             let changed = with(&bytes, |b| b[at] = value);
             match value {
-                PADDING_NONE => assert_eq!(load(&changed).padding(), Padding::None, "{name}"),
-                PADDING_PADME => assert_eq!(load(&changed).padding(), Padding::Padme, "{name}"),
+                PADDING_NONE => {
+                    assert_eq!(load(&changed, &local).padding(), Padding::None, "{name}")
+                }
+                PADDING_PADME => {
+                    assert_eq!(load(&changed, &local).padding(), Padding::Padme, "{name}")
+                }
                 _ => assert_eq!(
-                    load_session(&changed).err(),
+                    load_session(&changed, &local).err(),
                     Some(Error::InvalidEncoding),
                     "{name}: padding byte {value:#04x}"
                 ),
@@ -2045,116 +2281,248 @@ fn padding_byte_other_than_none_or_padme_is_invalid_encoding() {
     }
 }
 
-/// The stored session with skipped keys used by the corruption tests, and its skipped-key
-/// count (6).
-fn skipped_session_bytes() -> Vec<u8> {
-    let bytes = stored(&conversation_with_skipped_keys(12).b);
-    assert_eq!(get_u32(&bytes, COUNT), 6);
-    bytes
+/// The stored session with skipped keys used by the corruption tests (Bob's: a responder
+/// with both chains, 6 skipped keys), and the identity key it loads with.
+fn skipped_session_bytes() -> (Vec<u8>, IdentityKey) {
+    let b = conversation_with_skipped_keys(12).b;
+    let bytes = stored(&b);
+    assert_eq!(
+        bytes[STATE],
+        STATE_RESPONDER | STATE_SENDING_CHAIN | STATE_RECEIVING_CHAIN
+    );
+    assert_eq!(get_u32(&bytes, layout(&bytes).count()), 6);
+    (bytes, *b.local_identity())
 }
 
-fn established_initiator_bytes() -> Vec<u8> {
+/// Alice's stored session once she has Bob's reply (her receiving chain, her sending chain
+/// deferred), and the identity key it loads with.
+fn established_initiator_bytes() -> (Vec<u8>, IdentityKey) {
     let (_, a, _, _) = established_pair(13);
-    stored(&a)
+    (stored(&a), *a.local_identity())
+}
+
+/// A sample session's stored bytes and the identity key it loads with.
+fn sample_bytes(name: &str) -> (Vec<u8>, IdentityKey) {
+    let session = sample_session(name);
+    (stored(&session), *session.local_identity())
 }
 
 #[test]
-fn session_corrupt_role_and_flags_are_rejected() {
-    let responder = skipped_session_bytes();
-    let initiator = stored(&sample_session("initiator awaiting a reply"));
-    assert_eq!(initiator[PENDING_FLAG], 1);
-    for role in (0..=u8::MAX).filter(|r| *r != 1 && *r != 2) {
+fn session_corrupt_state_flags_are_rejected() {
+    let (responder, bob) = skipped_session_bytes();
+    let (initiator, alice) = sample_bytes("initiator awaiting a reply");
+    assert_eq!(
+        initiator[STATE],
+        STATE_AWAITING_REPLY | STATE_ONE_TIME_PREKEY | STATE_SENDING_CHAIN
+    );
+    let (established, established_local) = established_initiator_bytes();
+    assert_eq!(established[STATE], STATE_RECEIVING_CHAIN);
+    // A bit no session sets, on its own or with the valid ones.
+    for (name, bytes, local) in [
+        ("responder", &responder, &bob),
+        ("initiator awaiting", &initiator, &alice),
+        ("established initiator", &established, &established_local),
+    ] {
+        for bit in (0..8).map(|i| 1u8 << i).filter(|b| b & STATE_UNKNOWN != 0) {
+            for value in [bit, bytes[STATE] | bit, 0xff] {
+                assert_eq!(
+                    load_session(&with(bytes, |b| b[STATE] = value), local).err(),
+                    Some(Error::InvalidEncoding),
+                    "{name}: state flags {value:#04x}"
+                );
+            }
+        }
+        // A one-time prekey without pending fields (0x04 without 0x02).
+        let value = (bytes[STATE] & !STATE_AWAITING_REPLY) | STATE_ONE_TIME_PREKEY;
         assert_eq!(
-            load_session(&with(&responder, |b| b[ROLE] = role)).err(),
+            load_session(&with(bytes, |b| b[STATE] = value), local).err(),
             Some(Error::InvalidEncoding),
-            "role {role}"
+            "{name}: state flags {value:#04x}"
         );
     }
-    for flag_at in [PENDING_FLAG, DHR_FLAG, CKS_FLAG, CKR_FLAG] {
-        for value in 2..=u8::MAX {
-            assert_eq!(
-                load_session(&with(&responder, |b| b[flag_at] = value)).err(),
-                Some(Error::InvalidEncoding),
-                "flag at {flag_at} = {value}"
-            );
+    // A responder never has pending initial-message fields (0x01 with 0x02), whether the
+    // flag is added to a responder or the role of an initiator awaiting a reply is flipped.
+    assert_eq!(
+        load_session(
+            &with(&responder, |b| b[STATE] |= STATE_AWAITING_REPLY),
+            &bob
+        )
+        .err(),
+        Some(Error::InvalidEncoding)
+    );
+    assert_eq!(
+        load_session(&with(&initiator, |b| b[STATE] |= STATE_RESPONDER), &alice).err(),
+        Some(Error::InvalidEncoding)
+    );
+    // Every value of the state flags: the bytes' own loads; the combinations no session
+    // has are InvalidEncoding; the others describe another layout of the same bytes, which
+    // is a typed error or (where it happens to fit) a canonical encoding.
+    for (name, bytes, local) in [
+        ("responder", &responder, &bob),
+        ("initiator awaiting", &initiator, &alice),
+        ("established initiator", &established, &established_local),
+    ] {
+        for value in 0..=u8::MAX {
+            let changed = with(bytes, |b| b[STATE] = value);
+            let impossible = value & STATE_UNKNOWN != 0
+                || (value & STATE_ONE_TIME_PREKEY != 0 && value & STATE_AWAITING_REPLY == 0)
+                || (value & STATE_RESPONDER != 0 && value & STATE_AWAITING_REPLY != 0);
+            match load_session(&changed, local) {
+                Ok(session) => {
+                    assert!(!impossible, "{name}: state flags {value:#04x} loaded");
+                    assert_eq!(stored(&session), changed, "{name}: {value:#04x}");
+                }
+                Err(e) if impossible => {
+                    assert_eq!(e, Error::InvalidEncoding, "{name}: {value:#04x}")
+                }
+                Err(e) => assert!(
+                    matches!(
+                        e,
+                        Error::InvalidEncoding
+                            | Error::InvalidLimits
+                            | Error::InvalidPublicKey
+                            | Error::Truncated
+                            | Error::TrailingData
+                    ),
+                    "{name}: state flags {value:#04x}: {e:?}"
+                ),
+            }
         }
     }
-    for value in 2..=u8::MAX {
-        assert_eq!(
-            load_session(&with(&initiator, |b| b[PENDING_OPK_FLAG] = value)).err(),
-            Some(Error::InvalidEncoding),
-            "pending OPK flag {value}"
-        );
-    }
-    // An absent field must be all zeros.
+    // An absent field takes no bytes: the flag of a chain key (or of the one-time prekey
+    // id) set without its bytes reads the next fields in its place.
+    let (fresh_responder, fresh_bob) = sample_bytes("fresh responder");
+    assert_eq!(fresh_responder[STATE] & STATE_SENDING_CHAIN, 0);
+    assert_eq!(fresh_responder.len(), SESSION_BASE + CHAIN_KEY);
     assert_eq!(
-        load_session(&with(&responder, |b| b[PENDING_SPK + 3] = 1)).err(),
-        Some(Error::InvalidEncoding)
+        load_session(
+            &with(&fresh_responder, |b| b[STATE] |= STATE_SENDING_CHAIN),
+            &fresh_bob
+        )
+        .err(),
+        Some(Error::Truncated)
     );
-    let no_opk = stored(&sample_session("initiator without one-time prekey"));
-    assert_eq!(no_opk[PENDING_OPK_FLAG], 0);
-    assert_eq!(
-        load_session(&with(&no_opk, |b| b[PENDING_OPK + 3] = 1)).err(),
-        Some(Error::InvalidEncoding)
-    );
-    let fresh_responder = stored(&sample_session("fresh responder"));
-    assert_eq!(fresh_responder[CKS_FLAG], 0);
-    assert_eq!(
-        load_session(&with(&fresh_responder, |b| b[CKS_FLAG + 32] = 1)).err(),
-        Some(Error::InvalidEncoding)
-    );
-    // A responder never has pending initial-message fields.
-    assert_eq!(
-        load_session(&with(&responder, |b| b[PENDING_FLAG] = 1)).err(),
-        Some(Error::InvalidEncoding)
-    );
-    // Flipping an initiator's role to responder while it is awaiting a reply.
-    assert_eq!(
-        load_session(&with(&initiator, |b| b[ROLE] = 2)).err(),
-        Some(Error::InvalidEncoding)
-    );
+    // With the bytes inserted where the layout puts them, the same flag loads: a canonical
+    // session with that field.
+    let l = layout(&fresh_responder);
+    let with_cks = with(&fresh_responder, |b| {
+        b[STATE] |= STATE_SENDING_CHAIN;
+        b.splice(l.cks()..l.cks(), [0x3c; CHAIN_KEY]);
+    });
+    assert_eq!(stored(&load(&with_cks, &fresh_bob)), with_cks);
+    let (no_opk, no_opk_alice) = sample_bytes("initiator without one-time prekey");
+    assert_eq!(no_opk[STATE], STATE_AWAITING_REPLY | STATE_SENDING_CHAIN);
+    let with_opk = with(&no_opk, |b| {
+        b[STATE] |= STATE_ONE_TIME_PREKEY;
+        b.splice(PENDING + 8..PENDING + 8, 42u64.to_be_bytes());
+    });
+    assert_eq!(layout(&with_opk).pending, 16);
+    assert_eq!(stored(&load(&with_opk, &no_opk_alice)), with_opk);
+    // And the reverse: a field's bytes left in place without its flag are read as the
+    // next fields, and refused.
+    assert!(load_session(
+        &with(&initiator, |b| b[STATE] &= !STATE_ONE_TIME_PREKEY),
+        &alice
+    )
+    .is_err());
 }
 
 #[test]
 fn session_inconsistent_ratchet_state_is_rejected() {
-    let established = established_initiator_bytes();
-    // Absent peer ratchet key.
-    let no_dhr = with(&established, |b| b[DHR_FLAG..DHR_FLAG + 33].fill(0));
-    assert_eq!(load_session(&no_dhr).err(), Some(Error::InvalidEncoding));
-    // An absent chain with a non-zero counter.
-    let fresh_responder = stored(&sample_session("fresh responder"));
-    let bad = with(&fresh_responder, |b| put_u32(b, NS, 1));
-    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
-    let fresh_initiator = stored(&sample_session("fresh initiator"));
-    assert_eq!(fresh_initiator[CKR_FLAG], 0);
-    let bad = with(&fresh_initiator, |b| put_u32(b, NR, 1));
-    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
-    // Identical local and remote identities.
-    let bad = with(&established, |b| {
-        let local: [u8; 32] = b[LOCAL_IDENTITY..REMOTE_IDENTITY].try_into().unwrap();
-        b[REMOTE_IDENTITY..BASE_KEY].copy_from_slice(&local);
-    });
-    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
+    let (established, alice) = established_initiator_bytes();
+    let l = layout(&established);
+    // There is no absent peer ratchet key: DHr is always 32 bytes, and all zeros is not a
+    // public key.
+    let no_dhr = with(&established, |b| b[l.dhr()..l.dhr() + 32].fill(0));
+    assert_eq!(
+        load_session(&no_dhr, &alice).err(),
+        Some(Error::InvalidPublicKey)
+    );
+    // An absent chain with a non-zero counter: CKs not stored with Ns != 0, CKr not stored
+    // with Nr != 0.
+    let (fresh_responder, bob) = sample_bytes("fresh responder");
+    let l = layout(&fresh_responder);
+    assert!(!l.cks);
+    let bad = with(&fresh_responder, |b| put_u32(b, l.ns(), 1));
+    assert_eq!(load_session(&bad, &bob).err(), Some(Error::InvalidEncoding));
+    let (fresh_initiator, fresh_alice) = sample_bytes("fresh initiator");
+    let l = layout(&fresh_initiator);
+    assert!(l.cks && !l.ckr);
+    let bad = with(&fresh_initiator, |b| put_u32(b, l.nr(), 1));
+    assert_eq!(
+        load_session(&bad, &fresh_alice).err(),
+        Some(Error::InvalidEncoding)
+    );
+    // The same counters with their chains stored load.
+    load(
+        &with(&fresh_initiator, |b| put_u32(b, l.ns(), 1)),
+        &fresh_alice,
+    );
+    // Identical local and remote identities: loaded with the stored remote identity as
+    // the local one.
+    let remote =
+        IdentityKey::from_bytes(established[REMOTE_IDENTITY..BASE_KEY].try_into().unwrap())
+            .unwrap();
+    assert_eq!(
+        load_session(&established, &remote).err(),
+        Some(Error::InvalidEncoding)
+    );
+}
+
+/// A stored session does not hold the local identity key, so loading cannot tell another
+/// device's key from the right one: such a session loads, and then authenticates nothing
+/// (its associated data differs from the peer's): every message either way is
+/// `DecryptionFailed`, without a panic and without changing it. The right key still works.
+#[test]
+fn session_loaded_with_another_devices_key_fails_to_decrypt() {
+    let carol = *IdentityKeyPair::generate(&mut rng(57))
+        .unwrap()
+        .public_key();
+    let mut modes = vec![(false, false), (false, true)];
+    if cfg!(feature = "pqxdh") {
+        modes.extend([(true, false), (true, true)]);
+    }
+    for (post_quantum, header_encryption) in modes {
+        let (_, mut a, b, mut rng) = established_pair_in_mode(58, post_quantum, header_encryption);
+        let bytes = stored(&b);
+        let mut wrong = load(&bytes, &carol);
+        assert_eq!(wrong.local_identity(), &carol);
+        assert_eq!(wrong.remote_identity(), b.remote_identity());
+        let m = a.encrypt(b"to bob", &mut rng).unwrap();
+        assert_rejected(&mut wrong, &m, Error::DecryptionFailed);
+        // What it sends does not authenticate at Alice's either.
+        let before = stored(&a);
+        let from_wrong = wrong.encrypt(b"not bob", &mut rng).unwrap();
+        assert_eq!(a.decrypt(&from_wrong), Err(Error::DecryptionFailed));
+        assert_eq!(
+            stored(&a),
+            before,
+            "post-quantum {post_quantum}, header encryption {header_encryption}"
+        );
+        // Bob's own copy, loaded with his key, decrypts Alice's message.
+        let mut right = load(&bytes, b.local_identity());
+        assert_eq!(right.decrypt(&m).unwrap(), b"to bob");
+    }
 }
 
 #[test]
 fn session_invalid_public_keys_are_rejected() {
-    let bytes = skipped_session_bytes();
+    let (bytes, local) = skipped_session_bytes();
+    let l = layout(&bytes);
     for key in invalid_identity_keys() {
-        for at in [LOCAL_IDENTITY, REMOTE_IDENTITY] {
-            let bad = with(&bytes, |b| b[at..at + 32].copy_from_slice(&key));
-            assert_eq!(
-                load_session(&bad).err(),
-                Some(Error::InvalidPublicKey),
-                "at {at}"
-            );
-        }
+        let at = REMOTE_IDENTITY;
+        let bad = with(&bytes, |b| b[at..at + 32].copy_from_slice(&key));
+        assert_eq!(
+            load_session(&bad, &local).err(),
+            Some(Error::InvalidPublicKey),
+            "at {at}"
+        );
     }
     for key in invalid_x25519_keys() {
-        for at in [BASE_KEY, DHR_FLAG + 1, ENTRIES, ENTRIES + 5 * ENTRY] {
+        for at in [BASE_KEY, l.dhr(), l.entries(), l.entries() + 5 * ENTRY] {
             let bad = with(&bytes, |b| b[at..at + 32].copy_from_slice(&key));
             assert_eq!(
-                load_session(&bad).err(),
+                load_session(&bad, &local).err(),
                 Some(Error::InvalidPublicKey),
                 "key {key:02x?} at {at}"
             );
@@ -2164,123 +2532,139 @@ fn session_invalid_public_keys_are_rejected() {
 
 #[test]
 fn session_limits_above_caps_are_rejected() {
-    let bytes = established_initiator_bytes();
+    let (bytes, local) = established_initiator_bytes();
+    let l = layout(&bytes);
     for (at, cap) in [
-        (MAX_SKIP, MAX_SKIP_CAP),
-        (MAX_STORED, MAX_STORED_SKIPPED_CAP),
+        (l.max_skip(), MAX_SKIP_CAP),
+        (l.max_stored(), MAX_STORED_SKIPPED_CAP),
     ] {
         for value in [cap + 1, u32::MAX] {
             let bad = with(&bytes, |b| put_u32(b, at, value));
             assert_eq!(
-                load_session(&bad).err(),
+                load_session(&bad, &local).err(),
                 Some(Error::InvalidLimits),
                 "{value} at {at}"
             );
         }
         let at_cap = with(&bytes, |b| put_u32(b, at, cap));
-        load(&at_cap);
+        load(&at_cap, &local);
     }
     // Zero limits are valid.
-    let zero = with(&bytes, |b| b[MAX_SKIP..PADDING].fill(0));
-    assert_eq!(load(&zero).limits(), Limits::new(0, 0));
+    let zero = with(&bytes, |b| b[l.max_skip()..l.padding()].fill(0));
+    assert_eq!(load(&zero, &local).limits(), Limits::new(0, 0));
 }
 
 #[test]
 fn session_skipped_key_count_is_checked() {
-    let bytes = skipped_session_bytes();
+    let (bytes, local) = skipped_session_bytes();
+    let l = layout(&bytes);
+    let count_at = l.count();
     // Above max_stored_skipped (the default 2000), up to u32::MAX.
     for count in [
         DEFAULT_MAX_STORED_SKIPPED + 1,
         MAX_STORED_SKIPPED_CAP + 1,
         u32::MAX,
     ] {
-        let bad = with(&bytes, |b| put_u32(b, COUNT, count));
+        let bad = with(&bytes, |b| put_u32(b, count_at, count));
         assert_eq!(
-            load_session(&bad).err(),
+            load_session(&bad, &local).err(),
             Some(Error::InvalidEncoding),
             "count {count}"
         );
     }
     // The stored limit lowered below the six stored keys.
-    let bad = with(&bytes, |b| put_u32(b, MAX_STORED, 5));
-    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
-    load(&with(&bytes, |b| put_u32(b, MAX_STORED, 6)));
+    let bad = with(&bytes, |b| put_u32(b, l.max_stored(), 5));
+    assert_eq!(
+        load_session(&bad, &local).err(),
+        Some(Error::InvalidEncoding)
+    );
+    load(&with(&bytes, |b| put_u32(b, l.max_stored(), 6)), &local);
     // Inconsistent with the length.
     assert_eq!(
-        load_session(&with(&bytes, |b| put_u32(b, COUNT, 7))).err(),
+        load_session(&with(&bytes, |b| put_u32(b, count_at, 7)), &local).err(),
         Some(Error::Truncated)
     );
     assert_eq!(
-        load_session(&with(&bytes, |b| put_u32(b, COUNT, 5))).err(),
+        load_session(&with(&bytes, |b| put_u32(b, count_at, 5)), &local).err(),
         Some(Error::TrailingData)
     );
     assert_eq!(
-        load_session(&with(&bytes, |b| put_u32(b, COUNT, 0))).err(),
+        load_session(&with(&bytes, |b| put_u32(b, count_at, 0)), &local).err(),
         Some(Error::TrailingData)
     );
     assert_eq!(
-        load_session(&with(&bytes, |b| put_u32(
-            b,
-            COUNT,
-            DEFAULT_MAX_STORED_SKIPPED
-        )))
+        load_session(
+            &with(&bytes, |b| put_u32(b, count_at, DEFAULT_MAX_STORED_SKIPPED)),
+            &local
+        )
         .err(),
         Some(Error::Truncated)
     );
     // Dropping whole entries consistently with the count is a valid (smaller) session.
-    let mut fewer = bytes[..ENTRIES + 2 * ENTRY].to_vec();
-    put_u32(&mut fewer, COUNT, 2);
-    assert_eq!(load(&fewer).stored_skipped_keys(), 2);
+    let mut fewer = bytes[..l.entries() + 2 * ENTRY].to_vec();
+    put_u32(&mut fewer, count_at, 2);
+    assert_eq!(load(&fewer, &local).stored_skipped_keys(), 2);
 }
 
 #[test]
 fn session_duplicate_skipped_entries_are_rejected() {
-    let bytes = skipped_session_bytes();
+    let (bytes, local) = skipped_session_bytes();
+    let entries = layout(&bytes).entries();
     // The same entry twice.
     let bad = with(&bytes, |b| {
-        let first = b[ENTRIES..ENTRIES + ENTRY].to_vec();
-        b[ENTRIES + 3 * ENTRY..ENTRIES + 4 * ENTRY].copy_from_slice(&first);
+        let first = b[entries..entries + ENTRY].to_vec();
+        b[entries + 3 * ENTRY..entries + 4 * ENTRY].copy_from_slice(&first);
     });
-    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
+    assert_eq!(
+        load_session(&bad, &local).err(),
+        Some(Error::InvalidEncoding)
+    );
     // The same (ratchet key, N) index with a different message key.
     let bad = with(&bytes, |b| {
-        let index = b[ENTRIES..ENTRIES + 36].to_vec();
-        b[ENTRIES + ENTRY..ENTRIES + ENTRY + 36].copy_from_slice(&index);
+        let index = b[entries..entries + 36].to_vec();
+        b[entries + ENTRY..entries + ENTRY + 36].copy_from_slice(&index);
     });
     assert_ne!(
-        bad[ENTRIES + 36..ENTRIES + ENTRY],
-        bad[ENTRIES + ENTRY + 36..ENTRIES + 2 * ENTRY]
+        bad[entries + 36..entries + ENTRY],
+        bad[entries + ENTRY + 36..entries + 2 * ENTRY]
     );
-    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
+    assert_eq!(
+        load_session(&bad, &local).err(),
+        Some(Error::InvalidEncoding)
+    );
     // Same key, different N: fine.
     let ok = with(&bytes, |b| {
-        let index = b[ENTRIES..ENTRIES + 32].to_vec();
-        b[ENTRIES + ENTRY..ENTRIES + ENTRY + 32].copy_from_slice(&index);
-        put_u32(b, ENTRIES + ENTRY + 32, 4_000_000);
+        let index = b[entries..entries + 32].to_vec();
+        b[entries + ENTRY..entries + ENTRY + 32].copy_from_slice(&index);
+        put_u32(b, entries + ENTRY + 32, 4_000_000);
     });
-    load(&ok);
+    load(&ok, &local);
 }
 
 #[test]
 fn giant_counts_fail_fast() {
-    let bytes = skipped_session_bytes();
+    let (bytes, local) = skipped_session_bytes();
+    let l = layout(&bytes);
     let start = Instant::now();
     // count = u32::MAX with every limit at its cap: rejected on the count alone.
-    let bad = with(&bytes[..ENTRIES], |b| {
-        put_u32(b, MAX_STORED, MAX_STORED_SKIPPED_CAP);
-        put_u32(b, COUNT, u32::MAX);
+    let bad = with(&bytes[..l.entries()], |b| {
+        put_u32(b, l.max_stored(), MAX_STORED_SKIPPED_CAP);
+        put_u32(b, l.count(), u32::MAX);
     });
-    assert_eq!(load_session(&bad).err(), Some(Error::InvalidEncoding));
+    assert_eq!(
+        load_session(&bad, &local).err(),
+        Some(Error::InvalidEncoding)
+    );
     // The largest count the limits allow, without the entries: rejected on the length
     // before any entry is read or any room is reserved for them.
-    let bad = with(&bytes[..ENTRIES], |b| {
-        put_u32(b, MAX_STORED, MAX_STORED_SKIPPED_CAP);
-        put_u32(b, COUNT, MAX_STORED_SKIPPED_CAP);
+    let bad = with(&bytes[..l.entries()], |b| {
+        put_u32(b, l.max_stored(), MAX_STORED_SKIPPED_CAP);
+        put_u32(b, l.count(), MAX_STORED_SKIPPED_CAP);
     });
-    assert_eq!(load_session(&bad).err(), Some(Error::Truncated));
+    assert_eq!(load_session(&bad, &local).err(), Some(Error::Truncated));
     // Larger than any stored session can be.
     let huge = with(&bytes, |b| b.resize(MAX_STORED_SIZE + 1, 0));
-    assert_eq!(load_session(&huge).err(), Some(Error::TooLarge));
+    assert_eq!(load_session(&huge, &local).err(), Some(Error::TooLarge));
     // The prekey store's counts: one-time prekeys, signed prekeys, replay records of a
     // signed prekey, post-quantum prekeys.
     let (_, store) = sample_store(14);
@@ -2338,38 +2722,47 @@ fn giant_counts_fail_fast() {
 /// bytes (the encoding is canonical: no two encodings of one state).
 #[test]
 fn session_byte_mutations_are_typed_errors_or_canonical() {
-    let bytes = skipped_session_bytes();
+    let (bytes, local) = skipped_session_bytes();
+    // Bob's responder session: no pending fields, both chain keys.
+    let l = layout(&bytes);
+    assert_eq!(l.pending, 0);
+    assert!(l.cks && l.ckr);
+    let entries = l.entries();
     let mut accepted = 0;
     for at in 0..bytes.len() {
         let allowed: &[Error] = match at {
             0 => &[Error::UnsupportedVersion(0)],
             1 => &[],
-            ROLE => &[Error::InvalidEncoding],
-            LOCAL_IDENTITY..BASE_KEY => &[Error::InvalidPublicKey],
-            BASE_KEY..PENDING_FLAG => &[Error::InvalidPublicKey],
-            PENDING_FLAG..MAX_SKIP => &[Error::InvalidEncoding],
-            MAX_SKIP..PADDING => &[Error::InvalidLimits, Error::InvalidEncoding],
+            // Unknown bits, or a responder awaiting a reply (a flipped role loads as an
+            // initiator that has replied, the same bytes).
+            STATE => &[Error::InvalidEncoding],
+            REMOTE_IDENTITY..BASE_KEY => &[Error::InvalidPublicKey],
+            BASE_KEY..PENDING => &[Error::InvalidPublicKey],
+            _ if (l.max_skip()..l.padding()).contains(&at) => {
+                &[Error::InvalidLimits, Error::InvalidEncoding]
+            }
             // 0x00 and 0x01 are the two policies; anything else is not an encoding.
-            PADDING => &[Error::InvalidEncoding],
-            // Secrets: any value loads.
-            ROOT_KEY..DHS | DHS..DHR_FLAG => &[],
-            DHR_FLAG => &[Error::InvalidEncoding],
-            x if x > DHR_FLAG && x < CKS_FLAG => &[Error::InvalidPublicKey],
-            CKS_FLAG..NS => &[Error::InvalidEncoding],
-            NS..PN => &[Error::InvalidEncoding],
-            PN..COUNT => &[],
-            COUNT..ENTRIES => &[
+            _ if at == l.padding() => &[Error::InvalidEncoding],
+            // Secrets: RK, DHs; any value loads.
+            _ if (l.root_key()..l.dhr()).contains(&at) => &[],
+            _ if (l.dhr()..l.cks()).contains(&at) => &[Error::InvalidPublicKey],
+            // CKs and CKr, secrets.
+            _ if (l.cks()..l.ns()).contains(&at) => &[],
+            // Ns and Nr count the chains stored, with any value.
+            _ if (l.ns()..l.pn()).contains(&at) => &[],
+            _ if (l.pn()..l.count()).contains(&at) => &[],
+            _ if (l.count()..entries).contains(&at) => &[
                 Error::InvalidEncoding,
                 Error::Truncated,
                 Error::TrailingData,
             ],
-            _ if (at - ENTRIES) % ENTRY < 32 => &[Error::InvalidPublicKey, Error::InvalidEncoding],
-            _ if (at - ENTRIES) % ENTRY < 36 => &[Error::InvalidEncoding],
+            _ if (at - entries) % ENTRY < 32 => &[Error::InvalidPublicKey, Error::InvalidEncoding],
+            _ if (at - entries) % ENTRY < 36 => &[Error::InvalidEncoding],
             _ => &[],
         };
         for mask in [0x01u8, 0x02, 0x40, 0x80, 0xff] {
             let changed = with(&bytes, |b| b[at] ^= mask);
-            match Session::from_bytes(&changed) {
+            match Session::from_bytes(&changed, &local) {
                 Ok(session) => {
                     accepted += 1;
                     assert_eq!(
@@ -3527,12 +3920,12 @@ fn unsealed_key_blobs_have_no_integrity() {
 /// SPEC.md §7: "the whole input is at most `MAX_STORED_SIZE` ... or `TooLarge`".
 #[test]
 fn oversized_session_blob_is_too_large() {
-    let bytes = skipped_session_bytes();
+    let (bytes, local) = skipped_session_bytes();
     let huge = with(&bytes, |b| b.resize(MAX_STORED_SIZE + 1, 0));
-    assert_eq!(load_session(&huge).err(), Some(Error::TooLarge));
+    assert_eq!(load_session(&huge, &local).err(), Some(Error::TooLarge));
     // Exactly MAX_STORED_SIZE is not refused for its size.
     let max = with(&bytes, |b| b.resize(MAX_STORED_SIZE, 0));
-    assert_eq!(load_session(&max).err(), Some(Error::TrailingData));
+    assert_eq!(load_session(&max, &local).err(), Some(Error::TrailingData));
 }
 
 /// The same rule for the other stored types (SPEC.md §7 states it for every stored
@@ -3543,12 +3936,16 @@ fn oversized_session_blob_is_too_large() {
 /// check the size first.
 #[test]
 fn oversized_stored_objects_are_too_large() {
-    for (name, type_byte, bytes) in sample_blobs() {
+    for (name, type_byte, bytes, local) in sample_blobs() {
         if type_byte == TYPE_BUNDLE || type_byte == TYPE_BUNDLE_PQ {
             continue; // a wire object (SPEC.md §5), not a stored one
         }
         let huge = with(&bytes, |b| b.resize(MAX_STORED_SIZE + 1, 0));
-        assert_eq!(load_as(type_byte, &huge), Err(Error::TooLarge), "{name}");
+        assert_eq!(
+            load_as(type_byte, &huge, &local),
+            Err(Error::TooLarge),
+            "{name}"
+        );
     }
 }
 
@@ -3556,16 +3953,20 @@ fn oversized_stored_objects_are_too_large() {
 // Sealing
 // ---------------------------------------------------------------------------------------
 
-/// One sealed blob of every sealable type, with its object type and plain encoding.
-fn sealed_samples(key: &StorageKey, rng: &mut ChaCha20Rng) -> Vec<(String, u8, Vec<u8>, Vec<u8>)> {
-    let mut out = Vec::new();
+/// One sealed blob of every sealable type, with its object type, plain encoding, and the
+/// identity key of the device that opens it (a session's own local identity, [`stranger`]
+/// for the others).
+fn sealed_samples(key: &StorageKey, rng: &mut ChaCha20Rng) -> Vec<SealedSample> {
+    let mut out: Vec<(String, u8, Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut sessions = Vec::new();
     for (name, session) in sample_sessions() {
         let sealed = key.seal(&session, CONTEXT, rng).unwrap();
-        out.push((
+        sessions.push((
             format!("session: {name}"),
             TYPE_SESSION,
             stored(&session),
             sealed,
+            *session.local_identity(),
         ));
     }
     let id = IdentityKeyPair::generate(rng).unwrap();
@@ -3604,11 +4005,12 @@ fn sealed_samples(key: &StorageKey, rng: &mut ChaCha20Rng) -> Vec<(String, u8, V
             ("PQXDH responder", &pq.responder),
         ] {
             let sealed = key.seal(session, CONTEXT, rng).unwrap();
-            out.push((
+            sessions.push((
                 format!("session: {name}"),
                 TYPE_SESSION,
                 stored(session),
                 sealed,
+                *session.local_identity(),
             ));
         }
         out.push((
@@ -3624,14 +4026,22 @@ fn sealed_samples(key: &StorageKey, rng: &mut ChaCha20Rng) -> Vec<(String, u8, V
             key.seal(&pq.one_time, CONTEXT, rng).unwrap(),
         ));
     }
-    out
+    let stranger = stranger();
+    sessions.extend(
+        out.into_iter()
+            .map(|(name, type_byte, plain, sealed)| (name, type_byte, plain, sealed, stranger)),
+    );
+    sessions
 }
+
+/// A sealed sample: name, object type, plain encoding, sealed blob, the opener's identity.
+type SealedSample = (String, u8, Vec<u8>, Vec<u8>, IdentityKey);
 
 #[test]
 fn seal_open_round_trips_every_type() {
     let mut rng = rng(20);
     let key = StorageKey::generate(&mut rng).unwrap();
-    for (name, type_byte, plain, sealed) in sealed_samples(&key, &mut rng) {
+    for (name, type_byte, plain, sealed, local) in sealed_samples(&key, &mut rng) {
         assert_eq!(
             sealed[..3],
             [STORAGE_VERSION, TYPE_SEALED, type_byte],
@@ -3645,7 +4055,11 @@ fn seal_open_round_trips_every_type() {
                 .any(|w| plain.windows(32).any(|p| p == w) && w.iter().any(|b| *b != 0)),
             "{name}"
         );
-        assert_eq!(open_as(&key, type_byte, &sealed).unwrap(), plain, "{name}");
+        assert_eq!(
+            open_as(&key, type_byte, &sealed, &local).unwrap(),
+            plain,
+            "{name}"
+        );
     }
     // A fresh nonce per seal; the same RNG state gives the same blob.
     let (_, a, _, _) = established_pair(21);
@@ -3658,7 +4072,9 @@ fn seal_open_round_trips_every_type() {
     let (_, mut a, mut b, mut rng) = established_pair(22);
     let sealed_b = key.seal(&b, CONTEXT, &mut rng).unwrap();
     let m = a.encrypt(b"after sealing", &mut rng).unwrap();
-    let mut opened = key.open::<Session>(&sealed_b, CONTEXT).unwrap();
+    let mut opened = key
+        .open_session(&sealed_b, CONTEXT, b.local_identity())
+        .unwrap();
     assert_eq!(
         assert_same_decryption(&mut b, &mut opened, &m).unwrap(),
         b"after sealing"
@@ -3669,7 +4085,7 @@ fn seal_open_round_trips_every_type() {
 fn every_bit_flip_of_a_sealed_blob_is_rejected() {
     let mut rng = rng(23);
     let key = StorageKey::generate(&mut rng).unwrap();
-    for (name, type_byte, _, sealed) in sealed_samples(&key, &mut rng) {
+    for (name, type_byte, _, sealed, local) in sealed_samples(&key, &mut rng) {
         for at in 0..sealed.len() {
             for bit in 0..8 {
                 let flipped = with(&sealed, |b| b[at] ^= 1 << bit);
@@ -3680,7 +4096,7 @@ fn every_bit_flip_of_a_sealed_blob_is_rejected() {
                     _ => Error::DecryptionFailed,
                 };
                 assert_eq!(
-                    open_as(&key, type_byte, &flipped),
+                    open_as(&key, type_byte, &flipped, &local),
                     Err(expected),
                     "{name}: byte {at} bit {bit}"
                 );
@@ -3693,7 +4109,7 @@ fn every_bit_flip_of_a_sealed_blob_is_rejected() {
 fn every_truncation_of_a_sealed_blob_is_rejected() {
     let mut rng = rng(24);
     let key = StorageKey::generate(&mut rng).unwrap();
-    for (name, type_byte, _, sealed) in sealed_samples(&key, &mut rng) {
+    for (name, type_byte, _, sealed, local) in sealed_samples(&key, &mut rng) {
         for len in 0..sealed.len() {
             let expected = if len < SEALED_HEADER + TAG {
                 Error::Truncated
@@ -3701,14 +4117,14 @@ fn every_truncation_of_a_sealed_blob_is_rejected() {
                 Error::DecryptionFailed
             };
             assert_eq!(
-                open_as(&key, type_byte, &sealed[..len]),
+                open_as(&key, type_byte, &sealed[..len], &local),
                 Err(expected),
                 "{name}: {len} bytes"
             );
         }
         for extra in [&[0u8][..], &[0; 16]] {
             assert_eq!(
-                open_as(&key, type_byte, &[&sealed[..], extra].concat()),
+                open_as(&key, type_byte, &[&sealed[..], extra].concat(), &local),
                 Err(Error::DecryptionFailed),
                 "{name} + {} bytes",
                 extra.len()
@@ -3722,16 +4138,16 @@ fn sealed_blob_under_the_wrong_key_or_type_is_rejected() {
     let mut rng = rng(25);
     let key = StorageKey::generate(&mut rng).unwrap();
     let other = StorageKey::from_bytes([7; 32]);
-    for (name, type_byte, plain, sealed) in sealed_samples(&key, &mut rng) {
+    for (name, type_byte, plain, sealed, local) in sealed_samples(&key, &mut rng) {
         assert_eq!(
-            open_as(&other, type_byte, &sealed),
+            open_as(&other, type_byte, &sealed, &local),
             Err(Error::DecryptionFailed),
             "{name}"
         );
         for &as_type in SEALABLE_TYPES.iter().filter(|t| **t != type_byte) {
             // Opened as another type: refused on the object type byte.
             assert_eq!(
-                open_as(&key, as_type, &sealed),
+                open_as(&key, as_type, &sealed, &local),
                 Err(Error::UnexpectedType(type_byte)),
                 "{name} as {as_type:#x}"
             );
@@ -3739,33 +4155,33 @@ fn sealed_blob_under_the_wrong_key_or_type_is_rejected() {
             // matches, so it does not authenticate.
             let rewritten = with(&sealed, |b| b[2] = as_type);
             assert_eq!(
-                open_as(&key, as_type, &rewritten),
+                open_as(&key, as_type, &rewritten, &local),
                 Err(Error::DecryptionFailed),
                 "{name} rewritten as {as_type:#x}"
             );
         }
         // A plain encoding is not a sealed blob, and a sealed blob is not a plain one.
         assert_eq!(
-            open_as(&key, type_byte, &plain),
+            open_as(&key, type_byte, &plain, &local),
             Err(Error::UnexpectedType(plain[1])),
             "{name}"
         );
         assert_eq!(
-            load_as(type_byte, &sealed),
+            load_as(type_byte, &sealed, &local),
             Err(Error::UnexpectedType(TYPE_SEALED)),
             "{name}"
         );
     }
-    // The named case: an identity opened as a session.
+    // The named case: an identity opened as a session (of the device of that identity).
     let id = IdentityKeyPair::generate(&mut rng).unwrap();
     let sealed = key.seal(&id, CONTEXT, &mut rng).unwrap();
     assert_eq!(
-        key.open::<Session>(&sealed, CONTEXT).err(),
+        key.open_session(&sealed, CONTEXT, id.public_key()).err(),
         Some(Error::UnexpectedType(TYPE_IDENTITY))
     );
     let rewritten = with(&sealed, |b| b[2] = TYPE_SESSION);
     assert_eq!(
-        key.open::<Session>(&rewritten, CONTEXT).err(),
+        key.open_session(&rewritten, CONTEXT, id.public_key()).err(),
         Some(Error::DecryptionFailed)
     );
     // Oversized input is refused before anything else.
@@ -3773,7 +4189,7 @@ fn sealed_blob_under_the_wrong_key_or_type_is_rejected() {
         b.resize(SEALED_HEADER + MAX_STORED_SIZE + TAG + 1, 0)
     });
     assert_eq!(
-        key.open::<Session>(&huge, CONTEXT).err(),
+        key.open_session(&huge, CONTEXT, id.public_key()).err(),
         Some(Error::TooLarge)
     );
 }
@@ -3800,11 +4216,14 @@ fn seal_context_is_bound() {
         &longer_other,
         &flipped,
     ];
-    for (name, type_byte, plain, sealed) in sealed_samples(&key, &mut rng) {
-        assert_eq!(open_in(&key, type_byte, &sealed, CONTEXT).unwrap(), plain);
+    for (name, type_byte, plain, sealed, local) in sealed_samples(&key, &mut rng) {
+        assert_eq!(
+            open_in(&key, type_byte, &sealed, CONTEXT, &local).unwrap(),
+            plain
+        );
         for other in &others {
             assert_eq!(
-                open_in(&key, type_byte, &sealed, other),
+                open_in(&key, type_byte, &sealed, other, &local),
                 Err(Error::DecryptionFailed),
                 "{name} opened with {other:?}"
             );
@@ -3813,14 +4232,15 @@ fn seal_context_is_bound() {
     // The empty context is a context like any other: a blob sealed with it opens with it
     // only.
     let (_, a, _, _) = established_pair(52);
+    let alice = *a.local_identity();
     let empty = key.seal(&a, b"", &mut rng).unwrap();
     assert_eq!(
-        stored(&key.open::<Session>(&empty, b"").unwrap()),
+        stored(&key.open_session(&empty, b"", &alice).unwrap()),
         stored(&a)
     );
     for other in [&b"\0"[..], b" ", CONTEXT] {
         assert_eq!(
-            key.open::<Session>(&empty, other).err(),
+            key.open_session(&empty, other, &alice).err(),
             Some(Error::DecryptionFailed),
             "{other:?}"
         );
@@ -3838,7 +4258,7 @@ fn seal_context_is_bound() {
     assert_ne!(s1[SEALED_HEADER..], s2[SEALED_HEADER..]);
     // The longest context: 1024 bytes seal and open; one byte more is TooLarge.
     assert_eq!(
-        stored(&key.open::<Session>(&s2, &long).unwrap()),
+        stored(&key.open_session(&s2, &long, &alice).unwrap()),
         stored(&a)
     );
     let too_long = vec![0xc7; MAX_SEAL_CONTEXT_LENGTH + 1];
@@ -3857,12 +4277,12 @@ fn seal_context_is_bound() {
         Some(Error::TooLarge)
     );
     assert_eq!(
-        key.open::<Session>(&s2, &too_long).err(),
+        key.open_session(&s2, &too_long, &alice).err(),
         Some(Error::TooLarge)
     );
-    for (name, type_byte, plain, sealed) in sealed_samples(&key, &mut rng) {
+    for (name, type_byte, plain, sealed, local) in sealed_samples(&key, &mut rng) {
         assert_eq!(
-            open_in(&key, type_byte, &sealed, &too_long),
+            open_in(&key, type_byte, &sealed, &too_long, &local),
             Err(Error::TooLarge),
             "{name}"
         );
@@ -3876,7 +4296,7 @@ fn seal_context_is_bound() {
             &with(&sealed, |b| b[2] ^= 0x0f)[..],
         ] {
             assert_eq!(
-                open_in(&key, type_byte, bad, &too_long),
+                open_in(&key, type_byte, bad, &too_long, &local),
                 Err(Error::TooLarge),
                 "{name}"
             );
@@ -3888,7 +4308,7 @@ fn seal_context_is_bound() {
     });
     for context in [&b""[..], &long, &too_long] {
         assert_eq!(
-            key.open::<Session>(&huge, context).err(),
+            key.open_session(&huge, context, &alice).err(),
             Some(Error::TooLarge)
         );
     }
@@ -3896,7 +4316,8 @@ fn seal_context_is_bound() {
     // attack the context exists for.
     let row_a = key.seal(&a, b"contacts/1/session", &mut rng).unwrap();
     assert_eq!(
-        key.open::<Session>(&row_a, b"contacts/2/session").err(),
+        key.open_session(&row_a, b"contacts/2/session", &alice)
+            .err(),
         Some(Error::DecryptionFailed)
     );
 }
@@ -3942,7 +4363,7 @@ fn sealed_blob_is_the_spec_construction() {
         }
     };
     let mut rng = rng(54);
-    for (name, type_byte, plain, sealed) in sealed_samples(&key, &mut rng) {
+    for (name, type_byte, plain, sealed, _) in sealed_samples(&key, &mut rng) {
         check(&name, type_byte, &plain, &sealed, CONTEXT);
     }
     let (_, a, _, _) = established_pair(55);
@@ -3980,26 +4401,36 @@ fn replay_after_reload_of_old_state() {
         to_b,
         ..
     } = conversation_with_skipped_keys(26);
+    let bob = *b.local_identity();
     // (1) The next message of the current chain (a1-3).
     let (next, plaintext) = &to_b[6];
     let before = stored(&b);
     assert_eq!(&b.decrypt(next).unwrap(), plaintext);
     let after = stored(&b);
     assert_eq!(
-        &load(&before).decrypt(next).unwrap(),
+        &load(&before, &bob).decrypt(next).unwrap(),
         plaintext,
         "old state decrypts again"
     );
-    assert_eq!(load(&after).decrypt(next), Err(Error::DuplicateOrExpired));
+    assert_eq!(
+        load(&after, &bob).decrypt(next),
+        Err(Error::DuplicateOrExpired)
+    );
     // (2) A message decrypted with a stored skipped key of the current chain (a1-0).
     let (skipped_current, plaintext) = &to_b[4];
     let before = stored(&b);
     assert_eq!(&b.decrypt(skipped_current).unwrap(), plaintext);
     let after = stored(&b);
-    assert_eq!(get_u32(&after, COUNT) + 1, get_u32(&before, COUNT));
-    assert_eq!(&load(&before).decrypt(skipped_current).unwrap(), plaintext);
     assert_eq!(
-        load(&after).decrypt(skipped_current),
+        get_u32(&after, layout(&after).count()) + 1,
+        get_u32(&before, layout(&before).count())
+    );
+    assert_eq!(
+        &load(&before, &bob).decrypt(skipped_current).unwrap(),
+        plaintext
+    );
+    assert_eq!(
+        load(&after, &bob).decrypt(skipped_current),
         Err(Error::DuplicateOrExpired)
     );
     // (3) A message of an older chain: with its key gone, it looks like a new ratchet key
@@ -4008,8 +4439,8 @@ fn replay_after_reload_of_old_state() {
     let before = stored(&b);
     assert_eq!(&b.decrypt(old_chain).unwrap(), plaintext);
     let after = stored(&b);
-    assert_eq!(&load(&before).decrypt(old_chain).unwrap(), plaintext);
-    let mut reloaded = load(&after);
+    assert_eq!(&load(&before, &bob).decrypt(old_chain).unwrap(), plaintext);
+    let mut reloaded = load(&after, &bob);
     assert_eq!(reloaded.decrypt(old_chain), Err(Error::DecryptionFailed));
     // The failed attempt changed nothing.
     assert_eq!(stored(&reloaded), after);
@@ -4018,17 +4449,24 @@ fn replay_after_reload_of_old_state() {
     let before = stored(&b);
     assert_eq!(b.decrypt(&m).unwrap(), b"new chain");
     let after = stored(&b);
-    assert_ne!(before[DHR_FLAG..CKS_FLAG], after[DHR_FLAG..CKS_FLAG]);
-    assert_eq!(load(&before).decrypt(&m).unwrap(), b"new chain");
-    assert_eq!(load(&after).decrypt(&m), Err(Error::DuplicateOrExpired));
+    let (lb, la) = (layout(&before), layout(&after));
+    assert_ne!(before[lb.dhr()..lb.cks()], after[la.dhr()..la.cks()]);
+    assert_eq!(load(&before, &bob).decrypt(&m).unwrap(), b"new chain");
+    assert_eq!(
+        load(&after, &bob).decrypt(&m),
+        Err(Error::DuplicateOrExpired)
+    );
 }
 
+/// `open` loads what `save` stored, for the device whose identity key it is given.
 fn app_loop(
     seed: u64,
     save: impl Fn(&Session, &mut ChaCha20Rng) -> Vec<u8>,
-    open: impl Fn(&[u8]) -> Session,
+    open: impl Fn(&[u8], &IdentityKey) -> Session,
 ) {
     let (_, a, b, mut rng) = accepted_pair(seed);
+    // What the app knows of its own device, beside the stored bytes.
+    let (alice, bob) = (*a.local_identity(), *b.local_identity());
     // The app keeps only the stored bytes between messages.
     let mut stored_a = save(&a, &mut rng);
     let mut stored_b = save(&b, &mut rng);
@@ -4040,29 +4478,29 @@ fn app_loop(
         let a_to_b = (step.is_multiple_of(2) && sent[0] < 200) || sent[1] >= 200;
         let burst = 1 + (step * 7 % 3) as usize;
         for _ in 0..burst {
-            let (from_store, to_store, count) = if a_to_b {
-                (&mut stored_a, &mut stored_b, &mut sent[0])
+            let (from_store, to_store, count, from, to) = if a_to_b {
+                (&mut stored_a, &mut stored_b, &mut sent[0], &alice, &bob)
             } else {
-                (&mut stored_b, &mut stored_a, &mut sent[1])
+                (&mut stored_b, &mut stored_a, &mut sent[1], &bob, &alice)
             };
             if *count >= 200 {
                 break;
             }
             let plaintext = format!("{} #{count}", if a_to_b { "a->b" } else { "b->a" });
-            let mut sender = open(from_store);
+            let mut sender = open(from_store, from);
             let message = sender.encrypt(plaintext.as_bytes(), &mut rng).unwrap();
             *from_store = save(&sender, &mut rng);
-            let mut receiver = open(to_store);
+            let mut receiver = open(to_store, to);
             assert_eq!(receiver.decrypt(&message).unwrap(), plaintext.as_bytes());
             *to_store = save(&receiver, &mut rng);
             // The stored receiver rejects the message it has already processed.
-            assert!(open(to_store).decrypt(&message).is_err());
+            assert!(open(to_store, to).decrypt(&message).is_err());
             *count += 1;
         }
         step += 1;
     }
-    let a = open(&stored_a);
-    let b = open(&stored_b);
+    let a = open(&stored_a, &alice);
+    let b = open(&stored_b, &bob);
     assert_eq!(a.id(), b.id());
     assert_eq!(a.stored_skipped_keys(), 0);
     assert_eq!(b.stored_skipped_keys(), 0);
@@ -4080,7 +4518,7 @@ fn app_loop_with_sealed_storage() {
     app_loop(
         28,
         |s, rng| key.seal(s, CONTEXT, rng).unwrap(),
-        |blob| key.open::<Session>(blob, CONTEXT).unwrap(),
+        |blob, local| key.open_session(blob, CONTEXT, local).unwrap(),
     );
 }
 
@@ -4145,7 +4583,7 @@ fn storage_sizes() {
     assert_eq!(stored(&b).len(), at_cap);
     let key = StorageKey::from_bytes([1; 32]);
     let sealed_at_cap = key.seal(&b, CONTEXT, &mut rng).unwrap().len();
-    let loaded = load(&stored(&b));
+    let loaded = load(&stored(&b), b.local_identity());
     assert_eq!(loaded.stored_skipped_keys(), 2_000);
 
     println!("stored session sizes (bytes):");
@@ -4163,20 +4601,87 @@ fn storage_sizes() {
         let established = stored(&pq.initiator_established).len();
         println!("  PQXDH initiator awaiting its reply:      {awaiting}");
         println!("  PQXDH responder / established initiator: {responder} / {established}");
-        assert_eq!(awaiting, SESSION_FIXED + PQ_PENDING);
-        assert_eq!(responder, SESSION_FIXED);
-        assert_eq!(established, SESSION_FIXED);
+        // Awaiting: CKs, both prekey ids, the post-quantum prekey id and KEM ciphertext.
+        assert_eq!(awaiting, SESSION_BASE + CHAIN_KEY + 16 + PQ_PENDING);
+        assert_eq!(awaiting, 1332);
+        // The responder has sent its reply (both chains); the initiator has received it
+        // (its sending chain deferred to its next send).
+        assert_eq!(responder, SESSION_ESTABLISHED);
+        assert_eq!(established, SESSION_BASE + CHAIN_KEY);
     }
 
-    assert_eq!(fresh_initiator, SESSION_FIXED);
-    assert_eq!(fresh_responder, SESSION_FIXED);
-    assert_eq!(after_1000_a, SESSION_FIXED);
-    assert_eq!(after_1000_b, SESSION_FIXED);
+    // What is stored depends on the state: the fresh initiator's sending chain and prekey
+    // ids, the fresh responder's receiving chain alone; after the exchange Alice (who sent
+    // last) has both chains, Bob (who received last) his receiving chain.
+    assert_eq!(fresh_initiator, SESSION_BASE + CHAIN_KEY + 16);
+    assert_eq!(fresh_responder, SESSION_BASE + CHAIN_KEY);
+    assert_eq!(after_1000_a, SESSION_ESTABLISHED);
+    assert_eq!(after_1000_b, SESSION_BASE + CHAIN_KEY);
     assert_eq!(per_key, ENTRY);
-    assert_eq!(with_10, SESSION_FIXED + 10 * ENTRY);
-    assert_eq!(at_cap, SESSION_FIXED + 2_000 * ENTRY);
+    assert_eq!(with_10, after_1000_b + 10 * ENTRY);
+    assert_eq!(at_cap, after_1000_b + 2_000 * ENTRY);
     assert_eq!(sealed_at_cap, at_cap + SEALED_HEADER + TAG);
-    // At least the largest session of this layout: a PQXDH initiator awaiting its reply with
-    // 100,000 skipped keys (session kinds with more state may raise it further).
+    // At least the largest session of this layout: a PQXDH initiator awaiting its reply
+    // (with both chain keys and both prekey ids at most) with 100,000 skipped keys (session
+    // kinds with more state may raise it further).
     const { assert!(MAX_STORED_SIZE >= SESSION_FIXED + PQ_PENDING + 100_000 * ENTRY) };
+}
+
+/// The sizes the layout of SPEC.md §7.1 gives, pinned: a session between two established
+/// chains is 252 bytes (188 without chain keys, pending fields or skipped keys, 32 per
+/// chain key), an X3DH initiator awaiting its reply with a one-time prekey 236 (its sending
+/// chain and the two prekey ids), and header encryption adds 135 (the flags byte and the
+/// header-key block).
+#[test]
+fn stored_session_sizes_are_pinned() {
+    assert_eq!(SESSION_BASE, 188);
+    assert_eq!(SESSION_ESTABLISHED, 252);
+    assert_eq!(SESSION_FIXED, 268);
+    assert_eq!(HE_SHIFT + HE_FIXED, 135);
+
+    // Established: Bob has received Alice's first message and sent his reply. Alice, who
+    // received it, derives her sending chain at her next send; once she has sent and Bob
+    // has replied (before she receives that reply), both sides hold both chains.
+    let (_, mut a, mut b, mut rng) = established_pair(59);
+    let bytes = stored(&b);
+    assert_eq!(
+        bytes[STATE],
+        STATE_RESPONDER | STATE_SENDING_CHAIN | STATE_RECEIVING_CHAIN
+    );
+    assert_eq!(bytes.len(), 252);
+    let m = a.encrypt(b"a", &mut rng).unwrap();
+    b.decrypt(&m).unwrap();
+    let reply = b.encrypt(b"b", &mut rng).unwrap();
+    for (name, session) in [("alice", &a), ("bob", &b)] {
+        let bytes = stored(session);
+        assert_eq!(
+            bytes[STATE] & (STATE_SENDING_CHAIN | STATE_RECEIVING_CHAIN),
+            STATE_SENDING_CHAIN | STATE_RECEIVING_CHAIN,
+            "{name}"
+        );
+        assert_eq!(bytes.len(), 252, "{name}");
+        assert_eq!(stored(&load(&bytes, session.local_identity())), bytes);
+    }
+    // Receiving a new chain defers the sending one again: 220 until the next send.
+    a.decrypt(&reply).unwrap();
+    assert_eq!(stored(&a)[STATE], STATE_RECEIVING_CHAIN);
+    assert_eq!(stored(&a).len(), 252 - 32);
+
+    // An X3DH initiator awaiting its reply, with a one-time prekey.
+    let (_, a, _, _) = accepted_pair(60);
+    let bytes = stored(&a);
+    assert_eq!(
+        bytes[STATE],
+        STATE_AWAITING_REPLY | STATE_ONE_TIME_PREKEY | STATE_SENDING_CHAIN
+    );
+    assert_eq!(bytes.len(), 236);
+    assert_eq!(stored(&load(&bytes, a.local_identity())), bytes);
+
+    // Header-encrypted: 135 more.
+    let (_, _, b, _) = established_pair_in_mode(61, false, true);
+    let bytes = stored(&b);
+    assert_eq!(bytes[1], TYPE_SESSION_HE);
+    assert_eq!(bytes.len(), 252 + 135);
+    let (_, a, _, _) = accepted_pair_in_mode(62, false, true);
+    assert_eq!(stored(&a).len(), 236 + 135);
 }

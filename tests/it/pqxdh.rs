@@ -11,6 +11,9 @@ use doubleratchet::{
     STORAGE_VERSION, WIRE_VERSION,
 };
 use doubleratchet_test_support::device_of;
+use doubleratchet_test_support::storage::{
+    STATE_AWAITING_REPLY, STATE_RECEIVING_CHAIN, STATE_SENDING_CHAIN,
+};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -501,18 +504,24 @@ fn persistence_of_pq_state() {
     let mut a = Session::initiate(&alice, &bundle, &SessionOptions::new(), &mut rng).unwrap();
     let m1 = a.encrypt(b"one", &mut rng).unwrap();
 
-    // The initiator awaiting its reply: type 0x25, 305 + 8 + 1088 = 1401 bytes, and it
-    // still sends the same KEM ciphertext after a reload.
+    // The initiator awaiting its reply: type 0x25, its sending chain and pending fields (the
+    // signed prekey id; no one-time prekey in this bundle; the PQ prekey id and the KEM
+    // ciphertext): 188 + 32 + 8 + 8 + 1088 = 1324 bytes (1332 with a one-time prekey),
+    // and it still sends the same KEM ciphertext after a reload.
     let saved = a.to_bytes();
     assert_eq!(saved[0], STORAGE_VERSION);
     assert_eq!(saved[1], 0x25);
-    assert_eq!(saved.len(), 1401);
-    let mut reloaded = Session::from_bytes(&saved).unwrap();
+    assert_eq!(saved[2], STATE_AWAITING_REPLY | STATE_SENDING_CHAIN);
+    assert_eq!(saved.len(), 1324);
+    let mut reloaded = Session::from_bytes(&saved, alice.public_key()).unwrap();
     assert_eq!(*reloaded.to_bytes(), *saved);
     let m2 = reloaded.encrypt(b"two", &mut rng).unwrap();
     assert_eq!(m1[..1179], m2[..1179]);
     for len in 0..saved.len() {
-        assert!(Session::from_bytes(&saved[..len]).is_err(), "len {len}");
+        assert!(
+            Session::from_bytes(&saved[..len], alice.public_key()).is_err(),
+            "len {len}"
+        );
     }
 
     // The store with PQ keys and a replay record (a session on the last-resort key): type
@@ -542,14 +551,12 @@ fn persistence_of_pq_state() {
     let mut s = accepted.session;
     let saved_s = s.to_bytes();
     assert_eq!(saved_s[1], 0x25);
-    s = Session::from_bytes(&saved_s).unwrap();
+    s = Session::from_bytes(&saved_s, b.identity.public_key()).unwrap();
     assert_eq!(s.decrypt(&m1).unwrap(), b"one");
     round_trips(&mut reloaded, &mut s, &mut rng, 3);
-    assert_eq!(
-        reloaded.to_bytes().len(),
-        305,
-        "no KEM ciphertext once replied"
-    );
+    let replied = reloaded.to_bytes();
+    assert_eq!(replied[2], STATE_SENDING_CHAIN | STATE_RECEIVING_CHAIN);
+    assert_eq!(replied.len(), 252, "no KEM ciphertext once replied");
 
     // A single PQ prekey, stored and sealed.
     let key = PqPreKey::generate(
@@ -580,7 +587,9 @@ fn persistence_of_pq_state() {
     let opened: PqPreKey = storage.open(&sealed, context).unwrap();
     assert_eq!(opened.public_key(), key.public_key());
     assert_eq!(
-        storage.open::<Session>(&sealed, context).unwrap_err(),
+        storage
+            .open_session(&sealed, context, b.identity.public_key())
+            .unwrap_err(),
         Error::UnexpectedType(0x26)
     );
     // Another row's context does not open it.

@@ -2469,7 +2469,8 @@ fn a_sealed_blob_opens_only_with_its_own_context() {
     let row_x: &[u8] = b"contact X / row 7";
     let sealed = key.seal(&session, row_y, &mut rng).unwrap();
     assert_eq!(
-        key.open::<Session>(&sealed, row_x).map(|_| ()),
+        key.open_session(&sealed, row_x, bob.public_key())
+            .map(|_| ()),
         Err(Error::DecryptionFailed)
     );
     for other in [
@@ -2479,18 +2480,20 @@ fn a_sealed_blob_opens_only_with_its_own_context() {
         b"contact Y",
     ] {
         assert_eq!(
-            key.open::<Session>(&sealed, other).map(|_| ()),
+            key.open_session(&sealed, other, bob.public_key())
+                .map(|_| ()),
             Err(Error::DecryptionFailed)
         );
     }
-    let opened: Session = key.open(&sealed, row_y).unwrap();
+    let opened = key.open_session(&sealed, row_y, bob.public_key()).unwrap();
     assert!(opened.to_bytes().as_slice() == session.to_bytes().as_slice());
 
     // The empty context is a context like any other.
     let sealed = key.seal(&session, b"", &mut rng).unwrap();
-    assert!(key.open::<Session>(&sealed, b"").is_ok());
+    assert!(key.open_session(&sealed, b"", bob.public_key()).is_ok());
     assert_eq!(
-        key.open::<Session>(&sealed, row_y).map(|_| ()),
+        key.open_session(&sealed, row_y, bob.public_key())
+            .map(|_| ()),
         Err(Error::DecryptionFailed)
     );
 
@@ -2507,14 +2510,17 @@ fn a_sealed_blob_opens_only_with_its_own_context() {
     // Context length: up to MAX_SEAL_CONTEXT_LENGTH.
     let longest = vec![7u8; MAX_SEAL_CONTEXT_LENGTH];
     let sealed = key.seal(&session, &longest, &mut rng).unwrap();
-    assert!(key.open::<Session>(&sealed, &longest).is_ok());
+    assert!(key
+        .open_session(&sealed, &longest, bob.public_key())
+        .is_ok());
     let too_long = vec![7u8; MAX_SEAL_CONTEXT_LENGTH + 1];
     assert_eq!(
         key.seal(&session, &too_long, &mut rng).map(|_| ()),
         Err(Error::TooLarge)
     );
     assert_eq!(
-        key.open::<Session>(&sealed, &too_long).map(|_| ()),
+        key.open_session(&sealed, &too_long, bob.public_key())
+            .map(|_| ()),
         Err(Error::TooLarge)
     );
 }
@@ -2622,7 +2628,7 @@ impl Responder {
             .iter()
             .filter(|(k, _)| k.starts_with("session/"))
             .map(|(_, v)| {
-                let s = Session::from_bytes(v).unwrap();
+                let s = Session::from_bytes(v, identity.public_key()).unwrap();
                 (s.id(), s)
             })
             .collect();

@@ -2214,6 +2214,51 @@ fn stored_record_bit_flips_are_refused_or_canonical() {
     }
 }
 
+/// A stored session does not hold the local identity key (SPEC.md §7.1): the record's
+/// entries load with the record's own local identity, which the record stores once, in
+/// its fixed fields. Loaded with the remote identity instead, an entry is refused.
+#[test]
+fn embedded_sessions_load_with_the_records_local_identity() {
+    let c = rich_record();
+    let encoded = bytes(&c.record);
+    let stored = StoredRecord::parse(&encoded);
+    let local = *c.record.local_identity();
+    let remote = *c.record.remote_identity();
+    assert_eq!(&stored.local(), c.alice.identity_key());
+    assert_eq!(stored.local(), local);
+    let key = local.to_bytes();
+    assert_eq!(
+        encoded.windows(32).filter(|w| *w == key).count(),
+        1,
+        "the local identity key is stored once, in the record's fixed fields"
+    );
+    assert_eq!(encoded[LOCAL..REMOTE], key);
+    let ids: Vec<SessionId> = c.record.session_ids().collect();
+    assert_eq!(ids.len(), stored.entries.len());
+    for (i, entry) in stored.entries.iter().enumerate() {
+        assert!(!entry.session.windows(32).any(|w| w == key), "entry {i}");
+        let session = Session::from_bytes(&entry.session, &local).unwrap();
+        assert_eq!(session.local_identity(), &local, "entry {i}");
+        assert_eq!(session.remote_identity(), &remote, "entry {i}");
+        assert_eq!(session.id(), ids[i], "entry {i}");
+        assert_eq!(&session.to_bytes()[..], &entry.session[..], "entry {i}");
+        assert_eq!(stored.session(i).id(), ids[i], "entry {i}");
+        assert_eq!(
+            Session::from_bytes(&entry.session, &remote).map(|_| ()),
+            Err(Error::InvalidEncoding),
+            "entry {i} loaded with the remote identity"
+        );
+    }
+    assert_eq!(
+        stored
+            .sessions()
+            .iter()
+            .map(Session::id)
+            .collect::<Vec<_>>(),
+        ids
+    );
+}
+
 #[test]
 fn stored_records_breaking_the_record_invariants_are_refused() {
     let mut c = rich_record();
@@ -2381,7 +2426,7 @@ fn sealed_records_open_only_with_their_key_and_context() {
     let other_key = StorageKey::generate(&mut c.r).unwrap();
     let wrong_key = other_key.open::<SessionRecord>(&sealed, b"contact 7 / device 2");
     assert_eq!(wrong_key.map(|_| ()), Err(Error::DecryptionFailed));
-    let as_session = key.open::<Session>(&sealed, b"contact 7 / device 2");
+    let as_session = key.open_session(&sealed, b"contact 7 / device 2", c.record.local_identity());
     assert_eq!(as_session.map(|_| ()), Err(Error::UnexpectedType(0x2B)));
     let sealed_session = key
         .seal(&c.bob_sessions[0], b"contact 7 / device 2", &mut c.r)

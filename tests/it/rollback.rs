@@ -286,7 +286,7 @@ fn v2_rejects_the_v1_forgery() {
         let (mut sender, mut receiver, mut r) = sessions(seed, false, point, who, Padding::None);
         let snapshot = stored(&sender);
         let m1 = sender.encrypt(p1, &mut r).unwrap();
-        let mut restored = Session::from_bytes(&snapshot).unwrap();
+        let mut restored = Session::from_bytes(&snapshot, sender.local_identity()).unwrap();
         let m2 = restored.encrypt(p2, &mut rng(seed + 1000)).unwrap();
         let prefix = prefix_length(&m1);
         assert_eq!(m1.len(), prefix + 32, "one block and a tag");
@@ -422,10 +422,10 @@ fn send_from_copies(sender: &mut Session, r: &mut ChaCha20Rng, seed: u64) -> Sen
     assert_eq!(P1.len(), P2.len());
     let snapshot = stored(sender);
     let original = sender.encrypt(P1, r).unwrap();
-    let mut restored = Session::from_bytes(&snapshot).unwrap();
+    let mut restored = Session::from_bytes(&snapshot, sender.local_identity()).unwrap();
     assert_eq!(stored(&restored), snapshot);
     let restored_message = restored.encrypt(P2, &mut rng(seed + 1000)).unwrap();
-    let mut again = Session::from_bytes(&snapshot).unwrap();
+    let mut again = Session::from_bytes(&snapshot, sender.local_identity()).unwrap();
     let restored_same_plaintext = again.encrypt(P1, &mut rng(seed + 2000)).unwrap();
 
     for m in [&original, &restored_message, &restored_same_plaintext] {
@@ -522,7 +522,7 @@ fn deliver_both_orders(receiver: &Session, sent: &Sent) {
     };
 
     // The live session's message first.
-    let mut r = Session::from_bytes(&stored(receiver)).unwrap();
+    let mut r = Session::from_bytes(&stored(receiver), receiver.local_identity()).unwrap();
     assert_eq!(r.decrypt(&sent.original).unwrap(), P1);
     assert_rejected(&mut r, &sent.restored, second_error);
     assert_rejected(&mut r, &sent.restored_same_plaintext, second_error);
@@ -533,7 +533,7 @@ fn deliver_both_orders(receiver: &Session, sent: &Sent) {
     }
 
     // The restored copy's messages first.
-    let mut r = Session::from_bytes(&stored(receiver)).unwrap();
+    let mut r = Session::from_bytes(&stored(receiver), receiver.local_identity()).unwrap();
     assert_eq!(r.decrypt(&sent.restored).unwrap(), P2);
     assert_eq!(r.decrypt(&sent.follow_up).unwrap(), FOLLOW_UP);
     assert_rejected(&mut r, &sent.original, second_error);

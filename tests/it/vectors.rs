@@ -65,6 +65,9 @@ use doubleratchet::{
 use doubleratchet_test_support::bundle_of;
 use doubleratchet_test_support::hex::decode as decode_hex;
 use doubleratchet_test_support::padding_offset;
+use doubleratchet_test_support::storage::{
+    STATE_AWAITING_REPLY, STATE_ONE_TIME_PREKEY, STATE_RECEIVING_CHAIN, STATE_SENDING_CHAIN,
+};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -1178,19 +1181,31 @@ impl StoredHe {
         );
         let flags = b[3];
         assert_eq!(flags & !0x01, 0x02, "flags");
-        // Role, flags, the identities and EK_A, then the awaiting-reply fields at 100..118
-        // (u64 prekey ids; and the PQXDH initiator's post-quantum prekey id and KEM
-        // ciphertext).
-        let awaiting = b[100] == 0x01;
-        let mut at = 118
-            + if awaiting && flags & 0x01 == 0x01 {
-                8 + KEM_CIPHERTEXT_LENGTH
+        // The state flags, the flags byte, the remote identity and EK_A, then the pending
+        // fields of an initiator awaiting its reply (state 0x02): the signed prekey id, the
+        // one-time prekey id (0x04), and a PQXDH initiator's post-quantum prekey id and KEM
+        // ciphertext.
+        let state = b[2];
+        let bit = |mask: u8| state & mask != 0;
+        let awaiting = bit(STATE_AWAITING_REPLY);
+        let mut at = 4
+            + 2 * 32
+            + if awaiting {
+                8 + if bit(STATE_ONE_TIME_PREKEY) { 8 } else { 0 }
+                    + if flags & 0x01 == 0x01 {
+                        8 + KEM_CIPHERTEXT_LENGTH
+                    } else {
+                        0
+                    }
             } else {
                 0
             };
-        // Limits, the padding byte (v2), RK, the DHs secret, DHr, CKs, CKr, Ns, Nr, PN.
+        // Limits, the padding byte (v2), RK, the DHs secret, DHr, then CKs and CKr as the
+        // state flags say, Ns, Nr, PN.
         assert_eq!(at + 8, padding_offset(b));
-        at += 4 + 4 + 1 + 32 + 32 + 3 * 33 + 3 * 4;
+        let chain_keys =
+            usize::from(bit(STATE_SENDING_CHAIN)) + usize::from(bit(STATE_RECEIVING_CHAIN));
+        at += 4 + 4 + 1 + 3 * 32 + 32 * chain_keys + 3 * 4;
         let u32_at = |at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
         let optional = |at: usize| match b[at] {
             0x00 => None,
@@ -2534,16 +2549,45 @@ fn check_padding_file(file: &str) {
         assert_eq!(offset as u64, num(&stored, "padding_offset"), "{what}");
         let p = policy(text(&stored, "policy"));
         assert_eq!(session[offset], policy_byte(p), "{what}");
-        // 305 bytes (u64 prekey ids; v2 part 1: 297) plus 68 per skipped key; a PQXDH
-        // initiator awaiting its reply 1401; header-encrypted without skipped keys
-        // 305 + 135 = 440.
+        // 188 bytes, 32 per chain key the state flags announce (byte 2: 0x08 CKs, 0x10
+        // CKr), the pending fields of an initiator awaiting its reply (0x02: the signed
+        // prekey id, 0x04: the one-time prekey id, and for PQXDH the post-quantum prekey
+        // id and KEM ciphertext) before the limits, plus 68 per skipped key; type 0x28
+        // adds its flags byte and, without skipped keys, the 134-byte header-key block.
+        let state = session[2];
+        let chain_keys = 32
+            * (usize::from(state & STATE_SENDING_CHAIN != 0)
+                + usize::from(state & STATE_RECEIVING_CHAIN != 0));
+        let awaiting = STATE_AWAITING_REPLY | STATE_SENDING_CHAIN;
         match (session[1], offset) {
-            (0x20, 125) => assert!(
-                session.len() >= 305 && (session.len() - 305).is_multiple_of(68),
-                "{what}: length"
-            ),
-            (0x25, 1221) => assert_eq!(session.len(), 1401, "{what}: length"),
-            (0x28, 126) => assert_eq!(session.len(), 440, "{what}: length"),
+            // Not awaiting a reply: no pending fields.
+            (0x20, 75) => {
+                assert_eq!(state & STATE_AWAITING_REPLY, 0, "{what}: state");
+                let fixed = 188 + chain_keys;
+                assert!(
+                    session.len() >= fixed && (session.len() - fixed).is_multiple_of(68),
+                    "{what}: length"
+                );
+            }
+            // Awaiting a reply, no one-time prekey: the signed prekey id alone.
+            (0x20, 83) => {
+                assert_eq!(state, awaiting, "{what}: state");
+                let fixed = 188 + chain_keys + 8;
+                assert!(
+                    session.len() >= fixed && (session.len() - fixed).is_multiple_of(68),
+                    "{what}: length"
+                );
+            }
+            // A PQXDH initiator awaiting its reply, with a one-time prekey: 236 + 8 + 1088.
+            (0x25, 1187) => {
+                assert_eq!(state, awaiting | STATE_ONE_TIME_PREKEY, "{what}: state");
+                assert_eq!(session.len(), 1332, "{what}: length");
+            }
+            // Header-encrypted initiator awaiting its reply, with a one-time prekey.
+            (0x28, 92) => {
+                assert_eq!(state, awaiting | STATE_ONE_TIME_PREKEY, "{what}: state");
+                assert_eq!(session.len(), 236 + 135, "{what}: length");
+            }
             other => panic!("{what}: {other:?}"),
         }
         let mut world = World::replay(&s, usize::try_from(num(&stored, "after_events")).unwrap());
@@ -2552,7 +2596,8 @@ fn check_padding_file(file: &str) {
             world.session(party).to_bytes()[..] == session[..],
             "{what}: the library's stored session"
         );
-        let loaded = Session::from_bytes(&session).unwrap();
+        let local = *world.session(party).local_identity();
+        let loaded = Session::from_bytes(&session, &local).unwrap();
         assert_eq!(loaded.padding(), p, "{what}");
         assert!(loaded.to_bytes()[..] == session[..], "{what}: round trip");
         for rejected in arr(&stored, "rejected") {
@@ -2560,7 +2605,7 @@ fn check_padding_file(file: &str) {
             let mut input = session.clone();
             input[at] = bytes(&rejected, "byte")[0];
             assert_eq!(
-                Session::from_bytes(&input)
+                Session::from_bytes(&input, &local)
                     .map(|_| ())
                     .map_err(|e| format!("{e:?}")),
                 Err(text(&rejected, "expected_error").to_owned()),

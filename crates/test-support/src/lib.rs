@@ -13,6 +13,8 @@
 //!   usual points of their life (offered, accepted, established) in every mode, and the
 //!   bundle of given keys built from their public parts ([`bundle_of`]);
 //! - [`golden`]: the generator of the golden files of the storage format;
+//! - [`heap`]: a counting global allocator for the benches that report heap use (the one
+//!   module with `unsafe` code);
 //! - [`peer`]: a party keeping its sessions with one contact in a
 //!   [`SessionRecord`](doubleratchet::SessionRecord), which routes incoming messages among
 //!   them as SPEC.md §6.3-§6.4 tell an app to;
@@ -27,6 +29,7 @@
 
 pub mod fixtures;
 pub mod golden;
+pub mod heap;
 pub mod hex;
 pub mod layout;
 pub mod peer;

@@ -116,7 +116,7 @@ impl Peer {
         let record = self.record.as_mut().expect("no record");
         let mut stored = StoredRecord::of(record);
         let i = stored.position(id).expect("no such session");
-        let mut session = stored.entries[i].load();
+        let mut session = stored.session(i);
         let message = session.encrypt(plaintext, rng).unwrap();
         stored.entries[i].session = session.to_bytes().to_vec();
         *record = stored.load().unwrap();

@@ -14,7 +14,8 @@
 //! ```
 
 use doubleratchet::{
-    Error, LocalDevice, PreKeyBundle, Session, SessionId, SessionOptions, SessionRecord,
+    Error, IdentityKey, LocalDevice, PreKeyBundle, Session, SessionId, SessionOptions,
+    SessionRecord,
 };
 use rand_chacha::ChaCha20Rng;
 
@@ -61,9 +62,10 @@ pub struct StoredEntry {
 }
 
 impl StoredEntry {
-    /// The entry's session, loaded.
-    pub fn load(&self) -> Session {
-        Session::from_bytes(&self.session).unwrap()
+    /// The entry's session, loaded for the device whose identity key is `local` (the
+    /// record's local identity).
+    pub fn load(&self, local: &IdentityKey) -> Session {
+        Session::from_bytes(&self.session, local).unwrap()
     }
 }
 
@@ -141,14 +143,26 @@ impl StoredRecord {
         self.fixed[ARCHIVED_COUNT..ENTRIES].copy_from_slice(&(archived as u32).to_be_bytes());
     }
 
+    /// The record's local identity key (the one its sessions are loaded with).
+    pub fn local(&self) -> IdentityKey {
+        IdentityKey::from_bytes(self.fixed[LOCAL..LOCAL + 32].try_into().unwrap()).unwrap()
+    }
+
+    /// The session of entry `i`, loaded.
+    pub fn session(&self, i: usize) -> Session {
+        self.entries[i].load(&self.local())
+    }
+
     /// Every session, loaded, in stored order.
     pub fn sessions(&self) -> Vec<Session> {
-        self.entries.iter().map(StoredEntry::load).collect()
+        let local = self.local();
+        self.entries.iter().map(|e| e.load(&local)).collect()
     }
 
     /// The index of the entry of session `id`.
     pub fn position(&self, id: SessionId) -> Option<usize> {
-        self.entries.iter().position(|e| e.load().id() == id)
+        let local = self.local();
+        self.entries.iter().position(|e| e.load(&local).id() == id)
     }
 }
 

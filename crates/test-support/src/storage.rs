@@ -5,7 +5,7 @@
 //! skipped keys a session holds.
 
 use curve25519_dalek::montgomery::MontgomeryPoint;
-use doubleratchet::{Error, Session};
+use doubleratchet::{Error, IdentityKey, Session};
 
 use crate::wire::{header, Header};
 
@@ -14,10 +14,11 @@ pub fn stored(session: &Session) -> Vec<u8> {
     session.to_bytes().to_vec()
 }
 
-/// Loads `bytes` as a session and checks that storing it again gives the same bytes.
+/// Loads `bytes` as a session of the device whose identity key is `local`, and checks that
+/// storing it again gives the same bytes.
 #[track_caller]
-pub fn load(bytes: &[u8]) -> Session {
-    let session = Session::from_bytes(bytes).unwrap();
+pub fn load(bytes: &[u8], local: &IdentityKey) -> Session {
+    let session = Session::from_bytes(bytes, local).unwrap();
     assert_eq!(
         &session.to_bytes()[..],
         bytes,
@@ -29,7 +30,7 @@ pub fn load(bytes: &[u8]) -> Session {
 /// Stores and loads a session (what an app does between two messages).
 #[track_caller]
 pub fn reload(session: &Session) -> Session {
-    load(&session.to_bytes())
+    load(&session.to_bytes(), session.local_identity())
 }
 
 /// Asserts that `session` rejects `message` with exactly `expected` and that its storage
@@ -101,6 +102,14 @@ impl Cursor<'_> {
         self.take(32).try_into().unwrap()
     }
 
+    /// A key whose presence `present` says (a bit of the state flags): read if present.
+    fn key_if(&mut self, present: bool) -> bool {
+        if present {
+            self.take(32);
+        }
+        present
+    }
+
     fn optional(&mut self) -> bool {
         match self.u8() {
             0 => {
@@ -120,9 +129,20 @@ impl Cursor<'_> {
 /// its first reply. Spelled out so that this reader works without the `pqxdh` feature.
 const KEM_CIPHERTEXT: usize = 1088;
 
+/// State flags of a stored session (SPEC.md §7.1, byte 2): the initiator awaits its reply
+/// (the pending fields are stored).
+pub const STATE_AWAITING_REPLY: u8 = 0x02;
+/// State flags: the pending fields hold a one-time prekey id.
+pub const STATE_ONE_TIME_PREKEY: u8 = 0x04;
+/// State flags: `CKs` is stored.
+pub const STATE_SENDING_CHAIN: u8 = 0x08;
+/// State flags: `CKr` is stored.
+pub const STATE_RECEIVING_CHAIN: u8 = 0x10;
+
 /// The offset of a stored session's padding byte (SPEC.md §7.1, v2): right after
-/// `max_stored_skipped`. Type `0x28` has a flags byte after the role, and a PQXDH initiator
-/// awaiting its reply keeps the post-quantum prekey id and KEM ciphertext before the limits.
+/// `max_stored_skipped`. Type `0x28` has a flags byte after the state flags, and an
+/// initiator awaiting its reply keeps its pending fields (prekey ids, and for PQXDH the
+/// post-quantum prekey id and KEM ciphertext) before the limits.
 #[track_caller]
 pub fn padding_offset(stored: &[u8]) -> usize {
     assert_eq!(stored[0], 0x02, "stored session version");
@@ -136,16 +156,23 @@ pub fn padding_offset(stored: &[u8]) -> usize {
         },
         other => panic!("not a stored session: type {other:#04x}"),
     };
-    // Version, type, role (+ flags), the identities and `EK_A`.
-    let pending = 3 + flags + 3 * 32;
-    let awaiting = stored[pending] == 0x01;
-    // The pending block (flag, signed prekey id, one-time flag and id), then the limits.
-    let pending_pq = if post_quantum && awaiting {
-        8 + KEM_CIPHERTEXT
+    // Version, type, state flags (+ flags), the remote identity and `EK_A`.
+    let pending = 3 + flags + 2 * 32;
+    pending + pending_length(stored[2], post_quantum) + 8
+}
+
+/// The length of the pending fields the state flags announce.
+fn pending_length(state: u8, post_quantum: bool) -> usize {
+    if state & STATE_AWAITING_REPLY == 0 {
+        return 0;
+    }
+    let one_time = if state & STATE_ONE_TIME_PREKEY != 0 {
+        8
     } else {
         0
     };
-    pending + 18 + pending_pq + 8
+    let pq = if post_quantum { 8 + KEM_CIPHERTEXT } else { 0 };
+    8 + one_time + pq
 }
 
 /// Reads [`RatchetView`] from a stored session; panics on anything but a well-formed
@@ -155,7 +182,7 @@ pub fn ratchet_view(bytes: &[u8]) -> RatchetView {
     // The layout below is that of storage version 0x02 (profile v2).
     assert_eq!(r.u8(), 0x02, "version");
     let kind = r.u8();
-    r.u8(); // role
+    let state = r.u8();
     let (post_quantum, header_encrypted) = match kind {
         0x20 => (false, false),
         0x25 => (true, false),
@@ -166,20 +193,15 @@ pub fn ratchet_view(bytes: &[u8]) -> RatchetView {
         },
         other => panic!("not a stored session: type {other:#04x}"),
     };
-    r.take(3 * 32); // identities, EK_A
-    let awaiting = r.u8() == 1;
-    r.take(8 + 1 + 8); // prekey ids
-    if post_quantum && awaiting {
-        r.take(8 + KEM_CIPHERTEXT);
-    }
+    r.take(2 * 32); // remote identity, EK_A
+    r.take(pending_length(state, post_quantum));
     r.take(4 + 4); // limits
     assert!(matches!(r.u8(), 0x00 | 0x01), "padding policy");
     r.take(32); // RK
     let dhs_secret = r.key();
-    assert_eq!(r.u8(), 1, "DHr is always present");
     let dhr = r.key();
-    let has_cks = r.optional();
-    let has_ckr = r.optional();
+    let has_cks = r.key_if(state & STATE_SENDING_CHAIN != 0);
+    let has_ckr = r.key_if(state & STATE_RECEIVING_CHAIN != 0);
     let (ns, nr, pn) = (r.u32(), r.u32(), r.u32());
     let count = r.u32() as usize;
     let skipped = (0..count)

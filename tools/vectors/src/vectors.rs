@@ -2266,8 +2266,9 @@ impl Model {
     }
 
     /// The party's session in the storage format of SPEC.md §7.1 (type `0x20`, `0x25` or,
-    /// header-encrypted, `0x28`), with the default limits. Profile v2: version `0x02`, and
-    /// the padding byte (`0x00` none, `0x01` Padmé) right after `max_stored_skipped`.
+    /// header-encrypted, `0x28`), with the default limits. Profile v2: version `0x02`, the
+    /// state flags byte (role, pending fields, chain keys present), no local identity key,
+    /// and the padding byte (`0x00` none, `0x01` Padmé) right after `max_stored_skipped`.
     fn stored_session(&self, p: Party) -> Vec<u8> {
         let r = self.ratchets[p.index()].as_ref().unwrap();
         let pq = self.pq.is_some();
@@ -2276,38 +2277,51 @@ impl Model {
             (None, true) => 0x25,
             (None, false) => 0x20,
         };
-        let (local, remote) = match p {
-            Alice => (&self.alice, &self.bob),
-            Bob => (&self.bob, &self.alice),
+        // The local identity key is not stored: the loading device passes its own.
+        let remote = match p {
+            Alice => &self.bob,
+            Bob => &self.alice,
         };
-        let mut out = vec![STORAGE_VERSION, kind, if p == Alice { 0x01 } else { 0x02 }];
+        // State flags: 0x01 responder, 0x02 awaiting reply, 0x04 one-time prekey id stored,
+        // 0x08 CKs stored, 0x10 CKr stored.
+        let mut state = if p == Alice { 0x00 } else { 0x01 };
+        if let Some(f) = &r.initial {
+            state |= 0x02;
+            if f.one_time_prekey_id.is_some() {
+                state |= 0x04;
+            }
+        }
+        if r.cks.is_some() {
+            state |= 0x08;
+        }
+        if r.ckr.is_some() {
+            state |= 0x10;
+        }
+        let mut out = vec![STORAGE_VERSION, kind, state];
         if r.he.is_some() {
             out.push(0x02 | u8::from(pq));
         }
-        out.extend_from_slice(&local.ed25519_public);
         out.extend_from_slice(&remote.ed25519_public);
         out.extend_from_slice(&self.ek.public);
-        match &r.initial {
-            Some(f) => {
-                out.push(0x01);
-                out.extend_from_slice(&f.signed_prekey_id.to_be_bytes());
-                put_optional(&mut out, f.one_time_prekey_id.map(u64::to_be_bytes));
-                if let Some((id, ciphertext)) = &f.post_quantum {
-                    out.extend_from_slice(&id.to_be_bytes());
-                    out.extend_from_slice(ciphertext);
-                }
+        if let Some(f) = &r.initial {
+            out.extend_from_slice(&f.signed_prekey_id.to_be_bytes());
+            if let Some(id) = f.one_time_prekey_id {
+                out.extend_from_slice(&id.to_be_bytes());
             }
-            // flag 0, then the signed prekey id (8), OPK flag (1) and OPK id (8) all zero.
-            None => out.extend_from_slice(&[0u8; 1 + 8 + 1 + 8]),
+            if let Some((id, ciphertext)) = &f.post_quantum {
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(ciphertext);
+            }
         }
         out.extend_from_slice(&1000u32.to_be_bytes());
         out.extend_from_slice(&2000u32.to_be_bytes());
         out.push(r.padding.byte());
         out.extend_from_slice(&r.rk);
         out.extend_from_slice(&r.dhs.unwrap().private);
-        put_optional(&mut out, r.dhr);
-        put_optional(&mut out, r.cks);
-        put_optional(&mut out, r.ckr);
+        out.extend_from_slice(&r.dhr.unwrap());
+        for key in [r.cks, r.ckr].into_iter().flatten() {
+            out.extend_from_slice(&key);
+        }
         out.extend_from_slice(&r.ns.to_be_bytes());
         out.extend_from_slice(&r.nr.to_be_bytes());
         out.extend_from_slice(&r.pn.to_be_bytes());
@@ -7112,23 +7126,34 @@ fn stored_sessions(models: &[(&Scenario, Model)]) -> Vec<StoredPaddingJson> {
             Pad::Padme
         };
         let stored_type = bytes[1];
-        let awaiting_pq = stored_type == 0x25 && party == Alice && after_events == 0;
-        // 2 + role + three keys + the pending block (1 + 8 + 1 + 8) + the limits (8).
-        let padding_offset = 125
-            + usize::from(stored_type == 0x28)
-            + if awaiting_pq {
-                8 + KEM_CIPHERTEXT_LENGTH
-            } else {
-                0
-            };
+        let state = bytes[2];
+        let awaiting = state & 0x02 != 0;
+        let awaiting_pq = stored_type == 0x25 && awaiting;
+        assert_eq!(awaiting, party == Alice && after_events == 0);
+        // The pending fields: signed prekey id, one-time prekey id if flagged, PQXDH's id
+        // and KEM ciphertext.
+        let pending = if awaiting {
+            8 + if state & 0x04 != 0 { 8 } else { 0 }
+                + if awaiting_pq {
+                    8 + KEM_CIPHERTEXT_LENGTH
+                } else {
+                    0
+                }
+        } else {
+            0
+        };
+        // version, type, state flags (+ the flags byte of 0x28), remote identity key,
+        // EK_A, the pending fields, the limits (8).
+        let padding_offset = 3 + usize::from(stored_type == 0x28) + 64 + pending + 8;
         assert_eq!(bytes[padding_offset], policy.byte());
-        // The lengths of SPEC.md v2 §7.1 (part 2: u64 ids): 305 (+ 68 per skipped key),
-        // 1401, 440.
+        // The lengths of SPEC.md v2 §7.1: 188 + 32 per chain key + the pending fields + 68
+        // per skipped key, and 135 more with header encryption (no header-key pairs here).
+        let chains = usize::from(state & 0x08 != 0) + usize::from(state & 0x10 != 0);
+        let fixed = 188 + 32 * chains + pending;
         let length = bytes.len();
-        match (stored_type, awaiting_pq) {
-            (0x20, _) => assert!(length >= 305 && (length - 305) % 68 == 0),
-            (0x25, true) => assert_eq!(length, 1401),
-            (0x28, _) => assert_eq!(length, 440),
+        match stored_type {
+            0x20 | 0x25 => assert!(length >= fixed && (length - fixed) % 68 == 0),
+            0x28 => assert_eq!(length, fixed + 135),
             other => panic!("stored session {other:?}"),
         }
         // The library's stored session is the model's, and loads with its policy.
@@ -7138,7 +7163,8 @@ fn stored_sessions(models: &[(&Scenario, Model)]) -> Vec<StoredPaddingJson> {
             bytes,
             &world.session(party).to_bytes(),
         );
-        let loaded = Session::from_bytes(bytes).unwrap();
+        let local = world.session(party).local_identity().to_owned();
+        let loaded = Session::from_bytes(bytes, &local).unwrap();
         assert_eq!(loaded.padding(), policy.library());
         assert_eq!(&loaded.to_bytes()[..], &bytes[..]);
         let rejected = [
@@ -7149,7 +7175,7 @@ fn stored_sessions(models: &[(&Scenario, Model)]) -> Vec<StoredPaddingJson> {
         .into_iter()
         .map(|(name, offset, byte, expected_error)| {
             let input = replace_at(bytes, offset, &[byte]);
-            let got = Session::from_bytes(&input).map(|_| ());
+            let got = Session::from_bytes(&input, &local).map(|_| ());
             assert_eq!(
                 got.map_err(|e| format!("{e:?}")),
                 Err(expected_error.to_owned()),
