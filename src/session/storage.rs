@@ -10,7 +10,8 @@
 //!
 //! Loading checks each field as it is read, in the order of SPEC.md §7.1's table; a
 //! combination the session's types cannot hold is refused with the error SPEC.md §10.1
-//! names for it.
+//! names for it. (Flag combinations the API never produces but the types can hold, such
+//! as an awaiting initiator with a receiving chain, load as stored: SPEC.md §7.1.)
 
 use crate::ids::{OneTimePreKeyId, SignedPreKeyId};
 use alloc::vec::Vec;
