@@ -109,7 +109,8 @@ impl BytePair {
         self.block[56..].copy_from_slice(&INNER_BITS.to_be_bytes());
         self.state = self.inner;
         self.compress();
-        for (bytes, word) in self.block.chunks_exact_mut(4).zip(self.state) {
+        // By reference: a by-value zip would leave an unwiped copy of the state.
+        for (bytes, word) in self.block.chunks_exact_mut(4).zip(self.state.iter()) {
             bytes.copy_from_slice(&word.to_be_bytes());
         }
         self.block[32] = 0x80;
@@ -117,7 +118,7 @@ impl BytePair {
         self.block[56..].copy_from_slice(&OUTER_BITS.to_be_bytes());
         self.state = self.outer;
         self.compress();
-        for (bytes, word) in out.chunks_exact_mut(4).zip(self.state) {
+        for (bytes, word) in out.chunks_exact_mut(4).zip(self.state.iter()) {
             bytes.copy_from_slice(&word.to_be_bytes());
         }
     }
